@@ -1,0 +1,117 @@
+/**
+ * Every attribute, event and metric name this package writes, in one place.
+ *
+ * The `gen_ai.*` names follow the OpenTelemetry GenAI semantic conventions (development status,
+ * as published in @opentelemetry/semantic-conventions 1.45 `experimental_attributes`). They are
+ * spelled out here rather than imported from the `incubating` entry point because that entry point
+ * is explicitly unstable and pulls thousands of unrelated constants into the hot path's module.
+ * docs/attributes.md documents every name below; keep the two in step.
+ */
+
+// --- GenAI semantic conventions: request -------------------------------------------------------
+export const ATTR_GEN_AI_OPERATION_NAME = 'gen_ai.operation.name';
+export const ATTR_GEN_AI_PROVIDER_NAME = 'gen_ai.provider.name';
+export const ATTR_GEN_AI_REQUEST_MODEL = 'gen_ai.request.model';
+export const ATTR_GEN_AI_REQUEST_MAX_TOKENS = 'gen_ai.request.max_tokens';
+export const ATTR_GEN_AI_REQUEST_TEMPERATURE = 'gen_ai.request.temperature';
+export const ATTR_GEN_AI_REQUEST_TOP_P = 'gen_ai.request.top_p';
+export const ATTR_GEN_AI_REQUEST_TOP_K = 'gen_ai.request.top_k';
+export const ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY = 'gen_ai.request.frequency_penalty';
+export const ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY = 'gen_ai.request.presence_penalty';
+export const ATTR_GEN_AI_REQUEST_STOP_SEQUENCES = 'gen_ai.request.stop_sequences';
+export const ATTR_GEN_AI_REQUEST_SEED = 'gen_ai.request.seed';
+export const ATTR_GEN_AI_REQUEST_CHOICE_COUNT = 'gen_ai.request.choice.count';
+export const ATTR_GEN_AI_REQUEST_STREAM = 'gen_ai.request.stream';
+export const ATTR_GEN_AI_REQUEST_ENCODING_FORMATS = 'gen_ai.request.encoding_formats';
+export const ATTR_GEN_AI_OUTPUT_TYPE = 'gen_ai.output.type';
+export const ATTR_GEN_AI_CONVERSATION_ID = 'gen_ai.conversation.id';
+
+// --- GenAI semantic conventions: response and usage --------------------------------------------
+export const ATTR_GEN_AI_RESPONSE_MODEL = 'gen_ai.response.model';
+export const ATTR_GEN_AI_RESPONSE_ID = 'gen_ai.response.id';
+export const ATTR_GEN_AI_RESPONSE_FINISH_REASONS = 'gen_ai.response.finish_reasons';
+export const ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = 'gen_ai.response.time_to_first_chunk';
+export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = 'gen_ai.usage.input_tokens';
+export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = 'gen_ai.usage.output_tokens';
+export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = 'gen_ai.usage.cache_read.input_tokens';
+export const ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = 'gen_ai.usage.cache_creation.input_tokens';
+export const ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = 'gen_ai.usage.reasoning.output_tokens';
+export const ATTR_GEN_AI_EMBEDDINGS_DIMENSION_COUNT = 'gen_ai.embeddings.dimension.count';
+export const ATTR_GEN_AI_OPENAI_RESPONSE_SERVICE_TIER = 'gen_ai.openai.response.service_tier';
+export const ATTR_GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT = 'gen_ai.openai.response.system_fingerprint';
+export const ATTR_GEN_AI_TOKEN_TYPE = 'gen_ai.token.type';
+
+// Cost is not (yet) in the GenAI conventions; these names follow their `gen_ai.usage.*` style.
+export const ATTR_GEN_AI_USAGE_COST_AMOUNT = 'gen_ai.usage.cost.amount';
+export const ATTR_GEN_AI_USAGE_COST_CURRENCY = 'gen_ai.usage.cost.currency';
+export const ATTR_GEN_AI_USAGE_COST_SOURCE = 'gen_ai.usage.cost.source';
+
+// Raw content attributes of the conventions. This package never writes them in plaintext; they are
+// listed so that the exporters' guard and the collector config can name them.
+export const RAW_CONTENT_ATTRIBUTES = [
+  'gen_ai.input.messages',
+  'gen_ai.output.messages',
+  'gen_ai.system_instructions',
+  'gen_ai.tool.call.arguments',
+  'gen_ai.tool.call.result',
+  'gen_ai.prompt',
+  'gen_ai.completion',
+] as const;
+
+// --- General conventions ------------------------------------------------------------------------
+export const ATTR_SERVER_ADDRESS = 'server.address';
+export const ATTR_SERVER_PORT = 'server.port';
+export const ATTR_ERROR_TYPE = 'error.type';
+export const ATTR_USER_ID = 'user.id';
+export const ATTR_SESSION_ID = 'session.id';
+export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+
+// --- Audit attributes (this package) ------------------------------------------------------------
+export const ATTR_AUDIT_TENANT_ID = 'llm_audit.tenant.id';
+export const ATTR_AUDIT_METADATA_PREFIX = 'llm_audit.metadata.';
+export const ATTR_AUDIT_REQUEST_ID = 'llm_audit.request_id';
+export const ATTR_AUDIT_ACTION = 'llm_audit.action';
+export const ATTR_AUDIT_STATUS = 'llm_audit.status';
+export const ATTR_AUDIT_SYSTEM_PROMPT_HASH = 'llm_audit.system_prompt.hash';
+export const ATTR_AUDIT_INPUT_HASH = 'llm_audit.input.hash';
+export const ATTR_AUDIT_OUTPUT_HASH = 'llm_audit.output.hash';
+export const ATTR_AUDIT_COST_STATUS = 'llm_audit.cost.status';
+export const ATTR_AUDIT_USAGE_STATUS = 'llm_audit.usage.status';
+export const ATTR_AUDIT_ERROR_MESSAGE = 'llm_audit.error.message';
+export const ATTR_AUDIT_TOOL_NAMES = 'llm_audit.tool.names';
+export const ATTR_AUDIT_STREAM_OUTCOME = 'llm_audit.stream.outcome';
+export const ATTR_AUDIT_SDK_VERSION = 'llm_audit.sdk.version';
+
+export const AUDIT_STATUS = { success: 'success', error: 'error', blocked: 'blocked' } as const;
+export type AuditStatus = (typeof AUDIT_STATUS)[keyof typeof AUDIT_STATUS];
+
+/** `llm_audit.cost.status`: why an amount is or is not present. */
+export const COST_STATUS = { priced: 'priced', unpriced: 'unpriced', noUsage: 'no_usage' } as const;
+/** `llm_audit.usage.status`: whether the provider reported token usage. */
+export const USAGE_STATUS = { reported: 'reported', missing: 'missing' } as const;
+/**
+ * `llm_audit.stream.outcome`: how the application left a stream. Only `completed` streams carry
+ * complete usage; the others say why the numbers may be partial.
+ */
+export const STREAM_OUTCOME = {
+  completed: 'completed',
+  abandoned: 'abandoned', // iteration stopped early (break / return) before the provider finished
+  aborted: 'aborted', // the request's AbortController fired
+  errored: 'errored', // the stream threw
+  notConsumed: 'not_consumed', // never iterated before the stream object was collected or the process shut down
+} as const;
+
+// --- Metrics (GenAI conventions) ----------------------------------------------------------------
+export const METRIC_GEN_AI_CLIENT_OPERATION_DURATION = 'gen_ai.client.operation.duration';
+export const METRIC_GEN_AI_CLIENT_TOKEN_USAGE = 'gen_ai.client.token.usage';
+/** Explicit bucket boundaries the conventions recommend for `gen_ai.client.operation.duration` (s). */
+export const OPERATION_DURATION_BUCKETS = [
+  0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/** Explicit bucket boundaries the conventions recommend for `gen_ai.client.token.usage` ({token}). */
+export const TOKEN_USAGE_BUCKETS = [
+  1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+];
+
+/** Instrumentation scope name (also the npm package name). */
+export const INSTRUMENTATION_NAME = 'otel-llm-audit';

@@ -1,0 +1,66 @@
+import { context, createContextKey, propagation, type Context } from '@opentelemetry/api';
+
+/** Who is behind the LLM calls made inside {@link withAuditContext}. */
+export interface AuditContext {
+  userId?: string;
+  sessionId?: string;
+  tenantId?: string;
+  /** Becomes `llm_audit.metadata.<key>` on every LLM span made inside. */
+  metadata?: Record<string, string | number | boolean>;
+}
+
+const AUDIT_CONTEXT_KEY = createContextKey('otel-llm-audit.audit-context');
+const ACTION_KEY = createContextKey('otel-llm-audit.action');
+
+/**
+ * Runs `fn` with `audit` attached to the active OpenTelemetry context, so that every LLM call made
+ * inside, including in callbacks and awaited work started there, is attributed to that user,
+ * session and tenant. Nested calls merge: inner fields win, metadata keys are combined.
+ */
+export function withAuditContext<T>(audit: AuditContext, fn: () => T): T {
+  const outer = context.active().getValue(AUDIT_CONTEXT_KEY) as AuditContext | undefined;
+  const merged: AuditContext = outer
+    ? {
+        ...outer,
+        ...stripUndefined(audit),
+        metadata: outer.metadata || audit.metadata ? { ...outer.metadata, ...audit.metadata } : undefined,
+      }
+    : audit;
+  return context.with(context.active().setValue(AUDIT_CONTEXT_KEY, merged), fn);
+}
+
+function stripUndefined(audit: AuditContext): AuditContext {
+  const out: AuditContext = {};
+  if (audit.userId !== undefined) out.userId = audit.userId;
+  if (audit.sessionId !== undefined) out.sessionId = audit.sessionId;
+  if (audit.tenantId !== undefined) out.tenantId = audit.tenantId;
+  return out;
+}
+
+/**
+ * The audit context in effect: what {@link withAuditContext} set, else the W3C baggage entries
+ * `user.id` / `session.id` (so that an upstream service can name the user without this package).
+ */
+export function getAuditContext(ctx: Context = context.active()): AuditContext | undefined {
+  const explicit = ctx.getValue(AUDIT_CONTEXT_KEY) as AuditContext | undefined;
+  if (explicit?.userId !== undefined && explicit.sessionId !== undefined) return explicit;
+  const baggage = propagation.getBaggage(ctx);
+  if (!baggage) return explicit;
+  const userId = explicit?.userId ?? baggage.getEntry('user.id')?.value;
+  const sessionId = explicit?.sessionId ?? baggage.getEntry('session.id')?.value;
+  if (userId === undefined && sessionId === undefined) return explicit;
+  return { ...explicit, userId, sessionId };
+}
+
+/**
+ * SDK helpers (`messages.stream()`, `chat.completions.parse()`, ...) are built on `create`. The
+ * helper's patch records its own name here so that the one span made by the inner `create` says
+ * which method the application actually called.
+ */
+export function withAction<T>(action: string, fn: () => T): T {
+  return context.with(context.active().setValue(ACTION_KEY, action), fn);
+}
+
+export function currentAction(ctx: Context = context.active()): string | undefined {
+  return ctx.getValue(ACTION_KEY) as string | undefined;
+}

@@ -1,0 +1,251 @@
+import { randomUUID } from 'node:crypto';
+import {
+  diag,
+  SpanKind,
+  SpanStatusCode,
+  type Attributes,
+  type Context,
+  type Histogram,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+import { getAuditContext } from '../context';
+import { auditErrorMessage, errorType } from '../audit/redact';
+import type { ContentHasher } from '../audit/hashing';
+import type { CostCalculator } from '../audit/cost';
+import * as A from '../semconv';
+import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
+
+/** What every call needs from the instrumentation: built once, shared by all calls. */
+export interface AuditServices {
+  tracer: Tracer;
+  hasher: ContentHasher;
+  cost: CostCalculator;
+  durationHistogram: Histogram;
+  tokenHistogram: Histogram;
+  /** Calls whose span is still open; the shutdown path ends them so that none is lost. */
+  openCalls: Set<AuditedCall>;
+}
+
+export interface ServerInfo {
+  address?: string;
+  port?: number;
+}
+
+const requestIds = new WeakMap<object, string>();
+
+/**
+ * The `llm_audit.request_id` of the call that produced `value` (a completion, message, stream or
+ * raw Response returned by an instrumented SDK method), for correlating application logs with the
+ * audit trail. Undefined for anything else.
+ */
+export function getAuditRequestId(value: unknown): string | undefined {
+  return typeof value === 'object' && value !== null ? requestIds.get(value) : undefined;
+}
+
+/**
+ * The life of one audited LLM call: one span, started before the request and ended exactly once,
+ * whichever way the call ends (response parsed, raw response taken, stream finished, abandoned,
+ * aborted, failed, collected unconsumed, or process shutdown).
+ */
+export class AuditedCall {
+  readonly span: Span;
+  readonly requestId = randomUUID();
+  private readonly startMs = performance.now();
+  private firstChunkMs: number | undefined;
+  private ended = false;
+  private accumulator: StreamAccumulator | undefined;
+  private readonly metricAttributes: Attributes;
+
+  constructor(
+    private readonly services: AuditServices,
+    private readonly spec: OperationSpec,
+    params: any,
+    action: string,
+    server: ServerInfo,
+    parent: Context,
+  ) {
+    const model = typeof params?.model === 'string' ? params.model : undefined;
+    const attributes: Attributes = {
+      [A.ATTR_GEN_AI_OPERATION_NAME]: spec.operationName,
+      [A.ATTR_GEN_AI_PROVIDER_NAME]: spec.provider,
+      [A.ATTR_AUDIT_REQUEST_ID]: this.requestId,
+      [A.ATTR_AUDIT_ACTION]: action,
+    };
+    if (model !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_MODEL] = model;
+    if (server.address !== undefined) attributes[A.ATTR_SERVER_ADDRESS] = server.address;
+    if (server.port !== undefined) attributes[A.ATTR_SERVER_PORT] = server.port;
+    this.metricAttributes = { ...attributes };
+    delete this.metricAttributes[A.ATTR_AUDIT_REQUEST_ID];
+    delete this.metricAttributes[A.ATTR_AUDIT_ACTION];
+
+    const streaming = spec.isStream(params);
+    if (streaming) {
+      attributes[A.ATTR_GEN_AI_REQUEST_STREAM] = true;
+      this.accumulator = spec.accumulator(params);
+    }
+    spec.requestAttributes(params, attributes);
+    addAuditContext(attributes, parent);
+    const { hasher } = services;
+    const { system, input } = spec.prompt(params);
+    if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hash(system);
+    if (input !== undefined) attributes[A.ATTR_AUDIT_INPUT_HASH] = hasher.hash(input);
+
+    // The conventions name the span `{operation} {model}`.
+    const name = model !== undefined ? `${spec.operationName} ${model}` : spec.operationName;
+    this.span = services.tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+    services.openCalls.add(this);
+  }
+
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Remembers which returned object belongs to this call (see {@link getAuditRequestId}). */
+  tag(value: unknown): void {
+    if (typeof value === 'object' && value !== null) requestIds.set(value, this.requestId);
+  }
+
+  /** A whole (non-streamed) response was parsed by the SDK. */
+  completeWith(data: unknown): void {
+    if (this.ended) return;
+    this.finish(this.spec.summarize(data));
+  }
+
+  /** A stream chunk reached the application. */
+  onChunk(chunk: unknown): void {
+    if (this.ended) return;
+    if (this.firstChunkMs === undefined) this.firstChunkMs = performance.now();
+    this.accumulator?.onChunk(chunk);
+  }
+
+  /**
+   * The stream ended without an error: `completed` when the provider finished it, otherwise how
+   * the application left it. What arrived so far is still recorded.
+   */
+  endStream(outcome: (typeof A.STREAM_OUTCOME)[keyof typeof A.STREAM_OUTCOME]): void {
+    if (this.ended) return;
+    this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, outcome);
+    this.finish(this.accumulator?.summary() ?? {});
+  }
+
+  /**
+   * The response arrived but nobody asked the SDK to parse it (`asResponse()`, or the promise was
+   * never awaited): record what the HTTP layer tells and close, so the span is not left open.
+   */
+  endUnparsed(response: { status?: number; headers?: { get(name: string): string | null } } | undefined): void {
+    if (this.ended) return;
+    if (response?.status !== undefined) this.span.setAttribute(A.ATTR_HTTP_RESPONSE_STATUS_CODE, response.status);
+    this.finish({});
+  }
+
+  /** The call failed: request error, API error status, parse failure or an error mid-stream. */
+  fail(error: unknown, outcome?: (typeof A.STREAM_OUTCOME)[keyof typeof A.STREAM_OUTCOME]): void {
+    if (this.ended) return;
+    const type = errorType(error);
+    const message = auditErrorMessage(error);
+    this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
+    this.span.setAttribute(A.ATTR_AUDIT_ERROR_MESSAGE, message);
+    if (outcome !== undefined) this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, outcome);
+    const status = (error as { status?: unknown } | null)?.status;
+    if (typeof status === 'number') this.span.setAttribute(A.ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    // The status description is exported too, so it carries the masked message, never the raw one.
+    this.span.setStatus({ code: SpanStatusCode.ERROR, message });
+    this.finish(this.accumulator?.summary() ?? {}, type);
+  }
+
+  private finish(summary: ResponseSummary, failedWith?: string): void {
+    this.ended = true;
+    this.services.openCalls.delete(this);
+    try {
+      this.recordSummary(summary, failedWith);
+    } catch (error) {
+      diag.error('otel-llm-audit: could not record the response on the audit span', error);
+    }
+    this.span.end();
+  }
+
+  private recordSummary(summary: ResponseSummary, failedWith: string | undefined): void {
+    const span = this.span;
+    const attributes: Attributes = {};
+    attributes[A.ATTR_AUDIT_STATUS] = failedWith === undefined ? A.AUDIT_STATUS.success : A.AUDIT_STATUS.error;
+    if (summary.id !== undefined) attributes[A.ATTR_GEN_AI_RESPONSE_ID] = summary.id;
+    if (summary.model !== undefined) attributes[A.ATTR_GEN_AI_RESPONSE_MODEL] = summary.model;
+    if (summary.finishReasons?.length) attributes[A.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = summary.finishReasons;
+    if (summary.toolNames?.length) attributes[A.ATTR_AUDIT_TOOL_NAMES] = summary.toolNames;
+    if (summary.output !== undefined) attributes[A.ATTR_AUDIT_OUTPUT_HASH] = this.services.hasher.hash(summary.output);
+    if (this.firstChunkMs !== undefined) {
+      attributes[A.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (this.firstChunkMs - this.startMs) / 1000;
+    }
+    const usage = summary.usage;
+    if (usage !== undefined) {
+      attributes[A.ATTR_AUDIT_USAGE_STATUS] = A.USAGE_STATUS.reported;
+      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.input);
+      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.output);
+      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cacheRead);
+      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheCreation);
+      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
+    } else {
+      attributes[A.ATTR_AUDIT_USAGE_STATUS] = A.USAGE_STATUS.missing;
+    }
+    this.recordCost(attributes, summary.model, usage);
+    if (summary.attributes !== undefined) Object.assign(attributes, summary.attributes);
+    span.setAttributes(attributes);
+    this.recordMetrics(summary, usage, failedWith);
+  }
+
+  private recordCost(attributes: Attributes, responseModel: string | undefined, usage: TokenUsage | undefined): void {
+    const model = responseModel ?? (this.metricAttributes[A.ATTR_GEN_AI_REQUEST_MODEL] as string | undefined);
+    if (model === undefined) {
+      attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.unpriced;
+      return;
+    }
+    const result = this.services.cost.price(
+      this.spec.provider,
+      model,
+      usage && {
+        inputTokens: usage.input,
+        outputTokens: usage.output,
+        cacheReadTokens: usage.cacheRead,
+        cacheCreationTokens: usage.cacheCreation,
+        reasoningTokens: usage.reasoning,
+      },
+    );
+    attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
+    if (result.status === 'priced') {
+      attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = result.amountUsd;
+      attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
+      attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
+    }
+  }
+
+  private recordMetrics(summary: ResponseSummary, usage: TokenUsage | undefined, failedWith: string | undefined): void {
+    const attributes: Attributes = { ...this.metricAttributes };
+    if (summary.model !== undefined) attributes[A.ATTR_GEN_AI_RESPONSE_MODEL] = summary.model;
+    if (failedWith !== undefined) attributes[A.ATTR_ERROR_TYPE] = failedWith;
+    this.services.durationHistogram.record((performance.now() - this.startMs) / 1000, attributes);
+    if (usage?.input !== undefined) {
+      this.services.tokenHistogram.record(usage.input, { ...attributes, [A.ATTR_GEN_AI_TOKEN_TYPE]: 'input' });
+    }
+    if (usage?.output !== undefined) {
+      this.services.tokenHistogram.record(usage.output, { ...attributes, [A.ATTR_GEN_AI_TOKEN_TYPE]: 'output' });
+    }
+  }
+}
+
+function setIfNumber(attributes: Attributes, key: string, value: number | undefined): void {
+  if (typeof value === 'number' && Number.isFinite(value)) attributes[key] = value;
+}
+
+function addAuditContext(attributes: Attributes, parent: Context): void {
+  const audit = getAuditContext(parent);
+  if (audit === undefined) return;
+  if (audit.userId !== undefined) attributes[A.ATTR_USER_ID] = audit.userId;
+  if (audit.sessionId !== undefined) attributes[A.ATTR_SESSION_ID] = audit.sessionId;
+  if (audit.tenantId !== undefined) attributes[A.ATTR_AUDIT_TENANT_ID] = audit.tenantId;
+  if (audit.metadata !== undefined) {
+    for (const key of Object.keys(audit.metadata)) {
+      attributes[A.ATTR_AUDIT_METADATA_PREFIX + key] = audit.metadata[key];
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { Attributes } from '@opentelemetry/api';
+
+export type ProviderName = 'openai' | 'anthropic';
+
+/** Token counts as the GenAI conventions define them: `input` includes cache reads and writes. */
+export interface TokenUsage {
+  input?: number;
+  output?: number;
+  cacheRead?: number;
+  cacheCreation?: number;
+  reasoning?: number;
+}
+
+/**
+ * One output message in the GenAI conventions' `gen_ai.output.messages` shape. The output hash is
+ * computed over an array of these, built the same way from a whole response and from a stream, so
+ * that the same answer hashes the same whichever way it arrived.
+ */
+export interface OutputMessage {
+  role: string;
+  parts: OutputPart[];
+  finish_reason?: string;
+}
+export type OutputPart =
+  | { type: 'text'; content: string }
+  | { type: 'reasoning'; content: string }
+  | { type: 'tool_call'; id?: string; name: string; arguments?: string };
+
+/** What a provider module extracts from a response (whole or streamed). */
+export interface ResponseSummary {
+  id?: string;
+  model?: string;
+  finishReasons?: string[];
+  /** Undefined when the provider reported no usage at all. */
+  usage?: TokenUsage;
+  output?: OutputMessage[];
+  toolNames?: string[];
+  /** Provider-specific attributes (service tier, fingerprint, embedding dimensions...). */
+  attributes?: Attributes;
+}
+
+/** Folds stream chunks (or events) into a {@link ResponseSummary}. */
+export interface StreamAccumulator {
+  onChunk(chunk: unknown): void;
+  summary(): ResponseSummary;
+}
+
+/**
+ * Everything provider-specific about one SDK method. Each provider module declares one of these
+ * per method; the shared machinery in core/ does the rest, so the patches read alike.
+ */
+export interface OperationSpec<P = any> {
+  provider: ProviderName;
+  /** `gen_ai.operation.name`. */
+  operationName: string;
+  /** `llm_audit.action` when no helper method named itself. */
+  action: string;
+  isStream(params: P): boolean;
+  /** Adds the `gen_ai.request.*` attributes that the request set. */
+  requestAttributes(params: P, attributes: Attributes): void;
+  /**
+   * What the hashes cover: the system prompt (undefined when the request has none, and then no
+   * hash is recorded) and the input (messages, prompt or embedding input), in one pass.
+   */
+  prompt(params: P): { system?: unknown; input?: unknown };
+  summarize(data: unknown): ResponseSummary;
+  accumulator(params: P): StreamAccumulator;
+}

@@ -1,0 +1,15 @@
+// `node --import otel-llm-audit/register app.mjs`
+//
+// ESM modules are linked before any of the application's code runs, so the loader hook that lets
+// the instrumentation see `import 'openai'` must be installed before the application's graph is
+// loaded: that is why this entry point is ESM and registers the hook first. Only the SDK packages
+// this package patches are routed through the hook, which keeps every other module untouched.
+import { register } from 'node:module';
+import { createRequire } from 'node:module';
+
+register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, {
+  data: { include: ['openai', '@anthropic-ai/sdk'] },
+});
+
+const require = createRequire(import.meta.url);
+require('../cjs/register.js');

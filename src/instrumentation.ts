@@ -1,0 +1,143 @@
+import { diag, type Histogram, type Tracer } from '@opentelemetry/api';
+import {
+  InstrumentationBase,
+  InstrumentationNodeModuleDefinition,
+  isWrapped,
+  type InstrumentationConfig,
+} from '@opentelemetry/instrumentation';
+import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/hashing';
+import { createCostCalculator, type CostCalculator, type ModelPriceOverride } from './audit/cost';
+import type { AuditedCall, AuditServices } from './core/audited-call';
+import { auditedMethod, namedHelper, serverFromBaseURL } from './core/patch';
+import { checkVersion, type ProviderPatch } from './core/provider';
+import { anthropicPatch } from './instrumentations/anthropic';
+import { openaiPatch } from './instrumentations/openai';
+import * as A from './semconv';
+import { STREAM_OUTCOME } from './semconv';
+import { PACKAGE_VERSION } from './version';
+
+export type ProviderId = 'openai' | 'anthropic';
+
+export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
+  /**
+   * Key for the HMAC-SHA256 content hashes. Default: `LLM_AUDIT_HASH_KEY`. Without a key the
+   * hashes are plain SHA-256, which can be reversed by guessing short prompts.
+   */
+  hashKey?: string | Buffer;
+  /** Names the key in every hash (`hmac-sha256:<keyId>:...`). Default: `LLM_AUDIT_HASH_KEY_ID` or a key fingerprint. */
+  hashKeyId?: string;
+  /** Prices (USD per million tokens) that win over the bundled price data, keyed by model or `provider/model`. */
+  prices?: Record<string, ModelPriceOverride>;
+  /** Which SDKs to patch. Default: all supported. */
+  providers?: ProviderId[];
+}
+
+const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
+
+/**
+ * Audit spans for the OpenAI and Anthropic SDKs. Use it in `NodeSDK({ instrumentations: [...] })`
+ * or with `registerInstrumentations`, or let `otel-llm-audit/register` set everything up.
+ *
+ * Configuration errors (a bad hash key, an invalid price table) throw from the constructor: an
+ * audit trail that silently ran with the wrong key would be worse than an app that does not start.
+ */
+export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrumentationConfig> {
+  // `declare`: these are assigned from the base constructor (via _updateMetricInstruments), before
+  // class field initialisers would run and reset them.
+  declare private durationHistogram: Histogram;
+  declare private tokenHistogram: Histogram;
+  private readonly services: AuditServices;
+
+  constructor(config: LlmAuditInstrumentationConfig = {}) {
+    super(A.INSTRUMENTATION_NAME, PACKAGE_VERSION, config);
+    const hasher: ContentHasher =
+      config.hashKey !== undefined ? createContentHasher({ key: config.hashKey, keyId: config.hashKeyId }) : hasherFromEnv();
+    const cost: CostCalculator = createCostCalculator(config.prices);
+    const self = this;
+    this.services = {
+      get tracer(): Tracer {
+        return self.tracer;
+      },
+      get durationHistogram(): Histogram {
+        return self.durationHistogram;
+      },
+      get tokenHistogram(): Histogram {
+        return self.tokenHistogram;
+      },
+      hasher,
+      cost,
+      openCalls: new Set<AuditedCall>(),
+    };
+  }
+
+  protected override _updateMetricInstruments(): void {
+    this.durationHistogram = this.meter.createHistogram(A.METRIC_GEN_AI_CLIENT_OPERATION_DURATION, {
+      description: 'GenAI operation duration',
+      unit: 's',
+      advice: { explicitBucketBoundaries: A.OPERATION_DURATION_BUCKETS },
+    });
+    this.tokenHistogram = this.meter.createHistogram(A.METRIC_GEN_AI_CLIENT_TOKEN_USAGE, {
+      description: 'Number of input and output tokens used',
+      unit: '{token}',
+      advice: { explicitBucketBoundaries: A.TOKEN_USAGE_BUCKETS },
+    });
+  }
+
+  protected init(): InstrumentationNodeModuleDefinition[] {
+    const wanted = this.getConfig().providers ?? (Object.keys(PROVIDERS) as ProviderId[]);
+    return wanted.map((id) => this.moduleDefinition(PROVIDERS[id]));
+  }
+
+  /**
+   * Ends the spans of calls still open (streams never read to the end): called before the SDK
+   * flushes at shutdown, so that every started call is exported.
+   */
+  endOpenCalls(): void {
+    for (const call of [...this.services.openCalls]) call.endStream(STREAM_OUTCOME.notConsumed);
+  }
+
+  override disable(): void {
+    this.endOpenCalls();
+    super.disable();
+  }
+
+  private moduleDefinition(patch: ProviderPatch): InstrumentationNodeModuleDefinition {
+    // '*' so that an unsupported version reaches checkVersion and gets its warning, rather than
+    // being skipped without a word by the base class.
+    return new InstrumentationNodeModuleDefinition(
+      patch.moduleName,
+      ['*'],
+      (moduleExports, version) => {
+        if (!checkVersion(patch, version)) return moduleExports;
+        try {
+          this.patchTargets(patch, moduleExports);
+        } catch (error) {
+          diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
+        }
+        return moduleExports;
+      },
+      (moduleExports) => {
+        for (const target of patch.targets(moduleExports)) {
+          if (target.proto && isWrapped(target.proto[target.method])) this._unwrap(target.proto, target.method);
+        }
+      },
+    );
+  }
+
+  private patchTargets(patch: ProviderPatch, moduleExports: any): void {
+    const services = (): AuditServices | undefined => (this.isEnabled() ? this.services : undefined);
+    const options = { server: (resource: any) => serverFromBaseURL(patch.client(resource)), invoke: patch.invoke };
+    let patched = 0;
+    for (const target of patch.targets(moduleExports)) {
+      const proto = target.proto;
+      if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
+      if (isWrapped(proto[target.method])) continue;
+      const wrapper = target.spec ? auditedMethod(services, target.spec, options) : namedHelper(target.helper ?? target.method);
+      this._wrap(proto, target.method, wrapper as any);
+      patched++;
+    }
+    if (patched === 0) {
+      diag.warn(`otel-llm-audit: found nothing to patch in ${patch.moduleName}; its calls are not audited`);
+    }
+  }
+}

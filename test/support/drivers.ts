@@ -1,0 +1,130 @@
+import { join } from 'node:path';
+import type { Endpoint, FakeProvider } from './fake-provider';
+import { repoRoot } from './harness';
+
+export interface CallOptions {
+  stream?: boolean;
+  signal?: AbortSignal;
+  /** OpenAI chat streams: ask for the final usage chunk (default true). */
+  includeUsage?: boolean;
+  system?: string;
+  prompt?: string;
+}
+
+/**
+ * One SDK method in one SDK version, driven the same way by the shared behaviour tests, so that
+ * every promise the patch makes (return values untouched, one span per call, every path ends the
+ * span) is checked against each of them.
+ */
+export interface SdkDriver {
+  label: string;
+  provider: 'openai' | 'anthropic';
+  endpoint: Endpoint;
+  moduleId: string;
+  /** Where to resolve `moduleId` from: the repo (current SDK) or a test/sdk-versions/<dir>. */
+  fromDir: string;
+  model: string;
+  action: string;
+  makeClient(sdk: any, fake: FakeProvider): any;
+  call(client: any, options?: CallOptions): any;
+  textOf(result: any): string;
+  textOfChunk(chunk: any): string;
+}
+
+const DEFAULT_PROMPT = 'Say hello to the auditors.';
+const DEFAULT_SYSTEM = 'You are a terse assistant.';
+
+function openaiChat(label: string, fromDir: string): SdkDriver {
+  return {
+    label,
+    provider: 'openai',
+    endpoint: 'chat',
+    moduleId: 'openai',
+    fromDir,
+    model: 'gpt-4o-mini',
+    action: 'chat.completions.create',
+    makeClient: (sdk, fake) => new (sdk.OpenAI ?? sdk.default ?? sdk)({ apiKey: 'sk-test-key', baseURL: fake.openaiBaseURL, maxRetries: 0 }),
+    call: (client, o = {}) =>
+      client.chat.completions.create(
+        {
+          model: 'gpt-4o-mini',
+          temperature: 0.2,
+          max_tokens: 64,
+          messages: [
+            { role: 'system', content: o.system ?? DEFAULT_SYSTEM },
+            { role: 'user', content: o.prompt ?? DEFAULT_PROMPT },
+          ],
+          ...(o.stream ? { stream: true, ...(o.includeUsage === false ? {} : { stream_options: { include_usage: true } }) } : {}),
+        },
+        o.signal ? { signal: o.signal } : undefined,
+      ),
+    textOf: (result) => result.choices[0].message.content,
+    textOfChunk: (chunk) => chunk.choices?.[0]?.delta?.content ?? '',
+  };
+}
+
+function openaiResponses(label: string, fromDir: string): SdkDriver {
+  return {
+    label,
+    provider: 'openai',
+    endpoint: 'responses',
+    moduleId: 'openai',
+    fromDir,
+    model: 'gpt-4.1-mini',
+    action: 'responses.create',
+    makeClient: (sdk, fake) => new (sdk.OpenAI ?? sdk.default ?? sdk)({ apiKey: 'sk-test-key', baseURL: fake.openaiBaseURL, maxRetries: 0 }),
+    call: (client, o = {}) =>
+      client.responses.create(
+        {
+          model: 'gpt-4.1-mini',
+          instructions: o.system ?? DEFAULT_SYSTEM,
+          input: o.prompt ?? DEFAULT_PROMPT,
+          max_output_tokens: 64,
+          ...(o.stream ? { stream: true } : {}),
+        },
+        o.signal ? { signal: o.signal } : undefined,
+      ),
+    textOf: (result) => result.output_text,
+    textOfChunk: (event) => (event.type === 'response.output_text.delta' ? event.delta : ''),
+  };
+}
+
+function anthropicMessages(label: string, fromDir: string): SdkDriver {
+  return {
+    label,
+    provider: 'anthropic',
+    endpoint: 'messages',
+    moduleId: '@anthropic-ai/sdk',
+    fromDir,
+    model: 'claude-sonnet-4-5',
+    action: 'messages.create',
+    makeClient: (sdk, fake) =>
+      new (sdk.Anthropic ?? sdk.default ?? sdk)({ apiKey: 'sk-ant-test-key', baseURL: fake.anthropicBaseURL, maxRetries: 0 }),
+    call: (client, o = {}) =>
+      client.messages.create(
+        {
+          model: 'claude-sonnet-4-5',
+          max_tokens: 64,
+          temperature: 0.2,
+          system: o.system ?? DEFAULT_SYSTEM,
+          messages: [{ role: 'user', content: o.prompt ?? DEFAULT_PROMPT }],
+          ...(o.stream ? { stream: true } : {}),
+        },
+        o.signal ? { signal: o.signal } : undefined,
+      ),
+    textOf: (result) => result.content.filter((b: any) => b.type === 'text').map((b: any) => b.text).join(''),
+    textOfChunk: (event) => (event.type === 'content_block_delta' && event.delta?.type === 'text_delta' ? event.delta.text : ''),
+  };
+}
+
+const versions = (dir: string) => join(repoRoot, 'test', 'sdk-versions', dir);
+
+/** Every SDK method and version the behaviour tests cover. */
+export const drivers: SdkDriver[] = [
+  openaiChat('openai 6 chat.completions', repoRoot),
+  openaiChat('openai 5 chat.completions', versions('openai-5')),
+  openaiChat('openai 4 chat.completions', versions('openai-4')),
+  openaiResponses('openai 6 responses', repoRoot),
+  anthropicMessages('anthropic 1.x messages', repoRoot),
+  anthropicMessages('anthropic 0.39 messages', versions('anthropic-0')),
+];

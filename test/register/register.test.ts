@@ -1,0 +1,150 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeProvider, expectedText, type FakeProvider } from '../support/fake-provider';
+import { repoRoot } from '../support/harness';
+import { startOtlpReceiver } from '../support/otlp-receiver';
+
+// `node --require otel-llm-audit/register` and `node --import otel-llm-audit/register` with real
+// apps in child processes: the SDKs get patched with no code change, spans leave over OTLP/HTTP as
+// the OTEL_* variables say, and nothing of a finished call is lost at exit or on SIGTERM.
+
+const apps = join(repoRoot, 'test', 'fixtures', 'apps');
+const CANARY = 'CANARY-register-5d1e-prompt';
+let fake: FakeProvider;
+beforeAll(async () => {
+  fake = await startFakeProvider();
+});
+afterAll(async () => {
+  await fake.close();
+});
+
+interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runApp(args: string[], env: Record<string, string>, onStdout?: (text: string, child: ReturnType<typeof spawn>) => void) {
+  return new Promise<RunResult>((resolve, reject) => {
+    const child = spawn(process.execPath, args, {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? '',
+        FAKE_PROVIDER_URL: fake.url,
+        APP_PROMPT: CANARY,
+        OTEL_SERVICE_NAME: 'register-test-app',
+        OTEL_LOGS_EXPORTER: 'none',
+        OTEL_METRIC_EXPORT_INTERVAL: '60000',
+        LLM_AUDIT_HASH_KEY: 'register-test-hash-key-0123',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      onStdout?.(stdout, child);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`app timed out; stdout=${stdout} stderr=${stderr}`));
+    }, 30_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+const cases = [
+  { label: 'CommonJS app with --require, http/json', args: ['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], protocol: 'http/json' },
+  { label: 'ESM app with --import, http/json', args: ['--import', 'otel-llm-audit/register', join(apps, 'chat-app.mjs')], protocol: 'http/json' },
+  { label: 'CommonJS app with --require, http/protobuf', args: ['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], protocol: 'http/protobuf' },
+  { label: 'ESM app with --import, http/protobuf', args: ['--import', 'otel-llm-audit/register', join(apps, 'chat-app.mjs')], protocol: 'http/protobuf' },
+];
+
+describe.each(cases)('$label', ({ args, protocol }) => {
+  it('patches both SDKs, exports one span per call with the audit attributes, leaks no prompt or key', async () => {
+    const otlp = await startOtlpReceiver();
+    try {
+      const result = await runApp(args, { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: protocol });
+      expect(result.stderr).not.toMatch(/Error|failed/);
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout.trim())).toEqual([expectedText(), expectedText(), expectedText(), expectedText()]);
+
+      const traces = otlp.traceExports();
+      expect(traces.length).toBeGreaterThan(0);
+      for (const t of traces) expect(t.contentType).toBe(protocol === 'http/json' ? 'application/json' : 'application/x-protobuf');
+      const bytes = otlp.allBytes();
+      expect(bytes.includes(CANARY)).toBe(false);
+      expect(bytes.includes('sk-app-secret-key')).toBe(false);
+      expect(bytes.includes('sk-ant-app-secret-key')).toBe(false);
+      expect(bytes.includes(expectedText())).toBe(false);
+      // The metrics left too (gen_ai.client.* instruments).
+      expect(bytes.includes('gen_ai.client.operation.duration')).toBe(true);
+      expect(bytes.includes('gen_ai.client.token.usage')).toBe(true);
+
+      if (protocol === 'http/json') {
+        const spans = otlp.jsonSpans();
+        expect(spans.map((s) => s.attributes['llm_audit.action']).sort()).toEqual([
+          'chat.completions.create',
+          'chat.completions.create',
+          'messages.create',
+          'messages.stream',
+        ]);
+        for (const span of spans) {
+          expect(span.scope).toBe('otel-llm-audit');
+          expect(span.kind).toBe(3); // SPAN_KIND_CLIENT in OTLP numbering
+          expect(span.resource['service.name']).toBe('register-test-app');
+          expect(span.attributes['user.id']).toBe('user-42');
+          expect(span.attributes['session.id']).toBe('session-7');
+          expect(span.attributes['llm_audit.tenant.id']).toBe('acme');
+          expect(span.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:[0-9a-f]{8}:[0-9a-f]{64}$/);
+          expect(span.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
+        }
+      } else {
+        // Protobuf carries strings verbatim: the attribute keys and values are in the bytes.
+        for (const needle of ['llm_audit.request_id', 'messages.stream', 'user-42', 'register-test-app', 'hmac-sha256:']) {
+          expect(bytes.includes(needle)).toBe(true);
+        }
+      }
+    } finally {
+      await otlp.close();
+    }
+  });
+});
+
+describe('shutdown', () => {
+  it('SIGTERM flushes every finished call before the process ends with the signal', async () => {
+    const otlp = await startOtlpReceiver();
+    try {
+      const result = await runApp(
+        ['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')],
+        {
+          OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+          // A long batch delay: without the flush on SIGTERM nothing would have been sent.
+          OTEL_BSP_SCHEDULE_DELAY: '60000',
+          APP_STAY_ALIVE: '1',
+        },
+        (stdout, child) => {
+          if (stdout.includes('ready\n') && !child.killed) child.kill('SIGTERM');
+        },
+      );
+      expect(result.signal).toBe('SIGTERM');
+      expect(otlp.jsonSpans()).toHaveLength(4);
+    } finally {
+      await otlp.close();
+    }
+  });
+
+  it('a configuration error stops the app at startup with one clear line', async () => {
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_EXPORTER: 'carrier-pigeon' });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toBe('otel-llm-audit: configuration error: LLM_AUDIT_EXPORTER=carrier-pigeon is not one of otlp, console\n');
+  });
+});

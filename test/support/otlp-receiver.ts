@@ -1,0 +1,81 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
+
+export interface ReceivedExport {
+  path: string;
+  contentType: string;
+  /** The request body as sent (gunzipped when the exporter compressed it). */
+  body: Buffer;
+}
+
+export interface JsonSpan {
+  name: string;
+  kind: number;
+  attributes: Record<string, unknown>;
+  resource: Record<string, unknown>;
+  scope: string;
+}
+
+/**
+ * A minimal OTLP/HTTP endpoint for tests of the exporting side: it accepts every export, keeps the
+ * raw bytes (so a test can scan every exported byte) and answers 200 with an empty body of the
+ * request's content type, as the OTLP specification asks.
+ */
+export async function startOtlpReceiver() {
+  const received: ReceivedExport[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      let body = Buffer.concat(chunks);
+      if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
+      const contentType = String(req.headers['content-type'] ?? '');
+      received.push({ path: req.url ?? '', contentType, body });
+      res.writeHead(200, { 'content-type': contentType.includes('json') ? 'application/json' : 'application/x-protobuf' });
+      res.end(contentType.includes('json') ? '{}' : '');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    received,
+    traceExports: () => received.filter((r) => r.path === '/v1/traces'),
+    /** Every byte that reached the endpoint, for canary scans. */
+    allBytes: () => Buffer.concat(received.map((r) => r.body)),
+    /** Spans from http/json trace exports, attributes flattened. */
+    jsonSpans(): JsonSpan[] {
+      const spans: JsonSpan[] = [];
+      for (const exp of received.filter((r) => r.path === '/v1/traces' && r.contentType.includes('json'))) {
+        const doc = JSON.parse(exp.body.toString('utf8'));
+        for (const rs of doc.resourceSpans ?? []) {
+          const resource = flatten(rs.resource?.attributes);
+          for (const ss of rs.scopeSpans ?? []) {
+            for (const span of ss.spans ?? []) {
+              spans.push({ name: span.name, kind: span.kind, attributes: flatten(span.attributes), resource, scope: ss.scope?.name });
+            }
+          }
+        }
+      }
+      return spans;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+function flatten(attributes: { key: string; value: Record<string, unknown> }[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key, value } of attributes ?? []) out[key] = anyValue(value);
+  return out;
+}
+
+function anyValue(value: any): unknown {
+  if (value === undefined || value === null) return undefined;
+  if ('stringValue' in value) return value.stringValue;
+  if ('boolValue' in value) return value.boolValue;
+  if ('intValue' in value) return Number(value.intValue);
+  if ('doubleValue' in value) return value.doubleValue;
+  if ('arrayValue' in value) return (value.arrayValue.values ?? []).map(anyValue);
+  return value;
+}

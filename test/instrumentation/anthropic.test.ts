@@ -23,7 +23,7 @@ beforeEach(() => {
 });
 
 const spansOf = (n: number) => eventually(() => (audit.spans().length >= n ? audit.spans() : undefined));
-const base = { model: 'claude-sonnet-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] };
+const base = { model: 'claude-haiku-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] };
 
 describe('messages', () => {
   it('input tokens include cache reads and writes, as the conventions say; cost is cache-aware', async () => {
@@ -33,7 +33,7 @@ describe('messages', () => {
     const stream = await client.messages.create({ ...base, stream: true });
     for await (const _ of stream);
     const spans = await spansOf(2);
-    const cost = createCostCalculator().price('anthropic', 'claude-sonnet-4-5', {
+    const cost = createCostCalculator().price('anthropic', 'claude-haiku-4-5', {
       inputTokens: 2000,
       outputTokens: 400,
       cacheReadTokens: 1200,

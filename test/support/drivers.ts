@@ -96,14 +96,14 @@ function anthropicMessages(label: string, fromDir: string): SdkDriver {
     endpoint: 'messages',
     moduleId: '@anthropic-ai/sdk',
     fromDir,
-    model: 'claude-sonnet-4-5',
+    model: 'claude-haiku-4-5',
     action: 'messages.create',
     makeClient: (sdk, fake) =>
       new (sdk.Anthropic ?? sdk.default ?? sdk)({ apiKey: 'sk-ant-test-key', baseURL: fake.anthropicBaseURL, maxRetries: 0 }),
     call: (client, o = {}) =>
       client.messages.create(
         {
-          model: 'claude-sonnet-4-5',
+          model: 'claude-haiku-4-5',
           max_tokens: 64,
           temperature: 0.2,
           system: o.system ?? DEFAULT_SYSTEM,

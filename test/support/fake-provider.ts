@@ -1,0 +1,1119 @@
+/**
+ * A loopback fake of the OpenAI and Anthropic HTTP APIs, for tests.
+ *
+ * It answers on 127.0.0.1 only, with the wire format the real services use (JSON bodies, SSE
+ * streams, error envelopes, request-id headers), so the real `openai` and `@anthropic-ai/sdk`
+ * packages parse its answers, stream helpers included. It has no dependencies besides node:http.
+ *
+ *   const fake = await startFakeProvider();
+ *   const openai = new OpenAI({ baseURL: fake.openaiBaseURL, apiKey: 'test', maxRetries: 0 });
+ *   const anthropic = new Anthropic({ baseURL: fake.anthropicBaseURL, apiKey: 'test', maxRetries: 0 });
+ *   fake.enqueue({ text: 'hi', usage: { input: 10, output: 2 } });
+ *   ...
+ *   await fake.close();
+ *
+ * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings (OpenAI) and
+ * /v1/messages (Anthropic). Anything else gets a 404 in the provider's error shape (Anthropic's
+ * when the request carries an `anthropic-version` or `x-api-key` header, OpenAI's otherwise).
+ *
+ * Scenarios: `enqueue()` queues scenarios; each request to one of the endpoints above takes the
+ * next one (FIFO); an empty queue means the defaults. Requests to unknown paths are recorded but
+ * take no scenario.
+ *
+ * RETRIES: error answers with a retryable status (408, 409, 429, >= 500) carry `retry-after: 0` and
+ * `retry-after-ms: 1`, so an SDK that retries does so at once, and each retry takes the next
+ * scenario from the queue. Tests of error scenarios should build their clients with
+ * `maxRetries: 0`, or they will see the retry's (default, successful) answer instead of the error.
+ *
+ * USAGE: `usage.input` is the TOTAL number of input tokens, cached ones included (the OpenAI and
+ * OpenTelemetry GenAI meaning). OpenAI reports it as is (`prompt_tokens` / `input_tokens`, with
+ * `cached_tokens = cacheRead` and `cache_write_tokens = cacheCreation` as subsets). Anthropic's
+ * `input_tokens` EXCLUDES cache reads and writes, as the real API does, so the fake sends
+ * `input_tokens = input - cacheRead - cacheCreation` and the two cache counts separately
+ * (see `anthropicWireUsage`). `usage.output` includes `usage.reasoning` (OpenAI's
+ * `reasoning_tokens`; Anthropic's `output_tokens_details.thinking_tokens`, sent only when the
+ * request enabled thinking).
+ *
+ * TEXT: `text` defaults to DEFAULT_TEXT, except when `toolCalls` are given without `text`: then
+ * the model says nothing (chat `content: null`, no Responses message item, no Anthropic text
+ * block). `expectedText()` applies that rule.
+ *
+ * LIMITS: when the request's output-token limit (`max_completion_tokens` / `max_tokens` /
+ * `max_output_tokens`) is <= the reported output tokens and no tool is called, the answer is
+ * truncated the provider's way: chat finish_reason 'length', Anthropic stop_reason 'max_tokens',
+ * Responses status 'incomplete' (stream: `response.incomplete`).
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+export interface Scenario {
+  /** Non-2xx: answer with the provider's error body shape and this status. */
+  status?: number;
+  /** Message inside the error body (default 'fake provider error'). */
+  errorMessage?: string;
+  /** OpenAI error.type / Anthropic error.type (defaults depend on the status). */
+  errorType?: string;
+  /** Assistant output text (default DEFAULT_TEXT; '' when toolCalls are given without text). */
+  text?: string;
+  /** Number of text deltas in a stream (default 5); the text is split across them. */
+  chunks?: number;
+  /** Delay between SSE events (default 0). */
+  chunkDelayMs?: number;
+  /** Delay before sending the response head. */
+  headersDelayMs?: number;
+  /** Streams: after N text deltas send the provider's in-stream error event and end. */
+  failAfterChunks?: number;
+  /** Streams: after N text deltas destroy the socket abruptly. */
+  dropAfterChunks?: number;
+  /** Override the reported usage numbers (defaults: `defaultUsage`). */
+  usage?: {
+    input?: number;
+    output?: number;
+    cacheRead?: number;
+    cacheCreation?: number;
+    reasoning?: number;
+  };
+  /** Report no usage at all (non-stream: no `usage` field; streams: no usage anywhere). */
+  omitUsage?: boolean;
+  /** The model asks for these tools (finish/stop reason tool_calls / tool_use). */
+  toolCalls?: { name: string; arguments: string; id?: string }[];
+  /** Response model (default: see `expectedModel`). */
+  model?: string;
+  /** Response id (default: generated, chatcmpl- / resp_ / msg_ prefixed). */
+  responseId?: string;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Path without the query string, e.g. '/v1/chat/completions'. */
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Parsed JSON body, undefined when the body was empty or not JSON. */
+  body: any;
+  rawBody: string;
+}
+
+export interface FakeProvider {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  /** `${url}/v1`: pass to new OpenAI({ baseURL, apiKey: 'test' }) */
+  openaiBaseURL: string;
+  /** `url`: pass to new Anthropic({ baseURL, apiKey: 'test' }) */
+  anthropicBaseURL: string;
+  requests: RecordedRequest[];
+  /** FIFO; each request to a known endpoint consumes one; empty queue = defaults. Throws on an inconsistent scenario. */
+  enqueue(...scenarios: Scenario[]): void;
+  /** Clear the queue and the recorded requests. */
+  reset(): void;
+  /** Close the server and destroy open sockets (streams in flight are cut). */
+  close(): Promise<void>;
+}
+
+export interface UsageNumbers {
+  /** Total input tokens, cached ones included. */
+  input: number;
+  /** Output tokens, reasoning included. */
+  output: number;
+  cacheRead: number;
+  cacheCreation: number;
+  reasoning: number;
+}
+
+export interface ResolvedUsage extends UsageNumbers {
+  /** input + output */
+  total: number;
+}
+
+export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages';
+
+// ---------------------------------------------------------------------------------------------
+// Defaults and helpers tests use to compute expectations
+// ---------------------------------------------------------------------------------------------
+
+export const DEFAULT_TEXT = 'Hello from the fake provider.';
+export const DEFAULT_CHUNKS = 5;
+export const DEFAULT_ERROR_MESSAGE = 'fake provider error';
+/** Text of the Anthropic `thinking` block sent when the request enables thinking. */
+export const THINKING_TEXT = 'The user greeted me; a short friendly answer fits.';
+/** Number of thinking_delta events in an Anthropic stream with thinking enabled. */
+export const THINKING_CHUNKS = 2;
+
+/** Usage reported when a scenario overrides nothing. All distinct and non-zero. */
+export const defaultUsage: Readonly<UsageNumbers> = Object.freeze({
+  input: 42,
+  output: 17,
+  cacheRead: 8,
+  cacheCreation: 4,
+  reasoning: 3,
+});
+
+/** The assistant text the scenario produces ('' when only tool calls are produced). */
+export function expectedText(scenario: Scenario = {}): string {
+  if (scenario.text !== undefined) return scenario.text;
+  return scenario.toolCalls && scenario.toolCalls.length > 0 ? '' : DEFAULT_TEXT;
+}
+
+/** Splits `text` into at most `parts` non-empty pieces of near-equal length (by code point). */
+export function splitText(text: string, parts: number): string[] {
+  const chars = Array.from(text);
+  if (chars.length === 0) return [];
+  const n = Math.max(1, Math.min(Math.floor(parts), chars.length));
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < n; i++) {
+    const end = Math.round(((i + 1) * chars.length) / n);
+    out.push(chars.slice(start, end).join(''));
+    start = end;
+  }
+  return out;
+}
+
+/** The text deltas a stream for this scenario carries, in order. */
+export function expectedChunks(scenario: Scenario = {}): string[] {
+  return splitText(expectedText(scenario), scenario.chunks ?? DEFAULT_CHUNKS);
+}
+
+/** The usage numbers the scenario reports (validated). */
+export function expectedUsage(scenario: Scenario = {}): ResolvedUsage {
+  const u = scenario.usage ?? {};
+  const usage: UsageNumbers = {
+    input: u.input ?? defaultUsage.input,
+    output: u.output ?? defaultUsage.output,
+    cacheRead: u.cacheRead ?? defaultUsage.cacheRead,
+    cacheCreation: u.cacheCreation ?? defaultUsage.cacheCreation,
+    reasoning: u.reasoning ?? defaultUsage.reasoning,
+  };
+  for (const [key, value] of Object.entries(usage)) {
+    if (!Number.isInteger(value) || value < 0) {
+      throw new Error(`fake provider: usage.${key} must be a non-negative integer, got ${String(value)}`);
+    }
+  }
+  if (usage.cacheRead + usage.cacheCreation > usage.input) {
+    throw new Error(
+      `fake provider: usage.input (${usage.input}) is the TOTAL input and must be >= cacheRead (${usage.cacheRead}) + cacheCreation (${usage.cacheCreation}); set the cache counts too`,
+    );
+  }
+  if (usage.reasoning > usage.output) {
+    throw new Error(
+      `fake provider: usage.output (${usage.output}) includes reasoning and must be >= reasoning (${usage.reasoning}); set reasoning too`,
+    );
+  }
+  return { ...usage, total: usage.input + usage.output };
+}
+
+/** The numbers the Anthropic API puts on the wire for this scenario (input excludes the cache). */
+export function anthropicWireUsage(scenario: Scenario = {}): {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_input_tokens: number;
+  cache_creation_input_tokens: number;
+} {
+  const u = expectedUsage(scenario);
+  return {
+    input_tokens: u.input - u.cacheRead - u.cacheCreation,
+    output_tokens: u.output,
+    cache_read_input_tokens: u.cacheRead,
+    cache_creation_input_tokens: u.cacheCreation,
+  };
+}
+
+const OPENAI_SNAPSHOT_DATES: Record<string, string> = {
+  'gpt-4o-mini': '2024-07-18',
+  'gpt-4o': '2024-08-06',
+  'gpt-4.1': '2025-04-14',
+  'gpt-4.1-mini': '2025-04-14',
+  'gpt-4.1-nano': '2025-04-14',
+  'gpt-4-turbo': '2024-04-09',
+  'gpt-5': '2025-08-07',
+  'gpt-5-mini': '2025-08-07',
+  'gpt-5-nano': '2025-08-07',
+  o1: '2024-12-17',
+  'o3-mini': '2025-01-31',
+  o3: '2025-04-16',
+  'o4-mini': '2025-04-16',
+};
+const DEFAULT_SNAPSHOT_DATE = '2024-07-18';
+
+/**
+ * The model name the fake reports. OpenAI chat/responses: the request model with a dated snapshot
+ * suffix ('gpt-4o-mini' -> 'gpt-4o-mini-2024-07-18'; a model already ending in a date is echoed);
+ * embeddings and Anthropic: the request model as is. `scenario.model` overrides all of that.
+ */
+export function expectedModel(endpoint: Endpoint, requestModel: string, scenario: Scenario = {}): string {
+  if (scenario.model !== undefined) return scenario.model;
+  if (endpoint === 'embeddings' || endpoint === 'messages') return requestModel;
+  if (/-\d{4}-\d{2}-\d{2}$/.test(requestModel) || /-\d{4}$/.test(requestModel)) return requestModel;
+  if (requestModel === 'gpt-3.5-turbo') return 'gpt-3.5-turbo-0125';
+  return `${requestModel}-${OPENAI_SNAPSHOT_DATES[requestModel] ?? DEFAULT_SNAPSHOT_DATE}`;
+}
+
+/** Default embedding width for a model when the request sets no `dimensions`. */
+export function embeddingDimensions(model: string): number {
+  return model.includes('3-large') ? 3072 : 1536;
+}
+
+/**
+ * The deterministic, unit-length embedding the fake returns for one input (a string or a token
+ * array). Every value is exactly representable as float32, so the base64 and float encodings
+ * decode to the same numbers.
+ */
+export function fakeEmbedding(input: string | number[], dimensions: number): number[] {
+  const key = typeof input === 'string' ? input : input.join(',');
+  let seed = 2166136261;
+  for (let i = 0; i < key.length; i++) {
+    seed ^= key.charCodeAt(i);
+    seed = Math.imul(seed, 16777619) >>> 0;
+  }
+  const raw: number[] = [];
+  let norm = 0;
+  for (let i = 0; i < dimensions; i++) {
+    const v = Math.sin(seed / 997 + i * 0.7071) + Math.cos((seed % 1009) * 0.013 + i * 0.37) * 0.5;
+    raw.push(v);
+    norm += v * v;
+  }
+  const scale = norm > 0 ? 1 / Math.sqrt(norm) : 0;
+  return raw.map((v) => Math.fround(v * scale));
+}
+
+/** Base64 of the little-endian float32 bytes of `values`, as OpenAI's `encoding_format: 'base64'`. */
+export function float32Base64(values: number[]): string {
+  const buf = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => buf.writeFloatLE(v, i * 4));
+  return buf.toString('base64');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario validation
+// ---------------------------------------------------------------------------------------------
+
+function checkCount(name: string, value: number | undefined, min: number): void {
+  if (value === undefined) return;
+  if (!Number.isInteger(value) || value < min) {
+    throw new Error(`fake provider: ${name} must be an integer >= ${min}, got ${String(value)}`);
+  }
+}
+
+function validateScenario(s: Scenario): void {
+  if (s.status !== undefined && (!Number.isInteger(s.status) || s.status < 200 || s.status > 599)) {
+    throw new Error(`fake provider: status must be an HTTP status between 200 and 599, got ${String(s.status)}`);
+  }
+  checkCount('chunks', s.chunks, 1);
+  checkCount('chunkDelayMs', s.chunkDelayMs, 0);
+  checkCount('headersDelayMs', s.headersDelayMs, 0);
+  checkCount('failAfterChunks', s.failAfterChunks, 0);
+  checkCount('dropAfterChunks', s.dropAfterChunks, 0);
+  if (s.failAfterChunks !== undefined && s.dropAfterChunks !== undefined) {
+    throw new Error('fake provider: set at most one of failAfterChunks and dropAfterChunks');
+  }
+  for (const call of s.toolCalls ?? []) {
+    if (!call || typeof call.name !== 'string' || call.name === '' || typeof call.arguments !== 'string') {
+      throw new Error('fake provider: each toolCalls entry needs a non-empty name and an arguments string');
+    }
+  }
+  expectedUsage(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ids
+// ---------------------------------------------------------------------------------------------
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+function base62(length: number): string {
+  const bytes = randomBytes(length);
+  let out = '';
+  for (let i = 0; i < length; i++) out += BASE62[bytes[i]! % 62];
+  return out;
+}
+
+function hex(length: number): string {
+  return randomBytes(Math.ceil(length / 2)).toString('hex').slice(0, length);
+}
+
+const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+// ---------------------------------------------------------------------------------------------
+// Request plumbing
+// ---------------------------------------------------------------------------------------------
+
+type Provider = 'openai' | 'anthropic';
+type Json = Record<string, unknown>;
+
+interface Ctx {
+  res: ServerResponse;
+  signal: AbortSignal;
+  provider: Provider;
+  requestId: string;
+  scenario: Scenario;
+  body: any;
+}
+
+/** Thrown inside a handler to answer with a provider error (used for 400s on bad requests). */
+class ProviderError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly errorType?: string,
+    readonly param: string | null = null,
+    readonly code: string | null = null,
+  ) {
+    super(message);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+    req.on('aborted', () => reject(new Error('request aborted')));
+  });
+}
+
+function baseHeaders(ctx: Ctx): Record<string, string> {
+  if (ctx.provider === 'anthropic') {
+    return { 'request-id': ctx.requestId, 'anthropic-organization-id': '00000000-0000-4000-8000-000000000000' };
+  }
+  return {
+    'x-request-id': ctx.requestId,
+    'openai-version': '2020-10-01',
+    'openai-organization': 'user-fakeprovider',
+    'openai-processing-ms': '7',
+  };
+}
+
+function sendJson(ctx: Ctx, status: number, payload: unknown, extra: Record<string, string> = {}): void {
+  if (ctx.res.destroyed || ctx.res.headersSent) return;
+  const text = JSON.stringify(payload);
+  ctx.res.writeHead(status, {
+    ...baseHeaders(ctx),
+    ...extra,
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+  });
+  ctx.res.end(text);
+}
+
+const OPENAI_ERROR_DEFAULTS: Record<number, { type: string; code: string | null }> = {
+  400: { type: 'invalid_request_error', code: null },
+  401: { type: 'invalid_request_error', code: 'invalid_api_key' },
+  403: { type: 'invalid_request_error', code: 'unsupported_country_region_territory' },
+  404: { type: 'invalid_request_error', code: 'model_not_found' },
+  409: { type: 'invalid_request_error', code: null },
+  422: { type: 'invalid_request_error', code: null },
+  429: { type: 'requests', code: 'rate_limit_exceeded' },
+};
+
+const ANTHROPIC_ERROR_TYPES: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  402: 'billing_error',
+  403: 'permission_error',
+  404: 'not_found_error',
+  413: 'request_too_large',
+  429: 'rate_limit_error',
+  500: 'api_error',
+  504: 'timeout_error',
+  529: 'overloaded_error',
+};
+
+function openaiErrorObject(status: number, message: string, type?: string, param: string | null = null, code?: string | null): Json {
+  const d = OPENAI_ERROR_DEFAULTS[status] ?? (status >= 500 ? { type: 'server_error', code: null } : { type: 'invalid_request_error', code: null });
+  return { message, type: type ?? d.type, param, code: code === undefined ? d.code : code };
+}
+
+function anthropicErrorType(status: number, type?: string): string {
+  return type ?? ANTHROPIC_ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
+}
+
+function isRetryable(status: number): boolean {
+  return status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+function sendError(ctx: Ctx, status: number, message: string, type?: string, param: string | null = null, code?: string | null): void {
+  const extra: Record<string, string> = isRetryable(status) ? { 'retry-after': '0', 'retry-after-ms': '1' } : {};
+  if (ctx.provider === 'anthropic') {
+    sendJson(ctx, status, { type: 'error', error: { type: anthropicErrorType(status, type), message }, request_id: ctx.requestId }, extra);
+  } else {
+    sendJson(ctx, status, { error: openaiErrorObject(status, message, type, param, code) }, extra);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE streaming
+// ---------------------------------------------------------------------------------------------
+
+/** One unit of a stream plan. */
+type Frame =
+  | { kind: 'event'; event?: string; data: unknown; textDelta?: boolean }
+  | { kind: 'raw'; text: string }
+  /** A point where failAfterChunks / dropAfterChunks may fire (after the text deltas sent so far). */
+  | { kind: 'checkpoint' };
+
+interface StreamPlan {
+  frames: Frame[];
+  /** The provider's in-stream error frame. */
+  failure: () => Frame;
+}
+
+function encodeFrame(frame: Frame): string {
+  if (frame.kind === 'raw') return frame.text;
+  if (frame.kind === 'checkpoint') return '';
+  const data = typeof frame.data === 'string' ? frame.data : JSON.stringify(frame.data);
+  return `${frame.event !== undefined ? `event: ${frame.event}\n` : ''}data: ${data}\n\n`;
+}
+
+async function runStream(ctx: Ctx, plan: StreamPlan): Promise<void> {
+  const { res, signal, scenario } = ctx;
+  res.writeHead(scenario.status ?? 200, {
+    ...baseHeaders(ctx),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  res.flushHeaders();
+  let lastWrite: Promise<void> = Promise.resolve();
+  const write = (text: string): void => {
+    if (res.destroyed || text === '') return;
+    lastWrite = new Promise((resolve) => res.write(text, () => resolve()));
+  };
+  const delay = scenario.chunkDelayMs ?? 0;
+  let sent = 0;
+  let deltas = 0;
+  for (const frame of plan.frames) {
+    if (signal.aborted || res.destroyed) return;
+    if (frame.kind === 'checkpoint') {
+      if (scenario.dropAfterChunks !== undefined && deltas >= scenario.dropAfterChunks) {
+        await lastWrite;
+        res.socket?.destroy();
+        res.destroy();
+        return;
+      }
+      if (scenario.failAfterChunks !== undefined && deltas >= scenario.failAfterChunks) {
+        if (sent > 0) await sleep(delay, signal);
+        if (signal.aborted || res.destroyed) return;
+        write(encodeFrame(plan.failure()));
+        res.end();
+        return;
+      }
+      continue;
+    }
+    if (sent > 0) await sleep(delay, signal);
+    if (signal.aborted || res.destroyed) return;
+    write(encodeFrame(frame));
+    sent++;
+    if (frame.kind === 'event' && frame.textDelta) deltas++;
+  }
+  if (!res.destroyed) res.end();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared response facts
+// ---------------------------------------------------------------------------------------------
+
+interface ToolCall {
+  name: string;
+  arguments: string;
+  id: string;
+}
+
+interface Facts {
+  text: string;
+  textChunks: string[];
+  usage: ResolvedUsage;
+  model: string;
+  toolCalls: ToolCall[];
+  truncated: boolean;
+}
+
+function requireModel(body: any): string {
+  if (!body || typeof body.model !== 'string' || body.model === '') {
+    throw new ProviderError(400, 'you must provide a model parameter', undefined, 'model');
+  }
+  return body.model;
+}
+
+function facts(ctx: Ctx, endpoint: Endpoint, limit: unknown, toolId: () => string): Facts {
+  const { scenario } = ctx;
+  const usage = expectedUsage(scenario);
+  const toolCalls = (scenario.toolCalls ?? []).map((c) => ({ name: c.name, arguments: c.arguments, id: c.id ?? toolId() }));
+  const truncated = toolCalls.length === 0 && typeof limit === 'number' && limit <= usage.output;
+  return {
+    text: expectedText(scenario),
+    textChunks: expectedChunks(scenario),
+    usage,
+    model: expectedModel(endpoint, requireModel(ctx.body), scenario),
+    toolCalls,
+    truncated,
+  };
+}
+
+/** The real API adds random padding to streamed deltas unless stream_options.include_obfuscation is false. */
+function obfuscation(body: any): Json {
+  if (body?.stream_options?.include_obfuscation === false) return {};
+  return { obfuscation: base62(4 + (randomBytes(1)[0]! % 12)) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI: /v1/chat/completions
+// ---------------------------------------------------------------------------------------------
+
+function chatUsage(u: ResolvedUsage): Json {
+  return {
+    prompt_tokens: u.input,
+    completion_tokens: u.output,
+    total_tokens: u.total,
+    prompt_tokens_details: { cached_tokens: u.cacheRead, audio_tokens: 0, cache_write_tokens: u.cacheCreation },
+    completion_tokens_details: {
+      reasoning_tokens: u.reasoning,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
+  };
+}
+
+function handleChat(ctx: Ctx): Promise<void> | void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.messages)) {
+    throw new ProviderError(400, "Missing required parameter: 'messages'.", undefined, 'messages', 'missing_required_parameter');
+  }
+  const f = facts(ctx, 'chat', body.max_completion_tokens ?? body.max_tokens, () => `call_${base62(24)}`);
+  const n = Number.isInteger(body.n) && body.n > 0 ? (body.n as number) : 1;
+  const finishReason = f.toolCalls.length > 0 ? 'tool_calls' : f.truncated ? 'length' : 'stop';
+  const head = {
+    id: scenario.responseId ?? `chatcmpl-${base62(29)}`,
+    object: body.stream ? 'chat.completion.chunk' : 'chat.completion',
+    created: nowSeconds(),
+    model: f.model,
+    service_tier: body.service_tier && body.service_tier !== 'auto' ? body.service_tier : 'default',
+    system_fingerprint: `fp_${hex(10)}`,
+  };
+  const hasText = f.text !== '';
+
+  if (!body.stream) {
+    const choices = Array.from({ length: n }, (_, index) => ({
+      index,
+      message: {
+        role: 'assistant',
+        content: hasText ? f.text : null,
+        refusal: null,
+        annotations: [],
+        ...(f.toolCalls.length > 0
+          ? { tool_calls: f.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } })) }
+          : {}),
+      },
+      logprobs: null,
+      finish_reason: finishReason,
+    }));
+    sendJson(ctx, scenario.status ?? 200, { ...head, choices, ...(scenario.omitUsage ? {} : { usage: chatUsage(f.usage) }) });
+    return;
+  }
+
+  const includeUsage = body.stream_options?.include_usage === true;
+  const chunk = (choices: unknown[], extra: Json = {}): Json => ({
+    ...head,
+    choices,
+    ...(includeUsage ? { usage: null } : {}),
+    ...extra,
+    ...obfuscation(body),
+  });
+  const choice = (index: number, delta: Json, finish: string | null = null): Json => ({ index, delta, logprobs: null, finish_reason: finish });
+  const toolStart = (k: number, c: ToolCall): Json => ({ index: k, id: c.id, type: 'function', function: { name: c.name, arguments: '' } });
+  const argPieces = f.toolCalls.map((c) => splitText(c.arguments, Math.max(2, scenario.chunks ?? DEFAULT_CHUNKS)));
+
+  const frames: Frame[] = [];
+  const ev = (data: Json, textDelta = false): void => {
+    frames.push({ kind: 'event', data, textDelta });
+  };
+  for (let i = 0; i < n; i++) {
+    const first: Json = { role: 'assistant', content: hasText ? '' : null, refusal: null };
+    if (!hasText && f.toolCalls.length > 0) first.tool_calls = [toolStart(0, f.toolCalls[0]!)];
+    ev(chunk([choice(i, first)]));
+  }
+  frames.push({ kind: 'checkpoint' });
+  for (const piece of f.textChunks) {
+    for (let i = 0; i < n; i++) ev(chunk([choice(i, { content: piece })]), i === 0);
+    frames.push({ kind: 'checkpoint' });
+  }
+  for (let i = 0; i < n; i++) {
+    f.toolCalls.forEach((c, k) => {
+      if (hasText || k > 0) ev(chunk([choice(i, { tool_calls: [toolStart(k, c)] })]));
+      for (const piece of argPieces[k]!) ev(chunk([choice(i, { tool_calls: [{ index: k, function: { arguments: piece } }] })]));
+    });
+  }
+  for (let i = 0; i < n; i++) ev(chunk([choice(i, {}, finishReason)]));
+  if (includeUsage && !scenario.omitUsage) ev(chunk([], { usage: chatUsage(f.usage) }));
+  frames.push({ kind: 'raw', text: 'data: [DONE]\n\n' });
+
+  return runStream(ctx, {
+    frames,
+    failure: () => ({
+      kind: 'event',
+      data: { error: openaiErrorObject(500, scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, scenario.errorType ?? 'server_error', null, null) },
+    }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI: /v1/responses
+// ---------------------------------------------------------------------------------------------
+
+function responsesUsage(u: ResolvedUsage): Json {
+  return {
+    input_tokens: u.input,
+    input_tokens_details: { cached_tokens: u.cacheRead, cache_write_tokens: u.cacheCreation },
+    output_tokens: u.output,
+    output_tokens_details: { reasoning_tokens: u.reasoning },
+    total_tokens: u.total,
+  };
+}
+
+function echoResponseTools(tools: unknown): unknown[] {
+  if (!Array.isArray(tools)) return [];
+  return tools.map((t: any) =>
+    t && t.type === 'function' ? { description: null, strict: true, ...t } : t,
+  );
+}
+
+function handleResponses(ctx: Ctx): Promise<void> | void {
+  const { body, scenario } = ctx;
+  if (body.input === undefined && body.previous_response_id === undefined && body.prompt === undefined) {
+    throw new ProviderError(400, "Missing required parameter: 'input'.", undefined, 'input', 'missing_required_parameter');
+  }
+  const f = facts(ctx, 'responses', body.max_output_tokens, () => `call_${base62(24)}`);
+  const id = scenario.responseId ?? `resp_${hex(48)}`;
+  const createdAt = nowSeconds();
+  const hasText = f.text !== '';
+  const finalStatus = f.truncated ? 'incomplete' : 'completed';
+  const messageId = `msg_${hex(48)}`;
+  const items = f.toolCalls.map((c) => ({ ...c, itemId: `fc_${hex(48)}` }));
+
+  const responseObject = (status: string, output: unknown[], final: boolean): Json => ({
+    id,
+    object: 'response',
+    created_at: createdAt,
+    status,
+    background: body.background ?? false,
+    completed_at: final && status === 'completed' ? nowSeconds() : null,
+    error: null,
+    incomplete_details: final && f.truncated ? { reason: 'max_output_tokens' } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    max_tool_calls: body.max_tool_calls ?? null,
+    model: f.model,
+    output,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: body.previous_response_id ?? null,
+    prompt_cache_key: body.prompt_cache_key ?? null,
+    prompt_cache_retention: body.prompt_cache_retention ?? null,
+    reasoning: { effort: body.reasoning?.effort ?? null, summary: body.reasoning?.summary ?? null },
+    safety_identifier: body.safety_identifier ?? null,
+    service_tier: body.service_tier && body.service_tier !== 'auto' ? body.service_tier : 'default',
+    store: body.store ?? true,
+    temperature: body.temperature ?? 1,
+    text: { format: body.text?.format ?? { type: 'text' }, verbosity: body.text?.verbosity ?? 'medium' },
+    tool_choice: body.tool_choice ?? 'auto',
+    tools: echoResponseTools(body.tools),
+    top_logprobs: body.top_logprobs ?? 0,
+    top_p: body.top_p ?? 1,
+    truncation: body.truncation ?? 'disabled',
+    ...(final ? (scenario.omitUsage ? {} : { usage: responsesUsage(f.usage) }) : { usage: null }),
+    user: body.user ?? null,
+    metadata: body.metadata ?? {},
+  });
+  const textPart = (text: string): Json => ({ type: 'output_text', annotations: [], logprobs: [], text });
+  const messageItem = (status: string, content: unknown[]): Json => ({ id: messageId, type: 'message', status, content, role: 'assistant' });
+  const callItem = (c: (typeof items)[number], status: string, args: string): Json => ({
+    id: c.itemId,
+    type: 'function_call',
+    status,
+    arguments: args,
+    call_id: c.id,
+    name: c.name,
+  });
+  const itemStatus = f.truncated ? 'incomplete' : 'completed';
+  const finalOutput: unknown[] = [
+    ...(hasText ? [messageItem(itemStatus, [textPart(f.text)])] : []),
+    ...items.map((c) => callItem(c, 'completed', c.arguments)),
+  ];
+
+  if (!body.stream) {
+    sendJson(ctx, scenario.status ?? 200, responseObject(finalStatus, finalOutput, true));
+    return;
+  }
+
+  let seq = 0;
+  const frames: Frame[] = [];
+  const ev = (type: string, data: Json, textDelta = false): void => {
+    frames.push({ kind: 'event', event: type, data: { type, sequence_number: seq++, ...data }, textDelta });
+  };
+  ev('response.created', { response: responseObject('in_progress', [], false) });
+  ev('response.in_progress', { response: responseObject('in_progress', [], false) });
+  let outputIndex = 0;
+  if (hasText) {
+    const at = { item_id: messageId, output_index: outputIndex, content_index: 0 };
+    ev('response.output_item.added', { output_index: outputIndex, item: messageItem('in_progress', []) });
+    ev('response.content_part.added', { ...at, part: textPart('') });
+    frames.push({ kind: 'checkpoint' });
+    for (const piece of f.textChunks) {
+      ev('response.output_text.delta', { ...at, delta: piece, logprobs: [], ...obfuscation(body) }, true);
+      frames.push({ kind: 'checkpoint' });
+    }
+    ev('response.output_text.done', { ...at, text: f.text, logprobs: [] });
+    ev('response.content_part.done', { ...at, part: textPart(f.text) });
+    ev('response.output_item.done', { output_index: outputIndex, item: messageItem(itemStatus, [textPart(f.text)]) });
+    outputIndex++;
+  } else {
+    frames.push({ kind: 'checkpoint' });
+  }
+  for (const c of items) {
+    ev('response.output_item.added', { output_index: outputIndex, item: callItem(c, 'in_progress', '') });
+    for (const piece of splitText(c.arguments, Math.max(2, scenario.chunks ?? DEFAULT_CHUNKS))) {
+      ev('response.function_call_arguments.delta', { item_id: c.itemId, output_index: outputIndex, delta: piece, ...obfuscation(body) });
+    }
+    ev('response.function_call_arguments.done', { item_id: c.itemId, output_index: outputIndex, name: c.name, arguments: c.arguments });
+    ev('response.output_item.done', { output_index: outputIndex, item: callItem(c, 'completed', c.arguments) });
+    outputIndex++;
+  }
+  ev(f.truncated ? 'response.incomplete' : 'response.completed', { response: responseObject(finalStatus, finalOutput, true) });
+
+  return runStream(ctx, {
+    frames,
+    // What the real API sends mid-stream: `event: error` with the error envelope nested under
+    // `error` (not the flat shape the OpenAPI spec documents). The SDK's Stream throws an APIError
+    // for any SSE data with a truthy `error` field.
+    failure: () => {
+      const type = scenario.errorType ?? 'server_error';
+      return {
+        kind: 'event',
+        event: 'error',
+        data: {
+          type: 'error',
+          sequence_number: seq++,
+          error: { type, code: type, message: scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, param: null },
+        },
+      };
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI: /v1/embeddings
+// ---------------------------------------------------------------------------------------------
+
+function handleEmbeddings(ctx: Ctx): void {
+  const { body, scenario } = ctx;
+  const model = expectedModel('embeddings', requireModel(body), scenario);
+  const input: unknown = body.input;
+  let inputs: (string | number[])[];
+  if (typeof input === 'string') inputs = [input];
+  else if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'number')) inputs = [input as number[]];
+  else if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'string' || Array.isArray(x))) inputs = input as (string | number[])[];
+  else throw new ProviderError(400, "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", undefined, 'input');
+  const format = body.encoding_format ?? 'float';
+  if (format !== 'float' && format !== 'base64') {
+    throw new ProviderError(400, `Invalid value for 'encoding_format': '${String(format)}'.`, undefined, 'encoding_format');
+  }
+  const dims = Number.isInteger(body.dimensions) && body.dimensions > 0 ? (body.dimensions as number) : embeddingDimensions(body.model);
+  const usage = expectedUsage(scenario);
+  const data = inputs.map((one, index) => {
+    const vector = fakeEmbedding(one, dims);
+    return { object: 'embedding', index, embedding: format === 'base64' ? float32Base64(vector) : vector };
+  });
+  sendJson(ctx, scenario.status ?? 200, {
+    object: 'list',
+    data,
+    model,
+    ...(scenario.omitUsage ? {} : { usage: { prompt_tokens: usage.input, total_tokens: usage.input } }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic: /v1/messages
+// ---------------------------------------------------------------------------------------------
+
+function handleMessages(ctx: Ctx): Promise<void> | void {
+  const { body, scenario } = ctx;
+  requireModel(body);
+  if (!Array.isArray(body.messages)) throw new ProviderError(400, 'messages: Field required');
+  if (typeof body.max_tokens !== 'number') throw new ProviderError(400, 'max_tokens: Field required');
+  const f = facts(ctx, 'messages', body.max_tokens, () => `toolu_01${base62(22)}`);
+  const inputs = f.toolCalls.map((c) => {
+    try {
+      return JSON.parse(c.arguments === '' ? '{}' : c.arguments) as unknown;
+    } catch {
+      throw new ProviderError(500, `fake provider: toolCalls arguments for '${c.name}' must be JSON for Anthropic`, 'api_error');
+    }
+  });
+  const thinking = body.thinking?.type === 'enabled';
+  const hasText = f.text !== '';
+  const stopReason = f.toolCalls.length > 0 ? 'tool_use' : f.truncated ? 'max_tokens' : 'end_turn';
+  const wire = anthropicWireUsage(scenario);
+  const signature = randomBytes(96).toString('base64');
+  const usage = (outputTokens: number): Json => ({
+    input_tokens: wire.input_tokens,
+    cache_creation_input_tokens: wire.cache_creation_input_tokens,
+    cache_read_input_tokens: wire.cache_read_input_tokens,
+    cache_creation: { ephemeral_5m_input_tokens: wire.cache_creation_input_tokens, ephemeral_1h_input_tokens: 0 },
+    output_tokens: outputTokens,
+    output_tokens_details: thinking ? { thinking_tokens: f.usage.reasoning } : null,
+    server_tool_use: null,
+    service_tier: 'standard',
+    inference_geo: 'global',
+    speed: 'standard',
+  });
+  const messageId = scenario.responseId ?? `msg_01${base62(22)}`;
+  const message = (content: unknown[], stop: string | null, usageField: Json | undefined): Json => ({
+    id: messageId,
+    type: 'message',
+    role: 'assistant',
+    model: f.model,
+    content,
+    stop_reason: stop,
+    stop_sequence: null,
+    stop_details: null,
+    container: null,
+    diagnostics: null,
+    ...(usageField ? { usage: usageField } : {}),
+  });
+  const toolBlock = (c: ToolCall, input: unknown): Json => ({ type: 'tool_use', id: c.id, name: c.name, input, caller: { type: 'direct' } });
+  const textBlock = (text: string): Json => ({ type: 'text', text, citations: null });
+
+  if (!body.stream) {
+    const content: unknown[] = [
+      ...(thinking ? [{ type: 'thinking', thinking: THINKING_TEXT, signature }] : []),
+      ...(hasText ? [textBlock(f.text)] : []),
+      ...f.toolCalls.map((c, k) => toolBlock(c, inputs[k])),
+    ];
+    sendJson(ctx, scenario.status ?? 200, message(content, stopReason, scenario.omitUsage ? undefined : usage(f.usage.output)));
+    return;
+  }
+
+  const frames: Frame[] = [];
+  const ev = (type: string, data: Json, textDelta = false): void => {
+    frames.push({ kind: 'event', event: type, data: { type, ...data }, textDelta });
+  };
+  let pinged = false;
+  const ping = (): void => {
+    if (!pinged) frames.push({ kind: 'event', event: 'ping', data: { type: 'ping' } });
+    pinged = true;
+  };
+  ev('message_start', { message: message([], null, scenario.omitUsage ? undefined : usage(1)) });
+  let index = 0;
+  if (thinking) {
+    ev('content_block_start', { index, content_block: { type: 'thinking', thinking: '', signature: '' } });
+    ping();
+    for (const piece of splitText(THINKING_TEXT, THINKING_CHUNKS)) {
+      ev('content_block_delta', { index, delta: { type: 'thinking_delta', thinking: piece } });
+    }
+    ev('content_block_delta', { index, delta: { type: 'signature_delta', signature } });
+    ev('content_block_stop', { index });
+    index++;
+  }
+  if (hasText) {
+    ev('content_block_start', { index, content_block: textBlock('') });
+    ping();
+    frames.push({ kind: 'checkpoint' });
+    for (const piece of f.textChunks) {
+      ev('content_block_delta', { index, delta: { type: 'text_delta', text: piece } }, true);
+      frames.push({ kind: 'checkpoint' });
+    }
+    ev('content_block_stop', { index });
+    index++;
+  } else {
+    frames.push({ kind: 'checkpoint' });
+  }
+  f.toolCalls.forEach((c) => {
+    ev('content_block_start', { index, content_block: toolBlock(c, {}) });
+    ping();
+    ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: '' } });
+    for (const piece of splitText(c.arguments, Math.max(2, scenario.chunks ?? DEFAULT_CHUNKS))) {
+      ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: piece } });
+    }
+    ev('content_block_stop', { index });
+    index++;
+  });
+  ev('message_delta', {
+    delta: { stop_reason: stopReason, stop_sequence: null, stop_details: null, container: null },
+    ...(scenario.omitUsage
+      ? {}
+      : {
+          usage: {
+            input_tokens: wire.input_tokens,
+            cache_creation_input_tokens: wire.cache_creation_input_tokens,
+            cache_read_input_tokens: wire.cache_read_input_tokens,
+            output_tokens: f.usage.output,
+            output_tokens_details: thinking ? { thinking_tokens: f.usage.reasoning } : null,
+            server_tool_use: null,
+          },
+        }),
+  });
+  ev('message_stop', {});
+
+  return runStream(ctx, {
+    frames,
+    failure: () => ({
+      kind: 'event',
+      event: 'error',
+      data: {
+        type: 'error',
+        error: { type: scenario.errorType ?? 'overloaded_error', message: scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE },
+        request_id: ctx.requestId,
+      },
+    }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise<void> | void }> = {
+  '/v1/chat/completions': { provider: 'openai', handle: handleChat },
+  '/v1/responses': { provider: 'openai', handle: handleResponses },
+  '/v1/embeddings': { provider: 'openai', handle: handleEmbeddings },
+  '/v1/messages': { provider: 'anthropic', handle: handleMessages },
+};
+
+function requestIdFor(provider: Provider): string {
+  return provider === 'anthropic' ? `req_011C${base62(20)}` : `req_${hex(32)}`;
+}
+
+export function startFakeProvider(): Promise<FakeProvider> {
+  const queue: Scenario[] = [];
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const inFlight = new Set<AbortController>();
+  let closing: Promise<void> | undefined;
+
+  async function onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const controller = new AbortController();
+    inFlight.add(controller);
+    res.on('close', () => {
+      controller.abort();
+      inFlight.delete(controller);
+    });
+    res.on('error', () => undefined);
+    req.on('error', () => undefined);
+
+    let rawBody: string;
+    try {
+      rawBody = await readBody(req);
+    } catch {
+      res.destroy();
+      return;
+    }
+    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    let body: any;
+    let bodyIsJson = false;
+    if (rawBody !== '') {
+      try {
+        body = JSON.parse(rawBody);
+        bodyIsJson = true;
+      } catch {
+        body = undefined;
+      }
+    }
+    const method = (req.method ?? 'GET').toUpperCase();
+    requests.push({ method, path, headers: { ...req.headers }, body, rawBody });
+
+    const route = method === 'POST' ? ROUTES[path] : undefined;
+    const provider: Provider =
+      route?.provider ?? (req.headers['anthropic-version'] !== undefined || req.headers['x-api-key'] !== undefined ? 'anthropic' : 'openai');
+    const ctx: Ctx = { res, signal: controller.signal, provider, requestId: requestIdFor(provider), scenario: {}, body };
+
+    try {
+      if (!route) {
+        if (provider === 'anthropic') sendError(ctx, 404, 'Not Found', 'not_found_error');
+        else sendError(ctx, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
+        return;
+      }
+      ctx.scenario = queue.shift() ?? {};
+      await sleep(ctx.scenario.headersDelayMs ?? 0, controller.signal);
+      if (controller.signal.aborted) return;
+      const status = ctx.scenario.status;
+      if (status !== undefined && (status < 200 || status >= 300)) {
+        sendError(ctx, status, ctx.scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, ctx.scenario.errorType);
+        return;
+      }
+      if (!bodyIsJson || body === null || typeof body !== 'object' || Array.isArray(body)) {
+        throw new ProviderError(
+          400,
+          provider === 'anthropic'
+            ? 'There was an error parsing the body of your request.'
+            : "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
+        );
+      }
+      await route.handle(ctx);
+    } catch (err) {
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      if (err instanceof ProviderError) sendError(ctx, err.status, err.message, err.errorType, err.param, err.code);
+      else sendError(ctx, 500, `fake provider internal error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  const server = createServer((req, res) => {
+    void onRequest(req, res);
+  });
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('clientError', (_err, socket) => {
+    socket.destroy();
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      const { port } = server.address() as AddressInfo;
+      const url = `http://127.0.0.1:${port}`;
+      resolve({
+        url,
+        openaiBaseURL: `${url}/v1`,
+        anthropicBaseURL: url,
+        requests,
+        enqueue(...scenarios: Scenario[]): void {
+          scenarios.forEach(validateScenario);
+          queue.push(...scenarios);
+        },
+        reset(): void {
+          queue.length = 0;
+          requests.length = 0;
+        },
+        close(): Promise<void> {
+          closing ??= new Promise<void>((done) => {
+            for (const c of inFlight) c.abort();
+            server.close(() => done());
+            for (const s of sockets) s.destroy();
+          });
+          return closing;
+        },
+      });
+    });
+  });
+}

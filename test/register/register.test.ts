@@ -9,7 +9,7 @@ import { startOtlpReceiver } from '../support/otlp-receiver';
 // apps in child processes: the SDKs get patched with no code change, spans leave over OTLP/HTTP as
 // the OTEL_* variables say, and nothing of a finished call is lost at exit or on SIGTERM.
 
-const apps = join(repoRoot, 'test', 'fixtures', 'apps');
+const apps = join(repoRoot, 'examples');
 const CANARY = 'CANARY-register-5d1e-prompt';
 let fake: FakeProvider;
 beforeAll(async () => {

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -195,6 +197,19 @@ describe.each(drivers)('$label', (driver) => {
     stream.controller.abort();
   });
 
+  it('a stream dropped unread is ended by the garbage collector, marked not_consumed', async () => {
+    await (async () => {
+      const stream = await driver.call(client(), { stream: true });
+      expect(stream).toBeDefined();
+    })();
+    await eventually(() => {
+      forceGc();
+      return audit.spans().length > 0 ? true : undefined;
+    });
+    const span = await onlySpan();
+    expect(span.attributes['llm_audit.stream.outcome']).toBe('not_consumed');
+  });
+
   it('an API error reaches the app unchanged; the span has error.type, a masked message and ERROR status', async () => {
     fake.enqueue({ status: 429, errorMessage: 'Rate limited for key sk-proj-abcdefghijklmnopqrstuvwxyz0123456789' });
     const error = await driver.call(client()).catch((e: unknown) => e);
@@ -245,6 +260,12 @@ describe.each(drivers)('$label', (driver) => {
     expect(expectedChunks().length).toBeGreaterThan(1);
   });
 });
+
+/** Node's gc(), without starting vitest's workers with --expose-gc. */
+const forceGc: () => void = (() => {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc');
+})();
 
 function systemOf(driver: SdkDriver): unknown {
   const system = 'You are a terse assistant.';

@@ -118,8 +118,28 @@ describe.each(cases)('$label', ({ args, protocol }) => {
   });
 });
 
+describe('older SDK majors', () => {
+  it('openai 4 imported as ESM under --import is patched and keeps working', async () => {
+    const otlp = await startOtlpReceiver();
+    try {
+      const result = await runApp(
+        ['--import', join(repoRoot, 'dist', 'esm', 'register.mjs'), join(repoRoot, 'test', 'sdk-versions', 'openai-4', 'esm-app.mjs')],
+        { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRICS_EXPORTER: 'none' },
+      );
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout.trim())).toEqual([expectedText()]);
+      const spans = otlp.jsonSpans();
+      expect(spans).toHaveLength(1);
+      expect(spans[0].attributes['llm_audit.action']).toBe('chat.completions.create');
+    } finally {
+      await otlp.close();
+    }
+  });
+});
+
 describe('shutdown', () => {
-  it('SIGTERM flushes every finished call before the process ends with the signal', async () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)('%s flushes every finished call before the process ends with the signal', async (signal) => {
     const otlp = await startOtlpReceiver();
     try {
       const result = await runApp(
@@ -132,10 +152,10 @@ describe('shutdown', () => {
           APP_STAY_ALIVE: '1',
         },
         (stdout, child) => {
-          if (stdout.includes('ready\n') && !child.killed) child.kill('SIGTERM');
+          if (stdout.includes('ready\n') && !child.killed) child.kill(signal);
         },
       );
-      expect(result.signal).toBe('SIGTERM');
+      expect(result.signal).toBe(signal);
       expect(otlp.jsonSpans()).toHaveLength(4);
     } finally {
       await otlp.close();

@@ -26,19 +26,24 @@ export const anthropicPatch: ProviderPatch = {
     ];
   },
   invoke(original, resource, args) {
-    const client = resource?._client;
-    if (client === undefined || client === null || !Object.prototype.hasOwnProperty.call(client, '_tracer')) {
-      return original.apply(resource, args);
-    }
-    const tracer = client._tracer;
-    client._tracer = undefined;
+    const restore = hideSdkTracer(resource?._client);
     try {
       return original.apply(resource, args);
     } finally {
-      client._tracer = tracer;
+      restore?.();
     }
   },
 };
+
+/** Hides the client's own tracer, if it has one we can set; returns how to put it back. */
+function hideSdkTracer(client: any): (() => void) | undefined {
+  const own = client ? Object.getOwnPropertyDescriptor(client, '_tracer') : undefined;
+  if (own === undefined || !own.writable || own.value === undefined) return undefined;
+  client._tracer = undefined;
+  return () => {
+    client._tracer = own.value;
+  };
+}
 
 const messages: OperationSpec = {
   provider: 'anthropic',

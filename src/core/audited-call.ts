@@ -212,7 +212,9 @@ export class AuditedCall {
       },
     );
     attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
-    if (result.status === 'priced') {
+    if (result.status !== 'priced') {
+      diag.debug(`otel-llm-audit: no cost for ${this.spec.provider}/${model}: ${result.reason}`);
+    } else {
       attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = result.amountUsd;
       attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
       attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';

@@ -1,8 +1,22 @@
-import { describe, it, expect } from 'vitest';
+import { describe, it, expect, afterEach, vi } from 'vitest';
 import { calcPrice, findProvider } from '@pydantic/genai-prices';
+import { diag, DiagLogLevel } from '@opentelemetry/api';
 import { createCostCalculator, type CostResult } from '../../src/audit/cost';
 
 const M = 1_000_000;
+
+// Counts genai-prices calls made by the calculator, to check what is memoized; pricing is unchanged.
+const genaiPricesCalls = vi.hoisted(() => ({ count: 0 }));
+vi.mock('@pydantic/genai-prices', async (importOriginal) => {
+  const original = await importOriginal<typeof import('@pydantic/genai-prices')>();
+  return {
+    ...original,
+    calcPrice: (...args: Parameters<typeof original.calcPrice>) => {
+      genaiPricesCalls.count++;
+      return original.calcPrice(...args);
+    },
+  };
+});
 
 function amount(result: CostResult): number {
   if (result.status !== 'priced') throw new Error(`expected a price, got ${JSON.stringify(result)}`);
@@ -115,6 +129,78 @@ describe('hand computations from the bundled price data', () => {
     const first = calc.price('openai', 'gpt-4o-mini', usage);
     for (let i = 0; i < 5; i++) expect(calc.price('openai', 'gpt-4o-mini', usage)).toEqual(first);
     expect(amount(first)).toBeCloseTo((4_000 * 0.15 + 1_000 * 0.075 + 100 * 0.6) / M, 12);
+  });
+
+  afterEach(() => {
+    diag.disable();
+  });
+
+  it.each(['openai', 'anthropic', 'google', 'mistral', 'perplexity'])(
+    'agrees with genai-prices on every %s model of the bundled data, cached and reasoning tokens included',
+    (providerId) => {
+      // Flat prices are computed from coefficients measured once; if that measurement fails its own
+      // check, pricing silently degrades to per-call genai-prices, and says so at debug level.
+      const notAffine: string[] = [];
+      const noop = (): void => {};
+      diag.setLogger(
+        { error: noop, warn: noop, info: noop, verbose: noop, debug: (message: string) => void notAffine.push(message) },
+        { logLevel: DiagLogLevel.DEBUG, suppressOverrideMessage: true },
+      );
+      const fresh = createCostCalculator();
+      const at = new Date('2026-01-15T12:00:00Z');
+      const models = findProvider({ providerId })!.models;
+      expect(models.length).toBeGreaterThan(5);
+      let compared = 0;
+      for (const model of models) {
+        const match = model.match as { equals?: string; or?: Array<{ equals?: string }> };
+        const name = match.equals ?? match.or?.find((m) => m.equals !== undefined)?.equals;
+        if (name === undefined) continue;
+        for (const [input, cacheRead, cacheWrite, output, reasoning] of [
+          [10_000, 4_000, 1_000, 2_000, 500],
+          [250_000, 10_000, 0, 30_000, 0],
+        ]) {
+          const direct = calcPrice(
+            {
+              input_tokens: input,
+              cache_read_tokens: cacheRead,
+              cache_write_tokens: cacheWrite,
+              output_tokens: output,
+              output_reasoning_tokens: reasoning,
+            },
+            name,
+            { providerId, timestamp: at },
+          );
+          if (direct === null || direct.model.id !== model.id) continue;
+          const ours = fresh.price(providerId, name, { inputTokens: input, cacheReadTokens: cacheRead, cacheCreationTokens: cacheWrite, outputTokens: output, reasoningTokens: reasoning }, at);
+          expect(amount(ours), `${providerId}/${name}`).toBeCloseTo(direct.total_price, 10);
+          compared++;
+        }
+      }
+      expect(compared).toBeGreaterThan(10);
+      expect(notAffine.filter((m) => m.includes('not affine'))).toEqual([]);
+    },
+  );
+
+  it('looks a model up once, and prices flat-priced models without calling genai-prices again', () => {
+    const fresh = createCostCalculator();
+    const usage = { inputTokens: 5_000, cacheReadTokens: 1_000, outputTokens: 100 };
+    const first = fresh.price('anthropic', 'claude-sonnet-4-0', usage);
+    const afterFirst = genaiPricesCalls.count;
+    for (let i = 0; i < 100; i++) expect(fresh.price('anthropic', 'claude-sonnet-4-0', usage)).toEqual(first);
+    expect(genaiPricesCalls.count).toBe(afterFirst);
+    // Unknown models are remembered too.
+    fresh.price('openai', 'no-such-model', usage);
+    const afterUnknown = genaiPricesCalls.count;
+    fresh.price('openai', 'no-such-model', usage);
+    expect(genaiPricesCalls.count).toBe(afterUnknown);
+  });
+
+  it('prices tiered models with genai-prices on each call, after a single lookup', () => {
+    const fresh = createCostCalculator();
+    fresh.price('anthropic', 'claude-sonnet-4-5', { inputTokens: 10 });
+    const before = genaiPricesCalls.count;
+    for (let i = 0; i < 10; i++) fresh.price('anthropic', 'claude-sonnet-4-5', { inputTokens: 10 });
+    expect(genaiPricesCalls.count - before).toBe(10);
   });
 
   it('keeps pricing correctly after its model cache overflows', () => {

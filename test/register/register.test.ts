@@ -118,6 +118,44 @@ describe.each(cases)('$label', ({ args, protocol }) => {
   });
 });
 
+describe('standard OTEL_* variables', () => {
+  it('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_EXPORTER_OTLP_HEADERS are honoured', async () => {
+    const otlp = await startOtlpReceiver();
+    try {
+      const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${otlp.url}/custom/traces`,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
+        OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20collector-token,x-tenant=acme',
+        OTEL_METRICS_EXPORTER: 'none',
+      });
+      expect(result.code).toBe(0);
+      const exports = otlp.received.filter((r) => r.path === '/custom/traces');
+      expect(exports.length).toBeGreaterThan(0);
+      expect(exports[0].headers.authorization).toBe('Bearer collector-token');
+      expect(exports[0].headers['x-tenant']).toBe('acme');
+    } finally {
+      await otlp.close();
+    }
+  });
+
+  it('OTEL_TRACES_SAMPLER=always_off: no spans leave, the app still works', async () => {
+    const otlp = await startOtlpReceiver();
+    try {
+      const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_TRACES_SAMPLER: 'always_off',
+        OTEL_METRICS_EXPORTER: 'none',
+      });
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout.trim())).toHaveLength(4);
+      expect(otlp.jsonSpans()).toHaveLength(0);
+    } finally {
+      await otlp.close();
+    }
+  });
+});
+
 describe('older SDK majors', () => {
   it('openai 4 imported as ESM under --import is patched and keeps working', async () => {
     const otlp = await startOtlpReceiver();

@@ -7,6 +7,7 @@ export interface ReceivedExport {
   contentType: string;
   /** The request body as sent (gunzipped when the exporter compressed it). */
   body: Buffer;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 export interface JsonSpan {
@@ -31,7 +32,7 @@ export async function startOtlpReceiver() {
       let body = Buffer.concat(chunks);
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
       const contentType = String(req.headers['content-type'] ?? '');
-      received.push({ path: req.url ?? '', contentType, body });
+      received.push({ path: req.url ?? '', contentType, body, headers: req.headers });
       res.writeHead(200, { 'content-type': contentType.includes('json') ? 'application/json' : 'application/x-protobuf' });
       res.end(contentType.includes('json') ? '{}' : '');
     });

@@ -80,7 +80,11 @@ export const ATTR_AUDIT_USAGE_STATUS = 'llm_audit.usage.status';
 export const ATTR_AUDIT_ERROR_MESSAGE = 'llm_audit.error.message';
 export const ATTR_AUDIT_TOOL_NAMES = 'llm_audit.tool.names';
 export const ATTR_AUDIT_STREAM_OUTCOME = 'llm_audit.stream.outcome';
-export const ATTR_AUDIT_SDK_VERSION = 'llm_audit.sdk.version';
+/** Written by sanitization and guardrails (issue 6); the ledger already reads them. */
+export const ATTR_AUDIT_SANITIZATION_COUNT = 'llm_audit.sanitization.count';
+export const ATTR_AUDIT_RAG_DOCUMENT_IDS = 'llm_audit.rag.document_ids';
+export const EVENT_AUDIT_GUARDRAIL = 'llm_audit.guardrail';
+export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
 
 export const AUDIT_STATUS = { success: 'success', error: 'error', blocked: 'blocked' } as const;
 export type AuditStatus = (typeof AUDIT_STATUS)[keyof typeof AUDIT_STATUS];

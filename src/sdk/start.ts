@@ -1,9 +1,10 @@
 import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
-import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
+import { NodeSDK, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { LlmAuditInstrumentation } from '../instrumentation';
+import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporter';
 import { loadPriceOverrides } from './prices-file';
 
-export type AuditExporter = 'otlp' | 'console';
+export type AuditExporter = 'ledger' | 'otlp' | 'both' | 'console';
 
 export interface StartedAudit {
   sdk: NodeSDK;
@@ -12,12 +13,17 @@ export interface StartedAudit {
   shutdown(): Promise<void>;
 }
 
-const EXPORTERS: readonly AuditExporter[] = ['otlp', 'console'];
+const EXPORTERS: readonly AuditExporter[] = ['ledger', 'otlp', 'both', 'console'];
 
-/** Reads `LLM_AUDIT_EXPORTER`; a value that is not known is a configuration error. */
+/**
+ * Reads `LLM_AUDIT_EXPORTER`; a value that is not known is a configuration error. Unset, the
+ * spans go over OTLP when an OTLP endpoint is configured, and into the local ledger otherwise.
+ */
 export function exporterFromEnv(env: NodeJS.ProcessEnv = process.env): AuditExporter {
   const value = env.LLM_AUDIT_EXPORTER?.trim().toLowerCase();
-  if (value === undefined || value === '') return 'otlp';
+  if (value === undefined || value === '') {
+    return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : 'ledger';
+  }
   if ((EXPORTERS as readonly string[]).includes(value)) return value as AuditExporter;
   throw new Error(`LLM_AUDIT_EXPORTER=${env.LLM_AUDIT_EXPORTER} is not one of ${EXPORTERS.join(', ')}`);
 }
@@ -47,12 +53,15 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const exporter = exporterFromEnv(env);
   const timeoutMs = shutdownTimeoutMs(env);
   const instrumentation = new LlmAuditInstrumentation({ prices: loadPriceOverrides(env) });
-  const sdk = new NodeSDK({
-    instrumentations: [instrumentation],
-    // Left undefined, NodeSDK picks the OTLP exporter and protocol from OTEL_* variables.
-    ...(exporter === 'console' ? { traceExporter: new tracing.ConsoleSpanExporter() } : {}),
-  });
+  const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(ledgerOptionsFromEnv(env)) : undefined;
+  const sdk = new NodeSDK({ instrumentations: [instrumentation], ...exportConfiguration(exporter, ledger, env) });
   sdk.start();
+  ledger?.ready().catch((error: Error) => {
+    // A ledger that cannot be written (locked by another process, not a directory...) means no
+    // audit trail: say so once, clearly, and stop, as for any other configuration error.
+    process.stderr.write(`otel-llm-audit: cannot open the audit ledger: ${error.message}\n`);
+    process.exit(78);
+  });
 
   let done: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -77,6 +86,47 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   };
   installExitHooks(shutdown);
   return { sdk, instrumentation, shutdown };
+}
+
+/**
+ * The span pipeline for each `LLM_AUDIT_EXPORTER` value. The ledger gets each span as soon as it
+ * ends (SimpleSpanProcessor): with the default fsync policy a finished call is on disk within
+ * milliseconds, not held in a batch queue that a crash would lose. OTLP keeps the standard
+ * batching and every `OTEL_*` setting, as NodeSDK builds it from the environment.
+ */
+function exportConfiguration(
+  exporter: AuditExporter,
+  ledger: LedgerSpanExporter | undefined,
+  env: NodeJS.ProcessEnv,
+): Partial<NodeSDKConfiguration> {
+  switch (exporter) {
+    case 'otlp':
+      return {};
+    case 'console':
+      return { traceExporter: new tracing.ConsoleSpanExporter() };
+    case 'ledger':
+      return {
+        spanProcessors: [new tracing.SimpleSpanProcessor(ledger!)],
+        // With no OTLP endpoint there is nowhere to send metrics or logs unless asked explicitly.
+        ...(env.OTEL_METRICS_EXPORTER ? {} : { metricReaders: [] }),
+        ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
+      };
+    case 'both':
+      return { spanProcessors: [new tracing.SimpleSpanProcessor(ledger!), ...otlpSpanProcessorsFromEnv()] };
+  }
+}
+
+/**
+ * The span processors NodeSDK would build from OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_* / OTEL_BSP_*,
+ * for use beside the ledger's. NodeSDK does not export this function from its entry point; the
+ * package pins @opentelemetry/sdk-node exactly, and a test covers the `both` pipeline.
+ */
+function otlpSpanProcessorsFromEnv(): NonNullable<NodeSDKConfiguration['spanProcessors']> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const utils = require('@opentelemetry/sdk-node/build/src/utils') as {
+    getSpanProcessorsFromEnv(selfObsMeterProvider: undefined): NonNullable<NodeSDKConfiguration['spanProcessors']>;
+  };
+  return utils.getSpanProcessorsFromEnv(undefined);
 }
 
 /**

@@ -1,4 +1,6 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProvider, expectedText, type FakeProvider } from '../support/fake-provider';
@@ -118,6 +120,91 @@ describe.each(cases)('$label', ({ args, protocol }) => {
   });
 });
 
+describe('the local ledger (the default without an OTLP endpoint)', () => {
+  const cli = join(repoRoot, 'dist', 'cjs', 'cli', 'main.js');
+  const ledgerFiles = (dir: string): Buffer =>
+    Buffer.concat(
+      readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((entry) => entry.isFile())
+        .map((entry) => readFileSync(join(entry.parentPath, entry.name))),
+    );
+  const records = (dir: string) =>
+    readdirSync(join(dir, 'segments'))
+      .flatMap((name) => readFileSync(join(dir, 'segments', name), 'utf8').trim().split('\n'))
+      .map((line) => JSON.parse(line).record);
+
+  it('writes one verifiable record per call, with no prompt, output or key in any ledger byte', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-register-'));
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const stored = records(dir);
+    expect(stored.map((r) => r.action).sort()).toEqual(['chat.completions.create', 'chat.completions.create', 'messages.create', 'messages.stream']);
+    for (const record of stored) {
+      expect(record).toMatchObject({ user_id: 'user-42', session_id: 'session-7', tenant_id: 'acme', status: 'success' });
+      expect(record.input_hash).toMatch(/^hmac-sha256:/);
+      expect(record.cost_usd).toBeGreaterThan(0);
+    }
+    const bytes = ledgerFiles(dir);
+    for (const secret of [CANARY, 'sk-app-secret-key', 'sk-ant-app-secret-key', expectedText()]) expect(bytes.includes(secret)).toBe(false);
+    const verify = spawnSync(process.execPath, [cli, 'verify', '--ledger', dir], { encoding: 'utf8' });
+    expect(verify.stderr).toContain('not signed');
+    expect(verify.status).toBe(0);
+  });
+
+  it('SIGTERM: every finished call is in the ledger', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-sigterm-'));
+    const result = await runApp(
+      ['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')],
+      { LLM_AUDIT_LEDGER_DIR: dir, APP_STAY_ALIVE: '1' },
+      (stdout, child) => {
+        if (stdout.includes('ready\n') && !child.killed) child.kill('SIGTERM');
+      },
+    );
+    expect(result.signal).toBe('SIGTERM');
+    expect(records(dir)).toHaveLength(4);
+  });
+
+  it('LLM_AUDIT_EXPORTER=both: the ledger and the OTLP endpoint get every call', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-both-'));
+    const otlp = await startOtlpReceiver();
+    try {
+      const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+        LLM_AUDIT_EXPORTER: 'both',
+        LLM_AUDIT_LEDGER_DIR: dir,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      });
+      expect(result.code).toBe(0);
+      expect(records(dir)).toHaveLength(4);
+      expect(otlp.jsonSpans()).toHaveLength(4);
+    } finally {
+      await otlp.close();
+    }
+  });
+
+  it('a second process on the same ledger is refused at startup with a clear error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-locked-'));
+    let second: RunResult | undefined;
+    const first = await runApp(
+      ['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')],
+      { LLM_AUDIT_LEDGER_DIR: dir, APP_STAY_ALIVE: '1' },
+      (stdout, child) => {
+        if (!stdout.includes('ready\n') || second !== undefined || child.killed) return;
+        second = {} as RunResult;
+        void runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir }).then((r) => {
+          second = r;
+          child.kill('SIGTERM');
+        });
+      },
+    );
+    expect(first.signal).toBe('SIGTERM');
+    expect(second?.code).toBe(78);
+    expect(second?.stderr).toMatch(/^otel-llm-audit: cannot open the audit ledger: .*(locked|lock)/);
+    expect(records(dir)).toHaveLength(4);
+  });
+});
+
 describe('standard OTEL_* variables', () => {
   it('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_EXPORTER_OTLP_HEADERS are honoured', async () => {
     const otlp = await startOtlpReceiver();
@@ -203,6 +290,6 @@ describe('shutdown', () => {
   it('a configuration error stops the app at startup with one clear line', async () => {
     const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_EXPORTER: 'carrier-pigeon' });
     expect(result.code).toBe(78);
-    expect(result.stderr).toBe('otel-llm-audit: configuration error: LLM_AUDIT_EXPORTER=carrier-pigeon is not one of otlp, console\n');
+    expect(result.stderr).toBe('otel-llm-audit: configuration error: LLM_AUDIT_EXPORTER=carrier-pigeon is not one of ledger, otlp, both, console\n');
   });
 });

@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+/**
+ * `llm-audit`: verify, prove, query, report on and apply retention to an audit ledger.
+ * Errors are one line, `llm-audit: CODE: message`, with the exit codes of EXIT (errors.ts):
+ * 0 ok, 1 integrity failure, 2 usage, 3 ledger unusable, 70 internal error. Never a stack trace
+ * (unless LLM_AUDIT_DEBUG=1).
+ */
+import { EXIT, exitCodeFor, isLedgerError, LedgerError } from '../ledger/errors';
+import { processIo, type CliIo } from './io';
+import { KEYGEN_USAGE, keygenCommand } from './keygen';
+import {
+  CHECKPOINT_USAGE,
+  CONSISTENCY_USAGE,
+  PROVE_USAGE,
+  VERIFY_PROOF_USAGE,
+  checkpointCommand,
+  consistencyCommand,
+  proveCommand,
+  verifyProofCommand,
+} from './prove';
+import { QUERY_USAGE, queryCommand } from './query';
+import { REPAIR_USAGE, repairCommand } from './repair';
+import { REPORT_USAGE, reportCommand } from './report';
+import { RETENTION_USAGE, retentionCommand } from './retention';
+import { VERIFY_USAGE, verifyCommand } from './verify';
+
+type Command = (argv: string[], io: CliIo) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; usage: string; summary: string }> = {
+  verify: { run: verifyCommand, usage: VERIFY_USAGE, summary: 'recompute every hash, the chain, the roots and signatures' },
+  prove: { run: proveCommand, usage: PROVE_USAGE, summary: 'print an inclusion proof of a record against the newest checkpoint' },
+  'verify-proof': { run: verifyProofCommand, usage: VERIFY_PROOF_USAGE, summary: 'check an inclusion or consistency proof without the ledger' },
+  consistency: { run: consistencyCommand, usage: CONSISTENCY_USAGE, summary: 'prove (and check) that a newer checkpoint extends an older one' },
+  checkpoint: { run: checkpointCommand, usage: CHECKPOINT_USAGE, summary: 'print the newest checkpoint (keep a copy elsewhere)' },
+  query: { run: queryCommand, usage: QUERY_USAGE, summary: 'list records' },
+  report: { run: reportCommand, usage: REPORT_USAGE, summary: 'cost by user, anomalies, error rate' },
+  retention: { run: retentionCommand, usage: RETENTION_USAGE, summary: 'remove expired segments, leaving a signed tombstone' },
+  keygen: { run: keygenCommand, usage: KEYGEN_USAGE, summary: 'create an Ed25519 checkpoint signing key' },
+  repair: { run: repairCommand, usage: REPAIR_USAGE, summary: 'move a torn tail (interrupted write) to quarantine' },
+};
+
+export function helpText(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return (
+    'usage: llm-audit <command> [options]\n\ncommands:\n' +
+    Object.entries(COMMANDS)
+      .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+      .join('\n') +
+    '\n\nthe ledger directory is --ledger DIR, else $LLM_AUDIT_LEDGER_DIR, else ./llm-audit-ledger\n' +
+    'exit codes: 0 ok, 1 verification failed, 2 usage error, 3 ledger unusable, 70 internal error\n' +
+    "run 'llm-audit <command> --help' for a command's options\n"
+  );
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    await io.out(helpText());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === '-v') {
+    await io.out(`${packageVersion()}\n`);
+    return EXIT.ok;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.err(`llm-audit: unknown command ${JSON.stringify(name)}`);
+    io.err(helpText().trimEnd());
+    return EXIT.usage;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    await io.out(`usage: ${command.usage}\n`);
+    return EXIT.ok;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    reportError(error, io);
+    return exitCodeFor(error);
+  }
+}
+
+function reportError(error: unknown, io: CliIo): void {
+  if (isLedgerError(error)) {
+    const [first, ...more] = error.message.split('\n');
+    io.err(`llm-audit: ${error.code}: ${first}`);
+    for (const line of more) io.err(line);
+  } else {
+    const message = error instanceof Error ? error.message : String(error);
+    io.err(`llm-audit: internal error: ${message.split('\n')[0]} (set LLM_AUDIT_DEBUG=1 for details, and please report it)`);
+  }
+  if (io.env.LLM_AUDIT_DEBUG === '1' && error instanceof Error && error.stack) io.err(error.stack);
+}
+
+function packageVersion(): string {
+  try {
+    // dist/cjs/cli/main.js -> package.json three levels up.
+    return (require('../../../package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+if (require.main === module) {
+  const io = processIo();
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
+  runCli(process.argv.slice(2), io).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`llm-audit: internal error: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.exitCode = EXIT.internal;
+    },
+  );
+}
+
+export { LedgerError };

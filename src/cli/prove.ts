@@ -1,0 +1,89 @@
+/** `llm-audit prove`, `verify-proof`, `consistency` and `checkpoint`. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadPublicKey, readCheckpointFile, type Checkpoint } from '../ledger/checkpoint';
+import { LedgerError, fsError } from '../ledger/errors';
+import { FileLedgerSource } from '../ledger/file-ledger';
+import { newestCheckpoint, proveConsistency, proveInclusion, verifyProof } from '../ledger/proofs';
+import { ledgerDir, parse, str, type CliIo } from './io';
+
+export const PROVE_USAGE = 'llm-audit prove <request_id> | --seq N [--ledger DIR] [--out FILE]';
+export const VERIFY_PROOF_USAGE = 'llm-audit verify-proof --proof FILE [--public-key FILE]';
+export const CONSISTENCY_USAGE = 'llm-audit consistency <old-checkpoint-file> <new-checkpoint-file> [--ledger DIR] [--public-key FILE] [--out FILE]';
+export const CHECKPOINT_USAGE = 'llm-audit checkpoint [--ledger DIR] [--out FILE]';
+
+async function emit(io: CliIo, value: unknown, out: string | undefined): Promise<void> {
+  const text = JSON.stringify(value, null, 2) + '\n';
+  if (out === undefined) return io.out(text);
+  try {
+    writeFileSync(out, text, { mode: 0o644 });
+  } catch (error) {
+    throw fsError(error, 'cannot write', out);
+  }
+}
+
+export async function proveCommand(argv: string[], io: CliIo): Promise<number> {
+  const p = parse(argv, { ledger: { type: 'string' }, seq: { type: 'string' }, out: { type: 'string' } }, PROVE_USAGE, 1);
+  const requestId = p.positionals[0];
+  const seqText = str(p, 'seq');
+  if ((requestId === undefined) === (seqText === undefined)) {
+    throw new LedgerError('LEDGER_USAGE', `give a request id or --seq N\nusage: ${PROVE_USAGE}`);
+  }
+  const seq = seqText === undefined ? undefined : Number(seqText);
+  if (seq !== undefined && !(Number.isSafeInteger(seq) && seq >= 0)) throw new LedgerError('LEDGER_USAGE', `--seq must be a record number`);
+  const source = new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
+  const proof = await proveInclusion(source, seq !== undefined ? { seq } : { requestId: requestId! });
+  await emit(io, proof, str(p, 'out'));
+  return 0;
+}
+
+export async function verifyProofCommand(argv: string[], io: CliIo): Promise<number> {
+  const p = parse(argv, { proof: { type: 'string' }, 'public-key': { type: 'string' } }, VERIFY_PROOF_USAGE, 1);
+  const file = str(p, 'proof') ?? p.positionals[0];
+  if (file === undefined) throw new LedgerError('LEDGER_USAGE', `--proof FILE is required\nusage: ${VERIFY_PROOF_USAGE}`);
+  let value: unknown;
+  try {
+    value = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    if (error instanceof SyntaxError) throw new LedgerError('LEDGER_PROOF_INVALID', `${file} is not valid JSON`);
+    throw fsError(error, 'cannot read the proof', file);
+  }
+  const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
+  const check = verifyProof(value, keyPath ? loadPublicKey(keyPath) : undefined);
+  const v = value as { leaf_index?: number; tree_size?: number; old_size?: number; new_size?: number };
+  const what =
+    check.type === 'inclusion'
+      ? `record seq ${v.leaf_index} is included in the ledger of size ${v.tree_size}`
+      : `the ledger of size ${v.new_size} extends the ledger of size ${v.old_size}`;
+  await io.out(`OK: ${what} (signature: ${check.signatures})\n`);
+  for (const w of check.warnings) io.err(`warning: ${w}`);
+  return 0;
+}
+
+function singleCheckpoint(file: string): Checkpoint {
+  const all = readCheckpointFile(file);
+  let best = all[0]!;
+  for (const c of all) if (c.tree_size >= best.tree_size) best = c;
+  return best;
+}
+
+export async function consistencyCommand(argv: string[], io: CliIo): Promise<number> {
+  const p = parse(argv, { ledger: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' } }, CONSISTENCY_USAGE, 2);
+  if (p.positionals.length !== 2) throw new LedgerError('LEDGER_USAGE', `give two checkpoint files\nusage: ${CONSISTENCY_USAGE}`);
+  const oldCp = singleCheckpoint(p.positionals[0]!);
+  const newCp = singleCheckpoint(p.positionals[1]!);
+  const source = new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
+  const proof = await proveConsistency(source, oldCp, newCp);
+  const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
+  const check = verifyProof(proof, keyPath ? loadPublicKey(keyPath) : undefined);
+  await emit(io, proof, str(p, 'out'));
+  io.err(`OK: the ledger of size ${newCp.tree_size} extends the ledger of size ${oldCp.tree_size} (signature: ${check.signatures})`);
+  for (const w of check.warnings) io.err(`warning: ${w}`);
+  return 0;
+}
+
+export async function checkpointCommand(argv: string[], io: CliIo): Promise<number> {
+  const p = parse(argv, { ledger: { type: 'string' }, out: { type: 'string' } }, CHECKPOINT_USAGE);
+  const checkpoint = await newestCheckpoint(new FileLedgerSource(ledgerDir(str(p, 'ledger'), io)));
+  await emit(io, checkpoint, str(p, 'out'));
+  return 0;
+}

@@ -1,0 +1,20 @@
+/** `llm-audit repair`: quarantines torn tails (and nothing else). */
+import { repairLedger } from '../ledger/repair';
+import { ledgerDir, parse, str, type CliIo } from './io';
+
+export const REPAIR_USAGE = 'llm-audit repair [--ledger DIR]';
+
+export async function repairCommand(argv: string[], io: CliIo): Promise<number> {
+  const p = parse(argv, { ledger: { type: 'string' } }, REPAIR_USAGE);
+  const dir = ledgerDir(str(p, 'ledger'), io);
+  const actions = await repairLedger(dir);
+  if (actions.length === 0) {
+    await io.out(`nothing to repair in ${dir}: no torn tail\n`);
+    return 0;
+  }
+  for (const a of actions) {
+    await io.out(`moved ${a.bytes} torn bytes from the end of ${a.file} (offset ${a.offset}) to ${a.quarantine} (sha256 ${a.sha256}); recorded in repairs.jsonl\n`);
+  }
+  io.err('run `llm-audit verify` to check the ledger');
+  return 0;
+}

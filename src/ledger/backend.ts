@@ -1,0 +1,63 @@
+/**
+ * The storage seam. Verification, proofs, queries, reports and retention planning only ever see a
+ * {@link LedgerSource}: an ordered stream of stored entry lines plus the checkpoints. The embedded
+ * file ledger (file-ledger.ts) is one implementation; a database backend (issue 4) provides the
+ * same two things (rows in `seq` order, and the checkpoint rows) and reuses everything else.
+ */
+import type { Checkpoint } from './checkpoint';
+
+/** Where a stored entry lives: `file` is relative to the ledger (a segment, or a table name), `line` 1-based. */
+export interface ItemLocation {
+  file: string;
+  line: number;
+  /** Byte offset of the line's first byte in `file` (file backend), else the row position. */
+  offset: number;
+}
+
+export type LedgerItem =
+  /** One stored entry line, without its newline: canonical JSON `{"prev":..,"record":..,"seq":..}`. */
+  | { kind: 'entry'; raw: string; location: ItemLocation }
+  /** Bytes after the last newline of a file: a write that was interrupted (torn tail). */
+  | { kind: 'torn'; bytes: number; location: ItemLocation };
+
+export interface CheckpointEntry {
+  checkpoint: Checkpoint;
+  /** `checkpoints.jsonl:3`, or the external file's name. */
+  where: string;
+}
+
+export interface ItemsOptions {
+  /** Segments (by name) to leave out: those a tombstone says were removed. */
+  skip?: ReadonlySet<string>;
+  /** Start reading at this segment and byte offset (a checkpoint's `position`). */
+  from?: { segment: string; offset: number };
+  /** Leave out segments that hold only records appended before this UTC day (YYYY-MM-DD). */
+  fromDay?: string;
+}
+
+export interface LedgerSource {
+  /** Human name for messages: the directory, or a connection string without secrets. */
+  readonly name: string;
+  /** What to tell the operator about a torn tail (how to repair it), if the backend can have one. */
+  readonly tornAdvice?: string;
+  /** Throws LEDGER_NOT_FOUND / LEDGER_UNREADABLE when the ledger is not there or cannot be read. */
+  open(): Promise<void>;
+  /** The ledger's identity (bound into every checkpoint), or null when it has none yet. */
+  ledgerId(): Promise<string | null>;
+  /** Every checkpoint and tombstone, in the order they were written. */
+  checkpoints(): Promise<CheckpointEntry[]>;
+  /** Stored entries in order. */
+  items(options?: ItemsOptions): AsyncIterable<LedgerItem>;
+  /** Names of the segments present, in order. */
+  segments(): Promise<string[]>;
+  /** Operator-facing notes (e.g. repairs that were made); shown by verify. */
+  notes(): Promise<string[]>;
+}
+
+/** The shape of one stored line. The leaf hash covers exactly canonicalJson(this object). */
+export interface StoredEntry<R = unknown> {
+  seq: number;
+  /** Hex leaf hash of entry seq - 1; 64 zeros for seq 0. */
+  prev: string;
+  record: R;
+}

@@ -1,0 +1,131 @@
+/**
+ * The one error type of the ledger. Every failure the ledger, its verifier or the CLI can report is
+ * a {@link LedgerError} with a stable string `code` (part of the public API: scripts may match on
+ * it) and a one-line, operator-facing `message`. The CLI prints `llm-audit: CODE: message` and
+ * exits with {@link exitCodeFor}; it never prints a stack trace.
+ */
+
+/** Exit codes of the `llm-audit` CLI. */
+export const EXIT = {
+  ok: 0,
+  /** The ledger, a proof or a signature failed verification (evidence of tampering or damage). */
+  integrity: 1,
+  /** Bad command line. */
+  usage: 2,
+  /** The ledger could not be used: missing, unreadable, locked, disk full, torn tail... */
+  unusable: 3,
+  /** A bug: anything that is not a LedgerError. */
+  internal: 70,
+} as const;
+
+/** Stable error codes, grouped by the exit code they produce. */
+export const INTEGRITY_CODES = [
+  'LEDGER_RECORD_MALFORMED',
+  'LEDGER_RECORD_NOT_CANONICAL',
+  'LEDGER_RECORD_HASH_MISMATCH',
+  'LEDGER_CHAIN_BROKEN',
+  'LEDGER_RECORD_MISSING',
+  'LEDGER_RECORD_INSERTED',
+  'LEDGER_RECORD_REORDERED',
+  'LEDGER_RECORD_DUPLICATE',
+  'LEDGER_TORN_TAIL',
+  'LEDGER_TRUNCATED',
+  'LEDGER_CHECKPOINT_MISMATCH',
+  'LEDGER_CHECKPOINT_MALFORMED',
+  'LEDGER_CHECKPOINT_UNSIGNED',
+  'LEDGER_SIGNATURE_INVALID',
+  'LEDGER_TOMBSTONE_INVALID',
+  'LEDGER_SEGMENT_UNEXPECTED',
+  'LEDGER_METADATA_CORRUPT',
+  'LEDGER_PROOF_INVALID',
+  'LEDGER_CONSISTENCY_FAILED',
+] as const;
+
+export const UNUSABLE_CODES = [
+  'LEDGER_NOT_FOUND',
+  'LEDGER_UNREADABLE',
+  'LEDGER_LOCKED',
+  'LEDGER_IO',
+  'LEDGER_NO_SPACE',
+  'LEDGER_CLOSED',
+  'LEDGER_NOT_CHECKPOINTED',
+  'LEDGER_RECORD_NOT_FOUND',
+  'LEDGER_PROOF_UNAVAILABLE',
+  'LEDGER_KEY_INVALID',
+  'LEDGER_RETENTION_REFUSED',
+  'LEDGER_FILE_EXISTS',
+] as const;
+
+export const USAGE_CODES = ['LEDGER_USAGE'] as const;
+
+export type LedgerErrorCode =
+  | (typeof INTEGRITY_CODES)[number]
+  | (typeof UNUSABLE_CODES)[number]
+  | (typeof USAGE_CODES)[number];
+
+/** Where in the ledger a problem was found; `line` is 1-based. */
+export interface LedgerLocation {
+  file: string;
+  line?: number;
+  seq?: number;
+}
+
+export class LedgerError extends Error {
+  override readonly name = 'LedgerError';
+  readonly code: LedgerErrorCode;
+  readonly location: LedgerLocation | undefined;
+
+  constructor(code: LedgerErrorCode, message: string, options: { location?: LedgerLocation; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.location = options.location;
+  }
+}
+
+export function isLedgerError(error: unknown): error is LedgerError {
+  return error instanceof LedgerError;
+}
+
+export function exitCodeFor(error: unknown): number {
+  if (!isLedgerError(error)) return EXIT.internal;
+  if ((INTEGRITY_CODES as readonly string[]).includes(error.code)) return EXIT.integrity;
+  if ((USAGE_CODES as readonly string[]).includes(error.code)) return EXIT.usage;
+  return EXIT.unusable;
+}
+
+/** `segments/2026-11-22.jsonl:12 (seq 11)`: how messages name a record. */
+export function describeLocation(location: LedgerLocation): string {
+  let out = location.file;
+  if (location.line !== undefined) out += `:${location.line}`;
+  if (location.seq !== undefined) out += ` (seq ${location.seq})`;
+  return out;
+}
+
+/**
+ * Turns an error thrown by node:fs into a LedgerError with a message that says what the ledger was
+ * doing (`what`) and with which path. Already-LedgerErrors pass through unchanged.
+ */
+export function fsError(error: unknown, what: string, path: string): LedgerError {
+  if (isLedgerError(error)) return error;
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return new LedgerError('LEDGER_NOT_FOUND', `${what}: ${path} does not exist`, { cause: error });
+    case 'EACCES':
+    case 'EPERM':
+      return new LedgerError('LEDGER_UNREADABLE', `${what}: permission denied on ${path}`, { cause: error });
+    case 'ENOTDIR':
+      return new LedgerError('LEDGER_UNREADABLE', `${what}: ${path} is not a directory`, { cause: error });
+    case 'EISDIR':
+      return new LedgerError('LEDGER_UNREADABLE', `${what}: ${path} is a directory, expected a file`, { cause: error });
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return new LedgerError('LEDGER_NO_SPACE', `${what}: no space left on the device holding ${path}`, { cause: error });
+    case 'EROFS':
+      return new LedgerError('LEDGER_IO', `${what}: ${path} is on a read-only file system`, { cause: error });
+    default: {
+      const detail = error instanceof Error ? error.message : String(error);
+      return new LedgerError('LEDGER_IO', `${what}: ${path}: ${detail}`, { cause: error });
+    }
+  }
+}

@@ -1,0 +1,691 @@
+/**
+ * The embedded file ledger (the default store): JSON Lines segments, one per UTC day, each line a
+ * Merkle leaf chained to the previous one, plus signed checkpoints. See layout.ts for the files
+ * and docs/ledger.md for the format and the guarantees.
+ *
+ * {@link FileLedgerSource} reads (no lock, never creates anything); {@link FileLedger} is the one
+ * writer (exclusive lock, durable appends, checkpoints).
+ */
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { open as openFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { canonicalJson } from '../audit/canonical-json';
+import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from './backend';
+import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
+import {
+  CHECKPOINT_VERSION,
+  ZERO_HASH,
+  finishCheckpoint,
+  loadPrivateKey,
+  parseCheckpoint,
+  type Checkpoint,
+} from './checkpoint';
+import { LedgerError, fsError } from './errors';
+import {
+  CHECKPOINTS_FILE,
+  DIR_MODE,
+  FILE_MODE,
+  LEDGER_FILE,
+  REPAIRS_FILE,
+  SEGMENTS_DIR,
+  SEGMENT_NAME,
+  readLines,
+  segmentDay,
+  segmentLabel,
+  segmentName,
+  segmentPath,
+  utcDay,
+} from './layout';
+import { acquireLock, type LedgerLock } from './lock';
+import { leafHash, type Hash } from './merkle';
+import type { LedgerRecord } from './record';
+
+export type FsyncPolicy = 'always' | 'batch' | 'none';
+export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
+
+export function repairAdvice(dir: string): string {
+  return `Nothing after it was acknowledged. Run \`llm-audit repair --ledger ${dir}\` to move the torn bytes to quarantine/ (recorded in repairs.jsonl), then restart`;
+}
+
+// --- Reading -------------------------------------------------------------------------------------
+
+interface LedgerMeta {
+  v: number;
+  ledger_id: string;
+  created: string;
+}
+
+export class FileLedgerSource implements LedgerSource {
+  readonly name: string;
+  readonly tornAdvice: string;
+  private readonly unexpected: string[] = [];
+
+  constructor(readonly dir: string) {
+    this.name = dir;
+    this.tornAdvice = repairAdvice(dir);
+  }
+
+  async open(): Promise<void> {
+    this.assertLedger();
+  }
+
+  /** Throws LEDGER_NOT_FOUND / LEDGER_UNREADABLE unless `dir` is a readable ledger directory. */
+  assertLedger(): void {
+    let stat;
+    try {
+      stat = statSync(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new LedgerError('LEDGER_NOT_FOUND', `ledger directory ${this.dir} does not exist`);
+      }
+      throw fsError(error, 'cannot open the ledger', this.dir);
+    }
+    if (!stat.isDirectory()) throw new LedgerError('LEDGER_UNREADABLE', `${this.dir} is not a directory`);
+    try {
+      readdirSync(this.dir);
+    } catch (error) {
+      throw fsError(error, 'cannot list the ledger directory', this.dir);
+    }
+    const hasMeta = exists(join(this.dir, LEDGER_FILE));
+    const hasSegments = exists(join(this.dir, SEGMENTS_DIR));
+    if (!hasMeta && !hasSegments) {
+      throw new LedgerError('LEDGER_NOT_FOUND', `${this.dir} is not an llm-audit ledger (no ${LEDGER_FILE} and no ${SEGMENTS_DIR}/)`);
+    }
+  }
+
+  async ledgerId(): Promise<string | null> {
+    const meta = readMeta(this.dir);
+    return meta?.ledger_id ?? null;
+  }
+
+  async checkpoints(): Promise<CheckpointEntry[]> {
+    const path = join(this.dir, CHECKPOINTS_FILE);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw fsError(error, 'cannot read the checkpoints', path);
+    }
+    if (text === '') return [];
+    const lines = text.split('\n');
+    const tail = lines.pop();
+    if (tail !== undefined && tail !== '') {
+      throw new LedgerError(
+        'LEDGER_TORN_TAIL',
+        `${CHECKPOINTS_FILE}:${lines.length + 1}: incomplete checkpoint (${Buffer.byteLength(tail)} bytes with no newline): a write was interrupted. ${repairAdvice(this.dir)}`,
+        { location: { file: CHECKPOINTS_FILE, line: lines.length + 1 } },
+      );
+    }
+    return lines.map((line, i) => {
+      const where = `${CHECKPOINTS_FILE}:${i + 1}`;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        throw new LedgerError('LEDGER_CHECKPOINT_MALFORMED', `${where}: not valid JSON (the file was altered or corrupted)`, {
+          location: { file: CHECKPOINTS_FILE, line: i + 1 },
+        });
+      }
+      return { checkpoint: parseCheckpoint(parsed, where), where };
+    });
+  }
+
+  async segments(): Promise<string[]> {
+    const path = join(this.dir, SEGMENTS_DIR);
+    let names: string[];
+    try {
+      names = readdirSync(path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.assertLedger();
+        return [];
+      }
+      throw fsError(error, 'cannot list the segments', path);
+    }
+    this.unexpected.length = 0;
+    const out: string[] = [];
+    for (const name of names) {
+      if (SEGMENT_NAME.test(name)) out.push(name);
+      else this.unexpected.push(name);
+    }
+    return out.sort();
+  }
+
+  async *items(options: ItemsOptions = {}): AsyncGenerator<LedgerItem> {
+    const segments = await this.segments();
+    let started = options.from === undefined;
+    for (const name of segments) {
+      if (options.skip?.has(name)) continue;
+      let offset = 0;
+      let firstLine = 1;
+      if (!started) {
+        if (name < options.from!.segment) continue;
+        started = true;
+        if (name === options.from!.segment) {
+          offset = options.from!.offset;
+          firstLine = NaN; // unknown without reading from the start; see lineAt()
+        }
+      }
+      if (options.fromDay !== undefined && segmentDay(name)! < options.fromDay) continue;
+      if (offset > 0) {
+        const size = fileSize(segmentPath(this.dir, name));
+        if (size < offset) {
+          throw new LedgerError(
+            'LEDGER_TRUNCATED',
+            `${segmentLabel(name)} has ${size} bytes but a checkpoint says its records continue at byte ${offset}: the segment was truncated`,
+            { location: { file: segmentLabel(name) } },
+          );
+        }
+        firstLine = countLines(segmentPath(this.dir, name), offset) + 1;
+      }
+      yield* readLines(segmentPath(this.dir, name), segmentLabel(name), offset, firstLine);
+    }
+  }
+
+  async notes(): Promise<string[]> {
+    const out: string[] = [];
+    if (this.unexpected.length > 0) {
+      out.push(`${SEGMENTS_DIR}/ holds files that are not segments and were ignored: ${this.unexpected.join(', ')}`);
+    }
+    let text = '';
+    try {
+      text = readFileSync(join(this.dir, REPAIRS_FILE), 'utf8');
+    } catch {
+      return out;
+    }
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        const r = JSON.parse(line) as { at: string; file: string; bytes: number; quarantine: string };
+        out.push(`repair on ${r.at}: ${r.bytes} torn bytes at the end of ${r.file} were moved to ${r.quarantine}`);
+      } catch {
+        out.push(`${REPAIRS_FILE} has an unreadable line`);
+      }
+    }
+    return out;
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch (error) {
+    throw fsError(error, 'cannot read', path);
+  }
+}
+
+/** Newlines in the first `limit` bytes of a file (line numbers for messages when resuming mid-file). */
+function countLines(path: string, limit: number): number {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw fsError(error, 'cannot read', path);
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    let count = 0;
+    let position = 0;
+    while (position < limit) {
+      const n = readSync(fd, buffer, 0, Math.min(buffer.length, limit - position), position);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) if (buffer[i] === 0x0a) count++;
+      position += n;
+    }
+    return count;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readMeta(dir: string): LedgerMeta | undefined {
+  const path = join(dir, LEDGER_FILE);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fsError(error, 'cannot read', path);
+  }
+  try {
+    const meta = JSON.parse(text) as LedgerMeta;
+    if (typeof meta.ledger_id === 'string') return meta;
+  } catch {
+    // fall through
+  }
+  throw new LedgerError('LEDGER_METADATA_CORRUPT', `${path} is corrupt (expected {"ledger_id": ...}); restore it from a backup`);
+}
+
+// --- Writing -------------------------------------------------------------------------------------
+
+/** The file operations the writer needs; node:fs/promises FileHandle satisfies it. A test seam. */
+export interface WritableFile {
+  write(buffer: Buffer, offset: number, length: number, position: number | null): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  truncate(length: number): Promise<void>;
+  stat(): Promise<{ size: number }>;
+  close(): Promise<void>;
+}
+export type FileOpener = (path: string, flags: string, mode: number) => Promise<WritableFile>;
+
+export interface FileLedgerOptions {
+  dir: string;
+  /** `always` (default): fsync before an append resolves. `batch`: fsync at most every batchSyncMs. `none`: never. */
+  fsync?: FsyncPolicy;
+  /** PEM Ed25519 private key for signing checkpoints. */
+  signingKeyPath?: string;
+  signingKey?: KeyObject;
+  /** Write a checkpoint after this many records (default 1000). */
+  checkpointEvery?: number;
+  /** ...or when this long has passed since the last one and records were added (default 60 s). */
+  checkpointIntervalMs?: number;
+  /** fsync interval of the `batch` policy (default 200 ms). */
+  batchSyncMs?: number;
+  /** Clock for segment days and checkpoint times (tests). */
+  clock?: () => Date;
+  /** File opener (tests inject failures such as ENOSPC). */
+  openFile?: FileOpener;
+  /** Problems that do not fail an append (a checkpoint that could not be written). */
+  onWarning?: (message: string) => void;
+}
+
+export interface AppendResult {
+  firstSeq: number;
+  lastSeq: number;
+}
+
+const defaultOpener: FileOpener = (path, flags, mode) => openFile(path, flags, mode);
+
+export class FileLedger {
+  private readonly fsync: FsyncPolicy;
+  private readonly checkpointEvery: number;
+  private readonly checkpointIntervalMs: number;
+  private readonly batchSyncMs: number;
+  private readonly clock: () => Date;
+  private readonly opener: FileOpener;
+  private readonly key: KeyObject | undefined;
+  private readonly onWarning: (message: string) => void;
+
+  private lock: LedgerLock | undefined;
+  private ledgerId = '';
+  private state: ChainState = initialChainState();
+  private segment: { name: string; size: number; handle: WritableFile | undefined } | undefined;
+  private checkpointsHandle: WritableFile | undefined;
+  private lastCheckpointSize = -1;
+  private lastCheckpointAt = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private failure: LedgerError | undefined;
+  private closed = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private dirty = false;
+  /** Messages about what open() found (a stale lock taken over...). */
+  readonly notices: string[] = [];
+
+  private constructor(readonly dir: string, options: FileLedgerOptions) {
+    this.fsync = options.fsync ?? 'always';
+    if (!FSYNC_POLICIES.includes(this.fsync)) {
+      throw new LedgerError('LEDGER_USAGE', `fsync policy must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(this.fsync)}`);
+    }
+    this.checkpointEvery = options.checkpointEvery ?? 1000;
+    this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
+    this.batchSyncMs = options.batchSyncMs ?? 200;
+    this.clock = options.clock ?? (() => new Date());
+    this.opener = options.openFile ?? defaultOpener;
+    this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
+    this.onWarning = options.onWarning ?? (() => {});
+  }
+
+  /** Opens (creating if needed) the ledger in `options.dir` and takes its lock. */
+  static async open(options: FileLedgerOptions): Promise<FileLedger> {
+    const ledger = new FileLedger(options.dir, options);
+    await ledger.init();
+    return ledger;
+  }
+
+  get size(): number {
+    return this.state.range.size;
+  }
+
+  get root(): Hash {
+    return this.state.range.root();
+  }
+
+  get signed(): boolean {
+    return this.key !== undefined;
+  }
+
+  private async init(): Promise<void> {
+    const dir = this.dir;
+    if (exists(dir) && !statSync(dir).isDirectory()) throw new LedgerError('LEDGER_UNREADABLE', `${dir} is not a directory`);
+    try {
+      mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    } catch (error) {
+      throw fsError(error, 'cannot create the ledger directory', dir);
+    }
+    let stat;
+    try {
+      stat = statSync(dir);
+    } catch (error) {
+      throw fsError(error, 'cannot open the ledger', dir);
+    }
+    if (!stat.isDirectory()) throw new LedgerError('LEDGER_UNREADABLE', `${dir} is not a directory`);
+    this.lock = acquireLock(dir);
+    if (this.lock.tookOverFrom) {
+      const o = this.lock.tookOverFrom;
+      this.notices.push(`took over a stale lock of process ${o.pid} (no longer running, locked since ${o.started})`);
+    }
+    try {
+      try {
+        mkdirSync(join(dir, SEGMENTS_DIR), { recursive: true, mode: DIR_MODE });
+      } catch (error) {
+        throw fsError(error, 'cannot create the segments directory', join(dir, SEGMENTS_DIR));
+      }
+      this.ledgerId = this.loadOrCreateMeta();
+      await this.recover();
+    } catch (error) {
+      this.lock.release();
+      this.lock = undefined;
+      throw error;
+    }
+  }
+
+  private loadOrCreateMeta(): string {
+    const meta = readMeta(this.dir);
+    if (meta) return meta.ledger_id;
+    const created: LedgerMeta = { v: 1, ledger_id: randomUUID(), created: this.clock().toISOString() };
+    const path = join(this.dir, LEDGER_FILE);
+    let fd: number;
+    try {
+      fd = openSync(path, 'wx', FILE_MODE);
+      writeSync(fd, canonicalJson(created) + '\n');
+      if (this.fsync !== 'none') fsyncSync(fd);
+      closeSync(fd);
+      if (this.fsync !== 'none') syncDir(this.dir);
+    } catch (error) {
+      throw fsError(error, 'cannot create', path);
+    }
+    return created.ledger_id;
+  }
+
+  /** Rebuilds the chain state from the newest usable checkpoint and the entries after it. */
+  private async recover(): Promise<void> {
+    const source = new FileLedgerSource(this.dir);
+    const checkpoints = await source.checkpoints();
+    for (const { checkpoint, where } of checkpoints) {
+      if (checkpoint.ledger_id !== this.ledgerId) {
+        throw new LedgerError('LEDGER_CHECKPOINT_MISMATCH', `${where} belongs to ledger ${checkpoint.ledger_id}, not to ${this.ledgerId}`);
+      }
+    }
+    const segments = await source.segments();
+    const skip = removedSegments(checkpoints);
+    const present = new Set(segments);
+    let state = initialChainState();
+    let from: { segment: string; offset: number } | undefined;
+    const ordered = [...checkpoints].sort((a, b) => b.checkpoint.tree_size - a.checkpoint.tree_size);
+    for (const { checkpoint } of ordered) {
+      if (!checkpoint.position || !present.has(checkpoint.position.segment)) continue;
+      const resumed = stateFromCheckpoint(checkpoint);
+      if (!resumed) continue;
+      state = resumed;
+      from = checkpoint.position;
+      break;
+    }
+    if (!from && latestTombstone(checkpoints)) {
+      throw new LedgerError(
+        'LEDGER_TOMBSTONE_INVALID',
+        `${this.dir}: records were removed by retention but no usable checkpoint or tombstone describes where the remaining ones start`,
+      );
+    }
+    await walkChain(source.items({ skip, ...(from ? { from } : {}) }), state, { tornAdvice: repairAdvice(this.dir) });
+    this.state = state;
+    this.lastCheckpointSize = checkpoints.length > 0 ? Math.max(...checkpoints.map((c) => c.checkpoint.tree_size)) : -1;
+    this.lastCheckpointAt = Date.now();
+    const last = segments.filter((s) => !skip.has(s)).pop();
+    if (last !== undefined) this.segment = { name: last, size: fileSize(segmentPath(this.dir, last)), handle: undefined };
+  }
+
+  /** Runs `task` after everything queued before it; a failed task does not block later ones. */
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private usable(): void {
+    if (this.closed) throw new LedgerError('LEDGER_CLOSED', `the ledger ${this.dir} is closed`);
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Appends records durably (per the fsync policy) and resolves with their sequence numbers. On
+   * failure nothing of the batch stays in the segment: the file is truncated back, and if even that
+   * fails the ledger refuses further appends (LEDGER_IO) rather than risk a half-written record.
+   */
+  append(records: readonly LedgerRecord[]): Promise<AppendResult> {
+    return this.enqueue(() => this.appendNow(records));
+  }
+
+  private async appendNow(records: readonly LedgerRecord[]): Promise<AppendResult> {
+    this.usable();
+    const firstSeq = this.state.range.size;
+    if (records.length === 0) return { firstSeq, lastSeq: firstSeq - 1 };
+    const segment = await this.currentSegment();
+    const range = this.state.range.clone();
+    let last = this.state.lastLeaf;
+    let text = '';
+    for (const record of records) {
+      const line = canonicalJson({ seq: range.size, prev: last.toString('hex'), record });
+      const leaf = leafHash(line);
+      range.append(leaf);
+      last = leaf;
+      text += line + '\n';
+    }
+    const buffer = Buffer.from(text, 'utf8');
+    const path = segmentPath(this.dir, segment.name);
+    try {
+      await writeAll(segment.handle!, buffer);
+      if (this.fsync === 'always') await segment.handle!.datasync();
+    } catch (error) {
+      await this.rollback(segment.handle!, segment.size, path);
+      throw fsError(error, 'cannot append to the ledger', path);
+    }
+    segment.size += buffer.length;
+    this.state = { range, lastLeaf: last };
+    if (this.fsync === 'batch') this.scheduleSync();
+    else if (this.fsync === 'none') this.dirty = true;
+    if (
+      range.size - Math.max(this.lastCheckpointSize, 0) >= this.checkpointEvery ||
+      Date.now() - this.lastCheckpointAt >= this.checkpointIntervalMs
+    ) {
+      try {
+        await this.checkpointNow();
+      } catch (error) {
+        this.onWarning(`could not write a checkpoint: ${(error as Error).message}`);
+      }
+    }
+    return { firstSeq, lastSeq: range.size - 1 };
+  }
+
+  private async rollback(handle: WritableFile, size: number, path: string): Promise<void> {
+    try {
+      await handle.truncate(size);
+    } catch (error) {
+      this.failure = new LedgerError(
+        'LEDGER_IO',
+        `the ledger stopped accepting records: a failed write to ${path} could not be rolled back (${(error as Error).message}). Run \`llm-audit verify --ledger ${this.dir}\` and \`llm-audit repair\` once the disk is fixed`,
+        { cause: error },
+      );
+    }
+  }
+
+  private async currentSegment(): Promise<{ name: string; size: number; handle: WritableFile | undefined }> {
+    const name = segmentName(utcDay(this.clock()));
+    // Segments only move forward: if the clock goes back, appending continues in the newest one.
+    if (this.segment === undefined || name > this.segment.name) {
+      if (this.segment?.handle) {
+        if (this.fsync !== 'none') await this.segment.handle.datasync();
+        await this.segment.handle.close();
+      }
+      const path = segmentPath(this.dir, name);
+      const handle = await this.openForAppend(path);
+      this.segment = { name, size: (await handle.stat()).size, handle };
+      if (this.fsync !== 'none') syncDir(join(this.dir, SEGMENTS_DIR));
+    } else if (this.segment.handle === undefined) {
+      this.segment.handle = await this.openForAppend(segmentPath(this.dir, this.segment.name));
+      this.segment.size = (await this.segment.handle.stat()).size;
+    }
+    return this.segment;
+  }
+
+  private async openForAppend(path: string): Promise<WritableFile> {
+    try {
+      return await this.opener(path, 'a', FILE_MODE);
+    } catch (error) {
+      throw fsError(error, 'cannot open for appending', path);
+    }
+  }
+
+  private scheduleSync(): void {
+    this.dirty = true;
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.enqueue(() => this.syncNow()).catch((error) => this.onWarning(`fsync failed: ${(error as Error).message}`));
+    }, this.batchSyncMs);
+    this.syncTimer.unref?.();
+  }
+
+  private async syncNow(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    if (this.segment?.handle) {
+      try {
+        await this.segment.handle.datasync();
+      } catch (error) {
+        throw fsError(error, 'cannot fsync', segmentPath(this.dir, this.segment.name));
+      }
+    }
+  }
+
+  /** Flushes to disk whatever the fsync policy left in the OS cache. */
+  sync(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.closed) return;
+      this.dirty = true;
+      await this.syncNow();
+    });
+  }
+
+  /** Writes a checkpoint now (when records were added since the last one); resolves with it. */
+  checkpoint(): Promise<Checkpoint | undefined> {
+    return this.enqueue(async () => {
+      this.usable();
+      return this.checkpointNow();
+    });
+  }
+
+  private async checkpointNow(): Promise<Checkpoint | undefined> {
+    const size = this.state.range.size;
+    this.lastCheckpointAt = Date.now();
+    if (size === this.lastCheckpointSize) return undefined;
+    // The records a checkpoint covers reach the disk before the checkpoint does.
+    if (this.fsync !== 'none' && this.segment?.handle) await this.segment.handle.datasync();
+    this.dirty = false;
+    const checkpoint = finishCheckpoint(
+      {
+        v: CHECKPOINT_VERSION,
+        type: 'checkpoint',
+        ledger_id: this.ledgerId,
+        tree_size: size,
+        root: this.state.range.root().toString('hex'),
+        last_leaf: size === 0 ? ZERO_HASH : this.state.lastLeaf.toString('hex'),
+        frontier: this.state.range.frontier.map((h) => h.toString('hex')),
+        position: this.segment ? { segment: this.segment.name, offset: this.segment.size } : null,
+        timestamp: this.clock().toISOString(),
+      },
+      this.key,
+    );
+    await this.appendCheckpointLine(canonicalJson(checkpoint));
+    this.lastCheckpointSize = size;
+    return checkpoint;
+  }
+
+  private async appendCheckpointLine(line: string): Promise<void> {
+    const path = join(this.dir, CHECKPOINTS_FILE);
+    if (!this.checkpointsHandle) this.checkpointsHandle = await this.openForAppend(path);
+    const handle = this.checkpointsHandle;
+    const size = (await handle.stat()).size;
+    try {
+      await writeAll(handle, Buffer.from(line + '\n', 'utf8'));
+      if (this.fsync !== 'none') await handle.datasync();
+    } catch (error) {
+      await this.rollback(handle, size, path);
+      throw fsError(error, 'cannot write a checkpoint to', path);
+    }
+  }
+
+  /** Final checkpoint, fsync, close files, release the lock. Safe to call twice. */
+  close(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.closed) return;
+      if (this.syncTimer) clearTimeout(this.syncTimer);
+      this.syncTimer = undefined;
+      let firstError: unknown;
+      if (!this.failure) {
+        try {
+          await this.checkpointNow();
+        } catch (error) {
+          firstError = error;
+        }
+      }
+      for (const handle of [this.segment?.handle, this.checkpointsHandle]) {
+        if (!handle) continue;
+        try {
+          if (this.fsync !== 'none' && !this.failure) await handle.datasync();
+          await handle.close();
+        } catch (error) {
+          firstError ??= error;
+        }
+      }
+      if (this.segment) this.segment.handle = undefined;
+      this.checkpointsHandle = undefined;
+      this.closed = true;
+      this.lock?.release();
+      this.lock = undefined;
+      if (firstError) throw fsError(firstError, 'cannot close the ledger', this.dir);
+    });
+  }
+}
+
+async function writeAll(handle: WritableFile, buffer: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < buffer.length) {
+    const { bytesWritten } = await handle.write(buffer, offset, buffer.length - offset, null);
+    if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    offset += bytesWritten;
+  }
+}
+
+/** fsync a directory so that a created or removed entry survives a power loss. */
+export function syncDir(path: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    fsyncSync(fd);
+  } catch {
+    // Some file systems refuse fsync on directories; the data files themselves are synced.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}

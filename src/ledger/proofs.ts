@@ -1,0 +1,254 @@
+/**
+ * Inclusion proofs (RFC 9162 section 2.1.3) and consistency proofs (section 2.1.4) built from a
+ * ledger by streaming it (two passes at most, O(log n) memory), and their verification without
+ * the ledger.
+ */
+import type { KeyObject } from 'node:crypto';
+import { canonicalJson } from '../audit/canonical-json';
+import type { LedgerSource, StoredEntry } from './backend';
+import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
+import { checkSignature, parseCheckpoint, type Checkpoint } from './checkpoint';
+import { LedgerError } from './errors';
+import {
+  RangeHasher,
+  consistencyProofRanges,
+  inclusionProofRanges,
+  leafHash,
+  verifyConsistency,
+  verifyInclusion,
+  type LeafRange,
+} from './merkle';
+
+export interface InclusionProof {
+  v: 1;
+  type: 'inclusion';
+  ledger_id: string;
+  leaf_index: number;
+  tree_size: number;
+  leaf_hash: string;
+  /** The stored entry; its canonical JSON is the leaf data. */
+  entry: StoredEntry;
+  path: string[];
+  checkpoint: Checkpoint;
+}
+
+export interface ConsistencyProof {
+  v: 1;
+  type: 'consistency';
+  ledger_id: string;
+  old_size: number;
+  new_size: number;
+  path: string[];
+  old_checkpoint: Checkpoint;
+  new_checkpoint: Checkpoint;
+}
+
+export type Proof = InclusionProof | ConsistencyProof;
+
+async function startState(source: LedgerSource): Promise<{ state: ChainState; skip: Set<string> }> {
+  const checkpoints = await source.checkpoints();
+  const tombstone = latestTombstone(checkpoints);
+  let state = initialChainState();
+  if (tombstone) {
+    const resumed = stateFromCheckpoint(tombstone.checkpoint);
+    if (!resumed) throw new LedgerError('LEDGER_TOMBSTONE_INVALID', `${tombstone.where}: the tombstone's frontier does not hash to its root`);
+    state = resumed;
+  }
+  return { state, skip: removedSegments(checkpoints) };
+}
+
+/** The newest checkpoint (largest tree size) of the ledger. */
+export async function newestCheckpoint(source: LedgerSource): Promise<Checkpoint> {
+  await source.open();
+  const checkpoints = await source.checkpoints();
+  let best: Checkpoint | undefined;
+  for (const { checkpoint } of checkpoints) if (!best || checkpoint.tree_size >= best.tree_size) best = checkpoint;
+  if (!best) throw new LedgerError('LEDGER_NOT_CHECKPOINTED', `${source.name} has no checkpoint yet (one is written every N records and when the writer closes)`);
+  return best;
+}
+
+/** Streams the chain from the start state, feeding the leaves to a RangeHasher, up to `size`. */
+async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], size: number): Promise<Buffer[]> {
+  const { state, skip } = await startState(source);
+  if (size < state.range.size) {
+    throw new LedgerError('LEDGER_PROOF_UNAVAILABLE', `tree size ${size} predates records removed by retention (now ${state.range.size} removed)`);
+  }
+  const hasher = new RangeHasher(ranges, state.range.clone());
+  await walkChain(source.items({ skip }), state, {
+    stopAtSize: size,
+    ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+    onAccepted: (accepted) => hasher.push(accepted.entry.seq, accepted.leaf),
+  });
+  if (state.range.size < size) {
+    throw new LedgerError('LEDGER_TRUNCATED', `${source.name} has only ${state.range.size} records, the checkpoint says ${size}`);
+  }
+  const result = hasher.result();
+  if (!result.ok) {
+    throw new LedgerError(
+      'LEDGER_PROOF_UNAVAILABLE',
+      `the proof needs the hash of records ${result.range[0]}..${result.range[1] - 1}, which retention removed`,
+    );
+  }
+  return result.hashes;
+}
+
+/** Finds a record by request id (or by seq) and proves it is in the newest checkpoint. */
+export async function proveInclusion(source: LedgerSource, target: { requestId?: string; seq?: number }): Promise<InclusionProof> {
+  const checkpoint = await newestCheckpoint(source);
+  const { state, skip } = await startState(source);
+  let found: StoredEntry | undefined;
+  let foundLeaf: Buffer | undefined;
+  const needle = target.requestId !== undefined ? JSON.stringify(target.requestId) : undefined;
+  try {
+    await walkChain(source.items({ skip }), state, {
+      ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+      onAccepted: (accepted) => {
+        if (found) return;
+        const hit =
+          target.seq !== undefined
+            ? accepted.entry.seq === target.seq
+            : accepted.raw.includes(needle!) && (accepted.entry.record as { request_id?: unknown }).request_id === target.requestId;
+        if (hit) {
+          found = accepted.entry;
+          foundLeaf = accepted.leaf;
+          throw FOUND;
+        }
+      },
+    });
+  } catch (error) {
+    if (error !== FOUND) throw error;
+  }
+  const what = target.seq !== undefined ? `seq ${target.seq}` : `request_id ${target.requestId}`;
+  if (!found) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with ${what} in ${source.name}`);
+  if (found.seq >= checkpoint.tree_size) {
+    throw new LedgerError(
+      'LEDGER_NOT_CHECKPOINTED',
+      `the record with ${what} (seq ${found.seq}) is newer than the newest checkpoint (size ${checkpoint.tree_size}); prove it after the next checkpoint`,
+    );
+  }
+  const ranges = inclusionProofRanges(found.seq, checkpoint.tree_size);
+  const path = await hashRanges(source, ranges, checkpoint.tree_size);
+  const proof: InclusionProof = {
+    v: 1,
+    type: 'inclusion',
+    ledger_id: checkpoint.ledger_id,
+    leaf_index: found.seq,
+    tree_size: checkpoint.tree_size,
+    leaf_hash: foundLeaf!.toString('hex'),
+    entry: found,
+    path: path.map((h) => h.toString('hex')),
+    checkpoint,
+  };
+  // Never hand out a proof that does not verify (the ledger would disagree with its checkpoint).
+  verifyProof(proof);
+  return proof;
+}
+
+const FOUND = Symbol('found');
+
+/** Builds the consistency proof between two checkpoints of this ledger and verifies it. */
+export async function proveConsistency(source: LedgerSource, oldCp: Checkpoint, newCp: Checkpoint): Promise<ConsistencyProof> {
+  await source.open();
+  if (oldCp.ledger_id !== newCp.ledger_id) {
+    throw new LedgerError('LEDGER_CONSISTENCY_FAILED', `the two checkpoints belong to different ledgers (${oldCp.ledger_id}, ${newCp.ledger_id})`);
+  }
+  if (oldCp.tree_size > newCp.tree_size) {
+    throw new LedgerError('LEDGER_USAGE', `the old checkpoint (size ${oldCp.tree_size}) is larger than the new one (size ${newCp.tree_size}); swap them`);
+  }
+  let path: Buffer[] = [];
+  if (oldCp.tree_size > 0 && oldCp.tree_size < newCp.tree_size) {
+    path = await hashRanges(source, consistencyProofRanges(oldCp.tree_size, newCp.tree_size), newCp.tree_size);
+  }
+  const proof: ConsistencyProof = {
+    v: 1,
+    type: 'consistency',
+    ledger_id: newCp.ledger_id,
+    old_size: oldCp.tree_size,
+    new_size: newCp.tree_size,
+    path: path.map((h) => h.toString('hex')),
+    old_checkpoint: oldCp,
+    new_checkpoint: newCp,
+  };
+  verifyProof(proof);
+  return proof;
+}
+
+export interface ProofCheck {
+  type: Proof['type'];
+  signatures: 'verified' | 'unchecked' | 'unsigned';
+  warnings: string[];
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function hashes(value: unknown, what: string): Buffer[] {
+  if (!Array.isArray(value) || !value.every((h) => typeof h === 'string' && HEX64.test(h))) {
+    throw new LedgerError('LEDGER_PROOF_INVALID', `${what} must be a list of 64-hex-digit hashes`);
+  }
+  return value.map((h: string) => Buffer.from(h, 'hex'));
+}
+
+/**
+ * Verifies a proof on its own (no ledger needed). With `publicKey`, the checkpoint(s) must carry
+ * a valid signature by it. Throws LEDGER_PROOF_INVALID / LEDGER_SIGNATURE_INVALID.
+ */
+export function verifyProof(value: unknown, publicKey?: KeyObject): ProofCheck {
+  if (typeof value !== 'object' || value === null) throw new LedgerError('LEDGER_PROOF_INVALID', 'the proof is not a JSON object');
+  const p = value as Record<string, unknown>;
+  const warnings: string[] = [];
+  let checkpoints: Checkpoint[];
+  if (p.type === 'inclusion') {
+    const checkpoint = parseCheckpoint(p.checkpoint, 'the proof checkpoint');
+    checkpoints = [checkpoint];
+    const entry = p.entry as StoredEntry | undefined;
+    if (typeof entry !== 'object' || entry === null) throw new LedgerError('LEDGER_PROOF_INVALID', 'the proof has no entry');
+    const leaf = leafHash(canonicalJson(entry));
+    if (typeof p.leaf_hash === 'string' && p.leaf_hash !== leaf.toString('hex')) {
+      throw new LedgerError('LEDGER_PROOF_INVALID', 'the entry does not hash to leaf_hash: the record in the proof was altered');
+    }
+    if (entry.seq !== p.leaf_index) throw new LedgerError('LEDGER_PROOF_INVALID', `the entry's seq (${entry.seq}) is not leaf_index (${String(p.leaf_index)})`);
+    if (p.tree_size !== checkpoint.tree_size) throw new LedgerError('LEDGER_PROOF_INVALID', `tree_size does not match the checkpoint's`);
+    const path = hashes(p.path, 'path');
+    if (!verifyInclusion(entry.seq, checkpoint.tree_size, leaf, path, Buffer.from(checkpoint.root, 'hex'))) {
+      throw new LedgerError(
+        'LEDGER_PROOF_INVALID',
+        `the inclusion proof of seq ${entry.seq} does not lead to the checkpoint root (tree size ${checkpoint.tree_size})`,
+      );
+    }
+  } else if (p.type === 'consistency') {
+    const oldCp = parseCheckpoint(p.old_checkpoint, 'the old checkpoint');
+    const newCp = parseCheckpoint(p.new_checkpoint, 'the new checkpoint');
+    checkpoints = [oldCp, newCp];
+    const path = hashes(p.path, 'path');
+    if (p.old_size !== oldCp.tree_size || p.new_size !== newCp.tree_size) {
+      throw new LedgerError('LEDGER_PROOF_INVALID', 'old_size/new_size do not match the checkpoints');
+    }
+    if (!verifyConsistency(oldCp.tree_size, newCp.tree_size, Buffer.from(oldCp.root, 'hex'), Buffer.from(newCp.root, 'hex'), path)) {
+      throw new LedgerError(
+        'LEDGER_CONSISTENCY_FAILED',
+        `the ledger at size ${newCp.tree_size} does not extend the ledger at size ${oldCp.tree_size}: the old records were changed, or the checkpoints are from different histories`,
+      );
+    }
+  } else {
+    throw new LedgerError('LEDGER_PROOF_INVALID', 'unknown proof type (expected "inclusion" or "consistency")');
+  }
+  let signatures: ProofCheck['signatures'] = 'unchecked';
+  if (publicKey) {
+    for (const checkpoint of checkpoints) {
+      const state = checkSignature(checkpoint, publicKey);
+      if (state === 'unsigned') {
+        throw new LedgerError('LEDGER_CHECKPOINT_UNSIGNED', `the checkpoint of size ${checkpoint.tree_size} is not signed, but --public-key was given`);
+      }
+      if (state !== 'valid') {
+        throw new LedgerError('LEDGER_SIGNATURE_INVALID', `the checkpoint of size ${checkpoint.tree_size} is not validly signed by that key`);
+      }
+    }
+    signatures = 'verified';
+  } else if (checkpoints.some((c) => c.signature === null)) {
+    signatures = 'unsigned';
+    warnings.push('the checkpoint is not signed: the proof shows inclusion in a tree, not who vouched for that tree');
+  } else {
+    warnings.push('the checkpoint is signed but no --public-key was given: the signature was not checked');
+  }
+  return { type: p.type, signatures, warnings };
+}

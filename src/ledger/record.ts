@@ -1,0 +1,200 @@
+/**
+ * The audit record: one per audited LLM call, derived from its span. docs/ledger.md documents
+ * every field (type, source attribute, meaning); keep the two in step.
+ *
+ * Rules: a value the span does not carry is `null` (never 0, never ""), numbers that are not finite
+ * become null (they have no JSON form), and nothing from the span's raw content attributes is ever
+ * copied (only the `llm_audit.*.hash` digests).
+ */
+import { SpanStatusCode, type AttributeValue, type Attributes, type HrTime } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import * as A from '../semconv';
+
+/** Version of the record schema; bump on any incompatible change. */
+export const RECORD_VERSION = 1;
+
+export type JsonScalar = string | number | boolean | null;
+export type MetadataValue = JsonScalar | JsonScalar[];
+
+export interface LedgerRecord {
+  v: typeof RECORD_VERSION;
+  request_id: string | null;
+  /** Span start, UTC ISO 8601 with millisecond precision. */
+  timestamp: string;
+  trace_id: string;
+  span_id: string;
+  user_id: string | null;
+  session_id: string | null;
+  tenant_id: string | null;
+  provider: string | null;
+  operation: string | null;
+  model: { request: string | null; response: string | null };
+  action: string | null;
+  status: string | null;
+  system_prompt_hash: string | null;
+  input_hash: string | null;
+  output_hash: string | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_read_tokens: number | null;
+  cache_creation_tokens: number | null;
+  thinking_tokens: number | null;
+  latency_ms: number | null;
+  cost_usd: number | null;
+  error_type: string | null;
+  error_message: string | null;
+  sanitization_count: number | null;
+  guardrails: Array<Record<string, MetadataValue>> | null;
+  tools: string[] | null;
+  rag_document_ids: string[] | null;
+  metadata: Record<string, MetadataValue> | null;
+}
+
+/** Only spans that carry `gen_ai.operation.name` or any `llm_audit.*` attribute become records. */
+export function isAuditSpan(span: Pick<ReadableSpan, 'attributes'>): boolean {
+  const attributes = span.attributes;
+  if (attributes[A.ATTR_GEN_AI_OPERATION_NAME] !== undefined) return true;
+  for (const key of Object.keys(attributes)) {
+    if (key.startsWith('llm_audit.') && attributes[key] !== undefined) return true;
+  }
+  return false;
+}
+
+/** The audit record of `span`, or undefined when the span is not an audited LLM call. */
+export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
+  if (!isAuditSpan(span)) return undefined;
+  const at = span.attributes;
+  const context = span.spanContext();
+  const costCurrency = str(at[A.ATTR_GEN_AI_USAGE_COST_CURRENCY]);
+  const cost = num(at[A.ATTR_GEN_AI_USAGE_COST_AMOUNT]);
+  return {
+    v: RECORD_VERSION,
+    request_id: str(at[A.ATTR_AUDIT_REQUEST_ID]),
+    timestamp: isoFromHrTime(span.startTime),
+    trace_id: context.traceId,
+    span_id: context.spanId,
+    user_id: str(at[A.ATTR_USER_ID]),
+    session_id: str(at[A.ATTR_SESSION_ID]),
+    tenant_id: str(at[A.ATTR_AUDIT_TENANT_ID]),
+    provider: str(at[A.ATTR_GEN_AI_PROVIDER_NAME]),
+    operation: str(at[A.ATTR_GEN_AI_OPERATION_NAME]),
+    model: { request: str(at[A.ATTR_GEN_AI_REQUEST_MODEL]), response: str(at[A.ATTR_GEN_AI_RESPONSE_MODEL]) },
+    action: str(at[A.ATTR_AUDIT_ACTION]),
+    status: str(at[A.ATTR_AUDIT_STATUS]) ?? (span.status.code === SpanStatusCode.ERROR ? A.AUDIT_STATUS.error : null),
+    system_prompt_hash: str(at[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH]),
+    input_hash: str(at[A.ATTR_AUDIT_INPUT_HASH]),
+    output_hash: str(at[A.ATTR_AUDIT_OUTPUT_HASH]),
+    input_tokens: num(at[A.ATTR_GEN_AI_USAGE_INPUT_TOKENS]),
+    output_tokens: num(at[A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]),
+    cache_read_tokens: num(at[A.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]),
+    cache_creation_tokens: num(at[A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]),
+    thinking_tokens: num(at[A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS]),
+    latency_ms: durationMs(span.duration),
+    // An amount in another currency is not a USD cost; unknown cost stays null, never 0.
+    cost_usd: costCurrency === null || costCurrency.toUpperCase() === 'USD' ? cost : null,
+    error_type: str(at[A.ATTR_ERROR_TYPE]),
+    error_message: str(at[A.ATTR_AUDIT_ERROR_MESSAGE]),
+    sanitization_count: num(at[A.ATTR_AUDIT_SANITIZATION_COUNT]),
+    guardrails: guardrailsOf(span),
+    tools: strings(at[A.ATTR_AUDIT_TOOL_NAMES]),
+    rag_document_ids: strings(at[A.ATTR_AUDIT_RAG_DOCUMENT_IDS]),
+    metadata: metadataOf(at),
+  };
+}
+
+/** UTC ISO 8601 (millisecond precision) of an OpenTelemetry HrTime. */
+export function isoFromHrTime(time: HrTime): string {
+  const ms = time[0] * 1000 + Math.floor(time[1] / 1e6);
+  return new Date(ms).toISOString();
+}
+
+function durationMs(duration: HrTime | undefined): number | null {
+  if (!duration) return null;
+  const ms = duration[0] * 1000 + duration[1] / 1e6;
+  if (!Number.isFinite(ms) || ms < 0) return null;
+  // Microsecond precision is plenty and keeps the canonical number short.
+  return Math.round(ms * 1000) / 1000;
+}
+
+function str(value: AttributeValue | undefined): string | null {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'boolean') return String(value);
+  return null;
+}
+
+function num(value: AttributeValue | undefined): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (typeof value === 'string' && value.trim() !== '') {
+    const parsed = Number(value);
+    return Number.isFinite(parsed) ? parsed : null;
+  }
+  return null;
+}
+
+function strings(value: AttributeValue | undefined): string[] | null {
+  if (value === undefined || value === null) return null;
+  const list = Array.isArray(value) ? value : [value];
+  const out: string[] = [];
+  for (const item of list) {
+    const s = str(item as AttributeValue);
+    if (s !== null) out.push(s);
+  }
+  return out.length > 0 ? out : null;
+}
+
+function jsonValue(value: AttributeValue | undefined): MetadataValue | undefined {
+  if (value === undefined) return undefined;
+  if (value === null) return null;
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (typeof value === 'string' || typeof value === 'boolean') return value;
+  if (Array.isArray(value)) {
+    return (value as unknown[]).map((item) =>
+      typeof item === 'number' ? (Number.isFinite(item) ? item : null) : item === undefined ? null : (item as JsonScalar),
+    );
+  }
+  return undefined;
+}
+
+function metadataOf(attributes: Attributes): Record<string, MetadataValue> | null {
+  let out: Record<string, MetadataValue> | null = null;
+  for (const key of Object.keys(attributes)) {
+    if (!key.startsWith(A.ATTR_AUDIT_METADATA_PREFIX)) continue;
+    const value = jsonValue(attributes[key]);
+    if (value === undefined) continue;
+    out ??= {};
+    out[key.slice(A.ATTR_AUDIT_METADATA_PREFIX.length)] = value;
+  }
+  return out;
+}
+
+function guardrailsOf(span: ReadableSpan): Array<Record<string, MetadataValue>> | null {
+  let out: Array<Record<string, MetadataValue>> | null = null;
+  for (const event of span.events ?? []) {
+    if (event.name !== A.EVENT_AUDIT_GUARDRAIL) continue;
+    const entry: Record<string, MetadataValue> = {};
+    for (const [key, raw] of Object.entries(event.attributes ?? {})) {
+      const value = jsonValue(raw);
+      if (value === undefined) continue;
+      const name = key.startsWith(A.ATTR_AUDIT_GUARDRAIL_PREFIX) ? key.slice(A.ATTR_AUDIT_GUARDRAIL_PREFIX.length) : key;
+      entry[name] = value;
+    }
+    entry.time = isoFromHrTime(event.time);
+    (out ??= []).push(entry);
+  }
+  return out;
+}
+
+/** Light structural check of a record read back from storage (the hash chain covers the bytes). */
+export function recordProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'record is not an object';
+  const r = value as Record<string, unknown>;
+  if (typeof r.timestamp !== 'string' || Number.isNaN(Date.parse(r.timestamp))) return 'record has no valid timestamp';
+  if (typeof r.model !== 'object' || r.model === null) return 'record has no model object';
+  return undefined;
+}
+
+/** The model a report groups by: the response model when known, else the requested one. */
+export function modelOf(record: LedgerRecord): string | null {
+  return record.model?.response ?? record.model?.request ?? null;
+}

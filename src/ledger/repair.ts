@@ -1,0 +1,113 @@
+/**
+ * `llm-audit repair`: the only tool that changes existing ledger bytes, and only torn tails.
+ *
+ * A torn tail is what an interrupted append leaves: bytes after the last newline of a segment or of
+ * checkpoints.jsonl. The writer resolves an append only after the whole line (newline included)
+ * was written, so these bytes were never acknowledged. Repair moves them, unchanged, to
+ * quarantine/<file>.<time>.torn, truncates the file at its last newline, and appends what it did
+ * (file, offset, byte count, SHA-256 of the bytes, quarantine file) to repairs.jsonl, which
+ * `verify` shows. Anything else (a bad line in the middle, a broken chain) is evidence, and repair
+ * refuses to touch it.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { canonicalJson } from '../audit/canonical-json';
+import { fsError } from './errors';
+import { FileLedgerSource, syncDir } from './file-ledger';
+import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, QUARANTINE_DIR, REPAIRS_FILE, segmentLabel, segmentPath } from './layout';
+import { acquireLock } from './lock';
+
+export interface RepairAction {
+  at: string;
+  file: string;
+  offset: number;
+  bytes: number;
+  sha256: string;
+  quarantine: string;
+}
+
+export async function repairLedger(dir: string, options: { now?: Date } = {}): Promise<RepairAction[]> {
+  const source = new FileLedgerSource(dir);
+  source.assertLedger();
+  const lock = acquireLock(dir, 'repair');
+  try {
+    const targets: Array<{ label: string; path: string }> = [{ label: CHECKPOINTS_FILE, path: join(dir, CHECKPOINTS_FILE) }];
+    for (const name of await source.segments()) targets.push({ label: segmentLabel(name), path: segmentPath(dir, name) });
+    const actions: RepairAction[] = [];
+    for (const target of targets) {
+      const action = repairFile(dir, target.label, target.path, options.now ?? new Date());
+      if (action) actions.push(action);
+    }
+    return actions;
+  } finally {
+    lock.release();
+  }
+}
+
+function repairFile(dir: string, label: string, path: string, now: Date): RepairAction | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r+');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fsError(error, 'cannot open for repair', path);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return undefined;
+    const chunk = Buffer.allocUnsafe(64 * 1024);
+    // Find the last newline, reading backwards.
+    let end = size;
+    let tornStart = 0;
+    search: while (end > 0) {
+      const start = Math.max(0, end - chunk.length);
+      const n = readSync(fd, chunk, 0, end - start, start);
+      for (let i = n - 1; i >= 0; i--) {
+        if (chunk[i] === 0x0a) {
+          tornStart = start + i + 1;
+          break search;
+        }
+      }
+      end = start;
+    }
+    if (tornStart === size) return undefined;
+    const torn = Buffer.allocUnsafe(size - tornStart);
+    readSync(fd, torn, 0, torn.length, tornStart);
+    const stamp = now.toISOString().replace(/[:.]/g, '-');
+    const quarantineDir = join(dir, QUARANTINE_DIR);
+    mkdirSync(quarantineDir, { recursive: true, mode: DIR_MODE });
+    const quarantineName = `${basename(path)}.${stamp}.torn`;
+    const qfd = openSync(join(quarantineDir, quarantineName), 'wx', FILE_MODE);
+    try {
+      writeSync(qfd, torn);
+      fsyncSync(qfd);
+    } finally {
+      closeSync(qfd);
+    }
+    syncDir(quarantineDir);
+    ftruncateSync(fd, tornStart);
+    fsyncSync(fd);
+    const action: RepairAction = {
+      at: now.toISOString(),
+      file: label,
+      offset: tornStart,
+      bytes: torn.length,
+      sha256: createHash('sha256').update(torn).digest('hex'),
+      quarantine: `${QUARANTINE_DIR}/${quarantineName}`,
+    };
+    const rfd = openSync(join(dir, REPAIRS_FILE), 'a', FILE_MODE);
+    try {
+      writeSync(rfd, canonicalJson(action) + '\n');
+      fsyncSync(rfd);
+    } finally {
+      closeSync(rfd);
+    }
+    return action;
+  } catch (error) {
+    throw fsError(error, 'cannot repair', path);
+  } finally {
+    closeSync(fd);
+  }
+}
+

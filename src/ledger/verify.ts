@@ -1,0 +1,248 @@
+/**
+ * `llm-audit verify`: recomputes every leaf hash, the hash chain and the Merkle root while
+ * streaming the ledger once, checks each checkpoint (the ledger's own, and external ones kept
+ * elsewhere) against the root at its size, checks signatures, and continues correctly after
+ * retention from the newest tombstone. Throws a LedgerError naming the first bad record.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { CheckpointEntry, LedgerSource } from './backend';
+import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry } from './chain';
+import { checkSignature, keyIdOf, type Checkpoint } from './checkpoint';
+import { LedgerError, describeLocation } from './errors';
+import { emptyRoot } from './merkle';
+
+export interface VerifyOptions {
+  /** Ed25519 public key: every signed checkpoint must verify with it, and the newest must be signed. */
+  publicKey?: KeyObject;
+  /** Checkpoints kept outside the ledger (`--checkpoint FILE`): they catch a truncated tail. */
+  external?: CheckpointEntry[];
+  /** Sees every verified entry (retention planning folds over them in the same pass). */
+  onEntry?: (accepted: AcceptedEntry) => void;
+}
+
+export interface VerifyResult {
+  /** Entries present and verified. */
+  records: number;
+  /** Tree size reached (records removed by retention included). */
+  treeSize: number;
+  root: string;
+  /** Records removed by retention (size of the newest tombstone). */
+  removed: number;
+  /** Checkpoints whose root was recomputed and matched. */
+  checkpointsMatched: number;
+  /** Checkpoints whose signature verified with the given public key. */
+  signaturesVerified: number;
+  newestCheckpointSize: number | null;
+  warnings: string[];
+  notes: string[];
+}
+
+interface Expectation {
+  size: number;
+  root: string;
+  lastLeaf?: string;
+  where: string;
+  when: string;
+}
+
+export async function verifyLedger(source: LedgerSource, options: VerifyOptions = {}): Promise<VerifyResult> {
+  await source.open();
+  const warnings: string[] = [];
+  const ledgerId = await source.ledgerId();
+  const own = await source.checkpoints();
+  const external = options.external ?? [];
+  const all = [...own, ...external];
+
+  for (const { checkpoint, where } of all) {
+    if (ledgerId !== null && checkpoint.ledger_id !== ledgerId) {
+      throw new LedgerError(
+        'LEDGER_CHECKPOINT_MISMATCH',
+        `${where} belongs to ledger ${checkpoint.ledger_id}, not to this ledger (${ledgerId})`,
+      );
+    }
+  }
+
+  const signaturesVerified = checkSignatures(own, external, options.publicKey, warnings);
+
+  // Where verification starts: after the newest tombstone, or at the beginning.
+  const tombstone = latestTombstone(own);
+  let state = initialChainState();
+  if (tombstone) {
+    const resumed = stateFromCheckpoint(tombstone.checkpoint);
+    if (!resumed) {
+      throw new LedgerError(
+        'LEDGER_TOMBSTONE_INVALID',
+        `${tombstone.where}: the tombstone's frontier does not hash to its root; it was altered`,
+      );
+    }
+    state = resumed;
+  }
+  const startSize = state.range.size;
+  const skip = removedSegments(own);
+  const segments = await source.segments();
+  const lingering = segments.filter((s) => skip.has(s));
+  if (lingering.length > 0) {
+    warnings.push(
+      `segment(s) ${lingering.join(', ')} were marked removed by retention but are still present (an interrupted run?); they were not verified: run \`llm-audit retention apply\` again`,
+    );
+  }
+
+  // What each size must hash to.
+  const expectations = new Map<number, Expectation[]>();
+  const expect = (e: Expectation): void => {
+    const list = expectations.get(e.size) ?? [];
+    list.push(e);
+    expectations.set(e.size, list);
+  };
+  let unverifiable = 0;
+  for (const { checkpoint, where } of all) {
+    const e: Expectation = { size: checkpoint.tree_size, root: checkpoint.root, lastLeaf: checkpoint.last_leaf, where, when: checkpoint.timestamp };
+    if (checkpoint.tree_size < startSize) unverifiable++;
+    else expect(e);
+    const head = checkpoint.tombstone?.head;
+    if (head && head.tree_size >= startSize) {
+      expect({ size: head.tree_size, root: head.root, where: `${where} (head at retention)`, when: checkpoint.timestamp });
+    }
+  }
+  if (unverifiable > 0) {
+    warnings.push(
+      `${unverifiable} checkpoint(s) predate the records removed by retention; only their signatures could be checked`,
+    );
+  }
+
+  let matched = 0;
+  const check = (size: number, root: string, lastLeaf: string, at: AcceptedEntry | undefined, previousGood: number): void => {
+    for (const e of expectations.get(size) ?? []) {
+      if (e.root === root && (e.lastLeaf === undefined || e.lastLeaf === lastLeaf)) {
+        matched++;
+        continue;
+      }
+      const location = at ? { file: at.location.file, line: at.location.line, seq: at.entry.seq } : undefined;
+      throw new LedgerError(
+        'LEDGER_CHECKPOINT_MISMATCH',
+        (location ? `${describeLocation(location)}: ` : '') +
+          `the records do not match ${e.where} (tree size ${size}, ${e.when}): ` +
+          (at
+            ? `this record, the last one it covers, was altered, or records after seq ${Math.max(previousGood - 1, 0)} were altered and re-chained`
+            : `its root differs`),
+        location ? { location } : {},
+      );
+    }
+  };
+  const rootAt = (s: typeof state): string => (s.range.size === 0 ? emptyRoot() : s.range.root()).toString('hex');
+  check(startSize, rootAt(state), state.lastLeaf.toString('hex'), undefined, startSize);
+
+  let lastGood = startSize;
+  const { last, count } = await walkChain(source.items({ skip }), state, {
+    ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+    onAccepted: (accepted, s) => {
+      options.onEntry?.(accepted);
+      const size = s.range.size;
+      if (expectations.has(size)) {
+        check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);
+        lastGood = size;
+      }
+    },
+  });
+
+  const finalSize = state.range.size;
+  let longest: Expectation | undefined;
+  for (const [size, list] of expectations) {
+    if (size > finalSize && (!longest || size > longest.size)) longest = list[0];
+  }
+  if (longest) {
+    const missing = longest.size - finalSize;
+    const location = last ? { file: last.location.file, line: last.location.line, seq: last.entry.seq } : undefined;
+    throw new LedgerError(
+      'LEDGER_TRUNCATED',
+      (location ? `${describeLocation(location)}: ` : '') +
+        `the ledger ends here with ${finalSize} records, but ${longest.where} (${longest.when}) says it had ${longest.size}: ` +
+        (missing === 1
+          ? `1 record (seq ${finalSize}) was removed from the tail`
+          : `${missing} records (seq ${finalSize}..${longest.size - 1}) were removed from the tail`),
+      location ? { location } : {},
+    );
+  }
+
+  const newest = own.filter((c) => c.checkpoint.type === 'checkpoint' || c.checkpoint.type === 'tombstone');
+  const newestSize = newest.length > 0 ? Math.max(...newest.map((c) => c.checkpoint.tree_size)) : null;
+  if (newestSize === null) {
+    warnings.push('the ledger has no checkpoint yet: a truncated tail can only be detected with --checkpoint');
+  } else if (finalSize > newestSize) {
+    const n = finalSize - newestSize;
+    warnings.push(
+      `${n} record${n === 1 ? '' : 's'} after the newest checkpoint (size ${newestSize}) ${n === 1 ? 'is' : 'are'} protected by the hash chain only (a checkpoint is written every N records and on close)`,
+    );
+  }
+
+  return {
+    records: count,
+    treeSize: finalSize,
+    root: rootAt(state),
+    removed: startSize,
+    checkpointsMatched: matched,
+    signaturesVerified,
+    newestCheckpointSize: newestSize,
+    warnings,
+    notes: await source.notes(),
+  };
+}
+
+function checkSignatures(
+  own: CheckpointEntry[],
+  external: CheckpointEntry[],
+  publicKey: KeyObject | undefined,
+  warnings: string[],
+): number {
+  const all = [...own, ...external];
+  if (all.length === 0) return 0;
+  if (!publicKey) {
+    const signed = all.filter((c) => c.checkpoint.signature !== null);
+    if (signed.length > 0) {
+      warnings.push(
+        `${signed.length} checkpoint(s) are signed (key id ${signed[0]!.checkpoint.key_id!.slice(0, 16)}...) but no --public-key was given: signatures were not checked`,
+      );
+    }
+    if (signed.length < all.length) {
+      warnings.push(
+        `${all.length - signed.length} checkpoint(s) are not signed (set LLM_AUDIT_SIGNING_KEY): they show the ledger is self-consistent, not who wrote it`,
+      );
+    }
+    return 0;
+  }
+  const keyId = keyIdOf(publicKey);
+  let verified = 0;
+  let unsigned = 0;
+  for (const { checkpoint, where } of all) {
+    const state = checkSignature(checkpoint, publicKey);
+    if (state === 'valid') verified++;
+    else if (state === 'unsigned') unsigned++;
+    else if (state === 'other-key') {
+      throw new LedgerError(
+        'LEDGER_SIGNATURE_INVALID',
+        `${where}: signed by another key (key id ${checkpoint.key_id!.slice(0, 16)}..., expected ${keyId.slice(0, 16)}...)`,
+      );
+    } else {
+      throw new LedgerError('LEDGER_SIGNATURE_INVALID', `${where} (tree size ${checkpoint.tree_size}): the signature does not verify: the checkpoint was altered or forged`);
+    }
+  }
+  const newest = newestOf(own);
+  for (const c of [newest, ...external].filter((x): x is CheckpointEntry => x !== undefined)) {
+    if (c.checkpoint.signature === null) {
+      throw new LedgerError(
+        'LEDGER_CHECKPOINT_UNSIGNED',
+        `${c.where} (tree size ${c.checkpoint.tree_size}) is not signed, but --public-key was given: an unsigned checkpoint proves nothing about who wrote it`,
+      );
+    }
+  }
+  if (unsigned > 0) warnings.push(`${unsigned} older checkpoint(s) are not signed`);
+  return verified;
+}
+
+function newestOf(entries: CheckpointEntry[]): CheckpointEntry | undefined {
+  let best: CheckpointEntry | undefined;
+  for (const e of entries) if (!best || e.checkpoint.tree_size >= best.checkpoint.tree_size) best = e;
+  return best;
+}
+
+export type { Checkpoint };

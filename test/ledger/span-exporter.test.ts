@@ -1,0 +1,66 @@
+import { SpanStatusCode } from '@opentelemetry/api';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FileLedgerSource } from '../../src/ledger/file-ledger';
+import { scanRecords } from '../../src/ledger/query';
+import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../../src/ledger/span-exporter';
+import { verifyLedger } from '../../src/ledger/verify';
+import { tempDir } from './helpers';
+
+describe('LedgerSpanExporter', () => {
+  it('writes one verified record per audited span, skips others, checkpoints on shutdown', async () => {
+    const dir = join(tempDir(), 'ledger');
+    const exporter = new LedgerSpanExporter({ dir, checkpointEvery: 100 });
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const tracer = provider.getTracer('test');
+    for (let i = 0; i < 3; i++) {
+      const span = tracer.startSpan('chat gpt-4o', {
+        attributes: { 'gen_ai.operation.name': 'chat', 'llm_audit.request_id': `r${i}`, 'user.id': 'alice', 'gen_ai.usage.input_tokens': 10 + i },
+      });
+      if (i === 2) {
+        span.setAttribute('error.type', 'APIError');
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    }
+    tracer.startSpan('GET /health').end();
+    await provider.forceFlush();
+    expect(existsSync(join(dir, 'ledger.lock'))).toBe(true);
+    await provider.shutdown();
+    expect(existsSync(join(dir, 'ledger.lock'))).toBe(false);
+
+    const result = await verifyLedger(new FileLedgerSource(dir));
+    expect(result).toMatchObject({ records: 3, newestCheckpointSize: 3 });
+    const records = [];
+    for await (const hit of scanRecords(new FileLedgerSource(dir))) records.push(hit.record);
+    expect(records.map((r) => [r.request_id, r.user_id, r.input_tokens, r.status])).toEqual([
+      ['r0', 'alice', 10, null],
+      ['r1', 'alice', 11, null],
+      ['r2', 'alice', 12, 'error'],
+    ]);
+  });
+
+  it('calls back FAILED with the ledger error when the append fails', async () => {
+    const base = tempDir();
+    writeFileSync(join(base, 'file'), '');
+    const exporter = new LedgerSpanExporter({ dir: join(base, 'file') });
+    const span = { attributes: { 'gen_ai.operation.name': 'chat' }, startTime: [0, 0], duration: [0, 1], events: [], status: { code: 0 }, spanContext: () => ({ traceId: 't', spanId: 's', traceFlags: 1 }) } as unknown as ReadableSpan;
+    const result = await new Promise<ExportResult>((resolve) => exporter.export([span], resolve));
+    expect(result.code).toBe(ExportResultCode.FAILED);
+    expect(result.error).toMatchObject({ code: 'LEDGER_UNREADABLE' });
+    await exporter.shutdown();
+    const after = await new Promise<ExportResult>((resolve) => exporter.export([span], resolve));
+    expect(after.error).toMatchObject({ code: 'LEDGER_CLOSED' });
+  });
+
+  it('reads its options from the environment', () => {
+    expect(ledgerOptionsFromEnv({})).toEqual({ dir: './llm-audit-ledger' });
+    expect(
+      ledgerOptionsFromEnv({ LLM_AUDIT_LEDGER_DIR: '/var/audit', LLM_AUDIT_FSYNC: 'batch', LLM_AUDIT_SIGNING_KEY: '/k.pem', LLM_AUDIT_CHECKPOINT_EVERY: '50' }),
+    ).toEqual({ dir: '/var/audit', fsync: 'batch', signingKeyPath: '/k.pem', checkpointEvery: 50 });
+    expect(() => ledgerOptionsFromEnv({ LLM_AUDIT_FSYNC: 'often' })).toThrow(/LLM_AUDIT_FSYNC must be one of always, batch, none/);
+  });
+});

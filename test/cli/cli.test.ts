@@ -1,5 +1,5 @@
-import { spawn } from 'node:child_process';
-import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FileLedger } from '../../src/ledger/file-ledger';
@@ -70,6 +70,21 @@ describe('llm-audit CLI', () => {
     // The default directory comes from the environment.
     const env = cli(['verify'], { LLM_AUDIT_LEDGER_DIR: join(base, 'env-dir') });
     expect(env.stderr).toContain(join(base, 'env-dir'));
+  });
+
+  it('gives one clear line and exit 3 for a ledger the user may not read (permission denied)', async () => {
+    const dir = await ledger({ count: 2 });
+    chmodSync(dir, 0o700);
+    // As root every file is readable, so the check runs the CLI as an unprivileged user.
+    const asRoot = process.getuid?.() === 0;
+    if (!asRoot) chmodSync(dir, 0o000);
+    const result = asRoot
+      ? spawnSync('runuser', ['-u', 'nobody', '--', process.execPath, MAIN, 'verify', '--ledger', dir], { encoding: 'utf8' })
+      : spawnSync(process.execPath, [MAIN, 'verify', '--ledger', dir], { encoding: 'utf8' });
+    if (!asRoot) chmodSync(dir, 0o700);
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe(3);
+    expect(result.stderr.trim()).toMatch(/^llm-audit: LEDGER_UNREADABLE: cannot (open|list) the ledger[a-z ]*: permission denied on \/.*ledger$/);
   });
 
   it('keygen, signed ledger, verify with the public key, then a tampered record exits 1 naming it', async () => {

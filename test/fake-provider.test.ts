@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_TEXT,
   THINKING_TEXT,
@@ -16,21 +16,16 @@ import {
   type FakeProvider,
   type Scenario,
 } from './support/fake-provider';
+import { useFakeProvider } from './support/harness';
 
 const require = createRequire(import.meta.url);
 const OpenAIMod = require('openai') as typeof import('openai');
 const AnthropicMod = require('@anthropic-ai/sdk') as typeof import('@anthropic-ai/sdk');
 
+const fakeProvider = useFakeProvider();
 let fake: FakeProvider;
-
-beforeAll(async () => {
-  fake = await startFakeProvider();
-});
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => {
-  fake.reset();
+beforeAll(() => {
+  fake = fakeProvider();
 });
 
 function openai(options: { maxRetries?: number } = {}) {

@@ -114,29 +114,20 @@ export class LedgerSpanExporter implements SpanExporter {
 
   /** Waits for exports in flight, then makes the ledger durable (whatever the fsync policy). */
   async forceFlush(): Promise<void> {
-    await Promise.all([...this.pending]);
-    if (!this.ledger) return;
-    let ledger: FileLedger;
-    try {
-      ledger = await this.ledger;
-    } catch {
-      return; // the failed open was already reported to the export that triggered it
-    }
-    await ledger.sync();
+    await (await this.settledLedger())?.sync();
   }
 
   /** Waits for exports in flight, writes a final checkpoint, closes the files, releases the lock. */
   async shutdown(): Promise<void> {
     if (this.shutDown) return;
     this.shutDown = true;
+    await (await this.settledLedger())?.close();
+  }
+
+  /** The open ledger once the exports in flight are done; undefined if it was never (or could not be) opened. */
+  private async settledLedger(): Promise<FileLedger | undefined> {
     await Promise.all([...this.pending]);
-    if (!this.ledger) return;
-    let ledger: FileLedger;
-    try {
-      ledger = await this.ledger;
-    } catch {
-      return;
-    }
-    await ledger.close();
+    // A failed open was already reported to the export that triggered it.
+    return this.ledger?.catch(() => undefined);
   }
 }

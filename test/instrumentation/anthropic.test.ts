@@ -1,28 +1,22 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createCostCalculator } from '../../src/audit/cost';
-import { expectedText, expectedUsage, startFakeProvider, type FakeProvider } from '../support/fake-provider';
-import { eventually, setupAudit } from '../support/harness';
+import { expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
+import { setupAudit, useFakeProvider } from '../support/harness';
 
 // What is particular to Anthropic: input tokens reported without the cached part, thinking
 // tokens, tool_use input streamed as JSON fragments, and the SDK's own spans (1.x).
 
 const audit = setupAudit();
 const Anthropic = audit.load('@anthropic-ai/sdk').Anthropic;
+const fakeProvider = useFakeProvider(audit);
 let fake: FakeProvider;
 let client: any;
-beforeAll(async () => {
-  fake = await startFakeProvider();
+beforeAll(() => {
+  fake = fakeProvider();
   client = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
 });
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => {
-  audit.reset();
-  fake.reset();
-});
 
-const spansOf = (n: number) => eventually(() => (audit.spans().length >= n ? audit.spans() : undefined));
+const spansOf = (n: number) => audit.spansWhen(n);
 const base = { model: 'claude-haiku-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] };
 
 describe('messages', () => {

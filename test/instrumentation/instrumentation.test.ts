@@ -1,31 +1,25 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { context, diag, DiagLogLevel, propagation, trace, type DiagLogger, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import { withAuditContext } from '../../src/context';
 import { LlmAuditInstrumentation } from '../../src/instrumentation';
 import { PACKAGE_VERSION } from '../../src/version';
 import { OPERATION_DURATION_BUCKETS, TOKEN_USAGE_BUCKETS } from '../../src/semconv';
-import { expectedText, expectedUsage, startFakeProvider, type FakeProvider } from '../support/fake-provider';
-import { eventually, repoRoot, setupAudit } from '../support/harness';
+import { expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
+import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
 
 const audit = setupAudit();
 const OpenAI = audit.load('openai').OpenAI;
+const fakeProvider = useFakeProvider(audit);
 let fake: FakeProvider;
 let client: any;
-beforeAll(async () => {
-  fake = await startFakeProvider();
+beforeAll(() => {
+  fake = fakeProvider();
   client = new OpenAI({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 });
 });
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => {
-  audit.reset();
-  fake.reset();
-});
 
-const spansOf = (n: number) => eventually(() => (audit.spans().length >= n ? audit.spans() : undefined));
+const spansOf = (n: number) => audit.spansWhen(n);
 const ask = () => client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] });
 
 /** Collects diag messages for the duration of `fn`. */

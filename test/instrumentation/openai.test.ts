@@ -1,29 +1,23 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createCostCalculator } from '../../src/audit/cost';
 import { createContentHasher } from '../../src/audit/hashing';
-import { expectedModel, expectedText, expectedUsage, startFakeProvider, type FakeProvider } from '../support/fake-provider';
-import { eventually, setupAudit } from '../support/harness';
+import { expectedModel, expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
+import { setupAudit, useFakeProvider } from '../support/harness';
 
 // What is particular to OpenAI: usage field names, streams that report usage only on request,
 // the Responses and Embeddings APIs, and the helpers built on `create`.
 
 const audit = setupAudit();
 const OpenAI = audit.load('openai').OpenAI;
+const fakeProvider = useFakeProvider(audit);
 let fake: FakeProvider;
 let client: any;
-beforeAll(async () => {
-  fake = await startFakeProvider();
+beforeAll(() => {
+  fake = fakeProvider();
   client = new OpenAI({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 });
 });
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => {
-  audit.reset();
-  fake.reset();
-});
 
-const spansOf = (n: number) => eventually(() => (audit.spans().length >= n ? audit.spans() : undefined));
+const spansOf = (n: number) => audit.spansWhen(n);
 const messages = [{ role: 'user', content: 'hi' }];
 
 describe('chat.completions', () => {

@@ -1,29 +1,23 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { getAuditRequestId } from '../../src/core/audited-call';
 import { createContentHasher } from '../../src/audit/hashing';
 import { drivers, type SdkDriver } from '../support/drivers';
-import { expectedChunks, expectedModel, expectedText, expectedUsage, startFakeProvider, type FakeProvider } from '../support/fake-provider';
-import { eventually, setupAudit } from '../support/harness';
+import { expectedChunks, expectedModel, expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
+import { eventually, setupAudit, useFakeProvider } from '../support/harness';
 
 // The instrumentation's promise to the application: whatever it does with what the SDK returned,
 // it behaves exactly as without the instrumentation, and every call yields exactly one span that
 // ends, on every path. Checked for each SDK method and major version.
 
 const audit = setupAudit();
+const fakeProvider = useFakeProvider(audit);
 let fake: FakeProvider;
-beforeAll(async () => {
-  fake = await startFakeProvider();
-});
-afterAll(async () => {
-  await fake.close();
-});
-beforeEach(() => {
-  audit.reset();
-  fake.reset();
+beforeAll(() => {
+  fake = fakeProvider();
 });
 
 const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
@@ -87,7 +81,7 @@ describe.each(drivers)('$label', (driver) => {
     await driver.call(client(), { prompt: 'first prompt' });
     await driver.call(client(), { prompt: 'first prompt' });
     await driver.call(client(), { prompt: 'second prompt' });
-    const spans = await eventually(() => (audit.spans().length === 3 ? audit.spans() : undefined));
+    const spans = await audit.spansWhen(3);
     const input = spans.map((s) => s.attributes['llm_audit.input.hash']);
     expect(input[0]).toBe(input[1]);
     expect(input[2]).not.toBe(input[0]);
@@ -251,7 +245,7 @@ describe.each(drivers)('$label', (driver) => {
     await collect(stream, driver);
     fake.enqueue({ status: 400, errorMessage: 'bad request' });
     await driver.call(client(), { prompt: canary }).catch(() => undefined);
-    const spans = await eventually(() => (audit.spans().length === 3 ? audit.spans() : undefined));
+    const spans = await audit.spansWhen(3);
     const exported = JSON.stringify(spans.map((s) => [s.name, s.attributes, s.events, s.status, s.links]));
     expect(exported).not.toContain(canary);
     expect(exported).not.toContain(expectedText());

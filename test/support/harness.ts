@@ -16,7 +16,9 @@ import {
   SimpleSpanProcessor,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { LlmAuditInstrumentation, type LlmAuditInstrumentationConfig } from '../../src/instrumentation';
+import { startFakeProvider, type FakeProvider } from './fake-provider';
 
 export const repoRoot = join(__dirname, '..', '..');
 
@@ -53,6 +55,10 @@ export function setupAudit(config: LlmAuditInstrumentationConfig = {}) {
     spans(): ReadableSpan[] {
       return exporter.getFinishedSpans();
     },
+    /** The finished spans, once there are at least `count` of them. */
+    spansWhen(count: number): Promise<ReadableSpan[]> {
+      return eventually(() => (exporter.getFinishedSpans().length >= count ? exporter.getFinishedSpans() : undefined));
+    },
     /** Spans that this package made (its instrumentation scope). */
     auditSpans(): ReadableSpan[] {
       return exporter.getFinishedSpans().filter((s) => s.instrumentationScope.name === 'otel-llm-audit');
@@ -78,4 +84,26 @@ export async function eventually<T>(fn: () => T | undefined, timeoutMs = 5_000):
     if (Date.now() - start > timeoutMs) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/**
+ * Starts the fake provider for the test file and, before each test, clears it (and the spans of
+ * `audit`, when given). Returns an accessor, valid once the file's tests run.
+ */
+export function useFakeProvider(audit?: { reset(): void }): () => FakeProvider {
+  let fake: FakeProvider | undefined;
+  beforeAll(async () => {
+    fake = await startFakeProvider();
+  });
+  afterAll(async () => {
+    await fake?.close();
+  });
+  beforeEach(() => {
+    audit?.reset();
+    fake?.reset();
+  });
+  return () => {
+    if (fake === undefined) throw new Error('the fake provider is not started yet (use it inside a test or hook)');
+    return fake;
+  };
 }

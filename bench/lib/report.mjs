@@ -1,0 +1,237 @@
+// The markdown report (bench/results/latest.md).
+import { SDKS } from './configs.mjs';
+import { sizeLabel } from './conversation.mjs';
+
+const num = (value, digits = 0) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
+const ratio = (value) => (Number.isFinite(value) ? `${value.toFixed(2)}×` : '–');
+const ms = (us) => (Number.isFinite(us) ? (us / 1000).toFixed(2) : '–');
+const signed = (value) => (Number.isFinite(value) ? `${value >= 0 ? '+' : ''}${value.toFixed(0)}` : '–');
+
+function table(header, rows) {
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function configLabel(group, config) {
+  const bits = [config];
+  if (config === group.lightest) bits.push('(lightest peer)');
+  if (config === 'hand-span') bits.push('(floor)');
+  return bits.join(' ');
+}
+
+function notes(entry, group) {
+  const out = [];
+  if (entry.errors.length) out.push(`failed: ${entry.errors[0].slice(0, 140)}`);
+  else if (entry.kind === 'peer' && entry.spansPerCall < 0.99 && entry.rounds > 0) out.push('did not instrument these calls (no span)');
+  if (entry.kind !== 'baseline' && entry.spanNames && Object.keys(entry.spanNames).length > 1) {
+    out.push(`span kinds: ${Object.keys(entry.spanNames).join('; ')}`);
+  }
+  if (group.shape === 'stream' && entry.streamDeltas && entry.rounds > 0 && (entry.streamDeltas.min !== 50 || entry.streamDeltas.max !== 50)) {
+    out.push(`stream had ${entry.streamDeltas.min}–${entry.streamDeltas.max} text chunks (expected 50)`);
+  }
+  return out.join('; ');
+}
+
+export function renderMarkdown(report) {
+  const out = [];
+  const { machine, settings } = report;
+  out.push('# otel-llm-audit: overhead against the peer instrumentations');
+  out.push('');
+  out.push(
+    `Run ${report.date} with \`${report.command}\` (${settings.rounds} interleaved round(s), ` +
+      `${settings.calls} plain / ${settings.streamCalls} streaming calls per child at 10 KB, exporter \`${settings.exporter}\`, ` +
+      `${settings.durationSeconds} s). Method: [bench/README.md](../README.md).`,
+  );
+  out.push('');
+  out.push(
+    `Machine: Node ${machine.node}, ${machine.cpuModel}, ${machine.cores} cores, ${machine.memoryGB} GB, ${machine.platform}; ` +
+      `load average before ${machine.loadAverageBefore.join(' / ')}, after ${machine.loadAverageAfter.join(' / ')} ` +
+      '(1 / 5 / 15 min; above the core count means other work competed for the CPU and the numbers are noisy).',
+  );
+  out.push('');
+  out.push(
+    'Versions: ' +
+      Object.entries(report.versions)
+        .map(([name, version]) => `${SDKS[name] ? SDKS[name].label.replace(/ \(.*\)/, '') : name} ${version ?? '?'}`)
+        .join(', ') +
+      '.',
+  );
+  out.push('');
+  out.push(
+    'All numbers are medians over rounds. **CPU µs/call** is the client process\'s user+system CPU over the measured ' +
+      'calls (in 10 segments, each ending with a span flush, so exporting is included) divided by the number of calls; **overhead** is that minus the uninstrumented ' +
+      'baseline of the same round; **× floor** and **× lightest peer** are, per round, the overhead divided by the ' +
+      'hand-written span\'s / the lightest peer\'s overhead in that round, then the median over rounds. ' +
+      '[min..max] is the spread of the overhead over rounds. **Main-thread CPU** (Linux schedstat ' +
+      'of the JS thread only: no GC-helper or compiler threads) is given as a second opinion. `sdk-only` makes no span and ' +
+      'should cost ~0: the spread of its "overhead" is the noise of the run, and differences within it mean nothing.',
+  );
+
+  if (report.budget.length) {
+    out.push('');
+    out.push('## Budget (CPU overhead per call)');
+    out.push('');
+    out.push(
+      table(
+        ['SDK', 'calls', 'line', 'otel-llm-audit (median of per-round ratios)', 'ratio of median overheads (cross-check)', 'result'],
+        report.budget.map((b) => [
+          SDKS[b.sdk].label,
+          b.shape,
+          b.line,
+          ratio(b.value),
+          ratio(b.ratioOfMedians),
+          Number.isFinite(b.value) ? (b.pass ? 'pass' : '**FAIL**') : 'n/a',
+        ]),
+      ),
+    );
+  }
+
+  for (const group of report.groups.filter((g) => !g.scaling)) {
+    out.push('');
+    out.push(`## ${SDKS[group.sdk].label}: ${group.shape === 'plain' ? 'plain calls' : 'streaming calls (50 chunks)'}, ${sizeLabel(group.bytes)} conversation`);
+    out.push('');
+    const rows = group.configs.map((config) => {
+      const e = group.byConfig[config];
+      const base = config === 'baseline';
+      return [
+        configLabel(group, config),
+        num(e.spansPerCall, 2),
+        num(e.attributesPerSpan, 0),
+        ms(e.latencyMedianUs),
+        ms(e.latencyP99Us),
+        num(e.cpuPerCallUs, 0),
+        base ? '' : `${signed(e.cpuOverheadUs)} [${signed(e.cpuOverheadRange[0])}..${signed(e.cpuOverheadRange[1])}]`,
+        base ? '' : ratio(e.cpuVsFloor),
+        base ? '' : ratio(e.cpuVsLightestPeer),
+        base ? '' : signed(e.latencyOverheadUs),
+        base ? '' : `${signed(e.mainThreadOverheadUs)} (${ratio(e.mainThreadVsFloor)} / ${ratio(e.mainThreadVsLightestPeer)})`,
+        notes(e, group),
+      ];
+    });
+    const control = group.byConfig['sdk-only'];
+    if (control && control.rounds > 0) {
+      const noise = Math.max(Math.abs(control.cpuOverheadRange[0]), Math.abs(control.cpuOverheadRange[1]));
+      out.push(
+        `Noise of this group (null control \`sdk-only\`, overhead ${signed(control.cpuOverheadUs)} µs, range ` +
+          `[${signed(control.cpuOverheadRange[0])}..${signed(control.cpuOverheadRange[1])}]): about ±${num(noise)} µs per round; ` +
+          `ratios whose denominator overhead is within that are unreliable.`,
+      );
+      out.push('');
+    }
+    out.push(
+      table(
+        ['configuration', 'spans/call', 'attrs/span', 'latency p50 ms', 'latency p99 ms', 'CPU µs/call', 'CPU overhead µs', '× floor', '× lightest peer', 'latency p50 overhead µs', 'main-thread CPU overhead µs (× floor / × lightest)', 'notes'],
+        rows,
+      ),
+    );
+  }
+
+  // Abandoned streams
+  const streamGroups = report.groups.filter((g) => g.shape === 'stream' && !g.scaling);
+  if (streamGroups.length) {
+    out.push('');
+    out.push('## Streams abandoned after 3 chunks (`break`): spans exported after a flush, per abandoned stream');
+    out.push('');
+    const configs = [...new Set(streamGroups.flatMap((g) => g.configs))].filter((c) => c !== 'baseline' && c !== 'sdk-only');
+    out.push(
+      table(
+        ['configuration', ...streamGroups.map((g) => SDKS[g.sdk].label)],
+        configs.map((config) => [
+          config,
+          ...streamGroups.map((g) => {
+            const e = g.byConfig[config];
+            if (!e) return '';
+            if (e.errors.length) return 'failed';
+            return e.abandon ? `${num(e.abandon.spansPerCall, 2)} (${e.abandon.spans}/${e.abandon.calls})` : '–';
+          }),
+        ]),
+      ),
+    );
+  }
+
+  // Scaling
+  const s = report.scaling;
+  if (s && s.points.length > 1) {
+    out.push('');
+    out.push('## otel-llm-audit overhead against conversation size (openai 6, plain calls)');
+    out.push('');
+    out.push(
+      table(
+        ['conversation', 'baseline CPU µs/call', 'otel-llm-audit CPU µs/call', 'overhead µs', 'hashing alone µs', 'hashing / overhead', 'latency p50 overhead µs'],
+        s.points.map((p) => [
+          sizeLabel(p.bytes),
+          num(p.baselineCpuUs),
+          num(p.oursCpuUs),
+          signed(p.overheadUs),
+          num(p.hashUs, 1),
+          Number.isFinite(p.hashUs / p.overheadUs) && p.overheadUs > 0 ? `${Math.round((100 * p.hashUs) / p.overheadUs)}%` : '–',
+          signed(p.latencyOverheadUs),
+        ]),
+      ),
+    );
+    out.push('');
+    out.push(
+      `Least-squares fit over the sizes: overhead ≈ ${num(s.overheadFit.a)} µs + ${num(s.overheadFit.b, 2)} µs/KB (r² ${num(s.overheadFit.r2, 3)}); ` +
+        `hashing alone ≈ ${num(s.hashFit.a, 1)} µs + ${num(s.hashFit.b, 2)} µs/KB (r² ${num(s.hashFit.r2, 3)}). ` +
+        '"Hashing alone" is this package\'s hasher (RFC 8785 canonical JSON + HMAC-SHA256) over the same conversation, ' +
+        'timed in the same child after the measured calls.',
+    );
+  }
+
+  // Profiles
+  for (const p of report.profiles ?? []) {
+    const perCall = (f) => num(f.usPerCall, 1);
+    out.push('');
+    out.push(`## Profile: otel-llm-audit, ${SDKS[p.sdk].label}, ${p.shape} calls (--cpu-prof, 100 µs sampling)`);
+    out.push('');
+    out.push(
+      `${p.calls} measured calls; ${num(p.totalMs)} ms of samples during them (warm-up and module loading left out); ` +
+        `CPU ${num(p.cpuPerCallUs)} µs/call in that run (the profiler itself adds to it). µs/call below = sampled time / calls.`,
+    );
+    out.push('');
+    out.push(table(['where (self time)', 'µs/call', '%'], p.categories.slice(0, 12).map((c) => [c.name, perCall(c), num(c.pct, 1)])));
+    out.push('');
+    out.push("This package's files: their own self time plus the self time of the native / dependency frames they call directly:");
+    out.push('');
+    out.push(table(['file', 'µs/call', '%'], p.packageFiles.slice(0, 10).map((f) => [`\`${f.name}\``, perCall(f), num(f.pct, 2)])));
+    out.push('');
+    out.push("Top self-time functions of this package (line numbers are of the compiled .js):");
+    out.push('');
+    out.push(table(['function', 'µs/call', '%'], p.packageSelf.map((f) => [`\`${f.name}\``, perCall(f), num(f.pct, 2)])));
+    if (p.calledFromPackage.length) {
+      out.push('');
+      out.push('Native / dependency frames called directly from this package (self time):');
+      out.push('');
+      out.push(table(['frame', 'µs/call', '%'], p.calledFromPackage.map((f) => [`\`${f.name}\``, perCall(f), num(f.pct, 2)])));
+    }
+  }
+
+  out.push('');
+  out.push('## Configurations');
+  out.push('');
+  out.push(
+    [
+      '- Same for every configuration with OpenTelemetry: `NodeTracerProvider` (AsyncLocalStorage context manager, W3C propagators, ' +
+        'always-on sampler) registered globally, one `BatchSpanProcessor` with default settings and an exporter that counts the spans' +
+        (settings.exporter === 'otlp-json' ? ' and encodes every batch to OTLP/JSON' : '') +
+        '. No meter or logger provider is registered, so metrics and log events are no-ops for everyone.',
+      '- `baseline`: no OpenTelemetry at all. `sdk-only`: the tracer provider, no instrumentation. `hand-span`: one ' +
+        '`tracer.startActiveSpan` per call with 3 attributes, ended when the call (or the stream) ends: the floor for any span-based instrumentation.',
+      '- `otel-llm-audit`: `LlmAuditInstrumentation` from dist/cjs, `LLM_AUDIT_HASH_KEY` set (HMAC hashes), every call inside `withAuditContext` ' +
+        '(user, session, tenant, one metadata key); cost from the bundled prices.',
+      '- Peers with their default configuration (note: Traceloop and OpenInference record prompt and completion content in span attributes by default; ' +
+        'the OpenTelemetry contrib instrumentation does not).',
+      '- Anthropic: the SDK emits its own span per call whenever a tracer provider is registered. `anthropic-builtin` is that span alone ' +
+        '(client option `openTelemetry` left at its default). `otel-llm-audit` also keeps the default option (the package suppresses the ' +
+        'SDK span for the calls it audits; spans/call above shows whether it yields exactly one). Every other Anthropic configuration, ' +
+        'baseline included, constructs the client with `openTelemetry: false`.',
+      '- Same request for everyone: a deterministic conversation (system prompt + alternating turns) of the stated size; OpenAI model ' +
+        '`gpt-4o-mini` (streams with `stream_options.include_usage: true`), Anthropic `claude-3-5-haiku-20241022`, `max_tokens` 1024. ' +
+        'The fake provider answers every request with the same 174-character text, in 50 chunks when streamed.',
+    ].join('\n'),
+  );
+  out.push('');
+  return out.join('\n');
+}
+

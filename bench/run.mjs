@@ -1,0 +1,399 @@
+#!/usr/bin/env node
+// `node bench/run.mjs [--rounds N] [--calls N] [--stream-calls N] [--quick] [--profile] ...`
+//
+// Overhead of otel-llm-audit against no instrumentation, a hand-written span and the peer
+// instrumentations, with the real `openai` (6 and 5) and `@anthropic-ai/sdk` clients against the
+// test suite's fake provider in a separate process. See bench/README.md for the method.
+//
+// Writes bench/results/latest.md and bench/results/latest.json, and prints the markdown.
+import { spawn, execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { analyseGroup, budget, scaling } from './lib/analyse.mjs';
+import { CONFIGS, configsFor, DEFAULT_SIZE, SCALING_SIZES, SDKS } from './lib/configs.mjs';
+import { renderMarkdown } from './lib/report.mjs';
+import { summariseProfile } from './lib/profile.mjs';
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const root = join(benchDir, '..');
+const require = createRequire(import.meta.url);
+const scratch = join(root, '.cache/bench');
+
+const HELP = `usage: node bench/run.mjs [options]
+
+  --rounds N         interleaved rounds (default 5; --quick: 1)
+  --calls N          measured plain calls per child at 10 KB (default 400; --quick: 100)
+  --stream-calls N   measured streaming calls per child (default 100; --quick: 30)
+  --warmup N         warm-up calls per child (default: a third of the measured calls)
+  --abandon N        streams abandoned after 3 chunks, per stream child (default 10)
+  --sdk LIST         comma-separated subset of: ${Object.keys(SDKS).join(', ')}
+  --config LIST      comma-separated subset of the configurations (baseline is always kept)
+  --no-scaling       skip the conversation-size series
+  --exporter KIND    count (default): the exporter counts spans; otlp-json: it also encodes
+                     every batch to OTLP/JSON, as an OTLP/HTTP exporter would before sending
+  --profile          also run otel-llm-audit children under --cpu-prof and summarise the profile
+  --profile-only     only the profile (no rounds)
+  --quick            one round, fewer calls: a smoke run
+  --out DIR          where latest.md / latest.json go (default bench/results)
+  --reanalyse FILE   only re-render the report from an earlier latest.json (no measurement)
+`;
+
+const { values: opts } = parseArgs({
+  options: {
+    rounds: { type: 'string' },
+    calls: { type: 'string' },
+    'stream-calls': { type: 'string' },
+    warmup: { type: 'string' },
+    abandon: { type: 'string' },
+    sdk: { type: 'string' },
+    config: { type: 'string' },
+    'no-scaling': { type: 'boolean', default: false },
+    exporter: { type: 'string', default: 'count' },
+    profile: { type: 'boolean', default: false },
+    'profile-only': { type: 'boolean', default: false },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    reanalyse: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opts.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
+const int = (value, fallback) => {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error(`bench: expected a non-negative integer, got ${value}`);
+    process.exit(2);
+  }
+  return n;
+};
+const quick = opts.quick;
+const settings = {
+  rounds: opts['profile-only'] ? 0 : int(opts.rounds, quick ? 1 : 5),
+  calls: int(opts.calls, quick ? 100 : 400),
+  streamCalls: int(opts['stream-calls'], quick ? 30 : 100),
+  warmup: opts.warmup === undefined ? undefined : int(opts.warmup),
+  abandon: int(opts.abandon, 10),
+  exporter: opts.exporter,
+  scaling: !opts['no-scaling'],
+};
+if (!['count', 'otlp-json'].includes(settings.exporter)) {
+  console.error(`bench: --exporter must be count or otlp-json`);
+  process.exit(2);
+}
+const sdks = opts.sdk ? opts.sdk.split(',') : Object.keys(SDKS);
+for (const sdk of sdks) if (!SDKS[sdk]) (console.error(`bench: unknown sdk ${sdk}`), process.exit(2));
+const configFilter = opts.config ? new Set(['baseline', ...opts.config.split(',')]) : undefined;
+for (const c of configFilter ?? []) if (!CONFIGS[c]) (console.error(`bench: unknown configuration ${c}`), process.exit(2));
+const outDir = opts.out ?? join(benchDir, 'results');
+
+/**
+ * Analyses the rounds and writes latest.md / latest.json (and prints the markdown).
+ * `meta.groups[i]` is a group definition, `meta.rounds[i]` its results, one object per round.
+ */
+function writeReport(meta) {
+  const { groups, rounds, ...rest } = meta;
+  const analysed = groups.map((group, gi) => analyseGroup(group, rounds[gi]));
+  const report = {
+    ...rest,
+    groups: analysed.map((g, gi) => ({ ...g, rawRounds: rounds[gi].map((round, ri) => slimRound(round, ri === rounds[gi].length - 1)) })),
+    budget: budget(analysed),
+    scaling: scaling(analysed),
+  };
+  const markdown = renderMarkdown(report);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'latest.md'), markdown);
+  writeFileSync(join(outDir, 'latest.json'), JSON.stringify(report, roundNumbers, 1) + '\n');
+  process.stdout.write(markdown);
+  process.stderr.write(`bench: wrote ${join(outDir, 'latest.md')} and latest.json\n`);
+}
+
+/** A child's result as kept in latest.json: no job echo or per-segment detail, a sample span only in the last round. */
+function slimRound(round, last) {
+  const out = {};
+  for (const [config, result] of Object.entries(round)) {
+    if (!result) continue;
+    const { job, sampleSpan, segments, measureWindowUs, ...kept } = result;
+    out[config] = last && sampleSpan ? { ...kept, sampleSpan } : kept;
+  }
+  return out;
+}
+
+/** JSON replacer: 4 significant digits below 100, one decimal above (µs do not need more). */
+function roundNumbers(key, value) {
+  if (typeof value !== 'number' || Number.isInteger(value) || !Number.isFinite(value)) return value;
+  return Math.abs(value) >= 100 ? Math.round(value * 10) / 10 : Number(value.toPrecision(4));
+}
+
+if (opts.reanalyse) {
+  // Re-render the report of an earlier run from its latest.json (after a change to the analysis or
+  // the report), without measuring anything.
+  const saved = JSON.parse(readFileSync(opts.reanalyse, 'utf8'));
+  const { groups: savedGroups, budget: _b, scaling: _s, ...meta } = saved;
+  writeReport({
+    ...meta,
+    groups: savedGroups.map(({ key, sdk, shape, bytes, configs, scaling: isScaling }) => ({ key, sdk, shape, bytes, configs, scaling: isScaling })),
+    rounds: savedGroups.map((g) => g.rawRounds),
+  });
+  process.exit(0);
+}
+
+const log = (line) => process.stderr.write(`${line}\n`);
+const HASH_KEY = 'bench-only-hash-key-0123456789abcdef';
+
+// ---------------------------------------------------------------------------------------------
+// Preparation: a snapshot of this package's build, the compiled fake provider, the fake's process
+// ---------------------------------------------------------------------------------------------
+
+const distSrc = join(root, 'dist/cjs');
+if (!existsSync(join(distSrc, 'index.js'))) {
+  console.error('bench: dist/cjs is missing: run `npm run build` first (or `npm run bench`, which builds)');
+  process.exit(1);
+}
+// Other work may rebuild dist/ while the benchmark runs (the build deletes it first): measure one
+// consistent copy. Under .cache/ of the repo, so that its requires still find node_modules.
+const dist = join(scratch, 'dist-cjs');
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(scratch, { recursive: true });
+cpSync(distSrc, dist, { recursive: true });
+
+const fakeSource = join(root, 'test/support/fake-provider.ts');
+const fakeCompiled = join(root, '.cache/demo/fake-provider.js');
+if (!existsSync(fakeCompiled) || statSync(fakeCompiled).mtimeMs < statSync(fakeSource).mtimeMs) {
+  log('bench: compiling the fake provider (tsc -p tsconfig.demo.json)');
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.demo.json')], { stdio: 'inherit' });
+}
+const fakeCopy = join(scratch, 'fake-provider.js');
+cpSync(fakeCompiled, fakeCopy);
+
+const fakeProcess = spawn(process.execPath, [join(benchDir, 'fake-provider-process.mjs'), fakeCopy], {
+  stdio: ['pipe', 'pipe', 'inherit'],
+});
+process.on('exit', () => {
+  if (fakeProcess.exitCode === null) fakeProcess.kill();
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    fakeProcess.kill();
+    process.exit(130);
+  });
+}
+const fake = await new Promise((resolve, reject) => {
+  let buffered = '';
+  fakeProcess.stdout.on('data', (data) => {
+    buffered += data;
+    const newline = buffered.indexOf('\n');
+    if (newline >= 0) resolve(JSON.parse(buffered.slice(0, newline)));
+  });
+  fakeProcess.once('exit', (code) => reject(new Error(`fake provider exited (${code}) before listening`)));
+});
+
+// ---------------------------------------------------------------------------------------------
+// The jobs
+// ---------------------------------------------------------------------------------------------
+
+const sizeKey = (bytes) => (bytes >= 1 << 20 ? `${bytes >> 20}MB` : `${bytes >> 10}KB`);
+/** Fewer calls for big conversations: about the same time per child whatever the size. */
+const callsFor = (shape, bytes) => {
+  const base = shape === 'plain' ? settings.calls : settings.streamCalls;
+  if (bytes <= DEFAULT_SIZE) return base;
+  return Math.max(10, Math.round(base * Math.sqrt(DEFAULT_SIZE / bytes)));
+};
+const keep = (config) => !configFilter || configFilter.has(config);
+
+const groups = [];
+for (const sdk of sdks) {
+  for (const shape of ['plain', 'stream']) {
+    groups.push({ key: `${sdk}/${shape}/${sizeKey(DEFAULT_SIZE)}`, sdk, shape, bytes: DEFAULT_SIZE, configs: configsFor(sdk).filter(keep) });
+  }
+}
+if (settings.scaling && sdks.includes('openai6')) {
+  for (const bytes of SCALING_SIZES.filter((b) => b !== DEFAULT_SIZE)) {
+    groups.push({
+      key: `openai6/plain/${sizeKey(bytes)}`,
+      sdk: 'openai6',
+      shape: 'plain',
+      bytes,
+      scaling: true,
+      configs: ['baseline', 'otel-llm-audit'].filter(keep),
+    });
+  }
+}
+
+function jobFor(group, config, round) {
+  const calls = callsFor(group.shape, group.bytes);
+  return {
+    id: `${round}-${group.key.replaceAll('/', '_')}-${config}`,
+    sdk: group.sdk,
+    config,
+    shape: group.shape,
+    bytes: group.bytes,
+    calls,
+    warmup: settings.warmup ?? Math.max(5, Math.round(calls / 3)),
+    abandonCalls: group.shape === 'stream' ? settings.abandon : 0,
+    hashProbe: config === 'otel-llm-audit' && group.shape === 'plain',
+    exporter: settings.exporter,
+    fake,
+    dist,
+  };
+}
+
+const childEnv = () => {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    // Nothing from the caller's environment may change what is measured.
+    if (/^(OTEL_|LLM_AUDIT_|ANTHROPIC_|OPENAI_|TRACELOOP_|OPENINFERENCE_|NODE_OPTIONS$)/.test(k)) continue;
+    env[k] = v;
+  }
+  env.LLM_AUDIT_HASH_KEY = HASH_KEY;
+  return env;
+};
+
+const resultsDir = join(scratch, 'results');
+rmSync(resultsDir, { recursive: true, force: true });
+mkdirSync(resultsDir, { recursive: true });
+
+function runChild(job, execArgv = []) {
+  const out = join(resultsDir, `${job.id}.json`);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--expose-gc', ...execArgv, join(benchDir, 'child.mjs'), JSON.stringify({ ...job, out })], {
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const keepTail = (data) => {
+      output = (output + data).slice(-4000);
+    };
+    child.stdout.on('data', keepTail);
+    child.stderr.on('data', keepTail);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      let result;
+      try {
+        result = JSON.parse(readFileSync(out, 'utf8'));
+      } catch {
+        result = { job, error: { stage: 'process', message: `exited ${signal ?? code} without a result: ${output.trim().split('\n').slice(-3).join(' | ')}` } };
+      }
+      resolve(result);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rounds: a fresh child per configuration per round; within a group the configurations run
+// one after the other, in alternating order (A B C, then C B A), so that a slow drift of the
+// machine's load does not favour whoever runs first.
+// ---------------------------------------------------------------------------------------------
+
+const started = Date.now();
+const loadBefore = os.loadavg();
+const perRound = groups.reduce((n, g) => n + g.configs.length, 0);
+const total = perRound * settings.rounds;
+const rounds = groups.map(() => []);
+let done = 0;
+for (let round = 0; round < settings.rounds; round++) {
+  for (let gi = 0; gi < groups.length; gi++) {
+    const group = groups[gi];
+    const order = round % 2 === 0 ? group.configs : [...group.configs].reverse();
+    const results = {};
+    for (const config of order) {
+      const result = await runChild(jobFor(group, config, round));
+      results[config] = result;
+      done++;
+      const elapsed = (Date.now() - started) / 1000;
+      const eta = (elapsed / done) * (total - done);
+      const what = result.error
+        ? `ERROR ${result.error.stage}: ${result.error.message.slice(0, 100)}`
+        : `cpu ${result.cpuPerCallUs.toFixed(0)} µs/call  latency p50 ${(result.latency.median / 1000).toFixed(2)} ms  spans/call ${result.spansPerCall.toFixed(2)}`;
+      log(`[round ${round + 1}/${settings.rounds} ${done}/${total} eta ${Math.round(eta)}s] ${group.key} ${config}: ${what}`);
+    }
+    rounds[gi].push(results);
+  }
+}
+const loadAfter = os.loadavg();
+
+// ---------------------------------------------------------------------------------------------
+// Profile (optional): otel-llm-audit under --cpu-prof, summarised to this package's functions
+// ---------------------------------------------------------------------------------------------
+
+let profiles;
+if (opts.profile || opts['profile-only']) {
+  profiles = [];
+  const srcHint = (rel) => `src/${rel.replace(/\.js$/, '.ts')}`;
+  const targets = sdks.includes('openai6') ? ['openai6'] : [sdks[0]];
+  if (sdks.includes('anthropic')) targets.push('anthropic');
+  for (const sdk of targets) {
+    for (const shape of ['plain', 'stream']) {
+      const dir = join(scratch, 'profiles', `${sdk}-${shape}`);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      const group = { key: `profile/${sdk}/${shape}`, sdk, shape, bytes: DEFAULT_SIZE };
+      const job = { ...jobFor(group, 'otel-llm-audit', 'profile'), calls: shape === 'plain' ? 3000 : 600, warmup: 200, abandonCalls: 0 };
+      log(`bench: profiling otel-llm-audit, ${sdk} ${shape} (${job.calls} calls)`);
+      const result = await runChild(job, ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir]);
+      if (result.error) {
+        log(`bench: profile run failed: ${result.error.message}`);
+        continue;
+      }
+      const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+      if (!file) continue;
+      const summary = summariseProfile(join(dir, file), { packageDir: dist, srcHint, window: result.measureWindowUs, calls: job.calls });
+      profiles.push({ sdk, shape, calls: job.calls, cpuPerCallUs: result.cpuPerCallUs, ...summary, file: join(dir, file) });
+    }
+  }
+}
+
+fakeProcess.stdin.end();
+
+// ---------------------------------------------------------------------------------------------
+// Analysis and report
+// ---------------------------------------------------------------------------------------------
+
+const versions = {};
+const versionOf = (from, name) => {
+  try {
+    const req = createRequire(join(root, from, 'package.json'));
+    let dir = dirname(req.resolve(name));
+    // Walk up to the package's own package.json.
+    while (!existsSync(join(dir, 'package.json')) || JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name !== name) {
+      const up = dirname(dir);
+      if (up === dir) return undefined;
+      dir = up;
+    }
+    return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).version;
+  } catch {
+    return undefined;
+  }
+};
+for (const [sdk, info] of Object.entries(SDKS)) versions[sdk] = versionOf(info.resolveFrom, info.provider === 'openai' ? 'openai' : '@anthropic-ai/sdk');
+for (const config of Object.values(CONFIGS)) if (config.package) versions[config.package] = versionOf('.', config.package);
+for (const name of ['@opentelemetry/api', '@opentelemetry/sdk-trace-node', '@opentelemetry/sdk-trace-base']) versions[name] = versionOf('.', name);
+versions['otel-llm-audit'] = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+
+const cpus = os.cpus();
+writeReport({
+  date: new Date().toISOString(),
+  command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+  machine: {
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpuModel: cpus[0]?.model,
+    cores: cpus.length,
+    memoryGB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverageBefore: loadBefore.map((l) => Number(l.toFixed(2))),
+    loadAverageAfter: loadAfter.map((l) => Number(l.toFixed(2))),
+  },
+  settings: { ...settings, sdks, durationSeconds: Math.round((Date.now() - started) / 1000) },
+  versions,
+  groups,
+  rounds,
+  profiles,
+});

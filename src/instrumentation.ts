@@ -1,4 +1,4 @@
-import { diag, type Histogram, type Tracer } from '@opentelemetry/api';
+import { createNoopMeter, diag, type Histogram, type Tracer } from '@opentelemetry/api';
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
@@ -34,6 +34,9 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
 
 const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
 
+/** The API's shared no-op histogram: what a meter gives when no meter provider is registered. */
+const NOOP_HISTOGRAM = createNoopMeter().createHistogram('otel-llm-audit.noop');
+
 /**
  * Audit spans for the OpenAI and Anthropic SDKs. Use it in `NodeSDK({ instrumentations: [...] })`
  * or with `registerInstrumentations`, or let `otel-llm-audit/register` set everything up.
@@ -63,6 +66,9 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       },
       get tokenHistogram(): Histogram {
         return self.tokenHistogram;
+      },
+      get metricsEnabled(): boolean {
+        return self.durationHistogram !== NOOP_HISTOGRAM;
       },
       hasher,
       cost,

@@ -3,12 +3,13 @@
  * API key, a bearer token, a pasted credential in a prompt fragment. Everything recorded from an
  * error passes through maskSecrets first.
  *
- * Every pattern below starts with a fixed literal and is followed by a single character class (or
- * classes that cannot overlap), so the regex engine never backtracks more than a constant amount per
- * candidate start: the cost is linear in the input, also for adversarial megabyte-sized messages.
+ * The patterns (./sanitize/secrets.ts, shared with the request sanitizer) each start with a fixed
+ * literal followed by a single character class (or classes that cannot overlap), so the regex engine
+ * never backtracks more than a constant amount per candidate start: the cost is linear in the input,
+ * also for adversarial megabyte-sized messages.
  */
 
-const MASK = '[REDACTED]';
+import { findPrivateKeyBlocks, MASK, SECRET_PATTERNS } from './sanitize/secrets';
 
 /** The cap of `llm_audit.error.message`, in UTF-16 code units, ellipsis included. */
 const MAX_ERROR_MESSAGE_LENGTH = 500;
@@ -18,64 +19,28 @@ const ELLIPSIS = '…';
 // why a secret cut by that prefix cannot leak.
 const MASK_WINDOW = 16 * 1024;
 
-// OpenAI (sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...) and Anthropic (sk-ant-api03-...) keys.
-// The lookbehind keeps "task-list-…" style words out; the kind prefix stays visible for debugging.
-const SK_KEY = /(?<![A-Za-z0-9])(sk-(?:ant-|proj-|svcacct-|admin-)?)[A-Za-z0-9_-]{20,}/g;
-// RFC 6750 b64token characters.
-const BEARER = /\b(Bearer)\s+[A-Za-z0-9._~+/-]+=*/gi;
-// `x-api-key: v`, `"x-api-key":"v"`, `api-key=v` (Azure), `x-goog-api-key: v`.
-const API_KEY_HEADER = /\b((?:x-(?:goog-)?)?api-key)("?\s*[:=]\s*"?)[^\s"',;}]+/gi;
-// AWS access key ids: long-term (AKIA) and temporary (ASIA).
-const AWS_ACCESS_KEY_ID = /\b(AKIA|ASIA)[A-Z0-9]{16}\b/g;
-// Its secret has no recognizable shape of its own; it is only findable next to its name.
-const AWS_SECRET_ACCESS_KEY = /\b(aws_?secret_?access_?key)("?\s*[:=]\s*"?)[A-Za-z0-9/+=]{40}/gi;
-
-const BEGIN_MARKER = '-----BEGIN ';
-const END_MARKER = '-----END ';
-const DASHES = '-----';
+// The credential shapes (API keys, bearer tokens, api-key headers, AWS key ids and secrets) live in
+// one table shared with the request sanitizer: ./sanitize/secrets.ts.
 
 /** Masks API keys (OpenAI sk-..., sk-proj-..., Anthropic sk-ant-...), `Bearer <token>`, `x-api-key: ...`, AWS access key ids (AKIA...), and private key blocks. */
 export function maskSecrets(text: string): string {
   let out = maskPrivateKeyBlocks(text);
   // A message without secrets, the usual case, costs a few scans and no copies: replace() returns
   // its input when nothing matched.
-  if (out.includes('sk-')) out = out.replace(SK_KEY, `$1${MASK}`);
-  out = out.replace(BEARER, `$1 ${MASK}`);
-  out = out.replace(API_KEY_HEADER, `$1$2${MASK}`);
-  out = out.replace(AWS_ACCESS_KEY_ID, `$1${MASK}`);
-  out = out.replace(AWS_SECRET_ACCESS_KEY, `$1$2${MASK}`);
+  for (const pattern of SECRET_PATTERNS) out = out.replace(pattern.regex, pattern.mask);
   return out;
 }
 
-/**
- * PEM private key blocks, found with indexOf rather than a `BEGIN…END` regex: a lazy `[\s\S]*?`
- * up to a matching END rescans the rest of the input for every BEGIN without an END, which is
- * quadratic. A block without its END (a truncated message) is masked to the end of the text.
- */
+/** Keeps each block's BEGIN line and END marker, masks the key material; a truncated block is masked to the end of the text. */
 function maskPrivateKeyBlocks(text: string): string {
-  let begin = text.indexOf(BEGIN_MARKER);
-  if (begin === -1) return text;
+  const blocks = findPrivateKeyBlocks(text);
+  if (blocks.length === 0) return text;
   let out = '';
   let copiedUpTo = 0;
-  while (begin !== -1) {
-    const labelStart = begin + BEGIN_MARKER.length;
-    const labelEnd = text.indexOf(DASHES, labelStart);
-    if (labelEnd === -1) break;
-    const label = text.slice(labelStart, labelEnd);
-    // RSA/EC/OPENSSH/ENCRYPTED "… PRIVATE KEY" and PGP "PRIVATE KEY BLOCK" labels.
-    if (!label.includes('PRIVATE KEY') || label.includes('\n')) {
-      begin = text.indexOf(BEGIN_MARKER, labelEnd);
-      continue;
-    }
-    out += text.slice(copiedUpTo, begin) + `-----BEGIN ${label}-----${MASK}`;
-    const end = text.indexOf(END_MARKER, labelEnd + DASHES.length);
-    if (end === -1) {
-      copiedUpTo = text.length;
-      break;
-    }
-    // Resume at the END line, so that it is kept and the next search starts after this block.
-    copiedUpTo = end;
-    begin = text.indexOf(BEGIN_MARKER, end);
+  for (const block of blocks) {
+    out += text.slice(copiedUpTo, block.start) + `-----BEGIN ${block.label}-----${MASK}`;
+    // Resume at the END line, so that it is kept.
+    copiedUpTo = block.endMarker;
   }
   return out + text.slice(copiedUpTo);
 }

@@ -23,6 +23,8 @@ export interface AuditServices {
   cost: CostCalculator;
   durationHistogram: Histogram;
   tokenHistogram: Histogram;
+  /** False while the histograms are the API's no-op ones (no meter provider registered). */
+  metricsEnabled: boolean;
   /** Calls whose span is still open; the shutdown path ends them so that none is lost. */
   openCalls: Set<AuditedCall>;
 }
@@ -56,6 +58,7 @@ export class AuditedCall {
   private ended = false;
   private accumulator: StreamAccumulator | undefined;
   private readonly metricAttributes: Attributes;
+  private readonly requestModel: string | undefined;
 
   constructor(
     private readonly services: AuditServices,
@@ -66,18 +69,17 @@ export class AuditedCall {
     parent: Context,
   ) {
     const model = typeof params?.model === 'string' ? params.model : undefined;
-    const attributes: Attributes = {
+    // The low-cardinality attributes the metrics share with the span.
+    const common: Attributes = {
       [A.ATTR_GEN_AI_OPERATION_NAME]: spec.operationName,
       [A.ATTR_GEN_AI_PROVIDER_NAME]: spec.provider,
-      [A.ATTR_AUDIT_REQUEST_ID]: this.requestId,
-      [A.ATTR_AUDIT_ACTION]: action,
     };
-    if (model !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_MODEL] = model;
-    if (server.address !== undefined) attributes[A.ATTR_SERVER_ADDRESS] = server.address;
-    if (server.port !== undefined) attributes[A.ATTR_SERVER_PORT] = server.port;
-    this.metricAttributes = { ...attributes };
-    delete this.metricAttributes[A.ATTR_AUDIT_REQUEST_ID];
-    delete this.metricAttributes[A.ATTR_AUDIT_ACTION];
+    if (model !== undefined) common[A.ATTR_GEN_AI_REQUEST_MODEL] = model;
+    if (server.address !== undefined) common[A.ATTR_SERVER_ADDRESS] = server.address;
+    if (server.port !== undefined) common[A.ATTR_SERVER_PORT] = server.port;
+    this.metricAttributes = common;
+    this.requestModel = model;
+    const attributes: Attributes = { ...common, [A.ATTR_AUDIT_REQUEST_ID]: this.requestId, [A.ATTR_AUDIT_ACTION]: action };
 
     const streaming = spec.isStream(params);
     if (streaming) {
@@ -195,7 +197,7 @@ export class AuditedCall {
   }
 
   private recordCost(attributes: Attributes, responseModel: string | undefined, usage: TokenUsage | undefined): void {
-    const model = responseModel ?? (this.metricAttributes[A.ATTR_GEN_AI_REQUEST_MODEL] as string | undefined);
+    const model = responseModel ?? this.requestModel;
     if (model === undefined) {
       attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.unpriced;
       return;
@@ -222,6 +224,8 @@ export class AuditedCall {
   }
 
   private recordMetrics(summary: ResponseSummary, usage: TokenUsage | undefined, failedWith: string | undefined): void {
+    // No meter provider: skip building the attribute sets nobody would aggregate.
+    if (!this.services.metricsEnabled) return;
     const attributes: Attributes = { ...this.metricAttributes };
     if (summary.model !== undefined) attributes[A.ATTR_GEN_AI_RESPONSE_MODEL] = summary.model;
     if (failedWith !== undefined) attributes[A.ATTR_ERROR_TYPE] = failedWith;

@@ -121,7 +121,10 @@ class ChatStreamAccumulator implements StreamAccumulator {
     this.id ??= chunk?.id;
     this.model ??= chunk?.model;
     if (chunk?.usage) this.usage = chatUsage(chunk.usage);
-    if (chunk?.service_tier || chunk?.system_fingerprint) this.attributes = openaiResponseAttributes(chunk);
+    // Every chunk repeats these; read them once.
+    if (this.attributes === undefined && (chunk?.service_tier || chunk?.system_fingerprint)) {
+      this.attributes = openaiResponseAttributes(chunk);
+    }
     if (!Array.isArray(chunk?.choices)) return;
     for (const choice of chunk.choices) {
       const index = typeof choice?.index === 'number' ? choice.index : 0;

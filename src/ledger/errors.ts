@@ -39,6 +39,8 @@ export const INTEGRITY_CODES = [
   'LEDGER_METADATA_CORRUPT',
   'LEDGER_PROOF_INVALID',
   'LEDGER_CONSISTENCY_FAILED',
+  /** PostgreSQL backend: a row's hash or indexed columns do not match its hashed line. */
+  'LEDGER_ROW_MISMATCH',
 ] as const;
 
 export const UNUSABLE_CODES = [
@@ -54,6 +56,8 @@ export const UNUSABLE_CODES = [
   'LEDGER_KEY_INVALID',
   'LEDGER_RETENTION_REFUSED',
   'LEDGER_FILE_EXISTS',
+  /** PostgreSQL backend: the schema is missing, older or newer than this version expects, or was changed by hand. */
+  'LEDGER_SCHEMA_MISMATCH',
 ] as const;
 
 export const USAGE_CODES = ['LEDGER_USAGE'] as const;

@@ -16,6 +16,7 @@
  * apart from entry bundles, the hashes survive the entries.
  */
 import type { KeyObject } from 'node:crypto';
+import type { CheckpointEntry, LedgerSource } from './backend';
 import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson } from '../audit/canonical-json';
@@ -127,10 +128,12 @@ export function resolvePolicy(name: string, flags: PolicyFlags = {}): RetentionP
   return policy;
 }
 
-function hasContent(r: LedgerRecord): boolean {
+/** Whether a record holds content hashes (the `content` category of a policy). */
+export function hasContent(r: LedgerRecord): boolean {
   return r.system_prompt_hash != null || r.input_hash != null || r.output_hash != null || (r.rag_document_ids?.length ?? 0) > 0;
 }
-function hasErrors(r: LedgerRecord): boolean {
+/** Whether a record holds error details (the `errors` category of a policy). */
+export function hasErrors(r: LedgerRecord): boolean {
   return r.error_type != null || r.error_message != null;
 }
 
@@ -209,6 +212,63 @@ export async function applyRetention(dir: string, options: RetentionOptions): Pr
 }
 
 async function run(dir: string, source: FileLedgerSource, options: RetentionOptions, now: number): Promise<RetentionResult> {
+  const planned = await planRetention(source, options, now, (file) => file.slice(SEGMENTS_DIR.length + 1));
+  const { plan, warnings } = planned;
+  if (options.dryRun || planned.remove.length === 0) return { plan, tombstone: undefined, warnings };
+  const meta = readMeta(dir);
+  const firstKept = plan.segments.find((s) => s.action === 'keep')!;
+  const tombstone = await buildTombstone(source, planned, meta?.ledger_id ?? '', { segment: firstKept.name, offset: 0 }, options.signingKey);
+  if (!options.signingKey) warnings.push('the tombstone is not signed (no signing key): set LLM_AUDIT_SIGNING_KEY or pass --signing-key');
+
+  // The tombstone is durable before any segment goes: a crash in between leaves segments that
+  // verify reports as "marked removed but still present", never a gap without a tombstone.
+  const path = join(dir, CHECKPOINTS_FILE);
+  try {
+    const fd = openSync(path, 'a', FILE_MODE);
+    try {
+      writeSync(fd, canonicalJson(tombstone) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    throw fsError(error, 'cannot write the tombstone to', path);
+  }
+  for (const s of planned.remove) {
+    try {
+      unlinkSync(segmentPath(dir, s.name));
+    } catch (error) {
+      throw fsError(error, `cannot remove ${segmentLabel(s.name)}`, segmentPath(dir, s.name));
+    }
+  }
+  syncDir(join(dir, SEGMENTS_DIR));
+  return { plan, tombstone, warnings };
+}
+
+/** A retention plan over any backend, with what the tombstone needs. */
+export interface PlannedRetention {
+  plan: RetentionPlan;
+  /** The segments (partitions) to remove: a prefix of the ledger. */
+  remove: SegmentPlan[];
+  warnings: string[];
+  checkpoints: CheckpointEntry[];
+  skip: Set<string>;
+  policy: RetentionPolicy;
+  now: number;
+  head: { tree_size: number; root: string };
+}
+
+/**
+ * Verifies the ledger (refusing to plan over one that does not verify) and plans which segments
+ * go: a prefix of wholly expired segments, never the newest. `segmentOf` names the segment of a
+ * stored entry from its location (a file under segments/, or a table partition).
+ */
+export async function planRetention(
+  source: LedgerSource,
+  options: Pick<RetentionOptions, 'policy' | 'publicKey'>,
+  now: number,
+  segmentOf: (file: string) => string,
+): Promise<PlannedRetention> {
   const { policy } = options;
   const stats = new Map<string, { records: number; first: number; last: number; newest: number; expiry: number; overdue: number }>();
   let verified;
@@ -217,7 +277,7 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
       ...(options.publicKey ? { publicKey: options.publicKey } : {}),
       onEntry: (accepted) => {
         const record = accepted.entry.record as LedgerRecord;
-        const name = accepted.location.file.slice(SEGMENTS_DIR.length + 1);
+        const name = segmentOf(accepted.location.file);
         let s = stats.get(name);
         if (!s) stats.set(name, (s = { records: 0, first: accepted.entry.seq, last: 0, newest: -Infinity, expiry: -Infinity, overdue: 0 }));
         s.records++;
@@ -284,29 +344,45 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
     );
   }
   const plan: RetentionPlan = { policy, now: new Date(now).toISOString(), segments, removeRecords, overdueKept, notes };
-  const warnings = [...verified.warnings];
-  const toRemove = segments.filter((s) => s.action === 'remove');
-  if (options.dryRun || toRemove.length === 0) return { plan, tombstone: undefined, warnings };
+  return {
+    plan,
+    remove: segments.filter((s) => s.action === 'remove'),
+    warnings: [...verified.warnings],
+    checkpoints,
+    skip,
+    policy,
+    now,
+    head: { tree_size: verified.treeSize, root: verified.root },
+  };
+}
 
-  // State of the tree right after the last removed record: a second streaming pass that stops there.
-  const n = toRemove[toRemove.length - 1]!.last_seq + 1;
-  const previous = latestTombstone(checkpoints);
+/**
+ * The tombstone of a plan: a checkpoint of the removed prefix [0, n) (computed by a second
+ * streaming pass that stops at n) with the policy, the removed segments and the head.
+ */
+export async function buildTombstone(
+  source: LedgerSource,
+  planned: PlannedRetention,
+  ledgerId: string,
+  position: Checkpoint['position'],
+  signingKey: KeyObject | undefined,
+): Promise<Checkpoint> {
+  const { policy, remove } = planned;
+  const n = remove[remove.length - 1]!.last_seq + 1;
+  const previous = latestTombstone(planned.checkpoints);
   const state = previous ? stateFromCheckpoint(previous.checkpoint)! : initialChainState();
-  await walkChain(source.items({ skip }), state, { stopAtSize: n });
+  await walkChain(source.items({ skip: planned.skip }), state, { stopAtSize: n });
   if (state.range.size !== n) throw new LedgerError('LEDGER_IO', `the ledger changed while retention ran; nothing was removed`);
-
-  const meta = readMeta(dir);
-  const firstKept = segments.find((s) => s.action === 'keep')!;
-  const tombstone = finishCheckpoint(
+  return finishCheckpoint(
     {
       v: CHECKPOINT_VERSION,
       type: 'tombstone',
-      ledger_id: meta?.ledger_id ?? '',
+      ledger_id: ledgerId,
       tree_size: n,
       root: state.range.root().toString('hex'),
       last_leaf: state.lastLeaf.toString('hex'),
       frontier: state.range.frontier.map((h) => h.toString('hex')),
-      position: { segment: firstKept.name, offset: 0 },
+      position,
       timestamp: new Date().toISOString(),
       tombstone: {
         policy: {
@@ -315,8 +391,8 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
           content: formatDuration(policy.content),
           errors: formatDuration(policy.errors),
         },
-        applied_at: new Date(now).toISOString(),
-        removed_segments: toRemove.map((s) => ({
+        applied_at: new Date(planned.now).toISOString(),
+        removed_segments: remove.map((s) => ({
           name: s.name,
           first_seq: s.first_seq,
           last_seq: s.last_seq,
@@ -324,34 +400,9 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
           newest_timestamp: s.newest_timestamp,
           expired_at: s.expires_at,
         })),
-        head: { tree_size: verified.treeSize, root: verified.root },
+        head: planned.head,
       },
     },
-    options.signingKey,
+    signingKey,
   );
-  if (!options.signingKey) warnings.push('the tombstone is not signed (no signing key): set LLM_AUDIT_SIGNING_KEY or pass --signing-key');
-
-  // The tombstone is durable before any segment goes: a crash in between leaves segments that
-  // verify reports as "marked removed but still present", never a gap without a tombstone.
-  const path = join(dir, CHECKPOINTS_FILE);
-  try {
-    const fd = openSync(path, 'a', FILE_MODE);
-    try {
-      writeSync(fd, canonicalJson(tombstone) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (error) {
-    throw fsError(error, 'cannot write the tombstone to', path);
-  }
-  for (const s of toRemove) {
-    try {
-      unlinkSync(segmentPath(dir, s.name));
-    } catch (error) {
-      throw fsError(error, `cannot remove ${segmentLabel(s.name)}`, segmentPath(dir, s.name));
-    }
-  }
-  syncDir(join(dir, SEGMENTS_DIR));
-  return { plan, tombstone, warnings };
 }

@@ -1,0 +1,411 @@
+/**
+ * Walks the request params of each audited SDK call, scans the text the provider will read, and in
+ * `redact` mode builds the params to send instead: copy-on-write, so the caller's object is never
+ * mutated and unchanged branches are shared, not copied.
+ *
+ * What is scanned is decided per field, from the SDK request types (openai 6, @anthropic-ai/sdk 1):
+ * user-visible text, tool call arguments and tool results. Binary and opaque fields are never
+ * touched: images, audio, files, base64 documents, Anthropic thinking blocks (signed) and OpenAI
+ * reasoning items (encrypted). Anything of an unexpected shape is left alone and not counted.
+ *
+ * Locations name the field (`messages[1].content[0].text`), never its value.
+ */
+
+import type { Sanitizer } from './detectors';
+
+export type RequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
+
+export interface SanitizeLocationFinding {
+  type: string;
+  count: number;
+  location: string;
+}
+
+export interface SanitizeResult {
+  /** The params to send: the same object when nothing changed or in detect mode, else a copy with redacted strings. */
+  params: unknown;
+  /** One entry per (location, type), in request order. */
+  findings: SanitizeLocationFinding[];
+  /** Sum of the counts. */
+  total: number;
+}
+
+type Path = Array<string | number>;
+type Obj = Record<string, unknown>;
+
+// Deepest nesting walked inside free-form JSON (Anthropic tool_use.input, parsed tool arguments).
+const MAX_DEPTH = 64;
+const IDENTIFIER = /^[A-Za-z_$][\w$]{0,63}$/;
+
+class Walk {
+  readonly findings: SanitizeLocationFinding[] = [];
+  total = 0;
+  readonly path: Path = [];
+  private readonly byLocation = new Map<string, SanitizeLocationFinding>();
+
+  constructor(
+    readonly sanitizer: Sanitizer,
+    readonly redact: boolean,
+  ) {}
+
+  /** Scans one string at the current path; returns the string to send. */
+  text(value: string): string {
+    if (value.length === 0) return value;
+    if (!this.redact) {
+      this.record(this.sanitizer.scan(value));
+      return value;
+    }
+    const result = this.sanitizer.redact(value);
+    this.record(result.findings);
+    return result.text;
+  }
+
+  /**
+   * A JSON document in a string (tool call arguments). Scanned as text; when redacting would break
+   * the JSON (a finding spanning a quote or an escape), the parsed value's string leaves are
+   * redacted instead and it is serialized again.
+   */
+  jsonText(value: string): string {
+    if (value.length === 0) return value;
+    if (!this.redact) return this.text(value);
+    const { text: redacted, findings } = this.sanitizer.redact(value);
+    if (findings.length === 0) return value;
+    const parsed = isJson(redacted) ? undefined : parseJson(value);
+    if (parsed !== undefined) {
+      const leaves = new Walk(this.sanitizer, true);
+      const rewritten = leaves.json(parsed.value, 0, new Map());
+      for (const f of leaves.findings) this.add(f.type, f.count);
+      return JSON.stringify(rewritten);
+    }
+    this.record(findings);
+    return redacted;
+  }
+
+  /** String leaves of free-form JSON data; objects are copied on write. */
+  json(value: unknown, depth: number, seen: Map<object, unknown>): unknown {
+    if (typeof value === 'string') return this.text(value);
+    if (typeof value !== 'object' || value === null || depth >= MAX_DEPTH) return value;
+    // Shared subtrees are rewritten once; a cycle (impossible to send anyway) is left as it is.
+    if (seen.has(value)) return seen.get(value);
+    seen.set(value, value);
+    let result: unknown = value;
+    if (Array.isArray(value)) {
+      result = this.array(value, (item) => this.json(item, depth + 1, seen));
+    } else if (isPlainObject(value)) {
+      let copy: Obj | undefined;
+      for (const key of Object.keys(value)) {
+        const item = value[key];
+        this.path.push(IDENTIFIER.test(key) ? key : '*');
+        const next = this.json(item, depth + 1, seen);
+        this.path.pop();
+        if (next !== item) {
+          copy ??= { ...value };
+          copy[key] = next;
+        }
+      }
+      result = copy ?? value;
+    }
+    seen.set(value, result);
+    return result;
+  }
+
+  /** Maps an array with its index on the path; the same array when no item changed. */
+  array(items: readonly unknown[], fn: (item: unknown, index: number) => unknown): readonly unknown[] {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      this.path.push(i);
+      const next = fn(item, i);
+      this.path.pop();
+      if (next !== item) {
+        copy ??= items.slice();
+        copy[i] = next;
+      }
+    }
+    return copy ?? items;
+  }
+
+  /** Rewrites `obj[key]` with fn when it is present, the path extended by key; the same object when unchanged. */
+  field<T extends Obj>(obj: T, key: string, fn: (value: unknown) => unknown): T {
+    if (!Object.prototype.hasOwnProperty.call(obj, key)) return obj;
+    const value = obj[key];
+    this.path.push(key);
+    const next = fn(value);
+    this.path.pop();
+    return next === value ? obj : { ...obj, [key]: next };
+  }
+
+  /** `field` for a string-valued field: scanned as text, anything else left alone. */
+  textField<T extends Obj>(obj: T, key: string): T {
+    return this.field(obj, key, (v) => (typeof v === 'string' ? this.text(v) : v));
+  }
+
+  jsonField<T extends Obj>(obj: T, key: string): T {
+    return this.field(obj, key, (v) => (typeof v === 'string' ? this.jsonText(v) : v));
+  }
+
+  private record(findings: readonly { type: string }[]): void {
+    if (findings.length === 0) return;
+    const counts = new Map<string, number>();
+    for (const f of findings) counts.set(f.type, (counts.get(f.type) ?? 0) + 1);
+    for (const [type, count] of counts) this.add(type, count);
+  }
+
+  private add(type: string, count: number): void {
+    const location = formatPath(this.path);
+    const key = `${location}\u0000${type}`;
+    const existing = this.byLocation.get(key);
+    if (existing !== undefined) {
+      existing.count += count;
+    } else {
+      const entry = { type, count, location };
+      this.byLocation.set(key, entry);
+      this.findings.push(entry);
+    }
+    this.total += count;
+  }
+}
+
+function formatPath(path: Path): string {
+  let out = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else if (segment === '*') out += '[*]';
+    else out += out === '' ? segment : `.${segment}`;
+  }
+  return out;
+}
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isPlainObject(value: object): value is Obj {
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function isJson(text: string): boolean {
+  return parseJson(text) !== undefined;
+}
+
+function parseJson(text: string): { value: unknown } | undefined {
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+// --- OpenAI chat completions ----------------------------------------------------------------------
+
+const CHAT_ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
+
+function openaiChat(w: Walk, params: Obj): Obj {
+  let out = w.field(params, 'messages', (messages) => (Array.isArray(messages) ? w.array(messages, (m) => chatMessage(w, m)) : messages));
+  // Predicted output is sent to the model as text too.
+  out = w.field(out, 'prediction', (p) => (isObj(p) ? w.field(p, 'content', (c) => chatContent(w, c)) : p));
+  return out;
+}
+
+function chatMessage(w: Walk, message: unknown): unknown {
+  if (!isObj(message) || typeof message['role'] !== 'string' || !CHAT_ROLES.has(message['role'])) return message;
+  // `name` identifies a participant and is not content.
+  let out = w.field(message, 'content', (c) => chatContent(w, c));
+  if (message['role'] === 'assistant') {
+    out = w.textField(out, 'refusal');
+    out = w.field(out, 'tool_calls', (calls) => (Array.isArray(calls) ? w.array(calls, (call) => chatToolCall(w, call)) : calls));
+    out = w.field(out, 'function_call', (call) => (isObj(call) ? w.jsonField(call, 'arguments') : call));
+  }
+  return out;
+}
+
+/** A message's content: a string, or parts of which `text` and `refusal` are text; image, audio and file parts are left alone. */
+function chatContent(w: Walk, content: unknown): unknown {
+  if (typeof content === 'string') return w.text(content);
+  if (!Array.isArray(content)) return content;
+  return w.array(content, (part) => {
+    if (!isObj(part)) return part;
+    if (part['type'] === 'text') return w.textField(part, 'text');
+    if (part['type'] === 'refusal') return w.textField(part, 'refusal');
+    return part;
+  });
+}
+
+function chatToolCall(w: Walk, call: unknown): unknown {
+  if (!isObj(call)) return call;
+  if (call['type'] === 'custom') return w.field(call, 'custom', (c) => (isObj(c) ? w.textField(c, 'input') : c));
+  // `type: 'function'` (older SDKs may omit the type).
+  return w.field(call, 'function', (f) => (isObj(f) ? w.jsonField(f, 'arguments') : f));
+}
+
+// --- OpenAI Responses ------------------------------------------------------------------------------
+
+function openaiResponses(w: Walk, params: Obj): Obj {
+  let out = w.textField(params, 'instructions');
+  out = w.field(out, 'input', (input) => {
+    if (typeof input === 'string') return w.text(input);
+    if (!Array.isArray(input)) return input;
+    return w.array(input, (item) => responsesItem(w, item));
+  });
+  // Reusable prompt variables are substituted into the prompt: strings or input_text parts.
+  out = w.field(out, 'prompt', (prompt) =>
+    isObj(prompt)
+      ? w.field(prompt, 'variables', (vars) => {
+          if (!isObj(vars)) return vars;
+          let copy = vars;
+          for (const key of Object.keys(vars)) {
+            const value = vars[key];
+            w.path.push(IDENTIFIER.test(key) ? key : '*');
+            const next = typeof value === 'string' ? w.text(value) : responsesPart(w, value);
+            w.path.pop();
+            if (next !== value) copy = { ...copy, [key]: next };
+          }
+          return copy;
+        })
+      : prompt,
+  );
+  return out;
+}
+
+function responsesItem(w: Walk, item: unknown): unknown {
+  if (!isObj(item)) return item;
+  const type = item['type'];
+  // Messages: easy (`{ role, content }`), input and output messages alike.
+  if ((type === undefined || type === 'message') && typeof item['role'] === 'string') {
+    return w.field(item, 'content', (content) => {
+      if (typeof content === 'string') return w.text(content);
+      if (!Array.isArray(content)) return content;
+      return w.array(content, (part) => responsesPart(w, part));
+    });
+  }
+  switch (type) {
+    case 'function_call':
+    case 'mcp_call': {
+      const out = w.jsonField(item, 'arguments');
+      return type === 'mcp_call' ? w.textField(out, 'output') : out;
+    }
+    case 'function_call_output':
+    case 'custom_tool_call_output':
+      return w.field(item, 'output', (output) => {
+        if (typeof output === 'string') return w.text(output);
+        if (!Array.isArray(output)) return output;
+        return w.array(output, (part) => responsesPart(w, part));
+      });
+    case 'custom_tool_call':
+      return w.textField(item, 'input');
+    case 'local_shell_call_output':
+      return w.textField(item, 'output');
+    case 'shell_call_output':
+      return w.field(item, 'output', (output) =>
+        Array.isArray(output) ? w.array(output, (chunk) => (isObj(chunk) ? w.textField(w.textField(chunk, 'stdout'), 'stderr') : chunk)) : output,
+      );
+    default:
+      // reasoning (encrypted / model-generated), item_reference, computer and image generation
+      // calls, and any newer item type.
+      return item;
+  }
+}
+
+/** A content part: `input_text` and `output_text` text, `refusal`; images, files and audio are left alone. */
+function responsesPart(w: Walk, part: unknown): unknown {
+  if (!isObj(part)) return part;
+  switch (part['type']) {
+    case 'input_text':
+    case 'output_text':
+      return w.textField(part, 'text');
+    case 'refusal':
+      return w.textField(part, 'refusal');
+    default:
+      return part;
+  }
+}
+
+// --- OpenAI embeddings -----------------------------------------------------------------------------
+
+function openaiEmbeddings(w: Walk, params: Obj): Obj {
+  return w.field(params, 'input', (input) => {
+    if (typeof input === 'string') return w.text(input);
+    if (!Array.isArray(input)) return input;
+    // string[]; token arrays (number[] / number[][]) are left alone.
+    return w.array(input, (item) => (typeof item === 'string' ? w.text(item) : item));
+  });
+}
+
+// --- Anthropic messages ----------------------------------------------------------------------------
+
+const ANTHROPIC_ROLES: ReadonlySet<string> = new Set(['user', 'assistant']);
+
+function anthropicMessages(w: Walk, params: Obj): Obj {
+  let out = w.field(params, 'system', (system) => anthropicBlocks(w, system));
+  out = w.field(out, 'messages', (messages) =>
+    Array.isArray(messages)
+      ? w.array(messages, (m) => (isObj(m) && ANTHROPIC_ROLES.has(m['role'] as string) ? w.field(m, 'content', (c) => anthropicBlocks(w, c)) : m))
+      : messages,
+  );
+  return out;
+}
+
+/** A string or an array of content blocks. */
+function anthropicBlocks(w: Walk, content: unknown): unknown {
+  if (typeof content === 'string') return w.text(content);
+  if (!Array.isArray(content)) return content;
+  return w.array(content, (block) => anthropicBlock(w, block));
+}
+
+function anthropicBlock(w: Walk, block: unknown): unknown {
+  if (!isObj(block)) return block;
+  switch (block['type']) {
+    case 'text':
+      // `citations` quote documents sent earlier in the request; they are left as they are.
+      return w.textField(block, 'text');
+    case 'tool_use':
+      return w.field(block, 'input', (input) => w.json(input, 0, new Map()));
+    case 'tool_result':
+      return w.field(block, 'content', (content) => anthropicBlocks(w, content));
+    case 'document':
+      return anthropicDocument(w, block);
+    case 'search_result':
+      return w.field(block, 'content', (content) => anthropicBlocks(w, content));
+    default:
+      // image, thinking / redacted_thinking (signed), server tool blocks, container uploads.
+      return block;
+  }
+}
+
+function anthropicDocument(w: Walk, block: Obj): Obj {
+  let out = w.field(block, 'source', (source) => {
+    if (!isObj(source)) return source;
+    if (source['type'] === 'text') return w.textField(source, 'data');
+    if (source['type'] === 'content') return w.field(source, 'content', (content) => anthropicBlocks(w, content));
+    return source; // base64 / URL PDFs, file ids
+  });
+  out = w.textField(out, 'context');
+  out = w.textField(out, 'title');
+  return out;
+}
+
+// --- Entry point -----------------------------------------------------------------------------------
+
+const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
+  'openai.chat': openaiChat,
+  'openai.responses': openaiResponses,
+  'openai.embeddings': openaiEmbeddings,
+  'anthropic.messages': anthropicMessages,
+};
+
+/**
+ * Scans the text of a request. In `detect` mode `params` is returned as is; in `redact` mode the
+ * returned params are a copy with each finding replaced by `[TYPE]` (the same object when nothing
+ * was found). The caller's object is never modified. Unknown kinds and non-object params are left
+ * untouched with no findings.
+ */
+export function sanitizeRequest(kind: RequestKind, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
+  const walker = WALKERS[kind] as ((w: Walk, params: Obj) => Obj) | undefined;
+  if (walker === undefined || !Object.prototype.hasOwnProperty.call(WALKERS, kind) || !isObj(params)) {
+    return { params, findings: [], total: 0 };
+  }
+  const walk = new Walk(sanitizer, mode === 'redact');
+  const out = walker(walk, params);
+  return { params: mode === 'redact' ? out : params, findings: walk.findings, total: walk.total };
+}

@@ -1,0 +1,92 @@
+/**
+ * Decoded OTLP spans to ledger records. The record is built by the very function the in-process
+ * exporter uses (`recordFromSpan`, src/ledger/record.ts), through a small adapter that gives a
+ * decoded span the `ReadableSpan` fields that function reads, so a call audited in-process and the
+ * same call received over OTLP give the same record.
+ */
+import type { HrTime, SpanContext } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { canonicalJson } from '../audit/canonical-json';
+import { isAuditSpan, recordFromSpan, type LedgerRecord } from '../ledger/record';
+import type { DecodedSpan } from './otlp';
+
+const NS_PER_S = 1_000_000_000n;
+
+function hrTime(ns: bigint): HrTime {
+  const seconds = ns / NS_PER_S;
+  return [Number(seconds), Number(ns - seconds * NS_PER_S)];
+}
+
+/** The ReadableSpan view of a decoded span: only what recordFromSpan reads is meaningful. */
+export function readableSpanOf(span: DecodedSpan): ReadableSpan {
+  const context: SpanContext = { traceId: span.traceId ?? '', spanId: span.spanId ?? '', traceFlags: 1 };
+  const view = {
+    name: span.name,
+    attributes: span.attributes,
+    startTime: hrTime(span.startTimeUnixNano),
+    endTime: hrTime(span.endTimeUnixNano),
+    duration: hrTime(span.endTimeUnixNano - span.startTimeUnixNano),
+    status: { code: span.statusCode },
+    events: span.events.map((e) => ({ name: e.name, attributes: e.attributes, time: hrTime(e.timeUnixNano) })),
+    spanContext: () => context,
+  };
+  return view as unknown as ReadableSpan;
+}
+
+export interface Conversion {
+  records: LedgerRecord[];
+  /** Spans that are not audited LLM calls: counted and ignored (they are not rejected). */
+  ignored: number;
+  rejected: number;
+  /** One line per kind of rejection, with a count. */
+  reasons: string[];
+}
+
+/**
+ * Picks the audit spans out of a request and turns each into a record. A span is rejected (and
+ * counted in the partial-success answer) when its trace or span id is missing or malformed, or
+ * when its record would be larger than `maxRecordBytes`.
+ */
+export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number): Conversion {
+  const records: LedgerRecord[] = [];
+  const reasons = new Map<string, number>();
+  const reject = (why: string): void => {
+    reasons.set(why, (reasons.get(why) ?? 0) + 1);
+  };
+  let ignored = 0;
+  for (const span of spans) {
+    if (span.traceId === null || span.spanId === null) {
+      reject(span.traceId === null ? 'missing or malformed trace id (16 bytes, not all zero)' : 'missing or malformed span id (8 bytes, not all zero)');
+      continue;
+    }
+    if (!isAuditSpan(span)) {
+      ignored++;
+      continue;
+    }
+    let record: LedgerRecord | undefined;
+    let size: number;
+    try {
+      record = recordFromSpan(readableSpanOf(span));
+      size = record ? Buffer.byteLength(canonicalJson(record)) : 0;
+    } catch (error) {
+      reject(`the span cannot be recorded (${(error as Error).message})`);
+      continue;
+    }
+    if (!record) {
+      ignored++;
+      continue;
+    }
+    if (size > maxRecordBytes) {
+      reject(`record larger than ${maxRecordBytes} bytes (attribute values too large)`);
+      continue;
+    }
+    records.push(record);
+  }
+  let rejected = 0;
+  const lines: string[] = [];
+  for (const [why, n] of reasons) {
+    rejected += n;
+    lines.push(`${n} span${n === 1 ? '' : 's'}: ${why}`);
+  }
+  return { records, ignored, rejected, reasons: lines };
+}

@@ -1,0 +1,397 @@
+/**
+ * The PostgreSQL schema of the ledger, as versioned migrations. Each migration runs once, in its
+ * own transaction, under an advisory lock (two `migrate` runs at once are serialised), and is
+ * recorded in llm_audit.schema_migrations with the SHA-256 of its SQL: a migration that was edited
+ * after it was applied is refused rather than silently diverging. Migrations are only ever added,
+ * never changed; docs/server.md describes the schema and the roles.
+ */
+import { createHash } from 'node:crypto';
+import type { ClientBase } from 'pg';
+import { LedgerError } from '../errors';
+
+export const SCHEMA = 'llm_audit';
+/** Key of the transaction advisory lock every writer (and retention) takes: one sequence of records. */
+export const APPEND_LOCK_KEY = '7308604712543700001';
+const MIGRATE_LOCK_KEY = '7308604712543700002';
+
+export const ROLES = {
+  writer: 'llm_audit_writer',
+  auditor: 'llm_audit_auditor',
+  retention: 'llm_audit_retention',
+} as const;
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+const createRole = (name: string): string => `
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${name}') THEN
+    CREATE ROLE ${name} NOLOGIN;
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+  NULL; -- created concurrently (roles are shared by every database of the cluster)
+END $$;`;
+
+const appendOnly = (table: string): string => `
+CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE ON ${SCHEMA}.${table}
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.reject_change();
+CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${SCHEMA}.${table}
+  FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.reject_change();`;
+
+const V1 = `
+DO $$ BEGIN
+  IF current_setting('server_encoding') <> 'UTF8' THEN
+    RAISE EXCEPTION 'the llm-audit ledger needs a UTF8 database (this one is %)', current_setting('server_encoding');
+  END IF;
+END $$;
+
+${createRole(ROLES.writer)}
+${createRole(ROLES.auditor)}
+${createRole(ROLES.retention)}
+
+-- Any change to a ledger table other than INSERT is refused, by every role, the owner included.
+CREATE FUNCTION ${SCHEMA}.reject_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION '%.%: % is not allowed: the audit ledger is append-only', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP
+    USING ERRCODE = 'insufficient_privilege';
+END $$;
+
+CREATE TABLE ${SCHEMA}.ledger_meta (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  ledger_id uuid NOT NULL DEFAULT gen_random_uuid(),
+  created timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+INSERT INTO ${SCHEMA}.ledger_meta DEFAULT VALUES;
+${appendOnly('ledger_meta')}
+${appendOnly('schema_migrations')}
+
+-- One row per entry, in seq order: the chain and the dedup key, never partitioned, so seq and
+-- (trace_id, span_id) are unique across the whole ledger. Rows stay after retention (hashes and
+-- ids only), which keeps duplicates of removed records out too.
+CREATE TABLE ${SCHEMA}.chain (
+  seq bigint PRIMARY KEY CHECK (seq >= 0),
+  trace_id text NOT NULL,
+  span_id text NOT NULL,
+  prev_hash bytea NOT NULL CHECK (length(prev_hash) = 32),
+  leaf_hash bytea NOT NULL CHECK (length(leaf_hash) = 32),
+  appended_at timestamptz NOT NULL,
+  CONSTRAINT chain_span_unique UNIQUE (trace_id, span_id)
+);
+${appendOnly('chain')}
+
+-- The chain is continuous by construction: seq 0 starts from zeros, every other seq from the leaf
+-- of the seq before it (the primary key rules out a second row with the same seq).
+CREATE FUNCTION ${SCHEMA}.chain_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  previous bytea;
+BEGIN
+  IF NEW.seq = 0 THEN
+    previous := '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea;
+  ELSE
+    SELECT leaf_hash INTO previous FROM ${SCHEMA}.chain WHERE seq = NEW.seq - 1;
+    IF previous IS NULL THEN
+      RAISE EXCEPTION 'llm_audit.chain: seq % does not follow the last entry (seq % missing)', NEW.seq, NEW.seq - 1
+        USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+  END IF;
+  IF NEW.prev_hash <> previous THEN
+    RAISE EXCEPTION 'llm_audit.chain: seq % does not chain to seq %', NEW.seq, NEW.seq - 1
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER chain_continuity BEFORE INSERT ON ${SCHEMA}.chain FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.chain_check();
+
+-- The records: the stored line (canonical JSON {"prev","record","seq"}, the Merkle leaf data,
+-- exactly as in a file-ledger segment) plus columns derived from it for indexes. Partitioned by
+-- the UTC day the entry was appended (the file ledger's segments), so retention drops whole days.
+CREATE TABLE ${SCHEMA}.records (
+  seq bigint NOT NULL,
+  appended_at timestamptz NOT NULL,
+  line text NOT NULL,
+  prev_hash bytea NOT NULL,
+  leaf_hash bytea NOT NULL,
+  ts timestamptz NOT NULL,
+  trace_id text NOT NULL,
+  span_id text NOT NULL,
+  request_id text,
+  user_id text,
+  session_id text,
+  tenant_id text,
+  provider text,
+  operation text,
+  model_request text,
+  model_response text,
+  status text,
+  input_tokens double precision,
+  output_tokens double precision,
+  cost_usd double precision,
+  latency_ms double precision,
+  error_type text,
+  has_content boolean NOT NULL,
+  has_errors boolean NOT NULL,
+  PRIMARY KEY (seq, appended_at)
+) PARTITION BY RANGE (appended_at);
+CREATE INDEX records_ts ON ${SCHEMA}.records (ts);
+CREATE INDEX records_user ON ${SCHEMA}.records (user_id, ts);
+CREATE INDEX records_status ON ${SCHEMA}.records (status, ts);
+CREATE INDEX records_cost ON ${SCHEMA}.records (cost_usd);
+CREATE INDEX records_request ON ${SCHEMA}.records (request_id);
+CREATE INDEX records_appended ON ${SCHEMA}.records (appended_at, seq);
+${appendOnly('records')}
+
+-- What the database can check of a new entry without parsing JSON (a line may hold escapes jsonb
+-- refuses, such as \\u0000): its leaf hash is SHA-256(0x00 || line), its prev and seq are those in
+-- the line, and it matches the chain row of the same seq. The verifier checks everything else.
+CREATE FUNCTION ${SCHEMA}.records_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.leaf_hash <> sha256('\\x00'::bytea || convert_to(NEW.line, 'UTF8')) THEN
+    RAISE EXCEPTION 'llm_audit.records: seq %: leaf_hash is not SHA-256(0x00 || line)', NEW.seq
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF substr(NEW.line, 1, 9) <> '{"prev":"' OR decode(substr(NEW.line, 10, 64), 'hex') <> NEW.prev_hash
+     OR right(NEW.line, length('"seq":' || NEW.seq || '}')) <> '"seq":' || NEW.seq || '}' THEN
+    RAISE EXCEPTION 'llm_audit.records: seq %: prev or seq do not match the line', NEW.seq
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM ${SCHEMA}.chain c WHERE c.seq = NEW.seq AND c.leaf_hash = NEW.leaf_hash
+                 AND c.prev_hash = NEW.prev_hash AND c.appended_at = NEW.appended_at) THEN
+    RAISE EXCEPTION 'llm_audit.records: seq % has no matching chain entry', NEW.seq
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER records_consistent BEFORE INSERT ON ${SCHEMA}.records FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.records_check();
+
+-- Checkpoints and retention tombstones, one canonical JSON line each, in the order written.
+CREATE TABLE ${SCHEMA}.checkpoints (
+  id bigserial PRIMARY KEY,
+  line text NOT NULL,
+  type text NOT NULL CHECK (type IN ('checkpoint', 'tombstone')),
+  tree_size bigint NOT NULL CHECK (tree_size >= 0),
+  created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX checkpoints_size ON ${SCHEMA}.checkpoints (tree_size);
+${appendOnly('checkpoints')}
+
+-- Every retention run: who, when, what was dropped.
+CREATE TABLE ${SCHEMA}.retention_log (
+  id bigserial PRIMARY KEY,
+  at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  by_role text NOT NULL DEFAULT session_user,
+  partitions text[] NOT NULL,
+  records bigint NOT NULL,
+  tree_size bigint NOT NULL,
+  checkpoint_id bigint NOT NULL REFERENCES ${SCHEMA}.checkpoints (id)
+);
+${appendOnly('retention_log')}
+
+-- Partitions are created by the writer through this function (it cannot run DDL itself).
+CREATE FUNCTION ${SCHEMA}.ensure_partition(day date) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  name text := 'records_' || to_char(day, 'YYYYMMDD');
+BEGIN
+  IF to_regclass('${SCHEMA}.' || name) IS NULL THEN
+    EXECUTE format('CREATE TABLE ${SCHEMA}.%I PARTITION OF ${SCHEMA}.records FOR VALUES FROM (%L) TO (%L)',
+      name, (day::timestamp AT TIME ZONE 'UTC'), ((day + 1)::timestamp AT TIME ZONE 'UTC'));
+    -- Row triggers are inherited from the parent; a TRUNCATE of the partition itself is not.
+    EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON ${SCHEMA}.%I FOR EACH STATEMENT EXECUTE FUNCTION ${SCHEMA}.reject_change()',
+      name || '_no_truncate', name);
+    EXECUTE format('REVOKE ALL ON ${SCHEMA}.%I FROM PUBLIC', name);
+  END IF;
+  RETURN name;
+END $$;
+
+-- Retention: the only way records leave the ledger. Drops a prefix of whole day partitions whose
+-- every record has expired under the policy written in the tombstone, and records the tombstone
+-- (computed and signed by \`llm-audit retention apply\`) and a retention_log row in the same
+-- transaction. The checks here do not trust the caller's plan.
+CREATE FUNCTION ${SCHEMA}.apply_retention(p_tombstone text, p_partitions text[]) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET TimeZone = 'UTC' AS $$
+DECLARE
+  t jsonb := p_tombstone::jsonb;
+  present text[];
+  k int := coalesce(array_length(p_partitions, 1), 0);
+  n bigint;
+  applied timestamptz;
+  md interval; ct interval; er interval;
+  last_leaf bytea;
+  removed bigint;
+  bad bigint;
+  first_kept bigint;
+  cid bigint;
+  part text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(${APPEND_LOCK_KEY});
+  IF t->>'type' IS DISTINCT FROM 'tombstone' THEN
+    RAISE EXCEPTION 'apply_retention: not a tombstone' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF t->>'ledger_id' IS DISTINCT FROM (SELECT ledger_id::text FROM ${SCHEMA}.ledger_meta) THEN
+    RAISE EXCEPTION 'apply_retention: the tombstone is for another ledger' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT array_agg(c.relname::text ORDER BY c.relname) INTO present
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = '${SCHEMA}.records'::regclass;
+  IF k = 0 OR k >= coalesce(array_length(present, 1), 0) OR present[1:k] <> p_partitions THEN
+    RAISE EXCEPTION 'apply_retention: only the oldest partitions can be dropped, never the newest (present: %, asked: %)', present, p_partitions
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  applied := (t->'tombstone'->>'applied_at')::timestamptz;
+  IF applied IS NULL OR applied > clock_timestamp() + interval '5 minutes' THEN
+    RAISE EXCEPTION 'apply_retention: applied_at % is missing or in the future', applied USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  md := ${SCHEMA}.duration(t->'tombstone'->'policy'->>'metadata');
+  ct := ${SCHEMA}.duration(t->'tombstone'->'policy'->>'content');
+  er := ${SCHEMA}.duration(t->'tombstone'->'policy'->>'errors');
+  IF md < interval '1 day' OR ct < interval '1 day' OR er < interval '1 day' THEN
+    RAISE EXCEPTION 'apply_retention: every lifetime must be at least one day' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  n := (t->>'tree_size')::bigint;
+  -- The dropped partitions hold exactly seq [first, n): the prefix the tombstone summarises.
+  SELECT count(*), count(*) FILTER (WHERE greatest(ts + md, CASE WHEN has_content THEN ts + ct END, CASE WHEN has_errors THEN ts + er END) > applied)
+    INTO removed, bad
+    FROM ${SCHEMA}.records r JOIN pg_class c ON c.oid = r.tableoid
+    WHERE c.relname = ANY (p_partitions);
+  IF bad > 0 THEN
+    RAISE EXCEPTION 'apply_retention: % record(s) in those partitions have not expired at %', bad, applied
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT leaf_hash INTO last_leaf FROM ${SCHEMA}.chain WHERE seq = n - 1;
+  IF last_leaf IS NULL OR encode(last_leaf, 'hex') <> t->>'last_leaf' THEN
+    RAISE EXCEPTION 'apply_retention: the tombstone does not end at the chain entry seq %', n - 1 USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT min(r.seq) INTO first_kept FROM ${SCHEMA}.records r JOIN pg_class c ON c.oid = r.tableoid
+    WHERE NOT (c.relname = ANY (p_partitions));
+  IF EXISTS (SELECT 1 FROM ${SCHEMA}.records r JOIN pg_class c ON c.oid = r.tableoid
+             WHERE c.relname = ANY (p_partitions) AND r.seq >= n)
+     OR (first_kept IS NOT NULL AND first_kept <> n) THEN
+    RAISE EXCEPTION 'apply_retention: the partitions do not hold exactly the records before seq %', n USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  INSERT INTO ${SCHEMA}.checkpoints (line, type, tree_size) VALUES (p_tombstone, 'tombstone', n) RETURNING id INTO cid;
+  INSERT INTO ${SCHEMA}.retention_log (partitions, records, tree_size, checkpoint_id) VALUES (p_partitions, removed, n, cid);
+  FOREACH part IN ARRAY p_partitions LOOP
+    EXECUTE format('DROP TABLE ${SCHEMA}.%I', part);
+  END LOOP;
+  RETURN cid;
+END $$;
+
+-- '2y', '6m', '12w', '90d' (the CLI's durations) as an interval.
+CREATE FUNCTION ${SCHEMA}.duration(d text) RETURNS interval LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE right(d, 1)
+    WHEN 'y' THEN make_interval(years => left(d, -1)::int)
+    WHEN 'm' THEN make_interval(months => left(d, -1)::int)
+    WHEN 'w' THEN make_interval(weeks => left(d, -1)::int)
+    WHEN 'd' THEN make_interval(days => left(d, -1)::int)
+  END
+$$;
+
+-- Privileges. Nothing for PUBLIC; UPDATE, DELETE and TRUNCATE for nobody (the triggers refuse them
+-- even to the owner); the writer inserts, the auditor reads, retention goes through its function.
+REVOKE ALL ON ALL TABLES IN SCHEMA ${SCHEMA} FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA ${SCHEMA} FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA ${SCHEMA} FROM PUBLIC;
+REVOKE UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA ${SCHEMA} FROM CURRENT_USER;
+GRANT USAGE ON SCHEMA ${SCHEMA} TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention};
+GRANT SELECT ON ALL TABLES IN SCHEMA ${SCHEMA} TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention};
+GRANT INSERT ON ${SCHEMA}.chain, ${SCHEMA}.records, ${SCHEMA}.checkpoints TO ${ROLES.writer};
+GRANT USAGE ON SEQUENCE ${SCHEMA}.checkpoints_id_seq TO ${ROLES.writer};
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.ensure_partition(date) TO ${ROLES.writer};
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.apply_retention(text, text[]) TO ${ROLES.retention};
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.duration(text) TO ${ROLES.retention};
+`;
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 }];
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+export function checksum(sql: string): string {
+  return createHash('sha256').update(sql).digest('hex');
+}
+
+const BOOTSTRAP = `
+CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
+CREATE TABLE IF NOT EXISTS ${SCHEMA}.schema_migrations (
+  version int PRIMARY KEY,
+  name text NOT NULL,
+  checksum text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  applied_by text NOT NULL DEFAULT session_user
+);`;
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+/** Versions recorded in the database; [] when the schema does not exist. */
+export async function appliedMigrations(client: ClientBase): Promise<AppliedMigration[]> {
+  const exists = await client.query<{ t: string | null }>(`SELECT to_regclass('${SCHEMA}.schema_migrations')::text AS t`);
+  if (exists.rows[0]?.t === null || exists.rows[0]?.t === undefined) return [];
+  const result = await client.query<AppliedMigration>(`SELECT version, name, checksum FROM ${SCHEMA}.schema_migrations ORDER BY version`);
+  return result.rows;
+}
+
+/** Throws unless the recorded migrations are a prefix of MIGRATIONS with the same checksums. */
+export function checkApplied(applied: readonly AppliedMigration[]): void {
+  for (const row of applied) {
+    const known = MIGRATIONS.find((m) => m.version === row.version);
+    if (!known) {
+      throw new LedgerError(
+        'LEDGER_SCHEMA_MISMATCH',
+        `the database has schema version ${row.version}, newer than this llm-audit knows (${LATEST_VERSION}): upgrade llm-audit`,
+      );
+    }
+    if (checksum(known.sql) !== row.checksum) {
+      throw new LedgerError(
+        'LEDGER_SCHEMA_MISMATCH',
+        `schema migration ${row.version} (${row.name}) in the database differs from this llm-audit's: the schema was changed by hand or by another version`,
+      );
+    }
+  }
+}
+
+/**
+ * Applies the missing migrations (as the connected role, who becomes the owner of the schema).
+ * Returns the versions applied now.
+ */
+export async function migrate(client: ClientBase): Promise<number[]> {
+  const done: number[] = [];
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK_KEY})`);
+    await client.query(BOOTSTRAP);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+  for (const migration of MIGRATIONS) {
+    await client.query('BEGIN');
+    try {
+      await client.query(`SELECT pg_advisory_xact_lock(${MIGRATE_LOCK_KEY})`);
+      const applied = await appliedMigrations(client);
+      checkApplied(applied);
+      if (applied.some((a) => a.version === migration.version)) {
+        await client.query('COMMIT');
+        continue;
+      }
+      await client.query(migration.sql);
+      await client.query(`INSERT INTO ${SCHEMA}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)`, [
+        migration.version,
+        migration.name,
+        checksum(migration.sql),
+      ]);
+      await client.query('COMMIT');
+      done.push(migration.version);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+  return done;
+}

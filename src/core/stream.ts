@@ -43,11 +43,16 @@ export function observeStream(stream: SdkStream, call: AuditedCall): SdkStream {
   // otherwise leave the span to the finalizer. While a read is pending, the SDK itself aborts on
   // its way out of an error, and the read's outcome (error or end) is the one to record.
   const onAbort = (): void => {
-    if (reads.pending === 0) call.endStream(STREAM_OUTCOME.aborted);
+    if (reads.pending > 0) return;
+    unreachable.unregister(token);
+    call.endStream(STREAM_OUTCOME.aborted);
   };
   signal?.addEventListener('abort', onAbort, { once: true });
+  // Once the call has ended, drop the finalizer: it would only keep the call (and its span) alive
+  // until the stream is collected.
   const settle = (): void => {
     signal?.removeEventListener('abort', onAbort);
+    unreachable.unregister(token);
   };
 
   stream.iterator = function (this: unknown, ...args: unknown[]) {
@@ -58,7 +63,7 @@ export function observeStream(stream: SdkStream, call: AuditedCall): SdkStream {
     iterated = true;
     unreachable.unregister(token);
     const wrapped = wrapIterator(inner, call, signal, settle, reads);
-    unreachable.register(wrapped, call);
+    unreachable.register(wrapped, call, token);
     return wrapped;
   };
   return stream;

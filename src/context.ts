@@ -10,6 +10,14 @@ export interface AuditContext {
 }
 
 const AUDIT_CONTEXT_KEY = createContextKey('otel-llm-audit.audit-context');
+const RETRIEVALS_KEY = createContextKey('otel-llm-audit.retrievals');
+
+/** What the application retrieved for the next LLM call (RAG), see {@link recordRetrieval}. */
+export interface Retrieval {
+  source?: string;
+  documentIds: string[];
+  scores?: number[];
+}
 const ACTION_KEY = createContextKey('otel-llm-audit.action');
 
 /**
@@ -26,7 +34,15 @@ export function withAuditContext<T>(audit: AuditContext, fn: () => T): T {
         metadata: outer.metadata || audit.metadata ? { ...outer.metadata, ...audit.metadata } : undefined,
       }
     : audit;
-  return context.with(context.active().setValue(AUDIT_CONTEXT_KEY, merged), fn);
+  // Each scope gets its own list of pending retrievals, so recordRetrieval() inside it reaches
+  // the next LLM call made in the same scope (and not one in a concurrent request).
+  const ctx = context.active().setValue(AUDIT_CONTEXT_KEY, merged).setValue(RETRIEVALS_KEY, [] as Retrieval[]);
+  return context.with(ctx, fn);
+}
+
+/** The pending-retrieval list of the innermost {@link withAuditContext} scope, if any. */
+export function pendingRetrievals(ctx: Context = context.active()): Retrieval[] | undefined {
+  return ctx.getValue(RETRIEVALS_KEY) as Retrieval[] | undefined;
 }
 
 function stripUndefined(audit: AuditContext): AuditContext {

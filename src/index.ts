@@ -1,7 +1,10 @@
 export { LlmAuditInstrumentation } from './instrumentation';
 export type { LlmAuditInstrumentationConfig, ProviderId } from './instrumentation';
 export { withAuditContext, getAuditContext } from './context';
-export type { AuditContext } from './context';
+export type { AuditContext, Retrieval } from './context';
+export { recordGuardrail, blockRequest, LlmRequestBlockedError } from './guardrails';
+export type { GuardrailResult, GuardrailAction, LlmAuditHooks, AuditRequest, AuditResponse } from './guardrails';
+export { recordRetrieval } from './retrieval';
 export { getAuditRequestId } from './core/audited-call';
 export { startAudit } from './sdk/start';
 export type { StartedAudit } from './sdk/start';

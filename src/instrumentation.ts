@@ -8,6 +8,7 @@ import {
 import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/hashing';
 import { createCostCalculator, type CostCalculator, type ModelPriceOverride } from './audit/cost';
 import type { AuditedCall, AuditServices } from './core/audited-call';
+import type { LlmAuditHooks } from './guardrails';
 import { auditedMethod, namedHelper, serverFromBaseURL } from './core/patch';
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
@@ -30,6 +31,8 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   prices?: Record<string, ModelPriceOverride>;
   /** Which SDKs to patch. Default: all supported. */
   providers?: ProviderId[];
+  /** Guardrail hooks run around every audited call (see docs/guardrails.md). */
+  hooks?: LlmAuditHooks;
 }
 
 const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
@@ -73,6 +76,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       hasher,
       cost,
       openCalls: new Set<AuditedCall>(),
+      hooks: config.hooks,
     };
   }
 
@@ -132,7 +136,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
 
   private patchTargets(patch: ProviderPatch, moduleExports: any): void {
     const services = (): AuditServices | undefined => (this.isEnabled() ? this.services : undefined);
-    const options = { server: (resource: any) => serverFromBaseURL(patch.client(resource)), invoke: patch.invoke };
+    const options = { server: (resource: any) => serverFromBaseURL(patch.client(resource)), client: patch.client, invoke: patch.invoke };
     let patched = 0;
     for (const target of patch.targets(moduleExports)) {
       const proto = target.proto;

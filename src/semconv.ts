@@ -83,6 +83,13 @@ export const ATTR_AUDIT_STREAM_OUTCOME = 'llm_audit.stream.outcome';
 /** Written by sanitization and guardrails (issue 6); the ledger already reads them. */
 export const ATTR_AUDIT_SANITIZATION_COUNT = 'llm_audit.sanitization.count';
 export const ATTR_AUDIT_RAG_DOCUMENT_IDS = 'llm_audit.rag.document_ids';
+export const ATTR_AUDIT_RAG_SOURCE = 'llm_audit.rag.source';
+export const ATTR_AUDIT_RAG_SCORES = 'llm_audit.rag.scores';
+export const EVENT_AUDIT_RETRIEVAL = 'llm_audit.retrieval';
+/** Call ids of the tool calls the model requested, in the order of `llm_audit.tool.names`. */
+export const ATTR_AUDIT_TOOL_CALL_IDS = 'llm_audit.tool.call_ids';
+/** Why a guardrail blocked the call (`llm_audit.status` = `blocked`). */
+export const ATTR_AUDIT_BLOCK_REASON = 'llm_audit.block.reason';
 export const EVENT_AUDIT_GUARDRAIL = 'llm_audit.guardrail';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
 

@@ -22,6 +22,7 @@ import { QUERY_USAGE, queryCommand } from './query';
 import { REPAIR_USAGE, repairCommand } from './repair';
 import { REPORT_USAGE, reportCommand } from './report';
 import { RETENTION_USAGE, retentionCommand } from './retention';
+import { MIGRATE_USAGE, SERVE_USAGE, migrateCommand, serveCommand } from './serve';
 import { VERIFY_USAGE, verifyCommand } from './verify';
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
@@ -37,6 +38,8 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   retention: { run: retentionCommand, usage: RETENTION_USAGE, summary: 'remove expired segments, leaving a signed tombstone' },
   keygen: { run: keygenCommand, usage: KEYGEN_USAGE, summary: 'create an Ed25519 checkpoint signing key' },
   repair: { run: repairCommand, usage: REPAIR_USAGE, summary: 'move a torn tail (interrupted write) to quarantine' },
+  serve: { run: serveCommand, usage: SERVE_USAGE, summary: 'receive audit spans over OTLP/HTTP into the ledger (file or PostgreSQL)' },
+  migrate: { run: migrateCommand, usage: MIGRATE_USAGE, summary: 'create or upgrade the PostgreSQL ledger schema' },
 };
 
 export function helpText(): string {

@@ -2,14 +2,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadPublicKey, readCheckpointFile, type Checkpoint } from '../ledger/checkpoint';
 import { LedgerError, fsError } from '../ledger/errors';
-import { FileLedgerSource } from '../ledger/file-ledger';
 import { newestCheckpoint, proveConsistency, proveInclusion, verifyProof } from '../ledger/proofs';
-import { ledgerDir, parse, str, type CliIo } from './io';
+import { parse, str, type CliIo } from './io';
+import { POSTGRES_OPTION, withSource } from './source';
 
-export const PROVE_USAGE = 'llm-audit prove <request_id> | --seq N [--ledger DIR] [--out FILE]';
+export const PROVE_USAGE = 'llm-audit prove <request_id> | --seq N [--ledger DIR | --postgres URL] [--out FILE]';
 export const VERIFY_PROOF_USAGE = 'llm-audit verify-proof --proof FILE [--public-key FILE]';
-export const CONSISTENCY_USAGE = 'llm-audit consistency <old-checkpoint-file> <new-checkpoint-file> [--ledger DIR] [--public-key FILE] [--out FILE]';
-export const CHECKPOINT_USAGE = 'llm-audit checkpoint [--ledger DIR] [--out FILE]';
+export const CONSISTENCY_USAGE = 'llm-audit consistency <old-checkpoint-file> <new-checkpoint-file> [--ledger DIR | --postgres URL] [--public-key FILE] [--out FILE]';
+export const CHECKPOINT_USAGE = 'llm-audit checkpoint [--ledger DIR | --postgres URL] [--out FILE]';
 
 async function emit(io: CliIo, value: unknown, out: string | undefined): Promise<void> {
   const text = JSON.stringify(value, null, 2) + '\n';
@@ -22,7 +22,7 @@ async function emit(io: CliIo, value: unknown, out: string | undefined): Promise
 }
 
 export async function proveCommand(argv: string[], io: CliIo): Promise<number> {
-  const p = parse(argv, { ledger: { type: 'string' }, seq: { type: 'string' }, out: { type: 'string' } }, PROVE_USAGE, 1);
+  const p = parse(argv, { ledger: { type: 'string' }, seq: { type: 'string' }, out: { type: 'string' }, ...POSTGRES_OPTION }, PROVE_USAGE, 1);
   const requestId = p.positionals[0];
   const seqText = str(p, 'seq');
   if ((requestId === undefined) === (seqText === undefined)) {
@@ -30,8 +30,7 @@ export async function proveCommand(argv: string[], io: CliIo): Promise<number> {
   }
   const seq = seqText === undefined ? undefined : Number(seqText);
   if (seq !== undefined && !(Number.isSafeInteger(seq) && seq >= 0)) throw new LedgerError('LEDGER_USAGE', `--seq must be a record number`);
-  const source = new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
-  const proof = await proveInclusion(source, seq !== undefined ? { seq } : { requestId: requestId! });
+  const proof = await withSource(p, io, (source) => proveInclusion(source, seq !== undefined ? { seq } : { requestId: requestId! }));
   await emit(io, proof, str(p, 'out'));
   return 0;
 }
@@ -67,12 +66,11 @@ function singleCheckpoint(file: string): Checkpoint {
 }
 
 export async function consistencyCommand(argv: string[], io: CliIo): Promise<number> {
-  const p = parse(argv, { ledger: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' } }, CONSISTENCY_USAGE, 2);
+  const p = parse(argv, { ledger: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' }, ...POSTGRES_OPTION }, CONSISTENCY_USAGE, 2);
   if (p.positionals.length !== 2) throw new LedgerError('LEDGER_USAGE', `give two checkpoint files\nusage: ${CONSISTENCY_USAGE}`);
   const oldCp = singleCheckpoint(p.positionals[0]!);
   const newCp = singleCheckpoint(p.positionals[1]!);
-  const source = new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
-  const proof = await proveConsistency(source, oldCp, newCp);
+  const proof = await withSource(p, io, (source) => proveConsistency(source, oldCp, newCp));
   const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
   const check = verifyProof(proof, keyPath ? loadPublicKey(keyPath) : undefined);
   await emit(io, proof, str(p, 'out'));
@@ -82,8 +80,8 @@ export async function consistencyCommand(argv: string[], io: CliIo): Promise<num
 }
 
 export async function checkpointCommand(argv: string[], io: CliIo): Promise<number> {
-  const p = parse(argv, { ledger: { type: 'string' }, out: { type: 'string' } }, CHECKPOINT_USAGE);
-  const checkpoint = await newestCheckpoint(new FileLedgerSource(ledgerDir(str(p, 'ledger'), io)));
+  const p = parse(argv, { ledger: { type: 'string' }, out: { type: 'string' }, ...POSTGRES_OPTION }, CHECKPOINT_USAGE);
+  const checkpoint = await withSource(p, io, (source) => newestCheckpoint(source));
   await emit(io, checkpoint, str(p, 'out'));
   return 0;
 }

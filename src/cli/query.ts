@@ -1,12 +1,12 @@
 /** `llm-audit query`: records in a time window, filtered, as a table, JSON or CSV. */
 import { LedgerError } from '../ledger/errors';
-import { FileLedgerSource } from '../ledger/file-ledger';
 import { RECORD_COLUMNS, flatRecord, queryRecords, type QueryFilter } from '../ledger/query';
 import { FORMATS, RowWriter } from './format';
-import { instant, ledgerDir, oneOf, parse, str, type CliIo } from './io';
+import { instant, oneOf, parse, str, type CliIo } from './io';
+import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--model M] [--status S] [--format table|json|csv] [--limit N] [--ledger DIR]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--model M] [--status S] [--format table|json|csv] [--limit N] [--ledger DIR | --postgres URL]';
 
 export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -20,6 +20,7 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       status: { type: 'string' },
       format: { type: 'string' },
       limit: { type: 'string' },
+      ...POSTGRES_OPTION,
     },
     QUERY_USAGE,
   );
@@ -38,17 +39,18 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   if (!(limit === Infinity || (Number.isSafeInteger(limit) && limit > 0))) throw new LedgerError('LEDGER_USAGE', '--limit must be a positive integer');
   const format = oneOf(str(p, 'format'), FORMATS, '--format', 'table');
   const writer = new RowWriter(io, format, RECORD_COLUMNS);
-  const source = new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
   let torn = 0;
   let n = 0;
-  // Open before printing anything, so a missing ledger gives only the error line.
-  await source.open();
-  await writer.start();
-  for await (const hit of queryRecords(source, filter, { onTorn: () => torn++ })) {
-    await writer.row(flatRecord(hit));
-    if (++n >= limit) break;
-  }
-  await writer.end();
+  await withSource(p, io, async (source) => {
+    // Open before printing anything, so a missing ledger gives only the error line.
+    await source.open();
+    await writer.start();
+    for await (const hit of queryRecords(source, filter, { onTorn: () => torn++ })) {
+      await writer.row(flatRecord(hit));
+      if (++n >= limit) break;
+    }
+    await writer.end();
+  });
   if (torn > 0) io.err('warning: the ledger ends with an incomplete line (a write in progress, or a crash); it was skipped: run `llm-audit verify`');
   return 0;
 }

@@ -1,14 +1,15 @@
 /** `llm-audit report cost-by-user | anomalies | error-rate`. */
 import { LedgerError } from '../ledger/errors';
-import { FileLedgerSource } from '../ledger/file-ledger';
+import type { LedgerSource } from '../ledger/backend';
 import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
 import { anomalies, costByUser, errorRate, type Report } from '../ledger/reports';
 import { FORMATS, writeRows } from './format';
-import { instant, ledgerDir, oneOf, parse, str, type CliIo } from './io';
+import { instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
+import { POSTGRES_OPTION, withSource } from './source';
 
 export const REPORT_USAGE =
-  'llm-audit report cost-by-user [--from ISO] [--to ISO] | anomalies [--now ISO] [--by none|user|model] [--sigmas N] | error-rate [--now ISO] [--hours N]   [--format table|json|csv] [--ledger DIR]';
+  'llm-audit report cost-by-user [--from ISO] [--to ISO] | anomalies [--now ISO] [--by none|user|model] [--sigmas N] | error-rate [--now ISO] [--hours N]   [--format table|json|csv] [--ledger DIR | --postgres URL]';
 
 const REPORTS = ['cost-by-user', 'anomalies', 'error-rate'] as const;
 
@@ -24,6 +25,7 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
       sigmas: { type: 'string' },
       hours: { type: 'string' },
       format: { type: 'string' },
+      ...POSTGRES_OPTION,
     },
     REPORT_USAGE,
     1,
@@ -33,7 +35,10 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
     throw new LedgerError('LEDGER_USAGE', `name a report: ${REPORTS.join(', ')}\nusage: ${REPORT_USAGE}`);
   }
   const format = oneOf(str(p, 'format'), FORMATS, '--format', 'table');
-  const source = new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
+  return withSource(p, io, (source) => runReport(source, name, p, format, io));
+}
+
+async function runReport(source: LedgerSource, name: string, p: Parsed, format: (typeof FORMATS)[number], io: CliIo): Promise<number> {
   await source.open();
   const now = instant(str(p, 'now'), '--now') ?? Date.now();
   const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => ({

@@ -1,11 +1,11 @@
 /** `llm-audit verify`: full streaming verification of a ledger. */
 import { readCheckpointFile, loadPublicKey } from '../ledger/checkpoint';
 import type { CheckpointEntry } from '../ledger/backend';
-import { FileLedgerSource } from '../ledger/file-ledger';
 import { verifyLedger } from '../ledger/verify';
-import { flag, ledgerDir, parse, str, strs, type CliIo } from './io';
+import { flag, parse, str, strs, type CliIo } from './io';
+import { POSTGRES_OPTION, withSource } from './source';
 
-export const VERIFY_USAGE = 'llm-audit verify [--ledger DIR] [--checkpoint FILE]... [--public-key FILE] [--json]';
+export const VERIFY_USAGE = 'llm-audit verify [--ledger DIR | --postgres URL] [--checkpoint FILE]... [--public-key FILE] [--json]';
 
 export async function verifyCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -15,10 +15,10 @@ export async function verifyCommand(argv: string[], io: CliIo): Promise<number> 
       checkpoint: { type: 'string', multiple: true },
       'public-key': { type: 'string' },
       json: { type: 'boolean' },
+      ...POSTGRES_OPTION,
     },
     VERIFY_USAGE,
   );
-  const dir = ledgerDir(str(p, 'ledger'), io);
   const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
   const publicKey = keyPath ? loadPublicKey(keyPath) : undefined;
   const external: CheckpointEntry[] = [];
@@ -27,7 +27,11 @@ export async function verifyCommand(argv: string[], io: CliIo): Promise<number> 
       external.push({ checkpoint, where: all.length > 1 ? `${file} #${i + 1}` : file }),
     );
   }
-  const result = await verifyLedger(new FileLedgerSource(dir), { ...(publicKey ? { publicKey } : {}), external });
+  let dir = '';
+  const result = await withSource(p, io, (source) => {
+    dir = source.name;
+    return verifyLedger(source, { ...(publicKey ? { publicKey } : {}), external });
+  });
   if (flag(p, 'json')) {
     await io.out(JSON.stringify({ ok: true, ledger: dir, ...result }, null, 2) + '\n');
     return 0;

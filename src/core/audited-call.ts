@@ -9,7 +9,18 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { getAuditContext } from '../context';
+import { context } from '@opentelemetry/api';
+import { getAuditContext, pendingRetrievals, type AuditContext, type Retrieval } from '../context';
+import {
+  guardrailAttributes,
+  LlmRequestBlockedError,
+  withCurrentCall,
+  type AuditRequest,
+  type GuardrailResult,
+  type GuardrailTarget,
+  type LlmAuditHooks,
+} from '../guardrails';
+import { retrievalAttributes } from '../retrieval';
 import { auditErrorMessage, errorType } from '../audit/redact';
 import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
@@ -27,6 +38,7 @@ export interface AuditServices {
   metricsEnabled: boolean;
   /** Calls whose span is still open; the shutdown path ends them so that none is lost. */
   openCalls: Set<AuditedCall>;
+  hooks: LlmAuditHooks | undefined;
 }
 
 export interface ServerInfo {
@@ -50,15 +62,21 @@ export function getAuditRequestId(value: unknown): string | undefined {
  * whichever way the call ends (response parsed, raw response taken, stream finished, abandoned,
  * aborted, failed, collected unconsumed, or process shutdown).
  */
-export class AuditedCall {
+export class AuditedCall implements GuardrailTarget {
   readonly span: Span;
   readonly requestId = randomUUID();
   private readonly startMs = performance.now();
   private firstChunkMs: number | undefined;
+  /** Set when the call's end is being recorded: nothing else may end it. */
   private ended = false;
+  /** Set once the span has ended: nothing more can be recorded on it. */
+  private closed = false;
   private accumulator: StreamAccumulator | undefined;
   private readonly metricAttributes: Attributes;
   private readonly requestModel: string | undefined;
+  private readonly action: string;
+  private readonly audit: AuditContext | undefined;
+  private ragDocumentIds: string[] | undefined;
 
   constructor(
     private readonly services: AuditServices,
@@ -79,6 +97,7 @@ export class AuditedCall {
     if (server.port !== undefined) common[A.ATTR_SERVER_PORT] = server.port;
     this.metricAttributes = common;
     this.requestModel = model;
+    this.action = action;
     const attributes: Attributes = { ...common, [A.ATTR_AUDIT_REQUEST_ID]: this.requestId, [A.ATTR_AUDIT_ACTION]: action };
 
     const streaming = spec.isStream(params);
@@ -87,7 +106,8 @@ export class AuditedCall {
       this.accumulator = spec.accumulator(params);
     }
     spec.requestAttributes(params, attributes);
-    addAuditContext(attributes, parent);
+    this.audit = getAuditContext(parent);
+    addAuditContext(attributes, this.audit);
     const { hasher } = services;
     const { system, input } = spec.prompt(params);
     if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hash(system);
@@ -97,10 +117,48 @@ export class AuditedCall {
     const name = model !== undefined ? `${spec.operationName} ${model}` : spec.operationName;
     this.span = services.tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
     services.openCalls.add(this);
+    // Retrievals recorded in this scope since the previous call belong to this one.
+    const pending = pendingRetrievals(parent);
+    if (pending !== undefined && pending.length > 0) for (const retrieval of pending.splice(0)) this.addRetrieval(retrieval);
+  }
+
+  /** What a beforeRequest hook sees. */
+  request(params: unknown): AuditRequest {
+    return {
+      requestId: this.requestId,
+      provider: this.spec.provider,
+      operation: this.spec.operationName,
+      action: this.action,
+      model: this.requestModel,
+      params,
+      audit: this.audit,
+    };
+  }
+
+  /** Runs a hook so that recordGuardrail/recordRetrieval inside it (even after an await) land on this call. */
+  runHook<T>(hook: () => T): T {
+    return context.with(withCurrentCall(context.active(), this), hook);
+  }
+
+  addGuardrail(result: GuardrailResult): void {
+    if (this.closed) return;
+    this.span.addEvent(A.EVENT_AUDIT_GUARDRAIL, guardrailAttributes(result));
+  }
+
+  addRetrieval(retrieval: Retrieval): void {
+    if (this.closed) return;
+    this.ragDocumentIds = [...(this.ragDocumentIds ?? []), ...retrieval.documentIds.map(String)];
+    this.span.setAttribute(A.ATTR_AUDIT_RAG_DOCUMENT_IDS, this.ragDocumentIds);
+    this.span.addEvent(A.EVENT_AUDIT_RETRIEVAL, retrievalAttributes(retrieval));
   }
 
   get isEnded(): boolean {
     return this.ended;
+  }
+
+  /** True until the span has ended (afterResponse hooks may still add guardrail events). */
+  get acceptsEvents(): boolean {
+    return !this.closed;
   }
 
   /** Remembers which returned object belongs to this call (see {@link getAuditRequestId}). */
@@ -144,6 +202,13 @@ export class AuditedCall {
   /** The call failed: request error, API error status, parse failure or an error mid-stream. */
   fail(error: unknown, outcome?: (typeof A.STREAM_OUTCOME)[keyof typeof A.STREAM_OUTCOME]): void {
     if (this.ended) return;
+    if (error instanceof LlmRequestBlockedError) {
+      this.span.setAttribute(A.ATTR_AUDIT_BLOCK_REASON, error.reason.slice(0, 500));
+      this.span.setAttribute(A.ATTR_ERROR_TYPE, error.name);
+      this.span.setStatus({ code: SpanStatusCode.ERROR, message: `blocked by guardrail ${error.guardrail.name}` });
+      this.finish({}, error.name, A.AUDIT_STATUS.blocked);
+      return;
+    }
     const type = errorType(error);
     const message = auditErrorMessage(error);
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
@@ -156,25 +221,45 @@ export class AuditedCall {
     this.finish(this.accumulator?.summary() ?? {}, type);
   }
 
-  private finish(summary: ResponseSummary, failedWith?: string): void {
+  private finish(summary: ResponseSummary, failedWith?: string, status?: A.AuditStatus): void {
     this.ended = true;
-    this.services.openCalls.delete(this);
+    const auditStatus = status ?? (failedWith === undefined ? A.AUDIT_STATUS.success : A.AUDIT_STATUS.error);
     try {
-      this.recordSummary(summary, failedWith);
+      this.recordSummary(summary, failedWith, auditStatus);
     } catch (error) {
       diag.error('otel-llm-audit: could not record the response on the audit span', error);
     }
+    const afterResponse = this.services.hooks?.afterResponse;
+    if (afterResponse !== undefined) {
+      try {
+        this.runHook(() =>
+          afterResponse({
+            ...this.request(undefined),
+            responseModel: summary.model,
+            status: auditStatus,
+            output: summary.output,
+            usage: summary.usage,
+          }),
+        );
+      } catch (error) {
+        diag.error('otel-llm-audit: the afterResponse hook threw', error);
+      }
+    }
+    // Closed only now, so that the hook's recordGuardrail() still lands on this span.
+    this.closed = true;
+    this.services.openCalls.delete(this);
     this.span.end();
   }
 
-  private recordSummary(summary: ResponseSummary, failedWith: string | undefined): void {
+  private recordSummary(summary: ResponseSummary, failedWith: string | undefined, status: A.AuditStatus): void {
     const span = this.span;
     const attributes: Attributes = {};
-    attributes[A.ATTR_AUDIT_STATUS] = failedWith === undefined ? A.AUDIT_STATUS.success : A.AUDIT_STATUS.error;
+    attributes[A.ATTR_AUDIT_STATUS] = status;
     if (summary.id !== undefined) attributes[A.ATTR_GEN_AI_RESPONSE_ID] = summary.id;
     if (summary.model !== undefined) attributes[A.ATTR_GEN_AI_RESPONSE_MODEL] = summary.model;
     if (summary.finishReasons?.length) attributes[A.ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = summary.finishReasons;
     if (summary.toolNames?.length) attributes[A.ATTR_AUDIT_TOOL_NAMES] = summary.toolNames;
+    if (summary.toolCallIds?.length) attributes[A.ATTR_AUDIT_TOOL_CALL_IDS] = summary.toolCallIds;
     if (summary.output !== undefined) attributes[A.ATTR_AUDIT_OUTPUT_HASH] = this.services.hasher.hash(summary.output);
     if (this.firstChunkMs !== undefined) {
       attributes[A.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (this.firstChunkMs - this.startMs) / 1000;
@@ -243,8 +328,7 @@ function setIfNumber(attributes: Attributes, key: string, value: number | undefi
   if (typeof value === 'number' && Number.isFinite(value)) attributes[key] = value;
 }
 
-function addAuditContext(attributes: Attributes, parent: Context): void {
-  const audit = getAuditContext(parent);
+function addAuditContext(attributes: Attributes, audit: AuditContext | undefined): void {
   if (audit === undefined) return;
   if (audit.userId !== undefined) attributes[A.ATTR_USER_ID] = audit.userId;
   if (audit.sessionId !== undefined) attributes[A.ATTR_SESSION_ID] = audit.sessionId;

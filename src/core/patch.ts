@@ -1,5 +1,6 @@
 import { context, diag, trace } from '@opentelemetry/api';
 import { currentAction, withAction } from '../context';
+import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guardrails';
 import { observeApiPromise } from './api-promise';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
 import type { OperationSpec } from './types';
@@ -9,6 +10,8 @@ type Method = (this: any, ...args: any[]) => any;
 export interface AuditedMethodOptions {
   /** Where the SDK client sends the request (for `server.address` / `server.port`). */
   server(resource: any): ServerInfo;
+  /** The SDK client behind a resource object (`resource._client`). */
+  client(resource: any): any;
   /**
    * Runs the SDK's method. A provider can use it to adjust the SDK around the call (Anthropic:
    * keep its built-in span from doubling ours). Defaults to a plain call.
@@ -30,12 +33,15 @@ export function auditedMethod(
   return (original) =>
     function auditedSdkMethod(this: any, ...args: any[]) {
       let call: AuditedCall;
+      let gate: Promise<void> | undefined;
       const parent = context.active();
       try {
         const shared = services();
         if (shared === undefined) return original.apply(this, args);
         const action = currentAction(parent) ?? spec.action;
         call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent);
+        const beforeRequest = shared.hooks?.beforeRequest;
+        if (beforeRequest !== undefined) gate = runBeforeRequest(call, beforeRequest, args[0]);
       } catch (error) {
         diag.error(`otel-llm-audit: could not start the audit span for ${spec.action}`, error);
         return original.apply(this, args);
@@ -44,7 +50,8 @@ export function auditedMethod(
       try {
         // The span is the active one while the SDK builds and sends the request, so HTTP spans
         // nest under it and the outgoing traceparent names it.
-        result = context.with(trace.setSpan(parent, call.span), () => invoke(original, this, args));
+        const run = gate === undefined ? () => invoke(original, this, args) : () => withGate(options.client(this), gate!, () => invoke(original, this, args));
+        result = context.with(trace.setSpan(parent, call.span), run);
       } catch (error) {
         call.fail(error);
         throw error;
@@ -56,6 +63,60 @@ export function auditedMethod(
         return result;
       }
     };
+}
+
+/**
+ * Runs the beforeRequest hook. Returns undefined when the call may go at once, or a gate: a
+ * promise that the request must wait for, which rejects with LlmRequestBlockedError when the hook
+ * blocked the call. A hook that fails for another reason is reported and the call goes on.
+ */
+function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['beforeRequest']>, params: unknown): Promise<void> | undefined {
+  const blocked = (signal: BlockSignal): LlmRequestBlockedError => {
+    call.addGuardrail(signal.guardrail);
+    return new LlmRequestBlockedError(signal.reason, call.requestId, signal.guardrail);
+  };
+  const broken = (error: unknown): undefined => {
+    diag.error('otel-llm-audit: the beforeRequest hook threw; the call goes on unguarded', error);
+    return undefined;
+  };
+  let outcome: unknown;
+  try {
+    outcome = call.runHook(() => hook(call.request(params)));
+  } catch (error) {
+    return error instanceof BlockSignal ? Promise.reject(blocked(error)) : broken(error);
+  }
+  if (typeof (outcome as PromiseLike<unknown> | undefined)?.then !== 'function') return undefined;
+  return Promise.resolve(outcome).then(
+    () => undefined,
+    (error: unknown) => {
+      if (error instanceof BlockSignal) throw blocked(error);
+      return broken(error);
+    },
+  );
+}
+
+/**
+ * Runs the SDK method so that its HTTP request waits for `gate`. The SDK's `post(path, options)`
+ * accepts a promise of options and awaits it before sending (openai 4-6, @anthropic-ai/sdk 0.3x-1.x),
+ * so the method still returns its own APIPromise at once, while a rejected gate (a blocked call)
+ * fails that promise before anything is sent.
+ */
+function withGate<T>(client: any, gate: Promise<void>, run: () => T): T {
+  if (client === undefined || client === null || typeof client.post !== 'function') {
+    diag.error('otel-llm-audit: cannot hold this SDK request for the beforeRequest hook (no client.post); it goes unguarded');
+    return run();
+  }
+  const own = Object.getOwnPropertyDescriptor(client, 'post');
+  const post = client.post;
+  client.post = function gatedPost(this: unknown, path: unknown, opts: unknown) {
+    return post.call(this, path, gate.then(() => opts));
+  };
+  try {
+    return run();
+  } finally {
+    if (own !== undefined) Object.defineProperty(client, 'post', own);
+    else delete client.post;
+  }
 }
 
 /**

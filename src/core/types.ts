@@ -35,6 +35,8 @@ export interface ResponseSummary {
   usage?: TokenUsage;
   output?: OutputMessage[];
   toolNames?: string[];
+  /** Call ids of those tool calls, aligned with `toolNames` ('' where the provider gave none). */
+  toolCallIds?: string[];
   /** Provider-specific attributes (service tier, fingerprint, embedding dimensions...). */
   attributes?: Attributes;
 }

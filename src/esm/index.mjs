@@ -2,4 +2,15 @@
 // `import` and `require` shares one instrumentation and one audit context.
 import cjs from '../cjs/index.js';
 
-export const { LlmAuditInstrumentation, withAuditContext, getAuditContext, getAuditRequestId, startAudit, semconv } = cjs;
+export const {
+  LlmAuditInstrumentation,
+  withAuditContext,
+  getAuditContext,
+  getAuditRequestId,
+  recordGuardrail,
+  blockRequest,
+  LlmRequestBlockedError,
+  recordRetrieval,
+  startAudit,
+  semconv,
+} = cjs;

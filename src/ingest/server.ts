@@ -89,6 +89,9 @@ class HttpError extends Error {
   }
 }
 
+/** The most of an unwanted body read (and dropped) before an early answer. */
+const DRAIN_LIMIT = 64 * 1024 * 1024;
+
 const CONTENT_TYPES: Record<string, Encoding> = {
   'application/x-protobuf': 'protobuf',
   'application/json': 'json',
@@ -129,30 +132,37 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
   }
 
   function sendError(req: IncomingMessage, res: ServerResponse, encoding: Encoding, error: HttpError, bodyUnread: boolean): void {
-    const headers = { ...error.headers };
-    if (bodyUnread) headers.connection = 'close';
-    send(res, error.status, contentTypeOf(encoding), encodeStatus(encoding, error.rpcCode, error.message), headers);
-    if (bodyUnread) discard(req);
+    const answer = (): void => send(res, error.status, contentTypeOf(encoding), encodeStatus(encoding, error.rpcCode, error.message), error.headers);
+    if (bodyUnread && !req.complete) drainThen(req, answer);
+    else answer();
   }
 
   /**
-   * After answering early (413, 503...), the rest of the body is read and thrown away for a short
-   * while so the client sees the answer rather than a reset connection, then the socket is closed.
+   * An early answer (401, 413, 415, 503...) is sent once the rest of the body has been read and
+   * thrown away: a client still writing its body when the server closes the connection sees a
+   * reset instead of the answer. Draining is bounded (64 MiB, 2 s); past that the answer goes out
+   * and the connection is closed.
    */
-  function discard(req: IncomingMessage): void {
+  function drainThen(req: IncomingMessage, answer: () => void): void {
     let dropped = 0;
-    const stop = (): void => {
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
-      req.socket.destroy();
+      answer();
     };
-    const timer = setTimeout(stop, 2_000);
+    const timer = setTimeout(finish, 2_000);
     timer.unref();
     req.on('data', (chunk: Buffer) => {
       dropped += chunk.length;
-      if (dropped > maxBodyBytes * 2) stop();
+      if (dropped > DRAIN_LIMIT) finish();
     });
-    req.on('end', () => clearTimeout(timer));
-    req.on('error', () => undefined);
+    req.on('end', finish);
+    req.on('error', () => {
+      done = true;
+      clearTimeout(timer);
+    });
     req.resume();
   }
 

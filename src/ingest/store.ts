@@ -10,6 +10,7 @@ import { diag } from '@opentelemetry/api';
 import { FileLedger, FileLedgerSource, type FileLedgerOptions } from '../ledger/file-ledger';
 import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
+import { PostgresLedger, type PostgresLedgerOptions } from '../ledger/postgres/writer';
 
 export interface AppendOutcome {
   /** Records written by this append. */
@@ -97,5 +98,38 @@ export class FileIngestStore implements IngestStore {
   async close(): Promise<void> {
     await this.queue;
     await this.ledger.close();
+  }
+}
+
+/**
+ * The PostgreSQL ledger as an ingest store: dedup is the chain table's unique (trace_id, span_id)
+ * inside the append transaction, so it holds across several `serve` instances.
+ */
+export class PostgresIngestStore implements IngestStore {
+  readonly description: string;
+
+  private constructor(private readonly ledger: PostgresLedger) {
+    this.description = ledger.name;
+  }
+
+  static async open(options: PostgresLedgerOptions): Promise<PostgresIngestStore> {
+    const ledger = await PostgresLedger.open({
+      onWarning: (message) => diag.warn(`llm-audit serve: ${message}`),
+      ...options,
+    });
+    return new PostgresIngestStore(ledger);
+  }
+
+  get size(): number {
+    return this.ledger.size;
+  }
+
+  async append(records: readonly LedgerRecord[]): Promise<AppendOutcome> {
+    const result = await this.ledger.append(records);
+    return { stored: result.stored, duplicates: result.duplicates };
+  }
+
+  close(): Promise<void> {
+    return this.ledger.close();
   }
 }

@@ -61,9 +61,9 @@ const messages: OperationSpec = {
   prompt: (params) => ({ system: params?.system ?? undefined, input: params?.messages }),
   summarize(data: any): ResponseSummary {
     const parts: OutputPart[] = [];
-    const toolNames: string[] = [];
+    const tools: ToolLists = { names: [], ids: [] };
     for (const block of Array.isArray(data?.content) ? data.content : []) {
-      addBlock(parts, toolNames, block?.type, block, block?.type === 'tool_use' ? JSON.stringify(block.input ?? {}) : undefined);
+      addBlock(parts, tools, block?.type, block, block?.type === 'tool_use' ? JSON.stringify(block.input ?? {}) : undefined);
     }
     return {
       id: data?.id,
@@ -71,7 +71,8 @@ const messages: OperationSpec = {
       finishReasons: typeof data?.stop_reason === 'string' ? [data.stop_reason] : [],
       usage: anthropicUsage(data?.usage),
       output: [withFinish({ role: data?.role ?? 'assistant', parts }, data?.stop_reason)],
-      toolNames,
+      toolNames: tools.names,
+      toolCallIds: tools.ids,
     };
   },
   accumulator: () => new MessageStreamAccumulator(),
@@ -94,12 +95,18 @@ function anthropicUsage(usage: any): TokenUsage | undefined {
   };
 }
 
-function addBlock(parts: OutputPart[], toolNames: string[], type: unknown, block: any, toolArguments: string | undefined): void {
+interface ToolLists {
+  names: string[];
+  ids: string[];
+}
+
+function addBlock(parts: OutputPart[], tools: ToolLists, type: unknown, block: any, toolArguments: string | undefined): void {
   if (type === 'text' && typeof block.text === 'string') parts.push({ type: 'text', content: block.text });
   else if (type === 'thinking' && typeof block.thinking === 'string') parts.push({ type: 'reasoning', content: block.thinking });
   else if (type === 'tool_use' && typeof block.name === 'string') {
     parts.push({ type: 'tool_call', id: block.id, name: block.name, arguments: toolArguments });
-    toolNames.push(block.name);
+    tools.names.push(block.name);
+    tools.ids.push(typeof block.id === 'string' ? block.id : '');
   }
 }
 
@@ -168,11 +175,11 @@ class MessageStreamAccumulator implements StreamAccumulator {
 
   summary(): ResponseSummary {
     const parts: OutputPart[] = [];
-    const toolNames: string[] = [];
+    const tools: ToolLists = { names: [], ids: [] };
     for (const block of this.blocks) {
       if (block === undefined) continue;
       const payload = block.type === 'thinking' ? { thinking: block.text } : { text: block.text, name: block.name, id: block.id };
-      addBlock(parts, toolNames, block.type, payload, block.type === 'tool_use' ? normaliseJson(block.text) : undefined);
+      addBlock(parts, tools, block.type, payload, block.type === 'tool_use' ? normaliseJson(block.text) : undefined);
     }
     return {
       id: this.id,
@@ -180,7 +187,8 @@ class MessageStreamAccumulator implements StreamAccumulator {
       finishReasons: this.stopReason !== undefined ? [this.stopReason] : [],
       usage: anthropicUsage(this.usage),
       output: [withFinish({ role: this.role, parts }, this.stopReason)],
-      toolNames,
+      toolNames: tools.names,
+      toolCallIds: tools.ids,
     };
   }
 }

@@ -64,6 +64,7 @@ const chatCompletions: OperationSpec = {
     const output: OutputMessage[] = [];
     const finishReasons: string[] = [];
     const toolNames: string[] = [];
+    const toolCallIds: string[] = [];
     for (const choice of Array.isArray(data?.choices) ? data.choices : []) {
       const message = choice?.message ?? {};
       const parts: OutputPart[] = [];
@@ -74,6 +75,7 @@ const chatCompletions: OperationSpec = {
         if (typeof name !== 'string') continue;
         parts.push({ type: 'tool_call', id: tool.id, name, arguments: tool.function?.arguments ?? tool.custom?.input });
         toolNames.push(name);
+        toolCallIds.push(typeof tool.id === 'string' ? tool.id : '');
       }
       if (typeof choice?.finish_reason === 'string') finishReasons.push(choice.finish_reason);
       output.push(withFinish({ role: message.role ?? 'assistant', parts }, choice?.finish_reason));
@@ -85,6 +87,7 @@ const chatCompletions: OperationSpec = {
       usage: chatUsage(data?.usage),
       output,
       toolNames,
+      toolCallIds,
       attributes: openaiResponseAttributes(data),
     };
   },
@@ -153,6 +156,7 @@ class ChatStreamAccumulator implements StreamAccumulator {
     const output: OutputMessage[] = [];
     const finishReasons: string[] = [];
     const toolNames: string[] = [];
+    const toolCallIds: string[] = [];
     for (const state of this.choices) {
       if (state === undefined) continue;
       const parts: OutputPart[] = [];
@@ -161,11 +165,12 @@ class ChatStreamAccumulator implements StreamAccumulator {
         if (tool === undefined || tool.name === undefined) continue;
         parts.push({ type: 'tool_call', id: tool.id, name: tool.name, arguments: tool.arguments });
         toolNames.push(tool.name);
+        toolCallIds.push(tool.id ?? '');
       }
       if (state.finish !== undefined) finishReasons.push(state.finish);
       output.push(withFinish({ role: state.role, parts }, state.finish));
     }
-    return { id: this.id, model: this.model, usage: this.usage, output, finishReasons, toolNames, attributes: this.attributes };
+    return { id: this.id, model: this.model, usage: this.usage, output, finishReasons, toolNames, toolCallIds, attributes: this.attributes };
   }
 }
 
@@ -191,6 +196,7 @@ const responses: OperationSpec = {
 function summarizeResponse(data: any): ResponseSummary {
   const parts: OutputPart[] = [];
   const toolNames: string[] = [];
+  const toolCallIds: string[] = [];
   for (const item of Array.isArray(data?.output) ? data.output : []) {
     if (item?.type === 'message') {
       for (const content of Array.isArray(item.content) ? item.content : []) {
@@ -200,6 +206,7 @@ function summarizeResponse(data: any): ResponseSummary {
     } else if (item?.type === 'function_call' || item?.type === 'custom_tool_call') {
       parts.push({ type: 'tool_call', id: item.call_id, name: item.name, arguments: item.arguments ?? item.input });
       toolNames.push(item.name);
+      toolCallIds.push(typeof item.call_id === 'string' ? item.call_id : '');
     }
   }
   const finish = data?.incomplete_details?.reason ?? data?.status;
@@ -219,6 +226,7 @@ function summarizeResponse(data: any): ResponseSummary {
           },
     output: [withFinish({ role: 'assistant', parts }, finish)],
     toolNames,
+    toolCallIds,
     attributes: openaiResponseAttributes(data),
   };
 }

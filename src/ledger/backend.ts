@@ -52,6 +52,8 @@ export interface LedgerSource {
   segments(): Promise<string[]>;
   /** Operator-facing notes (e.g. repairs that were made); shown by verify. */
   notes(): Promise<string[]>;
+  /** Releases what the source holds (a database connection pool); absent when there is nothing to release. */
+  close?(): Promise<void>;
 }
 
 /** The shape of one stored line. The leaf hash covers exactly canonicalJson(this object). */

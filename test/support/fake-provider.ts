@@ -849,6 +849,27 @@ function handleEmbeddings(ctx: Ctx): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// OpenAI: /v1/moderations (takes no scenario: guardrail examples call it before the audited call)
+// ---------------------------------------------------------------------------------------------
+
+/** Inputs containing this word are flagged (category `violence`) by the fake moderation endpoint. */
+export const MODERATION_TRIGGER = 'violence';
+const MODERATION_CATEGORIES = ['harassment', 'hate', 'illicit', 'self-harm', 'sexual', 'violence'];
+
+function handleModerations(ctx: Ctx): void {
+  const { body } = ctx;
+  const inputs: unknown[] = Array.isArray(body.input) ? body.input : [body.input];
+  const results = inputs.map((input) => {
+    const flagged = typeof input === 'string' && input.toLowerCase().includes(MODERATION_TRIGGER);
+    const categories = Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, flagged && c === 'violence']));
+    const scores = Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, flagged && c === 'violence' ? 0.97 : 0.0004]));
+    const applied = Object.fromEntries(MODERATION_CATEGORIES.map((c) => [c, ['text']]));
+    return { flagged, categories, category_scores: scores, category_applied_input_types: applied };
+  });
+  sendJson(ctx, 200, { id: `modr-${base62(20)}`, model: body.model ?? 'omni-moderation-latest', results });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Anthropic: /v1/messages
 // ---------------------------------------------------------------------------------------------
 
@@ -988,10 +1009,11 @@ function handleMessages(ctx: Ctx): Promise<void> | void {
 // Server
 // ---------------------------------------------------------------------------------------------
 
-const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise<void> | void }> = {
+const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise<void> | void; noScenario?: boolean }> = {
   '/v1/chat/completions': { provider: 'openai', handle: handleChat },
   '/v1/responses': { provider: 'openai', handle: handleResponses },
   '/v1/embeddings': { provider: 'openai', handle: handleEmbeddings },
+  '/v1/moderations': { provider: 'openai', handle: handleModerations, noScenario: true },
   '/v1/messages': { provider: 'anthropic', handle: handleMessages },
 };
 
@@ -1048,7 +1070,7 @@ export function startFakeProvider(): Promise<FakeProvider> {
         else sendError(ctx, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
         return;
       }
-      ctx.scenario = queue.shift() ?? {};
+      ctx.scenario = route.noScenario ? {} : (queue.shift() ?? {});
       await sleep(ctx.scenario.headersDelayMs ?? 0, controller.signal);
       if (controller.signal.aborted) return;
       const status = ctx.scenario.status;

@@ -4,16 +4,17 @@
  *
  * Linear time. Every regex here is written so that a failed candidate costs a bounded amount of
  * work and a position inside a run of candidate characters is not retried: each starts with a
- * lookbehind that rejects a start in the middle of a run (one character test), its repetitions are
- * bounded or separated by a mandatory delimiter that cannot be split two ways, and no two adjacent
- * unbounded quantifiers share characters. test/audit/sanitize/adversarial.test.ts feeds each one
- * megabyte-sized worst cases.
+ * literal or with a lookbehind that rejects a start in the middle of a run (one character test),
+ * its repetitions are bounded or separated by a mandatory delimiter that cannot be split two ways,
+ * and no two adjacent unbounded quantifiers share characters. E-mail addresses are searched from
+ * each `@` instead. test/audit/sanitize/adversarial.test.ts feeds each one megabyte-sized worst
+ * cases.
  *
- * State. The regexes are module constants with the `g` flag; each detector sets `lastIndex` before
- * its loop and runs to completion synchronously, so they are never shared between two scans.
+ * State. The regexes are module constants with the `g` (or `y`) flag; each detector sets
+ * `lastIndex` before use and runs to completion synchronously, so no two scans share them.
  */
 
-import { findPrivateKeyBlocks, SECRET_PATTERNS } from './secrets';
+import { CONTENT_SECRET_PATTERNS, findPrivateKeyBlocks, SECRET_PATTERNS, type SecretPattern } from './secrets';
 
 export interface Span {
   type: string;
@@ -24,11 +25,14 @@ export interface Span {
 export type Detect = (text: string, out: Span[]) => void;
 
 // --- EMAIL ----------------------------------------------------------------------------------------
-// Local part: up to 64 characters of the common unquoted set, starting with a letter or digit.
+// Local part: up to 64 characters of the common unquoted set (apostrophe included: O'Brien),
+// starting with a letter or digit and not in the middle of a longer run of such characters.
 // Domain: dot-separated LDH labels (1–63 characters, no leading or trailing hyphen), then an
 // alphabetic TLD. The labels are delimited by mandatory dots, so there is one way to split them.
-const EMAIL =
-  /(?<![\w.%+-])[A-Za-z0-9][\w.%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])/g;
+// The scan starts from each `@` (indexOf, fast) rather than trying every position of the text,
+// and applies this sticky regex at the few candidate starts before it.
+const EMAIL_AT = /[A-Za-z0-9][\w.%+'-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])/y;
+const MAX_LOCAL_PART = 64;
 // `logo@2x.png`, `icon@3x.webp`: asset names, not addresses. None of these is a delegated TLD.
 const FILE_EXTENSIONS: ReadonlySet<string> = new Set([
   'png', 'jpg', 'jpeg', 'gif', 'svg', 'webp', 'avif', 'bmp', 'ico', 'tif', 'tiff', 'heic',
@@ -37,20 +41,51 @@ const FILE_EXTENSIONS: ReadonlySet<string> = new Set([
 ]);
 
 const detectEmail: Detect = (text, out) => {
-  if (!text.includes('@')) return;
-  EMAIL.lastIndex = 0;
-  for (let m = EMAIL.exec(text); m !== null; m = EMAIL.exec(text)) {
-    const value = m[0];
-    const at = value.indexOf('@');
-    const tld = value.slice(value.lastIndexOf('.') + 1).toLowerCase();
-    if (FILE_EXTENSIONS.has(tld)) continue;
-    if (value.length - at - 1 > 253) continue;
-    // `john..doe@` and `john.@` are not addresses.
-    const local = value.slice(0, at);
-    if (local.endsWith('.') || local.includes('..')) continue;
-    out.push({ type: 'EMAIL', start: m.index, end: m.index + value.length });
+  let at = text.indexOf('@');
+  while (at !== -1) {
+    let resume = at + 1;
+    let first = at;
+    while (first > 0 && at - first < MAX_LOCAL_PART && isLocalPartChar(text.charCodeAt(first - 1))) first--;
+    // The leftmost start that is not inside a longer run (an apostrophe may precede it: 'x@y.com').
+    // Every start from `first` on leaves a local part short enough, so if the domain does not match
+    // from this start it matches from none: one attempt per `@`.
+    let start = first;
+    while (start < at && (!isAlnum(text.charCodeAt(start)) || (start > 0 && isLocalPartGuard(text.charCodeAt(start - 1))))) start++;
+    if (start < at) {
+      EMAIL_AT.lastIndex = start;
+      const m = EMAIL_AT.exec(text);
+      if (m !== null) {
+        if (plausibleEmail(m[0])) out.push({ type: 'EMAIL', start, end: start + m[0].length });
+        resume = start + m[0].length;
+      }
+    }
+    at = text.indexOf('@', resume);
   }
 };
+
+function plausibleEmail(value: string): boolean {
+  const at = value.indexOf('@');
+  const tld = value.slice(value.lastIndexOf('.') + 1).toLowerCase();
+  if (FILE_EXTENSIONS.has(tld)) return false;
+  if (value.length - at - 1 > 253) return false;
+  // `john..doe@` and `john.@` are not addresses.
+  const local = value.slice(0, at);
+  return !(local.endsWith('.') || local.includes('..'));
+}
+
+function isAlnum(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+
+/** Characters that may not precede a local part: `[\w.%+-]`. */
+function isLocalPartGuard(c: number): boolean {
+  return isAlnum(c) || c === 0x5f || c === 0x2e || c === 0x25 || c === 0x2b || c === 0x2d;
+}
+
+/** Local part characters: the guard set and the apostrophe. */
+function isLocalPartChar(c: number): boolean {
+  return isLocalPartGuard(c) || c === 0x27;
+}
 
 // --- PHONE ----------------------------------------------------------------------------------------
 // Three shapes, each needing visible phone structure (a leading +, parentheses, or separated digit
@@ -68,11 +103,11 @@ const PHONE_INTL = new RegExp(
   'g',
 );
 const PHONE_NANP = new RegExp(
-  String.raw`(?<![\w+.,/#$€£-])(?<!\d )(?:1[ .-]?)?(?:\([2-9]\d\d\)[ .-]?|[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}` + PHONE_END,
+  String.raw`(?<![\w+./#$€£-])(?<!\d[ ,])(?:1[ .-]?)?(?:\([2-9]\d\d\)[ .-]?|[2-9]\d\d[ .-])[2-9]\d\d[ .-]\d{4}` + PHONE_END,
   'g',
 );
 const PHONE_NATIONAL = new RegExp(
-  String.raw`(?<![\w+.,/#$€£-])(?<!\d )(?:\(0[1-9]\d{0,4}\)|0[1-9]\d{0,4})(?:[ ./-]\d{2,8}){1,4}` + PHONE_END,
+  String.raw`(?<![\w+./#$€£-])(?<!\d[ ,])(?:\(0[1-9]\d{0,4}\)|0[1-9]\d{0,4})(?:[ ./-]\d{2,8}){1,4}` + PHONE_END,
   'g',
 );
 
@@ -108,7 +143,9 @@ function plausibleInternational(value: string): boolean {
   const digits = countDigits(value);
   // A `(0)` trunk digit is written but not dialled.
   const max = value.includes('(0)') ? 16 : 15;
-  if (digits < 8 || digits > max) return false;
+  // Unseparated (`+4915112345678`), a short run is more likely `+20240615` build metadata.
+  const min = /^\+\d+$/.test(value) ? 10 : 8;
+  if (digits < min || digits > max) return false;
   // `+12345678.90` is an amount; dotted numbers are phones only when dots separate every group.
   const seps = separators(value);
   if (seps.includes('.') && (seps.length < 2 || /[^.]/.test(seps))) return false;
@@ -130,10 +167,11 @@ function plausibleNational(value: string): boolean {
   if (DATE_PREFIX.test(value)) return false;
   const groups = value.split(/[ ./-]/);
   const seps = separators(value);
-  // One style of separator, except a slash after the area code (`030/901820 55`).
-  const rest = seps[0] === '/' ? seps.slice(1) : seps;
-  if (rest.includes('/')) return false;
-  if (rest.length > 0 && rest.replace(new RegExp(`\\${rest[0]}`, 'g'), '') !== '') return false;
+  // One style of separator, except a slash after the area code (`030/901820 55`) and a hyphen
+  // before an extension (`089 1234567-10`).
+  let rest = seps[0] === '/' ? seps.slice(1) : seps;
+  if (rest.length > 1 && rest.endsWith('-') && groups[groups.length - 1]!.length <= 4) rest = rest.slice(0, -1);
+  for (let i = 0; i < rest.length; i++) if (rest[i] === '/' || rest[i] !== rest[0]) return false;
   // Dots only in the French style of two-digit pairs: `01.42.68.53.00`.
   if (seps.includes('.') && !groups.every((g) => g.length === 2)) return false;
   return true;
@@ -142,23 +180,25 @@ function plausibleNational(value: string): boolean {
 // --- SSN ------------------------------------------------------------------------------------------
 // `123-45-6789` or `123 45 6789` (one separator style). Area not 000, 666 or 9xx; group not 00;
 // serial not 0000. Nine bare digits only right after "SSN" / "social security number".
-const SSN = /(?<![\w.,+/$#-])(?<!\d )(?!000|666|9)\d{3}(?<sep>[- ])(?!00)\d{2}\k<sep>(?!0000)\d{4}(?![\w/-]|[.,]\d|\k<sep>\d)/g;
+const SSN = /(?<![\w.+/$#-])(?<!\d[ ,])(?!000|666|9)\d{3}(?<sep>[- ])(?!00)\d{2}\k<sep>(?!0000)\d{4}(?![\w/-]|[.,]\d|\k<sep>\d)/g;
+// Keyword first: a literal start is cheap to search for; the finding is the `value` group only.
 const SSN_BARE =
-  /(?=\d{9}(?!\w))(?<=\b(?:ssn|ss#|social security(?: number| no\.?| #)?)[ \t]{0,3}(?:is|:|#|=|-)?[ \t]{0,3})(?!000|666|9)\d{3}(?!00)\d{2}(?!0000)\d{4}/gi;
+  /\b(?:ssn|ss#|social security(?: number| no\.?| #)?)[ \t]{0,3}(?:is|:|#|=|-)?[ \t]{0,3}(?<value>(?!000|666|9)\d{3}(?!00)\d{2}(?!0000)\d{4})(?!\w)/gi;
 
 const detectSsn: Detect = (text, out) => {
   SSN.lastIndex = 0;
   for (let m = SSN.exec(text); m !== null; m = SSN.exec(text)) out.push({ type: 'SSN', start: m.index, end: m.index + m[0].length });
   SSN_BARE.lastIndex = 0;
   for (let m = SSN_BARE.exec(text); m !== null; m = SSN_BARE.exec(text)) {
-    out.push({ type: 'SSN', start: m.index, end: m.index + m[0].length });
+    const end = m.index + m[0].length;
+    out.push({ type: 'SSN', start: end - m.groups!['value']!.length, end });
   }
 };
 
 // --- CARD -----------------------------------------------------------------------------------------
 // 13–19 digits, optionally grouped by single spaces or hyphens. Confirmed by: one separator style,
 // a card grouping (fours, or Amex/Diners 4-6-5 / 4-6-4), an issuer prefix with its lengths, Luhn.
-const CARD = /(?<![\w+.,/$#-])\d(?:[ -]?\d){12,18}(?![\w]|[.,/-]?\d)/g;
+const CARD = /(?<![\w+./$#-])(?<!\d,)\d(?:[ -]?\d){12,18}(?![\w]|[.,/-]?\d)/g;
 
 const detectCard: Detect = (text, out) => {
   CARD.lastIndex = 0;
@@ -201,6 +241,8 @@ function plausibleCardGrouping(value: string): boolean {
   return groups[groups.length - 1]! <= 4;
 }
 
+const MAESTRO_PREFIXES: ReadonlySet<number> = new Set([5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763]);
+
 /** Issuer identification number ranges of the major networks, with the lengths they issue. */
 export function knownIssuer(digits: string): boolean {
   const n = digits.length;
@@ -215,11 +257,10 @@ export function knownIssuer(digits: string): boolean {
   if (p2 === 34 || p2 === 37) return n === 15; // American Express
   if (p4 === 6011 || (p3 >= 644 && p3 <= 649) || p2 === 65) return n >= 16 && n <= 19; // Discover
   if (p6 >= 622126 && p6 <= 622925) return n >= 16 && n <= 19; // Discover / UnionPay co-branded
-  if (p2 === 62 || p2 === 81) return n >= 16 && n <= 19; // UnionPay
+  if (p2 === 62) return n >= 16 && n <= 19; // UnionPay
   if (p4 >= 3528 && p4 <= 3589) return n >= 16 && n <= 19; // JCB
   if ((p3 >= 300 && p3 <= 305) || p4 === 3095 || p2 === 36 || p2 === 38 || p2 === 39) return n >= 14 && n <= 19; // Diners Club
-  if ([5018, 5020, 5038, 5893, 6304, 6759, 6761, 6762, 6763].includes(p4)) return n >= 13 && n <= 19; // Maestro
-  if (p4 === 6759 || p4 === 6767) return n >= 16 && n <= 19; // Maestro UK / Solo
+  if (MAESTRO_PREFIXES.has(p4)) return n >= 13 && n <= 19; // Maestro
   return false;
 }
 
@@ -339,10 +380,11 @@ const detectIp: Detect = (text, out) => {
   }
 };
 
-const VERSION_WORD = /(?<![A-Za-z])(?:version|ver\.?|release|build|v)\s?$/i;
+// Words after which four small dotted numbers are a version or a section, not an address.
+const VERSION_WORD = /(?<![A-Za-z])(?:version|ver\.?|release|build|v|section|sec\.|chapter|§)\s?$/i;
 
 function precededByVersionWord(text: string, index: number): boolean {
-  return VERSION_WORD.test(text.slice(Math.max(0, index - 9), index));
+  return VERSION_WORD.test(text.slice(Math.max(0, index - 10), index));
 }
 
 const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
@@ -375,17 +417,20 @@ export function validIpv6(value: string): boolean {
 // --- SECRET ---------------------------------------------------------------------------------------
 const detectSecret: Detect = (text, out) => {
   for (const block of findPrivateKeyBlocks(text)) out.push({ type: 'SECRET', start: block.start, end: block.end });
-  for (const pattern of SECRET_PATTERNS) {
-    const regex = pattern.regex;
-    regex.lastIndex = 0;
-    for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
-      const value = m.groups!['value']!;
-      if (pattern.plausible !== undefined && !pattern.plausible(value)) continue;
-      const end = m.index + m[0].length;
-      out.push({ type: 'SECRET', start: pattern.contextIsSecret ? m.index : end - value.length, end });
-    }
-  }
+  for (const pattern of SECRET_PATTERNS) detectSecretPattern(pattern, text, out);
+  for (const pattern of CONTENT_SECRET_PATTERNS) detectSecretPattern(pattern, text, out);
 };
+
+function detectSecretPattern(pattern: SecretPattern, text: string, out: Span[]): void {
+  const regex = pattern.regex;
+  regex.lastIndex = 0;
+  for (let m = regex.exec(text); m !== null; m = regex.exec(text)) {
+    const value = m.groups!['value']!;
+    if (pattern.plausible !== undefined && !pattern.plausible(value)) continue;
+    const end = m.index + m[0].length;
+    out.push({ type: 'SECRET', start: pattern.contextIsSecret ? m.index : end - value.length, end });
+  }
+}
 
 export const BUILTIN_DETECTORS = {
   SECRET: detectSecret,

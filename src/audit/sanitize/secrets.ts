@@ -83,6 +83,21 @@ export const SECRET_PATTERNS: readonly SecretPattern[] = [
   },
 ];
 
+/**
+ * Shapes the sanitizer looks for in request content but maskSecrets does not (yet) apply to error
+ * messages, whose behaviour is kept as it was.
+ */
+export const CONTENT_SECRET_PATTERNS: readonly SecretPattern[] = [
+  {
+    // A JSON Web Token on its own (after `Bearer` the bearer pattern already covers it): base64url
+    // header and payload, both JSON objects (`eyJ` is `{"`), and a signature.
+    name: 'jwt',
+    regex: /(?<![A-Za-z0-9_-])(?<value>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})/g,
+    mask: MASK,
+    contextIsSecret: true,
+  },
+];
+
 const BEGIN_MARKER = '-----BEGIN ';
 const END_MARKER = '-----END ';
 const DASHES = '-----';

@@ -1,0 +1,39 @@
+/** `--ledger DIR` or `--postgres URL`: which ledger a read command works on. */
+import type { LedgerSource } from '../ledger/backend';
+import { LedgerError } from '../ledger/errors';
+import { FileLedgerSource } from '../ledger/file-ledger';
+import { ledgerDir, str, type CliIo, type Parsed } from './io';
+
+/** The parseArgs option both read commands and serve accept. */
+export const POSTGRES_OPTION = { postgres: { type: 'string' } } as const;
+
+/** The --postgres URL given, if any; refuses --ledger and --postgres together. */
+export function postgresUrl(p: Parsed): string | undefined {
+  const url = str(p, 'postgres');
+  if (url !== undefined && str(p, 'ledger') !== undefined) {
+    throw new LedgerError('LEDGER_USAGE', 'give either --ledger DIR or --postgres URL, not both');
+  }
+  if (url !== undefined && url.trim() === '') throw new LedgerError('LEDGER_USAGE', '--postgres needs a connection URL');
+  return url;
+}
+
+/** The source named by the flags: the PostgreSQL ledger with --postgres, else the file ledger. */
+export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
+  const url = postgresUrl(p);
+  if (url !== undefined) {
+    // Loaded only when asked for: the file-ledger commands never load the database driver.
+    const { PostgresLedgerSource } = require('../ledger/postgres/source') as typeof import('../ledger/postgres/source');
+    return new PostgresLedgerSource(url);
+  }
+  return new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
+}
+
+/** Runs `work` with the source, then releases it (closes the database connections). */
+export async function withSource<T>(p: Parsed, io: CliIo, work: (source: LedgerSource) => Promise<T>): Promise<T> {
+  const source = sourceOf(p, io);
+  try {
+    return await work(source);
+  } finally {
+    await source.close?.();
+  }
+}

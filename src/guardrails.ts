@@ -1,0 +1,151 @@
+import { context, createContextKey, diag, SpanKind, trace, type Attributes, type Context } from '@opentelemetry/api';
+import type { AuditContext, Retrieval } from './context';
+import type { OutputMessage, TokenUsage } from './core/types';
+import * as A from './semconv';
+import { PACKAGE_VERSION } from './version';
+
+export type GuardrailAction = 'allowed' | 'flagged' | 'modified' | 'blocked';
+
+/** One guardrail decision, as the application's own guardrail (or a moderation API) made it. */
+export interface GuardrailResult {
+  name: string;
+  policyId?: string;
+  action: GuardrailAction;
+  category?: string;
+  score?: number;
+  severity?: string;
+}
+
+/** What a `beforeRequest` hook sees of the call about to be made. */
+export interface AuditRequest {
+  requestId: string;
+  provider: string;
+  operation: string;
+  action: string;
+  model: string | undefined;
+  /** The request parameters as they will be sent (after redaction, when sanitization redacts). Do not modify. */
+  params: unknown;
+  audit: AuditContext | undefined;
+}
+
+/** What an `afterResponse` hook sees of a finished call. */
+export interface AuditResponse {
+  requestId: string;
+  provider: string;
+  operation: string;
+  action: string;
+  model: string | undefined;
+  responseModel: string | undefined;
+  status: A.AuditStatus;
+  /** The answer in the GenAI conventions' output message shape; undefined when none was read. */
+  output: OutputMessage[] | undefined;
+  usage: TokenUsage | undefined;
+}
+
+/**
+ * Guardrail hooks, run in the application's process around every audited call. Their data never
+ * leaves the process; what they decide is recorded on the span through {@link recordGuardrail}.
+ */
+export interface LlmAuditHooks {
+  /**
+   * Before the request is sent. Call {@link blockRequest} to stop it. May return a promise (an
+   * asynchronous check such as a moderation API call): the SDK then sends the request only once it
+   * resolves, while the application still gets the SDK's own promise object at once.
+   */
+  beforeRequest?(request: AuditRequest): void | Promise<void>;
+  /** After the response was read (or the call failed). Cannot change what the application got. */
+  afterResponse?(response: AuditResponse): void;
+}
+
+/** The error an application gets for a call that a guardrail blocked. The provider never saw it. */
+export class LlmRequestBlockedError extends Error {
+  override readonly name = 'LlmRequestBlockedError';
+  constructor(
+    readonly reason: string,
+    readonly requestId: string | undefined,
+    readonly guardrail: GuardrailResult,
+  ) {
+    super(`LLM request blocked by guardrail ${guardrail.name}: ${reason}`);
+  }
+}
+
+/** Thrown by blockRequest, caught by the call that ran the hook. */
+export class BlockSignal {
+  constructor(
+    readonly reason: string,
+    readonly guardrail: GuardrailResult,
+  ) {}
+}
+
+/**
+ * Stops the current call before it reaches the provider. Only meaningful inside a `beforeRequest`
+ * hook: the application gets an {@link LlmRequestBlockedError}, and the call is audited with
+ * `llm_audit.status` = `blocked` and a `blocked` guardrail event.
+ */
+export function blockRequest(reason: string, guardrail: Partial<Omit<GuardrailResult, 'action'>> = {}): never {
+  throw new BlockSignal(reason, { name: 'beforeRequest', ...guardrail, action: 'blocked' });
+}
+
+/** Where a guardrail event or retrieval goes: an open audited call. */
+export interface GuardrailTarget {
+  readonly acceptsEvents: boolean;
+  addGuardrail(result: GuardrailResult): void;
+  addRetrieval(retrieval: Retrieval): void;
+}
+
+const CURRENT_CALL = createContextKey('otel-llm-audit.current-call');
+
+/** A context in which {@link recordGuardrail} records on `call` (used while hooks run). */
+export function withCurrentCall(ctx: Context, call: GuardrailTarget): Context {
+  return ctx.setValue(CURRENT_CALL, call);
+}
+
+/** The open call whose hook is running in the active context, if any. */
+export function currentCall(): GuardrailTarget | undefined {
+  const call = context.active().getValue(CURRENT_CALL) as GuardrailTarget | undefined;
+  return call !== undefined && call.acceptsEvents ? call : undefined;
+}
+
+/** The attributes of a `llm_audit.guardrail` event (see docs/attributes.md for the mapping to the proposed GenAI security conventions). */
+export function guardrailAttributes(result: GuardrailResult): Attributes {
+  const attributes: Attributes = {
+    [A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'name']: String(result.name),
+    [A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'action']: String(result.action),
+  };
+  if (result.policyId !== undefined) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'policy_id'] = String(result.policyId);
+  if (result.category !== undefined) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'category'] = String(result.category);
+  if (typeof result.score === 'number' && Number.isFinite(result.score)) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'score'] = result.score;
+  if (result.severity !== undefined) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'severity'] = String(result.severity);
+  return attributes;
+}
+
+const ACTIONS: readonly GuardrailAction[] = ['allowed', 'flagged', 'modified', 'blocked'];
+
+/**
+ * Records a guardrail decision: on the LLM call whose hook is running, else as a span of its own
+ * (`guardrail {name}`, an audit span that reaches the ledger), so that no decision goes unrecorded.
+ */
+export function recordGuardrail(result: GuardrailResult): void {
+  try {
+    if (typeof result?.name !== 'string' || !ACTIONS.includes(result.action)) {
+      diag.warn(`otel-llm-audit: recordGuardrail needs a name and an action among ${ACTIONS.join(', ')}; got ${JSON.stringify(result)}`);
+      return;
+    }
+    const call = currentCall();
+    if (call !== undefined) {
+      call.addGuardrail(result);
+      return;
+    }
+    const span = trace.getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION).startSpan(`guardrail ${result.name}`, {
+      kind: SpanKind.INTERNAL,
+      attributes: {
+        [A.ATTR_AUDIT_ACTION]: 'guardrail',
+        [A.ATTR_AUDIT_STATUS]: result.action === 'blocked' ? A.AUDIT_STATUS.blocked : A.AUDIT_STATUS.success,
+      },
+    });
+    span.addEvent(A.EVENT_AUDIT_GUARDRAIL, guardrailAttributes(result));
+    span.end();
+  } catch (error) {
+    diag.error('otel-llm-audit: recordGuardrail failed', error);
+  }
+}

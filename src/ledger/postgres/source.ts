@@ -1,0 +1,246 @@
+/**
+ * The PostgreSQL ledger as a {@link LedgerSource}: the stored lines in seq order, partition by
+ * partition (a partition is the database's "segment": one UTC day of appends), and the
+ * checkpoints. verify, prove, query, reports and retention planning run on it unchanged.
+ *
+ * Each row is also checked against itself while it streams past: its leaf_hash column and the
+ * chain table's must both be SHA-256(0x00 || line), and its seq, prev and indexed columns must be
+ * those of its line. A row edited behind the application's back (triggers disabled) is named.
+ */
+import type { Pool, PoolClient } from 'pg';
+import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from '../backend';
+import { parseCheckpoint } from '../checkpoint';
+import { LedgerError, describeLocation } from '../errors';
+import { leafHash } from '../merkle';
+import type { LedgerRecord } from '../record';
+import { createPool, pgError, redactUrl } from './connection';
+import { LATEST_VERSION, SCHEMA, appliedMigrations, checkApplied } from './migrations';
+import { columnsDiffering } from './rows';
+
+export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
+
+/** UTC day bounds [from, to) of a partition, from its name. */
+export function partitionBounds(name: string): { day: string; from: Date; to: Date } | undefined {
+  const m = PARTITION_NAME.exec(name);
+  if (!m) return undefined;
+  const day = `${m[1]}-${m[2]}-${m[3]}`;
+  const from = new Date(`${day}T00:00:00.000Z`);
+  return { day, from, to: new Date(from.getTime() + 86_400_000) };
+}
+
+export function partitionLabel(name: string): string {
+  return `${SCHEMA}.${name}`;
+}
+
+const PAGE = 2000;
+
+const ROW_COLUMNS = `r.seq::text AS seq, r.line, r.prev_hash, r.leaf_hash, c.leaf_hash AS chain_leaf, r.ts, r.trace_id, r.span_id,
+  r.request_id, r.user_id, r.session_id, r.tenant_id, r.provider, r.operation, r.model_request, r.model_response, r.status,
+  r.input_tokens, r.output_tokens, r.cost_usd, r.latency_ms, r.error_type, r.has_content, r.has_errors`;
+
+interface Row {
+  seq: string;
+  line: string;
+  prev_hash: Buffer;
+  leaf_hash: Buffer;
+  chain_leaf: Buffer | null;
+  [column: string]: unknown;
+}
+
+export interface PostgresSourceOptions {
+  /** Use this pool (not closed by close()) instead of one of the source's own. */
+  pool?: Pool;
+}
+
+export class PostgresLedgerSource implements LedgerSource {
+  readonly name: string;
+  private readonly pool: Pool;
+  private readonly ownPool: boolean;
+
+  constructor(readonly url: string, options: PostgresSourceOptions = {}) {
+    this.name = redactUrl(url);
+    this.pool = options.pool ?? createPool(url);
+    this.ownPool = options.pool === undefined;
+  }
+
+  private async query<T extends object>(sql: string, params: unknown[] = [], what = 'cannot read the ledger'): Promise<T[]> {
+    try {
+      return (await this.pool.query<T>(sql, params)).rows;
+    } catch (error) {
+      throw pgError(error, what, this.name);
+    }
+  }
+
+  async open(): Promise<void> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw pgError(error, 'cannot open the ledger', this.name);
+    }
+    try {
+      const applied = await appliedMigrations(client);
+      if (applied.length === 0) {
+        throw new LedgerError('LEDGER_NOT_FOUND', `${this.name} holds no llm-audit ledger (run \`llm-audit migrate --postgres URL\` as the schema owner)`);
+      }
+      checkApplied(applied);
+    } catch (error) {
+      throw pgError(error, 'cannot open the ledger', this.name);
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The schema version in the database (0 when there is none). */
+  async schemaVersion(): Promise<number> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw pgError(error, 'cannot open the ledger', this.name);
+    }
+    try {
+      const applied = await appliedMigrations(client);
+      checkApplied(applied);
+      return applied.length === 0 ? 0 : applied[applied.length - 1]!.version;
+    } catch (error) {
+      throw pgError(error, 'cannot open the ledger', this.name);
+    } finally {
+      client.release();
+    }
+  }
+
+  async assertCurrentSchema(): Promise<void> {
+    const version = await this.schemaVersion();
+    if (version !== LATEST_VERSION) {
+      throw new LedgerError(
+        'LEDGER_SCHEMA_MISMATCH',
+        version === 0
+          ? `${this.name} holds no llm-audit ledger: run \`llm-audit migrate --postgres URL\` as the schema owner first`
+          : `the ledger schema in ${this.name} is at version ${version}, this llm-audit needs ${LATEST_VERSION}: run \`llm-audit migrate --postgres URL\` as the schema owner`,
+      );
+    }
+  }
+
+  async ledgerId(): Promise<string | null> {
+    const rows = await this.query<{ id: string }>(`SELECT ledger_id::text AS id FROM ${SCHEMA}.ledger_meta`);
+    return rows[0]?.id ?? null;
+  }
+
+  async checkpoints(): Promise<CheckpointEntry[]> {
+    const rows = await this.query<{ id: string; line: string }>(`SELECT k.id::text AS id, k.line FROM ${SCHEMA}.checkpoints k ORDER BY k.id`);
+    return rows.map(({ id, line }) => {
+      const where = `${SCHEMA}.checkpoints id ${id}`;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        throw new LedgerError('LEDGER_CHECKPOINT_MALFORMED', `${where}: not valid JSON (the row was altered)`, { location: { file: `${SCHEMA}.checkpoints`, line: Number(id) } });
+      }
+      return { checkpoint: parseCheckpoint(parsed, where), where };
+    });
+  }
+
+  /** Partitions of the records table, oldest first. */
+  async segments(): Promise<string[]> {
+    const rows = await this.query<{ name: string }>(
+      `SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = '${SCHEMA}.records'::regclass ORDER BY c.relname`,
+    );
+    return rows.map((r) => r.name);
+  }
+
+  async *items(options: ItemsOptions = {}): AsyncGenerator<LedgerItem> {
+    for (const name of await this.segments()) {
+      if (options.skip?.has(name)) continue;
+      const bounds = partitionBounds(name);
+      if (!bounds) {
+        throw new LedgerError('LEDGER_SEGMENT_UNEXPECTED', `${partitionLabel(name)} is a partition of ${SCHEMA}.records that llm-audit did not create`);
+      }
+      if (options.fromDay !== undefined && bounds.day < options.fromDay) continue;
+      let last = '-1';
+      let line = 0;
+      for (;;) {
+        const rows = await this.query<Row>(
+          `SELECT ${ROW_COLUMNS} FROM ${SCHEMA}.records r LEFT JOIN ${SCHEMA}.chain c ON c.seq = r.seq
+            WHERE r.appended_at >= $1 AND r.appended_at < $2 AND r.seq > $3::bigint ORDER BY r.seq LIMIT ${PAGE}`,
+          [bounds.from, bounds.to, last],
+        );
+        for (const row of rows) {
+          line++;
+          const location = { file: partitionLabel(name), line, offset: Number(row.seq) };
+          checkRow(row, location);
+          yield { kind: 'entry', raw: row.line, location };
+        }
+        if (rows.length < PAGE) break;
+        last = rows[rows.length - 1]!.seq;
+      }
+    }
+  }
+
+  /**
+   * Entries with seq >= `from` in seq order across partitions (the writer catching up with
+   * others, and reopening after its newest checkpoint).
+   */
+  async *entriesFrom(from: number, client?: PoolClient): AsyncGenerator<LedgerItem> {
+    let last = String(from - 1);
+    for (;;) {
+      const sql = `SELECT ${ROW_COLUMNS}, p.relname::text AS partition FROM ${SCHEMA}.records r
+          JOIN pg_class p ON p.oid = r.tableoid LEFT JOIN ${SCHEMA}.chain c ON c.seq = r.seq
+          WHERE r.seq > $1::bigint ORDER BY r.seq LIMIT ${PAGE}`;
+      let rows: Array<Row & { partition: string }>;
+      try {
+        rows = (await (client ?? this.pool).query<Row & { partition: string }>(sql, [last])).rows;
+      } catch (error) {
+        throw pgError(error, 'cannot read the ledger', this.name);
+      }
+      for (const row of rows) {
+        const location = { file: partitionLabel(row.partition), line: 0, offset: Number(row.seq) };
+        checkRow(row, location);
+        yield { kind: 'entry', raw: row.line, location };
+      }
+      if (rows.length < PAGE) break;
+      last = rows[rows.length - 1]!.seq;
+    }
+  }
+
+  async notes(): Promise<string[]> {
+    const rows = await this.query<{ at: Date; by_role: string; partitions: string[]; records: string; tree_size: string }>(
+      `SELECT at, by_role, partitions, records::text AS records, tree_size::text AS tree_size FROM ${SCHEMA}.retention_log ORDER BY id`,
+    );
+    return rows.map(
+      (r) =>
+        `retention on ${r.at.toISOString()} by ${r.by_role}: dropped ${r.partitions.join(', ')} (${r.records} records, seq < ${r.tree_size})`,
+    );
+  }
+
+  async close(): Promise<void> {
+    if (this.ownPool) await this.pool.end().catch(() => undefined);
+  }
+}
+
+/** Throws LEDGER_ROW_MISMATCH when a row's hashes or columns do not follow from its line. */
+function checkRow(row: Row, location: { file: string; line: number; offset: number }): void {
+  const seq = Number(row.seq);
+  const where = { file: location.file, ...(location.line > 0 ? { line: location.line } : {}), seq };
+  const fail = (why: string): never => {
+    throw new LedgerError('LEDGER_ROW_MISMATCH', `${describeLocation(where)}: ${why}: the row was changed after it was written`, { location: where });
+  };
+  const leaf = leafHash(row.line);
+  if (!leaf.equals(row.leaf_hash)) fail('the line does not hash to the row\'s leaf_hash column');
+  if (row.chain_leaf === null) fail(`there is no ${SCHEMA}.chain entry for this seq`);
+  if (!leaf.equals(row.chain_leaf!)) fail(`the line does not hash to the leaf_hash of its ${SCHEMA}.chain entry`);
+  let entry: { seq?: unknown; prev?: unknown; record?: unknown };
+  try {
+    entry = JSON.parse(row.line) as typeof entry;
+  } catch {
+    return; // the chain walk reports a line that is not an entry, with its location
+  }
+  if (typeof entry !== 'object' || entry === null) return;
+  if (entry.seq !== seq) fail(`the seq column (${seq}) is not the line's seq (${String(entry.seq)})`);
+  if (entry.prev !== row.prev_hash.toString('hex')) fail('the prev_hash column is not the line\'s prev');
+  if (typeof entry.record === 'object' && entry.record !== null) {
+    const differing = columnsDiffering(row, entry.record as LedgerRecord);
+    if (differing.length > 0) fail(`column${differing.length === 1 ? '' : 's'} ${differing.join(', ')} ${differing.length === 1 ? 'does' : 'do'} not match the record in the line`);
+  }
+}

@@ -1,0 +1,373 @@
+/**
+ * The PostgreSQL ledger writer. Every append is one transaction that first takes the ledger's
+ * transaction advisory lock, so any number of writers (several `llm-audit serve` instances)
+ * produce one sequence of records; a writer that finds records appended by another since its last
+ * append walks them (checking the chain) to bring its Merkle state up to date, then appends.
+ *
+ * In the same transaction: the chain rows (their unique (trace_id, span_id) constraint with
+ * ON CONFLICT DO NOTHING keeps a re-sent span out), the records rows (the very lines the file
+ * ledger writes, so verification is shared), and a checkpoint when one is due. A failed
+ * transaction leaves nothing behind.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { Pool, PoolClient } from 'pg';
+import { canonicalJson } from '../../audit/canonical-json';
+import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } from '../chain';
+import { CHECKPOINT_VERSION, ZERO_HASH, finishCheckpoint, loadPrivateKey, type Checkpoint } from '../checkpoint';
+import { LedgerError } from '../errors';
+import { leafHash } from '../merkle';
+import type { LedgerRecord } from '../record';
+import { createPool, pgError } from './connection';
+import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
+import { derivedColumns } from './rows';
+import { PostgresLedgerSource } from './source';
+
+export interface PostgresLedgerOptions {
+  url: string;
+  signingKeyPath?: string;
+  signingKey?: KeyObject;
+  /** Write a checkpoint after this many records (default 1000)... */
+  checkpointEvery?: number;
+  /** ...or when this long has passed since the newest one and records were added (default 60 s). */
+  checkpointIntervalMs?: number;
+  /** Clock for appended_at (partition day) and checkpoint times; tests move it. Default: the database's. */
+  clock?: () => Date;
+  /** Connections of the writer's pool (default 4). */
+  poolSize?: number;
+  onWarning?: (message: string) => void;
+}
+
+export interface PostgresAppendResult {
+  /** Records stored by this append (seq firstSeq..lastSeq). */
+  stored: number;
+  /** Records left out because their span (trace id + span id) is already in the ledger or repeated. */
+  duplicates: number;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+export class PostgresLedger {
+  private readonly pool: Pool;
+  private readonly source: PostgresLedgerSource;
+  private readonly key: KeyObject | undefined;
+  private readonly checkpointEvery: number;
+  private readonly checkpointIntervalMs: number;
+  private readonly clock: (() => Date) | undefined;
+  private readonly onWarning: (message: string) => void;
+  private ledgerId = '';
+  private state: ChainState = initialChainState();
+  private readonly partitions = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(readonly url: string, options: PostgresLedgerOptions) {
+    this.pool = createPool(url, { max: options.poolSize ?? 4 });
+    this.source = new PostgresLedgerSource(url, { pool: this.pool });
+    this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
+    this.checkpointEvery = options.checkpointEvery ?? 1000;
+    this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
+    this.clock = options.clock;
+    this.onWarning = options.onWarning ?? (() => {});
+  }
+
+  get name(): string {
+    return this.source.name;
+  }
+
+  get size(): number {
+    return this.state.range.size;
+  }
+
+  static async open(options: PostgresLedgerOptions): Promise<PostgresLedger> {
+    const ledger = new PostgresLedger(options.url, options);
+    try {
+      await ledger.source.assertCurrentSchema();
+      ledger.ledgerId = (await ledger.source.ledgerId()) ?? '';
+      ledger.state = await ledger.recover();
+    } catch (error) {
+      await ledger.pool.end().catch(() => undefined);
+      throw error;
+    }
+    return ledger;
+  }
+
+  /** Chain state from the newest usable checkpoint (or tombstone) and the entries after it. */
+  private async recover(client?: PoolClient): Promise<ChainState> {
+    const checkpoints = await this.source.checkpoints();
+    let state = initialChainState();
+    const ordered = [...checkpoints].sort((a, b) => b.checkpoint.tree_size - a.checkpoint.tree_size);
+    for (const { checkpoint } of ordered) {
+      if (checkpoint.ledger_id !== this.ledgerId) continue;
+      const resumed = stateFromCheckpoint(checkpoint);
+      if (resumed) {
+        state = resumed;
+        break;
+      }
+    }
+    await walkChain(this.source.entriesFrom(state.range.size, client), state);
+    return state;
+  }
+
+  private enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task, task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Appends the records whose span is not yet in the ledger, in one transaction. Resolves once
+   * committed; on any failure nothing was stored.
+   */
+  append(records: readonly LedgerRecord[]): Promise<PostgresAppendResult> {
+    return this.enqueue(() => this.transaction((client) => this.appendIn(client, records)));
+  }
+
+  /** Writes a checkpoint now if records were added since the newest one. */
+  checkpoint(): Promise<Checkpoint | undefined> {
+    return this.enqueue(() =>
+      this.transaction(async (client) => {
+        const state = await this.catchUp(client);
+        const last = await this.lastCheckpoint(client);
+        const checkpoint = state.range.size > last.size ? await this.writeCheckpoint(client, state) : undefined;
+        return { value: checkpoint, state };
+      }),
+    );
+  }
+
+  private async transaction<T>(work: (client: PoolClient) => Promise<{ value: T; state: ChainState }>): Promise<T> {
+    if (this.closed) throw new LedgerError('LEDGER_CLOSED', `the ledger ${this.name} is closed`);
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw pgError(error, 'cannot append to the ledger', this.name);
+    }
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK_KEY})`);
+      const { value, state } = await work(client);
+      await client.query('COMMIT');
+      this.state = state;
+      return value;
+    } catch (error) {
+      try {
+        await client.query('ROLLBACK');
+      } catch (rollbackError) {
+        broken = rollbackError as Error;
+      }
+      // A failed COMMIT may still have committed: the next append catches up from the database.
+      throw pgError(error, 'cannot append to the ledger', this.name);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Brings the state up to what the database holds (other writers' appends), under the lock. */
+  private async catchUp(client: PoolClient): Promise<ChainState> {
+    const head = await client.query<{ seq: string; leaf: Buffer }>(
+      `SELECT seq::text AS seq, leaf_hash AS leaf FROM ${SCHEMA}.chain c ORDER BY c.seq DESC LIMIT 1`,
+    );
+    const size = head.rows.length === 0 ? 0 : Number(head.rows[0]!.seq) + 1;
+    const mine = this.state.range.size;
+    if (size === mine && (size === 0 || head.rows[0]!.leaf.equals(this.state.lastLeaf))) return this.state;
+    if (size < mine || (size === mine && size > 0)) {
+      throw new LedgerError(
+        'LEDGER_TRUNCATED',
+        `the ledger in ${this.name} has ${size} entries but this writer already appended up to ${mine} (or the last entry differs): the database was restored or altered; run \`llm-audit verify --postgres URL\``,
+      );
+    }
+    const state = { range: this.state.range.clone(), lastLeaf: this.state.lastLeaf };
+    const first = await client.query<{ seq: string }>(`SELECT min(seq)::text AS seq FROM ${SCHEMA}.records WHERE seq >= $1`, [mine]);
+    if (first.rows[0]?.seq !== null && first.rows[0]?.seq !== undefined && Number(first.rows[0].seq) > mine) {
+      // Entries this writer never saw were removed by retention meanwhile: start again from the tombstone.
+      return this.recover(client);
+    }
+    await walkChain(this.source.entriesFrom(mine, client), state);
+    if (state.range.size !== size) {
+      throw new LedgerError('LEDGER_RECORD_MISSING', `${this.name}: the chain has ${size} entries but only ${state.range.size} records were found`);
+    }
+    return state;
+  }
+
+  /** Size of the newest checkpoint (-1 when none) and its age by the database's clock. */
+  private async lastCheckpoint(client: PoolClient): Promise<{ size: number; ageMs: number }> {
+    const r = await client.query<{ size: string | null; age: number | null }>(
+      `SELECT max(tree_size)::text AS size, (extract(epoch FROM clock_timestamp() - max(created_at)) * 1000)::float8 AS age
+         FROM ${SCHEMA}.checkpoints`,
+    );
+    const row = r.rows[0];
+    return {
+      size: row?.size === null || row?.size === undefined ? -1 : Number(row.size),
+      ageMs: row?.age === null || row?.age === undefined ? Infinity : row.age,
+    };
+  }
+
+  private async appendIn(client: PoolClient, records: readonly LedgerRecord[]): Promise<{ value: PostgresAppendResult; state: ChainState }> {
+    const base = await this.catchUp(client);
+    // Spans already stored, and repeats within the request, are left out.
+    const traceIds = records.map((r) => String(r.trace_id));
+    const spanIds = records.map((r) => String(r.span_id));
+    const existing = new Set<string>();
+    if (records.length > 0) {
+      const found = await client.query<{ t: string; s: string }>(
+        `SELECT c.trace_id AS t, c.span_id AS s FROM ${SCHEMA}.chain c
+           JOIN unnest($1::text[], $2::text[]) AS u(t, s) ON c.trace_id = u.t AND c.span_id = u.s`,
+        [traceIds, spanIds],
+      );
+      for (const row of found.rows) existing.add(`${row.t}\n${row.s}`);
+    }
+    const fresh: LedgerRecord[] = [];
+    for (const record of records) {
+      const key = `${record.trace_id}\n${record.span_id}`;
+      if (existing.has(key)) continue;
+      existing.add(key);
+      fresh.push(record);
+    }
+    const firstSeq = base.range.size;
+    if (fresh.length === 0) {
+      return { value: { stored: 0, duplicates: records.length, firstSeq, lastSeq: firstSeq - 1 }, state: base };
+    }
+
+    const headAt = await client.query<{ at: Date }>(
+      `SELECT greatest(coalesce($1::timestamptz, clock_timestamp()),
+                       (SELECT appended_at FROM ${SCHEMA}.chain ORDER BY seq DESC LIMIT 1)) AS at`,
+      [this.clock ? this.clock().toISOString() : null],
+    );
+    const appendedAt = headAt.rows[0]!.at;
+    const day = appendedAt.toISOString().slice(0, 10);
+    if (!this.partitions.has(day)) {
+      await client.query(`SELECT ${SCHEMA}.ensure_partition($1::date)`, [day]);
+      this.partitions.add(day);
+    }
+
+    const state = { range: base.range.clone(), lastLeaf: base.lastLeaf };
+    const seqs: string[] = [];
+    const lines: string[] = [];
+    const prevs: string[] = [];
+    const leaves: string[] = [];
+    const columns = fresh.map(derivedColumns);
+    for (const record of fresh) {
+      const seq = state.range.size;
+      const prev = state.lastLeaf.toString('hex');
+      const line = canonicalJson({ seq, prev, record });
+      const leaf = leafHash(line);
+      state.range.append(leaf);
+      state.lastLeaf = leaf;
+      seqs.push(String(seq));
+      lines.push(line);
+      prevs.push(prev);
+      leaves.push(leaf.toString('hex'));
+    }
+    const inserted = await client.query(
+      `INSERT INTO ${SCHEMA}.chain (seq, trace_id, span_id, prev_hash, leaf_hash, appended_at)
+       SELECT u.seq, u.t, u.s, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), $6::timestamptz
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(seq, t, s, prev, leaf)
+        ORDER BY u.seq
+       ON CONFLICT (trace_id, span_id) DO NOTHING`,
+      [seqs, columns.map((c) => c.trace_id), columns.map((c) => c.span_id), prevs, leaves, appendedAt],
+    );
+    if (inserted.rowCount !== fresh.length) {
+      // Cannot happen under the lock; if it does, nothing of this request is kept.
+      throw new LedgerError('LEDGER_IO', `${this.name}: a span of this request was stored concurrently; the request was not stored, retry it`);
+    }
+    const col = <K extends keyof (typeof columns)[number]>(k: K): Array<(typeof columns)[number][K]> => columns.map((c) => c[k]);
+    await client.query(
+      `INSERT INTO ${SCHEMA}.records (seq, appended_at, line, prev_hash, leaf_hash, ts, trace_id, span_id, request_id, user_id,
+          session_id, tenant_id, provider, operation, model_request, model_response, status, input_tokens, output_tokens,
+          cost_usd, latency_ms, error_type, has_content, has_errors)
+       SELECT u.seq, $2::timestamptz, u.line, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), u.ts::timestamptz, u.trace_id, u.span_id,
+          u.request_id, u.user_id, u.session_id, u.tenant_id, u.provider, u.operation, u.model_request, u.model_response, u.status,
+          u.input_tokens, u.output_tokens, u.cost_usd, u.latency_ms, u.error_type, u.has_content, u.has_errors
+         FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                     $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::float8[],
+                     $19::float8[], $20::float8[], $21::float8[], $22::text[], $23::boolean[], $24::boolean[])
+           AS u(seq, line, prev, leaf, ts, trace_id, span_id, request_id, user_id, session_id, tenant_id, provider, operation,
+                model_request, model_response, status, input_tokens, output_tokens, cost_usd, latency_ms, error_type,
+                has_content, has_errors)
+        ORDER BY u.seq`,
+      [
+        seqs,
+        appendedAt,
+        lines,
+        prevs,
+        leaves,
+        col('ts'),
+        col('trace_id'),
+        col('span_id'),
+        col('request_id'),
+        col('user_id'),
+        col('session_id'),
+        col('tenant_id'),
+        col('provider'),
+        col('operation'),
+        col('model_request'),
+        col('model_response'),
+        col('status'),
+        col('input_tokens'),
+        col('output_tokens'),
+        col('cost_usd'),
+        col('latency_ms'),
+        col('error_type'),
+        col('has_content'),
+        col('has_errors'),
+      ],
+    );
+    const last = await this.lastCheckpoint(client);
+    if (
+      state.range.size - Math.max(last.size, 0) >= this.checkpointEvery ||
+      (state.range.size > last.size && last.ageMs >= this.checkpointIntervalMs)
+    ) {
+      await this.writeCheckpoint(client, state);
+    }
+    return {
+      value: { stored: fresh.length, duplicates: records.length - fresh.length, firstSeq, lastSeq: state.range.size - 1 },
+      state,
+    };
+  }
+
+  private async writeCheckpoint(client: PoolClient, state: ChainState): Promise<Checkpoint> {
+    const size = state.range.size;
+    const checkpoint = finishCheckpoint(
+      {
+        v: CHECKPOINT_VERSION,
+        type: 'checkpoint',
+        ledger_id: this.ledgerId,
+        tree_size: size,
+        root: state.range.root().toString('hex'),
+        last_leaf: size === 0 ? ZERO_HASH : state.lastLeaf.toString('hex'),
+        frontier: state.range.frontier.map((h) => h.toString('hex')),
+        position: null,
+        timestamp: (this.clock ? this.clock() : new Date()).toISOString(),
+      },
+      this.key,
+    );
+    await client.query(`INSERT INTO ${SCHEMA}.checkpoints (line, type, tree_size) VALUES ($1, 'checkpoint', $2)`, [
+      canonicalJson(checkpoint),
+      size,
+    ]);
+    return checkpoint;
+  }
+
+  /** A final checkpoint, then the connections are closed. Safe to call twice. */
+  close(): Promise<void> {
+    return this.enqueue(async () => {
+      if (this.closed) return;
+      let failure: unknown;
+      try {
+        await this.transaction(async (client) => {
+          const state = await this.catchUp(client);
+          const last = await this.lastCheckpoint(client);
+          if (state.range.size > last.size) await this.writeCheckpoint(client, state);
+          return { value: undefined, state };
+        });
+      } catch (error) {
+        failure = error;
+        this.onWarning(`could not write the final checkpoint: ${(error as Error).message}`);
+      }
+      this.closed = true;
+      await this.pool.end().catch(() => undefined);
+      if (failure) throw failure;
+    });
+  }
+}

@@ -9,6 +9,7 @@ import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/
 import { createCostCalculator, type CostCalculator, type ModelPriceOverride } from './audit/cost';
 import type { AuditedCall, AuditServices } from './core/audited-call';
 import type { LlmAuditHooks } from './guardrails';
+import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
 import { auditedMethod, namedHelper, serverFromBaseURL } from './core/patch';
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
@@ -33,6 +34,11 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   providers?: ProviderId[];
   /** Guardrail hooks run around every audited call (see docs/guardrails.md). */
   hooks?: LlmAuditHooks;
+  /**
+   * PII and secret detection in the request text (docs/sanitization.md): `detect` records
+   * findings, `redact` also replaces them in what is sent. Default: `LLM_AUDIT_SANITIZE`, else off.
+   */
+  sanitize?: { mode: SanitizeMode } & SanitizerOptions;
 }
 
 const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
@@ -59,6 +65,9 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
     const hasher: ContentHasher =
       config.hashKey !== undefined ? createContentHasher({ key: config.hashKey, keyId: config.hashKeyId }) : hasherFromEnv();
     const cost: CostCalculator = createCostCalculator(config.prices);
+    const mode = config.sanitize?.mode ?? sanitizeModeFromEnv();
+    const { mode: _mode, ...sanitizerOptions } = config.sanitize ?? { mode };
+    const sanitize = mode === 'off' ? undefined : { mode, sanitizer: createSanitizer(sanitizerOptions) };
     const self = this;
     this.services = {
       get tracer(): Tracer {
@@ -76,7 +85,10 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       hasher,
       cost,
       openCalls: new Set<AuditedCall>(),
-      hooks: config.hooks,
+      get hooks(): LlmAuditHooks | undefined {
+        return self.getConfig().hooks;
+      },
+      sanitize,
     };
   }
 

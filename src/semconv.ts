@@ -82,6 +82,10 @@ export const ATTR_AUDIT_TOOL_NAMES = 'llm_audit.tool.names';
 export const ATTR_AUDIT_STREAM_OUTCOME = 'llm_audit.stream.outcome';
 /** Written by sanitization and guardrails (issue 6); the ledger already reads them. */
 export const ATTR_AUDIT_SANITIZATION_COUNT = 'llm_audit.sanitization.count';
+export const ATTR_AUDIT_SANITIZATION_MODE = 'llm_audit.sanitization.mode';
+export const EVENT_AUDIT_SANITIZATION = 'llm_audit.sanitization';
+export const ATTR_AUDIT_SANITIZATION_TYPE = 'llm_audit.sanitization.type';
+export const ATTR_AUDIT_SANITIZATION_LOCATION = 'llm_audit.sanitization.location';
 export const ATTR_AUDIT_RAG_DOCUMENT_IDS = 'llm_audit.rag.document_ids';
 export const ATTR_AUDIT_RAG_SOURCE = 'llm_audit.rag.source';
 export const ATTR_AUDIT_RAG_SCORES = 'llm_audit.rag.scores';

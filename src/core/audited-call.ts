@@ -21,6 +21,7 @@ import {
   type LlmAuditHooks,
 } from '../guardrails';
 import { retrievalAttributes } from '../retrieval';
+import type { SanitizeResult, Sanitizer } from '../audit/sanitize';
 import { auditErrorMessage, errorType } from '../audit/redact';
 import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
@@ -39,6 +40,8 @@ export interface AuditServices {
   /** Calls whose span is still open; the shutdown path ends them so that none is lost. */
   openCalls: Set<AuditedCall>;
   hooks: LlmAuditHooks | undefined;
+  /** Sanitization of the request text; undefined when off. */
+  sanitize: { mode: 'detect' | 'redact'; sanitizer: Sanitizer } | undefined;
 }
 
 export interface ServerInfo {
@@ -138,6 +141,20 @@ export class AuditedCall implements GuardrailTarget {
   /** Runs a hook so that recordGuardrail/recordRetrieval inside it (even after an await) land on this call. */
   runHook<T>(hook: () => T): T {
     return context.with(withCurrentCall(context.active(), this), hook);
+  }
+
+  /** One `llm_audit.sanitization` event per finding type and location (never the value), and the total. */
+  recordSanitization(mode: 'detect' | 'redact', result: SanitizeResult): void {
+    this.span.setAttribute(A.ATTR_AUDIT_SANITIZATION_MODE, mode);
+    this.span.setAttribute(A.ATTR_AUDIT_SANITIZATION_COUNT, result.total);
+    for (const finding of result.findings) {
+      this.span.addEvent(A.EVENT_AUDIT_SANITIZATION, {
+        [A.ATTR_AUDIT_SANITIZATION_TYPE]: finding.type,
+        [A.ATTR_AUDIT_SANITIZATION_COUNT]: finding.count,
+        [A.ATTR_AUDIT_SANITIZATION_LOCATION]: finding.location,
+        [A.ATTR_AUDIT_SANITIZATION_MODE]: mode,
+      });
+    }
   }
 
   addGuardrail(result: GuardrailResult): void {

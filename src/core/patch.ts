@@ -2,6 +2,7 @@ import { context, diag, trace } from '@opentelemetry/api';
 import { currentAction, withAction } from '../context';
 import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guardrails';
 import { observeApiPromise } from './api-promise';
+import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
 import type { OperationSpec } from './types';
 
@@ -39,9 +40,14 @@ export function auditedMethod(
         const shared = services();
         if (shared === undefined) return original.apply(this, args);
         const action = currentAction(parent) ?? spec.action;
+        // Sanitize first: in redact mode the redacted copy is what is sent, hashed and shown to hooks.
+        const sanitized = shared.sanitize === undefined ? undefined : sanitize(shared.sanitize, spec, args[0]);
+        if (sanitized?.result !== undefined && sanitized.result.params !== args[0]) args = [sanitized.result.params, ...args.slice(1)];
         call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent);
+        if (sanitized?.result !== undefined) call.recordSanitization(shared.sanitize!.mode, sanitized.result);
+        if (sanitized?.failed !== undefined) gate = Promise.reject(sanitizerBlocked(call, sanitized.failed));
         const beforeRequest = shared.hooks?.beforeRequest;
-        if (beforeRequest !== undefined) gate = runBeforeRequest(call, beforeRequest, args[0]);
+        if (gate === undefined && beforeRequest !== undefined) gate = runBeforeRequest(call, beforeRequest, args[0]);
       } catch (error) {
         diag.error(`otel-llm-audit: could not start the audit span for ${spec.action}`, error);
         return original.apply(this, args);
@@ -63,6 +69,30 @@ export function auditedMethod(
         return result;
       }
     };
+}
+
+/**
+ * Scans (and in redact mode rewrites) the request text. A sanitizer that fails (a user pattern or
+ * hook that throws) fails open in detect mode, reported through diag; in redact mode it fails
+ * closed: sending text that the operator asked to have redacted would be the worse failure.
+ */
+function sanitize(
+  settings: NonNullable<AuditServices['sanitize']>,
+  spec: OperationSpec,
+  params: unknown,
+): { result?: SanitizeResult; failed?: unknown } | undefined {
+  try {
+    return { result: sanitizeRequest(spec.requestKind, params, settings.sanitizer, settings.mode) };
+  } catch (error) {
+    diag.error(`otel-llm-audit: sanitization failed for ${spec.action}`, error);
+    return settings.mode === 'redact' ? { failed: error } : undefined;
+  }
+}
+
+function sanitizerBlocked(call: AuditedCall, error: unknown): LlmRequestBlockedError {
+  const guardrail = { name: 'sanitizer', action: 'blocked' as const, category: 'sanitization_failed' };
+  call.addGuardrail(guardrail);
+  return new LlmRequestBlockedError(`redaction failed (${(error as Error)?.message ?? String(error)}); the request was not sent`, call.requestId, guardrail);
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
+import type { RequestKind } from '../audit/sanitize';
 
 export type ProviderName = 'openai' | 'anthropic';
 
@@ -57,6 +58,8 @@ export interface OperationSpec<P = any> {
   operationName: string;
   /** `llm_audit.action` when no helper method named itself. */
   action: string;
+  /** The request shape, for the sanitizer's walk over the message text. */
+  requestKind: RequestKind;
   isStream(params: P): boolean;
   /** Adds the `gen_ai.request.*` attributes that the request set. */
   requestAttributes(params: P, attributes: Attributes): void;

@@ -49,6 +49,7 @@ const messages: OperationSpec = {
   provider: 'anthropic',
   operationName: 'chat',
   action: 'messages.create',
+  requestKind: 'anthropic.messages',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
     setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params.max_tokens);

@@ -35,6 +35,7 @@ const chatCompletions: OperationSpec = {
   provider: 'openai',
   operationName: 'chat',
   action: 'chat.completions.create',
+  requestKind: 'openai.chat',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
     setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params.max_completion_tokens ?? params.max_tokens);
@@ -180,6 +181,7 @@ const responses: OperationSpec = {
   provider: 'openai',
   operationName: 'chat',
   action: 'responses.create',
+  requestKind: 'openai.responses',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
     setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params.max_output_tokens);
@@ -272,6 +274,7 @@ const embeddings: OperationSpec = {
   provider: 'openai',
   operationName: 'embeddings',
   action: 'embeddings.create',
+  requestKind: 'openai.embeddings',
   isStream: () => false,
   requestAttributes(params, attributes) {
     if (typeof params.encoding_format === 'string') {

@@ -1,5 +1,7 @@
 import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
 import { NodeSDK, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { resolve } from 'node:path';
+import type { LlmAuditHooks } from '../guardrails';
 import { LlmAuditInstrumentation } from '../instrumentation';
 import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporter';
 import { loadPriceOverrides } from './prices-file';
@@ -56,6 +58,9 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(ledgerOptionsFromEnv(env)) : undefined;
   const sdk = new NodeSDK({ instrumentations: [instrumentation], ...exportConfiguration(exporter, ledger, env) });
   sdk.start();
+  // Loaded after the SDK patches are in place, so a hooks module may itself use the LLM SDKs.
+  const hooks = loadHooks(env);
+  if (hooks !== undefined) instrumentation.setConfig({ ...instrumentation.getConfig(), hooks });
   ledger?.ready().catch((error: Error) => {
     // A ledger that cannot be written (locked by another process, not a directory...) means no
     // audit trail: say so once, clearly, and stop, as for any other configuration error.
@@ -86,6 +91,31 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   };
   installExitHooks(shutdown);
   return { sdk, instrumentation, shutdown };
+}
+
+/**
+ * `LLM_AUDIT_HOOKS`: a CommonJS module (path relative to the working directory) exporting
+ * `beforeRequest` and/or `afterResponse` (see docs/guardrails.md).
+ */
+function loadHooks(env: NodeJS.ProcessEnv): LlmAuditHooks | undefined {
+  const path = env.LLM_AUDIT_HOOKS?.trim();
+  if (!path) return undefined;
+  let loaded: any;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    loaded = require(resolve(path));
+  } catch (error) {
+    throw new Error(`LLM_AUDIT_HOOKS=${path} cannot be loaded: ${(error as Error).message}`);
+  }
+  const hooks = loaded?.beforeRequest || loaded?.afterResponse ? loaded : loaded?.default;
+  const { beforeRequest, afterResponse } = hooks ?? {};
+  if (typeof beforeRequest !== 'function' && typeof afterResponse !== 'function') {
+    throw new Error(`LLM_AUDIT_HOOKS=${path} exports neither a beforeRequest nor an afterResponse function`);
+  }
+  return {
+    ...(typeof beforeRequest === 'function' ? { beforeRequest } : {}),
+    ...(typeof afterResponse === 'function' ? { afterResponse } : {}),
+  };
 }
 
 /**

@@ -1,0 +1,570 @@
+/**
+ * SDK request params to the OpenTelemetry GenAI conventions' message shapes
+ * (`gen_ai.system_instructions`, `gen_ai.input.messages`, `gen_ai.output.messages`; JSON schemas
+ * in semantic-conventions docs/gen-ai/gen-ai-*-messages.json). These are what encrypted content
+ * capture encrypts, so that a reviewer reads one shape whichever provider made the call.
+ *
+ * Pure and total: nothing here throws, mutates its input or does I/O. Input of an unexpected shape
+ * is kept, not dropped, so a reviewer still sees what was sent:
+ *
+ * - a part or item this module does not know becomes `{type:'unknown', provider_type?, value}`,
+ *   `value` being a JSON-safe copy of the original (cycles, BigInts, functions, non-finite numbers
+ *   and excessive depth replaced by markers); it is a GenericPart of the conventions;
+ * - a message that is not an object becomes `{role:'unknown', parts:[unknown part]}`.
+ *
+ * Where the provider API keeps instructions apart from the history (Responses `instructions`,
+ * Anthropic `system`), they go to `system_instructions`. OpenAI chat `system` / `developer`
+ * messages are part of the history and stay in `input_messages`, in place, as the conventions
+ * ask ("instructions that are part of the chat history SHOULD be recorded in gen_ai.input.messages").
+ *
+ * Tool call arguments are kept as the provider carries them: a JSON string for OpenAI, an object
+ * for Anthropic `tool_use.input`. Inline binary data (base64 images, audio, files, data: URLs) is
+ * by default replaced by `{type:'blob_digest', modality, mime_type, sha256, bytes}` (SHA-256 of the
+ * decoded bytes), which keeps envelopes small; `{binary:'include'}` keeps it as the conventions'
+ * BlobPart with base64 `content`. Opaque provider data (Anthropic thinking signatures and redacted
+ * thinking, OpenAI encrypted reasoning) is never copied.
+ */
+import { createHash } from 'node:crypto';
+
+export type GenAIPart =
+  | { type: 'text'; content: string; [extra: string]: unknown }
+  | { type: 'reasoning'; content: string; [extra: string]: unknown }
+  | { type: 'tool_call'; id?: string | null; name: string; arguments?: unknown }
+  | { type: 'tool_call_response'; id?: string | null; response: unknown; [extra: string]: unknown }
+  | { type: 'blob'; modality: string; mime_type?: string | null; content: string }
+  | { type: 'blob_digest'; modality: string; mime_type?: string | null; sha256: string; bytes: number }
+  | { type: 'uri'; modality: string; mime_type?: string | null; uri: string }
+  | { type: 'file'; modality: string; mime_type?: string | null; file_id: string; [extra: string]: unknown }
+  | { type: string; [extra: string]: unknown };
+
+export interface GenAIInputMessage {
+  role: string;
+  parts: GenAIPart[];
+  name?: string;
+}
+
+export interface GenAIOutputMessage extends GenAIInputMessage {
+  /** Required by the conventions; absent here only when the provider did not report one (never invented). */
+  finish_reason?: string;
+}
+
+/** The plaintext of an envelope: what `seal` encrypts and `open` returns. */
+export interface ContentPayload {
+  system_instructions?: unknown[];
+  input_messages?: unknown[];
+  output_messages?: unknown[];
+}
+
+/** The SDK method families, as in the sanitizer (`src/audit/sanitize`). */
+export type ContentRequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
+
+export interface ConvertOptions {
+  /** `digest` (default): inline binary data becomes a `blob_digest` part; `include`: a BlobPart with the base64 content. */
+  binary?: 'digest' | 'include';
+}
+
+type Obj = Record<string, unknown>;
+const MAX_DEPTH = 64;
+
+interface Ctx {
+  binary: 'digest' | 'include';
+}
+
+function ctxOf(options: ConvertOptions | undefined): Ctx {
+  return { binary: options?.binary === 'include' ? 'include' : 'digest' };
+}
+
+// --- entry points --------------------------------------------------------------------------------
+
+/**
+ * The system instructions and input messages of one request, by SDK method family. Never throws;
+ * `system_instructions` is absent when the request has none.
+ */
+export function requestContent(
+  kind: ContentRequestKind,
+  params: unknown,
+  options?: ConvertOptions,
+): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
+  try {
+    const p = isObj(params) ? params : {};
+    switch (kind) {
+      case 'openai.chat':
+        return { input_messages: openaiChatMessages(p.messages, options) };
+      case 'openai.responses':
+        return withSystem(openaiResponsesInstructions(p.instructions, options), openaiResponsesInput(p.input, options));
+      case 'openai.embeddings':
+        return { input_messages: embeddingsInput(p.input) };
+      case 'anthropic.messages':
+        return withSystem(anthropicSystem(p.system, options), anthropicMessages(p.messages, options));
+      default:
+        return { input_messages: [{ role: 'unknown', parts: [unknownPart(params)] }] };
+    }
+  } catch {
+    // Unreachable by construction (every helper is total); kept so a future edit cannot make a
+    // converter throw into the instrumented call.
+    return { input_messages: [] };
+  }
+}
+
+/**
+ * The whole plaintext of an envelope: the request's content plus the output messages (the
+ * `OutputMessage[]` the instrumentation already builds for the output hash, or undefined when the
+ * call produced none, e.g. embeddings or an error before any output).
+ */
+export function contentPayload(
+  kind: ContentRequestKind,
+  params: unknown,
+  output?: unknown,
+  options?: ConvertOptions,
+): ContentPayload {
+  const request = requestContent(kind, params, options);
+  const payload: ContentPayload = {};
+  if (request.system_instructions !== undefined) payload.system_instructions = request.system_instructions;
+  payload.input_messages = request.input_messages;
+  const out = outputMessages(output);
+  if (out !== undefined) payload.output_messages = out;
+  return payload;
+}
+
+function withSystem(
+  system: GenAIPart[] | undefined,
+  input: GenAIInputMessage[],
+): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
+  return system === undefined ? { input_messages: input } : { system_instructions: system, input_messages: input };
+}
+
+/**
+ * Output messages in the conventions' shape, from the instrumentation's `OutputMessage[]` (already
+ * that shape) or anything else: a JSON-safe copy, messages without `parts` made tolerant. Undefined
+ * for undefined/null.
+ */
+export function outputMessages(output: unknown): GenAIOutputMessage[] | undefined {
+  if (output === undefined || output === null) return undefined;
+  const list = Array.isArray(output) ? output : [output];
+  return list.map((message) => {
+    if (!isObj(message)) return { role: 'unknown', parts: [unknownPart(message)] };
+    const out: GenAIOutputMessage = {
+      role: typeof message.role === 'string' ? message.role : 'assistant',
+      parts: Array.isArray(message.parts) ? message.parts.map((part) => (isObj(part) && typeof part.type === 'string' ? (jsonSafe(part) as GenAIPart) : unknownPart(part))) : [],
+    };
+    if (typeof message.name === 'string') out.name = message.name;
+    if (typeof message.finish_reason === 'string') out.finish_reason = message.finish_reason;
+    return out;
+  });
+}
+
+// --- OpenAI chat completions ---------------------------------------------------------------------
+
+/** `messages` of `chat.completions.create` (openai 4-6). */
+export function openaiChatMessages(messages: unknown, options?: ConvertOptions): GenAIInputMessage[] {
+  const ctx = ctxOf(options);
+  if (!Array.isArray(messages)) return messages === undefined || messages === null ? [] : [{ role: 'unknown', parts: [unknownPart(messages)] }];
+  return messages.map((m) => safeMessage(() => chatMessage(m, ctx)));
+}
+
+function chatMessage(m: unknown, ctx: Ctx): GenAIInputMessage {
+  if (!isObj(m)) return { role: 'unknown', parts: [unknownPart(m)] };
+  const role = typeof m.role === 'string' ? m.role : 'unknown';
+  const parts: GenAIPart[] = [];
+  if (role === 'tool') {
+    parts.push({ type: 'tool_call_response', id: strOrNull(m.tool_call_id), response: chatToolResult(m.content, ctx) });
+    return named({ role, parts }, m);
+  }
+  if (role === 'function') {
+    // Deprecated function-calling result message: `name` is the function, `content` its result.
+    parts.push({ type: 'tool_call_response', id: null, response: chatToolResult(m.content, ctx) });
+    return named({ role: 'tool', parts }, m);
+  }
+  parts.push(...chatContent(m.content, ctx));
+  if (typeof m.refusal === 'string') parts.push({ type: 'text', content: m.refusal });
+  if (Array.isArray(m.tool_calls)) {
+    for (const call of m.tool_calls) {
+      if (isObj(call) && isObj(call.function) && typeof call.function.name === 'string') {
+        parts.push(toolCall(call.id, call.function.name, call.function.arguments));
+      } else if (isObj(call) && isObj(call.custom) && typeof call.custom.name === 'string') {
+        parts.push(toolCall(call.id, call.custom.name, call.custom.input));
+      } else {
+        parts.push(unknownPart(call));
+      }
+    }
+  }
+  if (isObj(m.function_call) && typeof m.function_call.name === 'string') {
+    parts.push(toolCall(undefined, m.function_call.name, m.function_call.arguments));
+  }
+  if (m.audio !== undefined && m.audio !== null) parts.push(unknownPart(m.audio, 'audio'));
+  return named({ role, parts }, m);
+}
+
+function chatContent(content: unknown, ctx: Ctx): GenAIPart[] {
+  if (content === undefined || content === null) return [];
+  if (typeof content === 'string') return [{ type: 'text', content }];
+  if (!Array.isArray(content)) return [unknownPart(content)];
+  return content.map((part) => safePart(() => chatPart(part, ctx)));
+}
+
+function chatPart(part: unknown, ctx: Ctx): GenAIPart {
+  if (typeof part === 'string') return { type: 'text', content: part };
+  if (!isObj(part)) return unknownPart(part);
+  switch (part.type) {
+    case 'text':
+      return typeof part.text === 'string' ? { type: 'text', content: part.text } : unknownPart(part);
+    case 'refusal':
+      return typeof part.refusal === 'string' ? { type: 'text', content: part.refusal } : unknownPart(part);
+    case 'image_url': {
+      const url = isObj(part.image_url) ? part.image_url.url : part.image_url;
+      return typeof url === 'string' ? urlPart(url, 'image', undefined, ctx) : unknownPart(part);
+    }
+    case 'input_audio': {
+      const audio = isObj(part.input_audio) ? part.input_audio : undefined;
+      if (audio === undefined || typeof audio.data !== 'string') return unknownPart(part);
+      return base64Part(audio.data, 'audio', typeof audio.format === 'string' ? `audio/${audio.format}` : undefined, ctx);
+    }
+    case 'file': {
+      const file = isObj(part.file) ? part.file : undefined;
+      if (file === undefined) return unknownPart(part);
+      return filePart({ fileId: file.file_id, fileData: file.file_data, filename: file.filename }, ctx) ?? unknownPart(part);
+    }
+    default:
+      return unknownPart(part);
+  }
+}
+
+/** A tool result: the string as is, else its content parts. */
+function chatToolResult(content: unknown, ctx: Ctx): unknown {
+  if (typeof content === 'string') return content;
+  if (content === undefined || content === null) return null;
+  return chatContent(content, ctx);
+}
+
+// --- OpenAI Responses ----------------------------------------------------------------------------
+
+/** `instructions` of `responses.create`: a string, or (as echoed in a response) an array of input items. */
+export function openaiResponsesInstructions(instructions: unknown, options?: ConvertOptions): GenAIPart[] | undefined {
+  if (instructions === undefined || instructions === null) return undefined;
+  if (typeof instructions === 'string') return [{ type: 'text', content: instructions }];
+  if (Array.isArray(instructions)) return openaiResponsesInput(instructions, options).flatMap((m) => m.parts);
+  return [unknownPart(instructions)];
+}
+
+/** `input` of `responses.create`: a string (one user message) or a list of input items, one message per item. */
+export function openaiResponsesInput(input: unknown, options?: ConvertOptions): GenAIInputMessage[] {
+  const ctx = ctxOf(options);
+  if (input === undefined || input === null) return [];
+  if (typeof input === 'string') return [{ role: 'user', parts: [{ type: 'text', content: input }] }];
+  if (!Array.isArray(input)) return [{ role: 'unknown', parts: [unknownPart(input)] }];
+  return input.map((item) => safeMessage(() => responsesItem(item, ctx)));
+}
+
+function responsesItem(item: unknown, ctx: Ctx): GenAIInputMessage {
+  if (!isObj(item)) return { role: 'unknown', parts: [unknownPart(item)] };
+  const type = item.type;
+  if ((type === undefined || type === 'message') && typeof item.role === 'string') {
+    return { role: item.role, parts: responsesContent(item.content, ctx) };
+  }
+  switch (type) {
+    case 'function_call':
+      return { role: 'assistant', parts: [toolCall(item.call_id, typeof item.name === 'string' ? item.name : '', item.arguments)] };
+    case 'custom_tool_call':
+      return { role: 'assistant', parts: [toolCall(item.call_id, typeof item.name === 'string' ? item.name : '', item.input)] };
+    case 'function_call_output':
+    case 'custom_tool_call_output':
+      return {
+        role: 'tool',
+        parts: [{ type: 'tool_call_response', id: strOrNull(item.call_id), response: typeof item.output === 'string' ? item.output : responsesContent(item.output, ctx) }],
+      };
+    case 'reasoning': {
+      // `encrypted_content` is opaque provider data and is not copied.
+      const parts: GenAIPart[] = [];
+      for (const list of [item.summary, item.content]) {
+        if (!Array.isArray(list)) continue;
+        for (const entry of list) if (isObj(entry) && typeof entry.text === 'string') parts.push({ type: 'reasoning', content: entry.text });
+      }
+      return { role: 'assistant', parts };
+    }
+    default:
+      return { role: typeof item.role === 'string' ? item.role : 'unknown', parts: [unknownPart(item)] };
+  }
+}
+
+function responsesContent(content: unknown, ctx: Ctx): GenAIPart[] {
+  if (content === undefined || content === null) return [];
+  if (typeof content === 'string') return [{ type: 'text', content }];
+  if (!Array.isArray(content)) return [unknownPart(content)];
+  return content.map((part) => safePart(() => responsesPart(part, ctx)));
+}
+
+function responsesPart(part: unknown, ctx: Ctx): GenAIPart {
+  if (!isObj(part)) return typeof part === 'string' ? { type: 'text', content: part } : unknownPart(part);
+  switch (part.type) {
+    case 'input_text':
+    case 'output_text':
+    case 'text':
+      return typeof part.text === 'string' ? { type: 'text', content: part.text } : unknownPart(part);
+    case 'refusal':
+      return typeof part.refusal === 'string' ? { type: 'text', content: part.refusal } : unknownPart(part);
+    case 'summary_text':
+    case 'reasoning_text':
+      return typeof part.text === 'string' ? { type: 'reasoning', content: part.text } : unknownPart(part);
+    case 'input_image':
+      if (typeof part.image_url === 'string') return urlPart(part.image_url, 'image', undefined, ctx);
+      if (typeof part.file_id === 'string') return { type: 'file', modality: 'image', file_id: part.file_id };
+      return unknownPart(part);
+    case 'input_file':
+      return filePart({ fileId: part.file_id, fileData: part.file_data, fileUrl: part.file_url, filename: part.filename }, ctx) ?? unknownPart(part);
+    case 'input_audio': {
+      const audio = isObj(part.input_audio) ? part.input_audio : part;
+      if (typeof audio.data !== 'string') return unknownPart(part);
+      return base64Part(audio.data, 'audio', typeof audio.format === 'string' ? `audio/${audio.format}` : undefined, ctx);
+    }
+    default:
+      return unknownPart(part);
+  }
+}
+
+// --- OpenAI embeddings ---------------------------------------------------------------------------
+
+/** `input` of `embeddings.create`: one user message whose parts are the inputs, in order. */
+export function embeddingsInput(input: unknown): GenAIInputMessage[] {
+  if (input === undefined || input === null) return [];
+  const items = Array.isArray(input) && !isTokenArray(input) ? input : [input];
+  const parts = items.map((item): GenAIPart => {
+    if (typeof item === 'string') return { type: 'text', content: item };
+    // Pre-tokenized input: token ids, kept as a GenericPart.
+    if (isTokenArray(item)) return { type: 'tokens', content: item.slice() };
+    return unknownPart(item);
+  });
+  return [{ role: 'user', parts }];
+}
+
+function isTokenArray(value: unknown): value is number[] {
+  return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'number' && Number.isFinite(v));
+}
+
+// --- Anthropic messages --------------------------------------------------------------------------
+
+/** `system` of `messages.create`: a string or text blocks. */
+export function anthropicSystem(system: unknown, options?: ConvertOptions): GenAIPart[] | undefined {
+  if (system === undefined || system === null) return undefined;
+  if (typeof system === 'string') return [{ type: 'text', content: system }];
+  return anthropicContent(system, ctxOf(options));
+}
+
+/** `messages` of `messages.create`. */
+export function anthropicMessages(messages: unknown, options?: ConvertOptions): GenAIInputMessage[] {
+  const ctx = ctxOf(options);
+  if (!Array.isArray(messages)) return messages === undefined || messages === null ? [] : [{ role: 'unknown', parts: [unknownPart(messages)] }];
+  return messages.map((m) =>
+    safeMessage(() => {
+      if (!isObj(m)) return { role: 'unknown', parts: [unknownPart(m)] };
+      return { role: typeof m.role === 'string' ? m.role : 'unknown', parts: anthropicContent(m.content, ctx) };
+    }),
+  );
+}
+
+function anthropicContent(content: unknown, ctx: Ctx): GenAIPart[] {
+  if (content === undefined || content === null) return [];
+  if (typeof content === 'string') return [{ type: 'text', content }];
+  if (!Array.isArray(content)) return [unknownPart(content)];
+  return content.map((block) => safePart(() => anthropicBlock(block, ctx)));
+}
+
+function anthropicBlock(block: unknown, ctx: Ctx): GenAIPart {
+  if (typeof block === 'string') return { type: 'text', content: block };
+  if (!isObj(block)) return unknownPart(block);
+  switch (block.type) {
+    case 'text':
+      return typeof block.text === 'string' ? { type: 'text', content: block.text } : unknownPart(block);
+    case 'image':
+    case 'document': {
+      const modality = block.type === 'image' ? 'image' : 'document';
+      const part = anthropicSource(block.source, modality, ctx);
+      if (part === undefined) return unknownPart(block);
+      if (typeof block.title === 'string') (part as Obj).title = block.title;
+      return part;
+    }
+    case 'tool_use':
+      return toolCall(block.id, typeof block.name === 'string' ? block.name : '', block.input);
+    case 'server_tool_use':
+      return { type: 'server_tool_call', id: strOrNull(block.id), name: typeof block.name === 'string' ? block.name : '', server_tool_call: { type: String(block.name ?? 'unknown'), input: jsonSafe(block.input) } };
+    case 'tool_result': {
+      const response = typeof block.content === 'string' ? block.content : block.content === undefined ? null : anthropicContent(block.content, ctx);
+      const part: GenAIPart = { type: 'tool_call_response', id: strOrNull(block.tool_use_id), response };
+      if (block.is_error === true) part.is_error = true;
+      return part;
+    }
+    case 'thinking':
+      // The signature is opaque provider data and is not copied.
+      return typeof block.thinking === 'string' ? { type: 'reasoning', content: block.thinking } : unknownPart(block);
+    case 'redacted_thinking':
+      // Encrypted by the provider; nothing readable to keep.
+      return { type: 'reasoning', content: '', redacted: true };
+    default:
+      return unknownPart(block);
+  }
+}
+
+function anthropicSource(source: unknown, modality: string, ctx: Ctx): GenAIPart | undefined {
+  if (!isObj(source)) return undefined;
+  const mime = typeof source.media_type === 'string' ? source.media_type : undefined;
+  switch (source.type) {
+    case 'base64':
+      return typeof source.data === 'string' ? base64Part(source.data, modality, mime, ctx) : undefined;
+    case 'url':
+      return typeof source.url === 'string' ? { type: 'uri', modality, ...(mime ? { mime_type: mime } : {}), uri: source.url } : undefined;
+    case 'file':
+      return typeof source.file_id === 'string' ? { type: 'file', modality, file_id: source.file_id } : undefined;
+    case 'text':
+      // A plain-text document is text the model reads.
+      return typeof source.data === 'string' ? { type: 'text', content: source.data } : undefined;
+    case 'content': {
+      const parts = anthropicContent(source.content, ctx);
+      const text = parts.every((p) => p.type === 'text') ? parts.map((p) => (p as { content: string }).content).join('\n') : undefined;
+      return text !== undefined ? { type: 'text', content: text } : { type: 'unknown', provider_type: 'content', value: jsonSafe(parts) };
+    }
+    default:
+      return undefined;
+  }
+}
+
+// --- shared parts --------------------------------------------------------------------------------
+
+function toolCall(id: unknown, name: string, args: unknown): GenAIPart {
+  const part: GenAIPart = { type: 'tool_call', id: strOrNull(id), name };
+  if (args !== undefined) part.arguments = jsonSafe(args);
+  return part;
+}
+
+/** An http(s) URL is a UriPart; a `data:` URL is inline binary. */
+function urlPart(url: string, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
+  const data = parseDataUrl(url);
+  if (data !== undefined) return base64Part(data.base64, modalityOf(data.mime) ?? modality, data.mime, ctx);
+  return { type: 'uri', modality, ...(mime ? { mime_type: mime } : {}), uri: url };
+}
+
+function filePart(f: { fileId?: unknown; fileData?: unknown; fileUrl?: unknown; filename?: unknown }, ctx: Ctx): GenAIPart | undefined {
+  const filename = typeof f.filename === 'string' ? f.filename : undefined;
+  let part: GenAIPart | undefined;
+  if (typeof f.fileId === 'string') part = { type: 'file', modality: 'document', file_id: f.fileId };
+  else if (typeof f.fileData === 'string') {
+    const data = parseDataUrl(f.fileData);
+    part = data !== undefined ? base64Part(data.base64, modalityOf(data.mime) ?? 'document', data.mime, ctx) : base64Part(f.fileData, 'document', undefined, ctx);
+  } else if (typeof f.fileUrl === 'string') part = { type: 'uri', modality: 'document', uri: f.fileUrl };
+  if (part !== undefined && filename !== undefined) (part as Obj).filename = filename;
+  return part;
+}
+
+function base64Part(base64: string, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
+  if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: base64 };
+  const bytes = Buffer.from(base64, 'base64');
+  return {
+    type: 'blob_digest',
+    modality,
+    ...(mime ? { mime_type: mime } : {}),
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    bytes: bytes.length,
+  };
+}
+
+const DATA_URL = /^data:([^;,]*)((?:;[^;,]*)*?);base64,/i;
+
+function parseDataUrl(url: string): { mime: string | undefined; base64: string } | undefined {
+  const match = DATA_URL.exec(url.slice(0, 256));
+  if (match === null) return undefined;
+  return { mime: match[1] ? match[1].toLowerCase() : undefined, base64: url.slice(match[0].length) };
+}
+
+function modalityOf(mime: string | undefined): string | undefined {
+  if (mime === undefined) return undefined;
+  if (mime.startsWith('image/')) return 'image';
+  if (mime.startsWith('audio/')) return 'audio';
+  if (mime.startsWith('video/')) return 'video';
+  return 'document';
+}
+
+/** A part this module does not know: kept as JSON so the reviewer still sees it. */
+function unknownPart(value: unknown, providerType?: string): GenAIPart {
+  const part: GenAIPart = { type: 'unknown', value: jsonSafe(value) };
+  const type = providerType ?? (isObj(value) && typeof value.type === 'string' ? value.type : undefined);
+  if (type !== undefined) part.provider_type = type;
+  return part;
+}
+
+function named(message: GenAIInputMessage, source: Obj): GenAIInputMessage {
+  if (typeof source.name === 'string') message.name = source.name;
+  return message;
+}
+
+function strOrNull(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Runs a part converter; a getter that throws (proxies, odd SDK objects) yields an unknown part, never an exception. */
+function safePart(convert: () => GenAIPart): GenAIPart {
+  try {
+    return convert();
+  } catch {
+    return { type: 'unknown', value: '[unreadable]' };
+  }
+}
+
+/** Runs a message converter, likewise. */
+function safeMessage(convert: () => GenAIInputMessage): GenAIInputMessage {
+  try {
+    return convert();
+  } catch {
+    return { role: 'unknown', parts: [{ type: 'unknown', value: '[unreadable]' }] };
+  }
+}
+
+/**
+ * A JSON-safe deep copy: what canonicalJson can always serialize. Follows JSON.stringify's value
+ * model (toJSON, dropped undefined/function/symbol members) and replaces what JSON cannot hold:
+ * BigInt as its decimal string, non-finite numbers as null, cycles as "[circular]", depth beyond
+ * 64 as "[too deep]", a throwing getter or toJSON as "[unreadable]". Buffers and typed arrays
+ * become a `blob_digest`-like object, never their bytes.
+ */
+export function jsonSafe(value: unknown, depth = 0, ancestors: object[] = []): unknown {
+  try {
+    if (value === null) return null;
+    switch (typeof value) {
+      case 'string':
+      case 'boolean':
+        return value;
+      case 'number':
+        return Number.isFinite(value) ? value : null;
+      case 'bigint':
+        return value.toString();
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        return undefined;
+    }
+    const obj = value as object;
+    if (ArrayBuffer.isView(obj)) {
+      const bytes = Buffer.from(obj.buffer, obj.byteOffset, obj.byteLength);
+      return { type: 'binary', sha256: createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length };
+    }
+    const toJSON = (obj as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') return jsonSafe(toJSON.call(obj), depth, ancestors);
+    if (depth >= MAX_DEPTH) return '[too deep]';
+    if (ancestors.includes(obj)) return '[circular]';
+    ancestors.push(obj);
+    try {
+      if (Array.isArray(obj)) return obj.map((item) => jsonSafe(item, depth + 1, ancestors) ?? null);
+      const out: Obj = {};
+      for (const key of Object.keys(obj)) {
+        const member = jsonSafe((obj as Obj)[key], depth + 1, ancestors);
+        if (member !== undefined) out[key] = member;
+      }
+      return out;
+    } finally {
+      ancestors.pop();
+    }
+  } catch {
+    return '[unreadable]';
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * A synchronous, waiting, cross-process lock for the content keystore: a lock file created with
+ * O_EXCL holding `{pid, host, at}`. Held only for the few milliseconds of creating a data key or
+ * shredding, so contenders sleep (Atomics.wait, no busy loop) and retry until a timeout.
+ *
+ * A lock whose pid is not running on this host is stale and is taken over; a lock left empty for
+ * more than 5 s (its owner died between create and write) too. A lock held by another host cannot
+ * be checked and is waited for, then reported as CONTENT_KEYSTORE_LOCKED naming the owner.
+ */
+import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { ContentError, contentFsError } from './errors';
+
+export interface KeystoreLock {
+  release(): void;
+}
+
+const EMPTY_GRACE_MS = 5_000;
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+interface Owner {
+  pid: number;
+  host: string;
+  at: string;
+}
+
+function readOwner(path: string): Owner | 'empty' | 'gone' | 'garbage' {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+    throw contentFsError(error, 'cannot read the keystore lock', path);
+  }
+  if (text.trim() === '') return 'empty';
+  try {
+    const owner = JSON.parse(text) as Owner;
+    if (Number.isSafeInteger(owner.pid) && typeof owner.host === 'string') return owner;
+  } catch {
+    // garbage
+  }
+  return 'garbage';
+}
+
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** Takes the lock at `path`, waiting up to `timeoutMs`. */
+export function acquireKeystoreLock(path: string, timeoutMs: number): KeystoreLock {
+  const me: Owner = { pid: process.pid, host: hostname(), at: new Date().toISOString() };
+  const deadline = Date.now() + timeoutMs;
+  let delay = 2;
+  for (;;) {
+    let fd: number | undefined;
+    try {
+      fd = openSync(path, 'wx', 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw contentFsError(error, 'cannot lock the keystore', path);
+    }
+    if (fd !== undefined) {
+      try {
+        writeSync(fd, JSON.stringify(me) + '\n');
+      } finally {
+        closeSync(fd);
+      }
+      let released = false;
+      return {
+        release() {
+          if (released) return;
+          released = true;
+          try {
+            unlinkSync(path);
+          } catch {
+            // Already gone (taken over as stale by someone who thought we died): nothing to do.
+          }
+        },
+      };
+    }
+    const owner = readOwner(path);
+    const stale =
+      owner === 'gone' ||
+      ((owner === 'empty' || owner === 'garbage') && ageMs(path) > EMPTY_GRACE_MS) ||
+      (typeof owner === 'object' && owner.host === me.host && owner.pid !== me.pid && !pidAlive(owner.pid));
+    if (stale && owner !== 'gone') {
+      try {
+        unlinkSync(path);
+      } catch {
+        // Someone else removed it first; retry.
+      }
+      continue;
+    }
+    if (stale) continue;
+    if (Date.now() >= deadline) {
+      const who = typeof owner === 'object' ? `process ${owner.pid} on ${owner.host} since ${owner.at}` : 'an unknown process';
+      throw new ContentError('CONTENT_KEYSTORE_LOCKED', `the keystore lock ${path} is held by ${who}; if that process is gone, delete the lock file`);
+    }
+    sleepSync(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}

@@ -27,12 +27,8 @@ function promptText(params) {
 exports.beforeRequest = async function beforeRequest(request) {
   const result = (await moderation.moderations.create({ model: 'omni-moderation-latest', input: promptText(request.params) })).results[0];
   const [category, score] = Object.entries(result.category_scores).sort((a, b) => b[1] - a[1])[0];
-  recordGuardrail({
-    name: 'openai-moderation',
-    policyId: 'omni-moderation-latest',
-    action: result.flagged ? 'blocked' : 'allowed',
-    category,
-    score,
-  });
-  if (result.flagged) blockRequest(`the moderation endpoint flagged the prompt (${category})`, { name: 'openai-moderation' });
+  const verdict = { name: 'openai-moderation', policyId: 'omni-moderation-latest', category, score };
+  // blockRequest records the `blocked` guardrail event itself; an allowed prompt is recorded here.
+  if (result.flagged) blockRequest(`the moderation endpoint flagged the prompt (${category})`, verdict);
+  recordGuardrail({ ...verdict, action: 'allowed' });
 };

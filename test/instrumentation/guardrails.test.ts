@@ -76,8 +76,9 @@ describe('blocking', () => {
       order.push('moderated');
       const result = moderation.results[0];
       const top = Object.entries(result.category_scores as Record<string, number>).sort((a, b) => b[1] - a[1])[0];
-      recordGuardrail({ name: 'openai-moderation', policyId: 'omni-moderation-latest', action: result.flagged ? 'blocked' : 'allowed', category: top[0], score: top[1] });
-      if (result.flagged) blockRequest(`moderation flagged ${top[0]}`, { name: 'openai-moderation' });
+      const verdict = { name: 'openai-moderation', policyId: 'omni-moderation-latest', category: top[0], score: top[1] };
+      if (result.flagged) blockRequest(`moderation flagged ${top[0]}`, verdict);
+      recordGuardrail({ ...verdict, action: 'allowed' });
     };
     const allowed = await ask('tell me about gardening');
     order.push('answered');
@@ -90,7 +91,15 @@ describe('blocking', () => {
     expect(ok.attributes['llm_audit.status']).toBe('success');
     expect(events(ok)[0]).toMatchObject({ 'llm_audit.guardrail.name': 'openai-moderation', 'llm_audit.guardrail.action': 'allowed' });
     expect(no.attributes['llm_audit.status']).toBe('blocked');
-    expect(events(no)[0]).toMatchObject({ 'llm_audit.guardrail.action': 'blocked', 'llm_audit.guardrail.category': 'violence', 'llm_audit.guardrail.score': 0.97 });
+    expect(events(no)).toEqual([
+      {
+        'llm_audit.guardrail.name': 'openai-moderation',
+        'llm_audit.guardrail.action': 'blocked',
+        'llm_audit.guardrail.policy_id': 'omni-moderation-latest',
+        'llm_audit.guardrail.category': 'violence',
+        'llm_audit.guardrail.score': 0.97,
+      },
+    ]);
   });
 
   it('a held (async-hook) call still returns the SDK promise: withResponse() and streams work', async () => {

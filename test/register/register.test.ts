@@ -183,6 +183,21 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     }
   });
 
+  it('LLM_AUDIT_HOOKS: the moderation example blocks a flagged prompt; the ledger records it as blocked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-hooks-'));
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+      LLM_AUDIT_LEDGER_DIR: dir,
+      LLM_AUDIT_HOOKS: 'examples/moderation-hooks.cjs',
+      APP_PROMPT: `${CANARY} violence`,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('LlmRequestBlockedError: LLM request blocked by guardrail openai-moderation');
+    const [record] = records(dir);
+    expect(record).toMatchObject({ status: 'blocked', action: 'chat.completions.create', user_id: 'user-42' });
+    expect(record.guardrails).toEqual([expect.objectContaining({ name: 'openai-moderation', action: 'blocked', category: 'violence' })]);
+    expect(ledgerFiles(dir).includes(CANARY)).toBe(false);
+  });
+
   it('a second process on the same ledger is refused at startup with a clear error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-locked-'));
     let second: RunResult | undefined;

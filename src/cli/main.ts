@@ -6,6 +6,8 @@
  * (unless LLM_AUDIT_DEBUG=1).
  */
 import { EXIT, exitCodeFor, isLedgerError, LedgerError } from '../ledger/errors';
+import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
+import { DECRYPT_USAGE, decryptCommand } from './decrypt';
 import { processIo, type CliIo } from './io';
 import { KEYGEN_USAGE, keygenCommand } from './keygen';
 import {
@@ -22,6 +24,7 @@ import { QUERY_USAGE, queryCommand } from './query';
 import { REPAIR_USAGE, repairCommand } from './repair';
 import { REPORT_USAGE, reportCommand } from './report';
 import { RETENTION_USAGE, retentionCommand } from './retention';
+import { SHRED_USAGE, shredCommand } from './shred';
 import { MIGRATE_USAGE, SERVE_USAGE, migrateCommand, serveCommand } from './serve';
 import { VERIFY_USAGE, verifyCommand } from './verify';
 
@@ -38,6 +41,9 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   retention: { run: retentionCommand, usage: RETENTION_USAGE, summary: 'remove expired segments, leaving a signed tombstone' },
   keygen: { run: keygenCommand, usage: KEYGEN_USAGE, summary: 'create an Ed25519 checkpoint signing key' },
   repair: { run: repairCommand, usage: REPAIR_USAGE, summary: 'move a torn tail (interrupted write) to quarantine' },
+  decrypt: { run: decryptCommand, usage: DECRYPT_USAGE, summary: "show a record's encrypted content to a reviewer (needs the content key)" },
+  shred: { run: shredCommand, usage: SHRED_USAGE, summary: "destroy a tenant's content data keys (crypto-shredding); the ledger still verifies" },
+  'content-key': { run: contentKeyCommand, usage: CONTENT_KEY_USAGE, summary: 'create a master key for encrypted content capture' },
   serve: { run: serveCommand, usage: SERVE_USAGE, summary: 'receive audit spans over OTLP/HTTP into the ledger (file or PostgreSQL)' },
   migrate: { run: migrateCommand, usage: MIGRATE_USAGE, summary: 'create or upgrade the PostgreSQL ledger schema' },
 };

@@ -8,15 +8,14 @@
  * (unlink + create is not atomic as a pair). Stale locks only exist after a crash, and both
  * contenders would then be fresh starts racing within microseconds; documented in docs/ledger.md.
  */
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { EMPTY_LOCK_GRACE_MS, pidAlive, readLockOwner, type LockOwner as SharedLockOwner } from '../util/lock-owner';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LedgerError, fsError } from './errors';
 import { FILE_MODE, LOCK_FILE } from './layout';
 
-export interface LockOwner {
-  pid: number;
-  host: string;
+export interface LockOwner extends SharedLockOwner {
   started: string;
 }
 
@@ -25,36 +24,6 @@ export interface LedgerLock {
   /** Set when a stale lock of a dead process was taken over. */
   readonly tookOverFrom: LockOwner | undefined;
   release(): void;
-}
-
-/** How long a lock file may stay empty (its owner between create and write) before it counts as stale. */
-const EMPTY_LOCK_GRACE_MS = 5_000;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function readOwner(path: string): LockOwner | 'empty' | 'garbage' | 'gone' {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
-    throw fsError(error, 'cannot read the ledger lock', path);
-  }
-  if (text.trim() === '') return 'empty';
-  try {
-    const owner = JSON.parse(text) as LockOwner;
-    if (Number.isSafeInteger(owner.pid) && typeof owner.host === 'string') return owner;
-  } catch {
-    // fall through
-  }
-  return 'garbage';
 }
 
 export function acquireLock(dir: string, what = 'write to'): LedgerLock {
@@ -85,7 +54,7 @@ export function acquireLock(dir: string, what = 'write to'): LedgerLock {
         path,
         tookOverFrom,
         release: () => {
-          const owner = readOwner(path);
+          const owner = readLockOwner<LockOwner>(path, (error) => fsError(error, 'cannot read the ledger lock', path));
           if (typeof owner === 'object' && owner.pid === me.pid && owner.host === me.host && owner.started === me.started) {
             try {
               unlinkSync(path);
@@ -96,7 +65,7 @@ export function acquireLock(dir: string, what = 'write to'): LedgerLock {
         },
       };
     }
-    const owner = readOwner(path);
+    const owner = readLockOwner<LockOwner>(path, (error) => fsError(error, 'cannot read the ledger lock', path));
     if (owner === 'gone') continue;
     if (owner === 'empty' || owner === 'garbage') {
       let age = 0;

@@ -7,52 +7,23 @@
  * more than 5 s (its owner died between create and write) too. A lock held by another host cannot
  * be checked and is waited for, then reported as CONTENT_KEYSTORE_LOCKED naming the owner.
  */
-import { closeSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ContentError, contentFsError } from './errors';
+import { EMPTY_LOCK_GRACE_MS, pidAlive, readLockOwner, type LockOwner } from '../../util/lock-owner';
+
+interface Owner extends LockOwner {
+  at: string;
+}
 
 export interface KeystoreLock {
   release(): void;
 }
 
-const EMPTY_GRACE_MS = 5_000;
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export function sleepSync(ms: number): void {
   Atomics.wait(sleeper, 0, 0, ms);
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-interface Owner {
-  pid: number;
-  host: string;
-  at: string;
-}
-
-function readOwner(path: string): Owner | 'empty' | 'gone' | 'garbage' {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
-    throw contentFsError(error, 'cannot read the keystore lock', path);
-  }
-  if (text.trim() === '') return 'empty';
-  try {
-    const owner = JSON.parse(text) as Owner;
-    if (Number.isSafeInteger(owner.pid) && typeof owner.host === 'string') return owner;
-  } catch {
-    // garbage
-  }
-  return 'garbage';
 }
 
 function ageMs(path: string): number {
@@ -94,10 +65,10 @@ export function acquireKeystoreLock(path: string, timeoutMs: number): KeystoreLo
         },
       };
     }
-    const owner = readOwner(path);
+    const owner = readLockOwner<Owner>(path, (error) => contentFsError(error, 'cannot read the keystore lock', path));
     const stale =
       owner === 'gone' ||
-      ((owner === 'empty' || owner === 'garbage') && ageMs(path) > EMPTY_GRACE_MS) ||
+      ((owner === 'empty' || owner === 'garbage') && ageMs(path) > EMPTY_LOCK_GRACE_MS) ||
       (typeof owner === 'object' && owner.host === me.host && owner.pid !== me.pid && !pidAlive(owner.pid));
     if (stale && owner !== 'gone') {
       try {

@@ -9,6 +9,7 @@ import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/
 import { createCostCalculator, type CostCalculator, type ModelPriceOverride } from './audit/cost';
 import type { AuditedCall, AuditServices } from './core/audited-call';
 import type { LlmAuditHooks } from './guardrails';
+import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
 import { auditedMethod, namedHelper, serverFromBaseURL } from './core/patch';
 import { checkVersion, type ProviderPatch } from './core/provider';
@@ -39,6 +40,11 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
    * findings, `redact` also replaces them in what is sent. Default: `LLM_AUDIT_SANITIZE`, else off.
    */
   sanitize?: { mode: SanitizeMode } & SanitizerOptions;
+  /**
+   * Encrypted content capture (docs/content-encryption.md). Default: from `LLM_AUDIT_CONTENT`,
+   * `LLM_AUDIT_CONTENT_KEY` and friends; `null` turns it off whatever the environment says.
+   */
+  content?: ContentCipher | null;
 }
 
 const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
@@ -89,6 +95,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
         return self.getConfig().hooks;
       },
       sanitize,
+      content: config.content === undefined ? contentCipherFromEnv() : (config.content ?? undefined),
     };
   }
 

@@ -92,6 +92,11 @@ export const ATTR_AUDIT_RAG_SCORES = 'llm_audit.rag.scores';
 export const EVENT_AUDIT_RETRIEVAL = 'llm_audit.retrieval';
 /** Call ids of the tool calls the model requested, in the order of `llm_audit.tool.names`. */
 export const ATTR_AUDIT_TOOL_CALL_IDS = 'llm_audit.tool.call_ids';
+/**
+ * The call's content (system prompt, input and output messages in the GenAI conventions' shapes) as
+ * an AES-256-GCM envelope; only with LLM_AUDIT_CONTENT=encrypted (docs/content-encryption.md).
+ */
+export const ATTR_AUDIT_CONTENT_ENCRYPTED = 'llm_audit.content.encrypted';
 /** Why a guardrail blocked the call (`llm_audit.status` = `blocked`). */
 export const ATTR_AUDIT_BLOCK_REASON = 'llm_audit.block.reason';
 export const EVENT_AUDIT_GUARDRAIL = 'llm_audit.guardrail';

@@ -22,6 +22,7 @@ import {
 } from '../guardrails';
 import { retrievalAttributes } from '../retrieval';
 import type { SanitizeResult, Sanitizer } from '../audit/sanitize';
+import { contentPayload, type ContentCipher } from '../audit/content';
 import { auditErrorMessage, errorType } from '../audit/redact';
 import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
@@ -42,6 +43,8 @@ export interface AuditServices {
   hooks: LlmAuditHooks | undefined;
   /** Sanitization of the request text; undefined when off. */
   sanitize: { mode: 'detect' | 'redact'; sanitizer: Sanitizer } | undefined;
+  /** Encrypted content capture; undefined when off. */
+  content: ContentCipher | undefined;
 }
 
 export interface ServerInfo {
@@ -80,6 +83,8 @@ export class AuditedCall implements GuardrailTarget {
   private readonly action: string;
   private readonly audit: AuditContext | undefined;
   private ragDocumentIds: string[] | undefined;
+  /** The request as sent, kept only when content is captured (encrypted at the end). */
+  private readonly sentParams: unknown;
 
   constructor(
     private readonly services: AuditServices,
@@ -101,6 +106,7 @@ export class AuditedCall implements GuardrailTarget {
     this.metricAttributes = common;
     this.requestModel = model;
     this.action = action;
+    this.sentParams = services.content !== undefined ? params : undefined;
     const attributes: Attributes = { ...common, [A.ATTR_AUDIT_REQUEST_ID]: this.requestId, [A.ATTR_AUDIT_ACTION]: action };
 
     const streaming = spec.isStream(params);
@@ -293,9 +299,26 @@ export class AuditedCall implements GuardrailTarget {
       attributes[A.ATTR_AUDIT_USAGE_STATUS] = A.USAGE_STATUS.missing;
     }
     this.recordCost(attributes, summary.model, usage);
+    if (this.services.content !== undefined) this.recordContent(attributes, summary);
     if (summary.attributes !== undefined) Object.assign(attributes, summary.attributes);
     span.setAttributes(attributes);
     this.recordMetrics(summary, usage, failedWith);
+  }
+
+  /**
+   * Seals what was said into an envelope: nothing of it in plaintext leaves the process. A failure
+   * to seal (keystore unwritable...) leaves the attribute out and is reported through diag.
+   */
+  private recordContent(attributes: Attributes, summary: ResponseSummary): void {
+    try {
+      const payload = contentPayload(this.spec.requestKind, this.sentParams, summary.output);
+      attributes[A.ATTR_AUDIT_CONTENT_ENCRYPTED] = this.services.content!.seal(payload, {
+        requestId: this.requestId,
+        tenantId: this.audit?.tenantId,
+      });
+    } catch (error) {
+      diag.error(`otel-llm-audit: could not encrypt the content of request ${this.requestId}`, error);
+    }
   }
 
   private recordCost(attributes: Attributes, responseModel: string | undefined, usage: TokenUsage | undefined): void {

@@ -315,8 +315,10 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
 
   function handleHealth(req: IncomingMessage, res: ServerResponse): void {
     const status = shuttingDown ? 'shutting down' : 'ok';
+    // Probes need no token; the details (store, counters) only go to holders of the token.
+    const detailed = !expectedAuth || timingSafeEqual(digest(String(req.headers.authorization ?? '')), expectedAuth);
     const body = Buffer.from(
-      JSON.stringify({ status, store: store.description, inflight, queued_bytes: queuedBytes, stats }) + '\n',
+      JSON.stringify(detailed ? { status, store: store.description, inflight, queued_bytes: queuedBytes, stats } : { status }) + '\n',
     );
     send(res, shuttingDown ? 503 : 200, 'application/json', req.method === 'HEAD' ? Buffer.alloc(0) : body);
   }

@@ -48,6 +48,8 @@ export interface LedgerRecord {
   tools: string[] | null;
   rag_document_ids: string[] | null;
   metadata: Record<string, MetadataValue> | null;
+  /** The encrypted content envelope (LLM_AUDIT_CONTENT=encrypted), else null. Only ciphertext. */
+  content?: string | null;
 }
 
 /** Only spans that carry `gen_ai.operation.name` or any `llm_audit.*` attribute become records. */
@@ -99,6 +101,7 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
     tools: strings(at[A.ATTR_AUDIT_TOOL_NAMES]),
     rag_document_ids: strings(at[A.ATTR_AUDIT_RAG_DOCUMENT_IDS]),
     metadata: metadataOf(at),
+    content: str(at[A.ATTR_AUDIT_CONTENT_ENCRYPTED]),
   };
 }
 

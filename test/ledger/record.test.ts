@@ -101,6 +101,7 @@ describe('recordFromSpan', () => {
       tools: ['search', 'lookup'],
       rag_document_ids: ['doc-1', 'doc-2'],
       metadata: { feature: 'support-bot', priority: 3 },
+      content: null,
     });
     expect(canonicalJson(record)).not.toContain('NEVER COPIED');
   });

@@ -198,6 +198,31 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     expect(ledgerFiles(dir).includes(CANARY)).toBe(false);
   });
 
+  it('LLM_AUDIT_CONTENT=encrypted: ledger holds only ciphertext; decrypt shows it; shred erases it; verify still passes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-content-'));
+    const keyPath = join(mkdtempSync(join(tmpdir(), 'content-key-')), 'content.key');
+    expect(spawnSync(process.execPath, [cli, 'content-key', '--out', keyPath], { encoding: 'utf8' }).status).toBe(0);
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+      LLM_AUDIT_LEDGER_DIR: dir,
+      LLM_AUDIT_CONTENT: 'encrypted',
+      LLM_AUDIT_CONTENT_KEY: keyPath,
+    });
+    expect(result.code).toBe(0);
+    const stored = records(dir);
+    expect(stored).toHaveLength(4);
+    for (const record of stored) expect(record.content).toMatch(/^\{"llm_audit_envelope":1,/);
+    expect(ledgerFiles(dir).includes(CANARY)).toBe(false);
+    const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+    const shown = run('decrypt', stored[0].request_id, '--ledger', dir, '--key', keyPath, '--format', 'json');
+    expect(shown.status).toBe(0);
+    expect(shown.stdout).toContain(CANARY);
+    expect(run('shred', '--tenant', 'acme', '--key', keyPath, '--yes').status).toBe(0);
+    const gone = run('decrypt', stored[0].request_id, '--ledger', dir, '--key', keyPath);
+    expect(gone.status).toBe(3);
+    expect(gone.stderr).toMatch(/crypto-shredding/);
+    expect(run('verify', '--ledger', dir).status).toBe(0);
+  });
+
   it('a second process on the same ledger is refused at startup with a clear error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-locked-'));
     let second: RunResult | undefined;

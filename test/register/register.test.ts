@@ -283,6 +283,33 @@ describe('standard OTEL_* variables', () => {
   });
 });
 
+describe('sanitization through register', () => {
+  it('LLM_AUDIT_SANITIZE=redact: the provider gets placeholders; no PII or secret in any exported byte', async () => {
+    const otlp = await startOtlpReceiver();
+    const pii = ['auditor.canary@example.com', '4111 1111 1111 1111', 'sk-proj-Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1Qq0'];
+    try {
+      fake.reset();
+      const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        LLM_AUDIT_SANITIZE: 'redact',
+        APP_PROMPT: `mail ${pii[0]}, card ${pii[1]}, key ${pii[2]}`,
+      });
+      expect(result.code).toBe(0);
+      const sent = fake.requests.map((r) => r.rawBody).join('\n');
+      for (const value of pii) expect(sent.includes(value)).toBe(false);
+      expect(sent).toContain('mail [EMAIL], card [CARD], key [SECRET]');
+      const bytes = otlp.allBytes();
+      for (const value of pii) expect(bytes.includes(value)).toBe(false);
+      const spans = otlp.jsonSpans();
+      expect(spans).toHaveLength(4);
+      for (const span of spans) expect(span.attributes['llm_audit.sanitization.count']).toBeGreaterThanOrEqual(3);
+    } finally {
+      await otlp.close();
+    }
+  });
+});
+
 describe('older SDK majors', () => {
   it('openai 4 imported as ESM under --import is patched and keeps working', async () => {
     const otlp = await startOtlpReceiver();

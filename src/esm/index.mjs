@@ -12,5 +12,6 @@ export const {
   LlmRequestBlockedError,
   recordRetrieval,
   startAudit,
+  shutdownAudit,
   semconv,
 } = cjs;

@@ -1,4 +1,4 @@
-import { diag, DiagConsoleLogger, DiagLogLevel } from '@opentelemetry/api';
+import { diag, DiagConsoleLogger, DiagLogLevel, trace } from '@opentelemetry/api';
 import { NodeSDK, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
 import type { LlmAuditHooks } from '../guardrails';
@@ -80,7 +80,7 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
         }, timeoutMs);
       });
       try {
-        await Promise.race([sdk.shutdown(), timeout]);
+        await Promise.race([flushThenShutdown(sdk), timeout]);
       } catch (error) {
         diag.error('otel-llm-audit: shutdown failed', error);
       } finally {
@@ -90,7 +90,34 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
     return done;
   };
   installExitHooks(shutdown);
-  return { sdk, instrumentation, shutdown };
+  started = { sdk, instrumentation, shutdown };
+  return started;
+}
+
+let started: StartedAudit | undefined;
+
+/**
+ * Flushes the span processors, then shuts the SDK down. The flush matters: a span that ended while
+ * the resource's asynchronous attributes (host.id...) were still pending waits for them before it
+ * is exported, and a processor's shutdown alone does not wait for such exports.
+ */
+async function flushThenShutdown(sdk: NodeSDK): Promise<void> {
+  const global = trace.getTracerProvider() as { getDelegate?(): unknown; forceFlush?(): Promise<void> };
+  const provider = (global.getDelegate?.() ?? global) as { forceFlush?(): Promise<void> };
+  try {
+    await provider.forceFlush?.();
+  } catch (error) {
+    diag.error('otel-llm-audit: flushing the spans failed', error);
+  }
+  await sdk.shutdown();
+}
+
+/**
+ * Flushes and stops what `otel-llm-audit/register` (or startAudit) started: call and await it
+ * before `process.exit()`, which would otherwise end the process with the last records in flight.
+ */
+export function shutdownAudit(): Promise<void> {
+  return started?.shutdown() ?? Promise.resolve();
 }
 
 /**

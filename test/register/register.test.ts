@@ -152,6 +152,13 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     expect(verify.status).toBe(0);
   });
 
+  it('process.exit() right after awaiting shutdownAudit() loses nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-exit-'));
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(repoRoot, 'test', 'fixtures', 'exit-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir });
+    expect(result.code).toBe(0);
+    expect(records(dir)).toHaveLength(1);
+  });
+
   it('SIGTERM: every finished call is in the ledger', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-sigterm-'));
     const result = await runApp(

@@ -29,38 +29,19 @@ die() {
   exit 1
 }
 
-if ! command -v go >/dev/null 2>&1; then
-  if [ -x /usr/local/go/bin/go ]; then
-    export PATH="/usr/local/go/bin:$PATH"
-  else
-    die "the go command is not on PATH (the collector builder $BUILDER_VERSION needs Go 1.26 or newer)"
-  fi
-fi
+# shellcheck source=lib/go-build.sh
+. "$root/scripts/lib/go-build.sh"
+require_go "the collector builder $BUILDER_VERSION needs Go 1.26 or newer"
 [ -f "$manifest" ] || die "missing $manifest"
 command -v sha256sum >/dev/null 2>&1 || die "sha256sum not found (coreutils)"
 
 go_version=$(go env GOVERSION) || die "'go env GOVERSION' failed"
 manifest_sha=$(sha256sum "$manifest" | cut -d' ' -f1)
 want="manifest-sha256=$manifest_sha builder=$BUILDER_VERSION go=$go_version"
-
-# One build at a time: concurrent runs (parallel test runs, several engineers in one tree) wait
-# here, then find the binary up to date. flock comes with util-linux.
-mkdir -p "$bin_dir"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bin_dir/.otelcol-llm-audit.lock"
-  if ! flock -n 9; then
-    echo "build-collector: another build is running; waiting for it"
-    flock 9 || die "could not lock $bin_dir/.otelcol-llm-audit.lock"
-  fi
-fi
-
-if [ "${FORCE:-0}" != 1 ] && [ -x "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  echo "build-collector: up to date: $out ($want)"
-  exit 0
-fi
+lock_build otelcol-llm-audit
+exit_if_up_to_date collector "$want"
 
 mkdir -p "$gobin" "$bin_dir"
-rm -f "$stamp"
 
 start=$(date +%s)
 # (`builder version` prints "ocb version vX.Y.Z" on stderr.)

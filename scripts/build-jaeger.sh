@@ -29,35 +29,14 @@ die() {
   exit 1
 }
 
-if ! command -v go >/dev/null 2>&1; then
-  if [ -x /usr/local/go/bin/go ]; then
-    export PATH="/usr/local/go/bin:$PATH"
-  else
-    die "the go command is not on PATH (Go 1.24 or newer is needed to build Jaeger)"
-  fi
-fi
+# shellcheck source=lib/go-build.sh
+. "$root/scripts/lib/go-build.sh"
+require_go "Go 1.24 or newer is needed to build Jaeger"
 
 go_version=$(go env GOVERSION) || die "'go env GOVERSION' failed"
 want="module=$JAEGER_MODULE@$JAEGER_VERSION go=$go_version"
-
-# One build at a time: concurrent runs (parallel test runs, several engineers in one tree) wait
-# here, then find the binary up to date. flock comes with util-linux.
-mkdir -p "$bin_dir"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$bin_dir/.jaeger.lock"
-  if ! flock -n 9; then
-    echo "build-jaeger: another build is running; waiting for it"
-    flock 9 || die "could not lock $bin_dir/.jaeger.lock"
-  fi
-fi
-
-if [ "${FORCE:-0}" != 1 ] && [ -x "$out" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  echo "build-jaeger: up to date: $out ($want)"
-  exit 0
-fi
-
-mkdir -p "$bin_dir"
-rm -f "$stamp"
+lock_build jaeger
+exit_if_up_to_date jaeger "$want"
 
 echo "build-jaeger: downloading $JAEGER_MODULE@$JAEGER_VERSION"
 src_dir=$(go mod download -json "$JAEGER_MODULE@$JAEGER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')

@@ -71,7 +71,8 @@ export class PostgresLedgerSource implements LedgerSource {
     }
   }
 
-  async open(): Promise<void> {
+  /** The migrations applied to the database, checked against the package's (one pooled connection). */
+  private async checkedMigrations(): Promise<Awaited<ReturnType<typeof appliedMigrations>>> {
     let client: PoolClient;
     try {
       client = await this.pool.connect();
@@ -80,10 +81,8 @@ export class PostgresLedgerSource implements LedgerSource {
     }
     try {
       const applied = await appliedMigrations(client);
-      if (applied.length === 0) {
-        throw new LedgerError('LEDGER_NOT_FOUND', `${this.name} holds no llm-audit ledger (run \`llm-audit migrate --postgres URL\` as the schema owner)`);
-      }
       checkApplied(applied);
+      return applied;
     } catch (error) {
       throw pgError(error, 'cannot open the ledger', this.name);
     } finally {
@@ -91,23 +90,17 @@ export class PostgresLedgerSource implements LedgerSource {
     }
   }
 
+  async open(): Promise<void> {
+    const applied = await this.checkedMigrations();
+    if (applied.length === 0) {
+      throw new LedgerError('LEDGER_NOT_FOUND', `${this.name} holds no llm-audit ledger (run \`llm-audit migrate --postgres URL\` as the schema owner)`);
+    }
+  }
+
   /** The schema version in the database (0 when there is none). */
   async schemaVersion(): Promise<number> {
-    let client: PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw pgError(error, 'cannot open the ledger', this.name);
-    }
-    try {
-      const applied = await appliedMigrations(client);
-      checkApplied(applied);
-      return applied.length === 0 ? 0 : applied[applied.length - 1]!.version;
-    } catch (error) {
-      throw pgError(error, 'cannot open the ledger', this.name);
-    } finally {
-      client.release();
-    }
+    const applied = await this.checkedMigrations();
+    return applied.length === 0 ? 0 : applied[applied.length - 1]!.version;
   }
 
   async assertCurrentSchema(): Promise<void> {

@@ -1,4 +1,4 @@
-import { diag, DiagConsoleLogger, DiagLogLevel, trace } from '@opentelemetry/api';
+import { diag, trace } from '@opentelemetry/api';
 import { NodeSDK, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
 import type { LlmAuditHooks } from '../guardrails';
@@ -44,14 +44,10 @@ function shutdownTimeoutMs(env: NodeJS.ProcessEnv): number {
 /**
  * Builds and starts a NodeSDK for the audit instrumentation, configured by the standard `OTEL_*`
  * variables (service name, resource, sampler, OTLP endpoint, headers and protocol: http/protobuf,
- * http/json or grpc) plus the `LLM_AUDIT_*` ones, and makes sure it is flushed when the process
+ * http/json or grpc; OTEL_LOG_LEVEL for the diag logger, which NodeSDK sets) plus the `LLM_AUDIT_*` ones, and makes sure it is flushed when the process
  * ends normally or is told to stop by SIGTERM / SIGINT.
  */
 export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
-  if (env.OTEL_LOG_LEVEL) {
-    const level = DiagLogLevel[env.OTEL_LOG_LEVEL.toUpperCase() as keyof typeof DiagLogLevel];
-    if (level !== undefined) diag.setLogger(new DiagConsoleLogger(), level);
-  }
   const exporter = exporterFromEnv(env);
   const timeoutMs = shutdownTimeoutMs(env);
   const instrumentation = new LlmAuditInstrumentation({ prices: loadPriceOverrides(env) });

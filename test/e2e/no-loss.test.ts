@@ -64,8 +64,8 @@ const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 const LOAD_MS = Number(process.env.NOLOSS_LOAD_MS ?? 18_000);
 const COLLECTOR_OUTAGE_MS = Number(process.env.NOLOSS_COLLECTOR_OUTAGE_MS ?? 2_000);
 const LEDGER_OUTAGE_MS = Number(process.env.NOLOSS_LEDGER_OUTAGE_MS ?? 4_000);
-// NOLOSS_COLLECTOR_SIGNAL=SIGKILL shows what a crash loses (the batch processor's memory).
-const COLLECTOR_SIGNAL = (process.env.NOLOSS_COLLECTOR_SIGNAL ?? 'SIGTERM') as NodeJS.Signals;
+// The collector is killed with SIGKILL (a crash: nothing flushed); NOLOSS_COLLECTOR_SIGNAL=SIGTERM tries a graceful stop.
+const COLLECTOR_SIGNAL = (process.env.NOLOSS_COLLECTOR_SIGNAL ?? 'SIGKILL') as NodeJS.Signals;
 const CANARY = `CANARY-noloss-${hex(6)}`;
 const SERVICE = `no-loss-e2e-app-${hex(3)}`;
 const TOKEN = `ingest-token-${hex(8)}`;

@@ -4,7 +4,7 @@
  * An app (test/e2e/fixtures/load-app.cjs, real SDKs against the local fake provider, run under
  * `node --require otel-llm-audit/register`) makes calls in a loop for LOAD_MS and prints each
  * call's `llm_audit.request_id` as it completes. Meanwhile the collector (the repo's
- * collector-config.yaml) is stopped with SIGTERM, left down for COLLECTOR_OUTAGE_MS and started
+ * collector-config.yaml) is killed (SIGKILL by default), left down for COLLECTOR_OUTAGE_MS and started
  * again on the same file_storage directory, then `llm-audit serve --ledger DIR` is stopped with
  * SIGTERM for LEDGER_OUTAGE_MS and started again on the same ledger directory. When the app has
  * exited normally (its exit flush) and the ledger has stopped growing, every printed request id
@@ -190,7 +190,7 @@ describe('no audit record lost or duplicated across a collector restart and a le
       await waitFor('the first records in the ledger', () => (ledgerEntries(ledgerDir).length > 0 ? true : undefined), { process: app, timeoutMs: 30_000 });
       await sleep(1_500);
 
-      // 1. The collector: SIGTERM, then a new process on the same file_storage directory.
+      // 1. The collector: killed, then a new process on the same file_storage directory.
       mark(`collector ${COLLECTOR_SIGNAL}`);
       const beforeCollector = printedIds(app).length;
       if (COLLECTOR_SIGNAL === 'SIGTERM') await collector.stop();

@@ -244,13 +244,15 @@ export class LedgerServer {
     readonly dir: string,
     readonly port: number,
     private readonly token: string,
+    private readonly store: string[],
   ) {
     this.url = `http://${HOST}:${port}`;
   }
 
-  static async create(dir: string, token: string): Promise<LedgerServer> {
+  /** A server on the file ledger in `dir`, or, with `postgresUrl`, on that database. */
+  static async create(dir: string, token: string, postgresUrl?: string): Promise<LedgerServer> {
     const [port] = await freePorts(1);
-    return new LedgerServer(dir, port!, token);
+    return new LedgerServer(dir, port!, token, postgresUrl === undefined ? ['--ledger', dir] : ['--postgres', postgresUrl]);
   }
 
   get process(): ManagedProcess | undefined {
@@ -260,7 +262,7 @@ export class LedgerServer {
   /** Starts `llm-audit serve` on the ledger directory and waits for GET /healthz to answer 200. */
   async start(): Promise<ManagedProcess> {
     const p = startProcess('llm-audit-serve', process.execPath, {
-      args: [cliPath, 'serve', '--ledger', this.dir, '--host', HOST, '--port', String(this.port)],
+      args: [cliPath, 'serve', ...this.store, '--host', HOST, '--port', String(this.port)],
       env: baseEnv({ LLM_AUDIT_INGEST_TOKEN: this.token }),
     });
     this.runs.push(p);

@@ -41,21 +41,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { ensureDir, repoRoot, startProcess, stopAll, waitFor, type ManagedProcess } from '../support/processes';
 import {
-  BUILD_TIMEOUT_MS,
-  Collector,
-  LedgerServer,
   attributesOf,
   baseEnv,
+  BUILD_TIMEOUT_MS,
+  Collector,
   ensureBinaries,
+  type Jaeger,
   jaegerFindTraces,
   ledgerBytes,
   ledgerEntries,
+  type LedgerEntry,
+  LedgerServer,
   metricValue,
-  startJaeger,
+  startStack,
   verifyLedger,
   waitLedgerQuiet,
-  type Jaeger,
-  type LedgerEntry,
 } from './support/stack';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
@@ -109,17 +109,11 @@ describe('no audit record lost or duplicated across a collector restart and a le
       runDir = ensureDir(join(repoRoot, '.cache', 'e2e', `no-loss-${process.pid}-${Date.now()}`));
       ledgerDir = join(runDir, 'ledger');
       fake = await startFakeProvider();
-      jaeger = await startJaeger();
-      ledger = await LedgerServer.create(ledgerDir, TOKEN);
-      await ledger.start();
-      collector = await Collector.create({
-        jaegerEndpoint: jaeger.otlpGrpc,
-        ledgerUrl: ledger.url,
+      ({ jaeger, ledger, collector } = await startStack({
+        runDir,
         token: TOKEN,
-        fileStorageDir: join(runDir, 'file_storage'),
-        env: { OTELCOL_LEDGER_RETRY_INITIAL_INTERVAL: '200ms', OTELCOL_LEDGER_RETRY_MAX_INTERVAL: '1s' },
-      });
-      await collector.start();
+        collectorEnv: { OTELCOL_LEDGER_RETRY_INITIAL_INTERVAL: '200ms', OTELCOL_LEDGER_RETRY_MAX_INTERVAL: '1s' },
+      }));
     } catch (error) {
       setupError = error;
     }

@@ -12,7 +12,7 @@ import { expectedText, startFakeProvider, type FakeProvider } from '../support/f
 import { repoRoot } from '../support/harness';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { ensureDir, runToCompletion, stopAll, waitFor } from '../support/processes';
-import { baseEnv, cliPath, Collector, ensureBinaries, LedgerServer, startJaeger, BUILD_TIMEOUT_MS } from './support/stack';
+import { baseEnv, cliPath, ensureBinaries, startStack, BUILD_TIMEOUT_MS, type Collector } from './support/stack';
 
 const TOKEN = 'e2e-postgres-ingest-token';
 let fake: FakeProvider | undefined;
@@ -26,11 +26,7 @@ beforeAll(async () => {
     const runDir = ensureDir(join(repoRoot, '.cache', 'e2e', `pipeline-pg-${process.pid}-${Date.now()}`));
     db = await createTestDatabase('e2e_pipeline');
     fake = await startFakeProvider();
-    const jaeger = await startJaeger();
-    const ledger = await LedgerServer.create(join(runDir, 'unused'), TOKEN, db.url);
-    await ledger.start();
-    collector = await Collector.create({ jaegerEndpoint: jaeger.otlpGrpc, ledgerUrl: ledger.url, token: TOKEN, fileStorageDir: join(runDir, 'file_storage') });
-    await collector.start();
+    ({ collector } = await startStack({ runDir, token: TOKEN, postgresUrl: db.url }));
   } catch (error) {
     setupError = error;
   }

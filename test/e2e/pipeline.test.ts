@@ -22,25 +22,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectedText, startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { ensureDir, repoRoot, runToCompletion, stopAll, waitFor } from '../support/processes';
 import {
-  BUILD_TIMEOUT_MS,
-  Collector,
-  LedgerServer,
   attributesOf,
   baseEnv,
+  BUILD_TIMEOUT_MS,
+  Collector,
   ensureBinaries,
+  type Jaeger,
+  type JaegerAnswer,
   jaegerFindTraces,
   jaegerTrace,
   ledgerBytes,
   ledgerEntries,
+  type LedgerEntry,
+  LedgerServer,
   metricValue,
+  type OtlpJsonSpan,
   postOtlpJson,
-  startJaeger,
+  startStack,
   verifyLedger,
   waitLedgerQuiet,
-  type Jaeger,
-  type JaegerAnswer,
-  type LedgerEntry,
-  type OtlpJsonSpan,
 } from './support/stack';
 
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
@@ -95,16 +95,7 @@ describe('audit pipeline: demo app -> collector -> Jaeger and llm-audit serve (f
       runDir = ensureDir(join(repoRoot, '.cache', 'e2e', `pipeline-${process.pid}-${Date.now()}`));
       ledgerDir = join(runDir, 'ledger');
       fake = await startFakeProvider();
-      jaeger = await startJaeger();
-      ledger = await LedgerServer.create(ledgerDir, TOKEN);
-      await ledger.start();
-      collector = await Collector.create({
-        jaegerEndpoint: jaeger.otlpGrpc,
-        ledgerUrl: ledger.url,
-        token: TOKEN,
-        fileStorageDir: join(runDir, 'file_storage'),
-      });
-      await collector.start();
+      ({ jaeger, ledger, collector } = await startStack({ runDir, token: TOKEN }));
     } catch (error) {
       setupError = error;
     }

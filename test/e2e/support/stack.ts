@@ -415,3 +415,31 @@ export async function postOtlpJson(baseUrl: string, service: string, scope: stri
   const answer = text ? JSON.parse(text) : {};
   if (Number(answer.partialSuccess?.rejectedSpans ?? 0) !== 0) throw new Error(`the collector rejected spans: ${text}`);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The whole stack, as every end-to-end test starts it
+
+export interface Stack {
+  jaeger: Jaeger;
+  ledger: LedgerServer;
+  collector: Collector;
+}
+
+/**
+ * Jaeger, `llm-audit serve` (on `runDir/ledger`, or on PostgreSQL with `postgresUrl`) and the
+ * collector with the repo's collector-config.yaml wired to both, each started and ready.
+ */
+export async function startStack(options: { runDir: string; token: string; postgresUrl?: string; collectorEnv?: Record<string, string> }): Promise<Stack> {
+  const jaeger = await startJaeger();
+  const ledger = await LedgerServer.create(join(options.runDir, 'ledger'), options.token, options.postgresUrl);
+  await ledger.start();
+  const collector = await Collector.create({
+    jaegerEndpoint: jaeger.otlpGrpc,
+    ledgerUrl: ledger.url,
+    token: options.token,
+    fileStorageDir: join(options.runDir, 'file_storage'),
+    ...(options.collectorEnv ? { env: options.collectorEnv } : {}),
+  });
+  await collector.start();
+  return { jaeger, ledger, collector };
+}

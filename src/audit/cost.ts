@@ -97,6 +97,18 @@ interface AffinePrice {
   readonly reasoning: number;
 }
 
+/** The price of `u` under an affine price: the one formula both the hot path and the probe check use. */
+function affineTotal(p: AffinePrice, u: ValidUsage): number {
+  return (
+    p.base +
+    p.input * u.input_tokens +
+    p.output * u.output_tokens +
+    p.cacheRead * u.cache_read_tokens +
+    p.cacheWrite * u.cache_write_tokens +
+    p.reasoning * u.output_reasoning_tokens
+  );
+}
+
 /** A (provider, model) pair resolved once. */
 type Resolution =
   | { readonly kind: 'affine'; readonly price: AffinePrice }
@@ -160,14 +172,7 @@ class PriceDataCostCalculator implements CostCalculator {
 
     let total: number;
     if (resolution.kind === 'affine') {
-      const p = resolution.price;
-      total =
-        p.base +
-        p.input * u.input_tokens +
-        p.output * u.output_tokens +
-        p.cacheRead * u.cache_read_tokens +
-        p.cacheWrite * u.cache_write_tokens +
-        p.reasoning * u.output_reasoning_tokens;
+      total = affineTotal(resolution.price, u);
     } else {
       const options = at === undefined ? resolution.options : { provider: resolution.provider, timestamp: at };
       try {
@@ -354,13 +359,7 @@ function affineFor(model: string, options: PriceOptions): AffinePrice | undefine
   };
   const expected = at(PROBE_CHECK);
   const u = PROBE_CHECK as unknown as ValidUsage;
-  const actual =
-    price.base +
-    price.input * u.input_tokens +
-    price.output * u.output_tokens +
-    price.cacheRead * u.cache_read_tokens +
-    price.cacheWrite * u.cache_write_tokens +
-    price.reasoning * u.output_reasoning_tokens;
+  const actual = affineTotal(price, u);
   return Math.abs(actual - expected) <= 1e-9 * Math.max(1, Math.abs(expected)) ? price : undefined;
 }
 

@@ -13,7 +13,7 @@
  * Process logs: .cache/logs/<name>-<time>-<pid>.log.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -31,14 +31,11 @@ import {
   waitForPort,
   type ManagedProcess,
 } from '../support/processes';
+import { BUILD_TIMEOUT_MS, collectorBin, ensureBinaries, jaegerBin } from './support/stack';
 
 const HOST = '127.0.0.1';
-const binDir = join(repoRoot, '.cache', 'bin');
-const collectorBin = join(binDir, 'otelcol-llm-audit');
-const jaegerBin = join(binDir, 'jaeger');
 const collectorConfig = process.env.LLM_AUDIT_E2E_COLLECTOR_CONFIG ?? join(repoRoot, 'collector-config.yaml');
 const jaegerConfig = join(repoRoot, 'collector', 'jaeger-config.yaml');
-const BUILD_TIMEOUT_MS = 30 * 60_000;
 const INGEST_TOKEN = `test-token-${randomBytes(6).toString('hex')}`;
 const ENVELOPE = JSON.stringify({ llm_audit_envelope: 1, alg: 'AES-256-GCM', kid: 'k1', iv: 'aXY=', ct: 'Y3Q=', tag: 'dGFn' });
 const RETRY_LOG = 'Exporting failed. Will retry the request after interval.';
@@ -208,23 +205,7 @@ describe('collector pipeline (real otelcol-llm-audit and Jaeger v2)', () => {
   }
 
   async function setUp(): Promise<void> {
-    if (process.env.LLM_AUDIT_E2E_BUILD !== '0') {
-      // One after the other (two Go builds at once would starve each other), and niced so that a
-      // cold build does not starve the test files running beside this one.
-      for (const script of ['build-jaeger.sh', 'build-collector.sh']) {
-        await runToCompletion(script.replace(/\.sh$/, ''), 'nice', {
-          args: ['-n', '10', 'bash', join(repoRoot, 'scripts', script)],
-          group: true,
-          timeoutMs: BUILD_TIMEOUT_MS,
-        });
-      }
-    }
-    for (const [bin, script] of [
-      [collectorBin, 'scripts/build-collector.sh'],
-      [jaegerBin, 'scripts/build-jaeger.sh'],
-    ]) {
-      if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with \`bash ${script}\` (needs Go and the Go module proxy)`);
-    }
+    await ensureBinaries();
 
     const [cGrpc, cHttp, cHealth, cMetrics, jGrpc, jHttp, jQueryHttp, jQueryGrpc, jHealth, ledgerPort] = await freePorts(10);
     runDir = ensureDir(join(repoRoot, '.cache', 'e2e', `collector-smoke-${process.pid}-${Date.now()}`));

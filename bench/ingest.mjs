@@ -4,23 +4,32 @@
 // the latency of one batch, and the server's memory under a flood. Loopback only, bounded in time.
 //
 //   npm run build && node bench/ingest.mjs [--seconds 5] [--backends file-always,file-batch,postgres]
+//                                          [--batch 512] [--out DIR] [--dist DIR]
 //
-// PostgreSQL: $LLM_AUDIT_BENCH_POSTGRES_URL (a superuser URL), else scripts/setup-postgres.sh.
-// Prints a markdown table on stdout; progress on stderr. Not run by the tests.
-import { execFileSync, spawn } from 'node:child_process';
+// PostgreSQL: $LLM_AUDIT_BENCH_POSTGRES_URL (a superuser URL), else $LLM_AUDIT_TEST_POSTGRES_URL (the
+// tests' one), else scripts/setup-postgres.sh (which starts a local server, installing PostgreSQL
+// if it can). When none of them gives a server, the PostgreSQL row says "not run" and why; so does
+// the row of a backend left out of --backends.
+//
+// Prints a markdown table on stdout and writes it to ingest.md, with every number and the run's
+// metadata in ingest.json, in --out DIR (default bench/results; bench/run.mjs puts both in its
+// report). --dist DIR: the build whose `llm-audit serve` is measured (default dist/cjs). Progress
+// on stderr. Not run by the tests.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import os, { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { machineInfo, renderIngestMarkdown } from './lib/report.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const root = join(benchDir, '..');
 const require = createRequire(import.meta.url);
-const MAIN = join(root, 'dist/cjs/cli/main.js');
 const pb = require('otlp-transformer-protobufjs/build/src/generated/root').opentelemetry.proto.collector.trace.v1;
 const { Client } = require('pg');
 
@@ -29,11 +38,31 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '5' },
     backends: { type: 'string', default: 'file-always,file-batch,postgres' },
     batch: { type: 'string', default: '512' },
+    out: { type: 'string' },
+    dist: { type: 'string' },
   },
 });
 const SECONDS = Number(args.seconds);
 const BATCH = Number(args.batch);
+const BACKENDS = {
+  'file-always': 'file ledger, fsync always',
+  'file-batch': 'file ledger, fsync batch',
+  postgres: 'PostgreSQL',
+};
+const selected = args.backends.split(',').map((name) => name.trim()).filter(Boolean);
+const MAIN = join(resolve(args.dist ?? join(root, 'dist/cjs')), 'cli/main.js');
+const outDir = resolve(args.out ?? join(benchDir, 'results'));
 const log = (line) => process.stderr.write(`bench: ${line}\n`);
+const fail = (message) => {
+  console.error(`ingest bench: ${message}`);
+  process.exit(2);
+};
+if (!(SECONDS > 0)) fail('--seconds must be a positive number');
+if (!Number.isInteger(BATCH) || BATCH < 1) fail('--batch must be a positive integer');
+for (const name of selected) if (!BACKENDS[name]) fail(`unknown backend ${name} (known: ${Object.keys(BACKENDS).join(', ')})`);
+if (!existsSync(MAIN)) fail(`${MAIN} is missing: run \`npm run build\` first`);
+const started = Date.now();
+const loadBefore = os.loadavg();
 
 // --- Requests ------------------------------------------------------------------------------------
 
@@ -168,7 +197,15 @@ async function load(url, clients, seconds, bodies) {
   );
   const elapsed = (Date.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
-  return { spansPerSec: spans / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), statuses };
+  return {
+    clients,
+    seconds: Number(elapsed.toFixed(2)),
+    spans,
+    spansPerSec: Math.round(spans / elapsed),
+    p50Ms: Number(percentile(latencies, 50).toFixed(1)),
+    p99Ms: Number(percentile(latencies, 99).toFixed(1)),
+    statuses,
+  };
 }
 
 function prepare(count) {
@@ -178,43 +215,71 @@ function prepare(count) {
 
 // --- Backends ------------------------------------------------------------------------------------
 
-async function postgresAdminUrl() {
-  const given = process.env.LLM_AUDIT_BENCH_POSTGRES_URL?.trim();
-  if (given) return given;
-  const out = execFileSync('bash', [join(root, 'scripts/setup-postgres.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  return out.trim().split('\n').pop();
+/** Where the PostgreSQL server came from (never the URL itself: it may hold a password). */
+let postgresSource = null;
+
+/** A superuser URL, or throws an Error saying why there is no server. */
+function postgresAdminUrl() {
+  for (const name of ['LLM_AUDIT_BENCH_POSTGRES_URL', 'LLM_AUDIT_TEST_POSTGRES_URL']) {
+    const given = process.env[name]?.trim();
+    if (given) {
+      postgresSource = `$${name}`;
+      return given;
+    }
+  }
+  postgresSource = 'scripts/setup-postgres.sh';
+  const run = spawnSync('bash', [join(root, 'scripts/setup-postgres.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
+  if (run.stderr) process.stderr.write(run.stderr);
+  if (run.error || run.status !== 0) {
+    const why = run.error?.message ?? `exited ${run.status ?? run.signal}: ${run.stderr.trim().split('\n').pop()}`;
+    throw new Error(why);
+  }
+  return run.stdout.trim().split('\n').pop();
 }
+
+/** Thrown when a backend cannot be set up: its row says "not run" and why. */
+class Unavailable extends Error {}
 
 async function backend(name) {
   if (name === 'file-always' || name === 'file-batch') {
     const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-'));
     return {
-      label: name === 'file-always' ? 'file ledger, fsync always' : 'file ledger, fsync batch',
+      label: BACKENDS[name],
       args: ['--ledger', join(dir, 'ledger'), '--fsync', name === 'file-always' ? 'always' : 'batch'],
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }
   if (name === 'postgres') {
-    const admin = await postgresAdminUrl();
     const db = `bench_${runTag}`;
-    const c = new Client({ connectionString: admin });
-    await c.connect();
-    await c.query(`CREATE DATABASE ${db}`);
-    await c.end();
+    let admin;
+    try {
+      admin = postgresAdminUrl();
+      const c = new Client({ connectionString: admin, connectionTimeoutMillis: 15_000 });
+      await c.connect();
+      try {
+        await c.query(`CREATE DATABASE ${db}`);
+      } finally {
+        await c.end();
+      }
+    } catch (error) {
+      throw new Unavailable(`PostgreSQL unavailable (${postgresSource}): ${error.message}`);
+    }
     const u = new URL(admin);
     u.pathname = `/${db}`;
     const url = u.toString();
-    execFileSync(process.execPath, [MAIN, 'migrate', '--postgres', url], { stdio: 'ignore' });
-    return {
-      label: 'PostgreSQL',
-      args: ['--postgres', url],
-      cleanup: async () => {
-        const d = new Client({ connectionString: admin });
-        await d.connect();
-        await d.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-        await d.end();
-      },
+    const cleanup = async () => {
+      const d = new Client({ connectionString: admin });
+      await d.connect();
+      await d.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      await d.end();
     };
+    try {
+      execFileSync(process.execPath, [MAIN, 'migrate', '--postgres', url], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    } catch (error) {
+      await cleanup();
+      throw new Error(`llm-audit migrate failed: ${(error.stderr || error.message).trim().split('\n').pop()}`);
+    }
+    return { label: BACKENDS.postgres, args: ['--postgres', url], cleanup };
   }
   throw new Error(`unknown backend ${name}`);
 }
@@ -222,8 +287,20 @@ async function backend(name) {
 // --- Main ----------------------------------------------------------------------------------------
 
 const rows = [];
-for (const name of args.backends.split(',')) {
-  const b = await backend(name.trim());
+for (const name of Object.keys(BACKENDS)) {
+  if (!selected.includes(name)) {
+    rows.push({ backend: name, label: BACKENDS[name], status: 'not run', reason: 'left out by --backends' });
+    continue;
+  }
+  let b;
+  try {
+    b = await backend(name);
+  } catch (error) {
+    const status = error instanceof Unavailable ? 'not run' : 'failed';
+    log(`${BACKENDS[name]}: ${status}: ${error.message}`);
+    rows.push({ backend: name, label: BACKENDS[name], status, reason: error.message });
+    continue;
+  }
   try {
     // 1. One client, one batch at a time: the latency of a batch and the sequential rate.
     log(`${b.label}: one client`);
@@ -243,20 +320,39 @@ for (const name of args.backends.split(',')) {
     const flood = await load(server.url, 64, SECONDS, prepare(400));
     clearInterval(sampler);
     await server.stop();
-    rows.push({ b, one, eight, flood, idle, peak });
+    const round = (mib) => (Number.isFinite(mib) ? Math.round(mib) : null);
+    rows.push({
+      backend: name,
+      label: b.label,
+      status: 'ok',
+      oneClient: one,
+      eightClients: eight,
+      flood: { ...flood, maxInflight: 16 },
+      rssIdleMiB: round(idle),
+      rssPeakMiB: round(peak),
+    });
+  } catch (error) {
+    log(`${b.label}: failed: ${error.stack ?? error}`);
+    rows.push({ backend: name, label: b.label, status: 'failed', reason: error.message });
   } finally {
-    await b.cleanup();
+    await b.cleanup().catch((error) => log(`${b.label}: clean-up failed: ${error.message}`));
   }
 }
 agent.destroy();
 
-const f0 = (n) => (Number.isFinite(n) ? n.toFixed(0) : '-');
-const f1 = (n) => (Number.isFinite(n) ? n.toFixed(1) : '-');
-console.log(`\nIngest over OTLP/HTTP (protobuf + gzip, ${BATCH} spans per request, ${SECONDS} s per phase, loopback, ${process.platform} ${process.arch}, Node ${process.version})\n`);
-console.log('| backend | 1 client: spans/s | batch latency p50 / p99 (ms) | 8 clients: spans/s | p50 / p99 (ms) | flood (64 clients, max-inflight 16): spans/s | 200 / 503 | server RSS idle → peak (MiB) |');
-console.log('|---|---|---|---|---|---|---|---|');
-for (const { b, one, eight, flood, idle, peak } of rows) {
-  console.log(
-    `| ${b.label} | ${f0(one.spansPerSec)} | ${f1(one.p50)} / ${f1(one.p99)} | ${f0(eight.spansPerSec)} | ${f1(eight.p50)} / ${f1(eight.p99)} | ${f0(flood.spansPerSec)} | ${flood.statuses[200] ?? 0} / ${flood.statuses[503] ?? 0} | ${f0(idle)} → ${f0(peak)} |`,
-  );
-}
+const shown = (arg) => (arg.startsWith(`${root}/`) ? relative(root, arg) : arg);
+const result = {
+  benchmark: 'ingest',
+  date: new Date().toISOString(),
+  command: ['node bench/ingest.mjs', ...process.argv.slice(2).map(shown)].join(' '),
+  options: { seconds: SECONDS, batch: BATCH, backends: selected, postgres: postgresSource, dist: shown(dirname(dirname(MAIN))) },
+  machine: machineInfo(loadBefore),
+  durationSeconds: Math.round((Date.now() - started) / 1000),
+  backends: rows,
+};
+const markdown = renderIngestMarkdown(result);
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, 'ingest.json'), JSON.stringify(result, null, 1) + '\n');
+writeFileSync(join(outDir, 'ingest.md'), markdown);
+process.stdout.write(`\n${markdown}`);
+log(`wrote ${join(outDir, 'ingest.md')} and ingest.json`);

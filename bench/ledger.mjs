@@ -2,32 +2,53 @@
 // Ledger benchmark: appends/s per fsync policy, verify throughput and memory on a large ledger.
 //
 //   npm run build && node bench/ledger.mjs                       # 1,000,000-record verify (a few minutes)
-//   node bench/ledger.mjs --records 100000 --append-records 2000 # quicker
+//   node bench/ledger.mjs --records 100000 --append-records 2000 # quicker (bench/run.mjs runs this)
 //
-// Prints a markdown table. Each measurement that needs its own memory figure runs in a child
-// process (peak RSS from process.resourceUsage().maxRSS).
+// Options: --records N (the big ledger: build, verify, reopen, report), --append-records N (the
+// per-record fsync=always appends; the other append rows use 10 times as many), --dir DIR (work
+// there instead of a temporary directory, and keep it), --keep (keep the temporary directory),
+// --out DIR (where ledger.md / ledger.json go, default bench/results), --dist DIR (the build to
+// measure, default dist/cjs).
+//
+// Prints a markdown table and writes it to ledger.md, with every number and the run's metadata in
+// ledger.json (bench/run.mjs puts both in its report). Each measurement that needs its own memory
+// figure runs in a child process (peak RSS from process.resourceUsage().maxRSS).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import os, { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { machineInfo, renderLedgerMarkdown } from './lib/report.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const root = join(benchDir, '..');
 const require = createRequire(import.meta.url);
-const dist = join(root, 'dist/cjs/ledger');
 const { values } = parseArgs({
   options: {
     records: { type: 'string', default: '1000000' },
     'append-records': { type: 'string', default: '3000' },
     dir: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    out: { type: 'string' },
+    dist: { type: 'string' },
   },
 });
 const N = Number(values.records);
 const APPENDS = Number(values['append-records']);
+for (const [name, n] of [['--records', N], ['--append-records', APPENDS]]) {
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`ledger bench: ${name} must be a positive integer`);
+    process.exit(2);
+  }
+}
+const dist = join(resolve(values.dist ?? join(root, 'dist/cjs')), 'ledger');
+const outDir = resolve(values.out ?? join(benchDir, 'results'));
 const base = values.dir ?? mkdtempSync(join(tmpdir(), 'ledger-bench-'));
+const started = Date.now();
+const loadBefore = os.loadavg();
+const log = (line) => process.stderr.write(`ledger bench: ${line}\n`);
 
 let FileLedger;
 try {
@@ -72,13 +93,16 @@ function record(i) {
   };
 }
 
-const rows = [];
-const fmt = (n) => Math.round(n).toLocaleString('en-US');
+/** One row of the table each: `label`, `records`, and `recordsPerSec` or `ms`, and `peakRssMiB` when measured. */
+const measurements = [];
+const rate = (count, seconds) => Math.round(count / seconds);
+const mib = (maxRssKiB) => Math.round(maxRssKiB / 1024);
 
 async function appendBench(policy, batch) {
   const dir = join(base, `append-${policy}-${batch}`);
   const ledger = await FileLedger.open({ dir, fsync: policy, checkpointEvery: 1000 });
   const count = policy === 'always' && batch === 1 ? APPENDS : APPENDS * 10;
+  log(`append, fsync=${policy}, ${batch} record(s)/append: ${count} records`);
   const start = process.hrtime.bigint();
   for (let i = 0; i < count; i += batch) {
     const recs = [];
@@ -87,7 +111,15 @@ async function appendBench(policy, batch) {
   }
   await ledger.close();
   const s = Number(process.hrtime.bigint() - start) / 1e9;
-  rows.push([`append, fsync=${policy}, ${batch} record(s)/append`, `${fmt(count)} records`, `${fmt(count / s)} records/s`, '']);
+  measurements.push({
+    label: `append, fsync=${policy}, ${batch} record(s)/append`,
+    kind: 'append',
+    fsync: policy,
+    recordsPerAppend: batch,
+    records: count,
+    seconds: Number(s.toFixed(3)),
+    recordsPerSec: rate(count, s),
+  });
 }
 
 function child(script) {
@@ -99,6 +131,7 @@ const bigDir = join(base, 'big');
 for (const [policy, batch] of [['always', 1], ['always', 100], ['batch', 1], ['none', 1]]) await appendBench(policy, batch);
 
 {
+  log(`building a ${N}-record ledger`);
   const start = Date.now();
   const ledger = await FileLedger.open({ dir: bigDir, fsync: 'none', checkpointEvery: 10_000 });
   for (let i = 0; i < N; i += 1000) {
@@ -108,19 +141,29 @@ for (const [policy, batch] of [['always', 1], ['always', 100], ['batch', 1], ['n
   }
   await ledger.close();
   const s = (Date.now() - start) / 1000;
-  rows.push([`build ledger (fsync=none, 1000/append)`, `${fmt(N)} records`, `${fmt(N / s)} records/s`, '']);
+  measurements.push({ label: 'build ledger (fsync=none, 1000/append)', kind: 'build', fsync: 'none', recordsPerAppend: 1000, records: N, seconds: s, recordsPerSec: rate(N, s) });
 }
 
+log('verify');
 const verify = child(`
   const { verifyLedger } = require(${JSON.stringify(join(dist, 'verify.js'))});
   const { FileLedgerSource } = require(${JSON.stringify(join(dist, 'file-ledger.js'))});
   const t = Date.now();
   verifyLedger(new FileLedgerSource(${JSON.stringify(bigDir)})).then((r) => {
-    console.log(JSON.stringify({ ms: Date.now() - t, records: r.records, rss: process.resourceUsage().maxRSS }));
+    console.log(JSON.stringify({ ms: Date.now() - t, records: r.records, checkpointsMatched: r.checkpointsMatched, rss: process.resourceUsage().maxRSS }));
   });
 `);
-rows.push(['verify (streaming)', `${fmt(verify.records)} records`, `${fmt(verify.records / (verify.ms / 1000))} records/s`, `${fmt(verify.rss / 1024)} MiB peak RSS`]);
+measurements.push({
+  label: 'verify (streaming)',
+  kind: 'verify',
+  records: verify.records,
+  ms: verify.ms,
+  recordsPerSec: rate(verify.records, verify.ms / 1000),
+  checkpointsMatched: verify.checkpointsMatched,
+  peakRssMiB: mib(verify.rss),
+});
 
+log('writer reopen');
 const reopen = child(`
   const { FileLedger } = require(${JSON.stringify(join(dist, 'file-ledger.js'))});
   const t = Date.now();
@@ -129,8 +172,9 @@ const reopen = child(`
     console.log(JSON.stringify({ ms, rss: process.resourceUsage().maxRSS }));
   });
 `);
-rows.push(['writer reopen (from newest checkpoint)', `${fmt(N)} records`, `${fmt(reopen.ms)} ms`, `${fmt(reopen.rss / 1024)} MiB peak RSS`]);
+measurements.push({ label: 'writer reopen (from newest checkpoint)', kind: 'reopen', records: N, ms: reopen.ms, peakRssMiB: mib(reopen.rss) });
 
+log('report cost-by-user');
 const report = child(`
   const { scanRecords } = require(${JSON.stringify(join(dist, 'query.js'))});
   const { costByUser } = require(${JSON.stringify(join(dist, 'reports.js'))});
@@ -141,10 +185,31 @@ const report = child(`
     console.log(JSON.stringify({ ms: Date.now() - t, rows: r.rows.length, rss: process.resourceUsage().maxRSS }));
   });
 `);
-rows.push(['report cost-by-user (full scan)', `${fmt(N)} records`, `${fmt(N / (report.ms / 1000))} records/s`, `${fmt(report.rss / 1024)} MiB peak RSS`]);
+measurements.push({
+  label: 'report cost-by-user (full scan)',
+  kind: 'report',
+  records: N,
+  ms: report.ms,
+  recordsPerSec: rate(N, report.ms / 1000),
+  users: report.rows,
+  peakRssMiB: mib(report.rss),
+});
 
-console.log(`\nLedger benchmark (${new Date().toISOString()}, Node ${process.version}, ${base})\n`);
-console.log('| measurement | size | throughput | memory |');
-console.log('| --- | --- | --- | --- |');
-for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 if (!values.keep && !values.dir) rmSync(base, { recursive: true, force: true });
+
+const shown = (arg) => (arg.startsWith(`${root}/`) ? relative(root, arg) : arg);
+const result = {
+  benchmark: 'ledger',
+  date: new Date().toISOString(),
+  command: ['node bench/ledger.mjs', ...process.argv.slice(2).map(shown)].join(' '),
+  options: { records: N, appendRecords: APPENDS, dir: values.dir ?? null, kept: Boolean(values.keep || values.dir), dist: shown(dirname(dist)) },
+  machine: machineInfo(loadBefore),
+  durationSeconds: Math.round((Date.now() - started) / 1000),
+  measurements,
+};
+const markdown = renderLedgerMarkdown(result);
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, 'ledger.json'), JSON.stringify(result, null, 1) + '\n');
+writeFileSync(join(outDir, 'ledger.md'), markdown);
+process.stdout.write(`\n${markdown}`);
+log(`wrote ${join(outDir, 'ledger.md')} and ledger.json${values.keep || values.dir ? ` (ledgers kept in ${base})` : ''}`);

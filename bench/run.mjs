@@ -5,17 +5,20 @@
 // instrumentations, with the real `openai` (6 and 5) and `@anthropic-ai/sdk` clients against the
 // test suite's fake provider in a separate process. See bench/README.md for the method.
 //
+// Then runs the ledger's and the ingest server's own benchmarks (bench/ledger.mjs, bench/ingest.mjs)
+// as child processes, and reads bench/spool-memory.mjs's last result when there is one.
+//
 // Writes bench/results/latest.md and bench/results/latest.json, and prints the markdown.
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { analyseGroup, budget, scaling } from './lib/analyse.mjs';
 import { CONFIGS, configsFor, DEFAULT_SIZE, SCALING_SIZES, SDKS } from './lib/configs.mjs';
-import { renderMarkdown } from './lib/report.mjs';
+import { machineInfo, renderMarkdown } from './lib/report.mjs';
 import { summariseProfile } from './lib/profile.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -37,8 +40,13 @@ const HELP = `usage: node bench/run.mjs [options]
                      every batch to OTLP/JSON, as an OTLP/HTTP exporter would before sending
   --profile          also run otel-llm-audit children under --cpu-prof and summarise the profile
   --profile-only     only the profile (no rounds)
-  --quick            one round, fewer calls: a smoke run
-  --out DIR          where latest.md / latest.json go (default bench/results)
+  --quick            one round, fewer calls, small ledger and ingest runs: a smoke run
+  --no-ledger        do not run bench/ledger.mjs after the rounds
+  --ledger-records N its big ledger: build, verify, reopen, report (default 100000; --quick: 10000)
+  --ledger-appends N its fsync=always appends of one record (default 2000; --quick: 300)
+  --no-ingest        do not run bench/ingest.mjs after the rounds
+  --ingest-seconds S its seconds per phase, 3 phases per backend (default 5; --quick: 1)
+  --out DIR          where latest.md / latest.json go, and ledger.* / ingest.* (default bench/results)
   --reanalyse FILE   only re-render the report from an earlier latest.json (no measurement)
 `;
 
@@ -56,6 +64,11 @@ const { values: opts } = parseArgs({
     profile: { type: 'boolean', default: false },
     'profile-only': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
+    'no-ledger': { type: 'boolean', default: false },
+    'ledger-records': { type: 'string' },
+    'ledger-appends': { type: 'string' },
+    'no-ingest': { type: 'boolean', default: false },
+    'ingest-seconds': { type: 'string' },
     out: { type: 'string' },
     reanalyse: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -83,7 +96,18 @@ const settings = {
   abandon: int(opts.abandon, 10),
   exporter: opts.exporter,
   scaling: !opts['no-scaling'],
+  // The ledger's and the ingest server's benchmarks, after the rounds (false: not run).
+  ledger: opts['no-ledger'] || opts['profile-only'] ? false : { records: int(opts['ledger-records'], quick ? 10_000 : 100_000), appendRecords: int(opts['ledger-appends'], quick ? 300 : 2000) },
+  ingest: opts['no-ingest'] || opts['profile-only'] ? false : { seconds: int(opts['ingest-seconds'], quick ? 1 : 5) },
 };
+if (settings.ledger && (settings.ledger.records < 1 || settings.ledger.appendRecords < 1)) {
+  console.error('bench: --ledger-records and --ledger-appends must be positive');
+  process.exit(2);
+}
+if (settings.ingest && settings.ingest.seconds < 1) {
+  console.error('bench: --ingest-seconds must be positive');
+  process.exit(2);
+}
 if (!['count', 'otlp-json'].includes(settings.exporter)) {
   console.error(`bench: --exporter must be count or otlp-json`);
   process.exit(2);
@@ -92,7 +116,36 @@ const sdks = opts.sdk ? opts.sdk.split(',') : Object.keys(SDKS);
 for (const sdk of sdks) if (!SDKS[sdk]) (console.error(`bench: unknown sdk ${sdk}`), process.exit(2));
 const configFilter = opts.config ? new Set(['baseline', ...opts.config.split(',')]) : undefined;
 for (const c of configFilter ?? []) if (!CONFIGS[c]) (console.error(`bench: unknown configuration ${c}`), process.exit(2));
-const outDir = opts.out ?? join(benchDir, 'results');
+const outDir = resolve(opts.out ?? join(benchDir, 'results'));
+/** A path as shown in the report: relative to the repository when inside it. */
+const shown = (path) => (path.startsWith(`${root}/`) ? relative(root, path) : path);
+
+/**
+ * bench/spool-memory.mjs's last result (that script is run on its own: `npm run bench:spool`), for
+ * the report: `{ file, date, command, markdown }`, `{ file, missing: true }` or `{ file, error }`.
+ * Looked for in the output directory, then in bench/results; `saved` (from a latest.json being
+ * re-rendered) is kept when there is no such file now.
+ */
+function readSpoolMemory(saved) {
+  const candidates = [...new Set([join(outDir, 'spool-memory.json'), join(benchDir, 'results', 'spool-memory.json')])];
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) return saved && !saved.missing ? saved : { file: 'bench/results/spool-memory.json', missing: true };
+  try {
+    const json = JSON.parse(readFileSync(file, 'utf8'));
+    const mdFile = file.replace(/\.json$/, '.md');
+    const markdown =
+      typeof json.markdown === 'string' ? json.markdown : typeof json.table === 'string' ? json.table : existsSync(mdFile) ? readFileSync(mdFile, 'utf8') : undefined;
+    return {
+      file: shown(file),
+      date: json.date ?? `${statSync(file).mtime.toISOString()} (the file's modification time)`,
+      command: typeof json.command === 'string' ? json.command : undefined,
+      markdown,
+      keys: Object.keys(json),
+    };
+  } catch (error) {
+    return { file: shown(file), error: error.message.replace(/\s+/g, ' ') };
+  }
+}
 
 /**
  * Analyses the rounds and writes latest.md / latest.json (and prints the markdown).
@@ -106,6 +159,7 @@ function writeReport(meta) {
     groups: analysed.map((g, gi) => ({ ...g, rawRounds: rounds[gi].map((round, ri) => slimRound(round, ri === rounds[gi].length - 1)) })),
     budget: budget(analysed),
     scaling: scaling(analysed),
+    spoolMemory: readSpoolMemory(rest.spoolMemory),
   };
   const markdown = renderMarkdown(report);
   mkdirSync(outDir, { recursive: true });
@@ -318,7 +372,7 @@ for (let round = 0; round < settings.rounds; round++) {
     rounds[gi].push(results);
   }
 }
-const loadAfter = os.loadavg();
+const machine = machineInfo(loadBefore);
 
 // ---------------------------------------------------------------------------------------------
 // Profile (optional): otel-llm-audit under --cpu-prof, summarised to this package's functions
@@ -352,6 +406,60 @@ if (opts.profile || opts['profile-only']) {
 }
 
 fakeProcess.stdin.end();
+const overheadSeconds = Math.round((Date.now() - started) / 1000);
+
+// ---------------------------------------------------------------------------------------------
+// The ledger's and the ingest server's own benchmarks, each a child process that writes its
+// ledger.json / ingest.json (and .md) next to latest.json; their JSON goes into the report.
+// ---------------------------------------------------------------------------------------------
+
+/** Runs bench/<name>.mjs with `args`; its JSON result, or `{ status: 'failed', command, error }`. */
+function runSideBenchmark(name, args) {
+  const fullArgs = [...args, '--out', outDir, '--dist', dist];
+  const command = ['node', `bench/${name}.mjs`, ...fullArgs.map(shown)].join(' ');
+  log(`bench: ${command}`);
+  const file = join(outDir, `${name}.json`);
+  const since = Date.now();
+  return new Promise((resolvePromise) => {
+    const child = spawn(process.execPath, [join(benchDir, `${name}.mjs`), ...fullArgs], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    let tail = '';
+    child.stderr.on('data', (data) => {
+      process.stderr.write(data);
+      tail = (tail + data).slice(-2000);
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20 * 60_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      const lastLine = tail.trim().split('\n').pop() ?? '';
+      if (code !== 0) return resolvePromise({ status: 'failed', command, error: `exited ${signal ?? code}: ${lastLine}` });
+      try {
+        const result = JSON.parse(readFileSync(file, 'utf8'));
+        if (Date.parse(result.date) < since) throw new Error(`${shown(file)} was not rewritten`);
+        resolvePromise(result);
+      } catch (error) {
+        resolvePromise({ status: 'failed', command, error: error.message });
+      }
+    });
+  });
+}
+
+/** `{ status: 'skipped', reason }`, with the results an earlier run left in the output directory. */
+function skipped(name, reason) {
+  const file = join(outDir, `${name}.json`);
+  const entry = { status: 'skipped', reason };
+  try {
+    if (existsSync(file)) entry.earlier = { file: shown(file), result: JSON.parse(readFileSync(file, 'utf8')) };
+  } catch {
+    // An unreadable earlier result is simply not shown.
+  }
+  return entry;
+}
+
+const whySkipped = (option) => (opts['profile-only'] ? '`--profile-only`' : `\`${option}\``);
+const ledger = settings.ledger
+  ? await runSideBenchmark('ledger', ['--records', String(settings.ledger.records), '--append-records', String(settings.ledger.appendRecords)])
+  : skipped('ledger', whySkipped('--no-ledger'));
+const ingest = settings.ingest ? await runSideBenchmark('ingest', ['--seconds', String(settings.ingest.seconds)]) : skipped('ingest', whySkipped('--no-ingest'));
 
 // ---------------------------------------------------------------------------------------------
 // Analysis and report
@@ -378,22 +486,16 @@ for (const config of Object.values(CONFIGS)) if (config.package) versions[config
 for (const name of ['@opentelemetry/api', '@opentelemetry/sdk-trace-node', '@opentelemetry/sdk-trace-base']) versions[name] = versionOf('.', name);
 versions['otel-llm-audit'] = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
 
-const cpus = os.cpus();
 writeReport({
   date: new Date().toISOString(),
   command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  machine: {
-    node: process.version,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    cpuModel: cpus[0]?.model,
-    cores: cpus.length,
-    memoryGB: Math.round(os.totalmem() / 2 ** 30),
-    loadAverageBefore: loadBefore.map((l) => Number(l.toFixed(2))),
-    loadAverageAfter: loadAfter.map((l) => Number(l.toFixed(2))),
-  },
-  settings: { ...settings, sdks, durationSeconds: Math.round((Date.now() - started) / 1000) },
+  machine,
+  // durationSeconds: the rounds and the profile; ledger and ingest give their own.
+  settings: { ...settings, sdks, durationSeconds: overheadSeconds, totalSeconds: Math.round((Date.now() - started) / 1000) },
   versions,
   groups,
   rounds,
   profiles,
+  ledger,
+  ingest,
 });

@@ -1,4 +1,7 @@
-// The markdown report (bench/results/latest.md).
+// The markdown report (bench/results/latest.md), the tables of bench/ledger.mjs and bench/ingest.mjs
+// (their own ledger.md / ingest.md and the "Ledger and ingest" section of latest.md are rendered by
+// the same functions, from their JSON), and the run metadata they share.
+import os from 'node:os';
 import { SDKS } from './configs.mjs';
 import { sizeLabel } from './conversation.mjs';
 
@@ -41,7 +44,8 @@ export function renderMarkdown(report) {
   out.push(
     `Run ${report.date} with \`${report.command}\` (${settings.rounds} interleaved round(s), ` +
       `${settings.calls} plain / ${settings.streamCalls} streaming calls per child at 10 KB, exporter \`${settings.exporter}\`, ` +
-      `${settings.durationSeconds} s). Method: [bench/README.md](../README.md).`,
+      `${settings.durationSeconds} s${Number.isFinite(settings.totalSeconds) ? `; ${settings.totalSeconds} s in all with the ledger and ingest benchmarks` : ''}). ` +
+      'Method: [bench/README.md](../README.md).',
   );
   out.push('');
   out.push(
@@ -232,6 +236,174 @@ export function renderMarkdown(report) {
     ].join('\n'),
   );
   out.push('');
+  out.push(...ledgerAndIngestSection(report));
+  out.push(...spoolMemorySection(report.spoolMemory));
   return out.join('\n');
 }
 
+// ---------------------------------------------------------------------------------------------
+// bench/ledger.mjs, bench/ingest.mjs and bench/spool-memory.mjs in the report
+// ---------------------------------------------------------------------------------------------
+
+const grouped = (value) => (Number.isFinite(value) ? Math.round(value).toLocaleString('en-US') : '–');
+const fixed1 = (value) => (Number.isFinite(value) ? value.toFixed(1) : '–');
+/** Text made safe for one markdown table cell. */
+const cell = (text) => String(text).replace(/\s*\n\s*/g, ' ').replaceAll('|', '\\|');
+
+/** The machine a benchmark ran on, with the load average before (given) and now. */
+export function machineInfo(loadAverageBefore = os.loadavg()) {
+  const cpus = os.cpus();
+  const load = (values) => values.map((l) => Number(l.toFixed(2)));
+  return {
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    cpuModel: cpus[0]?.model,
+    cores: cpus.length,
+    memoryGB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverageBefore: load(loadAverageBefore),
+    loadAverageAfter: load(os.loadavg()),
+  };
+}
+
+/** "Run <date> with `<command>` (<s> s; Node ..., load average ...)." for a ledger.json / ingest.json. */
+function runLine(result) {
+  const m = result.machine ?? {};
+  return (
+    `Run ${result.date} with \`${result.command}\` (${result.durationSeconds} s; Node ${m.node}, ${m.cores} cores, ` +
+    `load average before ${(m.loadAverageBefore ?? []).join(' / ')}, after ${(m.loadAverageAfter ?? []).join(' / ')}).`
+  );
+}
+
+const LEDGER_METHOD =
+  'Appends per fsync policy on fresh ledgers (`FileLedger`, a checkpoint every 1,000 records); then a ledger of the stated ' +
+  'size is built (fsync none, 1,000 records per append), verified by the streaming verifier, reopened by a writer (from ' +
+  'its newest checkpoint) and scanned by the cost-by-user report, each of these three in a child process of its own ' +
+  'whose peak RSS is given.';
+
+/** The table bench/ledger.mjs prints, from its JSON result. */
+export function renderLedgerTable(result) {
+  const lines = ['| measurement | size | throughput | memory |', '| --- | --- | --- | --- |'];
+  for (const m of result.measurements) {
+    const throughput = m.recordsPerSec !== undefined ? `${grouped(m.recordsPerSec)} records/s` : `${grouped(m.ms)} ms`;
+    const memory = m.peakRssMiB !== undefined ? `${grouped(m.peakRssMiB)} MiB peak RSS` : '';
+    lines.push(`| ${m.label} | ${grouped(m.records)} records | ${throughput} | ${memory} |`);
+  }
+  return lines.join('\n');
+}
+
+/** bench/results/ledger.md: also what bench/ledger.mjs prints. */
+export function renderLedgerMarkdown(result) {
+  return ['# Ledger benchmark (`bench/ledger.mjs`)', '', runLine(result), '', LEDGER_METHOD, '', renderLedgerTable(result), ''].join('\n');
+}
+
+const INGEST_HEADER =
+  '| backend | 1 client: spans/s | batch latency p50 / p99 (ms) | 8 clients: spans/s | p50 / p99 (ms) | ' +
+  'flood (64 clients, max-inflight 16): spans/s | 200 / 503 | server RSS idle → peak (MiB) |';
+
+/** The table bench/ingest.mjs prints, from its JSON result: a backend that was not measured says why. */
+export function renderIngestTable(result) {
+  const lines = [INGEST_HEADER, '|---|---|---|---|---|---|---|---|'];
+  for (const b of result.backends) {
+    if (b.status !== 'ok') {
+      lines.push(`| ${b.label} | ${cell(`${b.status}: ${b.reason}`)} | – | – | – | – | – | – |`);
+      continue;
+    }
+    const { oneClient: one, eightClients: eight, flood } = b;
+    lines.push(
+      `| ${b.label} | ${num(one.spansPerSec)} | ${fixed1(one.p50Ms)} / ${fixed1(one.p99Ms)} | ${num(eight.spansPerSec)} | ` +
+        `${fixed1(eight.p50Ms)} / ${fixed1(eight.p99Ms)} | ${num(flood.spansPerSec)} | ${flood.statuses['200'] ?? 0} / ${flood.statuses['503'] ?? 0} | ` +
+        `${num(b.rssIdleMiB)} → ${num(b.rssPeakMiB)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function ingestLine(result) {
+  const o = result.options;
+  return (
+    `Ingest over OTLP/HTTP (protobuf + gzip, ${o.batch} spans per request, ${o.seconds} s per phase, loopback, ` +
+    `${result.machine?.platform ?? '?'}, Node ${result.machine?.node ?? '?'}).`
+  );
+}
+
+const INGEST_METHOD =
+  '`llm-audit serve` runs in a process of its own and gets fresh audit spans (unique request ids) as an OpenTelemetry ' +
+  "Collector's otlphttp exporter sends them: one client sending one batch at a time (the batch latency), then 8 clients " +
+  'in parallel, then a flood of 64 clients against a server started with `--max-inflight 16`, which answers the excess ' +
+  "with 503 (the clients wait 50 ms and send again); the server's RSS is sampled every 100 ms. PostgreSQL is a local " +
+  'server: `$LLM_AUDIT_BENCH_POSTGRES_URL`, else `$LLM_AUDIT_TEST_POSTGRES_URL`, else the one `scripts/setup-postgres.sh` starts.';
+
+/** bench/results/ingest.md: also what bench/ingest.mjs prints. */
+export function renderIngestMarkdown(result) {
+  return ['# Ingest benchmark (`bench/ingest.mjs`)', '', runLine(result), '', `${ingestLine(result)} ${INGEST_METHOD}`, '', renderIngestTable(result), ''].join('\n');
+}
+
+/**
+ * One benchmark's part of the "Ledger and ingest" section. `entry` is its JSON result as run.mjs
+ * stored it in latest.json, or `{ status: 'skipped' | 'failed', ... }`, or absent (a latest.json
+ * written before these benchmarks were collected).
+ */
+function collected(entry, { script, render }) {
+  if (!entry) return [`Not collected: this report's latest.json predates it. \`node ${script}\` measures it alone.`];
+  if (entry.status === 'skipped') {
+    const lines = [`Not run in this run (${entry.reason}).`];
+    if (entry.earlier) lines.push('', `The earlier results found in ${entry.earlier.file}:`, '', ...render(entry.earlier.result));
+    return lines;
+  }
+  if (entry.status === 'failed') return [`Failed: \`${entry.command}\`: ${entry.error}`];
+  return render(entry);
+}
+
+function ledgerAndIngestSection(report) {
+  const out = ['## Ledger and ingest', ''];
+  out.push(
+    "The ledger's and the ingest server's own benchmarks, run by `bench/run.mjs` after the overhead rounds as child " +
+      'processes with the options shown (each also writes its own ledger.md / ledger.json, ingest.md / ingest.json).',
+  );
+  out.push('', '### Ledger: appends, verify, reopen, report (`bench/ledger.mjs`)', '');
+  out.push(
+    ...collected(report.ledger, {
+      script: 'bench/ledger.mjs',
+      render: (r) => [runLine(r), '', LEDGER_METHOD, '', renderLedgerTable(r)],
+    }),
+  );
+  out.push('', '### Ingest: `llm-audit serve` over OTLP/HTTP (`bench/ingest.mjs`)', '');
+  out.push(
+    ...collected(report.ingest, {
+      script: 'bench/ingest.mjs',
+      render: (r) => [runLine(r), '', `${ingestLine(r)} ${INGEST_METHOD}`, '', renderIngestTable(r)],
+    }),
+  );
+  out.push('');
+  return out;
+}
+
+/**
+ * bench/spool-memory.mjs's results, read (never run) by run.mjs: `{ file, date, command, markdown }`,
+ * `{ file, missing: true }` or `{ file, error }`.
+ */
+function spoolMemorySection(spool) {
+  const out = ['## Memory with the OTLP endpoint down', ''];
+  if (!spool || spool.missing) {
+    out.push(
+      `No results: ${spool?.file ?? 'bench/results/spool-memory.json'} does not exist. \`npm run bench:spool\` ` +
+        '(bench/spool-memory.mjs) produces it; `node bench/run.mjs --reanalyse bench/results/latest.json` then adds it here.',
+    );
+  } else if (spool.error) {
+    out.push(`Could not read ${spool.file}: ${spool.error}. \`npm run bench:spool\` (bench/spool-memory.mjs) writes it again.`);
+  } else {
+    out.push(`From ${spool.file} (\`bench/spool-memory.mjs\`), run ${spool.date ?? 'at an unknown date'}${spool.command ? ` with \`${spool.command}\`` : ''}.`);
+    out.push('');
+    out.push(spool.markdown ? embedMarkdown(spool.markdown) : `It holds no markdown table (its keys: ${(spool.keys ?? []).join(', ')}).`);
+  }
+  out.push('');
+  return out;
+}
+
+/** Another benchmark's markdown inside this report: its title dropped, its headings two levels down. */
+function embedMarkdown(markdown) {
+  return markdown
+    .trim()
+    .replace(/^# [^\n]*\n+/, '')
+    .replace(/^(#{1,4}) /gm, '$1## ');
+}

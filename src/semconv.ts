@@ -135,3 +135,15 @@ export const TOKEN_USAGE_BUCKETS = [
 
 /** Instrumentation scope name (also the npm package name). */
 export const INSTRUMENTATION_NAME = 'otel-llm-audit';
+
+// --- Spool (src/export): OTLP batches kept on disk while the endpoint cannot be reached ---------
+/** Counter {span}: spans dropped because the spool (or the in-memory queue in front of it) was full. */
+export const METRIC_AUDIT_SPOOL_DROPPED_SPANS = 'llm_audit.spool.dropped_spans';
+/** Counter {span}: spans written to the spool instead of being sent directly. */
+export const METRIC_AUDIT_SPOOL_SPILLED_SPANS = 'llm_audit.spool.spilled_spans';
+/** Observable gauge {file}: spool files this process holds, waiting to be sent. */
+export const METRIC_AUDIT_SPOOL_FILES = 'llm_audit.spool.files';
+/** Observable gauge By: bytes of those files (bounded by LLM_AUDIT_SPOOL_MAX_BYTES). */
+export const METRIC_AUDIT_SPOOL_SIZE = 'llm_audit.spool.size';
+/** Why spans were dropped: `spool_full`, `queue_full` (writes could not keep up), `write_failed`. */
+export const ATTR_AUDIT_SPOOL_DROP_REASON = 'llm_audit.spool.drop_reason';

@@ -1,6 +1,7 @@
 import { diag, trace } from '@opentelemetry/api';
 import { NodeSDK, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
+import { tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
 import type { LlmAuditHooks } from '../guardrails';
 import { LlmAuditInstrumentation } from '../instrumentation';
 import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporter';
@@ -52,8 +53,10 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const timeoutMs = shutdownTimeoutMs(env);
   const instrumentation = new LlmAuditInstrumentation({ prices: loadPriceOverrides(env) });
   const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(ledgerOptionsFromEnv(env)) : undefined;
-  const sdk = new NodeSDK({ instrumentations: [instrumentation], ...exportConfiguration(exporter, ledger, env) });
+  const otlp = exporter === 'otlp' || exporter === 'both' ? tracePipelineFromEnv(env, timeoutMs) : undefined;
+  const sdk = new NodeSDK({ instrumentations: [instrumentation], ...exportConfiguration(exporter, ledger, otlp, env) });
   sdk.start();
+  otlp?.afterStart();
   // Loaded after the SDK patches are in place, so a hooks module may itself use the LLM SDKs.
   const hooks = loadHooks(env);
   if (hooks !== undefined) instrumentation.setConfig({ ...instrumentation.getConfig(), hooks });
@@ -145,16 +148,20 @@ function loadHooks(env: NodeJS.ProcessEnv): LlmAuditHooks | undefined {
  * The span pipeline for each `LLM_AUDIT_EXPORTER` value. The ledger gets each span as soon as it
  * ends (SimpleSpanProcessor): with the default fsync policy a finished call is on disk within
  * milliseconds, not held in a batch queue that a crash would lose. OTLP keeps the standard
- * batching and every `OTEL_*` setting, as NodeSDK builds it from the environment.
+ * batching and every `OTEL_*` setting, as NodeSDK builds it from the environment, except that the
+ * OTLP exporter's batches spill to the durable spool (src/export) instead of being dropped when the
+ * endpoint is down (unless LLM_AUDIT_SPOOL=off).
  */
 function exportConfiguration(
   exporter: AuditExporter,
   ledger: LedgerSpanExporter | undefined,
+  otlp: TracePipeline | undefined,
   env: NodeJS.ProcessEnv,
 ): Partial<NodeSDKConfiguration> {
   switch (exporter) {
     case 'otlp':
-      return {};
+      // Without the spool NodeSDK builds the pipeline itself, as it always did.
+      return otlp!.spool ? { spanProcessors: otlp!.spanProcessors } : {};
     case 'console':
       return { traceExporter: new tracing.ConsoleSpanExporter() };
     case 'ledger':
@@ -165,21 +172,8 @@ function exportConfiguration(
         ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
       };
     case 'both':
-      return { spanProcessors: [new tracing.SimpleSpanProcessor(ledger!), ...otlpSpanProcessorsFromEnv()] };
+      return { spanProcessors: [new tracing.SimpleSpanProcessor(ledger!), ...otlp!.spanProcessors] };
   }
-}
-
-/**
- * The span processors NodeSDK would build from OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_* / OTEL_BSP_*,
- * for use beside the ledger's. NodeSDK does not export this function from its entry point; the
- * package pins @opentelemetry/sdk-node exactly, and a test covers the `both` pipeline.
- */
-function otlpSpanProcessorsFromEnv(): NonNullable<NodeSDKConfiguration['spanProcessors']> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const utils = require('@opentelemetry/sdk-node/build/src/utils') as {
-    getSpanProcessorsFromEnv(selfObsMeterProvider: undefined): NonNullable<NodeSDKConfiguration['spanProcessors']>;
-  };
-  return utils.getSpanProcessorsFromEnv(undefined);
 }
 
 /**

@@ -12,6 +12,8 @@ export interface ReceivedExport {
 
 export interface JsonSpan {
   name: string;
+  traceId: string;
+  spanId: string;
   kind: number;
   attributes: Record<string, unknown>;
   resource: Record<string, unknown>;
@@ -23,7 +25,7 @@ export interface JsonSpan {
  * raw bytes (so a test can scan every exported byte) and answers 200 with an empty body of the
  * request's content type, as the OTLP specification asks.
  */
-export async function startOtlpReceiver() {
+export async function startOtlpReceiver(options: { port?: number } = {}) {
   const received: ReceivedExport[] = [];
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -37,7 +39,10 @@ export async function startOtlpReceiver() {
       res.end(contentType.includes('json') ? '{}' : '');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', resolve);
+  });
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,
@@ -54,7 +59,7 @@ export async function startOtlpReceiver() {
           const resource = flatten(rs.resource?.attributes);
           for (const ss of rs.scopeSpans ?? []) {
             for (const span of ss.spans ?? []) {
-              spans.push({ name: span.name, kind: span.kind, attributes: flatten(span.attributes), resource, scope: ss.scope?.name });
+              spans.push({ name: span.name, traceId: span.traceId, spanId: span.spanId, kind: span.kind, attributes: flatten(span.attributes), resource, scope: ss.scope?.name });
             }
           }
         }
@@ -63,6 +68,18 @@ export async function startOtlpReceiver() {
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * A loopback port nothing listens on (taken from the OS, then released): an OTLP endpoint that is
+ * down, on which a receiver can be started later.
+ */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 function flatten(attributes: { key: string; value: Record<string, unknown> }[] | undefined): Record<string, unknown> {

@@ -1,0 +1,142 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
+import { repoRoot } from '../support/harness';
+import { freePort, startOtlpReceiver } from '../support/otlp-receiver';
+
+// The durable OTLP spool through `node --require otel-llm-audit/register`, with real apps in child
+// processes and a real OTLP/HTTP receiver on loopback: while the endpoint is down, the spans of
+// finished calls survive the process's end (normal exit and SIGTERM) in the spool, and the next
+// process started with the same spool directory sends every one of them exactly once.
+
+const app = join(repoRoot, 'test', 'fixtures', 'spool-app.cjs');
+let fake: FakeProvider;
+beforeAll(async () => {
+  fake = await startFakeProvider();
+});
+afterAll(async () => {
+  await fake.close();
+});
+
+interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runApp(env: Record<string, string>, onStdout?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<RunResult> {
+  return new Promise<RunResult>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--require', 'otel-llm-audit/register', app], {
+      cwd: repoRoot,
+      env: {
+        PATH: process.env.PATH ?? '',
+        FAKE_PROVIDER_URL: fake.url,
+        OTEL_SERVICE_NAME: 'spool-test-app',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_METRICS_EXPORTER: 'none',
+        OTEL_LOGS_EXPORTER: 'none',
+        // A refused connection is given up after 500 ms instead of the default 10 s of retries.
+        OTEL_EXPORTER_OTLP_TIMEOUT: '500',
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        // Several batches, hence several spool files, per run.
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4',
+        LLM_AUDIT_HASH_KEY: 'spool-test-hash-key-0123456',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      onStdout?.(stdout, child);
+    });
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`app timed out; stdout=${stdout} stderr=${stderr}`));
+    }, 30_000);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+const requestIds = (result: RunResult): string[] => JSON.parse(result.stdout.split('\n')[0]!) as string[];
+
+/** Every `.spool` file under the spool root (process subdirectories included), quarantine excluded. */
+function spoolFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.spool') && !name.startsWith('quarantine'));
+}
+
+describe('the OTLP spool through register', () => {
+  it('endpoint down: a normal exit and a SIGTERM leave every span in the spool; the next process sends each exactly once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-register-'));
+    const port = await freePort();
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, LLM_AUDIT_SPOOL_DIR: dir };
+
+    const exited = await runApp({ ...env, APP_CALLS: '10' });
+    expect(exited.code).toBe(0);
+    const firstIds = requestIds(exited);
+    expect(firstIds).toHaveLength(10);
+    const firstFiles = spoolFiles(dir).length;
+    expect(firstFiles).toBeGreaterThanOrEqual(3); // 10 spans in batches of at most 4
+
+    // A long batch delay: the last 3 spans are still in memory when SIGTERM comes, and go to the
+    // spool during the shutdown flush.
+    const terminated = await runApp({ ...env, APP_CALLS: '7', APP_STAY_ALIVE: '1', OTEL_BSP_SCHEDULE_DELAY: '60000' }, (stdout, child) => {
+      if (stdout.includes('ready\n') && !child.killed) child.kill('SIGTERM');
+    });
+    expect(terminated.signal).toBe('SIGTERM');
+    const secondIds = requestIds(terminated);
+    expect(secondIds).toHaveLength(7);
+    expect(spoolFiles(dir).length).toBeGreaterThanOrEqual(firstFiles + 2); // 7 spans in batches of at most 4
+
+    const otlp = await startOtlpReceiver({ port });
+    try {
+      const third = await runApp({ ...env, APP_CALLS: '2' });
+      expect(third.code).toBe(0);
+      const thirdIds = requestIds(third);
+      const spans = otlp.jsonSpans();
+      const arrived = spans.map((s) => s.attributes['llm_audit.request_id'] as string);
+      // Exactly once: no request id and no span id twice, and every call of the three runs present.
+      expect(new Set(arrived).size).toBe(arrived.length);
+      expect(new Set(spans.map((s) => s.spanId)).size).toBe(spans.length);
+      expect(arrived.sort()).toEqual([...firstIds, ...secondIds, ...thirdIds].sort());
+      for (const span of spans) {
+        expect(span.resource['service.name']).toBe('spool-test-app');
+        expect(span.scope).toBe('otel-llm-audit');
+        expect(span.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:/);
+      }
+      // The spool is empty and the directories of the processes that ended are gone.
+      expect(spoolFiles(dir)).toEqual([]);
+      expect(readdirSync(dir).filter((name) => statSync(join(dir, name)).isDirectory() && name !== 'quarantine')).toEqual([]);
+    } finally {
+      await otlp.close();
+    }
+  });
+
+  it('LLM_AUDIT_SPOOL=off: the plain BatchSpanProcessor, nothing is written to the spool directory', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'spool-off-')), 'spool');
+    const port = await freePort();
+    const result = await runApp({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, LLM_AUDIT_SPOOL_DIR: dir, LLM_AUDIT_SPOOL: 'off', APP_CALLS: '3' });
+    expect(result.code).toBe(0);
+    expect(() => readdirSync(dir)).toThrow(/ENOENT/);
+  });
+
+  it.each([
+    [{ LLM_AUDIT_SPOOL_MAX_BYTES: '12 parsecs' }, 'otel-llm-audit: configuration error: LLM_AUDIT_SPOOL_MAX_BYTES=12 parsecs is not a positive size in bytes (e.g. 536870912, 512MiB, 2GiB)\n'],
+    [{ LLM_AUDIT_SPOOL_MAX_BYTES: '0' }, 'otel-llm-audit: configuration error: LLM_AUDIT_SPOOL_MAX_BYTES=0 is not a positive size in bytes (e.g. 536870912, 512MiB, 2GiB)\n'],
+    [{ LLM_AUDIT_SPOOL: 'maybe' }, 'otel-llm-audit: configuration error: LLM_AUDIT_SPOOL=maybe is not one of on, off\n'],
+    [{ LLM_AUDIT_SPOOL_DIR: app }, `otel-llm-audit: configuration error: LLM_AUDIT_SPOOL_DIR=${app} exists and is not a directory\n`],
+  ])('a bad spool setting %o stops the app at startup with exit status 78', async (setting, message) => {
+    const result = await runApp({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', APP_CALLS: '0', ...setting });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toBe(message);
+  });
+});

@@ -27,13 +27,10 @@ const ACTION_KEY = createContextKey('otel-llm-audit.action');
  */
 export function withAuditContext<T>(audit: AuditContext, fn: () => T): T {
   const outer = context.active().getValue(AUDIT_CONTEXT_KEY) as AuditContext | undefined;
-  const merged: AuditContext = outer
-    ? {
-        ...outer,
-        ...stripUndefined(audit),
-        metadata: outer.metadata || audit.metadata ? { ...outer.metadata, ...audit.metadata } : undefined,
-      }
-    : audit;
+  // A frozen snapshot: an application that reuses and changes its object afterwards does not
+  // change who the calls already made (or still running) in this scope are attributed to.
+  const metadata = outer?.metadata || audit.metadata ? Object.freeze({ ...outer?.metadata, ...audit.metadata }) : undefined;
+  const merged: AuditContext = Object.freeze({ ...outer, ...stripUndefined(audit), metadata });
   // Each scope gets its own list of pending retrievals, so recordRetrieval() inside it reaches
   // the next LLM call made in the same scope (and not one in a concurrent request).
   const ctx = context.active().setValue(AUDIT_CONTEXT_KEY, merged).setValue(RETRIEVALS_KEY, [] as Retrieval[]);

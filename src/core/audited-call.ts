@@ -78,7 +78,7 @@ export class AuditedCall implements GuardrailTarget {
   /** Set once the span has ended: nothing more can be recorded on it. */
   private closed = false;
   private accumulator: StreamAccumulator | undefined;
-  private readonly metricAttributes: Attributes;
+  private readonly metricAttributes: Attributes | undefined;
   private readonly requestModel: string | undefined;
   private readonly action: string;
   private readonly audit: AuditContext | undefined;
@@ -95,19 +95,21 @@ export class AuditedCall implements GuardrailTarget {
     parent: Context,
   ) {
     const model = typeof params?.model === 'string' ? params.model : undefined;
-    // The low-cardinality attributes the metrics share with the span.
-    const common: Attributes = {
-      [A.ATTR_GEN_AI_OPERATION_NAME]: spec.operationName,
-      [A.ATTR_GEN_AI_PROVIDER_NAME]: spec.provider,
-    };
-    if (model !== undefined) common[A.ATTR_GEN_AI_REQUEST_MODEL] = model;
-    if (server.address !== undefined) common[A.ATTR_SERVER_ADDRESS] = server.address;
-    if (server.port !== undefined) common[A.ATTR_SERVER_PORT] = server.port;
-    this.metricAttributes = common;
     this.requestModel = model;
     this.action = action;
     this.sentParams = services.content !== undefined ? params : undefined;
-    const attributes: Attributes = { ...common, [A.ATTR_AUDIT_REQUEST_ID]: this.requestId, [A.ATTR_AUDIT_ACTION]: action };
+    // One object, filled in a fixed order: every call's attribute set then shares one hidden class.
+    const attributes: Attributes = {};
+    attributes[A.ATTR_GEN_AI_OPERATION_NAME] = spec.operationName;
+    attributes[A.ATTR_GEN_AI_PROVIDER_NAME] = spec.provider;
+    if (model !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_MODEL] = model;
+    if (server.address !== undefined) attributes[A.ATTR_SERVER_ADDRESS] = server.address;
+    if (server.port !== undefined) attributes[A.ATTR_SERVER_PORT] = server.port;
+    // The low-cardinality attributes the metrics share with the span, copied only when metrics
+    // are recorded.
+    this.metricAttributes = services.metricsEnabled ? { ...attributes } : undefined;
+    attributes[A.ATTR_AUDIT_REQUEST_ID] = this.requestId;
+    attributes[A.ATTR_AUDIT_ACTION] = action;
 
     const streaming = spec.isStream(params);
     if (streaming) {
@@ -116,7 +118,7 @@ export class AuditedCall implements GuardrailTarget {
     }
     spec.requestAttributes(params, attributes);
     this.audit = getAuditContext(parent);
-    addAuditContext(attributes, this.audit);
+    if (this.audit !== undefined) Object.assign(attributes, auditContextAttributes(this.audit));
     const { hasher } = services;
     const { system, input } = spec.prompt(params);
     if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hash(system);
@@ -350,7 +352,7 @@ export class AuditedCall implements GuardrailTarget {
 
   private recordMetrics(summary: ResponseSummary, usage: TokenUsage | undefined, failedWith: string | undefined): void {
     // No meter provider: skip building the attribute sets nobody would aggregate.
-    if (!this.services.metricsEnabled) return;
+    if (this.metricAttributes === undefined) return;
     const attributes: Attributes = { ...this.metricAttributes };
     if (summary.model !== undefined) attributes[A.ATTR_GEN_AI_RESPONSE_MODEL] = summary.model;
     if (failedWith !== undefined) attributes[A.ATTR_ERROR_TYPE] = failedWith;
@@ -368,8 +370,14 @@ function setIfNumber(attributes: Attributes, key: string, value: number | undefi
   if (typeof value === 'number' && Number.isFinite(value)) attributes[key] = value;
 }
 
-function addAuditContext(attributes: Attributes, audit: AuditContext | undefined): void {
-  if (audit === undefined) return;
+// An application names its user once per request and makes one or more calls inside: the span
+// attributes of an audit context are built once, at its first call, not at every call.
+const contextAttributes = new WeakMap<AuditContext, Attributes>();
+
+function auditContextAttributes(audit: AuditContext): Attributes {
+  let attributes = contextAttributes.get(audit);
+  if (attributes !== undefined) return attributes;
+  attributes = {};
   if (audit.userId !== undefined) attributes[A.ATTR_USER_ID] = audit.userId;
   if (audit.sessionId !== undefined) attributes[A.ATTR_SESSION_ID] = audit.sessionId;
   if (audit.tenantId !== undefined) attributes[A.ATTR_AUDIT_TENANT_ID] = audit.tenantId;
@@ -378,4 +386,6 @@ function addAuditContext(attributes: Attributes, audit: AuditContext | undefined
       attributes[A.ATTR_AUDIT_METADATA_PREFIX + key] = audit.metadata[key];
     }
   }
+  contextAttributes.set(audit, attributes);
+  return attributes;
 }

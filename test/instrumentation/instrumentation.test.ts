@@ -67,6 +67,26 @@ describe('audit context', () => {
     expect(outside.attributes['session.id']).toBeUndefined();
   });
 
+  it('withAuditContext takes a snapshot: changing the object afterwards does not re-attribute the scope', async () => {
+    const who = { userId: 'alice', metadata: { feature: 'search' } as Record<string, string> };
+    await withAuditContext(who, async () => {
+      await ask();
+      // An application reusing one object per worker and filling it for the next request.
+      who.userId = 'mallory';
+      who.metadata.feature = 'admin';
+      await ask();
+    });
+    // The same (now changed) object in a new scope is read afresh.
+    await withAuditContext(who, () => ask());
+    const [first, second, third] = await spansOf(3);
+    for (const span of [first, second]) {
+      expect(span.attributes['user.id']).toBe('alice');
+      expect(span.attributes['llm_audit.metadata.feature']).toBe('search');
+    }
+    expect(third.attributes['user.id']).toBe('mallory');
+    expect(third.attributes['llm_audit.metadata.feature']).toBe('admin');
+  });
+
   it('falls back to W3C baggage user.id / session.id; an explicit context wins', async () => {
     const baggage = propagation.createBaggage({ 'user.id': { value: 'from-baggage' }, 'session.id': { value: 'bag-session' } });
     await context.with(propagation.setBaggage(context.active(), baggage), async () => {

@@ -58,8 +58,16 @@ export class Drainer {
   /** An export failed outside the drainer (a direct batch): back off before the first drain attempt. */
   noteFailure(): void {
     if (this.failing) return;
-    this.failing = true;
+    this.setFailing(true);
     this.schedule();
+  }
+
+  /** Says when the endpoint goes down and comes back (once each, not per attempt). */
+  private setFailing(failing: boolean): void {
+    if (failing === this.failing) return;
+    this.failing = failing;
+    if (failing) diag.warn(`otel-llm-audit spool: the OTLP endpoint does not take spans; they are kept in ${this.spool.root} until it does`);
+    else diag.info(`otel-llm-audit spool: the OTLP endpoint takes spans again; sending the ${this.spool.files} spool files`);
   }
 
   /** Starts draining now, unless a drain is running, a backoff is pending or nothing waits. */
@@ -98,12 +106,12 @@ export class Drainer {
       while (sent < spans.length) {
         if (!(await this.send(spans.slice(sent, sent + this.sliceSize)))) {
           this.progress.set(file.name, sent);
-          this.failing = true;
+          this.setFailing(true);
           this.schedule();
           return;
         }
         sent += this.sliceSize;
-        this.failing = false;
+        this.setFailing(false);
         this.nextBackoffMs = this.initialMs;
       }
       this.progress.delete(file.name);

@@ -16,10 +16,10 @@
  * trace on disk), and the byte bound (LLM_AUDIT_SPOOL_MAX_BYTES) counts the files this process holds:
  * its own batches and the ones it adopted.
  */
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
+import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { EMPTY_LOCK_GRACE_MS, pidAlive, readLockOwner, type LockOwner } from '../util/lock-owner';
 import { FILE_MODE, SPOOL_SUFFIX, TEMP_PREFIX, writeFileAtomic } from './spool-file';
 
@@ -61,6 +61,13 @@ export class SpoolDirectory {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`LLM_AUDIT_SPOOL_DIR=${this.root} cannot be used: ${(error as Error).message}`);
     }
     if (isDir === false) throw new Error(`LLM_AUDIT_SPOOL_DIR=${this.root} exists and is not a directory`);
+    // Found now rather than during an outage, when the spans that need the spool would be dropped.
+    const writable = isDir ? this.root : nearestExisting(this.root);
+    try {
+      accessSync(writable, constants.W_OK | constants.X_OK);
+    } catch {
+      throw new Error(`LLM_AUDIT_SPOOL_DIR=${this.root} cannot be written (no write permission on ${writable})`);
+    }
     this.adoptOrphans();
   }
 
@@ -270,6 +277,21 @@ export class SpoolDirectory {
     this.totalBytes -= size;
     const index = this.queue.indexOf(name);
     if (index >= 0) this.queue.splice(index, 1);
+  }
+}
+
+/** The closest ancestor of `path` that exists (where mkdir -p would start creating). */
+function nearestExisting(path: string): string {
+  let dir = dirname(path);
+  for (;;) {
+    try {
+      statSync(dir);
+      return dir;
+    } catch {
+      const parent = dirname(dir);
+      if (parent === dir) return dir;
+      dir = parent;
+    }
   }
 }
 

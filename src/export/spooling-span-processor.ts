@@ -36,6 +36,12 @@ interface Batch {
   spans: ReadableSpan[];
   name: string;
 }
+interface DirectExport {
+  batch: Batch;
+  /** Given up on by a flush deadline: its batch is already in the spool. */
+  abandoned: boolean;
+  done: Promise<void>;
+}
 
 export interface SpoolingSpanProcessorOptions {
   exporter: SpanExporter;
@@ -55,12 +61,15 @@ export interface SpoolingSpanProcessorOptions {
    */
   shutdownTimeoutMillis?: number;
   backoff?: BackoffOptions;
+  /** How often to look for spool files left by processes that ended meanwhile (default 60 s). */
+  adoptEveryMillis?: number;
 }
 
 export class SpoolingSpanProcessor {
   private buffer: ReadableSpan[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private direct: Promise<void> | undefined;
+  /** The direct export under way (one at a time, as in the BatchSpanProcessor). */
+  private inFlight: DirectExport | undefined;
   /** Batches waiting for the spool writer, and the writer while it runs. */
   private toWrite: Batch[] = [];
   private writer: Promise<void> | undefined;
@@ -68,6 +77,7 @@ export class SpoolingSpanProcessor {
   private queuedSpans = 0;
   private writingSpans = 0;
   private shuttingDown = false;
+  private readonly adoptTimer: NodeJS.Timeout;
   private shutdownDone: Promise<void> | undefined;
   private readonly drainer: Drainer;
   private readonly maxQueueSize: number;
@@ -91,13 +101,22 @@ export class SpoolingSpanProcessor {
     this.drainer = new Drainer(
       this.spool,
       (spans) => this.send(spans, this.exportTimeoutMillis),
-      () => this.direct === undefined,
+      () => this.inFlight === undefined,
       options.backoff,
       () => this.schedule(),
       this.maxExportBatchSize,
     );
     // Files adopted from an earlier process are sent as soon as the SDK is up.
     setImmediate(() => this.drainer.kick()).unref();
+    // A process that dies while this one runs leaves files nobody would send until the next start.
+    this.adoptTimer = setInterval(() => {
+      try {
+        if (this.spool.adoptOrphans() > 0) this.drainer.kick();
+      } catch (error) {
+        diag.warn(`otel-llm-audit spool: looking for files left by ended processes: ${(error as Error).message}`);
+      }
+    }, options.adoptEveryMillis ?? 60_000);
+    this.adoptTimer.unref();
   }
 
   /** Spans dropped so far (spool full, queue full or write failures). */
@@ -138,10 +157,13 @@ export class SpoolingSpanProcessor {
   }
 
   private async doShutdown(): Promise<void> {
+    // register's exit path runs forceFlush (up to flushTimeoutMillis) and then this; the drain
+    // below gets at most half as much again, which keeps the whole within the shutdown timeout.
     const started = Date.now();
-    const remaining = (): number => Math.max(0, this.flushTimeoutMillis - (Date.now() - started));
+    const remaining = (): number => Math.max(0, Math.floor(this.flushTimeoutMillis / 2) - (Date.now() - started));
     await this.flushAll();
     this.shuttingDown = true;
+    clearInterval(this.adoptTimer);
     // With the endpoint up, a short-lived process sends what waits in the spool (its own spills and
     // adopted files) before it ends, within the same budget. With the endpoint down it does not
     // wait for a backoff: the files are on disk and the next process sends them.
@@ -150,9 +172,10 @@ export class SpoolingSpanProcessor {
       await withDeadline(this.drainer.idle(), remaining());
     }
     this.drainer.stop();
-    // A drain export still in flight may finish within the budget; its file stays on disk either
-    // way (deleted only after a success), so nothing depends on waiting longer.
-    await withDeadline(this.drainer.idle(), remaining());
+    // A drain export still in flight against a working endpoint may finish within the budget (and
+    // delete its file rather than leave it to be sent twice). Against a failing one it would only
+    // be retrying: its file is on disk (deleted only after a success), so there is no wait.
+    if (!this.drainer.failing) await withDeadline(this.drainer.idle(), remaining());
     this.telemetry.report();
     try {
       this.spool.close();
@@ -163,21 +186,38 @@ export class SpoolingSpanProcessor {
     await withDeadline(this.exporter.shutdown(), 1_000);
   }
 
-  /** Sends or spools whatever is in memory; resolves once every span is with the endpoint or on disk. */
+  /**
+   * Sends or spools whatever is in memory; resolves once every span is with the endpoint or on disk,
+   * within flushTimeoutMillis: a direct export still running at the deadline is given up on, and
+   * its batch is spooled (it may then arrive twice, if that export ends up succeeding).
+   */
   private async flushAll(): Promise<void> {
+    const deadline = Date.now() + this.flushTimeoutMillis;
+    const left = (): number => Math.max(1, deadline - Date.now());
     clearTimeout(this.timer);
     this.timer = undefined;
     while (this.buffer.length > 0) {
       if (this.spooling) {
         this.toSpool(this.cut());
-      } else if (this.direct) {
-        await this.direct;
+      } else if (this.inFlight) {
+        await this.settleInFlight(left());
       } else {
-        this.startDirect(this.cut(), this.flushTimeoutMillis);
+        this.startDirect(this.cut(), left());
       }
     }
-    await this.direct;
+    if (this.inFlight) await this.settleInFlight(left());
     while (this.writer) await this.writer;
+  }
+
+  /** Waits for the direct export in flight up to `ms`; past that, spools its batch. */
+  private async settleInFlight(ms: number): Promise<void> {
+    const flight = this.inFlight!;
+    await withDeadline(flight.done, ms);
+    if (this.inFlight !== flight) return;
+    flight.abandoned = true;
+    this.inFlight = undefined;
+    this.drainer.noteFailure();
+    this.toSpool(flight.batch);
   }
 
   /** Ships full batches now and starts the timer for a partial one. */
@@ -185,7 +225,7 @@ export class SpoolingSpanProcessor {
     if (this.shuttingDown) return;
     while (this.buffer.length >= this.maxExportBatchSize) {
       if (this.spooling) this.toSpool(this.cut());
-      else if (!this.direct) this.startDirect(this.cut(), this.exportTimeoutMillis);
+      else if (!this.inFlight) this.startDirect(this.cut(), this.exportTimeoutMillis);
       else return; // waits for the direct export in flight (onEnd spills past maxQueueSize)
     }
     if (this.buffer.length > 0 && this.timer === undefined) {
@@ -193,7 +233,7 @@ export class SpoolingSpanProcessor {
         this.timer = undefined;
         if (this.buffer.length === 0) return;
         if (this.spooling) this.toSpool(this.cut());
-        else if (!this.direct) this.startDirect(this.cut(), this.exportTimeoutMillis);
+        else if (!this.inFlight) this.startDirect(this.cut(), this.exportTimeoutMillis);
         this.schedule();
       }, this.scheduledDelayMillis);
       this.timer.unref();
@@ -207,15 +247,18 @@ export class SpoolingSpanProcessor {
   }
 
   private startDirect(batch: Batch, timeoutMs: number): void {
-    this.direct = this.send(batch.spans, timeoutMs).then((ok) => {
-      this.direct = undefined;
+    const flight: DirectExport = { batch, abandoned: false, done: Promise.resolve() };
+    flight.done = this.send(batch.spans, timeoutMs).then((ok) => {
+      if (this.inFlight === flight) this.inFlight = undefined;
       if (!ok) {
         this.drainer.noteFailure();
-        this.toSpool(batch);
+        // An abandoned export's batch was spooled when it was given up on.
+        if (!flight.abandoned) this.toSpool(batch);
       }
       this.drainer.kick();
       this.schedule();
     });
+    this.inFlight = flight;
   }
 
   /**
@@ -235,37 +278,47 @@ export class SpoolingSpanProcessor {
     this.writingSpans += count;
     this.queuedSpans += count;
     this.toWrite.push(batch);
-    this.writer ??= this.writeQueued().finally(() => {
-      this.writer = undefined;
-    });
+    this.writer ??= this.writeQueued();
   }
 
   private async writeQueued(): Promise<void> {
-    while (this.toWrite.length > 0) {
-      const batches = this.toWrite;
-      this.toWrite = [];
-      this.queuedSpans = 0;
-      const spans = batches.length === 1 ? batches[0]!.spans : batches.flatMap((b) => b.spans);
-      // The smallest reserved name: the file sorts where its oldest batch belongs.
-      const name = batches.reduce((min, b) => (b.name < min ? b.name : min), batches[0]!.name);
-      try {
-        await resourcesSettled(spans);
-        const bytes = await encodeSpoolFile(spans);
-        if (this.spool.hasRoomFor(bytes.length)) {
-          await this.spool.write(name, bytes);
-          this.telemetry.recordSpill(spans.length);
-        } else if (batches.length > 1) {
-          // Near the bound, one batch at a time: as many as fit are kept, only the rest dropped.
-          for (const batch of batches) await this.writeOne(batch);
-        } else {
-          this.dropSpoolFull(spans.length);
-        }
-      } catch (error) {
-        this.telemetry.recordDrop(spans.length, 'write_failed', `cannot write to ${this.spool.directory ?? this.spool.root}: ${(error as Error).message}`);
-      } finally {
-        this.writingSpans -= spans.length;
-        this.drainer.kick();
+    try {
+      while (this.toWrite.length > 0) {
+        const batches = this.toWrite;
+        this.toWrite = [];
+        this.queuedSpans = 0;
+        await this.writeBatches(batches);
       }
+    } finally {
+      // Cleared in the same synchronous step as the loop's last check of toWrite, so a batch queued
+      // after that check finds no writer and starts one (clearing it in a `.finally()` callback, a
+      // tick later, would leave such a batch stranded).
+      this.writer = undefined;
+    }
+  }
+
+  /** One file for all the batches if it fits under the bound, else batch by batch. */
+  private async writeBatches(batches: Batch[]): Promise<void> {
+    const spans = batches.length === 1 ? batches[0]!.spans : batches.flatMap((b) => b.spans);
+    // The smallest reserved name: the file sorts where its oldest batch belongs.
+    const name = batches.reduce((min, b) => (b.name < min ? b.name : min), batches[0]!.name);
+    try {
+      await resourcesSettled(spans);
+      const bytes = await encodeSpoolFile(spans);
+      if (this.spool.hasRoomFor(bytes.length)) {
+        await this.spool.write(name, bytes);
+        this.telemetry.recordSpill(spans.length);
+      } else if (batches.length > 1) {
+        // Near the bound, one batch at a time: as many as fit are kept, only the rest dropped.
+        for (const batch of batches) await this.writeOne(batch);
+      } else {
+        this.dropSpoolFull(spans.length);
+      }
+    } catch (error) {
+      this.telemetry.recordDrop(spans.length, 'write_failed', `cannot write to ${this.spool.directory ?? this.spool.root}: ${(error as Error).message}`);
+    } finally {
+      this.writingSpans -= spans.length;
+      this.drainer.kick();
     }
   }
 

@@ -1,10 +1,14 @@
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { otlpTraceExporterFromEnv } from '../../src/export/from-env';
-import { SpoolDirectory } from '../../src/export/spool-dir';
+import { OWNER_FILE, SpoolDirectory } from '../../src/export/spool-dir';
 import { encodeSpoolFile, readSpoolFile } from '../../src/export/spool-file';
 import { SpoolingSpanProcessor } from '../../src/export/spooling-span-processor';
 import { SpoolTelemetry } from '../../src/export/telemetry';
@@ -28,12 +32,12 @@ afterEach(async () => {
 });
 
 /** The processor against http://127.0.0.1:<port> (nothing listening yet), and what it writes to. */
-async function setup(options: { maxBytes?: number; batch?: number; queue?: number } = {}) {
-  const port = await freePort();
+async function setup(options: { maxBytes?: number; batch?: number; queue?: number; port?: number; otlpTimeoutMs?: number; adoptEveryMillis?: number } = {}) {
+  const port = options.port ?? (await freePort());
   const saved = { ...process.env };
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${port}`;
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
-  process.env.OTEL_EXPORTER_OTLP_TIMEOUT = '300';
+  process.env.OTEL_EXPORTER_OTLP_TIMEOUT = String(options.otlpTimeoutMs ?? 300);
   const exporter = otlpTraceExporterFromEnv();
   process.env = saved;
   const root = mkdtempSync(join(tmpdir(), 'spool-processor-'));
@@ -54,6 +58,7 @@ async function setup(options: { maxBytes?: number; batch?: number; queue?: numbe
     exportTimeoutMillis: 2_000,
     shutdownTimeoutMillis: 2_000,
     backoff: { initialMs: 50, maxMs: 200 },
+    ...(options.adoptEveryMillis ? { adoptEveryMillis: options.adoptEveryMillis } : {}),
   });
   cleanups.push(() => processor.shutdown(), () => meterProvider.shutdown());
   const metric = async (name: string) => {
@@ -164,16 +169,58 @@ async function setupOn(spool: SpoolDirectory, port: number): Promise<SpoolingSpa
   return processor;
 }
 
+describe('an endpoint that hangs, a process that dies', () => {
+  it('a flush does not wait past its budget for an endpoint that accepts connections and never answers: the batch is spooled', async () => {
+    const hung = createServer(() => undefined); // reads nothing, answers nothing
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const sockets = new Set<Socket>();
+    hung.on('connection', (socket) => sockets.add(socket));
+    cleanups.push(() => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => hung.close(() => resolve()));
+    });
+    // The exporter would wait 10 s; the flush budget is half of the 2 s shutdown timeout.
+    const { spool, processor } = await setup({ port: (hung.address() as AddressInfo).port, otlpTimeoutMs: 10_000 });
+    for (const span of makeSpans(5)) processor.onEnd(span);
+    const started = Date.now();
+    await processor.forceFlush();
+    expect(Date.now() - started).toBeLessThan(1_900);
+    expect(sockets.size).toBeGreaterThan(0); // the export did reach the endpoint
+    expect(processor.spooling).toBe(true);
+    let onDisk = 0;
+    for (const name of readdirSync(spool.directory!).filter((n) => n.endsWith('.spool'))) onDisk += (await readSpoolFile(join(spool.directory!, name))).spans.length;
+    expect(onDisk).toBe(5);
+  });
+
+  it('files left by a process that died while this one runs are adopted and sent', async () => {
+    const port = await freePort();
+    const otlp = await startOtlpReceiver({ port });
+    cleanups.push(() => otlp.close());
+    const { root } = await setup({ port, adoptEveryMillis: 50 });
+    // Written as by a process that is gone now (its pid is dead).
+    const pid = Number(spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout);
+    const dir = join(root, `proc-${pid}-1700000000000`);
+    const bytes = await encodeSpoolFile(makeSpans(3, 'orphan'));
+    mkdirSync(join(root, 'staging'));
+    writeFileSync(join(root, 'staging', `001700000000000-${pid}-0000000001.spool`), bytes);
+    writeFileSync(join(root, 'staging', OWNER_FILE), JSON.stringify({ pid, host: hostname(), started: '2026-01-01T00:00:00.000Z' }));
+    renameSync(join(root, 'staging'), dir); // appears whole
+    await until(() => requestIds(otlp).length === 3, 'the orphaned spans to arrive');
+    expect(requestIds(otlp)).toEqual(['orphan-0', 'orphan-1', 'orphan-2']);
+    await until(() => !existsSync(dir), 'the dead process\'s directory to be removed');
+  });
+});
+
 describe('memory bound', () => {
   it('with the endpoint down, spans beyond maxQueueSize spill to disk instead of piling up in memory; none is dropped', async () => {
     const { spool, processor } = await setup({ batch: 50, queue: 200 });
-    // 10× the queue, produced about as fast as an app making LLM calls could (10 spans per ms).
+    // 10× the queue, produced about as fast as a busy app's LLM calls end (10 spans per 2 ms).
     const spans = makeSpans(2_000);
     let peak = 0;
     for (let i = 0; i < spans.length; i++) {
       processor.onEnd(spans[i]!);
       peak = Math.max(peak, processor.spansInMemory);
-      if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 1));
+      if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 2));
     }
     await processor.forceFlush();
     expect(processor.droppedSpans).toBe(0);

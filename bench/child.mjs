@@ -40,12 +40,14 @@ try {
   // ---------------------------------------------------------------------------------------------
 
   /**
-   * Counts what reaches it. With `serialize`, it also encodes every batch to OTLP/JSON (as an
-   * OTLP/HTTP-JSON exporter would before sending), so that attribute-heavy spans pay for their size.
+   * Counts what reaches it. With `serialize` ('otlp-proto' or 'otlp-json'), it also encodes every
+   * batch as an OTLP/HTTP exporter would before sending (http/protobuf is the exporters' default),
+   * so that spans pay for what they carry, as they do in production.
    */
   class CountingExporter {
     constructor(serialize) {
-      this.serialize = serialize ? require('@opentelemetry/otlp-transformer').JsonTraceSerializer : undefined;
+      const transformer = serialize ? require('@opentelemetry/otlp-transformer') : undefined;
+      this.serialize = serialize === 'otlp-proto' ? transformer.ProtobufTraceSerializer : serialize === 'otlp-json' ? transformer.JsonTraceSerializer : undefined;
       this.spans = 0;
       this.attributes = 0;
       this.bytes = 0;
@@ -76,7 +78,7 @@ try {
   if (config.otel) {
     const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
     const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
-    exporter = new CountingExporter(job.exporter === 'otlp-json');
+    exporter = new CountingExporter(job.exporter === 'count' ? undefined : job.exporter);
     tracerProvider = new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
     tracerProvider.register();
   }

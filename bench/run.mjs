@@ -29,15 +29,16 @@ const scratch = join(root, '.cache/bench');
 const HELP = `usage: node bench/run.mjs [options]
 
   --rounds N         interleaved rounds (default 5; --quick: 1)
-  --calls N          measured plain calls per child at 10 KB (default 400; --quick: 100)
-  --stream-calls N   measured streaming calls per child (default 100; --quick: 30)
+  --calls N          measured plain calls per child at 10 KB (default 1500; --quick: 100)
+  --stream-calls N   measured streaming calls per child (default 300; --quick: 30)
   --warmup N         warm-up calls per child (default: a third of the measured calls)
   --abandon N        streams abandoned after 3 chunks, per stream child (default 10)
   --sdk LIST         comma-separated subset of: ${Object.keys(SDKS).join(', ')}
   --config LIST      comma-separated subset of the configurations (baseline is always kept)
   --no-scaling       skip the conversation-size series
-  --exporter KIND    count (default): the exporter counts spans; otlp-json: it also encodes
-                     every batch to OTLP/JSON, as an OTLP/HTTP exporter would before sending
+  --exporter KIND    otlp-proto (default): the exporter encodes every batch to OTLP/protobuf, as the
+                     default OTLP exporter does before sending; otlp-json: to OTLP/JSON; count: it
+                     only counts the spans (hides what the attributes cost to export)
   --profile          also run otel-llm-audit children under --cpu-prof and summarise the profile
   --profile-only     only the profile (no rounds)
   --quick            one round, fewer calls, small ledger and ingest runs: a smoke run
@@ -60,7 +61,7 @@ const { values: opts } = parseArgs({
     sdk: { type: 'string' },
     config: { type: 'string' },
     'no-scaling': { type: 'boolean', default: false },
-    exporter: { type: 'string', default: 'count' },
+    exporter: { type: 'string', default: 'otlp-proto' },
     profile: { type: 'boolean', default: false },
     'profile-only': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
@@ -90,8 +91,8 @@ const int = (value, fallback) => {
 const quick = opts.quick;
 const settings = {
   rounds: opts['profile-only'] ? 0 : int(opts.rounds, quick ? 1 : 5),
-  calls: int(opts.calls, quick ? 100 : 400),
-  streamCalls: int(opts['stream-calls'], quick ? 30 : 100),
+  calls: int(opts.calls, quick ? 100 : 1500),
+  streamCalls: int(opts['stream-calls'], quick ? 30 : 300),
   warmup: opts.warmup === undefined ? undefined : int(opts.warmup),
   abandon: int(opts.abandon, 10),
   exporter: opts.exporter,
@@ -108,8 +109,8 @@ if (settings.ingest && settings.ingest.seconds < 1) {
   console.error('bench: --ingest-seconds must be positive');
   process.exit(2);
 }
-if (!['count', 'otlp-json'].includes(settings.exporter)) {
-  console.error(`bench: --exporter must be count or otlp-json`);
+if (!['otlp-proto', 'otlp-json', 'count'].includes(settings.exporter)) {
+  console.error(`bench: --exporter must be otlp-proto, otlp-json or count`);
   process.exit(2);
 }
 const sdks = opts.sdk ? opts.sdk.split(',') : Object.keys(SDKS);

@@ -218,7 +218,7 @@ export function renderMarkdown(report) {
     [
       '- Same for every configuration with OpenTelemetry: `NodeTracerProvider` (AsyncLocalStorage context manager, W3C propagators, ' +
         'always-on sampler) registered globally, one `BatchSpanProcessor` with default settings and an exporter that counts the spans' +
-        (settings.exporter === 'otlp-json' ? ' and encodes every batch to OTLP/JSON' : '') +
+        (settings.exporter === 'otlp-proto' ? ' and encodes every batch to OTLP/protobuf (what the default OTLP exporter sends)' : settings.exporter === 'otlp-json' ? ' and encodes every batch to OTLP/JSON' : ' (and does not encode them: what the attributes cost to export is not counted)') +
         '. No meter or logger provider is registered, so metrics and log events are no-ops for everyone.',
       '- `baseline`: no OpenTelemetry at all. `sdk-only`: the tracer provider, no instrumentation. `hand-span`: one ' +
         '`tracer.startActiveSpan` per call with 3 attributes, ended when the call (or the stream) ends: the floor for any span-based instrumentation.',

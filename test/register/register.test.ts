@@ -40,6 +40,8 @@ function runApp(args: string[], env: Record<string, string>, onStdout?: (text: s
         OTEL_LOGS_EXPORTER: 'none',
         OTEL_METRIC_EXPORT_INTERVAL: '60000',
         LLM_AUDIT_HASH_KEY: 'register-test-hash-key-0123',
+        // Its own OTLP spool: nothing another test's app left behind can be adopted and sent here.
+        LLM_AUDIT_SPOOL_DIR: mkdtempSync(join(tmpdir(), 'register-spool-')),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,8 @@
  * date) unless LLM_AUDIT_E2E_BUILD=0; a missing binary is an error naming its build script, never
  * a skipped test.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   freePorts,
@@ -36,9 +37,13 @@ export const jaegerConfig = join(repoRoot, 'collector', 'jaeger-config.yaml');
 export const cliPath = join(repoRoot, 'dist', 'cjs', 'cli', 'main.js');
 export const BUILD_TIMEOUT_MS = 30 * 60_000;
 
-/** A small environment for child processes: nothing of the test runner leaks into them. */
+/**
+ * A small environment for child processes: nothing of the test runner leaks into them. Each gets
+ * its own OTLP spool directory, so that spans one test's app had to keep (its collector was down)
+ * are never adopted and sent by another test's app.
+ */
 export function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { LLM_AUDIT_SPOOL_DIR: mkdtempSync(join(tmpdir(), 'e2e-spool-')) };
   for (const name of ['PATH', 'HOME', 'TMPDIR', 'LANG', 'TZ']) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;

@@ -302,6 +302,8 @@ export class SpoolingSpanProcessor {
     const spans = batches.length === 1 ? batches[0]!.spans : batches.flatMap((b) => b.spans);
     // The smallest reserved name: the file sorts where its oldest batch belongs.
     const name = batches.reduce((min, b) => (b.name < min ? b.name : min), batches[0]!.name);
+    // Spans accounted for (written or dropped), so that a failure counts only the others.
+    let settled = 0;
     try {
       await resourcesSettled(spans);
       const bytes = await encodeSpoolFile(spans);
@@ -310,12 +312,16 @@ export class SpoolingSpanProcessor {
         this.telemetry.recordSpill(spans.length);
       } else if (batches.length > 1) {
         // Near the bound, one batch at a time: as many as fit are kept, only the rest dropped.
-        for (const batch of batches) await this.writeOne(batch);
+        for (const batch of batches) {
+          await this.writeOne(batch);
+          settled += batch.spans.length;
+        }
       } else {
         this.dropSpoolFull(spans.length);
       }
     } catch (error) {
-      this.telemetry.recordDrop(spans.length, 'write_failed', `cannot write to ${this.spool.directory ?? this.spool.root}: ${(error as Error).message}`);
+      const lost = spans.length - settled;
+      this.telemetry.recordDrop(lost, 'write_failed', `cannot write to ${this.spool.directory ?? this.spool.root}: ${(error as Error).message}`);
     } finally {
       this.writingSpans -= spans.length;
       this.drainer.kick();

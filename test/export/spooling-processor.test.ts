@@ -1,6 +1,6 @@
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { hostname } from 'node:os';
@@ -208,6 +208,27 @@ describe('an endpoint that hangs, a process that dies', () => {
     await until(() => requestIds(otlp).length === 3, 'the orphaned spans to arrive');
     expect(requestIds(otlp)).toEqual(['orphan-0', 'orphan-1', 'orphan-2']);
     await until(() => !existsSync(dir), 'the dead process\'s directory to be removed');
+  });
+});
+
+describe('a disk that refuses the write', () => {
+  it('the batch is counted as write_failed and reported; the process goes on', async () => {
+    const { spool, processor, metric } = await setup();
+    const diagCapture = captureDiag();
+    cleanups.push(() => diagCapture.stop());
+    for (const span of makeSpans(10, 'first')) processor.onEnd(span);
+    await processor.forceFlush(); // the endpoint is down: these are on disk
+    expect(spool.files).toBeGreaterThan(0);
+    // The process's spool directory is replaced by a file: every later write fails (ENOTDIR).
+    const dir = spool.directory!;
+    rmSync(dir, { recursive: true });
+    writeFileSync(dir, 'not a directory');
+    for (const span of makeSpans(10, 'second')) processor.onEnd(span);
+    await processor.forceFlush();
+    expect(processor.droppedSpans).toBe(10);
+    const dropped = await metric(METRIC_AUDIT_SPOOL_DROPPED_SPANS);
+    expect(dropped.map((p) => [p.attributes[ATTR_AUDIT_SPOOL_DROP_REASON], p.value])).toEqual([['write_failed', 10]]);
+    expect(diagCapture.errors().join('\n')).toMatch(/dropped 10 audit spans \(write_failed\): cannot write to .*ENOTDIR/);
   });
 });
 

@@ -121,6 +121,28 @@ describe('the OTLP spool through register', () => {
     }
   });
 
+  it('http/protobuf: spooled spans are re-sent in the protocol the environment asks for, each request id once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-register-pb-'));
+    const port = await freePort();
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', LLM_AUDIT_SPOOL_DIR: dir };
+    const down = await runApp({ ...env, APP_CALLS: '6' });
+    expect(down.code).toBe(0);
+    expect(spoolFiles(dir).length).toBeGreaterThan(0);
+    const otlp = await startOtlpReceiver({ port });
+    try {
+      const up = await runApp({ ...env, APP_CALLS: '1' });
+      expect(up.code).toBe(0);
+      const exports = otlp.traceExports();
+      for (const e of exports) expect(e.contentType).toBe('application/x-protobuf');
+      // Protobuf carries strings verbatim: each request id is in the bytes exactly once.
+      const bytes = otlp.allBytes().toString('latin1');
+      for (const id of [...requestIds(down), ...requestIds(up)]) expect(bytes.split(id).length - 1).toBe(1);
+      expect(spoolFiles(dir)).toEqual([]);
+    } finally {
+      await otlp.close();
+    }
+  });
+
   it('LLM_AUDIT_SPOOL=off: the plain BatchSpanProcessor, nothing is written to the spool directory', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'spool-off-')), 'spool');
     const port = await freePort();

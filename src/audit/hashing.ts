@@ -16,6 +16,12 @@ export interface ContentHasher {
   readonly keyId: string | undefined;
   /** `hmac-sha256:<keyId>:<hex>` when keyed, else `sha256:<hex>`, over canonicalJson(value). */
   hash(value: unknown): string;
+  /**
+   * The same hash, for a value that is expected to come back call after call (a system prompt):
+   * the hashes of the last few short canonical texts are remembered, and looking one up costs a
+   * fraction of initialising an HMAC.
+   */
+  hashRepeated(value: unknown): string;
 }
 
 const HASH_KEY_ENV = 'LLM_AUDIT_HASH_KEY';
@@ -132,16 +138,45 @@ function warnUnkeyedOnce(): void {
   );
 }
 
-class Sha256Hasher implements ContentHasher {
-  readonly keyed = false;
-  readonly keyId = undefined;
+/** What both hashers share: canonical text in, labelled hex digest out, with a small memo. */
+abstract class CanonicalHasher implements ContentHasher {
+  abstract readonly keyed: boolean;
+  abstract readonly keyId: string | undefined;
+  // Bounded in entry count and text length (what is remembered is a copy of prompt text, in
+  // process memory only); dropped whole when full rather than tracking recency.
+  static readonly #MAX_TEXT_LENGTH = 4096;
+  static readonly #MAX_ENTRIES = 64;
+  readonly #recent = new Map<string, string>();
+
+  protected abstract digest(text: string): string;
 
   hash(value: unknown): string {
-    return 'sha256:' + createHash('sha256').update(canonicalJson(value), 'utf8').digest('hex');
+    return this.digest(canonicalJson(value));
+  }
+
+  hashRepeated(value: unknown): string {
+    const text = canonicalJson(value);
+    if (text.length > CanonicalHasher.#MAX_TEXT_LENGTH) return this.digest(text);
+    let hash = this.#recent.get(text);
+    if (hash === undefined) {
+      hash = this.digest(text);
+      if (this.#recent.size >= CanonicalHasher.#MAX_ENTRIES) this.#recent.clear();
+      this.#recent.set(text, hash);
+    }
+    return hash;
   }
 }
 
-class HmacSha256Hasher implements ContentHasher {
+class Sha256Hasher extends CanonicalHasher {
+  readonly keyed = false;
+  readonly keyId = undefined;
+
+  protected digest(text: string): string {
+    return 'sha256:' + createHash('sha256').update(text, 'utf8').digest('hex');
+  }
+}
+
+class HmacSha256Hasher extends CanonicalHasher {
   readonly keyed = true;
   readonly keyId: string;
   // Imported once as a KeyObject: the key lives in native memory (out of heap snapshots, unaffected
@@ -150,12 +185,13 @@ class HmacSha256Hasher implements ContentHasher {
   readonly #prefix: string;
 
   constructor(key: KeyObject, keyId: string) {
+    super();
     this.#key = key;
     this.keyId = keyId;
     this.#prefix = `hmac-sha256:${keyId}:`;
   }
 
-  hash(value: unknown): string {
-    return this.#prefix + createHmac('sha256', this.#key).update(canonicalJson(value), 'utf8').digest('hex');
+  protected digest(text: string): string {
+    return this.#prefix + createHmac('sha256', this.#key).update(text, 'utf8').digest('hex');
   }
 }

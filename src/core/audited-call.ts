@@ -121,7 +121,7 @@ export class AuditedCall implements GuardrailTarget {
     if (this.audit !== undefined) Object.assign(attributes, auditContextAttributes(this.audit));
     const { hasher } = services;
     const { system, input } = spec.prompt(params);
-    if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hash(system);
+    if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hashRepeated(system);
     if (input !== undefined) attributes[A.ATTR_AUDIT_INPUT_HASH] = hasher.hash(input);
 
     // The conventions name the span `{operation} {model}`.

@@ -42,8 +42,11 @@ export function observeStream(stream: SdkStream, call: AuditedCall): SdkStream {
   // An abort while nobody is waiting on the stream (before iteration, or between chunks) would
   // otherwise leave the span to the finalizer. While a read is pending, the SDK itself aborts on
   // its way out of an error, and the read's outcome (error or end) is the one to record.
+  // The listener stays registered after the call ends (an abort then finds the call ended and
+  // does nothing): removing a listener from an AbortSignal costs more than the rest of a stream's
+  // bookkeeping, and the signal, owned by the stream's controller, goes when the stream goes.
   const onAbort = (): void => {
-    if (reads.pending > 0) return;
+    if (reads.pending > 0 || call.isEnded) return;
     unreachable.unregister(token);
     call.endStream(STREAM_OUTCOME.aborted);
   };
@@ -51,7 +54,6 @@ export function observeStream(stream: SdkStream, call: AuditedCall): SdkStream {
   // Once the call has ended, drop the finalizer: it would only keep the call (and its span) alive
   // until the stream is collected.
   const settle = (): void => {
-    signal?.removeEventListener('abort', onAbort);
     unreachable.unregister(token);
   };
 

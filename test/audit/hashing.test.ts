@@ -48,6 +48,25 @@ describe('keyed hashing', () => {
     expect(hasher.hash(MESSAGES)).toBe(`hmac-sha256:k2025:${hmacHex(KEY, MESSAGES_CANONICAL)}`);
   });
 
+  it('hashRepeated gives the same hash as hash, for repeated, changed, long and many different values', () => {
+    for (const hasher of [createContentHasher({ key: KEY, keyId: 'k1' }), createContentHasher({})]) {
+      const system = [{ role: 'system', content: 'You are terse.' }];
+      const first = hasher.hashRepeated(system);
+      expect(first).toBe(hasher.hash(system));
+      // Same content in a new object: remembered by text, not by identity.
+      expect(hasher.hashRepeated([{ content: 'You are terse.', role: 'system' }])).toBe(first);
+      // The array was changed in place: the text differs, so the hash does.
+      system[0]!.content = 'You are verbose.';
+      expect(hasher.hashRepeated(system)).toBe(hasher.hash(system));
+      expect(hasher.hashRepeated(system)).not.toBe(first);
+      // Longer than what is remembered, and more distinct values than the memo holds.
+      const long = 'x'.repeat(10_000);
+      expect(hasher.hashRepeated(long)).toBe(hasher.hash(long));
+      for (let i = 0; i < 200; i++) expect(hasher.hashRepeated(`prompt ${i}`)).toBe(hasher.hash(`prompt ${i}`));
+      expect(hasher.hashRepeated([{ content: 'You are terse.', role: 'system' }])).toBe(first);
+    }
+  });
+
   it('defaults the key id to the first 8 hex digits of SHA-256 over the key bytes', () => {
     const hasher = createContentHasher({ key: KEY });
     const fingerprint = sha256Hex(Buffer.from(KEY, 'utf8')).slice(0, 8);

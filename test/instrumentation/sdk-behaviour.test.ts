@@ -172,6 +172,21 @@ describe.each(drivers)('$label', (driver) => {
     expect(stream).toBeDefined();
   });
 
+  it('an abort after the stream finished or was abandoned changes nothing recorded', async () => {
+    fake.enqueue({ chunks: 3 });
+    const finished = await driver.call(client(), { stream: true });
+    expect(await collect(finished, driver)).toBe(expectedText({ chunks: 3 }));
+    finished.controller.abort();
+    fake.enqueue({ chunks: 10, chunkDelayMs: 5 });
+    const abandoned = await driver.call(client(), { stream: true });
+    for await (const _ of abandoned) break;
+    abandoned.controller.abort();
+    const spans = await eventually(() => (audit.spans().length >= 2 ? audit.spans() : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(audit.spans()).toHaveLength(2);
+    expect(spans.map((s) => s.attributes['llm_audit.stream.outcome'])).toEqual(['completed', 'abandoned']);
+  });
+
   it('iterating twice still throws the SDK error the second time; one span', async () => {
     const stream = await driver.call(client(), { stream: true });
     expect(await collect(stream, driver)).toBe(expectedText());

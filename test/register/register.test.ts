@@ -1,10 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProvider, expectedText, type FakeProvider } from '../support/fake-provider';
 import { repoRoot } from '../support/harness';
+import { runNodeApp, type AppRun } from '../support/child-app';
 import { startOtlpReceiver } from '../support/otlp-receiver';
 
 // `node --require otel-llm-audit/register` and `node --import otel-llm-audit/register` with real
@@ -21,47 +22,22 @@ afterAll(async () => {
   await fake.close();
 });
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runApp(args: string[], env: Record<string, string>, onStdout?: (text: string, child: ReturnType<typeof spawn>) => void) {
-  return new Promise<RunResult>((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? '',
-        FAKE_PROVIDER_URL: fake.url,
-        APP_PROMPT: CANARY,
-        OTEL_SERVICE_NAME: 'register-test-app',
-        OTEL_LOGS_EXPORTER: 'none',
-        OTEL_METRIC_EXPORT_INTERVAL: '60000',
-        LLM_AUDIT_HASH_KEY: 'register-test-hash-key-0123',
-        // Its own OTLP spool: nothing another test's app left behind can be adopted and sent here.
-        LLM_AUDIT_SPOOL_DIR: mkdtempSync(join(tmpdir(), 'register-spool-')),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      onStdout?.(stdout, child);
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`app timed out; stdout=${stdout} stderr=${stderr}`));
-    }, 30_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+function runApp(args: string[], env: Record<string, string>, onStdout?: (text: string, child: ChildProcess) => void): Promise<AppRun> {
+  return runNodeApp(
+    args,
+    {
+      FAKE_PROVIDER_URL: fake.url,
+      APP_PROMPT: CANARY,
+      OTEL_SERVICE_NAME: 'register-test-app',
+      OTEL_LOGS_EXPORTER: 'none',
+      OTEL_METRIC_EXPORT_INTERVAL: '60000',
+      LLM_AUDIT_HASH_KEY: 'register-test-hash-key-0123',
+      // Its own OTLP spool: nothing another test's app left behind can be adopted and sent here.
+      LLM_AUDIT_SPOOL_DIR: mkdtempSync(join(tmpdir(), 'register-spool-')),
+      ...env,
+    },
+    onStdout,
+  );
 }
 
 const cases = [
@@ -234,13 +210,13 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
 
   it('a second process on the same ledger is refused at startup with a clear error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-locked-'));
-    let second: RunResult | undefined;
+    let second: AppRun | undefined;
     const first = await runApp(
       ['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')],
       { LLM_AUDIT_LEDGER_DIR: dir, APP_STAY_ALIVE: '1' },
       (stdout, child) => {
         if (!stdout.includes('ready\n') || second !== undefined || child.killed) return;
-        second = {} as RunResult;
+        second = {} as AppRun;
         void runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir }).then((r) => {
           second = r;
           child.kill('SIGTERM');

@@ -1,10 +1,11 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { repoRoot } from '../support/harness';
+import { runNodeApp, type AppRun } from '../support/child-app';
 import { freePort, startOtlpReceiver } from '../support/otlp-receiver';
 
 // The durable OTLP spool through `node --require otel-llm-audit/register`, with real apps in child
@@ -21,53 +22,28 @@ afterAll(async () => {
   await fake.close();
 });
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
+function runApp(env: Record<string, string>, onStdout?: (text: string, child: ChildProcess) => void): Promise<AppRun> {
+  return runNodeApp(
+    ['--require', 'otel-llm-audit/register', app],
+    {
+      FAKE_PROVIDER_URL: fake.url,
+      OTEL_SERVICE_NAME: 'spool-test-app',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_METRICS_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
+      // A refused connection is given up after 500 ms instead of the default 10 s of retries.
+      OTEL_EXPORTER_OTLP_TIMEOUT: '500',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      // Several batches, hence several spool files, per run.
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4',
+      LLM_AUDIT_HASH_KEY: 'spool-test-hash-key-0123456',
+      ...env,
+    },
+    onStdout,
+  );
 }
 
-function runApp(env: Record<string, string>, onStdout?: (text: string, child: ReturnType<typeof spawn>) => void): Promise<RunResult> {
-  return new Promise<RunResult>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--require', 'otel-llm-audit/register', app], {
-      cwd: repoRoot,
-      env: {
-        PATH: process.env.PATH ?? '',
-        FAKE_PROVIDER_URL: fake.url,
-        OTEL_SERVICE_NAME: 'spool-test-app',
-        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-        OTEL_METRICS_EXPORTER: 'none',
-        OTEL_LOGS_EXPORTER: 'none',
-        // A refused connection is given up after 500 ms instead of the default 10 s of retries.
-        OTEL_EXPORTER_OTLP_TIMEOUT: '500',
-        OTEL_BSP_SCHEDULE_DELAY: '100',
-        // Several batches, hence several spool files, per run.
-        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '4',
-        LLM_AUDIT_HASH_KEY: 'spool-test-hash-key-0123456',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString();
-      onStdout?.(stdout, child);
-    });
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`app timed out; stdout=${stdout} stderr=${stderr}`));
-    }, 30_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-const requestIds = (result: RunResult): string[] => JSON.parse(result.stdout.split('\n')[0]!) as string[];
+const requestIds = (result: AppRun): string[] => JSON.parse(result.stdout.split('\n')[0]!) as string[];
 
 /** Every `.spool` file under the spool root (process subdirectories included), quarantine excluded. */
 function spoolFiles(dir: string): string[] {

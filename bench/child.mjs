@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { CONFIGS, MODELS, SDKS } from './lib/configs.mjs';
 import { buildConversation, conversationBytes, SYSTEM_PROMPT } from './lib/conversation.mjs';
 import { median, quantile } from './lib/stats.mjs';
+import { replayingFetch } from './lib/replay.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const job = JSON.parse(process.argv[2]);
@@ -111,12 +112,16 @@ try {
   const bytes = conversationBytes(turns);
   let client;
   let create;
+  // --transport replay: the client's fetch answers from a recording of the fake provider's answer
+  // to this shape of call (see lib/replay.mjs); loopback (the default) goes through a socket.
+  let currentShape = 'plain';
+  const transport = job.transport === 'replay' ? { fetch: replayingFetch(() => currentShape) } : {};
   let countDelta;
   let textOf;
   if (provider === 'openai') {
     const mod = sdkRequire('openai');
     const OpenAI = mod.OpenAI ?? mod.default ?? mod;
-    client = new OpenAI({ baseURL: job.fake.openaiBaseURL, apiKey: 'bench-not-a-key', maxRetries: 0 });
+    client = new OpenAI({ baseURL: job.fake.openaiBaseURL, apiKey: 'bench-not-a-key', maxRetries: 0, ...transport });
     const messages = [{ role: 'system', content: SYSTEM_PROMPT }, ...turns];
     create = (stream) =>
       client.chat.completions.create(
@@ -127,7 +132,7 @@ try {
   } else {
     const mod = sdkRequire('@anthropic-ai/sdk');
     const Anthropic = mod.Anthropic ?? mod.default ?? mod;
-    const options = { baseURL: job.fake.anthropicBaseURL, apiKey: 'bench-not-a-key', maxRetries: 0 };
+    const options = { baseURL: job.fake.anthropicBaseURL, apiKey: 'bench-not-a-key', maxRetries: 0, ...transport };
     if (!config.anthropicTelemetry) options.openTelemetry = false;
     client = new Anthropic(options);
     create = (stream) =>
@@ -141,6 +146,7 @@ try {
    * hand back a stream that is not a thenable). Resolves to the number of text deltas read.
    */
   async function rawCall(shape) {
+    currentShape = shape === 'plain' ? 'plain' : 'stream';
     if (shape === 'plain') {
       const response = await create(false);
       if (textOf(response).length === 0) throw new Error('empty answer');

@@ -39,6 +39,9 @@ const HELP = `usage: node bench/run.mjs [options]
   --exporter KIND    otlp-proto (default): the exporter encodes every batch to OTLP/protobuf, as the
                      default OTLP exporter does before sending; otlp-json: to OTLP/JSON; count: it
                      only counts the spans (hides what the attributes cost to export)
+  --transport KIND   loopback (default): the SDKs call the fake provider over a socket; replay: each
+                     child records the fake provider's answer once per call shape and its client's
+                     fetch replays it (no socket work, much less noise; see bench/lib/replay.mjs)
   --profile          also run otel-llm-audit children under --cpu-prof and summarise the profile
   --profile-only     only the profile (no rounds)
   --quick            one round, fewer calls, small ledger and ingest runs: a smoke run
@@ -62,6 +65,7 @@ const { values: opts } = parseArgs({
     config: { type: 'string' },
     'no-scaling': { type: 'boolean', default: false },
     exporter: { type: 'string', default: 'otlp-proto' },
+    transport: { type: 'string', default: 'loopback' },
     profile: { type: 'boolean', default: false },
     'profile-only': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
@@ -96,6 +100,7 @@ const settings = {
   warmup: opts.warmup === undefined ? undefined : int(opts.warmup),
   abandon: int(opts.abandon, 10),
   exporter: opts.exporter,
+  transport: opts.transport,
   scaling: !opts['no-scaling'],
   // The ledger's and the ingest server's benchmarks, after the rounds (false: not run).
   ledger: opts['no-ledger'] || opts['profile-only'] ? false : { records: int(opts['ledger-records'], quick ? 10_000 : 100_000), appendRecords: int(opts['ledger-appends'], quick ? 300 : 2000) },
@@ -107,6 +112,10 @@ if (settings.ledger && (settings.ledger.records < 1 || settings.ledger.appendRec
 }
 if (settings.ingest && settings.ingest.seconds < 1) {
   console.error('bench: --ingest-seconds must be positive');
+  process.exit(2);
+}
+if (!['loopback', 'replay'].includes(settings.transport)) {
+  console.error(`bench: --transport must be loopback or replay`);
   process.exit(2);
 }
 if (!['otlp-proto', 'otlp-json', 'count'].includes(settings.exporter)) {
@@ -295,6 +304,7 @@ function jobFor(group, config, round) {
     abandonCalls: group.shape === 'stream' ? settings.abandon : 0,
     hashProbe: config === 'otel-llm-audit' && group.shape === 'plain',
     exporter: settings.exporter,
+    transport: settings.transport,
     fake,
     dist,
   };

@@ -113,42 +113,66 @@ export function budget(analysed) {
   for (const g of analysed.filter((g) => g.scaling !== true)) {
     const ours = g.byConfig[OURS];
     if (!ours) continue;
+    // The null control's spread: a margin smaller than that, or per-round and median ratios that
+    // disagree, is not a verdict either way.
+    const control = g.byConfig['sdk-only'];
+    const noiseUs = control?.cpuOverheadRange ? Math.max(...control.cpuOverheadRange.map(Math.abs)) : NaN;
+    const conclusive = (line, reference) => {
+      const marginUs = Math.abs(ours.cpuOverheadUs - line.limit * reference);
+      const agree = Number.isFinite(line.ratioOfMedians) && (line.ratioOfMedians <= line.limit) === line.pass && (line.limit !== 1 || line.ratioOfMedians !== 1);
+      return { ...line, noiseUs, marginUs, conclusive: agree && Number.isFinite(noiseUs) && marginUs > noiseUs };
+    };
     // Cross-check: the ratio of the median overheads (less sensitive to one round whose
     // denominator was swamped by noise, more to a drift between rounds).
     const ofMedians = (other) => (other && other.cpuOverheadUs > 0 ? ours.cpuOverheadUs / other.cpuOverheadUs : NaN);
     if (g.shape === 'plain') {
-      lines.push({
-        sdk: g.sdk,
-        shape: g.shape,
-        line: `≤ 0.8× lightest peer (${g.lightest ?? 'none'})`,
-        value: ours.cpuVsLightestPeer,
-        ratioOfMedians: ofMedians(g.byConfig[g.lightest]),
-        limit: 0.8,
-        pass: ours.cpuVsLightestPeer <= 0.8,
-      });
-      lines.push({
-        sdk: g.sdk,
-        shape: g.shape,
-        line: '≤ 1.3× hand-written span',
-        value: ours.cpuVsFloor,
-        ratioOfMedians: ofMedians(g.byConfig[FLOOR]),
-        limit: 1.3,
-        pass: ours.cpuVsFloor <= 1.3,
-      });
+      lines.push(
+        conclusive(
+          {
+            sdk: g.sdk,
+            shape: g.shape,
+            line: `≤ 0.8× lightest peer (${g.lightest ?? 'none'})`,
+            value: ours.cpuVsLightestPeer,
+            ratioOfMedians: ofMedians(g.byConfig[g.lightest]),
+            limit: 0.8,
+            pass: ours.cpuVsLightestPeer <= 0.8,
+          },
+          g.byConfig[g.lightest]?.cpuOverheadUs,
+        ),
+      );
+      lines.push(
+        conclusive(
+          {
+            sdk: g.sdk,
+            shape: g.shape,
+            line: '≤ 1.3× hand-written span',
+            value: ours.cpuVsFloor,
+            ratioOfMedians: ofMedians(g.byConfig[FLOOR]),
+            limit: 1.3,
+            pass: ours.cpuVsFloor <= 1.3,
+          },
+          g.byConfig[FLOOR]?.cpuOverheadUs,
+        ),
+      );
     } else if (g.shape === 'stream') {
       const ratios = Object.values(g.oursVsEachPeer);
       const worst = ratios.length ? Math.max(...ratios) : NaN;
       const worstPeer = Object.keys(g.oursVsEachPeer).find((p) => g.oursVsEachPeer[p] === worst);
       const medianRatios = g.peers.map((p) => ofMedians(g.byConfig[p])).filter(Number.isFinite);
-      lines.push({
-        sdk: g.sdk,
-        shape: g.shape,
-        line: `below every peer (closest: ${worstPeer ?? 'none'})`,
-        value: worst,
-        ratioOfMedians: medianRatios.length ? Math.max(...medianRatios) : NaN,
-        limit: 1,
-        pass: worst < 1,
-      });
+      lines.push(
+        conclusive(
+          {
+            sdk: g.sdk,
+            shape: g.shape,
+            line: `below every peer (closest: ${worstPeer ?? 'none'})`,
+            value: worst,
+            ratioOfMedians: medianRatios.length ? Math.max(...medianRatios) : NaN,
+            limit: 1,
+            pass: worst < 1,
+          },
+          g.byConfig[worstPeer]?.cpuOverheadUs,
+        ),
+      );
     }
   }
   return lines;

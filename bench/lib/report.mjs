@@ -43,7 +43,7 @@ export function renderMarkdown(report) {
   out.push('');
   out.push(
     `Run ${report.date} with \`${report.command}\` (${settings.rounds} interleaved round(s), ` +
-      `${settings.calls} plain / ${settings.streamCalls} streaming calls per child at 10 KB, exporter \`${settings.exporter}\`, ` +
+      `${settings.calls} plain / ${settings.streamCalls} streaming calls per child at 10 KB, exporter \`${settings.exporter}\`, transport \`${settings.transport ?? 'loopback'}\`, ` +
       `${settings.durationSeconds} s${Number.isFinite(settings.totalSeconds) ? `; ${settings.totalSeconds} s in all with the ledger and ingest benchmarks` : ''}). ` +
       'Method: [bench/README.md](../README.md).',
   );
@@ -78,14 +78,15 @@ export function renderMarkdown(report) {
     out.push('');
     out.push(
       table(
-        ['SDK', 'calls', 'line', 'otel-llm-audit (median of per-round ratios)', 'ratio of median overheads (cross-check)', 'result'],
+        ['SDK', 'calls', 'line', 'otel-llm-audit (median of per-round ratios)', 'ratio of median overheads (cross-check)', 'margin / noise µs', 'result'],
         report.budget.map((b) => [
           SDKS[b.sdk].label,
           b.shape,
           b.line,
           ratio(b.value),
           ratio(b.ratioOfMedians),
-          Number.isFinite(b.value) ? (b.pass ? 'pass' : '**FAIL**') : 'n/a',
+          Number.isFinite(b.marginUs) ? `${num(b.marginUs)} / ±${num(b.noiseUs)}` : '–',
+          !Number.isFinite(b.value) ? 'n/a' : b.conclusive === false ? `inconclusive (${b.pass ? 'pass' : 'fail'} within noise)` : b.pass ? 'pass' : '**FAIL**',
         ]),
       ),
     );

@@ -96,6 +96,23 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
 let started: StartedAudit | undefined;
 
 /**
+ * For an application that builds its own NodeSDK: the trace span processors `register` uses for
+ * OTLP (from OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_* and OTEL_BSP_*, the OTLP exporter behind
+ * the durable spool unless LLM_AUDIT_SPOOL=off). Pass them as NodeSDK's `spanProcessors`; the
+ * SDK's shutdown flushes them (to the endpoint, or to the spool when it is down).
+ *
+ * @throws Error for bad LLM_AUDIT_SPOOL_* or LLM_AUDIT_SHUTDOWN_TIMEOUT_MS values, or a spool
+ *   directory that cannot be written.
+ */
+export function auditSpanProcessors(env: NodeJS.ProcessEnv = process.env): NonNullable<NodeSDKConfiguration['spanProcessors']> {
+  const pipeline = tracePipelineFromEnv(env, shutdownTimeoutMs(env));
+  // The spool's metrics go to the global meter provider, which the application's SDK installs when
+  // it starts, right after this returns.
+  setImmediate(() => pipeline.afterStart());
+  return pipeline.spanProcessors;
+}
+
+/**
  * Flushes the span processors, then shuts the SDK down. The flush matters: a span that ended while
  * the resource's asynchronous attributes (host.id...) were still pending waits for them before it
  * is exported, and a processor's shutdown alone does not wait for such exports.

@@ -119,6 +119,36 @@ describe('the OTLP spool through register', () => {
     }
   });
 
+  it("an application's own NodeSDK with auditSpanProcessors(): spooled while the endpoint is down, sent once when it is back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-own-sdk-'));
+    const port = await freePort();
+    const own = join(repoRoot, 'test', 'fixtures', 'own-sdk.cjs');
+    const env = {
+      FAKE_PROVIDER_URL: fake.url,
+      OTEL_SERVICE_NAME: 'own-sdk-app',
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '500',
+      OTEL_METRICS_EXPORTER: 'none',
+      OTEL_LOGS_EXPORTER: 'none',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      LLM_AUDIT_SPOOL_DIR: dir,
+    };
+    const down = await runNodeApp(['--require', own, app], { ...env, APP_CALLS: '5' });
+    expect(down.code).toBe(0);
+    expect(spoolFiles(dir).length).toBeGreaterThan(0);
+    const otlp = await startOtlpReceiver({ port });
+    try {
+      const up = await runNodeApp(['--require', own, app], { ...env, APP_CALLS: '1' });
+      expect(up.code).toBe(0);
+      const arrived = otlp.jsonSpans().map((s) => s.attributes['llm_audit.request_id'] as string);
+      expect(arrived.sort()).toEqual([...requestIds(down), ...requestIds(up)].sort());
+      expect(spoolFiles(dir)).toEqual([]);
+    } finally {
+      await otlp.close();
+    }
+  });
+
   it('LLM_AUDIT_SPOOL=off: the plain BatchSpanProcessor, nothing is written to the spool directory', async () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'spool-off-')), 'spool');
     const port = await freePort();

@@ -9,8 +9,16 @@ export interface AuditContext {
   metadata?: Record<string, string | number | boolean>;
 }
 
-const AUDIT_CONTEXT_KEY = createContextKey('otel-llm-audit.audit-context');
-const RETRIEVALS_KEY = createContextKey('otel-llm-audit.retrievals');
+/**
+ * What one withAuditContext scope puts in the OpenTelemetry context, under one key: each
+ * setValue copies the context's whole map, and this runs once per request.
+ */
+interface AuditScope {
+  audit: AuditContext;
+  /** Retrievals recorded in this scope that the next LLM call made in it has not taken yet. */
+  retrievals: Retrieval[];
+}
+const AUDIT_SCOPE_KEY = createContextKey('otel-llm-audit.audit-scope');
 
 /** What the application retrieved for the next LLM call (RAG), see {@link recordRetrieval}. */
 export interface Retrieval {
@@ -26,28 +34,27 @@ const ACTION_KEY = createContextKey('otel-llm-audit.action');
  * session and tenant. Nested calls merge: inner fields win, metadata keys are combined.
  */
 export function withAuditContext<T>(audit: AuditContext, fn: () => T): T {
-  const outer = context.active().getValue(AUDIT_CONTEXT_KEY) as AuditContext | undefined;
+  const active = context.active();
+  const outer = (active.getValue(AUDIT_SCOPE_KEY) as AuditScope | undefined)?.audit;
   // A frozen snapshot: an application that reuses and changes its object afterwards does not
   // change who the calls already made (or still running) in this scope are attributed to.
-  const metadata = outer?.metadata || audit.metadata ? Object.freeze({ ...outer?.metadata, ...audit.metadata }) : undefined;
-  const merged: AuditContext = Object.freeze({ ...outer, ...stripUndefined(audit), metadata });
+  const merged: AuditContext = {
+    userId: audit.userId ?? outer?.userId,
+    sessionId: audit.sessionId ?? outer?.sessionId,
+    tenantId: audit.tenantId ?? outer?.tenantId,
+  };
+  if (outer?.metadata !== undefined || audit.metadata !== undefined) {
+    merged.metadata = Object.freeze({ ...outer?.metadata, ...audit.metadata });
+  }
   // Each scope gets its own list of pending retrievals, so recordRetrieval() inside it reaches
   // the next LLM call made in the same scope (and not one in a concurrent request).
-  const ctx = context.active().setValue(AUDIT_CONTEXT_KEY, merged).setValue(RETRIEVALS_KEY, [] as Retrieval[]);
-  return context.with(ctx, fn);
+  const scope: AuditScope = { audit: Object.freeze(merged), retrievals: [] };
+  return context.with(active.setValue(AUDIT_SCOPE_KEY, scope), fn);
 }
 
 /** The pending-retrieval list of the innermost {@link withAuditContext} scope, if any. */
 export function pendingRetrievals(ctx: Context = context.active()): Retrieval[] | undefined {
-  return ctx.getValue(RETRIEVALS_KEY) as Retrieval[] | undefined;
-}
-
-function stripUndefined(audit: AuditContext): AuditContext {
-  const out: AuditContext = {};
-  if (audit.userId !== undefined) out.userId = audit.userId;
-  if (audit.sessionId !== undefined) out.sessionId = audit.sessionId;
-  if (audit.tenantId !== undefined) out.tenantId = audit.tenantId;
-  return out;
+  return (ctx.getValue(AUDIT_SCOPE_KEY) as AuditScope | undefined)?.retrievals;
 }
 
 /**
@@ -55,7 +62,7 @@ function stripUndefined(audit: AuditContext): AuditContext {
  * `user.id` / `session.id` (so that an upstream service can name the user without this package).
  */
 export function getAuditContext(ctx: Context = context.active()): AuditContext | undefined {
-  const explicit = ctx.getValue(AUDIT_CONTEXT_KEY) as AuditContext | undefined;
+  const explicit = (ctx.getValue(AUDIT_SCOPE_KEY) as AuditScope | undefined)?.audit;
   if (explicit?.userId !== undefined && explicit.sessionId !== undefined) return explicit;
   const baggage = propagation.getBaggage(ctx);
   if (!baggage) return explicit;

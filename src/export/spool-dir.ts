@@ -21,7 +21,7 @@ import { rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { EMPTY_LOCK_GRACE_MS, pidAlive, readLockOwner, type LockOwner } from '../util/lock-owner';
-import { FILE_MODE, SPOOL_SUFFIX, TEMP_PREFIX, writeFileAtomic } from './spool-file';
+import { FILE_MODE, SPOOL_SUFFIX, syncDirSync, TEMP_PREFIX, writeFileAtomic, writeFileAtomicSync } from './spool-file';
 
 export const OWNER_FILE = 'owner.json';
 export const QUARANTINE_DIR = 'quarantine';
@@ -111,6 +111,23 @@ export class SpoolDirectory {
     this.enqueue(name, bytes.length);
   }
 
+  /** write() on the calling thread, for the process's `exit` event. */
+  writeSync(name: string, bytes: Buffer): void {
+    writeFileAtomicSync(this.ensureOwnDir(), name, bytes);
+    this.enqueue(name, bytes.length);
+  }
+
+  /** True when a file of that name is already durable in this process's subdirectory. */
+  holds(name: string): boolean {
+    if (this.ownDir === undefined) return false;
+    try {
+      statSync(join(this.ownDir, name));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Deletes a file once its spans were sent. */
   async remove(name: string): Promise<void> {
     await unlink(join(this.ownDir!, name)).catch((error: NodeJS.ErrnoException) => {
@@ -187,7 +204,7 @@ export class SpoolDirectory {
         }
       }
     }
-    if (adopted > 0) fsyncDirSync(this.ownDir!);
+    if (adopted > 0) syncDirSync(this.ownDir!);
     return adopted;
   }
 
@@ -221,7 +238,7 @@ export class SpoolDirectory {
         closeSync(fd);
       }
       renameSync(temp, lock);
-      fsyncDirSync(dir);
+      syncDirSync(dir);
     } catch {
       // Cannot mark it: the files are still adopted once this pid is seen dead.
     }
@@ -239,7 +256,7 @@ export class SpoolDirectory {
     } finally {
       closeSync(fd);
     }
-    fsyncDirSync(this.root);
+    syncDirSync(this.root);
     this.ownDir = dir;
     return dir;
   }
@@ -300,14 +317,5 @@ function tryUnlink(path: string): void {
     unlinkSync(path);
   } catch {
     // already gone
-  }
-}
-
-function fsyncDirSync(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
   }
 }

@@ -17,10 +17,11 @@
  * a whole file under its final name or a temporary file that readers ignore and clean up.
  */
 import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { gunzip, gzip } from 'node:zlib';
+import { gunzip, gzip, gzipSync } from 'node:zlib';
 import type { tracing } from '@opentelemetry/sdk-node';
 import { decodeBatch, encodeBatch, SpanCodecError } from './span-codec';
 
@@ -60,13 +61,30 @@ export class SpoolFileError extends Error {
 
 /** The bytes of a spool file for these spans (header + compressed body). */
 export async function encodeSpoolFile(spans: readonly tracing.ReadableSpan[], now = new Date()): Promise<Buffer> {
-  const body = await gzipAsync(Buffer.from(JSON.stringify(encodeBatch(spans)), 'utf8'), { level: 1 });
+  return withHeader(await gzipAsync(batchJson(spans), GZIP_OPTIONS), spans.length, now);
+}
+
+/**
+ * The same bytes, computed on the calling thread: for the process's `exit` event, where nothing
+ * asynchronous runs any more (see SpoolingSpanProcessor.spillOnExit).
+ */
+export function encodeSpoolFileSync(spans: readonly tracing.ReadableSpan[], now = new Date()): Buffer {
+  return withHeader(gzipSync(batchJson(spans), GZIP_OPTIONS), spans.length, now);
+}
+
+const GZIP_OPTIONS = { level: 1 };
+
+function batchJson(spans: readonly tracing.ReadableSpan[]): Buffer {
+  return Buffer.from(JSON.stringify(encodeBatch(spans)), 'utf8');
+}
+
+function withHeader(body: Buffer, spans: number, now: Date): Buffer {
   const header: SpoolHeader = {
     format: SPOOL_FORMAT,
     version: SPOOL_VERSION,
     createdAt: now.toISOString(),
     pid: process.pid,
-    spans: spans.length,
+    spans,
     encoding: 'gzip',
     bodyBytes: body.length,
     bodySha256: createHash('sha256').update(body).digest('hex'),
@@ -132,6 +150,37 @@ export async function writeFileAtomic(dir: string, name: string, bytes: Buffer):
   await handle.close();
   await rename(temp, join(dir, name));
   await syncDir(dir);
+}
+
+/** writeFileAtomic on the calling thread (the `exit` event's last-resort spill). */
+export function writeFileAtomicSync(dir: string, name: string, bytes: Buffer): void {
+  const temp = join(dir, TEMP_PREFIX + name);
+  const fd = openSync(temp, 'wx', FILE_MODE);
+  try {
+    writeSync(fd, bytes);
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    try {
+      unlinkSync(temp);
+    } catch {
+      // already gone
+    }
+    throw error;
+  }
+  closeSync(fd);
+  renameSync(temp, join(dir, name));
+  syncDirSync(dir);
+}
+
+/** fsync of a directory, on the calling thread. */
+export function syncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** fsync of a directory: makes creations, renames and deletions in it durable. */

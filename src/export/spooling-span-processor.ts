@@ -25,7 +25,7 @@ import { ExportResultCode, suppressTracing } from '@opentelemetry/core';
 import type { tracing } from '@opentelemetry/sdk-node';
 import { Drainer, type BackoffOptions } from './drainer';
 import type { SpoolDirectory } from './spool-dir';
-import { encodeSpoolFile } from './spool-file';
+import { encodeSpoolFile, encodeSpoolFileSync } from './spool-file';
 import type { SpoolTelemetry } from './telemetry';
 
 type ReadableSpan = tracing.ReadableSpan;
@@ -65,8 +65,23 @@ export interface SpoolingSpanProcessorOptions {
   adoptEveryMillis?: number;
 }
 
+/**
+ * Processors whose spans may still be only in memory. `process.exit()` ends the process without
+ * running anything asynchronous, so neither a flush nor a shutdown can run then; the one hook left
+ * is the synchronous `exit` event, where each of them writes what it holds to the spool.
+ */
+const live = new Set<SpoolingSpanProcessor>();
+let exitHookInstalled = false;
+
+function spillAllOnExit(): void {
+  for (const processor of live) processor.spillOnExit();
+}
+
 export class SpoolingSpanProcessor {
   private buffer: ReadableSpan[] = [];
+  /** Batches of the spool write under way that are not durable yet, and the file being written now. */
+  private writing: Batch[] = [];
+  private writingFile: { name: string; batches: Batch[] } | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** The direct export under way (one at a time, as in the BatchSpanProcessor). */
   private inFlight: DirectExport | undefined;
@@ -106,6 +121,11 @@ export class SpoolingSpanProcessor {
       () => this.schedule(),
       this.maxExportBatchSize,
     );
+    live.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on('exit', spillAllOnExit);
+    }
     // Files adopted from an earlier process are sent as soon as the SDK is up.
     setImmediate(() => this.drainer.kick()).unref();
     // A process that dies while this one runs leaves files nobody would send until the next start.
@@ -182,8 +202,51 @@ export class SpoolingSpanProcessor {
     } catch (error) {
       diag.error(`otel-llm-audit spool: releasing ${this.spool.directory}: ${(error as Error).message}`);
     }
+    live.delete(this);
     // The exporter's shutdown waits for its requests in flight, retries included; bounded too.
     await withDeadline(this.exporter.shutdown(), 1_000);
+  }
+
+  /**
+   * The last resort when the process ends without a shutdown (`process.exit()` right after a
+   * call, an uncaught exception): on the `exit` event, synchronously, every span still in memory
+   * (batching, queued for the spool, being written, or in an export whose outcome is unknown) is
+   * written to the spool, for the next process to send. An export that did in fact succeed is then
+   * sent twice, which is at-least-once as everywhere else in the spool. Past the byte bound the
+   * spans are counted as dropped; any other failure is reported, never thrown (this runs while the
+   * process exits).
+   */
+  spillOnExit(): void {
+    if (!live.delete(this)) return;
+    clearTimeout(this.timer);
+    clearInterval(this.adoptTimer);
+    const batches: Batch[] = [];
+    if (this.inFlight !== undefined && !this.inFlight.abandoned) batches.push(this.inFlight.batch);
+    // The file being written may already be in place (renamed, its directory not yet synced).
+    const file = this.writingFile;
+    const durable = file !== undefined && this.spool.holds(file.name) ? file.batches : [];
+    batches.push(...this.writing.filter((batch) => !durable.includes(batch)), ...this.toWrite);
+    while (this.buffer.length > 0) batches.push(this.cut());
+    for (const batch of batches) {
+      try {
+        const bytes = encodeSpoolFileSync(batch.spans);
+        if (!this.spool.hasRoomFor(bytes.length)) {
+          this.dropSpoolFull(batch.spans.length);
+          continue;
+        }
+        // A fresh name: the asynchronous write of this batch may hold its temporary file.
+        this.spool.writeSync(this.spool.reserveName(), bytes);
+        this.telemetry.recordSpill(batch.spans.length);
+      } catch (error) {
+        this.telemetry.recordDrop(batch.spans.length, 'write_failed', `cannot write to ${this.spool.directory ?? this.spool.root} at exit: ${(error as Error).message}`);
+      }
+    }
+    this.telemetry.report();
+    try {
+      this.spool.close();
+    } catch {
+      // The files are still adopted once this pid is seen dead.
+    }
   }
 
   /**
@@ -304,11 +367,14 @@ export class SpoolingSpanProcessor {
     const name = batches.reduce((min, b) => (b.name < min ? b.name : min), batches[0]!.name);
     // Spans accounted for (written or dropped), so that a failure counts only the others.
     let settled = 0;
+    this.writing = [...batches];
     try {
       await resourcesSettled(spans);
       const bytes = await encodeSpoolFile(spans);
       if (this.spool.hasRoomFor(bytes.length)) {
+        this.writingFile = { name, batches };
         await this.spool.write(name, bytes);
+        this.writing = [];
         this.telemetry.recordSpill(spans.length);
       } else if (batches.length > 1) {
         // Near the bound, one batch at a time: as many as fit are kept, only the rest dropped.
@@ -323,6 +389,8 @@ export class SpoolingSpanProcessor {
       const lost = spans.length - settled;
       this.telemetry.recordDrop(lost, 'write_failed', `cannot write to ${this.spool.directory ?? this.spool.root}: ${(error as Error).message}`);
     } finally {
+      this.writing = [];
+      this.writingFile = undefined;
       this.writingSpans -= spans.length;
       this.drainer.kick();
     }
@@ -330,9 +398,15 @@ export class SpoolingSpanProcessor {
 
   private async writeOne(batch: Batch): Promise<void> {
     const bytes = await encodeSpoolFile(batch.spans);
-    if (!this.spool.hasRoomFor(bytes.length)) return this.dropSpoolFull(batch.spans.length);
-    await this.spool.write(batch.name, bytes);
-    this.telemetry.recordSpill(batch.spans.length);
+    if (this.spool.hasRoomFor(bytes.length)) {
+      this.writingFile = { name: batch.name, batches: [batch] };
+      await this.spool.write(batch.name, bytes);
+      this.telemetry.recordSpill(batch.spans.length);
+    } else {
+      this.dropSpoolFull(batch.spans.length);
+    }
+    // Settled either way: an exit from here on does not write it again (nor count it twice).
+    this.writing = this.writing.filter((b) => b !== batch);
   }
 
   private dropSpoolFull(count: number): void {

@@ -119,6 +119,38 @@ describe('the OTLP spool through register', () => {
     }
   });
 
+  it('process.exit() right after the calls: what was only in memory is written to the spool on the exit event and sent by the next process', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-exit-'));
+    const port = await freePort();
+    // A batch delay far longer than the app lives: at process.exit() every span is still in memory.
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, LLM_AUDIT_SPOOL_DIR: dir, OTEL_BSP_SCHEDULE_DELAY: '60000', APP_EXIT_NOW: '1' };
+    const otlp = await startOtlpReceiver({ port });
+    let exitedWhileUp: AppRun;
+    try {
+      // The endpoint is up, but the app exits before anything could be sent.
+      exitedWhileUp = await runApp({ ...env, APP_CALLS: '3' });
+      expect(exitedWhileUp.code).toBe(0);
+      expect(spoolFiles(dir).length).toBeGreaterThan(0);
+      expect(otlp.jsonSpans()).toHaveLength(0);
+    } finally {
+      await otlp.close();
+    }
+    // The endpoint is down and the app exits at once again.
+    const exitedWhileDown = await runApp({ ...env, APP_CALLS: '5' });
+    expect(exitedWhileDown.code).toBe(0);
+    const again = await startOtlpReceiver({ port });
+    try {
+      const last = await runApp({ ...env, APP_CALLS: '1', APP_EXIT_NOW: '', OTEL_BSP_SCHEDULE_DELAY: '100' });
+      expect(last.code).toBe(0);
+      const arrived = again.jsonSpans().map((s) => s.attributes['llm_audit.request_id'] as string);
+      expect(new Set(arrived).size).toBe(arrived.length);
+      expect(arrived.sort()).toEqual([...requestIds(exitedWhileUp), ...requestIds(exitedWhileDown), ...requestIds(last)].sort());
+      expect(spoolFiles(dir)).toEqual([]);
+    } finally {
+      await again.close();
+    }
+  });
+
   it("an application's own NodeSDK with auditSpanProcessors(): spooled while the endpoint is down, sent once when it is back", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'spool-own-sdk-'));
     const port = await freePort();

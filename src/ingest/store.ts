@@ -9,7 +9,7 @@
 import { diag } from '@opentelemetry/api';
 import { FileLedger, FileLedgerSource, type FileLedgerOptions } from '../ledger/file-ledger';
 import { scanRecords } from '../ledger/query';
-import type { LedgerRecord } from '../ledger/record';
+import { spanKey, withoutDuplicates, type LedgerRecord } from '../ledger/record';
 import { PostgresLedger, type PostgresLedgerOptions } from '../ledger/postgres/writer';
 
 export interface AppendOutcome {
@@ -26,23 +26,6 @@ export interface IngestStore {
   append(records: readonly LedgerRecord[]): Promise<AppendOutcome>;
   /** Writes a final checkpoint and releases the store. */
   close(): Promise<void>;
-}
-
-export function spanKey(record: Pick<LedgerRecord, 'trace_id' | 'span_id'>): string {
-  return `${record.trace_id}${record.span_id}`;
-}
-
-/** Drops records whose span is in `seen` or earlier in the same batch. */
-export function withoutDuplicates(records: readonly LedgerRecord[], seen: (key: string) => boolean): LedgerRecord[] {
-  const batch = new Set<string>();
-  const out: LedgerRecord[] = [];
-  for (const record of records) {
-    const key = spanKey(record);
-    if (batch.has(key) || seen(key)) continue;
-    batch.add(key);
-    out.push(record);
-  }
-  return out;
 }
 
 /**

@@ -27,6 +27,7 @@ import {
   DIR_MODE,
   FILE_MODE,
   LEDGER_FILE,
+  PENDING_DIR,
   REPAIRS_FILE,
   SEGMENTS_DIR,
   SEGMENT_NAME,
@@ -188,6 +189,15 @@ export class FileLedgerSource implements LedgerSource {
     const out: string[] = [];
     if (this.unexpected.length > 0) {
       out.push(`${SEGMENTS_DIR}/ holds files that are not segments and were ignored: ${this.unexpected.join(', ')}`);
+    }
+    let journals: string[] = [];
+    try {
+      journals = readdirSync(join(this.dir, PENDING_DIR)).filter((name) => name.endsWith('.jsonl') && !name.startsWith('.'));
+    } catch {
+      // no pending directory
+    }
+    if (journals.length > 0) {
+      out.push(`${PENDING_DIR}/ holds ${journals.length} journal(s) of records in flight at a process.exit(), not verified here: the next writer appends them (${journals.join(', ')})`);
     }
     let text = '';
     try {

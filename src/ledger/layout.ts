@@ -20,6 +20,8 @@ export const SEGMENTS_DIR = 'segments';
 export const CHECKPOINTS_FILE = 'checkpoints.jsonl';
 export const QUARANTINE_DIR = 'quarantine';
 export const REPAIRS_FILE = 'repairs.jsonl';
+/** Records a process could not append before `process.exit()`, for the next writer (pending-journal.ts). */
+export const PENDING_DIR = 'pending';
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;

@@ -53,6 +53,24 @@ export interface LedgerRecord {
 }
 
 /** Only spans that carry `gen_ai.operation.name` or any `llm_audit.*` attribute become records. */
+/** A record's identity: the span it was made from (trace id + span id). */
+export function spanKey(record: Pick<LedgerRecord, 'trace_id' | 'span_id'>): string {
+  return `${record.trace_id}${record.span_id}`;
+}
+
+/** Drops records whose span is in `seen` or earlier in the same batch. */
+export function withoutDuplicates(records: readonly LedgerRecord[], seen: (key: string) => boolean): LedgerRecord[] {
+  const out: LedgerRecord[] = [];
+  const batch = new Set<string>();
+  for (const record of records) {
+    const key = spanKey(record);
+    if (batch.has(key) || seen(key)) continue;
+    batch.add(key);
+    out.push(record);
+  }
+  return out;
+}
+
 export function isAuditSpan(span: Pick<ReadableSpan, 'attributes'>): boolean {
   const attributes = span.attributes;
   if (attributes[A.ATTR_GEN_AI_OPERATION_NAME] !== undefined) return true;

@@ -9,6 +9,7 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { LedgerError } from './errors';
 import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
+import { appendPendingJournals, writePendingJournal } from './pending-journal';
 import { recordFromSpan, type LedgerRecord } from './record';
 
 export interface LedgerSpanExporterOptions {
@@ -43,12 +44,46 @@ export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Ledg
   return options;
 }
 
+/**
+ * Exporters that may hold records not yet appended. `process.exit()` runs nothing asynchronous;
+ * on the synchronous `exit` event each writes those records to the ledger's pending journal.
+ */
+const live = new Set<LedgerSpanExporter>();
+let exitHookInstalled = false;
+
+function journalAllOnExit(): void {
+  for (const exporter of live) exporter.journalOnExit();
+}
+
 export class LedgerSpanExporter implements SpanExporter {
   private ledger: Promise<FileLedger> | undefined;
   private pending = new Set<Promise<unknown>>();
+  /** Records handed to export() whose append has not settled yet. */
+  private unwritten = new Set<LedgerRecord[]>();
   private shutDown = false;
 
-  constructor(private readonly options: LedgerSpanExporterOptions) {}
+  constructor(private readonly options: LedgerSpanExporterOptions) {
+    live.add(this);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.on('exit', journalAllOnExit);
+    }
+  }
+
+  /**
+   * On the `exit` event: the records whose append is still in flight go to the pending journal,
+   * synchronously, for the next writer to append (see pending-journal.ts). Never throws.
+   */
+  journalOnExit(): void {
+    live.delete(this);
+    const records = [...this.unwritten].flat();
+    if (records.length === 0) return;
+    try {
+      writePendingJournal(this.options.dir, records);
+    } catch (error) {
+      diag.error(`otel-llm-audit ledger: ${records.length} records could not be kept at exit: ${(error as Error).message}`);
+    }
+  }
 
   /**
    * Opens (and locks) the ledger now rather than at the first export, so that a ledger that cannot
@@ -69,6 +104,15 @@ export class LedgerSpanExporter implements SpanExporter {
         ...(fsync ? { fsync } : {}),
         ...(signingKeyPath ? { signingKeyPath } : {}),
         ...(checkpointEvery ? { checkpointEvery } : {}),
+      }).then(async (opened) => {
+        // What an earlier process could not append before process.exit() comes first.
+        try {
+          const { appended, present } = await appendPendingJournals(opened, dir);
+          if (appended + present > 0) diag.info(`otel-llm-audit ledger: appended ${appended} records left pending at an earlier exit (${present} were already in)`);
+        } catch (error) {
+          diag.error(`otel-llm-audit ledger: the pending records of an earlier exit in ${dir}/pending could not be appended: ${(error as Error).message}`);
+        }
+        return opened;
       });
       this.ledger.then(
         (l) => l.notices.forEach((n) => diag.warn(`otel-llm-audit ledger ${dir}: ${n}`)),
@@ -86,17 +130,19 @@ export class LedgerSpanExporter implements SpanExporter {
       resultCallback({ code: ExportResultCode.FAILED, error: new LedgerError('LEDGER_CLOSED', 'the ledger exporter is shut down') });
       return;
     }
+    const records: LedgerRecord[] = [];
     const work = (async () => {
-      const records: LedgerRecord[] = [];
       for (const span of spans) {
         const record = recordFromSpan(span);
         if (record) records.push(record);
       }
       if (records.length === 0) return;
+      this.unwritten.add(records);
       const ledger = await this.open();
       await ledger.append(records);
     })();
     this.track(work);
+    void work.finally(() => this.unwritten.delete(records)).catch(() => undefined);
     work.then(
       () => resultCallback({ code: ExportResultCode.SUCCESS }),
       (error: unknown) => {
@@ -122,6 +168,7 @@ export class LedgerSpanExporter implements SpanExporter {
     if (this.shutDown) return;
     this.shutDown = true;
     await (await this.settledLedger())?.close();
+    live.delete(this);
   }
 
   /** The open ledger once the exports in flight are done; undefined if it was never (or could not be) opened. */

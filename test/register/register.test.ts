@@ -130,6 +130,33 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     expect(verify.status).toBe(0);
   });
 
+  it('process.exit() right after the calls, without shutdownAudit(): appends in flight are kept in the pending journal, and the next writer appends each once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-exit-now-'));
+    const app = join(repoRoot, 'test', 'fixtures', 'spool-app.cjs');
+    const first = await runApp(['--require', 'otel-llm-audit/register', app], { LLM_AUDIT_LEDGER_DIR: dir, APP_CALLS: '5', APP_EXIT_NOW: '1' });
+    expect(first.code).toBe(0);
+    const firstIds = JSON.parse(first.stdout.split('\n')[0]!) as string[];
+    expect(firstIds).toHaveLength(5);
+    // Nothing lost at exit: each call is in the ledger or in the journal.
+    const pendingDir = join(dir, 'pending');
+    const journaled = readdirSync(pendingDir, { withFileTypes: true })
+      .filter((entry) => entry.isFile() && entry.name.endsWith('.jsonl') && !entry.name.startsWith('.'))
+      .flatMap((entry) => readFileSync(join(pendingDir, entry.name), 'utf8').trim().split('\n'))
+      .map((line) => JSON.parse(line).request_id as string);
+    expect(journaled.length).toBeGreaterThan(0);
+    expect([...new Set([...records(dir).map((r) => r.request_id as string), ...journaled])].sort()).toEqual([...firstIds].sort());
+
+    const second = await runApp(['--require', 'otel-llm-audit/register', app], { LLM_AUDIT_LEDGER_DIR: dir, APP_CALLS: '1' });
+    expect(second.code).toBe(0);
+    const all = [...firstIds, ...(JSON.parse(second.stdout.split('\n')[0]!) as string[])];
+    const stored = records(dir).map((r) => r.request_id as string);
+    expect(stored.length).toBe(new Set(stored).size);
+    expect(stored.sort()).toEqual(all.sort());
+    expect(readdirSync(pendingDir).filter((name) => name.endsWith('.jsonl'))).toEqual([]);
+    const verify = spawnSync(process.execPath, [cli, 'verify', '--ledger', dir], { encoding: 'utf8' });
+    expect(verify.status).toBe(0);
+  });
+
   it('process.exit() right after awaiting shutdownAudit() loses nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-exit-'));
     const result = await runApp(['--require', 'otel-llm-audit/register', join(repoRoot, 'test', 'fixtures', 'exit-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir });

@@ -5,6 +5,7 @@ import { tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
 import type { LlmAuditHooks } from '../guardrails';
 import { LlmAuditInstrumentation } from '../instrumentation';
 import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporter';
+import { LedgerSpanProcessor } from '../ledger/span-processor';
 import { loadPriceOverrides } from './prices-file';
 
 export type AuditExporter = 'ledger' | 'otlp' | 'both' | 'console';
@@ -163,7 +164,7 @@ function loadHooks(env: NodeJS.ProcessEnv): LlmAuditHooks | undefined {
 
 /**
  * The span pipeline for each `LLM_AUDIT_EXPORTER` value. The ledger gets each span as soon as it
- * ends (SimpleSpanProcessor): with the default fsync policy a finished call is on disk within
+ * ends (LedgerSpanProcessor): with the default fsync policy a finished call is on disk within
  * milliseconds, not held in a batch queue that a crash would lose. OTLP keeps the standard
  * batching and every `OTEL_*` setting, as NodeSDK builds it from the environment, except that the
  * OTLP exporter's batches spill to the durable spool (src/export) instead of being dropped when the
@@ -177,19 +178,21 @@ function exportConfiguration(
 ): Partial<NodeSDKConfiguration> {
   switch (exporter) {
     case 'otlp':
-      // Without the spool NodeSDK builds the pipeline itself, as it always did.
-      return otlp!.spool ? { spanProcessors: otlp!.spanProcessors } : {};
+      // Built once, here (with LLM_AUDIT_SPOOL=off, exactly what NodeSDK would build from the
+      // environment): leaving it to NodeSDK as well would build its exporters, and say its
+      // warnings, a second time.
+      return { spanProcessors: otlp!.spanProcessors };
     case 'console':
       return { traceExporter: new tracing.ConsoleSpanExporter() };
     case 'ledger':
       return {
-        spanProcessors: [new tracing.SimpleSpanProcessor(ledger!)],
+        spanProcessors: [new LedgerSpanProcessor(ledger!)],
         // With no OTLP endpoint there is nowhere to send metrics or logs unless asked explicitly.
         ...(env.OTEL_METRICS_EXPORTER ? {} : { metricReaders: [] }),
         ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
       };
     case 'both':
-      return { spanProcessors: [new tracing.SimpleSpanProcessor(ledger!), ...otlp!.spanProcessors] };
+      return { spanProcessors: [new LedgerSpanProcessor(ledger!), ...otlp!.spanProcessors] };
   }
 }
 

@@ -21,7 +21,8 @@ import { rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { EMPTY_LOCK_GRACE_MS, pidAlive, readLockOwner, type LockOwner } from '../util/lock-owner';
-import { FILE_MODE, SPOOL_SUFFIX, syncDirSync, TEMP_PREFIX, writeFileAtomic, writeFileAtomicSync } from './spool-file';
+import { syncDirSync, writeFileAtomicSync } from '../util/durable-file';
+import { FILE_MODE, SPOOL_SUFFIX, TEMP_PREFIX, writeFileAtomic } from './spool-file';
 
 export const OWNER_FILE = 'owner.json';
 export const QUARANTINE_DIR = 'quarantine';

@@ -17,7 +17,6 @@
  * a whole file under its final name or a temporary file that readers ignore and clean up.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -150,37 +149,6 @@ export async function writeFileAtomic(dir: string, name: string, bytes: Buffer):
   await handle.close();
   await rename(temp, join(dir, name));
   await syncDir(dir);
-}
-
-/** writeFileAtomic on the calling thread (the `exit` event's last-resort spill). */
-export function writeFileAtomicSync(dir: string, name: string, bytes: Buffer): void {
-  const temp = join(dir, TEMP_PREFIX + name);
-  const fd = openSync(temp, 'wx', FILE_MODE);
-  try {
-    writeSync(fd, bytes);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    try {
-      unlinkSync(temp);
-    } catch {
-      // already gone
-    }
-    throw error;
-  }
-  closeSync(fd);
-  renameSync(temp, join(dir, name));
-  syncDirSync(dir);
-}
-
-/** fsync of a directory, on the calling thread. */
-export function syncDirSync(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** fsync of a directory: makes creations, renames and deletions in it durable. */

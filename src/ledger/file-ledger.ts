@@ -11,6 +11,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, read
 import { open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { canonicalJson } from '../audit/canonical-json';
+import { syncDirSync } from '../util/durable-file';
 import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from './backend';
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
 import {
@@ -421,7 +422,7 @@ export class FileLedger {
       writeSync(fd, canonicalJson(created) + '\n');
       if (this.fsync !== 'none') fsyncSync(fd);
       closeSync(fd);
-      if (this.fsync !== 'none') syncDir(this.dir);
+      if (this.fsync !== 'none') syncDirSync(this.dir);
     } catch (error) {
       throw fsError(error, 'cannot create', path);
     }
@@ -550,7 +551,7 @@ export class FileLedger {
       const path = segmentPath(this.dir, name);
       const handle = await this.openForAppend(path);
       this.segment = { name, size: (await handle.stat()).size, handle };
-      if (this.fsync !== 'none') syncDir(join(this.dir, SEGMENTS_DIR));
+      if (this.fsync !== 'none') syncDirSync(join(this.dir, SEGMENTS_DIR));
     } else if (this.segment.handle === undefined) {
       this.segment.handle = await this.openForAppend(segmentPath(this.dir, this.segment.name));
       this.segment.size = (await this.segment.handle.stat()).size;
@@ -684,18 +685,5 @@ async function writeAll(handle: WritableFile, buffer: Buffer): Promise<void> {
     const { bytesWritten } = await handle.write(buffer, offset, buffer.length - offset, null);
     if (bytesWritten <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     offset += bytesWritten;
-  }
-}
-
-/** fsync a directory so that a created or removed entry survives a power loss. */
-export function syncDir(path: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Some file systems refuse fsync on directories; the data files themselves are synced.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }

@@ -7,9 +7,10 @@
  * file. A record whose append had in fact completed is recognised by its span (trace id + span id)
  * in the segments from its day on, and is not appended twice.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileLedgerSource, syncDir, type FileLedger } from './file-ledger';
+import { syncDirSync, writeFileAtomicSync } from '../util/durable-file';
+import { FileLedgerSource, type FileLedger } from './file-ledger';
 import { DIR_MODE, FILE_MODE, PENDING_DIR } from './layout';
 import { scanRecords } from './query';
 import { spanKey, withoutDuplicates, type LedgerRecord } from './record';
@@ -21,16 +22,7 @@ export function writePendingJournal(dir: string, records: readonly LedgerRecord[
   const pending = join(dir, PENDING_DIR);
   mkdirSync(pending, { recursive: true, mode: DIR_MODE });
   const name = `${process.pid}-${Date.now()}.jsonl`;
-  const temp = join(pending, `.tmp-${name}`);
-  const fd = openSync(temp, 'w', FILE_MODE);
-  try {
-    writeSync(fd, records.map((record) => JSON.stringify(record)).join('\n') + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, join(pending, name));
-  syncDir(pending);
+  writeFileAtomicSync(pending, name, records.map((record) => JSON.stringify(record)).join('\n') + '\n', FILE_MODE);
   return join(pending, name);
 }
 
@@ -57,7 +49,7 @@ export async function appendPendingJournals(ledger: FileLedger, dir: string): Pr
   if (fresh.length > 0) await ledger.append(fresh);
   await ledger.sync();
   for (const name of names) unlinkSync(join(pending, name));
-  syncDir(pending);
+  syncDirSync(pending);
   return { appended: fresh.length, present: records.length - fresh.length };
 }
 

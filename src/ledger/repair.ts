@@ -14,7 +14,8 @@ import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, re
 import { basename, join } from 'node:path';
 import { canonicalJson } from '../audit/canonical-json';
 import { fsError } from './errors';
-import { FileLedgerSource, syncDir } from './file-ledger';
+import { FileLedgerSource } from './file-ledger';
+import { syncDirSync } from '../util/durable-file';
 import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, QUARANTINE_DIR, REPAIRS_FILE, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 
@@ -85,7 +86,7 @@ function repairFile(dir: string, label: string, path: string, now: Date): Repair
     } finally {
       closeSync(qfd);
     }
-    syncDir(quarantineDir);
+    syncDirSync(quarantineDir);
     ftruncateSync(fd, tornStart);
     fsyncSync(fd);
     const action: RepairAction = {

@@ -23,7 +23,8 @@ import { canonicalJson } from '../audit/canonical-json';
 import { latestTombstone, stateFromCheckpoint, walkChain, removedSegments, initialChainState } from './chain';
 import { CHECKPOINT_VERSION, finishCheckpoint, type Checkpoint } from './checkpoint';
 import { LedgerError, fsError } from './errors';
-import { FileLedgerSource, readMeta, syncDir } from './file-ledger';
+import { FileLedgerSource, readMeta } from './file-ledger';
+import { syncDirSync } from '../util/durable-file';
 import { CHECKPOINTS_FILE, FILE_MODE, SEGMENTS_DIR, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 import type { LedgerRecord } from './record';
@@ -241,7 +242,7 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
       throw fsError(error, `cannot remove ${segmentLabel(s.name)}`, segmentPath(dir, s.name));
     }
   }
-  syncDir(join(dir, SEGMENTS_DIR));
+  syncDirSync(join(dir, SEGMENTS_DIR));
   return { plan, tombstone, warnings };
 }
 

@@ -52,7 +52,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { canonicalJson } from '../canonical-json';
 import { ContentError, contentFsError } from './errors';
 import { acquireKeystoreLock } from './lock';
-import { syncDirQuietly, type MasterKey } from './master-key';
+import { syncDirSync } from '../../util/durable-file';
+import type { MasterKey } from './master-key';
 
 export const DEFAULT_KEYSTORE_NAME = 'content-keystore.jsonl';
 export const SHRED_LOG_NAME = 'shredded.jsonl';
@@ -417,7 +418,7 @@ export class ContentKeystore {
     } finally {
       closeSync(fd);
     }
-    if (created) syncDirQuietly(dirname(this.path));
+    if (created) syncDirSync(dirname(this.path));
   }
 
   /**
@@ -527,7 +528,7 @@ export class ContentKeystore {
     } finally {
       closeSync(fd);
     }
-    syncDirQuietly(dirname(this.shredLogPath));
+    syncDirSync(dirname(this.shredLogPath));
   }
 
   /** Step 3: rewrite without recorded fillers (temp + fsync + rename + dir fsync). */
@@ -571,7 +572,7 @@ export class ContentKeystore {
       destroyFile(temp);
       throw contentFsError(error, 'cannot compact the keystore', this.path);
     }
-    syncDirQuietly(dir);
+    syncDirSync(dir);
   }
 }
 

@@ -16,6 +16,7 @@
 import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { syncDirSync } from '../../util/durable-file';
 import { canonicalJson } from '../canonical-json';
 import { ContentError } from './errors';
 
@@ -141,19 +142,6 @@ export function createContentMasterKey(path: string, keyId?: string): { path: st
   } finally {
     closeSync(fd);
   }
-  syncDirQuietly(dirname(path));
+  syncDirSync(dirname(path));
   return { path, kid };
-}
-
-/** fsync a directory so a create/rename in it is durable; best effort (not every platform allows it). */
-export function syncDirQuietly(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Windows and some file systems cannot fsync a directory.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }

@@ -27,6 +27,7 @@ import { Drainer, type BackoffOptions } from './drainer';
 import type { SpoolDirectory } from './spool-dir';
 import { encodeSpoolFile, encodeSpoolFileSync } from './spool-file';
 import type { SpoolTelemetry } from './telemetry';
+import { atProcessExit } from '../util/exit-hook';
 
 type ReadableSpan = tracing.ReadableSpan;
 type Span = tracing.Span;
@@ -65,18 +66,6 @@ export interface SpoolingSpanProcessorOptions {
   adoptEveryMillis?: number;
 }
 
-/**
- * Processors whose spans may still be only in memory. `process.exit()` ends the process without
- * running anything asynchronous, so neither a flush nor a shutdown can run then; the one hook left
- * is the synchronous `exit` event, where each of them writes what it holds to the spool.
- */
-const live = new Set<SpoolingSpanProcessor>();
-let exitHookInstalled = false;
-
-function spillAllOnExit(): void {
-  for (const processor of live) processor.spillOnExit();
-}
-
 export class SpoolingSpanProcessor {
   private buffer: ReadableSpan[] = [];
   /** Batches of the spool write under way that are not durable yet, and the file being written now. */
@@ -94,6 +83,7 @@ export class SpoolingSpanProcessor {
   private shuttingDown = false;
   private readonly adoptTimer: NodeJS.Timeout;
   private shutdownDone: Promise<void> | undefined;
+  private readonly cancelExitSpill: () => void;
   private readonly drainer: Drainer;
   private readonly maxQueueSize: number;
   private readonly maxExportBatchSize: number;
@@ -121,11 +111,8 @@ export class SpoolingSpanProcessor {
       () => this.schedule(),
       this.maxExportBatchSize,
     );
-    live.add(this);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.on('exit', spillAllOnExit);
-    }
+    // process.exit() runs no flush: what is in memory then goes to the spool synchronously.
+    this.cancelExitSpill = atProcessExit(() => this.spillOnExit());
     // Files adopted from an earlier process are sent as soon as the SDK is up.
     setImmediate(() => this.drainer.kick()).unref();
     // A process that dies while this one runs leaves files nobody would send until the next start.
@@ -202,7 +189,7 @@ export class SpoolingSpanProcessor {
     } catch (error) {
       diag.error(`otel-llm-audit spool: releasing ${this.spool.directory}: ${(error as Error).message}`);
     }
-    live.delete(this);
+    this.cancelExitSpill();
     // The exporter's shutdown waits for its requests in flight, retries included; bounded too.
     await withDeadline(this.exporter.shutdown(), 1_000);
   }
@@ -217,7 +204,7 @@ export class SpoolingSpanProcessor {
    * process exits).
    */
   spillOnExit(): void {
-    if (!live.delete(this)) return;
+    this.cancelExitSpill();
     clearTimeout(this.timer);
     clearInterval(this.adoptTimer);
     const batches: Batch[] = [];

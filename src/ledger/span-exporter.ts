@@ -11,6 +11,7 @@ import { LedgerError } from './errors';
 import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
 import { appendPendingJournals, writePendingJournal } from './pending-journal';
 import { recordFromSpan, type LedgerRecord } from './record';
+import { atProcessExit } from '../util/exit-hook';
 
 export interface LedgerSpanExporterOptions {
   dir: string;
@@ -44,17 +45,6 @@ export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Ledg
   return options;
 }
 
-/**
- * Exporters that may hold records not yet appended. `process.exit()` runs nothing asynchronous;
- * on the synchronous `exit` event each writes those records to the ledger's pending journal.
- */
-const live = new Set<LedgerSpanExporter>();
-let exitHookInstalled = false;
-
-function journalAllOnExit(): void {
-  for (const exporter of live) exporter.journalOnExit();
-}
-
 export class LedgerSpanExporter implements SpanExporter {
   private ledger: Promise<FileLedger> | undefined;
   private pending = new Set<Promise<unknown>>();
@@ -62,20 +52,17 @@ export class LedgerSpanExporter implements SpanExporter {
   private unwritten = new Set<LedgerRecord[]>();
   private shutDown = false;
 
-  constructor(private readonly options: LedgerSpanExporterOptions) {
-    live.add(this);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.on('exit', journalAllOnExit);
-    }
-  }
+  /** process.exit() runs no flush: the records still in flight then go to the pending journal. */
+  private readonly cancelExitJournal = atProcessExit(() => this.journalOnExit());
+
+  constructor(private readonly options: LedgerSpanExporterOptions) {}
 
   /**
    * On the `exit` event: the records whose append is still in flight go to the pending journal,
    * synchronously, for the next writer to append (see pending-journal.ts). Never throws.
    */
   journalOnExit(): void {
-    live.delete(this);
+    this.cancelExitJournal();
     const records = [...this.unwritten].flat();
     if (records.length === 0) return;
     try {
@@ -168,7 +155,7 @@ export class LedgerSpanExporter implements SpanExporter {
     if (this.shutDown) return;
     this.shutDown = true;
     await (await this.settledLedger())?.close();
-    live.delete(this);
+    this.cancelExitJournal();
   }
 
   /** The open ledger once the exports in flight are done; undefined if it was never (or could not be) opened. */

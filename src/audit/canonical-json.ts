@@ -44,6 +44,17 @@ export function canonicalJson(value: unknown): string {
 }
 
 /**
+ * The canonical text of `array[index]` as it appears inside the canonical text of `array`:
+ * `canonicalJson(array)` is `[` + these texts joined by `,` + `]` (for an array without `toJSON`).
+ * Lets a hash be fed one element at a time.
+ *
+ * @throws TypeError as canonicalJson does.
+ */
+export function canonicalElement(array: readonly unknown[], index: number): string {
+  return serializeValue(array[index], index, [array]) ?? 'null';
+}
+
+/**
  * Returns the canonical text of `value`, or undefined when JSON.stringify would omit it.
  * `key` is what JSON.stringify passes to toJSON: the property name, or the array index.
  */

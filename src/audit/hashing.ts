@@ -7,9 +7,10 @@
  * never sees. The key id travels in the hash string so that hashes stay verifiable across key
  * rotation.
  */
-import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type Hash, type KeyObject } from 'node:crypto';
 import { diag } from '@opentelemetry/api';
-import { canonicalJson } from './canonical-json';
+import { canonicalElement, canonicalJson } from './canonical-json';
+import { ConversationMemo, takeSnapshot, UNCHECKABLE, type Snapshot } from './conversation-memo';
 
 export interface ContentHasher {
   readonly keyed: boolean;
@@ -22,6 +23,13 @@ export interface ContentHasher {
    * fraction of initialising an HMAC.
    */
   hashRepeated(value: unknown): string;
+  /**
+   * The same hash as `hash(messages)`, for a message list that is sent again call after call with
+   * new turns appended: the hash state after the turns already hashed is resumed when they are the
+   * same, unchanged message objects (see conversation-memo.ts). Anything but an array is hashed as
+   * `hash` does.
+   */
+  hashMessages(messages: unknown): string;
 }
 
 const HASH_KEY_ENV = 'LLM_AUDIT_HASH_KEY';
@@ -67,7 +75,7 @@ export function createContentHasher(options: { key?: string | Buffer; keyId?: st
   }
   const id = keyId ?? fingerprint(keyBytes);
   validateKeyId(id);
-  return new HmacSha256Hasher(createSecretKey(keyBytes), id);
+  return new HmacSha256Hasher(keyBytes, id);
 }
 
 /**
@@ -138,7 +146,7 @@ function warnUnkeyedOnce(): void {
   );
 }
 
-/** What both hashers share: canonical text in, labelled hex digest out, with a small memo. */
+/** What both hashers share: canonical text in, labelled hex digest out, with small memos. */
 abstract class CanonicalHasher implements ContentHasher {
   abstract readonly keyed: boolean;
   abstract readonly keyId: string | undefined;
@@ -147,8 +155,13 @@ abstract class CanonicalHasher implements ContentHasher {
   static readonly #MAX_TEXT_LENGTH = 4096;
   static readonly #MAX_ENTRIES = 64;
   readonly #recent = new Map<string, string>();
+  readonly #conversations = new ConversationMemo<Hash>();
 
+  /** The labelled digest of `text`, in one go. */
   protected abstract digest(text: string): string;
+  /** A state to feed text into; `finish` turns it into the same labelled digest. */
+  protected abstract begin(): Hash;
+  protected abstract finish(state: Hash): string;
 
   hash(value: unknown): string {
     return this.digest(canonicalJson(value));
@@ -165,6 +178,42 @@ abstract class CanonicalHasher implements ContentHasher {
     }
     return hash;
   }
+
+  hashMessages(messages: unknown): string {
+    if (!Array.isArray(messages) || messages.length === 0 || typeof (messages as { toJSON?: unknown }).toJSON === 'function') {
+      return this.hash(messages);
+    }
+    const memo = this.#conversations;
+    const resumed = memo.resume(messages);
+    if (resumed === undefined && !memo.worthRemembering()) return this.hash(messages);
+    // States are only ever copied out of the memo, never fed: a remembered state stays as it was.
+    const state = resumed !== undefined ? resumed.state.copy() : this.begin();
+    const from = resumed?.covered ?? 0;
+    const snapshots: Snapshot[] = resumed !== undefined ? resumed.snapshots.slice() : [];
+    // The canonical text of messages[from..], built whole and fed in at most two pieces (one call
+    // per message costs more than the concatenation): up to the first message a snapshot cannot
+    // check, whose state is remembered, and the rest.
+    let checked = from === 0 ? '[' : '';
+    let rest = '';
+    let checkable = true;
+    for (let i = from; i < messages.length; i++) {
+      const text = (i > 0 ? ',' : '') + canonicalElement(messages, i);
+      if (checkable) {
+        const snapshot = takeSnapshot(messages[i]);
+        if (snapshot === UNCHECKABLE) checkable = false;
+        else snapshots.push(snapshot);
+      }
+      if (checkable) checked += text;
+      else rest += text;
+    }
+    if (snapshots.length > from) {
+      state.update(checked, 'utf8');
+      memo.remember(messages, snapshots.length, snapshots, state.copy());
+      checked = '';
+    }
+    state.update(checked + rest + ']', 'utf8');
+    return this.finish(state);
+  }
 }
 
 class Sha256Hasher extends CanonicalHasher {
@@ -173,6 +222,14 @@ class Sha256Hasher extends CanonicalHasher {
 
   protected digest(text: string): string {
     return 'sha256:' + createHash('sha256').update(text, 'utf8').digest('hex');
+  }
+
+  protected begin(): Hash {
+    return createHash('sha256');
+  }
+
+  protected finish(state: Hash): string {
+    return 'sha256:' + state.digest('hex');
   }
 }
 
@@ -183,15 +240,52 @@ class HmacSha256Hasher extends CanonicalHasher {
   // if the caller later overwrites their Buffer) and every HMAC reuses it.
   readonly #key: KeyObject;
   readonly #prefix: string;
+  // The same HMAC built from two SHA-256 states, for hashes fed piece by piece whose intermediate
+  // state must be copied (node's Hmac has no copy()); one-shot hashes use createHmac, which is
+  // faster for them.
+  readonly #inner: Hash;
+  readonly #outer: Hash;
 
-  constructor(key: KeyObject, keyId: string) {
+  constructor(keyBytes: Buffer, keyId: string) {
     super();
-    this.#key = key;
+    this.#key = createSecretKey(keyBytes);
     this.keyId = keyId;
     this.#prefix = `hmac-sha256:${keyId}:`;
+    [this.#inner, this.#outer] = hmacKeyedStates(keyBytes);
   }
 
   protected digest(text: string): string {
     return this.#prefix + createHmac('sha256', this.#key).update(text, 'utf8').digest('hex');
   }
+
+  protected begin(): Hash {
+    return this.#inner.copy();
+  }
+
+  protected finish(state: Hash): string {
+    return this.#prefix + this.#outer.copy().update(state.digest()).digest('hex');
+  }
+}
+
+const SHA256_BLOCK_BYTES = 64;
+
+/**
+ * RFC 2104 section 2: HMAC(K, text) = H(K' XOR opad || H(K' XOR ipad || text)), where K' is the key
+ * (hashed first when longer than the 64-byte block, section 3) padded with zeros to the block.
+ * Returns H's states after the two padded keys, from which each HMAC continues. The padded copies
+ * are wiped; the states live in native memory, like the KeyObject.
+ */
+function hmacKeyedStates(keyBytes: Buffer): [inner: Hash, outer: Hash] {
+  const block = Buffer.alloc(SHA256_BLOCK_BYTES);
+  const shortKey = keyBytes.length > SHA256_BLOCK_BYTES ? createHash('sha256').update(keyBytes).digest() : keyBytes;
+  shortKey.copy(block);
+  if (shortKey !== keyBytes) shortKey.fill(0);
+  const padded = Buffer.alloc(SHA256_BLOCK_BYTES);
+  for (let i = 0; i < SHA256_BLOCK_BYTES; i++) padded[i] = block[i]! ^ 0x36;
+  const inner = createHash('sha256').update(padded);
+  for (let i = 0; i < SHA256_BLOCK_BYTES; i++) padded[i] = block[i]! ^ 0x5c;
+  const outer = createHash('sha256').update(padded);
+  padded.fill(0);
+  block.fill(0);
+  return [inner, outer];
 }

@@ -122,7 +122,7 @@ export class AuditedCall implements GuardrailTarget {
     const { hasher } = services;
     const { system, input } = spec.prompt(params);
     if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hashRepeated(system);
-    if (input !== undefined) attributes[A.ATTR_AUDIT_INPUT_HASH] = hasher.hash(input);
+    if (input !== undefined) attributes[A.ATTR_AUDIT_INPUT_HASH] = hasher.hashMessages(input);
 
     // The conventions name the span `{operation} {model}`.
     const name = model !== undefined ? `${spec.operationName} ${model}` : spec.operationName;

@@ -118,15 +118,25 @@ try {
   const transport = job.transport === 'replay' ? { fetch: replayingFetch(() => currentShape) } : {};
   let countDelta;
   let textOf;
+  // How the application holds its conversation (job.messages): 'reused', the same objects every
+  // call (kept in memory, as an agent loop or a chat session does), or 'fresh', new objects parsed
+  // from JSON for every call (as a server receiving the conversation with each request does).
+  const held = (value) => {
+    if (job.messages !== 'fresh') return () => value;
+    const json = JSON.stringify(value);
+    return () => JSON.parse(json);
+  };
   if (provider === 'openai') {
     const mod = sdkRequire('openai');
     const OpenAI = mod.OpenAI ?? mod.default ?? mod;
     client = new OpenAI({ baseURL: job.fake.openaiBaseURL, apiKey: 'bench-not-a-key', maxRetries: 0, ...transport });
-    const messages = [{ role: 'system', content: SYSTEM_PROMPT }, ...turns];
-    create = (stream) =>
-      client.chat.completions.create(
+    const messagesOf = held([{ role: 'system', content: SYSTEM_PROMPT }, ...turns]);
+    create = (stream) => {
+      const messages = messagesOf();
+      return client.chat.completions.create(
         stream ? { model, messages, stream: true, stream_options: { include_usage: true } } : { model, messages },
       );
+    };
     countDelta = (chunk) => (typeof chunk.choices?.[0]?.delta?.content === 'string' && chunk.choices[0].delta.content !== '' ? 1 : 0);
     textOf = (response) => response.choices?.[0]?.message?.content ?? '';
   } else {
@@ -135,8 +145,9 @@ try {
     const options = { baseURL: job.fake.anthropicBaseURL, apiKey: 'bench-not-a-key', maxRetries: 0, ...transport };
     if (!config.anthropicTelemetry) options.openTelemetry = false;
     client = new Anthropic(options);
+    const turnsOf = held(turns);
     create = (stream) =>
-      client.messages.create({ model, max_tokens: 1024, system: SYSTEM_PROMPT, messages: turns, ...(stream ? { stream: true } : {}) });
+      client.messages.create({ model, max_tokens: 1024, system: SYSTEM_PROMPT, messages: turnsOf(), ...(stream ? { stream: true } : {}) });
     countDelta = (event) => (event.type === 'content_block_delta' ? 1 : 0);
     textOf = (response) => response.content?.map((block) => block.text ?? '').join('') ?? '';
   }

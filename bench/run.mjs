@@ -36,6 +36,10 @@ const HELP = `usage: node bench/run.mjs [options]
   --sdk LIST         comma-separated subset of: ${Object.keys(SDKS).join(', ')}
   --config LIST      comma-separated subset of the configurations (baseline is always kept)
   --no-scaling       skip the conversation-size series
+  --messages LIST    reused,fresh (default both): how the application holds its conversation.
+                     reused: the same message objects every call (an agent loop, a chat session
+                     kept in memory); fresh: new objects parsed from JSON every call (a server that
+                     receives the whole conversation with each request). The scaling series uses fresh.
   --exporter KIND    otlp-proto (default): the exporter encodes every batch to OTLP/protobuf, as the
                      default OTLP exporter does before sending; otlp-json: to OTLP/JSON; count: it
                      only counts the spans (hides what the attributes cost to export)
@@ -64,6 +68,7 @@ const { values: opts } = parseArgs({
     sdk: { type: 'string' },
     config: { type: 'string' },
     'no-scaling': { type: 'boolean', default: false },
+    messages: { type: 'string', default: 'reused,fresh' },
     exporter: { type: 'string', default: 'otlp-proto' },
     transport: { type: 'string', default: 'loopback' },
     profile: { type: 'boolean', default: false },
@@ -102,6 +107,7 @@ const settings = {
   exporter: opts.exporter,
   transport: opts.transport,
   scaling: !opts['no-scaling'],
+  messages: opts.messages.split(','),
   // The ledger's and the ingest server's benchmarks, after the rounds (false: not run).
   ledger: opts['no-ledger'] || opts['profile-only'] ? false : { records: int(opts['ledger-records'], quick ? 10_000 : 100_000), appendRecords: int(opts['ledger-appends'], quick ? 300 : 2000) },
   ingest: opts['no-ingest'] || opts['profile-only'] ? false : { seconds: int(opts['ingest-seconds'], quick ? 1 : 5) },
@@ -112,6 +118,10 @@ if (settings.ledger && (settings.ledger.records < 1 || settings.ledger.appendRec
 }
 if (settings.ingest && settings.ingest.seconds < 1) {
   console.error('bench: --ingest-seconds must be positive');
+  process.exit(2);
+}
+if (settings.messages.length === 0 || settings.messages.some((m) => m !== 'reused' && m !== 'fresh')) {
+  console.error('bench: --messages must list reused and/or fresh');
   process.exit(2);
 }
 if (!['loopback', 'replay'].includes(settings.transport)) {
@@ -203,7 +213,7 @@ if (opts.reanalyse) {
   const { groups: savedGroups, budget: _b, scaling: _s, ...meta } = saved;
   writeReport({
     ...meta,
-    groups: savedGroups.map(({ key, sdk, shape, bytes, configs, scaling: isScaling }) => ({ key, sdk, shape, bytes, configs, scaling: isScaling })),
+    groups: savedGroups.map(({ key, sdk, shape, bytes, messages, configs, scaling: isScaling }) => ({ key, sdk, shape, bytes, messages: messages ?? 'reused', configs, scaling: isScaling })),
     rounds: savedGroups.map((g) => g.rawRounds),
   });
   process.exit(0);
@@ -273,18 +283,24 @@ const callsFor = (shape, bytes) => {
 const keep = (config) => !configFilter || configFilter.has(config);
 
 const groups = [];
-for (const sdk of sdks) {
-  for (const shape of ['plain', 'stream']) {
-    groups.push({ key: `${sdk}/${shape}/${sizeKey(DEFAULT_SIZE)}`, sdk, shape, bytes: DEFAULT_SIZE, configs: configsFor(sdk).filter(keep) });
+for (const messages of settings.messages) {
+  for (const sdk of sdks) {
+    for (const shape of ['plain', 'stream']) {
+      const key = `${sdk}/${shape}/${sizeKey(DEFAULT_SIZE)}${messages === 'fresh' ? '/fresh' : ''}`;
+      groups.push({ key, sdk, shape, bytes: DEFAULT_SIZE, messages, configs: configsFor(sdk).filter(keep) });
+    }
   }
 }
+// The scaling series shows what hashing costs as the conversation grows, so its messages are fresh
+// objects each call (with reused ones, earlier turns are not hashed again).
 if (settings.scaling && sdks.includes('openai6')) {
-  for (const bytes of SCALING_SIZES.filter((b) => b !== DEFAULT_SIZE)) {
+  for (const bytes of SCALING_SIZES.filter((b) => b !== DEFAULT_SIZE || !settings.messages.includes('fresh'))) {
     groups.push({
-      key: `openai6/plain/${sizeKey(bytes)}`,
+      key: `openai6/plain/${sizeKey(bytes)}/fresh`,
       sdk: 'openai6',
       shape: 'plain',
       bytes,
+      messages: 'fresh',
       scaling: true,
       configs: ['baseline', 'otel-llm-audit'].filter(keep),
     });
@@ -299,6 +315,7 @@ function jobFor(group, config, round) {
     config,
     shape: group.shape,
     bytes: group.bytes,
+    messages: group.messages ?? 'reused',
     calls,
     warmup: settings.warmup ?? Math.max(5, Math.round(calls / 3)),
     abandonCalls: group.shape === 'stream' ? settings.abandon : 0,

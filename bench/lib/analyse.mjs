@@ -131,6 +131,7 @@ export function budget(analysed) {
           {
             sdk: g.sdk,
             shape: g.shape,
+            messages: g.messages ?? 'reused',
             line: `≤ 0.8× lightest peer (${g.lightest ?? 'none'})`,
             value: ours.cpuVsLightestPeer,
             ratioOfMedians: ofMedians(g.byConfig[g.lightest]),
@@ -145,6 +146,7 @@ export function budget(analysed) {
           {
             sdk: g.sdk,
             shape: g.shape,
+            messages: g.messages ?? 'reused',
             line: '≤ 1.3× hand-written span',
             value: ours.cpuVsFloor,
             ratioOfMedians: ofMedians(g.byConfig[FLOOR]),
@@ -164,6 +166,7 @@ export function budget(analysed) {
           {
             sdk: g.sdk,
             shape: g.shape,
+            messages: g.messages ?? 'reused',
             line: `below every peer (closest: ${worstPeer ?? 'none'})`,
             value: worst,
             ratioOfMedians: medianRatios.length ? Math.max(...medianRatios) : NaN,
@@ -180,8 +183,10 @@ export function budget(analysed) {
 
 /** The scaling series: otel-llm-audit's overhead against the conversation size, and a linear fit. */
 export function scaling(analysed) {
-  const points = analysed
-    .filter((g) => g.sdk === 'openai6' && g.shape === 'plain' && g.byConfig[OURS] && g.byConfig.baseline)
+  const candidates = analysed.filter((g) => g.sdk === 'openai6' && g.shape === 'plain' && g.byConfig[OURS] && g.byConfig.baseline);
+  // Fresh message objects each call (reports from before that option have reused ones only).
+  const fresh = candidates.filter((g) => g.messages === 'fresh');
+  const points = (fresh.length > 0 ? fresh : candidates)
     .map((g) => ({
       bytes: g.byConfig[OURS].bytes ?? g.bytes,
       baselineCpuUs: g.byConfig.baseline.cpuPerCallUs,

@@ -78,10 +78,11 @@ export function renderMarkdown(report) {
     out.push('');
     out.push(
       table(
-        ['SDK', 'calls', 'line', 'otel-llm-audit (median of per-round ratios)', 'ratio of median overheads (cross-check)', 'margin / noise µs', 'result'],
+        ['SDK', 'calls', 'messages', 'line', 'otel-llm-audit (median of per-round ratios)', 'ratio of median overheads (cross-check)', 'margin / noise µs', 'result'],
         report.budget.map((b) => [
           SDKS[b.sdk].label,
           b.shape,
+          b.messages ?? 'reused',
           b.line,
           ratio(b.value),
           ratio(b.ratioOfMedians),
@@ -94,7 +95,8 @@ export function renderMarkdown(report) {
 
   for (const group of report.groups.filter((g) => !g.scaling)) {
     out.push('');
-    out.push(`## ${SDKS[group.sdk].label}: ${group.shape === 'plain' ? 'plain calls' : 'streaming calls (50 chunks)'}, ${sizeLabel(group.bytes)} conversation`);
+    const messages = group.messages === 'fresh' ? ', new message objects every call' : ', the same message objects every call';
+    out.push(`## ${SDKS[group.sdk].label}: ${group.shape === 'plain' ? 'plain calls' : 'streaming calls (50 chunks)'}, ${sizeLabel(group.bytes)} conversation${messages}`);
     out.push('');
     const rows = group.configs.map((config) => {
       const e = group.byConfig[config];
@@ -133,7 +135,8 @@ export function renderMarkdown(report) {
   }
 
   // Abandoned streams
-  const streamGroups = report.groups.filter((g) => g.shape === 'stream' && !g.scaling);
+  // Whether a span comes out does not depend on how the messages are held: one column per SDK.
+  const streamGroups = report.groups.filter((g) => g.shape === 'stream' && !g.scaling && g.messages !== 'fresh');
   if (streamGroups.length) {
     out.push('');
     out.push('## Streams abandoned after 3 chunks (`break`): spans exported after a flush, per abandoned stream');
@@ -159,7 +162,7 @@ export function renderMarkdown(report) {
   const s = report.scaling;
   if (s && s.points.length > 1) {
     out.push('');
-    out.push('## otel-llm-audit overhead against conversation size (openai 6, plain calls)');
+    out.push('## otel-llm-audit overhead against conversation size (openai 6, plain calls, new message objects every call)');
     out.push('');
     out.push(
       table(
@@ -225,6 +228,10 @@ export function renderMarkdown(report) {
         '`tracer.startActiveSpan` per call with 3 attributes, ended when the call (or the stream) ends: the floor for any span-based instrumentation.',
       '- `otel-llm-audit`: `LlmAuditInstrumentation` from dist/cjs, `LLM_AUDIT_HASH_KEY` set (HMAC hashes), every call inside `withAuditContext` ' +
         '(user, session, tenant, one metadata key); cost from the bundled prices.',
+      '- Messages: "the same message objects every call" is an application that keeps its conversation in memory (an agent loop, a chat ' +
+        'session); the input hash then resumes from the state after the turns it has hashed before. "New message objects every call" is a ' +
+        'server that receives the whole conversation with each request (the child parses it from JSON per call, in every configuration ' +
+        'including the baseline, so the parsing cancels out): every turn is hashed every time.',
       '- Peers with their default configuration (note: Traceloop and OpenInference record prompt and completion content in span attributes by default; ' +
         'the OpenTelemetry contrib instrumentation does not).',
       '- Anthropic: the SDK emits its own span per call whenever a tracer provider is registered. `anthropic-builtin` is that span alone ' +

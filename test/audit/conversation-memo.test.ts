@@ -158,6 +158,28 @@ describe('hashMessages', () => {
     }
   });
 
+  it('hashes conversations far larger than one piece fed to the hash, with two-byte text, as their canonical text', () => {
+    // Pieces end at message boundaries, never inside a string: a surrogate pair cannot be split.
+    const turn = (i: number): Message => ({ role: i % 2 ? 'assistant' : 'user', content: `${i} ` + 'Grüße 😀 日本語 '.repeat(400 + (i % 7)) });
+    class Note {
+      constructor(readonly role: string, readonly content: string) {}
+    }
+    for (const [key, hasher] of hashers().slice(0, 3)) {
+      const conversation: unknown[] = Array.from({ length: 60 }, (_, i) => turn(i)); // ~0.5 MB of UTF-8
+      expect(canonicalJson(conversation).length).toBeGreaterThan(8 * 32 * 1024);
+      expect(hasher.hash(conversation)).toBe(expected(key, conversation));
+      expect(hasher.hashMessages(conversation)).toBe(expected(key, conversation));
+      conversation.push(turn(60), turn(61));
+      expect(hasher.hashMessages(conversation)).toBe(expected(key, conversation));
+      // An uncheckable message in the middle: remembered up to it, the rest hashed every time.
+      conversation.splice(30, 0, new Note('user', 'a class instance'));
+      expect(hasher.hashMessages(conversation)).toBe(expected(key, conversation));
+      conversation.push(turn(62));
+      expect(hasher.hashMessages(conversation)).toBe(expected(key, conversation));
+      expect(hasher.hash('😀'.repeat(100_000))).toBe(expected(key, '😀'.repeat(100_000)));
+    }
+  });
+
   it('gives anything but a non-empty plain array to hash, and fails as hash fails', () => {
     const hasher = createContentHasher({ key: KEYS[0]!, keyId: 'kid' });
     for (const value of ['a prompt', { role: 'user' }, [], null, 3]) expect(hasher.hashMessages(value)).toBe(hasher.hash(value));

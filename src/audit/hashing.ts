@@ -225,7 +225,6 @@ abstract class CanonicalHasher implements ContentHasher {
     feed.add(']');
     return this.finish(feed.flush());
   }
-
 }
 
 function isPlainArray(value: unknown): value is readonly unknown[] {

@@ -143,11 +143,13 @@ class ChatStreamAccumulator implements StreamAccumulator {
         state.text += delta.refusal;
         state.hasText = true;
       }
-      for (const tool of Array.isArray(delta.tool_calls) ? delta.tool_calls : []) {
-        const slot = (state.tools[typeof tool?.index === 'number' ? tool.index : state.tools.length] ??= { arguments: '' });
-        if (typeof tool?.id === 'string') slot.id = tool.id;
-        if (typeof tool?.function?.name === 'string') slot.name = tool.function.name;
-        if (typeof tool?.function?.arguments === 'string') slot.arguments += tool.function.arguments;
+      if (Array.isArray(delta.tool_calls)) {
+        for (const tool of delta.tool_calls) {
+          const slot = (state.tools[typeof tool?.index === 'number' ? tool.index : state.tools.length] ??= { arguments: '' });
+          if (typeof tool?.id === 'string') slot.id = tool.id;
+          if (typeof tool?.function?.name === 'string') slot.name = tool.function.name;
+          if (typeof tool?.function?.arguments === 'string') slot.arguments += tool.function.arguments;
+        }
       }
       if (typeof choice.finish_reason === 'string') state.finish = choice.finish_reason;
     }

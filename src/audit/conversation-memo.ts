@@ -19,11 +19,13 @@
  * as before. (A getter that answered differently on each read would defeat the check, but it would
  * equally make the SDK send something other than what any hash covers.)
  *
- * Memory: entries live in a WeakMap keyed by the last message object they cover, so they go when
- * the application lets go of that message. An entry holds the message objects it covers (to check
- * identity) and their snapshots; with a sliding window of W messages that keeps at most about W
- * older messages alive beyond the window. The hash state itself is a few hundred bytes of native
- * memory.
+ * Memory: entries live in a WeakMap keyed by the last message object they cover, and hold the
+ * message objects they cover (to check identity) and their snapshots. An entry keyed by a message
+ * that is still alive would keep alive the earlier messages it covers, which may key older entries
+ * in turn; so a conversation keeps one entry: the one a list resumed from is replaced by the longer
+ * list's, and an entry found not to cover the list it was found in (the conversation was trimmed, a
+ * window slid) is dropped. What stays alive is then what the application's own lists hold, plus at
+ * most the previous list's messages. The hash state itself is a few hundred bytes of native memory.
  */
 
 /** A value's JSON-visible content: primitives as themselves, objects and arrays as a node. */
@@ -122,6 +124,8 @@ interface Entry<State> {
 
 /** What a list's longest remembered prefix gives: how many items it covers and the state after them. */
 export interface Resume<State> {
+  /** The message the entry is keyed by (the last one covered). */
+  readonly key: object;
   readonly covered: number;
   readonly state: State;
   /** The covered items' snapshots, reused when the longer list is remembered. */
@@ -157,8 +161,11 @@ export class ConversationMemo<State> {
       candidates++;
       if (entry.items.length === last + 1 && covers(entry, items)) {
         this.#misses = 0;
-        return { covered: last + 1, state: entry.state, snapshots: entry.snapshots };
+        return { key: item, covered: last + 1, state: entry.state, snapshots: entry.snapshots };
       }
+      // Stale for this conversation (trimmed, a window slid, a message edited): it would only keep
+      // the messages it covers alive.
+      this.#entries.delete(item);
     }
     this.#misses++;
     return undefined;
@@ -172,12 +179,14 @@ export class ConversationMemo<State> {
   }
 
   /**
-   * Remembers `state` as the state after `items[0..count)`, whose snapshots are `snapshots`. Nothing
-   * is remembered when the last covered item is not an object (it could not key the entry).
+   * Remembers `state` as the state after `items[0..count)`, whose snapshots are `snapshots`, in
+   * place of the entry the list resumed from (`replaces`). Nothing is remembered when the last
+   * covered item is not an object (it could not key the entry).
    */
-  remember(items: readonly unknown[], count: number, snapshots: readonly Snapshot[], state: State): void {
+  remember(items: readonly unknown[], count: number, snapshots: readonly Snapshot[], state: State, replaces?: Resume<State>): void {
     const last = items[count - 1];
     if (count === 0 || typeof last !== 'object' || last === null) return;
+    if (replaces !== undefined && replaces.key !== last) this.#entries.delete(replaces.key);
     this.#entries.set(last, { items: items.slice(0, count), snapshots, state });
   }
 }

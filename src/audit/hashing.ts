@@ -214,14 +214,14 @@ abstract class CanonicalHasher implements ContentHasher {
         const snapshot = takeSnapshot(messages[i]);
         if (snapshot === UNCHECKABLE) {
           checkable = false;
-          if (snapshots.length > from) memo.remember(messages, snapshots.length, snapshots, feed.flush().copy());
+          if (snapshots.length > from) memo.remember(messages, snapshots.length, snapshots, feed.flush().copy(), resumed);
         } else {
           snapshots.push(snapshot);
         }
       }
       feed.add(text);
     }
-    if (checkable) memo.remember(messages, snapshots.length, snapshots, feed.flush().copy());
+    if (checkable) memo.remember(messages, snapshots.length, snapshots, feed.flush().copy(), resumed);
     feed.add(']');
     return this.finish(feed.flush());
   }

@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { createHmac, createHash } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import { createContentHasher, type ContentHasher } from '../../src/audit/hashing';
 import { matchesSnapshot, MISS_STREAK, PROBE_EVERY, takeSnapshot, UNCHECKABLE } from '../../src/audit/conversation-memo';
@@ -192,6 +194,48 @@ describe('hashMessages', () => {
     // A failure leaves nothing half-remembered.
     const ok = [{ role: 'user', content: 'fine' }];
     expect(hasher.hashMessages(ok)).toBe(expected(KEYS[0], ok));
+  });
+});
+
+describe('memory', () => {
+  /** A full garbage collection, after the current job (WeakRef targets live until it ends). */
+  async function collectGarbage(): Promise<void> {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      gc();
+    }
+  }
+
+  it('keeps no message alive once the application lets go of its conversation', async () => {
+    const hasher = createContentHasher({ key: KEYS[0]!, keyId: 'kid' });
+    let conversation: Message[] | undefined = Array.from({ length: 20 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i} `.repeat(200) }));
+    hasher.hashMessages(conversation);
+    conversation.push({ role: 'user', content: 'one more' });
+    hasher.hashMessages(conversation); // resumed, and the longer list remembered
+    const first = new WeakRef(conversation[0]!);
+    const last = new WeakRef(conversation[conversation.length - 1]!);
+    conversation = undefined;
+    await collectGarbage();
+    expect(first.deref()).toBeUndefined();
+    expect(last.deref()).toBeUndefined();
+  });
+
+  it('lets messages that slid out of a window go, once no remembered list ends in the window', async () => {
+    const hasher = createContentHasher({ key: KEYS[0]!, keyId: 'kid' });
+    const WINDOW = 6;
+    let history: Message[] = [];
+    const early: Array<WeakRef<Message>> = [];
+    for (let turn = 0; turn < 40; turn++) {
+      const message = { role: turn % 2 ? 'assistant' : 'user', content: `turn ${turn}` };
+      if (turn < 5) early.push(new WeakRef(message));
+      history = [...history, message].slice(-WINDOW);
+      expect(hasher.hashMessages(history)).toBe(expected(KEYS[0], history));
+    }
+    await collectGarbage();
+    // Entries are keyed by messages still in the window; none of them covers the first turns.
+    for (const ref of early) expect(ref.deref()).toBeUndefined();
   });
 });
 

@@ -1,4 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import { canonicalJson } from '../../src/audit/canonical-json';
 import { createCostCalculator } from '../../src/audit/cost';
 import { expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
 import { setupAudit, useFakeProvider } from '../support/harness';
@@ -20,6 +22,26 @@ const spansOf = (n: number) => audit.spansWhen(n);
 const base = { model: 'claude-haiku-4-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] };
 
 describe('messages', () => {
+  it('agent loop: the input hash of every turn is the HMAC of what was sent, as the history grows and is edited', async () => {
+    const hmac = (value: unknown) => `hmac-sha256:test:${createHmac('sha256', 'test-hash-key-0123456789').update(canonicalJson(value), 'utf8').digest('hex')}`;
+    const messages: any[] = [{ role: 'user', content: 'Weather in Paris?' }];
+    const sent: unknown[] = [];
+    fake.enqueue({ toolCalls: [{ name: 'get_weather', arguments: '{"city":"Paris"}', id: 'toolu_1' }] });
+    for (let turn = 0; turn < 5; turn++) {
+      const answer = await client.messages.create({ ...base, system: 'You are terse.', messages });
+      sent.push(structuredClone(messages));
+      messages.push({ role: 'assistant', content: answer.content }); // the SDK's content blocks, as apps do
+      const toolUse = answer.content.find((block: any) => block.type === 'tool_use');
+      if (toolUse) messages.push({ role: 'user', content: [{ type: 'tool_result', tool_use_id: toolUse.id, content: '21 °C' }] });
+      else messages.push({ role: 'user', content: `And tomorrow (${turn})?` });
+      if (turn === 2) messages[0].content = 'Weather in Lyon?';
+      if (turn === 3) answer.content[0].text = `${answer.content[0].text} (edited)`; // a nested block
+    }
+    const spans = await spansOf(5);
+    expect(new Set(spans.map((span) => span.attributes['llm_audit.input.hash'])).size).toBe(5);
+    spans.forEach((span, i) => expect(span.attributes['llm_audit.input.hash'], `turn ${i}`).toBe(hmac(sent[i])));
+  });
+
   it('input tokens include cache reads and writes, as the conventions say; cost is cache-aware', async () => {
     const usage = { input: 2000, output: 400, cacheRead: 1200, cacheCreation: 300, reasoning: 0 };
     fake.enqueue({ usage }, { usage });

@@ -1,4 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import { canonicalJson } from '../../src/audit/canonical-json';
 import { createCostCalculator } from '../../src/audit/cost';
 import { createContentHasher } from '../../src/audit/hashing';
 import { expectedModel, expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
@@ -105,6 +107,30 @@ describe('chat.completions', () => {
     expect(streamed.attributes['llm_audit.tool.names']).toEqual(['get_weather', 'get_time']);
     expect(plain.attributes['gen_ai.response.finish_reasons']).toEqual(['tool_calls']);
     expect(streamed.attributes['llm_audit.output.hash']).toBe(plain.attributes['llm_audit.output.hash']);
+  });
+
+  it('agent loop: the input hash of every turn is the HMAC of what was sent, as the history grows and is edited', async () => {
+    // Independent of the hasher: node's HMAC over the canonical text of the non-system messages.
+    const hmac = (value: unknown) => `hmac-sha256:test:${createHmac('sha256', 'test-hash-key-0123456789').update(canonicalJson(value), 'utf8').digest('hex')}`;
+    const history: any[] = [
+      { role: 'system', content: 'You are terse.' },
+      { role: 'user', content: 'Weather in Paris?' },
+    ];
+    const sent: unknown[] = [];
+    fake.enqueue({ toolCalls: [{ name: 'get_weather', arguments: '{"city":"Paris"}', id: 'call_1' }] });
+    for (let turn = 0; turn < 5; turn++) {
+      const completion = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: history });
+      sent.push(structuredClone(history.filter((m) => m.role !== 'system')));
+      const message = completion.choices[0].message;
+      history.push(message); // the SDK's own object goes back into the history, as apps do
+      if (message.tool_calls) history.push({ role: 'tool', tool_call_id: message.tool_calls[0].id, content: '{"celsius":21}' });
+      else history.push({ role: 'user', content: `And tomorrow (${turn})?` });
+      if (turn === 2) history[1].content = 'Weather in Lyon?'; // the app edits an earlier turn
+      if (turn === 3) message.content = `${message.content} (edited)`; // and the answer it kept
+    }
+    const spans = await spansOf(5);
+    expect(new Set(spans.map((span) => span.attributes['llm_audit.input.hash'])).size).toBe(5);
+    spans.forEach((span, i) => expect(span.attributes['llm_audit.input.hash'], `turn ${i}`).toBe(hmac(sent[i])));
   });
 
   it('the output hash covers exactly the conventions-shaped output message', async () => {

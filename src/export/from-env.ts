@@ -1,7 +1,9 @@
 /**
  * The trace pipeline NodeSDK would build from OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_* and
  * OTEL_BSP_*, with one difference: the OTLP exporter is fed by the SpoolingSpanProcessor instead of
- * the BatchSpanProcessor. Console and Zipkin stay exactly as NodeSDK makes them.
+ * the BatchSpanProcessor. Console and Zipkin stay exactly as NodeSDK makes them. Likewise the metric
+ * readers from OTEL_METRICS_EXPORTER, the OTLP one wrapped so that it does not hold the process at
+ * exit while the collector is down (endpoint-probe.ts).
  *
  * The exporters are NodeSDK's own: the same packages, resolved from @opentelemetry/sdk-node's
  * location (which the package pins exactly) and chosen by its getOtlpProtocolFromEnv, so endpoint,
@@ -9,22 +11,27 @@
  * OTEL_EXPORTER_OTLP_* variables exactly as without the spool, for first sends and re-sends alike.
  */
 import { diag, metrics } from '@opentelemetry/api';
-import { getStringListFromEnv } from '@opentelemetry/core';
-import { tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
+import { metrics as sdkMetrics, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { createRequire } from 'node:module';
 import { INSTRUMENTATION_NAME } from '../semconv';
 import { PACKAGE_VERSION } from '../version';
 import { spoolConfigFromEnv } from './config';
+import { otlpEndpointFromEnv } from './endpoint-probe';
+import { ProbedMetricExporter } from './probed-metric-exporter';
 import { SpoolDirectory } from './spool-dir';
 import { SpoolingSpanProcessor } from './spooling-span-processor';
 import { SpoolTelemetry } from './telemetry';
 
 type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
+type MetricReader = NonNullable<NodeSDKConfiguration['metricReaders']>[number];
 
 interface SdkNodeUtils {
   getOtlpProtocolFromEnv(): string;
   getNonNegativeNumberFromEnv(name: string): number | undefined;
   getSpanProcessorsFromEnv(selfObsMeterProvider: undefined): SpanProcessor[];
+  getOtlpMetricExporterFromEnv(): sdkMetrics.PushMetricExporter;
+  getPeriodicExportingMetricReaderFromEnv(exporter: sdkMetrics.PushMetricExporter): MetricReader;
 }
 interface SdkNodeCreateFromEnv {
   createBatchSpanProcessorFromEnv(exporter: tracing.SpanExporter, selfObsMeterProvider: undefined): SpanProcessor;
@@ -68,6 +75,7 @@ export function tracePipelineFromEnv(env: NodeJS.ProcessEnv, shutdownTimeoutMill
         telemetry,
         ...batchSettingsFromEnv(),
         shutdownTimeoutMillis,
+        endpoint: otlpEndpointFromEnv('TRACES', tracesProtocol(), probeTimeoutMillis(shutdownTimeoutMillis)),
       });
       spanProcessors.push(spool);
     } else if (name === 'console') {
@@ -101,21 +109,78 @@ function traceExporterNames(): string[] {
   return names;
 }
 
+const TRACE_EXPORTER_PACKAGES: Record<string, string> = {
+  grpc: '@opentelemetry/exporter-trace-otlp-grpc',
+  'http/json': '@opentelemetry/exporter-trace-otlp-http',
+  'http/protobuf': '@opentelemetry/exporter-trace-otlp-proto',
+};
+
+/** OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL as NodeSDK reads it; an unsupported one falls back to http/protobuf. */
+function tracesProtocol(): string {
+  const protocol = sdkUtils().getOtlpProtocolFromEnv();
+  return TRACE_EXPORTER_PACKAGES[protocol] !== undefined ? protocol : 'http/protobuf';
+}
+
 /** The OTLP trace exporter NodeSDK builds for OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL. */
 export function otlpTraceExporterFromEnv(): tracing.SpanExporter {
-  const protocol = sdkUtils().getOtlpProtocolFromEnv();
-  const packages: Record<string, string> = {
-    grpc: '@opentelemetry/exporter-trace-otlp-grpc',
-    'http/json': '@opentelemetry/exporter-trace-otlp-http',
-    'http/protobuf': '@opentelemetry/exporter-trace-otlp-proto',
-  };
-  let pkg = packages[protocol];
-  if (pkg === undefined) {
-    diag.warn(`Unsupported OTLP traces protocol: ${protocol}. Using http/protobuf.`);
-    pkg = packages['http/protobuf']!;
-  }
-  const { OTLPTraceExporter } = sdkRequire(pkg) as { OTLPTraceExporter: new () => tracing.SpanExporter };
+  const asked = sdkUtils().getOtlpProtocolFromEnv();
+  const protocol = tracesProtocol();
+  if (protocol !== asked) diag.warn(`Unsupported OTLP traces protocol: ${asked}. Using http/protobuf.`);
+  const { OTLPTraceExporter } = sdkRequire(TRACE_EXPORTER_PACKAGES[protocol]!) as { OTLPTraceExporter: new () => tracing.SpanExporter };
   return new OTLPTraceExporter();
+}
+
+/**
+ * How long a flush or the last metrics export waits to learn whether the endpoint listens: a
+ * second, or less when the whole shutdown may take less (a quarter of it).
+ */
+function probeTimeoutMillis(shutdownTimeoutMillis: number): number {
+  return Math.max(1, Math.min(1_000, Math.floor(shutdownTimeoutMillis / 4)));
+}
+
+export interface MetricPipeline {
+  metricReaders: MetricReader[];
+  /** To call when the process starts ending: the last OTLP metrics export first asks whether the endpoint listens. */
+  closing(): void;
+}
+
+/**
+ * The metric readers NodeSDK would build from OTEL_METRICS_EXPORTER (default `otlp`; `none`,
+ * `console`, `prometheus`) and OTEL_METRIC_EXPORT_*, with one difference: the OTLP exporter is
+ * wrapped in a ProbedMetricExporter, so that the process does not wait for its retries at exit
+ * when the collector is down.
+ */
+export function metricPipelineFromEnv(shutdownTimeoutMillis: number): MetricPipeline {
+  const names = [...new Set(getStringListFromEnv('OTEL_METRICS_EXPORTER') ?? [])];
+  if (names.length === 0) names.push('otlp');
+  if (names.includes('none')) {
+    diag.info('OTEL_METRICS_EXPORTER contains "none". Metric provider will not be initialized.');
+    return { metricReaders: [], closing: () => undefined };
+  }
+  const metricReaders: MetricReader[] = [];
+  const probed: ProbedMetricExporter[] = [];
+  for (const name of names) {
+    if (name === 'otlp') {
+      let exporter = sdkUtils().getOtlpMetricExporterFromEnv();
+      // The same protocol choice as the exporter's (OTLP/HTTP and JSON share their URL rules).
+      const protocol = getStringFromEnv('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL');
+      const endpoint = otlpEndpointFromEnv('METRICS', protocol?.trim() === 'grpc' ? 'grpc' : 'http/protobuf', probeTimeoutMillis(shutdownTimeoutMillis));
+      if (endpoint !== undefined) {
+        const gated = new ProbedMetricExporter(exporter, endpoint);
+        probed.push(gated);
+        exporter = gated;
+      }
+      metricReaders.push(sdkUtils().getPeriodicExportingMetricReaderFromEnv(exporter));
+    } else if (name === 'console') {
+      metricReaders.push(new sdkMetrics.PeriodicExportingMetricReader({ exporter: new sdkMetrics.ConsoleMetricExporter() }));
+    } else if (name === 'prometheus') {
+      const { PrometheusExporter } = sdkRequire('@opentelemetry/exporter-prometheus') as { PrometheusExporter: new () => MetricReader };
+      metricReaders.push(new PrometheusExporter());
+    } else {
+      diag.warn(`Unsupported OTEL_METRICS_EXPORTER value: "${name}". Supported values are: otlp, console, prometheus, none.`);
+    }
+  }
+  return { metricReaders, closing: () => probed.forEach((exporter) => exporter.closing()) };
 }
 
 /** OTEL_BSP_* through NodeSDK's own reader (a value ≤ 0 is warned about and ignored, as there). */

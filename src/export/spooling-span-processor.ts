@@ -24,6 +24,7 @@ import { context, diag, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, suppressTracing } from '@opentelemetry/core';
 import type { tracing } from '@opentelemetry/sdk-node';
 import { Drainer, type BackoffOptions } from './drainer';
+import type { OtlpEndpoint } from './endpoint-probe';
 import type { SpoolDirectory } from './spool-dir';
 import { encodeSpoolFile, encodeSpoolFileSync } from './spool-file';
 import type { SpoolTelemetry } from './telemetry';
@@ -62,6 +63,12 @@ export interface SpoolingSpanProcessorOptions {
    */
   shutdownTimeoutMillis?: number;
   backoff?: BackoffOptions;
+  /**
+   * The exporter's endpoint, asked before a flush hands it spans when no export has succeeded
+   * lately: when nobody listens there, the spans go to the spool at once instead of into the
+   * exporter's retries, whose timers would hold the process for up to OTEL_EXPORTER_OTLP_TIMEOUT.
+   */
+  endpoint?: OtlpEndpoint;
   /** How often to look for spool files left by processes that ended meanwhile (default 60 s). */
   adoptEveryMillis?: number;
 }
@@ -81,6 +88,8 @@ export class SpoolingSpanProcessor {
   private queuedSpans = 0;
   private writingSpans = 0;
   private shuttingDown = false;
+  /** When an export last succeeded (direct or drain); -Infinity before the first. */
+  private lastSuccessAt = -Infinity;
   private readonly adoptTimer: NodeJS.Timeout;
   private shutdownDone: Promise<void> | undefined;
   private readonly cancelExitSpill: () => void;
@@ -93,11 +102,13 @@ export class SpoolingSpanProcessor {
   private readonly exporter: SpanExporter;
   private readonly spool: SpoolDirectory;
   private readonly telemetry: SpoolTelemetry;
+  private readonly endpoint: OtlpEndpoint | undefined;
 
   constructor(options: SpoolingSpanProcessorOptions) {
     this.exporter = options.exporter;
     this.spool = options.spool;
     this.telemetry = options.telemetry;
+    this.endpoint = options.endpoint;
     this.maxQueueSize = options.maxQueueSize ?? 2048;
     this.maxExportBatchSize = Math.min(options.maxExportBatchSize ?? 512, this.maxQueueSize);
     this.scheduledDelayMillis = options.scheduledDelayMillis ?? 5000;
@@ -246,6 +257,7 @@ export class SpoolingSpanProcessor {
     const left = (): number => Math.max(1, deadline - Date.now());
     clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.buffer.length > 0 && !this.spooling && !this.inFlight && !(await this.endpointAnswers())) this.drainer.noteFailure();
     while (this.buffer.length > 0) {
       if (this.spooling) {
         this.toSpool(this.cut());
@@ -257,6 +269,18 @@ export class SpoolingSpanProcessor {
     }
     if (this.inFlight) await this.settleInFlight(left());
     while (this.writer) await this.writer;
+  }
+
+  /**
+   * False when the endpoint is known not to listen. Asked only when no export has succeeded for
+   * RECENT_SUCCESS_MS (a short-lived process has had none): a process whose exports go through
+   * does not pay a connect per flush.
+   */
+  private async endpointAnswers(): Promise<boolean> {
+    if (this.endpoint === undefined || Date.now() - this.lastSuccessAt < RECENT_SUCCESS_MS) return true;
+    if (await this.endpoint.reachable()) return true;
+    diag.debug(`otel-llm-audit spool: nothing listens at ${this.endpoint.url}; flushing to the spool`);
+    return false;
   }
 
   /** Waits for the direct export in flight up to `ms`; past that, spools its batch. */
@@ -413,7 +437,8 @@ export class SpoolingSpanProcessor {
         try {
           this.exporter.export(spans, (result) => {
             clearTimeout(timer);
-            if (result.code !== ExportResultCode.SUCCESS) diag.debug(`otel-llm-audit spool: OTLP export failed: ${result.error?.message ?? 'unknown error'}`);
+            if (result.code === ExportResultCode.SUCCESS) this.lastSuccessAt = Date.now();
+            else diag.debug(`otel-llm-audit spool: OTLP export failed: ${result.error?.message ?? 'unknown error'}`);
             resolve(result.code === ExportResultCode.SUCCESS);
           });
         } catch (error) {
@@ -425,6 +450,9 @@ export class SpoolingSpanProcessor {
     });
   }
 }
+
+/** An export this recent vouches for the endpoint at a flush (see endpointAnswers). */
+const RECENT_SUCCESS_MS = 30_000;
 
 /** Waits for resource attributes still being detected (host.id...), as the BatchSpanProcessor does before exporting. */
 async function resourcesSettled(spans: readonly ReadableSpan[]): Promise<void> {

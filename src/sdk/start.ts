@@ -1,7 +1,7 @@
 import { diag, trace } from '@opentelemetry/api';
 import { NodeSDK, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
-import { tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
+import { metricPipelineFromEnv, tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
 import type { LlmAuditHooks } from '../guardrails';
 import { LlmAuditInstrumentation } from '../instrumentation';
 import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporter';
@@ -55,7 +55,13 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const instrumentation = new LlmAuditInstrumentation({ prices: loadPriceOverrides(env) });
   const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(ledgerOptionsFromEnv(env)) : undefined;
   const otlp = exporter === 'otlp' || exporter === 'both' ? tracePipelineFromEnv(env, timeoutMs) : undefined;
-  const sdk = new NodeSDK({ instrumentations: [instrumentation], ...exportConfiguration(exporter, ledger, otlp, env) });
+  // With only the ledger and no OTLP endpoint there is nowhere to send metrics unless asked explicitly.
+  const metricPipeline = exporter !== 'ledger' || env.OTEL_METRICS_EXPORTER ? metricPipelineFromEnv(timeoutMs) : undefined;
+  const sdk = new NodeSDK({
+    instrumentations: [instrumentation],
+    ...exportConfiguration(exporter, ledger, otlp, env),
+    metricReaders: metricPipeline?.metricReaders ?? [],
+  });
   sdk.start();
   otlp?.afterStart();
   // Loaded after the SDK patches are in place, so a hooks module may itself use the LLM SDKs.
@@ -71,6 +77,7 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   let done: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     done ??= (async () => {
+      metricPipeline?.closing();
       instrumentation.endOpenCalls();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
@@ -187,8 +194,7 @@ function exportConfiguration(
     case 'ledger':
       return {
         spanProcessors: [new LedgerSpanProcessor(ledger!)],
-        // With no OTLP endpoint there is nowhere to send metrics or logs unless asked explicitly.
-        ...(env.OTEL_METRICS_EXPORTER ? {} : { metricReaders: [] }),
+        // With no OTLP endpoint there is nowhere to send logs unless asked explicitly.
         ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
       };
     case 'both':

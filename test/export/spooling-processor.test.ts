@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { otlpEndpointFromEnv, type OtlpEndpoint } from '../../src/export/endpoint-probe';
 import { otlpTraceExporterFromEnv } from '../../src/export/from-env';
 import { OWNER_FILE, SpoolDirectory } from '../../src/export/spool-dir';
 import { encodeSpoolFile, readSpoolFile } from '../../src/export/spool-file';
@@ -32,13 +33,34 @@ afterEach(async () => {
 });
 
 /** The processor against http://127.0.0.1:<port> (nothing listening yet), and what it writes to. */
-async function setup(options: { maxBytes?: number; batch?: number; queue?: number; port?: number; otlpTimeoutMs?: number; adoptEveryMillis?: number } = {}) {
+async function setup(
+  options: { maxBytes?: number; batch?: number; queue?: number; port?: number; otlpTimeoutMs?: number; adoptEveryMillis?: number; probe?: boolean } = {},
+) {
   const port = options.port ?? (await freePort());
   const saved = { ...process.env };
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${port}`;
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
   process.env.OTEL_EXPORTER_OTLP_TIMEOUT = String(options.otlpTimeoutMs ?? 300);
   const exporter = otlpTraceExporterFromEnv();
+  // What the processor hands the exporter, and how often it asks the endpoint (probe option).
+  const exported: number[] = [];
+  const exportSpans = exporter.export.bind(exporter);
+  exporter.export = (spans, done) => {
+    exported.push(spans.length);
+    exportSpans(spans, done);
+  };
+  const probed = { asked: 0 };
+  let endpoint: OtlpEndpoint | undefined;
+  if (options.probe) {
+    const real = otlpEndpointFromEnv('TRACES', 'http/json', 500)!;
+    endpoint = {
+      url: real.url,
+      reachable: () => {
+        probed.asked++;
+        return real.reachable();
+      },
+    };
+  }
   process.env = saved;
   const root = mkdtempSync(join(tmpdir(), 'spool-processor-'));
   const spool = new SpoolDirectory(root, options.maxBytes ?? 1 << 30);
@@ -59,13 +81,14 @@ async function setup(options: { maxBytes?: number; batch?: number; queue?: numbe
     shutdownTimeoutMillis: 2_000,
     backoff: { initialMs: 50, maxMs: 200 },
     ...(options.adoptEveryMillis ? { adoptEveryMillis: options.adoptEveryMillis } : {}),
+    endpoint,
   });
   cleanups.push(() => processor.shutdown(), () => meterProvider.shutdown());
   const metric = async (name: string) => {
     const { resourceMetrics } = await reader.collect();
     return resourceMetrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name)?.dataPoints ?? [];
   };
-  return { port, root, spool, processor, telemetry, metric };
+  return { port, root, spool, processor, telemetry, metric, exported, probed };
 }
 
 async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -190,6 +213,42 @@ describe('an endpoint that hangs, a process that dies', () => {
     let onDisk = 0;
     for (const name of readdirSync(spool.directory!).filter((n) => n.endsWith('.spool'))) onDisk += (await readSpoolFile(join(spool.directory!, name))).spans.length;
     expect(onDisk).toBe(5);
+  });
+
+  it('a flush with nothing listening at the endpoint asks once and spools at once: the exporter never gets the batch, so none of its retries can hold the process', async () => {
+    // An OTLP timeout far longer than the flush budget: had the batch gone to the exporter, the
+    // flush would have waited for the budget and the exporter kept retrying afterwards.
+    const { root, processor, exported, probed } = await setup({ probe: true, otlpTimeoutMs: 60_000 });
+    const diagCapture = captureDiag();
+    cleanups.push(() => diagCapture.stop());
+    const spans = makeSpans(7);
+    for (const span of spans) processor.onEnd(span);
+    await processor.forceFlush();
+    expect(exported).toEqual([]);
+    expect(probed.asked).toBe(1);
+    expect(processor.spooling).toBe(true);
+    expect(processor.spansInMemory).toBe(0);
+    const onDisk: string[] = [];
+    for (const name of readdirSync(root, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.spool'))) {
+      for (const span of (await readSpoolFile(join(root, name))).spans) onDisk.push(span.attributes['llm_audit.request_id'] as string);
+    }
+    expect(onDisk.sort()).toEqual(spans.map((s) => s.attributes['llm_audit.request_id']).sort());
+    expect(diagCapture.messages.some((m) => m.level === 'warn' && m.text.includes('does not take spans'))).toBe(true);
+  });
+
+  it('with the endpoint up, the first flush asks it once; flushes after a successful export do not ask again', async () => {
+    const { port, root, processor, exported, probed } = await setup({ probe: true });
+    const otlp = await startOtlpReceiver({ port });
+    cleanups.push(() => otlp.close());
+    for (const span of makeSpans(4, 'first')) processor.onEnd(span);
+    await processor.forceFlush();
+    expect(probed.asked).toBe(1);
+    for (const span of makeSpans(3, 'second')) processor.onEnd(span);
+    await processor.forceFlush();
+    expect(probed.asked).toBe(1);
+    expect(exported).toEqual([4, 3]);
+    expect(requestIds(otlp)).toEqual(['first-0', 'first-1', 'first-2', 'first-3', 'second-0', 'second-1', 'second-2']);
+    expect(readdirSync(root)).toEqual([]);
   });
 
   it('files left by a process that died while this one runs are adopted and sent', async () => {

@@ -108,6 +108,33 @@ describe('the OTLP spool through register', () => {
     }
   });
 
+  it("endpoint down with the exporters' default 10 s timeout and OTLP metrics on: the app ends without waiting for their retries, every span in the spool; endpoint up: spans and the last metrics are sent at exit", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-register-probe-'));
+    const port = await freePort();
+    // Without the probe, the exporters retried a refused connection: this app took 13.6 s to end.
+    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_TIMEOUT: '10000', OTEL_METRICS_EXPORTER: 'otlp', LLM_AUDIT_SPOOL_DIR: dir };
+    const started = Date.now();
+    const down = await runApp({ ...env, APP_CALLS: '3' });
+    const lifetimeMs = Date.now() - started;
+    expect(down.code).toBe(0);
+    expect(lifetimeMs).toBeLessThan(6_000); // the first retry round alone would end after 10 s
+    expect(await spooledRequestIds(dir)).toEqual([...requestIds(down)].sort());
+    expect(down.stderr).toBe('');
+
+    const otlp = await startOtlpReceiver({ port });
+    try {
+      const up = await runApp({ ...env, APP_CALLS: '2' });
+      expect(up.code).toBe(0);
+      expect(otlp.jsonSpans().map((s) => s.attributes['llm_audit.request_id'] as string).sort()).toEqual([...requestIds(down), ...requestIds(up)].sort());
+      const metricExports = otlp.received.filter((r) => r.path === '/v1/metrics');
+      expect(metricExports.length).toBeGreaterThan(0);
+      expect(Buffer.concat(metricExports.map((r) => r.body)).toString()).toContain('gen_ai.client.operation.duration');
+      expect(spoolFiles(dir)).toEqual([]);
+    } finally {
+      await otlp.close();
+    }
+  });
+
   it('http/protobuf: spooled spans are re-sent in the protocol the environment asks for, each request id once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'spool-register-pb-'));
     const port = await freePort();

@@ -135,6 +135,23 @@ describe('the OTLP spool through register', () => {
     }
   });
 
+  it('the same over gRPC (the gRPC exporters for spans and metrics): nothing listening, no wait, every span in the spool', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'spool-register-grpc-'));
+    const port = await freePort();
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_EXPORTER_OTLP_TIMEOUT: '10000',
+      OTEL_METRICS_EXPORTER: 'otlp',
+      LLM_AUDIT_SPOOL_DIR: dir,
+    };
+    const started = Date.now();
+    const down = await runApp({ ...env, APP_CALLS: '3' });
+    expect(down.code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(await spooledRequestIds(dir)).toEqual([...requestIds(down)].sort());
+  });
+
   it('http/protobuf: spooled spans are re-sent in the protocol the environment asks for, each request id once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'spool-register-pb-'));
     const port = await freePort();

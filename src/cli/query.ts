@@ -6,7 +6,7 @@ import { instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--model M] [--status S] [--format table|json|csv] [--limit N] [--ledger DIR | --postgres URL]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--format table|json|csv] [--limit N] [--ledger DIR | --postgres URL]';
 
 export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -16,8 +16,10 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       from: { type: 'string' },
       to: { type: 'string' },
       user: { type: 'string' },
+      tenant: { type: 'string' },
       model: { type: 'string' },
       status: { type: 'string' },
+      action: { type: 'string' },
       format: { type: 'string' },
       limit: { type: 'string' },
       ...POSTGRES_OPTION,
@@ -30,7 +32,7 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   if (from !== undefined) filter.from = from;
   if (to !== undefined) filter.to = to;
   if (from !== undefined && to !== undefined && from >= to) throw new LedgerError('LEDGER_USAGE', '--from must be before --to');
-  for (const key of ['user', 'model', 'status'] as const) {
+  for (const key of ['user', 'tenant', 'model', 'status', 'action'] as const) {
     const v = str(p, key);
     if (v !== undefined) filter[key] = v;
   }

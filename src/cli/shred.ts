@@ -1,20 +1,78 @@
 /**
  * `llm-audit shred --tenant T --yes`: crypto-shredding of one tenant's encrypted content. Destroys
  * every data key of the tenant in the content keystore and records the shred in shredded.jsonl;
- * the ledger is not touched, so it still verifies, while the tenant's envelopes can no longer be
- * opened (CONTENT_KEY_SHREDDED). Needs no master key: only the keystore.
+ * the ledger's records are not touched, so it still verifies, while the tenant's envelopes can no
+ * longer be opened (CONTENT_KEY_SHREDDED). Needs no master key: only the keystore.
+ *
+ * With `--ledger DIR` or `--postgres URL` the shred is also appended to that ledger as a record of
+ * action `content.shred`, in the same hash chain as the calls: the erasure is then as
+ * tamper-evident as what it erased. The ledger is opened first, so a ledger that cannot be written
+ * (locked by a running writer, missing, unreachable) stops the command before anything is destroyed.
  *
  * Refuses without --yes, except on a terminal where it asks for the tenant id to be typed again.
- * Exit codes: 0 done; 2 usage (or not confirmed); 3 keystore unusable or locked.
+ * Exit codes: 0 done; 2 usage (or not confirmed); 3 keystore or ledger unusable or locked.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ContentError, defaultKeystorePath, shredTenant } from '../audit/content';
+import { ContentError, defaultKeystorePath, shredTenant, type ShredResult } from '../audit/content';
+import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
+import { FileLedger } from '../ledger/file-ledger';
+import { LEDGER_FILE } from '../ledger/layout';
+import { operationRecord, type LedgerRecord } from '../ledger/record';
 import { runContentCommand } from './decrypt';
-import { flag, parse, str, type CliIo } from './io';
+import { flag, parse, str, type CliIo, type Parsed } from './io';
+import { POSTGRES_OPTION, postgresUrl } from './source';
 
-export const SHRED_USAGE = 'llm-audit shred --tenant T [--keystore FILE | --key FILE] [--reason TEXT] [--yes] [--json]';
+export const SHRED_USAGE =
+  'llm-audit shred --tenant T [--keystore FILE | --key FILE] [--reason TEXT] [--ledger DIR | --postgres URL] [--signing-key FILE] [--yes] [--json]';
+
+/** Where the shred is recorded: what both ledger writers offer. */
+interface LedgerWriter {
+  append(records: readonly LedgerRecord[]): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** The shred as a ledger record: who ran it, where, why, and which keys it destroyed (never a key). */
+export function shredRecord(result: ShredResult): LedgerRecord {
+  return operationRecord({
+    action: 'content.shred',
+    timestamp: result.at,
+    tenantId: result.tenant,
+    status: 'success',
+    metadata: {
+      data_key_ids: result.deks,
+      master_key_ids: result.kids,
+      keystore: result.keystore,
+      host: result.host,
+      operator: result.user,
+      ...(result.reason !== undefined ? { reason: result.reason } : {}),
+    },
+  });
+}
+
+/**
+ * Opens the ledger named by --ledger / --postgres for appending, or returns undefined when none is
+ * named. A directory without a ledger is refused rather than created: a typo must not start a new
+ * ledger that nobody reads.
+ */
+async function openLedgerWriter(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
+  const url = postgresUrl(p);
+  const dir = str(p, 'ledger');
+  if (url === undefined && dir === undefined) return undefined;
+  const signingPath = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
+  const signingKey = signingPath !== undefined ? loadPrivateKey(signingPath) : undefined;
+  if (url !== undefined) {
+    // Loaded only when asked for: the file-ledger commands never load the database driver.
+    const { PostgresLedger } = require('../ledger/postgres/writer') as typeof import('../ledger/postgres/writer');
+    return { writer: await PostgresLedger.open({ url, ...(signingKey ? { signingKey } : {}) }), name: 'the PostgreSQL ledger' };
+  }
+  if (!existsSync(join(dir!, LEDGER_FILE))) {
+    throw new LedgerError('LEDGER_NOT_FOUND', `${dir} holds no audit ledger (no ${LEDGER_FILE}); nothing was shredded`);
+  }
+  return { writer: await FileLedger.open({ dir: dir!, ...(signingKey ? { signingKey } : {}) }), name: `the ledger in ${dir}` };
+}
 
 async function confirmOnTerminal(tenant: string): Promise<boolean> {
   if (!process.stdin.isTTY || !process.stderr.isTTY) return false;
@@ -32,7 +90,17 @@ async function confirmOnTerminal(tenant: string): Promise<boolean> {
 export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
     argv,
-    { tenant: { type: 'string' }, keystore: { type: 'string' }, key: { type: 'string' }, reason: { type: 'string' }, yes: { type: 'boolean' }, json: { type: 'boolean' } },
+    {
+      tenant: { type: 'string' },
+      keystore: { type: 'string' },
+      key: { type: 'string' },
+      reason: { type: 'string' },
+      yes: { type: 'boolean' },
+      json: { type: 'boolean' },
+      ledger: { type: 'string' },
+      'signing-key': { type: 'string' },
+      ...POSTGRES_OPTION,
+    },
     SHRED_USAGE,
   );
   const tenant = str(p, 'tenant');
@@ -51,18 +119,41 @@ export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
     const reason = str(p, 'reason');
-    const result = shredTenant(keystore, tenant, reason !== undefined ? { reason } : {});
+    const ledger = await openLedgerWriter(p, io);
+    let result: ShredResult;
+    try {
+      result = shredTenant(keystore, tenant, reason !== undefined ? { reason } : {});
+      if (ledger !== undefined) await recordShred(ledger, result);
+    } finally {
+      await ledger?.writer.close();
+    }
+    const where = ledger !== undefined ? `shredded.jsonl and ${ledger.name}` : 'shredded.jsonl';
     if (flag(p, 'json')) {
       await io.out(JSON.stringify(result) + '\n');
     } else if (result.deks.length === 0) {
-      await io.out(`tenant ${JSON.stringify(tenant)} had no data keys in ${result.keystore}; nothing destroyed (recorded in shredded.jsonl)\n`);
+      await io.out(`tenant ${JSON.stringify(tenant)} had no data keys in ${result.keystore}; nothing destroyed (recorded in ${where})\n`);
     } else {
       await io.out(
         `shredded tenant ${JSON.stringify(tenant)}: destroyed ${result.deks.length} data key${result.deks.length === 1 ? '' : 's'} (${result.deks.join(', ')}) ` +
-          `at ${result.at}; recorded in shredded.jsonl next to ${result.keystore}\n`,
+          `at ${result.at}; recorded in ${where}\n`,
       );
-      io.err('its envelopes can no longer be decrypted (CONTENT_KEY_SHREDDED); the ledger is unchanged and still verifies');
+      io.err(`its envelopes can no longer be decrypted (CONTENT_KEY_SHREDDED); the ledger's records are unchanged and still verify`);
     }
+    if (ledger === undefined) io.err('not recorded in an audit ledger: give --ledger DIR or --postgres URL to chain the shred with the records');
     return 0;
   });
+}
+
+/**
+ * Appends the shred's record. The keys are already destroyed when this runs: a failure here says
+ * so, so that the operator records it by hand rather than shredding again.
+ */
+async function recordShred(ledger: { writer: LedgerWriter; name: string }, result: ShredResult): Promise<void> {
+  try {
+    await ledger.writer.append([shredRecord(result)]);
+  } catch (error) {
+    const message = (error as Error).message;
+    const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';
+    throw new LedgerError(code, `the keys of tenant ${JSON.stringify(result.tenant)} were destroyed (see shredded.jsonl) but recording it in ${ledger.name} failed: ${message}`, { cause: error });
+  }
 }

@@ -62,10 +62,15 @@ export interface QueryFilter {
   /** Matches the requested or the response model. */
   model?: string;
   status?: string;
+  tenant?: string;
+  /** `llm_audit.action`: the SDK method (`chat.completions.create`...) or an operation on the trail (`content.shred`). */
+  action?: string;
 }
 
 export function matches(record: LedgerRecord, filter: QueryFilter): boolean {
   if (filter.user !== undefined && record.user_id !== filter.user) return false;
+  if (filter.tenant !== undefined && record.tenant_id !== filter.tenant) return false;
+  if (filter.action !== undefined && record.action !== filter.action) return false;
   if (filter.model !== undefined && record.model?.request !== filter.model && record.model?.response !== filter.model) return false;
   if (filter.status !== undefined && record.status !== filter.status) return false;
   return true;

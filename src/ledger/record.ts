@@ -1,12 +1,14 @@
 /**
- * The audit record: one per audited LLM call, derived from its span. docs/ledger.md documents
- * every field (type, source attribute, meaning); keep the two in step.
+ * The audit record: one per audited LLM call, derived from its span, plus the records of
+ * operations on the trail itself (OPERATION_ACTIONS). docs/ledger.md documents every field (type,
+ * source attribute, meaning); keep the two in step.
  *
  * Rules: a value the span does not carry is `null` (never 0, never ""), numbers that are not finite
  * become null (they have no JSON form), and nothing from the span's raw content attributes is ever
  * copied (only the `llm_audit.*.hash` digests).
  */
 import { SpanStatusCode, type AttributeValue, type Attributes, type HrTime } from '@opentelemetry/api';
+import { randomBytes } from 'node:crypto';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as A from '../semconv';
 
@@ -120,6 +122,65 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
     rag_document_ids: strings(at[A.ATTR_AUDIT_RAG_DOCUMENT_IDS]),
     metadata: metadataOf(at),
     content: str(at[A.ATTR_AUDIT_CONTENT_ENCRYPTED]),
+  };
+}
+
+/**
+ * Actions of records that are not LLM calls but operations on the audit trail itself (a tenant's
+ * content erased by crypto-shredding). They go into the same chain, so they are as tamper-evident
+ * as the calls, and are left out of the call reports.
+ */
+export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred']);
+
+/** False for the records of OPERATION_ACTIONS. */
+export function isCallRecord(record: Pick<LedgerRecord, 'action'>): boolean {
+  return record.action === null || !OPERATION_ACTIONS.has(record.action);
+}
+
+/**
+ * The record of an operation on the trail (one of OPERATION_ACTIONS): no span behind it, so its
+ * identity is a fresh random trace and span id; every LLM-call field is null.
+ */
+export function operationRecord(fields: {
+  action: string;
+  timestamp: string;
+  tenantId: string | null;
+  status: string;
+  metadata: Record<string, MetadataValue>;
+}): LedgerRecord {
+  if (!OPERATION_ACTIONS.has(fields.action)) throw new Error(`${fields.action} is not an operation on the audit trail`);
+  return {
+    v: RECORD_VERSION,
+    request_id: null,
+    timestamp: new Date(fields.timestamp).toISOString(),
+    trace_id: randomBytes(16).toString('hex'),
+    span_id: randomBytes(8).toString('hex'),
+    user_id: null,
+    session_id: null,
+    tenant_id: fields.tenantId,
+    provider: null,
+    operation: null,
+    model: { request: null, response: null },
+    action: fields.action,
+    status: fields.status,
+    system_prompt_hash: null,
+    input_hash: null,
+    output_hash: null,
+    input_tokens: null,
+    output_tokens: null,
+    cache_read_tokens: null,
+    cache_creation_tokens: null,
+    thinking_tokens: null,
+    latency_ms: null,
+    cost_usd: null,
+    error_type: null,
+    error_message: null,
+    sanitization_count: null,
+    guardrails: null,
+    tools: null,
+    rag_document_ids: null,
+    metadata: fields.metadata,
+    content: null,
   };
 }
 

@@ -2,7 +2,7 @@
  * Reports over the ledger. Each is a pure fold over a record stream (so a database backend can
  * feed the same functions), returning rows; the CLI formats them.
  */
-import { modelOf, type LedgerRecord } from './record';
+import { isCallRecord, modelOf, type LedgerRecord } from './record';
 
 export type Cell = string | number | null;
 export interface Report {
@@ -31,6 +31,7 @@ function round(value: number, digits: number): number {
 export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<Report> {
   const groups = new Map<string, { day: string; user: string | null; n: number; cost: number; priced: number; latency: number; timed: number }>();
   for await (const r of records) {
+    if (!isCallRecord(r)) continue;
     const day = r.timestamp.slice(0, 10);
     const key = JSON.stringify([day, r.user_id]);
     let g = groups.get(key);
@@ -148,7 +149,7 @@ export async function errorRate(records: AsyncIterable<LedgerRecord>, options: E
   const groups = new Map<string | null, { n: number; errors: number; blocked: number }>();
   for await (const r of records) {
     const t = Date.parse(r.timestamp);
-    if (!(t >= windowStart && t < options.now)) continue;
+    if (!(t >= windowStart && t < options.now) || !isCallRecord(r)) continue;
     const model = modelOf(r);
     let g = groups.get(model);
     if (!g) groups.set(model, (g = { n: 0, errors: 0, blocked: 0 }));

@@ -32,6 +32,8 @@ const RECENT: Array<Partial<LedgerRecord>> = [
   { timestamp: '2026-03-09T02:00:00.000Z', input_tokens: 500, request_id: 'r500', model: { request: 'm-a', response: null }, status: 'blocked' },
   { timestamp: '2026-03-09T03:00:00.000Z', input_tokens: null, request_id: 'rnull', model: { request: 'm-a', response: null }, status: 'error' },
   { timestamp: '2026-03-09T23:00:00.000Z', input_tokens: 100, request_id: 'r100', model: { request: 'm-b', response: 'm-b-1' }, status: 'success' },
+  // An operation on the trail (llm-audit shred), not a call: in query, out of every report.
+  { timestamp: '2026-03-09T23:30:00.000Z', input_tokens: null, request_id: 'shred', model: { request: null, response: null }, action: 'content.shred', tenant_id: 'acme', status: 'success' },
   // After `now`: ignored by both reports.
   { timestamp: '2026-03-10T00:00:00.000Z', input_tokens: 9999, request_id: 'late', model: { request: 'm-a', response: null }, status: 'error' },
 ];
@@ -97,7 +99,7 @@ describe('reports', () => {
     ]);
   });
 
-  it('query filters by time window, user, model and status', async () => {
+  it('query filters by time window, user, tenant, model, status and action', async () => {
     const source = await dataset();
     const ids = async (filter: Parameters<typeof queryRecords>[1]) =>
       (await collect(queryRecords(source, filter))).map((h) => h.record.request_id);
@@ -108,5 +110,7 @@ describe('reports', () => {
     expect(await ids({ model: 'm-b-1' })).toEqual(['r100']);
     expect(await ids({ model: 'm-b' })).toEqual(['r100']);
     expect((await ids({ user: 'bob' })).length).toBe(1);
+    expect(await ids({ action: 'content.shred' })).toEqual(['shred']);
+    expect(await ids({ tenant: 'acme', from: Date.parse('2026-03-09T00:00Z') })).toEqual(['shred']);
   });
 });

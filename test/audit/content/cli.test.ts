@@ -1,8 +1,9 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { contentPayload, createContentCipher, loadContentMasterKey, masterKeyFromBytes } from '../../../src/audit/content';
-import { FileLedger } from '../../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../../src/ledger/file-ledger';
+import { scanRecords } from '../../../src/ledger/query';
 import type { LedgerRecord } from '../../../src/ledger/record';
 import { makeRecord } from '../../ledger/helpers';
 import { cli, expectNoStack, type CliResult } from '../../cli/cli-helpers';
@@ -171,6 +172,49 @@ describe('llm-audit shred', () => {
     const again = cli(['shred', '--tenant', 'acme', '--keystore', join(f.dir, 'keys', 'content-keystore.jsonl'), '--yes', '--json']);
     expect(again.code, again.stderr).toBe(0);
     expect(JSON.parse(again.stdout)).toMatchObject({ v: 1, type: 'content.shred', tenant: 'acme', deks: [] });
+  });
+
+  it('with --ledger: the shred is chained as a record of action content.shred; a ledger it cannot write stops it before anything is destroyed', async () => {
+    const f = await fixture();
+    const shred = (...extra: string[]) => cli(['shred', '--tenant', 'acme', '--key', f.key, '--yes', '--reason', 'erasure request #9', ...extra]);
+    const intact = () => cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key]).code === 0;
+
+    // No ledger there (a typo): refused, nothing created, nothing destroyed.
+    const typo = join(f.dir, 'ledgr');
+    expectError(shred('--ledger', typo), 3, 'LEDGER_NOT_FOUND');
+    expect(existsSync(typo)).toBe(false);
+    // The application's writer holds the ledger: refused, nothing destroyed.
+    const writer = await FileLedger.open({ dir: f.ledger, fsync: 'none' });
+    const locked = shred('--ledger', f.ledger);
+    await writer.close();
+    expectError(locked, 3, 'LEDGER_LOCKED');
+    expect(intact()).toBe(true);
+    expect(existsSync(join(f.dir, 'keys', 'shredded.jsonl'))).toBe(false);
+
+    const before = JSON.parse(cli(['report', 'cost-by-user', '--ledger', f.ledger, '--format', 'json']).stdout);
+    const done = shred('--ledger', f.ledger);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toContain(`recorded in shredded.jsonl and the ledger in ${f.ledger}`);
+    expect(intact()).toBe(false);
+
+    const found = JSON.parse(cli(['query', '--action', 'content.shred', '--ledger', f.ledger, '--format', 'json']).stdout);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ seq: 5, tenant_id: 'acme', action: 'content.shred', status: 'success', model: null, cost_usd: null });
+    const { deks } = JSON.parse(readFileSync(join(f.dir, 'keys', 'shredded.jsonl'), 'utf8').trim());
+    const records = [];
+    for await (const hit of scanRecords(new FileLedgerSource(f.ledger))) records.push(hit.record);
+    expect(records.at(-1)!.metadata).toMatchObject({ reason: 'erasure request #9', data_key_ids: deks, keystore: join(f.dir, 'keys', 'content-keystore.jsonl') });
+    expect(deks).toHaveLength(1);
+    // Chained with the calls, and left out of the call reports.
+    const verify = cli(['verify', '--ledger', f.ledger]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(JSON.parse(cli(['report', 'cost-by-user', '--ledger', f.ledger, '--format', 'json']).stdout)).toEqual(before);
+    expect(cli(['query', '--tenant', 'acme', '--ledger', f.ledger, '--format', 'json']).stdout).toContain('content.shred');
+
+    // Without a ledger it says that the shred is not chained.
+    const unchained = cli(['shred', '--tenant', 'globex', '--key', f.key, '--yes']);
+    expect(unchained.code, unchained.stderr).toBe(0);
+    expect(unchained.stderr).toContain('not recorded in an audit ledger');
   });
 
   it('usage and unusable keystore errors', async () => {

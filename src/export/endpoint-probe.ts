@@ -14,8 +14,8 @@
  */
 import { context, diag } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
-import { createRequire } from 'node:module';
 import { connect, type NetConnectOpts } from 'node:net';
+import { exporterRequire } from './sdk-node-require';
 
 export type OtlpSignal = 'TRACES' | 'METRICS';
 
@@ -107,8 +107,8 @@ export function canConnect(target: NetConnectOpts, timeoutMs: number): Promise<b
   });
 }
 
-// The exporter packages are NodeSDK's (resolved from its location, which the package pins), and so
-// are their configuration helpers: the same code turns the environment into the URL they send to.
+// The exporters' own configuration helpers: the same code turns the environment into the URL they
+// send to.
 type ConfigHelper = (config: object, signal: OtlpSignal, ...rest: unknown[]) => { url?: string };
 
 function httpConfiguredUrl(signal: OtlpSignal): string | undefined {
@@ -125,9 +125,4 @@ function grpcConfiguredUrl(signal: OtlpSignal): string | undefined {
     convertLegacyOtlpGrpcOptions: ConfigHelper;
   };
   return convertLegacyOtlpGrpcOptions({}, signal).url;
-}
-
-function exporterRequire(exporterPkg: string): NodeJS.Require {
-  const sdkRequire = createRequire(require.resolve('@opentelemetry/sdk-node'));
-  return createRequire(sdkRequire.resolve(exporterPkg));
 }

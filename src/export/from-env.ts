@@ -13,12 +13,12 @@
 import { diag, metrics } from '@opentelemetry/api';
 import { getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
 import { metrics as sdkMetrics, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
-import { createRequire } from 'node:module';
 import { INSTRUMENTATION_NAME } from '../semconv';
 import { PACKAGE_VERSION } from '../version';
 import { spoolConfigFromEnv } from './config';
 import { otlpEndpointFromEnv } from './endpoint-probe';
 import { ProbedMetricExporter } from './probed-metric-exporter';
+import { sdkRequire } from './sdk-node-require';
 import { SpoolDirectory } from './spool-dir';
 import { SpoolingSpanProcessor } from './spooling-span-processor';
 import { SpoolTelemetry } from './telemetry';
@@ -39,7 +39,6 @@ interface SdkNodeCreateFromEnv {
 
 // NodeSDK does not export these from its entry point; the package pins @opentelemetry/sdk-node
 // exactly, and the register tests cover every path that uses them.
-const sdkRequire = createRequire(require.resolve('@opentelemetry/sdk-node'));
 const sdkUtils = (): SdkNodeUtils => sdkRequire('./utils') as SdkNodeUtils;
 const sdkCreateFromEnv = (): SdkNodeCreateFromEnv => sdkRequire('./create-from-env') as SdkNodeCreateFromEnv;
 

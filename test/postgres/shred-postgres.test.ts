@@ -1,11 +1,11 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { contentPayload } from '../../src/audit/content';
 import { PostgresLedger } from '../../src/ledger/postgres/writer';
 import { makeRecord } from '../ledger/helpers';
 import { cipherFor, newKey, tempDir } from '../audit/content/helpers';
-import { MAIN, ensureBuilt } from '../ingest/helpers';
+import { cli } from '../cli/cli-helpers';
+import { ensureBuilt } from '../ingest/helpers';
 import { createTestDatabase, postgresUrl, type TestDatabase } from '../support/postgres';
 
 // `llm-audit shred --postgres URL`: the erasure of a tenant's content is chained in the PostgreSQL
@@ -15,11 +15,6 @@ beforeAll(() => {
   ensureBuilt();
   postgresUrl();
 }, 600_000);
-
-function cli(args: string[]) {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 30_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 describe('llm-audit shred --postgres', () => {
   let db: TestDatabase;

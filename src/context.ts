@@ -1,4 +1,5 @@
 import { context, createContextKey, propagation, type Context } from '@opentelemetry/api';
+import { ensureContextManager } from './util/context-manager';
 
 /** Who is behind the LLM calls made inside {@link withAuditContext}. */
 export interface AuditContext {
@@ -34,6 +35,7 @@ const ACTION_KEY = createContextKey('otel-llm-audit.action');
  * session and tenant. Nested calls merge: inner fields win, metadata keys are combined.
  */
 export function withAuditContext<T>(audit: AuditContext, fn: () => T): T {
+  ensureContextManager();
   const active = context.active();
   const outer = (active.getValue(AUDIT_SCOPE_KEY) as AuditScope | undefined)?.audit;
   // A frozen snapshot: an application that reuses and changes its object afterwards does not

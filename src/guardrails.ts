@@ -1,8 +1,8 @@
-import { context, createContextKey, diag, SpanKind, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { context, createContextKey, diag, type Attributes, type Context } from '@opentelemetry/api';
+import { startAuditSpan } from './core/audit-records';
 import type { AuditContext, Retrieval } from './context';
 import type { OutputMessage, TokenUsage } from './core/types';
 import * as A from './semconv';
-import { PACKAGE_VERSION } from './version';
 
 export type GuardrailAction = 'allowed' | 'flagged' | 'modified' | 'blocked';
 
@@ -136,12 +136,9 @@ export function recordGuardrail(result: GuardrailResult): void {
       call.addGuardrail(result);
       return;
     }
-    const span = trace.getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION).startSpan(`guardrail ${result.name}`, {
-      kind: SpanKind.INTERNAL,
-      attributes: {
-        [A.ATTR_AUDIT_ACTION]: 'guardrail',
-        [A.ATTR_AUDIT_STATUS]: result.action === 'blocked' ? A.AUDIT_STATUS.blocked : A.AUDIT_STATUS.success,
-      },
+    const span = startAuditSpan(`guardrail ${result.name}`, {
+      [A.ATTR_AUDIT_ACTION]: 'guardrail',
+      [A.ATTR_AUDIT_STATUS]: result.action === 'blocked' ? A.AUDIT_STATUS.blocked : A.AUDIT_STATUS.success,
     });
     span.addEvent(A.EVENT_AUDIT_GUARDRAIL, guardrailAttributes(result));
     span.end();

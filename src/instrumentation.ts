@@ -125,6 +125,18 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
     for (const call of [...this.services.openCalls]) call.endStream(STREAM_OUTCOME.notConsumed);
   }
 
+  /**
+   * At shutdown: gives the calls still running up to `waitMs` to end by themselves (each ends its
+   * span then), and records the rest as interrupted, so that every started call is exported and
+   * none passes for a success it was not.
+   */
+  async settleOpenCalls(waitMs: number): Promise<void> {
+    const open = this.services.openCalls;
+    const deadline = Date.now() + waitMs;
+    while (open.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (const call of [...open]) call.interrupt();
+  }
+
   override disable(): void {
     this.endOpenCalls();
     super.disable();

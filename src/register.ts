@@ -1,16 +1,53 @@
 /**
- * `node --require otel-llm-audit/register app.js`: starts OpenTelemetry with the audit
- * instrumentation before the application loads its LLM SDKs. (ESM apps use
- * `--import otel-llm-audit/register`, which installs the loader hook first; see src/esm/register.mjs.)
+ * `node --require otel-llm-audit/register app.js` (or `--import`, see src/esm/register.mjs): starts
+ * the audit before the application loads its LLM SDKs.
+ *
+ * Once per thread that runs application code, never in Node's loader-hooks thread: on Node 20,
+ * anything that calls `module.register()` (tsx, Sentry, any loader, and this file itself) starts
+ * that thread and Node runs the `--require` preloads again inside it, where no application code
+ * ever runs. Worker threads are audited like the main thread; their records reach the same ledger
+ * through the ledger's multi-writer path.
+ *
+ * From `--require`, the ESM loader hook is registered too, so that `import 'openai'` and
+ * `await import('openai')` are patched as well as `require('openai')`: one command for CommonJS,
+ * ESM and TypeScript runners.
  *
  * A configuration error stops the process here, at startup, with one clear line: running without
- * the audit trail the operator asked for would be the worse failure.
+ * the audit trail the operator asked for would be the worse failure. Problems with where the records
+ * go (a locked or unwritable ledger) do not stop the application; they are reported loudly.
  */
+import { register } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { isMainThread, parentPort } from 'node:worker_threads';
 import { startAudit } from './sdk/start';
 
-try {
-  startAudit();
-} catch (error) {
-  process.stderr.write(`otel-llm-audit: configuration error: ${(error as Error).message}\n`);
-  process.exit(78); // EX_CONFIG
+const STARTED = Symbol.for('otel-llm-audit.register.started');
+/** Set by the ESM entry point, which registers the loader hook itself before the application's graph loads. */
+const ESM_HOOK = Symbol.for('otel-llm-audit.register.esm-hook');
+const global = globalThis as { [STARTED]?: true; [ESM_HOOK]?: true };
+
+/** The packages whose ESM imports the hook routes through the instrumentation (every other module is left alone). */
+const HOOKED_MODULES = ['openai', '@anthropic-ai/sdk'];
+
+const loaderHooksThread = !isMainThread && parentPort === null;
+
+if (!loaderHooksThread && global[STARTED] === undefined) {
+  global[STARTED] = true;
+  try {
+    startAudit();
+  } catch (error) {
+    process.stderr.write(`otel-llm-audit: configuration error: ${(error as Error).message}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  if (global[ESM_HOOK] === undefined) registerEsmHook();
+}
+
+function registerEsmHook(): void {
+  global[ESM_HOOK] = true;
+  if (typeof register !== 'function') return; // Node < 20.6: CommonJS only, as documented
+  try {
+    register('@opentelemetry/instrumentation/hook.mjs', pathToFileURL(__filename), { data: { include: HOOKED_MODULES } });
+  } catch (error) {
+    process.stderr.write(`otel-llm-audit: could not register the ESM loader hook; SDKs loaded with import are not audited: ${(error as Error).message}\n`);
+  }
 }

@@ -1,8 +1,8 @@
-import { context, diag, SpanKind, trace, type Attributes } from '@opentelemetry/api';
+import { diag, type Attributes } from '@opentelemetry/api';
+import { startAuditSpan } from './core/audit-records';
 import { pendingRetrievals, type Retrieval } from './context';
 import { currentCall } from './guardrails';
 import * as A from './semconv';
-import { PACKAGE_VERSION } from './version';
 
 /** Attributes of a `llm_audit.retrieval` event: which documents fed the prompt (ids, never text). */
 export function retrievalAttributes(retrieval: Retrieval): Attributes {
@@ -36,10 +36,7 @@ export function recordRetrieval(retrieval: Retrieval): void {
       return;
     }
     diag.debug('otel-llm-audit: recordRetrieval outside withAuditContext: recorded on a span of its own');
-    const span = trace.getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION).startSpan('retrieval', {
-      kind: SpanKind.INTERNAL,
-      attributes: { [A.ATTR_AUDIT_ACTION]: 'retrieval', [A.ATTR_AUDIT_STATUS]: A.AUDIT_STATUS.success },
-    }, context.active());
+    const span = startAuditSpan('retrieval', { [A.ATTR_AUDIT_ACTION]: 'retrieval', [A.ATTR_AUDIT_STATUS]: A.AUDIT_STATUS.success });
     span.setAttribute(A.ATTR_AUDIT_RAG_DOCUMENT_IDS, retrieval.documentIds.map(String));
     span.addEvent(A.EVENT_AUDIT_RETRIEVAL, retrievalAttributes(retrieval));
     span.end();

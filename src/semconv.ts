@@ -72,6 +72,10 @@ export const ATTR_AUDIT_METADATA_PREFIX = 'llm_audit.metadata.';
 export const ATTR_AUDIT_REQUEST_ID = 'llm_audit.request_id';
 export const ATTR_AUDIT_ACTION = 'llm_audit.action';
 export const ATTR_AUDIT_STATUS = 'llm_audit.status';
+/** On an audit record: whether a Collector should also send it to the tracing backend (see core/audit-records.ts). */
+export const ATTR_AUDIT_TRACE_FORWARD = 'llm_audit.trace.forward';
+/** On a trace span whose audit record is written apart: this span is a copy for tracing, not the record. */
+export const ATTR_AUDIT_TRACE_COPY = 'llm_audit.trace_copy';
 export const ATTR_AUDIT_SYSTEM_PROMPT_HASH = 'llm_audit.system_prompt.hash';
 export const ATTR_AUDIT_INPUT_HASH = 'llm_audit.input.hash';
 export const ATTR_AUDIT_OUTPUT_HASH = 'llm_audit.output.hash';
@@ -102,7 +106,11 @@ export const ATTR_AUDIT_BLOCK_REASON = 'llm_audit.block.reason';
 export const EVENT_AUDIT_GUARDRAIL = 'llm_audit.guardrail';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
 
-export const AUDIT_STATUS = { success: 'success', error: 'error', blocked: 'blocked' } as const;
+/**
+ * `llm_audit.status`. `interrupted`: the process was shutting down while the call was still running
+ * (no response yet, or a stream not read to its end); what had arrived is recorded.
+ */
+export const AUDIT_STATUS = { success: 'success', error: 'error', blocked: 'blocked', interrupted: 'interrupted' } as const;
 export type AuditStatus = (typeof AUDIT_STATUS)[keyof typeof AUDIT_STATUS];
 
 /** `llm_audit.cost.status`: why an amount is or is not present. */

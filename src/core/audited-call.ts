@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import {
   diag,
-  SpanKind,
   SpanStatusCode,
   type Attributes,
   type Context,
@@ -27,6 +26,7 @@ import { auditErrorMessage, errorType } from '../audit/redact';
 import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
+import { startCallSpans } from './audit-records';
 import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
 
 /** What every call needs from the instrumentation: built once, shared by all calls. */
@@ -69,7 +69,10 @@ export function getAuditRequestId(value: unknown): string | undefined {
  * aborted, failed, collected unconsumed, or process shutdown).
  */
 export class AuditedCall implements GuardrailTarget {
+  /** Where the call is recorded: its audit record (and its trace span while that one records). */
   readonly span: Span;
+  /** The span that is active while the SDK runs: the application's tracing decides about it. */
+  readonly traceSpan: Span;
   readonly requestId = randomUUID();
   private readonly startMs = performance.now();
   private firstChunkMs: number | undefined;
@@ -126,7 +129,9 @@ export class AuditedCall implements GuardrailTarget {
 
     // The conventions name the span `{operation} {model}`.
     const name = model !== undefined ? `${spec.operationName} ${model}` : spec.operationName;
-    this.span = services.tracer.startSpan(name, { kind: SpanKind.CLIENT, attributes }, parent);
+    const spans = startCallSpans(services.tracer, name, attributes, parent);
+    this.span = spans.record;
+    this.traceSpan = spans.trace;
     services.openCalls.add(this);
     // Retrievals recorded in this scope since the previous call belong to this one.
     const pending = pendingRetrievals(parent);
@@ -212,6 +217,18 @@ export class AuditedCall implements GuardrailTarget {
     if (this.ended) return;
     this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, outcome);
     this.finish(this.accumulator?.summary() ?? {});
+  }
+
+  /**
+   * The process is ending while the call still runs: recorded now, as `interrupted`, with what
+   * arrived so far (a stream's chunks), rather than lost or passed off as a success.
+   */
+  interrupt(): void {
+    if (this.ended) return;
+    if (this.accumulator !== undefined) {
+      this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, this.firstChunkMs === undefined ? A.STREAM_OUTCOME.notConsumed : A.STREAM_OUTCOME.abandoned);
+    }
+    this.finish(this.accumulator?.summary() ?? {}, undefined, A.AUDIT_STATUS.interrupted);
   }
 
   /**

@@ -1,5 +1,6 @@
 import { context, diag, trace } from '@opentelemetry/api';
 import { currentAction, withAction } from '../context';
+import { ensureContextManager } from '../util/context-manager';
 import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guardrails';
 import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
@@ -35,6 +36,7 @@ export function auditedMethod(
     function auditedSdkMethod(this: any, ...args: any[]) {
       let call: AuditedCall;
       let gate: Promise<void> | undefined;
+      ensureContextManager();
       const parent = context.active();
       try {
         const shared = services();
@@ -57,7 +59,7 @@ export function auditedMethod(
         // The span is the active one while the SDK builds and sends the request, so HTTP spans
         // nest under it and the outgoing traceparent names it.
         const run = gate === undefined ? () => invoke(original, this, args) : () => withGate(options.client(this), gate!, () => invoke(original, this, args));
-        result = context.with(trace.setSpan(parent, call.span), run);
+        result = context.with(trace.setSpan(parent, call.traceSpan), run);
       } catch (error) {
         call.fail(error);
         throw error;

@@ -10,11 +10,10 @@
  * headers, compression, timeout, TLS and protocol (http/protobuf, http/json, grpc) follow the
  * OTEL_EXPORTER_OTLP_* variables exactly as without the spool, for first sends and re-sends alike.
  */
-import { diag, metrics } from '@opentelemetry/api';
+import { diag } from '@opentelemetry/api';
 import { getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
 import { metrics as sdkMetrics, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
-import { INSTRUMENTATION_NAME } from '../semconv';
-import { PACKAGE_VERSION } from '../version';
+import { auditMeter } from '../util/audit-meter';
 import { spoolConfigFromEnv } from './config';
 import { otlpEndpointFromEnv } from './endpoint-probe';
 import { ProbedMetricExporter } from './probed-metric-exporter';
@@ -89,7 +88,7 @@ export function tracePipelineFromEnv(env: NodeJS.ProcessEnv, shutdownTimeoutMill
   return {
     spanProcessors,
     spool,
-    afterStart: () => telemetry?.attachMeter(metrics.getMeter(INSTRUMENTATION_NAME, PACKAGE_VERSION)),
+    afterStart: () => telemetry?.attachMeter(auditMeter()),
   };
 }
 

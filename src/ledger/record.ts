@@ -75,6 +75,9 @@ export function withoutDuplicates(records: readonly LedgerRecord[], seen: (key: 
 
 export function isAuditSpan(span: Pick<ReadableSpan, 'attributes'>): boolean {
   const attributes = span.attributes;
+  // The trace span of a call whose audit record is written apart (core/audit-records.ts): sampled
+  // and cut by the application's tracing, so never a record; the record itself comes separately.
+  if (attributes[A.ATTR_AUDIT_TRACE_COPY] === true) return false;
   if (attributes[A.ATTR_GEN_AI_OPERATION_NAME] !== undefined) return true;
   for (const key of Object.keys(attributes)) {
     if (key.startsWith('llm_audit.') && attributes[key] !== undefined) return true;

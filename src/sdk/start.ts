@@ -1,17 +1,25 @@
-import { diag, trace } from '@opentelemetry/api';
-import { NodeSDK, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { diag } from '@opentelemetry/api';
+import { registerInstrumentations } from '@opentelemetry/instrumentation';
+import { metrics as sdkMetrics, resources, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
+import { auditRecordIdGenerator, installAuditRecordPipeline, type TraceSampled } from '../core/audit-records';
 import { metricPipelineFromEnv, tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
+import { sdkRequire } from '../export/sdk-node-require';
 import type { LlmAuditHooks } from '../guardrails';
 import { LlmAuditInstrumentation } from '../instrumentation';
 import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporter';
 import { LedgerSpanProcessor } from '../ledger/span-processor';
+import { INSTRUMENTATION_NAME } from '../semconv';
+import { setAuditMeterProvider } from '../util/audit-meter';
+import { ensureContextManager, wantContextManager } from '../util/context-manager';
+import { PACKAGE_VERSION } from '../version';
 import { loadPriceOverrides } from './prices-file';
+
+type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
 
 export type AuditExporter = 'ledger' | 'otlp' | 'both' | 'console';
 
 export interface StartedAudit {
-  sdk: NodeSDK;
   instrumentation: LlmAuditInstrumentation;
   /** Ends open audit spans, flushes and shuts the SDK down. Safe to call more than once. */
   shutdown(): Promise<void>;
@@ -44,10 +52,16 @@ function shutdownTimeoutMs(env: NodeJS.ProcessEnv): number {
 }
 
 /**
- * Builds and starts a NodeSDK for the audit instrumentation, configured by the standard `OTEL_*`
- * variables (service name, resource, sampler, OTLP endpoint, headers and protocol: http/protobuf,
- * http/json or grpc; OTEL_LOG_LEVEL for the diag logger, which NodeSDK sets) plus the `LLM_AUDIT_*` ones, and makes sure it is flushed when the process
- * ends normally or is told to stop by SIGTERM / SIGINT.
+ * Starts the audit for this thread, configured by the `LLM_AUDIT_*` variables and the standard
+ * `OTEL_*` ones (OTLP endpoint, headers and protocol, OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME and
+ * OTEL_RESOURCE_ATTRIBUTES, OTEL_METRICS_EXPORTER, OTEL_LOG_LEVEL), and makes sure the records are
+ * flushed when the process ends normally or is told to stop by SIGTERM / SIGINT.
+ *
+ * It registers no global tracer, meter or logger provider: the audit records go through a private
+ * pipeline (core/audit-records.ts), so an OpenTelemetry SDK that the application starts before or
+ * after (its own NodeSDK, Sentry, @vercel/otel, auto-instrumentations) keeps its exporters, its
+ * service name and its sampling, and gets the calls' trace spans like any other span. Sampling and
+ * span limits never reach the audit records; `OTEL_SDK_DISABLED` switches tracing off, not the audit.
  */
 export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const exporter = exporterFromEnv(env);
@@ -55,14 +69,19 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const instrumentation = new LlmAuditInstrumentation({ prices: loadPriceOverrides(env) });
   const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(ledgerOptionsFromEnv(env)) : undefined;
   const otlp = exporter === 'otlp' || exporter === 'both' ? tracePipelineFromEnv(env, timeoutMs) : undefined;
+  const resource = resourceFromEnv();
   // With only the ledger and no OTLP endpoint there is nowhere to send metrics unless asked explicitly.
   const metricPipeline = exporter !== 'ledger' || env.OTEL_METRICS_EXPORTER ? metricPipelineFromEnv(timeoutMs) : undefined;
-  const sdk = new NodeSDK({
-    instrumentations: [instrumentation],
-    ...exportConfiguration(exporter, ledger, otlp, env),
-    metricReaders: metricPipeline?.metricReaders ?? [],
-  });
-  sdk.start();
+  const meterProvider =
+    metricPipeline !== undefined && metricPipeline.metricReaders.length > 0
+      ? new sdkMetrics.MeterProvider({ resource, readers: metricPipeline.metricReaders })
+      : undefined;
+  const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampledFromEnv());
+  registerInstrumentations({ instrumentations: [instrumentation] });
+  if (meterProvider !== undefined) {
+    instrumentation.setMeterProvider(meterProvider);
+    setAuditMeterProvider(meterProvider);
+  }
   otlp?.afterStart();
   // Loaded after the SDK patches are in place, so a hooks module may itself use the LLM SDKs.
   const hooks = loadHooks(env);
@@ -78,7 +97,6 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const shutdown = (): Promise<void> => {
     done ??= (async () => {
       metricPipeline?.closing();
-      instrumentation.endOpenCalls();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
@@ -87,18 +105,95 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
         }, timeoutMs);
       });
       try {
-        await Promise.race([flushThenShutdown(sdk), timeout]);
+        // Calls still running get part of the budget to finish; those that do not are recorded as interrupted.
+        await instrumentation.settleOpenCalls(Math.floor(timeoutMs / 4));
+        await Promise.race([
+          (async () => {
+            await provider.forceFlush().catch((error: unknown) => diag.error('otel-llm-audit: flushing the audit records failed', error));
+            await provider.shutdown();
+            await meterProvider?.shutdown();
+          })(),
+          timeout,
+        ]);
       } catch (error) {
         diag.error('otel-llm-audit: shutdown failed', error);
       } finally {
         clearTimeout(timer);
+        uninstall();
       }
     })();
     return done;
   };
   installExitHooks(shutdown);
-  started = { sdk, instrumentation, shutdown };
+  ensureContextManagerSoon();
+  started = { instrumentation, shutdown };
   return started;
+}
+
+/**
+ * The private tracer provider of the audit records (see core/audit-records.ts): every call
+ * recorded, nothing cut, ids shared with the call's trace span, registered nowhere globally.
+ */
+function startRecordProvider(
+  spanProcessors: SpanProcessor[],
+  resource: resources.Resource,
+  traceSampled: TraceSampled | undefined,
+): { provider: tracing.BasicTracerProvider; uninstall: () => void } {
+  const provider = new tracing.BasicTracerProvider({
+    sampler: new tracing.AlwaysOnSampler(),
+    // Explicit, so that no OTEL_*_LIMIT variable ever cuts an audit record.
+    spanLimits: {
+      attributeValueLengthLimit: Infinity,
+      attributeCountLimit: Infinity,
+      linkCountLimit: Infinity,
+      eventCountLimit: Infinity,
+      attributePerEventCountLimit: Infinity,
+      attributePerLinkCountLimit: Infinity,
+    },
+    generalLimits: { attributeValueLengthLimit: Infinity, attributeCountLimit: Infinity },
+    idGenerator: auditRecordIdGenerator(new tracing.RandomIdGenerator()),
+    resource,
+    spanProcessors,
+  });
+  const uninstall = installAuditRecordPipeline({
+    tracer: provider.getTracer(INSTRUMENTATION_NAME, PACKAGE_VERSION),
+    ...(traceSampled ? { traceSampled } : {}),
+  });
+  return { provider, uninstall };
+}
+
+/**
+ * The resource of the audit records as NodeSDK builds it: the SDK defaults, OTEL_RESOURCE_ATTRIBUTES
+ * and OTEL_SERVICE_NAME, the process and host. (A trace span of the application's own SDK keeps
+ * its own resource.)
+ */
+function resourceFromEnv(): resources.Resource {
+  return resources.defaultResource().merge(
+    resources.detectResources({ detectors: [resources.envDetector, resources.processDetector, resources.hostDetector] }),
+  );
+}
+
+/**
+ * OTEL_TRACES_SAMPLER (and _ARG) as NodeSDK reads it: what the tracing backend would keep of the
+ * calls when the audit records are their only trace spans (`llm_audit.trace.forward`).
+ */
+function traceSampledFromEnv(): TraceSampled {
+  const { createSamplerFromEnv } = sdkRequire('./create-from-env') as { createSamplerFromEnv(): tracing.Sampler | undefined };
+  const sampler = createSamplerFromEnv() ?? new tracing.ParentBasedSampler({ root: new tracing.AlwaysOnSampler() });
+  return (parent, traceId, name, kind, attributes) =>
+    sampler.shouldSample(parent, traceId, name, kind, attributes, []).decision === tracing.SamplingDecision.RECORD_AND_SAMPLED;
+}
+
+/**
+ * The audit context (withAuditContext) follows async work through the global context manager. An
+ * application's own SDK (NodeSDK, Sentry...) installs one when it starts, and a manager of ours
+ * installed first would make its installation fail (Sentry's scopes depend on its own). So ours is
+ * installed once the application's start-up code has run (or at the first audited call or audit
+ * scope, if that comes sooner), and only if nobody installed one.
+ */
+function ensureContextManagerSoon(): void {
+  wantContextManager();
+  setImmediate(ensureContextManager).unref?.();
 }
 
 let started: StartedAudit | undefined;
@@ -117,23 +212,10 @@ export function auditSpanProcessors(env: NodeJS.ProcessEnv = process.env): NonNu
   // The spool's metrics go to the global meter provider, which the application's SDK installs when
   // it starts, right after this returns.
   setImmediate(() => pipeline.afterStart());
+  // The audit records reach the same processors apart from the application's sampler and limits;
+  // the application's SDK shuts the processors down, which flushes both.
+  startRecordProvider(pipeline.spanProcessors, resourceFromEnv(), undefined);
   return pipeline.spanProcessors;
-}
-
-/**
- * Flushes the span processors, then shuts the SDK down. The flush matters: a span that ended while
- * the resource's asynchronous attributes (host.id...) were still pending waits for them before it
- * is exported, and a processor's shutdown alone does not wait for such exports.
- */
-async function flushThenShutdown(sdk: NodeSDK): Promise<void> {
-  const global = trace.getTracerProvider() as { getDelegate?(): unknown; forceFlush?(): Promise<void> };
-  const provider = (global.getDelegate?.() ?? global) as { forceFlush?(): Promise<void> };
-  try {
-    await provider.forceFlush?.();
-  } catch (error) {
-    diag.error('otel-llm-audit: flushing the spans failed', error);
-  }
-  await sdk.shutdown();
 }
 
 /**
@@ -170,35 +252,23 @@ function loadHooks(env: NodeJS.ProcessEnv): LlmAuditHooks | undefined {
 }
 
 /**
- * The span pipeline for each `LLM_AUDIT_EXPORTER` value. The ledger gets each span as soon as it
- * ends (LedgerSpanProcessor): with the default fsync policy a finished call is on disk within
- * milliseconds, not held in a batch queue that a crash would lose. OTLP keeps the standard
- * batching and every `OTEL_*` setting, as NodeSDK builds it from the environment, except that the
- * OTLP exporter's batches spill to the durable spool (src/export) instead of being dropped when the
- * endpoint is down (unless LLM_AUDIT_SPOOL=off).
+ * Where the audit records go for each `LLM_AUDIT_EXPORTER` value. The ledger gets each record as
+ * soon as its call ends (LedgerSpanProcessor): with the default fsync policy a finished call is on
+ * disk within milliseconds, not held in a batch queue that a crash would lose. OTLP keeps the
+ * standard batching and every `OTEL_*` setting, as NodeSDK builds it from the environment, except
+ * that the OTLP exporter's batches spill to the durable spool (src/export) instead of being dropped
+ * when the endpoint is down (unless LLM_AUDIT_SPOOL=off).
  */
-function exportConfiguration(
-  exporter: AuditExporter,
-  ledger: LedgerSpanExporter | undefined,
-  otlp: TracePipeline | undefined,
-  env: NodeJS.ProcessEnv,
-): Partial<NodeSDKConfiguration> {
+function recordProcessors(exporter: AuditExporter, ledger: LedgerSpanExporter | undefined, otlp: TracePipeline | undefined): SpanProcessor[] {
   switch (exporter) {
     case 'otlp':
-      // Built once, here (with LLM_AUDIT_SPOOL=off, exactly what NodeSDK would build from the
-      // environment): leaving it to NodeSDK as well would build its exporters, and say its
-      // warnings, a second time.
-      return { spanProcessors: otlp!.spanProcessors };
+      return otlp!.spanProcessors;
     case 'console':
-      return { traceExporter: new tracing.ConsoleSpanExporter() };
+      return [new tracing.SimpleSpanProcessor(new tracing.ConsoleSpanExporter())];
     case 'ledger':
-      return {
-        spanProcessors: [new LedgerSpanProcessor(ledger!)],
-        // With no OTLP endpoint there is nowhere to send logs unless asked explicitly.
-        ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
-      };
+      return [new LedgerSpanProcessor(ledger!)];
     case 'both':
-      return { spanProcessors: [new LedgerSpanProcessor(ledger!), ...otlp!.spanProcessors] };
+      return [new LedgerSpanProcessor(ledger!), ...otlp!.spanProcessors];
   }
 }
 

@@ -229,8 +229,12 @@ describe('the OTLP spool through register', () => {
     try {
       const up = await runNodeApp(['--require', own, app], { ...env, APP_CALLS: '1' });
       expect(up.code).toBe(0);
-      const arrived = otlp.jsonSpans().map((s) => s.attributes['llm_audit.request_id'] as string);
+      // Each call arrives as its audit record, and as the trace span the app's SDK made (marked as a copy).
+      const spans = otlp.jsonSpans();
+      const arrived = spans.filter((s) => s.attributes['llm_audit.trace_copy'] !== true).map((s) => s.attributes['llm_audit.request_id'] as string);
       expect(arrived.sort()).toEqual([...requestIds(down), ...requestIds(up)].sort());
+      const copies = spans.filter((s) => s.attributes['llm_audit.trace_copy'] === true).map((s) => s.attributes['llm_audit.request_id'] as string);
+      expect(copies.sort()).toEqual(arrived);
       expect(spoolFiles(dir)).toEqual([]);
     } finally {
       await otlp.close();

@@ -1,0 +1,213 @@
+/**
+ * The audit record of a call, kept apart from the call's trace span.
+ *
+ * Production tracing samples and limits spans: `OTEL_TRACES_SAMPLER=traceidratio` keeps one call
+ * in ten, an unsampled upstream `traceparent` keeps none, `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT` cuts
+ * a 64-digit HMAC to its prefix, `OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT` drops the cost. An audit trail
+ * must be neither sampled nor cut, while the tracing backend should keep seeing only what its
+ * sampler keeps. So each audited call has two spans made from the same calls:
+ *
+ * - the **trace span**, from the global tracer (whatever SDK the application runs, or none): the
+ *   application's sampler, limits and exporters decide about it, exactly as for any other span;
+ * - the **audit record**, from a private tracer provider that samples everything, limits nothing
+ *   and feeds only the audit pipeline (ledger, spool/OTLP audit route). It is not registered
+ *   globally, so it never replaces or is replaced by the application's SDK.
+ *
+ * The record carries the trace span's ids when the trace span has its own (so a trace and its
+ * audit record name the same span), and `llm_audit.trace.forward`: true when the record is also the
+ * call's only trace span and the sampler kept it, which is what lets a Collector send the audit
+ * route to the tracing backend without showing it sampled-out or duplicated calls. The trace span
+ * carries `llm_audit.trace_copy` = true, so an audit pipeline fed from the same exporter can tell a
+ * (possibly sampled or cut) copy from the record.
+ */
+import {
+  context,
+  diag,
+  isSpanContextValid,
+  SpanKind,
+  trace,
+  type Attributes,
+  type AttributeValue,
+  type Context,
+  type Exception,
+  type Link,
+  type Span,
+  type SpanContext,
+  type SpanStatus,
+  type TimeInput,
+  type Tracer,
+} from '@opentelemetry/api';
+import { unsuppressTracing } from '@opentelemetry/core';
+import { randomBytes } from 'node:crypto';
+import * as A from '../semconv';
+import { PACKAGE_VERSION } from '../version';
+
+/** What decides `llm_audit.trace.forward` (the sampler the tracing backend would apply). */
+export type TraceSampled = (parent: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes) => boolean;
+
+export interface AuditRecordPipeline {
+  /**
+   * A tracer of a private provider that samples every span, limits nothing, feeds only the audit
+   * pipeline and uses {@link auditRecordIdGenerator}. Built by the caller (src/sdk/start.ts), so
+   * that the SDK packages are loaded only where a pipeline is set up.
+   */
+  tracer: Tracer;
+  /** Whether the tracing backend should see a record that is the call's only trace span. Default: yes. */
+  traceSampled?: TraceSampled;
+}
+
+/** The ids of the next record, set just before it is started (see {@link startCallSpans}). */
+const nextIds: { traceId: string | undefined; spanId: string | undefined } = { traceId: undefined, spanId: undefined };
+
+let installed: AuditRecordPipeline | undefined;
+
+/**
+ * The private provider's id generator: the ids {@link startCallSpans} set aside for the next
+ * record (the trace span's own), else the fallback's.
+ */
+export function auditRecordIdGenerator(fallback: { generateTraceId(): string; generateSpanId(): string }): { generateTraceId(): string; generateSpanId(): string } {
+  return {
+    generateTraceId: () => take('traceId') ?? fallback.generateTraceId(),
+    generateSpanId: () => take('spanId') ?? fallback.generateSpanId(),
+  };
+}
+
+/**
+ * Installs the audit record pipeline for this thread: from now on every audited call writes its
+ * record through `pipeline.tracer`, whatever the application's tracing does. Returns the function
+ * that uninstalls it.
+ */
+export function installAuditRecordPipeline(pipeline: AuditRecordPipeline): () => void {
+  installed = pipeline;
+  return () => {
+    if (installed === pipeline) installed = undefined;
+  };
+}
+
+/** True when audited calls write records apart from their trace spans. */
+export function auditRecordsInstalled(): boolean {
+  return installed !== undefined;
+}
+
+function take(which: 'traceId' | 'spanId'): string | undefined {
+  const id = nextIds[which];
+  nextIds[which] = undefined;
+  return id;
+}
+
+export interface CallSpans {
+  /** The span to make active while the SDK runs (children and propagation follow the app's tracing). */
+  trace: Span;
+  /** Where the call's facts are recorded: the record and, while it records, the trace span. */
+  record: Span;
+}
+
+/** An audit span of its own (a guardrail decision or a retrieval outside a call), recorded like a call. */
+export function startAuditSpan(name: string, attributes: Attributes, parent: Context = context.active()): Span {
+  return startCallSpans(trace.getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION), name, attributes, parent, SpanKind.INTERNAL).record;
+}
+
+/**
+ * Starts the spans of one call: the trace span from `tracer` and, when a pipeline is installed,
+ * the audit record. Without a pipeline (an application that put the instrumentation in its own
+ * NodeSDK and nothing else) the trace span is the record, as its exporters see it.
+ */
+export function startCallSpans(tracer: Tracer, name: string, attributes: Attributes, parent: Context, kind: SpanKind = SpanKind.CLIENT): CallSpans {
+  const pipeline = installed;
+  if (pipeline === undefined) {
+    const span = tracer.startSpan(name, { kind, attributes }, parent);
+    return { trace: span, record: span };
+  }
+  const traceSpan = tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true } }, parent);
+  const own = traceSpan.spanContext();
+  const parentContext = trace.getSpanContext(parent);
+  // A tracing SDK gives its span (sampled or not) an id of its own; the API's no-op tracer hands
+  // back the parent's context, or an invalid one.
+  const traced = isSpanContextValid(own) && own.spanId !== parentContext?.spanId;
+  const forward = !traced && sampledForTracing(pipeline.traceSampled, parent, parentContext, name, kind, attributes);
+  if (traced) {
+    nextIds.traceId = own.traceId;
+    nextIds.spanId = own.spanId;
+  }
+  let record: Span;
+  try {
+    // Never suppressed: a call made where tracing is switched off is still a call to audit.
+    record = pipeline.tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_FORWARD]: forward } }, unsuppressTracing(parent));
+  } finally {
+    nextIds.traceId = nextIds.spanId = undefined;
+  }
+  return { trace: traceSpan, record: traceSpan.isRecording() ? new TeeSpan(record, traceSpan) : record };
+}
+
+function sampledForTracing(sampled: TraceSampled | undefined, parent: Context, parentContext: SpanContext | undefined, name: string, kind: SpanKind, attributes: Attributes): boolean {
+  if (sampled === undefined) return true;
+  try {
+    // The record gets the trace id the sampler judged (a ratio sampler decides by it).
+    const traceId = parentContext && isSpanContextValid(parentContext) ? parentContext.traceId : (nextIds.traceId = randomBytes(16).toString('hex'));
+    return sampled(parent, traceId, name, kind, attributes);
+  } catch (error) {
+    diag.error('otel-llm-audit: the trace sampler failed; the audit record is written and not forwarded to tracing', error);
+    return false;
+  }
+}
+
+/**
+ * Records on the audit record and on a recording trace span alike. The record comes first: what
+ * the application's SDK does with its span must not keep a fact from the record.
+ */
+class TeeSpan implements Span {
+  constructor(
+    private readonly record: Span,
+    private readonly traced: Span,
+  ) {}
+
+  spanContext(): SpanContext {
+    return this.traced.spanContext();
+  }
+  setAttribute(key: string, value: AttributeValue): this {
+    this.record.setAttribute(key, value);
+    this.traced.setAttribute(key, value);
+    return this;
+  }
+  setAttributes(attributes: Attributes): this {
+    this.record.setAttributes(attributes);
+    this.traced.setAttributes(attributes);
+    return this;
+  }
+  addEvent(name: string, attributesOrStartTime?: Attributes | TimeInput, startTime?: TimeInput): this {
+    this.record.addEvent(name, attributesOrStartTime, startTime);
+    this.traced.addEvent(name, attributesOrStartTime, startTime);
+    return this;
+  }
+  addLink(link: Link): this {
+    this.record.addLink(link);
+    this.traced.addLink(link);
+    return this;
+  }
+  addLinks(links: Link[]): this {
+    this.record.addLinks(links);
+    this.traced.addLinks(links);
+    return this;
+  }
+  setStatus(status: SpanStatus): this {
+    this.record.setStatus(status);
+    this.traced.setStatus(status);
+    return this;
+  }
+  updateName(name: string): this {
+    this.record.updateName(name);
+    this.traced.updateName(name);
+    return this;
+  }
+  end(endTime?: TimeInput): void {
+    this.record.end(endTime);
+    this.traced.end(endTime);
+  }
+  isRecording(): boolean {
+    return true;
+  }
+  recordException(exception: Exception, time?: TimeInput): void {
+    this.record.recordException(exception, time);
+    this.traced.recordException(exception, time);
+  }
+}

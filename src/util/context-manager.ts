@@ -1,0 +1,26 @@
+/**
+ * The audit context follows async work through OpenTelemetry's global context manager, which the
+ * application's own SDK normally installs. When nothing installed one (this package's `register`
+ * registers no SDK globally), one is installed here: NodeSDK's own default, the
+ * AsyncLocalStorage-based manager.
+ */
+import { context, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
+import { sdkRequire } from '../export/sdk-node-require';
+
+const PROBE = createContextKey('otel-llm-audit context probe');
+let wanted = false;
+let settled = false;
+
+/** From now on, {@link ensureContextManager} may install a manager (register calls this). */
+export function wantContextManager(): void {
+  wanted = true;
+}
+
+/** Installs a context manager if audit scopes need one and none works yet. Cheap once settled. */
+export function ensureContextManager(): void {
+  if (settled || !wanted) return;
+  settled = true;
+  if (context.with(ROOT_CONTEXT.setValue(PROBE, true), () => context.active().getValue(PROBE) === true)) return;
+  const { setupContextManager } = sdkRequire('./utils') as { setupContextManager(manager: undefined): void };
+  setupContextManager(undefined);
+}

@@ -225,6 +225,7 @@ export class SpoolingSpanProcessor {
     const durable = file !== undefined && this.spool.holds(file.name) ? file.batches : [];
     batches.push(...this.writing.filter((batch) => !durable.includes(batch)), ...this.toWrite);
     while (this.buffer.length > 0) batches.push(this.cut());
+    let spilled = 0;
     for (const batch of batches) {
       try {
         const bytes = encodeSpoolFileSync(batch.spans);
@@ -235,9 +236,17 @@ export class SpoolingSpanProcessor {
         // A fresh name: the asynchronous write of this batch may hold its temporary file.
         this.spool.writeSync(this.spool.reserveName(), bytes);
         this.telemetry.recordSpill(batch.spans.length);
+        spilled += batch.spans.length;
       } catch (error) {
         this.telemetry.recordDrop(batch.spans.length, 'write_failed', `cannot write to ${this.spool.directory ?? this.spool.root} at exit: ${(error as Error).message}`);
       }
+    }
+    // Said on stderr, not only through diag: an application that calls process.exit() should learn
+    // that its last calls reach the collector only when a later process starts.
+    if (spilled > 0) {
+      process.stderr.write(
+        `otel-llm-audit: process.exit() before the last ${spilled} span(s) were sent; they are in the spool ${this.spool.directory ?? this.spool.root} and the next process sends them. Await shutdownAudit() before process.exit() to send them now.\n`,
+      );
     }
     this.telemetry.report();
     try {

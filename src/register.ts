@@ -20,6 +20,7 @@ import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort } from 'node:worker_threads';
 import { startAudit } from './sdk/start';
+import { preloadInWorkers } from './sdk/workers';
 
 const STARTED = Symbol.for('otel-llm-audit.register.started');
 /** Set by the ESM entry point, which registers the loader hook itself before the application's graph loads. */
@@ -40,6 +41,7 @@ if (!loaderHooksThread && global[STARTED] === undefined) {
     process.exit(78); // EX_CONFIG
   }
   if (global[ESM_HOOK] === undefined) registerEsmHook();
+  preloadInWorkers(__filename);
 }
 
 function registerEsmHook(): void {

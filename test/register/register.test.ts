@@ -179,6 +179,23 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     expect(records(dir)).toHaveLength(4);
   });
 
+  it('SIGTERM while calls are still running: each is recorded once, as interrupted (not as a success), with what had arrived', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-inflight-'));
+    // The first call answers at once; the plain call waits 20 s for its answer; the stream sends a
+    // chunk every 2 s.
+    fake.enqueue({}, { headersDelayMs: 20_000 }, { chunks: 10, chunkDelayMs: 2_000 });
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(repoRoot, 'test', 'fixtures', 'inflight-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir, LLM_AUDIT_SHUTDOWN_TIMEOUT_MS: '2000' }, (stdout, child) => {
+      if (stdout.includes('in flight\n') && !child.killed) child.kill('SIGTERM');
+    });
+    fake.reset();
+    expect(result.signal).toBe('SIGTERM');
+    const stored = records(dir);
+    expect(stored.map((r) => r.status).sort()).toEqual(['interrupted', 'interrupted', 'success']);
+    const interrupted = stored.filter((r) => r.status === 'interrupted');
+    // The plain call had no answer yet; the stream had delivered its first chunk.
+    expect(interrupted.map((r) => (r.output_hash === null ? 'none' : 'partial')).sort()).toEqual(['none', 'partial']);
+  });
+
   it('LLM_AUDIT_EXPORTER=both: the ledger and the OTLP endpoint get every call', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-both-'));
     const otlp = await startOtlpReceiver();

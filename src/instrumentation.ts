@@ -2,7 +2,6 @@ import { createNoopMeter, diag, type Histogram, type Tracer } from '@opentelemet
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
-  isWrapped,
   type InstrumentationConfig,
 } from '@opentelemetry/instrumentation';
 import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/hashing';
@@ -11,7 +10,7 @@ import type { AuditedCall, AuditServices } from './core/audited-call';
 import type { LlmAuditHooks } from './guardrails';
 import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
-import { auditedMethod, namedHelper, serverFromBaseURL } from './core/patch';
+import { auditedMethod, namedHelper, serverFromBaseURL, wrappedByUs } from './core/patch';
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
@@ -159,7 +158,12 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       },
       (moduleExports) => {
         for (const target of patch.targets(moduleExports)) {
-          if (target.proto && isWrapped(target.proto[target.method])) this._unwrap(target.proto, target.method);
+          // Only our own wrapper, and only when it is the outermost: another instrumentation's
+          // wrapper around ours stays, and ours then passes calls through (disabled).
+          const fn = target.proto?.[target.method];
+          if (typeof fn === 'function' && wrappedByUs(fn) && !wrappedByUs((fn as { __original?: unknown }).__original)) {
+            this._unwrap(target.proto, target.method);
+          }
         }
       },
     );
@@ -172,9 +176,16 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
     for (const target of patch.targets(moduleExports)) {
       const proto = target.proto;
       if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
-      if (isWrapped(proto[target.method])) continue;
+      // Already ours (a second enable). Another instrumentation's wrapper is wrapped like any method.
+      if (wrappedByUs(proto[target.method])) continue;
       const wrapper = target.spec ? auditedMethod(services, target.spec, options) : namedHelper(target.helper ?? target.method);
       this._wrap(proto, target.method, wrapper as any);
+      // Another instrumentation of the same method (the contrib OpenAI one, loaded by
+      // auto-instrumentations-node after this package) would otherwise unwrap this wrapper before
+      // wrapping the method itself, silently ending the audit. Not flagged as "wrapped", ours is
+      // wrapped like any method instead; its span then becomes the call's trace span (see
+      // core/audit-records.ts). Unwrapping ourselves still works (shimmer keeps __unwrap).
+      Object.defineProperty(proto[target.method], '__wrapped', { value: false, configurable: true, writable: true });
       patched++;
     }
     if (patched === 0) {

@@ -118,9 +118,14 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
     const span = tracer.startSpan(name, { kind, attributes }, parent);
     return { trace: span, record: span };
   }
-  const traceSpan = tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true } }, parent);
+  // Another GenAI instrumentation wrapped the same SDK method outside this one and its span for
+  // this very call is the active one: that span is the call's trace span (enriched with the audit
+  // attributes, ended by its owner), so the application's trace shows one GenAI span per call.
+  const outer = foreignCallSpan(parent);
+  const traceSpan = outer ?? tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true } }, parent);
+  if (outer !== undefined) outer.setAttributes({ ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true });
   const own = traceSpan.spanContext();
-  const parentContext = trace.getSpanContext(parent);
+  const parentContext = trace.getSpanContext(outer !== undefined ? trace.deleteSpan(parent) : parent);
   // A tracing SDK gives its span (sampled or not) an id of its own; the API's no-op tracer hands
   // back the parent's context, or an invalid one.
   const traced = isSpanContextValid(own) && own.spanId !== parentContext?.spanId;
@@ -136,7 +141,7 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   } finally {
     nextIds.traceId = nextIds.spanId = undefined;
   }
-  return { trace: traceSpan, record: traceSpan.isRecording() ? new TeeSpan(record, traceSpan) : record };
+  return { trace: traceSpan, record: traceSpan.isRecording() ? new TeeSpan(record, traceSpan, outer === undefined) : record };
 }
 
 function sampledForTracing(sampled: TraceSampled | undefined, parent: Context, parentContext: SpanContext | undefined, name: string, kind: SpanKind, attributes: Attributes): boolean {
@@ -152,6 +157,36 @@ function sampledForTracing(sampled: TraceSampled | undefined, parent: Context, p
 }
 
 /**
+ * The GenAI instrumentations that wrap the same SDK methods as this package (their scope names).
+ * Loaded beside it, for example through @opentelemetry/auto-instrumentations-node, each would add a
+ * second GenAI span per call.
+ */
+export const FOREIGN_GENAI_SCOPES: ReadonlySet<string> = new Set([
+  '@opentelemetry/instrumentation-openai',
+  '@traceloop/instrumentation-openai',
+  '@traceloop/instrumentation-anthropic',
+  '@arizeai/openinference-instrumentation-openai',
+  '@arizeai/openinference-instrumentation-anthropic',
+]);
+
+/**
+ * The active span when it is another GenAI instrumentation's span of the call being made (it wraps
+ * the SDK method outside this package, so its span was started just now, by the same call, and is
+ * still open). Read from the SDK span's public fields; any other span gives undefined.
+ */
+function foreignCallSpan(parent: Context): Span | undefined {
+  const span = trace.getSpan(parent) as (Span & { instrumentationScope?: { name?: string }; ended?: boolean; startTime?: [number, number] }) | undefined;
+  if (span === undefined || !span.isRecording() || span.ended === true) return undefined;
+  const scope = span.instrumentationScope?.name;
+  if (scope === undefined || !FOREIGN_GENAI_SCOPES.has(scope)) return undefined;
+  // Started within the last 50 ms: an enclosing span of the same instrumentation (an agent run
+  // wrapped around several calls) is not this call's.
+  const started = span.startTime;
+  if (started !== undefined && Date.now() - (started[0] * 1e3 + started[1] / 1e6) > 50) return undefined;
+  return span;
+}
+
+/**
  * Records on the audit record and on a recording trace span alike. The record comes first: what
  * the application's SDK does with its span must not keep a fact from the record.
  */
@@ -159,6 +194,8 @@ class TeeSpan implements Span {
   constructor(
     private readonly record: Span,
     private readonly traced: Span,
+    /** False when the trace span belongs to another instrumentation, which ends it. */
+    private readonly endTraced: boolean,
   ) {}
 
   spanContext(): SpanContext {
@@ -201,7 +238,7 @@ class TeeSpan implements Span {
   }
   end(endTime?: TimeInput): void {
     this.record.end(endTime);
-    this.traced.end(endTime);
+    if (this.endTraced) this.traced.end(endTime);
   }
   isRecording(): boolean {
     return true;

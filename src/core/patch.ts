@@ -9,6 +9,27 @@ import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
 
+/** Marks this package's wrappers, to tell them from other instrumentations' wrappers of the same method. */
+const OURS = Symbol.for('otel-llm-audit.wrapper');
+
+function ours<T extends Method>(wrapper: T): T {
+  Object.defineProperty(wrapper, OURS, { value: true });
+  return wrapper;
+}
+
+/**
+ * Whether this package already wrapped `fn`: it is our wrapper, or another instrumentation's
+ * wrapper around ours (shimmer keeps the wrapped function in `__original`).
+ */
+export function wrappedByUs(fn: unknown): boolean {
+  let f: any = fn;
+  for (let depth = 0; typeof f === 'function' && depth < 16; depth++) {
+    if (f[OURS] === true) return true;
+    f = f.__original;
+  }
+  return false;
+}
+
 export interface AuditedMethodOptions {
   /** Where the SDK client sends the request (for `server.address` / `server.port`). */
   server(resource: any): ServerInfo;
@@ -33,7 +54,7 @@ export function auditedMethod(
 ): (original: Method) => Method {
   const invoke = options.invoke ?? ((original: Method, resource: any, args: any[]) => original.apply(resource, args));
   return (original) =>
-    function auditedSdkMethod(this: any, ...args: any[]) {
+    ours(function auditedSdkMethod(this: any, ...args: any[]) {
       let call: AuditedCall;
       let gate: Promise<void> | undefined;
       ensureContextManager();
@@ -70,7 +91,7 @@ export function auditedMethod(
         diag.error(`otel-llm-audit: could not observe the result of ${spec.action}`, error);
         return result;
       }
-    };
+    });
 }
 
 /**
@@ -158,9 +179,9 @@ function withGate<T>(client: any, gate: Promise<void>, run: () => T): T {
  */
 export function namedHelper(action: string): (original: Method) => Method {
   return (original) =>
-    function auditedSdkHelper(this: any, ...args: any[]) {
+    ours(function auditedSdkHelper(this: any, ...args: any[]) {
       return withAction(action, () => original.apply(this, args));
-    };
+    });
 }
 
 const serverCache = new WeakMap<object, { baseURL: string; info: ServerInfo }>();

@@ -82,11 +82,34 @@ export function parseHostList(value: string | undefined, origin = 'LLM_AUDIT_LLM
  * matches every port of the host: reporting a request too many is the safe side for an audit.
  */
 export function hostMatcher(patterns: readonly HostPattern[]): (host: string, port: number | undefined) => HostPattern | undefined {
-  return (host, port) => {
+  const match = (host: string, port: number | undefined) => {
     const name = unbracket(host).toLowerCase();
     return patterns.find((p) => p.host.test(name) && (p.port === undefined || port === undefined || p.port === port));
   };
+  // Asked for every outgoing request of the process, which go to few distinct hosts. By host,
+  // then port: a key made of both would be a new string to hash at every request.
+  const byHost = new Memo<Memo<HostPattern | undefined, number | undefined>>();
+  return (host, port) => byHost.get(host, () => new Memo()).get(port, () => match(host, port));
 }
+
+/**
+ * Values remembered by key for the last MEMO_SIZE distinct keys (emptied when full: an app that
+ * talks to more hosts than that only loses the speed-up).
+ */
+export class Memo<R, K = string> {
+  private readonly values = new Map<K, { value: R }>();
+
+  get(key: K, compute: () => R): R {
+    let entry = this.values.get(key);
+    if (entry === undefined) {
+      entry = { value: compute() };
+      if (this.values.size >= MEMO_SIZE) this.values.clear();
+      this.values.set(key, entry);
+    }
+    return entry.value;
+  }
+}
+const MEMO_SIZE = 1000;
 
 /** `[::1]` (as URL.hostname writes it) and `::1` (as node:http does) name the same host. */
 export function unbracket(host: string): string {

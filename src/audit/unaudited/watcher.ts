@@ -44,7 +44,7 @@ import * as A from '../../semconv';
 import { PACKAGE_VERSION } from '../../version';
 import { enableAuditedCallMarker, inAuditedCall } from './audited-call-marker';
 import { watcherSettings } from './config';
-import { hostMatcher, unbracket } from './hosts';
+import { hostMatcher, Memo, unbracket } from './hosts';
 
 export interface UnauditedWatcherOptions {
   /** Comma-separated `host` / `host:port` entries added to the built-in hosts. Default: LLM_AUDIT_LLM_HOSTS. */
@@ -65,10 +65,13 @@ export class UnauditedLlmRequestError extends Error {
   override name = 'UnauditedLlmRequestError';
 }
 
-interface OutgoingRequest {
+interface Target {
   host: string;
   /** Undefined when it cannot be told (node:http with a Host header naming another host). */
   port: number | undefined;
+}
+
+interface OutgoingRequest extends Target {
   method: string;
   path: string;
 }
@@ -92,6 +95,9 @@ type OnSocket = (this: ClientRequest, socket: unknown, error?: unknown) => unkno
 export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): () => void {
   const settings = watcherSettings(options, options.env);
   const isLlmHost = hostMatcher(settings.hosts);
+  const llmTarget = (target: Target | undefined) => (target !== undefined && isLlmHost(target.host, target.port) ? target : undefined);
+  // undici gives the origin as a string: parsed and matched once per origin.
+  const origins = new Memo<Target | undefined>();
   const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION);
   const warn = options.warn ?? ((line: string) => process.stderr.write(line + '\n'));
   const warned = new Set<string>();
@@ -135,7 +141,7 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     span.end();
     count(where);
 
-    const target = request.port === undefined ? request.host : `${request.host}:${request.port}`;
+    const target = targetName(request);
     if (warned.has(target)) return;
     warned.add(target);
     warn(
@@ -147,17 +153,20 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     );
   };
 
-  /** Called for every outgoing request, in its caller's context. Never throws (a subscriber's throw would crash the app). */
-  const seen = (read: () => OutgoingRequest | undefined, refuse: (error: Error) => void): void => {
+  /**
+   * Called for every outgoing request, in its caller's context. `target` says where it goes when
+   * that is an LLM host; `details` is read only then. Never throws (a diagnostics_channel subscriber's throw would
+   * become an uncaught exception, and onSocket's would break the app's request).
+   */
+  const seen = (target: () => Target | undefined, details: () => { method: string; path: string }, refuse: (error: Error) => void): void => {
     try {
-      if (inAuditedCall()) return;
-      const request = read();
-      if (request === undefined || !isLlmHost(request.host, request.port)) return;
+      const where = target();
+      if (where === undefined || inAuditedCall()) return;
+      const request: OutgoingRequest = { ...where, ...details() };
       let refusal: Error | undefined;
       if (settings.block) {
-        const target = request.port === undefined ? request.host : `${request.host}:${request.port}`;
         refusal = new UnauditedLlmRequestError(
-          `otel-llm-audit refused ${request.method} ${target}${request.path}: it is an LLM API request outside any audited call, and LLM_AUDIT_ON_FAILURE=block allows only audited ones`,
+          `otel-llm-audit refused ${request.method} ${targetName(request)}${request.path}: it is an LLM API request outside any audited call, and LLM_AUDIT_ON_FAILURE=block allows only audited ones`,
         );
         // First, so that a failure to record cannot let the request through.
         refuse(refusal);
@@ -173,9 +182,10 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     if (request === undefined) return;
     seen(
       () => {
-        const url = new URL(String(request.origin));
-        return { host: unbracket(url.hostname), port: portOf(url.port, url.protocol), method: String(request.method), path: withoutQuery(request.path) };
+        const origin = String(request.origin);
+        return origins.get(origin, () => llmTarget(parseOrigin(origin)));
       },
+      () => ({ method: String(request.method), path: withoutQuery(request.path) }),
       (error) => {
         request.error = error;
       },
@@ -189,7 +199,8 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
   const watchedOnSocket: OnSocket = function (this: ClientRequest, socket, error) {
     if (!stopped && error === undefined && !this.destroyed) {
       seen(
-        () => ({ host: unbracket(this.host), port: httpPort(this), method: this.method, path: withoutQuery(this.path) }),
+        () => llmTarget({ host: unbracket(this.host), port: httpPort(this) }),
+        () => ({ method: this.method, path: withoutQuery(this.path) }),
         (refusal) => this.destroy(refusal),
       );
     }
@@ -206,6 +217,16 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     // Put back only if nothing wrapped it since; otherwise the wrapper stays, inert (stopped).
     if (prototype.onSocket === watchedOnSocket) prototype.onSocket = onSocket;
   };
+}
+
+/** undici's origin (`https://api.openai.com`), parsed once per origin. */
+function parseOrigin(origin: string): Target | undefined {
+  const url = URL.canParse(origin) ? new URL(origin) : undefined;
+  return url === undefined ? undefined : { host: unbracket(url.hostname), port: portOf(url.port, url.protocol) };
+}
+
+function targetName(target: Target): string {
+  return target.port === undefined ? target.host : `${target.host}:${target.port}`;
 }
 
 function portOf(port: string, protocol: string): number | undefined {

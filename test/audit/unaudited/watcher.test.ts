@@ -16,12 +16,13 @@ import type { FakeProvider } from '../../support/fake-provider';
 import { eventually, repoRoot, setupAudit, useFakeProvider } from '../../support/harness';
 
 // The watcher against real traffic: the openai SDK (global fetch in openai 6, node-fetch over
-// node:http in openai 4) audited by the instrumentation, and direct fetch / http.request calls to
+// node:http in openai 4) and the anthropic SDK audited by the instrumentation, and direct fetch / http.request calls to
 // the same fake provider, whose 127.0.0.1:<port> is configured as an LLM host.
 
 const audit = setupAudit();
 const OpenAI = audit.load('openai').OpenAI;
 const OpenAI4 = audit.load('openai', join(repoRoot, 'test', 'sdk-versions', 'openai-4')).OpenAI;
+const Anthropic = audit.load('@anthropic-ai/sdk').Anthropic;
 const fakeProvider = useFakeProvider(audit);
 let fake: FakeProvider;
 let host: string;
@@ -74,13 +75,19 @@ describe('unaudited LLM requests', () => {
       fetch(`${fake.url}/v1/chat/completions?api-key=QUERY-SECRET`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chatBody }),
     );
     const viaHttp = withAuditContext({ userId: 'u-http' }, () => httpPost(`${fake.url}/v1/chat/completions?key=QUERY-SECRET#frag`, chatBody));
-    const [fetched, status] = await Promise.all([direct, viaHttp, sdkCalls('u-sdk6', client), sdkCalls('u-sdk4', client4)]);
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
+    const more = withAuditContext({ userId: 'u-sdk' }, async () => {
+      await anthropic.messages.create({ model: 'claude-sonnet-4-5', max_tokens: 50, messages });
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages, stream: true });
+      for await (const _ of stream);
+    });
+    const [fetched, status] = await Promise.all([direct, viaHttp, sdkCalls('u-sdk6', client), sdkCalls('u-sdk4', client4), more]);
     expect(fetched.status).toBe(200);
     await fetched.text();
     expect(status).toBe(200);
-    expect(fake.requests).toHaveLength(6);
+    expect(fake.requests).toHaveLength(8);
 
-    await eventually(() => auditedCalls().length === 4);
+    await eventually(() => auditedCalls().length === 6);
     const records = unaudited();
     expect(records).toHaveLength(2);
     const byUser = Object.fromEntries(records.map((s) => [s.attributes['user.id'], s]));
@@ -97,7 +104,7 @@ describe('unaudited LLM requests', () => {
       expect(JSON.stringify(span.attributes)).not.toMatch(/QUERY-SECRET|PROMPT-TEXT|frag/);
     }
     expect(byUser['u-fetch'].attributes).toMatchObject({ 'session.id': 's-fetch', 'llm_audit.tenant.id': 't-fetch' });
-    expect(auditedCalls().map((s) => s.attributes['user.id']).sort()).toEqual(['u-sdk4', 'u-sdk4', 'u-sdk6', 'u-sdk6']);
+    expect(auditedCalls().map((s) => s.attributes['user.id']).sort()).toEqual(['u-sdk', 'u-sdk', 'u-sdk4', 'u-sdk4', 'u-sdk6', 'u-sdk6']);
 
     // One warning for the host, though two requests went there.
     expect(warnings).toHaveLength(1);

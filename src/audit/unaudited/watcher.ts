@@ -145,9 +145,9 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     if (warned.has(target)) return;
     warned.add(target);
     warn(
-      `otel-llm-audit: WARNING: an LLM API request to ${target} (${request.method} ${request.path}) was sent outside any audited call` +
+      `otel-llm-audit: WARNING: an LLM API request to ${target} (${request.method} ${request.path}) was made outside any audited call` +
         (refusal !== undefined ? ' and refused (LLM_AUDIT_ON_FAILURE=block)' : '') +
-        `: the SDK that sent it is not instrumented (loaded before otel-llm-audit, bundled, or not a supported SDK). ` +
+        `: the code that made it is not instrumented (an SDK loaded before otel-llm-audit or bundled, another client, a bare fetch). ` +
         `It is recorded in the audit trail with llm_audit.status=unaudited (no content); ` +
         `further ones to this host are recorded and counted in ${A.METRIC_AUDIT_UNAUDITED_REQUESTS} without this warning.`,
     );
@@ -155,8 +155,8 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
 
   /**
    * Called for every outgoing request, in its caller's context. `target` says where it goes when
-   * that is an LLM host; `details` is read only then. Never throws (a diagnostics_channel subscriber's throw would
-   * become an uncaught exception, and onSocket's would break the app's request).
+   * that is an LLM host; `details` is read only then. Never throws: a diagnostics_channel
+   * subscriber's throw would become an uncaught exception, and onSocket's would break the request.
    */
   const seen = (target: () => Target | undefined, details: () => { method: string; path: string }, refuse: (error: Error) => void): void => {
     try {
@@ -242,13 +242,13 @@ function withoutQuery(path: unknown): string {
 
 /**
  * node:http does not keep the port on the request; it writes it into the Host header (omitted
- * when it is the protocol's default). A Host header the application set to another name leaves
- * the port unknown.
+ * when it is the protocol's default). No Host header (`setHost: false`), or one the application
+ * set to another name, leaves the port unknown.
  */
 function httpPort(request: ClientRequest): number | undefined {
   const header = request.getHeader('host');
   const protocol = (request as ClientRequest & { protocol?: string }).protocol ?? 'http:';
-  if (typeof header !== 'string') return portOf('', protocol);
+  if (typeof header !== 'string') return undefined;
   const match = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(header.trim());
   if (match === null || unbracket(match[1]).toLowerCase() !== unbracket(request.host).toLowerCase()) return undefined;
   return portOf(match[2] ?? '', protocol);

@@ -208,6 +208,18 @@ describe('unaudited LLM requests', () => {
     expect(lines[0]).toContain(`${host}:${port} (GET /v1/models)`);
   });
 
+  it('records a node:http request whose Host header names another host, its port unknown', async () => {
+    watch({ LLM_AUDIT_LLM_HOSTS: `${host}:${port}` });
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${fake.url}/v1/models`, { headers: { host: 'api.example' } }, (res) => res.resume().on('end', resolve));
+      req.on('error', reject).end();
+    });
+    const [span] = unaudited();
+    expect(span.attributes['server.address']).toBe(host);
+    expect(span.attributes).not.toHaveProperty('server.port');
+    expect(warnings[0]).toContain(`request to ${host} (GET /v1/models)`);
+  });
+
   it('stops watching when stopped', async () => {
     watch({ LLM_AUDIT_LLM_HOSTS: `${host}:${port}`, LLM_AUDIT_ON_FAILURE: 'block' });
     stop!();

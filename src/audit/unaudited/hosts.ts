@@ -83,7 +83,8 @@ export function parseHostList(value: string | undefined, origin = 'LLM_AUDIT_LLM
  */
 export function hostMatcher(patterns: readonly HostPattern[]): (host: string, port: number | undefined) => HostPattern | undefined {
   const match = (host: string, port: number | undefined) => {
-    const name = unbracket(host).toLowerCase();
+    // `api.openai.com.` (the fully qualified form) reaches the same server.
+    const name = unbracket(host).toLowerCase().replace(/\.$/, '');
     return patterns.find((p) => p.host.test(name) && (p.port === undefined || port === undefined || p.port === port));
   };
   // Asked for every outgoing request of the process, which go to few distinct hosts. By host,

@@ -9,6 +9,7 @@ describe('built-in LLM hosts', () => {
   it.each([
     'api.openai.com',
     'API.OpenAI.com',
+    'api.openai.com.',
     'my-resource.openai.azure.com',
     'my-resource.cognitiveservices.azure.com',
     'api.anthropic.com',

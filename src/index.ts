@@ -6,6 +6,7 @@ export { recordGuardrail, blockRequest, LlmRequestBlockedError } from './guardra
 export type { GuardrailResult, GuardrailAction, LlmAuditHooks, AuditRequest, AuditResponse } from './guardrails';
 export { recordRetrieval } from './retrieval';
 export { getAuditRequestId } from './core/audited-call';
+export { UnauditedLlmRequestError } from './audit/unaudited/watcher';
 export { startAudit, shutdownAudit, auditSpanProcessors } from './sdk/start';
 export type { StartedAudit } from './sdk/start';
 export type { ModelPriceOverride } from './audit/cost';

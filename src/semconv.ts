@@ -65,6 +65,9 @@ export const ATTR_ERROR_TYPE = 'error.type';
 export const ATTR_USER_ID = 'user.id';
 export const ATTR_SESSION_ID = 'session.id';
 export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
+export const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
+/** The request path, never the query string (which can hold API keys). */
+export const ATTR_URL_PATH = 'url.path';
 
 // --- Audit attributes (this package) ------------------------------------------------------------
 export const ATTR_AUDIT_TENANT_ID = 'llm_audit.tenant.id';
@@ -112,6 +115,15 @@ export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
  */
 export const AUDIT_STATUS = { success: 'success', error: 'error', blocked: 'blocked', interrupted: 'interrupted' } as const;
 export type AuditStatus = (typeof AUDIT_STATUS)[keyof typeof AUDIT_STATUS];
+
+/**
+ * `llm_audit.status` of the record of an LLM API request sent outside any audited call
+ * (src/audit/unaudited): the trail shows the gap. Not in AUDIT_STATUS, which is what an audited
+ * call (and a guardrail hook) can see.
+ */
+export const AUDIT_STATUS_UNAUDITED = 'unaudited';
+/** Counter {request}: those requests, by server.address, server.port and http.request.method. */
+export const METRIC_AUDIT_UNAUDITED_REQUESTS = 'llm_audit.unaudited.requests';
 
 /** `llm_audit.cost.status`: why an amount is or is not present. */
 export const COST_STATUS = { priced: 'priced', unpriced: 'unpriced', noUsage: 'no_usage' } as const;

@@ -391,7 +391,7 @@ function setIfNumber(attributes: Attributes, key: string, value: number | undefi
 // attributes of an audit context are built once, at its first call, not at every call.
 const contextAttributes = new WeakMap<AuditContext, Attributes>();
 
-function auditContextAttributes(audit: AuditContext): Attributes {
+export function auditContextAttributes(audit: AuditContext): Attributes {
   let attributes = contextAttributes.get(audit);
   if (attributes !== undefined) return attributes;
   attributes = {};

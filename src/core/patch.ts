@@ -5,6 +5,7 @@ import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guar
 import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
+import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
@@ -80,7 +81,8 @@ export function auditedMethod(
         // The span is the active one while the SDK builds and sends the request, so HTTP spans
         // nest under it and the outgoing traceparent names it.
         const run = gate === undefined ? () => invoke(original, this, args) : () => withGate(options.client(this), gate!, () => invoke(original, this, args));
-        result = context.with(trace.setSpan(parent, call.traceSpan), run);
+        // Marked as audited, so that the unaudited-request watcher lets its HTTP requests pass.
+        result = runInAuditedCall(() => context.with(trace.setSpan(parent, call.traceSpan), run));
       } catch (error) {
         call.fail(error);
         throw error;

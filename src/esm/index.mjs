@@ -10,6 +10,7 @@ export const {
   recordGuardrail,
   blockRequest,
   LlmRequestBlockedError,
+  UnauditedLlmRequestError,
   recordRetrieval,
   startAudit,
   shutdownAudit,

@@ -52,6 +52,8 @@ export interface LedgerRecord {
   metadata: Record<string, MetadataValue> | null;
   /** The encrypted content envelope (LLM_AUDIT_CONTENT=encrypted), else null. Only ciphertext. */
   content?: string | null;
+  /** Where an LLM API request sent outside any audited call went (status `unaudited`); absent on other records. */
+  http?: { method: string | null; host: string | null; port: number | null; path: string | null };
 }
 
 /** Only spans that carry `gen_ai.operation.name` or any `llm_audit.*` attribute become records. */
@@ -125,7 +127,15 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
     rag_document_ids: strings(at[A.ATTR_AUDIT_RAG_DOCUMENT_IDS]),
     metadata: metadataOf(at),
     content: str(at[A.ATTR_AUDIT_CONTENT_ENCRYPTED]),
+    ...unauditedRequest(at),
   };
+}
+
+/** The request of an `unaudited` record: method, host, port, path (never the query string or body). */
+function unauditedRequest(at: Attributes): Pick<LedgerRecord, 'http'> {
+  if (at[A.ATTR_AUDIT_STATUS] !== A.AUDIT_STATUS_UNAUDITED) return {};
+  const http = { method: str(at[A.ATTR_HTTP_REQUEST_METHOD]), host: str(at[A.ATTR_SERVER_ADDRESS]), port: num(at[A.ATTR_SERVER_PORT]), path: str(at[A.ATTR_URL_PATH]) };
+  return { http };
 }
 
 /**

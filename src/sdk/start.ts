@@ -2,6 +2,7 @@ import { diag } from '@opentelemetry/api';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { metrics as sdkMetrics, resources, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
+import { startUnauditedWatcher } from '../audit/unaudited';
 import { auditRecordIdGenerator, installAuditRecordPipeline, type TraceSampled } from '../core/audit-records';
 import { metricPipelineFromEnv, tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
 import { sdkRequire } from '../export/sdk-node-require';
@@ -78,6 +79,8 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
       : undefined;
   const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampledFromEnv());
   registerInstrumentations({ instrumentations: [instrumentation] });
+  // LLM API requests that no audited call made (a bundled or unsupported client, a bare fetch).
+  const stopWatcher = startUnauditedWatcher({ env });
   if (meterProvider !== undefined) {
     instrumentation.setMeterProvider(meterProvider);
     setAuditMeterProvider(meterProvider);
@@ -119,6 +122,7 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
         diag.error('otel-llm-audit: shutdown failed', error);
       } finally {
         clearTimeout(timer);
+        stopWatcher();
         uninstall();
       }
     })();

@@ -1,0 +1,31 @@
+/** The watcher's settings, from its options or the environment. */
+import { BUILT_IN_LLM_HOSTS, parseHostList, parseHostPattern, type HostPattern } from './hosts';
+
+export interface WatcherSettings {
+  /** The built-in hosts, then the operator's. */
+  hosts: HostPattern[];
+  /** Refuse unaudited requests (fail-closed). */
+  block: boolean;
+}
+
+/**
+ * `hosts` (comma-separated, added to the built-in ones) defaults to LLM_AUDIT_LLM_HOSTS, `block`
+ * to LLM_AUDIT_ON_FAILURE=block. Throws an Error naming the bad entry: a watcher that silently
+ * watches fewer hosts than the operator listed would be the worse failure.
+ */
+export function watcherSettings(options: { hosts?: string; block?: boolean }, env: NodeJS.ProcessEnv = process.env): WatcherSettings {
+  const origin = options.hosts === undefined ? 'LLM_AUDIT_LLM_HOSTS' : 'hosts';
+  return {
+    hosts: [...BUILT_IN_LLM_HOSTS.map((entry) => parseHostPattern(entry, 'built-in LLM hosts')), ...parseHostList(options.hosts ?? env.LLM_AUDIT_LLM_HOSTS, origin)],
+    block: options.block ?? failClosed(env),
+  };
+}
+
+/**
+ * Whether the operator chose fail-closed (`LLM_AUDIT_ON_FAILURE=block`). The variable belongs to
+ * the package's failure policy, which parses and validates it at startup; this only reads the
+ * decision, and is the one place to point at that parser.
+ */
+export function failClosed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.LLM_AUDIT_ON_FAILURE?.trim().toLowerCase() === 'block';
+}

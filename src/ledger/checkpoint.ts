@@ -125,6 +125,11 @@ export function parseCheckpoint(value: unknown, where: string): Checkpoint {
   if (c.type === 'tombstone') {
     const t = c.tombstone as Record<string, unknown> | undefined;
     if (typeof t !== 'object' || t === null || !Array.isArray(t.removed_segments)) bad('tombstone details missing');
+    const p = (t as Record<string, unknown>).policy;
+    if (typeof p !== 'object' || p === null || typeof (t as Record<string, unknown>).applied_at !== 'string') bad('tombstone policy or applied_at missing');
+  } else if (c.tombstone !== undefined) {
+    // Only a tombstone may say segments were removed (verify skips what it lists).
+    bad('a checkpoint of type "checkpoint" carries tombstone details');
   }
   return { ...(c as unknown as Checkpoint), position: (c.position as Checkpoint['position']) ?? null };
 }

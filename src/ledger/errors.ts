@@ -35,6 +35,8 @@ export const INTEGRITY_CODES = [
   'LEDGER_CHECKPOINT_UNSIGNED',
   'LEDGER_SIGNATURE_INVALID',
   'LEDGER_TOMBSTONE_INVALID',
+  /** `--public-key` given but a retention tombstone is not signed: anyone who can write the checkpoints could have written it. */
+  'LEDGER_TOMBSTONE_UNSIGNED',
   'LEDGER_SEGMENT_UNEXPECTED',
   'LEDGER_METADATA_CORRUPT',
   'LEDGER_PROOF_INVALID',

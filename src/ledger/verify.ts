@@ -10,6 +10,7 @@ import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoin
 import { checkSignature, keyIdOf, type Checkpoint } from './checkpoint';
 import { LedgerError, describeLocation } from './errors';
 import { emptyRoot } from './merkle';
+import { checkTombstoneDates } from './tombstone';
 
 export interface VerifyOptions {
   /** Ed25519 public key: every signed checkpoint must verify with it, and the newest must be signed. */
@@ -81,6 +82,7 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   const skip = removedSegments(own);
   const segments = await source.segments();
   const lingering = segments.filter((s) => skip.has(s));
+  await checkTombstoneDates(source, own, lingering, Date.now());
   if (lingering.length > 0) {
     warnings.push(
       `segment(s) ${lingering.join(', ')} were marked removed by retention but are still present (an interrupted run?); they were not verified: run \`llm-audit retention apply\` again`,
@@ -208,6 +210,12 @@ function checkSignatures(
         `${all.length - signed.length} checkpoint(s) are not signed (set LLM_AUDIT_SIGNING_KEY): they show the ledger is self-consistent, not who wrote it`,
       );
     }
+    const unsignedTombstones = own.filter((c) => c.checkpoint.type === 'tombstone' && c.checkpoint.signature === null);
+    if (unsignedTombstones.length > 0) {
+      warnings.push(
+        `retention tombstone(s) ${unsignedTombstones.map((c) => c.where).join(', ')} are not signed: anyone who can write the checkpoints could have written them to hide the records they cover; verify with --public-key`,
+      );
+    }
     return 0;
   }
   const keyId = keyIdOf(publicKey);
@@ -224,6 +232,16 @@ function checkSignatures(
       );
     } else {
       throw new LedgerError('LEDGER_SIGNATURE_INVALID', `${where} (tree size ${checkpoint.tree_size}): the signature does not verify: the checkpoint was altered or forged`);
+    }
+  }
+  // A tombstone decides which records verify skips: an unsigned one proves nothing about who removed them.
+  for (const c of own) {
+    if (c.checkpoint.type === 'tombstone' && c.checkpoint.signature === null) {
+      throw new LedgerError(
+        'LEDGER_TOMBSTONE_UNSIGNED',
+        `${c.where} is a retention tombstone (records seq 0..${c.checkpoint.tree_size - 1} removed) that is not signed, but --public-key was given: ` +
+          `anyone who can write the checkpoints could have written it to hide those records`,
+      );
     }
   }
   const newest = newestOf(own);

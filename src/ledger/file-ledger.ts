@@ -52,10 +52,12 @@ export function repairAdvice(dir: string): string {
 
 // --- Reading -------------------------------------------------------------------------------------
 
-interface LedgerMeta {
+export interface LedgerMeta {
   v: number;
   ledger_id: string;
   created: string;
+  /** When `llm-audit repair` recreated a deleted ledger.json from the checkpoints. */
+  restored?: string;
 }
 
 export class FileLedgerSource implements LedgerSource {
@@ -96,9 +98,13 @@ export class FileLedgerSource implements LedgerSource {
     }
   }
 
+  /** Null for a ledger that has no identity yet; throws LEDGER_METADATA_MISSING when ledger.json was deleted. */
   async ledgerId(): Promise<string | null> {
     const meta = readMeta(this.dir);
-    return meta?.ledger_id ?? null;
+    if (meta) return meta.ledger_id;
+    const named = (await this.checkpoints())[0];
+    if (named) throw metadataMissing(this.dir, named.checkpoint.ledger_id);
+    return null;
   }
 
   async checkpoints(): Promise<CheckpointEntry[]> {
@@ -209,8 +215,12 @@ export class FileLedgerSource implements LedgerSource {
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
-        const r = JSON.parse(line) as { at: string; file: string; bytes: number; quarantine: string };
-        out.push(`repair on ${r.at}: ${r.bytes} torn bytes at the end of ${r.file} were moved to ${r.quarantine}`);
+        const r = JSON.parse(line) as { at: string; file: string; bytes?: number; quarantine?: string; ledger_id?: string };
+        out.push(
+          r.ledger_id !== undefined
+            ? `repair on ${r.at}: ${r.file} was missing and was recreated with ledger id ${r.ledger_id} from the checkpoints`
+            : `repair on ${r.at}: ${r.bytes} torn bytes at the end of ${r.file} were moved to ${r.quarantine}`,
+        );
       } catch {
         out.push(`${REPAIRS_FILE} has an unreadable line`);
       }
@@ -276,6 +286,37 @@ export function readMeta(dir: string): LedgerMeta | undefined {
     // fall through
   }
   throw new LedgerError('LEDGER_METADATA_CORRUPT', `${path} is corrupt (expected {"ledger_id": ...}); restore it from a backup`);
+}
+
+/**
+ * ledger.json holds the id every checkpoint is bound to. Deleted, a writer would start a new
+ * identity that none of the checkpoints match; so verify and the writer both stop, and say how to
+ * get it back.
+ */
+function metadataMissing(dir: string, ledgerId: string): LedgerError {
+  return new LedgerError(
+    'LEDGER_METADATA_MISSING',
+    `${join(dir, LEDGER_FILE)} is missing (deleted?), but the checkpoints belong to ledger ${ledgerId}. To recover: ` +
+      `1. restore ${LEDGER_FILE} from a backup, or run \`llm-audit repair --ledger ${dir}\`, which recreates it from the id the checkpoints carry (recorded in ${REPAIRS_FILE}); ` +
+      `2. run \`llm-audit verify --ledger ${dir}\`; 3. restart the application`,
+  );
+}
+
+/** Writes ledger.json (never over an existing one), durably unless `fsync` is `none`. */
+export function writeMeta(dir: string, meta: LedgerMeta, fsync: FsyncPolicy): void {
+  const path = join(dir, LEDGER_FILE);
+  try {
+    const fd = openSync(path, 'wx', FILE_MODE);
+    try {
+      writeSync(fd, canonicalJson(meta) + '\n');
+      if (fsync !== 'none') fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (fsync !== 'none') syncDirSync(dir);
+  } catch (error) {
+    throw fsError(error, 'cannot create', path);
+  }
 }
 
 // --- Writing -------------------------------------------------------------------------------------
@@ -402,7 +443,7 @@ export class FileLedger {
       } catch (error) {
         throw fsError(error, 'cannot create the segments directory', join(dir, SEGMENTS_DIR));
       }
-      this.ledgerId = this.loadOrCreateMeta();
+      this.ledgerId = await this.loadOrCreateMeta();
       await this.recover();
     } catch (error) {
       this.lock.release();
@@ -411,21 +452,11 @@ export class FileLedger {
     }
   }
 
-  private loadOrCreateMeta(): string {
-    const meta = readMeta(this.dir);
-    if (meta) return meta.ledger_id;
+  private async loadOrCreateMeta(): Promise<string> {
+    const existing = await new FileLedgerSource(this.dir).ledgerId();
+    if (existing !== null) return existing;
     const created: LedgerMeta = { v: 1, ledger_id: randomUUID(), created: this.clock().toISOString() };
-    const path = join(this.dir, LEDGER_FILE);
-    let fd: number;
-    try {
-      fd = openSync(path, 'wx', FILE_MODE);
-      writeSync(fd, canonicalJson(created) + '\n');
-      if (this.fsync !== 'none') fsyncSync(fd);
-      closeSync(fd);
-      if (this.fsync !== 'none') syncDirSync(this.dir);
-    } catch (error) {
-      throw fsError(error, 'cannot create', path);
-    }
+    writeMeta(this.dir, created, this.fsync);
     return created.ledger_id;
   }
 

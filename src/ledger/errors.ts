@@ -41,6 +41,8 @@ export const INTEGRITY_CODES = [
   'LEDGER_METADATA_CORRUPT',
   /** ledger.json (the ledger's identity) was deleted although checkpoints name the ledger: `llm-audit repair` recreates it. */
   'LEDGER_METADATA_MISSING',
+  /** `verify --strict`: records were recovered at a writer's startup (after a crash), not signed when written. */
+  'LEDGER_RECORDS_RECOVERED',
   'LEDGER_PROOF_INVALID',
   'LEDGER_CONSISTENCY_FAILED',
   /** `verify-proof` without --public-key (or on an unsigned checkpoint): the arithmetic holds, but anyone can recompute a root; nothing was proven. */

@@ -6,7 +6,7 @@
  * {@link FileLedgerSource} reads (no lock, never creates anything); {@link FileLedger} is the one
  * writer (exclusive lock, durable appends, checkpoints).
  */
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import {
   finishCheckpoint,
   loadPrivateKey,
   parseCheckpoint,
+  vouchedSize,
   type Checkpoint,
 } from './checkpoint';
 import { LedgerError, fsError } from './errors';
@@ -41,7 +42,7 @@ import {
 } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
 import { leafHash, type Hash } from './merkle';
-import type { LedgerRecord } from './record';
+import { recoveredRecord, type LedgerRecord } from './record';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
@@ -495,6 +496,20 @@ export class FileLedger {
     this.lastCheckpointAt = Date.now();
     const last = segments.filter((s) => !skip.has(s)).pop();
     if (last !== undefined) this.segment = { name: last, size: fileSize(segmentPath(this.dir, last)), handle: undefined };
+
+    // Records after the newest checkpoint this writer's key signed were not signed when written: a
+    // crash (SIGKILL, power loss) leaves a few, and so would lines someone appended while the
+    // application was stopped. Signing over them silently would vouch for them. So before anything
+    // new, a record in the chain (it cannot be removed later without breaking it) names the range,
+    // and verify reports it as recovered.
+    const vouched = vouchedSize(checkpoints, this.key ? createPublicKey(this.key) : undefined);
+    const size = state.range.size;
+    if (size > vouched) {
+      const range = size - 1 === vouched ? `record ${vouched}` : `records ${vouched}..${size - 1}`;
+      this.notices.push(`${range} ${size - 1 === vouched ? 'was' : 'were'} found after the newest signed checkpoint (size ${vouched}): a crash, or lines added while no writer ran; marked as recovered at seq ${size}`);
+      await this.append([recoveredRecord(vouched, size - 1, this.clock())]);
+      await this.checkpoint();
+    }
   }
 
   /** Runs `task` after everything queued before it; a failed task does not block later ones. */

@@ -10,6 +10,7 @@ import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoin
 import { checkSignature, keyIdOf, type Checkpoint } from './checkpoint';
 import { LedgerError, describeLocation } from './errors';
 import { emptyRoot } from './merkle';
+import { RECOVERED_ACTION, type LedgerRecord } from './record';
 import { checkTombstoneDates } from './tombstone';
 
 export interface VerifyOptions {
@@ -17,6 +18,8 @@ export interface VerifyOptions {
   publicKey?: KeyObject;
   /** Checkpoints kept outside the ledger (`--checkpoint FILE`): they catch a truncated tail. */
   external?: CheckpointEntry[];
+  /** Fail (LEDGER_RECORDS_RECOVERED) when a writer recovered records at startup, instead of reporting them. */
+  strict?: boolean;
   /** Sees every verified entry (retention planning folds over them in the same pass). */
   onEntry?: (accepted: AcceptedEntry) => void;
 }
@@ -34,8 +37,22 @@ export interface VerifyResult {
   /** Checkpoints whose signature verified with the given public key. */
   signaturesVerified: number;
   newestCheckpointSize: number | null;
+  /**
+   * Ranges a writer found after the newest checkpoint it had signed when it started (a crash, or
+   * lines someone else added) and marked with a `ledger.recovered` record at `marker_seq`: they were
+   * not signed when written; a later signature over them only says the writer found them.
+   */
+  recovered: RecoveredRange[];
   warnings: string[];
   notes: string[];
+}
+
+export interface RecoveredRange {
+  from_seq: number;
+  to_seq: number;
+  marker_seq: number;
+  /** When the writer found them (the marker record's timestamp). */
+  at: string;
 }
 
 interface Expectation {
@@ -135,10 +152,13 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   check(startSize, rootAt(state), state.lastLeaf.toString('hex'), undefined, startSize);
 
   let lastGood = startSize;
+  const recovered: RecoveredRange[] = [];
   const { last, count } = await walkChain(source.items({ skip }), state, {
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted, s) => {
       options.onEntry?.(accepted);
+      const marked = recoveredRange(accepted, warnings);
+      if (marked) recovered.push(marked);
       const size = s.range.size;
       if (expectations.has(size)) {
         check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);
@@ -177,6 +197,16 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     );
   }
 
+  for (const r of recovered) {
+    const one = r.from_seq === r.to_seq;
+    const text =
+      `${one ? `record ${r.from_seq} was` : `records ${r.from_seq}..${r.to_seq} were`} recovered at startup after a crash, not signed when written ` +
+      `(a writer starting at ${r.at} found ${one ? 'it' : 'them'} after the newest checkpoint it had signed, and marked ${one ? 'it' : 'them'} at seq ${r.marker_seq}): ` +
+      `a later signature over ${one ? 'it' : 'them'} only says the writer found ${one ? 'it' : 'them'}`;
+    if (options.strict) throw new LedgerError('LEDGER_RECORDS_RECOVERED', `${text} (--strict)`);
+    warnings.push(text);
+  }
+
   return {
     records: count,
     treeSize: finalSize,
@@ -185,9 +215,24 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     checkpointsMatched: matched,
     signaturesVerified,
     newestCheckpointSize: newestSize,
+    recovered,
     warnings,
     notes: await source.notes(),
   };
+}
+
+/** The range a `ledger.recovered` record names, checked against where it stands. */
+function recoveredRange(accepted: AcceptedEntry, warnings: string[]): RecoveredRange | undefined {
+  const record = accepted.entry.record as Partial<LedgerRecord>;
+  if (record.action !== RECOVERED_ACTION) return undefined;
+  const seq = accepted.entry.seq;
+  const from = record.metadata?.from_seq;
+  const to = record.metadata?.to_seq;
+  if (typeof from !== 'number' || typeof to !== 'number' || !(from <= to) || to !== seq - 1) {
+    warnings.push(`seq ${seq} is a ${RECOVERED_ACTION} record whose range (${String(from)}..${String(to)}) does not end right before it; it was not written by llm-audit`);
+    return undefined;
+  }
+  return { from_seq: from, to_seq: to, marker_seq: seq, at: String(record.timestamp) };
 }
 
 function checkSignatures(

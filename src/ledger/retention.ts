@@ -250,6 +250,14 @@ export async function buildTombstone(
   signingKey: KeyObject | undefined,
 ): Promise<Checkpoint> {
   const { policy, remove } = planned;
+  const signedBefore = planned.checkpoints.find((c) => c.checkpoint.signature !== null);
+  if (!signingKey && signedBefore) {
+    // verify --public-key requires every tombstone to be signed: an unsigned one would fail it for good.
+    throw new LedgerError(
+      'LEDGER_USAGE',
+      `the ledger's checkpoints are signed (key id ${signedBefore.checkpoint.key_id!.slice(0, 16)}...) but no signing key was given: an unsigned tombstone would fail \`verify --public-key\` from now on. Pass --signing-key FILE or set LLM_AUDIT_SIGNING_KEY; nothing was removed`,
+    );
+  }
   const n = remove[remove.length - 1]!.last_seq + 1;
   const previous = latestTombstone(planned.checkpoints);
   const state = previous ? stateFromCheckpoint(previous.checkpoint)! : initialChainState();

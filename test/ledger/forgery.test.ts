@@ -4,12 +4,13 @@
  * must only claim records that had expired under the policy it names.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import { generateSigningKeyPair } from '../../src/ledger/checkpoint';
 import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
+import { applyRetention, resolvePolicy } from '../../src/ledger/retention';
 import { verifyLedger } from '../../src/ledger/verify';
 import { forgeTombstone, makeRecord, tempDir } from './helpers';
 
@@ -57,6 +58,15 @@ describe('forged retention tombstones', () => {
     const unkeyed = await verifyLedger(new FileLedgerSource(dir));
     expect(unkeyed.removed).toBe(6);
     expect(unkeyed.warnings.join('\n')).toMatch(/tombstone.*not signed/);
+  });
+
+  it('retention refuses to write an unsigned tombstone into a signed ledger', async () => {
+    const dir = await signedLedger(['2025-01-01', '2025-01-02', '2025-01-03']);
+    await expect(applyRetention(dir, { policy: resolvePolicy('gdpr', { maxAge: '30d' }) })).rejects.toMatchObject({
+      code: 'LEDGER_USAGE',
+      message: expect.stringMatching(/checkpoints are signed .* no signing key was given/),
+    });
+    expect(readdirSync(join(dir, 'segments'))).toHaveLength(3);
   });
 
   it('a tombstone with a checkpoint type cannot hide segments either', async () => {

@@ -15,11 +15,10 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { canonicalJson } from '../audit/canonical-json';
 import { LedgerError, fsError } from './errors';
 import { FileLedgerSource, readMeta, writeMeta } from './file-ledger';
 import { syncDirSync } from '../util/durable-file';
-import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, QUARANTINE_DIR, REPAIRS_FILE, segmentLabel, segmentPath } from './layout';
+import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, QUARANTINE_DIR, REPAIRS_FILE, appendJsonLineSync, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 
 export interface TornTailRepair {
@@ -77,18 +76,7 @@ async function restoreMeta(dir: string, source: FileLedgerSource, now: Date): Pr
 }
 
 function logRepair(dir: string, action: RepairAction): void {
-  const path = join(dir, REPAIRS_FILE);
-  try {
-    const rfd = openSync(path, 'a', FILE_MODE);
-    try {
-      writeSync(rfd, canonicalJson(action) + '\n');
-      fsyncSync(rfd);
-    } finally {
-      closeSync(rfd);
-    }
-  } catch (error) {
-    throw fsError(error, 'cannot record the repair in', path);
-  }
+  appendJsonLineSync(join(dir, REPAIRS_FILE), action, 'cannot record the repair in');
 }
 
 function repairFile(dir: string, label: string, path: string, now: Date): TornTailRepair | undefined {

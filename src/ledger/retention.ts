@@ -17,15 +17,14 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { CheckpointEntry, LedgerSource } from './backend';
-import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson } from '../audit/canonical-json';
 import { latestTombstone, stateFromCheckpoint, walkChain, removedSegments, initialChainState } from './chain';
 import { CHECKPOINT_VERSION, finishCheckpoint, type Checkpoint } from './checkpoint';
 import { LedgerError, fsError } from './errors';
 import { FileLedgerSource, readMeta } from './file-ledger';
 import { syncDirSync } from '../util/durable-file';
-import { CHECKPOINTS_FILE, FILE_MODE, SEGMENTS_DIR, segmentLabel, segmentPath } from './layout';
+import { CHECKPOINTS_FILE, SEGMENTS_DIR, appendJsonLineSync, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 import type { LedgerRecord } from './record';
 import { verifyLedger } from './verify';
@@ -104,18 +103,7 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
 
   // The tombstone is durable before any segment goes: a crash in between leaves segments that
   // verify reports as "marked removed but still present", never a gap without a tombstone.
-  const path = join(dir, CHECKPOINTS_FILE);
-  try {
-    const fd = openSync(path, 'a', FILE_MODE);
-    try {
-      writeSync(fd, canonicalJson(tombstone) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (error) {
-    throw fsError(error, 'cannot write the tombstone to', path);
-  }
+  appendJsonLineSync(join(dir, CHECKPOINTS_FILE), tombstone, 'cannot write the tombstone to');
   for (const s of planned.remove) {
     try {
       unlinkSync(segmentPath(dir, s.name));

@@ -14,7 +14,7 @@ import { RECOVERED_ACTION, type LedgerRecord } from './record';
 import { checkTombstoneDates } from './tombstone';
 
 export interface VerifyOptions {
-  /** Ed25519 public key: every signed checkpoint must verify with it, and the newest must be signed. */
+  /** Ed25519 public key: every signed checkpoint must verify with it; every tombstone, the newest checkpoint and every external one must be signed. */
   publicKey?: KeyObject;
   /** Checkpoints kept outside the ledger (`--checkpoint FILE`): they catch a truncated tail. */
   external?: CheckpointEntry[];

@@ -99,6 +99,12 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   const skip = removedSegments(own);
   const segments = await source.segments();
   const lingering = segments.filter((s) => skip.has(s));
+  if (lingering.length > 0 && source.atomicRetention) {
+    throw new LedgerError(
+      'LEDGER_TOMBSTONE_INVALID',
+      `${lingering.join(', ')} ${lingering.length === 1 ? 'is' : 'are'} listed as removed by a retention tombstone but still present, which retention on this backend never leaves: the tombstone was not written by retention`,
+    );
+  }
   await checkTombstoneDates(source, own, lingering, Date.now());
   if (lingering.length > 0) {
     warnings.push(

@@ -57,6 +57,8 @@ export interface PostgresSourceOptions {
 
 export class PostgresLedgerSource implements LedgerSource {
   readonly name: string;
+  /** apply_retention() records the tombstone and drops the partitions in one transaction. */
+  readonly atomicRetention = true;
   private readonly pool: Pool;
   private readonly ownPool: boolean;
 

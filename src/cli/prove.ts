@@ -3,11 +3,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { loadPublicKey, readCheckpointFile, type Checkpoint } from '../ledger/checkpoint';
 import { LedgerError, fsError } from '../ledger/errors';
 import { newestCheckpoint, proveConsistency, proveInclusion, verifyProof } from '../ledger/proofs';
-import { parse, str, type CliIo } from './io';
+import { flag, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const PROVE_USAGE = 'llm-audit prove <request_id> | --seq N [--ledger DIR | --postgres URL] [--out FILE]';
-export const VERIFY_PROOF_USAGE = 'llm-audit verify-proof --proof FILE [--public-key FILE]';
+export const VERIFY_PROOF_USAGE =
+  'llm-audit verify-proof --proof FILE [--public-key FILE] [--allow-unsigned]\n' +
+  '  without a public key (--public-key or LLM_AUDIT_PUBLIC_KEY) nothing is proven: anyone can recompute a root the proof matches,\n' +
+  '  so it exits 1 (LEDGER_PROOF_UNAUTHENTICATED); --allow-unsigned checks only the arithmetic and exits 0';
 export const CONSISTENCY_USAGE = 'llm-audit consistency <old-checkpoint-file> <new-checkpoint-file> [--ledger DIR | --postgres URL] [--public-key FILE] [--out FILE]';
 export const CHECKPOINT_USAGE = 'llm-audit checkpoint [--ledger DIR | --postgres URL] [--out FILE]';
 
@@ -36,7 +39,7 @@ export async function proveCommand(argv: string[], io: CliIo): Promise<number> {
 }
 
 export async function verifyProofCommand(argv: string[], io: CliIo): Promise<number> {
-  const p = parse(argv, { proof: { type: 'string' }, 'public-key': { type: 'string' } }, VERIFY_PROOF_USAGE, 1);
+  const p = parse(argv, { proof: { type: 'string' }, 'public-key': { type: 'string' }, 'allow-unsigned': { type: 'boolean' } }, VERIFY_PROOF_USAGE, 1);
   const file = str(p, 'proof') ?? p.positionals[0];
   if (file === undefined) throw new LedgerError('LEDGER_USAGE', `--proof FILE is required\nusage: ${VERIFY_PROOF_USAGE}`);
   let value: unknown;
@@ -53,6 +56,19 @@ export async function verifyProofCommand(argv: string[], io: CliIo): Promise<num
     check.type === 'inclusion'
       ? `record seq ${v.leaf_index} is included in the ledger of size ${v.tree_size}`
       : `the ledger of size ${v.new_size} extends the ledger of size ${v.old_size}`;
+  if (check.signatures !== 'verified') {
+    // The hashes are only as good as the root they lead to, and a forger can recompute any root.
+    const why = check.signatures === 'unsigned' ? 'the checkpoint in the proof is not signed' : 'no --public-key was given, so its signature was not checked';
+    if (!flag(p, 'allow-unsigned')) {
+      throw new LedgerError(
+        'LEDGER_PROOF_UNAUTHENTICATED',
+        `nothing was proven: ${why}, and anyone can recompute a root that a forged proof matches. ` +
+          `Give the ledger's public key (--public-key FILE or LLM_AUDIT_PUBLIC_KEY), or --allow-unsigned to check only the arithmetic`,
+      );
+    }
+    await io.out(`UNAUTHENTICATED: the proof's arithmetic holds (${what}), but ${why}: nothing is proven about who vouched for that tree\n`);
+    return 0;
+  }
   await io.out(`OK: ${what} (signature: ${check.signatures})\n`);
   for (const w of check.warnings) io.err(`warning: ${w}`);
   return 0;

@@ -1,4 +1,4 @@
-/** `llm-audit repair`: quarantines torn tails (and nothing else). */
+/** `llm-audit repair`: quarantines torn tails and recreates a deleted ledger.json from the checkpoints (and nothing else). */
 import { repairLedger } from '../ledger/repair';
 import { ledgerDir, parse, str, type CliIo } from './io';
 
@@ -9,11 +9,15 @@ export async function repairCommand(argv: string[], io: CliIo): Promise<number> 
   const dir = ledgerDir(str(p, 'ledger'), io);
   const actions = await repairLedger(dir);
   if (actions.length === 0) {
-    await io.out(`nothing to repair in ${dir}: no torn tail\n`);
+    await io.out(`nothing to repair in ${dir}: no torn tail, ledger.json present\n`);
     return 0;
   }
   for (const a of actions) {
-    await io.out(`moved ${a.bytes} torn bytes from the end of ${a.file} (offset ${a.offset}) to ${a.quarantine} (sha256 ${a.sha256}); recorded in repairs.jsonl\n`);
+    await io.out(
+      'ledger_id' in a
+        ? `recreated ${a.file} with ledger id ${a.ledger_id}, the id every checkpoint carries; recorded in repairs.jsonl\n`
+        : `moved ${a.bytes} torn bytes from the end of ${a.file} (offset ${a.offset}) to ${a.quarantine} (sha256 ${a.sha256}); recorded in repairs.jsonl\n`,
+    );
   }
   io.err('run `llm-audit verify` to check the ledger');
   return 0;

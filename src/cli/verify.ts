@@ -5,7 +5,10 @@ import { verifyLedger } from '../ledger/verify';
 import { flag, parse, str, strs, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
-export const VERIFY_USAGE = 'llm-audit verify [--ledger DIR | --postgres URL] [--checkpoint FILE]... [--public-key FILE] [--json]';
+export const VERIFY_USAGE =
+  'llm-audit verify [--ledger DIR | --postgres URL] [--checkpoint FILE]... [--public-key FILE] [--strict] [--json]\n' +
+  '  --public-key FILE  every tombstone, the newest checkpoint and each --checkpoint must be signed by this key (default $LLM_AUDIT_PUBLIC_KEY)\n' +
+  '  --strict           fail (exit 1) when a writer recovered records at startup after a crash instead of reporting them';
 
 export async function verifyCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -14,6 +17,7 @@ export async function verifyCommand(argv: string[], io: CliIo): Promise<number> 
       ledger: { type: 'string' },
       checkpoint: { type: 'string', multiple: true },
       'public-key': { type: 'string' },
+      strict: { type: 'boolean' },
       json: { type: 'boolean' },
       ...POSTGRES_OPTION,
     },
@@ -30,7 +34,7 @@ export async function verifyCommand(argv: string[], io: CliIo): Promise<number> 
   let dir = '';
   const result = await withSource(p, io, (source) => {
     dir = source.name;
-    return verifyLedger(source, { ...(publicKey ? { publicKey } : {}), external });
+    return verifyLedger(source, { ...(publicKey ? { publicKey } : {}), external, strict: flag(p, 'strict') });
   });
   if (flag(p, 'json')) {
     await io.out(JSON.stringify({ ok: true, ledger: dir, ...result }, null, 2) + '\n');
@@ -44,7 +48,10 @@ export async function verifyCommand(argv: string[], io: CliIo): Promise<number> 
       `   ${result.checkpointsMatched} checkpoint root${result.checkpointsMatched === 1 ? '' : 's'} matched` +
       (publicKey ? `, ${result.signaturesVerified} signature${result.signaturesVerified === 1 ? '' : 's'} verified` : '') +
       (external.length > 0 ? `, including ${external.length} external` : '') +
-      '\n',
+      '\n' +
+      result.recovered
+        .map((r) => `   records ${r.from_seq}..${r.to_seq}: recovered at startup after a crash (marker seq ${r.marker_seq}), NOT signed when written\n`)
+        .join(''),
   );
   for (const w of result.warnings) io.err(`warning: ${w}`);
   for (const n of result.notes) io.err(`note: ${n}`);

@@ -40,6 +40,12 @@ export interface LedgerSource {
   readonly name: string;
   /** What to tell the operator about a torn tail (how to repair it), if the backend can have one. */
   readonly tornAdvice?: string;
+  /**
+   * True when retention records its tombstone and removes the segments in one transaction, so a
+   * segment a tombstone lists can never legitimately still be there (PostgreSQL). Otherwise an
+   * interrupted run may leave some (the file ledger), and verify only warns.
+   */
+  readonly atomicRetention?: boolean;
   /** Throws LEDGER_NOT_FOUND / LEDGER_UNREADABLE when the ledger is not there or cannot be read. */
   open(): Promise<void>;
   /** The ledger's identity (bound into every checkpoint), or null when it has none yet. */

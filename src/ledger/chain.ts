@@ -242,6 +242,7 @@ export function latestTombstone(entries: readonly CheckpointEntry[]): Checkpoint
 export function removedSegments(entries: readonly CheckpointEntry[]): Set<string> {
   const out = new Set<string>();
   for (const e of entries) {
+    if (e.checkpoint.type !== 'tombstone') continue;
     for (const s of e.checkpoint.tombstone?.removed_segments ?? []) out.add(s.name);
   }
   return out;

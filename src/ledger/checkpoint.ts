@@ -99,6 +99,20 @@ export function checkSignature(checkpoint: Checkpoint, publicKey: KeyObject): Si
   return ok ? 'valid' : 'invalid';
 }
 
+/**
+ * The size up to which a writer holding `publicKey`'s private key vouched for the ledger: the
+ * largest checkpoint or tombstone head signed by it. When it signed none (no key, or a key newly
+ * configured on an unsigned ledger), the largest of any checkpoint: nothing better exists.
+ */
+export function vouchedSize(checkpoints: ReadonlyArray<{ checkpoint: Checkpoint }>, publicKey: KeyObject | undefined): number {
+  const mine = publicKey ? checkpoints.filter((c) => checkSignature(c.checkpoint, publicKey) === 'valid') : [];
+  let size = 0;
+  for (const { checkpoint } of mine.length > 0 ? mine : checkpoints) {
+    size = Math.max(size, checkpoint.tree_size, checkpoint.tombstone?.head?.tree_size ?? 0);
+  }
+  return size;
+}
+
 /** Validates the shape of a parsed checkpoint; throws LEDGER_CHECKPOINT_MALFORMED naming `where`. */
 export function parseCheckpoint(value: unknown, where: string): Checkpoint {
   const bad = (why: string): never => {
@@ -125,6 +139,11 @@ export function parseCheckpoint(value: unknown, where: string): Checkpoint {
   if (c.type === 'tombstone') {
     const t = c.tombstone as Record<string, unknown> | undefined;
     if (typeof t !== 'object' || t === null || !Array.isArray(t.removed_segments)) bad('tombstone details missing');
+    const p = (t as Record<string, unknown>).policy;
+    if (typeof p !== 'object' || p === null || typeof (t as Record<string, unknown>).applied_at !== 'string') bad('tombstone policy or applied_at missing');
+  } else if (c.tombstone !== undefined) {
+    // Only a tombstone may say segments were removed (verify skips what it lists).
+    bad('a checkpoint of type "checkpoint" carries tombstone details');
   }
   return { ...(c as unknown as Checkpoint), position: (c.position as Checkpoint['position']) ?? null };
 }

@@ -35,10 +35,18 @@ export const INTEGRITY_CODES = [
   'LEDGER_CHECKPOINT_UNSIGNED',
   'LEDGER_SIGNATURE_INVALID',
   'LEDGER_TOMBSTONE_INVALID',
+  /** `--public-key` given but a retention tombstone is not signed: anyone who can write the checkpoints could have written it. */
+  'LEDGER_TOMBSTONE_UNSIGNED',
   'LEDGER_SEGMENT_UNEXPECTED',
   'LEDGER_METADATA_CORRUPT',
+  /** ledger.json (the ledger's identity) was deleted although checkpoints name the ledger: `llm-audit repair` recreates it. */
+  'LEDGER_METADATA_MISSING',
+  /** `verify --strict`: records were recovered at a writer's startup (after a crash), not signed when written. */
+  'LEDGER_RECORDS_RECOVERED',
   'LEDGER_PROOF_INVALID',
   'LEDGER_CONSISTENCY_FAILED',
+  /** `verify-proof` without --public-key (or on an unsigned checkpoint): the arithmetic holds, but anyone can recompute a root; nothing was proven. */
+  'LEDGER_PROOF_UNAUTHENTICATED',
   /** PostgreSQL backend: a row's hash or indexed columns do not match its hashed line. */
   'LEDGER_ROW_MISMATCH',
 ] as const;

@@ -6,7 +6,7 @@
  * {@link FileLedgerSource} reads (no lock, never creates anything); {@link FileLedger} is the one
  * writer (exclusive lock, durable appends, checkpoints).
  */
-import { randomUUID, type KeyObject } from 'node:crypto';
+import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import {
   finishCheckpoint,
   loadPrivateKey,
   parseCheckpoint,
+  vouchedSize,
   type Checkpoint,
 } from './checkpoint';
 import { LedgerError, fsError } from './errors';
@@ -41,7 +42,7 @@ import {
 } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
 import { leafHash, type Hash } from './merkle';
-import type { LedgerRecord } from './record';
+import { recoveredRecord, type LedgerRecord } from './record';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
@@ -52,10 +53,12 @@ export function repairAdvice(dir: string): string {
 
 // --- Reading -------------------------------------------------------------------------------------
 
-interface LedgerMeta {
+export interface LedgerMeta {
   v: number;
   ledger_id: string;
   created: string;
+  /** When `llm-audit repair` recreated a deleted ledger.json from the checkpoints. */
+  restored?: string;
 }
 
 export class FileLedgerSource implements LedgerSource {
@@ -96,9 +99,13 @@ export class FileLedgerSource implements LedgerSource {
     }
   }
 
+  /** Null for a ledger that has no identity yet; throws LEDGER_METADATA_MISSING when ledger.json was deleted. */
   async ledgerId(): Promise<string | null> {
     const meta = readMeta(this.dir);
-    return meta?.ledger_id ?? null;
+    if (meta) return meta.ledger_id;
+    const named = (await this.checkpoints())[0];
+    if (named) throw metadataMissing(this.dir, named.checkpoint.ledger_id);
+    return null;
   }
 
   async checkpoints(): Promise<CheckpointEntry[]> {
@@ -209,8 +216,12 @@ export class FileLedgerSource implements LedgerSource {
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       try {
-        const r = JSON.parse(line) as { at: string; file: string; bytes: number; quarantine: string };
-        out.push(`repair on ${r.at}: ${r.bytes} torn bytes at the end of ${r.file} were moved to ${r.quarantine}`);
+        const r = JSON.parse(line) as { at: string; file: string; bytes?: number; quarantine?: string; ledger_id?: string };
+        out.push(
+          r.ledger_id !== undefined
+            ? `repair on ${r.at}: ${r.file} was missing and was recreated with ledger id ${r.ledger_id} from the checkpoints`
+            : `repair on ${r.at}: ${r.bytes} torn bytes at the end of ${r.file} were moved to ${r.quarantine}`,
+        );
       } catch {
         out.push(`${REPAIRS_FILE} has an unreadable line`);
       }
@@ -276,6 +287,37 @@ export function readMeta(dir: string): LedgerMeta | undefined {
     // fall through
   }
   throw new LedgerError('LEDGER_METADATA_CORRUPT', `${path} is corrupt (expected {"ledger_id": ...}); restore it from a backup`);
+}
+
+/**
+ * ledger.json holds the id every checkpoint is bound to. Deleted, a writer would start a new
+ * identity that none of the checkpoints match; so verify and the writer both stop, and say how to
+ * get it back.
+ */
+function metadataMissing(dir: string, ledgerId: string): LedgerError {
+  return new LedgerError(
+    'LEDGER_METADATA_MISSING',
+    `${join(dir, LEDGER_FILE)} is missing (deleted?), but the checkpoints belong to ledger ${ledgerId}. To recover: ` +
+      `1. restore ${LEDGER_FILE} from a backup, or run \`llm-audit repair --ledger ${dir}\`, which recreates it from the id the checkpoints carry (recorded in ${REPAIRS_FILE}); ` +
+      `2. run \`llm-audit verify --ledger ${dir}\`; 3. restart the application`,
+  );
+}
+
+/** Writes ledger.json (never over an existing one), durably unless `fsync` is `none`. */
+export function writeMeta(dir: string, meta: LedgerMeta, fsync: FsyncPolicy): void {
+  const path = join(dir, LEDGER_FILE);
+  try {
+    const fd = openSync(path, 'wx', FILE_MODE);
+    try {
+      writeSync(fd, canonicalJson(meta) + '\n');
+      if (fsync !== 'none') fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (fsync !== 'none') syncDirSync(dir);
+  } catch (error) {
+    throw fsError(error, 'cannot create', path);
+  }
 }
 
 // --- Writing -------------------------------------------------------------------------------------
@@ -402,7 +444,7 @@ export class FileLedger {
       } catch (error) {
         throw fsError(error, 'cannot create the segments directory', join(dir, SEGMENTS_DIR));
       }
-      this.ledgerId = this.loadOrCreateMeta();
+      this.ledgerId = await this.loadOrCreateMeta();
       await this.recover();
     } catch (error) {
       this.lock.release();
@@ -411,21 +453,11 @@ export class FileLedger {
     }
   }
 
-  private loadOrCreateMeta(): string {
-    const meta = readMeta(this.dir);
-    if (meta) return meta.ledger_id;
+  private async loadOrCreateMeta(): Promise<string> {
+    const existing = await new FileLedgerSource(this.dir).ledgerId();
+    if (existing !== null) return existing;
     const created: LedgerMeta = { v: 1, ledger_id: randomUUID(), created: this.clock().toISOString() };
-    const path = join(this.dir, LEDGER_FILE);
-    let fd: number;
-    try {
-      fd = openSync(path, 'wx', FILE_MODE);
-      writeSync(fd, canonicalJson(created) + '\n');
-      if (this.fsync !== 'none') fsyncSync(fd);
-      closeSync(fd);
-      if (this.fsync !== 'none') syncDirSync(this.dir);
-    } catch (error) {
-      throw fsError(error, 'cannot create', path);
-    }
+    writeMeta(this.dir, created, this.fsync);
     return created.ledger_id;
   }
 
@@ -464,6 +496,20 @@ export class FileLedger {
     this.lastCheckpointAt = Date.now();
     const last = segments.filter((s) => !skip.has(s)).pop();
     if (last !== undefined) this.segment = { name: last, size: fileSize(segmentPath(this.dir, last)), handle: undefined };
+
+    // Records after the newest checkpoint this writer's key signed were not signed when written: a
+    // crash (SIGKILL, power loss) leaves a few, and so would lines someone appended while the
+    // application was stopped. Signing over them silently would vouch for them. So before anything
+    // new, a record in the chain (it cannot be removed later without breaking it) names the range,
+    // and verify reports it as recovered.
+    const vouched = vouchedSize(checkpoints, this.key ? createPublicKey(this.key) : undefined);
+    const size = state.range.size;
+    if (size > vouched) {
+      const range = size - 1 === vouched ? `record ${vouched}` : `records ${vouched}..${size - 1}`;
+      this.notices.push(`${range} ${size - 1 === vouched ? 'was' : 'were'} found after the newest signed checkpoint (size ${vouched}): a crash, or lines added while no writer ran; marked as recovered at seq ${size}`);
+      await this.append([recoveredRecord(vouched, size - 1, this.clock())]);
+      await this.checkpoint();
+    }
   }
 
   /** Runs `task` after everything queued before it; a failed task does not block later ones. */

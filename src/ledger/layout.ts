@@ -9,8 +9,9 @@
  *     quarantine/              torn tails moved aside by `llm-audit repair`
  *     repairs.jsonl            what repair did, one line per action
  */
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { canonicalJson } from '../audit/canonical-json';
 import type { ItemLocation, LedgerItem } from './backend';
 import { fsError } from './errors';
 
@@ -27,6 +28,21 @@ export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
 
 export const SEGMENT_NAME = /^(\d{4}-\d{2}-\d{2})\.jsonl$/;
+
+/** Appends `value` as one canonical JSON line to `path` and fsyncs it (a tombstone, a repair record). */
+export function appendJsonLineSync(path: string, value: unknown, what: string): void {
+  try {
+    const fd = openSync(path, 'a', FILE_MODE);
+    try {
+      writeSync(fd, canonicalJson(value) + '\n');
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    throw fsError(error, what, path);
+  }
+}
 
 export function segmentName(day: string): string {
   return `${day}.jsonl`;

@@ -9,6 +9,7 @@
  */
 import { SpanStatusCode, type AttributeValue, type Attributes, type HrTime } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as A from '../semconv';
 
@@ -139,11 +140,19 @@ function unauditedRequest(at: Attributes): Pick<LedgerRecord, 'http'> {
 }
 
 /**
+ * Action of the record a writer appends when it starts and finds records after the newest
+ * checkpoint it signed (a crash, or lines someone else added): metadata `from_seq`..`to_seq` were
+ * not signed when written. It is chained like any record, so it cannot be removed afterwards, and
+ * verify reports the range (docs/ledger.md).
+ */
+export const RECOVERED_ACTION = 'ledger.recovered';
+
+/**
  * Actions of records that are not LLM calls but operations on the audit trail itself (a tenant's
  * content erased by crypto-shredding). They go into the same chain, so they are as tamper-evident
  * as the calls, and are left out of the call reports.
  */
-export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred']);
+export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION]);
 
 /** False for the records of OPERATION_ACTIONS. */
 export function isCallRecord(record: Pick<LedgerRecord, 'action'>): boolean {
@@ -195,6 +204,17 @@ export function operationRecord(fields: {
     metadata: fields.metadata,
     content: null,
   };
+}
+
+/** The record of RECOVERED_ACTION: seq `from`..`to` were found at startup, not signed when written. */
+export function recoveredRecord(from: number, to: number, at: Date): LedgerRecord {
+  return operationRecord({
+    action: RECOVERED_ACTION,
+    timestamp: at.toISOString(),
+    tenantId: null,
+    status: 'success',
+    metadata: { from_seq: from, to_seq: to, host: hostname(), pid: process.pid },
+  });
 }
 
 /** UTC ISO 8601 (millisecond precision) of an OpenTelemetry HrTime. */

@@ -8,18 +8,20 @@
  * (file, offset, byte count, SHA-256 of the bytes, quarantine file) to repairs.jsonl, which
  * `verify` shows. Anything else (a bad line in the middle, a broken chain) is evidence, and repair
  * refuses to touch it.
+ *
+ * One more thing it restores: a deleted ledger.json, recreated with the ledger id every checkpoint
+ * carries (only when they all name the same one), also recorded in repairs.jsonl.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { canonicalJson } from '../audit/canonical-json';
-import { fsError } from './errors';
-import { FileLedgerSource } from './file-ledger';
+import { LedgerError, fsError } from './errors';
+import { FileLedgerSource, readMeta, writeMeta } from './file-ledger';
 import { syncDirSync } from '../util/durable-file';
-import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, QUARANTINE_DIR, REPAIRS_FILE, segmentLabel, segmentPath } from './layout';
+import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, QUARANTINE_DIR, REPAIRS_FILE, appendJsonLineSync, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 
-export interface RepairAction {
+export interface TornTailRepair {
   at: string;
   file: string;
   offset: number;
@@ -27,6 +29,16 @@ export interface RepairAction {
   sha256: string;
   quarantine: string;
 }
+
+/** ledger.json recreated from the checkpoints. */
+export interface MetadataRepair {
+  at: string;
+  file: typeof LEDGER_FILE;
+  ledger_id: string;
+  restored_from: typeof CHECKPOINTS_FILE;
+}
+
+export type RepairAction = TornTailRepair | MetadataRepair;
 
 export async function repairLedger(dir: string, options: { now?: Date } = {}): Promise<RepairAction[]> {
   const source = new FileLedgerSource(dir);
@@ -40,13 +52,34 @@ export async function repairLedger(dir: string, options: { now?: Date } = {}): P
       const action = repairFile(dir, target.label, target.path, options.now ?? new Date());
       if (action) actions.push(action);
     }
+    const restored = await restoreMeta(dir, source, options.now ?? new Date());
+    if (restored) actions.push(restored);
     return actions;
   } finally {
     lock.release();
   }
 }
 
-function repairFile(dir: string, label: string, path: string, now: Date): RepairAction | undefined {
+async function restoreMeta(dir: string, source: FileLedgerSource, now: Date): Promise<MetadataRepair | undefined> {
+  if (readMeta(dir)) return undefined;
+  const checkpoints = await source.checkpoints();
+  if (checkpoints.length === 0) return undefined; // the next writer starts a new identity; nothing is bound to one yet
+  const ids = new Set(checkpoints.map((c) => c.checkpoint.ledger_id));
+  if (ids.size > 1) {
+    throw new LedgerError('LEDGER_CHECKPOINT_MISMATCH', `${LEDGER_FILE} is missing and ${CHECKPOINTS_FILE} names several ledgers (${[...ids].join(', ')}): restore ${LEDGER_FILE} from a backup`);
+  }
+  const ledgerId = [...ids][0]!;
+  writeMeta(dir, { v: 1, ledger_id: ledgerId, created: checkpoints[0]!.checkpoint.timestamp, restored: now.toISOString() }, 'always');
+  const action: MetadataRepair = { at: now.toISOString(), file: LEDGER_FILE, ledger_id: ledgerId, restored_from: CHECKPOINTS_FILE };
+  logRepair(dir, action);
+  return action;
+}
+
+function logRepair(dir: string, action: RepairAction): void {
+  appendJsonLineSync(join(dir, REPAIRS_FILE), action, 'cannot record the repair in');
+}
+
+function repairFile(dir: string, label: string, path: string, now: Date): TornTailRepair | undefined {
   let fd: number;
   try {
     fd = openSync(path, 'r+');
@@ -89,7 +122,7 @@ function repairFile(dir: string, label: string, path: string, now: Date): Repair
     syncDirSync(quarantineDir);
     ftruncateSync(fd, tornStart);
     fsyncSync(fd);
-    const action: RepairAction = {
+    const action: TornTailRepair = {
       at: now.toISOString(),
       file: label,
       offset: tornStart,
@@ -97,13 +130,7 @@ function repairFile(dir: string, label: string, path: string, now: Date): Repair
       sha256: createHash('sha256').update(torn).digest('hex'),
       quarantine: `${QUARANTINE_DIR}/${quarantineName}`,
     };
-    const rfd = openSync(join(dir, REPAIRS_FILE), 'a', FILE_MODE);
-    try {
-      writeSync(rfd, canonicalJson(action) + '\n');
-      fsyncSync(rfd);
-    } finally {
-      closeSync(rfd);
-    }
+    logRepair(dir, action);
     return action;
   } catch (error) {
     throw fsError(error, 'cannot repair', path);

@@ -17,135 +17,21 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { CheckpointEntry, LedgerSource } from './backend';
-import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson } from '../audit/canonical-json';
 import { latestTombstone, stateFromCheckpoint, walkChain, removedSegments, initialChainState } from './chain';
 import { CHECKPOINT_VERSION, finishCheckpoint, type Checkpoint } from './checkpoint';
 import { LedgerError, fsError } from './errors';
 import { FileLedgerSource, readMeta } from './file-ledger';
 import { syncDirSync } from '../util/durable-file';
-import { CHECKPOINTS_FILE, FILE_MODE, SEGMENTS_DIR, segmentLabel, segmentPath } from './layout';
+import { CHECKPOINTS_FILE, SEGMENTS_DIR, appendJsonLineSync, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 import type { LedgerRecord } from './record';
 import { verifyLedger } from './verify';
+import { addDuration, formatDuration, hasContent, hasErrors, recordExpiry, retentionNow, type RetentionPolicy } from './policy';
+import { segmentExpiry } from './tombstone';
 
-export interface Duration {
-  years?: number;
-  months?: number;
-  weeks?: number;
-  days?: number;
-}
-
-/** `90d`, `12w`, `6m`, `2y`. */
-export function parseDuration(text: string): Duration {
-  const m = /^(\d+)\s*([dwmy])$/i.exec(text.trim());
-  if (!m) throw new LedgerError('LEDGER_USAGE', `not a duration: ${JSON.stringify(text)} (use e.g. 90d, 12w, 6m, 2y)`);
-  const n = Number(m[1]);
-  const unit = m[2]!.toLowerCase();
-  return unit === 'd' ? { days: n } : unit === 'w' ? { weeks: n } : unit === 'm' ? { months: n } : { years: n };
-}
-
-export function formatDuration(d: Duration): string {
-  if (d.years) return `${d.years}y`;
-  if (d.months) return `${d.months}m`;
-  if (d.weeks) return `${d.weeks}w`;
-  return `${d.days ?? 0}d`;
-}
-
-/** Calendar arithmetic in UTC: 2024-02-29 + 1y = 2025-03-01 (Date's own overflow rule). */
-export function addDuration(ms: number, d: Duration): number {
-  const date = new Date(ms);
-  if (d.years) date.setUTCFullYear(date.getUTCFullYear() + d.years);
-  if (d.months) date.setUTCMonth(date.getUTCMonth() + d.months);
-  if (d.weeks) date.setUTCDate(date.getUTCDate() + 7 * d.weeks);
-  if (d.days) date.setUTCDate(date.getUTCDate() + d.days);
-  return date.getTime();
-}
-
-function durationAtLeastOneDay(d: Duration): boolean {
-  return addDuration(0, d) >= 86_400_000;
-}
-
-export interface RetentionPolicy {
-  name: string;
-  /** Who, when, which model, tokens, cost, status: every record has these. */
-  metadata: Duration;
-  /** system_prompt_hash, input_hash, output_hash, rag_document_ids. */
-  content: Duration;
-  /** error_type, error_message. */
-  errors: Duration;
-}
-
-export const NAMED_POLICIES = ['standard', 'hipaa', 'gdpr', 'custom'] as const;
-
-export interface PolicyFlags {
-  metadata?: string;
-  content?: string;
-  errors?: string;
-  maxAge?: string;
-}
-
-/**
- * `standard`: metadata 2y, content hashes 1y, error details 1y. `hipaa`: 6y for everything
- * (45 CFR 164.316(b)(2)). `gdpr`: one maximum age for everything, default 90d (`--max-age`), as
- * storage limitation asks for the shortest period the purpose allows. `custom`: `--metadata`,
- * `--content`, `--errors` (all required). Any policy's values can be overridden by the same flags.
- */
-export function resolvePolicy(name: string, flags: PolicyFlags = {}): RetentionPolicy {
-  let base: RetentionPolicy;
-  switch (name) {
-    case 'standard':
-      base = { name, metadata: { years: 2 }, content: { years: 1 }, errors: { years: 1 } };
-      break;
-    case 'hipaa':
-      base = { name, metadata: { years: 6 }, content: { years: 6 }, errors: { years: 6 } };
-      break;
-    case 'gdpr': {
-      const age = parseDuration(flags.maxAge ?? '90d');
-      base = { name, metadata: age, content: age, errors: age };
-      break;
-    }
-    case 'custom': {
-      if (!flags.metadata || !flags.content || !flags.errors) {
-        throw new LedgerError('LEDGER_USAGE', 'the custom policy needs --metadata, --content and --errors (e.g. --metadata 3y --content 1y --errors 6m)');
-      }
-      const d = parseDuration(flags.metadata);
-      base = { name, metadata: d, content: d, errors: d };
-      break;
-    }
-    default:
-      throw new LedgerError('LEDGER_USAGE', `unknown retention policy ${JSON.stringify(name)} (one of ${NAMED_POLICIES.join(', ')})`);
-  }
-  const policy: RetentionPolicy = {
-    ...base,
-    ...(flags.metadata ? { metadata: parseDuration(flags.metadata) } : {}),
-    ...(flags.content ? { content: parseDuration(flags.content) } : {}),
-    ...(flags.errors ? { errors: parseDuration(flags.errors) } : {}),
-  };
-  for (const key of ['metadata', 'content', 'errors'] as const) {
-    if (!durationAtLeastOneDay(policy[key])) throw new LedgerError('LEDGER_USAGE', `the ${key} lifetime must be at least one day`);
-  }
-  return policy;
-}
-
-/** Whether a record holds content hashes (the `content` category of a policy). */
-export function hasContent(r: LedgerRecord): boolean {
-  return r.system_prompt_hash != null || r.input_hash != null || r.output_hash != null || (r.rag_document_ids?.length ?? 0) > 0;
-}
-/** Whether a record holds error details (the `errors` category of a policy). */
-export function hasErrors(r: LedgerRecord): boolean {
-  return r.error_type != null || r.error_message != null;
-}
-
-/** When the whole record may go: the longest lifetime among the data categories it holds. */
-export function recordExpiry(record: LedgerRecord, policy: RetentionPolicy): number {
-  const t = Date.parse(record.timestamp);
-  let expiry = addDuration(t, policy.metadata);
-  if (hasContent(record)) expiry = Math.max(expiry, addDuration(t, policy.content));
-  if (hasErrors(record)) expiry = Math.max(expiry, addDuration(t, policy.errors));
-  return expiry;
-}
+export * from './policy';
 
 /** Fields of a kept record that outlived their own category's lifetime (reported, not stripped). */
 function overdueFields(record: LedgerRecord, policy: RetentionPolicy, now: number): boolean {
@@ -182,8 +68,6 @@ export interface RetentionOptions {
   publicKey?: KeyObject;
 }
 
-/** Allowed clock skew for `--now`: it may not be later than the real clock by more than this. */
-const FUTURE_SKEW_MS = 5 * 60_000;
 
 export interface RetentionResult {
   plan: RetentionPlan;
@@ -197,11 +81,7 @@ export interface RetentionResult {
  * `now` may not lie in the future, and only a prefix of wholly expired segments goes).
  */
 export async function applyRetention(dir: string, options: RetentionOptions): Promise<RetentionResult> {
-  const realNow = Date.now();
-  const now = options.now?.getTime() ?? realNow;
-  if (now > realNow + FUTURE_SKEW_MS) {
-    throw new LedgerError('LEDGER_USAGE', `--now ${new Date(now).toISOString()} is in the future: retention never removes records before they expire`);
-  }
+  const now = retentionNow(options.now);
   const source = new FileLedgerSource(dir);
   source.assertLedger();
   const lock = options.dryRun ? undefined : acquireLock(dir, 'apply retention to');
@@ -223,18 +103,7 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
 
   // The tombstone is durable before any segment goes: a crash in between leaves segments that
   // verify reports as "marked removed but still present", never a gap without a tombstone.
-  const path = join(dir, CHECKPOINTS_FILE);
-  try {
-    const fd = openSync(path, 'a', FILE_MODE);
-    try {
-      writeSync(fd, canonicalJson(tombstone) + '\n');
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch (error) {
-    throw fsError(error, 'cannot write the tombstone to', path);
-  }
+  appendJsonLineSync(join(dir, CHECKPOINTS_FILE), tombstone, 'cannot write the tombstone to');
   for (const s of planned.remove) {
     try {
       unlinkSync(segmentPath(dir, s.name));
@@ -317,7 +186,7 @@ export async function planRetention(
     let reason: string;
     if (i === names.length - 1) reason = 'newest segment (the writer appends to it)';
     else if (!removing) reason = 'an earlier segment is kept (only a prefix can be removed)';
-    else if (s.expiry > now) reason = 'not expired';
+    else if (segmentExpiry(name, s.expiry, policy) > now) reason = 'not expired';
     else {
       action = 'remove';
       reason = 'every record expired';
@@ -332,7 +201,7 @@ export async function planRetention(
       first_seq: s.first,
       last_seq: s.last,
       newest_timestamp: new Date(s.newest).toISOString(),
-      expires_at: Number.isFinite(s.expiry) ? new Date(s.expiry).toISOString() : 'never (bad timestamp)',
+      expires_at: Number.isFinite(s.expiry) ? new Date(segmentExpiry(name, s.expiry, policy)).toISOString() : 'never (bad timestamp)',
       action,
       reason,
     });
@@ -369,6 +238,14 @@ export async function buildTombstone(
   signingKey: KeyObject | undefined,
 ): Promise<Checkpoint> {
   const { policy, remove } = planned;
+  const signedBefore = planned.checkpoints.find((c) => c.checkpoint.signature !== null);
+  if (!signingKey && signedBefore) {
+    // verify --public-key requires every tombstone to be signed: an unsigned one would fail it for good.
+    throw new LedgerError(
+      'LEDGER_USAGE',
+      `the ledger's checkpoints are signed (key id ${signedBefore.checkpoint.key_id!.slice(0, 16)}...) but no signing key was given: an unsigned tombstone would fail \`verify --public-key\` from now on. Pass --signing-key FILE or set LLM_AUDIT_SIGNING_KEY; nothing was removed`,
+    );
+  }
   const n = remove[remove.length - 1]!.last_seq + 1;
   const previous = latestTombstone(planned.checkpoints);
   const state = previous ? stateFromCheckpoint(previous.checkpoint)! : initialChainState();

@@ -10,12 +10,16 @@ import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoin
 import { checkSignature, keyIdOf, type Checkpoint } from './checkpoint';
 import { LedgerError, describeLocation } from './errors';
 import { emptyRoot } from './merkle';
+import { RECOVERED_ACTION, type LedgerRecord } from './record';
+import { checkTombstoneDates } from './tombstone';
 
 export interface VerifyOptions {
-  /** Ed25519 public key: every signed checkpoint must verify with it, and the newest must be signed. */
+  /** Ed25519 public key: every signed checkpoint must verify with it; every tombstone, the newest checkpoint and every external one must be signed. */
   publicKey?: KeyObject;
   /** Checkpoints kept outside the ledger (`--checkpoint FILE`): they catch a truncated tail. */
   external?: CheckpointEntry[];
+  /** Fail (LEDGER_RECORDS_RECOVERED) when a writer recovered records at startup, instead of reporting them. */
+  strict?: boolean;
   /** Sees every verified entry (retention planning folds over them in the same pass). */
   onEntry?: (accepted: AcceptedEntry) => void;
 }
@@ -33,8 +37,22 @@ export interface VerifyResult {
   /** Checkpoints whose signature verified with the given public key. */
   signaturesVerified: number;
   newestCheckpointSize: number | null;
+  /**
+   * Ranges a writer found after the newest checkpoint it had signed when it started (a crash, or
+   * lines someone else added) and marked with a `ledger.recovered` record at `marker_seq`: they were
+   * not signed when written; a later signature over them only says the writer found them.
+   */
+  recovered: RecoveredRange[];
   warnings: string[];
   notes: string[];
+}
+
+export interface RecoveredRange {
+  from_seq: number;
+  to_seq: number;
+  marker_seq: number;
+  /** When the writer found them (the marker record's timestamp). */
+  at: string;
 }
 
 interface Expectation {
@@ -81,6 +99,13 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   const skip = removedSegments(own);
   const segments = await source.segments();
   const lingering = segments.filter((s) => skip.has(s));
+  if (lingering.length > 0 && source.atomicRetention) {
+    throw new LedgerError(
+      'LEDGER_TOMBSTONE_INVALID',
+      `${lingering.join(', ')} ${lingering.length === 1 ? 'is' : 'are'} listed as removed by a retention tombstone but still present, which retention on this backend never leaves: the tombstone was not written by retention`,
+    );
+  }
+  await checkTombstoneDates(source, own, lingering, Date.now());
   if (lingering.length > 0) {
     warnings.push(
       `segment(s) ${lingering.join(', ')} were marked removed by retention but are still present (an interrupted run?); they were not verified: run \`llm-audit retention apply\` again`,
@@ -133,10 +158,13 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   check(startSize, rootAt(state), state.lastLeaf.toString('hex'), undefined, startSize);
 
   let lastGood = startSize;
+  const recovered: RecoveredRange[] = [];
   const { last, count } = await walkChain(source.items({ skip }), state, {
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted, s) => {
       options.onEntry?.(accepted);
+      const marked = recoveredRange(accepted, warnings);
+      if (marked) recovered.push(marked);
       const size = s.range.size;
       if (expectations.has(size)) {
         check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);
@@ -175,6 +203,16 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     );
   }
 
+  for (const r of recovered) {
+    const one = r.from_seq === r.to_seq;
+    const text =
+      `${one ? `record ${r.from_seq} was` : `records ${r.from_seq}..${r.to_seq} were`} recovered at startup after a crash, not signed when written ` +
+      `(a writer starting at ${r.at} found ${one ? 'it' : 'them'} after the newest checkpoint it had signed, and marked ${one ? 'it' : 'them'} at seq ${r.marker_seq}): ` +
+      `a later signature over ${one ? 'it' : 'them'} only says the writer found ${one ? 'it' : 'them'}`;
+    if (options.strict) throw new LedgerError('LEDGER_RECORDS_RECOVERED', `${text} (--strict)`);
+    warnings.push(text);
+  }
+
   return {
     records: count,
     treeSize: finalSize,
@@ -183,9 +221,24 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     checkpointsMatched: matched,
     signaturesVerified,
     newestCheckpointSize: newestSize,
+    recovered,
     warnings,
     notes: await source.notes(),
   };
+}
+
+/** The range a `ledger.recovered` record names, checked against where it stands. */
+function recoveredRange(accepted: AcceptedEntry, warnings: string[]): RecoveredRange | undefined {
+  const record = accepted.entry.record as Partial<LedgerRecord>;
+  if (record.action !== RECOVERED_ACTION) return undefined;
+  const seq = accepted.entry.seq;
+  const from = record.metadata?.from_seq;
+  const to = record.metadata?.to_seq;
+  if (typeof from !== 'number' || typeof to !== 'number' || !(from <= to) || to !== seq - 1) {
+    warnings.push(`seq ${seq} is a ${RECOVERED_ACTION} record whose range (${String(from)}..${String(to)}) does not end right before it; it was not written by llm-audit`);
+    return undefined;
+  }
+  return { from_seq: from, to_seq: to, marker_seq: seq, at: String(record.timestamp) };
 }
 
 function checkSignatures(
@@ -208,6 +261,12 @@ function checkSignatures(
         `${all.length - signed.length} checkpoint(s) are not signed (set LLM_AUDIT_SIGNING_KEY): they show the ledger is self-consistent, not who wrote it`,
       );
     }
+    const unsignedTombstones = own.filter((c) => c.checkpoint.type === 'tombstone' && c.checkpoint.signature === null);
+    if (unsignedTombstones.length > 0) {
+      warnings.push(
+        `retention tombstone(s) ${unsignedTombstones.map((c) => c.where).join(', ')} are not signed: anyone who can write the checkpoints could have written them to hide the records they cover; verify with --public-key`,
+      );
+    }
     return 0;
   }
   const keyId = keyIdOf(publicKey);
@@ -224,6 +283,16 @@ function checkSignatures(
       );
     } else {
       throw new LedgerError('LEDGER_SIGNATURE_INVALID', `${where} (tree size ${checkpoint.tree_size}): the signature does not verify: the checkpoint was altered or forged`);
+    }
+  }
+  // A tombstone decides which records verify skips: an unsigned one proves nothing about who removed them.
+  for (const c of own) {
+    if (c.checkpoint.type === 'tombstone' && c.checkpoint.signature === null) {
+      throw new LedgerError(
+        'LEDGER_TOMBSTONE_UNSIGNED',
+        `${c.where} is a retention tombstone (records seq 0..${c.checkpoint.tree_size - 1} removed) that is not signed, but --public-key was given: ` +
+          `anyone who can write the checkpoints could have written it to hide those records`,
+      );
     }
   }
   const newest = newestOf(own);

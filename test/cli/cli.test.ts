@@ -174,7 +174,8 @@ describe('llm-audit CLI', () => {
     expect(cons.stderr).toMatch(/OK: the ledger of size 10 extends the ledger of size 3 \(signature: verified\)/);
     const consFile = join(keyDir, 'cons.json');
     writeFileSync(consFile, cons.stdout);
-    expect(cli(['verify-proof', consFile]).code).toBe(0);
+    expect(cli(['verify-proof', consFile, '--public-key', `${key}.pub`]).code).toBe(0);
+    expect(cli(['verify-proof', consFile]).code).toBe(1);
     // A record rewritten in the ledger (history changed after the old checkpoint was taken).
     editSeq(dir, 1, (l) => l.replace('"user_id":"bob"', '"user_id":"eve"'));
     const broken = cli(['consistency', oldFile, newFile, '--ledger', dir]);

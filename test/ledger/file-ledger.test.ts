@@ -59,13 +59,15 @@ describe('FileLedger', () => {
     expect(b.root.toString('hex')).toBe(rootBefore);
     await b.append([makeRecord()]);
     await b.close();
-    // Without checkpoints the writer rescans everything.
+    // Without checkpoints the writer rescans everything, and marks the 8 records nothing vouches for as recovered.
     writeFileSync(join(dir, 'checkpoints.jsonl'), '');
     const c = await FileLedger.open({ dir, fsync: 'none' });
-    expect(c.size).toBe(8);
+    expect(c.size).toBe(9);
     await c.append([makeRecord()]);
     await c.close();
-    expect((await verifyLedger(new FileLedgerSource(dir))).treeSize).toBe(9);
+    const result = await verifyLedger(new FileLedgerSource(dir));
+    expect(result.treeSize).toBe(10);
+    expect(result.recovered).toMatchObject([{ from_seq: 0, to_seq: 7, marker_seq: 8 }]);
   });
 
   it('refuses a second writer, and takes over the lock of a dead process', async () => {

@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { FileLedger, type FileLedgerOptions } from '../../src/ledger/file-ledger';
+import type { LedgerSource } from '../../src/ledger/backend';
+import { initialChainState, walkChain } from '../../src/ledger/chain';
+import { CHECKPOINT_VERSION, finishCheckpoint, type Checkpoint } from '../../src/ledger/checkpoint';
 import type { LedgerRecord } from '../../src/ledger/record';
+import { verifyLedger } from '../../src/ledger/verify';
 
 const dirs: string[] = [];
 
@@ -87,4 +91,41 @@ export function readLines(path: string): string[] {
 
 export function writeLines(path: string, lines: string[]): void {
   writeFileSync(path, lines.map((l) => l + '\n').join(''));
+}
+
+/**
+ * What an insider without the signing key can write: an unsigned retention tombstone claiming the
+ * records [0, n) were removed. The root, frontier and last leaf are recomputed from the ledger
+ * itself (anyone who can read it can), so only the missing signature and the dates give it away.
+ */
+export async function forgeTombstone(
+  source: LedgerSource,
+  n: number,
+  removed: Array<{ name: string; first_seq: number; last_seq: number; newest_timestamp: string }>,
+  details: { applied_at?: string; policy?: Record<string, string>; timestamp?: string } = {},
+): Promise<Checkpoint> {
+  const head = await verifyLedger(source);
+  const state = initialChainState();
+  await walkChain(source.items(), state, { stopAtSize: n });
+  const appliedAt = details.applied_at ?? new Date().toISOString();
+  return finishCheckpoint(
+    {
+      v: CHECKPOINT_VERSION,
+      type: 'tombstone',
+      ledger_id: (await source.ledgerId()) ?? '',
+      tree_size: n,
+      root: state.range.root().toString('hex'),
+      last_leaf: state.lastLeaf.toString('hex'),
+      frontier: state.range.frontier.map((h) => h.toString('hex')),
+      position: null,
+      timestamp: details.timestamp ?? appliedAt,
+      tombstone: {
+        policy: details.policy ?? { name: 'gdpr', metadata: '30d', content: '30d', errors: '30d' },
+        applied_at: appliedAt,
+        removed_segments: removed.map((s) => ({ ...s, records: s.last_seq - s.first_seq + 1, expired_at: appliedAt })),
+        head: { tree_size: head.treeSize, root: head.root },
+      },
+    },
+    undefined,
+  );
 }

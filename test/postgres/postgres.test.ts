@@ -75,11 +75,11 @@ describe('PostgreSQL ledger', () => {
 
   it('migrations are versioned, recorded with a checksum, and idempotent', async () => {
     const rows = await adminQuery<{ version: number; checksum: string }>(db.url, 'SELECT version, checksum FROM llm_audit.schema_migrations');
-    expect(rows).toEqual([{ version: 1, checksum: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+    expect(rows).toEqual([1, 2].map((version) => ({ version, checksum: expect.stringMatching(/^[0-9a-f]{64}$/) })));
     expect(await withClient(db.url, (c) => migrate(c))).toEqual([]);
     const r = cli(['migrate', '--postgres', db.url]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/up to date \(version 1\)/);
+    expect(r.stderr).toMatch(/up to date \(version 2\)/);
     expect(r.stderr).not.toContain('llm_audit_test:llm_audit_test'); // the password is not printed
   });
 
@@ -109,7 +109,7 @@ describe('PostgreSQL ledger', () => {
   it('prove and checkpoint work on --postgres, and the proof verifies without the database', () => {
     const out = join(scratchDir('proof-'), 'proof.json');
     expect(cli(['prove', 'r3', '--postgres', db.url, '--out', out]).code).toBe(0);
-    const check = cli(['verify-proof', '--proof', out]);
+    const check = cli(['verify-proof', '--proof', out, '--allow-unsigned']);
     expect(check.code).toBe(0);
     expect(check.stdout).toMatch(/record seq 3 is included in the ledger of size 10/);
     const cp = JSON.parse(cli(['checkpoint', '--postgres', db.url]).stdout);

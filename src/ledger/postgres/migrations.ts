@@ -304,7 +304,36 @@ GRANT EXECUTE ON FUNCTION ${SCHEMA}.apply_retention(text, text[]) TO ${ROLES.ret
 GRANT EXECUTE ON FUNCTION ${SCHEMA}.duration(text) TO ${ROLES.retention};
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 }];
+// Issue 14: the writer role could insert a tombstone row (or a checkpoint line carrying tombstone
+// details), and verify, query and reports then skipped the partitions it listed. Only the retention
+// path may record one: apply_retention() runs as the schema owner (SECURITY DEFINER), so a row
+// naming removed records is refused unless the current role is that owner. The type and tree_size
+// columns must also be those of the line, which is what verify reads.
+const V2 = `
+CREATE FUNCTION ${SCHEMA}.checkpoints_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  body jsonb := NEW.line::jsonb;
+BEGIN
+  IF body->>'type' IS DISTINCT FROM NEW.type OR (body->>'tree_size')::bigint IS DISTINCT FROM NEW.tree_size THEN
+    RAISE EXCEPTION 'llm_audit.checkpoints: the type and tree_size columns must be those of the line'
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF (NEW.type = 'tombstone' OR body ? 'tombstone')
+     AND current_user IS DISTINCT FROM (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = '${SCHEMA}') THEN
+    RAISE EXCEPTION 'llm_audit.checkpoints: only llm_audit.apply_retention() may record a retention tombstone (role %)', current_user
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER checkpoints_only_retention_tombstones BEFORE INSERT ON ${SCHEMA}.checkpoints
+  FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.checkpoints_check();
+REVOKE ALL ON FUNCTION ${SCHEMA}.checkpoints_check() FROM PUBLIC;
+`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
+  { version: 2, name: 'only the retention function records tombstones', sql: V2 },
+];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
 

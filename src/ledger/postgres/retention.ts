@@ -5,20 +5,16 @@
  * records the tombstone and a retention_log row, and drops the partitions, in one transaction.
  */
 import { LedgerError } from '../errors';
+import { retentionNow } from '../policy';
 import { buildTombstone, planRetention, type RetentionOptions, type RetentionResult } from '../retention';
 import { canonicalJson } from '../../audit/canonical-json';
 import { createPool, pgError } from './connection';
 import { SCHEMA } from './migrations';
 import { PostgresLedgerSource } from './source';
 
-const FUTURE_SKEW_MS = 5 * 60_000;
 
 export async function applyPostgresRetention(url: string, options: RetentionOptions): Promise<RetentionResult> {
-  const realNow = Date.now();
-  const now = options.now?.getTime() ?? realNow;
-  if (now > realNow + FUTURE_SKEW_MS) {
-    throw new LedgerError('LEDGER_USAGE', `--now ${new Date(now).toISOString()} is in the future: retention never removes records before they expire`);
-  }
+  const now = retentionNow(options.now);
   const pool = createPool(url, { max: 2 });
   const source = new PostgresLedgerSource(url, { pool });
   try {

@@ -15,7 +15,7 @@ import { leafHash } from '../merkle';
 import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
 import { LATEST_VERSION, SCHEMA, appliedMigrations, checkApplied } from './migrations';
-import { columnsDiffering } from './rows';
+import { columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
 
@@ -34,7 +34,8 @@ export function partitionLabel(name: string): string {
 
 const PAGE = 2000;
 
-const ROW_COLUMNS = `r.seq::text AS seq, r.line, r.prev_hash, r.leaf_hash, c.leaf_hash AS chain_leaf, r.ts, r.trace_id, r.span_id,
+const ROW_COLUMNS = `r.seq::text AS seq, r.line, r.prev_hash, r.leaf_hash, c.leaf_hash AS chain_leaf,
+  c.trace_id AS chain_trace_id, c.span_id AS chain_span_id, r.ts, r.trace_id, r.span_id,
   r.request_id, r.user_id, r.session_id, r.tenant_id, r.provider, r.operation, r.model_request, r.model_response, r.status,
   r.input_tokens, r.output_tokens, r.cost_usd, r.latency_ms, r.error_type, r.has_content, r.has_errors`;
 
@@ -44,6 +45,8 @@ interface Row {
   prev_hash: Buffer;
   leaf_hash: Buffer;
   chain_leaf: Buffer | null;
+  chain_trace_id: string | null;
+  chain_span_id: string | null;
   [column: string]: unknown;
 }
 
@@ -54,6 +57,8 @@ export interface PostgresSourceOptions {
 
 export class PostgresLedgerSource implements LedgerSource {
   readonly name: string;
+  /** apply_retention() records the tombstone and drops the partitions in one transaction. */
+  readonly atomicRetention = true;
   private readonly pool: Pool;
   private readonly ownPool: boolean;
 
@@ -233,7 +238,13 @@ function checkRow(row: Row, location: { file: string; line: number; offset: numb
   if (entry.seq !== seq) fail(`the seq column (${seq}) is not the line's seq (${String(entry.seq)})`);
   if (entry.prev !== row.prev_hash.toString('hex')) fail('the prev_hash column is not the line\'s prev');
   if (typeof entry.record === 'object' && entry.record !== null) {
-    const differing = columnsDiffering(row, entry.record as LedgerRecord);
+    const record = entry.record as LedgerRecord;
+    // The chain row's ids are the dedup key of re-sent spans: changed, the same span could be stored twice.
+    const ids = derivedColumns(record);
+    if (row.chain_trace_id !== ids.trace_id || row.chain_span_id !== ids.span_id) {
+      fail(`its ${SCHEMA}.chain entry has trace_id ${row.chain_trace_id} span_id ${row.chain_span_id}, not the record's ${ids.trace_id} ${ids.span_id}`);
+    }
+    const differing = columnsDiffering(row, record);
     if (differing.length > 0) fail(`column${differing.length === 1 ? '' : 's'} ${differing.join(', ')} ${differing.length === 1 ? 'does' : 'do'} not match the record in the line`);
   }
 }

@@ -4,6 +4,7 @@ import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guar
 import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
+import { loggableError } from '../audit/redact';
 import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
@@ -84,7 +85,7 @@ function sanitize(
   try {
     return { result: sanitizeRequest(spec.requestKind, params, settings.sanitizer, settings.mode) };
   } catch (error) {
-    diag.error(`otel-llm-audit: sanitization failed for ${spec.action}`, error);
+    diag.error(`otel-llm-audit: sanitization failed for ${spec.action}: ${loggableError(error, params)}`);
     return settings.mode === 'redact' ? { failed: error } : undefined;
   }
 }
@@ -92,6 +93,7 @@ function sanitize(
 function sanitizerBlocked(call: AuditedCall, error: unknown): LlmRequestBlockedError {
   const guardrail = { name: 'sanitizer', action: 'blocked' as const, category: 'sanitization_failed' };
   call.addGuardrail(guardrail);
+  // The reason reaches the app as is (in-process); the span records it scrubbed (AuditedCall.fail).
   return new LlmRequestBlockedError(`redaction failed (${(error as Error)?.message ?? String(error)}); the request was not sent`, call.requestId, guardrail);
 }
 
@@ -106,7 +108,7 @@ function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['be
     return new LlmRequestBlockedError(signal.reason, call.requestId, signal.guardrail);
   };
   const broken = (error: unknown): undefined => {
-    diag.error('otel-llm-audit: the beforeRequest hook threw; the call goes on unguarded', error);
+    diag.error(`otel-llm-audit: the beforeRequest hook threw; the call goes on unguarded: ${loggableError(error, params)}`);
     return undefined;
   };
   let outcome: unknown;

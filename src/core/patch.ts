@@ -5,6 +5,7 @@ import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
 import { loggableError } from '../audit/redact';
+import { snapshotRequest } from './snapshot';
 import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
@@ -40,6 +41,7 @@ export function auditedMethod(
       try {
         const shared = services();
         if (shared === undefined) return original.apply(this, args);
+        args = withSnapshot(args);
         const action = currentAction(parent) ?? spec.action;
         // Sanitize first: in redact mode the redacted copy is what is sent, hashed and shown to hooks.
         const sanitized = shared.sanitize === undefined ? undefined : sanitize(shared.sanitize, spec, args[0]);
@@ -70,6 +72,22 @@ export function auditedMethod(
         return result;
       }
     };
+}
+
+/**
+ * The call's arguments with the params read once (./snapshot.ts): the copy is sent, hashed,
+ * scanned and shown to hooks. A getter that throws while being copied leaves the arguments as
+ * they were, so the SDK meets (and reports) the failure as it would have without the audit.
+ */
+function withSnapshot(args: any[]): any[] {
+  let params: unknown;
+  try {
+    params = snapshotRequest(args[0]);
+  } catch (error) {
+    diag.debug(`otel-llm-audit: the request could not be copied (a getter threw); it is read where it is: ${loggableError(error, undefined)}`);
+    return args;
+  }
+  return params === args[0] ? args : [params, ...args.slice(1)];
 }
 
 /**

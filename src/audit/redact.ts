@@ -39,8 +39,8 @@ const ERROR_SECRET_PATTERNS: readonly SecretPattern[] = [
 // A credential named as a parameter: `?key=…`, `&access_token=…`, `api_key: …`, `"secret":"…"`,
 // `password=…`, `sig=…` (query strings, form bodies, JSON, config dumps quoted by a gateway). Only
 // the name's last word is matched (`api_key` is found at `key`), so each start costs a constant,
-// and the value is one greedy run of a class that nothing follows, so it never backtracks. A value starts with a letter or digit
-// (`key: -----BEGIN …` is left to the private key masking).
+// and the value is one greedy run of a class that nothing follows, so it never backtracks. A value
+// starts with a letter or digit (`key: -----BEGIN …` is left to the private key masking).
 const CREDENTIAL_PARAMETER =
   /(?<name>key|token|secret|password|passwd|pwd|signature|sig|credential|auth)(?<sep>"?[ \t]{0,4}[:=][ \t]{0,4}"?)(?<value>[A-Za-z0-9_][^\s"'&,;}<>[\]]*)/gi;
 
@@ -130,9 +130,8 @@ function boundedMessage(message: string, request: unknown, prefix: string | unde
 const MIN_QUOTED = 8;
 /** What stands in error text where the request's own text was. */
 export const REQUEST_TEXT_MASK = '[REDACTED:request]';
-// A request is walked to this depth and this many values; the rest of a pathological one is
-// not looked at (its text could then stay in the message: the cut is reported through the mask
-// of everything longer, never silently widened to the whole message).
+// A request is walked to this depth and this many values. A pathological one that does not fit
+// cannot be scrubbed with certainty, so its error's whole text is withheld (REQUEST_TEXT_MASK).
 const MAX_WALK_DEPTH = 64;
 const MAX_WALK_VALUES = 100_000;
 
@@ -175,9 +174,10 @@ export function removeRequestText(text: string, request: unknown): string {
       hash = (Math.imul(hash - Math.imul(form.charCodeAt(i), HASH_BASE_TOP), HASH_BASE) + form.charCodeAt(i + MIN_QUOTED)) | 0;
     }
   };
-  forEachRequestString(request, (value) => {
+  const complete = forEachRequestString(request, (value) => {
     for (const form of quotedForms(value)) scan(form);
   });
+  if (!complete) return REQUEST_TEXT_MASK;
   if (quoted.size === 0) return text;
   const masked = new Uint8Array(text.length);
   for (let i = 0; i + MIN_QUOTED <= text.length; i++) if (quoted.has(text.slice(i, i + MIN_QUOTED))) masked.fill(1, i, i + MIN_QUOTED);
@@ -230,18 +230,28 @@ function quotedForms(value: string): string[] {
  * Calls `visit` with every string of the request's JSON-visible values (what the SDK serializes)
  * of at least MIN_QUOTED characters, `String` objects included. The top-level `model` is left out:
  * it is exported as `gen_ai.request.model` anyway, and an error naming it stays readable. A getter
- * that throws is skipped: this runs on the error path and must not throw.
+ * that throws is skipped (nothing it holds can have been sent): this runs on the error path and
+ * must not throw. False when the walk could not see everything (too many values, too deep, a
+ * hostile Proxy).
  */
-function forEachRequestString(request: unknown, visit: (value: string) => void): void {
+function forEachRequestString(request: unknown, visit: (value: string) => void): boolean {
   let budget = MAX_WALK_VALUES;
+  let complete = true;
   const seen = new Set<object>();
   const walk = (value: unknown, depth: number): void => {
-    if (budget-- <= 0) return;
+    if (budget-- <= 0) {
+      complete = false;
+      return;
+    }
     if (typeof value === 'string') {
       if (value.length >= MIN_QUOTED) visit(value);
       return;
     }
-    if (typeof value !== 'object' || value === null || depth > MAX_WALK_DEPTH || seen.has(value)) return;
+    if (typeof value !== 'object' || value === null || seen.has(value)) return;
+    if (depth > MAX_WALK_DEPTH) {
+      complete = false;
+      return;
+    }
     if (value instanceof String) return walk(value.valueOf(), depth);
     if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return;
     seen.add(value);
@@ -261,8 +271,10 @@ function forEachRequestString(request: unknown, visit: (value: string) => void):
   try {
     walk(request, 0);
   } catch {
-    // A hostile object (a throwing Proxy trap): what was visited is removed.
+    // A hostile object (a throwing Proxy trap).
+    complete = false;
   }
+  return complete;
 }
 
 // The provider's own error type and code: identifiers, never text.

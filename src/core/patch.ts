@@ -4,7 +4,7 @@ import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guar
 import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
-import { loggableError } from '../audit/redact';
+import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
 import type { OperationSpec } from './types';
 
@@ -76,15 +76,17 @@ export function auditedMethod(
 
 /**
  * The call's arguments with the params read once (./snapshot.ts): the copy is sent, hashed,
- * scanned and shown to hooks. A getter that throws while being copied leaves the arguments as
- * they were, so the SDK meets (and reports) the failure as it would have without the audit.
+ * scanned and shown to hooks. A getter that throws while being copied, or a cycle, leaves the
+ * arguments as they were, so the SDK meets (and reports) the failure as it would have without the
+ * audit.
  */
 function withSnapshot(args: any[]): any[] {
   let params: unknown;
   try {
     params = snapshotRequest(args[0]);
   } catch (error) {
-    diag.debug(`otel-llm-audit: the request could not be copied (a getter threw); it is read where it is: ${loggableError(error, undefined)}`);
+    // Only the type: the getter's message is the app's and may quote what it would have returned.
+    diag.debug(`otel-llm-audit: the request could not be copied (${errorType(error)}: a getter threw, or a cycle); it is read where it is`);
     return args;
   }
   return params === args[0] ? args : [params, ...args.slice(1)];

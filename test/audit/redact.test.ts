@@ -280,6 +280,10 @@ describe('removing the request text from error messages', () => {
     cyclic.self = cyclic;
     const hostile = { get content(): string { throw new Error('no'); }, other: 'other CANARY-4 text' };
     expect(removeRequestText('cyclic CANARY-3 text / other CANARY-4 text', { cyclic, hostile })).toBe(`${REQUEST_TEXT_MASK} / ${REQUEST_TEXT_MASK}`);
+    // A request too deep to walk whole cannot be scrubbed with certainty: the whole text is withheld.
+    let deep: Record<string, unknown> = { content: 'deep CANARY-5 text' };
+    for (let i = 0; i < 100; i++) deep = { next: deep };
+    expect(removeRequestText('provider says: deep CANARY-5 text', deep)).toBe(REQUEST_TEXT_MASK);
   });
 
   it('auditErrorMessage: provider type and code first, the quoted request removed, secrets masked (real SDK errors)', () => {

@@ -299,6 +299,11 @@ describe('removing the request text from error messages', () => {
     expect(out.startsWith('[invalid_request_error] 400 {"type":"error"')).toBe(true);
     expect(out).toContain(REQUEST_TEXT_MASK);
     expect(out).not.toContain('Jane Roe');
+    // @anthropic-ai/sdk 0.x keeps only the body (`error.error.type`), no `type` field of its own.
+    const body = { type: 'error', error: { type: 'overloaded_error', message: `busy with ${PROMPT}` } };
+    const anthropic0 = Object.assign(new Error(`529 ${JSON.stringify(body)}`), { status: 529, error: body });
+    expect(auditErrorMessage(anthropic0, request).startsWith('[overloaded_error] 529 {')).toBe(true);
+    expect(auditErrorMessage(anthropic0, request)).not.toContain('Jane Roe');
     // A provider code that is itself a piece of the request is left out.
     const echoed = Object.assign(new Error('failed'), { code: 'Jane_Roe_account' });
     expect(auditErrorMessage(echoed, { content: 'about Jane_Roe_account today' })).toBe('failed');

@@ -1,7 +1,8 @@
 /**
  * Error text goes onto exported spans, and SDK errors often echo request details: headers with the
- * API key, a bearer token, a pasted credential in a prompt fragment. Everything recorded from an
- * error passes through maskSecrets first.
+ * API key, a bearer token, a URL with a key in its query string, and the prompt itself (providers and
+ * gateways quote the offending message in a 400, whole or cut). Everything recorded from an error
+ * has the request's text removed (removeRequestText) and then passes through maskSecrets.
  *
  * The patterns (./sanitize/secrets.ts, shared with the request sanitizer) each start with a fixed
  * literal followed by a single character class (or classes that cannot overlap), so the regex engine
@@ -9,7 +10,7 @@
  * also for adversarial megabyte-sized messages.
  */
 
-import { findPrivateKeyBlocks, MASK, SECRET_PATTERNS } from './sanitize/secrets';
+import { CONTENT_SECRET_PATTERNS, findPrivateKeyBlocks, MASK, SECRET_PATTERNS, type SecretPattern } from './sanitize/secrets';
 
 /** The cap of `llm_audit.error.message`, in UTF-16 code units, ellipsis included. */
 const MAX_ERROR_MESSAGE_LENGTH = 500;
@@ -20,15 +21,46 @@ const ELLIPSIS = '…';
 const MASK_WINDOW = 16 * 1024;
 
 // The credential shapes (API keys, bearer tokens, api-key headers, AWS key ids and secrets) live in
-// one table shared with the request sanitizer: ./sanitize/secrets.ts.
+// one table shared with the request sanitizer: ./sanitize/secrets.ts. The shapes below only make
+// sense in error text (a URL, a parameter list), where masking too much costs nothing; in a prompt
+// they would turn prose into `[SECRET]`.
+const ERROR_SECRET_PATTERNS: readonly SecretPattern[] = [
+  ...SECRET_PATTERNS,
+  ...CONTENT_SECRET_PATTERNS,
+  {
+    // `scheme://user:password@host`: the password (and the user) of a URL.
+    name: 'url-userinfo',
+    regex: /(?<scheme>\b[a-z][a-z0-9+.-]{0,15}:\/\/)(?<value>[^\s/@:"']{1,256}:[^\s/@"']{1,256})@/gi,
+    mask: `$<scheme>${MASK}@`,
+    contextIsSecret: false,
+  },
+];
 
-/** Masks API keys (OpenAI sk-..., sk-proj-..., Anthropic sk-ant-...), `Bearer <token>`, `x-api-key: ...`, AWS access key ids (AKIA...), and private key blocks. */
+// A credential named as a parameter: `?key=…`, `&access_token=…`, `api_key: …`, `"secret":"…"`,
+// `password=…`, `sig=…` (query strings, form bodies, JSON, config dumps quoted by a gateway). Only
+// the name's last word is matched (`api_key` is found at `key`), so each start costs a constant,
+// and the value is one greedy run of a class that nothing follows, so it never backtracks. A value
+// starts with a letter or digit (`key: -----BEGIN …` is left to the private key masking).
+const CREDENTIAL_PARAMETER =
+  /(?<name>key|token|secret|password|passwd|pwd|signature|sig|credential|auth)(?<sep>"?[ \t]{0,4}[:=][ \t]{0,4}"?)(?<value>[A-Za-z0-9_][^\s"'&,;}<>[\]]*)/gi;
+
+function maskParameter(match: string, name: string, sep: string, _value: string, offset: number, text: string): string {
+  // A value that runs into `[` was masked by an earlier pattern (`sk-proj-[REDACTED]`,
+  // `AKIA[REDACTED]`): its visible kind prefix stays.
+  return text.charCodeAt(offset + match.length) === 0x5b ? match : `${name}${sep}${MASK}`;
+}
+
+/**
+ * Masks API keys (OpenAI sk-..., sk-proj-..., Anthropic sk-ant-...), `Bearer <token>`, `x-api-key: ...`,
+ * AWS access key ids (AKIA...), JWTs, credential parameters (`?key=`, `token=`, `password:`...),
+ * URL passwords, and private key blocks.
+ */
 export function maskSecrets(text: string): string {
   let out = maskPrivateKeyBlocks(text);
   // A message without secrets, the usual case, costs a few scans and no copies: replace() returns
   // its input when nothing matched.
-  for (const pattern of SECRET_PATTERNS) out = out.replace(pattern.regex, pattern.mask);
-  return out;
+  for (const pattern of ERROR_SECRET_PATTERNS) out = out.replace(pattern.regex, pattern.mask);
+  return out.replace(CREDENTIAL_PARAMETER, maskParameter as (match: string, ...rest: any[]) => string);
 }
 
 /** Keeps each block's BEGIN line and END marker, masks the key material; a truncated block is masked to the end of the text. */
@@ -45,9 +77,39 @@ function maskPrivateKeyBlocks(text: string): string {
   return out + text.slice(copiedUpTo);
 }
 
-/** The message of an error for the `llm_audit.error.message` attribute: masked, at most 500 characters (cut with an ellipsis). Handles non-Error throwables. */
-export function auditErrorMessage(error: unknown): string {
-  let text = rawMessage(error);
+/**
+ * The message of an error for the `llm_audit.error.message` attribute: prefixed with the provider's
+ * error type and code when the SDK error has them (`[invalid_request_error/context_length_exceeded]
+ * 400 …`), the text of `request` (the call's params) removed, secrets masked, at most 500
+ * characters (cut with an ellipsis). Handles non-Error throwables.
+ */
+export function auditErrorMessage(error: unknown, request?: unknown): string {
+  return boundedMessage(rawMessage(error), request, providerErrorCode(error, request));
+}
+
+/**
+ * An error thrown by user code around a call (a hook, a sanitizer pattern), for a diag log line:
+ * its type and scrubbed message (as auditErrorMessage), then its stack frames, without the raw
+ * message that heads `stack`. Logs are shipped like spans; a hook's error may quote the prompt.
+ */
+export function loggableError(error: unknown, request: unknown): string {
+  let frames = '';
+  try {
+    const stack = (error as { stack?: unknown } | null)?.stack;
+    if (typeof stack === 'string') frames = stack.split('\n').filter((line) => line.startsWith('    at ')).map((line) => `\n${line}`).join('');
+  } catch {
+    // A throwing stack getter: the frames are left out.
+  }
+  return `${errorType(error)}: ${auditErrorMessage(error, request)}${frames}`;
+}
+
+/** `text` (a block reason, a log line) with the request's text removed and secrets masked, at most 500 characters. */
+export function scrubText(text: string, request?: unknown): string {
+  return boundedMessage(text, request, undefined);
+}
+
+function boundedMessage(message: string, request: unknown, prefix: string | undefined): string {
+  let text = message;
   if (text.length > MASK_WINDOW) {
     // A secret straddling the window edge would be cut into a prefix too short for its pattern.
     // Dropping the trailing run of token-like characters removes any such partial secret; the
@@ -56,7 +118,190 @@ export function auditErrorMessage(error: unknown): string {
     while (cut > 0 && isTokenChar(text.charCodeAt(cut - 1))) cut--;
     text = text.slice(0, cut);
   }
-  return truncate(maskSecrets(text));
+  if (request !== undefined) text = removeRequestText(text, request);
+  text = maskSecrets(text);
+  return truncate(prefix === undefined ? text : `[${prefix}] ${text}`);
+}
+
+// The shortest piece of the request that is removed from error text. Shorter pieces are common
+// words the provider's own message shares with any prompt; from eight characters on, a piece is
+// as likely to be the prompt quoted back as anything else, and masking a few of the provider's
+// words by mistake costs nothing.
+const MIN_QUOTED = 8;
+/** What stands in error text where the request's own text was. */
+export const REQUEST_TEXT_MASK = '[REDACTED:request]';
+// A request is walked to this depth and this many values. A pathological one that does not fit
+// cannot be scrubbed with certainty, so its error's whole text is withheld (REQUEST_TEXT_MASK).
+const MAX_WALK_DEPTH = 64;
+const MAX_WALK_VALUES = 100_000;
+
+/**
+ * Removes from `text` every run of at least MIN_QUOTED characters that occurs in one of the
+ * request's strings, as sent or in the escaped forms an error body quotes it in (JSON-escaped once
+ * or twice, \uXXXX for non-ASCII, URL-encoded). Any run: a provider that quotes a truncated prefix,
+ * a middle slice or the whole prompt is caught alike. Each run becomes REQUEST_TEXT_MASK.
+ *
+ * Cost: only on the error path. The message's MIN_QUOTED-grams go into a set (the message is at
+ * most MASK_WINDOW long), then every request string is slid over once: linear in the request's
+ * size, with no copy of the request kept.
+ */
+export function removeRequestText(text: string, request: unknown): string {
+  if (text.length < MIN_QUOTED) return text;
+  const grams = new Set<string>();
+  // A bit per hash value (modulo the table's size): a message of MASK_WINDOW characters sets at
+  // most 16 Ki of the 1 Mi bits, so a request gram whose bit is set is rarely not in the message.
+  const hashes = new Uint32Array(HASH_BITS / 32);
+  for (let i = 0; i + MIN_QUOTED <= text.length; i++) {
+    grams.add(text.slice(i, i + MIN_QUOTED));
+    const bit = gramHash(text, i) & (HASH_BITS - 1);
+    hashes[bit >>> 5]! |= 1 << (bit & 31);
+  }
+  const quoted = new Set<string>();
+  // A rolling hash slides over the request in O(1) per character; only a hash that some gram of
+  // the message has costs a slice and a string lookup. (A Set of the hashes instead of the bit
+  // table made the scan six times slower: ~100 ns per lookup.)
+  const scan = (form: string): void => {
+    if (form.length < MIN_QUOTED || quoted.size === grams.size) return;
+    let hash = gramHash(form, 0);
+    for (let i = 0; ; i++) {
+      const bit = hash & (HASH_BITS - 1);
+      if ((hashes[bit >>> 5]! & (1 << (bit & 31))) !== 0) {
+        const gram = form.slice(i, i + MIN_QUOTED);
+        // Every gram of the message found: nothing more to learn from the request.
+        if (grams.has(gram) && quoted.add(gram).size === grams.size) return;
+      }
+      if (i + MIN_QUOTED >= form.length) return;
+      hash = (Math.imul(hash - Math.imul(form.charCodeAt(i), HASH_BASE_TOP), HASH_BASE) + form.charCodeAt(i + MIN_QUOTED)) | 0;
+    }
+  };
+  const complete = forEachRequestString(request, (value) => {
+    for (const form of quotedForms(value)) scan(form);
+  });
+  if (!complete) return REQUEST_TEXT_MASK;
+  if (quoted.size === 0) return text;
+  const masked = new Uint8Array(text.length);
+  for (let i = 0; i + MIN_QUOTED <= text.length; i++) if (quoted.has(text.slice(i, i + MIN_QUOTED))) masked.fill(1, i, i + MIN_QUOTED);
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    let j = i;
+    while (j < text.length && masked[j] === masked[i]) j++;
+    out += masked[i] === 1 ? REQUEST_TEXT_MASK : text.slice(i, j);
+    i = j;
+  }
+  return out;
+}
+
+// Polynomial hash of MIN_QUOTED UTF-16 code units, modulo 2^32 (Math.imul): HASH_BASE_TOP is
+// HASH_BASE^(MIN_QUOTED-1), the weight of the code unit that leaves the window.
+const HASH_BASE = 0x01000193;
+let HASH_BASE_TOP = 1;
+for (let k = 1; k < MIN_QUOTED; k++) HASH_BASE_TOP = Math.imul(HASH_BASE_TOP, HASH_BASE);
+
+const HASH_BITS = 1 << 20;
+
+function gramHash(text: string, start: number): number {
+  let hash = 0;
+  for (let k = 0; k < MIN_QUOTED; k++) hash = (Math.imul(hash, HASH_BASE) + text.charCodeAt(start + k)) | 0;
+  return hash;
+}
+
+/** A string as sent, and the escaped forms error bodies quote strings in (each only when different). */
+function quotedForms(value: string): string[] {
+  const forms = [value];
+  const add = (form: string): void => {
+    if (!forms.includes(form)) forms.push(form);
+  };
+  const json = JSON.stringify(value).slice(1, -1);
+  add(json);
+  // A body that quotes the request as JSON, inside an SDK message that is JSON itself (Anthropic's).
+  add(JSON.stringify(json).slice(1, -1));
+  // Python's json.dumps default (ensure_ascii): non-ASCII as \uXXXX.
+  add(json.replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+  try {
+    add(encodeURIComponent(value));
+  } catch {
+    // A lone surrogate: no URL-encoded form.
+  }
+  return forms;
+}
+
+/**
+ * Calls `visit` with every string of the request's JSON-visible values (what the SDK serializes)
+ * of at least MIN_QUOTED characters, `String` objects included. The top-level `model` is left out:
+ * it is exported as `gen_ai.request.model` anyway, and an error naming it stays readable. A getter
+ * that throws is skipped (nothing it holds can have been sent): this runs on the error path and
+ * must not throw. False when the walk could not see everything (too many values, too deep, a
+ * hostile Proxy).
+ */
+function forEachRequestString(request: unknown, visit: (value: string) => void): boolean {
+  let budget = MAX_WALK_VALUES;
+  let complete = true;
+  const seen = new Set<object>();
+  const walk = (value: unknown, depth: number): void => {
+    if (budget-- <= 0) {
+      complete = false;
+      return;
+    }
+    if (typeof value === 'string') {
+      if (value.length >= MIN_QUOTED) visit(value);
+      return;
+    }
+    if (typeof value !== 'object' || value === null || seen.has(value)) return;
+    if (depth > MAX_WALK_DEPTH) {
+      complete = false;
+      return;
+    }
+    if (value instanceof String) return walk(value.valueOf(), depth);
+    if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return;
+    seen.add(value);
+    if (Array.isArray(value)) {
+      for (const item of value) walk(item, depth + 1);
+      return;
+    }
+    for (const key of Object.keys(value)) {
+      if (depth === 0 && key === 'model') continue;
+      try {
+        walk((value as Record<string, unknown>)[key], depth + 1);
+      } catch {
+        // A throwing getter: nothing to remove there.
+      }
+    }
+  };
+  try {
+    walk(request, 0);
+  } catch {
+    // A hostile object (a throwing Proxy trap).
+    complete = false;
+  }
+  return complete;
+}
+
+// The provider's own error type and code: identifiers, never text.
+const PROVIDER_CODE = /^[A-Za-z_][\w.:-]{0,63}$/;
+
+/**
+ * `type/code` of a provider error, read from the SDK's APIError: openai sets `type` and `code`
+ * (from the body's `error.type` / `error.code`); @anthropic-ai/sdk 1.x `type` and `errorCode`,
+ * 0.x only the body (`error.error.type`). Undefined when there is neither, or when a value looks
+ * like anything but an identifier or is a piece of the request.
+ */
+function providerErrorCode(error: unknown, request: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const identifier = (value: unknown): string | undefined => {
+    if (typeof value !== 'string' || !PROVIDER_CODE.test(value)) return undefined;
+    return request !== undefined && removeRequestText(value, request) !== value ? undefined : value;
+  };
+  try {
+    const e = error as { type?: unknown; code?: unknown; errorCode?: unknown; error?: { type?: unknown; code?: unknown; error?: { type?: unknown } } };
+    const body = typeof e.error === 'object' && e.error !== null ? e.error : undefined;
+    const type = identifier(e.type) ?? identifier(body?.error?.type) ?? identifier(body?.type);
+    const code = identifier(e.errorCode) ?? identifier(e.code) ?? identifier(body?.code);
+    if (type === undefined && code === undefined) return undefined;
+    return type !== undefined && code !== undefined && code !== type ? `${type}/${code}` : (type ?? code);
+  } catch {
+    return undefined;
+  }
 }
 
 function rawMessage(error: unknown): string {

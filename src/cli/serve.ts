@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Client } from 'pg';
 import { DEFAULTS, startIngestServer } from '../ingest/server';
 import { FileIngestStore, PostgresIngestStore, type IngestStore } from '../ingest/store';
+import { parseIngestTokens } from '../ingest/tokens';
 import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError, fsError } from '../ledger/errors';
 import { pgError, redactUrl } from '../ledger/postgres/connection';
@@ -18,7 +19,7 @@ export const SERVE_USAGE =
   'llm-audit serve [--host 127.0.0.1] [--port 4319] [--ledger DIR | --postgres URL] [--tls-cert FILE --tls-key FILE] ' +
   '[--max-body-bytes N] [--max-inflight N] [--max-queued-bytes N] [--max-record-bytes N] [--retry-after S] [--shutdown-timeout S] ' +
   '[--fsync always|batch|none] [--signing-key FILE] [--checkpoint-every N] [--migrate]   ' +
-  '(env: LLM_AUDIT_INGEST_TOKEN, LLM_AUDIT_POSTGRES_URL, LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY, LLM_AUDIT_CHECKPOINT_EVERY)';
+  '(env: LLM_AUDIT_INGEST_TOKEN, LLM_AUDIT_INGEST_TOKENS, LLM_AUDIT_POSTGRES_URL, LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY, LLM_AUDIT_CHECKPOINT_EVERY)';
 
 export const MIGRATE_USAGE = 'llm-audit migrate --postgres URL   (or LLM_AUDIT_POSTGRES_URL; run as the role that owns the schema)';
 
@@ -69,6 +70,8 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   if ((certPath === undefined) !== (keyPath === undefined)) throw new LedgerError('LEDGER_USAGE', 'TLS needs both --tls-cert and --tls-key');
   const tls = certPath && keyPath ? { cert: readFile(certPath, 'TLS certificate'), key: readFile(keyPath, 'TLS key') } : undefined;
   const token = io.env.LLM_AUDIT_INGEST_TOKEN?.trim() || undefined;
+  const tokensPath = io.env.LLM_AUDIT_INGEST_TOKENS?.trim() || undefined;
+  const tenantTokens = tokensPath ? parseIngestTokens(readFile(tokensPath, 'ingest tokens file').toString('utf8'), tokensPath) : undefined;
   const shutdownMs = positiveInt(p, 'shutdown-timeout', DEFAULTS.shutdownTimeoutMs / 1000) * 1000;
 
   // Ledger options: the flags win over the environment (the same variables as the exporter's).
@@ -111,6 +114,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       host: str(p, 'host') ?? DEFAULTS.host,
       port,
       ...(token ? { token } : {}),
+      ...(tenantTokens ? { tenantTokens } : {}),
       ...(tls ? { tls } : {}),
       maxBodyBytes: positiveInt(p, 'max-body-bytes', DEFAULTS.maxBodyBytes),
       maxInflight: positiveInt(p, 'max-inflight', DEFAULTS.maxInflight),
@@ -128,7 +132,9 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     throw error;
   }
   await io.out(
-    `llm-audit serve: listening on ${server.url}/v1/traces (store: ${store.description}${token ? ', bearer token required' : ''})\n`,
+    `llm-audit serve: listening on ${server.url}/v1/traces (store: ${store.description}${
+      tenantTokens ? `, ${tenantTokens.size} tenant-bound token(s)${token ? ' and a token for every tenant' : ''}` : token ? ', bearer token required' : ''
+    })\n`,
   );
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

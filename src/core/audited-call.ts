@@ -22,7 +22,7 @@ import {
 import { retrievalAttributes } from '../retrieval';
 import type { SanitizeResult, Sanitizer } from '../audit/sanitize';
 import { contentPayload, type ContentCipher } from '../audit/content';
-import { auditErrorMessage, errorType } from '../audit/redact';
+import { auditErrorMessage, errorType, scrubText } from '../audit/redact';
 import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
@@ -88,6 +88,11 @@ export class AuditedCall implements GuardrailTarget {
   private ragDocumentIds: string[] | undefined;
   /** The request as sent, kept only when content is captured (encrypted at the end). */
   private readonly sentParams: unknown;
+  /**
+   * The request as sent, until the call ends: a failure's message is scrubbed of its text (see
+   * auditErrorMessage). Only a reference; it is read on the error path alone.
+   */
+  private quotable: unknown;
 
   constructor(
     private readonly services: AuditServices,
@@ -101,6 +106,7 @@ export class AuditedCall implements GuardrailTarget {
     this.requestModel = model;
     this.action = action;
     this.sentParams = services.content !== undefined ? params : undefined;
+    this.quotable = params;
     // One object, filled in a fixed order: every call's attribute set then shares one hidden class.
     const attributes: Attributes = {};
     attributes[A.ATTR_GEN_AI_OPERATION_NAME] = spec.operationName;
@@ -245,14 +251,16 @@ export class AuditedCall implements GuardrailTarget {
   fail(error: unknown, outcome?: (typeof A.STREAM_OUTCOME)[keyof typeof A.STREAM_OUTCOME]): void {
     if (this.ended) return;
     if (error instanceof LlmRequestBlockedError) {
-      this.span.setAttribute(A.ATTR_AUDIT_BLOCK_REASON, error.reason.slice(0, 500));
+      // A reason may quote the prompt (a hook's "found 'xyz' in …", a sanitizer's failure).
+      this.span.setAttribute(A.ATTR_AUDIT_BLOCK_REASON, scrubText(error.reason, this.quotable));
       this.span.setAttribute(A.ATTR_ERROR_TYPE, error.name);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: `blocked by guardrail ${error.guardrail.name}` });
       this.finish({}, error.name, A.AUDIT_STATUS.blocked);
       return;
     }
     const type = errorType(error);
-    const message = auditErrorMessage(error);
+    // Provider error bodies quote the prompt: its text is removed before anything is recorded.
+    const message = auditErrorMessage(error, this.quotable);
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
     this.span.setAttribute(A.ATTR_AUDIT_ERROR_MESSAGE, message);
     if (outcome !== undefined) this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, outcome);
@@ -265,6 +273,7 @@ export class AuditedCall implements GuardrailTarget {
 
   private finish(summary: ResponseSummary, failedWith?: string, status?: A.AuditStatus): void {
     this.ended = true;
+    this.quotable = undefined;
     const auditStatus = status ?? (failedWith === undefined ? A.AUDIT_STATUS.success : A.AUDIT_STATUS.error);
     try {
       this.recordSummary(summary, failedWith, auditStatus);

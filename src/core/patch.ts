@@ -6,6 +6,8 @@ import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
 import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
+import { errorType, loggableError } from '../audit/redact';
+import { snapshotRequest } from './snapshot';
 import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
@@ -63,6 +65,7 @@ export function auditedMethod(
       try {
         const shared = services();
         if (shared === undefined) return original.apply(this, args);
+        args = withSnapshot(args);
         const action = currentAction(parent) ?? spec.action;
         // Sanitize first: in redact mode the redacted copy is what is sent, hashed and shown to hooks.
         const sanitized = shared.sanitize === undefined ? undefined : sanitize(shared.sanitize, spec, args[0]);
@@ -97,6 +100,24 @@ export function auditedMethod(
 }
 
 /**
+ * The call's arguments with the params read once (./snapshot.ts): the copy is sent, hashed,
+ * scanned and shown to hooks. A getter that throws while being copied, or a cycle, leaves the
+ * arguments as they were, so the SDK meets (and reports) the failure as it would have without the
+ * audit.
+ */
+function withSnapshot(args: any[]): any[] {
+  let params: unknown;
+  try {
+    params = snapshotRequest(args[0]);
+  } catch (error) {
+    // Only the type: the getter's message is the app's and may quote what it would have returned.
+    diag.debug(`otel-llm-audit: the request could not be copied (${errorType(error)}: a getter threw, or a cycle); it is read where it is`);
+    return args;
+  }
+  return params === args[0] ? args : [params, ...args.slice(1)];
+}
+
+/**
  * Scans (and in redact mode rewrites) the request text. A sanitizer that fails (a user pattern or
  * hook that throws) fails open in detect mode, reported through diag; in redact mode it fails
  * closed: sending text that the operator asked to have redacted would be the worse failure.
@@ -109,7 +130,7 @@ function sanitize(
   try {
     return { result: sanitizeRequest(spec.requestKind, params, settings.sanitizer, settings.mode) };
   } catch (error) {
-    diag.error(`otel-llm-audit: sanitization failed for ${spec.action}`, error);
+    diag.error(`otel-llm-audit: sanitization failed for ${spec.action}: ${loggableError(error, params)}`);
     return settings.mode === 'redact' ? { failed: error } : undefined;
   }
 }
@@ -117,6 +138,7 @@ function sanitize(
 function sanitizerBlocked(call: AuditedCall, error: unknown): LlmRequestBlockedError {
   const guardrail = { name: 'sanitizer', action: 'blocked' as const, category: 'sanitization_failed' };
   call.addGuardrail(guardrail);
+  // The reason reaches the app as is (in-process); the span records it scrubbed (AuditedCall.fail).
   return new LlmRequestBlockedError(`redaction failed (${(error as Error)?.message ?? String(error)}); the request was not sent`, call.requestId, guardrail);
 }
 
@@ -131,7 +153,7 @@ function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['be
     return new LlmRequestBlockedError(signal.reason, call.requestId, signal.guardrail);
   };
   const broken = (error: unknown): undefined => {
-    diag.error('otel-llm-audit: the beforeRequest hook threw; the call goes on unguarded', error);
+    diag.error(`otel-llm-audit: the beforeRequest hook threw; the call goes on unguarded: ${loggableError(error, params)}`);
     return undefined;
   };
   let outcome: unknown;

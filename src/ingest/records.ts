@@ -7,7 +7,8 @@
 import type { HrTime, SpanContext } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { canonicalJson } from '../audit/canonical-json';
-import { isAuditSpan, recordFromSpan, type LedgerRecord } from '../ledger/record';
+import { isAuditSpan, OPERATION_ACTIONS, recordFromSpan, type LedgerRecord } from '../ledger/record';
+import { scopeAllows, type TenantScope } from './tokens';
 import type { DecodedSpan } from './otlp';
 
 const NS_PER_S = 1_000_000_000n;
@@ -38,22 +39,39 @@ export interface Conversion {
   /** Spans that are not audited LLM calls: counted and ignored (they are not rejected). */
   ignored: number;
   rejected: number;
+  /** Of `rejected`: spans that claimed to be operation records (OPERATION_ACTIONS). */
+  rejectedOperations: number;
+  /** Of `rejected`: spans of a tenant the request's token may not write. */
+  rejectedTenant: number;
   /** One line per kind of rejection, with a count. */
   reasons: string[];
 }
 
 /**
- * Picks the audit spans out of a request and turns each into a record. A span is rejected (and
- * counted in the partial-success answer) when its trace or span id is missing or malformed, or
- * when its record would be larger than `maxRecordBytes`.
+ * Why a span that claims an operation's action is refused. Operation records (a tenant's content
+ * erased...) are written by the tool that performs the operation, into the chain it holds open
+ * (src/cli/shred.ts); received over OTLP, such a record would be a claim nobody performed, and
+ * reports leave operation records out, so a forged one would hide its cost.
  */
-export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number): Conversion {
+const OPERATION_REASON = 'is an operation record; only the llm-audit tool that performs the operation writes it';
+const TENANT_REASON = 'tenant not allowed for this token';
+
+/**
+ * Picks the audit spans out of a request and turns each into a record. A span is rejected (and
+ * counted in the partial-success answer) when its trace or span id is missing or malformed, when
+ * its record would be larger than `maxRecordBytes`, when it claims to be an operation record
+ * (`llm_audit.action` in OPERATION_ACTIONS), or when `scope` (the request's token, when tokens are
+ * bound to tenants) does not cover its tenant.
+ */
+export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number, scope: TenantScope = '*'): Conversion {
   const records: LedgerRecord[] = [];
   const reasons = new Map<string, number>();
   const reject = (why: string): void => {
     reasons.set(why, (reasons.get(why) ?? 0) + 1);
   };
   let ignored = 0;
+  let rejectedOperations = 0;
+  let rejectedTenant = 0;
   for (const span of spans) {
     if (span.traceId === null || span.spanId === null) {
       reject(span.traceId === null ? 'missing or malformed trace id (16 bytes, not all zero)' : 'missing or malformed span id (8 bytes, not all zero)');
@@ -80,6 +98,16 @@ export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number)
       reject(`record larger than ${maxRecordBytes} bytes (attribute values too large)`);
       continue;
     }
+    if (record.action !== null && OPERATION_ACTIONS.has(record.action)) {
+      reject(`llm_audit.action=${record.action} ${OPERATION_REASON}`);
+      rejectedOperations++;
+      continue;
+    }
+    if (!scopeAllows(scope, record.tenant_id)) {
+      reject(TENANT_REASON);
+      rejectedTenant++;
+      continue;
+    }
     records.push(record);
   }
   let rejected = 0;
@@ -88,5 +116,5 @@ export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number)
     rejected += n;
     lines.push(`${n} span${n === 1 ? '' : 's'}: ${why}`);
   }
-  return { records, ignored, rejected, reasons: lines };
+  return { records, ignored, rejected, rejectedOperations, rejectedTenant, reasons: lines };
 }

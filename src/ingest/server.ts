@@ -25,6 +25,7 @@ import {
   type Encoding,
 } from './otlp';
 import { recordsOf } from './records';
+import type { TenantScope } from './tokens';
 import type { IngestStore } from './store';
 
 export const DEFAULTS = {
@@ -43,8 +44,14 @@ export interface IngestServerOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
-  /** Requests must carry `Authorization: Bearer <token>` when set. */
+  /** Requests must carry `Authorization: Bearer <token>` when set (this token writes every tenant). */
   token?: string;
+  /**
+   * Tokens bound to tenants (LLM_AUDIT_INGEST_TOKENS, src/ingest/tokens.ts): a request with one of
+   * them is accepted, and each of its spans is stored only when the token's scope covers the
+   * span's tenant. With `token` too, either kind is accepted.
+   */
+  tenantTokens?: ReadonlyMap<string, TenantScope>;
   /** Largest body accepted, checked while streaming, both as sent and after gunzip. */
   maxBodyBytes?: number;
   /** Export requests handled at once (reading, decoding, appending); more get 503. */
@@ -66,6 +73,10 @@ export interface IngestStats {
   duplicates: number;
   ignored: number;
   rejected: number;
+  /** Of `rejected`: spans that claimed to be operation records (`content.shred`...). */
+  rejected_operations: number;
+  /** Of `rejected`: spans of a tenant the request's token may not write. */
+  rejected_tenant: number;
   /** Answers by status code. */
   statuses: Record<string, number>;
 }
@@ -113,9 +124,32 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
   const maxRecordBytes = options.maxRecordBytes ?? DEFAULTS.maxRecordBytes;
   const retryAfter = String(options.retryAfterSeconds ?? DEFAULTS.retryAfterSeconds);
   const log = options.log ?? (() => {});
-  const expectedAuth = options.token ? digest(`Bearer ${options.token}`) : undefined;
+  // Each accepted Authorization header, as a digest (compared in constant time), with its scope.
+  const credentials: { auth: Buffer; scope: TenantScope }[] = [];
+  if (options.token) credentials.push({ auth: digest(`Bearer ${options.token}`), scope: '*' });
+  for (const [token, scope] of options.tenantTokens ?? []) credentials.push({ auth: digest(`Bearer ${token}`), scope });
+  const authRequired = credentials.length > 0;
+  /** The scope of the request's token; undefined when a token is required and this one is not known. */
+  const scopeOf = (req: IncomingMessage): TenantScope | undefined => {
+    if (!authRequired) return '*';
+    const given = digest(String(req.headers.authorization ?? ''));
+    let scope: TenantScope | undefined;
+    // Every credential is compared, so the time does not tell which one (or whether one) matched.
+    for (const credential of credentials) if (timingSafeEqual(given, credential.auth)) scope ??= credential.scope;
+    return scope;
+  };
 
-  const stats: IngestStats = { requests: 0, spans: 0, stored: 0, duplicates: 0, ignored: 0, rejected: 0, statuses: {} };
+  const stats: IngestStats = {
+    requests: 0,
+    spans: 0,
+    stored: 0,
+    duplicates: 0,
+    ignored: 0,
+    rejected: 0,
+    rejected_operations: 0,
+    rejected_tenant: 0,
+    statuses: {},
+  };
   let inflight = 0;
   let queuedBytes = 0;
   let shuttingDown = false;
@@ -233,12 +267,10 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
     const encoding = CONTENT_TYPES[typeHeader];
     // Errors before the type is known are answered in JSON.
     const answerAs: Encoding = encoding ?? 'json';
-    if (expectedAuth) {
-      const given = digest(String(req.headers.authorization ?? ''));
-      if (!timingSafeEqual(given, expectedAuth)) {
-        sendError(req, res, answerAs, new HttpError(401, RPC_CODE.unauthenticated, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer' }), true);
-        return;
-      }
+    const scope = scopeOf(req);
+    if (scope === undefined) {
+      sendError(req, res, answerAs, new HttpError(401, RPC_CODE.unauthenticated, 'missing or wrong bearer token', { 'www-authenticate': 'Bearer' }), true);
+      return;
     }
     if (!encoding) {
       sendError(req, res, 'json', new HttpError(415, RPC_CODE.invalidArgument, `unsupported content type ${JSON.stringify(typeHeader)}: use application/x-protobuf or application/json`), true);
@@ -277,9 +309,16 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
         throw error;
       }
       stats.spans += spans.length;
-      const conversion = recordsOf(spans, maxRecordBytes);
+      const conversion = recordsOf(spans, maxRecordBytes, scope);
       stats.ignored += conversion.ignored;
       stats.rejected += conversion.rejected;
+      stats.rejected_operations += conversion.rejectedOperations;
+      stats.rejected_tenant += conversion.rejectedTenant;
+      // Forged operation records and writes outside a token's tenants are attempts, not glitches:
+      // each request with some is logged (the counts are in /healthz).
+      if (conversion.rejectedOperations > 0 || conversion.rejectedTenant > 0) {
+        log(`rejected ${conversion.rejected} span${conversion.rejected === 1 ? '' : 's'} from ${req.socket.remoteAddress ?? 'unknown'}: ${conversion.reasons.join('; ')}`);
+      }
       let stored = 0;
       let duplicates = 0;
       if (conversion.records.length > 0) {
@@ -316,7 +355,7 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
   function handleHealth(req: IncomingMessage, res: ServerResponse): void {
     const status = shuttingDown ? 'shutting down' : 'ok';
     // Probes need no token; the details (store, counters) only go to holders of the token.
-    const detailed = !expectedAuth || timingSafeEqual(digest(String(req.headers.authorization ?? '')), expectedAuth);
+    const detailed = scopeOf(req) !== undefined;
     const body = Buffer.from(
       JSON.stringify(detailed ? { status, store: store.description, inflight, queued_bytes: queuedBytes, stats } : { status }) + '\n',
     );

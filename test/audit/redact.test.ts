@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { APIError as OpenAIAPIError } from 'openai/error';
 import { APIError as AnthropicAPIError } from '@anthropic-ai/sdk/error';
-import { auditErrorMessage, errorType, maskSecrets } from '../../src/audit/redact';
+import { auditErrorMessage, errorType, maskSecrets, removeRequestText, REQUEST_TEXT_MASK, scrubText } from '../../src/audit/redact';
 
 // Fake credentials with the real shapes (the alphabet is repeated, nothing here is a live key).
 const ALNUM = 'AbCdEfGhIjKlMnOpQrStUvWxYz0123456789aBcDeFgHiJkL';
@@ -98,7 +98,20 @@ describe('maskSecrets', () => {
   });
 
   it.each([
+    ['https://gw.example/v1/chat?key=AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI&alt=sse', 'https://gw.example/v1/chat?key=[REDACTED]&alt=sse'],
+    ['GET /v1/models?api_key=abc123def456 failed', 'GET /v1/models?api_key=[REDACTED] failed'],
+    ['retry with access_token=ya29.a0AfH6SMC and token: t0k3nvalue', 'retry with access_token=[REDACTED] and token: [REDACTED]'],
+    ['{"password":"hunter2hunter2","user":"bob"}', '{"password":"[REDACTED]","user":"bob"}'],
+    ['signed url ...&sig=Zm9vYmFy%2Bbaz&se=2026', 'signed url ...&sig=[REDACTED]&se=2026'],
+    ['proxy at https://bob:s3cr3t@proxy.internal:8080 refused', 'proxy at https://[REDACTED]@proxy.internal:8080 refused'],
+    [`token ${JWT.slice(0, 80)}`, 'token [REDACTED]'],
+  ])('masks credentials in URLs and parameter lists: %j', (text, expected) => {
+    expect(maskSecrets(text)).toBe(expected);
+  });
+
+  it.each([
     'Rate limit reached for gpt-4o in organization org-abc on tokens per min.',
+    'max_tokens: 4096 is too large',
     'task-list-for-the-assistant-to-process is empty',
     'Risk-assessment-framework-document not found',
     'sk-short is too short to be a key',
@@ -129,6 +142,11 @@ describe('maskSecrets', () => {
       ['repeated private key headers without END', '-----BEGIN RSA PRIVATE KEY-----'.repeat(MB / 31)],
       ['repeated certificate headers', '-----BEGIN CERTIFICATE-----'.repeat(MB / 27)],
       ['aws secret name then spaces', 'aws_secret_access_key' + ' '.repeat(MB)],
+      ['repeated key= parameters running into a bracket', 'key='.repeat(MB / 4) + '['],
+      ['a long parameter name without a separator', 'a'.repeat(MB) + 'key'],
+      ['repeated key names', 'tokenkeysecret'.repeat(MB / 14)],
+      ['repeated URL schemes', 'a://'.repeat(MB / 4)],
+      ['a URL with a megabyte of user characters', 'https://' + 'u'.repeat(MB) + ':'],
     ];
     it.each(cases)('%s', (_label, text) => {
       const started = performance.now();
@@ -229,6 +247,78 @@ describe('auditErrorMessage', () => {
     expect(performance.now() - started).toBeLessThan(1_000);
     expect(out).toHaveLength(500);
     expect(out).not.toContain(ALNUM.slice(0, 10));
+  });
+});
+
+describe('removing the request text from error messages', () => {
+  const PROMPT = 'Summarise the contract of Jane Roe, account 4471-XY, "strictly confidential"\nsecond line é';
+  const request = { model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are the bank assistant' }, { role: 'user', content: PROMPT }] };
+
+  it.each([
+    ['whole', `Invalid content: ${PROMPT}`],
+    ['a truncated prefix', `the content starting "${PROMPT.slice(0, 17)}" is invalid`],
+    ['a slice from the middle', `near "${PROMPT.slice(20, 45)}"`],
+    ['JSON-escaped', `body: ${JSON.stringify({ content: PROMPT })}`],
+    ['JSON-escaped twice (a quoted body inside a JSON SDK message)', JSON.stringify({ message: `body: ${JSON.stringify(PROMPT)}` })],
+    ['with non-ASCII as \\uXXXX (Python json.dumps)', `content: ${JSON.stringify(PROMPT).replace('é', '\\u00e9')}`],
+    ['URL-encoded', `GET /search?q=${encodeURIComponent(PROMPT)}`],
+  ])('removes the prompt quoted %s', (_label, message) => {
+    const out = removeRequestText(message, request);
+    expect(out).toContain(REQUEST_TEXT_MASK);
+    for (let i = 0; i + 8 <= PROMPT.length; i++) expect(out).not.toContain(PROMPT.slice(i, i + 8));
+  });
+
+  it('removes the system prompt, a String object and a text inside content parts; keeps the model and the provider words', () => {
+    const parts = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'text', text: 'part text CANARY-1' }] }], user: new String('wrapped CANARY-2') };
+    const out = removeRequestText('The model gpt-4o-mini rejected "part text CANARY-1", "wrapped CANARY-2" and "You are the bank assistant"', { ...parts, system: 'You are the bank assistant' });
+    expect(out).toBe(`The model gpt-4o-mini rejected "${REQUEST_TEXT_MASK}", "${REQUEST_TEXT_MASK}" and "${REQUEST_TEXT_MASK}"`);
+  });
+
+  it('leaves a message that quotes nothing of the request as is, and survives hostile requests', () => {
+    expect(removeRequestText('400 max_tokens is too large', request)).toBe('400 max_tokens is too large');
+    const cyclic: Record<string, unknown> = { content: 'cyclic CANARY-3 text' };
+    cyclic.self = cyclic;
+    const hostile = { get content(): string { throw new Error('no'); }, other: 'other CANARY-4 text' };
+    expect(removeRequestText('cyclic CANARY-3 text / other CANARY-4 text', { cyclic, hostile })).toBe(`${REQUEST_TEXT_MASK} / ${REQUEST_TEXT_MASK}`);
+    // A request too deep to walk whole cannot be scrubbed with certainty: the whole text is withheld.
+    let deep: Record<string, unknown> = { content: 'deep CANARY-5 text' };
+    for (let i = 0; i < 100; i++) deep = { next: deep };
+    expect(removeRequestText('provider says: deep CANARY-5 text', deep)).toBe(REQUEST_TEXT_MASK);
+  });
+
+  it('auditErrorMessage: provider type and code first, the quoted request removed, secrets masked (real SDK errors)', () => {
+    const openai = OpenAIAPIError.generate(
+      400,
+      { error: { message: `Invalid prompt "${PROMPT}" at https://api.example/v1?key=AIzaSyDdI0hCZtE6vySjMm`, type: 'invalid_request_error', code: 'invalid_prompt', param: null } },
+      undefined,
+      new Headers(),
+    );
+    expect(auditErrorMessage(openai, request)).toBe(`[invalid_request_error/invalid_prompt] 400 Invalid prompt "${REQUEST_TEXT_MASK}" at https://api.example/v1?key=[REDACTED]`);
+    const anthropic = AnthropicAPIError.generate(400, { type: 'error', error: { type: 'invalid_request_error', message: `bad: ${PROMPT}` } }, undefined, new Headers());
+    const out = auditErrorMessage(anthropic, request);
+    expect(out.startsWith('[invalid_request_error] 400 {"type":"error"')).toBe(true);
+    expect(out).toContain(REQUEST_TEXT_MASK);
+    expect(out).not.toContain('Jane Roe');
+    // @anthropic-ai/sdk 0.x keeps only the body (`error.error.type`), no `type` field of its own.
+    const body = { type: 'error', error: { type: 'overloaded_error', message: `busy with ${PROMPT}` } };
+    const anthropic0 = Object.assign(new Error(`529 ${JSON.stringify(body)}`), { status: 529, error: body });
+    expect(auditErrorMessage(anthropic0, request).startsWith('[overloaded_error] 529 {')).toBe(true);
+    expect(auditErrorMessage(anthropic0, request)).not.toContain('Jane Roe');
+    // A provider code that is itself a piece of the request is left out.
+    const echoed = Object.assign(new Error('failed'), { code: 'Jane_Roe_account' });
+    expect(auditErrorMessage(echoed, { content: 'about Jane_Roe_account today' })).toBe('failed');
+  });
+
+  it('scrubText (block reasons, log lines) removes the request text and masks secrets', () => {
+    expect(scrubText(`blocked: found "${PROMPT.slice(0, 30)}" with sk-${'a1'.repeat(12)}`, request)).toBe(`blocked: found "${REQUEST_TEXT_MASK}" with sk-[REDACTED]`);
+  });
+
+  it('takes well under a second for a 1 MB request quoted in a 16 KB message', () => {
+    const words = Array.from({ length: 120_000 }, (_, i) => `word${i.toString(36)} `).join('');
+    const started = performance.now();
+    const out = auditErrorMessage(new Error(`x ${words.slice(500_000, 516_000)}`), { messages: [{ role: 'user', content: words }] });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(out).toBe(`x ${REQUEST_TEXT_MASK}`);
   });
 });
 

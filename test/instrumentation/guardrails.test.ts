@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { SpanStatusCode } from '@opentelemetry/api';
+import { diag, DiagLogLevel, SpanStatusCode } from '@opentelemetry/api';
 import { withAuditContext } from '../../src/context';
 import { blockRequest, LlmRequestBlockedError, recordGuardrail, type AuditRequest, type AuditResponse, type LlmAuditHooks } from '../../src/guardrails';
 import { recordRetrieval } from '../../src/retrieval';
@@ -124,6 +124,40 @@ describe('blocking', () => {
     expect(result.choices[0].message.content).toBe(expectedText());
     const [span] = await audit.spansWhen(1);
     expect(span.attributes['llm_audit.status']).toBe('success');
+  });
+});
+
+describe('hook text that quotes the prompt', () => {
+  const PROMPT = 'tell me about CANARY-hook-8c1f2e and its owner';
+
+  it('a block reason quoting the prompt reaches the app whole and the span without the quote', async () => {
+    current.before = (request: AuditRequest) => {
+      blockRequest(`found "${(request.params as any).messages[0].content}"`, { name: 'quoting-policy' });
+    };
+    const error = await ask(PROMPT).catch((e: unknown) => e);
+    expect((error as LlmRequestBlockedError).reason).toBe(`found "${PROMPT}"`);
+    const [span] = await audit.spansWhen(1);
+    expect(span.attributes['llm_audit.block.reason']).toBe('found "[REDACTED:request]"');
+    expect(JSON.stringify([span.attributes, span.events, span.status])).not.toContain('CANARY-hook');
+  });
+
+  it('a throwing hook whose message quotes the prompt is logged without the quote, its stack frames kept', async () => {
+    const logged: string[] = [];
+    const collect = (message: string, ...args: unknown[]) => logged.push([message, ...args.map(String)].join(' '));
+    diag.setLogger({ error: collect, warn: collect, info: collect, debug: collect, verbose: collect }, { logLevel: DiagLogLevel.ALL, suppressOverrideMessage: true });
+    try {
+      current.before = (request: AuditRequest) => {
+        throw new Error(`cannot classify ${(request.params as any).messages[0].content}`);
+      };
+      await ask(PROMPT);
+      await audit.spansWhen(1);
+    } finally {
+      diag.disable();
+    }
+    const line = logged.find((l) => l.includes('beforeRequest hook threw'));
+    expect(line).toContain('Error: cannot classify [REDACTED:request]');
+    expect(line).toMatch(/\n {4}at /);
+    expect(logged.join('\n')).not.toContain('CANARY-hook');
   });
 });
 

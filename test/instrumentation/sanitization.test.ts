@@ -32,6 +32,37 @@ const anthropic = () => new Anthropic({ apiKey: 'sk-ant-test', baseURL: fake.ant
 const sanitizationEvents = (span: { events: { name: string; attributes?: Record<string, unknown> }[] }) =>
   span.events.filter((e) => e.name === 'llm_audit.sanitization').map((e) => e.attributes);
 
+describe('redact: evasions (issue 14 item 9)', () => {
+  it('new String(...) content, a zero-width space inside an e-mail and full-width card digits are redacted in what is sent', async () => {
+    const boxed = new String(`Escalate to ${EMAIL}.`);
+    const messages = [
+      { role: 'system', content: boxed },
+      { role: 'user', content: 'Mail jane.doe\u200b@example.org the card \uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11' },
+    ];
+    await openai().chat.completions.create({ model: 'gpt-4o-mini', messages: messages as any });
+    const sent = fake.requests[0].body;
+    expect(sent.messages[0].content).toBe('Escalate to [EMAIL].');
+    expect(sent.messages[1].content).toBe('Mail [EMAIL] the card [CARD]');
+    expect(fake.requests[0].rawBody).not.toContain('example.org');
+    const [span] = await audit.spansWhen(1);
+    expect(span.attributes['llm_audit.sanitization.count']).toBe(3);
+    // The app's objects are untouched.
+    expect(String(messages[0].content)).toBe(`Escalate to ${EMAIL}.`);
+  });
+
+  it('anthropic: the same evasions in a system prompt and a text block', async () => {
+    await anthropic().messages.create({
+      model: 'claude-haiku-4-5',
+      max_tokens: 32,
+      system: new String(`ops: ${EMAIL}`) as any,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'ssn \uff11\uff12\uff13-45-6789, mail jane\u200d.doe@example.org' }] }],
+    });
+    const sent = fake.requests[0].body;
+    expect(sent.system).toBe('ops: [EMAIL]');
+    expect(sent.messages[0].content[0].text).toBe('ssn [SSN], mail [EMAIL]');
+  });
+});
+
 describe('redact', () => {
   it('OpenAI chat: the provider gets placeholders, the app object is untouched, the span records type/count/location', async () => {
     const messages = [

@@ -58,6 +58,13 @@ export interface Scenario {
   errorMessage?: string;
   /** OpenAI error.type / Anthropic error.type (defaults depend on the status). */
   errorType?: string;
+  /**
+   * The error message (of a non-2xx answer or of a stream's error frame) quotes the request, as
+   * some providers and gateways do: `full` quotes the system prompt, the last input message's text
+   * whole and JSON-escaped, and the request URL with its query string; `prefix` quotes the first
+   * ECHO_PREFIX_CHARS characters of that text only, cut mid-word. Overrides `errorMessage`.
+   */
+  echoRequest?: 'full' | 'prefix';
   /** Assistant output text (default DEFAULT_TEXT; '' when toolCalls are given without text). */
   text?: string;
   /** Number of text deltas in a stream (default 5); the text is split across them. */
@@ -138,6 +145,8 @@ export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages';
 export const DEFAULT_TEXT = 'Hello from the fake provider.';
 export const DEFAULT_CHUNKS = 5;
 export const DEFAULT_ERROR_MESSAGE = 'fake provider error';
+/** How much of the prompt an `echoRequest: 'prefix'` error quotes. */
+export const ECHO_PREFIX_CHARS = 17;
 /** Text of the Anthropic `thinking` block sent when the request enables thinking. */
 export const THINKING_TEXT = 'The user greeted me; a short friendly answer fits.';
 /** Number of thinking_delta events in an Anthropic stream with thinking enabled. */
@@ -351,6 +360,30 @@ interface Ctx {
   requestId: string;
   scenario: Scenario;
   body: any;
+  /** The request target as received, query string included. */
+  url: string;
+}
+
+/** The text of a message or of a Responses input: a string, or the text parts of a content array. */
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((part) => (typeof part?.text === 'string' ? part.text : '')).join(' ');
+}
+
+/** The error message of an `echoRequest` scenario (see Scenario.echoRequest). */
+function echoMessage(ctx: Ctx): string {
+  const body = ctx.body ?? {};
+  const messages: any[] = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : [];
+  const last = messages.length > 0 ? messages[messages.length - 1] : undefined;
+  const text = typeof body.input === 'string' ? body.input : textOf(last?.content);
+  if (ctx.scenario.echoRequest === 'prefix') return `Invalid 'messages': the content starting "${text.slice(0, ECHO_PREFIX_CHARS)}" could not be processed.`;
+  const systemMessage = messages.find((m) => m?.role === 'system' || m?.role === 'developer');
+  const system = textOf(body.system) || (typeof body.instructions === 'string' ? body.instructions : '') || textOf(systemMessage?.content);
+  return (
+    `Could not process the request to ${ctx.url}: system prompt "${system}" with message "${text}". ` +
+    `Request body excerpt: ${JSON.stringify(last ?? null)}`
+  );
 }
 
 /** Thrown inside a handler to answer with a provider error (used for 400s on bad requests). */
@@ -1062,7 +1095,7 @@ export function startFakeProvider(): Promise<FakeProvider> {
     const route = method === 'POST' ? ROUTES[path] : undefined;
     const provider: Provider =
       route?.provider ?? (req.headers['anthropic-version'] !== undefined || req.headers['x-api-key'] !== undefined ? 'anthropic' : 'openai');
-    const ctx: Ctx = { res, signal: controller.signal, provider, requestId: requestIdFor(provider), scenario: {}, body };
+    const ctx: Ctx = { res, signal: controller.signal, provider, requestId: requestIdFor(provider), scenario: {}, body, url: req.url ?? '/' };
 
     try {
       if (!route) {
@@ -1071,6 +1104,7 @@ export function startFakeProvider(): Promise<FakeProvider> {
         return;
       }
       ctx.scenario = route.noScenario ? {} : (queue.shift() ?? {});
+      if (ctx.scenario.echoRequest !== undefined) ctx.scenario = { ...ctx.scenario, errorMessage: echoMessage(ctx) };
       await sleep(ctx.scenario.headersDelayMs ?? 0, controller.signal);
       if (controller.signal.aborted) return;
       const status = ctx.scenario.status;

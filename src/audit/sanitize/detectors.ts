@@ -90,12 +90,18 @@ export function createSanitizer(options: SanitizerOptions = {}): Sanitizer {
 
   function scan(text: string): Finding[] {
     if (typeof text !== 'string' || text.length === 0) return [];
-    const found: Span[] = [];
-    const hasDigit = HAS_DIGIT.test(text);
+    // Detectors see the text normalised (full-width and other compatibility forms folded, zero-width
+    // characters dropped), so `jane\u200b.doe@…` or full-width digits cannot slip past them; the
+    // findings are then mapped back to offsets into the text itself, which is what redact rewrites.
+    const normal = normalizeForDetection(text);
+    const scanned = normal?.text ?? text;
+    let found: Span[] = [];
+    const hasDigit = HAS_DIGIT.test(scanned);
     for (const detector of detectors) {
       if (detector.needsDigit && !hasDigit) continue;
-      detector.detect(text, found);
+      detector.detect(scanned, found);
     }
+    if (normal !== undefined) found = found.map((f) => ({ type: f.type, start: normal.startOf[f.start]!, end: normal.endOf[f.end - 1]! }));
     let findings = resolveOverlaps(found, priority);
     if (hook !== undefined) {
       // The hook gets its own frozen copies: whatever it does to them, our list stays as it was.
@@ -119,6 +125,78 @@ export function createSanitizer(options: SanitizerOptions = {}): Sanitizer {
   }
 
   return { scan, redact };
+}
+
+// Characters that render as nothing and that a detector would see as a break: zero-width space,
+// non-joiner and joiner, word joiner and the invisible operators, byte order mark / zero-width
+// no-break space, soft hyphen, Mongolian vowel separator.
+const INVISIBLE: ReadonlySet<number> = new Set([0x00ad, 0x180e, 0x200b, 0x200c, 0x200d, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xfeff]);
+const INVISIBLE_CHAR = /[\u00ad\u180e\u200b-\u200d\u2060-\u2064\ufeff]/;
+// Anything that NFKC or INVISIBLE could change; pure ASCII (most prompts) is scanned as is.
+const NOT_ASCII = /[^\x00-\x7f]/;
+// NFKC of single code points, remembered: non-ASCII text repeats few distinct characters.
+const foldCache = new Map<number, string>();
+const FOLD_CACHE_LIMIT = 4096;
+
+interface Normalized {
+  text: string;
+  /** For each UTF-16 unit of `text` (the arrays may be longer): the offset, in the original, of the character it came from. */
+  startOf: Int32Array;
+  /** For each UTF-16 unit of `text`: the offset, in the original, just after that character. */
+  endOf: Int32Array;
+}
+
+/**
+ * The text as the detectors should see it: each code point in its NFKC form (full-width `４` is
+ * `4`, `＠` is `@`, mathematical `𝟏` is `1`), invisible characters dropped; undefined when that is
+ * the text itself. Code point by code point, not NFKC of the whole text, so that every output unit
+ * maps back to the one character it came from (composition across characters, such as a letter and
+ * a combining accent, is not needed to find any of the detectors' shapes).
+ */
+export function normalizeForDetection(text: string): Normalized | undefined {
+  if (!NOT_ASCII.test(text)) return undefined;
+  // Most non-ASCII text (accented Latin, CJK without full-width forms) is already NFKC and has no
+  // invisible character: one native pass tells, and it is then scanned as is.
+  if (!INVISIBLE_CHAR.test(text) && text.normalize('NFKC') === text) return undefined;
+  const pieces: string[] = [];
+  let capacity = text.length + 16;
+  let startOf = new Int32Array(capacity);
+  let endOf = new Int32Array(capacity);
+  let length = 0;
+  for (let i = 0; i < text.length; ) {
+    const code = text.codePointAt(i)!;
+    const width = code > 0xffff ? 2 : 1;
+    let folded: string;
+    if (code < 0x80) folded = text[i]!;
+    else if (INVISIBLE.has(code)) folded = '';
+    else {
+      let cached = foldCache.get(code);
+      if (cached === undefined) {
+        cached = String.fromCodePoint(code).normalize('NFKC');
+        if (foldCache.size >= FOLD_CACHE_LIMIT) foldCache.clear();
+        foldCache.set(code, cached);
+      }
+      folded = cached;
+    }
+    if (length + folded.length > capacity) {
+      // An expansion (`㍻` is two characters, `ﷺ` eighteen): grow the maps.
+      capacity = (length + folded.length) * 2;
+      const grownStart = new Int32Array(capacity);
+      const grownEnd = new Int32Array(capacity);
+      grownStart.set(startOf.subarray(0, length));
+      grownEnd.set(endOf.subarray(0, length));
+      startOf = grownStart;
+      endOf = grownEnd;
+    }
+    for (let k = 0; k < folded.length; k++) {
+      startOf[length] = i;
+      endOf[length] = i + width;
+      length++;
+    }
+    pieces.push(folded);
+    i += width;
+  }
+  return { text: pieces.join(''), startOf, endOf };
 }
 
 function compileCustomPattern(custom: CustomPattern, index: number): { type: string; regex: RegExp } {

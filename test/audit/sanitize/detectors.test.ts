@@ -557,3 +557,28 @@ describe('sanitizeModeFromEnv', () => {
     }
   });
 });
+
+describe('normalisation before detection (issue 14 item 9)', () => {
+  const sanitizer = createSanitizer();
+
+  it.each([
+    ['a zero-width space inside an e-mail', 'write to jane\u200b.doe@exam\u200bple.org today', 'EMAIL', 'write to [EMAIL] today'],
+    ['a zero-width joiner and a BOM inside an e-mail', 'mail j\u200dane.doe@example.org\ufeff now', 'EMAIL', 'mail [EMAIL]\ufeff now'],
+    ['a soft hyphen inside an e-mail', 'jane.\u00addoe@example.org', 'EMAIL', '[EMAIL]'],
+    ['full-width digits of a card', 'card \uff14\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 \uff11\uff11\uff11\uff11 ok', 'CARD', 'card [CARD] ok'],
+    ['a full-width @ in an e-mail', 'jane.doe\uff20example.org', 'EMAIL', '[EMAIL]'],
+    ['mathematical digits of an SSN', 'ssn \u{1d7df}\u{1d7e0}\u{1d7e1}-45-6789', 'SSN', 'ssn [SSN]'],
+  ])('finds %s and redacts it in the original text', (_label, text, type, redacted) => {
+    expect(sanitizer.scan(text).map((f) => f.type)).toEqual([type]);
+    expect(sanitizer.redact(text).text).toBe(redacted);
+  });
+
+  it('offsets are into the original text; text without anything to normalise is scanned as before', () => {
+    const text = 'x \uff11\uff12\uff13-45-6789 y';
+    const [finding] = sanitizer.scan(text);
+    expect(text.slice(finding!.start, finding!.end)).toBe('\uff11\uff12\uff13-45-6789');
+    expect(sanitizer.scan('plain 123-45-6789')).toEqual([{ type: 'SSN', start: 6, end: 17 }]);
+    // Full-width text that holds nothing stays as it was.
+    expect(sanitizer.redact('\uff28\uff45\uff4c\uff4c\uff4f\u3001\u4e16\u754c').text).toBe('\uff28\uff45\uff4c\uff4c\uff4f\u3001\u4e16\u754c');
+  });
+});

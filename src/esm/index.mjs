@@ -14,4 +14,5 @@ export const {
   startAudit,
   shutdownAudit,
   semconv,
+  auditClient,
 } = cjs;

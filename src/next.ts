@@ -55,7 +55,8 @@ export function bundledLlmSdks(distDir = join(/*turbopackIgnore: true*/ process.
   const listed = Array.isArray(external) ? external : [];
   const installed = (name: string): boolean => {
     try {
-      appRequire().resolve(`${name}/package.json`);
+      // The package itself: openai does not export its package.json.
+      appRequire().resolve(name);
       return true;
     } catch {
       return false;

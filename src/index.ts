@@ -11,3 +11,4 @@ export { startAudit, shutdownAudit, auditSpanProcessors } from './sdk/start';
 export type { StartedAudit } from './sdk/start';
 export type { ModelPriceOverride } from './audit/cost';
 export * as semconv from './semconv';
+export { auditClient } from './core/audit-client';

@@ -15,4 +15,5 @@ export const {
   startAudit,
   shutdownAudit,
   semconv,
+  auditClient,
 } = cjs;

@@ -4,8 +4,27 @@
  * versions NodeSDK itself uses (the package pins @opentelemetry/sdk-node exactly).
  */
 import { createRequire } from 'node:module';
+import { isAbsolute, join } from 'node:path';
 
-export const sdkRequire = createRequire(require.resolve('@opentelemetry/sdk-node'));
+/**
+ * Where @opentelemetry/sdk-node's entry file is. Inside a bundle (Next.js with Turbopack or
+ * webpack bundling this package into a server chunk), `require.resolve` is the bundler's and
+ * answers a module id, not a path, which createRequire rejects (ERR_INVALID_ARG_VALUE, every
+ * route failing): then Node's own resolution is used, from the process's directory, where the
+ * app's node_modules are.
+ */
+function sdkNodeEntry(): string {
+  let resolved: unknown;
+  try {
+    resolved = require.resolve('@opentelemetry/sdk-node');
+  } catch {
+    // not resolvable from here (a bundle that left it out): try from the app below
+  }
+  if (typeof resolved === 'string' && isAbsolute(resolved)) return resolved;
+  return createRequire(join(process.cwd(), 'noop.js')).resolve('@opentelemetry/sdk-node');
+}
+
+export const sdkRequire = createRequire(sdkNodeEntry());
 
 /** `require` from where one of NodeSDK's exporter packages is installed (for its own dependencies). */
 export function exporterRequire(exporterPkg: string): NodeJS.Require {

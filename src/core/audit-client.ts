@@ -1,0 +1,125 @@
+/**
+ * `auditClient(client)`: audits one SDK client instance exactly as the module patch would, for apps
+ * in which nothing `require`s the SDK package (esbuild, webpack, Turbopack bundles that inline
+ * `openai` or `@anthropic-ai/sdk`, so the instrumentation's module hook never sees it).
+ *
+ * The audit itself (tracer, key, prices, hooks, sanitizer, content capture) belongs to the running
+ * instrumentation: the instrumentation publishes its services in a process-global slot, and the
+ * wrappers installed here read that slot at each call. The slot is keyed with `Symbol.for`, so a
+ * bundle that inlined its own copy of this package still finds the services of the copy that
+ * `otel-llm-audit/register` started.
+ */
+import { diag } from '@opentelemetry/api';
+import { isWrapped } from '@opentelemetry/instrumentation';
+import { anthropicPatch } from '../instrumentations/anthropic';
+import { openaiPatch } from '../instrumentations/openai';
+import type { AuditServices } from './audited-call';
+import { auditedMethod, namedHelper, serverFromBaseURL } from './patch';
+import { checkVersion, type ProviderPatch } from './provider';
+
+/** What the instrumentation publishes: its services while it is enabled, undefined otherwise. */
+export type AuditServicesSource = () => AuditServices | undefined;
+
+const SLOT = Symbol.for('otel-llm-audit.services');
+
+/**
+ * Called by the instrumentation when it is constructed: from then on auditClient() wrappers audit
+ * through it. A later instrumentation replaces an earlier one (one audit setup per process).
+ */
+export function publishAuditServices(source: AuditServicesSource): void {
+  (globalThis as Record<symbol, unknown>)[SLOT] = source;
+}
+
+function publishedServices(): AuditServices | undefined {
+  const source = (globalThis as Record<symbol, unknown>)[SLOT];
+  return typeof source === 'function' ? (source as AuditServicesSource)() : undefined;
+}
+
+let warnedNotStarted = false;
+
+/**
+ * Said once per process, on stderr and not only through diag: a client that the application asked
+ * to have audited while no audit is running would otherwise make calls that are silently missing.
+ */
+function warnNotStarted(): void {
+  if (warnedNotStarted) return;
+  warnedNotStarted = true;
+  const message =
+    'otel-llm-audit: auditClient(): the audit instrumentation is not started in this process, so the calls of this client are NOT audited. ' +
+    'Start it first: node --require otel-llm-audit/register (or --import), instrumentation.ts with otel-llm-audit/next, or NodeSDK with LlmAuditInstrumentation.';
+  diag.error(message);
+  process.stderr.write(`${message}\n`);
+}
+
+/** The resource objects of a client and the provider they belong to, shaped like the module's exports. */
+function shapeOf(client: any): { patch: ProviderPatch; resources: object[]; exportsLike: object } | undefined {
+  const completions = client?.chat?.completions;
+  if (typeof completions?.create === 'function') {
+    const resources = [completions, client.responses, client.embeddings].filter((r) => r !== undefined && r !== null);
+    return {
+      patch: openaiPatch,
+      resources,
+      exportsLike: { Chat: { Completions: completions.constructor }, Responses: client.responses?.constructor, Embeddings: client.embeddings?.constructor },
+    };
+  }
+  if (typeof client?.messages?.create === 'function') {
+    return { patch: anthropicPatch, resources: [client.messages], exportsLike: { Messages: client.messages.constructor } };
+  }
+  return undefined;
+}
+
+/** The SDK version from the client's user agent (`OpenAI/JS 6.49.0`), when it tells. */
+function versionOf(client: any): string | undefined {
+  try {
+    return /\/JS ([\w.+-]+)/.exec(String(client.getUserAgent?.()))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+const audited = new WeakSet<object>();
+
+/**
+ * Audits the calls made through `client` (an `OpenAI`, `AzureOpenAI` or `Anthropic` instance) and
+ * returns the same client. Each call becomes one audit span, as with the module patch: same
+ * attributes, same hooks, same guarantees. A no-op on a client whose class the instrumentation has
+ * already patched (no second span), on a client audited before, and on an object that is not a
+ * supported client (said through diag). When no audit instrumentation is running, says so once on
+ * stderr; the client then works unaudited until one is started.
+ */
+export function auditClient<T>(client: T): T {
+  try {
+    const shape = shapeOf(client);
+    if (shape === undefined) {
+      diag.error('otel-llm-audit: auditClient() was given an object that is not an OpenAI or Anthropic client; nothing is audited');
+      return client;
+    }
+    if (audited.has(client as object)) return client;
+    const version = versionOf(client);
+    if (version !== undefined && !checkVersion(shape.patch, version)) return client;
+    audited.add(client as object);
+    if (publishedServices() === undefined) warnNotStarted();
+    const services = (): AuditServices | undefined => {
+      const shared = publishedServices();
+      if (shared === undefined) warnNotStarted();
+      return shared;
+    };
+    const { patch } = shape;
+    const options = { server: (resource: any) => serverFromBaseURL(patch.client(resource)), client: patch.client, invoke: patch.invoke };
+    for (const target of patch.targets(shape.exportsLike)) {
+      const proto = target.proto;
+      if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
+      // The class is patched (the SDK was loaded through require/import): it is audited already.
+      if (isWrapped(proto[target.method])) continue;
+      const resource = shape.resources.find((r) => Object.getPrototypeOf(r) === proto);
+      if (resource === undefined) continue;
+      const wrap = target.spec ? auditedMethod(services, target.spec, options) : namedHelper(target.helper ?? target.method);
+      // An own property of this resource object: other clients of the same class are left alone, and
+      // the original is the prototype's method, so a patch installed later cannot double the span.
+      Object.defineProperty(resource, target.method, { value: wrap(proto[target.method]), configurable: true, writable: true, enumerable: false });
+    }
+  } catch (error) {
+    diag.error('otel-llm-audit: auditClient() failed; this client is not audited', error);
+  }
+  return client;
+}

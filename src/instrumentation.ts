@@ -10,6 +10,7 @@ import type { AuditedCall, AuditServices } from './core/audited-call';
 import type { LlmAuditHooks } from './guardrails';
 import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
+import { publishAuditServices } from './core/audit-client';
 import { auditedMethod, namedHelper, serverFromBaseURL, wrappedByUs } from './core/patch';
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
@@ -96,6 +97,8 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       sanitize,
       content: config.content === undefined ? contentCipherFromEnv() : (config.content ?? undefined),
     };
+    // auditClient() audits bundled SDK clients through these services (src/core/audit-client.ts).
+    publishAuditServices(() => (this.isEnabled() ? this.services : undefined));
   }
 
   protected override _updateMetricInstruments(): void {

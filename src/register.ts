@@ -19,6 +19,7 @@
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort } from 'node:worker_threads';
+import { HOOKED_MODULES } from './sdk/hooked-modules';
 import { startAudit } from './sdk/start';
 import { preloadInWorkers } from './sdk/workers';
 
@@ -26,9 +27,6 @@ const STARTED = Symbol.for('otel-llm-audit.register.started');
 /** Set by the ESM entry point, which registers the loader hook itself before the application's graph loads. */
 const ESM_HOOK = Symbol.for('otel-llm-audit.register.esm-hook');
 const global = globalThis as { [STARTED]?: true; [ESM_HOOK]?: true };
-
-/** The packages whose ESM imports the hook routes through the instrumentation (every other module is left alone). */
-const HOOKED_MODULES = ['openai', '@anthropic-ai/sdk'];
 
 const loaderHooksThread = !isMainThread && parentPort === null;
 

@@ -9,14 +9,14 @@ import { register } from 'node:module';
 import { createRequire } from 'node:module';
 import { isMainThread, parentPort } from 'node:worker_threads';
 
+const require = createRequire(import.meta.url);
 const ESM_HOOK = Symbol.for('otel-llm-audit.register.esm-hook');
 // Node's loader-hooks thread runs no application code: nothing to do there.
 if ((isMainThread || parentPort !== null) && globalThis[ESM_HOOK] === undefined) {
   globalThis[ESM_HOOK] = true;
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, {
-    data: { include: ['openai', '@anthropic-ai/sdk'] },
+    data: { include: require('../cjs/sdk/hooked-modules.js').HOOKED_MODULES },
   });
 }
 
-const require = createRequire(import.meta.url);
 require('../cjs/register.js');

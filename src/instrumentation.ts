@@ -11,7 +11,7 @@ import type { LlmAuditHooks } from './guardrails';
 import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
 import { publishAuditServices } from './core/audit-client';
-import { auditedMethod, namedHelper, serverFromBaseURL, wrappedByUs } from './core/patch';
+import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/patch';
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
@@ -174,7 +174,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
 
   private patchTargets(patch: ProviderPatch, moduleExports: any): void {
     const services = (): AuditServices | undefined => (this.isEnabled() ? this.services : undefined);
-    const options = { server: (resource: any) => serverFromBaseURL(patch.client(resource)), client: patch.client, invoke: patch.invoke };
+    const options = methodOptions(patch);
     let patched = 0;
     for (const target of patch.targets(moduleExports)) {
       const proto = target.proto;

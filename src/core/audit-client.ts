@@ -10,11 +10,10 @@
  * `otel-llm-audit/register` started.
  */
 import { diag } from '@opentelemetry/api';
-import { isWrapped } from '@opentelemetry/instrumentation';
 import { anthropicPatch } from '../instrumentations/anthropic';
 import { openaiPatch } from '../instrumentations/openai';
 import type { AuditServices } from './audited-call';
-import { auditedMethod, namedHelper, serverFromBaseURL } from './patch';
+import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './patch';
 import { checkVersion, type ProviderPatch } from './provider';
 
 /** What the instrumentation publishes: its services while it is enabled, undefined otherwise. */
@@ -105,12 +104,12 @@ export function auditClient<T>(client: T): T {
       return shared;
     };
     const { patch } = shape;
-    const options = { server: (resource: any) => serverFromBaseURL(patch.client(resource)), client: patch.client, invoke: patch.invoke };
+    const options = methodOptions(patch);
     for (const target of patch.targets(shape.exportsLike)) {
       const proto = target.proto;
       if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
       // The class is patched (the SDK was loaded through require/import): it is audited already.
-      if (isWrapped(proto[target.method])) continue;
+      if (wrappedByUs(proto[target.method])) continue;
       const resource = shape.resources.find((r) => Object.getPrototypeOf(r) === proto);
       if (resource === undefined) continue;
       const wrap = target.spec ? auditedMethod(services, target.spec, options) : namedHelper(target.helper ?? target.method);

@@ -141,6 +141,11 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   } finally {
     nextIds.traceId = nextIds.spanId = undefined;
   }
+  // The application's SDK knows which application this is (a service name set in code, as
+  // NodeSDK({ serviceName }) or @vercel/otel do, is in no environment variable): its resource is
+  // the record's too.
+  const resource = (traceSpan as { resource?: unknown }).resource;
+  if (traced && resource !== undefined && 'resource' in record) Object.defineProperty(record, 'resource', { value: resource, configurable: true, writable: true });
   return { trace: traceSpan, record: traceSpan.isRecording() ? new TeeSpan(record, traceSpan, outer === undefined) : record };
 }
 

@@ -8,6 +8,7 @@ import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call
 import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
+import type { ProviderPatch } from './provider';
 import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
@@ -43,6 +44,11 @@ export interface AuditedMethodOptions {
    * keep its built-in span from doubling ours). Defaults to a plain call.
    */
   invoke?(original: Method, resource: any, args: any[]): unknown;
+}
+
+/** The options {@link auditedMethod} needs for one provider's SDK (the patch and auditClient() alike). */
+export function methodOptions(patch: ProviderPatch): AuditedMethodOptions {
+  return { server: (resource: any) => serverFromBaseURL(patch.client(resource)), client: patch.client, invoke: patch.invoke };
 }
 
 /**

@@ -67,12 +67,9 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   // Loaded after the SDK patches are in place, so a hooks module may itself use the LLM SDKs.
   const hooks = loadHooks(env);
   if (hooks !== undefined) instrumentation.setConfig({ ...instrumentation.getConfig(), hooks });
-  ledger?.ready().catch((error: Error) => {
-    // A ledger that cannot be written (locked by another process, not a directory...) means no
-    // audit trail: say so once, clearly, and stop, as for any other configuration error.
-    process.stderr.write(`otel-llm-audit: cannot open the audit ledger: ${error.message}\n`);
-    process.exit(78);
-  });
+  // The ledger opens at the first record (a lock held by another process is not an error: this
+  // one journals); a directory that cannot hold it is reported now, loudly, and never stops the app.
+  void ledger?.ready();
 
   let done: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {

@@ -52,8 +52,31 @@ describe('LedgerSpanExporter', () => {
     expect(result.code).toBe(ExportResultCode.FAILED);
     expect(result.error).toMatchObject({ code: 'LEDGER_UNREADABLE' });
     await exporter.shutdown();
+    // After shutdown a span is journaled rather than refused; here the journal cannot be written either.
     const after = await new Promise<ExportResult>((resolve) => exporter.export([span], resolve));
-    expect(after.error).toMatchObject({ code: 'LEDGER_CLOSED' });
+    expect(after.code).toBe(ExportResultCode.FAILED);
+    expect(after.error?.message).toMatch(/cannot create the pending journal/);
+  });
+
+  it('a span that ends after shutdown (a call finishing while the process stops) is journaled, and the next writer appends it', async () => {
+    const dir = join(tempDir(), 'ledger');
+    const exporter = new LedgerSpanExporter({ dir, hashKey: 'span-exporter-test-hash-key' });
+    const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const tracer = provider.getTracer('test');
+    tracer.startSpan('chat', { attributes: { 'gen_ai.operation.name': 'chat', 'llm_audit.request_id': 'before' } }).end();
+    await provider.forceFlush();
+    await exporter.shutdown();
+    const late = tracer.startSpan('chat', { attributes: { 'gen_ai.operation.name': 'chat', 'llm_audit.request_id': 'late' } });
+    const result = await new Promise<ExportResult>((resolve) => exporter.export([late as unknown as ReadableSpan], resolve));
+    expect(result.code).toBe(ExportResultCode.SUCCESS);
+    exporter.journalOnExit();
+    const next = new LedgerSpanExporter({ dir, hashKey: 'span-exporter-test-hash-key' });
+    const third = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(next)] });
+    third.getTracer('test').startSpan('chat', { attributes: { 'gen_ai.operation.name': 'chat', 'llm_audit.request_id': 'next' } }).end();
+    await third.shutdown();
+    const ids = [];
+    for await (const hit of scanRecords(new FileLedgerSource(dir))) ids.push(hit.record.request_id);
+    expect(ids).toEqual(['before', 'late', 'next']);
   });
 
   it('reads its options from the environment', () => {

@@ -144,7 +144,9 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     const journaled = readdirSync(pendingDir, { withFileTypes: true })
       .filter((entry) => entry.isFile() && entry.name.endsWith('.jsonl') && !entry.name.startsWith('.'))
       .flatMap((entry) => readFileSync(join(pendingDir, entry.name), 'utf8').trim().split('\n'))
-      .map((line) => JSON.parse(line).request_id as string);
+      // Authenticated journal lines: {mac, n, record}, and a closing {end, mac, n}.
+      .map((line) => JSON.parse(line) as { record?: { request_id: string } })
+      .flatMap((entry) => (entry.record ? [entry.record.request_id] : []));
     expect(journaled.length).toBeGreaterThan(0);
     expect([...new Set([...records(dir).map((r) => r.request_id as string), ...journaled])].sort()).toEqual([...firstIds].sort());
 

@@ -11,6 +11,7 @@
  * reports here) and read where a call starts (src/core/patch.ts).
  */
 import { diag, metrics, type Counter } from '@opentelemetry/api';
+import { atProcessExit } from '../util/exit-hook';
 
 export const ON_FAILURE_POLICIES = ['continue', 'block'] as const;
 export type OnFailurePolicy = (typeof ON_FAILURE_POLICIES)[number];
@@ -37,6 +38,8 @@ let policy: OnFailurePolicy = 'continue';
 const failing = new Map<string, string>();
 /** Trails that cannot take records (lost some, or cannot be opened) since they last worked: LLM_AUDIT_ON_FAILURE=block refuses calls. */
 const unusable = new Set<string>();
+/** Trails that lost records since they last worked. */
+const losing = new Set<string>();
 let counter: Counter | undefined;
 let unreported = { lost: 0, failures: 0, error: '' };
 let summaryTimer: NodeJS.Timeout | undefined;
@@ -63,9 +66,10 @@ export function reportAuditFailure(trail: string, lost: number, error: unknown, 
     description: 'Audit records that could not be written to the audit trail',
   });
   if (lost > 0) counter.add(lost, { trail });
-  // Said at once: the trail's first failure, and the first time it stops taking records.
-  const first = !failing.has(trail) || (stopped && !unusable.has(trail));
+  // Said at once: the trail's first failure, the first time it stops taking records, the first loss.
+  const first = !failing.has(trail) || (stopped && !unusable.has(trail)) || (lost > 0 && !losing.has(trail));
   if (stopped) unusable.add(trail);
+  if (lost > 0) losing.add(trail);
   failing.set(trail, message);
   if (first) {
     const refused = policy === 'block' ? ' (LLM_AUDIT_ON_FAILURE=block: LLM calls are refused until it works again)' : '';
@@ -79,20 +83,26 @@ export function reportAuditFailure(trail: string, lost: number, error: unknown, 
     return;
   }
   unreported = { lost: unreported.lost + lost, failures: unreported.failures + 1, error: message };
-  summaryTimer ??= setTimeout(() => {
-    summaryTimer = undefined;
-    const { lost: n, failures, error: last } = unreported;
-    unreported = { lost: 0, failures: 0, error: '' };
-    if (failures > 0) {
-      reportAuditProblem(`${n > 0 ? `AUDIT RECORDS LOST: ${n} more record(s)` : 'no record lost'}, ${failures} more failure(s) of the audit trail in the last ${SUMMARY_MS / 1000} s (last error: ${last})`);
-    }
-  }, SUMMARY_MS);
+  summaryTimer ??= setTimeout(sayUnreported, SUMMARY_MS);
   summaryTimer.unref?.();
 }
+
+/** The summary of the failures not said yet (every SUMMARY_MS, and at exit). */
+function sayUnreported(): void {
+  if (summaryTimer) clearTimeout(summaryTimer);
+  summaryTimer = undefined;
+  const { lost: n, failures, error: last } = unreported;
+  unreported = { lost: 0, failures: 0, error: '' };
+  if (failures > 0) {
+    reportAuditProblem(`${n > 0 ? `AUDIT RECORDS LOST: ${n} more record(s)` : 'no record lost'}, ${failures} more failure(s) of the audit trail since the last report (last error: ${last})`);
+  }
+}
+atProcessExit(sayUnreported);
 
 /** The trail works again (said once, when it had failed). */
 export function auditTrailRestored(trail: string, note: string): void {
   unusable.delete(trail);
+  losing.delete(trail);
   if (failing.delete(trail)) reportAuditProblem(`the audit trail ${trail} works again; ${note}`);
 }
 

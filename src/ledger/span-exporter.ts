@@ -20,10 +20,14 @@
 import { diag } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
 import { LedgerError } from './errors';
 import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
+import { PENDING_DIR } from './layout';
 import { JournalConsumer, JournalWriter, POLL_MS, journalKey } from './pending-journal';
 import { GAP_ACTION, operationRecord, recordFromSpan, type LedgerRecord } from './record';
 import { atProcessExit } from '../util/exit-hook';
@@ -140,11 +144,29 @@ export class LedgerSpanExporter implements SpanExporter {
   async ready(): Promise<void> {
     const problem = FileLedger.unusableDir(this.options.dir);
     if (problem) reportAuditFailure(this.options.dir, 0, problem, true);
+    // A main thread that makes no call still appends what its worker threads (or processes it
+    // started) journal, once there is something: it takes the lock only then, if nobody holds it.
+    else if (isMainThread && !this.holder && !this.journalMode) this.every(LOCK_RETRY_MS, () => void (this.journalsWaiting() && this.takeLock()));
+  }
+
+  /** Whether pending/ holds journals (nothing is created to find out). */
+  private journalsWaiting(): boolean {
+    try {
+      return readdirSync(join(this.options.dir, PENDING_DIR)).some((name) => name.endsWith('.jsonl'));
+    } catch {
+      return false;
+    }
   }
 
   /** Takes the lock at the first record; LEDGER_LOCKED switches to journal mode. */
   private connect(): Promise<void> {
     if (this.holder || this.journalMode) return Promise.resolve();
+    if (!isMainThread) {
+      // A worker thread never holds the lock: a thread that ends (or is terminated) while its
+      // process lives would leave a lock that no one can tell is stale. Its main thread appends.
+      this.journalMode = true;
+      return Promise.resolve();
+    }
     this.opening ??= this.tryLock().finally(() => {
       this.opening = undefined;
     });
@@ -168,7 +190,7 @@ export class LedgerSpanExporter implements SpanExporter {
       if (!this.journalMode) {
         this.journalMode = true;
         diag.info(`otel-llm-audit ledger ${dir}: ${error.message}; this process writes to its journal ${this.journal.name}, which the lock holder appends`);
-        this.every(LOCK_RETRY_MS, () => void this.connectAgain());
+        this.every(LOCK_RETRY_MS, () => void this.takeLock());
       }
       return;
     }
@@ -183,9 +205,9 @@ export class LedgerSpanExporter implements SpanExporter {
     this.every(POLL_MS, () => void this.appendJournals());
   }
 
-  /** Journal mode: try the lock again (its holder may be gone). */
-  private async connectAgain(): Promise<void> {
-    if (this.shutDown || this.opening || this.holder) return;
+  /** Journal mode (and a main thread at shutdown or with journals waiting): try the lock (its holder may be gone). */
+  private async takeLock(): Promise<void> {
+    if (this.opening || this.holder || !isMainThread) return;
     this.opening = this.tryLock().finally(() => {
       this.opening = undefined;
     });
@@ -328,10 +350,14 @@ export class LedgerSpanExporter implements SpanExporter {
     this.timer = this.gapTimer = undefined;
     await this.journal.flush();
     this.journal.end();
+    // The last writer to stop appends what the others journaled: take the lock if it is free.
+    if (!this.holder && this.journalsWaiting()) await this.takeLock();
     if (!this.holder) return;
     await this.appendJournals();
     const { ledger } = this.holder;
     this.holder = undefined;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     await ledger.close();
   }
 }

@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { repoRoot } from '../support/harness';
 import { runNodeApp, type AppRun } from '../support/child-app';
+import { journaledIds, storedIds } from '../support/ledger-files';
 
 // The ledger written by real application processes (the built package, `--require
 // otel-llm-audit/register`) under load and when killed: group commit keeps the ledger up with
@@ -28,36 +29,6 @@ function runApp(args: string[], env: Record<string, string>, onStdout?: Paramete
     onStdout,
     60_000,
   );
-}
-
-/** Request ids in the ledger's segments, in order (a repeat shows up twice). */
-export function storedIds(dir: string): string[] {
-  let names: string[] = [];
-  try {
-    names = readdirSync(join(dir, 'segments')).sort();
-  } catch {
-    return [];
-  }
-  return names
-    .flatMap((name) => readFileSync(join(dir, 'segments', name), 'utf8').split('\n'))
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line).record.request_id as string);
-}
-
-/** Request ids in pending/ journals (kept durably for the next writer to append). */
-function journaledIds(dir: string): string[] {
-  let names: string[] = [];
-  try {
-    names = readdirSync(join(dir, 'pending')).filter((name) => name.endsWith('.jsonl') && !name.startsWith('.'));
-  } catch {
-    return [];
-  }
-  return names
-    .flatMap((name) => readFileSync(join(dir, 'pending', name), 'utf8').split('\n'))
-    .filter((line) => line.endsWith('}'))
-    .map((line) => JSON.parse(line) as { record?: { request_id: string }; request_id?: string })
-    .map((entry) => (entry.record ?? entry).request_id!)
-    .filter((id) => id !== undefined);
 }
 
 /**

@@ -274,7 +274,12 @@ export class LedgerSpanExporter implements SpanExporter {
       await ledger.append(records);
     } catch (error) {
       // The ledger failed (disk full...): the journal keeps the records for a later pass.
-      this.journal.appendSync(records);
+      try {
+        this.journal.appendSync(records);
+      } catch (journalError) {
+        const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';
+        throw new LedgerError(code, `${(error as Error).message}; and ${(journalError as Error).message}`, { cause: journalError });
+      }
       reportAuditFailure(this.options.dir, 0, error);
       return;
     } finally {

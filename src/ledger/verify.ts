@@ -4,6 +4,7 @@
  * elsewhere) against the root at its size, checks signatures, and continues correctly after
  * retention from the newest tombstone. Throws a LedgerError naming the first bad record.
  */
+import { gapOf, gapWarning, type Gap } from './gap';
 import type { KeyObject } from 'node:crypto';
 import type { CheckpointEntry, LedgerSource } from './backend';
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry } from './chain';
@@ -133,10 +134,13 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   check(startSize, rootAt(state), state.lastLeaf.toString('hex'), undefined, startSize);
 
   let lastGood = startSize;
+  const gaps: Gap[] = [];
   const { last, count } = await walkChain(source.items({ skip }), state, {
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted, s) => {
       options.onEntry?.(accepted);
+      const gap = gapOf(accepted.entry);
+      if (gap) gaps.push(gap);
       const size = s.range.size;
       if (expectations.has(size)) {
         check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);
@@ -174,6 +178,9 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
       `${n} record${n === 1 ? '' : 's'} after the newest checkpoint (size ${newestSize}) ${n === 1 ? 'is' : 'are'} protected by the hash chain only (a checkpoint is written every N records and on close)`,
     );
   }
+
+  const lost = gapWarning(gaps);
+  if (lost) warnings.push(lost);
 
   return {
     records: count,

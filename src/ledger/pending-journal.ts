@@ -259,7 +259,7 @@ export class JournalConsumer {
     } catch {
       return result;
     }
-    const batches: { name: string; state: FileState; records: LedgerRecord[]; offset: number; ended: boolean; torn: boolean }[] = [];
+    const batches: ({ name: string; state: FileState } & ReturnType<JournalConsumer['read']>)[] = [];
     for (const name of names) {
       const state = this.files.get(name) ?? { offset: 0, seen: new Set<number>(), max: -1, checked: false, ended: false };
       this.files.set(name, state);
@@ -289,6 +289,10 @@ export class JournalConsumer {
     result.present = all.length - fresh.length;
     for (const b of batches) {
       b.state.offset = b.offset;
+      for (const n of b.seen) {
+        b.state.seen.add(n);
+        if (n > b.state.max) b.state.max = n;
+      }
       b.state.checked = true;
       b.state.ended ||= b.ended;
       if (!b.state.ended && !this.writerGone(b.name)) continue;
@@ -308,7 +312,7 @@ export class JournalConsumer {
   }
 
   /** The complete lines after the state's offset, authenticated. */
-  private read(name: string, state: FileState): { records: LedgerRecord[]; offset: number; ended: boolean; torn: boolean } {
+  private read(name: string, state: FileState): { records: LedgerRecord[]; seen: Set<number>; offset: number; ended: boolean; torn: boolean } {
     const path = join(this.dir, PENDING_DIR, name);
     const size = statSync(path).size;
     const buffer = Buffer.alloc(size - state.offset);
@@ -327,6 +331,9 @@ export class JournalConsumer {
     const complete = buffer.lastIndexOf(0x0a) + 1;
     const legacy = JOURNAL.exec(name)![3] === undefined;
     const records: LedgerRecord[] = [];
+    // Line numbers read now: they join the state only once the records are appended (a failed
+    // append reads them again).
+    const seen = new Set<number>();
     let ended = legacy;
     const text = buffer.subarray(0, complete).toString('utf8');
     for (const line of text.split('\n')) {
@@ -342,7 +349,7 @@ export class JournalConsumer {
         records.push(entry as LedgerRecord);
         continue;
       }
-      if (typeof entry.n !== 'number' || state.seen.has(entry.n)) throw new JournalRejected('its lines are repeated or out of place');
+      if (typeof entry.n !== 'number' || state.seen.has(entry.n) || seen.has(entry.n)) throw new JournalRejected('its lines are repeated or out of place');
       const body = entry.end === true ? { n: entry.n, end: true } : { n: entry.n, record: entry.record };
       if (this.key) {
         const expected = Buffer.from(mac(this.key, name, body), 'hex');
@@ -353,8 +360,7 @@ export class JournalConsumer {
       } else if (entry.mac !== undefined) {
         throw new JournalRejected('it is authenticated with a key this process does not have (set the same LLM_AUDIT_SIGNING_KEY / LLM_AUDIT_HASH_KEY in every writer)');
       }
-      state.seen.add(entry.n);
-      state.max = Math.max(state.max, entry.n);
+      seen.add(entry.n);
       if (entry.end === true) ended = true;
       else if (entry.record && typeof entry.record === 'object') records.push(entry.record);
       else throw new JournalRejected('a line holds no record');
@@ -362,7 +368,7 @@ export class JournalConsumer {
     if (!this.key && records.length > 0) {
       this.report(`appending ${records.length} records of the unauthenticated pending journal ${name}: without LLM_AUDIT_SIGNING_KEY or LLM_AUDIT_HASH_KEY journals cannot be checked`, 'warn');
     }
-    return { records, offset: state.offset + complete, ended, torn: complete < buffer.length };
+    return { records, seen, offset: state.offset + complete, ended, torn: complete < buffer.length };
   }
 
   private writerGone(name: string): boolean {

@@ -103,6 +103,7 @@ export class LedgerSpanExporter implements SpanExporter {
   /** Polls the journals (holder) or retries the lock (journal mode). */
   private timer: NodeJS.Timeout | undefined;
   private gapTimer: NodeJS.Timeout | undefined;
+  private gapping: Promise<void> | undefined;
   private pending = new Set<Promise<unknown>>();
   /** Records handed to the ledger whose append has not settled yet (journaled at exit). */
   private unwritten = new Set<LedgerRecord[]>();
@@ -301,8 +302,15 @@ export class LedgerSpanExporter implements SpanExporter {
     this.gapTimer.unref?.();
   }
 
-  /** Writes the `ledger.gap` record of the records lost so far (to the ledger, or the journal). */
-  private async appendGap(): Promise<void> {
+  /** Writes the `ledger.gap` record of the records lost so far (to the ledger, or the journal); one at a time. */
+  private appendGap(): Promise<void> {
+    this.gapping ??= this.writeGap().finally(() => {
+      this.gapping = undefined;
+    });
+    return this.gapping;
+  }
+
+  private async writeGap(): Promise<void> {
     const lost = this.lost;
     if (!lost) return;
     const gap = operationRecord({
@@ -317,10 +325,10 @@ export class LedgerSpanExporter implements SpanExporter {
       if (this.holder) await this.holder.ledger.append([gap]);
       else this.journal.appendSync([gap]);
     } catch {
-      return; // still failing; the next try reports nothing new
+      return; // still failing (already reported); the timer tries again
     }
-    if (this.lost === lost) this.lost = undefined;
-    else if (this.lost) this.lost.count -= lost.count;
+    // Records lost while the gap record was being written are left for the next one.
+    this.lost = this.lost === lost ? undefined : { ...this.lost!, count: this.lost!.count - lost.count, first: lost.last };
     if (!this.lost && this.gapTimer) {
       clearInterval(this.gapTimer);
       this.gapTimer = undefined;

@@ -202,6 +202,9 @@ export class FileLedgerSource implements LedgerSource {
     const journals = list(PENDING_DIR);
     if (journals.length > 0) {
       out.push(`${PENDING_DIR}/ holds ${journals.length} journal(s) of records not appended yet (other writers', or left at an exit), not verified here: the lock holder appends them after checking their MACs (${journals.join(', ')})`);
+      // A journal whose first line has no MAC (canonical JSON: "mac" comes first) was written without a key.
+      const bare = journals.filter((name) => !/^\{("end":true,)?"mac":/.test(head(join(this.dir, PENDING_DIR, name))));
+      if (bare.length > 0) out.push(`${bare.length} of them are UNAUTHENTICATED (written without LLM_AUDIT_SIGNING_KEY or LLM_AUDIT_HASH_KEY): ${bare.join(', ')}`);
     }
     const rejected = list(join(PENDING_DIR, 'rejected'));
     if (rejected.length > 0) {
@@ -232,6 +235,24 @@ function exists(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The first bytes of a file ('' when it cannot be read). */
+function head(path: string, bytes = 64): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const buffer = Buffer.alloc(bytes);
+    return buffer.subarray(0, readSync(fd, buffer, 0, bytes, 0)).toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
   }
 }
 

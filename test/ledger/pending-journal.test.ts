@@ -83,6 +83,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
     const dir = join(tempDir(), 'ledger');
     const ledger = await FileLedger.open({ dir });
     writePendingJournal(dir, [makeRecord({ span_id: '00000000000000e1' })]);
+    expect((await new FileLedgerSource(dir).notes()).join('\n')).toMatch(/1 of them are UNAUTHENTICATED/);
     const reports: string[] = [];
     expect(await appendPendingJournals(ledger, dir, undefined, (message) => reports.push(message))).toEqual({ appended: 1, present: 0, rejected: 0 });
     expect(reports.join('\n')).toMatch(/unauthenticated pending journal/);

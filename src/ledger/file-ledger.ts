@@ -30,6 +30,7 @@ import {
   FILE_MODE,
   LEDGER_FILE,
   PENDING_DIR,
+  REJECTED_DIR,
   REPAIRS_FILE,
   SEGMENTS_DIR,
   SEGMENT_NAME,
@@ -206,9 +207,9 @@ export class FileLedgerSource implements LedgerSource {
       const bare = journals.filter((name) => !/^\{("end":true,)?"mac":/.test(head(join(this.dir, PENDING_DIR, name))));
       if (bare.length > 0) out.push(`${bare.length} of them are UNAUTHENTICATED (written without LLM_AUDIT_SIGNING_KEY or LLM_AUDIT_HASH_KEY): ${bare.join(', ')}`);
     }
-    const rejected = list(join(PENDING_DIR, 'rejected'));
+    const rejected = list(join(PENDING_DIR, REJECTED_DIR));
     if (rejected.length > 0) {
-      out.push(`${PENDING_DIR}/rejected/ holds ${rejected.length} journal(s) that FAILED authentication (forged, altered, or written with another key) and were NOT appended: ${rejected.join(', ')}`);
+      out.push(`${PENDING_DIR}/${REJECTED_DIR}/ holds ${rejected.length} journal(s) that FAILED authentication (forged, altered, or written with another key) and were NOT appended: ${rejected.join(', ')}`);
     }
     let text = '';
     try {

@@ -38,12 +38,10 @@ import { pidAlive } from '../util/lock-owner';
 import { loadPrivateKey } from './checkpoint';
 import { fsError } from './errors';
 import { FileLedgerSource, type FileLedger } from './file-ledger';
-import { DIR_MODE, FILE_MODE, PENDING_DIR } from './layout';
+import { DIR_MODE, FILE_MODE, PENDING_DIR, REJECTED_DIR } from './layout';
 import { scanRecords } from './query';
 import { spanKey, withoutDuplicates, type LedgerRecord } from './record';
 
-/** Where journals that failed authentication are moved (never appended). */
-export const REJECTED_DIR = 'rejected';
 /** How often the lock holder looks for journal lines to append. */
 export const POLL_MS = 200;
 

@@ -537,8 +537,8 @@ export class FileLedger {
   }
 
   private readonly group = new GroupCommit<LedgerRecord, AppendResult>(
-    (task) => this.enqueue(task),
     (batches) => this.appendNow(batches),
+    (task) => this.enqueue(task),
   );
 
   /** One write (and, with fsync `always`, one fdatasync) for every batch of a group commit. */

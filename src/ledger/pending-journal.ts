@@ -74,13 +74,7 @@ export class JournalWriter {
   private current = JournalWriter.newName();
   private fd: number | undefined;
   private n = 0;
-  private queue: Promise<unknown> = Promise.resolve();
   private readonly group = new GroupCommit<LedgerRecord, void>(
-    (task) => {
-      const run = this.queue.then(task, task);
-      this.queue = run.catch(() => undefined);
-      return run;
-    },
     async (batches) => {
       const fd = this.write(this.lines(batches.flat()));
       if (this.durable) {
@@ -130,8 +124,8 @@ export class JournalWriter {
   }
 
   /** Waits for the appends handed over so far. */
-  async flush(): Promise<void> {
-    await this.queue;
+  flush(): Promise<void> {
+    return this.group.idle();
   }
 
   /**

@@ -11,14 +11,26 @@ export class GroupCommit<T, R> {
   private scheduled = false;
   private items = 0;
 
+  private chain: Promise<unknown> = Promise.resolve();
+
   /**
-   * @param schedule runs a task after the writer's other queued work (its serialising queue).
    * @param commit writes every batch of a group at once; resolves with one result per batch, in order.
+   * @param schedule runs a task after the writer's other queued work (its serialising queue);
+   *   by default the groups are only serialised among themselves.
    */
   constructor(
-    private readonly schedule: (task: () => Promise<void>) => Promise<void>,
     private readonly commit: (batches: readonly (readonly T[])[]) => Promise<R[]>,
+    private readonly schedule: (task: () => Promise<void>) => Promise<void> = (task) => {
+      const run = this.chain.then(task);
+      this.chain = run.catch(() => undefined);
+      return run;
+    },
   ) {}
+
+  /** Resolves once the groups scheduled so far are done (with the default schedule). */
+  async idle(): Promise<void> {
+    await this.chain;
+  }
 
   /** Items handed to add() and not yet committed (or failed). */
   get backlog(): number {

@@ -126,8 +126,8 @@ export class PostgresLedger {
 
   /** Group commit: the appends that arrive during a transaction share the next one. */
   private readonly group = new GroupCommit<LedgerRecord, PostgresAppendResult>(
-    (task) => this.enqueue(task),
     (batches) => this.transaction((client) => this.appendIn(client, batches)),
+    (task) => this.enqueue(task),
   );
 
   /** Writes a checkpoint now if records were added since the newest one. */

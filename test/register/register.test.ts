@@ -1,5 +1,5 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -237,6 +237,14 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     expect(gone.status).toBe(3);
     expect(gone.stderr).toMatch(/crypto-shredding/);
     expect(run('verify', '--ledger', dir).status).toBe(0);
+  });
+
+  it('a process that makes no LLM call opens nothing: no lock, no directory (it used to create and lock the ledger at startup)', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ledger-lazy-')), 'ledger');
+    const result = await runApp(['--require', 'otel-llm-audit/register', '-e', 'setTimeout(() => {}, 300)'], { LLM_AUDIT_LEDGER_DIR: dir });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(existsSync(dir)).toBe(false);
   });
 
   it('a second process on the same ledger runs: it journals, and the lock holder appends its records (it used to exit 78)', async () => {

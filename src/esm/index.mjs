@@ -10,6 +10,8 @@ export const {
   recordGuardrail,
   blockRequest,
   LlmRequestBlockedError,
+  LlmAuditUnavailableError,
+  auditTrailUnavailable,
   recordRetrieval,
   startAudit,
   shutdownAudit,

@@ -144,7 +144,16 @@ export class LedgerSpanExporter implements SpanExporter {
    */
   async ready(): Promise<void> {
     const problem = FileLedger.unusableDir(this.options.dir);
-    if (problem) reportAuditFailure(this.options.dir, 0, problem, true);
+    if (problem) {
+      reportAuditFailure(this.options.dir, 0, problem, true);
+      // Looked at again every second: under LLM_AUDIT_ON_FAILURE=block no call comes to find it fixed.
+      this.every(LOCK_RETRY_MS, () => {
+        if (FileLedger.unusableDir(this.options.dir) || this.lost) return;
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        auditTrailRestored(this.options.dir, 'its directory can be used now');
+      });
+    }
     // A main thread that makes no call still appends what its worker threads (or processes it
     // started) journal, once there is something: it takes the lock only then, if nobody holds it.
     else if (isMainThread && !this.holder && !this.journalMode) this.every(LOCK_RETRY_MS, () => void (this.journalsWaiting() && this.takeLock()));

@@ -123,3 +123,20 @@ describe('an audit record that cannot be written', () => {
     },
   );
 });
+
+describe('a ledger directory that cannot be used at startup', () => {
+  it('is reported by ready() (never thrown), blocks calls under block, and unblocks by itself once fixed', async () => {
+    const base = tempDir();
+    const dir = join(base, 'ledger');
+    writeFileSync(dir, '');
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const exporter = new LedgerSpanExporter({ dir, onFailure: 'block' });
+    await expect(exporter.ready()).resolves.toBeUndefined();
+    expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/the audit trail .*ledger cannot be written: .*is not a directory \(LLM_AUDIT_ON_FAILURE=block/);
+    expect(auditTrailUnavailable()).toMatch(/not a directory/);
+    rmSync(dir);
+    await vi.waitFor(() => expect(auditTrailUnavailable()).toBeUndefined(), { timeout: 5_000 });
+    expect(stderr.mock.calls.map((c) => String(c[0])).join('')).toMatch(/works again; its directory can be used now/);
+    await exporter.shutdown();
+  });
+});

@@ -3,6 +3,7 @@ export type { LlmAuditInstrumentationConfig, ProviderId } from './instrumentatio
 export { withAuditContext, getAuditContext } from './context';
 export type { AuditContext, Retrieval } from './context';
 export { recordGuardrail, blockRequest, LlmRequestBlockedError } from './guardrails';
+export { LlmAuditUnavailableError, auditTrailUnavailable } from './audit/failure-policy';
 export type { GuardrailResult, GuardrailAction, LlmAuditHooks, AuditRequest, AuditResponse } from './guardrails';
 export { recordRetrieval } from './retrieval';
 export { getAuditRequestId } from './core/audited-call';

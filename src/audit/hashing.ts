@@ -99,7 +99,8 @@ export function hasherFromEnv(env: NodeJS.ProcessEnv = process.env): ContentHash
   return createContentHasher({ key: parseEnvKey(rawKey), keyId });
 }
 
-function parseEnvKey(raw: string): Buffer {
+/** The bytes of an `LLM_AUDIT_HASH_KEY` value (UTF-8, or `hex:` / `base64:`); throws for a malformed one. */
+export function parseEnvKey(raw: string): Buffer {
   if (raw.startsWith('hex:')) {
     const body = raw.slice(4);
     if (!HEX_BODY.test(body)) {

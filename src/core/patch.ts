@@ -4,6 +4,7 @@ import { ensureContextManager } from '../util/context-manager';
 import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guardrails';
 import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
+import { refusedWhileAuditUnavailable } from '../audit/failure-policy';
 import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
 import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
@@ -79,6 +80,8 @@ export function auditedMethod(
         call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent);
         if (sanitized?.result !== undefined) call.recordSanitization(shared.sanitize!.mode, sanitized.result);
         if (sanitized?.failed !== undefined) gate = Promise.reject(sanitizerBlocked(call, sanitized.failed));
+        // LLM_AUDIT_ON_FAILURE=block: no call goes out while its audit record cannot be written.
+        gate ??= refusedWhileAuditUnavailable();
         const beforeRequest = shared.hooks?.beforeRequest;
         if (gate === undefined && beforeRequest !== undefined) gate = runBeforeRequest(call, beforeRequest, args[0]);
       } catch (error) {

@@ -11,6 +11,8 @@ export const {
   blockRequest,
   LlmRequestBlockedError,
   UnauditedLlmRequestError,
+  LlmAuditUnavailableError,
+  auditTrailUnavailable,
   recordRetrieval,
   startAudit,
   shutdownAudit,

@@ -9,9 +9,10 @@
 import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { canonicalJson } from '../audit/canonical-json';
 import { syncDirSync } from '../util/durable-file';
+import { GroupCommit } from '../util/group-commit';
 import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from './backend';
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
 import {
@@ -30,6 +31,7 @@ import {
   FILE_MODE,
   LEDGER_FILE,
   PENDING_DIR,
+  REJECTED_DIR,
   REPAIRS_FILE,
   SEGMENTS_DIR,
   SEGMENT_NAME,
@@ -198,14 +200,23 @@ export class FileLedgerSource implements LedgerSource {
     if (this.unexpected.length > 0) {
       out.push(`${SEGMENTS_DIR}/ holds files that are not segments and were ignored: ${this.unexpected.join(', ')}`);
     }
-    let journals: string[] = [];
-    try {
-      journals = readdirSync(join(this.dir, PENDING_DIR)).filter((name) => name.endsWith('.jsonl') && !name.startsWith('.'));
-    } catch {
-      // no pending directory
-    }
+    const list = (sub: string): string[] => {
+      try {
+        return readdirSync(join(this.dir, sub)).filter((name) => name.endsWith('.jsonl') && !name.startsWith('.'));
+      } catch {
+        return []; // no such directory
+      }
+    };
+    const journals = list(PENDING_DIR);
     if (journals.length > 0) {
-      out.push(`${PENDING_DIR}/ holds ${journals.length} journal(s) of records in flight at a process.exit(), not verified here: the next writer appends them (${journals.join(', ')})`);
+      out.push(`${PENDING_DIR}/ holds ${journals.length} journal(s) of records not appended yet (other writers', or left at an exit), not verified here: the lock holder appends them after checking their MACs (${journals.join(', ')})`);
+      // A journal whose first line has no MAC (canonical JSON: "mac" comes first) was written without a key.
+      const bare = journals.filter((name) => !/^\{("end":true,)?"mac":/.test(head(join(this.dir, PENDING_DIR, name))));
+      if (bare.length > 0) out.push(`${bare.length} of them are UNAUTHENTICATED (written without LLM_AUDIT_SIGNING_KEY or LLM_AUDIT_HASH_KEY): ${bare.join(', ')}`);
+    }
+    const rejected = list(join(PENDING_DIR, REJECTED_DIR));
+    if (rejected.length > 0) {
+      out.push(`${PENDING_DIR}/${REJECTED_DIR}/ holds ${rejected.length} journal(s) that FAILED authentication (forged, altered, or written with another key) and were NOT appended: ${rejected.join(', ')}`);
     }
     let text = '';
     try {
@@ -236,6 +247,24 @@ function exists(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The first bytes of a file ('' when it cannot be read). */
+function head(path: string, bytes = 64): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    const buffer = Buffer.alloc(bytes);
+    return buffer.subarray(0, readSync(fd, buffer, 0, bytes, 0)).toString('utf8');
+  } catch {
+    return '';
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -399,6 +428,21 @@ export class FileLedger {
     this.onWarning = options.onWarning ?? (() => {});
   }
 
+  /** Why `dir` cannot hold a ledger (it or a parent is not a directory), checked without creating anything; undefined when it may. */
+  static unusableDir(dir: string): LedgerError | undefined {
+    let path = resolve(dir);
+    for (;;) {
+      try {
+        return statSync(path).isDirectory() ? undefined : new LedgerError('LEDGER_UNREADABLE', `${path === resolve(dir) ? dir : path} is not a directory`);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return fsError(error, 'cannot open the ledger', dir);
+      }
+      const parent = dirname(path);
+      if (parent === path) return undefined;
+      path = parent;
+    }
+  }
+
   /** Opens (creating if needed) the ledger in `options.dir` and takes its lock. */
   static async open(options: FileLedgerOptions): Promise<FileLedger> {
     const ledger = new FileLedger(options.dir, options);
@@ -530,24 +574,39 @@ export class FileLedger {
    * fails the ledger refuses further appends (LEDGER_IO) rather than risk a half-written record.
    */
   append(records: readonly LedgerRecord[]): Promise<AppendResult> {
-    return this.enqueue(() => this.appendNow(records));
+    return this.group.add(records);
   }
 
-  private async appendNow(records: readonly LedgerRecord[]): Promise<AppendResult> {
+  /** Records handed to append() that are not durable yet (the group being written and the next one). */
+  get backlog(): number {
+    return this.group.backlog;
+  }
+
+  private readonly group = new GroupCommit<LedgerRecord, AppendResult>(
+    (batches) => this.appendNow(batches),
+    (task) => this.enqueue(task),
+  );
+
+  /** One write (and, with fsync `always`, one fdatasync) for every batch of a group commit. */
+  private async appendNow(batches: readonly (readonly LedgerRecord[])[]): Promise<AppendResult[]> {
     this.usable();
-    const firstSeq = this.state.range.size;
-    if (records.length === 0) return { firstSeq, lastSeq: firstSeq - 1 };
-    const segment = await this.currentSegment();
+    const results: AppendResult[] = [];
     const range = this.state.range.clone();
     let last = this.state.lastLeaf;
     let text = '';
-    for (const record of records) {
-      const line = canonicalJson({ seq: range.size, prev: last.toString('hex'), record });
-      const leaf = leafHash(line);
-      range.append(leaf);
-      last = leaf;
-      text += line + '\n';
+    for (const records of batches) {
+      const firstSeq = range.size;
+      for (const record of records) {
+        const line = canonicalJson({ seq: range.size, prev: last.toString('hex'), record });
+        const leaf = leafHash(line);
+        range.append(leaf);
+        last = leaf;
+        text += line + '\n';
+      }
+      results.push({ firstSeq, lastSeq: range.size - 1 });
     }
+    if (text === '') return results;
+    const segment = await this.currentSegment();
     const buffer = Buffer.from(text, 'utf8');
     const path = segmentPath(this.dir, segment.name);
     try {
@@ -562,6 +621,9 @@ export class FileLedger {
     if (this.fsync === 'batch') this.scheduleSync();
     else if (this.fsync === 'none') this.dirty = true;
     if (
+      // A signed checkpoint at every group commit keeps the records no signature covers to the
+      // group being written; `batch` and `none` trade that away with the fsyncs it needs.
+      (this.key !== undefined && this.fsync === 'always') ||
       range.size - Math.max(this.lastCheckpointSize, 0) >= this.checkpointEvery ||
       Date.now() - this.lastCheckpointAt >= this.checkpointIntervalMs
     ) {
@@ -571,7 +633,7 @@ export class FileLedger {
         this.onWarning(`could not write a checkpoint: ${(error as Error).message}`);
       }
     }
-    return { firstSeq, lastSeq: range.size - 1 };
+    return results;
   }
 
   private async rollback(handle: WritableFile, size: number, path: string): Promise<void> {

@@ -8,6 +8,8 @@
  *     checkpoints.jsonl        checkpoints and retention tombstones, one per line (0600)
  *     quarantine/              torn tails moved aside by `llm-audit repair`
  *     repairs.jsonl            what repair did, one line per action
+ *     pending/<pid>-<threadId>-<ms>-<hex>.jsonl   a writer's authenticated journal (pending-journal.ts)
+ *     pending/rejected/        journals that failed authentication
  */
 import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +25,8 @@ export const QUARANTINE_DIR = 'quarantine';
 export const REPAIRS_FILE = 'repairs.jsonl';
 /** Records a process could not append before `process.exit()`, for the next writer (pending-journal.ts). */
 export const PENDING_DIR = 'pending';
+/** Under PENDING_DIR: journals that failed authentication, moved aside (never appended). */
+export const REJECTED_DIR = 'rejected';
 
 export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;

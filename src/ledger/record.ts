@@ -147,12 +147,16 @@ function unauditedRequest(at: Attributes): Pick<LedgerRecord, 'http'> {
  */
 export const RECOVERED_ACTION = 'ledger.recovered';
 
+/** The operation record of audit records that could not be written (see span-exporter.ts). */
+export const GAP_ACTION = 'ledger.gap';
+
 /**
  * Actions of records that are not LLM calls but operations on the audit trail itself (a tenant's
- * content erased by crypto-shredding). They go into the same chain, so they are as tamper-evident
- * as the calls, and are left out of the call reports.
+ * content erased by crypto-shredding; `ledger.gap`: audit records a writer could not write, with
+ * how many and why). They go into the same chain, so they are as tamper-evident as the calls, and
+ * are left out of the call reports.
  */
-export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION]);
+export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION, GAP_ACTION]);
 
 /** False for the records of OPERATION_ACTIONS. */
 export function isCallRecord(record: Pick<LedgerRecord, 'action'>): boolean {

@@ -1,16 +1,35 @@
 /**
  * An OpenTelemetry SpanExporter that writes one audit record per audited LLM span to the file
- * ledger. `export()` calls back SUCCESS only after the records are appended (and, with the default
- * fsync policy `always`, on disk); any failure calls back FAILED with the LedgerError. Spans that
- * are not audited LLM calls are skipped.
+ * ledger. `export()` calls back SUCCESS only once the records are durable (with the default fsync
+ * policy `always`, on disk): appended to the ledger, or kept in this process's pending journal for
+ * the ledger's lock holder to append (pending-journal.ts). Spans that are not audited LLM calls
+ * are skipped.
+ *
+ * The ledger is opened at the first record, not at startup: a process that makes no LLM call
+ * (npm itself, a parent that only spawns workers) takes no lock and creates nothing. The first
+ * process (or thread) to open it holds its lock and appends, by group commit; every other one
+ * (cluster workers, children under NODE_OPTIONS, worker_threads) writes to its own authenticated
+ * journal, which the holder appends within POLL_MS, and retries the lock every LOCK_RETRY_MS (so
+ * a writer takes over when the holder is gone). A lock held by another writer is never an error.
+ *
+ * Memory stays bounded: past `maxBacklog` records waiting for the disk, records go synchronously
+ * to the journal (the app waits for the disk instead of the queue growing). Records that cannot be
+ * written anywhere are reported by failure-policy.ts (stderr, metric, LLM_AUDIT_ON_FAILURE) and,
+ * once the ledger works again, recorded in it as a `ledger.gap` record.
  */
 import { diag } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { readdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
+import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
 import { LedgerError } from './errors';
 import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
-import { appendPendingJournals, writePendingJournal } from './pending-journal';
-import { recordFromSpan, type LedgerRecord } from './record';
+import { PENDING_DIR } from './layout';
+import { JournalConsumer, JournalWriter, POLL_MS, journalKey } from './pending-journal';
+import { GAP_ACTION, operationRecord, recordFromSpan, type LedgerRecord } from './record';
 import { atProcessExit } from '../util/exit-hook';
 
 export interface LedgerSpanExporterOptions {
@@ -18,13 +37,33 @@ export interface LedgerSpanExporterOptions {
   fsync?: FsyncPolicy;
   signingKeyPath?: string;
   checkpointEvery?: number;
+  /** LLM_AUDIT_HASH_KEY: the journal MAC key is derived from it when there is no signing key. */
+  hashKey?: string;
+  /** Records waiting for the disk past which new ones go synchronously to the journal (default 10000). */
+  maxBacklog?: number;
+  /** LLM_AUDIT_ON_FAILURE (default continue). */
+  onFailure?: OnFailurePolicy;
   /** Advanced: everything else FileLedger.open accepts (clock, file opener for tests...). */
   ledger?: Omit<FileLedgerOptions, 'dir' | 'fsync' | 'signingKeyPath' | 'checkpointEvery'>;
 }
 
 export const DEFAULT_LEDGER_DIR = './llm-audit-ledger';
+export const DEFAULT_MAX_BACKLOG = 10_000;
+/** How often a writer in journal mode tries to take the ledger's lock. */
+export const LOCK_RETRY_MS = 1_000;
 
-/** Options from the environment: LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY, LLM_AUDIT_CHECKPOINT_EVERY. */
+function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 1) throw new LedgerError('LEDGER_USAGE', `${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/**
+ * Options from the environment: LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY,
+ * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_HASH_KEY, LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE.
+ */
 export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): LedgerSpanExporterOptions {
   const options: LedgerSpanExporterOptions = { dir: env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
   const fsync = env.LLM_AUDIT_FSYNC?.trim().toLowerCase();
@@ -36,107 +75,274 @@ export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Ledg
   }
   const key = env.LLM_AUDIT_SIGNING_KEY?.trim();
   if (key) options.signingKeyPath = key;
-  const every = env.LLM_AUDIT_CHECKPOINT_EVERY?.trim();
-  if (every) {
-    const n = Number(every);
-    if (!Number.isSafeInteger(n) || n < 1) throw new LedgerError('LEDGER_USAGE', `LLM_AUDIT_CHECKPOINT_EVERY must be a positive integer, got ${JSON.stringify(every)}`);
-    options.checkpointEvery = n;
+  const every = positiveInt(env, 'LLM_AUDIT_CHECKPOINT_EVERY');
+  if (every) options.checkpointEvery = every;
+  if (env.LLM_AUDIT_HASH_KEY) options.hashKey = env.LLM_AUDIT_HASH_KEY;
+  const backlog = positiveInt(env, 'LLM_AUDIT_LEDGER_MAX_BACKLOG');
+  if (backlog) options.maxBacklog = backlog;
+  if (env.LLM_AUDIT_ON_FAILURE?.trim()) {
+    try {
+      options.onFailure = onFailureFromEnv(env);
+    } catch (error) {
+      throw new LedgerError('LEDGER_USAGE', (error as Error).message);
+    }
   }
   return options;
 }
 
 export class LedgerSpanExporter implements SpanExporter {
-  private ledger: Promise<FileLedger> | undefined;
+  private readonly key: Buffer | undefined;
+  /** This process's (thread's) journal: journal mode, a full backlog, exit, spans after shutdown. */
+  private readonly journal: JournalWriter;
+  private readonly maxBacklog: number;
+  /** Set while this process holds the ledger's lock. */
+  private holder: { ledger: FileLedger; consumer: JournalConsumer } | undefined;
+  private opening: Promise<void> | undefined;
+  /** Another writer holds the lock: records go to the journal. */
+  private journalMode = false;
+  /** Polls the journals (holder) or retries the lock (journal mode). */
+  private timer: NodeJS.Timeout | undefined;
+  private gapTimer: NodeJS.Timeout | undefined;
+  private gapping: Promise<void> | undefined;
   private pending = new Set<Promise<unknown>>();
-  /** Records handed to export() whose append has not settled yet. */
+  /** Records handed to the ledger whose append has not settled yet (journaled at exit). */
   private unwritten = new Set<LedgerRecord[]>();
+  /** Records that could not be written anywhere since the ledger last worked (for the gap record). */
+  private lost: { count: number; first: string; last: string; error: string } | undefined;
   private shutDown = false;
 
-  /** process.exit() runs no flush: the records still in flight then go to the pending journal. */
+  /** process.exit() runs no flush: what is still in memory goes to the journal then. */
   private readonly cancelExitJournal = atProcessExit(() => this.journalOnExit());
 
-  constructor(private readonly options: LedgerSpanExporterOptions) {}
+  constructor(private readonly options: LedgerSpanExporterOptions) {
+    this.key = journalKey({ signingKey: options.ledger?.signingKey, signingKeyPath: options.signingKeyPath, hashKey: options.hashKey });
+    this.journal = new JournalWriter(options.dir, this.key, options.fsync !== 'none');
+    this.maxBacklog = options.maxBacklog ?? DEFAULT_MAX_BACKLOG;
+    if (options.onFailure) setOnFailurePolicy(options.onFailure);
+  }
 
   /**
-   * On the `exit` event: the records whose append is still in flight go to the pending journal,
-   * synchronously, for the next writer to append (see pending-journal.ts). Never throws.
+   * On the `exit` event: the records whose append is still in flight, and those waiting for a
+   * journal group commit, go to the journal synchronously, and the journal is closed (the lock
+   * holder, or the next writer, appends it). Never throws.
    */
   journalOnExit(): void {
     this.cancelExitJournal();
     const records = [...this.unwritten].flat();
-    if (records.length === 0) return;
     try {
-      writePendingJournal(this.options.dir, records);
+      this.journal.appendSync(records);
+      this.journal.end();
     } catch (error) {
-      diag.error(`otel-llm-audit ledger: ${records.length} records could not be kept at exit: ${(error as Error).message}`);
+      reportAuditFailure(this.options.dir, records.length, error);
     }
   }
 
   /**
-   * Opens (and locks) the ledger now rather than at the first export, so that a ledger that cannot
-   * be written (locked by another process, not a directory, no permission) is reported at startup.
+   * Opens nothing (the ledger is opened at the first record). A ledger directory that cannot be
+   * used (its path is a file...) is reported now, loudly, through failure-policy.ts (under
+   * LLM_AUDIT_ON_FAILURE=block calls are refused until it is fixed); never rejects.
    */
-  ready(): Promise<void> {
-    return this.open().then(() => undefined);
+  async ready(): Promise<void> {
+    const problem = FileLedger.unusableDir(this.options.dir);
+    if (problem) {
+      reportAuditFailure(this.options.dir, 0, problem, true);
+      // Looked at again every second: under LLM_AUDIT_ON_FAILURE=block no call comes to find it fixed.
+      this.every(LOCK_RETRY_MS, () => {
+        if (FileLedger.unusableDir(this.options.dir) || this.lost) return;
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        auditTrailRestored(this.options.dir, 'its directory can be used now');
+      });
+    }
+    // A main thread that makes no call still appends what its worker threads (or processes it
+    // started) journal, once there is something: it takes the lock only then, if nobody holds it.
+    else if (isMainThread && !this.holder && !this.journalMode) this.every(LOCK_RETRY_MS, () => void (this.journalsWaiting() && this.takeLock()));
   }
 
-  /** The ledger, opened (and locked) on first use. */
-  private open(): Promise<FileLedger> {
-    if (!this.ledger) {
-      const { dir, fsync, signingKeyPath, checkpointEvery, ledger } = this.options;
-      this.ledger = FileLedger.open({
+  /** Whether pending/ holds journals (nothing is created to find out). */
+  private journalsWaiting(): boolean {
+    try {
+      return readdirSync(join(this.options.dir, PENDING_DIR)).some((name) => name.endsWith('.jsonl'));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Takes the lock at the first record; LEDGER_LOCKED switches to journal mode. */
+  private connect(): Promise<void> {
+    if (this.holder || this.journalMode) return Promise.resolve();
+    if (!isMainThread) {
+      // A worker thread never holds the lock: a thread that ends (or is terminated) while its
+      // process lives would leave a lock that no one can tell is stale. Its main thread appends.
+      this.journalMode = true;
+      return Promise.resolve();
+    }
+    this.opening ??= this.tryLock().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async tryLock(): Promise<void> {
+    const { dir, fsync, signingKeyPath, checkpointEvery, ledger: advanced } = this.options;
+    let ledger: FileLedger;
+    try {
+      ledger = await FileLedger.open({
         onWarning: (message) => diag.warn(`otel-llm-audit ledger: ${message}`),
-        ...ledger,
+        ...advanced,
         dir,
         ...(fsync ? { fsync } : {}),
         ...(signingKeyPath ? { signingKeyPath } : {}),
         ...(checkpointEvery ? { checkpointEvery } : {}),
-      }).then(async (opened) => {
-        // What an earlier process could not append before process.exit() comes first.
-        try {
-          const { appended, present } = await appendPendingJournals(opened, dir);
-          if (appended + present > 0) diag.info(`otel-llm-audit ledger: appended ${appended} records left pending at an earlier exit (${present} were already in)`);
-        } catch (error) {
-          diag.error(`otel-llm-audit ledger: the pending records of an earlier exit in ${dir}/pending could not be appended: ${(error as Error).message}`);
-        }
-        return opened;
       });
-      this.ledger.then(
-        (l) => l.notices.forEach((n) => diag.warn(`otel-llm-audit ledger ${dir}: ${n}`)),
-        () => {
-          // A failed open is retried by the next export (the error is reported there).
-          this.ledger = undefined;
-        },
-      );
+    } catch (error) {
+      if (!(error instanceof LedgerError && error.code === 'LEDGER_LOCKED')) throw error;
+      if (!this.journalMode) {
+        this.journalMode = true;
+        diag.info(`otel-llm-audit ledger ${dir}: ${error.message}; this process writes to its journal ${this.journal.name}, which the lock holder appends`);
+        this.every(LOCK_RETRY_MS, () => void this.takeLock());
+      }
+      return;
     }
-    return this.ledger;
+    ledger.notices.forEach((n) => diag.warn(`otel-llm-audit ledger ${dir}: ${n}`));
+    const consumer = new JournalConsumer(ledger, dir, this.key, (message, level) =>
+      level === 'error' ? reportAuditProblem(`ledger ${dir}: ${message}`) : diag.warn(`otel-llm-audit ledger ${dir}: ${message}`),
+    );
+    this.holder = { ledger, consumer };
+    this.journalMode = false;
+    // What other writers (or earlier processes) journaled comes first, then every POLL_MS.
+    await this.appendJournals();
+    this.every(POLL_MS, () => void this.appendJournals());
+  }
+
+  /** Journal mode (and a main thread at shutdown or with journals waiting): try the lock (its holder may be gone). */
+  private async takeLock(): Promise<void> {
+    if (this.opening || this.holder || !isMainThread) return;
+    this.opening = this.tryLock().finally(() => {
+      this.opening = undefined;
+    });
+    try {
+      await this.opening;
+    } catch (error) {
+      diag.warn(`otel-llm-audit ledger ${this.options.dir}: cannot take over the ledger: ${(error as Error).message}`);
+    }
+  }
+
+  private every(ms: number, task: () => void): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = setInterval(task, ms);
+    this.timer.unref?.();
+  }
+
+  /** The holder appends the journals in pending/ (its own included). */
+  private async appendJournals(): Promise<void> {
+    if (!this.holder) return;
+    try {
+      const { appended, present } = await this.holder.consumer.consume();
+      if (appended + present > 0) diag.debug(`otel-llm-audit ledger: appended ${appended} journaled records (${present} were already in)`);
+    } catch (error) {
+      // The records stay in their journals for the next pass.
+      reportAuditFailure(this.options.dir, 0, error);
+    }
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
-    if (this.shutDown) {
-      resultCallback({ code: ExportResultCode.FAILED, error: new LedgerError('LEDGER_CLOSED', 'the ledger exporter is shut down') });
+    const records: LedgerRecord[] = [];
+    for (const span of spans) {
+      const record = recordFromSpan(span);
+      if (record) records.push(record);
+    }
+    if (records.length === 0) {
+      resultCallback({ code: ExportResultCode.SUCCESS });
       return;
     }
-    const records: LedgerRecord[] = [];
-    const work = (async () => {
-      for (const span of spans) {
-        const record = recordFromSpan(span);
-        if (record) records.push(record);
-      }
-      if (records.length === 0) return;
-      this.unwritten.add(records);
-      const ledger = await this.open();
-      await ledger.append(records);
-    })();
+    const work = this.write(records).catch((error: unknown) => {
+      this.recordLoss(records.length, error);
+      throw error;
+    });
     this.track(work);
-    void work.finally(() => this.unwritten.delete(records)).catch(() => undefined);
     work.then(
       () => resultCallback({ code: ExportResultCode.SUCCESS }),
-      (error: unknown) => {
-        diag.error(`otel-llm-audit ledger: ${(error as Error).message}`);
-        resultCallback({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
-      },
+      (error: unknown) => resultCallback({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) }),
     );
+  }
+
+  /** Durably: to the ledger (group commit), or to the journal (another holder, a full backlog, after shutdown). */
+  private async write(records: LedgerRecord[]): Promise<void> {
+    // Spans that end during or after shutdown (calls still finishing) are journaled, not dropped.
+    if (this.shutDown) return this.journal.appendSync(records);
+    await this.connect();
+    if (!this.holder) {
+      if (this.journal.backlog + records.length > this.maxBacklog) this.journal.appendSync(records);
+      else await this.journal.append(records);
+      return;
+    }
+    const { ledger } = this.holder;
+    if (ledger.backlog + records.length > this.maxBacklog) return this.journal.appendSync(records);
+    this.unwritten.add(records);
+    try {
+      await ledger.append(records);
+    } catch (error) {
+      // The ledger failed (disk full...): the journal keeps the records for a later pass.
+      try {
+        this.journal.appendSync(records);
+      } catch (journalError) {
+        const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';
+        throw new LedgerError(code, `${(error as Error).message}; and ${(journalError as Error).message}`, { cause: journalError });
+      }
+      reportAuditFailure(this.options.dir, 0, error);
+      return;
+    } finally {
+      this.unwritten.delete(records);
+    }
+    if (this.lost) await this.appendGap();
+    else auditTrailRestored(this.options.dir, 'no record was lost');
+  }
+
+  /** Records that could not be written anywhere: reported now, recorded as a gap once the ledger works. */
+  private recordLoss(count: number, error: unknown): void {
+    const now = new Date().toISOString();
+    const message = error instanceof Error ? error.message : String(error);
+    this.lost = { count: (this.lost?.count ?? 0) + count, first: this.lost?.first ?? now, last: now, error: message };
+    reportAuditFailure(this.options.dir, count, error);
+    if (this.gapTimer) return;
+    // Retried until it works: under LLM_AUDIT_ON_FAILURE=block no call comes to do it.
+    this.gapTimer = setInterval(() => void this.appendGap(), LOCK_RETRY_MS);
+    this.gapTimer.unref?.();
+  }
+
+  /** Writes the `ledger.gap` record of the records lost so far (to the ledger, or the journal); one at a time. */
+  private appendGap(): Promise<void> {
+    this.gapping ??= this.writeGap().finally(() => {
+      this.gapping = undefined;
+    });
+    return this.gapping;
+  }
+
+  private async writeGap(): Promise<void> {
+    const lost = this.lost;
+    if (!lost) return;
+    const gap = operationRecord({
+      action: GAP_ACTION,
+      timestamp: lost.first,
+      tenantId: null,
+      status: 'error',
+      metadata: { lost_records: lost.count, first_failure: lost.first, last_failure: lost.last, error: lost.error, pid: process.pid, host: hostname() },
+    });
+    try {
+      await this.connect();
+      if (this.holder) await this.holder.ledger.append([gap]);
+      else this.journal.appendSync([gap]);
+    } catch {
+      return; // still failing (already reported); the timer tries again
+    }
+    // Records lost while the gap record was being written are left for the next one.
+    this.lost = this.lost === lost ? undefined : { ...this.lost!, count: this.lost!.count - lost.count, first: lost.last };
+    if (!this.lost && this.gapTimer) {
+      clearInterval(this.gapTimer);
+      this.gapTimer = undefined;
+    }
+    auditTrailRestored(this.options.dir, `${lost.count} record(s) lost since ${lost.first} are recorded in it as a ${GAP_ACTION} record`);
   }
 
   private track(work: Promise<unknown>): void {
@@ -145,23 +351,35 @@ export class LedgerSpanExporter implements SpanExporter {
     settled.then(() => this.pending.delete(settled));
   }
 
-  /** Waits for exports in flight, then makes the ledger durable (whatever the fsync policy). */
+  /** Waits for exports in flight, then makes the ledger and the journal durable (whatever the fsync policy). */
   async forceFlush(): Promise<void> {
-    await (await this.settledLedger())?.sync();
+    await Promise.all([...this.pending]);
+    await this.journal.flush();
+    await this.holder?.ledger.sync();
   }
 
-  /** Waits for exports in flight, writes a final checkpoint, closes the files, releases the lock. */
+  /**
+   * Waits for exports in flight; the holder then appends every journal (its own closed first),
+   * writes a final checkpoint and releases the lock; a writer in journal mode closes its journal.
+   * Spans that end afterwards are journaled (see write()).
+   */
   async shutdown(): Promise<void> {
     if (this.shutDown) return;
-    this.shutDown = true;
-    await (await this.settledLedger())?.close();
-    this.cancelExitJournal();
-  }
-
-  /** The open ledger once the exports in flight are done; undefined if it was never (or could not be) opened. */
-  private async settledLedger(): Promise<FileLedger | undefined> {
     await Promise.all([...this.pending]);
-    // A failed open was already reported to the export that triggered it.
-    return this.ledger?.catch(() => undefined);
+    this.shutDown = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.gapTimer) clearInterval(this.gapTimer);
+    this.timer = this.gapTimer = undefined;
+    await this.journal.flush();
+    this.journal.end();
+    // The last writer to stop appends what the others journaled: take the lock if it is free.
+    if (!this.holder && this.journalsWaiting()) await this.takeLock();
+    if (!this.holder) return;
+    await this.appendJournals();
+    const { ledger } = this.holder;
+    this.holder = undefined;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await ledger.close();
   }
 }

@@ -19,7 +19,9 @@ export class LedgerSpanProcessor implements SpanProcessor {
   onStart(_span: Span): void {}
 
   onEnd(span: ReadableSpan): void {
-    if (this.shutDown || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    // Also after shutdown: a call that finishes while the process stops is journaled by the
+    // exporter (see LedgerSpanExporter.write), not dropped.
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
     const done = new Promise<void>((resolve) => {
       // The ledger's own file work must not make spans.
       context.with(suppressTracing(context.active()), () =>

@@ -4,6 +4,7 @@
  * elsewhere) against the root at its size, checks signatures, and continues correctly after
  * retention from the newest tombstone. Throws a LedgerError naming the first bad record.
  */
+import { gapOf, gapWarning, type Gap } from './gap';
 import type { KeyObject } from 'node:crypto';
 import type { CheckpointEntry, LedgerSource } from './backend';
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry } from './chain';
@@ -159,12 +160,15 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
 
   let lastGood = startSize;
   const recovered: RecoveredRange[] = [];
+  const gaps: Gap[] = [];
   const { last, count } = await walkChain(source.items({ skip }), state, {
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted, s) => {
       options.onEntry?.(accepted);
       const marked = recoveredRange(accepted, warnings);
       if (marked) recovered.push(marked);
+      const gap = gapOf(accepted.entry);
+      if (gap) gaps.push(gap);
       const size = s.range.size;
       if (expectations.has(size)) {
         check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);
@@ -212,6 +216,8 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     if (options.strict) throw new LedgerError('LEDGER_RECORDS_RECOVERED', `${text} (--strict)`);
     warnings.push(text);
   }
+  const lost = gapWarning(gaps);
+  if (lost) warnings.push(lost);
 
   return {
     records: count,

@@ -2,6 +2,7 @@ import { diag } from '@opentelemetry/api';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { metrics as sdkMetrics, resources, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
+import { onFailureFromEnv, setOnFailurePolicy } from '../audit/failure-policy';
 import { startUnauditedWatcher } from '../audit/unaudited';
 import { auditRecordIdGenerator, installAuditRecordPipeline, type TraceSampled } from '../core/audit-records';
 import { metricPipelineFromEnv, tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
@@ -67,6 +68,8 @@ function shutdownTimeoutMs(env: NodeJS.ProcessEnv): number {
 export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   const exporter = exporterFromEnv(env);
   const timeoutMs = shutdownTimeoutMs(env);
+  // Read once, whichever trail is used: with `block`, calls are refused while it cannot be written.
+  setOnFailurePolicy(onFailureFromEnv(env));
   const instrumentation = new LlmAuditInstrumentation({ prices: loadPriceOverrides(env) });
   const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(ledgerOptionsFromEnv(env)) : undefined;
   const otlp = exporter === 'otlp' || exporter === 'both' ? tracePipelineFromEnv(env, timeoutMs) : undefined;
@@ -89,12 +92,9 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   // Loaded after the SDK patches are in place, so a hooks module may itself use the LLM SDKs.
   const hooks = loadHooks(env);
   if (hooks !== undefined) instrumentation.setConfig({ ...instrumentation.getConfig(), hooks });
-  ledger?.ready().catch((error: Error) => {
-    // A ledger that cannot be written (locked by another process, not a directory...) means no
-    // audit trail: say so once, clearly, and stop, as for any other configuration error.
-    process.stderr.write(`otel-llm-audit: cannot open the audit ledger: ${error.message}\n`);
-    process.exit(78);
-  });
+  // The ledger opens at the first record (a lock held by another process is not an error: this
+  // one journals); a directory that cannot hold it is reported now, loudly, and never stops the app.
+  void ledger?.ready();
 
   let done: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {

@@ -1,8 +1,9 @@
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
-import { appendPendingJournals, writePendingJournal } from '../../src/ledger/pending-journal';
+import { appendPendingJournals, journalKey, writePendingJournal } from '../../src/ledger/pending-journal';
 import { scanRecords } from '../../src/ledger/query';
 import { verifyLedger } from '../../src/ledger/verify';
 import { makeRecord, tempDir } from './helpers';
@@ -13,35 +14,91 @@ const spanIds = async (dir: string): Promise<string[]> => {
   return ids;
 };
 
-describe('the pending journal (records in flight at process.exit())', () => {
-  it('the next writer appends the journaled records that are missing, once, and deletes the journal', async () => {
+const hashKey = 'pending-journal-test-hash-key';
+const key = journalKey({ hashKey })!;
+
+describe('the pending journal (records other writers, or an exit, left for the lock holder)', () => {
+  it('the holder appends the journaled records that are missing, once, and deletes the journal', async () => {
     const dir = join(tempDir(), 'ledger');
     const landed = makeRecord({ span_id: '00000000000000a1' });
     const lost = [makeRecord({ span_id: '00000000000000a2' }), makeRecord({ span_id: '00000000000000a3' })];
     const ledger = await FileLedger.open({ dir });
     await ledger.append([makeRecord({ span_id: '00000000000000a0' }), landed]);
     // The append of `landed` completed before the exit, the others' did not: all three were in flight.
-    const journal = writePendingJournal(dir, [landed, ...lost]);
+    const journal = writePendingJournal(dir, [landed, ...lost], key);
     expect(existsSync(journal)).toBe(true);
     expect((await new FileLedgerSource(dir).notes()).join('\n')).toContain('pending/ holds 1 journal(s)');
-    expect(await appendPendingJournals(ledger, dir)).toEqual({ appended: 2, present: 1 });
+    expect(await appendPendingJournals(ledger, dir, key)).toEqual({ appended: 2, present: 1, rejected: 0 });
     expect(await spanIds(dir)).toEqual(['00000000000000a0', '00000000000000a1', '00000000000000a2', '00000000000000a3']);
     expect(readdirSync(join(dir, 'pending'))).toEqual([]);
     // Nothing left to do the second time.
-    expect(await appendPendingJournals(ledger, dir)).toEqual({ appended: 0, present: 0 });
+    expect(await appendPendingJournals(ledger, dir, key)).toEqual({ appended: 0, present: 0, rejected: 0 });
     await ledger.close();
     expect(await verifyLedger(new FileLedgerSource(dir))).toMatchObject({ records: 4, treeSize: 4 });
   });
 
-  it('a journal that is not JSON lines is an error for the caller (reported, the ledger stays usable), and stays for inspection', async () => {
+  it('a forged journal (plain JSON, a backdated $777 record with an extra field) is rejected, moved aside and reported, never appended', async () => {
     const dir = join(tempDir(), 'ledger');
     const ledger = await FileLedger.open({ dir });
-    writePendingJournal(dir, [makeRecord({ span_id: '00000000000000b1' })]);
-    writeFileSync(join(dir, 'pending', '1-2.jsonl'), '{"half a record');
-    await expect(appendPendingJournals(ledger, dir)).rejects.toThrow(SyntaxError);
-    expect(readdirSync(join(dir, 'pending')).sort()).toHaveLength(2);
+    await ledger.append([makeRecord({ span_id: '00000000000000c0' })]);
+    writePendingJournal(dir, [makeRecord({ span_id: '00000000000000c1' })], key);
+    const forged = { ...makeRecord({ span_id: '00000000000000f0', timestamp: '2025-01-01T00:00:00.000Z', cost_usd: 777, user_id: 'mallory' }), approved_by: 'cfo' };
+    // The name of a journal written at an exit (older versions), and the name of a writer's journal with made-up MACs.
+    writeFileSync(join(dir, 'pending', '4242-1700000000000.jsonl'), JSON.stringify(forged) + '\n');
+    writeFileSync(join(dir, 'pending', `4243-0-1700000000000-abcd1234.jsonl`), JSON.stringify({ mac: 'ab'.repeat(32), n: 0, record: forged }) + '\n');
+    const reports: string[] = [];
+    const result = await appendPendingJournals(ledger, dir, key, (message) => reports.push(message));
+    expect(result).toEqual({ appended: 1, present: 0, rejected: 2 });
+    expect(await spanIds(dir)).toEqual(['00000000000000c0', '00000000000000c1']);
+    expect(readdirSync(join(dir, 'pending', 'rejected')).sort()).toEqual(['4242-1700000000000.jsonl', '4243-0-1700000000000-abcd1234.jsonl']);
+    expect(reports.join('\n')).toMatch(/REJECTED the pending journal 4242-1700000000000\.jsonl: it is an unauthenticated journal/);
+    expect(reports.join('\n')).toMatch(/REJECTED the pending journal 4243-0-1700000000000-abcd1234\.jsonl: a line fails authentication/);
+    expect((await new FileLedgerSource(dir).notes()).join('\n')).toContain('pending/rejected/ holds 2 journal(s) that FAILED authentication');
+    await ledger.close();
+  });
+
+  it('an authentic journal changed afterwards (a cost raised) is rejected; lines removed from one are reported', async () => {
+    const dir = join(tempDir(), 'ledger');
+    const signingKey = generateKeyPairSync('ed25519').privateKey;
+    const signedKey = journalKey({ signingKey })!;
+    // The signing key, when there is one, is what the key derives from (not the hash key).
+    expect(signedKey.equals(key)).toBe(false);
+    const ledger = await FileLedger.open({ dir, signingKey });
+    const altered = writePendingJournal(dir, [makeRecord({ span_id: '00000000000000d1', cost_usd: 0.001 })], signedKey);
+    writeFileSync(altered, readFileSync(altered, 'utf8').replace('"cost_usd":0.001', '"cost_usd":777'));
+    const cut = writePendingJournal(dir, ['d2', 'd3', 'd4'].map((s) => makeRecord({ span_id: `00000000000000${s}` })), signedKey);
+    const lines = readFileSync(cut, 'utf8').split('\n');
+    writeFileSync(cut, [lines[0], lines[2], lines[3], ''].join('\n'));
+    const reports: string[] = [];
+    expect(await appendPendingJournals(ledger, dir, signedKey, (message) => reports.push(message))).toEqual({ appended: 2, present: 0, rejected: 1 });
+    expect(await spanIds(dir)).toEqual(['00000000000000d2', '00000000000000d4']);
+    expect(reports.join('\n')).toMatch(/is missing 1 of its lines/);
+    // A journal read without the key it was written with cannot be checked: rejected too.
+    writePendingJournal(dir, [makeRecord({ span_id: '00000000000000d5' })], signedKey);
+    expect(await appendPendingJournals(ledger, dir, undefined, () => {})).toMatchObject({ appended: 0, rejected: 1 });
+    await ledger.close();
+  });
+
+  it('without any key journals are unauthenticated: appended, with a warning', async () => {
+    const dir = join(tempDir(), 'ledger');
+    const ledger = await FileLedger.open({ dir });
+    writePendingJournal(dir, [makeRecord({ span_id: '00000000000000e1' })]);
+    expect((await new FileLedgerSource(dir).notes()).join('\n')).toMatch(/1 of them are UNAUTHENTICATED/);
+    const reports: string[] = [];
+    expect(await appendPendingJournals(ledger, dir, undefined, (message) => reports.push(message))).toEqual({ appended: 1, present: 0, rejected: 0 });
+    expect(reports.join('\n')).toMatch(/unauthenticated pending journal/);
+    await ledger.close();
+  });
+
+  it('a journal that is not JSON lines is rejected (moved aside, reported); the ledger stays usable', async () => {
+    const dir = join(tempDir(), 'ledger');
+    const ledger = await FileLedger.open({ dir });
+    writePendingJournal(dir, [makeRecord({ span_id: '00000000000000b1' })], key);
+    writeFileSync(join(dir, 'pending', '1-2.jsonl'), '{"half a record\n');
+    expect(await appendPendingJournals(ledger, dir, key, () => {})).toEqual({ appended: 1, present: 0, rejected: 1 });
+    expect(readdirSync(join(dir, 'pending', 'rejected'))).toEqual(['1-2.jsonl']);
     await ledger.append([makeRecord({ span_id: '00000000000000b2' })]);
-    expect(await spanIds(dir)).toEqual(['00000000000000b2']);
+    expect(await spanIds(dir)).toEqual(['00000000000000b1', '00000000000000b2']);
     await ledger.close();
   });
 });

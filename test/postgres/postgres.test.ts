@@ -284,3 +284,35 @@ describe('PostgreSQL retention', () => {
     expect(cli(['verify', '--postgres', db.url]).code).toBe(0);
   });
 });
+
+describe('PostgreSQL ledger: group commit', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase('pggroup');
+  }, 60_000);
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('concurrent appends share transactions, each caller gets its own result, and with a key every group is signed before close', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const signingKey = generateKeyPairSync('ed25519').privateKey;
+    const writer = await PostgresLedger.open({ url: db.url, signingKey });
+    const one = (i: number) => [makeRecord({ request_id: `g${i}`, span_id: (0x2000 + i).toString(16).padStart(16, '0') })];
+    // 40 appends at once (the 40th repeats the span of the first).
+    const results = await Promise.all([...Array.from({ length: 39 }, (_, i) => writer.append(one(i))), writer.append(one(0))]);
+    expect(results.slice(0, 39).map((r) => r.firstSeq).sort((a, b) => a - b)).toEqual(Array.from({ length: 39 }, (_, i) => i));
+    expect(results.slice(0, 39).every((r) => r.stored === 1 && r.lastSeq === r.firstSeq)).toBe(true);
+    expect(results[39]).toMatchObject({ stored: 0, duplicates: 1 });
+    // Before close: every group commit wrote a signed checkpoint, the last covering all 39 records.
+    const checkpoints = await adminQuery<{ tree_size: string; signature: string | null }>(
+      db.url,
+      `SELECT tree_size::text AS tree_size, (line::jsonb)->>'signature' AS signature FROM llm_audit.checkpoints ORDER BY id`,
+    );
+    expect(checkpoints.length).toBeGreaterThan(0);
+    expect(checkpoints.length).toBeLessThan(39);
+    expect(Number(checkpoints.at(-1)!.tree_size)).toBe(39);
+    expect(checkpoints.every((c) => typeof c.signature === 'string')).toBe(true);
+    await writer.close();
+  });
+});

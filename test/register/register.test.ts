@@ -1,5 +1,5 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,7 +147,9 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     const journaled = readdirSync(pendingDir, { withFileTypes: true })
       .filter((entry) => entry.isFile() && entry.name.endsWith('.jsonl') && !entry.name.startsWith('.'))
       .flatMap((entry) => readFileSync(join(pendingDir, entry.name), 'utf8').trim().split('\n'))
-      .map((line) => JSON.parse(line).request_id as string);
+      // Authenticated journal lines: {mac, n, record}, and a closing {end, mac, n}.
+      .map((line) => JSON.parse(line) as { record?: { request_id: string } })
+      .flatMap((entry) => (entry.record ? [entry.record.request_id] : []));
     expect(journaled.length).toBeGreaterThan(0);
     expect([...new Set([...records(dir).map((r) => r.request_id as string), ...journaled])].sort()).toEqual([...firstIds].sort());
 
@@ -257,7 +259,15 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     expect(run('verify', '--ledger', dir).status).toBe(0);
   });
 
-  it('a second process on the same ledger is refused at startup with a clear error', async () => {
+  it('a process that makes no LLM call opens nothing: no lock, no directory (it used to create and lock the ledger at startup)', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ledger-lazy-')), 'ledger');
+    const result = await runApp(['--require', 'otel-llm-audit/register', '-e', 'setTimeout(() => {}, 300)'], { LLM_AUDIT_LEDGER_DIR: dir });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('a second process on the same ledger runs: it journals, and the lock holder appends its records (it used to exit 78)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ledger-locked-'));
     let second: AppRun | undefined;
     const first = await runApp(
@@ -266,16 +276,44 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
       (stdout, child) => {
         if (!stdout.includes('ready\n') || second !== undefined || child.killed) return;
         second = {} as AppRun;
-        void runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir }).then((r) => {
+        void runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir }).then(async (r) => {
           second = r;
+          // The holder appends the second process's journal within its poll interval.
+          for (let i = 0; i < 50 && records(dir).length < 8; i++) await new Promise((resolve) => setTimeout(resolve, 100));
           child.kill('SIGTERM');
         });
       },
     );
     expect(first.signal).toBe('SIGTERM');
-    expect(second?.code).toBe(78);
-    expect(second?.stderr).toMatch(/^otel-llm-audit: cannot open the audit ledger: .*(locked|lock)/);
-    expect(records(dir)).toHaveLength(4);
+    expect(second?.code).toBe(0);
+    expect(second?.stderr).toBe('');
+    expect(records(dir)).toHaveLength(8);
+    expect(readdirSync(join(dir, 'pending')).filter((name) => name.endsWith('.jsonl'))).toEqual([]);
+  });
+
+  it('a ledger directory that cannot be used: the app runs and stderr says so at once (continue), or calls are refused (block)', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'ledger-unusable-'));
+    const dir = join(base, 'not-a-dir');
+    writeFileSync(dir, '');
+    const going = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir });
+    expect(going.code).toBe(0);
+    expect(JSON.parse(going.stdout.trim())).toHaveLength(4);
+    expect(going.stderr).toMatch(/^otel-llm-audit: the audit trail .*not-a-dir cannot be written: .*not a directory/m);
+    // The first loss at once, the other 3 in one summary (at the latest when the process exits).
+    expect(going.stderr).toMatch(/AUDIT RECORDS LOST: 1 record\(s\) could not be written/);
+    expect(going.stderr).toMatch(/AUDIT RECORDS LOST: 3 more record\(s\)/);
+    expect(going.stderr.split('\n').filter((line) => line.includes('AUDIT RECORDS LOST'))).toHaveLength(2);
+
+    const sent = fake.requests.length;
+    const blocked = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_LEDGER_DIR: dir, LLM_AUDIT_ON_FAILURE: 'block' });
+    expect(blocked.code).not.toBe(0);
+    expect(blocked.stderr).toMatch(/LlmAuditUnavailableError: otel-llm-audit: LLM call refused \(LLM_AUDIT_ON_FAILURE=block\)/);
+    // Refused before anything was sent.
+    expect(fake.requests.length).toBe(sent);
+
+    const bad = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_ON_FAILURE: 'maybe' });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/LLM_AUDIT_ON_FAILURE=maybe is not one of continue, block/);
   });
 });
 

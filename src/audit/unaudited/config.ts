@@ -1,5 +1,6 @@
 /** The watcher's settings, from its options or the environment. */
 import { BUILT_IN_LLM_HOSTS, parseHostList, parseHostPattern, type HostPattern } from './hosts';
+import { onFailureFromEnv } from '../failure-policy';
 
 export interface WatcherSettings {
   /** The built-in hosts, then the operator's. */
@@ -21,11 +22,7 @@ export function watcherSettings(options: { hosts?: string; block?: boolean }, en
   };
 }
 
-/**
- * Whether the operator chose fail-closed (`LLM_AUDIT_ON_FAILURE=block`). The variable belongs to
- * the package's failure policy, which parses and validates it at startup; this only reads the
- * decision, and is the one place to point at that parser.
- */
+/** Whether the operator chose fail-closed (`LLM_AUDIT_ON_FAILURE=block`), as the failure policy reads it. */
 export function failClosed(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.LLM_AUDIT_ON_FAILURE?.trim().toLowerCase() === 'block';
+  return onFailureFromEnv(env) === 'block';
 }

@@ -1,5 +1,6 @@
 /**
- * The PostgreSQL ledger writer. Every append is one transaction that first takes the ledger's
+ * The PostgreSQL ledger writer. Appends are grouped (group commit: those that arrive during a
+ * transaction share the next one), and every group is one transaction that first takes the ledger's
  * transaction advisory lock, so any number of writers (several `llm-audit serve` instances)
  * produce one sequence of records; a writer that finds records appended by another since its last
  * append walks them (checking the chain) to bring its Merkle state up to date, then appends.
@@ -11,6 +12,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
+import { GroupCommit } from '../../util/group-commit';
 import { canonicalJson } from '../../audit/canonical-json';
 import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } from '../chain';
 import { CHECKPOINT_VERSION, ZERO_HASH, finishCheckpoint, loadPrivateKey, type Checkpoint } from '../checkpoint';
@@ -119,8 +121,14 @@ export class PostgresLedger {
    * committed; on any failure nothing was stored.
    */
   append(records: readonly LedgerRecord[]): Promise<PostgresAppendResult> {
-    return this.enqueue(() => this.transaction((client) => this.appendIn(client, records)));
+    return this.group.add(records);
   }
+
+  /** Group commit: the appends that arrive during a transaction share the next one. */
+  private readonly group = new GroupCommit<LedgerRecord, PostgresAppendResult>(
+    (batches) => this.transaction((client) => this.appendIn(client, batches)),
+    (task) => this.enqueue(task),
+  );
 
   /** Writes a checkpoint now if records were added since the newest one. */
   checkpoint(): Promise<Checkpoint | undefined> {
@@ -203,7 +211,9 @@ export class PostgresLedger {
     };
   }
 
-  private async appendIn(client: PoolClient, records: readonly LedgerRecord[]): Promise<{ value: PostgresAppendResult; state: ChainState }> {
+  /** One transaction for every batch of a group; one result per batch (its fresh records get consecutive seqs). */
+  private async appendIn(client: PoolClient, batches: readonly (readonly LedgerRecord[])[]): Promise<{ value: PostgresAppendResult[]; state: ChainState }> {
+    const records = batches.flat();
     const base = await this.catchUp(client);
     // Spans already stored, and repeats within the request, are left out.
     const traceIds = records.map((r) => String(r.trace_id));
@@ -218,16 +228,19 @@ export class PostgresLedger {
       for (const row of found.rows) existing.add(`${row.t}\n${row.s}`);
     }
     const fresh: LedgerRecord[] = [];
-    for (const record of records) {
-      const key = `${record.trace_id}\n${record.span_id}`;
-      if (existing.has(key)) continue;
-      existing.add(key);
-      fresh.push(record);
+    const results: PostgresAppendResult[] = [];
+    for (const batch of batches) {
+      const firstSeq = base.range.size + fresh.length;
+      for (const record of batch) {
+        const key = `${record.trace_id}\n${record.span_id}`;
+        if (existing.has(key)) continue;
+        existing.add(key);
+        fresh.push(record);
+      }
+      const stored = base.range.size + fresh.length - firstSeq;
+      results.push({ stored, duplicates: batch.length - stored, firstSeq, lastSeq: firstSeq + stored - 1 });
     }
-    const firstSeq = base.range.size;
-    if (fresh.length === 0) {
-      return { value: { stored: 0, duplicates: records.length, firstSeq, lastSeq: firstSeq - 1 }, state: base };
-    }
+    if (fresh.length === 0) return { value: results, state: base };
 
     const headAt = await client.query<{ at: Date }>(
       `SELECT greatest(coalesce($1::timestamptz, clock_timestamp()),
@@ -315,15 +328,14 @@ export class PostgresLedger {
     );
     const last = await this.lastCheckpoint(client);
     if (
+      // With a key, a signed checkpoint per group commit keeps the unsigned window to one group.
+      this.key !== undefined ||
       state.range.size - Math.max(last.size, 0) >= this.checkpointEvery ||
       (state.range.size > last.size && last.ageMs >= this.checkpointIntervalMs)
     ) {
       await this.writeCheckpoint(client, state);
     }
-    return {
-      value: { stored: fresh.length, duplicates: records.length - fresh.length, firstSeq, lastSeq: state.range.size - 1 },
-      state,
-    };
+    return { value: results, state };
   }
 
   private async writeCheckpoint(client: PoolClient, state: ChainState): Promise<Checkpoint> {

@@ -1,0 +1,35 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// What a ledger directory written by an application process holds, read straight from its files.
+
+/** Request ids in the ledger's segments, in order (a repeat shows up twice). */
+export function storedIds(dir: string): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(join(dir, 'segments')).sort();
+  } catch {
+    return [];
+  }
+  return names
+    .flatMap((name) => readFileSync(join(dir, 'segments', name), 'utf8').split('\n'))
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line).record.request_id as string);
+}
+
+/** Request ids in pending/ journals (kept durably for the next writer to append). */
+export function journaledIds(dir: string): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(join(dir, 'pending')).filter((name) => name.endsWith('.jsonl') && !name.startsWith('.'));
+  } catch {
+    return [];
+  }
+  return names
+    .flatMap((name) => readFileSync(join(dir, 'pending', name), 'utf8').split('\n'))
+    .filter((line) => line.endsWith('}'))
+    .map((line) => JSON.parse(line) as { record?: { request_id: string }; request_id?: string })
+    .map((entry) => (entry.record ?? entry).request_id!)
+    .filter((id) => id !== undefined);
+}
+

@@ -1,4 +1,4 @@
-import { createNoopMeter, diag, type Histogram, type Tracer } from '@opentelemetry/api';
+import { createNoopMeter, diag, trace, type Histogram, type Tracer, type TracerProvider } from '@opentelemetry/api';
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
@@ -65,6 +65,10 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
   declare private durationHistogram: Histogram;
   declare private tokenHistogram: Histogram;
   private readonly services: AuditServices;
+  /** Set by `register`: the trace spans go to whatever tracer provider is global at call time. */
+  private followsGlobal = false;
+  private globalProvider: TracerProvider | undefined;
+  private globalTracerCache: Tracer | undefined;
 
   constructor(config: LlmAuditInstrumentationConfig = {}) {
     super(A.INSTRUMENTATION_NAME, PACKAGE_VERSION, config);
@@ -77,7 +81,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
     const self = this;
     this.services = {
       get tracer(): Tracer {
-        return self.tracer;
+        return self.followsGlobal ? self.globalTracer() : self.tracer;
       },
       get durationHistogram(): Histogram {
         return self.durationHistogram;
@@ -99,6 +103,25 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
     };
     // auditClient() audits bundled SDK clients through these services (src/core/audit-client.ts).
     publishAuditServices(() => (this.isEnabled() ? this.services : undefined));
+  }
+
+  /**
+   * The calls' trace spans go to the tracer provider that is global when each call is made, not
+   * the one that was when the instrumentation was enabled: `register` runs before the
+   * application's SDK starts, and that SDK may register its provider through another copy of
+   * @opentelemetry/api, whose proxy the proxy tracer taken at startup would never delegate to.
+   */
+  followGlobalTracerProvider(): void {
+    this.followsGlobal = true;
+  }
+
+  private globalTracer(): Tracer {
+    const provider = trace.getTracerProvider();
+    if (provider !== this.globalProvider || this.globalTracerCache === undefined) {
+      this.globalProvider = provider;
+      this.globalTracerCache = provider.getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION);
+    }
+    return this.globalTracerCache;
   }
 
   protected override _updateMetricInstruments(): void {

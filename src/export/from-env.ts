@@ -181,13 +181,21 @@ export function metricPipelineFromEnv(shutdownTimeoutMillis: number): MetricPipe
   return { metricReaders, closing: () => probed.forEach((exporter) => exporter.closing()) };
 }
 
+/**
+ * How long a partial batch of audit records waits unless OTEL_BSP_SCHEDULE_DELAY says otherwise:
+ * 500 ms rather than the SDK's 5 s. An audit record should leave the process soon after its call
+ * (an LLM call takes hundreds of milliseconds, so the batches stay large): a SIGKILL, or a framework
+ * that calls process.exit() from its own signal handler (next start), then finds little in memory.
+ */
+export const AUDIT_BATCH_DELAY_MS = 500;
+
 /** OTEL_BSP_* through NodeSDK's own reader (a value ≤ 0 is warned about and ignored, as there). */
 function batchSettingsFromEnv(): { maxQueueSize?: number; maxExportBatchSize?: number; scheduledDelayMillis?: number; exportTimeoutMillis?: number } {
   const read = sdkUtils().getNonNegativeNumberFromEnv;
   const settings = {
     maxQueueSize: read('OTEL_BSP_MAX_QUEUE_SIZE'),
     maxExportBatchSize: read('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'),
-    scheduledDelayMillis: read('OTEL_BSP_SCHEDULE_DELAY'),
+    scheduledDelayMillis: read('OTEL_BSP_SCHEDULE_DELAY') ?? AUDIT_BATCH_DELAY_MS,
     exportTimeoutMillis: read('OTEL_BSP_EXPORT_TIMEOUT'),
   };
   return Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined));

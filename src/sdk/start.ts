@@ -1,4 +1,5 @@
-import { diag } from '@opentelemetry/api';
+import { diag, DiagConsoleLogger } from '@opentelemetry/api';
+import { diagLogLevelFromString } from '@opentelemetry/core';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { metrics as sdkMetrics, resources, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { resolve } from 'node:path';
@@ -13,7 +14,7 @@ import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporte
 import { LedgerSpanProcessor } from '../ledger/span-processor';
 import { INSTRUMENTATION_NAME } from '../semconv';
 import { setAuditMeterProvider } from '../util/audit-meter';
-import { ensureContextManager, wantContextManager } from '../util/context-manager';
+import { wantContextManager } from '../util/context-manager';
 import { PACKAGE_VERSION } from '../version';
 import { loadPriceOverrides } from './prices-file';
 
@@ -66,6 +67,9 @@ function shutdownTimeoutMs(env: NodeJS.ProcessEnv): number {
  * span limits never reach the audit records; `OTEL_SDK_DISABLED` switches tracing off, not the audit.
  */
 export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
+  // OTEL_LOG_LEVEL as NodeSDK reads it (no NodeSDK is started here to do it).
+  const logLevel = env.OTEL_LOG_LEVEL?.trim();
+  if (logLevel) diag.setLogger(new DiagConsoleLogger(), { logLevel: diagLogLevelFromString(logLevel) });
   const exporter = exporterFromEnv(env);
   const timeoutMs = shutdownTimeoutMs(env);
   // Read once, whichever trail is used: with `block`, calls are refused while it cannot be written.
@@ -82,6 +86,7 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
       : undefined;
   const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampledFromEnv());
   registerInstrumentations({ instrumentations: [instrumentation] });
+  instrumentation.followGlobalTracerProvider();
   // LLM API requests that no audited call made (a bundled or unsupported client, a bare fetch).
   const stopWatcher = startUnauditedWatcher({ env });
   if (meterProvider !== undefined) {
@@ -129,7 +134,9 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
     return done;
   };
   installExitHooks(shutdown);
-  ensureContextManagerSoon();
+  // The audit context needs a context manager; ours is installed only when one is needed and no
+  // SDK of the application's installed its own (src/util/context-manager.ts).
+  wantContextManager();
   started = { instrumentation, shutdown };
   return started;
 }
@@ -186,18 +193,6 @@ function traceSampledFromEnv(): TraceSampled {
   const sampler = createSamplerFromEnv() ?? new tracing.ParentBasedSampler({ root: new tracing.AlwaysOnSampler() });
   return (parent, traceId, name, kind, attributes) =>
     sampler.shouldSample(parent, traceId, name, kind, attributes, []).decision === tracing.SamplingDecision.RECORD_AND_SAMPLED;
-}
-
-/**
- * The audit context (withAuditContext) follows async work through the global context manager. An
- * application's own SDK (NodeSDK, Sentry...) installs one when it starts, and a manager of ours
- * installed first would make its installation fail (Sentry's scopes depend on its own). So ours is
- * installed once the application's start-up code has run (or at the first audited call or audit
- * scope, if that comes sooner), and only if nobody installed one.
- */
-function ensureContextManagerSoon(): void {
-  wantContextManager();
-  setImmediate(ensureContextManager).unref?.();
 }
 
 let started: StartedAudit | undefined;

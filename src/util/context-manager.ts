@@ -2,7 +2,10 @@
  * The audit context follows async work through OpenTelemetry's global context manager, which the
  * application's own SDK normally installs. When nothing installed one (this package's `register`
  * registers no SDK globally), one is installed here: NodeSDK's own default, the
- * AsyncLocalStorage-based manager.
+ * AsyncLocalStorage-based manager. Only when it is first needed (an audit scope or an audited
+ * call), never at startup: an SDK the application starts later (Sentry, its own NodeSDK) must be
+ * able to install its own, and the API refuses a second registration (also, with another version
+ * of @opentelemetry/api, every registration of the application's SDK: tracer provider included).
  */
 import { context, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
 import { sdkRequire } from '../export/sdk-node-require';

@@ -34,6 +34,7 @@ import {
   type Counter,
   type Meter,
   type MeterProvider,
+  type Tracer,
   type TracerProvider,
 } from '@opentelemetry/api';
 import { getAuditContext } from '../../context';
@@ -98,7 +99,8 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
   const llmTarget = (target: Target | undefined) => (target !== undefined && isLlmHost(target.host, target.port) ? target : undefined);
   // undici gives the origin as a string: parsed and matched once per origin.
   const origins = new Memo<Target | undefined>();
-  const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION);
+  // At each request, not once: the application's SDK may register its provider after this starts.
+  const tracer = (): Tracer => (options.tracerProvider ?? trace.getTracerProvider()).getTracer(A.INSTRUMENTATION_NAME, PACKAGE_VERSION);
   const warn = options.warn ?? ((line: string) => process.stderr.write(line + '\n'));
   const warned = new Set<string>();
   let meter: Meter | undefined;
@@ -134,7 +136,7 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     const parent = trace.getSpan(active);
     // Through the audit record pipeline when one is installed (register): the record is then
     // neither sampled nor cut, like a call's.
-    const span = startCallSpans(tracer, `unaudited ${request.method}`, attributes, parent === undefined ? ROOT_CONTEXT : trace.setSpan(ROOT_CONTEXT, parent)).record;
+    const span = startCallSpans(tracer(), `unaudited ${request.method}`, attributes, parent === undefined ? ROOT_CONTEXT : trace.setSpan(ROOT_CONTEXT, parent)).record;
     if (refusal !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: refusal.message });
     span.end();
     count(where);

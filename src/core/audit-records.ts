@@ -125,11 +125,14 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   const traceSpan = outer ?? tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true } }, parent);
   if (outer !== undefined) outer.setAttributes({ ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true });
   const own = traceSpan.spanContext();
-  const parentContext = trace.getSpanContext(outer !== undefined ? trace.deleteSpan(parent) : parent);
+  // With an outer span as the trace span, the record's parent is that span's parent (SDK spans
+  // expose it), not the span itself.
+  const parentOfCall = outer === undefined ? parent : outerParent(parent, outer);
+  const parentContext = trace.getSpanContext(parentOfCall);
   // A tracing SDK gives its span (sampled or not) an id of its own; the API's no-op tracer hands
   // back the parent's context, or an invalid one.
   const traced = isSpanContextValid(own) && own.spanId !== parentContext?.spanId;
-  const forward = !traced && sampledForTracing(pipeline.traceSampled, parent, parentContext, name, kind, attributes);
+  const forward = !traced && sampledForTracing(pipeline.traceSampled, parentOfCall, parentContext, name, kind, attributes);
   if (traced) {
     nextIds.traceId = own.traceId;
     nextIds.spanId = own.spanId;
@@ -137,7 +140,7 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   let record: Span;
   try {
     // Never suppressed: a call made where tracing is switched off is still a call to audit.
-    record = pipeline.tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_FORWARD]: forward } }, unsuppressTracing(parent));
+    record = pipeline.tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_FORWARD]: forward } }, unsuppressTracing(parentOfCall));
   } finally {
     nextIds.traceId = nextIds.spanId = undefined;
   }
@@ -147,6 +150,11 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   const resource = (traceSpan as { resource?: unknown }).resource;
   if (traced && resource !== undefined && 'resource' in record) Object.defineProperty(record, 'resource', { value: resource, configurable: true, writable: true });
   return { trace: traceSpan, record: traceSpan.isRecording() ? new TeeSpan(record, traceSpan, outer === undefined) : record };
+}
+
+function outerParent(parent: Context, outer: Span): Context {
+  const of = (outer as { parentSpanContext?: SpanContext }).parentSpanContext;
+  return of !== undefined && isSpanContextValid(of) ? trace.setSpanContext(parent, of) : trace.deleteSpan(parent);
 }
 
 function sampledForTracing(sampled: TraceSampled | undefined, parent: Context, parentContext: SpanContext | undefined, name: string, kind: SpanKind, attributes: Attributes): boolean {

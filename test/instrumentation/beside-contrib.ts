@@ -58,5 +58,9 @@ export async function callsBesideContrib(order: 'contrib-first' | 'ours-first'):
     expect(record.attributes['llm_audit.output.hash']).toMatch(/^hmac-sha256:/);
     expect(record.attributes['llm_audit.status']).toBe('success');
     expect(genai.map((s) => s.spanContext().spanId)).toContain(record.spanContext().spanId);
+    // Same span, same parent: never its own parent.
+    const traced = genai.find((s) => s.spanContext().spanId === record.spanContext().spanId)!;
+    expect(record.parentSpanContext?.spanId).toBe(traced.parentSpanContext?.spanId);
+    expect(record.spanContext().traceId).toBe(traced.spanContext().traceId);
   }
 }

@@ -22,7 +22,7 @@ import {
 import { retrievalAttributes } from '../retrieval';
 import type { SanitizeResult, Sanitizer } from '../audit/sanitize';
 import { contentPayload, type ContentCipher } from '../audit/content';
-import { auditErrorMessage, errorType, scrubText } from '../audit/redact';
+import { auditErrorMessage, errorType, loggableError, scrubText } from '../audit/redact';
 import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
@@ -273,12 +273,13 @@ export class AuditedCall implements GuardrailTarget {
 
   private finish(summary: ResponseSummary, failedWith?: string, status?: A.AuditStatus): void {
     this.ended = true;
+    const quotable = this.quotable;
     this.quotable = undefined;
     const auditStatus = status ?? (failedWith === undefined ? A.AUDIT_STATUS.success : A.AUDIT_STATUS.error);
     try {
       this.recordSummary(summary, failedWith, auditStatus);
     } catch (error) {
-      diag.error('otel-llm-audit: could not record the response on the audit span', error);
+      diag.error(`otel-llm-audit: could not record the response on the audit span: ${loggableError(error, { request: quotable, output: summary.output })}`);
     }
     const afterResponse = this.services.hooks?.afterResponse;
     if (afterResponse !== undefined) {
@@ -293,7 +294,8 @@ export class AuditedCall implements GuardrailTarget {
           }),
         );
       } catch (error) {
-        diag.error('otel-llm-audit: the afterResponse hook threw', error);
+        // The hook saw the request and the output: its message may quote either.
+        diag.error(`otel-llm-audit: the afterResponse hook threw: ${loggableError(error, { request: quotable, output: summary.output })}`);
       }
     }
     // Closed only now, so that the hook's recordGuardrail() still lands on this span.

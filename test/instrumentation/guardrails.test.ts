@@ -162,6 +162,28 @@ describe('hook text that quotes the prompt', () => {
 });
 
 describe('afterResponse and recordGuardrail', () => {
+  it('a throwing afterResponse hook whose message quotes the output or the prompt is logged without either', async () => {
+    const prompt = 'judge CANARY-after-51c2 please';
+    const logged: string[] = [];
+    const collect = (message: string, ...args: unknown[]) => logged.push([message, ...args.map(String)].join(' '));
+    diag.setLogger({ error: collect, warn: collect, info: collect, debug: collect, verbose: collect }, { logLevel: DiagLogLevel.ALL, suppressOverrideMessage: true });
+    try {
+      current.after = (response) => {
+        const text = response.output?.[0]?.parts.map((p) => ('content' in p ? p.content : '')).join('') ?? '';
+        throw new Error(`cannot judge ${text} for ${prompt}`);
+      };
+      await ask(prompt);
+      await audit.spansWhen(1);
+    } finally {
+      diag.disable();
+      current.after = undefined;
+    }
+    const line = logged.find((l) => l.includes('afterResponse hook threw'));
+    expect(line).toContain('Error: cannot judge [REDACTED:request]');
+    expect(logged.join('\n')).not.toContain('CANARY-after');
+    expect(logged.join('\n')).not.toContain(expectedText());
+  });
+
   it('afterResponse sees the answer in-process and can flag it on the span; a throwing hook is harmless', async () => {
     const seen: AuditResponse[] = [];
     current.after = (response) => {

@@ -122,9 +122,10 @@ export class LedgerSpanExporter implements SpanExporter {
   }
 
   /**
-   * On the `exit` event: the records whose append is still in flight, and those waiting for a
-   * journal group commit, go to the journal synchronously, and the journal is closed (the lock
-   * holder, or the next writer, appends it). Never throws.
+   * On the `exit` event: the records waiting for the ledger to be opened, those whose append is
+   * still in flight, and those waiting for a journal group commit, go to the journal
+   * synchronously, and the journal is closed (the lock holder, or the next writer, appends it).
+   * Never throws.
    */
   journalOnExit(): void {
     this.cancelExitJournal();

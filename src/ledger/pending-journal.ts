@@ -365,7 +365,7 @@ export class JournalConsumer {
     return { records, seen, offset: state.offset + complete, size, ended, torn: complete < buffer.length };
   }
 
-  /** Whether the journal holds more than `size` bytes now (or cannot be looked at: it is kept then). */
+  /** Whether the journal no longer has the `size` it had when read (or cannot be looked at: it is kept then). */
   private grown(name: string, size: number): boolean {
     try {
       return statSync(join(this.dir, PENDING_DIR, name)).size !== size;

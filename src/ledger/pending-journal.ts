@@ -287,7 +287,9 @@ export class JournalConsumer {
       }
       b.state.checked = true;
       b.state.ended ||= b.ended;
-      if (!b.state.ended && !this.writerGone(b.name)) continue;
+      // A writer found dead may have added lines after they were read (during the append above)
+      // and then died: the journal goes only once it is read to its end after the writer died.
+      if (!b.state.ended && (!this.writerGone(b.name) || this.grown(b.name, b.size))) continue;
       if (b.torn) this.report(`the pending journal ${b.name} ends in an incomplete line (its writer died while writing it); that line was not appended`, 'warn');
       if (b.state.seen.size !== b.state.max + 1) {
         this.report(`the pending journal ${b.name} is missing ${b.state.max + 1 - b.state.seen.size} of its lines (removed after they were written)`, 'error');
@@ -304,7 +306,7 @@ export class JournalConsumer {
   }
 
   /** The complete lines after the state's offset, authenticated. */
-  private read(name: string, state: FileState): { records: LedgerRecord[]; seen: Set<number>; offset: number; ended: boolean; torn: boolean } {
+  private read(name: string, state: FileState): { records: LedgerRecord[]; seen: Set<number>; offset: number; size: number; ended: boolean; torn: boolean } {
     const path = join(this.dir, PENDING_DIR, name);
     const size = statSync(path).size;
     const buffer = Buffer.alloc(size - state.offset);
@@ -360,7 +362,16 @@ export class JournalConsumer {
     if (!this.key && records.length > 0) {
       this.report(`appending ${records.length} records of the unauthenticated pending journal ${name}: without LLM_AUDIT_SIGNING_KEY or LLM_AUDIT_HASH_KEY journals cannot be checked`, 'warn');
     }
-    return { records, seen, offset: state.offset + complete, ended, torn: complete < buffer.length };
+    return { records, seen, offset: state.offset + complete, size, ended, torn: complete < buffer.length };
+  }
+
+  /** Whether the journal no longer has the `size` it had when read (or cannot be looked at: it is kept then). */
+  private grown(name: string, size: number): boolean {
+    try {
+      return statSync(join(this.dir, PENDING_DIR, name)).size !== size;
+    } catch {
+      return true;
+    }
   }
 
   private writerGone(name: string): boolean {

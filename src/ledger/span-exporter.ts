@@ -105,7 +105,7 @@ export class LedgerSpanExporter implements SpanExporter {
   private gapTimer: NodeJS.Timeout | undefined;
   private gapping: Promise<void> | undefined;
   private pending = new Set<Promise<unknown>>();
-  /** Records handed to the ledger whose append has not settled yet (journaled at exit). */
+  /** Records handed to write() that are neither appended nor in the journal yet (journaled at exit). */
   private unwritten = new Set<LedgerRecord[]>();
   /** Records that could not be written anywhere since the ledger last worked (for the gap record). */
   private lost: { count: number; first: string; last: string; error: string } | undefined;
@@ -122,9 +122,10 @@ export class LedgerSpanExporter implements SpanExporter {
   }
 
   /**
-   * On the `exit` event: the records whose append is still in flight, and those waiting for a
-   * journal group commit, go to the journal synchronously, and the journal is closed (the lock
-   * holder, or the next writer, appends it). Never throws.
+   * On the `exit` event: the records waiting for the ledger to be opened, those whose append is
+   * still in flight, and those waiting for a journal group commit, go to the journal
+   * synchronously, and the journal is closed (the lock holder, or the next writer, appends it).
+   * Never throws.
    */
   journalOnExit(): void {
     this.cancelExitJournal();
@@ -271,15 +272,25 @@ export class LedgerSpanExporter implements SpanExporter {
   private async write(records: LedgerRecord[]): Promise<void> {
     // Spans that end during or after shutdown (calls still finishing) are journaled, not dropped.
     if (this.shutDown) return this.journal.appendSync(records);
-    await this.connect();
-    if (!this.holder) {
-      if (this.journal.backlog + records.length > this.maxBacklog) this.journal.appendSync(records);
+    // In `unwritten` from now on, not only once the ledger has them: the first record of a process
+    // waits here while the ledger is opened (the lock taken, a stale one taken over, the journals
+    // appended: many turns of the event loop), and a process.exit() meanwhile must journal it.
+    // Before, it was in no list and no file then, and was lost without a word.
+    this.unwritten.add(records);
+    try {
+      await this.connect();
+    } catch (error) {
+      this.unwritten.delete(records);
+      throw error;
+    }
+    const ledger = this.holder?.ledger;
+    if (!ledger || ledger.backlog + records.length > this.maxBacklog) {
+      // From here the journal has them: in its file, or waiting for a group that end() writes at exit.
+      this.unwritten.delete(records);
+      if (ledger || this.journal.backlog + records.length > this.maxBacklog) this.journal.appendSync(records);
       else await this.journal.append(records);
       return;
     }
-    const { ledger } = this.holder;
-    if (ledger.backlog + records.length > this.maxBacklog) return this.journal.appendSync(records);
-    this.unwritten.add(records);
     try {
       await ledger.append(records);
     } catch (error) {

@@ -61,3 +61,36 @@ describe.each(cases)('$label', ({ mode, units, parentCalls, nodeOptions }) => {
     expect(verify.status, verify.stderr + verify.stdout).toBe(0);
   }, 90_000);
 });
+
+// Writers that end with process.exit() right after a call, one after another on one ledger: the
+// first holds the lock and exits with its second call's append in flight; the second exits while
+// it is still opening the ledger (taking over the first's stale lock) for its first record; the
+// third takes over the second's stale lock and appends what the others journaled. Before, the
+// second writer's record was in no list and no file while the ledger was being opened, and was
+// lost without a word (every time, on Node 20 and 24; it is what lost one call in three of the
+// deployment matrix's node:cluster app).
+describe('writers that end with process.exit() right after a call', () => {
+  it('every call is in the ledger exactly once; verify OK', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ledger-multi-exit-'));
+    const app = join(repoRoot, 'test', 'fixtures', 'exit-writer-app.cjs');
+    const base = { FAKE_PROVIDER_URL: fake.url, OTEL_LOGS_EXPORTER: 'none', LLM_AUDIT_HASH_KEY: 'multi-writer-test-hash-key', LLM_AUDIT_LEDGER_DIR: dir };
+    const writers = [
+      { EXIT_CALLS: '2', EXIT_HOLD_MS: '300', EXIT_HOW: 'exit' },
+      { EXIT_CALLS: '1', EXIT_HOW: 'exit' },
+      { EXIT_CALLS: '1', EXIT_HOW: 'shutdown' },
+    ];
+    const ids: string[] = [];
+    for (const writer of writers) {
+      const result = await runNodeApp(['--require', 'otel-llm-audit/register', app], { ...base, ...writer });
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stderr).not.toMatch(/app failed|AUDIT RECORDS LOST/);
+      ids.push(...(JSON.parse(/^ids (.*)$/m.exec(result.stdout)![1]!) as string[]));
+    }
+    expect(ids).toHaveLength(4);
+    const stored = storedIds(dir).filter((id) => ids.includes(id));
+    expect(stored.sort()).toEqual([...ids].sort());
+    expect(journaledIds(dir).filter((id) => !stored.includes(id))).toEqual([]);
+    const verify = spawnSync(process.execPath, [cli, 'verify', '--ledger', dir], { encoding: 'utf8' });
+    expect(verify.status, verify.stderr + verify.stdout).toBe(0);
+  }, 60_000);
+});

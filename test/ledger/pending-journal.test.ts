@@ -1,9 +1,13 @@
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
-import { appendPendingJournals, journalKey, writePendingJournal } from '../../src/ledger/pending-journal';
+import { FileLedger, FileLedgerSource, type FileOpener } from '../../src/ledger/file-ledger';
+import { JournalConsumer, appendPendingJournals, journalKey, writePendingJournal } from '../../src/ledger/pending-journal';
+import { repoRoot } from '../support/harness';
 import { scanRecords } from '../../src/ledger/query';
 import { verifyLedger } from '../../src/ledger/verify';
 import { makeRecord, tempDir } from './helpers';
@@ -101,4 +105,53 @@ describe('the pending journal (records other writers, or an exit, left for the l
     expect(await spanIds(dir)).toEqual(['00000000000000b1', '00000000000000b2']);
     await ledger.close();
   });
+
+  it('a writer that adds lines and dies while the holder appends what it read: its journal is kept until they are appended too', async () => {
+    const dir = join(tempDir(), 'ledger');
+    // Another process (the built package) journals one record, then, told to, a second one and
+    // dies without closing its journal (SIGKILL, or process.exit() with no exporter to close it).
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const { JournalWriter, journalKey } = require(${JSON.stringify(join(repoRoot, 'dist', 'cjs', 'ledger', 'pending-journal.js'))});
+         const [first, second] = JSON.parse(process.env.RECORDS);
+         const journal = new JournalWriter(process.env.DIR, journalKey({ hashKey: process.env.HASH_KEY }));
+         journal.appendSync([first]);
+         process.stdout.write('ready\\n');
+         process.stdin.once('data', () => { journal.appendSync([second]); process.exit(0); });`,
+      ],
+      { env: { PATH: process.env.PATH, DIR: dir, HASH_KEY: hashKey, RECORDS: JSON.stringify(['00000000000000f1', '00000000000000f2'].map((span_id) => makeRecord({ span_id }))) } },
+    );
+    await once(writer.stdout!, 'data');
+    // The holder's append of what it read (the first record) is where the writer adds the second and dies.
+    let armed = true;
+    const opener: FileOpener = async (path, flags, mode) => {
+      const handle = await open(path, flags, mode);
+      return {
+        write: async (b, o, l, p) => {
+          if (armed && path.includes('segments')) {
+            armed = false;
+            writer.stdin!.write('go\n');
+            await once(writer, 'exit');
+          }
+          return handle.write(b, o, l, p);
+        },
+        datasync: () => handle.datasync(),
+        truncate: (n) => handle.truncate(n),
+        stat: () => handle.stat(),
+        close: () => handle.close(),
+      };
+    };
+    const ledger = await FileLedger.open({ dir, openFile: opener });
+    const consumer = new JournalConsumer(ledger, dir, key, () => {});
+    expect(await consumer.consume()).toEqual({ appended: 1, present: 0, rejected: 0 });
+    expect(armed).toBe(false);
+    // Before, the journal was deleted here (its writer was dead) with the second record unread.
+    expect(await consumer.consume()).toEqual({ appended: 1, present: 0, rejected: 0 });
+    expect(await spanIds(dir)).toEqual(['00000000000000f1', '00000000000000f2']);
+    expect(readdirSync(join(dir, 'pending'))).toEqual([]);
+    await ledger.close();
+  });
 });
+

@@ -10,7 +10,8 @@
  * One module holds the state, shared by every writer of the process (the file ledger exporter
  * reports here) and read where a call starts (src/core/patch.ts).
  */
-import { diag, metrics, type Counter } from '@opentelemetry/api';
+import { diag, type Counter } from '@opentelemetry/api';
+import { auditMeter } from '../util/audit-meter';
 import { atProcessExit } from '../util/exit-hook';
 
 export const ON_FAILURE_POLICIES = ['continue', 'block'] as const;
@@ -62,7 +63,8 @@ export function reportAuditProblem(line: string): void {
  */
 export function reportAuditFailure(trail: string, lost: number, error: unknown, stopped = lost > 0): void {
   const message = error instanceof Error ? error.message : String(error);
-  counter ??= metrics.getMeter('otel-llm-audit').createCounter('llm_audit.ledger.failed_records', {
+  // The package's meter: register's own meter provider (OTEL_METRICS_EXPORTER), else the global one.
+  counter ??= auditMeter().createCounter('llm_audit.ledger.failed_records', {
     description: 'Audit records that could not be written to the audit trail',
   });
   if (lost > 0) counter.add(lost, { trail });

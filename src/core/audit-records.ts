@@ -84,11 +84,6 @@ export function installAuditRecordPipeline(pipeline: AuditRecordPipeline): () =>
   };
 }
 
-/** True when audited calls write records apart from their trace spans. */
-export function auditRecordsInstalled(): boolean {
-  return installed !== undefined;
-}
-
 function take(which: 'traceId' | 'spanId'): string | undefined {
   const id = nextIds[which];
   nextIds[which] = undefined;
@@ -122,8 +117,10 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   // this very call is the active one: that span is the call's trace span (enriched with the audit
   // attributes, ended by its owner), so the application's trace shows one GenAI span per call.
   const outer = foreignCallSpan(parent);
-  const traceSpan = outer ?? tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true } }, parent);
-  if (outer !== undefined) outer.setAttributes({ ...attributes, [A.ATTR_AUDIT_TRACE_COPY]: true });
+  const traceSpan = outer ?? tracer.startSpan(name, { kind, attributes }, parent);
+  if (outer !== undefined) outer.setAttributes(attributes);
+  // Set after the start, not in a copy of the attributes: a call's hot path, and a no-op without a tracing SDK.
+  traceSpan.setAttribute(A.ATTR_AUDIT_TRACE_COPY, true);
   const own = traceSpan.spanContext();
   // With an outer span as the trace span, the record's parent is that span's parent (SDK spans
   // expose it), not the span itself.
@@ -140,7 +137,8 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   let record: Span;
   try {
     // Never suppressed: a call made where tracing is switched off is still a call to audit.
-    record = pipeline.tracer.startSpan(name, { kind, attributes: { ...attributes, [A.ATTR_AUDIT_TRACE_FORWARD]: forward } }, unsuppressTracing(parentOfCall));
+    record = pipeline.tracer.startSpan(name, { kind, attributes }, unsuppressTracing(parentOfCall));
+    record.setAttribute(A.ATTR_AUDIT_TRACE_FORWARD, forward);
   } finally {
     nextIds.traceId = nextIds.spanId = undefined;
   }
@@ -174,7 +172,7 @@ function sampledForTracing(sampled: TraceSampled | undefined, parent: Context, p
  * Loaded beside it, for example through @opentelemetry/auto-instrumentations-node, each would add a
  * second GenAI span per call.
  */
-export const FOREIGN_GENAI_SCOPES: ReadonlySet<string> = new Set([
+const FOREIGN_GENAI_SCOPES: ReadonlySet<string> = new Set([
   '@opentelemetry/instrumentation-openai',
   '@traceloop/instrumentation-openai',
   '@traceloop/instrumentation-anthropic',

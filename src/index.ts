@@ -8,7 +8,7 @@ export type { GuardrailResult, GuardrailAction, LlmAuditHooks, AuditRequest, Aud
 export { recordRetrieval } from './retrieval';
 export { getAuditRequestId } from './core/audited-call';
 export { UnauditedLlmRequestError } from './audit/unaudited/watcher';
-export { startAudit, shutdownAudit, auditSpanProcessors } from './sdk/start';
+export { startAudit, shutdownAudit, auditSpanProcessors } from './sdk/lazy';
 export type { StartedAudit } from './sdk/start';
 export type { ModelPriceOverride } from './audit/cost';
 export * as semconv from './semconv';

@@ -1,4 +1,5 @@
-import { createNoopMeter, diag, trace, type Histogram, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { diag, trace, type Histogram, type Tracer, type TracerProvider } from '@opentelemetry/api';
+import { recordsMetrics } from './util/audit-meter';
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
@@ -49,9 +50,6 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
 
 const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
 
-/** The API's shared no-op histogram: what a meter gives when no meter provider is registered. */
-const NOOP_HISTOGRAM = createNoopMeter().createHistogram('otel-llm-audit.noop');
-
 /**
  * Audit spans for the OpenAI and Anthropic SDKs. Use it in `NodeSDK({ instrumentations: [...] })`
  * or with `registerInstrumentations`, or let `otel-llm-audit/register` set everything up.
@@ -90,7 +88,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
         return self.tokenHistogram;
       },
       get metricsEnabled(): boolean {
-        return self.durationHistogram !== NOOP_HISTOGRAM;
+        return recordsMetrics(self.durationHistogram);
       },
       hasher,
       cost,

@@ -16,6 +16,7 @@ export const {
   recordRetrieval,
   startAudit,
   shutdownAudit,
+  auditSpanProcessors,
   semconv,
   auditClient,
 } = cjs;

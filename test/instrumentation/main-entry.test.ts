@@ -55,3 +55,17 @@ describe('metrics are recorded only when a meter provider collects them', () => 
     expect(recordsMetrics(new MeterProvider().getMeter('t').createHistogram('h'))).toBe(true);
   });
 });
+
+describe('ESM and CommonJS entries export the same names', () => {
+  const apps = join(repoRoot, 'test/deploy/apps');
+  for (const entry of ['otel-llm-audit', 'otel-llm-audit/sdk']) {
+    it(entry, () => {
+      // Resolved as an installed package (the deployment fixtures link this checkout).
+      const names = (args: string[]) => JSON.parse(execFileSync(process.execPath, args, { cwd: apps }).toString()).sort();
+      const cjs = names(['-e', `console.log(JSON.stringify(Object.keys(require('${entry}')).filter((k) => k !== '__esModule')))`]);
+      const esm = names(['--input-type=module', '-e', `import * as m from '${entry}'; console.log(JSON.stringify(Object.keys(m).filter((k) => k !== 'default')))`]);
+      expect(cjs.length).toBeGreaterThan(3);
+      expect(esm).toEqual(cjs);
+    });
+  }
+});

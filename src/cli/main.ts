@@ -8,6 +8,7 @@
 import { EXIT, exitCodeFor, isLedgerError, LedgerError } from '../ledger/errors';
 import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
 import { DECRYPT_USAGE, decryptCommand } from './decrypt';
+import { EVIDENCE_USAGE, evidenceCommand } from './evidence';
 import { processIo, type CliIo } from './io';
 import { KEYGEN_USAGE, keygenCommand } from './keygen';
 import {
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   checkpoint: { run: checkpointCommand, usage: CHECKPOINT_USAGE, summary: 'print the newest checkpoint (keep a copy elsewhere)' },
   query: { run: queryCommand, usage: QUERY_USAGE, summary: 'list records' },
   report: { run: reportCommand, usage: REPORT_USAGE, summary: 'cost by user, anomalies, error rate' },
+  evidence: { run: evidenceCommand, usage: EVIDENCE_USAGE, summary: 'write (or verify) a compliance evidence bundle: HTML report, facts, signed checkpoint, proofs' },
   retention: { run: retentionCommand, usage: RETENTION_USAGE, summary: 'remove expired segments, leaving a signed tombstone' },
   keygen: { run: keygenCommand, usage: KEYGEN_USAGE, summary: 'create an Ed25519 checkpoint signing key' },
   repair: { run: repairCommand, usage: REPAIR_USAGE, summary: 'move a torn tail (interrupted write) to quarantine' },

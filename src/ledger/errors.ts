@@ -49,6 +49,8 @@ export const INTEGRITY_CODES = [
   'LEDGER_PROOF_UNAUTHENTICATED',
   /** PostgreSQL backend: a row's hash or indexed columns do not match its hashed line. */
   'LEDGER_ROW_MISMATCH',
+  /** `evidence verify`: a bundle file was changed, added or removed, or its proofs do not lead to its checkpoint. */
+  'LEDGER_EVIDENCE_INVALID',
 ] as const;
 
 export const UNUSABLE_CODES = [

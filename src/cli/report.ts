@@ -1,17 +1,37 @@
-/** `llm-audit report cost-by-user | anomalies | error-rate`. */
+/** `llm-audit report cost-by-user | anomalies | error-rate | usage | summary`. */
+import { writeFileSync } from 'node:fs';
+import { gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
+import { renderSummaryHtml } from '../evidence/html';
+import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
+import { loadPublicKey } from '../ledger/checkpoint';
 import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
-import { anomalies, costByUser, errorRate, type Report } from '../ledger/reports';
+import { anomalies, costByUser, errorRate, type Cell, type Report } from '../ledger/reports';
 import { FORMATS, writeRows } from './format';
 import { instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
-export const REPORT_USAGE =
-  'llm-audit report cost-by-user [--from ISO] [--to ISO] | anomalies [--now ISO] [--by none|user|model] [--sigmas N] | error-rate [--now ISO] [--hours N]   [--format table|json|csv] [--ledger DIR | --postgres URL]';
+const REPORT_FORMATS = [...FORMATS, 'html'] as const;
+type ReportFormat = (typeof REPORT_FORMATS)[number];
+const USAGE_BY = ['user', 'tenant', 'model', 'provider', 'day'] as const;
+const DAY = 86_400_000;
 
-const REPORTS = ['cost-by-user', 'anomalies', 'error-rate'] as const;
+export const REPORT_USAGE =
+  'llm-audit report <name> [options] [--format table|json|csv|html] [--out FILE] [--ledger DIR | --postgres URL]\n' +
+  '  cost-by-user [--from ISO] [--to ISO]              requests, cost and latency per user per day\n' +
+  '  anomalies [--now ISO] [--by none|user|model] [--sigmas N (3)]   calls far above the input-token baseline\n' +
+  '  error-rate [--now ISO] [--hours N (24)]           requests, errors and blocked calls per model\n' +
+  `  usage --by ${USAGE_BY.join('|')} [--top N] [--from ISO] [--to ISO]   totals per group, highest cost first\n` +
+  '  summary [--from ISO] [--to ISO] [--public-key FILE]   totals, per user/tenant/model/day, blocks, gaps; verifies the ledger\n' +
+  '  usage and summary cover the last 30 days unless --from/--to say otherwise (--to excluded)\n' +
+  '  --format html writes one self-contained page with charts (needs the optional package echarts for the charts)\n' +
+  'example:\n' +
+  '  llm-audit report usage --by tenant --from 2026-11-01 --to 2026-12-01\n' +
+  '  llm-audit report summary --from 2026-11-01 --format html --out november.html';
+
+const REPORTS = ['cost-by-user', 'anomalies', 'error-rate', 'usage', 'summary'] as const;
 
 export async function reportCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -22,9 +42,12 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
       to: { type: 'string' },
       now: { type: 'string' },
       by: { type: 'string' },
+      top: { type: 'string' },
       sigmas: { type: 'string' },
       hours: { type: 'string' },
       format: { type: 'string' },
+      out: { type: 'string' },
+      'public-key': { type: 'string' },
       ...POSTGRES_OPTION,
     },
     REPORT_USAGE,
@@ -34,11 +57,21 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
   if (name === undefined || !(REPORTS as readonly string[]).includes(name)) {
     throw new LedgerError('LEDGER_USAGE', `name a report: ${REPORTS.join(', ')}\nusage: ${REPORT_USAGE}`);
   }
-  const format = oneOf(str(p, 'format'), FORMATS, '--format', 'table');
-  return withSource(p, io, (source) => runReport(source, name, p, format, io));
+  const format = oneOf(str(p, 'format'), REPORT_FORMATS, '--format', 'table');
+  const out = str(p, 'out');
+  const target: CliIo = out === undefined ? io : fileIo(out, io);
+  const code = await withSource(p, io, (source) => runReport(source, name, p, format, target, ['llm-audit', 'report', ...argv].join(' ')));
+  if (out !== undefined) io.err(`wrote ${out}`);
+  return code;
 }
 
-async function runReport(source: LedgerSource, name: string, p: Parsed, format: (typeof FORMATS)[number], io: CliIo): Promise<number> {
+/** Output to a file instead of stdout (created anew; errors still go to stderr). */
+function fileIo(path: string, io: CliIo): CliIo {
+  writeFileSync(path, '');
+  return { ...io, out: async (text) => writeFileSync(path, text, { flag: 'a' }) };
+}
+
+async function runReport(source: LedgerSource, name: string, p: Parsed, format: ReportFormat, io: CliIo, command: string): Promise<number> {
   await source.open();
   const now = instant(str(p, 'now'), '--now') ?? Date.now();
   const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => ({
@@ -55,14 +88,71 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const sigmas = str(p, 'sigmas') === undefined ? 3 : Number(str(p, 'sigmas'));
     if (!(sigmas > 0)) throw new LedgerError('LEDGER_USAGE', '--sigmas must be a positive number');
     const by = oneOf(str(p, 'by'), ['none', 'user', 'model'] as const, '--by', 'none');
-    const DAY = 86_400_000;
     report = await anomalies(() => records(now - 8 * DAY, now), { now, sigmas, by });
-  } else {
+  } else if (name === 'error-rate') {
     const hours = str(p, 'hours') === undefined ? 24 : Number(str(p, 'hours'));
     if (!(hours > 0)) throw new LedgerError('LEDGER_USAGE', '--hours must be a positive number');
     report = await errorRate(records(now - hours * 3_600_000, now), { now, windowMs: hours * 3_600_000 });
+  } else {
+    const to = instant(str(p, 'to'), '--to') ?? now;
+    const from = instant(str(p, 'from'), '--from') ?? to - 30 * DAY;
+    if (!(to > from)) throw new LedgerError('LEDGER_USAGE', '--to must be after --from');
+    const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
+    const facts = await gatherFacts(source, { from, to, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
+    if (name === 'summary' && format === 'html') {
+      await io.out(renderSummaryHtml(facts, new Date().toISOString()));
+      return 0;
+    }
+    report = name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
+  }
+  if (format === 'html') {
+    await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command }));
+    return 0;
   }
   await writeRows(io, format, report.columns, report.rows);
   if (format === 'table') for (const n of report.notes) io.err(`note: ${n}`);
   return 0;
+}
+
+const TOTAL_COLUMNS = ['calls', 'errors', 'blocked', 'input_tokens', 'output_tokens', 'cost_usd', 'unpriced'] as const;
+const totals = (t: Totals): Record<string, Cell> => Object.fromEntries(TOTAL_COLUMNS.map((c) => [c, t[c]]));
+
+function periodNote(f: EvidenceFacts): string {
+  const v = f.ledger.verify;
+  return `period ${f.period.from} .. ${f.period.to} (end excluded); cost counts priced calls, unpriced counts successful calls without a price` + (v.ok ? '' : `; the ledger FAILED verification (${v.code})`);
+}
+
+/** `report usage --by G [--top N]`: one row per group with the totals, highest cost first (by day: in date order). */
+function usageReport(f: EvidenceFacts, p: Parsed): Report {
+  const by = str(p, 'by');
+  if (by === undefined) throw new LedgerError('LEDGER_USAGE', `usage needs --by ${USAGE_BY.join('|')}`);
+  oneOf(by, USAGE_BY, '--by', 'user');
+  const topText = str(p, 'top');
+  const top = topText === undefined ? Infinity : Number(topText);
+  if (!(Number.isInteger(top) && top > 0) && top !== Infinity) throw new LedgerError('LEDGER_USAGE', `--top must be a positive whole number, got ${JSON.stringify(topText)}`);
+  let rows: Array<Record<string, Cell>>;
+  let keys: string[];
+  if (by === 'user') [keys, rows] = [['user_id'], f.by_user.map((r) => ({ user_id: r.user_id, ...totals(r) }))];
+  else if (by === 'tenant') [keys, rows] = [['tenant_id'], f.by_tenant.map((r) => ({ tenant_id: r.tenant_id, ...totals(r) }))];
+  else if (by === 'model') [keys, rows] = [['provider', 'model'], f.by_model.map((r) => ({ provider: r.provider, model: r.model, ...totals(r) }))];
+  else if (by === 'day') [keys, rows] = [['day'], f.by_day.map((r) => ({ day: r.day, ...totals(r) }))];
+  else [keys, rows] = [['provider'], f.by_provider.map((r) => ({ provider: r.provider, ...totals(r) }))];
+  const shown = rows.slice(0, top);
+  const notes = [periodNote(f)];
+  if (shown.length < rows.length) notes.push(`top ${shown.length} of ${rows.length} groups`);
+  return { columns: [...keys, ...TOTAL_COLUMNS], rows: shown, notes };
+}
+
+/** `report summary` as rows: one per provider and model, then the whole period. */
+function summaryReport(f: EvidenceFacts): Report {
+  const v = f.ledger.verify;
+  return {
+    columns: ['provider', 'model', ...TOTAL_COLUMNS],
+    rows: [...f.by_model.map((m) => ({ provider: m.provider, model: m.model, ...totals(m) })), { provider: 'all', model: null, ...totals(f.totals) }],
+    notes: [
+      periodNote(f),
+      v.ok ? `ledger verified: ${v.records} records, tree size ${v.tree_size}` : `ledger verification FAILED: ${v.code}: ${v.message}`,
+      `${f.guardrails.reduce((n, g) => n + g.count, 0)} guardrail decisions, ${f.sanitization.findings} sensitive-data findings, ${f.gaps.reduce((n, g) => n + g.lost, 0)} audit records lost (ledger.gap), ${f.erasures.length} erasures`,
+    ],
+  };
 }

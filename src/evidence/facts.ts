@@ -56,6 +56,7 @@ export interface EvidenceFacts {
   by_tenant: Array<{ tenant_id: string | null } & Totals>;
   /** Grouped by provider and the requested model (a model's failures and successes in one row). */
   by_model: Array<{ provider: string | null; model: string | null } & Totals>;
+  by_provider: Array<{ provider: string | null } & Totals>;
   by_day: Array<{ day: string } & Totals>;
   guardrails: Array<{ rule: string; action: string; count: number }>;
   sanitization: { calls_with_findings: number; findings: number };
@@ -151,6 +152,7 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     by_user: [],
     by_tenant: [],
     by_model: [],
+    by_provider: [],
     by_day: [],
     guardrails: [],
     sanitization: { calls_with_findings: 0, findings: 0 },
@@ -162,6 +164,7 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
   const users = new Grouped<{ user_id: string | null }>();
   const tenants = new Grouped<{ tenant_id: string | null }>();
   const models = new Grouped<{ provider: string | null; model: string | null }>();
+  const providers = new Grouped<{ provider: string | null }>();
   const days = new Grouped<{ day: string }>();
   const rules = new Map<string, { rule: string; action: string; count: number }>();
   const errorTypes = new Map<string, number>();
@@ -188,6 +191,7 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     users.add({ user_id: r.user_id }, r);
     tenants.add({ tenant_id: r.tenant_id }, r);
     models.add({ provider: r.provider, model: r.model?.request ?? r.model?.response ?? null }, r);
+    providers.add({ provider: r.provider }, r);
     days.add({ day: r.timestamp.slice(0, 10) }, r);
     for (const g of r.guardrails ?? []) {
       const rule = String(g.name ?? g.rule ?? 'unnamed');
@@ -209,6 +213,7 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
   facts.by_user = users.sorted((row) => row.user_id ?? '');
   facts.by_tenant = tenants.sorted((row) => row.tenant_id ?? '');
   facts.by_model = models.sorted((row) => `${row.provider}/${row.model}`);
+  facts.by_provider = providers.sorted((row) => row.provider ?? '');
   facts.by_day = days.inOrder((row) => row.day);
   facts.guardrails = [...rules.values()].sort((a, b) => b.count - a.count || a.rule.localeCompare(b.rule));
   facts.error_types = [...errorTypes].map(([error_type, count]) => ({ error_type, count })).sort((a, b) => b.count - a.count || a.error_type.localeCompare(b.error_type));

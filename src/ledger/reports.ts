@@ -26,20 +26,24 @@ function round(value: number, digits: number): number {
 
 /**
  * Per user per UTC day (of the record timestamp): requests, total cost (sum of known costs; null
- * when no request of the group was priced), unpriced requests, average latency.
+ * when no request of the group was priced), unpriced requests (successful calls without a price),
+ * average latency.
  */
 export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<Report> {
-  const groups = new Map<string, { day: string; user: string | null; n: number; cost: number; priced: number; latency: number; timed: number }>();
+  const groups = new Map<string, { day: string; user: string | null; n: number; cost: number; priced: number; unpriced: number; latency: number; timed: number }>();
   for await (const r of records) {
     if (!isCallRecord(r)) continue;
     const day = r.timestamp.slice(0, 10);
     const key = JSON.stringify([day, r.user_id]);
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { day, user: r.user_id, n: 0, cost: 0, priced: 0, latency: 0, timed: 0 }));
+    if (!g) groups.set(key, (g = { day, user: r.user_id, n: 0, cost: 0, priced: 0, unpriced: 0, latency: 0, timed: 0 }));
     g.n++;
     if (r.cost_usd !== null && r.cost_usd !== undefined) {
       g.cost += r.cost_usd;
       g.priced++;
+    } else if (r.status === 'success') {
+      // Failed and blocked calls cost nothing: only an answered call without a price is a gap in the costs.
+      g.unpriced++;
     }
     if (r.latency_ms !== null && r.latency_ms !== undefined) {
       g.latency += r.latency_ms;
@@ -53,7 +57,7 @@ export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<
       user_id: g.user,
       requests: g.n,
       total_cost_usd: g.priced > 0 ? money(g.cost) : null,
-      unpriced_requests: g.n - g.priced,
+      unpriced_requests: g.unpriced,
       avg_latency_ms: g.timed > 0 ? round(g.latency / g.timed, 3) : null,
     }));
   return { columns: ['day', 'user_id', 'requests', 'total_cost_usd', 'unpriced_requests', 'avg_latency_ms'], rows, notes: [] };

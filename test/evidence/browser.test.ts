@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEvidence } from '../../src/evidence/bundle';
+import { runCli } from '../../src/cli/main';
 import { FileLedgerSource } from '../../src/ledger/file-ledger';
 import { tempDir } from '../ledger/helpers';
 import { repoRoot } from '../support/processes';
@@ -68,5 +69,40 @@ describe('report.html in a real browser', () => {
     await page.emulateMedia({ media: 'print' });
     await page.screenshot({ path: join(artifacts, 'evidence-report-print.png'), fullPage: true });
     expect(existsSync(join(artifacts, 'evidence-report.png'))).toBe(true);
+  });
+
+  it('report --format html pages open clean, with one mark per group', async () => {
+    const key = keys();
+    const dir = tempDir();
+    await fileLedger(dir, key.privateKey);
+    const out = tempDir('report-html-');
+    const pages: Record<string, string[]> = {
+      'cost-by-user': ['--from', FROM, '--to', TO],
+      'error-rate': ['--now', TO, '--hours', '96'],
+      usage: ['--by', 'model', '--from', FROM, '--to', TO],
+      summary: ['--from', FROM, '--to', TO],
+    };
+    for (const [name, args] of Object.entries(pages)) {
+      const file = join(out, `${name}.html`);
+      const code = await runCli(['report', name, ...args, '--format', 'html', '--out', file, '--ledger', dir], { out: async () => {}, err: () => {}, env: {}, cwd: process.cwd() });
+      expect(code, name).toBe(0);
+      const page = await browser.newPage();
+      const problems: string[] = [];
+      const requests: string[] = [];
+      page.on('console', (m) => problems.push(`${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => problems.push(e.message));
+      page.on('request', (r) => requests.push(r.url()));
+      const url = pathToFileURL(file).href;
+      await page.goto(url, { waitUntil: 'load' });
+      expect(problems, name).toEqual([]);
+      expect(requests, name).toEqual([url]);
+      const marks = (chart: string, series: number) => page.locator(`#chart-${chart} [ecmeta_series_index="${series}"][ecmeta_ssr_type="chart"]`).count();
+      if (name === 'error-rate' || name === 'usage') expect(await marks(name, 0), name).toBe(EXPECTED.by_model.length);
+      // cost-by-user: one stacked series per user; bob's (the largest) has a bar on each day he was priced.
+      if (name === 'cost-by-user') expect(await marks(name, 0), name).toBe(1);
+      if (name === 'summary') expect(await marks('calls-per-day', 0), name).toBe(EXPECTED.by_day.length);
+      await page.screenshot({ path: join(artifacts, `report-${name}.png`), fullPage: true });
+      await page.close();
+    }
   });
 });

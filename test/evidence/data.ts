@@ -66,6 +66,10 @@ export const EXPECTED = {
     { provider: 'anthropic', model: 'claude-sonnet-4', calls: 2, errors: 0, blocked: 1, input_tokens: 200, output_tokens: 40, cost_usd: 0.3, unpriced: 0 },
     { provider: 'openai', model: 'gpt-4o', calls: 4, errors: 1, blocked: 0, input_tokens: 550, output_tokens: 100, cost_usd: 0.15, unpriced: 1 },
   ],
+  by_provider: [
+    { provider: 'anthropic', calls: 2, errors: 0, blocked: 1, input_tokens: 200, output_tokens: 40, cost_usd: 0.3, unpriced: 0 },
+    { provider: 'openai', calls: 4, errors: 1, blocked: 0, input_tokens: 550, output_tokens: 100, cost_usd: 0.15, unpriced: 1 },
+  ],
   by_day: [
     { day: '2026-03-01', calls: 3, errors: 1, blocked: 0, input_tokens: 350, output_tokens: 60, cost_usd: 0.4, unpriced: 0 },
     { day: '2026-03-02', calls: 2, errors: 0, blocked: 1, input_tokens: 300, output_tokens: 60, cost_usd: null, unpriced: 1 },

@@ -15,8 +15,8 @@ const key = keys();
 const period = { from: Date.parse(FROM), to: Date.parse(TO) };
 
 function facts(f: Awaited<ReturnType<typeof gatherFacts>>) {
-  const { totals, by_user, by_tenant, by_model, by_day, guardrails, sanitization, error_types, gaps, erasures, records: r } = f;
-  return { totals, by_user, by_tenant, by_model, by_day, guardrails, sanitization, error_types, gaps, erasures, records: { calls: r.calls, by_status: r.by_status, operations: r.operations, first: r.first, last: r.last } };
+  const { totals, by_user, by_tenant, by_model, by_provider, by_day, guardrails, sanitization, error_types, gaps, erasures, records: r } = f;
+  return { totals, by_user, by_tenant, by_model, by_provider, by_day, guardrails, sanitization, error_types, gaps, erasures, records: { calls: r.calls, by_status: r.by_status, operations: r.operations, first: r.first, last: r.last } };
 }
 
 /** Every file of the bundle, relative paths. */
@@ -217,6 +217,53 @@ describe('llm-audit evidence', () => {
       const run = io();
       expect(await runCli(argv, run.io), argv.join(' ')).toBe(2);
       expect(run.err.join('\n')).toMatch(message);
+    }
+  });
+});
+
+describe('llm-audit report usage and summary', () => {
+  const run = async (argv: string[]) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = await runCli(argv, { out: async (t: string) => void out.push(t), err: (l: string) => void err.push(l), env: {}, cwd: process.cwd() });
+    return { code, out: out.join(''), err: err.join('\n') };
+  };
+
+  it('usage --by gives the hand-computed totals per group, --top cuts and says so', async () => {
+    const dir = tempDir();
+    await fileLedger(dir, key.privateKey);
+    const period = ['--from', FROM, '--to', TO, '--ledger', dir];
+    const tenants = await run(['report', 'usage', '--by', 'tenant', '--format', 'json', ...period]);
+    expect(tenants.code).toBe(0);
+    expect(JSON.parse(tenants.out)).toEqual(EXPECTED.by_tenant);
+    const providers = await run(['report', 'usage', '--by', 'provider', '--format', 'json', ...period]);
+    expect(JSON.parse(providers.out)).toEqual(EXPECTED.by_provider);
+    const top = await run(['report', 'usage', '--by', 'user', '--top', '1', ...period]);
+    expect(top.out.trim().split('\n')).toHaveLength(3);
+    expect(top.out).toContain('bob');
+    expect(top.err).toContain('top 1 of 3 groups');
+    const bad = await run(['report', 'usage', '--by', 'colour', ...period]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--by must be one of user, tenant, model, provider, day/);
+    expect((await run(['report', 'usage', ...period])).err).toMatch(/usage needs --by/);
+    expect((await run(['report', 'usage', '--by', 'user', '--top', '0', ...period])).err).toMatch(/--top must be a positive whole number/);
+  });
+
+  it('summary as rows and as one HTML page; every report renders as HTML with its chart', async () => {
+    const dir = tempDir();
+    await fileLedger(dir, key.privateKey);
+    const summary = await run(['report', 'summary', '--format', 'json', '--from', FROM, '--to', TO, '--ledger', dir]);
+    expect(JSON.parse(summary.out).at(-1)).toEqual({ provider: 'all', model: null, ...EXPECTED.totals });
+    const html = join(tempDir('html-'), 'summary.html');
+    expect((await run(['report', 'summary', '--format', 'html', '--out', html, '--from', FROM, '--to', TO, '--ledger', dir])).code).toBe(0);
+    const page = readFileSync(html, 'utf8');
+    expect(page).toContain('id="chart-calls-per-day"');
+    expect(page).toContain('&lt;img src=x');
+    for (const name of ['cost-by-user', 'error-rate']) {
+      const file = join(tempDir('html-'), `${name}.html`);
+      const r = await run(['report', name, '--format', 'html', '--out', file, '--now', TO, '--hours', '96', '--ledger', dir]);
+      expect(r.code, name).toBe(0);
+      expect(readFileSync(file, 'utf8'), name).toContain(`id="chart-${name}"`);
     }
   });
 });

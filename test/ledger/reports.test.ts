@@ -78,6 +78,19 @@ describe('reports', () => {
     ]);
   });
 
+  it('cost-by-user counts as unpriced only successful calls without a price (failed and blocked calls cost nothing)', async () => {
+    const at = '2026-03-01T09:00:00.000Z';
+    const rows = (await costByUser(
+      (async function* () {
+        yield makeRecord({ timestamp: at, user_id: 'carol', status: 'error', cost_usd: null });
+        yield makeRecord({ timestamp: at, user_id: 'carol', status: 'blocked', cost_usd: null });
+        yield makeRecord({ timestamp: at, user_id: 'carol', status: 'success', cost_usd: null });
+        yield makeRecord({ timestamp: at, user_id: 'carol', status: 'success', cost_usd: 0.5 });
+      })(),
+    )).rows;
+    expect(rows).toEqual([{ day: '2026-03-01', user_id: 'carol', requests: 4, total_cost_usd: 0.5, unpriced_requests: 1, avg_latency_ms: 120.5 }]);
+  });
+
   it('anomalies flags calls above mean + 3 population stddev of the previous 7 days', async () => {
     const source = await dataset();
     const now = Date.parse('2026-03-10T00:00:00Z');

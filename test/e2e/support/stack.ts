@@ -146,6 +146,13 @@ export interface CollectorOptions {
   fileStorageDir: string;
   /** Extra variables collector-config.yaml reads (retry intervals, log level). */
   env?: Record<string, string>;
+  /** Run as this uid (and gid), as the collector image does (needs root). */
+  runAs?: number;
+}
+
+/** `command args` run as `uid`:`uid` with no supplementary groups (util-linux setpriv; needs root). */
+export function asUid(uid: number | undefined, command: string, args: string[]): [string, string[]] {
+  return uid === undefined ? [command, args] : ['setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', command, ...args]];
 }
 
 export class Collector {
@@ -156,8 +163,10 @@ export class Collector {
   readonly runs: ManagedProcess[] = [];
   private readonly env: NodeJS.ProcessEnv;
   private readonly otlpHttpPort: number;
+  private readonly runAs: number | undefined;
 
   private constructor(ports: number[], options: CollectorOptions) {
+    this.runAs = options.runAs;
     const [grpc, http, health, metrics] = ports as [number, number, number, number];
     this.otlpHttpPort = http;
     this.otlpHttpUrl = `http://${HOST}:${http}`;
@@ -187,7 +196,8 @@ export class Collector {
 
   /** Starts a collector process and waits until it is healthy and its OTLP/HTTP port accepts. */
   async start(): Promise<ManagedProcess> {
-    const p = startProcess('otelcol-llm-audit', collectorBin, { args: ['--config', collectorConfig], env: this.env });
+    const [command, args] = asUid(this.runAs, collectorBin, ['--config', collectorConfig]);
+    const p = startProcess('otelcol-llm-audit', command, { args, env: this.env });
     this.runs.push(p);
     await waitForHttp(this.healthUrl, { process: p, timeoutMs: 30_000 });
     await waitForPort(HOST, this.otlpHttpPort, { process: p, timeoutMs: 10_000 });

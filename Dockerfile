@@ -13,7 +13,12 @@ FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app /app
-RUN useradd --system --home /var/lib/llm-audit llm-audit && mkdir -p /var/lib/llm-audit && chown llm-audit /var/lib/llm-audit
+# /app stays root's (read-only code). What the services write lives under the user's home, the
+# only directory it owns: the demo app's OTLP spool (LLM_AUDIT_SPOOL_DIR in docker-compose.yml;
+# register refuses to start, exit 78, when its spool cannot be written). A fixed uid, so that
+# volumes and test/e2e/compose-runtime.test.ts agree with the image.
+RUN useradd --system --uid 10002 --user-group --home-dir /var/lib/llm-audit llm-audit \
+  && mkdir -p /var/lib/llm-audit/spool && chown -R llm-audit:llm-audit /var/lib/llm-audit
 USER llm-audit
 EXPOSE 4319
 ENTRYPOINT ["node", "dist/cjs/cli/main.js"]

@@ -8,9 +8,11 @@
 #      .cache/otelcol-llm-audit-build, resolves modules through the Go module proxy, compiles)
 #   3. moves the binary to .cache/bin/otelcol-llm-audit (the generated sources stay in the build dir)
 #
-# Cached: nothing is rebuilt while the binary exists and .cache/bin/otelcol-llm-audit.stamp
-# records the sha256 of builder-config.yaml (and the builder and Go versions) it was built from.
-# Set FORCE=1 to rebuild anyway.
+# Cached: nothing is rebuilt, and no Go is needed, while the binary exists and
+# .cache/bin/otelcol-llm-audit.stamp records the sha256 of builder-config.yaml and the builder
+# version it was built from (scripts/lib/go-build.sh). Set FORCE=1 to rebuild anyway; --check only
+# tells (exit 1: a build is needed). The first build takes several minutes (with Jaeger's, about
+# 24 min on a 2-core machine).
 set -euo pipefail
 
 BUILDER_VERSION=v0.161.0 # keep in step with the versions in collector/builder-config.yaml
@@ -31,15 +33,16 @@ die() {
 
 # shellcheck source=lib/go-build.sh
 . "$root/scripts/lib/go-build.sh"
-require_go "the collector builder $BUILDER_VERSION needs Go 1.26 or newer"
 [ -f "$manifest" ] || die "missing $manifest"
 command -v sha256sum >/dev/null 2>&1 || die "sha256sum not found (coreutils)"
 
-go_version=$(go env GOVERSION) || die "'go env GOVERSION' failed"
 manifest_sha=$(sha256sum "$manifest" | cut -d' ' -f1)
-want="manifest-sha256=$manifest_sha builder=$BUILDER_VERSION go=$go_version"
-lock_build otelcol-llm-audit
-exit_if_up_to_date collector "$want"
+inputs="manifest-sha256=$manifest_sha builder=$BUILDER_VERSION"
+[ "$CHECK_ONLY" = 1 ] || lock_build otelcol-llm-audit
+exit_if_up_to_date collector "$inputs"
+require_go "the collector builder $BUILDER_VERSION needs Go 1.26 or newer"
+go_version=$(go env GOVERSION) || die "'go env GOVERSION' failed"
+want="$inputs go=$go_version"
 
 mkdir -p "$gobin" "$bin_dir"
 
@@ -53,7 +56,7 @@ else
     die "go install go.opentelemetry.io/collector/cmd/builder@$BUILDER_VERSION failed (Go module proxy: $(go env GOPROXY))"
 fi
 
-echo "build-collector: building otelcol-llm-audit from collector/builder-config.yaml with $go_version; this takes several minutes"
+echo "build-collector: building otelcol-llm-audit from collector/builder-config.yaml with $go_version; the first build takes several minutes (with the other Go build, about 24 min on 2 cores)"
 rm -rf "$build_dir"
 # The builder runs `go` from PATH in dist.output_path, which the manifest gives relative to the
 # repository root.

@@ -11,8 +11,9 @@
 # replace) apply. No UI assets are embedded: a plain build serves a placeholder page, which is
 # all the tests need (they use the HTTP APIs only).
 #
-# Cached: nothing is rebuilt while .cache/bin/jaeger exists and .cache/bin/jaeger.stamp records
-# the same module version and Go version. Set FORCE=1 to rebuild anyway.
+# Cached: nothing is rebuilt, and no Go is needed, while .cache/bin/jaeger exists and
+# .cache/bin/jaeger.stamp records the same module version (scripts/lib/go-build.sh). Set FORCE=1
+# to rebuild anyway; --check only tells (exit 1: a build is needed).
 set -euo pipefail
 
 JAEGER_MODULE=github.com/jaegertracing/jaeger
@@ -31,19 +32,20 @@ die() {
 
 # shellcheck source=lib/go-build.sh
 . "$root/scripts/lib/go-build.sh"
-require_go "Go 1.24 or newer is needed to build Jaeger"
 
+inputs="module=$JAEGER_MODULE@$JAEGER_VERSION"
+[ "$CHECK_ONLY" = 1 ] || lock_build jaeger
+exit_if_up_to_date jaeger "$inputs"
+require_go "Go 1.24 or newer is needed to build Jaeger"
 go_version=$(go env GOVERSION) || die "'go env GOVERSION' failed"
-want="module=$JAEGER_MODULE@$JAEGER_VERSION go=$go_version"
-lock_build jaeger
-exit_if_up_to_date jaeger "$want"
+want="$inputs go=$go_version"
 
 echo "build-jaeger: downloading $JAEGER_MODULE@$JAEGER_VERSION"
 src_dir=$(go mod download -json "$JAEGER_MODULE@$JAEGER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
 [ -n "$src_dir" ] && [ -f "$src_dir/go.mod" ] ||
   die "could not download $JAEGER_MODULE@$JAEGER_VERSION through the Go module proxy ($(go env GOPROXY))"
 
-echo "build-jaeger: building $JAEGER_MODULE/cmd/jaeger ($JAEGER_V2_VERSION) with $go_version; this takes several minutes"
+echo "build-jaeger: building $JAEGER_MODULE/cmd/jaeger ($JAEGER_V2_VERSION) with $go_version; the first build takes several minutes (with the other Go build, about 24 min on 2 cores)"
 start=$(date +%s)
 buildinfo="$JAEGER_MODULE/internal/version"
 ldflags="-s -w -X $buildinfo.latestVersion=$JAEGER_V2_VERSION -X $buildinfo.commitSHA=$JAEGER_VERSION"

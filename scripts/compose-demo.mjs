@@ -18,5 +18,8 @@ for (;;) {
     child.on('exit', resolve);
   });
   if (code !== 0) console.error(`demo app exited with ${code}`);
+  // 78 is register's configuration error: no later round can succeed, so stop (and let the
+  // container's restart policy and `docker compose ps` show it) rather than loop quietly.
+  if (code === 78) process.exit(78);
   await sleep(interval);
 }

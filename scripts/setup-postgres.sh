@@ -4,11 +4,15 @@
 #
 #   1. `apt-get install -y postgresql` when no PostgreSQL server binaries are found (needs root);
 #   2. a cluster in .cache/pg/data (owned by the `postgres` user when run as root, else by the
-#      calling user), listening on 127.0.0.1 only, port 55432 or the next free one;
+#      calling user), listening on 127.0.0.1 only, on a port of 55432..55531 picked from the
+#      checkout's path (the next free one when taken), so that two clones' servers do not meet;
 #   3. a superuser role and a database, both named llm_audit_test (password llm_audit_test).
 #
-# Environment: LLM_AUDIT_PG_DIR (default <repo>/.cache/pg), LLM_AUDIT_PG_PORT (default 55432).
-# Exit status 0 with the URL printed, anything else with the reason on stderr.
+# `setup-postgres.sh stop` (npm run test:stop) stops this checkout's server, if it runs. The test
+# run stops the server it started itself when it ends (test/support/global-setup.ts).
+#
+# Environment: LLM_AUDIT_PG_DIR (default <repo>/.cache/pg), LLM_AUDIT_PG_PORT (the first port to
+# try). Exit status 0 with the URL printed, anything else with the reason on stderr.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,6 +44,18 @@ find_bindir() {
   fi
   return 1
 }
+
+if [ "${1:-}" = stop ]; then
+  if [ -f "$DATA/postmaster.pid" ]; then
+    BIN="$(find_bindir)" || die "a server runs in $DATA but no pg_ctl was found to stop it"
+    if [ "$(id -u)" -eq 0 ]; then AS=(runuser -u postgres --); else AS=(); fi
+    "${AS[@]}" "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null || die "pg_ctl could not stop the server in $DATA"
+    say "stopped the test server in $DATA"
+  else
+    say "no test server runs in $DATA"
+  fi
+  exit 0
+fi
 
 BIN="$(find_bindir || true)"
 if [ -z "$BIN" ]; then
@@ -96,10 +112,15 @@ if running; then
   run "$BIN/pg_ctl" -D "$DATA" -m fast stop >/dev/null 2>&1 || true
 fi
 
-PORT="${LLM_AUDIT_PG_PORT:-55432}"
+# From the checkout's own place in the range: another clone starting its server at the same
+# moment most likely tries another port, instead of both finding 55432 free and one failing.
+PORT="${LLM_AUDIT_PG_PORT:-$((55432 + $(printf '%s' "$BASE" | cksum | cut -d' ' -f1) % 100))}"
+tries=0
 while ! port_free "$PORT"; do
   PORT=$((PORT + 1))
-  [ "$PORT" -lt 55532 ] || die "no free port in 55432..55531"
+  [ "$PORT" -lt 55532 ] || PORT=55432
+  tries=$((tries + 1))
+  [ "$tries" -lt 100 ] || die "no free port in 55432..55531"
 done
 echo "$PORT" >"$PORT_FILE"
 

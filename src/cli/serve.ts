@@ -3,12 +3,13 @@
  * PostgreSQL), and `llm-audit migrate`: creates or upgrades the PostgreSQL schema. docs/server.md.
  */
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { DEFAULTS, startIngestServer } from '../ingest/server';
 import { FileIngestStore, PostgresIngestStore, type IngestStore } from '../ingest/store';
 import { parseIngestTokens } from '../ingest/tokens';
 import { loadPrivateKey } from '../ledger/checkpoint';
-import { LedgerError, fsError } from '../ledger/errors';
+import { LedgerError, fsError, isLedgerError } from '../ledger/errors';
 import { pgError, redactUrl } from '../ledger/postgres/connection';
 import { LATEST_VERSION, migrate } from '../ledger/postgres/migrations';
 import { ledgerOptionsFromEnv } from '../ledger/span-exporter';
@@ -18,17 +19,41 @@ import { POSTGRES_OPTION, postgresUrl } from './source';
 export const SERVE_USAGE =
   'llm-audit serve [--host 127.0.0.1] [--port 4319] [--ledger DIR | --postgres URL] [--tls-cert FILE --tls-key FILE] ' +
   '[--max-body-bytes N] [--max-inflight N] [--max-queued-bytes N] [--max-record-bytes N] [--retry-after S] [--shutdown-timeout S] ' +
-  '[--fsync always|batch|none] [--signing-key FILE] [--checkpoint-every N] [--migrate]   ' +
+  '[--fsync always|batch|none] [--signing-key FILE] [--checkpoint-every N] [--migrate] [--db-wait S]   ' +
   '(env: LLM_AUDIT_INGEST_TOKEN, LLM_AUDIT_INGEST_TOKENS, LLM_AUDIT_POSTGRES_URL, LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY, LLM_AUDIT_CHECKPOINT_EVERY)';
 
 export const MIGRATE_USAGE = 'llm-audit migrate --postgres URL   (or LLM_AUDIT_POSTGRES_URL; run as the role that owns the schema)';
 
-function positiveInt(p: Parsed, name: string, fallback: number): number {
+/** How long serve waits for PostgreSQL to accept connections at start-up (--db-wait), seconds. */
+export const DEFAULT_DB_WAIT_S = 60;
+
+function positiveInt(p: Parsed, name: string, fallback: number, min = 1): number {
   const text = str(p, name);
   if (text === undefined) return fallback;
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new LedgerError('LEDGER_USAGE', `--${name} must be a positive integer, got ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(n) || n < min) {
+    throw new LedgerError('LEDGER_USAGE', `--${name} must be ${min === 0 ? 'a whole number of 0 or more' : 'a positive integer'}, got ${JSON.stringify(text)}`);
+  }
   return n;
+}
+
+/**
+ * Runs `open` until PostgreSQL answers, for up to `waitMs`: started beside its database (docker
+ * compose, systemd), the server may come up first, and exiting at once would need a supervisor to
+ * get the order right. Only "cannot reach" (LEDGER_IO) is retried; a refused login, a missing
+ * database or schema fail at once, since waiting does not fix them.
+ */
+async function whenReachable<T>(url: string, waitMs: number, io: CliIo, open: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + waitMs;
+  for (let delayMs = 500; ; delayMs = Math.min(delayMs * 2, 5_000)) {
+    try {
+      return await open();
+    } catch (error) {
+      if (!isLedgerError(error) || error.code !== 'LEDGER_IO' || Date.now() + delayMs > deadline) throw error;
+      io.err(`llm-audit serve: PostgreSQL at ${redactUrl(url)} is not reachable yet; retrying in ${delayMs / 1000}s (--db-wait ${waitMs / 1000}s): ${error.message.split('\n')[0]}`);
+      await sleep(delayMs);
+    }
+  }
 }
 
 function readFile(path: string, what: string): Buffer {
@@ -59,6 +84,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       'signing-key': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       migrate: { type: 'boolean' },
+      'db-wait': { type: 'string' },
     },
     SERVE_USAGE,
   );
@@ -86,15 +112,19 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const url = postgresUrl(p) ?? (str(p, 'ledger') === undefined ? io.env.LLM_AUDIT_POSTGRES_URL?.trim() || undefined : undefined);
   let store: IngestStore;
   if (url !== undefined) {
-    if (flag(p, 'migrate')) await runMigrations(url, io);
-    store = await PostgresIngestStore.open({
-      url,
-      ...(signingKey ? { signingKey } : {}),
-      ...(env.checkpointEvery ? { checkpointEvery: env.checkpointEvery } : {}),
-      onWarning: (message) => io.err(`llm-audit serve: warning: ${message}`),
-    });
+    const waitMs = positiveInt(p, 'db-wait', DEFAULT_DB_WAIT_S, 0) * 1000;
+    if (flag(p, 'migrate')) await whenReachable(url, waitMs, io, () => runMigrations(url, io));
+    store = await whenReachable(url, waitMs, io, () =>
+      PostgresIngestStore.open({
+        url,
+        ...(signingKey ? { signingKey } : {}),
+        ...(env.checkpointEvery ? { checkpointEvery: env.checkpointEvery } : {}),
+        onWarning: (message) => io.err(`llm-audit serve: warning: ${message}`),
+      }),
+    );
   } else {
     if (flag(p, 'migrate')) throw new LedgerError('LEDGER_USAGE', '--migrate is for --postgres');
+    if (str(p, 'db-wait') !== undefined) throw new LedgerError('LEDGER_USAGE', '--db-wait is for --postgres');
     const dir = ledgerDir(str(p, 'ledger'), io);
     const fileStore = await FileIngestStore.open({
       dir,

@@ -1,18 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { repoRoot } from '../support/harness';
+import { composeText, dockerfile, envOf, imageOf, services, uidOf, under, writtenPaths } from './support/compose';
 
 // No Docker engine runs here, so docker-compose.yml is checked statically: it must describe the
 // topology that the end-to-end tests run with locally built binaries (same collector config, same
 // Jaeger config, ports and endpoints that agree with each other, the token on both ends).
 
-const compose = parse(readFileSync(join(repoRoot, 'docker-compose.yml'), 'utf8'), { merge: true });
 const collectorConfig = readFileSync(join(repoRoot, 'collector-config.yaml'), 'utf8');
 const jaegerConfig = readFileSync(join(repoRoot, 'collector', 'jaeger-config.yaml'), 'utf8');
-const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
-const services = compose.services as Record<string, any>;
 const port = (endpoint: string) => Number(/:(\d+)$/.exec(endpoint.replace(/\/$/, ''))?.[1]);
 const host = (endpoint: string) => /^(?:https?:\/\/)?([^:/]+)/.exec(endpoint)?.[1];
 /** Names of the ${env:NAME...} variables a config reads, and whether each has a default. */
@@ -20,7 +17,8 @@ const envRefs = (text: string) => [...text.matchAll(/\$\{env:([A-Z0-9_]+)(:-[^}]
 
 describe('docker-compose.yml', () => {
   it('has the services of the topology, images pinned to exact versions', () => {
-    expect(Object.keys(services).sort()).toEqual(['collector', 'demo', 'jaeger', 'ledger', 'postgres']);
+    expect(Object.keys(services).sort()).toEqual(['collector', 'collector-queue-init', 'demo', 'jaeger', 'ledger', 'postgres']);
+    expect(services['collector-queue-init'].image).toMatch(/^busybox:\d+\.\d+\.\d+$/);
     expect(services.collector.image).toMatch(/^otel\/opentelemetry-collector-contrib:\d+\.\d+\.\d+$/);
     expect(services.jaeger.image).toMatch(/^jaegertracing\/jaeger:\d+\.\d+\.\d+$/);
     expect(services.postgres.image).toMatch(/^postgres:\d+\.\d+/);
@@ -87,5 +85,91 @@ describe('docker-compose.yml', () => {
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toContain('ENTRYPOINT ["node", "dist/cjs/cli/main.js"]');
     expect(services.demo.entrypoint).toEqual(['node', 'scripts/compose-demo.mjs']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Users, ownership, restarts and health (issue 21): what kept `docker compose up` from showing
+// anything. Who each service runs as, and what it writes: support/compose.ts.
+
+/** One-shot services `name` waits for (service_completed_successfully) that chown a path. */
+function chownedBefore(name: string, path: string): number | undefined {
+  for (const [dep, cond] of Object.entries<any>(services[name].depends_on ?? {})) {
+    if (cond?.condition !== 'service_completed_successfully') continue;
+    const [cmd, ...args] = services[dep].command as string[];
+    if (cmd === 'chown' && args.slice(-1)[0] && under(path, args.slice(-1)[0]!) && uidOf(dep) === 0) return Number(args[args.length - 2]!.split(':')[0]);
+  }
+  return undefined;
+}
+
+/** Who owns `path` when `name` starts: a chown before it, else the image (Docker creates a volume's
+ *  missing mount point, and anything the image does not give away, as root). */
+function ownerAtStart(name: string, path: string): number {
+  const chowned = chownedBefore(name, path);
+  if (chowned !== undefined) return chowned;
+  const owned = Object.entries(imageOf(name).owned).filter(([dir]) => under(path, dir));
+  return owned.length > 0 ? owned[0]![1] : 0;
+}
+
+const oneShot = (name: string): boolean =>
+  services[name].restart === 'no' &&
+  Object.values<any>(services).some((s) => Object.entries<any>(s.depends_on ?? {}).some(([dep, c]) => dep === name && c?.condition === 'service_completed_successfully'));
+/** Services whose image has no program to run a healthcheck with; the compose file says why. */
+const NO_HEALTHCHECK: Record<string, RegExp> = { collector: /No healthcheck: the image is the binary alone/, demo: /No healthcheck: a client loop/ };
+
+describe('docker-compose.yml: users, restarts, health', () => {
+  it('every service may write every path it writes (volumes, spool, queue, working directory)', () => {
+    const problems: string[] = [];
+    for (const name of Object.keys(services)) {
+      const uid = uidOf(name);
+      for (const path of writtenPaths(name)) {
+        const owner = ownerAtStart(name, path);
+        if (uid !== 0 && owner !== uid) problems.push(`${name} runs as uid ${uid} but writes ${path}, owned by uid ${owner}`);
+      }
+    }
+    expect(problems).toEqual([]);
+    // What bit: the demo app's spool, and the collector's queue volume.
+    expect(writtenPaths('demo')).toContain(envOf('demo').LLM_AUDIT_SPOOL_DIR);
+    expect(writtenPaths('collector')).toContain(envOf('collector').OTELCOL_FILE_STORAGE_DIR);
+  });
+
+  it('every long-running service restarts, and has a healthcheck unless its image cannot run one', () => {
+    for (const name of Object.keys(services)) {
+      if (oneShot(name)) continue;
+      expect(['always', 'unless-stopped', 'on-failure'], `${name} restart policy`).toContain(services[name].restart);
+      if (NO_HEALTHCHECK[name]) {
+        expect(services[name].healthcheck, name).toBeUndefined();
+        expect(composeText, `docker-compose.yml says why ${name} has no healthcheck`).toMatch(NO_HEALTHCHECK[name]!);
+      } else {
+        expect(services[name].healthcheck?.test, `${name} healthcheck`).toBeDefined();
+      }
+    }
+    // A dependency waits for health only where there is one to wait for.
+    for (const s of Object.values<any>(services)) {
+      for (const [dep, c] of Object.entries<any>(s.depends_on ?? {})) if (c?.condition === 'service_healthy') expect(services[dep].healthcheck, dep).toBeDefined();
+    }
+  });
+
+  it('the healthchecks ask the endpoints the services serve', () => {
+    const ledger = services.ledger.healthcheck.test.join(' ');
+    expect(ledger).toContain(`http://127.0.0.1:${services.ledger.command[services.ledger.command.indexOf('--port') + 1]}/healthz`);
+    const jaeger = services.jaeger.healthcheck.test.join(' ');
+    expect(jaeger).toContain(`http://127.0.0.1:${port(services.jaeger.environment.JAEGER_HEALTH_CHECK_ENDPOINT)}/status`);
+    expect(jaegerConfig).toMatch(/healthcheckv2:[\s\S]*JAEGER_HEALTH_CHECK_ENDPOINT/);
+  });
+
+  it('every variable the usage comments name is set where the command runs, and expanded there', () => {
+    const usage = composeText.split('\n').filter((l) => l.startsWith('#'));
+    const execs = usage.map((l) => /docker compose exec (\S+) (.*)$/.exec(l)).filter((m): m is RegExpExecArray => m !== null);
+    expect(execs.length).toBeGreaterThan(0);
+    for (const [, service, command] of execs) {
+      expect(services, `${service} is a service`).toHaveProperty(service!);
+      const vars = [...command!.matchAll(/\$\{?([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!);
+      for (const name of vars) {
+        expect(envOf(service!), `$${name} is in the environment of ${service}`).toHaveProperty(name);
+        // Expanded by the container's shell, inside single quotes, not by the caller's.
+        expect(command, `$${name} in single quotes`).toMatch(new RegExp(`sh -c '[^']*\\$\\{?${name}[^']*'`));
+      }
+    }
   });
 });

@@ -12,7 +12,8 @@
  * date) unless LLM_AUDIT_E2E_BUILD=0; a missing binary is an error naming its build script, never
  * a skipped test.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -51,19 +52,55 @@ export function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
+/** The Go builds the end-to-end tests need, in the order they run. */
+const GO_BUILDS = [
+  { script: 'build-jaeger.sh', what: 'Jaeger v2 (where the collector sends traces)' },
+  { script: 'build-collector.sh', what: 'the OpenTelemetry Collector (otelcol-llm-audit)' },
+];
+
+/**
+ * Says on the terminal what the test run is doing: vitest shows a test's output only when the
+ * test ends, and a first Go build takes minutes. Written to file descriptor 2, which the test
+ * worker shares with `npm test`.
+ */
+function announce(line: string): void {
+  writeSync(2, `npm test: ${line}\n`);
+}
+
+/** True when a build script finds its binary up to date (`--check`: builds nothing, needs no Go). */
+function upToDate(script: string): boolean {
+  try {
+    execFileSync('bash', [join(repoRoot, 'scripts', script), '--check'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Builds (or finds up to date) the collector and Jaeger binaries, and checks that the package is
- * compiled. Throws with the command to run when something is missing.
+ * compiled. Throws with the command to run when something is missing. A build that is needed is
+ * announced (what, how long it usually takes, where its log is), then reported every minute.
  */
 export async function ensureBinaries(): Promise<void> {
   if (process.env.LLM_AUDIT_E2E_BUILD !== '0') {
     // One after the other (two Go builds at once starve each other on small machines), niced.
-    for (const script of ['build-jaeger.sh', 'build-collector.sh']) {
-      await runToCompletion(script.replace(/\.sh$/, ''), 'nice', {
-        args: ['-n', '10', 'bash', join(repoRoot, 'scripts', script)],
-        group: true,
-        timeoutMs: BUILD_TIMEOUT_MS,
-      });
+    for (const { script, what } of GO_BUILDS) {
+      if (upToDate(script)) continue;
+      const started = Date.now();
+      const p = startProcess(script.replace(/\.sh$/, ''), 'nice', { args: ['-n', '10', 'bash', join(repoRoot, 'scripts', script)], group: true });
+      announce(
+        `building ${what} from Go modules (scripts/${script}) for the end-to-end tests; the first time, both Go builds ` +
+          `take about 24 min on a 2-core machine; log: ${p.logFile} (LLM_AUDIT_E2E_BUILD=0 skips the build)`,
+      );
+      const minutes = () => Math.round((Date.now() - started) / 60_000);
+      const heartbeat = setInterval(() => announce(`still building ${what} (${minutes()} min so far; log: ${p.logFile})`), 60_000);
+      const timeout = setTimeout(() => void p.stop(5_000), BUILD_TIMEOUT_MS);
+      const exit = await p.exited;
+      clearInterval(heartbeat);
+      clearTimeout(timeout);
+      if (exit.code !== 0) throw new Error(`scripts/${script} failed (code ${exit.code}, signal ${exit.signal}); log ${p.logFile}:\n${p.logTail()}`);
+      announce(`built ${what} in ${minutes()} min`);
     }
   }
   const missing: string[] = [];
@@ -146,6 +183,13 @@ export interface CollectorOptions {
   fileStorageDir: string;
   /** Extra variables collector-config.yaml reads (retry intervals, log level). */
   env?: Record<string, string>;
+  /** Run as this uid (and gid), as the collector image does (needs root). */
+  runAs?: number;
+}
+
+/** `command args` run as `uid`:`uid` with no supplementary groups (util-linux setpriv; needs root). */
+export function asUid(uid: number | undefined, command: string, args: string[]): [string, string[]] {
+  return uid === undefined ? [command, args] : ['setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', command, ...args]];
 }
 
 export class Collector {
@@ -156,8 +200,10 @@ export class Collector {
   readonly runs: ManagedProcess[] = [];
   private readonly env: NodeJS.ProcessEnv;
   private readonly otlpHttpPort: number;
+  private readonly runAs: number | undefined;
 
   private constructor(ports: number[], options: CollectorOptions) {
+    this.runAs = options.runAs;
     const [grpc, http, health, metrics] = ports as [number, number, number, number];
     this.otlpHttpPort = http;
     this.otlpHttpUrl = `http://${HOST}:${http}`;
@@ -187,7 +233,8 @@ export class Collector {
 
   /** Starts a collector process and waits until it is healthy and its OTLP/HTTP port accepts. */
   async start(): Promise<ManagedProcess> {
-    const p = startProcess('otelcol-llm-audit', collectorBin, { args: ['--config', collectorConfig], env: this.env });
+    const [command, args] = asUid(this.runAs, collectorBin, ['--config', collectorConfig]);
+    const p = startProcess('otelcol-llm-audit', command, { args, env: this.env });
     this.runs.push(p);
     await waitForHttp(this.healthUrl, { process: p, timeoutMs: 30_000 });
     await waitForPort(HOST, this.otlpHttpPort, { process: p, timeoutMs: 10_000 });

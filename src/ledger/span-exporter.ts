@@ -130,6 +130,9 @@ export class LedgerSpanExporter implements SpanExporter {
   journalOnExit(): void {
     this.cancelExitJournal();
     const records = [...this.unwritten].flat();
+    // The record of a loss not yet in the ledger goes too: it would otherwise leave with the process.
+    const lost = this.lost;
+    if (lost) records.push(gapRecord(lost));
     try {
       this.journal.appendSync(records);
       this.journal.end();
@@ -333,19 +336,19 @@ export class LedgerSpanExporter implements SpanExporter {
   private async writeGap(): Promise<void> {
     const lost = this.lost;
     if (!lost) return;
-    const gap = operationRecord({
-      action: GAP_ACTION,
-      timestamp: lost.first,
-      tenantId: null,
-      status: 'error',
-      metadata: { lost_records: lost.count, first_failure: lost.first, last_failure: lost.last, error: lost.error, pid: process.pid, host: hostname() },
-    });
+    const gap = gapRecord(lost);
     try {
       await this.connect();
-      if (this.holder) await this.holder.ledger.append([gap]);
-      else this.journal.appendSync([gap]);
+      if (!this.holder) throw new Error('journal mode');
+      await this.holder.ledger.append([gap]);
     } catch {
-      return; // still failing (already reported); the timer tries again
+      // Another writer holds the lock, or the ledger still fails: the journal keeps it durably, as
+      // any record (a process that dies before the ledger works again no longer takes it along).
+      try {
+        this.journal.appendSync([gap]);
+      } catch {
+        return; // still failing (already reported); the timer tries again
+      }
     }
     // Records lost while the gap record was being written are left for the next one.
     this.lost = this.lost === lost ? undefined : { ...this.lost!, count: this.lost!.count - lost.count, first: lost.last };
@@ -377,6 +380,8 @@ export class LedgerSpanExporter implements SpanExporter {
   async shutdown(): Promise<void> {
     if (this.shutDown) return;
     await Promise.all([...this.pending]);
+    // A loss not recorded yet is recorded now (ledger or journal), not left to a timer that stops here.
+    if (this.lost) await this.appendGap();
     this.shutDown = true;
     if (this.timer) clearInterval(this.timer);
     if (this.gapTimer) clearInterval(this.gapTimer);
@@ -393,4 +398,15 @@ export class LedgerSpanExporter implements SpanExporter {
     this.timer = undefined;
     await ledger.close();
   }
+}
+
+/** The `ledger.gap` operation record of the records lost since the ledger last worked. */
+function gapRecord(lost: { count: number; first: string; last: string; error: string }): LedgerRecord {
+  return operationRecord({
+    action: GAP_ACTION,
+    timestamp: lost.first,
+    tenantId: null,
+    status: 'error',
+    metadata: { lost_records: lost.count, first_failure: lost.first, last_failure: lost.last, error: lost.error, pid: process.pid, host: hostname() },
+  });
 }

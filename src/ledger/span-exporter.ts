@@ -24,12 +24,12 @@ import { readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
+import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, reportRefusedRecord, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
 import { LedgerError } from './errors';
 import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
 import { PENDING_DIR } from './layout';
 import { JournalConsumer, JournalWriter, POLL_MS, journalKey } from './pending-journal';
-import { GAP_ACTION, operationRecord, recordFromSpan, type LedgerRecord } from './record';
+import { GAP_ACTION, claimedOperation, operationRecord, recordFromSpan, type LedgerRecord } from './record';
 import { atProcessExit } from '../util/exit-hook';
 
 export interface LedgerSpanExporterOptions {
@@ -254,7 +254,10 @@ export class LedgerSpanExporter implements SpanExporter {
     const records: LedgerRecord[] = [];
     for (const span of spans) {
       const record = recordFromSpan(span);
-      if (record) records.push(record);
+      if (!record) continue;
+      const claimed = claimedOperation(record);
+      if (claimed) reportRefusedRecord(this.options.dir, claimed);
+      else records.push(record);
     }
     if (records.length === 0) {
       resultCallback({ code: ExportResultCode.SUCCESS });

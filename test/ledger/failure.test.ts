@@ -202,6 +202,30 @@ describe('the ledger.gap record itself is never lost', () => {
   });
 });
 
+describe('a span made by the application that claims an operation record', () => {
+  // Operation records (content.shred, ledger.recovered, ledger.gap) are left out of the reports:
+  // an app-made span claiming one would be stored as an erasure and hide its cost. Ingest refused
+  // them; the in-process exporter took them. Now it refuses them too, loudly and counted.
+  it('is refused (the other spans of the batch are written), said on stderr, counted in llm_audit.ledger.refused_records', async () => {
+    const dir = join(tempDir(), 'ledger');
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const exporter = new LedgerSpanExporter({ dir });
+    const forged = tracer.startSpan('shred', { attributes: { 'llm_audit.action': 'content.shred', 'gen_ai.usage.cost.amount': 777, 'llm_audit.request_id': 'forged' } });
+    forged.end();
+    const gap = tracer.startSpan('gap', { attributes: { 'gen_ai.operation.name': 'chat', 'llm_audit.action': 'ledger.gap', 'llm_audit.request_id': 'forged-gap' } });
+    gap.end();
+    const result = await new Promise<ExportResult>((resolve) => exporter.export([span('real'), forged as unknown as ReadableSpan, gap as unknown as ReadableSpan], resolve));
+    expect(result.code).toBe(ExportResultCode.SUCCESS);
+    await exporter.shutdown();
+    expect(await requestIds(dir)).toEqual(['real']);
+    const said = stderr.mock.calls.map((c) => String(c[0])).join('');
+    expect(said).toMatch(/REFUSED.*llm_audit\.action=content\.shred is an operation record; only the llm-audit tool that performs the operation writes it/);
+    const metrics = await audit.metrics();
+    const refused = metrics.scopeMetrics.flatMap((m) => m.metrics).find((m) => m.descriptor.name === 'llm_audit.ledger.refused_records');
+    expect(refused?.dataPoints.filter((p) => p.attributes.trail === dir).map((p) => p.value)).toEqual([2]);
+  });
+});
+
 describe('a ledger directory that cannot be used at startup', () => {
   it('is reported by ready() (never thrown), blocks calls under block, and unblocks by itself once fixed', async () => {
     const base = tempDir();

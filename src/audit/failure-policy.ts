@@ -89,6 +89,28 @@ export function reportAuditFailure(trail: string, lost: number, error: unknown, 
   summaryTimer.unref?.();
 }
 
+let refusedCounter: Counter | undefined;
+let refusedSaidAt = -Infinity;
+let refusedUnsaid = 0;
+
+/**
+ * A span the trail refused to store (it claims an operation record, see claimedOperation()): an
+ * attempt, not a glitch, so said on stderr (the first at once, then at most one line every
+ * SUMMARY_MS with the count since) and counted in `llm_audit.ledger.refused_records`. Not a
+ * failure of the trail: calls are not blocked for it.
+ */
+export function reportRefusedRecord(trail: string, reason: string): void {
+  refusedCounter ??= auditMeter().createCounter('llm_audit.ledger.refused_records', {
+    description: 'Spans the audit trail refused to store (they claim an operation record only llm-audit writes)',
+  });
+  refusedCounter.add(1, { trail });
+  refusedUnsaid++;
+  if (Date.now() - refusedSaidAt < SUMMARY_MS) return;
+  refusedSaidAt = Date.now();
+  reportAuditProblem(`REFUSED ${refusedUnsaid} audit record(s) for ${trail}: ${reason}`);
+  refusedUnsaid = 0;
+}
+
 /** The summary of the failures not said yet (every SUMMARY_MS, and at exit). */
 function sayUnreported(): void {
   if (summaryTimer) clearTimeout(summaryTimer);

@@ -7,7 +7,7 @@
 import type { HrTime, SpanContext } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { canonicalJson } from '../audit/canonical-json';
-import { isAuditSpan, OPERATION_ACTIONS, recordFromSpan, type LedgerRecord } from '../ledger/record';
+import { claimedOperation, isAuditSpan, recordFromSpan, type LedgerRecord } from '../ledger/record';
 import { scopeAllows, type TenantScope } from './tokens';
 import type { DecodedSpan } from './otlp';
 
@@ -47,13 +47,6 @@ export interface Conversion {
   reasons: string[];
 }
 
-/**
- * Why a span that claims an operation's action is refused. Operation records (a tenant's content
- * erased...) are written by the tool that performs the operation, into the chain it holds open
- * (src/cli/shred.ts); received over OTLP, such a record would be a claim nobody performed, and
- * reports leave operation records out, so a forged one would hide its cost.
- */
-const OPERATION_REASON = 'is an operation record; only the llm-audit tool that performs the operation writes it';
 const TENANT_REASON = 'tenant not allowed for this token';
 
 /**
@@ -98,8 +91,9 @@ export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number,
       reject(`record larger than ${maxRecordBytes} bytes (attribute values too large)`);
       continue;
     }
-    if (record.action !== null && OPERATION_ACTIONS.has(record.action)) {
-      reject(`llm_audit.action=${record.action} ${OPERATION_REASON}`);
+    const claimed = claimedOperation(record);
+    if (claimed) {
+      reject(claimed);
       rejectedOperations++;
       continue;
     }

@@ -58,6 +58,11 @@ export interface LedgerSource {
   segments(): Promise<string[]>;
   /** Operator-facing notes (e.g. repairs that were made); shown by verify. */
   notes(): Promise<string[]>;
+  /**
+   * Ranges of records (seq from..to) whose append transaction recorded no signed checkpoint ending
+   * at them, where the backend knows the transactions (PostgreSQL); verify --public-key reports them.
+   */
+  unsignedTransactions?(): Promise<Array<{ from: number; to: number }>>;
   /** Releases what the source holds (a database connection pool); absent when there is nothing to release. */
   close?(): Promise<void>;
 }

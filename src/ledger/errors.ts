@@ -43,6 +43,8 @@ export const INTEGRITY_CODES = [
   'LEDGER_METADATA_MISSING',
   /** `verify --strict`: records were recovered at a writer's startup (after a crash), not signed when written. */
   'LEDGER_RECORDS_RECOVERED',
+  /** `verify --strict --public-key` (PostgreSQL): records whose append transaction recorded no signed checkpoint (the writer role without the key). */
+  'LEDGER_RECORDS_UNSIGNED',
   'LEDGER_PROOF_INVALID',
   'LEDGER_CONSISTENCY_FAILED',
   /** `verify-proof` without --public-key (or on an unsigned checkpoint): the arithmetic holds, but anyone can recompute a root; nothing was proven. */

@@ -4,12 +4,10 @@
  * takeover is reported); a live owner, or an owner on another host (whose liveness cannot be
  * checked), is refused with LEDGER_LOCKED.
  *
- * Known limit: two processes taking over the same stale lock at the same instant can both win
- * (unlink + create is not atomic as a pair). Stale locks only exist after a crash, and both
- * contenders would then be fresh starts racing within microseconds; documented in docs/ledger.md.
+ * Two processes that find the same stale lock do not both take it over: see removeStaleLock().
  */
-import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { EMPTY_LOCK_GRACE_MS, pidAlive, readLockOwner, type LockOwner as SharedLockOwner } from '../util/lock-owner';
+import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { ownerGone, readLock, readLockOwner, removeStaleLock, type LockOwner as SharedLockOwner } from '../util/lock-owner';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { LedgerError, fsError } from './errors';
@@ -30,7 +28,7 @@ export function acquireLock(dir: string, what = 'write to'): LedgerLock {
   const path = join(dir, LOCK_FILE);
   const me: LockOwner = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
   let tookOverFrom: LockOwner | undefined;
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 4; attempt++) {
     let fd: number | undefined;
     try {
       fd = openSync(path, 'wx', FILE_MODE);
@@ -65,26 +63,19 @@ export function acquireLock(dir: string, what = 'write to'): LedgerLock {
         },
       };
     }
-    const owner = readLockOwner<LockOwner>(path, (error) => fsError(error, 'cannot read the ledger lock', path));
-    if (owner === 'gone') continue;
-    if (owner === 'empty' || owner === 'garbage') {
-      let age = 0;
-      try {
-        age = Date.now() - statSync(path).mtimeMs;
-      } catch {
-        continue;
-      }
-      if (owner === 'empty' && age < EMPTY_LOCK_GRACE_MS) {
-        throw new LedgerError('LEDGER_LOCKED', `${dir} is being locked by another process right now; try again`);
-      }
-      unlinkStale(path);
-      continue;
+    const fail = (error: unknown): Error => fsError(error, 'cannot read the ledger lock', path);
+    const seen = readLock<LockOwner>(path, fail);
+    if (seen === 'gone') continue;
+    const owner = seen.owner;
+    const local = typeof owner === 'object' && owner.host === me.host;
+    if (ownerGone(seen, me)) {
+      const outcome = removeStaleLock(path, seen, me, fail);
+      if (outcome === 'removed' && typeof owner === 'object') tookOverFrom = owner;
+      if (outcome !== 'busy') continue;
+      throw new LedgerError('LEDGER_LOCKED', `${dir}: another process is taking over a stale lock right now; try again`);
     }
-    const local = owner.host === me.host;
-    if (local && owner.pid !== process.pid && !pidAlive(owner.pid)) {
-      tookOverFrom = owner;
-      unlinkStale(path);
-      continue;
+    if (typeof owner !== 'object') {
+      throw new LedgerError('LEDGER_LOCKED', `${dir} is being locked by another process right now; try again`);
     }
     throw new LedgerError(
       'LEDGER_LOCKED',
@@ -95,12 +86,4 @@ export function acquireLock(dir: string, what = 'write to'): LedgerLock {
     );
   }
   throw new LedgerError('LEDGER_LOCKED', `${dir}: could not take the lock ${path}; another process keeps creating it`);
-}
-
-function unlinkStale(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(error, 'cannot remove a stale ledger lock', path);
-  }
 }

@@ -158,6 +158,18 @@ export const GAP_ACTION = 'ledger.gap';
  */
 export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION, GAP_ACTION]);
 
+/**
+ * Why a record made from a span is refused, or undefined: it claims an operation's action.
+ * Operation records are written by the tool that performs the operation, into the chain it holds
+ * open (src/cli/shred.ts, the writers); from a span (over OTLP, or made by the application) it
+ * would be a claim nobody performed, and reports leave operation records out, so a forged one
+ * would hide its cost. Ingest and the in-process exporter both refuse them.
+ */
+export function claimedOperation(record: Pick<LedgerRecord, 'action'>): string | undefined {
+  if (record.action === null || !OPERATION_ACTIONS.has(record.action)) return undefined;
+  return `llm_audit.action=${record.action} is an operation record; only the llm-audit tool that performs the operation writes it`;
+}
+
 /** False for the records of OPERATION_ACTIONS. */
 export function isCallRecord(record: Pick<LedgerRecord, 'action'>): boolean {
   return record.action === null || !OPERATION_ACTIONS.has(record.action);

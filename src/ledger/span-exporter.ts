@@ -24,12 +24,12 @@ import { readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
+import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, reportRefusedRecord, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
 import { LedgerError } from './errors';
 import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
 import { PENDING_DIR } from './layout';
 import { JournalConsumer, JournalWriter, POLL_MS, journalKey } from './pending-journal';
-import { GAP_ACTION, operationRecord, recordFromSpan, type LedgerRecord } from './record';
+import { GAP_ACTION, claimedOperation, operationRecord, recordFromSpan, type LedgerRecord } from './record';
 import { atProcessExit } from '../util/exit-hook';
 
 export interface LedgerSpanExporterOptions {
@@ -130,6 +130,9 @@ export class LedgerSpanExporter implements SpanExporter {
   journalOnExit(): void {
     this.cancelExitJournal();
     const records = [...this.unwritten].flat();
+    // The record of a loss not yet in the ledger goes too: it would otherwise leave with the process.
+    const lost = this.lost;
+    if (lost) records.push(gapRecord(lost));
     try {
       this.journal.appendSync(records);
       this.journal.end();
@@ -251,7 +254,10 @@ export class LedgerSpanExporter implements SpanExporter {
     const records: LedgerRecord[] = [];
     for (const span of spans) {
       const record = recordFromSpan(span);
-      if (record) records.push(record);
+      if (!record) continue;
+      const claimed = claimedOperation(record);
+      if (claimed) reportRefusedRecord(this.options.dir, claimed);
+      else records.push(record);
     }
     if (records.length === 0) {
       resultCallback({ code: ExportResultCode.SUCCESS });
@@ -333,19 +339,19 @@ export class LedgerSpanExporter implements SpanExporter {
   private async writeGap(): Promise<void> {
     const lost = this.lost;
     if (!lost) return;
-    const gap = operationRecord({
-      action: GAP_ACTION,
-      timestamp: lost.first,
-      tenantId: null,
-      status: 'error',
-      metadata: { lost_records: lost.count, first_failure: lost.first, last_failure: lost.last, error: lost.error, pid: process.pid, host: hostname() },
-    });
+    const gap = gapRecord(lost);
     try {
       await this.connect();
-      if (this.holder) await this.holder.ledger.append([gap]);
-      else this.journal.appendSync([gap]);
+      if (!this.holder) throw new Error('journal mode');
+      await this.holder.ledger.append([gap]);
     } catch {
-      return; // still failing (already reported); the timer tries again
+      // Another writer holds the lock, or the ledger still fails: the journal keeps it durably, as
+      // any record (a process that dies before the ledger works again no longer takes it along).
+      try {
+        this.journal.appendSync([gap]);
+      } catch {
+        return; // still failing (already reported); the timer tries again
+      }
     }
     // Records lost while the gap record was being written are left for the next one.
     this.lost = this.lost === lost ? undefined : { ...this.lost!, count: this.lost!.count - lost.count, first: lost.last };
@@ -377,6 +383,8 @@ export class LedgerSpanExporter implements SpanExporter {
   async shutdown(): Promise<void> {
     if (this.shutDown) return;
     await Promise.all([...this.pending]);
+    // A loss not recorded yet is recorded now (ledger or journal), not left to a timer that stops here.
+    if (this.lost) await this.appendGap();
     this.shutDown = true;
     if (this.timer) clearInterval(this.timer);
     if (this.gapTimer) clearInterval(this.gapTimer);
@@ -393,4 +401,15 @@ export class LedgerSpanExporter implements SpanExporter {
     this.timer = undefined;
     await ledger.close();
   }
+}
+
+/** The `ledger.gap` operation record of the records lost since the ledger last worked. */
+function gapRecord(lost: { count: number; first: string; last: string; error: string }): LedgerRecord {
+  return operationRecord({
+    action: GAP_ACTION,
+    timestamp: lost.first,
+    tenantId: null,
+    status: 'error',
+    metadata: { lost_records: lost.count, first_failure: lost.first, last_failure: lost.last, error: lost.error, pid: process.pid, host: hostname() },
+  });
 }

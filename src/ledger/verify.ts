@@ -216,6 +216,17 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     if (options.strict) throw new LedgerError('LEDGER_RECORDS_RECOVERED', `${text} (--strict)`);
     warnings.push(text);
   }
+  if (options.publicKey && source.unsignedTransactions) {
+    for (const r of notMarked(await source.unsignedTransactions(), recovered, startSize)) {
+      const one = r.from === r.to;
+      const text =
+        `${one ? `record ${r.from} was` : `records ${r.from}..${r.to} were`} written by a transaction that wrote no signed checkpoint: ` +
+        `a signing writer signs one in every append transaction, so ${one ? 'it was' : 'they were'} inserted with the writer role but without the signing key ` +
+        `(by hand, or by a writer configured without LLM_AUDIT_SIGNING_KEY), and no signing writer has marked ${one ? 'it' : 'them'} since`;
+      if (options.strict) throw new LedgerError('LEDGER_RECORDS_UNSIGNED', `${text} (--strict)`);
+      warnings.push(text);
+    }
+  }
   const lost = gapWarning(gaps);
   if (lost) warnings.push(lost);
 
@@ -231,6 +242,21 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     warnings,
     notes: await source.notes(),
   };
+}
+
+/** The parts of `ranges` at or after `from` that no recovered range covers. */
+function notMarked(ranges: ReadonlyArray<{ from: number; to: number }>, recovered: readonly RecoveredRange[], from: number): Array<{ from: number; to: number }> {
+  let out = ranges.filter((r) => r.to >= from).map((r) => ({ from: Math.max(r.from, from), to: r.to }));
+  for (const m of recovered) {
+    out = out.flatMap((r) => {
+      if (m.to_seq < r.from || m.from_seq > r.to) return [r];
+      const parts: Array<{ from: number; to: number }> = [];
+      if (r.from < m.from_seq) parts.push({ from: r.from, to: m.from_seq - 1 });
+      if (m.to_seq < r.to) parts.push({ from: m.to_seq + 1, to: r.to });
+      return parts;
+    });
+  }
+  return out;
 }
 
 /** The range a `ledger.recovered` record names, checked against where it stands. */

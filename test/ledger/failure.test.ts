@@ -1,5 +1,6 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,7 +10,9 @@ import { FileLedgerSource, type FileOpener } from '../../src/ledger/file-ledger'
 import { scanRecords } from '../../src/ledger/query';
 import { LedgerSpanExporter } from '../../src/ledger/span-exporter';
 import { verifyLedger } from '../../src/ledger/verify';
+import { ensureBuilt } from '../cli/cli-helpers';
 import { setupAudit, useFakeProvider } from '../support/harness';
+import { repoRoot } from '../support/processes';
 import { tempDir } from './helpers';
 
 // Disk full (ENOSPC injected through FileLedgerOptions.openFile) and a journal that cannot be
@@ -122,6 +125,105 @@ describe('an audit record that cannot be written', () => {
       expect(result.warnings.join('\n')).toMatch(/2 audit record\(s\) could not be written .*ledger\.gap/);
     },
   );
+});
+
+describe('the ledger.gap record itself is never lost', () => {
+  // Before, the gap record lived only in memory until the ledger took it: a process that exited
+  // (or was killed, or shut down) while the ledger still failed, or before the once-a-second retry,
+  // took the only trace of the loss with it. It now goes to the journal like any record.
+
+  /**
+   * A real process: its ledger's disk is full and its journal cannot be created, so two records
+   * are lost; then the journal can be written again (the ledger still cannot), and the process ends
+   * as `how` says.
+   */
+  const child = (dir: string, how: 'exit' | 'kill-after-retry') => `
+    const { open } = require('node:fs/promises');
+    const { rmSync } = require('node:fs');
+    const { BasicTracerProvider } = require('@opentelemetry/sdk-trace-base');
+    const { LedgerSpanExporter } = require(${JSON.stringify(join(repoRoot, 'dist/cjs/ledger/span-exporter.js'))});
+    const opener = async (path, flags, mode) => {
+      const h = await open(path, flags, mode);
+      return { write: () => Promise.reject(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })),
+        datasync: () => h.datasync(), truncate: (n) => h.truncate(n), stat: () => h.stat(), close: () => h.close() };
+    };
+    const dir = ${JSON.stringify(dir)};
+    const exporter = new LedgerSpanExporter({ dir, hashKey: 'gap-test-hash-key', ledger: { openFile: opener } });
+    const tracer = new BasicTracerProvider().getTracer('gap');
+    const send = (id) => new Promise((resolve) => {
+      const s = tracer.startSpan('chat', { attributes: { 'gen_ai.operation.name': 'chat', 'llm_audit.request_id': id } });
+      s.end();
+      exporter.export([s], resolve);
+    });
+    (async () => {
+      const results = [await send('lost-1'), await send('lost-2')];
+      if (results.some((r) => r.code === 0)) throw new Error('expected the records to be lost');
+      rmSync(dir + '/pending');
+      ${how === 'exit' ? 'process.exit(0);' : "setTimeout(() => process.kill(process.pid, 'SIGKILL'), 1500);"}
+    })();
+  `;
+
+  async function runChild(dir: string, how: 'exit' | 'kill-after-retry'): Promise<void> {
+    ensureBuilt();
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'pending'), '');
+    const result = spawnSync(process.execPath, ['-e', child(dir, how)], { cwd: repoRoot, encoding: 'utf8', timeout: 30_000 });
+    expect(result.stderr).toMatch(/AUDIT RECORDS LOST: 1 record\(s\)/);
+    expect(how === 'exit' ? result.status : result.signal).toBe(how === 'exit' ? 0 : 'SIGKILL');
+  }
+
+  async function nextWriterAppends(dir: string): Promise<void> {
+    const next = new LedgerSpanExporter({ dir, hashKey: 'gap-test-hash-key' });
+    expect((await exportSpan(next, 'next')).code).toBe(ExportResultCode.SUCCESS);
+    await next.shutdown();
+  }
+
+  it.each(['exit', 'kill-after-retry'] as const)('the ledger still failing when the process ends (%s): the gap record is journaled, the next writer appends it', async (how) => {
+    const dir = join(tempDir(), 'ledger');
+    await runChild(dir, how);
+    await nextWriterAppends(dir);
+    expect((await requestIds(dir)).sort()).toEqual(['GAP', 'next']);
+    expect((await verifyLedger(new FileLedgerSource(dir))).warnings.join('\n')).toMatch(/2 audit record\(s\) could not be written/);
+  }, 60_000);
+
+  it('shut down before the retry: the gap record is written by shutdown()', async () => {
+    const dir = join(tempDir(), 'ledger');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'pending'), '');
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const { opener, full } = diskFull();
+    const exporter = new LedgerSpanExporter({ dir, hashKey: 'gap-test-hash-key', ledger: { openFile: opener } });
+    expect((await exportSpan(exporter, 'lost-1')).code).toBe(ExportResultCode.FAILED);
+    rmSync(join(dir, 'pending'));
+    full.on = false;
+    await exporter.shutdown();
+    expect(await requestIds(dir)).toEqual(['GAP']);
+    expect(auditTrailUnavailable()).toBeUndefined();
+  });
+});
+
+describe('a span made by the application that claims an operation record', () => {
+  // Operation records (content.shred, ledger.recovered, ledger.gap) are left out of the reports:
+  // an app-made span claiming one would be stored as an erasure and hide its cost. Ingest refused
+  // them; the in-process exporter took them. Now it refuses them too, loudly and counted.
+  it('is refused (the other spans of the batch are written), said on stderr, counted in llm_audit.ledger.refused_records', async () => {
+    const dir = join(tempDir(), 'ledger');
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const exporter = new LedgerSpanExporter({ dir });
+    const forged = tracer.startSpan('shred', { attributes: { 'llm_audit.action': 'content.shred', 'gen_ai.usage.cost.amount': 777, 'llm_audit.request_id': 'forged' } });
+    forged.end();
+    const gap = tracer.startSpan('gap', { attributes: { 'gen_ai.operation.name': 'chat', 'llm_audit.action': 'ledger.gap', 'llm_audit.request_id': 'forged-gap' } });
+    gap.end();
+    const result = await new Promise<ExportResult>((resolve) => exporter.export([span('real'), forged as unknown as ReadableSpan, gap as unknown as ReadableSpan], resolve));
+    expect(result.code).toBe(ExportResultCode.SUCCESS);
+    await exporter.shutdown();
+    expect(await requestIds(dir)).toEqual(['real']);
+    const said = stderr.mock.calls.map((c) => String(c[0])).join('');
+    expect(said).toMatch(/REFUSED.*llm_audit\.action=content\.shred is an operation record; only the llm-audit tool that performs the operation writes it/);
+    const metrics = await audit.metrics();
+    const refused = metrics.scopeMetrics.flatMap((m) => m.metrics).find((m) => m.descriptor.name === 'llm_audit.ledger.refused_records');
+    expect(refused?.dataPoints.filter((p) => p.attributes.trail === dir).map((p) => p.value)).toEqual([2]);
+  });
 });
 
 describe('a ledger directory that cannot be used at startup', () => {

@@ -330,9 +330,35 @@ CREATE TRIGGER checkpoints_only_retention_tombstones BEFORE INSERT ON ${SCHEMA}.
 REVOKE ALL ON FUNCTION ${SCHEMA}.checkpoints_check() FROM PUBLIC;
 `;
 
+// Issue 14: the writer role could insert correctly chained rows (the triggers allow that) and the
+// next checkpoint signed them with the rest. A signing writer signs a checkpoint in every append
+// transaction, so a row no signing writer wrote is one whose transaction recorded no signed
+// checkpoint ending at it. The database stamps every chain and checkpoint row with the id of the
+// transaction that inserted it, which the writer role cannot choose (the trigger overwrites it);
+// only the schema owner keeps a given value, so a dump restored by the owner keeps its stamps.
+// Rows from before this migration have none and are not checked.
+const V3 = `
+ALTER TABLE ${SCHEMA}.chain ADD COLUMN txid bigint;
+ALTER TABLE ${SCHEMA}.checkpoints ADD COLUMN txid bigint;
+CREATE INDEX chain_txid ON ${SCHEMA}.chain (txid);
+CREATE INDEX checkpoints_txid ON ${SCHEMA}.checkpoints (txid, tree_size);
+CREATE FUNCTION ${SCHEMA}.stamp_txid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.txid IS NULL
+     OR current_user IS DISTINCT FROM (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = '${SCHEMA}') THEN
+    NEW.txid := txid_current();
+  END IF;
+  RETURN NEW;
+END $$;
+REVOKE ALL ON FUNCTION ${SCHEMA}.stamp_txid() FROM PUBLIC;
+CREATE TRIGGER chain_txid BEFORE INSERT ON ${SCHEMA}.chain FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.stamp_txid();
+CREATE TRIGGER checkpoints_txid BEFORE INSERT ON ${SCHEMA}.checkpoints FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.stamp_txid();
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
+  { version: 3, name: 'rows stamped with their transaction', sql: V3 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

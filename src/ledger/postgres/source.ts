@@ -202,6 +202,30 @@ export class PostgresLedgerSource implements LedgerSource {
     }
   }
 
+  /**
+   * Ranges of records (seq from..to, merged when adjacent) whose append transaction recorded no
+   * signed checkpoint ending at them. A signing writer signs one in every append transaction, so
+   * these were written by the writer role without the key. Rows stamped before schema version 3
+   * carry no transaction and are not checked. Whether the signatures are valid is verify's part.
+   */
+  async unsignedTransactions(): Promise<Array<{ from: number; to: number }>> {
+    const rows = await this.query<{ from_seq: string; to_seq: string }>(
+      `SELECT min(c.seq)::text AS from_seq, max(c.seq)::text AS to_seq FROM ${SCHEMA}.chain c WHERE c.txid IS NOT NULL GROUP BY c.txid
+       HAVING NOT EXISTS (SELECT 1 FROM ${SCHEMA}.checkpoints k WHERE k.txid = c.txid AND k.tree_size = max(c.seq) + 1
+                            AND k.type = 'checkpoint' AND (k.line::jsonb)->>'signature' IS NOT NULL)
+       ORDER BY min(c.seq)`,
+    );
+    const out: Array<{ from: number; to: number }> = [];
+    for (const row of rows) {
+      const from = Number(row.from_seq);
+      const to = Number(row.to_seq);
+      const last = out.at(-1);
+      if (last && last.to + 1 === from) last.to = to;
+      else out.push({ from, to });
+    }
+    return out;
+  }
+
   async notes(): Promise<string[]> {
     const rows = await this.query<{ at: Date; by_role: string; partitions: string[]; records: string; tree_size: string }>(
       `SELECT at, by_role, partitions, records::text AS records, tree_size::text AS tree_size FROM ${SCHEMA}.retention_log ORDER BY id`,

@@ -10,15 +10,15 @@
  * ledger writes, so verification is shared), and a checkpoint when one is due. A failed
  * transaction leaves nothing behind.
  */
-import type { KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { GroupCommit } from '../../util/group-commit';
 import { canonicalJson } from '../../audit/canonical-json';
 import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } from '../chain';
-import { CHECKPOINT_VERSION, ZERO_HASH, finishCheckpoint, loadPrivateKey, type Checkpoint } from '../checkpoint';
+import { CHECKPOINT_VERSION, ZERO_HASH, checkSignature, finishCheckpoint, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
 import { LedgerError } from '../errors';
 import { leafHash } from '../merkle';
-import type { LedgerRecord } from '../record';
+import { recoveredRecord, type LedgerRecord } from '../record';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
 import { derivedColumns } from './rows';
@@ -58,6 +58,8 @@ export class PostgresLedger {
   private readonly onWarning: (message: string) => void;
   private ledgerId = '';
   private state: ChainState = initialChainState();
+  /** Size of the newest checkpoint this writer's key signed, as far as this writer knows (key only). */
+  private vouched = 0;
   private readonly partitions = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -86,6 +88,8 @@ export class PostgresLedger {
       await ledger.source.assertCurrentSchema();
       ledger.ledgerId = (await ledger.source.ledgerId()) ?? '';
       ledger.state = await ledger.recover();
+      // Rows no signing writer signed are marked before anything else is appended (see unsignedMarker).
+      if (ledger.key) await ledger.checkpoint();
     } catch (error) {
       await ledger.pool.end().catch(() => undefined);
       throw error;
@@ -96,6 +100,7 @@ export class PostgresLedger {
   /** Chain state from the newest usable checkpoint (or tombstone) and the entries after it. */
   private async recover(client?: PoolClient): Promise<ChainState> {
     const checkpoints = await this.source.checkpoints();
+    if (this.key) this.vouched = vouchedSize(checkpoints, createPublicKey(this.key));
     let state = initialChainState();
     const ordered = [...checkpoints].sort((a, b) => b.checkpoint.tree_size - a.checkpoint.tree_size);
     for (const { checkpoint } of ordered) {
@@ -132,17 +137,19 @@ export class PostgresLedger {
 
   /** Writes a checkpoint now if records were added since the newest one. */
   checkpoint(): Promise<Checkpoint | undefined> {
-    return this.enqueue(() =>
-      this.transaction(async (client) => {
-        const state = await this.catchUp(client);
-        const last = await this.lastCheckpoint(client);
-        const checkpoint = state.range.size > last.size ? await this.writeCheckpoint(client, state) : undefined;
-        return { value: checkpoint, state };
-      }),
-    );
+    return this.enqueue(() => this.transaction((client) => this.checkpointIn(client)));
   }
 
-  private async transaction<T>(work: (client: PoolClient) => Promise<{ value: T; state: ChainState }>): Promise<T> {
+  /** A checkpoint if records were added since the newest one, after marking rows no signing writer signed. */
+  private async checkpointIn(client: PoolClient): Promise<{ value: Checkpoint | undefined; state: ChainState; vouched?: number }> {
+    const marked = await this.appendIn(client, []);
+    if (marked.checkpoint) return { ...marked, value: marked.checkpoint };
+    const last = await this.lastCheckpoint(client);
+    const checkpoint = marked.state.range.size > last.size ? await this.writeCheckpoint(client, marked.state) : undefined;
+    return { value: checkpoint, state: marked.state, ...(checkpoint && this.key ? { vouched: marked.state.range.size } : {}) };
+  }
+
+  private async transaction<T>(work: (client: PoolClient) => Promise<{ value: T; state: ChainState; vouched?: number }>): Promise<T> {
     if (this.closed) throw new LedgerError('LEDGER_CLOSED', `the ledger ${this.name} is closed`);
     let client: PoolClient;
     try {
@@ -154,9 +161,10 @@ export class PostgresLedger {
     try {
       await client.query('BEGIN');
       await client.query(`SELECT pg_advisory_xact_lock(${APPEND_LOCK_KEY})`);
-      const { value, state } = await work(client);
+      const { value, state, vouched } = await work(client);
       await client.query('COMMIT');
       this.state = state;
+      if (vouched !== undefined) this.vouched = Math.max(this.vouched, vouched);
       return value;
     } catch (error) {
       try {
@@ -212,9 +220,13 @@ export class PostgresLedger {
   }
 
   /** One transaction for every batch of a group; one result per batch (its fresh records get consecutive seqs). */
-  private async appendIn(client: PoolClient, batches: readonly (readonly LedgerRecord[])[]): Promise<{ value: PostgresAppendResult[]; state: ChainState }> {
+  private async appendIn(
+    client: PoolClient,
+    batches: readonly (readonly LedgerRecord[])[],
+  ): Promise<{ value: PostgresAppendResult[]; state: ChainState; vouched?: number; checkpoint?: Checkpoint }> {
     const records = batches.flat();
     const base = await this.catchUp(client);
+    const marker = await this.unsignedMarker(client, base);
     // Spans already stored, and repeats within the request, are left out.
     const traceIds = records.map((r) => String(r.trace_id));
     const spanIds = records.map((r) => String(r.span_id));
@@ -227,7 +239,7 @@ export class PostgresLedger {
       );
       for (const row of found.rows) existing.add(`${row.t}\n${row.s}`);
     }
-    const fresh: LedgerRecord[] = [];
+    const fresh: LedgerRecord[] = marker ? [marker] : [];
     const results: PostgresAppendResult[] = [];
     for (const batch of batches) {
       const firstSeq = base.range.size + fresh.length;
@@ -326,16 +338,47 @@ export class PostgresLedger {
         col('has_errors'),
       ],
     );
+    if (this.key !== undefined) {
+      // With a key, a signed checkpoint in every append transaction: no unsigned window at all (the
+      // rows and their signature commit together), and a row whose transaction recorded none was
+      // not written by a signing writer, which verify checks (PostgresLedgerSource.unsignedTransactions).
+      return { value: results, state, vouched: state.range.size, checkpoint: await this.writeCheckpoint(client, state) };
+    }
     const last = await this.lastCheckpoint(client);
-    if (
-      // With a key, a signed checkpoint per group commit keeps the unsigned window to one group.
-      this.key !== undefined ||
-      state.range.size - Math.max(last.size, 0) >= this.checkpointEvery ||
-      (state.range.size > last.size && last.ageMs >= this.checkpointIntervalMs)
-    ) {
+    if (state.range.size - Math.max(last.size, 0) >= this.checkpointEvery || (state.range.size > last.size && last.ageMs >= this.checkpointIntervalMs)) {
       await this.writeCheckpoint(client, state);
     }
     return { value: results, state };
+  }
+
+  /**
+   * With a key: the `ledger.recovered` record naming the rows after the newest checkpoint this
+   * key signed, when there are any. Every transaction of a signing writer signs its rows, so such
+   * rows were inserted by someone else (the writer role without the key: an insider, or a writer
+   * configured without it); signing over them silently would vouch for them. Checked under the
+   * append lock at every transaction (cheap: only when other writers' rows were caught up with).
+   */
+  private async unsignedMarker(client: PoolClient, state: ChainState): Promise<LedgerRecord | undefined> {
+    if (!this.key || state.range.size <= this.vouched) return undefined;
+    const publicKey = createPublicKey(this.key);
+    const rows = await client.query<{ id: string; line: string }>(
+      `SELECT id::text AS id, line FROM ${SCHEMA}.checkpoints WHERE tree_size > $1 ORDER BY id`,
+      [this.vouched],
+    );
+    for (const { id, line } of rows.rows) {
+      const checkpoint = parseCheckpoint(JSON.parse(line), `${SCHEMA}.checkpoints id ${id}`);
+      if (checkpoint.ledger_id === this.ledgerId && checkSignature(checkpoint, publicKey) === 'valid') {
+        this.vouched = Math.max(this.vouched, checkpoint.tree_size);
+      }
+    }
+    const size = state.range.size;
+    if (size <= this.vouched) return undefined;
+    const from = this.vouched;
+    this.onWarning(
+      `${size - 1 === from ? `record ${from} was` : `records ${from}..${size - 1} were`} found after the newest signed checkpoint (size ${from}) ` +
+        `but no signing writer wrote ${size - 1 === from ? 'it' : 'them'} (the writer role without the signing key?); marked as recovered at seq ${size}`,
+    );
+    return recoveredRecord(from, size - 1, this.clock ? this.clock() : new Date());
   }
 
   private async writeCheckpoint(client: PoolClient, state: ChainState): Promise<Checkpoint> {
@@ -367,12 +410,7 @@ export class PostgresLedger {
       if (this.closed) return;
       let failure: unknown;
       try {
-        await this.transaction(async (client) => {
-          const state = await this.catchUp(client);
-          const last = await this.lastCheckpoint(client);
-          if (state.range.size > last.size) await this.writeCheckpoint(client, state);
-          return { value: undefined, state };
-        });
+        await this.transaction((client) => this.checkpointIn(client));
       } catch (error) {
         failure = error;
         this.onWarning(`could not write the final checkpoint: ${(error as Error).message}`);

@@ -1,0 +1,70 @@
+/**
+ * Taking over a stale ledger lock (issue 14): processes that all find the lock of a dead process
+ * must not all take it over. Before, each unlinked the lock it had judged stale and created its own,
+ * so a slower one deleted the faster one's fresh lock and both held "the" lock. Real processes,
+ * started together on a shared clock, race for the same stale lock many times; each round must
+ * have exactly one winner.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../cli/cli-helpers';
+import { repoRoot } from '../support/processes';
+import { tempDir } from './helpers';
+
+const CONTENDERS = 3;
+const ROUNDS = 300;
+const SPACING_MS = 40;
+
+/**
+ * One contender for every round: it waits for each round's start time on a busy loop (so the
+ * contenders begin within microseconds of each other), tries that round's lock and reports; it
+ * keeps what it won (its pid stays alive, so the lock is live for the others).
+ */
+const script = `
+const { acquireLock } = require(${JSON.stringify(join(repoRoot, 'dist/cjs/ledger/lock.js'))});
+const [dirs, first, spacing] = [process.argv[1].split(','), Number(process.argv[2]), Number(process.argv[3])];
+const outcomes = [];
+dirs.forEach((dir, round) => {
+  const at = first + round * spacing;
+  while (Date.now() < at) {}
+  try {
+    acquireLock(dir);
+    outcomes.push('won');
+  } catch (error) {
+    outcomes.push(error.code === 'LEDGER_LOCKED' ? 'locked' : 'error ' + error.message);
+  }
+});
+process.stdout.write(JSON.stringify(outcomes));
+`;
+
+function contender(dirs: string[], first: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script, dirs.join(','), String(first), String(SPACING_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', () => resolve(JSON.parse(out || '[]') as string[]));
+  });
+}
+
+describe('stale ledger lock takeover', () => {
+  it(`${CONTENDERS} processes racing for the same stale lock: exactly one wins, ${ROUNDS} rounds`, async () => {
+    ensureBuilt();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const dirs = Array.from({ length: ROUNDS }, () => {
+      const dir = tempDir('lock-race-');
+      writeFileSync(join(dir, 'ledger.lock'), JSON.stringify({ pid: dead, host: hostname(), started: '2026-01-01T00:00:00.000Z' }) + '\n');
+      return dir;
+    });
+    const results = await Promise.all(Array.from({ length: CONTENDERS }, () => contender(dirs, Date.now() + 1500)));
+    const winners = dirs.map((_, round) => results.filter((r) => r[round] === 'won').length);
+    expect(results.flat().filter((o) => o !== 'won' && o !== 'locked')).toEqual([]);
+    expect(results.map((r) => r.length)).toEqual(results.map(() => ROUNDS));
+    // Nothing of the takeover is left behind but the winner's lock.
+    expect(dirs.filter((dir) => readdirSync(dir).join() !== 'ledger.lock')).toEqual([]);
+    expect({ roundsWithoutOneWinner: winners.filter((n) => n !== 1).length }).toEqual({ roundsWithoutOneWinner: 0 });
+  }, 120_000);
+});

@@ -5,7 +5,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { getAuditRequestId } from '../../src/core/audited-call';
 import { createContentHasher } from '../../src/audit/hashing';
-import { drivers, type SdkDriver } from '../support/drivers';
+import { drivers, NEWER_NODE, type SdkDriver } from '../support/drivers';
 import { expectedChunks, expectedModel, expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
 import { eventually, setupAudit, useFakeProvider } from '../support/harness';
 
@@ -36,6 +36,13 @@ async function collect(iterable: AsyncIterable<any>, driver: SdkDriver): Promise
   for await (const chunk of iterable) text += driver.textOfChunk(chunk);
   return text;
 }
+
+// The Node >= 22 leg (npm run test:node24) is where openai 7 is covered: there it must be in the
+// matrix, and its fixture installed (a missing one fails the tests below, never skips them).
+it(`openai 7 is in the matrix exactly when Node >= 22 (here ${process.version})`, () => {
+  const labels = drivers.map((d) => d.label).filter((label) => label.startsWith('openai 7 '));
+  expect(labels).toEqual(NEWER_NODE ? ['openai 7 chat.completions', 'openai 7 responses'] : []);
+});
 
 describe.each(drivers)('$label', (driver) => {
   const sdk = () => audit.load(driver.moduleId, driver.fromDir);

@@ -323,6 +323,7 @@ export class AuditedCall implements GuardrailTarget {
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.input);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.output);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cacheRead);
+      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cacheCreation);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheCreation);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
     } else {

@@ -115,6 +115,7 @@ function chatUsage(usage: any): TokenUsage | undefined {
     input: definedNumber(usage.prompt_tokens),
     output: definedNumber(usage.completion_tokens),
     cacheRead: definedNumber(usage.prompt_tokens_details?.cached_tokens),
+    cacheCreation: definedNumber(usage.prompt_tokens_details?.cache_write_tokens),
     reasoning: definedNumber(usage.completion_tokens_details?.reasoning_tokens),
   };
 }
@@ -240,6 +241,7 @@ function summarizeResponse(data: any): ResponseSummary {
             input: definedNumber(usage.input_tokens),
             output: definedNumber(usage.output_tokens),
             cacheRead: definedNumber(usage.input_tokens_details?.cached_tokens),
+            cacheCreation: definedNumber(usage.input_tokens_details?.cache_write_tokens),
             reasoning: definedNumber(usage.output_tokens_details?.reasoning_tokens),
           },
     output: [withFinish({ role: 'assistant', parts }, finish)],

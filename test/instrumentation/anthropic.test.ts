@@ -58,6 +58,7 @@ describe('messages', () => {
     for (const span of spans) {
       expect(span.attributes['gen_ai.usage.input_tokens']).toBe(2000);
       expect(span.attributes['gen_ai.usage.cache_read.input_tokens']).toBe(1200);
+      expect(span.attributes['gen_ai.usage.cache_write.input_tokens']).toBe(300);
       expect(span.attributes['gen_ai.usage.cache_creation.input_tokens']).toBe(300);
       expect(span.attributes['gen_ai.usage.output_tokens']).toBe(400);
       expect(span.attributes['gen_ai.usage.cost.amount']).toBe((cost as { amountUsd: number }).amountUsd);

@@ -67,6 +67,10 @@ describe.each(drivers)('$label', (driver) => {
     expect(a['gen_ai.usage.input_tokens']).toBe(usage.input);
     expect(a['gen_ai.usage.output_tokens']).toBe(usage.output);
     expect(a['gen_ai.usage.cache_read.input_tokens']).toBe(usage.cacheRead);
+    // The conventions' new name and, beside it, the old one (docs/attributes.md).
+    expect(usage.cacheCreation).toBeGreaterThan(0);
+    expect(a['gen_ai.usage.cache_write.input_tokens']).toBe(usage.cacheCreation);
+    expect(a['gen_ai.usage.cache_creation.input_tokens']).toBe(usage.cacheCreation);
     expect(a['server.address']).toBe('127.0.0.1');
     expect(a['server.port']).toBe(Number(new URL(fake.url).port));
     expect(a['llm_audit.action']).toBe(driver.action);
@@ -109,6 +113,7 @@ describe.each(drivers)('$label', (driver) => {
     expect(a['gen_ai.response.time_to_first_chunk']).toBeLessThan(10);
     expect(a['gen_ai.usage.input_tokens']).toBe(usage.input);
     expect(a['gen_ai.usage.output_tokens']).toBe(usage.output);
+    expect(a['gen_ai.usage.cache_write.input_tokens']).toBe(usage.cacheCreation);
     expect(a['llm_audit.output.hash']).toBe(plainSpan.attributes['llm_audit.output.hash']);
     expect(a['llm_audit.input.hash']).toBe(plainSpan.attributes['llm_audit.input.hash']);
     expect(getAuditRequestId(stream)).toBe(a['llm_audit.request_id']);

@@ -258,7 +258,7 @@ export class AuditedCall implements GuardrailTarget {
       this.finish({}, error.name, A.AUDIT_STATUS.blocked);
       return;
     }
-    const type = errorType(error);
+    const type = errorType(error, this.quotable);
     // Provider error bodies quote the prompt: its text is removed before anything is recorded.
     const message = auditErrorMessage(error, this.quotable);
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);

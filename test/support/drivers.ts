@@ -134,6 +134,7 @@ export const drivers: SdkDriver[] = [
   openaiChat('openai 5 chat.completions', versions('openai-5')),
   openaiChat('openai 4 chat.completions', versions('openai-4')),
   openaiResponses('openai 6 responses', repoRoot),
-  anthropicMessages('anthropic 1.x messages', repoRoot),
+  anthropicMessages('anthropic 1.17 messages', versions('anthropic-1-latest')),
+  anthropicMessages('anthropic 1.12 messages', repoRoot),
   anthropicMessages('anthropic 0.39 messages', versions('anthropic-0')),
 ];

@@ -1,11 +1,12 @@
-import { cpSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LlmAuditUnavailableError, setOnFailurePolicy } from '../../src/audit/failure-policy';
 import { auditClient } from '../../src/core/audit-client';
 import { expectedText, type FakeProvider } from '../support/fake-provider';
-import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
+import { setupAudit, useFakeProvider } from '../support/harness';
+import { fakeOpenaiMajor, withoutChatClass } from '../support/next-major';
 
 // Whether an SDK is audited depends on its shape, not its version number (src/core/provider.ts).
 // A fake "next major" is the real openai package copied with its version changed to 99.0.0: once as
@@ -18,33 +19,13 @@ const fakeProvider = useFakeProvider(audit);
 let fake: FakeProvider;
 let dir: string;
 
-/** A copy of the root's openai as `<dir>/<name>/node_modules/openai` at version 99.0.0, edited by `edit` (client.js source). */
-function nextMajor(name: string, edit: (client: string) => string = (s) => s): string {
-  const app = join(dir, name);
-  const pkg = join(app, 'node_modules', 'openai');
-  // The CommonJS build only (no types, maps, ESM build or sources): what require() loads.
-  const source = realpathSync(join(repoRoot, 'node_modules', 'openai'));
-  cpSync(source, pkg, { recursive: true, filter: (path) => !/(\.map|\.d\.ts|\.d\.mts|\.mjs)$/.test(path) && path !== join(source, 'src') });
-  const manifest = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
-  writeFileSync(join(pkg, 'package.json'), JSON.stringify({ ...manifest, version: '99.0.0' }));
-  const client = readFileSync(join(pkg, 'client.js'), 'utf8');
-  const edited = edit(client);
-  writeFileSync(join(pkg, 'client.js'), edited);
-  return app;
-}
-
 let matching: string;
 let changed: string;
 beforeAll(() => {
   fake = fakeProvider();
   dir = mkdtempSync(join(tmpdir(), 'llm-audit-next-major-'));
-  matching = nextMajor('matching');
-  changed = nextMajor('changed', (client) => {
-    const edited = client.replace('OpenAI.Chat = chat_1.Chat;', '');
-    // The copy must really differ, or the test below proves nothing.
-    expect(edited).not.toBe(client);
-    return edited;
-  });
+  matching = fakeOpenaiMajor(join(dir, 'matching'), '99.0.0');
+  changed = fakeOpenaiMajor(join(dir, 'changed'), '99.0.0', withoutChatClass);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -100,7 +81,7 @@ describe('an SDK version outside the tested range', () => {
 
   it('LLM_AUDIT_ON_FAILURE=block: loading an SDK that cannot be audited is an error that says why', () => {
     setOnFailurePolicy('block');
-    const blocked = nextMajor('blocked', (client) => client.replace('OpenAI.Chat = chat_1.Chat;', ''));
+    const blocked = fakeOpenaiMajor(join(dir, 'blocked'), '99.0.0', withoutChatClass);
     let error: unknown;
     try {
       audit.load('openai', blocked);

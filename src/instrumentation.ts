@@ -13,7 +13,7 @@ import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
 import { publishAuditServices } from './core/audit-client';
 import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/patch';
-import { checkVersion, type ProviderPatch } from './core/provider';
+import { checkShape, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
 import * as A from './semconv';
@@ -166,13 +166,13 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
   }
 
   private moduleDefinition(patch: ProviderPatch): InstrumentationNodeModuleDefinition {
-    // '*' so that an unsupported version reaches checkVersion and gets its warning, rather than
-    // being skipped without a word by the base class.
+    // '*': whether a version can be audited is decided by its shape (checkShape), and one that
+    // cannot gets its warning rather than being skipped without a word by the base class.
     return new InstrumentationNodeModuleDefinition(
       patch.moduleName,
       ['*'],
       (moduleExports, version) => {
-        if (!checkVersion(patch, version)) return moduleExports;
+        if (!checkShape(patch, moduleExports, version)) return moduleExports;
         try {
           this.patchTargets(patch, moduleExports);
         } catch (error) {

@@ -49,6 +49,11 @@ export function setOnFailurePolicy(value: OnFailurePolicy): void {
   policy = value;
 }
 
+/** The policy in force (set by register from LLM_AUDIT_ON_FAILURE, or by the ledger exporter's options). */
+export function onFailurePolicy(): OnFailurePolicy {
+  return policy;
+}
+
 /** An audit problem an operator must see, on stderr whatever the log level (and through diag). */
 export function reportAuditProblem(line: string): void {
   process.stderr.write(`otel-llm-audit: ${line}\n`);

@@ -279,29 +279,56 @@ function forEachRequestString(request: unknown, visit: (value: string) => void):
 
 // The provider's own error type and code: identifiers, never text.
 const PROVIDER_CODE = /^[A-Za-z_][\w.:-]{0,63}$/;
+// @anthropic-ai/sdk 0.x turns an in-stream error event into an APIConnectionError whose cause quotes its data.
+const SSE_ERROR = 'SSE Error: ';
 
 /**
- * `type/code` of a provider error, read from the SDK's APIError: openai sets `type` and `code`
- * (from the body's `error.type` / `error.code`); @anthropic-ai/sdk 1.x `type` and `errorCode`,
- * 0.x only the body (`error.error.type`). Undefined when there is neither, or when a value looks
- * like anything but an identifier or is a piece of the request.
+ * The error type and code the provider sent, read from the SDK's error: openai sets `type` and
+ * `code` (from the body's `error.type` / `error.code`, also for an error event inside a stream);
+ * @anthropic-ai/sdk 1.x `type` and `errorCode` (`error.details.error_code`), 0.x only the body
+ * (`error.error.type`), and for an in-stream error the SSE data its `cause` quotes. Only errors
+ * that came from the provider count (an HTTP status or an error body): a Node error's `code`
+ * (ECONNRESET) or this package's own are not the provider's. A value that looks like anything
+ * but an identifier, or is a piece of the request, is left out.
  */
-function providerErrorCode(error: unknown, request: unknown): string | undefined {
+function providerCodes(error: unknown, request: unknown): { type?: string; code?: string } | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const identifier = (value: unknown): string | undefined => {
     if (typeof value !== 'string' || !PROVIDER_CODE.test(value)) return undefined;
     return request !== undefined && removeRequestText(value, request) !== value ? undefined : value;
   };
   try {
-    const e = error as { type?: unknown; code?: unknown; errorCode?: unknown; error?: { type?: unknown; code?: unknown; error?: { type?: unknown } } };
-    const body = typeof e.error === 'object' && e.error !== null ? e.error : undefined;
+    const e = error as { status?: unknown; type?: unknown; code?: unknown; errorCode?: unknown; error?: unknown; cause?: { message?: unknown } };
+    let body = typeof e.error === 'object' && e.error !== null ? (e.error as { type?: unknown; code?: unknown; error?: { type?: unknown } }) : undefined;
+    if (body === undefined && typeof e.status !== 'number') {
+      body = sseErrorBody(e.cause?.message);
+      if (body === undefined) return undefined;
+    }
     const type = identifier(e.type) ?? identifier(body?.error?.type) ?? identifier(body?.type);
     const code = identifier(e.errorCode) ?? identifier(e.code) ?? identifier(body?.code);
-    if (type === undefined && code === undefined) return undefined;
-    return type !== undefined && code !== undefined && code !== type ? `${type}/${code}` : (type ?? code);
+    return type === undefined && code === undefined ? undefined : { type, code };
   } catch {
     return undefined;
   }
+}
+
+/** The JSON an @anthropic-ai/sdk 0.x in-stream error's cause quotes (`SSE Error: {"type":"error",...}`), if that is what `message` is. */
+function sseErrorBody(message: unknown): { error?: { type?: unknown } } | undefined {
+  if (typeof message !== 'string' || !message.startsWith(SSE_ERROR)) return undefined;
+  try {
+    const body = JSON.parse(message.slice(SSE_ERROR.length));
+    return typeof body === 'object' && body !== null ? body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `type/code` for the message prefix: both when they differ, else the one there is. */
+function providerErrorCode(error: unknown, request: unknown): string | undefined {
+  const codes = providerCodes(error, request);
+  if (codes === undefined) return undefined;
+  const { type, code } = codes;
+  return type !== undefined && code !== undefined && code !== type ? `${type}/${code}` : (type ?? code);
 }
 
 function rawMessage(error: unknown): string {
@@ -360,11 +387,26 @@ const GENERIC_NAMES: ReadonlySet<string> = new Set(['Error', 'APIError', 'Object
 // Node system error codes (ECONNRESET, ERR_STREAM_PREMATURE_CLOSE, UND_ERR_CONNECT_TIMEOUT…).
 const ERROR_CODE = /^[A-Z][A-Z0-9_]{1,63}$/;
 
-/** A low-cardinality error type for `error.type`: the error's class name or an HTTP status code string as the GenAI conventions suggest; '_OTHER' as last resort. */
-export function errorType(error: unknown): string {
+/**
+ * `error.type`, one rule for every path (docs/attributes.md): the provider's error code when it
+ * sent one (the more specific `code`, else its `type`: `insufficient_quota`,
+ * `context_length_exceeded`, `invalid_request_error`, Anthropic `overloaded_error`), in an HTTP
+ * error body or in an error event inside a stream; else the HTTP status code of an API error
+ * (`502`); else the error's class name (`APIConnectionTimeoutError`, `AbortError`), or a Node
+ * error code (`ECONNRESET`) when the name says nothing; `_OTHER` as last resort. All low
+ * cardinality, as the conventions ask. `request`: the call's params, which a code must not quote.
+ */
+export function errorType(error: unknown, request?: unknown): string {
   if (typeof error !== 'object' || error === null) return '_OTHER';
   try {
+    const codes = providerCodes(error, request);
+    const provider = codes?.code ?? codes?.type;
+    if (provider !== undefined) return provider;
+
     const candidate = error as { name?: unknown; status?: unknown; statusCode?: unknown; code?: unknown };
+    const status = httpStatus(candidate.status) ?? httpStatus(candidate.statusCode);
+    if (status !== undefined) return status;
+
     // `name` first (Anthropic's SDK and DOMException's AbortError set it), then the class: OpenAI's
     // SDK errors inherit `name` "Error" from Error.prototype and are only told apart by class.
     let name = typeName(candidate.name);
@@ -373,9 +415,6 @@ export function errorType(error: unknown): string {
       if (className !== undefined && (name === undefined || !GENERIC_NAMES.has(className))) name = className;
     }
     if (name !== undefined && !GENERIC_NAMES.has(name)) return name;
-
-    const status = httpStatus(candidate.status) ?? httpStatus(candidate.statusCode);
-    if (status !== undefined) return status;
     if (typeof candidate.code === 'string' && ERROR_CODE.test(candidate.code)) return candidate.code;
     if (name !== undefined && name !== 'Object') return name;
   } catch {

@@ -38,17 +38,27 @@ export function observeApiPromise<T>(result: T, call: AuditedCall): T {
     return result;
   }
   let parseRequested = false;
+  let parsed = false;
+  // The data reaches onParsed once, by whichever path parses first (see watchDerived).
+  const seen = (data: unknown): unknown => {
+    if (parsed) return data;
+    parsed = true;
+    return onParsed(data, call);
+  };
+  const requested = (): void => {
+    parseRequested = true;
+  };
+  const failed = (error: unknown): never => {
+    // A failure after the data was seen is the app's transform's (a helper's parse), not the call's.
+    if (!parsed) call.fail(error);
+    throw error;
+  };
   const parse = result.parseResponse;
   result.parseResponse = function (this: unknown, ...args: unknown[]) {
-    parseRequested = true;
-    return Promise.resolve(parse.apply(this, args)).then(
-      (data) => onParsed(data, call),
-      (error: unknown) => {
-        call.fail(error);
-        throw error;
-      },
-    );
+    requested();
+    return Promise.resolve(parse.apply(this, args)).then(seen, failed);
   };
+  watchDerived(result, requested, seen, failed);
   result.responsePromise.then(
     (props) => {
       // The SDK's own parse reaction (registered when the application awaited) runs right after
@@ -63,6 +73,36 @@ export function observeApiPromise<T>(result: T, call: AuditedCall): T {
     (error: unknown) => call.fail(error),
   );
   return result;
+}
+
+/**
+ * openai 7's client gives each APIPromise its own `_thenUnwrap`, which parses through a closure
+ * rather than through the instance's `parseResponse` as openai 4-6 and @anthropic-ai/sdk do: a
+ * promise derived from the call's (how `responses.stream()` and `responses.parse()` read
+ * `responses.create`) would be parsed without the audit seeing it, and the call recorded as a
+ * response nobody read. So the derived promise's transform sees the data first, and its
+ * `parseResponse` says a parse was asked for; the same for promises derived from it. An inherited
+ * `_thenUnwrap` (openai 4-6, Anthropic) goes through `parseResponse` already and is left alone.
+ */
+function watchDerived(promise: object, requested: () => void, seen: (data: unknown) => unknown, failed: (error: unknown) => never): void {
+  const own = Object.getOwnPropertyDescriptor(promise, '_thenUnwrap');
+  if (typeof own?.value !== 'function') return;
+  const thenUnwrap: (transform: (data: unknown, ...rest: unknown[]) => unknown, ...rest: unknown[]) => unknown = own.value;
+  Object.defineProperty(promise, '_thenUnwrap', {
+    ...own,
+    value(this: unknown, transform: (data: unknown, ...rest: unknown[]) => unknown, ...rest: unknown[]) {
+      const derived = thenUnwrap.call(this, (data: unknown, ...more: unknown[]) => transform(seen(data), ...more), ...rest);
+      if (isSdkApiPromise(derived)) {
+        const parse = derived.parseResponse;
+        derived.parseResponse = function (this: unknown, ...args: unknown[]) {
+          requested();
+          return Promise.resolve(parse.apply(this, args)).catch(failed);
+        };
+        watchDerived(derived, requested, seen, failed);
+      }
+      return derived;
+    },
+  });
 }
 
 function onParsed(data: unknown, call: AuditedCall): unknown {

@@ -14,7 +14,8 @@ import { anthropicPatch } from '../instrumentations/anthropic';
 import { openaiPatch } from '../instrumentations/openai';
 import type { AuditServices } from './audited-call';
 import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './patch';
-import { checkVersion, type ProviderPatch } from './provider';
+import { checkShape, type ProviderPatch } from './provider';
+import { LlmAuditUnavailableError } from '../audit/failure-policy';
 
 /** What the instrumentation publishes: its services while it is enabled, undefined otherwise. */
 export type AuditServicesSource = () => AuditServices | undefined;
@@ -58,11 +59,21 @@ function shapeOf(client: any): { patch: ProviderPatch; resources: object[]; expo
     return {
       patch: openaiPatch,
       resources,
-      exportsLike: { Chat: { Completions: completions.constructor }, Responses: client.responses?.constructor, Embeddings: client.embeddings?.constructor },
+      // `prototype`: the client's own, where ProviderPatch.needs looks for `post`.
+      exportsLike: {
+        Chat: { Completions: completions.constructor },
+        Responses: client.responses?.constructor,
+        Embeddings: client.embeddings?.constructor,
+        prototype: Object.getPrototypeOf(client),
+      },
     };
   }
   if (typeof client?.messages?.create === 'function') {
-    return { patch: anthropicPatch, resources: [client.messages], exportsLike: { Messages: client.messages.constructor } };
+    return {
+      patch: anthropicPatch,
+      resources: [client.messages],
+      exportsLike: { Messages: client.messages.constructor, prototype: Object.getPrototypeOf(client) },
+    };
   }
   return undefined;
 }
@@ -94,8 +105,7 @@ export function auditClient<T>(client: T): T {
       return client;
     }
     if (audited.has(client as object)) return client;
-    const version = versionOf(client);
-    if (version !== undefined && !checkVersion(shape.patch, version)) return client;
+    if (!checkShape(shape.patch, shape.exportsLike, versionOf(client))) return client;
     audited.add(client as object);
     if (publishedServices() === undefined) warnNotStarted();
     const services = (): AuditServices | undefined => {
@@ -118,6 +128,8 @@ export function auditClient<T>(client: T): T {
       Object.defineProperty(resource, target.method, { value: wrap(proto[target.method]), configurable: true, writable: true, enumerable: false });
     }
   } catch (error) {
+    // LLM_AUDIT_ON_FAILURE=block: a client that cannot be audited must not be used.
+    if (error instanceof LlmAuditUnavailableError) throw error;
     diag.error('otel-llm-audit: auditClient() failed; this client is not audited', error);
   }
   return client;

@@ -258,7 +258,7 @@ export class AuditedCall implements GuardrailTarget {
       this.finish({}, error.name, A.AUDIT_STATUS.blocked);
       return;
     }
-    const type = errorType(error);
+    const type = errorType(error, this.quotable);
     // Provider error bodies quote the prompt: its text is removed before anything is recorded.
     const message = auditErrorMessage(error, this.quotable);
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
@@ -323,6 +323,7 @@ export class AuditedCall implements GuardrailTarget {
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.input);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.output);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cacheRead);
+      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cacheCreation);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheCreation);
       setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
     } else {

@@ -1,4 +1,5 @@
 import { diag } from '@opentelemetry/api';
+import { LlmAuditUnavailableError, onFailurePolicy, reportAuditProblem } from '../audit/failure-policy';
 import type { OperationSpec } from './types';
 
 /** One method to wrap: an audited SDK call (`spec`) or a helper built on one (`helper`). */
@@ -11,36 +12,71 @@ export interface PatchTarget {
 }
 
 /**
- * What differs between providers when patching: the module, the versions it supports, where the
- * SDK client sits on a resource object, and which methods to wrap. Everything else is shared.
+ * What differs between providers when patching: the module, the versions it is tested with, what
+ * it must look like to be patched, where the SDK client sits on a resource object, and which
+ * methods to wrap. Everything else is shared.
  */
 export interface ProviderPatch {
   moduleName: string;
-  supports(major: number, minor: number): boolean;
-  /** The supported range as people write it, for the warning about an unsupported version. */
-  supportedRange: string;
+  /** The majors the tests run (README's supported-versions table); others are patched when their shape matches. */
+  tested(major: number, minor: number): boolean;
+  /** The tested range as people write it, for the messages about other versions. */
+  testedRange: string;
+  /**
+   * What the patch cannot audit without, by name: the audited operations' methods and the client's
+   * `post` (through which a beforeRequest hook holds the request). A version where one of them is
+   * not a function is refused. Helpers and operations that only some versions have are not listed.
+   */
+  needs(moduleExports: any): Record<string, unknown>;
   client(resource: any): { baseURL?: unknown } | undefined;
   targets(moduleExports: any): PatchTarget[];
   /** Optional: runs the SDK method (see AuditedMethodOptions.invoke). */
   invoke?(original: (...args: any[]) => any, resource: any, args: any[]): unknown;
 }
 
-const warned = new Set<string>();
+/** What `patch` needs and `moduleExports` lacks (names from ProviderPatch.needs); empty when its shape matches. */
+export function missingShape(patch: ProviderPatch, moduleExports: any): string[] {
+  return Object.entries(patch.needs(moduleExports))
+    .filter(([, value]) => typeof value !== 'function')
+    .map(([name]) => name);
+}
+
+const said = new Set<string>();
 
 /**
- * True when `version` is in the provider's range. Otherwise one diag warning per module version,
- * so that an app on an unsupported SDK learns why it sees no audit spans instead of nothing.
+ * Whether this module (a loaded SDK, `version` from its package.json) can be audited: decided by
+ * its shape, not its version number, so that a new major that still has what the patch wraps is
+ * audited on the day it ships, and one that changed is never half-patched.
+ *
+ * A version outside the tested range whose shape matches is patched, with one diag note. One whose
+ * shape does not match is left alone, and said once on stderr whatever the log level (an app
+ * without audit is an audit failure, not a debugging detail); under LLM_AUDIT_ON_FAILURE=block it
+ * is an error instead, thrown where the app loads the SDK, so the app does not start unaudited.
  */
-export function checkVersion(patch: ProviderPatch, version: string | undefined): boolean {
-  const match = /^(\d+)\.(\d+)/.exec(version ?? '');
-  if (match !== null && patch.supports(Number(match[1]), Number(match[2]))) return true;
-  const key = `${patch.moduleName}@${version}`;
-  if (!warned.has(key)) {
-    warned.add(key);
-    diag.warn(
-      `otel-llm-audit: ${patch.moduleName} ${version ?? '(unknown version)'} is outside the supported range ` +
-        `${patch.supportedRange}; its calls are NOT audited. Install a supported version or upgrade otel-llm-audit.`,
-    );
+export function checkShape(patch: ProviderPatch, moduleExports: any, version: string | undefined): boolean {
+  const missing = missingShape(patch, moduleExports);
+  // Per version and verdict: two copies of one version can differ (a patched or bundled copy).
+  const key = `${patch.moduleName}@${version}:${missing.join(',')}`;
+  if (missing.length === 0) {
+    const match = /^(\d+)\.(\d+)/.exec(version ?? '');
+    if ((match === null || !patch.tested(Number(match[1]), Number(match[2]))) && !said.has(key)) {
+      said.add(key);
+      diag.info(
+        `otel-llm-audit: ${patch.moduleName} ${version ?? '(unknown version)'} is outside the tested range ${patch.testedRange}; ` +
+          'it has everything the audit wraps, so its calls are audited.',
+      );
+    }
+    return true;
+  }
+  const problem =
+    `${patch.moduleName} ${version ?? '(unknown version)'} lacks what the audit wraps (${missing.join(', ')}), ` +
+    `so its calls are NOT audited. Tested: ${patch.testedRange}; install one of those versions or upgrade otel-llm-audit.`;
+  if (onFailurePolicy() === 'block') {
+    throw new LlmAuditUnavailableError(`otel-llm-audit: ${problem} LLM_AUDIT_ON_FAILURE=block refuses to load an SDK it cannot audit.`);
+  }
+  if (!said.has(key)) {
+    said.add(key);
+    reportAuditProblem(problem);
   }
   return false;
 }

@@ -14,11 +14,18 @@ import type { ProviderPatch } from '../core/provider';
  */
 export const anthropicPatch: ProviderPatch = {
   moduleName: '@anthropic-ai/sdk',
-  supports: (major, minor) => (major === 0 && minor >= 30) || major === 1,
-  supportedRange: '>=0.30 <2',
+  tested: (major, minor) => (major === 0 && minor >= 30) || major === 1,
+  testedRange: '0.30-0.x, 1.x',
+  needs(moduleExports) {
+    const Anthropic = anthropicRoot(moduleExports);
+    return {
+      'Anthropic.Messages.prototype.create': Anthropic?.Messages?.prototype?.create,
+      'Anthropic.prototype.post': Anthropic?.prototype?.post,
+    };
+  },
   client: (resource) => resource?._client,
   targets(moduleExports) {
-    const Anthropic = moduleExports?.Anthropic ?? moduleExports?.default ?? moduleExports;
+    const Anthropic = anthropicRoot(moduleExports);
     return [
       { proto: Anthropic?.Messages?.prototype, method: 'create', spec: messages },
       { proto: Anthropic?.Messages?.prototype, method: 'stream', helper: 'messages.stream' },
@@ -34,6 +41,11 @@ export const anthropicPatch: ProviderPatch = {
     }
   },
 };
+
+/** The client class: the CommonJS export's `Anthropic`, the ESM namespace's `default`, or auditClient()'s stand-in. */
+function anthropicRoot(moduleExports: any): any {
+  return moduleExports?.Anthropic ?? moduleExports?.default ?? moduleExports;
+}
 
 /** Hides the client's own tracer, if it has one we can set; returns how to put it back. */
 function hideSdkTracer(client: any): (() => void) | undefined {

@@ -5,17 +5,26 @@ import { withFinish, definedNumber, setNumber, stringList } from '../core/values
 import type { ProviderPatch } from '../core/provider';
 
 /**
- * openai 4.x-6.x. Patched through the classes the package's main export exposes
- * (`OpenAI.Chat.Completions`, `OpenAI.Responses`, `OpenAI.Embeddings`), so the CommonJS and the
- * ESM builds are handled alike: each build's own classes are reached from its own entry point.
+ * openai 4.x-7.x (and any later version of the same shape). Patched through the classes the
+ * package's main export exposes (`OpenAI.Chat.Completions`, `OpenAI.Responses`, `OpenAI.Embeddings`),
+ * so the CommonJS and the ESM builds are handled alike: each build's own classes are reached from
+ * its own entry point. `Responses` is not a need: openai 4 has it only from 4.87.
  */
 export const openaiPatch: ProviderPatch = {
   moduleName: 'openai',
-  supports: (major) => major >= 4 && major <= 6,
-  supportedRange: '>=4 <7',
+  tested: (major) => major >= 4 && major <= 7,
+  testedRange: '4.x-7.x',
+  needs(moduleExports) {
+    const OpenAI = openaiRoot(moduleExports);
+    return {
+      'OpenAI.Chat.Completions.prototype.create': OpenAI?.Chat?.Completions?.prototype?.create,
+      'OpenAI.Embeddings.prototype.create': OpenAI?.Embeddings?.prototype?.create,
+      'OpenAI.prototype.post': OpenAI?.prototype?.post,
+    };
+  },
   client: (resource) => resource?._client,
   targets(moduleExports) {
-    const OpenAI = moduleExports?.OpenAI ?? moduleExports?.default ?? moduleExports;
+    const OpenAI = openaiRoot(moduleExports);
     return [
       { proto: OpenAI?.Chat?.Completions?.prototype, method: 'create', spec: chatCompletions },
       { proto: OpenAI?.Chat?.Completions?.prototype, method: 'parse', helper: 'chat.completions.parse' },
@@ -28,6 +37,11 @@ export const openaiPatch: ProviderPatch = {
     ];
   },
 };
+
+/** The client class: the CommonJS export's `OpenAI`, the ESM namespace's `default`, or auditClient()'s stand-in. */
+function openaiRoot(moduleExports: any): any {
+  return moduleExports?.OpenAI ?? moduleExports?.default ?? moduleExports;
+}
 
 // --- chat.completions.create --------------------------------------------------------------------
 
@@ -101,6 +115,7 @@ function chatUsage(usage: any): TokenUsage | undefined {
     input: definedNumber(usage.prompt_tokens),
     output: definedNumber(usage.completion_tokens),
     cacheRead: definedNumber(usage.prompt_tokens_details?.cached_tokens),
+    cacheCreation: definedNumber(usage.prompt_tokens_details?.cache_write_tokens),
     reasoning: definedNumber(usage.completion_tokens_details?.reasoning_tokens),
   };
 }
@@ -226,6 +241,7 @@ function summarizeResponse(data: any): ResponseSummary {
             input: definedNumber(usage.input_tokens),
             output: definedNumber(usage.output_tokens),
             cacheRead: definedNumber(usage.input_tokens_details?.cached_tokens),
+            cacheCreation: definedNumber(usage.input_tokens_details?.cache_write_tokens),
             reasoning: definedNumber(usage.output_tokens_details?.reasoning_tokens),
           },
     output: [withFinish({ role: 'assistant', parts }, finish)],

@@ -115,7 +115,8 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
     input_tokens: num(at[A.ATTR_GEN_AI_USAGE_INPUT_TOKENS]),
     output_tokens: num(at[A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]),
     cache_read_tokens: num(at[A.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS]),
-    cache_creation_tokens: num(at[A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]),
+    // The new name first; spans from before the rename carry only the old one.
+    cache_creation_tokens: num(at[A.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] ?? at[A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS]),
     thinking_tokens: num(at[A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS]),
     latency_ms: durationMs(span.duration),
     // An amount in another currency is not a USD cost; unknown cost stays null, never 0.

@@ -323,12 +323,28 @@ describe('removing the request text from error messages', () => {
 });
 
 describe('errorType', () => {
-  it('is the class name of an SDK error (OpenAI errors inherit name "Error")', () => {
-    const rateLimited = OpenAIAPIError.generate(429, { error: { message: 'slow down' } }, undefined, new Headers());
-    expect(rateLimited.name).toBe('Error');
-    expect(errorType(rateLimited)).toBe('RateLimitError');
+  it("is the provider's code when it sent one: the more specific code, else the type", () => {
+    const quota = OpenAIAPIError.generate(429, { error: { message: 'quota', type: 'insufficient_quota', code: 'insufficient_quota' } }, undefined, new Headers());
+    expect(errorType(quota)).toBe('insufficient_quota');
+    const tooLong = OpenAIAPIError.generate(400, { error: { type: 'invalid_request_error', code: 'context_length_exceeded' } }, undefined, new Headers());
+    expect(errorType(tooLong)).toBe('context_length_exceeded');
+    const invalid = OpenAIAPIError.generate(400, { error: { type: 'invalid_request_error', code: null } }, undefined, new Headers());
+    expect(errorType(invalid)).toBe('invalid_request_error');
     const overloaded = AnthropicAPIError.generate(529, { type: 'error', error: { type: 'overloaded_error' } }, undefined, new Headers());
-    expect(errorType(overloaded)).toBe('OverloadedError');
+    expect(errorType(overloaded)).toBe('overloaded_error');
+  });
+
+  it("is the status code of an API error without a provider code, never the SDK's class name", () => {
+    const rateLimited = OpenAIAPIError.generate(429, { error: { message: 'slow down' } }, undefined, new Headers());
+    expect(rateLimited.constructor.name).toBe('RateLimitError');
+    expect(errorType(rateLimited)).toBe('429');
+  });
+
+  it('leaves out a provider code that quotes the request, and a code on an error that is not from the provider', () => {
+    const request = { messages: [{ role: 'user', content: 'secret_project_name' }] };
+    const quoting = OpenAIAPIError.generate(400, { error: { type: 'secret_project_name' } }, undefined, new Headers());
+    expect(errorType(quoting, request)).toBe('400');
+    expect(errorType(Object.assign(new Error('refused'), { name: 'LlmAuditUnavailableError', code: 'LLM_AUDIT_UNAVAILABLE' }))).toBe('LlmAuditUnavailableError');
   });
 
   it('is the status code when the class says nothing more than APIError', () => {

@@ -187,18 +187,26 @@ describe('never break the host app', () => {
 });
 
 describe('versions', () => {
-  it('an SDK version outside the supported range gets one clear diag warning and is left alone', async () => {
+  it('an SDK without the shape the patch needs (openai 3) gets one warning on stderr and is left alone', async () => {
     const instrumentation = new LlmAuditInstrumentation({ enabled: false, hashKey: 'x'.repeat(32) });
     const [openaiDefinition] = instrumentation.getModuleDefinitions();
     const exports = { OpenAI: { Chat: { Completions: { prototype: { create() {} } } } } };
     const original = exports.OpenAI.Chat.Completions.prototype.create;
-    const lines = await captureDiag(() => {
-      openaiDefinition.patch!(exports, '3.3.0');
-      openaiDefinition.patch!(exports, '3.3.0');
-    });
-    const warnings = lines.filter((l) => l.level === 'warn');
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0].message).toContain('openai 3.3.0 is outside the supported range >=4 <7');
+    const written: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: unknown) => written.push(String(chunk)) > 0) as typeof process.stderr.write;
+    let lines: { level: string; message: string }[];
+    try {
+      lines = await captureDiag(() => {
+        openaiDefinition.patch!(exports, '3.3.0');
+        openaiDefinition.patch!(exports, '3.3.0');
+      });
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(written).toHaveLength(1);
+    expect(written[0]).toContain('openai 3.3.0 lacks what the audit wraps (OpenAI.Embeddings.prototype.create, OpenAI.prototype.post), so its calls are NOT audited');
+    expect(lines.filter((l) => l.level === 'error')).toHaveLength(1);
     expect(exports.OpenAI.Chat.Completions.prototype.create).toBe(original);
   });
 

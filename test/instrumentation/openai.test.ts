@@ -4,7 +4,8 @@ import { canonicalJson } from '../../src/audit/canonical-json';
 import { createCostCalculator } from '../../src/audit/cost';
 import { createContentHasher } from '../../src/audit/hashing';
 import { expectedModel, expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
-import { setupAudit, useFakeProvider } from '../support/harness';
+import { NEWER_NODE, sdkVersionDir } from '../support/drivers';
+import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
 
 // What is particular to OpenAI: usage field names, streams that report usage only on request,
 // the Responses and Embeddings APIs, and the helpers built on `create`.
@@ -144,7 +145,15 @@ describe('chat.completions', () => {
   });
 });
 
-describe('helpers built on create', () => {
+// The helpers and embeddings with each major that has them all (openai 7 on Node >= 22 only: see drivers.ts).
+const majors = [{ label: 'openai 6', dir: repoRoot }, ...(NEWER_NODE ? [{ label: 'openai 7', dir: sdkVersionDir('openai-7') }] : [])];
+
+describe.each(majors)('$label', ({ dir }) => {
+  let client: any;
+  beforeAll(() => {
+    client = new (audit.load('openai', dir).OpenAI)({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 });
+  });
+
   it('chat.completions.parse(): one span named by the helper; parsed output unchanged', async () => {
     fake.enqueue({ text: '{"answer":42}' });
     const result = await client.chat.completions.parse({ model: 'gpt-4o-mini', messages, response_format: { type: 'json_object' } });
@@ -192,10 +201,21 @@ describe('helpers built on create', () => {
     expect(span.attributes['gen_ai.usage.input_tokens']).toBe(expectedUsage().input);
     expect(span.attributes['gen_ai.response.finish_reasons']).toEqual(['completed']);
   });
-});
 
-describe('embeddings.create', () => {
-  it('one embeddings span with input tokens and dimension count; vectors unchanged', async () => {
+  it('responses.parse(): one span named by the helper; parsed output unchanged', async () => {
+    fake.enqueue({ text: '{"answer":42}' });
+    const response = await client.responses.parse({
+      model: 'gpt-4.1-mini',
+      input: 'hi',
+      text: { format: { type: 'json_schema', name: 'answer', schema: { type: 'object', properties: { answer: { type: 'number' } } } } },
+    });
+    expect(response.output_parsed).toEqual({ answer: 42 });
+    const [span] = await spansOf(1);
+    expect(span.attributes['llm_audit.action']).toBe('responses.parse');
+    expect(span.attributes['gen_ai.output.type']).toBe('json');
+  });
+
+  it('embeddings.create: one embeddings span with input tokens and dimension count; vectors unchanged', async () => {
     const result = await client.embeddings.create({ model: 'text-embedding-3-small', input: ['a', 'b'] });
     expect(result.data).toHaveLength(2);
     expect(result.data[0].embedding).toHaveLength(1536);

@@ -5,7 +5,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { getAuditRequestId } from '../../src/core/audited-call';
 import { createContentHasher } from '../../src/audit/hashing';
-import { drivers, type SdkDriver } from '../support/drivers';
+import { drivers, NEWER_NODE, type SdkDriver } from '../support/drivers';
 import { expectedChunks, expectedModel, expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
 import { eventually, setupAudit, useFakeProvider } from '../support/harness';
 
@@ -37,6 +37,13 @@ async function collect(iterable: AsyncIterable<any>, driver: SdkDriver): Promise
   return text;
 }
 
+// The Node >= 22 leg (npm run test:node24) is where openai 7 is covered: there it must be in the
+// matrix, and its fixture installed (a missing one fails the tests below, never skips them).
+it(`openai 7 is in the matrix exactly when Node >= 22 (here ${process.version})`, () => {
+  const labels = drivers.map((d) => d.label).filter((label) => label.startsWith('openai 7 '));
+  expect(labels).toEqual(NEWER_NODE ? ['openai 7 chat.completions', 'openai 7 responses'] : []);
+});
+
 describe.each(drivers)('$label', (driver) => {
   const sdk = () => audit.load(driver.moduleId, driver.fromDir);
   const client = () => driver.makeClient(sdk(), fake);
@@ -60,6 +67,10 @@ describe.each(drivers)('$label', (driver) => {
     expect(a['gen_ai.usage.input_tokens']).toBe(usage.input);
     expect(a['gen_ai.usage.output_tokens']).toBe(usage.output);
     expect(a['gen_ai.usage.cache_read.input_tokens']).toBe(usage.cacheRead);
+    // The conventions' new name and, beside it, the old one (docs/attributes.md).
+    expect(usage.cacheCreation).toBeGreaterThan(0);
+    expect(a['gen_ai.usage.cache_write.input_tokens']).toBe(usage.cacheCreation);
+    expect(a['gen_ai.usage.cache_creation.input_tokens']).toBe(usage.cacheCreation);
     expect(a['server.address']).toBe('127.0.0.1');
     expect(a['server.port']).toBe(Number(new URL(fake.url).port));
     expect(a['llm_audit.action']).toBe(driver.action);
@@ -102,6 +113,7 @@ describe.each(drivers)('$label', (driver) => {
     expect(a['gen_ai.response.time_to_first_chunk']).toBeLessThan(10);
     expect(a['gen_ai.usage.input_tokens']).toBe(usage.input);
     expect(a['gen_ai.usage.output_tokens']).toBe(usage.output);
+    expect(a['gen_ai.usage.cache_write.input_tokens']).toBe(usage.cacheCreation);
     expect(a['llm_audit.output.hash']).toBe(plainSpan.attributes['llm_audit.output.hash']);
     expect(a['llm_audit.input.hash']).toBe(plainSpan.attributes['llm_audit.input.hash']);
     expect(getAuditRequestId(stream)).toBe(a['llm_audit.request_id']);

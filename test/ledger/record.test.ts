@@ -106,6 +106,14 @@ describe('recordFromSpan', () => {
     expect(canonicalJson(record)).not.toContain('NEVER COPIED');
   });
 
+  it('cache writes: the conventions\' new name first, the old one for spans from before the rename', () => {
+    const base = { 'llm_audit.request_id': 'r-1', 'llm_audit.status': 'success' };
+    const both = recordFromSpan(span({ ...base, 'gen_ai.usage.cache_write.input_tokens': 7, 'gen_ai.usage.cache_creation.input_tokens': 7 }));
+    const newOnly = recordFromSpan(span({ ...base, 'gen_ai.usage.cache_write.input_tokens': 5 }));
+    const oldOnly = recordFromSpan(span({ ...base, 'gen_ai.usage.cache_creation.input_tokens': 3 }));
+    expect([both.cache_creation_tokens, newOnly.cache_creation_tokens, oldOnly.cache_creation_tokens]).toEqual([7, 5, 3]);
+  });
+
   it('uses null, never 0, for what the span does not say', () => {
     const record = recordFromSpan(span({ 'gen_ai.operation.name': 'chat', 'gen_ai.usage.input_tokens': Number.NaN }))!;
     expect(record.input_tokens).toBeNull();

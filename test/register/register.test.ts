@@ -8,6 +8,8 @@ import { repoRoot } from '../support/harness';
 import { runNodeApp, type AppRun } from '../support/child-app';
 import { startOtlpReceiver } from '../support/otlp-receiver';
 import { isCallRecord } from '../../src/ledger/record';
+import { NEWER_NODE } from '../support/drivers';
+import { fakeOpenaiMajor, withoutChatClass } from '../support/next-major';
 
 // `node --require otel-llm-audit/register` and `node --import otel-llm-audit/register` with real
 // apps in child processes: the SDKs get patched with no code change, spans leave over OTLP/HTTP as
@@ -363,6 +365,62 @@ describe('sanitization through register', () => {
     } finally {
       await otlp.close();
     }
+  });
+});
+
+// openai 7 needs Node >= 22: the test:node24 leg runs it (on Node 20 the list is empty).
+const openai7 = join(repoRoot, 'test', 'sdk-versions', 'openai-7');
+const openai7Apps = NEWER_NODE
+  ? [
+      { label: 'CommonJS, --require', args: ['--require', 'otel-llm-audit/register', join(openai7, 'app.cjs')] },
+      { label: 'ESM, --import', args: ['--import', 'otel-llm-audit/register', join(openai7, 'app.mjs')] },
+    ]
+  : [];
+
+describe.each(openai7Apps)('openai 7 app ($label)', ({ args }) => {
+  it('is patched: one span per call (chat, stream, responses.stream), usage and no prompt exported', async () => {
+    const otlp = await startOtlpReceiver();
+    try {
+      const result = await runApp(args, { OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_METRICS_EXPORTER: 'none' });
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout.trim())).toEqual([expectedText(), expectedText(), expectedText()]);
+      const spans = otlp.jsonSpans();
+      expect(spans.map((s) => s.attributes['llm_audit.action']).sort()).toEqual(['chat.completions.create', 'chat.completions.create', 'responses.stream']);
+      for (const span of spans) expect(span.attributes['llm_audit.usage.status']).toBe('reported');
+      expect(otlp.allBytes().includes(CANARY)).toBe(false);
+    } finally {
+      await otlp.close();
+    }
+  });
+});
+
+describe('an SDK whose shape the patch does not know (a fake openai 99 without OpenAI.Chat)', () => {
+  let app: string;
+  beforeAll(() => {
+    const dir = fakeOpenaiMajor(mkdtempSync(join(tmpdir(), 'register-next-major-')), '99.0.0', withoutChatClass);
+    app = join(dir, 'app.cjs');
+    writeFileSync(app, readFileSync(join(openai7, 'app.cjs'), 'utf8').replace(/client\.responses\.stream\([^)]*\)\.finalResponse\(\)/, 'Promise.resolve({ output_text: "" })'));
+  });
+
+  it('runs unaudited, with one line on stderr saying so', async () => {
+    const result = await runApp(['--require', 'otel-llm-audit/register', app], { OTEL_TRACES_EXPORTER: 'none', OTEL_METRICS_EXPORTER: 'none' });
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout.trim()).slice(0, 2)).toEqual([expectedText(), expectedText()]);
+    const lines = result.stderr.split('\n').filter((line) => line.includes('NOT audited'));
+    expect(lines).toEqual([expect.stringContaining('otel-llm-audit: openai 99.0.0 lacks what the audit wraps (OpenAI.Chat.Completions.prototype.create), so its calls are NOT audited')]);
+  });
+
+  it('LLM_AUDIT_ON_FAILURE=block: the app does not start, and says why', async () => {
+    const result = await runApp(['--require', 'otel-llm-audit/register', app], {
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'none',
+      LLM_AUDIT_ON_FAILURE: 'block',
+    });
+    expect(result.code).not.toBe(0);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('LlmAuditUnavailableError: otel-llm-audit: openai 99.0.0 lacks what the audit wraps');
+    expect(result.stderr).toContain('LLM_AUDIT_ON_FAILURE=block refuses to load an SDK it cannot audit');
   });
 });
 

@@ -117,14 +117,24 @@ function anthropicMessages(label: string, fromDir: string): SdkDriver {
   };
 }
 
-const versions = (dir: string) => join(repoRoot, 'test', 'sdk-versions', dir);
+/** A fixture folder test/sdk-versions/<dir> (its own package.json and lockfile). */
+export const sdkVersionDir = (dir: string) => join(repoRoot, 'test', 'sdk-versions', dir);
+const versions = sdkVersionDir;
+
+/**
+ * openai 7 needs Node >= 22 (engines); the test:node24 leg runs it (CI: .ci/run). On an older Node
+ * it is left out rather than run on a runtime it does not support.
+ */
+export const NEWER_NODE = Number(process.versions.node.split('.')[0]) >= 22;
 
 /** Every SDK method and version the behaviour tests cover. */
 export const drivers: SdkDriver[] = [
+  ...(NEWER_NODE ? [openaiChat('openai 7 chat.completions', versions('openai-7')), openaiResponses('openai 7 responses', versions('openai-7'))] : []),
   openaiChat('openai 6 chat.completions', repoRoot),
   openaiChat('openai 5 chat.completions', versions('openai-5')),
   openaiChat('openai 4 chat.completions', versions('openai-4')),
   openaiResponses('openai 6 responses', repoRoot),
-  anthropicMessages('anthropic 1.x messages', repoRoot),
+  anthropicMessages('anthropic 1.17 messages', versions('anthropic-1-latest')),
+  anthropicMessages('anthropic 1.12 messages', repoRoot),
   anthropicMessages('anthropic 0.39 messages', versions('anthropic-0')),
 ];

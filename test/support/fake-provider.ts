@@ -58,6 +58,8 @@ export interface Scenario {
   errorMessage?: string;
   /** OpenAI error.type / Anthropic error.type (defaults depend on the status). */
   errorType?: string;
+  /** OpenAI error.code of an HTTP error or a chat stream's error event (defaults depend on the status; null in streams). */
+  errorCode?: string | null;
   /**
    * The error message (of a non-2xx answer or of a stream's error frame) quotes the request, as
    * some providers and gateways do: `full` quotes the system prompt, the last input message's text
@@ -702,7 +704,7 @@ function handleChat(ctx: Ctx): Promise<void> | void {
     frames,
     failure: () => ({
       kind: 'event',
-      data: { error: openaiErrorObject(500, scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, scenario.errorType ?? 'server_error', null, null) },
+      data: { error: openaiErrorObject(500, scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, scenario.errorType ?? 'server_error', null, scenario.errorCode ?? null) },
     }),
   });
 }
@@ -1109,7 +1111,7 @@ export function startFakeProvider(): Promise<FakeProvider> {
       if (controller.signal.aborted) return;
       const status = ctx.scenario.status;
       if (status !== undefined && (status < 200 || status >= 300)) {
-        sendError(ctx, status, ctx.scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, ctx.scenario.errorType);
+        sendError(ctx, status, ctx.scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, ctx.scenario.errorType, null, ctx.scenario.errorCode);
         return;
       }
       if (!bodyIsJson || body === null || typeof body !== 'object' || Array.isArray(body)) {

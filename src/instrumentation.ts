@@ -15,6 +15,7 @@ import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/p
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
+import { providerHostMap } from './instrumentations/provider-hosts';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
@@ -31,6 +32,12 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   hashKeyId?: string;
   /** Prices (USD per million tokens) that win over the bundled price data, keyed by model or `provider/model`. */
   prices?: Record<string, ModelPriceOverride>;
+  /**
+   * Who receives calls sent to a host, as `gen_ai.provider.name` (and for pricing): `host` or
+   * `host:port` to a provider name, e.g. `{ 'vllm.internal:8000': 'vllm' }`. Wins over the built-in
+   * hosts and the client class. Default: `LLM_AUDIT_PROVIDER_HOSTS` (`host=name,...`).
+   */
+  providerHosts?: Record<string, string>;
   /** Which SDKs to patch. Default: all supported. */
   providers?: ProviderId[];
   /** Guardrail hooks run around every audited call (see docs/guardrails.md). */
@@ -99,6 +106,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
         return self.getConfig().hooks;
       },
       sanitize,
+      providerHosts: providerHostMap(config.providerHosts),
       content: config.content === undefined ? contentCipherFromEnv() : (config.content ?? undefined),
     };
     // auditClient() audits bundled SDK clients through these services (src/core/audit-client.ts).

@@ -1,5 +1,6 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { RequestKind } from '../audit/sanitize';
+import type { GuardrailResult } from '../guardrails';
 
 export type ProviderName = 'openai' | 'anthropic';
 
@@ -40,6 +41,8 @@ export interface ResponseSummary {
   toolCallIds?: string[];
   /** Provider-specific attributes (service tier, fingerprint, embedding dimensions...). */
   attributes?: Attributes;
+  /** Guardrail decisions the provider reported (Azure OpenAI's content filters), one event each. */
+  guardrails?: GuardrailResult[];
 }
 
 /** Folds stream chunks (or events) into a {@link ResponseSummary}. */

@@ -1,6 +1,6 @@
 import * as A from '../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../core/types';
-import { withFinish, definedNumber, setNumber, stringList, sumCounts } from '../core/values';
+import { withFinish, definedNumber, knownString, setNumber, stringList, sumCounts } from '../core/values';
 import type { ProviderPatch } from '../core/provider';
 
 /**
@@ -67,8 +67,8 @@ const messages: OperationSpec = {
       addBlock(parts, tools, block?.type, block, block?.type === 'tool_use' ? JSON.stringify(block.input ?? {}) : undefined);
     }
     return {
-      id: data?.id,
-      model: data?.model,
+      id: knownString(data?.id),
+      model: knownString(data?.model),
       finishReasons: typeof data?.stop_reason === 'string' ? [data.stop_reason] : [],
       usage: anthropicUsage(data?.usage),
       output: [withFinish({ role: data?.role ?? 'assistant', parts }, data?.stop_reason)],
@@ -135,8 +135,8 @@ class MessageStreamAccumulator implements StreamAccumulator {
     switch (event?.type) {
       case 'message_start': {
         const message = event.message ?? {};
-        this.id = message.id;
-        this.model = message.model;
+        this.id = knownString(message.id);
+        this.model = knownString(message.model);
         if (typeof message.role === 'string') this.role = message.role;
         if (message.usage) this.usage = { ...message.usage };
         break;

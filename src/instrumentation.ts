@@ -2,6 +2,7 @@ import { createNoopMeter, diag, trace, type Histogram, type Tracer, type TracerP
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
+  InstrumentationNodeModuleFile,
   type InstrumentationConfig,
 } from '@opentelemetry/instrumentation';
 import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/hashing';
@@ -176,31 +177,29 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
   }
 
   private moduleDefinition(patch: ProviderPatch): InstrumentationNodeModuleDefinition {
+    const onLoad = (moduleExports: any, version: string | undefined) => {
+      if (!checkVersion(patch, version)) return moduleExports;
+      try {
+        this.patchTargets(patch, moduleExports);
+      } catch (error) {
+        diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
+      }
+      return moduleExports;
+    };
+    const onUnload = (moduleExports: any) => {
+      for (const target of patch.targets(moduleExports)) {
+        // Only our own wrapper, and only when it is the outermost: another instrumentation's
+        // wrapper around ours stays, and ours then passes calls through (disabled).
+        const fn = target.proto?.[target.method];
+        if (typeof fn === 'function' && wrappedByUs(fn) && !wrappedByUs((fn as { __original?: unknown }).__original)) {
+          this._unwrap(target.proto, target.method);
+        }
+      }
+    };
     // '*' so that an unsupported version reaches checkVersion and gets its warning, rather than
     // being skipped without a word by the base class.
-    return new InstrumentationNodeModuleDefinition(
-      patch.moduleName,
-      ['*'],
-      (moduleExports, version) => {
-        if (!checkVersion(patch, version)) return moduleExports;
-        try {
-          this.patchTargets(patch, moduleExports);
-        } catch (error) {
-          diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
-        }
-        return moduleExports;
-      },
-      (moduleExports) => {
-        for (const target of patch.targets(moduleExports)) {
-          // Only our own wrapper, and only when it is the outermost: another instrumentation's
-          // wrapper around ours stays, and ours then passes calls through (disabled).
-          const fn = target.proto?.[target.method];
-          if (typeof fn === 'function' && wrappedByUs(fn) && !wrappedByUs((fn as { __original?: unknown }).__original)) {
-            this._unwrap(target.proto, target.method);
-          }
-        }
-      },
-    );
+    const files = (patch.files ?? []).map((file) => new InstrumentationNodeModuleFile(`${patch.moduleName}/${file}`, ['*'], onLoad, onUnload));
+    return new InstrumentationNodeModuleDefinition(patch.moduleName, ['*'], onLoad, onUnload, files);
   }
 
   private patchTargets(patch: ProviderPatch, moduleExports: any): void {

@@ -21,6 +21,12 @@ export interface ProviderPatch {
   supportedRange: string;
   client(resource: any): { baseURL?: unknown } | undefined;
   targets(moduleExports: any): PatchTarget[];
+  /**
+   * Files inside the package (paths relative to it) that export the classes `targets` reads, for
+   * code that loads them without the package's main entry: Anthropic's Bedrock and Vertex SDKs
+   * require `@anthropic-ai/sdk/client` and its resources, never `@anthropic-ai/sdk` itself.
+   */
+  files?: string[];
   /** Optional: runs the SDK method (see AuditedMethodOptions.invoke). */
   invoke?(original: (...args: any[]) => any, resource: any, args: any[]): unknown;
 }

@@ -17,6 +17,9 @@ export const anthropicPatch: ProviderPatch = {
   supports: (major, minor) => (major === 0 && minor >= 30) || major === 1,
   supportedRange: '>=0.30 <2',
   client: (resource) => resource?._client,
+  // `{ Messages }`, which targets() reads like the main export's `Anthropic.Messages` (CommonJS and
+  // ESM builds; the loader hook routes the latter, see sdk/hooked-modules.ts).
+  files: ['resources/messages/messages.js', 'resources/messages/messages.mjs'],
   targets(moduleExports) {
     const Anthropic = moduleExports?.Anthropic ?? moduleExports?.default ?? moduleExports;
     return [

@@ -274,6 +274,7 @@ export class AuditedCall implements GuardrailTarget {
       return;
     }
     const type = errorType(error);
+    for (const guardrail of this.spec.errorGuardrails?.(error) ?? []) this.addGuardrail(guardrail);
     // Provider error bodies quote the prompt: its text is removed before anything is recorded.
     const message = auditErrorMessage(error, this.quotable);
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);

@@ -73,4 +73,6 @@ export interface OperationSpec<P = any> {
   prompt(params: P): { system?: unknown; input?: unknown };
   summarize(data: unknown): ResponseSummary;
   accumulator(params: P): StreamAccumulator;
+  /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
+  errorGuardrails?(error: unknown): GuardrailResult[] | undefined;
 }

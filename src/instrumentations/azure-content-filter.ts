@@ -29,6 +29,15 @@ export class AzureContentFilters {
     }
   }
 
+  /**
+   * Reads the decision of an API error: a prompt the filter refused comes back as a 400 whose body
+   * has `error.code` = `content_filter` and `error.innererror.content_filter_result` (the SDK keeps
+   * the body's `error` object as the APIError's `error`).
+   */
+  addError(error: any): void {
+    this.add('prompt', error?.error?.innererror?.content_filter_result);
+  }
+
   /** The merged decisions, or undefined when the provider sent none. */
   results(): GuardrailResult[] | undefined {
     if (this.decisions.size === 0) return undefined;
@@ -80,4 +89,11 @@ function actionOf(decision: Decision): GuardrailAction {
   if (decision.filtered) return 'blocked';
   if (decision.detected || (decision.severity !== undefined && decision.severity !== 'safe')) return 'flagged';
   return 'allowed';
+}
+
+/** The provider's filter decisions carried by a failed call's error, if any. */
+export function errorContentFilters(error: unknown): GuardrailResult[] | undefined {
+  const filters = new AzureContentFilters();
+  filters.addError(error);
+  return filters.results();
 }

@@ -2,7 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import * as A from '../semconv';
 import type { OperationSpec, OutputMessage, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../core/types';
 import { withFinish, definedNumber, knownString, setNumber, stringList } from '../core/values';
-import { AzureContentFilters } from './azure-content-filter';
+import { AzureContentFilters, errorContentFilters } from './azure-content-filter';
 import type { ProviderPatch } from '../core/provider';
 
 /**
@@ -97,6 +97,7 @@ const chatCompletions: OperationSpec = {
     };
   },
   accumulator: () => new ChatStreamAccumulator(),
+  errorGuardrails: errorContentFilters,
 };
 
 function chatUsage(usage: any): TokenUsage | undefined {
@@ -212,6 +213,7 @@ const responses: OperationSpec = {
   prompt: (params) => ({ system: params?.instructions ?? undefined, input: params?.input }),
   summarize: (data) => summarizeResponse(data),
   accumulator: () => new ResponsesStreamAccumulator(),
+  errorGuardrails: errorContentFilters,
 };
 
 function summarizeResponse(data: any): ResponseSummary {

@@ -25,11 +25,11 @@ const guardrails = (span: { events: { name: string; attributes?: Record<string, 
   span.events.filter((e) => e.name === 'llm_audit.guardrail').map((e) => e.attributes);
 
 /** The `index`th response of a VCR cassette recorded from the real Azure OpenAI service. */
-function recorded(file: string, index: number): { contentType: string; body: string } {
+function recorded(file: string, index: number): { contentType: string; body: string; status: number } {
   const cassette = parse(readFileSync(join(__dirname, '..', 'fixtures', 'azure', file), 'utf8'));
   const response = cassette.interactions[index].response;
   const contentType = response.headers['Content-Type'] ?? response.headers['content-type'];
-  return { contentType: contentType[0], body: response.body.string };
+  return { contentType: contentType[0], body: response.body.string, status: response.status.code };
 }
 
 describe('AzureOpenAI', () => {
@@ -82,7 +82,7 @@ describe('replayed from the real Azure OpenAI service', () => {
   it('a stream: id and model from the first chunk that has them, never the empty ones of the content-filter chunk', async () => {
     const replay = recorded('test_chat_streaming.yaml', 1);
     expect(replay.body.startsWith('data: {"choices":[],"created":0,"id":"","model":""')).toBe(true);
-    fake.enqueue({ replay });
+    fake.enqueue({ replay: { contentType: replay.contentType, body: replay.body } });
     const client = new AzureOpenAI({ endpoint: fake.url, apiKey: 'azure-test', apiVersion: '2024-02-01', maxRetries: 0 });
     const stream = await client.chat.completions.create({ model: 'openllmetry-testing', messages, stream: true });
     let text = '';
@@ -116,7 +116,8 @@ describe('replayed from the real Azure OpenAI service', () => {
   });
 
   it('a completion the filter withheld: a blocked guardrail event with its category and severity, and the call priced at Azure prices', async () => {
-    fake.enqueue({ replay: recorded('test_chat_content_filtering.yaml', 0) });
+    const { contentType, body } = recorded('test_chat_content_filtering.yaml', 0);
+    fake.enqueue({ replay: { contentType, body } });
     const client = new AzureOpenAI({ endpoint: fake.url, apiKey: 'azure-test', apiVersion: '2024-02-01', maxRetries: 0 });
     const completion = await client.chat.completions.create({ model: 'openllmetry-testing', messages });
     expect(completion.choices[0].finish_reason).toBe('content_filter');
@@ -134,5 +135,31 @@ describe('replayed from the real Azure OpenAI service', () => {
     const price = createCostCalculator().price('azure.ai.openai', 'gpt-35-turbo', { inputTokens: 15, outputTokens: 19 });
     expect(price.status).toBe('priced');
     expect(a['gen_ai.usage.cost.amount']).toBe((price as { amountUsd: number }).amountUsd);
+  });
+
+  it('a prompt the filter refused (400 content_filter): the refused categories as blocked guardrail events on the failed call', async () => {
+    const { contentType, body, status } = recorded('test_prompt_content_filtering.yaml', 0);
+    expect(body).toContain('"code": "content_filter"');
+    // The cassette stores this body under status 200; Azure answers it with 400, as the body's own
+    // `"status": 400` says, and the SDK only treats it as the error it is with that status.
+    expect(status).toBe(200);
+    fake.enqueue({ status: 400, replay: { contentType, body } });
+    const client = new AzureOpenAI({ endpoint: fake.url, apiKey: 'azure-test', apiVersion: '2024-02-01', maxRetries: 0 });
+    await expect(client.chat.completions.create({ model: 'openllmetry-testing', messages })).rejects.toMatchObject({ status: 400, code: 'content_filter' });
+    const [span] = await spansOf(1);
+    expect(span.attributes['llm_audit.status']).toBe('error');
+    expect(span.attributes['http.response.status_code']).toBe(400);
+    const decision = (category: string, action: string, severity: string) => ({
+      'llm_audit.guardrail.name': 'azure.content_filter.prompt',
+      'llm_audit.guardrail.action': action,
+      'llm_audit.guardrail.category': category,
+      'llm_audit.guardrail.severity': severity,
+    });
+    expect(guardrails(span)).toEqual([
+      decision('hate', 'blocked', 'high'),
+      decision('self-harm', 'blocked', 'high'),
+      decision('sexual', 'allowed', 'safe'),
+      decision('violence', 'blocked', 'medium'),
+    ]);
   });
 });

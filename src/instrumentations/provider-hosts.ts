@@ -97,8 +97,8 @@ export function providerHostMap(option: Record<string, string> | undefined, env:
   );
 }
 
-// The Anthropic SDK's platform clients (1.x) name their provider on the instance; the class names
-// cover older versions.
+// The platform clients' classes. Anthropic's (1.x) also name their provider on the instance
+// (`_genAIProviderName`), which still holds when a bundler renamed the class.
 const CLASS_PROVIDERS: Readonly<Record<string, string>> = {
   AzureOpenAI: 'azure.ai.openai',
   AnthropicBedrock: 'aws.bedrock',
@@ -116,15 +116,15 @@ export function endpointOf(client: any): ServerInfo {
   const cached = endpoints.get(client);
   if (cached !== undefined && cached.baseURL === client.baseURL) return cached.endpoint;
   const endpoint = serverFrom(client.baseURL);
-  const server = { address: endpoint.address, port: endpoint.port };
-  const azure = isAzureOpenAI(client);
-  const named = typeof client._genAIProviderName === 'string' ? client._genAIProviderName : undefined;
-  endpoint.provider =
-    (azure ? 'azure.ai.openai' : undefined) ??
-    named ??
+  // The name a client gives itself comes after the host: a plain client may call itself `openai`
+  // or `anthropic` whatever host it is pointed at.
+  const provider =
     CLASS_PROVIDERS[client.constructor?.name] ??
-    (server.address !== undefined ? builtIn(server.address, server.port) : undefined);
-  if (azure || endpoint.provider === 'azure.ai.openai') {
+    (isAzureOpenAI(client) ? 'azure.ai.openai' : undefined) ??
+    (endpoint.address !== undefined ? builtIn(endpoint.address, endpoint.port) : undefined) ??
+    (typeof client._genAIProviderName === 'string' ? client._genAIProviderName : undefined);
+  if (provider !== undefined) endpoint.provider = provider;
+  if (provider === 'azure.ai.openai') {
     const apiVersion = nonEmpty(client.apiVersion) ?? nonEmpty(client._options?.defaultQuery?.['api-version']);
     if (apiVersion !== undefined) endpoint.attributes = { [A.ATTR_AUDIT_AZURE_OPENAI_API_VERSION]: apiVersion };
     // The deployment is the client's, else the one its baseURL names (`.../deployments/<name>`),
@@ -132,14 +132,13 @@ export function endpointOf(client: any): ServerInfo {
     endpoint.deployment =
       nonEmpty(client.deploymentName) ?? deploymentInPath(typeof client.baseURL === 'string' ? client.baseURL : '');
   }
-  if (endpoint.provider === undefined) delete endpoint.provider;
   endpoints.set(client, { baseURL: client.baseURL, endpoint });
   return endpoint;
 }
 
-/** AzureOpenAI (openai 4-6) keeps `apiVersion` and `deploymentName` on the instance; the class name alone would not survive a minifier. */
+/** AzureOpenAI (openai 4-6) keeps `apiVersion` and `deploymentName` on the instance, also when a bundler renamed the class. */
 function isAzureOpenAI(client: any): boolean {
-  return client.constructor?.name === 'AzureOpenAI' || (typeof client.apiVersion === 'string' && 'deploymentName' in client);
+  return typeof client.apiVersion === 'string' && 'deploymentName' in client;
 }
 
 function serverFrom(baseURL: unknown): ServerInfo {

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createCostCalculator } from '../../src/audit/cost';
 import { expectedModel, expectedText, expectedUsage, type FakeProvider } from '../support/fake-provider';
-import { setupAudit, useFakeProvider } from '../support/harness';
+import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
 import { redirectFetch } from '../support/platform-routes';
 
 // Azure OpenAI through the openai package's AzureOpenAI client: the recipient, the deployment as
@@ -63,6 +63,18 @@ describe('AzureOpenAI', () => {
     expect(fake.requests[0].path).toBe('/openai/deployments/my-gpt-4o/chat/completions');
     expect(span.attributes['gen_ai.request.model']).toBe('my-gpt-4o');
     expect(span.attributes['gen_ai.provider.name']).toBe('azure.ai.openai');
+  });
+
+  it.each(['openai-4', 'openai-5'])('the same with %s (test/sdk-versions)', async (dir) => {
+    const sdk = audit.load('openai', join(repoRoot, 'test', 'sdk-versions', dir));
+    const client = new sdk.AzureOpenAI({ endpoint: fake.url, apiKey: 'azure-test', apiVersion: '2024-06-01', deployment: 'prod-chat', maxRetries: 0 });
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages });
+    const [span] = await spansOf(1);
+    expect(fake.requests[0].path).toBe('/openai/deployments/prod-chat/chat/completions');
+    expect(span.attributes['gen_ai.provider.name']).toBe('azure.ai.openai');
+    expect(span.attributes['gen_ai.request.model']).toBe('prod-chat');
+    expect(span.attributes['llm_audit.azure_openai.api_version']).toBe('2024-06-01');
+    expect(span.attributes['llm_audit.cost.status']).toBe('priced');
   });
 
   it('an Azure host reached with the plain OpenAI client (the v1 API) is azure.ai.openai too', async () => {

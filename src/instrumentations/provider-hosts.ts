@@ -1,4 +1,4 @@
-import { hostMatcher, parseHostPattern, type HostPattern } from '../audit/unaudited/hosts';
+import { BUILT_IN_PROVIDER_HOSTS, hostMatcher, parseHostPattern, type HostPattern } from '../audit/unaudited/hosts';
 import { diag } from '@opentelemetry/api';
 import type { ServerInfo } from '../core/audited-call';
 import * as A from '../semconv';
@@ -9,36 +9,9 @@ import * as A from '../semconv';
  * OpenAI, Azure OpenAI, Groq, a self-hosted vLLM...; the same Anthropic client class is subclassed
  * for Bedrock and Vertex AI. The provider is taken, in this order, from the operator's host map
  * (`LLM_AUDIT_PROVIDER_HOSTS` / `providerHosts`), the client class (AzureOpenAI, AnthropicBedrock,
- * AnthropicVertex), the built-in hosts below, and last the SDK's own provider.
+ * AnthropicVertex), the built-in hosts (BUILT_IN_PROVIDER_HOSTS, which the unaudited-request watcher
+ * watches too), and last the SDK's own provider.
  */
-
-/**
- * Public API hosts and the conventions' provider name for each (names the conventions do not list,
- * such as `openrouter`, are the provider's id in @pydantic/genai-prices, so that calls are priced
- * with that provider's prices). Same pattern syntax as LLM_AUDIT_LLM_HOSTS.
- */
-const BUILT_IN_PROVIDER_HOSTS: readonly (readonly [string, string])[] = [
-  ['api.openai.com', 'openai'],
-  ['*.openai.azure.com', 'azure.ai.openai'],
-  ['*.cognitiveservices.azure.com', 'azure.ai.openai'],
-  ['api.anthropic.com', 'anthropic'],
-  ['generativelanguage.googleapis.com', 'gcp.gemini'],
-  ['aiplatform.googleapis.com', 'gcp.vertex_ai'],
-  ['*-aiplatform.googleapis.com', 'gcp.vertex_ai'],
-  ['aiplatform.*.rep.googleapis.com', 'gcp.vertex_ai'],
-  ['bedrock-runtime.*.amazonaws.com', 'aws.bedrock'],
-  ['bedrock-runtime-fips.*.amazonaws.com', 'aws.bedrock'],
-  ['api.groq.com', 'groq'],
-  ['api.deepseek.com', 'deepseek'],
-  ['api.x.ai', 'x_ai'],
-  ['api.mistral.ai', 'mistral_ai'],
-  ['api.perplexity.ai', 'perplexity'],
-  ['openrouter.ai', 'openrouter'],
-  ['api.together.xyz', 'together'],
-  ['api.together.ai', 'together'],
-  ['api.fireworks.ai', 'fireworks'],
-  ['api.cerebras.ai', 'cerebras'],
-];
 
 /** Maps a server address (and port) to a provider name; undefined when no entry matches. */
 export type ProviderHostMap = (address: string, port: number | undefined) => string | undefined;

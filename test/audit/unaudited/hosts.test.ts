@@ -40,7 +40,9 @@ describe('built-in LLM hosts', () => {
 
   it('matches the built-in hosts on any port', () => {
     expect(isLlm('api.openai.com', 8443)).toBe(true);
-    expect(BUILT_IN_LLM_HOSTS).toHaveLength(10);
+    expect(BUILT_IN_LLM_HOSTS).toHaveLength(20);
+    expect(isLlm('api.groq.com', 443)).toBe(true);
+    expect(isLlm('aiplatform.eu.rep.googleapis.com', 443)).toBe(true);
   });
 });
 

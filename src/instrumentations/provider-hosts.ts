@@ -16,7 +16,7 @@ import * as A from '../semconv';
 /** Maps a server address (and port) to a provider name; undefined when no entry matches. */
 export type ProviderHostMap = (address: string, port: number | undefined) => string | undefined;
 
-interface ProviderHost extends HostPattern {
+export interface ProviderHost extends HostPattern {
   provider: string;
 }
 
@@ -40,6 +40,14 @@ const builtIn = mapFrom(BUILT_IN_PROVIDER_HOSTS.map(([host, provider]) => ({ ...
  *   record the wrong recipient.
  */
 export function providerHostMap(option: Record<string, string> | undefined, env: NodeJS.ProcessEnv = process.env): ProviderHostMap | undefined {
+  return mapFrom(parseProviderHosts(option, env));
+}
+
+/**
+ * The entries of the operator's map (see providerHostMap; none when it is not set). The
+ * unaudited-request watcher watches these hosts too: the operator said an LLM provider is there.
+ */
+export function parseProviderHosts(option: Record<string, string> | undefined, env: NodeJS.ProcessEnv = process.env): ProviderHost[] {
   const origin = option !== undefined ? 'providerHosts' : 'LLM_AUDIT_PROVIDER_HOSTS';
   let pairs: [string, unknown][];
   if (option !== undefined) {
@@ -49,25 +57,23 @@ export function providerHostMap(option: Record<string, string> | undefined, env:
     pairs = Object.entries(option);
   } else {
     const value = env.LLM_AUDIT_PROVIDER_HOSTS;
-    if (value === undefined || value.trim() === '') return undefined;
+    if (value === undefined || value.trim() === '') return [];
     pairs = value.split(',').map((entry) => {
       const at = entry.lastIndexOf('=');
       if (at < 0) throw new Error(`${origin}: "${entry.trim()}" is not host=provider; write e.g. vllm.internal:8000=vllm`);
       return [entry.slice(0, at), entry.slice(at + 1)];
     });
   }
-  return mapFrom(
-    pairs.map(([host, provider]) => {
-      const name = typeof provider === 'string' ? provider.trim() : '';
-      if (!PROVIDER_NAME.test(name)) {
-        throw new Error(
-          `${origin}: the provider name for "${host.trim()}" is ${JSON.stringify(provider)}; ` +
-            'write a gen_ai.provider.name value such as groq, mistral_ai or vllm (lowercase letters, digits, . _ -)',
-        );
-      }
-      return { ...parseHostPattern(host, origin), provider: name };
-    }),
-  );
+  return pairs.map(([host, provider]) => {
+    const name = typeof provider === 'string' ? provider.trim() : '';
+    if (!PROVIDER_NAME.test(name)) {
+      throw new Error(
+        `${origin}: the provider name for "${host.trim()}" is ${JSON.stringify(provider)}; ` +
+          'write a gen_ai.provider.name value such as groq, mistral_ai or vllm (lowercase letters, digits, . _ -)',
+      );
+    }
+    return { ...parseHostPattern(host, origin), provider: name };
+  });
 }
 
 // The platform clients' classes. Anthropic's (1.x) also name their provider on the instance

@@ -46,6 +46,15 @@ describe('built-in LLM hosts', () => {
   });
 });
 
+describe('LLM_AUDIT_PROVIDER_HOSTS', () => {
+  it('its hosts are watched too, a bad entry is an error naming it', () => {
+    const match = hostMatcher(watcherSettings({}, { LLM_AUDIT_PROVIDER_HOSTS: 'vllm.internal:8000=vllm' }).hosts);
+    expect(match('vllm.internal', 8000)?.source).toBe('vllm.internal:8000');
+    expect(match('vllm.internal', 8001)).toBeUndefined();
+    expect(() => watcherSettings({}, { LLM_AUDIT_PROVIDER_HOSTS: 'vllm.internal' })).toThrow(/LLM_AUDIT_PROVIDER_HOSTS: "vllm.internal" is not host=provider/);
+  });
+});
+
 describe('LLM_AUDIT_LLM_HOSTS', () => {
   it('adds host, host:port, wildcard and bracketed IPv6 entries to the built-in ones', () => {
     const match = hostMatcher(watcherSettings({}, { LLM_AUDIT_LLM_HOSTS: ' llm.internal , 10.0.0.5:8080,*.gw.example,[::1]:9000' }).hosts);

@@ -115,7 +115,7 @@ export class AuditedCall implements GuardrailTarget {
     parent: Context,
   ) {
     // An Azure deployment is what the request addresses, whatever `model` the body carries.
-    const model = server.deployment ?? (typeof params?.model === 'string' ? params.model : undefined);
+    const model = (spec.byDeployment ? server.deployment : undefined) ?? (typeof params?.model === 'string' ? params.model : undefined);
     this.requestModel = model;
     this.provider = providerOf(server, services.providerHosts, spec.provider);
     this.action = action;

@@ -61,6 +61,11 @@ export interface OperationSpec<P = any> {
   operationName: string;
   /** `llm_audit.action` when no helper method named itself. */
   action: string;
+  /**
+   * Azure OpenAI sends this operation to `/deployments/<name>/...`: the deployment, not the body's
+   * `model`, is what the request addresses (chat completions, embeddings; not the Responses API).
+   */
+  byDeployment?: boolean;
   /** The request shape, for the sanitizer's walk over the message text. */
   requestKind: RequestKind;
   isStream(params: P): boolean;

@@ -36,6 +36,7 @@ const chatCompletions: OperationSpec = {
   provider: 'openai',
   operationName: 'chat',
   action: 'chat.completions.create',
+  byDeployment: true,
   requestKind: 'openai.chat',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
@@ -295,6 +296,7 @@ const embeddings: OperationSpec = {
   provider: 'openai',
   operationName: 'embeddings',
   action: 'embeddings.create',
+  byDeployment: true,
   requestKind: 'openai.embeddings',
   isStream: () => false,
   requestAttributes(params, attributes) {

@@ -65,6 +65,18 @@ describe('AzureOpenAI', () => {
     expect(span.attributes['gen_ai.provider.name']).toBe('azure.ai.openai');
   });
 
+  it('embeddings go to the deployment too; the Responses API (not under /deployments) records the model the request names', async () => {
+    const client = new AzureOpenAI({ endpoint: fake.url, apiKey: 'azure-test', apiVersion: '2025-04-01-preview', deployment: 'prod-embed', maxRetries: 0 });
+    await client.embeddings.create({ model: 'text-embedding-3-small', input: 'hello' });
+    await client.responses.create({ model: 'prod-gpt-4o', input: 'hello' });
+    const spans = await spansOf(2);
+    expect(fake.requests.map((r) => r.path)).toEqual(['/openai/deployments/prod-embed/embeddings', '/openai/responses']);
+    expect(spans.map((s) => [s.attributes['gen_ai.operation.name'], s.attributes['gen_ai.request.model'], s.attributes['gen_ai.provider.name']])).toEqual([
+      ['embeddings', 'prod-embed', 'azure.ai.openai'],
+      ['chat', 'prod-gpt-4o', 'azure.ai.openai'],
+    ]);
+  });
+
   it.each(['openai-4', 'openai-5'])('the same with %s (test/sdk-versions)', async (dir) => {
     const sdk = audit.load('openai', join(repoRoot, 'test', 'sdk-versions', dir));
     const client = new sdk.AzureOpenAI({ endpoint: fake.url, apiKey: 'azure-test', apiVersion: '2024-06-01', deployment: 'prod-chat', maxRetries: 0 });

@@ -4,7 +4,8 @@
  * canonical route; what differs on the wire is handled here.
  *
  * - Azure OpenAI: POST /openai/deployments/<deployment>/chat/completions?api-version=...
- *   (and /embeddings). Without `api-version` Azure answers 404, and so does the fake.
+ *   (and /embeddings; /openai/responses takes the deployment as the body's model). Without
+ *   `api-version` the fake answers 400.
  * - Bedrock: POST /model/<model id>/invoke and /model/<model id>/invoke-with-response-stream. The
  *   model is in the path (the body has `anthropic_version` instead); a stream comes as AWS
  *   event-stream frames (`application/vnd.amazon.eventstream`), each event an `:event-type: chunk`
@@ -26,7 +27,7 @@ export interface PlatformRoute {
   refusal(body: any): string | undefined;
 }
 
-const AZURE = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|embeddings)$/;
+const AZURE = /^\/openai\/(?:deployments\/([^/]+)\/(chat\/completions|embeddings)|(responses))$/;
 const BEDROCK = /^\/model\/([^/]+)\/(invoke|invoke-with-response-stream)$/;
 const VERTEX = /^\/v1\/projects\/[^/]+\/locations\/[^/]+\/publishers\/anthropic\/models\/([^/:]+):(rawPredict|streamRawPredict)$/;
 
@@ -35,7 +36,7 @@ export function platformRoute(path: string, query: URLSearchParams): PlatformRou
   let match = AZURE.exec(path);
   if (match !== null) {
     return {
-      route: match[2] === 'embeddings' ? '/v1/embeddings' : '/v1/chat/completions',
+      route: match[3] === 'responses' ? '/v1/responses' : match[2] === 'embeddings' ? '/v1/embeddings' : '/v1/chat/completions',
       body: (body) => body,
       refusal: () => (query.get('api-version') ? undefined : 'Azure OpenAI needs the api-version query parameter'),
     };

@@ -69,6 +69,25 @@ describe('Amazon Bedrock (@anthropic-ai/bedrock-sdk)', () => {
     expect(a['gen_ai.usage.cost.amount']).toBe(priceOf('aws.bedrock', model));
   });
 
+  it('an error event inside the event stream: the call fails as errored, with the error type the provider sent', async () => {
+    fake.enqueue({ failAfterChunks: 2, errorType: 'overloaded_error', errorMessage: 'Overloaded' });
+    const client = new AnthropicBedrock({ ...awsCredentials, baseURL: fake.url, maxRetries: 0 });
+    const stream = await client.messages.create({ model, max_tokens: 100, messages, stream: true });
+    let caught: unknown;
+    try {
+      for await (const _event of stream);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(Error);
+    const span = await auditSpan();
+    expect(span.attributes['gen_ai.provider.name']).toBe('aws.bedrock');
+    expect(span.attributes['llm_audit.status']).toBe('error');
+    expect(span.attributes['llm_audit.stream.outcome']).toBe('errored');
+    expect(span.attributes['llm_audit.error.message']).toContain('Overloaded');
+    expect(span.attributes['llm_audit.output.hash']).toBeDefined();
+  });
+
   it('messages.stream() helper: one span, named by the helper', async () => {
     const client = new AnthropicBedrock({ ...awsCredentials, baseURL: fake.url, maxRetries: 0 });
     const final = await client.messages.stream({ model, max_tokens: 100, messages }).finalMessage();

@@ -3,6 +3,7 @@ import { recordsMetrics } from './util/audit-meter';
 import {
   InstrumentationBase,
   InstrumentationNodeModuleDefinition,
+  InstrumentationNodeModuleFile,
   type InstrumentationConfig,
 } from '@opentelemetry/instrumentation';
 import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/hashing';
@@ -16,6 +17,7 @@ import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/p
 import { checkShape, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
+import { providerHostMap } from './instrumentations/provider-hosts';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
@@ -32,6 +34,12 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   hashKeyId?: string;
   /** Prices (USD per million tokens) that win over the bundled price data, keyed by model or `provider/model`. */
   prices?: Record<string, ModelPriceOverride>;
+  /**
+   * Who receives calls sent to a host, as `gen_ai.provider.name` (and for pricing): `host` or
+   * `host:port` to a provider name, e.g. `{ 'vllm.internal:8000': 'vllm' }`. Wins over the built-in
+   * hosts and the client class. Default: `LLM_AUDIT_PROVIDER_HOSTS` (`host=name,...`).
+   */
+  providerHosts?: Record<string, string>;
   /** Which SDKs to patch. Default: all supported. */
   providers?: ProviderId[];
   /** Guardrail hooks run around every audited call (see docs/guardrails.md). */
@@ -97,6 +105,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
         return self.getConfig().hooks;
       },
       sanitize,
+      providerHosts: providerHostMap(config.providerHosts),
       content: config.content === undefined ? contentCipherFromEnv() : (config.content ?? undefined),
     };
     // auditClient() audits bundled SDK clients through these services (src/core/audit-client.ts).
@@ -166,31 +175,31 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
   }
 
   private moduleDefinition(patch: ProviderPatch): InstrumentationNodeModuleDefinition {
+    const onLoad = (moduleExports: any, version: string | undefined, file?: string) => {
+      if (!checkShape(patch, moduleExports, version, file)) return moduleExports;
+      try {
+        this.patchTargets(patch, moduleExports);
+      } catch (error) {
+        diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
+      }
+      return moduleExports;
+    };
+    const onUnload = (moduleExports: any) => {
+      for (const target of patch.targets(moduleExports)) {
+        // Only our own wrapper, and only when it is the outermost: another instrumentation's
+        // wrapper around ours stays, and ours then passes calls through (disabled).
+        const fn = target.proto?.[target.method];
+        if (typeof fn === 'function' && wrappedByUs(fn) && !wrappedByUs((fn as { __original?: unknown }).__original)) {
+          this._unwrap(target.proto, target.method);
+        }
+      }
+    };
     // '*': whether a version can be audited is decided by its shape (checkShape), and one that
     // cannot gets its warning rather than being skipped without a word by the base class.
-    return new InstrumentationNodeModuleDefinition(
-      patch.moduleName,
-      ['*'],
-      (moduleExports, version) => {
-        if (!checkShape(patch, moduleExports, version)) return moduleExports;
-        try {
-          this.patchTargets(patch, moduleExports);
-        } catch (error) {
-          diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
-        }
-        return moduleExports;
-      },
-      (moduleExports) => {
-        for (const target of patch.targets(moduleExports)) {
-          // Only our own wrapper, and only when it is the outermost: another instrumentation's
-          // wrapper around ours stays, and ours then passes calls through (disabled).
-          const fn = target.proto?.[target.method];
-          if (typeof fn === 'function' && wrappedByUs(fn) && !wrappedByUs((fn as { __original?: unknown }).__original)) {
-            this._unwrap(target.proto, target.method);
-          }
-        }
-      },
+    const files = (patch.files ?? []).map(
+      (file) => new InstrumentationNodeModuleFile(`${patch.moduleName}/${file}`, ['*'], (exports: any, version?: string) => onLoad(exports, version, file), onUnload),
     );
+    return new InstrumentationNodeModuleDefinition(patch.moduleName, ['*'], onLoad, onUnload, files);
   }
 
   private patchTargets(patch: ProviderPatch, moduleExports: any): void {

@@ -113,6 +113,11 @@ export const ATTR_AUDIT_CONTENT_ENCRYPTED = 'llm_audit.content.encrypted';
 export const ATTR_AUDIT_BLOCK_REASON = 'llm_audit.block.reason';
 export const EVENT_AUDIT_GUARDRAIL = 'llm_audit.guardrail';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
+/**
+ * The Azure OpenAI `api-version` the request was sent with. The GenAI conventions have no
+ * attribute for it (checked in open-telemetry/semantic-conventions-genai, December 2026).
+ */
+export const ATTR_AUDIT_AZURE_OPENAI_API_VERSION = 'llm_audit.azure_openai.api_version';
 
 /**
  * `llm_audit.status`. `interrupted`: the process was shutting down while the call was still running

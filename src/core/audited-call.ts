@@ -27,6 +27,7 @@ import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
 import { startCallSpans } from './audit-records';
+import { providerOf, type ProviderHostMap } from '../instrumentations/provider-hosts';
 import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
 
 /** What every call needs from the instrumentation: built once, shared by all calls. */
@@ -41,15 +42,24 @@ export interface AuditServices {
   /** Calls whose span is still open; the shutdown path ends them so that none is lost. */
   openCalls: Set<AuditedCall>;
   hooks: LlmAuditHooks | undefined;
+  /** The operator's host-to-provider map (LLM_AUDIT_PROVIDER_HOSTS); undefined when none is set. */
+  providerHosts: ProviderHostMap | undefined;
   /** Sanitization of the request text; undefined when off. */
   sanitize: { mode: 'detect' | 'redact'; sanitizer: Sanitizer } | undefined;
   /** Encrypted content capture; undefined when off. */
   content: ContentCipher | undefined;
 }
 
+/** Where a call goes, as its SDK client tells (src/instrumentations/provider-hosts.ts). */
 export interface ServerInfo {
   address?: string;
   port?: number;
+  /** The recipient when the client or host says (Azure, Bedrock, Groq...); else the SDK's provider. */
+  provider?: string;
+  /** Azure OpenAI: the deployment the request goes to, recorded as the request model. */
+  deployment?: string;
+  /** Request attributes of the endpoint (the Azure OpenAI api-version). */
+  attributes?: Attributes;
 }
 
 const requestIds = new WeakMap<object, string>();
@@ -83,6 +93,8 @@ export class AuditedCall implements GuardrailTarget {
   private accumulator: StreamAccumulator | undefined;
   private readonly metricAttributes: Attributes | undefined;
   private readonly requestModel: string | undefined;
+  /** `gen_ai.provider.name`: who received the call (see provider-hosts.ts), which prices it too. */
+  private readonly provider: string;
   private readonly action: string;
   private readonly audit: AuditContext | undefined;
   private ragDocumentIds: string[] | undefined;
@@ -102,15 +114,17 @@ export class AuditedCall implements GuardrailTarget {
     server: ServerInfo,
     parent: Context,
   ) {
-    const model = typeof params?.model === 'string' ? params.model : undefined;
+    // An Azure deployment is what the request addresses, whatever `model` the body carries.
+    const model = (spec.byDeployment ? server.deployment : undefined) ?? (typeof params?.model === 'string' ? params.model : undefined);
     this.requestModel = model;
+    this.provider = providerOf(server, services.providerHosts, spec.provider);
     this.action = action;
     this.sentParams = services.content !== undefined ? params : undefined;
     this.quotable = params;
     // One object, filled in a fixed order: every call's attribute set then shares one hidden class.
     const attributes: Attributes = {};
     attributes[A.ATTR_GEN_AI_OPERATION_NAME] = spec.operationName;
-    attributes[A.ATTR_GEN_AI_PROVIDER_NAME] = spec.provider;
+    attributes[A.ATTR_GEN_AI_PROVIDER_NAME] = this.provider;
     if (model !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_MODEL] = model;
     if (server.address !== undefined) attributes[A.ATTR_SERVER_ADDRESS] = server.address;
     if (server.port !== undefined) attributes[A.ATTR_SERVER_PORT] = server.port;
@@ -126,6 +140,7 @@ export class AuditedCall implements GuardrailTarget {
       this.accumulator = spec.accumulator(params);
     }
     spec.requestAttributes(params, attributes);
+    if (server.attributes !== undefined) Object.assign(attributes, server.attributes);
     this.audit = getAuditContext(parent);
     if (this.audit !== undefined) Object.assign(attributes, auditContextAttributes(this.audit));
     const { hasher } = services;
@@ -148,7 +163,7 @@ export class AuditedCall implements GuardrailTarget {
   request(params: unknown): AuditRequest {
     return {
       requestId: this.requestId,
-      provider: this.spec.provider,
+      provider: this.provider,
       operation: this.spec.operationName,
       action: this.action,
       model: this.requestModel,
@@ -259,6 +274,7 @@ export class AuditedCall implements GuardrailTarget {
       return;
     }
     const type = errorType(error, this.quotable);
+    for (const guardrail of this.spec.errorGuardrails?.(error) ?? []) this.addGuardrail(guardrail);
     // Provider error bodies quote the prompt: its text is removed before anything is recorded.
     const message = auditErrorMessage(error, this.quotable);
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
@@ -333,6 +349,7 @@ export class AuditedCall implements GuardrailTarget {
     if (this.services.content !== undefined) this.recordContent(attributes, summary);
     if (summary.attributes !== undefined) Object.assign(attributes, summary.attributes);
     span.setAttributes(attributes);
+    if (summary.guardrails !== undefined) for (const guardrail of summary.guardrails) this.addGuardrail(guardrail);
     this.recordMetrics(summary, usage, failedWith);
   }
 
@@ -359,7 +376,7 @@ export class AuditedCall implements GuardrailTarget {
       return;
     }
     const result = this.services.cost.price(
-      this.spec.provider,
+      this.provider,
       model,
       usage && {
         inputTokens: usage.input,
@@ -371,7 +388,7 @@ export class AuditedCall implements GuardrailTarget {
     );
     attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
     if (result.status !== 'priced') {
-      diag.debug(`otel-llm-audit: no cost for ${this.spec.provider}/${model}: ${result.reason}`);
+      diag.debug(`otel-llm-audit: no cost for ${this.provider}/${model}: ${result.reason}`);
     } else {
       attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = result.amountUsd;
       attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';

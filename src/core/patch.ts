@@ -10,6 +10,7 @@ import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
 import type { ProviderPatch } from './provider';
+import { endpointOf } from '../instrumentations/provider-hosts';
 import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
@@ -36,7 +37,7 @@ export function wrappedByUs(fn: unknown): boolean {
 }
 
 export interface AuditedMethodOptions {
-  /** Where the SDK client sends the request (for `server.address` / `server.port`). */
+  /** Where the SDK client sends the request (`server.address` / `server.port`) and to whom. */
   server(resource: any): ServerInfo;
   /** The SDK client behind a resource object (`resource._client`). */
   client(resource: any): any;
@@ -49,7 +50,7 @@ export interface AuditedMethodOptions {
 
 /** The options {@link auditedMethod} needs for one provider's SDK (the patch and auditClient() alike). */
 export function methodOptions(patch: ProviderPatch): AuditedMethodOptions {
-  return { server: (resource: any) => serverFromBaseURL(patch.client(resource)), client: patch.client, invoke: patch.invoke };
+  return { server: (resource: any) => endpointOf(patch.client(resource)), client: patch.client, invoke: patch.invoke };
 }
 
 /**
@@ -215,23 +216,4 @@ export function namedHelper(action: string): (original: Method) => Method {
     ours(function auditedSdkHelper(this: any, ...args: any[]) {
       return withAction(action, () => original.apply(this, args));
     });
-}
-
-const serverCache = new WeakMap<object, { baseURL: string; info: ServerInfo }>();
-
-/** `server.address` and `server.port` from an SDK client's `baseURL`, parsed once per client. */
-export function serverFromBaseURL(client: { baseURL?: unknown } | undefined): ServerInfo {
-  if (client === undefined || typeof client.baseURL !== 'string') return {};
-  const cached = serverCache.get(client);
-  if (cached !== undefined && cached.baseURL === client.baseURL) return cached.info;
-  let info: ServerInfo = {};
-  try {
-    const url = new URL(client.baseURL);
-    const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : undefined;
-    info = { address: url.hostname, port };
-  } catch {
-    diag.debug(`otel-llm-audit: SDK baseURL is not a URL: ${client.baseURL}`);
-  }
-  serverCache.set(client, { baseURL: client.baseURL, info });
-  return info;
 }

@@ -26,17 +26,25 @@ export interface ProviderPatch {
    * What the patch cannot audit without, by name: the audited operations' methods and the client's
    * `post` (through which a beforeRequest hook holds the request). A version where one of them is
    * not a function is refused. Helpers and operations that only some versions have are not listed.
+   * `file` is set when the exports are one of `files` (a file inside the package, which carries
+   * the resource classes but not the client).
    */
-  needs(moduleExports: any): Record<string, unknown>;
+  needs(moduleExports: any, file?: string): Record<string, unknown>;
   client(resource: any): { baseURL?: unknown } | undefined;
   targets(moduleExports: any): PatchTarget[];
+  /**
+   * Files inside the package (paths relative to it) that export the classes `targets` reads, for
+   * code that loads them without the package's main entry: Anthropic's Bedrock and Vertex SDKs
+   * require `@anthropic-ai/sdk/client` and its resources, never `@anthropic-ai/sdk` itself.
+   */
+  files?: string[];
   /** Optional: runs the SDK method (see AuditedMethodOptions.invoke). */
   invoke?(original: (...args: any[]) => any, resource: any, args: any[]): unknown;
 }
 
 /** What `patch` needs and `moduleExports` lacks (names from ProviderPatch.needs); empty when its shape matches. */
-export function missingShape(patch: ProviderPatch, moduleExports: any): string[] {
-  return Object.entries(patch.needs(moduleExports))
+export function missingShape(patch: ProviderPatch, moduleExports: any, file?: string): string[] {
+  return Object.entries(patch.needs(moduleExports, file))
     .filter(([, value]) => typeof value !== 'function')
     .map(([name]) => name);
 }
@@ -53,8 +61,8 @@ const said = new Set<string>();
  * without audit is an audit failure, not a debugging detail); under LLM_AUDIT_ON_FAILURE=block it
  * is an error instead, thrown where the app loads the SDK, so the app does not start unaudited.
  */
-export function checkShape(patch: ProviderPatch, moduleExports: any, version: string | undefined): boolean {
-  const missing = missingShape(patch, moduleExports);
+export function checkShape(patch: ProviderPatch, moduleExports: any, version: string | undefined, file?: string): boolean {
+  const missing = missingShape(patch, moduleExports, file);
   // Per version and verdict: two copies of one version can differ (a patched or bundled copy).
   const key = `${patch.moduleName}@${version}:${missing.join(',')}`;
   if (missing.length === 0) {

@@ -1,5 +1,6 @@
 import type { Attributes } from '@opentelemetry/api';
 import type { RequestKind } from '../audit/sanitize';
+import type { GuardrailResult } from '../guardrails';
 
 export type ProviderName = 'openai' | 'anthropic';
 
@@ -40,6 +41,8 @@ export interface ResponseSummary {
   toolCallIds?: string[];
   /** Provider-specific attributes (service tier, fingerprint, embedding dimensions...). */
   attributes?: Attributes;
+  /** Guardrail decisions the provider reported (Azure OpenAI's content filters), one event each. */
+  guardrails?: GuardrailResult[];
 }
 
 /** Folds stream chunks (or events) into a {@link ResponseSummary}. */
@@ -58,6 +61,11 @@ export interface OperationSpec<P = any> {
   operationName: string;
   /** `llm_audit.action` when no helper method named itself. */
   action: string;
+  /**
+   * Azure OpenAI sends this operation to `/deployments/<name>/...`: the deployment, not the body's
+   * `model`, is what the request addresses (chat completions, embeddings; not the Responses API).
+   */
+  byDeployment?: boolean;
   /** The request shape, for the sanitizer's walk over the message text. */
   requestKind: RequestKind;
   isStream(params: P): boolean;
@@ -70,4 +78,6 @@ export interface OperationSpec<P = any> {
   prompt(params: P): { system?: unknown; input?: unknown };
   summarize(data: unknown): ResponseSummary;
   accumulator(params: P): StreamAccumulator;
+  /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
+  errorGuardrails?(error: unknown): GuardrailResult[] | undefined;
 }

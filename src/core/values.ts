@@ -29,3 +29,12 @@ export function withFinish(message: OutputMessage, finish: unknown): OutputMessa
   if (typeof finish === 'string') message.finish_reason = finish;
   return message;
 }
+
+/**
+ * `value` when it is a non-empty string, else undefined. Ids and model names pass through this: an
+ * empty string is no known value (Azure OpenAI streams open with a content-filter chunk whose `id`
+ * and `model` are ''), and recording it would pass an unknown for a known one.
+ */
+export function knownString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}

@@ -1,6 +1,6 @@
 import * as A from '../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../core/types';
-import { withFinish, definedNumber, setNumber, stringList, sumCounts } from '../core/values';
+import { withFinish, definedNumber, knownString, setNumber, stringList, sumCounts } from '../core/values';
 import type { ProviderPatch } from '../core/provider';
 
 /**
@@ -16,14 +16,20 @@ export const anthropicPatch: ProviderPatch = {
   moduleName: '@anthropic-ai/sdk',
   tested: (major, minor) => (major === 0 && minor >= 30) || major === 1,
   testedRange: '0.30-0.x, 1.x',
-  needs(moduleExports) {
+  needs(moduleExports, file) {
     const Anthropic = anthropicRoot(moduleExports);
+    // A resources file (the Bedrock and Vertex SDKs' way in) has Messages but not the client, whose
+    // `post` is checked where the client class is loaded.
+    if (file !== undefined) return { 'Messages.prototype.create': Anthropic?.Messages?.prototype?.create };
     return {
       'Anthropic.Messages.prototype.create': Anthropic?.Messages?.prototype?.create,
       'Anthropic.prototype.post': Anthropic?.prototype?.post,
     };
   },
   client: (resource) => resource?._client,
+  // `{ Messages }`, which targets() reads like the main export's `Anthropic.Messages` (CommonJS and
+  // ESM builds; the loader hook routes the latter, see sdk/hooked-modules.ts).
+  files: ['resources/messages/messages.js', 'resources/messages/messages.mjs'],
   targets(moduleExports) {
     const Anthropic = anthropicRoot(moduleExports);
     return [
@@ -79,8 +85,8 @@ const messages: OperationSpec = {
       addBlock(parts, tools, block?.type, block, block?.type === 'tool_use' ? JSON.stringify(block.input ?? {}) : undefined);
     }
     return {
-      id: data?.id,
-      model: data?.model,
+      id: knownString(data?.id),
+      model: knownString(data?.model),
       finishReasons: typeof data?.stop_reason === 'string' ? [data.stop_reason] : [],
       usage: anthropicUsage(data?.usage),
       output: [withFinish({ role: data?.role ?? 'assistant', parts }, data?.stop_reason)],
@@ -147,8 +153,8 @@ class MessageStreamAccumulator implements StreamAccumulator {
     switch (event?.type) {
       case 'message_start': {
         const message = event.message ?? {};
-        this.id = message.id;
-        this.model = message.model;
+        this.id = knownString(message.id);
+        this.model = knownString(message.model);
         if (typeof message.role === 'string') this.role = message.role;
         if (message.usage) this.usage = { ...message.usage };
         break;

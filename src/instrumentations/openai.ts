@@ -1,7 +1,8 @@
 import type { Attributes } from '@opentelemetry/api';
 import * as A from '../semconv';
 import type { OperationSpec, OutputMessage, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../core/types';
-import { withFinish, definedNumber, setNumber, stringList } from '../core/values';
+import { withFinish, definedNumber, knownString, setNumber, stringList } from '../core/values';
+import { AzureContentFilters, errorContentFilters } from './azure-content-filter';
 import type { ProviderPatch } from '../core/provider';
 
 /**
@@ -49,6 +50,7 @@ const chatCompletions: OperationSpec = {
   provider: 'openai',
   operationName: 'chat',
   action: 'chat.completions.create',
+  byDeployment: true,
   requestKind: 'openai.chat',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
@@ -95,18 +97,22 @@ const chatCompletions: OperationSpec = {
       if (typeof choice?.finish_reason === 'string') finishReasons.push(choice.finish_reason);
       output.push(withFinish({ role: message.role ?? 'assistant', parts }, choice?.finish_reason));
     }
+    const filters = new AzureContentFilters();
+    filters.addResponse(data);
     return {
-      id: data?.id,
-      model: data?.model,
+      id: knownString(data?.id),
+      model: knownString(data?.model),
       finishReasons,
       usage: chatUsage(data?.usage),
       output,
       toolNames,
       toolCallIds,
       attributes: openaiResponseAttributes(data),
+      guardrails: filters.results(),
     };
   },
   accumulator: () => new ChatStreamAccumulator(),
+  errorGuardrails: errorContentFilters,
 };
 
 function chatUsage(usage: any): TokenUsage | undefined {
@@ -135,10 +141,13 @@ class ChatStreamAccumulator implements StreamAccumulator {
   private usage: TokenUsage | undefined;
   private readonly choices: ChoiceState[] = [];
   private attributes: Attributes | undefined;
+  private readonly filters = new AzureContentFilters();
 
   onChunk(chunk: any): void {
-    this.id ??= chunk?.id;
-    this.model ??= chunk?.model;
+    // The first non-empty value: Azure's first chunk (its prompt filter results) has '' for both.
+    this.id ??= knownString(chunk?.id);
+    this.model ??= knownString(chunk?.model);
+    this.filters.addResponse(chunk);
     if (chunk?.usage) this.usage = chatUsage(chunk.usage);
     // Every chunk repeats these; read them once.
     if (this.attributes === undefined && (chunk?.service_tier || chunk?.system_fingerprint)) {
@@ -188,7 +197,17 @@ class ChatStreamAccumulator implements StreamAccumulator {
       if (state.finish !== undefined) finishReasons.push(state.finish);
       output.push(withFinish({ role: state.role, parts }, state.finish));
     }
-    return { id: this.id, model: this.model, usage: this.usage, output, finishReasons, toolNames, toolCallIds, attributes: this.attributes };
+    return {
+      id: this.id,
+      model: this.model,
+      usage: this.usage,
+      output,
+      finishReasons,
+      toolNames,
+      toolCallIds,
+      attributes: this.attributes,
+      guardrails: this.filters.results(),
+    };
   }
 }
 
@@ -210,6 +229,7 @@ const responses: OperationSpec = {
   prompt: (params) => ({ system: params?.instructions ?? undefined, input: params?.input }),
   summarize: (data) => summarizeResponse(data),
   accumulator: () => new ResponsesStreamAccumulator(),
+  errorGuardrails: errorContentFilters,
 };
 
 function summarizeResponse(data: any): ResponseSummary {
@@ -231,8 +251,8 @@ function summarizeResponse(data: any): ResponseSummary {
   const finish = data?.incomplete_details?.reason ?? data?.status;
   const usage = data?.usage;
   return {
-    id: data?.id,
-    model: data?.model,
+    id: knownString(data?.id),
+    model: knownString(data?.model),
     finishReasons: typeof finish === 'string' ? [finish] : [],
     usage:
       usage === undefined || usage === null
@@ -265,8 +285,8 @@ class ResponsesStreamAccumulator implements StreamAccumulator {
   onChunk(event: any): void {
     switch (event?.type) {
       case 'response.created':
-        this.id = event.response?.id;
-        this.model = event.response?.model;
+        this.id = knownString(event.response?.id);
+        this.model = knownString(event.response?.model);
         break;
       case 'response.output_text.delta':
         if (typeof event.delta === 'string') this.text += event.delta;
@@ -292,6 +312,7 @@ const embeddings: OperationSpec = {
   provider: 'openai',
   operationName: 'embeddings',
   action: 'embeddings.create',
+  byDeployment: true,
   requestKind: 'openai.embeddings',
   isStream: () => false,
   requestAttributes(params, attributes) {
@@ -306,7 +327,7 @@ const embeddings: OperationSpec = {
     const first = Array.isArray(data?.data) ? data.data[0]?.embedding : undefined;
     const usage = data?.usage;
     return {
-      model: data?.model,
+      model: knownString(data?.model),
       usage: usage === undefined || usage === null ? undefined : { input: definedNumber(usage.prompt_tokens) },
       attributes: Array.isArray(first) ? { [A.ATTR_GEN_AI_EMBEDDINGS_DIMENSION_COUNT]: first.length } : undefined,
     };

@@ -3,4 +3,11 @@
  * module is left alone). The pattern catches them where Next.js imports an external package under
  * a hashed alias (`openai-<hash>`, a link that resolves to the package's own index.mjs).
  */
-export const HOOKED_MODULES: Array<string | RegExp> = ['openai', '@anthropic-ai/sdk', /\/node_modules\/(openai|@anthropic-ai\/sdk)\/index\.mjs$/];
+export const HOOKED_MODULES: Array<string | RegExp> = [
+  'openai',
+  '@anthropic-ai/sdk',
+  /\/node_modules\/(openai|@anthropic-ai\/sdk)\/index\.mjs$/,
+  // The Messages class where Anthropic's Bedrock and Vertex SDKs reach it: they import the SDK's
+  // internals (`@anthropic-ai/sdk/client`, its resources), never its entry point.
+  /\/node_modules\/@anthropic-ai\/sdk\/resources\/messages\/messages\.mjs$/,
+];

@@ -46,6 +46,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { bedrockChunk, platformRoute } from './platform-routes';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -95,6 +96,11 @@ export interface Scenario {
   model?: string;
   /** Response id (default: generated, chatcmpl- / resp_ / msg_ prefixed). */
   responseId?: string;
+  /**
+   * Answer with these exact bytes (a response recorded from a real provider) instead of building
+   * one; status 200 unless `status` says otherwise.
+   */
+  replay?: { contentType: string; body: string };
 }
 
 export interface RecordedRequest {
@@ -364,6 +370,8 @@ interface Ctx {
   body: any;
   /** The request target as received, query string included. */
   url: string;
+  /** Stream framing other than SSE (Bedrock's AWS event stream, see platform-routes.ts). */
+  framing?: 'aws-eventstream';
 }
 
 /** The text of a message or of a Responses input: a string, or the text parts of a content array. */
@@ -519,17 +527,26 @@ function encodeFrame(frame: Frame): string {
 
 async function runStream(ctx: Ctx, plan: StreamPlan): Promise<void> {
   const { res, signal, scenario } = ctx;
+  const eventStream = ctx.framing === 'aws-eventstream';
   res.writeHead(scenario.status ?? 200, {
     ...baseHeaders(ctx),
-    'content-type': 'text/event-stream; charset=utf-8',
+    'content-type': eventStream ? 'application/vnd.amazon.eventstream' : 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     connection: 'keep-alive',
   });
   res.flushHeaders();
   let lastWrite: Promise<void> = Promise.resolve();
+  const writeBytes = (bytes: string | Uint8Array): void => {
+    lastWrite = new Promise((resolve) => res.write(bytes, () => resolve()));
+  };
   const write = (text: string): void => {
     if (res.destroyed || text === '') return;
-    lastWrite = new Promise((resolve) => res.write(text, () => resolve()));
+    writeBytes(text);
+  };
+  // Bedrock: each event's JSON in an event-stream message; SSE-only frames ([DONE]) have no equivalent.
+  const writeFrame = (frame: Frame): void => {
+    if (!eventStream) write(encodeFrame(frame));
+    else if (frame.kind === 'event' && !res.destroyed) writeBytes(bedrockChunk(typeof frame.data === 'string' ? frame.data : JSON.stringify(frame.data)));
   };
   const delay = scenario.chunkDelayMs ?? 0;
   let sent = 0;
@@ -546,7 +563,7 @@ async function runStream(ctx: Ctx, plan: StreamPlan): Promise<void> {
       if (scenario.failAfterChunks !== undefined && deltas >= scenario.failAfterChunks) {
         if (sent > 0) await sleep(delay, signal);
         if (signal.aborted || res.destroyed) return;
-        write(encodeFrame(plan.failure()));
+        writeFrame(plan.failure());
         res.end();
         return;
       }
@@ -554,7 +571,7 @@ async function runStream(ctx: Ctx, plan: StreamPlan): Promise<void> {
     }
     if (sent > 0) await sleep(delay, signal);
     if (signal.aborted || res.destroyed) return;
-    write(encodeFrame(frame));
+    writeFrame(frame);
     sent++;
     if (frame.kind === 'event' && frame.textDelta) deltas++;
   }
@@ -1080,7 +1097,8 @@ export function startFakeProvider(): Promise<FakeProvider> {
       res.destroy();
       return;
     }
-    const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+    const target = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const path = target.pathname;
     let body: any;
     let bodyIsJson = false;
     if (rawBody !== '') {
@@ -1094,10 +1112,11 @@ export function startFakeProvider(): Promise<FakeProvider> {
     const method = (req.method ?? 'GET').toUpperCase();
     requests.push({ method, path, headers: { ...req.headers }, body, rawBody });
 
-    const route = method === 'POST' ? ROUTES[path] : undefined;
+    const platform = method === 'POST' ? platformRoute(path, target.searchParams) : undefined;
+    const route = method === 'POST' ? ROUTES[platform?.route ?? path] : undefined;
     const provider: Provider =
       route?.provider ?? (req.headers['anthropic-version'] !== undefined || req.headers['x-api-key'] !== undefined ? 'anthropic' : 'openai');
-    const ctx: Ctx = { res, signal: controller.signal, provider, requestId: requestIdFor(provider), scenario: {}, body, url: req.url ?? '/' };
+    const ctx: Ctx = { res, signal: controller.signal, provider, requestId: requestIdFor(provider), scenario: {}, body, url: req.url ?? '/', framing: platform?.framing };
 
     try {
       if (!route) {
@@ -1105,7 +1124,16 @@ export function startFakeProvider(): Promise<FakeProvider> {
         else sendError(ctx, 404, `Invalid URL (${method} ${path})`, 'invalid_request_error', null, null);
         return;
       }
+      const refusal = platform?.refusal(body);
+      if (refusal !== undefined) throw new ProviderError(400, refusal);
+      if (platform !== undefined && bodyIsJson) ctx.body = platform.body(body);
       ctx.scenario = route.noScenario ? {} : (queue.shift() ?? {});
+      const replay = ctx.scenario.replay;
+      if (replay !== undefined) {
+        res.writeHead(ctx.scenario.status ?? 200, { ...baseHeaders(ctx), 'content-type': replay.contentType });
+        res.end(replay.body);
+        return;
+      }
       if (ctx.scenario.echoRequest !== undefined) ctx.scenario = { ...ctx.scenario, errorMessage: echoMessage(ctx) };
       await sleep(ctx.scenario.headersDelayMs ?? 0, controller.signal);
       if (controller.signal.aborted) return;

@@ -8,19 +8,37 @@
  * addresses are written in brackets: `[::1]:8080`. Host names compare case-insensitively.
  */
 
-/** The providers' API hosts, matched on any port. */
-export const BUILT_IN_LLM_HOSTS: readonly string[] = [
-  'api.openai.com',
-  '*.openai.azure.com', // Azure OpenAI
-  '*.cognitiveservices.azure.com', // Azure AI Services (Azure OpenAI under the multi-service endpoint)
-  'api.anthropic.com',
-  'generativelanguage.googleapis.com', // Gemini API
-  'aiplatform.googleapis.com', // Vertex AI, global endpoint
-  '*-aiplatform.googleapis.com', // Vertex AI, regional endpoints
-  'bedrock-runtime.*.amazonaws.com',
-  'bedrock-runtime-fips.*.amazonaws.com',
-  'api.mistral.ai',
+/**
+ * The providers' public API hosts, matched on any port, each with the `gen_ai.provider.name` of the
+ * calls it receives (src/instrumentations/provider-hosts.ts): the conventions' name where they list
+ * the provider, else the provider's id in @pydantic/genai-prices, so that the call is priced with
+ * that provider's prices.
+ */
+export const BUILT_IN_PROVIDER_HOSTS: readonly (readonly [host: string, provider: string])[] = [
+  ['api.openai.com', 'openai'],
+  ['*.openai.azure.com', 'azure.ai.openai'], // Azure OpenAI
+  ['*.cognitiveservices.azure.com', 'azure.ai.openai'], // Azure AI Services (Azure OpenAI under the multi-service endpoint)
+  ['api.anthropic.com', 'anthropic'],
+  ['generativelanguage.googleapis.com', 'gcp.gemini'], // Gemini API
+  ['aiplatform.googleapis.com', 'gcp.vertex_ai'], // Vertex AI, global endpoint
+  ['*-aiplatform.googleapis.com', 'gcp.vertex_ai'], // Vertex AI, regional endpoints
+  ['aiplatform.*.rep.googleapis.com', 'gcp.vertex_ai'], // Vertex AI, multi-region endpoints (us, eu)
+  ['bedrock-runtime.*.amazonaws.com', 'aws.bedrock'],
+  ['bedrock-runtime-fips.*.amazonaws.com', 'aws.bedrock'],
+  ['api.mistral.ai', 'mistral_ai'],
+  ['api.groq.com', 'groq'],
+  ['api.deepseek.com', 'deepseek'],
+  ['api.x.ai', 'x_ai'],
+  ['api.perplexity.ai', 'perplexity'],
+  ['openrouter.ai', 'openrouter'],
+  ['api.together.xyz', 'together'],
+  ['api.together.ai', 'together'],
+  ['api.fireworks.ai', 'fireworks'],
+  ['api.cerebras.ai', 'cerebras'],
 ];
+
+/** The providers' API hosts, matched on any port. */
+export const BUILT_IN_LLM_HOSTS: readonly string[] = BUILT_IN_PROVIDER_HOSTS.map(([host]) => host);
 
 export interface HostPattern {
   /** The entry as written. */

@@ -40,7 +40,18 @@ describe('built-in LLM hosts', () => {
 
   it('matches the built-in hosts on any port', () => {
     expect(isLlm('api.openai.com', 8443)).toBe(true);
-    expect(BUILT_IN_LLM_HOSTS).toHaveLength(10);
+    expect(BUILT_IN_LLM_HOSTS).toHaveLength(20);
+    expect(isLlm('api.groq.com', 443)).toBe(true);
+    expect(isLlm('aiplatform.eu.rep.googleapis.com', 443)).toBe(true);
+  });
+});
+
+describe('LLM_AUDIT_PROVIDER_HOSTS', () => {
+  it('its hosts are watched too, a bad entry is an error naming it', () => {
+    const match = hostMatcher(watcherSettings({}, { LLM_AUDIT_PROVIDER_HOSTS: 'vllm.internal:8000=vllm' }).hosts);
+    expect(match('vllm.internal', 8000)?.source).toBe('vllm.internal:8000');
+    expect(match('vllm.internal', 8001)).toBeUndefined();
+    expect(() => watcherSettings({}, { LLM_AUDIT_PROVIDER_HOSTS: 'vllm.internal' })).toThrow(/LLM_AUDIT_PROVIDER_HOSTS: "vllm.internal" is not host=provider/);
   });
 });
 

@@ -15,11 +15,11 @@ import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/p
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
+import { googleGenaiPatch } from './instrumentations/google-genai';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
 
-export type ProviderId = 'openai' | 'anthropic';
 
 export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   /**
@@ -47,7 +47,14 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   content?: ContentCipher | null;
 }
 
-const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
+/** The SDKs this package patches, by the id `providers` takes: the one table the ids come from. */
+const PROVIDERS = {
+  openai: openaiPatch,
+  anthropic: anthropicPatch,
+  'google-genai': googleGenaiPatch,
+} satisfies Record<string, ProviderPatch>;
+
+export type ProviderId = keyof typeof PROVIDERS;
 
 /** The API's shared no-op histogram: what a meter gives when no meter provider is registered. */
 const NOOP_HISTOGRAM = createNoopMeter().createHistogram('otel-llm-audit.noop');

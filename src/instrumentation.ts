@@ -16,6 +16,7 @@ import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
 import { googleGenaiPatch } from './instrumentations/google-genai';
+import { mistralPatch } from './instrumentations/mistral';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
@@ -52,6 +53,7 @@ const PROVIDERS = {
   openai: openaiPatch,
   anthropic: anthropicPatch,
   'google-genai': googleGenaiPatch,
+  mistral: mistralPatch,
 } satisfies Record<string, ProviderPatch>;
 
 export type ProviderId = keyof typeof PROVIDERS;

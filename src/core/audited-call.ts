@@ -268,7 +268,9 @@ export class AuditedCall implements GuardrailTarget {
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
     this.span.setAttribute(A.ATTR_AUDIT_ERROR_MESSAGE, message);
     if (outcome !== undefined) this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, outcome);
-    const status = (error as { status?: unknown } | null)?.status;
+    // `status` (Stainless SDKs, @google/genai) or `statusCode` (Speakeasy SDKs: Mistral).
+    const failed = error as { status?: unknown; statusCode?: unknown } | null;
+    const status = typeof failed?.status === 'number' ? failed.status : failed?.statusCode;
     if (typeof status === 'number') this.span.setAttribute(A.ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     // The status description is exported too, so it carries the masked message, never the raw one.
     this.span.setStatus({ code: SpanStatusCode.ERROR, message });

@@ -238,17 +238,26 @@ const serverCache = new WeakMap<object, { baseURL: string; info: ServerInfo }>()
 
 /** `server.address` and `server.port` from an SDK client's `baseURL`, parsed once per client. */
 export function serverFromBaseURL(client: { baseURL?: unknown } | undefined): ServerInfo {
-  if (client === undefined || typeof client.baseURL !== 'string') return {};
-  const cached = serverCache.get(client);
-  if (cached !== undefined && cached.baseURL === client.baseURL) return cached.info;
+  return client === undefined ? {} : serverFromURL(client, client.baseURL);
+}
+
+/**
+ * `server.address` and `server.port` from the base URL (a string or a URL) that `owner` (an SDK
+ * client) sends to, parsed once per owner and URL.
+ */
+export function serverFromURL(owner: object, baseURL: unknown): ServerInfo {
+  const text = typeof baseURL === 'string' ? baseURL : baseURL instanceof URL ? baseURL.href : undefined;
+  if (text === undefined) return {};
+  const cached = serverCache.get(owner);
+  if (cached !== undefined && cached.baseURL === text) return cached.info;
   let info: ServerInfo = {};
   try {
-    const url = new URL(client.baseURL);
+    const url = new URL(text);
     const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : undefined;
     info = { address: url.hostname, port };
   } catch {
-    diag.debug(`otel-llm-audit: SDK baseURL is not a URL: ${client.baseURL}`);
+    diag.debug(`otel-llm-audit: SDK baseURL is not a URL: ${text}`);
   }
-  serverCache.set(client, { baseURL: client.baseURL, info });
+  serverCache.set(owner, { baseURL: text, info });
   return info;
 }

@@ -7,6 +7,7 @@ export const HOOKED_MODULES: Array<string | RegExp> = [
   'openai',
   '@anthropic-ai/sdk',
   '@google/genai',
+  '@mistralai/mistralai',
   /\/node_modules\/(openai|@anthropic-ai\/sdk)\/index\.mjs$/,
   /\/node_modules\/@google\/genai\/dist\/node\/index\.mjs$/,
 ];

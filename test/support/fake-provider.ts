@@ -17,7 +17,8 @@
  * (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
  * `:batchEmbedContents`; Vertex `/v1beta1/[projects/{p}/locations/{l}/]publishers/google/models/{model}:`
  * the same and `:predict`), in the shapes of the recordings that googleapis/js-genai publishes under
- * test/system/recordings (Apache-2.0): see the Gemini section below. Anything else gets a 404 in the provider's error shape (Anthropic's
+ * test/system/recordings (Apache-2.0): see the Gemini section below; Mistral under `/mistral`
+ * (`/mistral/v1/chat/completions`, `/mistral/v1/embeddings`, see the Mistral section). Anything else gets a 404 in the provider's error shape (Anthropic's
  * when the request carries an `anthropic-version` or `x-api-key` header, OpenAI's otherwise).
  *
  * Scenarios: `enqueue()` queues scenarios; each request to one of the endpoints above takes the
@@ -118,6 +119,8 @@ export interface FakeProvider {
   anthropicBaseURL: string;
   /** `url`: pass to new GoogleGenAI({ apiKey: 'test', httpOptions: { baseUrl } }) (Gemini API and Vertex express mode alike). */
   googleBaseURL: string;
+  /** `${url}/mistral`: pass to new Mistral({ apiKey: 'test', serverURL }) */
+  mistralBaseURL: string;
   requests: RecordedRequest[];
   /** FIFO; each request to a known endpoint consumes one; empty queue = defaults. Throws on an inconsistent scenario. */
   enqueue(...scenarios: Scenario[]): void;
@@ -142,7 +145,7 @@ export interface ResolvedUsage extends UsageNumbers {
   total: number;
 }
 
-export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages' | 'gemini';
+export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages' | 'gemini' | 'mistral';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults and helpers tests use to compute expectations
@@ -261,7 +264,7 @@ const DEFAULT_SNAPSHOT_DATE = '2024-07-18';
  */
 export function expectedModel(endpoint: Endpoint, requestModel: string, scenario: Scenario = {}): string {
   if (scenario.model !== undefined) return scenario.model;
-  if (endpoint === 'embeddings' || endpoint === 'messages' || endpoint === 'gemini') return requestModel;
+  if (endpoint === 'embeddings' || endpoint === 'messages' || endpoint === 'gemini' || endpoint === 'mistral') return requestModel;
   if (/-\d{4}-\d{2}-\d{2}$/.test(requestModel) || /-\d{4}$/.test(requestModel)) return requestModel;
   if (requestModel === 'gpt-3.5-turbo') return 'gpt-3.5-turbo-0125';
   return `${requestModel}-${OPENAI_SNAPSHOT_DATES[requestModel] ?? DEFAULT_SNAPSHOT_DATE}`;
@@ -356,7 +359,7 @@ const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 // Request plumbing
 // ---------------------------------------------------------------------------------------------
 
-type Provider = 'openai' | 'anthropic' | 'google';
+type Provider = 'openai' | 'anthropic' | 'google' | 'mistral';
 type Json = Record<string, unknown>;
 
 interface Ctx {
@@ -434,6 +437,7 @@ function baseHeaders(ctx: Ctx): Record<string, string> {
     // As in the js-genai recordings: Google's front end names no request id.
     return { server: 'scaffolding on HTTPServer2', vary: 'Origin, X-Origin, Referer', 'x-content-type-options': 'nosniff', 'x-xss-protection': '0' };
   }
+  if (ctx.provider === 'mistral') return { 'x-kong-request-id': ctx.requestId, 'mistral-correlation-id': ctx.requestId };
   if (ctx.provider === 'anthropic') {
     return { 'request-id': ctx.requestId, 'anthropic-organization-id': '00000000-0000-4000-8000-000000000000' };
   }
@@ -509,7 +513,9 @@ function isRetryable(status: number): boolean {
 
 function sendError(ctx: Ctx, status: number, message: string, type?: string, param: string | null = null, code?: string | null): void {
   const extra: Record<string, string> = isRetryable(status) ? { 'retry-after': '0', 'retry-after-ms': '1' } : {};
-  if (ctx.provider === 'google') {
+  if (ctx.provider === 'mistral') {
+    sendJson(ctx, status, { object: 'error', message, type: type ?? (status >= 500 ? 'internal_error' : 'invalid_request_error'), param, code: code ?? null }, extra);
+  } else if (ctx.provider === 'google') {
     sendJson(ctx, status, { error: { code: status, message, status: type ?? GOOGLE_ERROR_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT') } }, extra);
   } else if (ctx.provider === 'anthropic') {
     sendJson(ctx, status, { type: 'error', error: { type: anthropicErrorType(status, type), message }, request_id: ctx.requestId }, extra);
@@ -1211,6 +1217,73 @@ function handlePredict(ctx: Ctx, model: string): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Mistral: /mistral/v1/chat/completions and /mistral/v1/embeddings (pass `serverURL: fake.mistralBaseURL`)
+//
+// Shapes from Mistral's API reference and the chunks Vercel's ai publishes in its Mistral provider
+// tests (packages/mistral, Apache-2.0): ids are 32 hex digits, the model is echoed as requested,
+// a stream opens with `delta: {role: 'assistant', content: ''}` and its last chunk carries
+// `finish_reason` and `usage` (always: no stream option asks for it), then `data: [DONE]`. Usage is
+// `prompt_tokens`, `completion_tokens`, `total_tokens`; no cache or reasoning details. Errors are
+// `{object: 'error', message, type, param, code}`.
+// ---------------------------------------------------------------------------------------------
+
+function mistralUsage(u: ResolvedUsage): Json {
+  return { prompt_tokens: u.input, total_tokens: u.input + u.output, completion_tokens: u.output };
+}
+
+function handleMistralChat(ctx: Ctx): Promise<void> | void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.messages)) throw new ProviderError(422, 'Field required: messages');
+  const f = facts(ctx, 'mistral', body.max_tokens, () => base62(9));
+  const finishReason = f.toolCalls.length > 0 ? 'tool_calls' : f.truncated ? 'length' : 'stop';
+  const head = { id: scenario.responseId ?? hex(32), object: body.stream ? 'chat.completion.chunk' : 'chat.completion', created: nowSeconds(), model: f.model };
+  const toolCalls = f.toolCalls.map((c, index) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments }, index }));
+  if (!body.stream) {
+    sendJson(ctx, scenario.status ?? 200, {
+      ...head,
+      // The API always reports usage on a whole response (the SDK refuses one without it).
+      usage: mistralUsage(f.usage),
+      choices: [{ index: 0, message: { role: 'assistant', tool_calls: toolCalls.length > 0 ? toolCalls : null, content: f.text }, finish_reason: finishReason }],
+    });
+    return;
+  }
+  const frames: Frame[] = [];
+  const chunk = (delta: Json, finish: string | null, extra: Json = {}, textDelta = false): void => {
+    frames.push({ kind: 'event', textDelta, data: { ...head, choices: [{ index: 0, delta, finish_reason: finish }], ...extra } });
+  };
+  chunk({ role: 'assistant', content: '' }, null);
+  frames.push({ kind: 'checkpoint' });
+  for (const piece of f.textChunks) {
+    chunk({ content: piece }, null, {}, true);
+    frames.push({ kind: 'checkpoint' });
+  }
+  if (toolCalls.length > 0) chunk({ content: '', tool_calls: toolCalls }, null);
+  chunk({ content: '' }, finishReason, scenario.omitUsage ? {} : { usage: mistralUsage(f.usage) });
+  frames.push({ kind: 'raw', text: 'data: [DONE]\n\n' });
+  return runStream(ctx, {
+    frames,
+    failure: () => ({ kind: 'event', data: { object: 'error', message: scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, type: 'internal_error', param: null, code: null } }),
+  });
+}
+
+function handleMistralEmbeddings(ctx: Ctx): void {
+  const { body, scenario } = ctx;
+  // The SDK's `inputs` is `input` on the wire.
+  const inputs: unknown[] = typeof body.input === 'string' ? [body.input] : Array.isArray(body.input) ? body.input : [];
+  if (inputs.length === 0) throw new ProviderError(422, 'Field required: input');
+  const model = expectedModel('mistral', requireModel(body), scenario);
+  const dims = Number.isInteger(body.output_dimension) ? (body.output_dimension as number) : 1024;
+  const usage = expectedUsage(scenario);
+  sendJson(ctx, scenario.status ?? 200, {
+    id: hex(32),
+    object: 'list',
+    data: inputs.map((input, index) => ({ object: 'embedding', embedding: fakeEmbedding(String(input), dims), index })),
+    model,
+    ...(scenario.omitUsage ? {} : { usage: { prompt_tokens: usage.input, total_tokens: usage.input, completion_tokens: 0 } }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Server
 // ---------------------------------------------------------------------------------------------
 
@@ -1220,10 +1293,12 @@ const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise
   '/v1/embeddings': { provider: 'openai', handle: handleEmbeddings },
   '/v1/moderations': { provider: 'openai', handle: handleModerations, noScenario: true },
   '/v1/messages': { provider: 'anthropic', handle: handleMessages },
+  '/mistral/v1/chat/completions': { provider: 'mistral', handle: handleMistralChat },
+  '/mistral/v1/embeddings': { provider: 'mistral', handle: handleMistralEmbeddings },
 };
 
 function requestIdFor(provider: Provider): string {
-  return provider === 'anthropic' ? `req_011C${base62(20)}` : provider === 'google' ? base62(22) : `req_${hex(32)}`;
+  return provider === 'anthropic' ? `req_011C${base62(20)}` : provider === 'google' ? base62(22) : provider === 'mistral' ? hex(32) : `req_${hex(32)}`;
 }
 
 export function startFakeProvider(): Promise<FakeProvider> {
@@ -1330,6 +1405,7 @@ export function startFakeProvider(): Promise<FakeProvider> {
         openaiBaseURL: `${url}/v1`,
         anthropicBaseURL: url,
         googleBaseURL: url,
+        mistralBaseURL: `${url}/mistral`,
         requests,
         enqueue(...scenarios: Scenario[]): void {
           scenarios.forEach(validateScenario);

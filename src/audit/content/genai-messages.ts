@@ -166,8 +166,8 @@ export interface ContentParts {
   toolResponse(id: unknown, response: unknown): GenAIPart;
   /** Inline base64 data of a MIME type. */
   inline(base64: string, mime: string | undefined): GenAIPart;
-  /** Data the provider fetches from a URI (uploaded files, cloud storage). */
-  uri(uri: string, mime: string | undefined): GenAIPart;
+  /** Data the provider fetches from a URL or URI (uploaded files, cloud storage); a `data:` URL is inline data. */
+  url(url: string, mime: string | undefined, modality?: string): GenAIPart;
   unknown(value: unknown, providerType?: string): GenAIPart;
   /** Runs a converter; a getter that throws yields an unknown part, never an exception. */
   safe(convert: () => GenAIPart): GenAIPart;
@@ -181,7 +181,7 @@ export function contentParts(options?: ConvertOptions): ContentParts {
     toolCall,
     toolResponse: (id, response) => ({ type: 'tool_call_response', id: strOrNull(id), response: jsonSafe(response) }),
     inline: (base64, mime) => base64Part(base64, modalityOf(mime) ?? 'document', mime, ctx),
-    uri: (uri, mime) => ({ type: 'uri', modality: modalityOf(mime) ?? 'document', ...(mime ? { mime_type: mime } : {}), uri }),
+    url: (url, mime, modality) => urlPart(url, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
     unknown: unknownPart,
     safe: safePart,
   };

@@ -3,7 +3,7 @@ import * as A from '../../semconv';
 import type { OperationSpec } from '../../core/types';
 import type { ProviderPatch } from '../../core/provider';
 import { promiseAdapter } from '../../core/sdk-adapter';
-import { serverFromBaseURL } from '../../core/patch';
+import { serverFromURL } from '../../core/patch';
 import { setNumber, stringList } from '../../core/values';
 import { embedRequest, generateRequest, promptOf } from './request';
 import { GenerateStreamAccumulator, summarizeEmbed, summarizeGenerate } from './response';
@@ -27,7 +27,7 @@ export const googleGenaiPatch: ProviderPatch = {
   supportedRange: '>=1 <4',
   client: (resource) => resource?.apiClient,
   adapter: promiseAdapter,
-  server: (resource) => serverFromBaseURL(baseUrlOf(resource?.apiClient)),
+  server: (resource) => (typeof resource?.apiClient?.getBaseUrl === 'function' ? serverFromURL(resource.apiClient, resource.apiClient.getBaseUrl()) : {}),
   provider: (resource) => (resource?.apiClient?.isVertexAI?.() === true ? 'gcp.vertex_ai' : 'gcp.gemini'),
   targets(moduleExports) {
     const Models = moduleExports?.Models?.prototype;
@@ -41,18 +41,6 @@ export const googleGenaiPatch: ProviderPatch = {
     ];
   },
 };
-
-// The SDK's ApiClient keeps its base URL behind a method; one object per client carries it, so
-// that serverFromBaseURL parses it once.
-const baseUrls = new WeakMap<object, { baseURL?: unknown }>();
-
-function baseUrlOf(apiClient: any): { baseURL?: unknown } | undefined {
-  if (typeof apiClient?.getBaseUrl !== 'function') return undefined;
-  let holder = baseUrls.get(apiClient);
-  if (holder === undefined) baseUrls.set(apiClient, (holder = {}));
-  holder.baseURL = apiClient.getBaseUrl();
-  return holder;
-}
 
 function generationAttributes(params: any, attributes: Attributes): void {
   const config = params?.config;

@@ -90,7 +90,7 @@ function contentPart(b: ContentParts, part: unknown): GenAIPart {
   const inline = part.inlineData;
   if (isObj(inline) && typeof inline.data === 'string') return b.inline(inline.data, typeof inline.mimeType === 'string' ? inline.mimeType : undefined);
   const file = part.fileData;
-  if (isObj(file) && typeof file.fileUri === 'string') return b.uri(file.fileUri, typeof file.mimeType === 'string' ? file.mimeType : undefined);
+  if (isObj(file) && typeof file.fileUri === 'string') return b.url(file.fileUri, typeof file.mimeType === 'string' ? file.mimeType : undefined);
   if (isObj(part.executableCode) && typeof part.executableCode.code === 'string') return b.text(part.executableCode.code);
   if (isObj(part.codeExecutionResult) && typeof part.codeExecutionResult.output === 'string') return b.text(part.codeExecutionResult.output);
   return b.unknown(part, Object.keys(part)[0]);

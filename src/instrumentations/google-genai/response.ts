@@ -5,7 +5,7 @@
  */
 import * as A from '../../semconv';
 import type { OutputMessage, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { definedNumber, sumCounts, withFinish } from '../../core/values';
+import { appendOutputPart, definedNumber, sumCounts, withFinish } from '../../core/values';
 
 /**
  * Gemini's `usageMetadata`: `promptTokenCount` already includes `cachedContentTokenCount`, while
@@ -21,16 +21,6 @@ export function geminiUsage(usage: any): TokenUsage | undefined {
     cacheRead: definedNumber(usage.cachedContentTokenCount),
     reasoning,
   };
-}
-
-/** Appends a part, merging it into the previous one when both are text (or both thoughts): stream fragments and whole parts then agree. */
-function appendPart(parts: OutputPart[], part: OutputPart): void {
-  const last = parts[parts.length - 1];
-  if (last !== undefined && (part.type === 'text' || part.type === 'reasoning') && last.type === part.type) {
-    parts[parts.length - 1] = { type: part.type, content: last.content + part.content };
-  } else {
-    parts.push(part);
-  }
 }
 
 interface CandidateState {
@@ -54,7 +44,7 @@ class Candidates {
       const parts = candidate?.content?.parts;
       for (const part of Array.isArray(parts) ? parts : []) {
         if (typeof part?.text === 'string') {
-          if (part.text !== '') appendPart(state.parts, { type: part.thought === true ? 'reasoning' : 'text', content: part.text });
+          if (part.text !== '') appendOutputPart(state.parts, { type: part.thought === true ? 'reasoning' : 'text', content: part.text });
         } else if (typeof part?.functionCall?.name === 'string') {
           const call = part.functionCall;
           const id = typeof call.id === 'string' ? call.id : undefined;

@@ -95,6 +95,8 @@ export class AuditedCall implements GuardrailTarget {
   private quotable: unknown;
   /** `gen_ai.provider.name`: the spec's, unless the client decides (Gemini API or Vertex AI). */
   private readonly provider: ProviderName;
+  /** The request's AbortSignal, where the spec can tell it (see OperationSpec.signal). */
+  readonly signal: AbortSignal | undefined;
 
   constructor(
     private readonly services: AuditServices,
@@ -129,6 +131,7 @@ export class AuditedCall implements GuardrailTarget {
       attributes[A.ATTR_GEN_AI_REQUEST_STREAM] = true;
       this.accumulator = spec.accumulator(params);
     }
+    this.signal = streaming ? spec.signal?.(params) : undefined;
     spec.requestAttributes(params, attributes);
     this.audit = getAuditContext(parent);
     if (this.audit !== undefined) Object.assign(attributes, auditContextAttributes(this.audit));

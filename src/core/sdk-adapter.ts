@@ -57,11 +57,11 @@ export const promiseAdapter: SdkAdapter = {
 export function observeResult(result: unknown, call: AuditedCall): void {
   if (typeof (result as { then?: unknown } | null)?.then === 'function') {
     (result as PromiseLike<unknown>).then(
-      (data) => observeData(data, call),
+      (data) => observeData(data, call, call.signal),
       (error: unknown) => call.fail(error),
     );
   } else {
-    observeData(result, call);
+    observeData(result, call, call.signal);
   }
 }
 

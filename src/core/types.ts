@@ -84,4 +84,9 @@ export interface OperationSpec<P = any> {
   prompt(params: P): { system?: unknown; input?: unknown };
   summarize(data: unknown): ResponseSummary;
   accumulator(params: P): StreamAccumulator;
+  /**
+   * Optional: the AbortSignal the request carries, for SDKs whose stream has no controller of its
+   * own (the generic adapter then ends a stream aborted while nobody reads it as `aborted`).
+   */
+  signal?(params: P): AbortSignal | undefined;
 }

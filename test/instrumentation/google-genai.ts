@@ -153,6 +153,16 @@ export function googleGenaiSuite(sdkDir?: string): void {
       expect(span.attributes['llm_audit.output.hash']).toBe(hasher.hash([{ role: 'assistant', parts: [{ type: 'text', content: DEFAULT_TEXT }], finish_reason: 'STOP' }]));
     });
 
+    it('config.abortSignal aborted before the app reads the stream: the span ends as aborted at once', async () => {
+      fake.enqueue({ chunks: 20, chunkDelayMs: 20 });
+      const controller = new AbortController();
+      const stream = await streamed(gemini(), { config: { abortSignal: controller.signal } });
+      controller.abort();
+      const [span] = await audit.spansWhen(1);
+      expect(span.attributes['llm_audit.stream.outcome']).toBe('aborted');
+      expect(stream).toBeDefined();
+    });
+
     it('break: abandoned; an error event mid-stream: errored, rethrown to the app', async () => {
       const stream = await streamed(gemini());
       for await (const _chunk of stream) break;

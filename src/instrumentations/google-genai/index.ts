@@ -70,6 +70,7 @@ const generateContent: OperationSpec = {
   prompt: promptOf,
   summarize: summarizeGenerate,
   accumulator: () => new GenerateStreamAccumulator(),
+  signal: (params) => (params?.config?.abortSignal instanceof AbortSignal ? params.config.abortSignal : undefined),
 };
 
 const generateContentStream: OperationSpec = {

@@ -17,12 +17,13 @@ import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/p
 import { checkShape, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
+import { googleGenaiPatch } from './instrumentations/google-genai';
+import { mistralPatch } from './instrumentations/mistral';
 import { providerHostMap } from './instrumentations/provider-hosts';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
 
-export type ProviderId = 'openai' | 'anthropic';
 
 export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   /**
@@ -56,7 +57,15 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   content?: ContentCipher | null;
 }
 
-const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
+/** The SDKs this package patches, by the id `providers` takes: the one table the ids come from. */
+const PROVIDERS = {
+  openai: openaiPatch,
+  anthropic: anthropicPatch,
+  'google-genai': googleGenaiPatch,
+  mistral: mistralPatch,
+} satisfies Record<string, ProviderPatch>;
+
+export type ProviderId = keyof typeof PROVIDERS;
 
 /**
  * Audit spans for the OpenAI and Anthropic SDKs. Use it in `NodeSDK({ instrumentations: [...] })`

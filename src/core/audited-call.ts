@@ -28,7 +28,7 @@ import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
 import { startCallSpans } from './audit-records';
 import { providerOf, type ProviderHostMap } from '../instrumentations/provider-hosts';
-import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
+import type { OperationSpec, ProviderName, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
 
 /** What every call needs from the instrumentation: built once, shared by all calls. */
 export interface AuditServices {
@@ -105,6 +105,8 @@ export class AuditedCall implements GuardrailTarget {
    * auditErrorMessage). Only a reference; it is read on the error path alone.
    */
   private quotable: unknown;
+  /** The request's AbortSignal, where the spec can tell it (see OperationSpec.signal). */
+  readonly signal: AbortSignal | undefined;
 
   constructor(
     private readonly services: AuditServices,
@@ -113,11 +115,14 @@ export class AuditedCall implements GuardrailTarget {
     action: string,
     server: ServerInfo,
     parent: Context,
+    provider?: ProviderName,
   ) {
     // An Azure deployment is what the request addresses, whatever `model` the body carries.
     const model = (spec.byDeployment ? server.deployment : undefined) ?? (typeof params?.model === 'string' ? params.model : undefined);
     this.requestModel = model;
-    this.provider = providerOf(server, services.providerHosts, spec.provider);
+    // The client's own answer first (Gemini API or Vertex AI), then the operator's map, the client
+    // class and the host (provider-hosts.ts).
+    this.provider = provider ?? providerOf(server, services.providerHosts, spec.provider);
     this.action = action;
     this.sentParams = services.content !== undefined ? params : undefined;
     this.quotable = params;
@@ -139,6 +144,7 @@ export class AuditedCall implements GuardrailTarget {
       attributes[A.ATTR_GEN_AI_REQUEST_STREAM] = true;
       this.accumulator = spec.accumulator(params);
     }
+    this.signal = streaming ? spec.signal?.(params) : undefined;
     spec.requestAttributes(params, attributes);
     if (server.attributes !== undefined) Object.assign(attributes, server.attributes);
     this.audit = getAuditContext(parent);
@@ -280,7 +286,9 @@ export class AuditedCall implements GuardrailTarget {
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
     this.span.setAttribute(A.ATTR_AUDIT_ERROR_MESSAGE, message);
     if (outcome !== undefined) this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, outcome);
-    const status = (error as { status?: unknown } | null)?.status;
+    // `status` (Stainless SDKs, @google/genai) or `statusCode` (Speakeasy SDKs: Mistral).
+    const failed = error as { status?: unknown; statusCode?: unknown } | null;
+    const status = typeof failed?.status === 'number' ? failed.status : failed?.statusCode;
     if (typeof status === 'number') this.span.setAttribute(A.ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     // The status description is exported too, so it carries the masked message, never the raw one.
     this.span.setStatus({ code: SpanStatusCode.ERROR, message });

@@ -1,6 +1,8 @@
 import { diag } from '@opentelemetry/api';
 import { LlmAuditUnavailableError, onFailurePolicy, reportAuditProblem } from '../audit/failure-policy';
-import type { OperationSpec } from './types';
+import type { ServerInfo } from './audited-call';
+import type { SdkAdapter } from './sdk-adapter';
+import type { OperationSpec, ProviderName } from './types';
 
 /** One method to wrap: an audited SDK call (`spec`) or a helper built on one (`helper`). */
 export interface PatchTarget {
@@ -31,6 +33,12 @@ export interface ProviderPatch {
    */
   needs(moduleExports: any, file?: string): Record<string, unknown>;
   client(resource: any): { baseURL?: unknown } | undefined;
+  /** Optional: how results are observed and requests held (./sdk-adapter.ts); default the Stainless adapter over `client`. */
+  adapter?: SdkAdapter;
+  /** Optional: `server.address` / `server.port` of a resource's calls; default from `client(resource).baseURL`. */
+  server?(resource: any): ServerInfo;
+  /** Optional: `gen_ai.provider.name` of a resource's calls when the client decides it; default the spec's. */
+  provider?(resource: any): ProviderName | undefined;
   targets(moduleExports: any): PatchTarget[];
   /**
    * Files inside the package (paths relative to it) that export the classes `targets` reads, for

@@ -1,8 +1,22 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { RequestKind } from '../audit/sanitize';
+import type { RequestKind, TextWalk } from '../audit/sanitize';
+import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 import type { GuardrailResult } from '../guardrails';
 
-export type ProviderName = 'openai' | 'anthropic';
+/** `gen_ai.provider.name` values this package records (the GenAI conventions' names). */
+export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai';
+
+/**
+ * A provider's request shape, defined once in its folder (src/instrumentations/<provider>/): one
+ * walk over the request that the sanitizer (scan, redact) and encrypted content capture both run,
+ * with a different visitor. The built-in kinds of src/audit (OpenAI, Anthropic) predate it.
+ */
+export interface RequestWalker {
+  /** Scans the request text through `walk`; returns the params to send (copy-on-write, the same object when unchanged). */
+  sanitize(walk: TextWalk, params: Record<string, unknown>): Record<string, unknown>;
+  /** The request in the conventions' shapes (`gen_ai.system_instructions`, `gen_ai.input.messages`). Never throws. */
+  content(params: Record<string, unknown>, parts: ContentParts): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] };
+}
 
 /** Token counts as the GenAI conventions define them: `input` includes cache reads and writes. */
 export interface TokenUsage {
@@ -66,8 +80,8 @@ export interface OperationSpec<P = any> {
    * `model`, is what the request addresses (chat completions, embeddings; not the Responses API).
    */
   byDeployment?: boolean;
-  /** The request shape, for the sanitizer's walk over the message text. */
-  requestKind: RequestKind;
+  /** The request shape, for the sanitizer's walk and the encrypted content: a built-in kind or the provider's walker. */
+  requestKind: RequestKind | RequestWalker;
   isStream(params: P): boolean;
   /** Adds the `gen_ai.request.*` attributes that the request set. */
   requestAttributes(params: P, attributes: Attributes): void;
@@ -80,4 +94,9 @@ export interface OperationSpec<P = any> {
   accumulator(params: P): StreamAccumulator;
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
   errorGuardrails?(error: unknown): GuardrailResult[] | undefined;
+  /**
+   * Optional: the AbortSignal the request carries, for SDKs whose stream has no controller of its
+   * own (the generic adapter then ends a stream aborted while nobody reads it as `aborted`).
+   */
+  signal?(params: P): AbortSignal | undefined;
 }

@@ -120,16 +120,33 @@ function isAzureOpenAI(client: any): boolean {
   return typeof client.apiVersion === 'string' && 'deploymentName' in client;
 }
 
+/** `server.address` and `server.port` of a base URL (a string or a URL). */
 function serverFrom(baseURL: unknown): ServerInfo {
-  if (typeof baseURL !== 'string') return {};
+  const text = typeof baseURL === 'string' ? baseURL : baseURL instanceof URL ? baseURL.href : undefined;
+  if (text === undefined) return {};
   try {
-    const url = new URL(baseURL);
+    const url = new URL(text);
     const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : undefined;
     return { address: url.hostname, port };
   } catch {
-    diag.debug(`otel-llm-audit: SDK baseURL is not a URL: ${baseURL}`);
+    diag.debug(`otel-llm-audit: SDK baseURL is not a URL: ${text}`);
     return {};
   }
+}
+
+const servers = new WeakMap<object, { baseURL: unknown; info: ServerInfo }>();
+
+/**
+ * `server.address` and `server.port` of the base URL that `owner` (an SDK client that is not a
+ * Stainless one: Google GenAI's API client, Mistral's) sends to, parsed once per owner and URL.
+ */
+export function serverFromURL(owner: object, baseURL: unknown): ServerInfo {
+  const key = baseURL instanceof URL ? baseURL.href : baseURL;
+  const cached = servers.get(owner);
+  if (cached !== undefined && cached.baseURL === key) return cached.info;
+  const info = serverFrom(baseURL);
+  servers.set(owner, { baseURL: key, info });
+  return info;
 }
 
 function deploymentInPath(baseURL: string): string | undefined {

@@ -18,7 +18,13 @@ export interface CallOptions {
  */
 export interface SdkDriver {
   label: string;
-  provider: 'openai' | 'anthropic';
+  /** `gen_ai.provider.name`. */
+  provider: string;
+  /**
+   * Stainless-generated (openai, @anthropic-ai/sdk): the APIPromise helpers (`withResponse()`,
+   * `asResponse()`), the stream's `controller`, `tee()`. The other SDKs run the generic tests only.
+   */
+  stainless: boolean;
   endpoint: Endpoint;
   moduleId: string;
   /** Where to resolve `moduleId` from: the repo (current SDK) or a test/sdk-versions/<dir>. */
@@ -29,7 +35,31 @@ export interface SdkDriver {
   call(client: any, options?: CallOptions): any;
   textOf(result: any): string;
   textOfChunk(chunk: any): string;
+  /** The response id the SDK gives the app. */
+  idOf(result: any): string;
+  /** The class of the error a 429 answer gives. */
+  rateLimitError(sdk: any): abstract new (...args: any[]) => Error;
+  /** What the system prompt hash covers, for `system`. */
+  systemHashed(system: string): unknown;
+  /** Whether the provider reports cache reads (OpenAI, Anthropic, Gemini; not Mistral). */
+  reportsCacheRead: boolean;
+  apiKey: string;
 }
+
+/** What is the same for the Stainless SDKs' drivers. */
+function stainless(apiKey: string, systemHashed: (system: string) => unknown): Pick<SdkDriver, 'stainless' | 'idOf' | 'rateLimitError' | 'systemHashed' | 'reportsCacheRead' | 'apiKey'> {
+  return {
+    stainless: true,
+    idOf: (result) => result.id,
+    rateLimitError: (sdk) => sdk.RateLimitError ?? sdk.default.RateLimitError,
+    systemHashed,
+    reportsCacheRead: true,
+    apiKey,
+  };
+}
+
+const asChatSystem = (system: string): unknown => [{ role: 'system', content: system }];
+const asIs = (system: string): unknown => system;
 
 const DEFAULT_PROMPT = 'Say hello to the auditors.';
 const DEFAULT_SYSTEM = 'You are a terse assistant.';
@@ -38,6 +68,7 @@ function openaiChat(label: string, fromDir: string): SdkDriver {
   return {
     label,
     provider: 'openai',
+    ...stainless('sk-test-key', asChatSystem),
     endpoint: 'chat',
     moduleId: 'openai',
     fromDir,
@@ -67,6 +98,7 @@ function openaiResponses(label: string, fromDir: string): SdkDriver {
   return {
     label,
     provider: 'openai',
+    ...stainless('sk-test-key', asIs),
     endpoint: 'responses',
     moduleId: 'openai',
     fromDir,
@@ -93,6 +125,7 @@ function anthropicMessages(label: string, fromDir: string): SdkDriver {
   return {
     label,
     provider: 'anthropic',
+    ...stainless('sk-ant-test-key', asIs),
     endpoint: 'messages',
     moduleId: '@anthropic-ai/sdk',
     fromDir,
@@ -127,6 +160,68 @@ const versions = sdkVersionDir;
  */
 export const NEWER_NODE = Number(process.versions.node.split('.')[0]) >= 22;
 
+function googleGenerate(label: string, fromDir: string): SdkDriver {
+  return {
+    label,
+    provider: 'gcp.gemini',
+    stainless: false,
+    endpoint: 'gemini',
+    moduleId: '@google/genai',
+    fromDir,
+    model: 'gemini-2.5-flash',
+    action: 'models.generateContent',
+    makeClient: (sdk, fake) => new sdk.GoogleGenAI({ apiKey: 'AIza-test-key', httpOptions: { baseUrl: fake.googleBaseURL } }),
+    call: (client, o = {}) =>
+      client.models[o.stream ? 'generateContentStream' : 'generateContent']({
+        model: 'gemini-2.5-flash',
+        contents: o.prompt ?? DEFAULT_PROMPT,
+        config: { systemInstruction: o.system ?? DEFAULT_SYSTEM, temperature: 0.2, maxOutputTokens: 64, ...(o.signal ? { abortSignal: o.signal } : {}) },
+      }),
+    textOf: (result) => result.text,
+    textOfChunk: (chunk) => chunk.text ?? '',
+    idOf: (result) => result.responseId,
+    rateLimitError: (sdk) => sdk.ApiError,
+    systemHashed: asIs,
+    reportsCacheRead: true,
+    apiKey: 'AIza-test-key',
+  };
+}
+
+function mistralChat(label: string, fromDir: string): SdkDriver {
+  return {
+    label,
+    provider: 'mistral_ai',
+    stainless: false,
+    endpoint: 'mistral',
+    moduleId: '@mistralai/mistralai',
+    fromDir,
+    model: 'mistral-small-latest',
+    action: 'chat.complete',
+    makeClient: (sdk, fake) => new sdk.Mistral({ apiKey: 'mistral-test-key', serverURL: fake.mistralBaseURL }),
+    call: (client, o = {}) =>
+      client.chat[o.stream ? 'stream' : 'complete'](
+        {
+          model: 'mistral-small-latest',
+          temperature: 0.2,
+          maxTokens: 64,
+          messages: [
+            { role: 'system', content: o.system ?? DEFAULT_SYSTEM },
+            { role: 'user', content: o.prompt ?? DEFAULT_PROMPT },
+          ],
+        },
+        o.signal ? { fetchOptions: { signal: o.signal } } : undefined,
+      ),
+    textOf: (result) => result.choices[0].message.content,
+    textOfChunk: (event) => event.data?.choices?.[0]?.delta?.content ?? '',
+    idOf: (result) => result.id,
+    rateLimitError: (sdk) => sdk.SDKError ?? Error,
+    systemHashed: asChatSystem,
+    reportsCacheRead: false,
+    apiKey: 'mistral-test-key',
+  };
+}
+
+
 /** Every SDK method and version the behaviour tests cover. */
 export const drivers: SdkDriver[] = [
   ...(NEWER_NODE ? [openaiChat('openai 7 chat.completions', versions('openai-7')), openaiResponses('openai 7 responses', versions('openai-7'))] : []),
@@ -137,4 +232,7 @@ export const drivers: SdkDriver[] = [
   anthropicMessages('anthropic 1.17 messages', versions('anthropic-1-latest')),
   anthropicMessages('anthropic 1.12 messages', repoRoot),
   anthropicMessages('anthropic 0.39 messages', versions('anthropic-0')),
+  googleGenerate('@google/genai 2.32 models.generateContent', repoRoot),
+  googleGenerate('@google/genai 3.6 models.generateContent', versions('google-genai-3')),
+  mistralChat('@mistralai/mistralai 2.7 chat', versions('mistral')),
 ];

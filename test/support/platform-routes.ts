@@ -18,7 +18,7 @@ import { EventStreamCodec } from '@smithy/eventstream-codec';
 
 export interface PlatformRoute {
   /** The fake's canonical route this request is served by. */
-  route: '/v1/chat/completions' | '/v1/embeddings' | '/v1/messages';
+  route: '/v1/chat/completions' | '/v1/embeddings' | '/v1/responses' | '/v1/messages';
   /** The request body as the canonical route expects it. */
   body(body: any): any;
   /** Stream framing other than SSE. */

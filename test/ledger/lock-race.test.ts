@@ -37,17 +37,24 @@ dirs.forEach((dir, round) => {
     outcomes.push(error.code === 'LEDGER_LOCKED' ? 'locked' : 'error ' + error.message);
   }
 });
-process.stdout.write(JSON.stringify(outcomes));
+process.stdout.write(JSON.stringify(outcomes) + '\\n');
+// Alive (holding what it won) until every contender is done: a late one must find live owners.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
 `;
 
-function contender(dirs: string[], first: number): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', script, dirs.join(','), String(first), String(SPACING_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+function contender(dirs: string[], first: number): { outcomes: Promise<string[]>; done(): void } {
+  const child = spawn(process.execPath, ['-e', script, dirs.join(','), String(first), String(SPACING_MS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const outcomes = new Promise<string[]>((resolve, reject) => {
     let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.endsWith('\n')) resolve(JSON.parse(out) as string[]);
+    });
     child.on('error', reject);
-    child.on('exit', () => resolve(JSON.parse(out || '[]') as string[]));
+    child.on('exit', (code) => reject(new Error(`a contender exited (${code}) before reporting: ${out}`)));
   });
+  return { outcomes, done: () => child.stdin.end() };
 }
 
 describe('stale ledger lock takeover', () => {
@@ -59,12 +66,20 @@ describe('stale ledger lock takeover', () => {
       writeFileSync(join(dir, 'ledger.lock'), JSON.stringify({ pid: dead, host: hostname(), started: '2026-01-01T00:00:00.000Z' }) + '\n');
       return dir;
     });
-    const results = await Promise.all(Array.from({ length: CONTENDERS }, () => contender(dirs, Date.now() + 1500)));
+    const first = Date.now() + 1500;
+    const contenders = Array.from({ length: CONTENDERS }, () => contender(dirs, first));
+    let results: string[][];
+    try {
+      results = await Promise.all(contenders.map((c) => c.outcomes));
+    } finally {
+      for (const c of contenders) c.done();
+    }
     const winners = dirs.map((_, round) => results.filter((r) => r[round] === 'won').length);
     expect(results.flat().filter((o) => o !== 'won' && o !== 'locked')).toEqual([]);
     expect(results.map((r) => r.length)).toEqual(results.map(() => ROUNDS));
     // Nothing of the takeover is left behind but the winner's lock.
     expect(dirs.filter((dir) => readdirSync(dir).join() !== 'ledger.lock')).toEqual([]);
-    expect({ roundsWithoutOneWinner: winners.filter((n) => n !== 1).length }).toEqual({ roundsWithoutOneWinner: 0 });
+    const bad = winners.flatMap((n, round) => (n === 1 ? [] : [`round ${round}: ${results.map((r) => r[round]).join(' ')}`]));
+    expect({ roundsWithoutOneWinner: bad.length, bad }).toEqual({ roundsWithoutOneWinner: 0, bad: [] });
   }, 120_000);
 });

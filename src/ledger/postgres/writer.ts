@@ -367,7 +367,12 @@ export class PostgresLedger {
       [this.vouched],
     );
     for (const { id, line } of rows.rows) {
-      const checkpoint = parseCheckpoint(JSON.parse(line), `${SCHEMA}.checkpoints id ${id}`);
+      let checkpoint: Checkpoint;
+      try {
+        checkpoint = parseCheckpoint(JSON.parse(line), `${SCHEMA}.checkpoints id ${id}`);
+      } catch {
+        continue; // vouches for nothing (verify names it); a malformed row must not stop the appends
+      }
       if (checkpoint.ledger_id === this.ledgerId && checkSignature(checkpoint, publicKey) === 'valid') {
         this.vouched = Math.max(this.vouched, checkpoint.tree_size);
       }

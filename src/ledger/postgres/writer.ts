@@ -7,8 +7,12 @@
  *
  * In the same transaction: the chain rows (their unique (trace_id, span_id) constraint with
  * ON CONFLICT DO NOTHING keeps a re-sent span out), the records rows (the very lines the file
- * ledger writes, so verification is shared), and a checkpoint when one is due. A failed
- * transaction leaves nothing behind.
+ * ledger writes, so verification is shared), and a checkpoint when one is due; with a signing key,
+ * a signed checkpoint in every transaction. A failed transaction leaves nothing behind.
+ *
+ * With a key, rows after the newest checkpoint the key signed were not written by a signing writer
+ * (the writer role without the key can insert correctly chained rows): the writer marks them with a
+ * `ledger.recovered` record before its own, at open and in every transaction (unsignedMarker).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';

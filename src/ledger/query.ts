@@ -102,6 +102,7 @@ export const RECORD_COLUMNS = [
   'cost_usd',
   'latency_ms',
   'error_type',
+  'http_status',
 ] as const;
 
 export function flatRecord(hit: RecordHit): Record<string, string | number | null> {
@@ -122,5 +123,6 @@ export function flatRecord(hit: RecordHit): Record<string, string | number | nul
     cost_usd: r.cost_usd,
     latency_ms: r.latency_ms,
     error_type: r.error_type,
+    http_status: r.http_status ?? null,
   };
 }

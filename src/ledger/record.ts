@@ -13,14 +13,19 @@ import { hostname } from 'node:os';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as A from '../semconv';
 
-/** Version of the record schema; bump on any incompatible change. */
-export const RECORD_VERSION = 1;
+/**
+ * Version of the record schema written now; bump on any change. Records of every earlier version
+ * stay valid as they are (they are hashed as stored; readers treat a field a version lacks as null).
+ * 2: `http_status`, the HTTP status of a failed call, a field of its own (issue 14, item 5).
+ */
+export const RECORD_VERSION = 2;
+export type RecordVersion = 1 | typeof RECORD_VERSION;
 
 export type JsonScalar = string | number | boolean | null;
 export type MetadataValue = JsonScalar | JsonScalar[];
 
 export interface LedgerRecord {
-  v: typeof RECORD_VERSION;
+  v: RecordVersion;
   request_id: string | null;
   /** Span start, UTC ISO 8601 with millisecond precision. */
   timestamp: string;
@@ -44,7 +49,10 @@ export interface LedgerRecord {
   thinking_tokens: number | null;
   latency_ms: number | null;
   cost_usd: number | null;
+  /** `error.type`: what failed (the provider's error code or the error class, per the instrumentation's rule). */
   error_type: string | null;
+  /** `http.response.status_code` of the provider's answer (v2; absent in v1 records). */
+  http_status?: number | null;
   error_message: string | null;
   sanitization_count: number | null;
   guardrails: Array<Record<string, MetadataValue>> | null;
@@ -122,6 +130,7 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
     // An amount in another currency is not a USD cost; unknown cost stays null, never 0.
     cost_usd: costCurrency === null || costCurrency.toUpperCase() === 'USD' ? cost : null,
     error_type: str(at[A.ATTR_ERROR_TYPE]),
+    http_status: num(at[A.ATTR_HTTP_RESPONSE_STATUS_CODE]),
     error_message: str(at[A.ATTR_AUDIT_ERROR_MESSAGE]),
     sanitization_count: num(at[A.ATTR_AUDIT_SANITIZATION_COUNT]),
     guardrails: guardrailsOf(span),
@@ -213,6 +222,7 @@ export function operationRecord(fields: {
     latency_ms: null,
     cost_usd: null,
     error_type: null,
+    http_status: null,
     error_message: null,
     sanitization_count: null,
     guardrails: null,

@@ -192,7 +192,7 @@ describe('llm-audit CLI', () => {
     const json = JSON.parse(cli(['query', '--ledger', dir, '--status', 'error', '--format', 'json']).stdout);
     expect(json.map((r: { request_id: string }) => r.request_id)).toEqual(['r0', 'r3', 'r6', 'r9']);
     const csv = cli(['query', '--ledger', dir, '--format', 'csv', '--limit', '2']).stdout.split('\r\n');
-    expect(csv[0]).toBe('seq,timestamp,request_id,user_id,session_id,tenant_id,provider,model,action,status,input_tokens,output_tokens,cost_usd,latency_ms,error_type');
+    expect(csv[0]).toBe('seq,timestamp,request_id,user_id,session_id,tenant_id,provider,model,action,status,input_tokens,output_tokens,cost_usd,latency_ms,error_type,http_status');
     expect(csv).toHaveLength(4);
     expect(cli(['query', '--ledger', dir, '--from', 'yesterday']).code).toBe(2);
     expect(cli(['query', '--ledger', dir, '--format', 'xml']).stderr).toMatch(/--format must be one of table, json, csv/);

@@ -71,7 +71,7 @@ describe('recordFromSpan', () => {
       ),
     );
     expect(record).toEqual({
-      v: 1,
+      v: 2,
       request_id: 'r-1',
       timestamp: '2026-03-01T10:00:00.123Z',
       trace_id: '0af7651916cd43dd8448eb211c80319c',
@@ -95,6 +95,7 @@ describe('recordFromSpan', () => {
       latency_ms: 1500,
       cost_usd: 0.00042,
       error_type: null,
+      http_status: null,
       error_message: null,
       sanitization_count: 2,
       guardrails: [{ name: 'pii', decision: 'redact', time: '2026-03-01T10:00:00.500Z' }],
@@ -130,7 +131,7 @@ describe('recordFromSpan', () => {
   it('does not count a cost in another currency as USD, and derives error status from the span status', () => {
     const record = recordFromSpan(
       span(
-        { 'llm_audit.request_id': 'r', 'gen_ai.usage.cost.amount': 3, 'gen_ai.usage.cost.currency': 'EUR', 'error.type': 'RateLimitError', 'llm_audit.error.message': 'slow down' },
+        { 'llm_audit.request_id': 'r', 'gen_ai.usage.cost.amount': 3, 'gen_ai.usage.cost.currency': 'EUR', 'error.type': 'RateLimitError', 'llm_audit.error.message': 'slow down', 'http.response.status_code': 429 },
         { status: { code: SpanStatusCode.ERROR } },
       ),
     )!;
@@ -138,6 +139,7 @@ describe('recordFromSpan', () => {
     expect(record.status).toBe('error');
     expect(record.error_type).toBe('RateLimitError');
     expect(record.error_message).toBe('slow down');
+    expect(record.http_status).toBe(429);
   });
 
   it('only turns audited LLM spans into records', () => {

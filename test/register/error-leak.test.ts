@@ -142,6 +142,11 @@ describe('provider errors that quote the request', () => {
       }
       const statuses = spans.map((span) => span.attributes['http.response.status_code']).filter((status) => status !== undefined);
       expect(statuses.sort()).toEqual([400, 400, 400, 400, 400, 500, 500]);
+      // The record keeps the HTTP status and the error type as fields of their own (record v2), not
+      // only inside the message text: the stream errors (no HTTP status) have null.
+      expect(records.map((record) => record.v)).toEqual(SCENARIOS.map(() => 2));
+      expect(records.map((record) => record.http_status)).toEqual(SCENARIOS.map((s) => s.status ?? null));
+      expect(records.map((record) => typeof record.error_type)).toEqual(SCENARIOS.map(() => 'string'));
     } finally {
       await otlp.close();
     }

@@ -7,10 +7,10 @@
  * more than 5 s (its owner died between create and write) too. A lock held by another host cannot
  * be checked and is waited for, then reported as CONTENT_KEYSTORE_LOCKED naming the owner.
  */
-import { closeSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { ContentError, contentFsError } from './errors';
-import { EMPTY_LOCK_GRACE_MS, pidAlive, readLockOwner, type LockOwner } from '../../util/lock-owner';
+import { ownerGone, readLock, removeStaleLock, type LockOwner } from '../../util/lock-owner';
 
 interface Owner extends LockOwner {
   at: string;
@@ -24,14 +24,6 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 export function sleepSync(ms: number): void {
   Atomics.wait(sleeper, 0, 0, ms);
-}
-
-function ageMs(path: string): number {
-  try {
-    return Date.now() - statSync(path).mtimeMs;
-  } catch {
-    return 0;
-  }
 }
 
 /** Takes the lock at `path`, waiting up to `timeoutMs`. */
@@ -65,20 +57,13 @@ export function acquireKeystoreLock(path: string, timeoutMs: number): KeystoreLo
         },
       };
     }
-    const owner = readLockOwner<Owner>(path, (error) => contentFsError(error, 'cannot read the keystore lock', path));
-    const stale =
-      owner === 'gone' ||
-      ((owner === 'empty' || owner === 'garbage') && ageMs(path) > EMPTY_LOCK_GRACE_MS) ||
-      (typeof owner === 'object' && owner.host === me.host && owner.pid !== me.pid && !pidAlive(owner.pid));
-    if (stale && owner !== 'gone') {
-      try {
-        unlinkSync(path);
-      } catch {
-        // Someone else removed it first; retry.
-      }
-      continue;
-    }
-    if (stale) continue;
+    const fail = (error: unknown): Error => contentFsError(error, 'cannot read the keystore lock', path);
+    const seen = readLock<Owner>(path, fail);
+    if (seen === 'gone') continue;
+    // Of several contenders that find it stale, exactly one removes it (removeStaleLock); `busy`
+    // (one of them is doing so) is waited for like a live owner.
+    if (ownerGone(seen, me) && removeStaleLock(path, seen, me, fail) !== 'busy') continue;
+    const owner = seen.owner;
     if (Date.now() >= deadline) {
       const who = typeof owner === 'object' ? `process ${owner.pid} on ${owner.host} since ${owner.at}` : 'an unknown process';
       throw new ContentError('CONTENT_KEYSTORE_LOCKED', `the keystore lock ${path} is held by ${who}; if that process is gone, delete the lock file`);

@@ -355,10 +355,18 @@ CREATE TRIGGER chain_txid BEFORE INSERT ON ${SCHEMA}.chain FOR EACH ROW EXECUTE 
 CREATE TRIGGER checkpoints_txid BEFORE INSERT ON ${SCHEMA}.checkpoints FOR EACH ROW EXECUTE FUNCTION ${SCHEMA}.stamp_txid();
 `;
 
+// Issue 14, item 5: record version 2 keeps the HTTP status of a failed call in a field of its own;
+// indexed like error_type. Rows of v1 records have none (null), which is what their line says.
+const V4 = `
+ALTER TABLE ${SCHEMA}.records ADD COLUMN http_status double precision;
+CREATE INDEX records_http_status ON ${SCHEMA}.records (http_status, ts) WHERE http_status IS NOT NULL;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
   { version: 3, name: 'rows stamped with their transaction', sql: V3 },
+  { version: 4, name: 'records.http_status (record version 2)', sql: V4 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -24,6 +24,7 @@ export interface DerivedColumns {
   cost_usd: number | null;
   latency_ms: number | null;
   error_type: string | null;
+  http_status: number | null;
   has_content: boolean;
   has_errors: boolean;
 }
@@ -42,7 +43,7 @@ export const TEXT_COLUMNS = [
   'status',
   'error_type',
 ] as const;
-export const NUMBER_COLUMNS = ['input_tokens', 'output_tokens', 'cost_usd', 'latency_ms'] as const;
+export const NUMBER_COLUMNS = ['input_tokens', 'output_tokens', 'cost_usd', 'latency_ms', 'http_status'] as const;
 export const BOOLEAN_COLUMNS = ['has_content', 'has_errors'] as const;
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
@@ -81,6 +82,7 @@ export function derivedColumns(record: LedgerRecord): DerivedColumns {
     cost_usd: pgNumber(r.cost_usd),
     latency_ms: pgNumber(r.latency_ms),
     error_type: pgText(r.error_type),
+    http_status: pgNumber(r.http_status),
     has_content: hasContent(record),
     has_errors: hasErrors(record),
   };

@@ -37,7 +37,7 @@ const PAGE = 2000;
 const ROW_COLUMNS = `r.seq::text AS seq, r.line, r.prev_hash, r.leaf_hash, c.leaf_hash AS chain_leaf,
   c.trace_id AS chain_trace_id, c.span_id AS chain_span_id, r.ts, r.trace_id, r.span_id,
   r.request_id, r.user_id, r.session_id, r.tenant_id, r.provider, r.operation, r.model_request, r.model_response, r.status,
-  r.input_tokens, r.output_tokens, r.cost_usd, r.latency_ms, r.error_type, r.has_content, r.has_errors`;
+  r.input_tokens, r.output_tokens, r.cost_usd, r.latency_ms, r.error_type, r.http_status, r.has_content, r.has_errors`;
 
 interface Row {
   seq: string;

@@ -7,8 +7,12 @@
  *
  * In the same transaction: the chain rows (their unique (trace_id, span_id) constraint with
  * ON CONFLICT DO NOTHING keeps a re-sent span out), the records rows (the very lines the file
- * ledger writes, so verification is shared), and a checkpoint when one is due. A failed
- * transaction leaves nothing behind.
+ * ledger writes, so verification is shared), and a checkpoint when one is due; with a signing key,
+ * a signed checkpoint in every transaction. A failed transaction leaves nothing behind.
+ *
+ * With a key, rows after the newest checkpoint the key signed were not written by a signing writer
+ * (the writer role without the key can insert correctly chained rows): the writer marks them with a
+ * `ledger.recovered` record before its own, at open and in every transaction (unsignedMarker).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
@@ -300,16 +304,16 @@ export class PostgresLedger {
     await client.query(
       `INSERT INTO ${SCHEMA}.records (seq, appended_at, line, prev_hash, leaf_hash, ts, trace_id, span_id, request_id, user_id,
           session_id, tenant_id, provider, operation, model_request, model_response, status, input_tokens, output_tokens,
-          cost_usd, latency_ms, error_type, has_content, has_errors)
+          cost_usd, latency_ms, error_type, has_content, has_errors, http_status)
        SELECT u.seq, $2::timestamptz, u.line, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), u.ts::timestamptz, u.trace_id, u.span_id,
           u.request_id, u.user_id, u.session_id, u.tenant_id, u.provider, u.operation, u.model_request, u.model_response, u.status,
-          u.input_tokens, u.output_tokens, u.cost_usd, u.latency_ms, u.error_type, u.has_content, u.has_errors
+          u.input_tokens, u.output_tokens, u.cost_usd, u.latency_ms, u.error_type, u.has_content, u.has_errors, u.http_status
          FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                      $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::float8[],
-                     $19::float8[], $20::float8[], $21::float8[], $22::text[], $23::boolean[], $24::boolean[])
+                     $19::float8[], $20::float8[], $21::float8[], $22::text[], $23::boolean[], $24::boolean[], $25::float8[])
            AS u(seq, line, prev, leaf, ts, trace_id, span_id, request_id, user_id, session_id, tenant_id, provider, operation,
                 model_request, model_response, status, input_tokens, output_tokens, cost_usd, latency_ms, error_type,
-                has_content, has_errors)
+                has_content, has_errors, http_status)
         ORDER BY u.seq`,
       [
         seqs,
@@ -336,6 +340,7 @@ export class PostgresLedger {
         col('error_type'),
         col('has_content'),
         col('has_errors'),
+        col('http_status'),
       ],
     );
     if (this.key !== undefined) {
@@ -366,7 +371,12 @@ export class PostgresLedger {
       [this.vouched],
     );
     for (const { id, line } of rows.rows) {
-      const checkpoint = parseCheckpoint(JSON.parse(line), `${SCHEMA}.checkpoints id ${id}`);
+      let checkpoint: Checkpoint;
+      try {
+        checkpoint = parseCheckpoint(JSON.parse(line), `${SCHEMA}.checkpoints id ${id}`);
+      } catch {
+        continue; // vouches for nothing (verify names it); a malformed row must not stop the appends
+      }
       if (checkpoint.ledger_id === this.ledgerId && checkSignature(checkpoint, publicKey) === 'valid') {
         this.vouched = Math.max(this.vouched, checkpoint.tree_size);
       }

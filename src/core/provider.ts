@@ -75,10 +75,10 @@ export function checkShape(patch: ProviderPatch, moduleExports: any, version: st
   const key = `${patch.moduleName}@${version}:${missing.join(',')}`;
   if (missing.length === 0) {
     const match = /^(\d+)\.(\d+)/.exec(version ?? '');
-    if ((match === null || !patch.tested(Number(match[1]), Number(match[2]))) && !said.has(key)) {
+    if (match !== null && !patch.tested(Number(match[1]), Number(match[2])) && !said.has(key)) {
       said.add(key);
       diag.info(
-        `otel-llm-audit: ${patch.moduleName} ${version ?? '(unknown version)'} is outside the tested range ${patch.testedRange}; ` +
+        `otel-llm-audit: ${patch.moduleName} ${version} is outside the tested range ${patch.testedRange}; ` +
           'it has everything the audit wraps, so its calls are audited.',
       );
     }

@@ -102,7 +102,8 @@ export class AuditedCall implements GuardrailTarget {
     server: ServerInfo,
     parent: Context,
   ) {
-    const model = typeof params?.model === 'string' ? params.model : undefined;
+    const named = spec.requestModel !== undefined ? spec.requestModel(params) : params?.model;
+    const model = typeof named === 'string' ? named : undefined;
     this.requestModel = model;
     this.action = action;
     this.sentParams = services.content !== undefined ? params : undefined;
@@ -332,6 +333,9 @@ export class AuditedCall implements GuardrailTarget {
     if (this.services.content !== undefined) this.recordContent(attributes, summary);
     if (summary.attributes !== undefined) Object.assign(attributes, summary.attributes);
     span.setAttributes(attributes);
+    for (const guardrail of summary.guardrails ?? []) {
+      span.addEvent(A.EVENT_AUDIT_GUARDRAIL, { ...guardrailAttributes(guardrail.result), ...guardrail.attributes });
+    }
     this.recordMetrics(summary, usage, failedWith);
   }
 

@@ -1,7 +1,29 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { RequestKind } from '../audit/sanitize';
+import type { RequestKind, RequestWalker } from '../audit/sanitize';
+import type { ConvertOptions, GenAIInputMessage, GenAIPart } from '../audit/content';
+import type { GuardrailResult } from '../guardrails';
 
-export type ProviderName = 'openai' | 'anthropic';
+/** `gen_ai.provider.name`. */
+export type ProviderName = 'openai' | 'anthropic' | 'aws.bedrock';
+
+/**
+ * A provider folder's own request walker (src/instrumentations/<provider>/): one definition of what
+ * the system prompt and the input are, used for redaction, for the hashes and for the encrypted
+ * content alike. The built-in kinds (`RequestKind`) are the older providers' walkers in src/audit/.
+ */
+export interface ProviderRequest {
+  /** Scans (in redact mode rewrites, copy-on-write) the text the provider will read. May throw for a request it cannot read. */
+  sanitize: RequestWalker;
+  /** The system instructions and input messages in the GenAI conventions' shapes. Never throws. */
+  content(params: unknown, options?: ConvertOptions): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] };
+}
+
+/** A guardrail decision the provider itself reported in its response (Bedrock Guardrails...). */
+export interface ProviderGuardrail {
+  result: GuardrailResult;
+  /** Provider attributes added to the event (`aws.bedrock.guardrail.id`). */
+  attributes?: Attributes;
+}
 
 /** Token counts as the GenAI conventions define them: `input` includes cache reads and writes. */
 export interface TokenUsage {
@@ -40,6 +62,8 @@ export interface ResponseSummary {
   toolCallIds?: string[];
   /** Provider-specific attributes (service tier, fingerprint, embedding dimensions...). */
   attributes?: Attributes;
+  /** Guardrail decisions reported by the provider: one `llm_audit.guardrail` event each. */
+  guardrails?: ProviderGuardrail[];
 }
 
 /** Folds stream chunks (or events) into a {@link ResponseSummary}. */
@@ -58,9 +82,11 @@ export interface OperationSpec<P = any> {
   operationName: string;
   /** `llm_audit.action` when no helper method named itself. */
   action: string;
-  /** The request shape, for the sanitizer's walk over the message text. */
-  requestKind: RequestKind;
+  /** The request shape: a built-in kind, or the provider folder's own walker. */
+  requestKind: RequestKind | ProviderRequest;
   isStream(params: P): boolean;
+  /** `gen_ai.request.model` when the request does not name it in `model` (Bedrock's `modelId`). */
+  requestModel?(params: P): string | undefined;
   /** Adds the `gen_ai.request.*` attributes that the request set. */
   requestAttributes(params: P, attributes: Attributes): void;
   /**

@@ -58,6 +58,17 @@ export interface ContentPayload {
 /** The SDK method families, as in the sanitizer (`src/audit/sanitize`). */
 export type ContentRequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
 
+/** The content of one request: what a provider folder's walker returns (see core/types.ts ProviderRequest). */
+export interface RequestContent {
+  system_instructions?: GenAIPart[];
+  input_messages: GenAIInputMessage[];
+}
+
+/** A provider folder's converter, in place of a built-in kind. */
+export interface ContentConverter {
+  content(params: unknown, options?: ConvertOptions): RequestContent;
+}
+
 export interface ConvertOptions {
   /** `digest` (default): inline binary data becomes a `blob_digest` part; `include`: a BlobPart with the base64 content. */
   binary?: 'digest' | 'include';
@@ -80,12 +91,9 @@ function ctxOf(options: ConvertOptions | undefined): Ctx {
  * The system instructions and input messages of one request, by SDK method family. Never throws;
  * `system_instructions` is absent when the request has none.
  */
-export function requestContent(
-  kind: ContentRequestKind,
-  params: unknown,
-  options?: ConvertOptions,
-): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
+export function requestContent(kind: ContentRequestKind | ContentConverter, params: unknown, options?: ConvertOptions): RequestContent {
   try {
+    if (typeof kind === 'object') return kind.content(params, options);
     const p = isObj(params) ? params : {};
     switch (kind) {
       case 'openai.chat':
@@ -112,7 +120,7 @@ export function requestContent(
  * call produced none, e.g. embeddings or an error before any output).
  */
 export function contentPayload(
-  kind: ContentRequestKind,
+  kind: ContentRequestKind | ContentConverter,
   params: unknown,
   output?: unknown,
   options?: ConvertOptions,
@@ -453,15 +461,24 @@ function filePart(f: { fileId?: unknown; fileData?: unknown; fileUrl?: unknown; 
   return part;
 }
 
-function base64Part(base64: string, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
-  if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: base64 };
-  const bytes = Buffer.from(base64, 'base64');
+/**
+ * Inline binary data (base64 text, or the bytes themselves as SDKs such as the AWS SDK take them)
+ * as a `blob_digest` part, or with `{binary:'include'}` a BlobPart with the base64 content.
+ */
+export function binaryPart(data: string | Uint8Array, modality: string, mime: string | undefined, options?: ConvertOptions): GenAIPart {
+  return base64Part(data, modality, mime, ctxOf(options));
+}
+
+function base64Part(data: string | Uint8Array, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
+  const bytes = typeof data === 'string' ? undefined : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: bytes?.toString('base64') ?? (data as string) };
+  const decoded = bytes ?? Buffer.from(data as string, 'base64');
   return {
     type: 'blob_digest',
     modality,
     ...(mime ? { mime_type: mime } : {}),
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    bytes: bytes.length,
+    sha256: createHash('sha256').update(decoded).digest('hex'),
+    bytes: decoded.length,
   };
 }
 

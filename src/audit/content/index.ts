@@ -25,6 +25,7 @@ export {
 export {
   anthropicMessages,
   anthropicSystem,
+  binaryPart,
   contentPayload,
   embeddingsInput,
   jsonSafe,
@@ -33,12 +34,14 @@ export {
   openaiResponsesInstructions,
   outputMessages,
   requestContent,
+  type ContentConverter,
   type ContentPayload,
   type ContentRequestKind,
   type ConvertOptions,
   type GenAIInputMessage,
   type GenAIOutputMessage,
   type GenAIPart,
+  type RequestContent,
 } from './genai-messages';
 export {
   ContentKeystore,

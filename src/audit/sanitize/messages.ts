@@ -37,7 +37,12 @@ type Obj = Record<string, unknown>;
 const MAX_DEPTH = 64;
 const IDENTIFIER = /^[A-Za-z_$][\w$]{0,63}$/;
 
-class Walk {
+/**
+ * One walk over a request: the provider walkers call `text` / `textField` / `jsonField` on each
+ * field the provider reads, and get back what to send. Exported for the provider folders
+ * (src/instrumentations/<provider>/), whose walkers take it as a parameter.
+ */
+export class Walk {
   readonly findings: SanitizeLocationFinding[] = [];
   total = 0;
   readonly path: Path = [];
@@ -385,6 +390,19 @@ function anthropicDocument(w: Walk, block: Obj): Obj {
   return out;
 }
 
+/** A provider folder's walker: the params to send (the same object when nothing changed). */
+export type RequestWalker = (w: Walk, params: Obj) => Obj;
+
+const NO_FINDINGS: Sanitizer = { scan: () => [], redact: (text) => ({ text, findings: [] }) };
+
+/**
+ * A walk that finds nothing and changes nothing: for a provider walker that also builds the
+ * request's content, run only for that content (hashes, encrypted envelope).
+ */
+export function readingWalk(): Walk {
+  return new Walk(NO_FINDINGS, false);
+}
+
 // --- Entry point -----------------------------------------------------------------------------------
 
 const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
@@ -394,15 +412,25 @@ const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
   'anthropic.messages': anthropicMessages,
 };
 
+/** A built-in walker, for a provider folder whose request embeds one of these shapes (Claude's InvokeModel body on Bedrock). */
+export function builtinWalker(kind: RequestKind): RequestWalker {
+  return WALKERS[kind];
+}
+
 /**
  * Scans the text of a request. In `detect` mode `params` is returned as is; in `redact` mode the
  * returned params are a copy with each finding replaced by `[TYPE]` (the same object when nothing
  * was found). The caller's object is never modified. Unknown kinds and non-object params are left
  * untouched with no findings.
  */
-export function sanitizeRequest(kind: RequestKind, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
-  const walker = WALKERS[kind] as ((w: Walk, params: Obj) => Obj) | undefined;
-  if (walker === undefined || !Object.prototype.hasOwnProperty.call(WALKERS, kind) || !isObj(params)) {
+export function sanitizeRequest(
+  kind: RequestKind | { sanitize: RequestWalker },
+  params: unknown,
+  sanitizer: Sanitizer,
+  mode: 'detect' | 'redact',
+): SanitizeResult {
+  const walker = typeof kind === 'string' ? (Object.prototype.hasOwnProperty.call(WALKERS, kind) ? WALKERS[kind] : undefined) : kind.sanitize;
+  if (walker === undefined || !isObj(params)) {
     return { params, findings: [], total: 0 };
   }
   const walk = new Walk(sanitizer, mode === 'redact');

@@ -11,15 +11,16 @@ import type { LlmAuditHooks } from './guardrails';
 import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
 import { publishAuditServices } from './core/audit-client';
-import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/patch';
+import { auditedMethod, namedHelper, methodOptions, routedMethod, wrappedByUs } from './core/patch';
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
+import { bedrockRuntimePatch } from './instrumentations/bedrock-runtime';
 import { openaiPatch } from './instrumentations/openai';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
 
-export type ProviderId = 'openai' | 'anthropic';
+export type ProviderId = 'openai' | 'anthropic' | 'bedrock-runtime';
 
 export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   /**
@@ -47,7 +48,7 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   content?: ContentCipher | null;
 }
 
-const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
+const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch, 'bedrock-runtime': bedrockRuntimePatch };
 
 /** The API's shared no-op histogram: what a meter gives when no meter provider is registered. */
 const NOOP_HISTOGRAM = createNoopMeter().createHistogram('otel-llm-audit.noop');
@@ -204,7 +205,11 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
       // Already ours (a second enable). Another instrumentation's wrapper is wrapped like any method.
       if (wrappedByUs(proto[target.method])) continue;
-      const wrapper = target.spec ? auditedMethod(services, target.spec, options) : namedHelper(target.helper ?? target.method);
+      const wrapper = target.spec
+        ? auditedMethod(services, target.spec, options)
+        : target.route
+          ? routedMethod(services, target.route)
+          : namedHelper(target.helper ?? target.method);
       this._wrap(proto, target.method, wrapper as any);
       // Another instrumentation of the same method (the contrib OpenAI one, loaded by
       // auto-instrumentations-node after this package) would otherwise unwrap this wrapper before

@@ -171,6 +171,11 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
       void writeEvents(res, answer.events ?? [], scenario);
     });
   });
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (socket: import('node:net').Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   server.on('session', (session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
@@ -188,8 +193,10 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
     },
     close: () =>
       new Promise<void>((resolve) => {
-        for (const session of sessions) session.destroy();
         server.close(() => resolve());
+        for (const session of sessions) session.destroy();
+        // server.close() waits for every connection, sessions or not.
+        for (const socket of sockets) socket.destroy();
       }),
   };
 }

@@ -240,10 +240,16 @@ interface ToolLists {
   ids: string[];
 }
 
-/** One output block as an OutputPart; tool arguments as `JSON.stringify` of the input, as a stream gives them after normalising. */
+/**
+ * One output block as an OutputPart; tool arguments as `JSON.stringify` of the input, as a stream
+ * gives them after normalising, so that a streamed and a whole answer hash alike.
+ */
 function outputPart(parts: OutputPart[], tools: ToolLists, block: unknown): void {
   if (!isObj(block)) return;
-  if (typeof block['text'] === 'string') parts.push({ type: 'text', content: block['text'] });
+  const last = parts[parts.length - 1];
+  // Adjacent text blocks are one text: Nova streams each delta as a block of its own.
+  if (typeof block['text'] === 'string' && last?.type === 'text') last.content += block['text'];
+  else if (typeof block['text'] === 'string') parts.push({ type: 'text', content: block['text'] });
   else if (isObj(block['toolUse']) && typeof block['toolUse']['name'] === 'string') {
     const use = block['toolUse'];
     const id = typeof use['toolUseId'] === 'string' ? use['toolUseId'] : undefined;

@@ -299,7 +299,10 @@ describe('InvokeModel', () => {
     const error = await client.send(new InvokeModelCommand({ modelId: CLAUDE, body: Readable.from([JSON.stringify(claudeBody())]) })).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LlmRequestBlockedError);
     expect(fake.requests).toHaveLength(0);
-    expect((await oneSpan()).attributes['llm_audit.status']).toBe('blocked');
+    const span = await oneSpan();
+    expect(span.attributes['llm_audit.status']).toBe('blocked');
+    // No hash could cover a body nobody read: none is recorded, rather than one over a placeholder.
+    expect(span.attributes['llm_audit.input.hash']).toBeUndefined();
   });
 });
 

@@ -21,7 +21,7 @@ import type { ProviderPatch } from '../../core/provider';
 import { observeAsyncIterable, promiseAdapter, type SdkAdapter } from '../../core/sdk-adapter';
 import type { OperationSpec, ProviderRequest } from '../../core/types';
 import { ConverseStreamAccumulator, converseRequest, converseRequestAttributes, isObj, summarizeConverse, type Obj } from './converse';
-import { InvokeStreamAccumulator, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
+import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
 
 const readOnly = readingWalk();
 
@@ -64,12 +64,14 @@ const converse: OperationSpec = {
 
 const converseStream: OperationSpec = { ...converse, action: 'ConverseStream', isStream: () => true };
 
+const invokePrompt = promptOf(invokeModelRequest);
+
 const invokeModel: OperationSpec = {
   ...converse,
   action: 'InvokeModel',
   requestKind: invokeModelRequest,
   requestAttributes: invokeRequestAttributes,
-  prompt: promptOf(invokeModelRequest),
+  prompt: (params) => (bodyReadable(params) ? invokePrompt(params) : {}),
   summarize: summarizeInvoke,
   accumulator: () => new InvokeStreamAccumulator(),
 };

@@ -98,6 +98,11 @@ function readBody(params: Obj): Body | Error {
   return body;
 }
 
+/** False for a body that cannot be read before it is sent: the request then has no input hash (none could cover it). */
+export function bodyReadable(params: unknown): boolean {
+  return isObj(params) && !(readBody(params) instanceof Error);
+}
+
 function familyOf(params: Obj, body: Body): Family {
   return familyOfModel(params['modelId']) ?? familyOfBody(body.json);
 }

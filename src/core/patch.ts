@@ -260,10 +260,14 @@ export function routedMethod(services: () => AuditServices | undefined, route: M
       const result = method.call(this, picked.params, args);
       const callback = picked.callback;
       if (callback === undefined) return result;
-      Promise.resolve(result).then(
-        (value) => callback(null, value),
-        (error: unknown) => callback(error),
-      );
+      // As the SDK's own callback path does: an exception thrown by the callback is not turned
+      // into an unhandled rejection.
+      Promise.resolve(result)
+        .then(
+          (value) => callback(null, value),
+          (error: unknown) => callback(error),
+        )
+        .catch(() => undefined);
       return undefined;
     });
   };

@@ -9,10 +9,10 @@
  * base64 text where the SDK takes bytes.
  */
 import type { Attributes } from '@opentelemetry/api';
-import { binaryPart, jsonSafe, type ConvertOptions, type GenAIInputMessage, type GenAIPart } from '../../audit/content';
-import type { Walk } from '../../audit/sanitize';
+import { binaryPart, jsonSafe, type ConvertOptions, type GenAIInputMessage, type GenAIPart, type RequestContent } from '../../audit/content';
+import { readingWalk, type Walk } from '../../audit/sanitize';
 import * as A from '../../semconv';
-import type { OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import type { OutputPart, ProviderRequest, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import { definedNumber, setNumber, stringList, sumCounts, withFinish } from '../../core/values';
 import { bedrockGuardrails } from './guardrails';
 
@@ -80,6 +80,20 @@ export function converseRequest(w: Walk, params: Obj, options?: ConvertOptions):
   });
   return system === undefined ? { params: out, messages } : { params: out, system, messages };
 }
+
+/** A walked request's content, as the envelope and the hashes take it. */
+export function contentOf(walked: WalkedRequest): RequestContent {
+  return walked.system === undefined ? { input_messages: walked.messages } : { system_instructions: walked.system, input_messages: walked.messages };
+}
+
+/** The walk that reads a request for its content and changes nothing (shared: a walk keeps no state between requests). */
+export const readOnly = readingWalk();
+
+/** The Converse request walker: system, messages and prompt variables. */
+export const converseWalker: ProviderRequest = {
+  sanitize: (w, params) => converseRequest(w, params).params,
+  content: (params, options) => (isObj(params) ? contentOf(converseRequest(readOnly, params, options)) : { input_messages: [] }),
+};
 
 /** One ContentBlock / SystemContentBlock / ToolResultContentBlock: the block to send, its parts pushed. */
 function contentBlock(w: Walk, block: unknown, parts: GenAIPart[], options: ConvertOptions | undefined): unknown {

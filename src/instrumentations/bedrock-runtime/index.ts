@@ -12,28 +12,14 @@
  * application's command is never changed.
  */
 import { diag, trace } from '@opentelemetry/api';
-import type { ConvertOptions } from '../../audit/content';
-import { readingWalk } from '../../audit/sanitize';
 import type { AuditedCall, ServerInfo } from '../../core/audited-call';
 import * as A from '../../semconv';
 import type { AuditedMethodOptions, MethodRoute } from '../../core/patch';
 import type { ProviderPatch } from '../../core/provider';
 import { observeAsyncIterable, promiseAdapter, type SdkAdapter } from '../../core/sdk-adapter';
 import type { OperationSpec, ProviderRequest } from '../../core/types';
-import { ConverseStreamAccumulator, converseRequest, converseRequestAttributes, isObj, summarizeConverse, type Obj } from './converse';
+import { ConverseStreamAccumulator, converseRequestAttributes, converseWalker, isObj, summarizeConverse, type Obj } from './converse';
 import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
-
-const readOnly = readingWalk();
-
-/** The Converse request walker: system, messages and prompt variables (./converse.ts). */
-const converseWalker: ProviderRequest = {
-  sanitize: (w, params) => converseRequest(w, params).params,
-  content(params: unknown, options?: ConvertOptions) {
-    if (!isObj(params)) return { input_messages: [] };
-    const { system, messages } = converseRequest(readOnly, params, options);
-    return system === undefined ? { input_messages: messages } : { system_instructions: system, input_messages: messages };
-  },
-};
 
 /**
  * What the hashes cover: the request's content as the walker reads it, in the GenAI conventions'

@@ -14,17 +14,19 @@
  * prefixes removed), else from the body's shape (application inference profiles name no model).
  */
 import type { Attributes } from '@opentelemetry/api';
-import { requestContent, type ConvertOptions, type GenAIInputMessage, type GenAIPart, type RequestContent } from '../../audit/content';
-import { builtinWalker, readingWalk, type Walk } from '../../audit/sanitize';
+import { requestContent, type ConvertOptions, type RequestContent } from '../../audit/content';
+import { builtinWalker, type Walk } from '../../audit/sanitize';
 import * as A from '../../semconv';
 import type { OutputPart, ProviderRequest, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import { definedNumber, setNumber, stringList, withFinish } from '../../core/values';
 import { anthropicMessagesSpec } from '../anthropic';
 import {
   ConverseStreamAccumulator,
+  contentOf,
   converseRequest,
   converseRequestAttributes,
   isObj,
+  readOnly,
   requestIdAttributes,
   summarizeConverse,
   unknownPart,
@@ -114,7 +116,7 @@ function walkBody(w: Walk, family: Family, body: Obj, options?: ConvertOptions):
       return { body: builtinWalker('anthropic.messages')(w, body), content: requestContent('anthropic.messages', body, options) };
     case 'converse': {
       const walked = converseRequest(w, body, options);
-      return { body: walked.params, content: withSystem(walked.system, walked.messages) };
+      return { body: walked.params, content: contentOf(walked) };
     }
     case 'llama':
     case 'mistral':
@@ -129,10 +131,6 @@ function walkBody(w: Walk, family: Family, body: Obj, options?: ConvertOptions):
       return { body: next, content: { input_messages: [{ role: 'user', parts: [unknownPart(next)] }] } };
     }
   }
-}
-
-function withSystem(system: GenAIPart[] | undefined, input_messages: GenAIInputMessage[]): RequestContent {
-  return system === undefined ? { input_messages } : { system_instructions: system, input_messages };
 }
 
 /** Redaction, hashes and content of an InvokeModel request: one walk over its decoded body. */
@@ -161,7 +159,6 @@ export const invokeModelRequest: ProviderRequest = {
   },
 };
 
-const readOnly = readingWalk();
 
 function encode(text: string, body: Body): string | Uint8Array {
   return body.bytes ? new Uint8Array(Buffer.from(text, 'utf8')) : text;

@@ -171,7 +171,7 @@ describe('Converse', () => {
     expect(error).toMatchObject({ name: 'ValidationException', $metadata: { httpStatusCode: 400 } });
     expect(String(error.message)).toContain(CANARY);
     const span = await oneSpan();
-    expect(span.attributes).toMatchObject({ 'llm_audit.status': 'error', 'error.type': 'ValidationException' });
+    expect(span.attributes).toMatchObject({ 'llm_audit.status': 'error', 'error.type': 'ValidationException', 'aws.request_id': error.$metadata.requestId });
     expect(JSON.stringify([span.attributes, span.status])).not.toContain(CANARY);
   });
 
@@ -204,6 +204,7 @@ describe('ConverseStream (AWS event stream)', () => {
       'llm_audit.cost.status': 'priced',
     });
     expect(typeof span.attributes['gen_ai.response.time_to_first_chunk']).toBe('number');
+    expect(span.attributes['aws.request_id']).toBe(output.$metadata.requestId);
     audit.reset();
     await client.send(new ConverseCommand(converseInput()));
     expect((await oneSpan()).attributes['llm_audit.output.hash']).toBe(span.attributes['llm_audit.output.hash']);

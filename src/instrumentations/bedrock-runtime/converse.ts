@@ -290,15 +290,8 @@ export function summarizeConverse(data: unknown): ResponseSummary {
     output: [withFinish({ role: typeof message['role'] === 'string' ? message['role'] : 'assistant', parts }, stop)],
     toolNames: tools.names,
     toolCallIds: tools.ids,
-    attributes: requestIdAttributes(body['$metadata']),
     guardrails: bedrockGuardrails(isObj(body['trace']) ? body['trace']['guardrail'] : undefined, stop),
   };
-}
-
-/** `aws.request_id` (the AWS SDK conventions' attribute): the id Bedrock's invocation logs and CloudTrail carry. */
-export function requestIdAttributes(metadata: unknown): Attributes | undefined {
-  const id = isObj(metadata) ? metadata['requestId'] : undefined;
-  return typeof id === 'string' ? { [A.ATTR_AWS_REQUEST_ID]: id } : undefined;
 }
 
 interface BlockState {

@@ -85,7 +85,7 @@ function bedrockAdapter(stream: 'stream' | 'body' | undefined): SdkAdapter {
         (output) => {
           try {
             if (call.isEnded) return;
-            fillServer(call);
+            onResponse(call, output);
             call.tag(output);
             const events = stream !== undefined && isObj(output) ? output[stream] : undefined;
             if (typeof (events as { [Symbol.asyncIterator]?: unknown } | undefined)?.[Symbol.asyncIterator] === 'function') {
@@ -98,7 +98,7 @@ function bedrockAdapter(stream: 'stream' | 'body' | undefined): SdkAdapter {
           }
         },
         (error: unknown) => {
-          fillServer(call);
+          if (!call.isEnded) onResponse(call, error);
           call.fail(error);
         },
       );
@@ -111,7 +111,7 @@ function bedrockAdapter(stream: 'stream' | 'body' | undefined): SdkAdapter {
  * Where each client sends its requests. The AWS SDK resolves its endpoint (and region)
  * asynchronously, so a call cannot know it when it starts: the first sight of a client starts the
  * resolution, the calls made once it is known carry `server.address` / `server.port` from their
- * start, and a call made before gets them when its response arrives (see fillServer).
+ * start, and a call made before gets them when its response arrives (see onResponse).
  */
 const servers = new WeakMap<object, ServerInfo | Promise<void>>();
 /** The client of each call, by the call's trace span (the active span while `send` runs). */
@@ -143,14 +143,19 @@ function bedrockServer(client: any): ServerInfo {
   return info === undefined || info instanceof Promise ? {} : info;
 }
 
-/** Sets the server attributes of a call that started before its client's endpoint was known. */
-function fillServer(call: AuditedCall): void {
+/**
+ * What the response (or the error) tells of the call: `aws.request_id`, and the server attributes
+ * of a call that started before its client's endpoint was known.
+ */
+function onResponse(call: AuditedCall, outcome: unknown): void {
   const client = spanClients.get(call.traceSpan);
   const info = client === undefined ? undefined : bedrockServer(client);
-  if (info?.address === undefined) return;
+  const metadata = isObj(outcome) ? outcome['$metadata'] : undefined;
+  const requestId = isObj(metadata) ? metadata['requestId'] : undefined;
   for (const span of call.span === call.traceSpan ? [call.span] : [call.span, call.traceSpan]) {
-    span.setAttribute(A.ATTR_SERVER_ADDRESS, info.address);
-    if (info.port !== undefined) span.setAttribute(A.ATTR_SERVER_PORT, info.port);
+    if (info?.address !== undefined) span.setAttribute(A.ATTR_SERVER_ADDRESS, info.address);
+    if (info?.port !== undefined) span.setAttribute(A.ATTR_SERVER_PORT, info.port);
+    if (typeof requestId === 'string') span.setAttribute(A.ATTR_AWS_REQUEST_ID, requestId);
   }
 }
 

@@ -27,7 +27,6 @@ import {
   converseRequestAttributes,
   isObj,
   readOnly,
-  requestIdAttributes,
   summarizeConverse,
   unknownPart,
   type Obj,
@@ -159,7 +158,6 @@ export const invokeModelRequest: ProviderRequest = {
   },
 };
 
-
 function encode(text: string, body: Body): string | Uint8Array {
   return body.bytes ? new Uint8Array(Buffer.from(text, 'utf8')) : text;
 }
@@ -281,7 +279,6 @@ export function summarizeInvoke(data: unknown): ResponseSummary {
     const guardrails = bodyGuardrails(json);
     if (guardrails !== undefined) summary.guardrails = [...(summary.guardrails ?? []), ...guardrails];
   }
-  summary.attributes = { ...summary.attributes, ...requestIdAttributes(output['$metadata']) };
   return summary;
 }
 

@@ -239,6 +239,18 @@ describe('ConverseStream (AWS event stream)', () => {
     expect(span.attributes).toMatchObject({ 'llm_audit.status': 'error', 'error.type': 'ModelStreamErrorException', 'llm_audit.stream.outcome': 'errored' });
   });
 
+  it('aborted through the abortSignal of send() while nobody reads: aborted', async () => {
+    const controller = new AbortController();
+    fake.enqueue({ eventDelayMs: 20 });
+    const output = await client.send(new ConverseStreamCommand(converseInput()), { abortSignal: controller.signal });
+    const iterator = output.stream[Symbol.asyncIterator]();
+    await iterator.next();
+    controller.abort();
+    const span = await oneSpan();
+    expect(span.attributes['llm_audit.stream.outcome']).toBe('aborted');
+    await iterator.next().catch(() => undefined);
+  });
+
   it('a stream never read is recorded at shutdown as not consumed', async () => {
     await client.send(new ConverseStreamCommand(converseInput()));
     expect(audit.spans()).toHaveLength(0);

@@ -89,7 +89,8 @@ function bedrockAdapter(stream: 'stream' | 'body' | undefined): SdkAdapter {
             call.tag(output);
             const events = stream !== undefined && isObj(output) ? output[stream] : undefined;
             if (typeof (events as { [Symbol.asyncIterator]?: unknown } | undefined)?.[Symbol.asyncIterator] === 'function') {
-              observeAsyncIterable(events as object, call);
+              // The signal lets an abort while nobody reads end the call as aborted.
+              observeAsyncIterable(events as object, call, sent.get(call.traceSpan)?.signal);
             } else {
               call.completeWith(output);
             }
@@ -114,8 +115,8 @@ function bedrockAdapter(stream: 'stream' | 'body' | undefined): SdkAdapter {
  * start, and a call made before gets them when its response arrives (see onResponse).
  */
 const servers = new WeakMap<object, ServerInfo | Promise<void>>();
-/** The client of each call, by the call's trace span (the active span while `send` runs). */
-const spanClients = new WeakMap<object, object>();
+/** The client and abort signal of each call, by the call's trace span (the active span while `send` runs). */
+const sent = new WeakMap<object, { client: object; signal: AbortSignal | undefined }>();
 
 function learnServer(client: any): void {
   if (!isObj(client) || servers.has(client)) return;
@@ -148,7 +149,7 @@ function bedrockServer(client: any): ServerInfo {
  * of a call that started before its client's endpoint was known.
  */
 function onResponse(call: AuditedCall, outcome: unknown): void {
-  const client = spanClients.get(call.traceSpan);
+  const client = sent.get(call.traceSpan)?.client;
   const info = client === undefined ? undefined : bedrockServer(client);
   const metadata = isObj(outcome) ? outcome['$metadata'] : undefined;
   const requestId = isObj(metadata) ? metadata['requestId'] : undefined;
@@ -186,11 +187,14 @@ function route(moduleExports: any): MethodRoute {
     send(original, client, args, params) {
       const command = args[0] as Obj;
       const sendOptions = typeof args[1] === 'function' ? undefined : args[1];
-      // The params as read once (core/snapshot.ts), redacted or not, are what is serialized.
       const span = trace.getActiveSpan();
-      if (span !== undefined && isObj(client)) spanClients.set(span, client);
-      const sent = params === command['input'] ? command : Object.create(command, { input: { value: params, enumerable: true, writable: true, configurable: true } });
-      return original.call(client, sent, sendOptions);
+      const signal = isObj(sendOptions) ? sendOptions['abortSignal'] : undefined;
+      if (span !== undefined && isObj(client)) {
+        sent.set(span, { client, signal: typeof (signal as AbortSignal | undefined)?.addEventListener === 'function' ? (signal as AbortSignal) : undefined });
+      }
+      // The params as read once (core/snapshot.ts), redacted or not, are what is serialized.
+      const outgoing = params === command['input'] ? command : Object.create(command, { input: { value: params, enumerable: true, writable: true, configurable: true } });
+      return original.call(client, outgoing, sendOptions);
     },
     options: (spec) => options.get(spec)!,
   };

@@ -16,11 +16,12 @@ import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { bedrockRuntimePatch } from './instrumentations/bedrock-runtime';
 import { openaiPatch } from './instrumentations/openai';
+import { googleGenaiPatch } from './instrumentations/google-genai';
+import { mistralPatch } from './instrumentations/mistral';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
 
-export type ProviderId = 'openai' | 'anthropic' | 'bedrock-runtime';
 
 export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   /**
@@ -48,7 +49,16 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   content?: ContentCipher | null;
 }
 
-const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch, 'bedrock-runtime': bedrockRuntimePatch };
+/** The SDKs this package patches, by the id `providers` takes: the one table the ids come from. */
+const PROVIDERS = {
+  openai: openaiPatch,
+  anthropic: anthropicPatch,
+  'google-genai': googleGenaiPatch,
+  mistral: mistralPatch,
+  'bedrock-runtime': bedrockRuntimePatch,
+} satisfies Record<string, ProviderPatch>;
+
+export type ProviderId = keyof typeof PROVIDERS;
 
 /** The API's shared no-op histogram: what a meter gives when no meter provider is registered. */
 const NOOP_HISTOGRAM = createNoopMeter().createHistogram('otel-llm-audit.noop');

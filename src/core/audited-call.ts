@@ -27,7 +27,7 @@ import type { ContentHasher } from '../audit/hashing';
 import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
 import { startCallSpans } from './audit-records';
-import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
+import type { OperationSpec, ProviderName, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
 
 /** What every call needs from the instrumentation: built once, shared by all calls. */
 export interface AuditServices {
@@ -93,6 +93,8 @@ export class AuditedCall implements GuardrailTarget {
    * auditErrorMessage). Only a reference; it is read on the error path alone.
    */
   private quotable: unknown;
+  /** `gen_ai.provider.name`: the spec's, unless the client decides (Gemini API or Vertex AI). */
+  private readonly provider: ProviderName;
 
   constructor(
     private readonly services: AuditServices,
@@ -101,7 +103,9 @@ export class AuditedCall implements GuardrailTarget {
     action: string,
     server: ServerInfo,
     parent: Context,
+    provider?: ProviderName,
   ) {
+    this.provider = provider ?? spec.provider;
     const named = spec.requestModel !== undefined ? spec.requestModel(params) : params?.model;
     const model = typeof named === 'string' ? named : undefined;
     this.requestModel = model;
@@ -111,7 +115,7 @@ export class AuditedCall implements GuardrailTarget {
     // One object, filled in a fixed order: every call's attribute set then shares one hidden class.
     const attributes: Attributes = {};
     attributes[A.ATTR_GEN_AI_OPERATION_NAME] = spec.operationName;
-    attributes[A.ATTR_GEN_AI_PROVIDER_NAME] = spec.provider;
+    attributes[A.ATTR_GEN_AI_PROVIDER_NAME] = this.provider;
     if (model !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_MODEL] = model;
     if (server.address !== undefined) attributes[A.ATTR_SERVER_ADDRESS] = server.address;
     if (server.port !== undefined) attributes[A.ATTR_SERVER_PORT] = server.port;
@@ -149,7 +153,7 @@ export class AuditedCall implements GuardrailTarget {
   request(params: unknown): AuditRequest {
     return {
       requestId: this.requestId,
-      provider: this.spec.provider,
+      provider: this.provider,
       operation: this.spec.operationName,
       action: this.action,
       model: this.requestModel,
@@ -265,7 +269,9 @@ export class AuditedCall implements GuardrailTarget {
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
     this.span.setAttribute(A.ATTR_AUDIT_ERROR_MESSAGE, message);
     if (outcome !== undefined) this.span.setAttribute(A.ATTR_AUDIT_STREAM_OUTCOME, outcome);
-    const status = (error as { status?: unknown } | null)?.status;
+    // `status` (Stainless SDKs, @google/genai) or `statusCode` (Speakeasy SDKs: Mistral).
+    const failed = error as { status?: unknown; statusCode?: unknown } | null;
+    const status = typeof failed?.status === 'number' ? failed.status : failed?.statusCode;
     if (typeof status === 'number') this.span.setAttribute(A.ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     // The status description is exported too, so it carries the masked message, never the raw one.
     this.span.setStatus({ code: SpanStatusCode.ERROR, message });
@@ -362,7 +368,7 @@ export class AuditedCall implements GuardrailTarget {
       return;
     }
     const result = this.services.cost.price(
-      this.spec.provider,
+      this.provider,
       model,
       usage && {
         inputTokens: usage.input,
@@ -374,7 +380,7 @@ export class AuditedCall implements GuardrailTarget {
     );
     attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
     if (result.status !== 'priced') {
-      diag.debug(`otel-llm-audit: no cost for ${this.spec.provider}/${model}: ${result.reason}`);
+      diag.debug(`otel-llm-audit: no cost for ${this.provider}/${model}: ${result.reason}`);
     } else {
       attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = result.amountUsd;
       attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';

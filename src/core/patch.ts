@@ -11,7 +11,7 @@ import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
 import type { ProviderPatch } from './provider';
-import type { OperationSpec } from './types';
+import type { OperationSpec, ProviderName } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
 
@@ -46,6 +46,8 @@ export interface AuditedMethodOptions {
   adapter?: SdkAdapter;
   /** The SDK client behind a resource object (`resource._client`), for the default adapter. */
   client?(resource: any): any;
+  /** `gen_ai.provider.name` when the client decides it (one SDK for two services); default the spec's. */
+  provider?(resource: any): ProviderName | undefined;
   /**
    * Runs the SDK's method. A provider can use it to adjust the SDK around the call (Anthropic:
    * keep its built-in span from doubling ours). Defaults to a plain call.
@@ -58,6 +60,7 @@ export function methodOptions(patch: ProviderPatch): AuditedMethodOptions {
   return {
     server: patch.server ?? ((resource: any) => serverFromBaseURL(patch.client(resource))),
     adapter: patch.adapter ?? stainlessAdapter(patch.client),
+    provider: patch.provider,
     invoke: patch.invoke,
   };
 }
@@ -88,7 +91,7 @@ export function auditedMethod(
         // Sanitize first: in redact mode the redacted copy is what is sent, hashed and shown to hooks.
         const sanitized = shared.sanitize === undefined ? undefined : sanitize(shared.sanitize, spec, args[0]);
         if (sanitized?.result !== undefined && sanitized.result.params !== args[0]) args = [sanitized.result.params, ...args.slice(1)];
-        call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent);
+        call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent, options.provider?.(this));
         if (sanitized?.result !== undefined) call.recordSanitization(shared.sanitize!.mode, sanitized.result);
         if (sanitized?.failed !== undefined) gate = Promise.reject(sanitizerBlocked(call, sanitized.failed));
         // LLM_AUDIT_ON_FAILURE=block: no call goes out while its audit record cannot be written.
@@ -289,17 +292,26 @@ const serverCache = new WeakMap<object, { baseURL: string; info: ServerInfo }>()
 
 /** `server.address` and `server.port` from an SDK client's `baseURL`, parsed once per client. */
 export function serverFromBaseURL(client: { baseURL?: unknown } | undefined): ServerInfo {
-  if (client === undefined || typeof client.baseURL !== 'string') return {};
-  const cached = serverCache.get(client);
-  if (cached !== undefined && cached.baseURL === client.baseURL) return cached.info;
+  return client === undefined ? {} : serverFromURL(client, client.baseURL);
+}
+
+/**
+ * `server.address` and `server.port` from the base URL (a string or a URL) that `owner` (an SDK
+ * client) sends to, parsed once per owner and URL.
+ */
+export function serverFromURL(owner: object, baseURL: unknown): ServerInfo {
+  const text = typeof baseURL === 'string' ? baseURL : baseURL instanceof URL ? baseURL.href : undefined;
+  if (text === undefined) return {};
+  const cached = serverCache.get(owner);
+  if (cached !== undefined && cached.baseURL === text) return cached.info;
   let info: ServerInfo = {};
   try {
-    const url = new URL(client.baseURL);
+    const url = new URL(text);
     const port = url.port !== '' ? Number(url.port) : url.protocol === 'https:' ? 443 : url.protocol === 'http:' ? 80 : undefined;
     info = { address: url.hostname, port };
   } catch {
-    diag.debug(`otel-llm-audit: SDK baseURL is not a URL: ${client.baseURL}`);
+    diag.debug(`otel-llm-audit: SDK baseURL is not a URL: ${text}`);
   }
-  serverCache.set(client, { baseURL: client.baseURL, info });
+  serverCache.set(owner, { baseURL: text, info });
   return info;
 }

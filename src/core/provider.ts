@@ -2,7 +2,7 @@ import { diag } from '@opentelemetry/api';
 import type { ServerInfo } from './audited-call';
 import type { MethodRoute } from './patch';
 import type { SdkAdapter } from './sdk-adapter';
-import type { OperationSpec } from './types';
+import type { OperationSpec, ProviderName } from './types';
 
 /**
  * One method to wrap: an audited SDK call (`spec`), a method carrying several operations (`route`,
@@ -31,6 +31,8 @@ export interface ProviderPatch {
   adapter?: SdkAdapter;
   /** Optional: `server.address` / `server.port` of a resource's calls; default from `client(resource).baseURL`. */
   server?(resource: any): ServerInfo;
+  /** Optional: `gen_ai.provider.name` of a resource's calls when the client decides it; default the spec's. */
+  provider?(resource: any): ProviderName | undefined;
   targets(moduleExports: any): PatchTarget[];
   /** Optional: runs the SDK method (see AuditedMethodOptions.invoke). */
   invoke?(original: (...args: any[]) => any, resource: any, args: any[]): unknown;

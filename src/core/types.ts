@@ -1,21 +1,21 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { RequestKind, RequestWalker } from '../audit/sanitize';
-import type { ConvertOptions, GenAIInputMessage, GenAIPart } from '../audit/content';
+import type { RequestKind, TextWalk } from '../audit/sanitize';
 import type { GuardrailResult } from '../guardrails';
+import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 
-/** `gen_ai.provider.name`. */
-export type ProviderName = 'openai' | 'anthropic' | 'aws.bedrock';
+/** `gen_ai.provider.name` values this package records (the GenAI conventions' names). */
+export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai' | 'aws.bedrock';
 
 /**
- * A provider folder's own request walker (src/instrumentations/<provider>/): one definition of what
- * the system prompt and the input are, used for redaction, for the hashes and for the encrypted
- * content alike. The built-in kinds (`RequestKind`) are the older providers' walkers in src/audit/.
+ * A provider's request shape, defined once in its folder (src/instrumentations/<provider>/): one
+ * walk over the request that the sanitizer (scan, redact) and encrypted content capture both run,
+ * with a different visitor. The built-in kinds of src/audit (OpenAI, Anthropic) predate it.
  */
-export interface ProviderRequest {
-  /** Scans (in redact mode rewrites, copy-on-write) the text the provider will read. May throw for a request it cannot read. */
-  sanitize: RequestWalker;
-  /** The system instructions and input messages in the GenAI conventions' shapes. Never throws. */
-  content(params: unknown, options?: ConvertOptions): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] };
+export interface RequestWalker {
+  /** Scans the request text through `walk`; returns the params to send (copy-on-write, the same object when unchanged). */
+  sanitize(walk: TextWalk, params: Record<string, unknown>): Record<string, unknown>;
+  /** The request in the conventions' shapes (`gen_ai.system_instructions`, `gen_ai.input.messages`). Never throws. */
+  content(params: Record<string, unknown>, parts: ContentParts): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] };
 }
 
 /** A guardrail decision the provider itself reported in its response (Bedrock Guardrails...). */
@@ -82,8 +82,8 @@ export interface OperationSpec<P = any> {
   operationName: string;
   /** `llm_audit.action` when no helper method named itself. */
   action: string;
-  /** The request shape: a built-in kind, or the provider folder's own walker. */
-  requestKind: RequestKind | ProviderRequest;
+  /** The request shape, for the sanitizer's walk and the encrypted content: a built-in kind or the provider's walker. */
+  requestKind: RequestKind | RequestWalker;
   isStream(params: P): boolean;
   /** `gen_ai.request.model` when the request does not name it in `model` (Bedrock's `modelId`). */
   requestModel?(params: P): string | undefined;

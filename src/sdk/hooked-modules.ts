@@ -6,7 +6,10 @@
 export const HOOKED_MODULES: Array<string | RegExp> = [
   'openai',
   '@anthropic-ai/sdk',
+  '@google/genai',
+  '@mistralai/mistralai',
   '@aws-sdk/client-bedrock-runtime',
   /\/node_modules\/(openai|@anthropic-ai\/sdk)\/index\.mjs$/,
+  /\/node_modules\/@google\/genai\/dist\/node\/index\.mjs$/,
   /\/node_modules\/@aws-sdk\/client-bedrock-runtime\/dist-es\/index\.js$/,
 ];

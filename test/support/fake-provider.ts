@@ -12,8 +12,13 @@
  *   ...
  *   await fake.close();
  *
- * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings (OpenAI) and
- * /v1/messages (Anthropic). Anything else gets a 404 in the provider's error shape (Anthropic's
+ * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings (OpenAI),
+ * /v1/messages (Anthropic) and the Gemini API and Vertex AI model methods
+ * (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
+ * `:batchEmbedContents`; Vertex `/v1beta1/[projects/{p}/locations/{l}/]publishers/google/models/{model}:`
+ * the same and `:predict`), in the shapes of the recordings that googleapis/js-genai publishes under
+ * test/system/recordings (Apache-2.0): see the Gemini section below; Mistral under `/mistral`
+ * (`/mistral/v1/chat/completions`, `/mistral/v1/embeddings`, see the Mistral section). Anything else gets a 404 in the provider's error shape (Anthropic's
  * when the request carries an `anthropic-version` or `x-api-key` header, OpenAI's otherwise).
  *
  * Scenarios: `enqueue()` queues scenarios; each request to one of the endpoints above takes the
@@ -112,6 +117,10 @@ export interface FakeProvider {
   openaiBaseURL: string;
   /** `url`: pass to new Anthropic({ baseURL, apiKey: 'test' }) */
   anthropicBaseURL: string;
+  /** `url`: pass to new GoogleGenAI({ apiKey: 'test', httpOptions: { baseUrl } }) (Gemini API and Vertex express mode alike). */
+  googleBaseURL: string;
+  /** `${url}/mistral`: pass to new Mistral({ apiKey: 'test', serverURL }) */
+  mistralBaseURL: string;
   requests: RecordedRequest[];
   /** FIFO; each request to a known endpoint consumes one; empty queue = defaults. Throws on an inconsistent scenario. */
   enqueue(...scenarios: Scenario[]): void;
@@ -136,7 +145,7 @@ export interface ResolvedUsage extends UsageNumbers {
   total: number;
 }
 
-export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages';
+export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages' | 'gemini' | 'mistral';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults and helpers tests use to compute expectations
@@ -255,7 +264,7 @@ const DEFAULT_SNAPSHOT_DATE = '2024-07-18';
  */
 export function expectedModel(endpoint: Endpoint, requestModel: string, scenario: Scenario = {}): string {
   if (scenario.model !== undefined) return scenario.model;
-  if (endpoint === 'embeddings' || endpoint === 'messages') return requestModel;
+  if (endpoint === 'embeddings' || endpoint === 'messages' || endpoint === 'gemini' || endpoint === 'mistral') return requestModel;
   if (/-\d{4}-\d{2}-\d{2}$/.test(requestModel) || /-\d{4}$/.test(requestModel)) return requestModel;
   if (requestModel === 'gpt-3.5-turbo') return 'gpt-3.5-turbo-0125';
   return `${requestModel}-${OPENAI_SNAPSHOT_DATES[requestModel] ?? DEFAULT_SNAPSHOT_DATE}`;
@@ -350,7 +359,7 @@ const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 // Request plumbing
 // ---------------------------------------------------------------------------------------------
 
-type Provider = 'openai' | 'anthropic';
+type Provider = 'openai' | 'anthropic' | 'google' | 'mistral';
 type Json = Record<string, unknown>;
 
 interface Ctx {
@@ -374,12 +383,13 @@ function textOf(content: unknown): string {
 /** The error message of an `echoRequest` scenario (see Scenario.echoRequest). */
 function echoMessage(ctx: Ctx): string {
   const body = ctx.body ?? {};
-  const messages: any[] = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : [];
+  const messages: any[] = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : Array.isArray(body.contents) ? body.contents : [];
   const last = messages.length > 0 ? messages[messages.length - 1] : undefined;
-  const text = typeof body.input === 'string' ? body.input : textOf(last?.content);
+  const text = typeof body.input === 'string' ? body.input : textOf(last?.content ?? last?.parts);
   if (ctx.scenario.echoRequest === 'prefix') return `Invalid 'messages': the content starting "${text.slice(0, ECHO_PREFIX_CHARS)}" could not be processed.`;
   const systemMessage = messages.find((m) => m?.role === 'system' || m?.role === 'developer');
-  const system = textOf(body.system) || (typeof body.instructions === 'string' ? body.instructions : '') || textOf(systemMessage?.content);
+  const system =
+    textOf(body.system) || (typeof body.instructions === 'string' ? body.instructions : '') || textOf(systemMessage?.content) || textOf(body.systemInstruction?.parts);
   return (
     `Could not process the request to ${ctx.url}: system prompt "${system}" with message "${text}". ` +
     `Request body excerpt: ${JSON.stringify(last ?? null)}`
@@ -423,6 +433,11 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 function baseHeaders(ctx: Ctx): Record<string, string> {
+  if (ctx.provider === 'google') {
+    // As in the js-genai recordings: Google's front end names no request id.
+    return { server: 'scaffolding on HTTPServer2', vary: 'Origin, X-Origin, Referer', 'x-content-type-options': 'nosniff', 'x-xss-protection': '0' };
+  }
+  if (ctx.provider === 'mistral') return { 'x-kong-request-id': ctx.requestId, 'mistral-correlation-id': ctx.requestId };
   if (ctx.provider === 'anthropic') {
     return { 'request-id': ctx.requestId, 'anthropic-organization-id': '00000000-0000-4000-8000-000000000000' };
   }
@@ -478,13 +493,31 @@ function anthropicErrorType(status: number, type?: string): string {
   return type ?? ANTHROPIC_ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
 }
 
+/** google.rpc.Code names, as the Gemini API puts them in `error.status`. */
+const GOOGLE_ERROR_STATUS: Record<number, string> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  409: 'ABORTED',
+  429: 'RESOURCE_EXHAUSTED',
+  499: 'CANCELLED',
+  500: 'INTERNAL',
+  503: 'UNAVAILABLE',
+  504: 'DEADLINE_EXCEEDED',
+};
+
 function isRetryable(status: number): boolean {
   return status === 408 || status === 409 || status === 429 || status >= 500;
 }
 
 function sendError(ctx: Ctx, status: number, message: string, type?: string, param: string | null = null, code?: string | null): void {
   const extra: Record<string, string> = isRetryable(status) ? { 'retry-after': '0', 'retry-after-ms': '1' } : {};
-  if (ctx.provider === 'anthropic') {
+  if (ctx.provider === 'mistral') {
+    sendJson(ctx, status, { object: 'error', message, type: type ?? (status >= 500 ? 'internal_error' : 'invalid_request_error'), param, code: code ?? null }, extra);
+  } else if (ctx.provider === 'google') {
+    sendJson(ctx, status, { error: { code: status, message, status: type ?? GOOGLE_ERROR_STATUS[status] ?? (status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT') } }, extra);
+  } else if (ctx.provider === 'anthropic') {
     sendJson(ctx, status, { type: 'error', error: { type: anthropicErrorType(status, type), message }, request_id: ctx.requestId }, extra);
   } else {
     sendJson(ctx, status, { error: openaiErrorObject(status, message, type, param, code) }, extra);
@@ -497,7 +530,7 @@ function sendError(ctx: Ctx, status: number, message: string, type?: string, par
 
 /** One unit of a stream plan. */
 type Frame =
-  | { kind: 'event'; event?: string; data: unknown; textDelta?: boolean }
+  | { kind: 'event'; event?: string; data: unknown; textDelta?: boolean; crlf?: boolean }
   | { kind: 'raw'; text: string }
   /** A point where failAfterChunks / dropAfterChunks may fire (after the text deltas sent so far). */
   | { kind: 'checkpoint' };
@@ -512,6 +545,8 @@ function encodeFrame(frame: Frame): string {
   if (frame.kind === 'raw') return frame.text;
   if (frame.kind === 'checkpoint') return '';
   const data = typeof frame.data === 'string' ? frame.data : JSON.stringify(frame.data);
+  // The Gemini API ends its events with CRLF CRLF.
+  if (frame.crlf) return `data: ${data}\r\n\r\n`;
   return `${frame.event !== undefined ? `event: ${frame.event}\n` : ''}data: ${data}\n\n`;
 }
 
@@ -1039,6 +1074,216 @@ function handleMessages(ctx: Ctx): Promise<void> | void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Google: the Gemini API (`/v1beta/models/...`) and Vertex AI (`/v1beta1/...publishers/google/models/...`)
+//
+// Shapes from the recordings googleapis/js-genai publishes (test/system/recordings/*.json,
+// Apache-2.0): a response has `candidates[].content {role:'model', parts}`, `finishReason`,
+// `index`, `usageMetadata`, `modelVersion`, `responseId` (Vertex adds `createTime` and
+// `usageMetadata.trafficType`); a stream (`?alt=sse`) is a series of such responses, each a
+// `data:` event ended by CRLF CRLF, the last with the finish reason and the final counts; errors
+// are `{error: {code, message, status}}`, also in a stream.
+//
+// Usage: `promptTokenCount` is the total input (cached included, `cachedContentTokenCount` being
+// part of it); `candidatesTokenCount` EXCLUDES the thinking tokens, reported apart as
+// `thoughtsTokenCount`, so the fake sends `output - reasoning` and `reasoning`. Thought text parts
+// (`thought: true`) are sent when the request sets `thinkingConfig.includeThoughts`. Gemini API
+// embeddings (`batchEmbedContents`) report no usage at all; Vertex `predict` reports a token count
+// per instance (`statistics.token_count`).
+// ---------------------------------------------------------------------------------------------
+
+const GEMINI_PATH =
+  /^\/(?:v1beta|v1|v1alpha|v1beta1)\/(?:projects\/[^/]+\/locations\/[^/]+\/)?(?:publishers\/google\/)?models\/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents|predict)$/;
+
+/** Default width of a Google embedding when the request sets no `outputDimensionality`. */
+export function googleEmbeddingDimensions(model: string): number {
+  return model.startsWith('gemini-embedding') ? 3072 : 768;
+}
+
+function geminiRoute(path: string): { provider: Provider; handle: (ctx: Ctx) => Promise<void> | void } | undefined {
+  const match = GEMINI_PATH.exec(path);
+  if (match === null) return undefined;
+  const model = decodeURIComponent(match[1]!);
+  const vertex = path.startsWith('/v1beta1/');
+  switch (match[2]) {
+    case 'generateContent':
+      return { provider: 'google', handle: (ctx) => handleGenerateContent(ctx, model, vertex, false) };
+    case 'streamGenerateContent':
+      return { provider: 'google', handle: (ctx) => handleGenerateContent(ctx, model, vertex, true) };
+    case 'batchEmbedContents':
+      return { provider: 'google', handle: (ctx) => handleBatchEmbed(ctx, model) };
+    default:
+      return { provider: 'google', handle: (ctx) => handlePredict(ctx, model) };
+  }
+}
+
+function geminiUsage(u: ResolvedUsage, thoughts: boolean, vertex: boolean): Json {
+  const candidates = u.output - u.reasoning;
+  const usage: Json = { promptTokenCount: u.input, candidatesTokenCount: candidates };
+  if (u.cacheRead > 0) usage.cachedContentTokenCount = u.cacheRead;
+  usage.totalTokenCount = u.input + u.output;
+  usage.promptTokensDetails = [{ modality: 'TEXT', tokenCount: u.input }];
+  if (u.cacheRead > 0) usage.cacheTokensDetails = [{ modality: 'TEXT', tokenCount: u.cacheRead }];
+  usage.candidatesTokensDetails = [{ modality: 'TEXT', tokenCount: candidates }];
+  if (thoughts || u.reasoning > 0) usage.thoughtsTokenCount = u.reasoning;
+  if (vertex) usage.trafficType = 'ON_DEMAND';
+  return usage;
+}
+
+function handleGenerateContent(ctx: Ctx, model: string, vertex: boolean, stream: boolean): Promise<void> | void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.contents) || body.contents.length === 0) {
+    throw new ProviderError(400, '* GenerateContentRequest.contents: contents is not specified\n');
+  }
+  const config = body.generationConfig ?? {};
+  const usage = expectedUsage(scenario);
+  const toolCalls = scenario.toolCalls ?? [];
+  const truncated = toolCalls.length === 0 && typeof config.maxOutputTokens === 'number' && config.maxOutputTokens <= usage.output;
+  const finishReason = truncated ? 'MAX_TOKENS' : 'STOP';
+  const withThoughts = config.thinkingConfig?.includeThoughts === true;
+  const responseModel = expectedModel('gemini', model, scenario);
+  const responseId = scenario.responseId ?? base62(22);
+  const envelope = (candidate: Json, usageMetadata: Json | undefined): Json => {
+    const response: Json = { candidates: [candidate] };
+    if (vertex) response.createTime = new Date().toISOString();
+    if (usageMetadata !== undefined) response.usageMetadata = usageMetadata;
+    response.modelVersion = responseModel;
+    response.responseId = responseId;
+    return response;
+  };
+  const finalUsage = scenario.omitUsage ? undefined : geminiUsage(usage, withThoughts, vertex);
+  const toolParts = toolCalls.map((c) => ({ functionCall: { name: c.name, args: JSON.parse(c.arguments) as unknown } }));
+  const text = expectedText(scenario);
+  if (!stream) {
+    const parts: Json[] = [];
+    if (withThoughts) parts.push({ text: THINKING_TEXT, thought: true });
+    if (text !== '') parts.push({ text });
+    parts.push(...toolParts);
+    sendJson(ctx, scenario.status ?? 200, envelope({ content: { parts, role: 'model' }, finishReason, index: 0 }, finalUsage));
+    return;
+  }
+  // Every chunk but the last carries the prompt count only (the output is not counted yet).
+  const partial = scenario.omitUsage ? undefined : { promptTokenCount: usage.input, totalTokenCount: usage.input, ...(vertex ? { trafficType: 'ON_DEMAND' } : {}) };
+  const frames: Frame[] = [];
+  const event = (parts: Json[], last: boolean, textDelta: boolean): Frame => ({
+    kind: 'event',
+    crlf: true,
+    textDelta,
+    data: envelope(last ? { content: { parts, role: 'model' }, finishReason, index: 0 } : { content: { parts, role: 'model' }, index: 0 }, last ? finalUsage : partial),
+  });
+  if (withThoughts) for (const piece of splitText(THINKING_TEXT, THINKING_CHUNKS)) frames.push(event([{ text: piece, thought: true }], false, false));
+  const chunks = expectedChunks(scenario);
+  frames.push({ kind: 'checkpoint' });
+  chunks.forEach((piece, i) => {
+    const last = i === chunks.length - 1 && toolParts.length === 0;
+    frames.push(event([{ text: piece }], last, true));
+    frames.push({ kind: 'checkpoint' });
+  });
+  if (toolParts.length > 0 || chunks.length === 0) frames.push(event(toolParts, true, false));
+  return runStream(ctx, {
+    frames,
+    failure: () => ({ kind: 'event', crlf: true, data: { error: { code: 500, message: scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, status: 'INTERNAL' } } }),
+  });
+}
+
+function embedText(content: any): string {
+  return textOf(content?.parts);
+}
+
+function handleBatchEmbed(ctx: Ctx, model: string): void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.requests) || body.requests.length === 0) throw new ProviderError(400, '* BatchEmbedContentsRequest.requests: at least one request is required\n');
+  const embeddings = body.requests.map((request: any) => {
+    const dims = Number.isInteger(request?.outputDimensionality) ? (request.outputDimensionality as number) : googleEmbeddingDimensions(model);
+    return { values: fakeEmbedding(embedText(request?.content), dims) };
+  });
+  // The Gemini API reports no token usage for embeddings.
+  sendJson(ctx, scenario.status ?? 200, { embeddings });
+}
+
+function handlePredict(ctx: Ctx, model: string): void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.instances) || body.instances.length === 0) throw new ProviderError(400, 'instances must not be empty');
+  const dims = Number.isInteger(body.parameters?.outputDimensionality) ? (body.parameters.outputDimensionality as number) : googleEmbeddingDimensions(model);
+  const usage = expectedUsage(scenario);
+  const predictions = body.instances.map((instance: any, i: number) => ({
+    embeddings: {
+      values: fakeEmbedding(String(instance?.content ?? ''), dims),
+      // The whole scenario input count on the first instance, 0 on the others: the sum is what tests expect.
+      ...(scenario.omitUsage ? {} : { statistics: { token_count: i === 0 ? usage.input : 0, truncated: false } }),
+    },
+  }));
+  const characters = body.instances.reduce((n: number, instance: any) => n + String(instance?.content ?? '').length, 0);
+  sendJson(ctx, scenario.status ?? 200, { predictions, metadata: { billableCharacterCount: characters } });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mistral: /mistral/v1/chat/completions and /mistral/v1/embeddings (pass `serverURL: fake.mistralBaseURL`)
+//
+// Shapes from Mistral's API reference and the chunks Vercel's ai publishes in its Mistral provider
+// tests (packages/mistral, Apache-2.0): ids are 32 hex digits, the model is echoed as requested,
+// a stream opens with `delta: {role: 'assistant', content: ''}` and its last chunk carries
+// `finish_reason` and `usage` (always: no stream option asks for it), then `data: [DONE]`. Usage is
+// `prompt_tokens`, `completion_tokens`, `total_tokens`; no cache or reasoning details. Errors are
+// `{object: 'error', message, type, param, code}`.
+// ---------------------------------------------------------------------------------------------
+
+function mistralUsage(u: ResolvedUsage): Json {
+  return { prompt_tokens: u.input, total_tokens: u.input + u.output, completion_tokens: u.output };
+}
+
+function handleMistralChat(ctx: Ctx): Promise<void> | void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.messages)) throw new ProviderError(422, 'Field required: messages');
+  const f = facts(ctx, 'mistral', body.max_tokens, () => base62(9));
+  const finishReason = f.toolCalls.length > 0 ? 'tool_calls' : f.truncated ? 'length' : 'stop';
+  const head = { id: scenario.responseId ?? hex(32), object: body.stream ? 'chat.completion.chunk' : 'chat.completion', created: nowSeconds(), model: f.model };
+  const toolCalls = f.toolCalls.map((c, index) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments }, index }));
+  if (!body.stream) {
+    sendJson(ctx, scenario.status ?? 200, {
+      ...head,
+      // The API always reports usage on a whole response (the SDK refuses one without it).
+      usage: mistralUsage(f.usage),
+      choices: [{ index: 0, message: { role: 'assistant', tool_calls: toolCalls.length > 0 ? toolCalls : null, content: f.text }, finish_reason: finishReason }],
+    });
+    return;
+  }
+  const frames: Frame[] = [];
+  const chunk = (delta: Json, finish: string | null, extra: Json = {}, textDelta = false): void => {
+    frames.push({ kind: 'event', textDelta, data: { ...head, choices: [{ index: 0, delta, finish_reason: finish }], ...extra } });
+  };
+  chunk({ role: 'assistant', content: '' }, null);
+  frames.push({ kind: 'checkpoint' });
+  for (const piece of f.textChunks) {
+    chunk({ content: piece }, null, {}, true);
+    frames.push({ kind: 'checkpoint' });
+  }
+  if (toolCalls.length > 0) chunk({ content: '', tool_calls: toolCalls }, null);
+  chunk({ content: '' }, finishReason, scenario.omitUsage ? {} : { usage: mistralUsage(f.usage) });
+  frames.push({ kind: 'raw', text: 'data: [DONE]\n\n' });
+  return runStream(ctx, {
+    frames,
+    failure: () => ({ kind: 'event', data: { object: 'error', message: scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, type: 'internal_error', param: null, code: null } }),
+  });
+}
+
+function handleMistralEmbeddings(ctx: Ctx): void {
+  const { body, scenario } = ctx;
+  // The SDK's `inputs` is `input` on the wire.
+  const inputs: unknown[] = typeof body.input === 'string' ? [body.input] : Array.isArray(body.input) ? body.input : [];
+  if (inputs.length === 0) throw new ProviderError(422, 'Field required: input');
+  const model = expectedModel('mistral', requireModel(body), scenario);
+  const dims = Number.isInteger(body.output_dimension) ? (body.output_dimension as number) : 1024;
+  const usage = expectedUsage(scenario);
+  sendJson(ctx, scenario.status ?? 200, {
+    id: hex(32),
+    object: 'list',
+    data: inputs.map((input, index) => ({ object: 'embedding', embedding: fakeEmbedding(String(input), dims), index })),
+    model,
+    ...(scenario.omitUsage ? {} : { usage: { prompt_tokens: usage.input, total_tokens: usage.input, completion_tokens: 0 } }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Server
 // ---------------------------------------------------------------------------------------------
 
@@ -1048,10 +1293,12 @@ const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise
   '/v1/embeddings': { provider: 'openai', handle: handleEmbeddings },
   '/v1/moderations': { provider: 'openai', handle: handleModerations, noScenario: true },
   '/v1/messages': { provider: 'anthropic', handle: handleMessages },
+  '/mistral/v1/chat/completions': { provider: 'mistral', handle: handleMistralChat },
+  '/mistral/v1/embeddings': { provider: 'mistral', handle: handleMistralEmbeddings },
 };
 
 function requestIdFor(provider: Provider): string {
-  return provider === 'anthropic' ? `req_011C${base62(20)}` : `req_${hex(32)}`;
+  return provider === 'anthropic' ? `req_011C${base62(20)}` : provider === 'google' ? base62(22) : provider === 'mistral' ? hex(32) : `req_${hex(32)}`;
 }
 
 export function startFakeProvider(): Promise<FakeProvider> {
@@ -1092,9 +1339,14 @@ export function startFakeProvider(): Promise<FakeProvider> {
     const method = (req.method ?? 'GET').toUpperCase();
     requests.push({ method, path, headers: { ...req.headers }, body, rawBody });
 
-    const route = method === 'POST' ? ROUTES[path] : undefined;
+    const route = method === 'POST' ? (ROUTES[path] ?? geminiRoute(path)) : undefined;
     const provider: Provider =
-      route?.provider ?? (req.headers['anthropic-version'] !== undefined || req.headers['x-api-key'] !== undefined ? 'anthropic' : 'openai');
+      route?.provider ??
+      (req.headers['x-goog-api-key'] !== undefined
+        ? 'google'
+        : req.headers['anthropic-version'] !== undefined || req.headers['x-api-key'] !== undefined
+          ? 'anthropic'
+          : 'openai');
     const ctx: Ctx = { res, signal: controller.signal, provider, requestId: requestIdFor(provider), scenario: {}, body, url: req.url ?? '/' };
 
     try {
@@ -1152,6 +1404,8 @@ export function startFakeProvider(): Promise<FakeProvider> {
         url,
         openaiBaseURL: `${url}/v1`,
         anthropicBaseURL: url,
+        googleBaseURL: url,
+        mistralBaseURL: `${url}/mistral`,
         requests,
         enqueue(...scenarios: Scenario[]): void {
           scenarios.forEach(validateScenario);

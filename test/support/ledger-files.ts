@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isCallRecord } from '../../src/ledger/record';
 
 // What a ledger directory written by an application process holds, read straight from its files.
 
@@ -33,3 +34,22 @@ export function journaledIds(dir: string): string[] {
     .filter((id) => id !== undefined);
 }
 
+
+/** The call records in the ledger's segments, in order (ledger bookkeeping records left out). */
+export function storedCallRecords(dir: string): Record<string, unknown>[] {
+  return readdirSync(join(dir, 'segments'))
+    .sort()
+    .flatMap((name) => readFileSync(join(dir, 'segments', name), 'utf8').split('\n'))
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line).record as Record<string, unknown>)
+    .filter(isCallRecord);
+}
+
+/** Every byte of every file in the ledger directory (for scanning it for what must not be there). */
+export function ledgerBytes(dir: string): Buffer {
+  return Buffer.concat(
+    readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile())
+      .map((entry) => readFileSync(join(entry.parentPath, entry.name))),
+  );
+}

@@ -25,6 +25,7 @@
  * thinking, OpenAI encrypted reasoning) is never copied.
  */
 import { createHash } from 'node:crypto';
+import type { RequestWalker } from '../../core/types';
 
 export type GenAIPart =
   | { type: 'text'; content: string; [extra: string]: unknown }
@@ -58,15 +59,10 @@ export interface ContentPayload {
 /** The SDK method families, as in the sanitizer (`src/audit/sanitize`). */
 export type ContentRequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
 
-/** The content of one request: what a provider folder's walker returns (see core/types.ts ProviderRequest). */
+/** The content of one request: what a provider's RequestWalker.content returns. */
 export interface RequestContent {
   system_instructions?: GenAIPart[];
   input_messages: GenAIInputMessage[];
-}
-
-/** A provider folder's converter, in place of a built-in kind. */
-export interface ContentConverter {
-  content(params: unknown, options?: ConvertOptions): RequestContent;
 }
 
 export interface ConvertOptions {
@@ -91,10 +87,14 @@ function ctxOf(options: ConvertOptions | undefined): Ctx {
  * The system instructions and input messages of one request, by SDK method family. Never throws;
  * `system_instructions` is absent when the request has none.
  */
-export function requestContent(kind: ContentRequestKind | ContentConverter, params: unknown, options?: ConvertOptions): RequestContent {
+export function requestContent(
+  kind: ContentRequestKind | RequestWalker,
+  params: unknown,
+  options?: ConvertOptions,
+): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
   try {
-    if (typeof kind === 'object') return kind.content(params, options);
     const p = isObj(params) ? params : {};
+    if (typeof kind === 'object') return kind.content(p, contentParts(options));
     switch (kind) {
       case 'openai.chat':
         return { input_messages: openaiChatMessages(p.messages, options) };
@@ -120,7 +120,7 @@ export function requestContent(kind: ContentRequestKind | ContentConverter, para
  * call produced none, e.g. embeddings or an error before any output).
  */
 export function contentPayload(
-  kind: ContentRequestKind | ContentConverter,
+  kind: ContentRequestKind | RequestWalker,
   params: unknown,
   output?: unknown,
   options?: ConvertOptions,
@@ -159,6 +159,41 @@ export function outputMessages(output: unknown): GenAIOutputMessage[] | undefine
     if (typeof message.finish_reason === 'string') out.finish_reason = message.finish_reason;
     return out;
   });
+}
+
+/**
+ * The part builders a provider's RequestWalker.content uses, so that tool calls, inline binary
+ * data (digested or kept, per the options) and unknown parts come out as for the built-in kinds.
+ */
+export interface ContentParts {
+  text(content: string): GenAIPart;
+  reasoning(content: string): GenAIPart;
+  toolCall(id: unknown, name: string, args: unknown): GenAIPart;
+  toolResponse(id: unknown, response: unknown): GenAIPart;
+  /** Inline data of a MIME type: base64 text, or the bytes themselves (the AWS SDK takes bytes). */
+  inline(data: string | Uint8Array, mime: string | undefined): GenAIPart;
+  /** Data the provider fetches from a URL or URI (uploaded files, cloud storage); a `data:` URL is inline data. */
+  url(url: string, mime: string | undefined, modality?: string): GenAIPart;
+  unknown(value: unknown, providerType?: string): GenAIPart;
+  /** Runs a converter; a getter that throws yields an unknown part, never an exception. */
+  safe(convert: () => GenAIPart): GenAIPart;
+  /** The options these parts follow, for a walker that hands a request shape to a built-in converter. */
+  readonly options: ConvertOptions | undefined;
+}
+
+export function contentParts(options?: ConvertOptions): ContentParts {
+  const ctx = ctxOf(options);
+  return {
+    text: (content) => ({ type: 'text', content }),
+    reasoning: (content) => ({ type: 'reasoning', content }),
+    toolCall,
+    toolResponse: (id, response) => ({ type: 'tool_call_response', id: strOrNull(id), response: jsonSafe(response) }),
+    inline: (data, mime) => base64Part(data, modalityOf(mime) ?? 'document', mime, ctx),
+    url: (url, mime, modality) => urlPart(url, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
+    unknown: unknownPart,
+    safe: safePart,
+    options,
+  };
 }
 
 // --- OpenAI chat completions ---------------------------------------------------------------------
@@ -461,14 +496,7 @@ function filePart(f: { fileId?: unknown; fileData?: unknown; fileUrl?: unknown; 
   return part;
 }
 
-/**
- * Inline binary data (base64 text, or the bytes themselves as SDKs such as the AWS SDK take them)
- * as a `blob_digest` part, or with `{binary:'include'}` a BlobPart with the base64 content.
- */
-export function binaryPart(data: string | Uint8Array, modality: string, mime: string | undefined, options?: ConvertOptions): GenAIPart {
-  return base64Part(data, modality, mime, ctxOf(options));
-}
-
+/** Inline data (base64 text or bytes) as a `blob_digest` part, or with `{binary:'include'}` a BlobPart with the base64 content. */
 function base64Part(data: string | Uint8Array, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
   const bytes = typeof data === 'string' ? undefined : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: bytes?.toString('base64') ?? (data as string) };

@@ -25,7 +25,6 @@ export {
 export {
   anthropicMessages,
   anthropicSystem,
-  binaryPart,
   contentPayload,
   embeddingsInput,
   jsonSafe,
@@ -34,7 +33,6 @@ export {
   openaiResponsesInstructions,
   outputMessages,
   requestContent,
-  type ContentConverter,
   type ContentPayload,
   type ContentRequestKind,
   type ConvertOptions,

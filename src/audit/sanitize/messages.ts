@@ -12,6 +12,7 @@
  */
 
 import type { Sanitizer } from './detectors';
+import type { RequestWalker } from '../../core/types';
 
 export type RequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
 
@@ -33,16 +34,29 @@ export interface SanitizeResult {
 type Path = Array<string | number>;
 type Obj = Record<string, unknown>;
 
+/**
+ * What a provider's RequestWalker (src/core/types.ts) scans the request with: each method keeps
+ * the location (`path`) and, in redact mode, returns the rewritten value (copy-on-write).
+ */
+export interface TextWalk {
+  readonly path: Path;
+  /** One string of text the provider reads. */
+  text(value: string): string;
+  /** A JSON document in a string (tool call arguments). */
+  jsonText(value: string): string;
+  /** The string leaves of free-form JSON data (tool call arguments and results as objects). */
+  json(value: unknown): unknown;
+  array(items: readonly unknown[], fn: (item: unknown, index: number) => unknown): readonly unknown[];
+  field<T extends Obj>(obj: T, key: string, fn: (value: unknown) => unknown): T;
+  textField<T extends Obj>(obj: T, key: string): T;
+  jsonField<T extends Obj>(obj: T, key: string): T;
+}
+
 // Deepest nesting walked inside free-form JSON (Anthropic tool_use.input, parsed tool arguments).
 const MAX_DEPTH = 64;
 const IDENTIFIER = /^[A-Za-z_$][\w$]{0,63}$/;
 
-/**
- * One walk over a request: the provider walkers call `text` / `textField` / `jsonField` on each
- * field the provider reads, and get back what to send. Exported for the provider folders
- * (src/instrumentations/<provider>/), whose walkers take it as a parameter.
- */
-export class Walk {
+class Walk implements TextWalk {
   readonly findings: SanitizeLocationFinding[] = [];
   total = 0;
   readonly path: Path = [];
@@ -87,7 +101,7 @@ export class Walk {
   }
 
   /** String leaves of free-form JSON data; objects are copied on write. */
-  json(value: unknown, depth: number, seen: Map<object, unknown>): unknown {
+  json(value: unknown, depth = 0, seen: Map<object, unknown> = new Map()): unknown {
     if (typeof value === 'string') return this.text(value);
     if (typeof value !== 'object' || value === null || depth >= MAX_DEPTH) return value;
     // Shared subtrees are rewritten once; a cycle (impossible to send anyway) is left as it is.
@@ -390,16 +404,13 @@ function anthropicDocument(w: Walk, block: Obj): Obj {
   return out;
 }
 
-/** A provider folder's walker: the params to send (the same object when nothing changed). */
-export type RequestWalker = (w: Walk, params: Obj) => Obj;
-
 const NO_FINDINGS: Sanitizer = { scan: () => [], redact: (text) => ({ text, findings: [] }) };
 
 /**
  * A walk that finds nothing and changes nothing: for a provider walker that also builds the
  * request's content, run only for that content (hashes, encrypted envelope).
  */
-export function readingWalk(): Walk {
+export function readingWalk(): TextWalk {
   return new Walk(NO_FINDINGS, false);
 }
 
@@ -412,24 +423,28 @@ const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
   'anthropic.messages': anthropicMessages,
 };
 
-/** A built-in walker, for a provider folder whose request embeds one of these shapes (Claude's InvokeModel body on Bedrock). */
-export function builtinWalker(kind: RequestKind): RequestWalker {
-  return WALKERS[kind];
+/**
+ * A built-in walker, for a provider whose request embeds one of these shapes (Claude's InvokeModel
+ * body on Bedrock), called from its RequestWalker.sanitize with the walk it was given: always this
+ * module's Walk.
+ */
+export function builtinWalker(kind: RequestKind): (w: TextWalk, params: Obj) => Obj {
+  return WALKERS[kind] as (w: TextWalk, params: Obj) => Obj;
 }
 
 /**
  * Scans the text of a request. In `detect` mode `params` is returned as is; in `redact` mode the
  * returned params are a copy with each finding replaced by `[TYPE]` (the same object when nothing
  * was found). The caller's object is never modified. Unknown kinds and non-object params are left
- * untouched with no findings.
+ * untouched with no findings. `kind` is a built-in kind or a provider's own RequestWalker.
  */
-export function sanitizeRequest(
-  kind: RequestKind | { sanitize: RequestWalker },
-  params: unknown,
-  sanitizer: Sanitizer,
-  mode: 'detect' | 'redact',
-): SanitizeResult {
-  const walker = typeof kind === 'string' ? (Object.prototype.hasOwnProperty.call(WALKERS, kind) ? WALKERS[kind] : undefined) : kind.sanitize;
+export function sanitizeRequest(kind: RequestKind | RequestWalker, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
+  const walker =
+    typeof kind === 'object'
+      ? (w: Walk, p: Obj) => kind.sanitize(w, p)
+      : Object.prototype.hasOwnProperty.call(WALKERS, kind)
+        ? (WALKERS[kind] as ((w: Walk, params: Obj) => Obj) | undefined)
+        : undefined;
   if (walker === undefined || !isObj(params)) {
     return { params, findings: [], total: 0 };
   }

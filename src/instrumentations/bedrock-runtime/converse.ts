@@ -9,11 +9,12 @@
  * base64 text where the SDK takes bytes.
  */
 import type { Attributes } from '@opentelemetry/api';
-import { binaryPart, jsonSafe, type ConvertOptions, type GenAIInputMessage, type GenAIPart, type RequestContent } from '../../audit/content';
-import { readingWalk, type Walk } from '../../audit/sanitize';
+import { jsonSafe, type GenAIInputMessage, type GenAIPart, type RequestContent } from '../../audit/content';
+import type { ContentParts } from '../../audit/content/genai-messages';
+import { readingWalk, type TextWalk } from '../../audit/sanitize';
 import * as A from '../../semconv';
-import type { OutputPart, ProviderRequest, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { definedNumber, setNumber, stringList, sumCounts, withFinish } from '../../core/values';
+import type { OutputPart, RequestWalker, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import { appendOutputPart, definedNumber, setNumber, stringList, sumCounts, withFinish } from '../../core/values';
 import { bedrockGuardrails } from './guardrails';
 
 export type Obj = Record<string, unknown>;
@@ -36,13 +37,13 @@ export interface WalkedRequest {
  * Reasoning blocks of earlier turns are the model's own signed output: left alone, like Anthropic
  * thinking blocks.
  */
-export function converseRequest(w: Walk, params: Obj, options?: ConvertOptions): WalkedRequest {
+export function converseRequest(w: TextWalk, params: Obj, make?: ContentParts): WalkedRequest {
   let system: GenAIPart[] | undefined;
   const messages: GenAIInputMessage[] = [];
   let out = w.field(params, 'system', (blocks) => {
     if (!Array.isArray(blocks)) return blocks;
     const parts: GenAIPart[] = [];
-    const next = w.array(blocks, (block) => contentBlock(w, block, parts, options));
+    const next = w.array(blocks, (block) => contentBlock(w, block, parts, make));
     system = parts;
     return next;
   });
@@ -55,7 +56,7 @@ export function converseRequest(w: Walk, params: Obj, options?: ConvertOptions):
           }
           const parts: GenAIPart[] = [];
           const next = w.field(message, 'content', (blocks) =>
-            Array.isArray(blocks) ? w.array(blocks, (block) => contentBlock(w, block, parts, options)) : blocks,
+            Array.isArray(blocks) ? w.array(blocks, (block) => contentBlock(w, block, parts, make)) : blocks,
           );
           messages.push({ role: typeof message['role'] === 'string' ? message['role'] : 'unknown', parts });
           return next;
@@ -90,13 +91,13 @@ export function contentOf(walked: WalkedRequest): RequestContent {
 export const readOnly = readingWalk();
 
 /** The Converse request walker: system, messages and prompt variables. */
-export const converseWalker: ProviderRequest = {
+export const converseWalker: RequestWalker = {
   sanitize: (w, params) => converseRequest(w, params).params,
-  content: (params, options) => (isObj(params) ? contentOf(converseRequest(readOnly, params, options)) : { input_messages: [] }),
+  content: (params, make) => contentOf(converseRequest(readOnly, params, make)),
 };
 
 /** One ContentBlock / SystemContentBlock / ToolResultContentBlock: the block to send, its parts pushed. */
-function contentBlock(w: Walk, block: unknown, parts: GenAIPart[], options: ConvertOptions | undefined): unknown {
+function contentBlock(w: TextWalk, block: unknown, parts: GenAIPart[], make: ContentParts | undefined): unknown {
   if (!isObj(block)) {
     parts.push(unknownPart(block));
     return block;
@@ -106,12 +107,12 @@ function contentBlock(w: Walk, block: unknown, parts: GenAIPart[], options: Conv
     parts.push({ type: 'text', content: next['text'] as string });
     return next;
   }
-  if (isObj(block['image'])) return media(w, block, 'image', parts, options);
-  if (isObj(block['document'])) return media(w, block, 'document', parts, options);
-  if (isObj(block['video'])) return media(w, block, 'video', parts, options);
+  if (isObj(block['image'])) return media(w, block, 'image', parts, make);
+  if (isObj(block['document'])) return media(w, block, 'document', parts, make);
+  if (isObj(block['video'])) return media(w, block, 'video', parts, make);
   if (isObj(block['toolUse'])) {
     return w.field(block, 'toolUse', (use) => {
-      const next = w.field(use as Obj, 'input', (input) => w.json(input, 0, new Map()));
+      const next = w.field(use as Obj, 'input', (input) => w.json(input));
       parts.push({ type: 'tool_call', id: stringOrNull(next['toolUseId']), name: typeof next['name'] === 'string' ? next['name'] : '', arguments: jsonSafe(next['input']) });
       return next;
     });
@@ -120,7 +121,7 @@ function contentBlock(w: Walk, block: unknown, parts: GenAIPart[], options: Conv
     return w.field(block, 'toolResult', (result) => {
       const response: GenAIPart[] = [];
       const next = w.field(result as Obj, 'content', (items) =>
-        Array.isArray(items) ? w.array(items, (item) => (isObj(item) && 'json' in item ? jsonItem(w, item, response) : contentBlock(w, item, response, options))) : items,
+        Array.isArray(items) ? w.array(items, (item) => (isObj(item) && 'json' in item ? jsonItem(w, item, response) : contentBlock(w, item, response, make))) : items,
       );
       const part: GenAIPart = { type: 'tool_call_response', id: stringOrNull(next['toolUseId']), response };
       if (next['status'] === 'error') part.is_error = true;
@@ -152,8 +153,8 @@ function contentBlock(w: Walk, block: unknown, parts: GenAIPart[], options: Conv
   return block;
 }
 
-function jsonItem(w: Walk, item: Obj, parts: GenAIPart[]): Obj {
-  const next = w.field(item, 'json', (json) => w.json(json, 0, new Map()));
+function jsonItem(w: TextWalk, item: Obj, parts: GenAIPart[]): Obj {
+  const next = w.field(item, 'json', (json) => w.json(json));
   parts.push({ type: 'text', content: JSON.stringify(jsonSafe(next['json'])) ?? 'null', json: true });
   return next;
 }
@@ -171,7 +172,7 @@ const DOCUMENT_MIME: Readonly<Record<string, string>> = {
 };
 
 /** An image, document or video block: bytes (SDK) or base64 (Nova body), S3, or a document's own text. */
-function media(w: Walk, block: Obj, modality: 'image' | 'document' | 'video', parts: GenAIPart[], options: ConvertOptions | undefined): Obj {
+function media(w: TextWalk, block: Obj, modality: 'image' | 'document' | 'video', parts: GenAIPart[], make: ContentParts | undefined): Obj {
   const item = block[modality] as Obj;
   const format = typeof item['format'] === 'string' ? item['format'] : undefined;
   const mime = format === undefined ? undefined : modality === 'document' ? DOCUMENT_MIME[format] : `${modality}/${format}`;
@@ -182,7 +183,8 @@ function media(w: Walk, block: Obj, modality: 'image' | 'document' | 'video', pa
   }
   const bytes = source['bytes'];
   if (typeof bytes === 'string' || bytes instanceof Uint8Array) {
-    parts.push(binaryPart(bytes, modality, mime, options));
+    // Digested (or kept) only for the content: the sanitizer's walk has no use for it.
+    if (make !== undefined) parts.push(make.inline(bytes, mime ?? `${modality}/octet-stream`));
     return block;
   }
   const s3 = isObj(source['s3Location']) ? source['s3Location']['uri'] : undefined;
@@ -195,7 +197,7 @@ function media(w: Walk, block: Obj, modality: 'image' | 'document' | 'video', pa
     w.field(doc as Obj, 'source', (src) => {
       let next = w.textField(src as Obj, 'text');
       if (typeof next['text'] === 'string') parts.push({ type: 'text', content: next['text'] });
-      next = w.field(next, 'content', (blocks) => (Array.isArray(blocks) ? w.array(blocks, (b) => contentBlock(w, b, parts, options)) : blocks));
+      next = w.field(next, 'content', (blocks) => (Array.isArray(blocks) ? w.array(blocks, (b) => contentBlock(w, b, parts, make)) : blocks));
       return next;
     }),
   );
@@ -260,10 +262,8 @@ interface ToolLists {
  */
 function outputPart(parts: OutputPart[], tools: ToolLists, block: unknown): void {
   if (!isObj(block)) return;
-  const last = parts[parts.length - 1];
   // Adjacent text blocks are one text: Nova streams each delta as a block of its own.
-  if (typeof block['text'] === 'string' && last?.type === 'text') last.content += block['text'];
-  else if (typeof block['text'] === 'string') parts.push({ type: 'text', content: block['text'] });
+  if (typeof block['text'] === 'string') appendOutputPart(parts, { type: 'text', content: block['text'] });
   else if (isObj(block['toolUse']) && typeof block['toolUse']['name'] === 'string') {
     const use = block['toolUse'];
     const id = typeof use['toolUseId'] === 'string' ? use['toolUseId'] : undefined;

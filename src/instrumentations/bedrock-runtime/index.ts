@@ -17,7 +17,8 @@ import * as A from '../../semconv';
 import type { AuditedMethodOptions, MethodRoute } from '../../core/patch';
 import type { ProviderPatch } from '../../core/provider';
 import { observeAsyncIterable, promiseAdapter, type SdkAdapter } from '../../core/sdk-adapter';
-import type { OperationSpec, ProviderRequest } from '../../core/types';
+import { contentParts } from '../../audit/content/genai-messages';
+import type { OperationSpec, RequestWalker } from '../../core/types';
 import { ConverseStreamAccumulator, converseRequestAttributes, converseWalker, isObj, summarizeConverse, type Obj } from './converse';
 import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
 
@@ -26,12 +27,15 @@ import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeReques
  * shapes (what an encrypted envelope holds as `system_instructions` and `input_messages`, binary
  * data as digests), so that a decrypted envelope lets an auditor recompute the hashes.
  */
-function promptOf(request: ProviderRequest): OperationSpec['prompt'] {
+function promptOf(request: RequestWalker): OperationSpec['prompt'] {
   return (params) => {
-    const content = request.content(params);
+    const content = request.content(isObj(params) ? params : {}, hashParts);
     return { system: content.system_instructions, input: content.input_messages };
   };
 }
+
+/** The default part builders (binary data as digests), whatever the envelope's options: the hashes do not depend on them. */
+const hashParts = contentParts();
 
 const modelId = (params: any): string | undefined => (typeof params?.modelId === 'string' ? params.modelId : undefined);
 

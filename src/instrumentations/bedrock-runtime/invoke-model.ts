@@ -14,10 +14,11 @@
  * prefixes removed), else from the body's shape (application inference profiles name no model).
  */
 import type { Attributes } from '@opentelemetry/api';
-import { requestContent, type ConvertOptions, type RequestContent } from '../../audit/content';
-import { builtinWalker, type Walk } from '../../audit/sanitize';
+import { requestContent, type RequestContent } from '../../audit/content';
+import type { ContentParts } from '../../audit/content/genai-messages';
+import { builtinWalker, type TextWalk } from '../../audit/sanitize';
 import * as A from '../../semconv';
-import type { OutputPart, ProviderRequest, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import type { OutputPart, RequestWalker, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import { definedNumber, setNumber, stringList, withFinish } from '../../core/values';
 import { anthropicMessagesSpec } from '../anthropic';
 import {
@@ -109,12 +110,12 @@ function familyOf(params: Obj, body: Body): Family {
 }
 
 /** The walker of each family over the parsed body: the body to send, and its content. */
-function walkBody(w: Walk, family: Family, body: Obj, options?: ConvertOptions): { body: Obj; content: RequestContent } {
+function walkBody(w: TextWalk, family: Family, body: Obj, make?: ContentParts): { body: Obj; content: RequestContent } {
   switch (family) {
     case 'anthropic':
-      return { body: builtinWalker('anthropic.messages')(w, body), content: requestContent('anthropic.messages', body, options) };
+      return { body: builtinWalker('anthropic.messages')(w, body), content: requestContent('anthropic.messages', body, make?.options) };
     case 'converse': {
-      const walked = converseRequest(w, body, options);
+      const walked = converseRequest(w, body, make);
       return { body: walked.params, content: contentOf(walked) };
     }
     case 'llama':
@@ -126,14 +127,14 @@ function walkBody(w: Walk, family: Family, body: Obj, options?: ConvertOptions):
       return { body: next, content: { input_messages: [{ role: 'user', parts: [typeof text === 'string' ? { type: 'text', content: text } : unknownPart(text)] }] } };
     }
     default: {
-      const next = w.json(body, 0, new Map()) as Obj;
+      const next = w.json(body) as Obj;
       return { body: next, content: { input_messages: [{ role: 'user', parts: [unknownPart(next)] }] } };
     }
   }
 }
 
 /** Redaction, hashes and content of an InvokeModel request: one walk over its decoded body. */
-export const invokeModelRequest: ProviderRequest = {
+export const invokeModelRequest: RequestWalker = {
   sanitize(w, params) {
     const body = readBody(params);
     if (body instanceof Error) throw body;
@@ -149,12 +150,11 @@ export const invokeModelRequest: ProviderRequest = {
       w.path.pop();
     }
   },
-  content(params, options) {
-    if (!isObj(params)) return { input_messages: [] };
+  content(params, make) {
     const body = readBody(params);
     if (body instanceof Error) return { input_messages: [{ role: 'user', parts: [{ type: 'unknown', value: '[unreadable body]' }] }] };
     if (!isObj(body.json)) return { input_messages: [{ role: 'user', parts: [{ type: 'text', content: body.text }] }] };
-    return walkBody(readOnly, familyOf(params, body), body.json, options).content;
+    return walkBody(readOnly, familyOf(params, body), body.json, make).content;
   },
 };
 

@@ -1,0 +1,95 @@
+import type { Attributes } from '@opentelemetry/api';
+import * as A from '../../semconv';
+import type { OperationSpec } from '../../core/types';
+import type { ProviderPatch } from '../../core/provider';
+import { promiseAdapter } from '../../core/sdk-adapter';
+import { serverFromURL } from '../../core/patch';
+import { setNumber, stringList } from '../../core/values';
+import { embedRequest, generateRequest, promptOf } from './request';
+import { GenerateStreamAccumulator, summarizeEmbed, summarizeGenerate } from './response';
+
+/**
+ * @google/genai 1.x-3.x (Gemini API and Vertex AI), patched through the `Models` class both builds
+ * export. Its public methods (`generateContent`, `generateContentStream`, `embedContent`) are
+ * per-instance arrow functions, so the patch wraps the prototype methods they end in, one per HTTP
+ * request: `generateContentInternal`, `generateContentStreamInternal`, `embedContentInternal`.
+ * That gives one record per request the SDK sends: a chat's `sendMessage` (which calls
+ * `models.generateContent`) is one record, named `chats.sendMessage`; automatic function calling
+ * and automatic continuation, which send several requests for one method call, give one record
+ * each.
+ *
+ * The methods are `async` and send nothing before they are called, so the generic promise adapter
+ * holds a request for the beforeRequest hook by calling the method once the hook has decided.
+ */
+export const googleGenaiPatch: ProviderPatch = {
+  moduleName: '@google/genai',
+  supports: (major) => major >= 1 && major <= 3,
+  supportedRange: '>=1 <4',
+  client: (resource) => resource?.apiClient,
+  adapter: promiseAdapter,
+  server: (resource) => (typeof resource?.apiClient?.getBaseUrl === 'function' ? serverFromURL(resource.apiClient, resource.apiClient.getBaseUrl()) : {}),
+  provider: (resource) => (resource?.apiClient?.isVertexAI?.() === true ? 'gcp.vertex_ai' : 'gcp.gemini'),
+  targets(moduleExports) {
+    const Models = moduleExports?.Models?.prototype;
+    const Chat = moduleExports?.Chat?.prototype;
+    return [
+      { proto: Models, method: 'generateContentInternal', spec: generateContent },
+      { proto: Models, method: 'generateContentStreamInternal', spec: generateContentStream },
+      { proto: Models, method: 'embedContentInternal', spec: embedContent },
+      { proto: Chat, method: 'sendMessage', helper: 'chats.sendMessage' },
+      { proto: Chat, method: 'sendMessageStream', helper: 'chats.sendMessageStream' },
+    ];
+  },
+};
+
+function generationAttributes(params: any, attributes: Attributes): void {
+  const config = params?.config;
+  if (config === undefined || config === null) return;
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, config.maxOutputTokens);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, config.temperature);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, config.topP);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, config.topK);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY, config.frequencyPenalty);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY, config.presencePenalty);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_SEED, config.seed);
+  // The conventions ask for the choice count only when it is not 1.
+  if (typeof config.candidateCount === 'number' && config.candidateCount !== 1) attributes[A.ATTR_GEN_AI_REQUEST_CHOICE_COUNT] = config.candidateCount;
+  const stop = stringList(config.stopSequences);
+  if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+  if (config.responseMimeType === 'application/json') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'json';
+  else if (config.responseMimeType === 'text/plain') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'text';
+}
+
+const generateContent: OperationSpec = {
+  provider: 'gcp.gemini',
+  operationName: 'chat',
+  action: 'models.generateContent',
+  requestKind: generateRequest,
+  isStream: () => false,
+  requestAttributes: generationAttributes,
+  prompt: promptOf,
+  summarize: summarizeGenerate,
+  accumulator: () => new GenerateStreamAccumulator(),
+};
+
+const generateContentStream: OperationSpec = {
+  ...generateContent,
+  action: 'models.generateContentStream',
+  isStream: () => true,
+};
+
+const embedContent: OperationSpec = {
+  provider: 'gcp.gemini',
+  operationName: 'embeddings',
+  action: 'models.embedContent',
+  requestKind: embedRequest,
+  isStream: () => false,
+  requestAttributes(params, attributes) {
+    setNumber(attributes, A.ATTR_GEN_AI_EMBEDDINGS_DIMENSION_COUNT, params?.config?.outputDimensionality);
+  },
+  prompt: (params) => ({ input: params?.contents }),
+  summarize: summarizeEmbed,
+  accumulator: () => {
+    throw new Error('embeddings do not stream');
+  },
+};

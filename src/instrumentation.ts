@@ -13,9 +13,10 @@ import type { LlmAuditHooks } from './guardrails';
 import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
 import { publishAuditServices } from './core/audit-client';
-import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/patch';
+import { auditedMethod, namedHelper, methodOptions, routedMethod, wrappedByUs } from './core/patch';
 import { checkShape, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
+import { bedrockRuntimePatch } from './instrumentations/bedrock-runtime';
 import { openaiPatch } from './instrumentations/openai';
 import { googleGenaiPatch } from './instrumentations/google-genai';
 import { mistralPatch } from './instrumentations/mistral';
@@ -63,6 +64,7 @@ const PROVIDERS = {
   anthropic: anthropicPatch,
   'google-genai': googleGenaiPatch,
   mistral: mistralPatch,
+  'bedrock-runtime': bedrockRuntimePatch,
 } satisfies Record<string, ProviderPatch>;
 
 export type ProviderId = keyof typeof PROVIDERS;
@@ -220,7 +222,11 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
       // Already ours (a second enable). Another instrumentation's wrapper is wrapped like any method.
       if (wrappedByUs(proto[target.method])) continue;
-      const wrapper = target.spec ? auditedMethod(services, target.spec, options) : namedHelper(target.helper ?? target.method);
+      const wrapper = target.spec
+        ? auditedMethod(services, target.spec, options)
+        : target.route
+          ? routedMethod(services, target.route)
+          : namedHelper(target.helper ?? target.method);
       this._wrap(proto, target.method, wrapper as any);
       // Another instrumentation of the same method (the contrib OpenAI one, loaded by
       // auto-instrumentations-node after this package) would otherwise unwrap this wrapper before

@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 /** The SDK packages the instrumentation patches: they must not be bundled into server chunks. */
-export const LLM_SDK_PACKAGES: readonly string[] = ['openai', '@anthropic-ai/sdk'];
+export const LLM_SDK_PACKAGES: readonly string[] = ['openai', '@anthropic-ai/sdk', '@aws-sdk/client-bedrock-runtime'];
 
 const REGISTERED = Symbol.for('otel-llm-audit.next.registered');
 

@@ -112,6 +112,12 @@ export const ATTR_AUDIT_CONTENT_ENCRYPTED = 'llm_audit.content.encrypted';
 /** Why a guardrail blocked the call (`llm_audit.status` = `blocked`). */
 export const ATTR_AUDIT_BLOCK_REASON = 'llm_audit.block.reason';
 export const EVENT_AUDIT_GUARDRAIL = 'llm_audit.guardrail';
+/** The GenAI conventions' AWS Bedrock attribute: the guardrail a request named (span) or that decided (guardrail event). */
+export const ATTR_AWS_BEDROCK_GUARDRAIL_ID = 'aws.bedrock.guardrail.id';
+/** Which side a provider's guardrail assessed: `input` (the prompt) or `output` (the answer). */
+export const ATTR_AUDIT_GUARDRAIL_STAGE = 'llm_audit.guardrail.stage';
+/** The AWS SDK conventions' request id (`x-amzn-RequestId`): what Bedrock invocation logs and CloudTrail carry. */
+export const ATTR_AWS_REQUEST_ID = 'aws.request_id';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
 /**
  * The Azure OpenAI `api-version` the request was sent with. The GenAI conventions have no

@@ -11,9 +11,10 @@
  */
 import { diag } from '@opentelemetry/api';
 import { anthropicPatch } from '../instrumentations/anthropic';
+import { bedrockRuntimePatch } from '../instrumentations/bedrock-runtime';
 import { openaiPatch } from '../instrumentations/openai';
 import type { AuditServices } from './audited-call';
-import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './patch';
+import { auditedMethod, namedHelper, methodOptions, routedMethod, wrappedByUs } from './patch';
 import { checkShape, type ProviderPatch } from './provider';
 import { LlmAuditUnavailableError } from '../audit/failure-policy';
 
@@ -75,6 +76,11 @@ function shapeOf(client: any): { patch: ProviderPatch; resources: object[]; expo
       exportsLike: { Messages: client.messages.constructor, prototype: Object.getPrototypeOf(client) },
     };
   }
+  // An AWS SDK v3 Bedrock Runtime client (BedrockRuntimeClient, or the aggregated BedrockRuntime):
+  // its calls go through send(command); commands are told apart by their class names.
+  if (typeof client?.send === 'function' && client?.config?.serviceId === 'Bedrock Runtime') {
+    return { patch: bedrockRuntimePatch, resources: [client], exportsLike: { BedrockRuntimeClient: client.constructor } };
+  }
   return undefined;
 }
 
@@ -90,7 +96,8 @@ function versionOf(client: any): string | undefined {
 const audited = new WeakSet<object>();
 
 /**
- * Audits the calls made through `client` (an `OpenAI`, `AzureOpenAI` or `Anthropic` instance) and
+ * Audits the calls made through `client` (an `OpenAI`, `AzureOpenAI`, `Anthropic` or AWS
+ * `BedrockRuntimeClient` / `BedrockRuntime` instance) and
  * returns the same client. Each call becomes one audit span, as with the module patch: same
  * attributes, same hooks, same guarantees. A no-op on a client whose class the instrumentation has
  * already patched (no second span), on a client audited before, and on an object that is not a
@@ -101,7 +108,7 @@ export function auditClient<T>(client: T): T {
   try {
     const shape = shapeOf(client);
     if (shape === undefined) {
-      diag.error('otel-llm-audit: auditClient() was given an object that is not an OpenAI or Anthropic client; nothing is audited');
+      diag.error('otel-llm-audit: auditClient() was given an object that is not an OpenAI, Anthropic or Bedrock Runtime client; nothing is audited');
       return client;
     }
     if (audited.has(client as object)) return client;
@@ -122,7 +129,11 @@ export function auditClient<T>(client: T): T {
       if (wrappedByUs(proto[target.method])) continue;
       const resource = shape.resources.find((r) => Object.getPrototypeOf(r) === proto);
       if (resource === undefined) continue;
-      const wrap = target.spec ? auditedMethod(services, target.spec, options) : namedHelper(target.helper ?? target.method);
+      const wrap = target.spec
+        ? auditedMethod(services, target.spec, options)
+        : target.route
+          ? routedMethod(services, target.route)
+          : namedHelper(target.helper ?? target.method);
       // An own property of this resource object: other clients of the same class are left alone, and
       // the original is the prototype's method, so a patch installed later cannot double the span.
       Object.defineProperty(resource, target.method, { value: wrap(proto[target.method]), configurable: true, writable: true, enumerable: false });

@@ -117,8 +117,10 @@ export class AuditedCall implements GuardrailTarget {
     parent: Context,
     provider?: ProviderName,
   ) {
-    // An Azure deployment is what the request addresses, whatever `model` the body carries.
-    const model = (spec.byDeployment ? server.deployment : undefined) ?? (typeof params?.model === 'string' ? params.model : undefined);
+    // An Azure deployment is what the request addresses, whatever `model` the body carries
+    // (Bedrock: the command's modelId).
+    const named = spec.requestModel !== undefined ? spec.requestModel(params) : params?.model;
+    const model = (spec.byDeployment ? server.deployment : undefined) ?? (typeof named === 'string' ? named : undefined);
     this.requestModel = model;
     // The client's own answer first (Gemini API or Vertex AI), then the operator's map, the client
     // class and the host (provider-hosts.ts).
@@ -197,9 +199,10 @@ export class AuditedCall implements GuardrailTarget {
     }
   }
 
-  addGuardrail(result: GuardrailResult): void {
+  /** One `llm_audit.guardrail` event; `attributes`: what the provider adds to its own decisions (`aws.bedrock.guardrail.id`). */
+  addGuardrail(result: GuardrailResult, attributes?: Attributes): void {
     if (this.closed) return;
-    this.span.addEvent(A.EVENT_AUDIT_GUARDRAIL, guardrailAttributes(result));
+    this.span.addEvent(A.EVENT_AUDIT_GUARDRAIL, attributes === undefined ? guardrailAttributes(result) : { ...guardrailAttributes(result), ...attributes });
   }
 
   addRetrieval(retrieval: Retrieval): void {
@@ -280,7 +283,7 @@ export class AuditedCall implements GuardrailTarget {
       return;
     }
     const type = errorType(error, this.quotable);
-    for (const guardrail of this.spec.errorGuardrails?.(error) ?? []) this.addGuardrail(guardrail);
+    for (const guardrail of this.spec.errorGuardrails?.(error) ?? []) this.addGuardrail(guardrail.result, guardrail.attributes);
     // Provider error bodies quote the prompt: its text is removed before anything is recorded.
     const message = auditErrorMessage(error, this.quotable);
     this.span.setAttribute(A.ATTR_ERROR_TYPE, type);
@@ -357,7 +360,7 @@ export class AuditedCall implements GuardrailTarget {
     if (this.services.content !== undefined) this.recordContent(attributes, summary);
     if (summary.attributes !== undefined) Object.assign(attributes, summary.attributes);
     span.setAttributes(attributes);
-    if (summary.guardrails !== undefined) for (const guardrail of summary.guardrails) this.addGuardrail(guardrail);
+    for (const guardrail of summary.guardrails ?? []) this.addGuardrail(guardrail.result, guardrail.attributes);
     this.recordMetrics(summary, usage, failedWith);
   }
 

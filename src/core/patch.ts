@@ -223,6 +223,60 @@ function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['be
   );
 }
 
+/** What {@link routedMethod} needs to know about one SDK method that carries several operations. */
+export interface MethodRoute {
+  /**
+   * The operation of this call, its params and, for a Node-style callback call, the callback; or
+   * undefined when the call is not one to audit (it then passes through untouched).
+   */
+  pick(args: any[], resource: any): { spec: OperationSpec; params: unknown; callback?: (error: unknown, result?: unknown) => void } | undefined;
+  /** Calls the SDK method with `params` (possibly redacted) in place of those pick() read, returning its promise. */
+  send(original: Method, resource: any, args: any[], params: unknown): unknown;
+  /** The options of one operation (its adapter: where a stream sits in the result). */
+  options(spec: OperationSpec): AuditedMethodOptions;
+}
+
+/**
+ * Wraps an SDK method that carries several operations, such as the AWS SDK's `client.send(command)`:
+ * each call is audited as the operation `route` picks, exactly as {@link auditedMethod} audits a
+ * method of its own; calls of other operations pass through. A callback call gets its result through
+ * the callback, as before, and the method returns undefined.
+ */
+export function routedMethod(services: () => AuditServices | undefined, route: MethodRoute): (original: Method) => Method {
+  return (original) => {
+    const audited = new Map<OperationSpec, Method>();
+    const inner = function (this: any, params: unknown, args: any[]) {
+      return route.send(original, this, args, params);
+    };
+    return ours(function routedSdkMethod(this: any, ...args: any[]) {
+      let picked: ReturnType<MethodRoute['pick']>;
+      try {
+        picked = services() === undefined ? undefined : route.pick(args, this);
+      } catch (error) {
+        diag.error('otel-llm-audit: could not tell which operation this SDK call is; it is not audited', error);
+      }
+      if (picked === undefined) return original.apply(this, args);
+      let method = audited.get(picked.spec);
+      if (method === undefined) {
+        method = auditedMethod(services, picked.spec, route.options(picked.spec))(inner);
+        audited.set(picked.spec, method);
+      }
+      const result = method.call(this, picked.params, args);
+      const callback = picked.callback;
+      if (callback === undefined) return result;
+      // As the SDK's own callback path does: an exception thrown by the callback is not turned
+      // into an unhandled rejection.
+      Promise.resolve(result)
+        .then(
+          (value) => callback(null, value),
+          (error: unknown) => callback(error),
+        )
+        .catch(() => undefined);
+      return undefined;
+    });
+  };
+}
+
 /**
  * Wraps an SDK helper built on an audited method (`messages.stream`, `chat.completions.parse`...):
  * the helper itself gets no span; it only names itself so that the span of the inner call carries

@@ -1,14 +1,19 @@
 import { diag } from '@opentelemetry/api';
 import { LlmAuditUnavailableError, onFailurePolicy, reportAuditProblem } from '../audit/failure-policy';
 import type { ServerInfo } from './audited-call';
+import type { MethodRoute } from './patch';
 import type { SdkAdapter } from './sdk-adapter';
 import type { OperationSpec, ProviderName } from './types';
 
-/** One method to wrap: an audited SDK call (`spec`) or a helper built on one (`helper`). */
+/**
+ * One method to wrap: an audited SDK call (`spec`), a method carrying several operations (`route`,
+ * see core/patch.ts routedMethod) or a helper built on one (`helper`).
+ */
 export interface PatchTarget {
   proto: any;
   method: string;
   spec?: OperationSpec;
+  route?: MethodRoute;
   /** `llm_audit.action` for the calls the helper makes. */
   helper?: string;
 }

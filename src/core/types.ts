@@ -4,7 +4,7 @@ import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/conten
 import type { GuardrailResult } from '../guardrails';
 
 /** `gen_ai.provider.name` values this package records (the GenAI conventions' names). */
-export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai';
+export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai' | 'aws.bedrock';
 
 /**
  * A provider's request shape, defined once in its folder (src/instrumentations/<provider>/): one
@@ -16,6 +16,13 @@ export interface RequestWalker {
   sanitize(walk: TextWalk, params: Record<string, unknown>): Record<string, unknown>;
   /** The request in the conventions' shapes (`gen_ai.system_instructions`, `gen_ai.input.messages`). Never throws. */
   content(params: Record<string, unknown>, parts: ContentParts): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] };
+}
+
+/** A guardrail decision the provider itself reported in its response (Bedrock Guardrails...). */
+export interface ProviderGuardrail {
+  result: GuardrailResult;
+  /** Provider attributes added to the event (`aws.bedrock.guardrail.id`). */
+  attributes?: Attributes;
 }
 
 /** Token counts as the GenAI conventions define them: `input` includes cache reads and writes. */
@@ -55,8 +62,8 @@ export interface ResponseSummary {
   toolCallIds?: string[];
   /** Provider-specific attributes (service tier, fingerprint, embedding dimensions...). */
   attributes?: Attributes;
-  /** Guardrail decisions the provider reported (Azure OpenAI's content filters), one event each. */
-  guardrails?: GuardrailResult[];
+  /** Guardrail decisions the provider reported (Azure OpenAI's content filters, Bedrock Guardrails): one `llm_audit.guardrail` event each. */
+  guardrails?: ProviderGuardrail[];
 }
 
 /** Folds stream chunks (or events) into a {@link ResponseSummary}. */
@@ -83,6 +90,8 @@ export interface OperationSpec<P = any> {
   /** The request shape, for the sanitizer's walk and the encrypted content: a built-in kind or the provider's walker. */
   requestKind: RequestKind | RequestWalker;
   isStream(params: P): boolean;
+  /** `gen_ai.request.model` when the request does not name it in `model` (Bedrock's `modelId`). */
+  requestModel?(params: P): string | undefined;
   /** Adds the `gen_ai.request.*` attributes that the request set. */
   requestAttributes(params: P, attributes: Attributes): void;
   /**
@@ -93,7 +102,7 @@ export interface OperationSpec<P = any> {
   summarize(data: unknown): ResponseSummary;
   accumulator(params: P): StreamAccumulator;
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
-  errorGuardrails?(error: unknown): GuardrailResult[] | undefined;
+  errorGuardrails?(error: unknown): ProviderGuardrail[] | undefined;
   /**
    * Optional: the AbortSignal the request carries, for SDKs whose stream has no controller of its
    * own (the generic adapter then ends a stream aborted while nobody reads it as `aborted`).

@@ -2,7 +2,7 @@
 // instrumentation.ts for Edge too, where there are no Node modules to patch and no ledger to
 // write. register() does nothing there, and the Node-only module is never compiled for Edge.
 export function register() {}
-export const LLM_SDK_PACKAGES = ['openai', '@anthropic-ai/sdk'];
+export const LLM_SDK_PACKAGES = ['openai', '@anthropic-ai/sdk', '@aws-sdk/client-bedrock-runtime'];
 export function bundledLlmSdks() {
   return [];
 }

@@ -33,7 +33,7 @@ export const anthropicPatch: ProviderPatch = {
   targets(moduleExports) {
     const Anthropic = anthropicRoot(moduleExports);
     return [
-      { proto: Anthropic?.Messages?.prototype, method: 'create', spec: messages },
+      { proto: Anthropic?.Messages?.prototype, method: 'create', spec: anthropicMessagesSpec },
       { proto: Anthropic?.Messages?.prototype, method: 'stream', helper: 'messages.stream' },
       { proto: Anthropic?.Messages?.prototype, method: 'parse', helper: 'messages.parse' },
     ];
@@ -63,7 +63,8 @@ function hideSdkTracer(client: any): (() => void) | undefined {
   };
 }
 
-const messages: OperationSpec = {
+/** `messages.create`; its request attributes and response mapping serve Claude on Bedrock too (InvokeModel). */
+export const anthropicMessagesSpec: OperationSpec = {
   provider: 'anthropic',
   operationName: 'chat',
   action: 'messages.create',
@@ -78,24 +79,27 @@ const messages: OperationSpec = {
     if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
   },
   prompt: (params) => ({ system: params?.system ?? undefined, input: params?.messages }),
-  summarize(data: any): ResponseSummary {
-    const parts: OutputPart[] = [];
-    const tools: ToolLists = { names: [], ids: [] };
-    for (const block of Array.isArray(data?.content) ? data.content : []) {
-      addBlock(parts, tools, block?.type, block, block?.type === 'tool_use' ? JSON.stringify(block.input ?? {}) : undefined);
-    }
-    return {
-      id: knownString(data?.id),
-      model: knownString(data?.model),
-      finishReasons: typeof data?.stop_reason === 'string' ? [data.stop_reason] : [],
-      usage: anthropicUsage(data?.usage),
-      output: [withFinish({ role: data?.role ?? 'assistant', parts }, data?.stop_reason)],
-      toolNames: tools.names,
-      toolCallIds: tools.ids,
-    };
-  },
+  summarize: summarizeMessage,
   accumulator: () => new MessageStreamAccumulator(),
 };
+
+/** A whole Anthropic message. */
+function summarizeMessage(data: any): ResponseSummary {
+  const parts: OutputPart[] = [];
+  const tools: ToolLists = { names: [], ids: [] };
+  for (const block of Array.isArray(data?.content) ? data.content : []) {
+    addBlock(parts, tools, block?.type, block, block?.type === 'tool_use' ? JSON.stringify(block.input ?? {}) : undefined);
+  }
+  return {
+    id: knownString(data?.id),
+    model: knownString(data?.model),
+    finishReasons: typeof data?.stop_reason === 'string' ? [data.stop_reason] : [],
+    usage: anthropicUsage(data?.usage),
+    output: [withFinish({ role: data?.role ?? 'assistant', parts }, data?.stop_reason)],
+    toolNames: tools.names,
+    toolCallIds: tools.ids,
+  };
+}
 
 /**
  * Anthropic reports `input_tokens` without the cached part; the conventions' input count includes

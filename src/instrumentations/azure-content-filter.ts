@@ -1,3 +1,4 @@
+import type { ProviderGuardrail } from '../core/types';
 import type { GuardrailAction, GuardrailResult } from '../guardrails';
 
 /**
@@ -39,13 +40,13 @@ export class AzureContentFilters {
   }
 
   /** The merged decisions, or undefined when the provider sent none. */
-  results(): GuardrailResult[] | undefined {
+  results(): ProviderGuardrail[] | undefined {
     if (this.decisions.size === 0) return undefined;
-    const results: GuardrailResult[] = [];
+    const results: ProviderGuardrail[] = [];
     for (const decision of this.decisions.values()) {
       const result: GuardrailResult = { name: `azure.content_filter.${decision.location}`, action: actionOf(decision), category: decision.category };
       if (decision.severity !== undefined) result.severity = decision.severity;
-      results.push(result);
+      results.push({ result });
     }
     return results;
   }
@@ -92,7 +93,7 @@ function actionOf(decision: Decision): GuardrailAction {
 }
 
 /** The provider's filter decisions carried by a failed call's error, if any. */
-export function errorContentFilters(error: unknown): GuardrailResult[] | undefined {
+export function errorContentFilters(error: unknown): ProviderGuardrail[] | undefined {
   const filters = new AzureContentFilters();
   filters.addError(error);
   return filters.results();

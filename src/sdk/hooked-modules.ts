@@ -8,9 +8,11 @@ export const HOOKED_MODULES: Array<string | RegExp> = [
   '@anthropic-ai/sdk',
   '@google/genai',
   '@mistralai/mistralai',
+  '@aws-sdk/client-bedrock-runtime',
   /\/node_modules\/(openai|@anthropic-ai\/sdk)\/index\.mjs$/,
   // The Messages class where Anthropic's Bedrock and Vertex SDKs reach it: they import the SDK's
   // internals (`@anthropic-ai/sdk/client`, its resources), never its entry point.
   /\/node_modules\/@anthropic-ai\/sdk\/resources\/messages\/messages\.mjs$/,
   /\/node_modules\/@google\/genai\/dist\/node\/index\.mjs$/,
+  /\/node_modules\/@aws-sdk\/client-bedrock-runtime\/dist-es\/index\.js$/,
 ];

@@ -2,6 +2,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditClient } from '../../src';
 import { publishAuditServices } from '../../src/core/audit-client';
 import { expectedText, type FakeProvider } from '../support/fake-provider';
+import { startFakeBedrock } from '../support/fake-bedrock';
 import { setupAudit, useFakeProvider } from '../support/harness';
 
 // auditClient(client): a client whose SDK module was never patched (as in a bundle that inlined
@@ -102,4 +103,25 @@ it('with no instrumentation running: said once on stderr, the client still works
 it('an object that is not a client is returned as is', () => {
   const thing = { hello: 1 };
   expect(auditClient(thing)).toBe(thing);
+});
+
+it('a Bedrock Runtime client (module not patched): its send() is audited per command, other clients of the class are not', async () => {
+  const { BedrockRuntimeClient, ConverseCommand } = audit.load('@aws-sdk/client-bedrock-runtime');
+  const bedrock = await startFakeBedrock();
+  const input = { modelId: 'anthropic.claude-3-5-sonnet-20240620-v1:0', messages: [{ role: 'user', content: [{ text: 'hi' }] }] };
+  const plain = new BedrockRuntimeClient(bedrock.clientConfig);
+  const audited = auditClient(new BedrockRuntimeClient(bedrock.clientConfig));
+  try {
+    await plain.send(new ConverseCommand(input));
+    expect(audit.auditSpans()).toHaveLength(0);
+    const output = await audited.send(new ConverseCommand(input));
+    expect(output.usage.inputTokens).toBe(13);
+    const spans = await audit.spansWhen(1);
+    expect(spans).toHaveLength(1);
+    expect(spans[0]!.attributes).toMatchObject({ 'gen_ai.provider.name': 'aws.bedrock', 'llm_audit.action': 'Converse', 'gen_ai.usage.input_tokens': 13 });
+  } finally {
+    plain.destroy();
+    audited.destroy();
+    await bedrock.close();
+  }
 });

@@ -7,6 +7,8 @@ import { startFakeProvider, expectedText, type FakeProvider } from '../support/f
 import { repoRoot } from '../support/harness';
 import { runNodeApp, type AppRun } from '../support/child-app';
 import { startOtlpReceiver } from '../support/otlp-receiver';
+import { startFakeBedrock } from '../support/fake-bedrock';
+import * as bedrockRecordings from '../support/bedrock-recordings';
 import { isCallRecord } from '../../src/ledger/record';
 import { NEWER_NODE } from '../support/drivers';
 import { fakeOpenaiMajor, withoutChatClass } from '../support/next-major';
@@ -439,6 +441,34 @@ describe('older SDK majors', () => {
       expect(spans).toHaveLength(1);
       expect(spans[0].attributes['llm_audit.action']).toBe('chat.completions.create');
     } finally {
+      await otlp.close();
+    }
+  });
+});
+
+describe('AWS Bedrock Runtime', () => {
+  it.each([
+    ['ESM app with --import', ['--import', 'otel-llm-audit/register']],
+    ['ESM app with --require (the ESM hook is installed by the preload)', ['--require', 'otel-llm-audit/register']],
+  ])('%s: Converse and ConverseStream are audited', async (_label, preload) => {
+    const otlp = await startOtlpReceiver();
+    const bedrock = await startFakeBedrock();
+    try {
+      const result = await runApp([...preload, join(repoRoot, 'test', 'support', 'bedrock-app.mjs')], {
+        BEDROCK_URL: bedrock.url,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        OTEL_METRICS_EXPORTER: 'none',
+      });
+      expect(result.code, result.stderr).toBe(0);
+      const text = bedrockRecordings.converseClaude.output.message.content[0]!.text;
+      expect(JSON.parse(result.stdout.trim())).toEqual([text, text]);
+      const spans = otlp.jsonSpans();
+      expect(spans.map((span) => span.attributes['llm_audit.action']).sort()).toEqual(['Converse', 'ConverseStream']);
+      for (const span of spans) expect(span.attributes['gen_ai.provider.name']).toBe('aws.bedrock');
+      expect(JSON.stringify(spans)).not.toContain(CANARY);
+    } finally {
+      await bedrock.close();
       await otlp.close();
     }
   });

@@ -59,6 +59,12 @@ export interface ContentPayload {
 /** The SDK method families, as in the sanitizer (`src/audit/sanitize`). */
 export type ContentRequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
 
+/** The content of one request: what a provider's RequestWalker.content returns. */
+export interface RequestContent {
+  system_instructions?: GenAIPart[];
+  input_messages: GenAIInputMessage[];
+}
+
 export interface ConvertOptions {
   /** `digest` (default): inline binary data becomes a `blob_digest` part; `include`: a BlobPart with the base64 content. */
   binary?: 'digest' | 'include';
@@ -164,13 +170,15 @@ export interface ContentParts {
   reasoning(content: string): GenAIPart;
   toolCall(id: unknown, name: string, args: unknown): GenAIPart;
   toolResponse(id: unknown, response: unknown): GenAIPart;
-  /** Inline base64 data of a MIME type. */
-  inline(base64: string, mime: string | undefined): GenAIPart;
+  /** Inline data of a MIME type: base64 text, or the bytes themselves (the AWS SDK takes bytes). */
+  inline(data: string | Uint8Array, mime: string | undefined): GenAIPart;
   /** Data the provider fetches from a URL or URI (uploaded files, cloud storage); a `data:` URL is inline data. */
   url(url: string, mime: string | undefined, modality?: string): GenAIPart;
   unknown(value: unknown, providerType?: string): GenAIPart;
   /** Runs a converter; a getter that throws yields an unknown part, never an exception. */
   safe(convert: () => GenAIPart): GenAIPart;
+  /** The options these parts follow, for a walker that hands a request shape to a built-in converter. */
+  readonly options: ConvertOptions | undefined;
 }
 
 export function contentParts(options?: ConvertOptions): ContentParts {
@@ -180,10 +188,11 @@ export function contentParts(options?: ConvertOptions): ContentParts {
     reasoning: (content) => ({ type: 'reasoning', content }),
     toolCall,
     toolResponse: (id, response) => ({ type: 'tool_call_response', id: strOrNull(id), response: jsonSafe(response) }),
-    inline: (base64, mime) => base64Part(base64, modalityOf(mime) ?? 'document', mime, ctx),
+    inline: (data, mime) => base64Part(data, modalityOf(mime) ?? 'document', mime, ctx),
     url: (url, mime, modality) => urlPart(url, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
     unknown: unknownPart,
     safe: safePart,
+    options,
   };
 }
 
@@ -487,15 +496,17 @@ function filePart(f: { fileId?: unknown; fileData?: unknown; fileUrl?: unknown; 
   return part;
 }
 
-function base64Part(base64: string, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
-  if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: base64 };
-  const bytes = Buffer.from(base64, 'base64');
+/** Inline data (base64 text or bytes) as a `blob_digest` part, or with `{binary:'include'}` a BlobPart with the base64 content. */
+function base64Part(data: string | Uint8Array, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
+  const bytes = typeof data === 'string' ? undefined : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: bytes?.toString('base64') ?? (data as string) };
+  const decoded = bytes ?? Buffer.from(data as string, 'base64');
   return {
     type: 'blob_digest',
     modality,
     ...(mime ? { mime_type: mime } : {}),
-    sha256: createHash('sha256').update(bytes).digest('hex'),
-    bytes: bytes.length,
+    sha256: createHash('sha256').update(decoded).digest('hex'),
+    bytes: decoded.length,
   };
 }
 

@@ -39,6 +39,7 @@ export {
   type GenAIInputMessage,
   type GenAIOutputMessage,
   type GenAIPart,
+  type RequestContent,
 } from './genai-messages';
 export {
   ContentKeystore,

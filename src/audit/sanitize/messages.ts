@@ -404,6 +404,16 @@ function anthropicDocument(w: Walk, block: Obj): Obj {
   return out;
 }
 
+const NO_FINDINGS: Sanitizer = { scan: () => [], redact: (text) => ({ text, findings: [] }) };
+
+/**
+ * A walk that finds nothing and changes nothing: for a provider walker that also builds the
+ * request's content, run only for that content (hashes, encrypted envelope).
+ */
+export function readingWalk(): TextWalk {
+  return new Walk(NO_FINDINGS, false);
+}
+
 // --- Entry point -----------------------------------------------------------------------------------
 
 const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
@@ -412,6 +422,15 @@ const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
   'openai.embeddings': openaiEmbeddings,
   'anthropic.messages': anthropicMessages,
 };
+
+/**
+ * A built-in walker, for a provider whose request embeds one of these shapes (Claude's InvokeModel
+ * body on Bedrock), called from its RequestWalker.sanitize with the walk it was given: always this
+ * module's Walk.
+ */
+export function builtinWalker(kind: RequestKind): (w: TextWalk, params: Obj) => Obj {
+  return WALKERS[kind] as (w: TextWalk, params: Obj) => Obj;
+}
 
 /**
  * Scans the text of a request. In `detect` mode `params` is returned as is; in `redact` mode the

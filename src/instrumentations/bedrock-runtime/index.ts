@@ -1,0 +1,217 @@
+/**
+ * @aws-sdk/client-bedrock-runtime 3.x. Every call of an AWS SDK v3 client goes through
+ * `client.send(command)` (the aggregated `BedrockRuntime` class's `converse()` & co. call it too),
+ * so `BedrockRuntimeClient.prototype.send` is wrapped, and each call is audited as the operation
+ * its command names: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream. Other
+ * commands (ApplyGuardrail, CountTokens, async invocations) pass through.
+ *
+ * `send` returns a plain promise, so a request is held for the guardrail hooks by calling `send`
+ * only once they have decided (core/sdk-adapter.ts promiseAdapter): nothing is serialized, signed
+ * or sent before. A redacted request is sent as a command object that inherits from the
+ * application's own (same class, same middleware stack) with the redacted `input`; the
+ * application's command is never changed.
+ */
+import { diag, trace } from '@opentelemetry/api';
+import type { AuditedCall, ServerInfo } from '../../core/audited-call';
+import * as A from '../../semconv';
+import type { AuditedMethodOptions, MethodRoute } from '../../core/patch';
+import type { ProviderPatch } from '../../core/provider';
+import { observeAsyncIterable, promiseAdapter, type SdkAdapter } from '../../core/sdk-adapter';
+import { contentParts } from '../../audit/content/genai-messages';
+import type { OperationSpec, RequestWalker } from '../../core/types';
+import { ConverseStreamAccumulator, converseRequestAttributes, converseWalker, isObj, summarizeConverse, type Obj } from './converse';
+import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
+
+/**
+ * What the hashes cover: the request's content as the walker reads it, in the GenAI conventions'
+ * shapes (what an encrypted envelope holds as `system_instructions` and `input_messages`, binary
+ * data as digests), so that a decrypted envelope lets an auditor recompute the hashes.
+ */
+function promptOf(request: RequestWalker): OperationSpec['prompt'] {
+  return (params) => {
+    const content = request.content(isObj(params) ? params : {}, hashParts);
+    return { system: content.system_instructions, input: content.input_messages };
+  };
+}
+
+/** The default part builders (binary data as digests), whatever the envelope's options: the hashes do not depend on them. */
+const hashParts = contentParts();
+
+const modelId = (params: any): string | undefined => (typeof params?.modelId === 'string' ? params.modelId : undefined);
+
+const converse: OperationSpec = {
+  provider: 'aws.bedrock',
+  operationName: 'chat',
+  action: 'Converse',
+  requestKind: converseWalker,
+  isStream: () => false,
+  requestModel: modelId,
+  requestAttributes: converseRequestAttributes,
+  prompt: promptOf(converseWalker),
+  summarize: summarizeConverse,
+  accumulator: () => new ConverseStreamAccumulator(),
+};
+
+const converseStream: OperationSpec = { ...converse, action: 'ConverseStream', isStream: () => true };
+
+const invokePrompt = promptOf(invokeModelRequest);
+
+const invokeModel: OperationSpec = {
+  ...converse,
+  action: 'InvokeModel',
+  requestKind: invokeModelRequest,
+  requestAttributes: invokeRequestAttributes,
+  prompt: (params) => (bodyReadable(params) ? invokePrompt(params) : {}),
+  summarize: summarizeInvoke,
+  accumulator: () => new InvokeStreamAccumulator(),
+};
+
+const invokeModelStream: OperationSpec = { ...invokeModel, action: 'InvokeModelWithResponseStream', isStream: () => true };
+
+/** The operations by command class name, with where a stream's events sit in the command's output. */
+const OPERATIONS: Readonly<Record<string, { spec: OperationSpec; stream?: 'stream' | 'body' }>> = {
+  ConverseCommand: { spec: converse },
+  ConverseStreamCommand: { spec: converseStream, stream: 'stream' },
+  InvokeModelCommand: { spec: invokeModel },
+  InvokeModelWithResponseStreamCommand: { spec: invokeModelStream, stream: 'body' },
+};
+
+/**
+ * Holds requests as promiseAdapter does; observes the output of `send`: a whole response
+ * completes the call, a stream operation's event stream (`output.stream`, `output.body`) is
+ * observed in place, so the application iterates the SDK's own object.
+ */
+function bedrockAdapter(stream: 'stream' | 'body' | undefined): SdkAdapter {
+  return {
+    hold: promiseAdapter.hold,
+    observe(result, call) {
+      (result as PromiseLike<unknown>).then(
+        (output) => {
+          try {
+            if (call.isEnded) return;
+            onResponse(call, output);
+            call.tag(output);
+            const events = stream !== undefined && isObj(output) ? output[stream] : undefined;
+            if (typeof (events as { [Symbol.asyncIterator]?: unknown } | undefined)?.[Symbol.asyncIterator] === 'function') {
+              // The signal lets an abort while nobody reads end the call as aborted.
+              observeAsyncIterable(events as object, call, sent.get(call.traceSpan)?.signal);
+            } else {
+              call.completeWith(output);
+            }
+          } catch (error) {
+            diag.error('otel-llm-audit: could not observe the Bedrock response', error);
+          }
+        },
+        (error: unknown) => {
+          if (!call.isEnded) onResponse(call, error);
+          call.fail(error);
+        },
+      );
+      return result;
+    },
+  };
+}
+
+/**
+ * Where each client sends its requests. The AWS SDK resolves its endpoint (and region)
+ * asynchronously, so a call cannot know it when it starts: the first sight of a client starts the
+ * resolution, the calls made once it is known carry `server.address` / `server.port` from their
+ * start, and a call made before gets them when its response arrives (see onResponse).
+ */
+const servers = new WeakMap<object, ServerInfo | Promise<void>>();
+/** The client and abort signal of each call, by the call's trace span (the active span while `send` runs). */
+const sent = new WeakMap<object, { client: object; signal: AbortSignal | undefined }>();
+
+function learnServer(client: any): void {
+  if (!isObj(client) || servers.has(client)) return;
+  const config = client['config'] as { endpoint?: () => Promise<any>; region?: () => Promise<unknown> } | undefined;
+  const resolve = async (): Promise<ServerInfo> => {
+    const endpoint = typeof config?.endpoint === 'function' ? await config.endpoint() : undefined;
+    if (isObj(endpoint) && typeof endpoint['hostname'] === 'string') {
+      const port = typeof endpoint['port'] === 'number' ? endpoint['port'] : endpoint['protocol'] === 'http:' ? 80 : 443;
+      return { address: endpoint['hostname'], port };
+    }
+    const region = typeof config?.region === 'function' ? await config.region() : undefined;
+    return typeof region === 'string' ? { address: `bedrock-runtime.${region}.amazonaws.com`, port: 443 } : {};
+  };
+  servers.set(
+    client,
+    resolve().then(
+      (info) => void servers.set(client, info),
+      () => void servers.set(client, {}),
+    ),
+  );
+}
+
+function bedrockServer(client: any): ServerInfo {
+  const info = isObj(client) ? servers.get(client) : undefined;
+  return info === undefined || info instanceof Promise ? {} : info;
+}
+
+/**
+ * What the response (or the error) tells of the call: `aws.request_id`, and the server attributes
+ * of a call that started before its client's endpoint was known.
+ */
+function onResponse(call: AuditedCall, outcome: unknown): void {
+  const client = sent.get(call.traceSpan)?.client;
+  const info = client === undefined ? undefined : bedrockServer(client);
+  const metadata = isObj(outcome) ? outcome['$metadata'] : undefined;
+  const requestId = isObj(metadata) ? metadata['requestId'] : undefined;
+  for (const span of call.span === call.traceSpan ? [call.span] : [call.span, call.traceSpan]) {
+    if (info?.address !== undefined) span.setAttribute(A.ATTR_SERVER_ADDRESS, info.address);
+    if (info?.port !== undefined) span.setAttribute(A.ATTR_SERVER_PORT, info.port);
+    if (typeof requestId === 'string') span.setAttribute(A.ATTR_AWS_REQUEST_ID, requestId);
+  }
+}
+
+function operationOf(moduleExports: any, command: unknown): (typeof OPERATIONS)[string] | undefined {
+  if (!isObj(command)) return undefined;
+  for (const name of Object.keys(OPERATIONS)) {
+    const Command = moduleExports?.[name];
+    if (typeof Command === 'function' && command instanceof Command) return OPERATIONS[name];
+  }
+  // A command of another copy of the package (the ESM and the CommonJS build side by side).
+  const name = (command.constructor as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(OPERATIONS, name) ? OPERATIONS[name] : undefined;
+}
+
+function route(moduleExports: any): MethodRoute {
+  const options = new Map<OperationSpec, AuditedMethodOptions>();
+  for (const operation of Object.values(OPERATIONS)) {
+    options.set(operation.spec, { server: bedrockServer, adapter: bedrockAdapter(operation.stream) });
+  }
+  return {
+    pick(args, client) {
+      const operation = operationOf(moduleExports, args[0]);
+      if (operation === undefined) return undefined;
+      learnServer(client);
+      const callback = typeof args[1] === 'function' ? args[1] : typeof args[2] === 'function' ? args[2] : undefined;
+      return { spec: operation.spec, params: (args[0] as Obj)['input'], callback };
+    },
+    send(original, client, args, params) {
+      const command = args[0] as Obj;
+      const sendOptions = typeof args[1] === 'function' ? undefined : args[1];
+      const span = trace.getActiveSpan();
+      const signal = isObj(sendOptions) ? sendOptions['abortSignal'] : undefined;
+      if (span !== undefined && isObj(client)) {
+        sent.set(span, { client, signal: typeof (signal as AbortSignal | undefined)?.addEventListener === 'function' ? (signal as AbortSignal) : undefined });
+      }
+      // The params as read once (core/snapshot.ts), redacted or not, are what is serialized.
+      const outgoing = params === command['input'] ? command : Object.create(command, { input: { value: params, enumerable: true, writable: true, configurable: true } });
+      return original.call(client, outgoing, sendOptions);
+    },
+    options: (spec) => options.get(spec)!,
+  };
+}
+
+export const bedrockRuntimePatch: ProviderPatch = {
+  moduleName: '@aws-sdk/client-bedrock-runtime',
+  tested: (major) => major === 3,
+  testedRange: '3.x',
+  needs: (moduleExports) => ({ 'BedrockRuntimeClient.prototype.send': moduleExports?.BedrockRuntimeClient?.prototype?.send }),
+  client: () => undefined,
+  server: bedrockServer,
+  targets(moduleExports) {
+    return [{ proto: moduleExports?.BedrockRuntimeClient?.prototype, method: 'send', route: route(moduleExports) }];
+  },
+};

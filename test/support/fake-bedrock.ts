@@ -1,0 +1,220 @@
+/**
+ * A loopback fake of the AWS Bedrock Runtime API, for tests: the real
+ * `@aws-sdk/client-bedrock-runtime` parses its answers. HTTP/2 without TLS (prior knowledge), as
+ * the client's default request handler (NodeHttp2Handler) speaks it.
+ *
+ *   const fake = await startFakeBedrock();
+ *   const client = new BedrockRuntimeClient(fake.clientConfig);
+ *   fake.enqueue({ json: recordings.converseClaude });
+ *
+ * Routes (POST, as the SDK sends them): /model/{modelId}/converse, /converse-stream, /invoke,
+ * /invoke-with-response-stream. Wire format as the service's: JSON bodies with `x-amzn-RequestId`;
+ * errors with their status, an `x-amzn-ErrorType` header and `{"message": ...}`; streams as
+ * `application/vnd.amazon.eventstream`, each message encoded by the AWS SDK's own codec
+ * (@smithy/eventstream-codec) with `:event-type`, `:content-type` and `:message-type` headers,
+ * InvokeModel stream chunks as `{"bytes": <base64 of the model's JSON chunk>}`. An in-stream error
+ * is an `exception` message (`:exception-type: modelStreamErrorException`).
+ *
+ * Answers are the published recordings of ./bedrock-recordings.ts: each request takes the next
+ * enqueued scenario, else the default recording of its route and model family.
+ */
+import { createServer, type Http2ServerRequest as IncomingMessage, type Http2ServerResponse as ServerResponse, type Http2Session } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { EventStreamCodec } from '@smithy/eventstream-codec';
+import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
+import * as recordings from './bedrock-recordings';
+
+export interface BedrockScenario {
+  /** Non-2xx: the error answer's status (the `x-amzn-ErrorType` follows from it unless `errorType` is set). */
+  status?: number;
+  errorType?: string;
+  /** The error's `message`; a function gets the request body text (a provider echoing the prompt). */
+  errorMessage?: string | ((requestBody: string) => string);
+  /** JSON body of a converse / invoke answer (default: the route's recording). */
+  json?: unknown;
+  /** Events of a stream answer: `{ <event type>: payload }`; for InvokeModel streams `{ chunk: <model JSON> }`. */
+  events?: Record<string, unknown>[];
+  /** Streams: after N events send a modelStreamErrorException and end. */
+  failAfterEvents?: number;
+  /** Streams: after N events destroy the socket. */
+  dropAfterEvents?: number;
+  /** Delay between stream events. */
+  eventDelayMs?: number;
+}
+
+export interface BedrockRequest {
+  path: string;
+  /** The model id from the path, decoded. */
+  modelId: string;
+  route: 'converse' | 'converse-stream' | 'invoke' | 'invoke-with-response-stream';
+  headers: IncomingMessage['headers'];
+  rawBody: string;
+  body: any;
+}
+
+export interface FakeBedrock {
+  url: string;
+  /** Client options for the real SDK: loopback endpoint, static fake credentials, no retries. */
+  clientConfig: { region: string; endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string }; maxAttempts: number };
+  requests: BedrockRequest[];
+  enqueue(...scenarios: BedrockScenario[]): void;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+const codec = new EventStreamCodec(toUtf8, fromUtf8);
+
+const ERROR_TYPES: Record<number, string> = {
+  400: 'ValidationException',
+  403: 'AccessDeniedException',
+  404: 'ResourceNotFoundException',
+  408: 'ModelTimeoutException',
+  424: 'ModelErrorException',
+  429: 'ThrottlingException',
+  500: 'InternalServerException',
+  503: 'ServiceUnavailableException',
+};
+
+/** The recording a request gets when no scenario says otherwise. */
+function defaultAnswer(route: BedrockRequest['route'], modelId: string): { json?: unknown; events?: Record<string, unknown>[] } {
+  const family = modelId.includes('anthropic.') ? 'claude' : modelId.includes('nova') ? 'nova' : modelId.includes('meta.') ? 'llama' : 'claude';
+  switch (route) {
+    case 'converse':
+      return { json: recordings.converseClaude };
+    case 'converse-stream':
+      return { events: family === 'nova' ? recordings.converseStreamNova : recordings.converseStreamClaude };
+    case 'invoke':
+      return { json: family === 'nova' ? recordings.invokeNova : family === 'llama' ? recordings.invokeLlama : recordings.invokeClaude };
+    case 'invoke-with-response-stream':
+      return { events: family === 'nova' ? recordings.invokeStreamNova : family === 'llama' ? recordings.invokeStreamLlama : recordings.invokeStreamClaude };
+  }
+}
+
+/** One event-stream message, encoded by the SDK's codec. */
+function eventMessage(event: Record<string, unknown>): Uint8Array {
+  const [type] = Object.keys(event).filter((key) => key !== 'p');
+  const payload = event[type!];
+  const body = type === 'chunk' ? { bytes: Buffer.from(JSON.stringify(payload)).toString('base64'), ...(event['p'] ? { p: event['p'] } : {}) } : payload;
+  return codec.encode({
+    headers: {
+      ':event-type': { type: 'string', value: type! },
+      ':content-type': { type: 'string', value: 'application/json' },
+      ':message-type': { type: 'string', value: 'event' },
+    },
+    body: fromUtf8(JSON.stringify(body)),
+  });
+}
+
+/** The in-stream error the service sends (recorded: vercel/ai __fixtures__/model-stream-error-exception.eventstream.base64.txt). */
+function exceptionMessage(): Uint8Array {
+  return codec.encode({
+    headers: {
+      ':message-type': { type: 'string', value: 'exception' },
+      ':exception-type': { type: 'string', value: 'modelStreamErrorException' },
+      ':content-type': { type: 'string', value: 'application/json' },
+    },
+    body: fromUtf8(JSON.stringify({ message: 'Model Stream Error', originalStatusCode: 500, originalMessage: 'The model stream failed.' })),
+  });
+}
+
+const ROUTE = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/;
+
+export async function startFakeBedrock(): Promise<FakeBedrock> {
+  const queue: BedrockScenario[] = [];
+  const requests: BedrockRequest[] = [];
+  const sessions = new Set<Http2Session>();
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const rawBody = Buffer.concat(chunks).toString('utf8');
+      const path = (req.url ?? '').split('?')[0]!;
+      const match = ROUTE.exec(path);
+      const requestId = randomUUID();
+      const error = (status: number, type: string, message: string): void => {
+        const body = JSON.stringify({ message });
+        res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-requestid': requestId, 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` });
+        res.end(body);
+      };
+      if (req.method !== 'POST' || match === null) {
+        error(404, 'UnknownOperationException', 'Unknown operation');
+        return;
+      }
+      let body: any;
+      try {
+        body = rawBody === '' ? undefined : JSON.parse(rawBody);
+      } catch {
+        body = undefined;
+      }
+      const request: BedrockRequest = { path, modelId: decodeURIComponent(match[1]!), route: match[2] as BedrockRequest['route'], headers: req.headers, rawBody, body };
+      requests.push(request);
+      const scenario = queue.shift() ?? {};
+      if (scenario.status !== undefined && scenario.status >= 300) {
+        const message = typeof scenario.errorMessage === 'function' ? scenario.errorMessage(rawBody) : (scenario.errorMessage ?? 'fake bedrock error');
+        error(scenario.status, scenario.errorType ?? ERROR_TYPES[scenario.status] ?? 'InternalServerException', message);
+        return;
+      }
+      const answer = { ...defaultAnswer(request.route, request.modelId), ...scenario };
+      if (request.route === 'converse' || request.route === 'invoke') {
+        const text = JSON.stringify(answer.json);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-amzn-requestid': requestId });
+        res.end(text);
+        return;
+      }
+      res.writeHead(200, {
+        'content-type': 'application/vnd.amazon.eventstream',
+        'x-amzn-requestid': requestId,
+        ...(request.route === 'invoke-with-response-stream' ? { 'x-amzn-bedrock-content-type': 'application/json' } : {}),
+      });
+      void writeEvents(res, answer.events ?? [], scenario);
+    });
+  });
+  const sockets = new Set<import('node:net').Socket>();
+  server.on('connection', (socket: import('node:net').Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    clientConfig: { region: 'us-east-1', endpoint: url, credentials: { accessKeyId: 'AKIDFAKEFAKEFAKEFAKE', secretAccessKey: 'fake-secret-access-key' }, maxAttempts: 1 },
+    requests,
+    enqueue: (...scenarios) => queue.push(...scenarios),
+    reset() {
+      queue.length = 0;
+      requests.length = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const session of sessions) session.destroy();
+        // server.close() waits for every connection, sessions or not.
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+async function writeEvents(res: ServerResponse, events: Record<string, unknown>[], scenario: BedrockScenario): Promise<void> {
+  for (let i = 0; i < events.length; i++) {
+    if (scenario.failAfterEvents === i) {
+      res.end(exceptionMessage());
+      return;
+    }
+    if (scenario.dropAfterEvents === i) {
+      // The connection breaks mid-stream: the stream is reset, as a dropped connection would.
+      res.stream.close(2 /* NGHTTP2_INTERNAL_ERROR */);
+      return;
+    }
+    if (res.destroyed) return;
+    res.write(eventMessage(events[i]!));
+    if (scenario.eventDelayMs) await new Promise((resolve) => setTimeout(resolve, scenario.eventDelayMs));
+  }
+  res.end();
+}

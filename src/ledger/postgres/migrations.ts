@@ -330,9 +330,28 @@ CREATE TRIGGER checkpoints_only_retention_tombstones BEFORE INSERT ON ${SCHEMA}.
 REVOKE ALL ON FUNCTION ${SCHEMA}.checkpoints_check() FROM PUBLIC;
 `;
 
+// Issue 17: each checkpoint also as a C2SP signed note (note.ts), in the same row, and the copies
+// witnesses cosigned, appended as they arrive (after the checkpoint's transaction, never in it).
+const V3 = `
+ALTER TABLE ${SCHEMA}.checkpoints ADD COLUMN note text;
+CREATE TABLE ${SCHEMA}.cosigned_notes (
+  id bigserial PRIMARY KEY,
+  tree_size bigint NOT NULL,
+  witness text NOT NULL,
+  note text NOT NULL,
+  added_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+${appendOnly('cosigned_notes')}
+REVOKE ALL ON ${SCHEMA}.cosigned_notes FROM PUBLIC;
+GRANT SELECT ON ${SCHEMA}.cosigned_notes TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention};
+GRANT INSERT ON ${SCHEMA}.cosigned_notes TO ${ROLES.writer};
+GRANT USAGE ON SEQUENCE ${SCHEMA}.cosigned_notes_id_seq TO ${ROLES.writer};
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
+  { version: 3, name: 'checkpoints as C2SP signed notes, witness cosignatures', sql: V3 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -813,7 +813,8 @@ export class FileLedger {
       if (this.segment) this.segment.handle = undefined;
       this.checkpointsHandle = undefined;
       this.closed = true;
-      this.publisher.close();
+      // Before the lock goes: a cosignature arriving now is stored by this writer.
+      await this.publisher.close();
       this.lock?.release();
       this.lock = undefined;
       if (firstError) throw fsError(firstError, 'cannot close the ledger', this.dir);

@@ -18,6 +18,11 @@ export interface TransparencyOptions {
   witnesses?: WitnessConfig[];
   /** First and longest delay between retries while a witness is unreachable (tests shorten them). */
   witnessRetryMs?: { min: number; max: number };
+  /**
+   * How long closing the writer waits for the witnesses to cosign the final checkpoint (default
+   * 3000 ms; then the submission is abandoned, and the next writer's start offers it again).
+   */
+  witnessCloseWaitMs?: number;
 }
 
 /** LLM_AUDIT_LOG_ORIGIN and LLM_AUDIT_WITNESSES, validated (LEDGER_USAGE on a bad value). */
@@ -41,6 +46,7 @@ export interface NoteBackend {
 export class CheckpointPublisher {
   private origin: string | undefined;
   readonly witnesses: WitnessClient[];
+  private readonly closeWaitMs: number;
 
   constructor(
     options: TransparencyOptions,
@@ -49,6 +55,7 @@ export class CheckpointPublisher {
     warn: (message: string) => void,
   ) {
     this.origin = options.origin;
+    this.closeWaitMs = options.witnessCloseWaitMs ?? 3_000;
     const host = {
       consistencyPath: async (oldSize: number, newSize: number) => {
         const source = backend.source();
@@ -112,7 +119,16 @@ export class CheckpointPublisher {
     await Promise.all(this.witnesses.map((w) => w.idle()));
   }
 
-  close(): void {
+  /**
+   * Gives the witnesses a bounded time to cosign what is pending (the final checkpoint: without
+   * it the newest checkpoint stays uncosigned until the next start), then stops them.
+   */
+  async close(): Promise<void> {
+    if (this.witnesses.length > 0 && this.closeWaitMs > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.closeWaitMs)))]);
+      clearTimeout(timer);
+    }
     for (const w of this.witnesses) w.close();
   }
 }

@@ -10,6 +10,7 @@ import { generateSigningKeyPair } from '../../src/ledger/checkpoint';
 import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
 import { checkpointBody, defaultOrigin, parseCheckpointNote, signCheckpointNote } from '../../src/ledger/note';
 import { NOTES_FILE } from '../../src/ledger/note-store';
+import { ledgerOptionsFromEnv } from '../../src/ledger/span-exporter';
 import { transparencyFromEnv } from '../../src/ledger/transparency';
 import { cli, ensureBuilt } from '../cli/cli-helpers';
 import { requireGoTools, tlogcheck } from '../support/go-tools';
@@ -98,6 +99,13 @@ describe('checkpoint notes', () => {
       expect(() => transparencyFromEnv({ LLM_AUDIT_LOG_ORIGIN: bad })).toThrow(/LLM_AUDIT_LOG_ORIGIN .* is not a valid log origin/);
     }
     expect(transparencyFromEnv({ LLM_AUDIT_LOG_ORIGIN: ' audit.example.com/x ' }).origin).toBe('audit.example.com/x');
+    // The exporter's options check them at start, as they check the other variables.
+    expect(() => ledgerOptionsFromEnv({ LLM_AUDIT_LOG_ORIGIN: 'a b' })).toThrow(/LLM_AUDIT_LOG_ORIGIN "a b" is not a valid log origin/);
+    expect(() => ledgerOptionsFromEnv({ LLM_AUDIT_WITNESSES: 'http://127.0.0.1:1' })).toThrow(/LLM_AUDIT_WITNESSES: "http:\/\/127.0.0.1:1" must be "<url> <verifier key>"/);
+    expect(() => ledgerOptionsFromEnv({ LLM_AUDIT_WITNESSES: 'ftp://x w+00000000+AAAA' })).toThrow(/must be http\(s\)/);
+    const logKey = cli(['keygen', '--out', join(tempDir(), 'k'), '--origin', 'w.example']).stdout.match(/verifier key: (\S+)/)![1]!;
+    expect(() => ledgerOptionsFromEnv({ LLM_AUDIT_WITNESSES: `http://127.0.0.1:1 ${logKey}` })).toThrow(/not a witness \(cosignature\/v1\) key/);
+    expect(ledgerOptionsFromEnv({ LLM_AUDIT_LOG_ORIGIN: 'audit.example.com/x' }).ledger?.transparency).toEqual({ origin: 'audit.example.com/x' });
     const r = cli(['keygen', '--out', join(tempDir(), 'k'), '--origin', 'bad origin']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/LEDGER_USAGE: --origin "bad origin" is not a valid log origin/);

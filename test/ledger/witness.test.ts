@@ -85,11 +85,10 @@ describe('witness cosigning with litewitness', () => {
     const s = await setup();
     const ledger = await s.open();
     await appendSome(ledger, 10);
-    await ledger.checkpoint();
-    await ledger.publisher.idle();
+    // close() writes the final checkpoint (size 10) and waits (boundedly) for its cosignature.
+    await ledger.close();
     expect(s.warnings).toEqual([]);
     expect(ledger.publisher.witnesses[0]!.cosigned).toBeGreaterThanOrEqual(1);
-    await ledger.close();
     const cosigned = readFileSync(join(s.dir, NOTES_FILE), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { note: string; witness?: string });
     expect(cosigned.filter((c) => c.witness === s.witness.name).length).toBeGreaterThanOrEqual(1);
 
@@ -193,7 +192,7 @@ describe('witness cosigning with litewitness', () => {
     expect(ok.code, ok.stderr).toBe(0);
   });
 
-  it('a witness that accepts the connection and never answers does not slow appends or block close', async () => {
+  it('a witness that accepts the connection and never answers does not slow appends, and close waits for it only boundedly', async () => {
     const sockets = new Set<Socket>();
     const server: Server = createServer((socket) => sockets.add(socket));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -213,6 +212,7 @@ describe('witness cosigning with litewitness', () => {
       transparency: {
         origin: ORIGIN,
         witnesses: [{ url: `http://127.0.0.1:${port}`, verifier: parseVerifierKey(verifierKey('hang.test', loadPublicKey(join(work, 'k')), 4)) }],
+        witnessCloseWaitMs: 500,
       },
     });
     const started = Date.now();
@@ -224,6 +224,7 @@ describe('witness cosigning with litewitness', () => {
     const closeMs = Date.now() - closeStarted;
     expect(sockets.size).toBeGreaterThanOrEqual(1);
     expect(appendMs).toBeLessThan(3_000);
-    expect(closeMs).toBeLessThan(1_000);
+    expect(closeMs).toBeGreaterThanOrEqual(450);
+    expect(closeMs).toBeLessThan(1_500);
   });
 });

@@ -405,7 +405,8 @@ export class PostgresLedger {
         this.onWarning(`could not write the final checkpoint: ${(error as Error).message}`);
       }
       this.closed = true;
-      this.publisher.close();
+      // Before the pool goes: the witnesses read proofs and store cosignatures through it.
+      await this.publisher.close();
       await this.pool.end().catch(() => undefined);
       if (failure) throw failure;
     });

@@ -124,6 +124,7 @@ export class CheckpointPublisher {
    * it the newest checkpoint stays uncosigned until the next start), then stops them.
    */
   async close(): Promise<void> {
+    for (const w of this.witnesses) w.finish();
     if (this.witnesses.length > 0 && this.closeWaitMs > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.closeWaitMs)))]);

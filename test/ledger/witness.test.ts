@@ -12,7 +12,11 @@ import { parseVerifierKey, verifierKey } from '../../src/ledger/note';
 import { NOTES_FILE } from '../../src/ledger/note-store';
 import type { TransparencyOptions } from '../../src/ledger/transparency';
 import { cli, ensureBuilt } from '../cli/cli-helpers';
+import { runNodeApp } from '../support/child-app';
+import { startFakeProvider } from '../support/fake-provider';
 import { requireGoTools, startWitness, type Witness } from '../support/go-tools';
+import { repoRoot } from '../support/harness';
+import { storedIds } from '../support/ledger-files';
 import { stopAll, waitFor } from '../support/processes';
 import { makeRecord, tempDir } from './helpers';
 
@@ -227,4 +231,41 @@ describe('witness cosigning with litewitness', () => {
     expect(closeMs).toBeGreaterThanOrEqual(450);
     expect(closeMs).toBeLessThan(1_500);
   });
+});
+
+describe('witnesses from a real app (otel-llm-audit/register, LLM_AUDIT_WITNESSES)', () => {
+  it('the app runs normally while the witness is down; its next run gets the newest checkpoint cosigned', async () => {
+    const fake = await startFakeProvider();
+    cleanups.push(() => fake.close());
+    const s = await setup();
+    const app = join(repoRoot, 'test', 'fixtures', 'exit-writer-app.cjs');
+    const env = {
+      FAKE_PROVIDER_URL: fake.url,
+      OTEL_LOGS_EXPORTER: 'none',
+      LLM_AUDIT_LEDGER_DIR: s.dir,
+      LLM_AUDIT_SIGNING_KEY: s.priv,
+      LLM_AUDIT_LOG_ORIGIN: ORIGIN,
+      LLM_AUDIT_WITNESSES: `${s.witness.url} ${s.witness.vkey}`,
+      EXIT_HOW: 'shutdown',
+    };
+    await s.witness.stop();
+    const started = Date.now();
+    const down = await runNodeApp(['--require', 'otel-llm-audit/register', app], { ...env, EXIT_CALLS: '5' });
+    const downMs = Date.now() - started;
+    expect(down.code, down.stderr).toBe(0);
+    const ids = JSON.parse(/^ids (.*)$/m.exec(down.stdout)![1]!) as string[];
+    expect(ids).toHaveLength(5);
+    expect(storedIds(s.dir).sort()).toEqual([...ids].sort());
+    // Down: the run does not wait out retries at shutdown (one try, then it ends).
+    expect(downMs).toBeLessThan(10_000);
+    expect(cli(['verify', '--ledger', s.dir, '--public-key', s.pub]).code).toBe(0);
+    expect(cli(['verify', '--ledger', s.dir, '--witness', s.witness.vkey]).stderr).toMatch(/LEDGER_WITNESS_QUORUM: the newest checkpoint \(tree size 5\) has 0 valid/);
+
+    await s.witness.start();
+    const up = await runNodeApp(['--require', 'otel-llm-audit/register', app], { ...env, EXIT_CALLS: '2' });
+    expect(up.code, up.stderr).toBe(0);
+    const ok = cli(['verify', '--ledger', s.dir, '--public-key', s.pub, '--witness', s.witness.vkey]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/7 records verified/);
+  }, 90_000);
 });

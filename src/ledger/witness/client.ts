@@ -78,6 +78,8 @@ export class WitnessClient {
   private done = -1;
   private running: Promise<void> | undefined;
   private closed = false;
+  /** Closing: one more try for what is pending, no retry after a failure. */
+  private finishing = false;
   private readonly abort = new AbortController();
   private wake: (() => void) | undefined;
   private failures = 0;
@@ -111,6 +113,12 @@ export class WitnessClient {
     while (this.running) await this.running;
   }
 
+  /** No more retries: what is pending gets the attempt in flight (or one more), then the loop ends. */
+  finish(): void {
+    this.finishing = true;
+    this.wake?.();
+  }
+
   close(): void {
     this.closed = true;
     this.abort.abort();
@@ -136,6 +144,10 @@ export class WitnessClient {
           this.host.warn(`witness ${this.name} REFUSED tree size ${target.size}: ${this.lastError}`);
           this.done = target.size;
           continue;
+        }
+        if (this.finishing) {
+          this.host.warn(`witness ${this.name}: tree size ${target.size} not cosigned before the writer closed (${this.lastError}); the next start offers it again`);
+          return;
         }
         this.failures += 1;
         if (this.failures === 1 || this.failures % 10 === 0) {

@@ -67,14 +67,19 @@ export async function newestCheckpoint(source: LedgerSource): Promise<Checkpoint
   return best;
 }
 
-/** Streams the chain from the start state, feeding the leaves to a RangeHasher, up to `size`. */
-async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], size: number): Promise<Buffer[]> {
-  const { state, skip } = await startState(source);
+/**
+ * Streams the chain from the start state, feeding the leaves to a RangeHasher, up to `size`. With
+ * `resume` (a checkpoint with a position, whose frontier hashes to its root) the walk starts there
+ * and the leaves before it are its frontier: ranges that tile them are served from it unchecked.
+ */
+async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], size: number, resume?: Checkpoint): Promise<Buffer[]> {
+  const resumed = resume?.position ? stateFromCheckpoint(resume) : undefined;
+  const { state, skip } = resumed ? { state: resumed, skip: removedSegments(await source.checkpoints()) } : await startState(source);
   if (size < state.range.size) {
     throw new LedgerError('LEDGER_PROOF_UNAVAILABLE', `tree size ${size} predates records removed by retention (now ${state.range.size} removed)`);
   }
   const hasher = new RangeHasher(ranges, state.range.clone());
-  await walkChain(source.items({ skip }), state, {
+  await walkChain(source.items({ skip, ...(resumed ? { from: resume!.position! } : {}) }), state, {
     stopAtSize: size,
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted) => hasher.push(accepted.entry.seq, accepted.leaf),
@@ -169,10 +174,15 @@ export async function proveConsistency(source: LedgerSource, oldCp: Checkpoint, 
   return proof;
 }
 
-/** The hex consistency path from tree size `oldSize` to `newSize` (empty when one is 0 or they are equal). */
-export async function consistencyPath(source: LedgerSource, oldSize: number, newSize: number): Promise<string[]> {
+/**
+ * The hex consistency path from tree size `oldSize` to `newSize` (empty when one is 0 or they are
+ * equal). `resume`, a stored checkpoint of size `oldSize`, makes it read only the records after it
+ * (the frontier there holds every hash the proof needs from before): for a recipient that checks
+ * the path against its own copy of the old root (a witness), not for proving the stored records.
+ */
+export async function consistencyPath(source: LedgerSource, oldSize: number, newSize: number, resume?: Checkpoint): Promise<string[]> {
   if (oldSize === 0 || oldSize >= newSize) return [];
-  const path = await hashRanges(source, consistencyProofRanges(oldSize, newSize), newSize);
+  const path = await hashRanges(source, consistencyProofRanges(oldSize, newSize), newSize, resume?.tree_size === oldSize ? resume : undefined);
   return path.map((h) => h.toString('hex'));
 }
 

@@ -60,7 +60,10 @@ export class CheckpointPublisher {
       consistencyPath: async (oldSize: number, newSize: number) => {
         const source = backend.source();
         try {
-          return await consistencyPath(source, oldSize, newSize);
+          // The witness checks the path against the root it cosigned, so it may start at the
+          // stored checkpoint of that size (file ledger: O(records since), not O(ledger)).
+          const resume = (await source.checkpoints()).find((c) => c.checkpoint.type === 'checkpoint' && c.checkpoint.tree_size === oldSize);
+          return await consistencyPath(source, oldSize, newSize, resume?.checkpoint);
         } finally {
           await source.close?.();
         }

@@ -10,6 +10,7 @@ import { generateSigningKeyPair } from '../../src/ledger/checkpoint';
 import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
 import { checkpointBody, defaultOrigin, parseCheckpointNote, signCheckpointNote } from '../../src/ledger/note';
 import { NOTES_FILE } from '../../src/ledger/note-store';
+import { consistencyPath } from '../../src/ledger/proofs';
 import { ledgerOptionsFromEnv } from '../../src/ledger/span-exporter';
 import { transparencyFromEnv } from '../../src/ledger/transparency';
 import { cli, ensureBuilt } from '../cli/cli-helpers';
@@ -135,6 +136,22 @@ describe('checkpoint notes', () => {
 });
 
 describe('proofs in the C2SP formats', () => {
+  it('the consistency path a witness gets, read from the stored checkpoint on, is the one computed from the whole ledger', async () => {
+    const work = tempDir('c2sp-');
+    const dir = join(work, 'ledger');
+    const ledger = await FileLedger.open({ dir, fsync: 'none', checkpointEvery: 7, transparency: {} });
+    for (let i = 0; i < 40; i++) await ledger.append([makeRecord()]);
+    await ledger.close();
+    const source = new FileLedgerSource(dir);
+    const checkpoints = (await source.checkpoints()).map((c) => c.checkpoint);
+    expect(checkpoints.map((c) => c.tree_size)).toEqual([7, 14, 21, 28, 35, 40]);
+    for (const old of checkpoints) {
+      for (const size of [old.tree_size + 1, 33, 40].filter((n) => n > old.tree_size && n <= 40)) {
+        expect(await consistencyPath(source, old.tree_size, size, old)).toEqual(await consistencyPath(source, old.tree_size, size));
+      }
+    }
+  });
+
   it('prove --format tlog-proof verifies with Go tlog.CheckRecord and note.Open; a changed entry does not', async () => {
     const { dir, work, vkey } = await signedLedger(23);
     for (const seq of [0, 7, 22]) {

@@ -80,6 +80,19 @@ async function setup(): Promise<Setup> {
   return s;
 }
 
+/** What the key holder can do to a (one-segment) file ledger: keep its first `size` records, and the checkpoints and notes up to them. */
+function cutBack(dir: string, size: number): void {
+  const keepLines = (path: string, keep: (line: string, i: number) => boolean): void => {
+    const lines = readFileSync(path, 'utf8').trim().split('\n');
+    writeFileSync(path, lines.filter(keep).join('\n') + '\n');
+  };
+  const segDir = join(dir, 'segments');
+  const [segment] = readdirSync(segDir);
+  keepLines(join(segDir, segment!), (_line, i) => i < size);
+  keepLines(join(dir, 'checkpoints.jsonl'), (line) => JSON.parse(line).tree_size <= size);
+  keepLines(join(dir, NOTES_FILE), (line) => Number((JSON.parse(line).note as string).split('\n')[1]) <= size);
+}
+
 async function appendSome(ledger: FileLedger, n: number, user = 'alice'): Promise<void> {
   for (let i = 0; i < n; i++) await ledger.append([makeRecord({ user_id: user })]);
 }
@@ -114,27 +127,15 @@ describe('witness cosigning with litewitness', () => {
     const s = await setup();
     let ledger = await s.open();
     await appendSome(ledger, 10);
-    await ledger.checkpoint();
-    await ledger.publisher.idle();
     await ledger.close();
     expect(cli(['verify', '--ledger', s.dir, '--witness', s.witness.vkey]).code).toBe(0);
 
-    // The operator, holding the signing key, cuts the ledger back to its first 3 records (and the
-    // checkpoints and notes after them), then lets the writer carry on with other records.
-    const segDir = join(s.dir, 'segments');
-    const [segment] = readdirSync(segDir);
-    const lines = readFileSync(join(segDir, segment!), 'utf8').split('\n');
-    writeFileSync(join(segDir, segment!), lines.slice(0, 3).join('\n') + '\n');
-    const keepSize = (size: number): boolean => size <= 3;
-    const cps = readFileSync(join(s.dir, 'checkpoints.jsonl'), 'utf8').trim().split('\n');
-    writeFileSync(join(s.dir, 'checkpoints.jsonl'), cps.filter((l) => keepSize(JSON.parse(l).tree_size)).join('\n') + '\n');
-    const notes = readFileSync(join(s.dir, NOTES_FILE), 'utf8').trim().split('\n');
-    writeFileSync(join(s.dir, NOTES_FILE), notes.filter((l) => keepSize(Number((JSON.parse(l).note as string).split('\n')[1]))).join('\n') + '\n');
+    // The operator, holding the signing key, cuts the ledger back to its first 3 records, then
+    // lets the writer carry on with other records.
+    cutBack(s.dir, 3);
 
     ledger = await s.open();
     await appendSome(ledger, 9, 'mallory');
-    await ledger.checkpoint();
-    await ledger.publisher.idle();
     await ledger.close();
     expect(s.warnings.join('\n')).toMatch(/witness witness\.test\/w1 REFUSED tree size \d+: 422 .*not consistent with the tree size 10 the witness cosigned/);
 
@@ -150,18 +151,10 @@ describe('witness cosigning with litewitness', () => {
     const s = await setup();
     let ledger = await s.open();
     await appendSome(ledger, 7);
-    await ledger.checkpoint();
-    await ledger.publisher.idle();
     await ledger.close();
-    const segDir = join(s.dir, 'segments');
-    const [segment] = readdirSync(segDir);
-    writeFileSync(join(segDir, segment!), readFileSync(join(segDir, segment!), 'utf8').split('\n').slice(0, 3).join('\n') + '\n');
-    const cps = readFileSync(join(s.dir, 'checkpoints.jsonl'), 'utf8').trim().split('\n');
-    writeFileSync(join(s.dir, 'checkpoints.jsonl'), cps.filter((l) => JSON.parse(l).tree_size <= 3).join('\n') + '\n');
+    cutBack(s.dir, 3);
     ledger = await s.open();
     await appendSome(ledger, 1, 'mallory');
-    await ledger.checkpoint();
-    await ledger.publisher.idle();
     await ledger.close();
     expect(s.warnings.join('\n')).toMatch(/REFUSED tree size 4: it has already cosigned tree size 7, larger than this ledger's 4/);
     expect(cli(['verify', '--ledger', s.dir, '--witness', s.witness.vkey]).stderr).toMatch(/LEDGER_WITNESS_QUORUM/);

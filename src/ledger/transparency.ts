@@ -4,10 +4,10 @@
  * and offers it to the configured witnesses (witness/client.ts), whose cosigned copies the backend
  * stores too. Both backends use it; they differ only in the {@link NoteBackend} they pass.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { LedgerSource } from './backend';
 import type { Checkpoint } from './checkpoint';
-import { checkpointBody, defaultOrigin, originFromEnv, parseCheckpointNote, signCheckpointNote, verifierKey } from './note';
+import { checkpointBody, defaultOrigin, originFromEnv, parseCheckpointNote, signCheckpointNote } from './note';
 import { consistencyPath } from './proofs';
 import { WitnessClient, parseWitnesses, type WitnessConfig } from './witness/client';
 
@@ -80,11 +80,6 @@ export class CheckpointPublisher {
   /** Sets the default origin once the ledger id is known. */
   setLedgerId(ledgerId: string): void {
     this.origin ??= defaultOrigin(ledgerId);
-  }
-
-  /** The log's note verifier key (`<origin>+<hash>+<base64>`), when there is a key. */
-  get verifierKey(): string | undefined {
-    return this.key && this.origin ? verifierKey(this.origin, createPublicKey(this.key)) : undefined;
   }
 
   /**

@@ -11,7 +11,16 @@
  * the newest note. Nothing the app calls waits for it.
  */
 import { LedgerError } from '../errors';
-import { formatAddCheckpoint, hasValidSignature, mergeSignatures, formatNote, parseCheckpointNote, parseVerifierKey, type NoteVerifier } from '../note';
+import {
+  NOTE_KEY_COSIGNATURE_V1,
+  formatAddCheckpoint,
+  formatNote,
+  hasValidSignature,
+  mergeSignatures,
+  parseCheckpointNote,
+  parseVerifierKey,
+  type NoteVerifier,
+} from '../note';
 
 export interface WitnessConfig {
   /** Submission prefix: the request goes to `${url}/add-checkpoint`. */
@@ -45,7 +54,7 @@ export function parseWitnesses(text: string, what = 'LLM_AUDIT_WITNESSES'): Witn
     } catch (error) {
       throw new LedgerError('LEDGER_USAGE', `${what}: ${(error as Error).message}`);
     }
-    if (verifier.type !== 4) throw new LedgerError('LEDGER_USAGE', `${what}: ${verifier.name}'s key is not a witness (cosignature/v1) key`);
+    if (verifier.type !== NOTE_KEY_COSIGNATURE_V1) throw new LedgerError('LEDGER_USAGE', `${what}: ${verifier.name}'s key is not a witness (cosignature/v1) key`);
     out.push({ url: url.replace(/\/+$/, ''), verifier });
   }
   return out;

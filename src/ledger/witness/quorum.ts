@@ -7,7 +7,7 @@ import type { KeyObject } from 'node:crypto';
 import type { LedgerSource } from '../backend';
 import type { Checkpoint } from '../checkpoint';
 import { LedgerError } from '../errors';
-import { collectNotes, formatNote, hasValidSignature, parseVerifierKey, verifierKey, type CheckpointNote, type NoteVerifier } from '../note';
+import { NOTE_KEY_COSIGNATURE_V1, collectNotes, formatNote, hasValidSignature, parseVerifierKey, verifierKey, type CheckpointNote, type NoteVerifier } from '../note';
 
 /** Every stored note of the ledger, one per tree head, each with all of its stored signatures. */
 export async function ledgerNotes(source: LedgerSource): Promise<CheckpointNote[]> {
@@ -58,7 +58,7 @@ export function checkNotes(notes: readonly CheckpointNote[], checkpoints: readon
 export function witnessVerifiers(keys: readonly string[]): NoteVerifier[] {
   return keys.map((k) => {
     const v = parseVerifierKey(k);
-    if (v.type !== 4) throw new LedgerError('LEDGER_USAGE', `--witness ${k}: not a witness (cosignature/v1) verifier key`);
+    if (v.type !== NOTE_KEY_COSIGNATURE_V1) throw new LedgerError('LEDGER_USAGE', `--witness ${k}: not a witness (cosignature/v1) verifier key`);
     return v;
   });
 }

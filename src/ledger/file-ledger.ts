@@ -765,11 +765,15 @@ export class FileLedger {
     return checkpoint;
   }
 
-  /** The checkpoint as a C2SP note beside it, then to the witnesses (transparency.ts). */
+  /**
+   * The checkpoint as a C2SP note beside it, then to the witnesses (transparency.ts). Not fsynced:
+   * the note follows from the checkpoint (Ed25519 is deterministic) and the writer's start writes
+   * the newest one again when a crash lost it, so a second fsync per group commit buys nothing.
+   */
   private async publishNote(checkpoint: Checkpoint): Promise<void> {
     const note = this.publisher.note(checkpoint);
     if (!note) return;
-    await appendFileNote(this.dir, note, { sync: this.fsync !== 'none' });
+    await appendFileNote(this.dir, note, { sync: false });
     this.publisher.offer(note);
   }
 

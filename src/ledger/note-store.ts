@@ -50,7 +50,10 @@ export function readFileNotes(dir: string): StoredNote[] {
   return out;
 }
 
-/** Appends one note line (after a newline if an interrupted append left the file without one). */
+/**
+ * Appends one note line. A torn last line (an append a crash interrupted) is cut off first: it is
+ * a note that can be made again, and left in place it would turn into a malformed line.
+ */
 export async function appendFileNote(dir: string, note: string, options: { witness?: string; sync: boolean }): Promise<void> {
   const path = join(dir, NOTES_FILE);
   const line = canonicalJson({ note, ...(options.witness ? { witness: options.witness } : {}) }) + '\n';
@@ -58,13 +61,12 @@ export async function appendFileNote(dir: string, note: string, options: { witne
   try {
     handle = await open(path, 'a+', FILE_MODE);
     const { size } = await handle.stat();
-    let prefix = '';
     if (size > 0) {
-      const last = Buffer.alloc(1);
-      await handle.read(last, 0, 1, size - 1);
-      if (last[0] !== 0x0a) prefix = '\n';
+      const tail = Buffer.alloc(Math.min(size, 64 * 1024));
+      await handle.read(tail, 0, tail.length, size - tail.length);
+      if (tail[tail.length - 1] !== 0x0a) await handle.truncate(size - tail.length + tail.lastIndexOf(0x0a) + 1);
     }
-    await handle.appendFile(prefix + line, 'utf8');
+    await handle.appendFile(line, 'utf8');
     if (options.sync) await handle.datasync();
   } catch (error) {
     throw fsError(error, 'cannot write a checkpoint note to', path);

@@ -124,6 +124,22 @@ describe('checkpoint notes', () => {
     expect(r.stderr).toMatch(/LEDGER_NOTE_INVALID: the C2SP note of tree size 6 has root e{64}, but the checkpoint of that size has/);
   });
 
+  it('a writer start writes the newest note again when a crash lost it, and cuts a torn note line', async () => {
+    const { dir, priv, pub } = await signedLedger(7);
+    const path = join(dir, NOTES_FILE);
+    const lines = readFileSync(path, 'utf8').trim().split('\n');
+    const newest = cli(['checkpoint', '--ledger', dir, '--format', 'note']).stdout;
+    // The last note lost, and half of the one before it written.
+    writeFileSync(path, lines.slice(0, -2).join('\n') + '\n' + lines[lines.length - 2]!.slice(0, 40));
+    expect(cli(['checkpoint', '--ledger', dir, '--format', 'note']).stderr).toMatch(/LEDGER_NOTE_UNAVAILABLE/);
+    const ledger = await FileLedger.open({ dir, fsync: 'none', signingKeyPath: priv, transparency: {} });
+    await ledger.close();
+    expect(cli(['checkpoint', '--ledger', dir, '--format', 'note']).stdout).toBe(newest);
+    expect(readFileSync(path, 'utf8').endsWith('\n')).toBe(true);
+    const verified = cli(['verify', '--ledger', dir, '--public-key', pub]);
+    expect(verified.code, verified.stderr).toBe(0);
+  });
+
   it('an unsigned ledger has no notes, and says why when one is asked for', async () => {
     const dir = join(tempDir(), 'l');
     const ledger = await FileLedger.open({ dir, fsync: 'none', transparency: {} });

@@ -20,7 +20,7 @@ import { makeRecord, tempDir } from './helpers';
 beforeAll(() => {
   requireGoTools();
   ensureBuilt();
-});
+}, 600_000);
 
 function keyFiles(dir: string): { priv: string; pub: string } {
   const { privatePem, publicPem } = generateSigningKeyPair();

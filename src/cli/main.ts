@@ -10,7 +10,7 @@ import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
 import { DECRYPT_USAGE, decryptCommand } from './decrypt';
 import { EVIDENCE_USAGE, evidenceCommand } from './evidence';
 import { processIo, type CliIo } from './io';
-import { KEYGEN_USAGE, keygenCommand } from './keygen';
+import { KEYGEN_USAGE, VERIFIER_KEY_USAGE, keygenCommand, verifierKeyCommand } from './keygen';
 import {
   CHECKPOINT_USAGE,
   CONSISTENCY_USAGE,
@@ -42,6 +42,7 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   evidence: { run: evidenceCommand, usage: EVIDENCE_USAGE, summary: 'write (or verify) a compliance evidence bundle: HTML report, facts, signed checkpoint, proofs' },
   retention: { run: retentionCommand, usage: RETENTION_USAGE, summary: 'remove expired segments, leaving a signed tombstone' },
   keygen: { run: keygenCommand, usage: KEYGEN_USAGE, summary: 'create an Ed25519 checkpoint signing key' },
+  'verifier-key': { run: verifierKeyCommand, usage: VERIFIER_KEY_USAGE, summary: "print the checkpoint key as a C2SP note verifier key (for witnesses)" },
   repair: { run: repairCommand, usage: REPAIR_USAGE, summary: 'move a torn tail (interrupted write) to quarantine' },
   decrypt: { run: decryptCommand, usage: DECRYPT_USAGE, summary: "show a record's encrypted content to a reviewer (needs the content key)" },
   shred: { run: shredCommand, usage: SHRED_USAGE, summary: "destroy a tenant's content data keys (crypto-shredding); the ledger still verifies" },

@@ -106,6 +106,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     ...(str(p, 'fsync') !== undefined ? { LLM_AUDIT_FSYNC: str(p, 'fsync') } : {}),
     ...(str(p, 'checkpoint-every') !== undefined ? { LLM_AUDIT_CHECKPOINT_EVERY: str(p, 'checkpoint-every') } : {}),
   });
+  const transparency = env.ledger?.transparency ? { transparency: env.ledger.transparency } : {};
   const signingPath = str(p, 'signing-key') ?? env.signingKeyPath;
   const signingKey = signingPath ? loadPrivateKey(signingPath) : undefined;
 
@@ -117,6 +118,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     store = await whenReachable(url, waitMs, io, () =>
       PostgresIngestStore.open({
         url,
+        ...transparency,
         ...(signingKey ? { signingKey } : {}),
         ...(env.checkpointEvery ? { checkpointEvery: env.checkpointEvery } : {}),
         onWarning: (message) => io.err(`llm-audit serve: warning: ${message}`),
@@ -128,6 +130,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
     const dir = ledgerDir(str(p, 'ledger'), io);
     const fileStore = await FileIngestStore.open({
       dir,
+      ...transparency,
       ...(env.fsync ? { fsync: env.fsync } : {}),
       ...(signingKey ? { signingKey } : {}),
       ...(env.checkpointEvery ? { checkpointEvery: env.checkpointEvery } : {}),

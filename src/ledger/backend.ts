@@ -5,6 +5,7 @@
  * same two things (rows in `seq` order, and the checkpoint rows) and reuses everything else.
  */
 import type { Checkpoint } from './checkpoint';
+import type { StoredNote } from './note-store';
 
 /** Where a stored entry lives: `file` is relative to the ledger (a segment, or a table name), `line` 1-based. */
 export interface ItemLocation {
@@ -63,6 +64,8 @@ export interface LedgerSource {
    * at them, where the backend knows the transactions (PostgreSQL); verify --public-key reports them.
    */
   unsignedTransactions?(): Promise<Array<{ from: number; to: number }>>;
+  /** The checkpoints as C2SP signed notes and their witness-cosigned copies, in write order (note-store.ts). */
+  signedNotes(): Promise<StoredNote[]>;
   /** Releases what the source holds (a database connection pool); absent when there is nothing to release. */
   close?(): Promise<void>;
 }

@@ -53,6 +53,10 @@ export const INTEGRITY_CODES = [
   'LEDGER_ROW_MISMATCH',
   /** `evidence verify`: a bundle file was changed, added or removed, or its proofs do not lead to its checkpoint. */
   'LEDGER_EVIDENCE_INVALID',
+  /** A stored C2SP checkpoint note disagrees with the checkpoint of its size, or its signature is wrong. */
+  'LEDGER_NOTE_INVALID',
+  /** `verify --witness`: a checkpoint lacks the required number of valid witness cosignatures. */
+  'LEDGER_WITNESS_QUORUM',
 ] as const;
 
 export const UNUSABLE_CODES = [
@@ -66,6 +70,8 @@ export const UNUSABLE_CODES = [
   'LEDGER_RECORD_NOT_FOUND',
   'LEDGER_PROOF_UNAVAILABLE',
   'LEDGER_KEY_INVALID',
+  /** A C2SP note or tlog-proof cannot be produced (no signing key, so no note). */
+  'LEDGER_NOTE_UNAVAILABLE',
   'LEDGER_RETENTION_REFUSED',
   'LEDGER_FILE_EXISTS',
   /** PostgreSQL backend: the schema is missing, older or newer than this version expects, or was changed by hand. */

@@ -44,7 +44,9 @@ import {
 } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
 import { leafHash, type Hash } from './merkle';
+import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
 import { recoveredRecord, type LedgerRecord } from './record';
+import { CheckpointPublisher, transparencyFromEnv, type TransparencyOptions } from './transparency';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
@@ -141,6 +143,10 @@ export class FileLedgerSource implements LedgerSource {
       }
       return { checkpoint: parseCheckpoint(parsed, where), where };
     });
+  }
+
+  async signedNotes(): Promise<StoredNote[]> {
+    return readFileNotes(this.dir);
   }
 
   async segments(): Promise<string[]> {
@@ -380,6 +386,8 @@ export interface FileLedgerOptions {
   openFile?: FileOpener;
   /** Problems that do not fail an append (a checkpoint that could not be written). */
   onWarning?: (message: string) => void;
+  /** C2SP notes and witnesses (default: LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES). */
+  transparency?: TransparencyOptions;
 }
 
 export interface AppendResult {
@@ -398,6 +406,7 @@ export class FileLedger {
   private readonly opener: FileOpener;
   private readonly key: KeyObject | undefined;
   private readonly onWarning: (message: string) => void;
+  readonly publisher: CheckpointPublisher;
 
   private lock: LedgerLock | undefined;
   private ledgerId = '';
@@ -426,6 +435,15 @@ export class FileLedger {
     this.opener = options.openFile ?? defaultOpener;
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
     this.onWarning = options.onWarning ?? (() => {});
+    this.publisher = new CheckpointPublisher(
+      options.transparency ?? transparencyFromEnv(),
+      this.key,
+      {
+        storeCosigned: (note, witness) => appendFileNote(this.dir, note, { witness, sync: this.fsync !== 'none' }),
+        source: () => new FileLedgerSource(this.dir),
+      },
+      this.onWarning,
+    );
   }
 
   /** Why `dir` cannot hold a ledger (it or a parent is not a directory), checked without creating anything; undefined when it may. */
@@ -489,6 +507,7 @@ export class FileLedger {
         throw fsError(error, 'cannot create the segments directory', join(dir, SEGMENTS_DIR));
       }
       this.ledgerId = await this.loadOrCreateMeta();
+      this.publisher.setLedgerId(this.ledgerId);
       await this.recover();
     } catch (error) {
       this.lock.release();
@@ -554,6 +573,11 @@ export class FileLedger {
       await this.append([recoveredRecord(vouched, size - 1, this.clock())]);
       await this.checkpoint();
     }
+    await this.publisher.resume(
+      (await source.checkpoints()).map((c) => c.checkpoint),
+      await source.signedNotes(),
+      (note) => appendFileNote(this.dir, note, { sync: this.fsync !== 'none' }),
+    );
   }
 
   /** Runs `task` after everything queued before it; a failed task does not block later ones. */
@@ -737,7 +761,20 @@ export class FileLedger {
     );
     await this.appendCheckpointLine(canonicalJson(checkpoint));
     this.lastCheckpointSize = size;
+    await this.publishNote(checkpoint);
     return checkpoint;
+  }
+
+  /**
+   * The checkpoint as a C2SP note beside it, then to the witnesses (transparency.ts). Not fsynced:
+   * the note follows from the checkpoint (Ed25519 is deterministic) and the writer's start writes
+   * the newest one again when a crash lost it, so a second fsync per group commit buys nothing.
+   */
+  private async publishNote(checkpoint: Checkpoint): Promise<void> {
+    const note = this.publisher.note(checkpoint);
+    if (!note) return;
+    await appendFileNote(this.dir, note, { sync: false });
+    this.publisher.offer(note);
   }
 
   private async appendCheckpointLine(line: string): Promise<void> {
@@ -780,6 +817,8 @@ export class FileLedger {
       if (this.segment) this.segment.handle = undefined;
       this.checkpointsHandle = undefined;
       this.closed = true;
+      // Before the lock goes: a cosignature arriving now is stored by this writer.
+      await this.publisher.close();
       this.lock?.release();
       this.lock = undefined;
       if (firstError) throw fsError(firstError, 'cannot close the ledger', this.dir);

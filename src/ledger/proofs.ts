@@ -67,14 +67,19 @@ export async function newestCheckpoint(source: LedgerSource): Promise<Checkpoint
   return best;
 }
 
-/** Streams the chain from the start state, feeding the leaves to a RangeHasher, up to `size`. */
-async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], size: number): Promise<Buffer[]> {
-  const { state, skip } = await startState(source);
+/**
+ * Streams the chain from the start state, feeding the leaves to a RangeHasher, up to `size`. With
+ * `resume` (a checkpoint with a position, whose frontier hashes to its root) the walk starts there
+ * and the leaves before it are its frontier: ranges that tile them are served from it unchecked.
+ */
+async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], size: number, resume?: Checkpoint): Promise<Buffer[]> {
+  const resumed = resume?.position ? stateFromCheckpoint(resume) : undefined;
+  const { state, skip } = resumed ? { state: resumed, skip: removedSegments(await source.checkpoints()) } : await startState(source);
   if (size < state.range.size) {
     throw new LedgerError('LEDGER_PROOF_UNAVAILABLE', `tree size ${size} predates records removed by retention (now ${state.range.size} removed)`);
   }
   const hasher = new RangeHasher(ranges, state.range.clone());
-  await walkChain(source.items({ skip }), state, {
+  await walkChain(source.items({ skip, ...(resumed ? { from: resume!.position! } : {}) }), state, {
     stopAtSize: size,
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted) => hasher.push(accepted.entry.seq, accepted.leaf),
@@ -126,8 +131,7 @@ export async function proveInclusion(source: LedgerSource, target: { requestId?:
       `the record with ${what} (seq ${found.seq}) is newer than the newest checkpoint (size ${checkpoint.tree_size}); prove it after the next checkpoint`,
     );
   }
-  const ranges = inclusionProofRanges(found.seq, checkpoint.tree_size);
-  const path = await hashRanges(source, ranges, checkpoint.tree_size);
+  const path = await inclusionPath(source, found.seq, checkpoint.tree_size);
   const proof: InclusionProof = {
     v: 1,
     type: 'inclusion',
@@ -136,7 +140,7 @@ export async function proveInclusion(source: LedgerSource, target: { requestId?:
     tree_size: checkpoint.tree_size,
     leaf_hash: foundLeaf!.toString('hex'),
     entry: found,
-    path: path.map((h) => h.toString('hex')),
+    path,
     checkpoint,
   };
   // Never hand out a proof that does not verify (the ledger would disagree with its checkpoint).
@@ -155,22 +159,37 @@ export async function proveConsistency(source: LedgerSource, oldCp: Checkpoint, 
   if (oldCp.tree_size > newCp.tree_size) {
     throw new LedgerError('LEDGER_USAGE', `the old checkpoint (size ${oldCp.tree_size}) is larger than the new one (size ${newCp.tree_size}); swap them`);
   }
-  let path: Buffer[] = [];
-  if (oldCp.tree_size > 0 && oldCp.tree_size < newCp.tree_size) {
-    path = await hashRanges(source, consistencyProofRanges(oldCp.tree_size, newCp.tree_size), newCp.tree_size);
-  }
+  const path = await consistencyPath(source, oldCp.tree_size, newCp.tree_size);
   const proof: ConsistencyProof = {
     v: 1,
     type: 'consistency',
     ledger_id: newCp.ledger_id,
     old_size: oldCp.tree_size,
     new_size: newCp.tree_size,
-    path: path.map((h) => h.toString('hex')),
+    path,
     old_checkpoint: oldCp,
     new_checkpoint: newCp,
   };
   verifyProof(proof);
   return proof;
+}
+
+/**
+ * The hex consistency path from tree size `oldSize` to `newSize` (empty when one is 0 or they are
+ * equal). `resume`, a stored checkpoint of size `oldSize`, makes it read only the records after it
+ * (the frontier there holds every hash the proof needs from before): for a recipient that checks
+ * the path against its own copy of the old root (a witness), not for proving the stored records.
+ */
+export async function consistencyPath(source: LedgerSource, oldSize: number, newSize: number, resume?: Checkpoint): Promise<string[]> {
+  if (oldSize === 0 || oldSize >= newSize) return [];
+  const path = await hashRanges(source, consistencyProofRanges(oldSize, newSize), newSize, resume?.tree_size === oldSize ? resume : undefined);
+  return path.map((h) => h.toString('hex'));
+}
+
+/** The hex inclusion path of record `index` in the tree of size `size`. */
+export async function inclusionPath(source: LedgerSource, index: number, size: number): Promise<string[]> {
+  const path = await hashRanges(source, inclusionProofRanges(index, size), size);
+  return path.map((h) => h.toString('hex'));
 }
 
 export interface ProofCheck {

@@ -30,6 +30,7 @@ import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } 
 import { PENDING_DIR } from './layout';
 import { JournalConsumer, JournalWriter, POLL_MS, journalKey } from './pending-journal';
 import { GAP_ACTION, claimedOperation, operationRecord, recordFromSpan, type LedgerRecord } from './record';
+import { transparencyFromEnv } from './transparency';
 import { atProcessExit } from '../util/exit-hook';
 
 export interface LedgerSpanExporterOptions {
@@ -62,7 +63,8 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
 
 /**
  * Options from the environment: LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY,
- * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_HASH_KEY, LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE.
+ * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_HASH_KEY, LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE,
+ * LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES.
  */
 export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): LedgerSpanExporterOptions {
   const options: LedgerSpanExporterOptions = { dir: env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
@@ -80,6 +82,9 @@ export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Ledg
   if (env.LLM_AUDIT_HASH_KEY) options.hashKey = env.LLM_AUDIT_HASH_KEY;
   const backlog = positiveInt(env, 'LLM_AUDIT_LEDGER_MAX_BACKLOG');
   if (backlog) options.maxBacklog = backlog;
+  // Checked here, at start, like the other options (not at the first append).
+  const transparency = transparencyFromEnv(env);
+  if (Object.keys(transparency).length > 0) options.ledger = { ...options.ledger, transparency };
   if (env.LLM_AUDIT_ON_FAILURE?.trim()) {
     try {
       options.onFailure = onFailureFromEnv(env);

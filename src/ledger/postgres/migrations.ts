@@ -362,11 +362,30 @@ ALTER TABLE ${SCHEMA}.records ADD COLUMN http_status double precision;
 CREATE INDEX records_http_status ON ${SCHEMA}.records (http_status, ts) WHERE http_status IS NOT NULL;
 `;
 
+// Issue 17: each checkpoint also as a C2SP signed note (note.ts), in the same row, and the copies
+// witnesses cosigned, appended as they arrive (after the checkpoint's transaction, never in it).
+const V5 = `
+ALTER TABLE ${SCHEMA}.checkpoints ADD COLUMN note text;
+CREATE TABLE ${SCHEMA}.cosigned_notes (
+  id bigserial PRIMARY KEY,
+  tree_size bigint NOT NULL,
+  witness text NOT NULL,
+  note text NOT NULL,
+  added_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+${appendOnly('cosigned_notes')}
+REVOKE ALL ON ${SCHEMA}.cosigned_notes FROM PUBLIC;
+GRANT SELECT ON ${SCHEMA}.cosigned_notes TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention};
+GRANT INSERT ON ${SCHEMA}.cosigned_notes TO ${ROLES.writer};
+GRANT USAGE ON SEQUENCE ${SCHEMA}.cosigned_notes_id_seq TO ${ROLES.writer};
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
   { version: 3, name: 'rows stamped with their transaction', sql: V3 },
   { version: 4, name: 'records.http_status (record version 2)', sql: V4 },
+  { version: 5, name: 'checkpoints as C2SP signed notes, witness cosignatures', sql: V5 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -8,6 +8,7 @@
  * those of its line. A row edited behind the application's back (triggers disabled) is named.
  */
 import type { Pool, PoolClient } from 'pg';
+import type { StoredNote } from '../note-store';
 import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from '../backend';
 import { parseCheckpoint } from '../checkpoint';
 import { LedgerError, describeLocation } from '../errors';
@@ -224,6 +225,21 @@ export class PostgresLedgerSource implements LedgerSource {
       else out.push({ from, to });
     }
     return out;
+  }
+
+  async signedNotes(): Promise<StoredNote[]> {
+    // Schema version 5 added them; an older database simply has none.
+    if ((await this.schemaVersion()) < 5) return [];
+    const own = await this.query<{ id: string; note: string }>(
+      `SELECT id::text AS id, note FROM ${SCHEMA}.checkpoints WHERE note IS NOT NULL ORDER BY id`,
+    );
+    const cosigned = await this.query<{ id: string; note: string; witness: string }>(
+      `SELECT id::text AS id, note, witness FROM ${SCHEMA}.cosigned_notes ORDER BY id`,
+    );
+    return [
+      ...own.map((r) => ({ text: r.note, where: `${SCHEMA}.checkpoints id ${r.id} (note)` })),
+      ...cosigned.map((r) => ({ text: r.note, where: `${SCHEMA}.cosigned_notes id ${r.id}`, witness: r.witness })),
+    ];
   }
 
   async notes(): Promise<string[]> {

@@ -22,6 +22,7 @@ import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } fr
 import { CHECKPOINT_VERSION, ZERO_HASH, checkSignature, finishCheckpoint, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
 import { LedgerError } from '../errors';
 import { leafHash } from '../merkle';
+import { CheckpointPublisher, transparencyFromEnv, type TransparencyOptions } from '../transparency';
 import { recoveredRecord, type LedgerRecord } from '../record';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
@@ -41,6 +42,8 @@ export interface PostgresLedgerOptions {
   /** Connections of the writer's pool (default 4). */
   poolSize?: number;
   onWarning?: (message: string) => void;
+  /** C2SP notes and witnesses (default: LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES). */
+  transparency?: TransparencyOptions;
 }
 
 export interface PostgresAppendResult {
@@ -67,6 +70,9 @@ export class PostgresLedger {
   private readonly partitions = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private closed = false;
+  readonly publisher: CheckpointPublisher;
+  /** The note of a checkpoint in the open transaction: offered to witnesses once it commits. */
+  private uncommittedNote: string | undefined;
 
   private constructor(readonly url: string, options: PostgresLedgerOptions) {
     this.pool = createPool(url, { max: options.poolSize ?? 4 });
@@ -76,6 +82,17 @@ export class PostgresLedger {
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
     this.clock = options.clock;
     this.onWarning = options.onWarning ?? (() => {});
+    this.publisher = new CheckpointPublisher(
+      options.transparency ?? transparencyFromEnv(),
+      this.key,
+      {
+        storeCosigned: async (note, witness, size) => {
+          await this.pool.query(`INSERT INTO ${SCHEMA}.cosigned_notes (tree_size, witness, note) VALUES ($1, $2, $3)`, [size, witness, note]);
+        },
+        source: () => new PostgresLedgerSource(url, { pool: this.pool }),
+      },
+      this.onWarning,
+    );
   }
 
   get name(): string {
@@ -91,9 +108,13 @@ export class PostgresLedger {
     try {
       await ledger.source.assertCurrentSchema();
       ledger.ledgerId = (await ledger.source.ledgerId()) ?? '';
+      ledger.publisher.setLedgerId(ledger.ledgerId);
       ledger.state = await ledger.recover();
       // Rows no signing writer signed are marked before anything else is appended (see unsignedMarker).
       if (ledger.key) await ledger.checkpoint();
+      // The note is in the checkpoint's row, so nothing is missing after a crash: only the
+      // witnesses are offered the newest one (they may have missed it).
+      await ledger.publisher.resume((await ledger.source.checkpoints()).map((c) => c.checkpoint), await ledger.source.signedNotes(), async () => {});
     } catch (error) {
       await ledger.pool.end().catch(() => undefined);
       throw error;
@@ -169,8 +190,11 @@ export class PostgresLedger {
       await client.query('COMMIT');
       this.state = state;
       if (vouched !== undefined) this.vouched = Math.max(this.vouched, vouched);
+      this.publisher.offer(this.uncommittedNote);
+      this.uncommittedNote = undefined;
       return value;
     } catch (error) {
+      this.uncommittedNote = undefined;
       try {
         await client.query('ROLLBACK');
       } catch (rollbackError) {
@@ -407,10 +431,13 @@ export class PostgresLedger {
       },
       this.key,
     );
-    await client.query(`INSERT INTO ${SCHEMA}.checkpoints (line, type, tree_size) VALUES ($1, 'checkpoint', $2)`, [
+    const note = this.publisher.note(checkpoint);
+    await client.query(`INSERT INTO ${SCHEMA}.checkpoints (line, type, tree_size, note) VALUES ($1, 'checkpoint', $2, $3)`, [
       canonicalJson(checkpoint),
       size,
+      note ?? null,
     ]);
+    this.uncommittedNote = note;
     return checkpoint;
   }
 
@@ -426,6 +453,8 @@ export class PostgresLedger {
         this.onWarning(`could not write the final checkpoint: ${(error as Error).message}`);
       }
       this.closed = true;
+      // Before the pool goes: the witnesses read proofs and store cosignatures through it.
+      await this.publisher.close();
       await this.pool.end().catch(() => undefined);
       if (failure) throw failure;
     });

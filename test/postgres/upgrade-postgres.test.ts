@@ -69,14 +69,14 @@ async function versionTwoLedger(client: Client): Promise<void> {
   await client.query(`INSERT INTO llm_audit.checkpoints (line, type, tree_size) VALUES ($1, 'checkpoint', 3)`, [canonicalJson(checkpoint)]);
 }
 
-describe('PostgreSQL schema upgrade 2 -> 4', () => {
+describe('PostgreSQL schema upgrade 2 -> latest', () => {
   it('old rows keep verifying (strict, signed), and a signing writer appends v2 records after them', async () => {
     db = await createTestDatabase('upgrade', { migrated: false });
     const client = new Client({ connectionString: db.url });
     await client.connect();
     try {
       await versionTwoLedger(client);
-      expect(await migrate(client)).toEqual([3, 4]);
+      expect(await migrate(client)).toEqual([3, 4, 5]);
     } finally {
       await client.end();
     }

@@ -13,7 +13,8 @@
  *   await fake.close();
  *
  * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings (OpenAI) and
- * /v1/messages (Anthropic). Anything else gets a 404 in the provider's error shape (Anthropic's
+ * /v1/messages (Anthropic), also under the Azure OpenAI, Bedrock and Vertex AI URL shapes
+ * (./platform-routes.ts). Anything else gets a 404 in the provider's error shape (Anthropic's
  * when the request carries an `anthropic-version` or `x-api-key` header, OpenAI's otherwise).
  *
  * Scenarios: `enqueue()` queues scenarios; each request to one of the endpoints above takes the

@@ -14,7 +14,8 @@ import type { GuardrailAction, GuardrailResult } from '../guardrails';
  * stream does not make hundreds of events. Choices and prompts are merged alike.
  */
 export class AzureContentFilters {
-  private readonly decisions = new Map<string, Decision>();
+  // Made at the first decision: most calls (any provider but Azure) never have one.
+  private decisions: Map<string, Decision> | undefined;
 
   /** Reads the filter results of a response or stream chunk, if it has any (cheap when it has none). */
   addResponse(data: any): void {
@@ -41,7 +42,7 @@ export class AzureContentFilters {
 
   /** The merged decisions, or undefined when the provider sent none. */
   results(): ProviderGuardrail[] | undefined {
-    if (this.decisions.size === 0) return undefined;
+    if (this.decisions === undefined) return undefined;
     const results: ProviderGuardrail[] = [];
     for (const decision of this.decisions.values()) {
       const result: GuardrailResult = { name: `azure.content_filter.${decision.location}`, action: actionOf(decision), category: decision.category };
@@ -58,6 +59,7 @@ export class AzureContentFilters {
       // Only the entries that are a decision; `error` (the filter could not run) has a code instead.
       if (typeof entry?.filtered !== 'boolean') continue;
       const key = `${location}/${category}`;
+      this.decisions ??= new Map();
       let decision = this.decisions.get(key);
       if (decision === undefined) {
         decision = { location, category, filtered: false, detected: false, severity: undefined };

@@ -48,3 +48,18 @@ describe('Bedrock-only app under register', () => {
     }
   });
 });
+
+describe('LLM_AUDIT_PROVIDER_HOSTS under register', () => {
+  it('a bad entry stops the app at startup with exit status 78 and one line naming it', async () => {
+    const result = await runNodeApp(cases[0]!.args, {
+      FAKE_PROVIDER_URL: fake.url,
+      OTEL_TRACES_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'none',
+      LLM_AUDIT_HASH_KEY: 'platform-test-hash-key-0123',
+      LLM_AUDIT_PROVIDER_HOSTS: 'vllm.internal',
+    });
+    expect(result.code).toBe(78);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('LLM_AUDIT_PROVIDER_HOSTS: "vllm.internal" is not host=provider');
+  });
+});

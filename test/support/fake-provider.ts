@@ -13,7 +13,8 @@
  *   await fake.close();
  *
  * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings (OpenAI),
- * /v1/messages (Anthropic) and the Gemini API and Vertex AI model methods
+ * /v1/messages (Anthropic), also under the Azure OpenAI, Bedrock and Vertex AI URL shapes
+ * (./platform-routes.ts), and the Gemini API and Vertex AI model methods
  * (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
  * `:batchEmbedContents`; Vertex `/v1beta1/[projects/{p}/locations/{l}/]publishers/google/models/{model}:`
  * the same and `:predict`), in the shapes of the recordings that googleapis/js-genai publishes under

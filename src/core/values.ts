@@ -1,5 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { OutputMessage, OutputPart } from './types';
+import type { OutputMessage } from './types';
 
 /** `value` when it is a finite number, else undefined: a missing count stays missing, never 0. */
 export function definedNumber(value: unknown): number | undefined {
@@ -30,15 +30,3 @@ export function withFinish(message: OutputMessage, finish: unknown): OutputMessa
   return message;
 }
 
-/**
- * Appends a part, merging it into the previous one when both are text (or both reasoning): the
- * fragments of a stream and the parts of the same answer whole then give the same output (and hash).
- */
-export function appendOutputPart(parts: OutputPart[], part: OutputPart): void {
-  const last = parts[parts.length - 1];
-  if (last !== undefined && (part.type === 'text' || part.type === 'reasoning') && last.type === part.type) {
-    parts[parts.length - 1] = { type: part.type, content: last.content + part.content };
-  } else {
-    parts.push(part);
-  }
-}

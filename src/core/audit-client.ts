@@ -12,6 +12,8 @@
 import { diag } from '@opentelemetry/api';
 import { anthropicPatch } from '../instrumentations/anthropic';
 import { openaiPatch } from '../instrumentations/openai';
+import { googleGenaiPatch } from '../instrumentations/google-genai';
+import { mistralPatch } from '../instrumentations/mistral';
 import type { AuditServices } from './audited-call';
 import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './patch';
 import { checkVersion, type ProviderPatch } from './provider';
@@ -64,6 +66,13 @@ function shapeOf(client: any): { patch: ProviderPatch; resources: object[]; expo
   if (typeof client?.messages?.create === 'function') {
     return { patch: anthropicPatch, resources: [client.messages], exportsLike: { Messages: client.messages.constructor } };
   }
+  // @google/genai: the model calls (chats go through them, named by their record's action).
+  if (typeof client?.models?.generateContentInternal === 'function') {
+    return { patch: googleGenaiPatch, resources: [client.models], exportsLike: { Models: client.models.constructor } };
+  }
+  if (typeof client?.chat?.complete === 'function' && typeof client?.embeddings?.create === 'function') {
+    return { patch: mistralPatch, resources: [client.chat, client.embeddings], exportsLike: { Mistral: client.constructor } };
+  }
   return undefined;
 }
 
@@ -79,7 +88,7 @@ function versionOf(client: any): string | undefined {
 const audited = new WeakSet<object>();
 
 /**
- * Audits the calls made through `client` (an `OpenAI`, `AzureOpenAI` or `Anthropic` instance) and
+ * Audits the calls made through `client` (an `OpenAI`, `AzureOpenAI`, `Anthropic`, `GoogleGenAI` or `Mistral` instance) and
  * returns the same client. Each call becomes one audit span, as with the module patch: same
  * attributes, same hooks, same guarantees. A no-op on a client whose class the instrumentation has
  * already patched (no second span), on a client audited before, and on an object that is not a
@@ -90,7 +99,7 @@ export function auditClient<T>(client: T): T {
   try {
     const shape = shapeOf(client);
     if (shape === undefined) {
-      diag.error('otel-llm-audit: auditClient() was given an object that is not an OpenAI or Anthropic client; nothing is audited');
+      diag.error('otel-llm-audit: auditClient() was given an object that is not an OpenAI, Anthropic, GoogleGenAI or Mistral client; nothing is audited');
       return client;
     }
     if (audited.has(client as object)) return client;

@@ -13,6 +13,8 @@ import { diag } from '@opentelemetry/api';
 import { anthropicPatch } from '../instrumentations/anthropic';
 import { bedrockRuntimePatch } from '../instrumentations/bedrock-runtime';
 import { openaiPatch } from '../instrumentations/openai';
+import { googleGenaiPatch } from '../instrumentations/google-genai';
+import { mistralPatch } from '../instrumentations/mistral';
 import type { AuditServices } from './audited-call';
 import { auditedMethod, namedHelper, methodOptions, routedMethod, wrappedByUs } from './patch';
 import { checkShape, type ProviderPatch } from './provider';
@@ -81,6 +83,13 @@ function shapeOf(client: any): { patch: ProviderPatch; resources: object[]; expo
   if (typeof client?.send === 'function' && client?.config?.serviceId === 'Bedrock Runtime') {
     return { patch: bedrockRuntimePatch, resources: [client], exportsLike: { BedrockRuntimeClient: client.constructor } };
   }
+  // @google/genai: the model calls (chats go through them, named by their record's action).
+  if (typeof client?.models?.generateContentInternal === 'function') {
+    return { patch: googleGenaiPatch, resources: [client.models], exportsLike: { Models: client.models.constructor } };
+  }
+  if (typeof client?.chat?.complete === 'function' && typeof client?.embeddings?.create === 'function') {
+    return { patch: mistralPatch, resources: [client.chat, client.embeddings], exportsLike: { Mistral: client.constructor } };
+  }
   return undefined;
 }
 
@@ -96,8 +105,8 @@ function versionOf(client: any): string | undefined {
 const audited = new WeakSet<object>();
 
 /**
- * Audits the calls made through `client` (an `OpenAI`, `AzureOpenAI`, `Anthropic` or AWS
- * `BedrockRuntimeClient` / `BedrockRuntime` instance) and
+ * Audits the calls made through `client` (an `OpenAI`, `AzureOpenAI`, `Anthropic`, `GoogleGenAI`,
+ * `Mistral` or AWS `BedrockRuntimeClient` / `BedrockRuntime` instance) and
  * returns the same client. Each call becomes one audit span, as with the module patch: same
  * attributes, same hooks, same guarantees. A no-op on a client whose class the instrumentation has
  * already patched (no second span), on a client audited before, and on an object that is not a
@@ -108,7 +117,7 @@ export function auditClient<T>(client: T): T {
   try {
     const shape = shapeOf(client);
     if (shape === undefined) {
-      diag.error('otel-llm-audit: auditClient() was given an object that is not an OpenAI, Anthropic or Bedrock Runtime client; nothing is audited');
+      diag.error('otel-llm-audit: auditClient() was given an object that is not an OpenAI, Anthropic, GoogleGenAI, Mistral or Bedrock Runtime client; nothing is audited');
       return client;
     }
     if (audited.has(client as object)) return client;

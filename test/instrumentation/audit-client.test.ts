@@ -1,9 +1,10 @@
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditClient } from '../../src';
 import { publishAuditServices } from '../../src/core/audit-client';
 import { expectedText, type FakeProvider } from '../support/fake-provider';
 import { startFakeBedrock } from '../support/fake-bedrock';
-import { setupAudit, useFakeProvider } from '../support/harness';
+import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
 
 // auditClient(client): a client whose SDK module was never patched (as in a bundle that inlined
 // openai) is audited exactly as the patch would; a client of a patched class is left alone (one span
@@ -12,6 +13,8 @@ import { setupAudit, useFakeProvider } from '../support/harness';
 // Only Anthropic is patched: the openai classes stay as a bundle would have them.
 const audit = setupAudit({ providers: ['anthropic'] });
 const OpenAI = audit.load('openai').OpenAI;
+const { GoogleGenAI } = audit.load('@google/genai');
+const { Mistral } = audit.load('@mistralai/mistralai', join(repoRoot, 'test', 'sdk-versions', 'mistral'));
 const Anthropic = audit.load('@anthropic-ai/sdk').Anthropic;
 const fakeProvider = useFakeProvider(audit);
 let fake: FakeProvider;
@@ -25,6 +28,26 @@ afterEach(() => publishHarness());
 
 const openai = () => new OpenAI({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 });
 const ask = (client: any, model = 'gpt-4o-mini') => client.chat.completions.create({ model, messages: [{ role: 'user', content: 'hi' }] });
+
+describe('auditClient on a GoogleGenAI or Mistral client whose module is not patched', () => {
+  it('each model call becomes one audit span; before, none', async () => {
+    const google = () => new GoogleGenAI({ apiKey: 'test-key', httpOptions: { baseUrl: fake.googleBaseURL } });
+    const mistral = () => new Mistral({ apiKey: 'test-key', serverURL: fake.mistralBaseURL });
+    const ask = (g: any, m: any) =>
+      Promise.all([
+        g.models.generateContent({ model: 'gemini-2.5-flash', contents: 'hi' }),
+        m.chat.complete({ model: 'mistral-small-latest', messages: [{ role: 'user', content: 'hi' }] }),
+        m.embeddings.create({ model: 'mistral-embed', inputs: ['hi'] }),
+      ]);
+    await ask(google(), mistral());
+    expect(audit.auditSpans()).toHaveLength(0);
+    const [answer] = await ask(auditClient(google()), auditClient(mistral()));
+    expect(answer.text).toBe(expectedText());
+    const spans = await audit.spansWhen(3);
+    expect(spans.map((s) => s.attributes['gen_ai.provider.name']).sort()).toEqual(['gcp.gemini', 'mistral_ai', 'mistral_ai']);
+    expect(spans.map((s) => s.attributes['llm_audit.action']).sort()).toEqual(['chat.complete', 'embeddings.create', 'models.generateContent']);
+  });
+});
 
 describe('auditClient on a client whose module is not patched', () => {
   it('the unwrapped client makes no span (the premise: this is the bundled case)', async () => {

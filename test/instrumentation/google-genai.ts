@@ -1,15 +1,13 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { createContentHasher } from '../../src/audit/hashing';
-import { contentCipherFromEnv, createContentMasterKey, ENVELOPE_PREFIX } from '../../src/audit/content';
+import { ENVELOPE_PREFIX } from '../../src/audit/content';
 import { withAuditContext } from '../../src/context';
 import { blockRequest, LlmRequestBlockedError, type AuditRequest, type LlmAuditHooks } from '../../src/guardrails';
 import { recordFromSpan } from '../../src/ledger/record';
 import { DEFAULT_TEXT, expectedChunks, THINKING_TEXT, type FakeProvider } from '../support/fake-provider';
-import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
+import { repoRoot, setupAuditWithContent, useFakeProvider } from '../support/harness';
 
 /**
  * @google/genai against the fake provider speaking the Gemini API and Vertex AI wire formats: one
@@ -20,18 +18,11 @@ import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
 
 /** The suite, with @google/genai resolved from the repo root or from test/sdk-versions/<sdkDir>. */
 export function googleGenaiSuite(sdkDir?: string): void {
-  const dir = mkdtempSync(join(tmpdir(), 'genai-content-'));
-  const keyPath = join(dir, 'content.key');
-  createContentMasterKey(keyPath, 'k1');
-  const env = { LLM_AUDIT_CONTENT: 'encrypted', LLM_AUDIT_CONTENT_KEY: keyPath };
-  Object.assign(process.env, env);
   const current: { before?: LlmAuditHooks['beforeRequest'] } = {};
-  const audit = setupAudit({
+  const { audit, reviewer } = setupAuditWithContent({
     hooks: { beforeRequest: (request) => current.before?.(request) },
     sanitize: { mode: 'redact', types: ['EMAIL'] },
   });
-  for (const name of Object.keys(env)) delete process.env[name];
-  const reviewer = contentCipherFromEnv(env)!;
   const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
   const { GoogleGenAI } = audit.load('@google/genai', sdkDir === undefined ? repoRoot : join(repoRoot, 'test', 'sdk-versions', sdkDir));
   expect(GoogleGenAI.name).toBe('GoogleGenAI');

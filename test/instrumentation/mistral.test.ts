@@ -1,32 +1,23 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createContentHasher } from '../../src/audit/hashing';
-import { contentCipherFromEnv, createContentMasterKey, ENVELOPE_PREFIX } from '../../src/audit/content';
+import { ENVELOPE_PREFIX } from '../../src/audit/content';
 import { withAuditContext } from '../../src/context';
 import { blockRequest, LlmRequestBlockedError, type AuditRequest, type LlmAuditHooks } from '../../src/guardrails';
 import { recordFromSpan } from '../../src/ledger/record';
 import { DEFAULT_TEXT, expectedChunks, type FakeProvider } from '../support/fake-provider';
-import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
+import { repoRoot, setupAuditWithContent, useFakeProvider } from '../support/harness';
 
 // @mistralai/mistralai 2.7 (test/sdk-versions/mistral: its OpenTelemetry peer ranges conflict with
 // the root's) against the fake provider's Mistral routes: chat complete, stream and embeddings, one
 // record each with the conventions' attributes, cost, hashes, blocking, redaction, encrypted
 // content, and no prompt or output text in what is exported.
 
-const dir = mkdtempSync(join(tmpdir(), 'mistral-content-'));
-const keyPath = join(dir, 'content.key');
-createContentMasterKey(keyPath, 'k1');
-const env = { LLM_AUDIT_CONTENT: 'encrypted', LLM_AUDIT_CONTENT_KEY: keyPath };
-Object.assign(process.env, env);
 const current: { before?: LlmAuditHooks['beforeRequest'] } = {};
-const audit = setupAudit({
+const { audit, reviewer } = setupAuditWithContent({
   hooks: { beforeRequest: (request) => current.before?.(request) },
   sanitize: { mode: 'redact', types: ['EMAIL'] },
 });
-for (const name of Object.keys(env)) delete process.env[name];
-const reviewer = contentCipherFromEnv(env)!;
 const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
 const { Mistral } = audit.load('@mistralai/mistralai', join(repoRoot, 'test', 'sdk-versions', 'mistral'));
 const fakeProvider = useFakeProvider({

@@ -1,4 +1,6 @@
+import { mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { context, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -18,6 +20,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { LlmAuditInstrumentation, type LlmAuditInstrumentationConfig } from '../../src/instrumentation';
+import { contentCipherFromEnv, createContentMasterKey } from '../../src/audit/content';
 import { startFakeProvider, type FakeProvider } from './fake-provider';
 
 export const repoRoot = join(__dirname, '..', '..');
@@ -74,6 +77,23 @@ export function setupAudit(config: LlmAuditInstrumentationConfig = {}) {
 }
 
 export type AuditHarness = ReturnType<typeof setupAudit>;
+
+/**
+ * setupAudit with encrypted content capture on (LLM_AUDIT_CONTENT=encrypted, a fresh master key
+ * in a temporary directory, set only while the instrumentation starts), and the reviewer's
+ * cipher that opens the envelopes.
+ */
+export function setupAuditWithContent(config: LlmAuditInstrumentationConfig = {}) {
+  const keyPath = join(mkdtempSync(join(tmpdir(), 'content-')), 'content.key');
+  createContentMasterKey(keyPath, 'k1');
+  const env = { LLM_AUDIT_CONTENT: 'encrypted', LLM_AUDIT_CONTENT_KEY: keyPath };
+  Object.assign(process.env, env);
+  try {
+    return { audit: setupAudit(config), reviewer: contentCipherFromEnv(env)! };
+  } finally {
+    for (const name of Object.keys(env)) delete process.env[name];
+  }
+}
 
 /** Waits until `predicate` holds (spans end asynchronously after the SDK's promise settles). */
 export async function eventually<T>(fn: () => T | undefined, timeoutMs = 5_000): Promise<T> {

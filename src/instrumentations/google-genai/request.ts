@@ -15,13 +15,12 @@
 import type { TextWalk } from '../../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../../audit/content/genai-messages';
 import type { RequestWalker } from '../../core/types';
+import { MessageCollector, readOnly, type Traversal } from '../../core/request-walk';
 
 type Obj = Record<string, unknown>;
 
 /** What the walk needs from its visitor: copy-on-write traversal, and where messages start and parts are. */
-interface Visitor {
-  field<T extends Obj>(obj: T, key: string, fn: (value: unknown) => unknown): T;
-  array(items: readonly unknown[], fn: (item: unknown, index: number) => unknown): readonly unknown[];
+interface Visitor extends Traversal {
   /** A message starts: 'system' for the system instruction, else the Content's role. */
   message(role: string): void;
   /** One part of the current message (an object, or a string the SDK sends as a text part); returns the part to send. */
@@ -97,37 +96,21 @@ function contentPart(b: ContentParts, part: unknown): GenAIPart {
 }
 
 function content(params: Obj, b: ContentParts, embed: boolean): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
-  let system: GenAIPart[] | undefined;
-  const input: GenAIInputMessage[] = [];
-  let current: GenAIPart[] = [];
+  // The conventions call the model's turns `assistant`.
+  const messages = new MessageCollector({ model: 'assistant' });
   walk(
     params,
     {
-      field: (obj, key, fn) => {
-        if (Object.prototype.hasOwnProperty.call(obj, key)) fn(obj[key]);
-        return obj;
-      },
-      array: (items, fn) => {
-        items.forEach(fn);
-        return items;
-      },
-      message(role) {
-        if (role === 'system') {
-          current = system ??= [];
-        } else {
-          current = [];
-          // The conventions call the model's turns `assistant`.
-          input.push({ role: role === 'model' ? 'assistant' : role, parts: current });
-        }
-      },
+      ...readOnly,
+      message: (role) => messages.message(role),
       part(part) {
-        current.push(b.safe(() => contentPart(b, part)));
+        messages.push(b.safe(() => contentPart(b, part)));
         return part;
       },
     },
     embed,
   );
-  return system === undefined ? { input_messages: input } : { system_instructions: system, input_messages: input };
+  return messages.result();
 }
 
 function requestWalker(embed: boolean): RequestWalker {

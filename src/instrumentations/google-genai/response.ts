@@ -4,8 +4,9 @@
  * answer gives whole (adjacent text and thought fragments merged), so its output hash is the same.
  */
 import * as A from '../../semconv';
-import type { OutputMessage, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { appendOutputPart, definedNumber, sumCounts, withFinish } from '../../core/values';
+import type { ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import { indexOf, OutputFold } from '../../core/output-fold';
+import { definedNumber, sumCounts } from '../../core/values';
 
 /**
  * Gemini's `usageMetadata`: `promptTokenCount` already includes `cachedContentTokenCount`, while
@@ -23,68 +24,24 @@ export function geminiUsage(usage: any): TokenUsage | undefined {
   };
 }
 
-interface CandidateState {
-  parts: OutputPart[];
-  finish?: string;
-}
-
-/** Folds candidates (of one response, or of each chunk in order) into output messages. */
-class Candidates {
-  private readonly byIndex = new Map<number, CandidateState>();
-  readonly toolNames: string[] = [];
-  readonly toolCallIds: string[] = [];
-
-  add(candidates: unknown): void {
-    if (!Array.isArray(candidates)) return;
-    candidates.forEach((candidate: any, position) => {
-      const index = typeof candidate?.index === 'number' ? candidate.index : position;
-      let state = this.byIndex.get(index);
-      if (state === undefined) this.byIndex.set(index, (state = { parts: [] }));
-      if (typeof candidate?.finishReason === 'string') state.finish = candidate.finishReason;
-      const parts = candidate?.content?.parts;
-      for (const part of Array.isArray(parts) ? parts : []) {
-        if (typeof part?.text === 'string') {
-          if (part.text !== '') appendOutputPart(state.parts, { type: part.thought === true ? 'reasoning' : 'text', content: part.text });
-        } else if (typeof part?.functionCall?.name === 'string') {
-          const call = part.functionCall;
-          const id = typeof call.id === 'string' ? call.id : undefined;
-          state.parts.push({ type: 'tool_call', id, name: call.name, arguments: JSON.stringify(call.args ?? {}) });
-          this.toolNames.push(call.name);
-          this.toolCallIds.push(id ?? '');
-        }
-      }
-    });
-  }
-
-  output(): { output: OutputMessage[]; finishReasons: string[] } {
-    const output: OutputMessage[] = [];
-    const finishReasons: string[] = [];
-    for (const index of [...this.byIndex.keys()].sort((a, b) => a - b)) {
-      const state = this.byIndex.get(index)!;
-      if (state.finish !== undefined) finishReasons.push(state.finish);
-      output.push(withFinish({ role: 'assistant', parts: state.parts }, state.finish));
+/** Adds candidates (of one response, or of one chunk, in order) to `fold`. */
+function addCandidates(fold: OutputFold, candidates: unknown): void {
+  if (!Array.isArray(candidates)) return;
+  candidates.forEach((candidate: any, position) => {
+    const index = indexOf(candidate, position);
+    fold.finish(index, candidate?.finishReason);
+    const parts = candidate?.content?.parts;
+    for (const part of Array.isArray(parts) ? parts : []) {
+      if (typeof part?.text === 'string') fold.text(index, part.thought === true ? 'reasoning' : 'text', part.text);
+      else if (typeof part?.functionCall?.name === 'string') fold.toolCall(index, part.functionCall.id, part.functionCall.name, JSON.stringify(part.functionCall.args ?? {}));
     }
-    return { output, finishReasons };
-  }
-}
-
-function summary(id: unknown, model: unknown, usage: unknown, candidates: Candidates): ResponseSummary {
-  const { output, finishReasons } = candidates.output();
-  return {
-    id: typeof id === 'string' ? id : undefined,
-    model: typeof model === 'string' ? model : undefined,
-    finishReasons,
-    usage: geminiUsage(usage),
-    output,
-    toolNames: candidates.toolNames,
-    toolCallIds: candidates.toolCallIds,
-  };
+  });
 }
 
 export function summarizeGenerate(data: any): ResponseSummary {
-  const candidates = new Candidates();
-  candidates.add(data?.candidates);
-  return summary(data?.responseId, data?.modelVersion, data?.usageMetadata, candidates);
+  const fold = new OutputFold();
+  addCandidates(fold, data?.candidates);
+  return fold.summary(data?.responseId, data?.modelVersion, geminiUsage(data?.usageMetadata));
 }
 
 /**
@@ -92,7 +49,7 @@ export function summarizeGenerate(data: any): ResponseSummary {
  * (the last one that came holds the counts so far), and the final chunk has the finish reason.
  */
 export class GenerateStreamAccumulator implements StreamAccumulator {
-  private readonly candidates = new Candidates();
+  private readonly fold = new OutputFold();
   private id: unknown;
   private model: unknown;
   private usage: unknown;
@@ -101,11 +58,11 @@ export class GenerateStreamAccumulator implements StreamAccumulator {
     this.id ??= chunk?.responseId;
     this.model ??= chunk?.modelVersion;
     if (chunk?.usageMetadata !== undefined && chunk.usageMetadata !== null) this.usage = chunk.usageMetadata;
-    this.candidates.add(chunk?.candidates);
+    addCandidates(this.fold, chunk?.candidates);
   }
 
   summary(): ResponseSummary {
-    return summary(this.id, this.model, this.usage, this.candidates);
+    return this.fold.summary(this.id, this.model, geminiUsage(this.usage));
   }
 }
 

@@ -12,13 +12,12 @@
 import type { TextWalk } from '../../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../../audit/content/genai-messages';
 import type { RequestWalker } from '../../core/types';
+import { MessageCollector, readOnly, type Traversal } from '../../core/request-walk';
 
 type Obj = Record<string, unknown>;
 type PartKind = 'content' | 'tool_call' | 'tool_result';
 
-interface Visitor {
-  field<T extends Obj>(obj: T, key: string, fn: (value: unknown) => unknown): T;
-  array(items: readonly unknown[], fn: (item: unknown, index: number) => unknown): readonly unknown[];
+interface Visitor extends Traversal {
   /** A message starts (its role: system, user, assistant, tool). */
   message(role: string): void;
   /** One piece of the current message; `id` is the tool call a result answers. Returns what to send. */
@@ -120,28 +119,16 @@ function contentPart(b: ContentParts, value: unknown, kind: PartKind, id: unknow
 }
 
 function collect(walk: (params: Obj, v: Visitor) => Obj, params: Obj, b: ContentParts): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
-  let system: GenAIPart[] | undefined;
-  const input: GenAIInputMessage[] = [];
-  let current: GenAIPart[] = [];
+  const messages = new MessageCollector();
   walk(params, {
-    field: (obj, key, fn) => {
-      if (Object.prototype.hasOwnProperty.call(obj, key)) fn(obj[key]);
-      return obj;
-    },
-    array: (items, fn) => {
-      items.forEach(fn);
-      return items;
-    },
-    message(role) {
-      if (role === 'system') current = system ??= [];
-      else input.push({ role, parts: (current = []) });
-    },
+    ...readOnly,
+    message: (role) => messages.message(role),
     part(value, kind, id) {
-      current.push(...contentPart(b, value, kind, id));
+      messages.push(...contentPart(b, value, kind, id));
       return value;
     },
   });
-  return system === undefined ? { input_messages: input } : { system_instructions: system, input_messages: input };
+  return messages.result();
 }
 
 function requestWalker(walk: (params: Obj, v: Visitor) => Obj): RequestWalker {

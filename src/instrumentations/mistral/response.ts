@@ -5,8 +5,9 @@
  * answer whole, so its output hash is the same.
  */
 import * as A from '../../semconv';
-import type { OutputMessage, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { appendOutputPart, definedNumber, withFinish } from '../../core/values';
+import type { ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import { indexOf, OutputFold } from '../../core/output-fold';
+import { definedNumber } from '../../core/values';
 
 /** Mistral's usage (the SDK fills a missing count with 0; a missing `usage` stays missing). */
 export function mistralUsage(usage: any): TokenUsage | undefined {
@@ -19,85 +20,40 @@ export function mistralUsage(usage: any): TokenUsage | undefined {
   };
 }
 
-interface ChoiceState {
-  role: string;
-  parts: OutputPart[];
-  finish?: string;
-}
-
-/** Folds choices (of one response, or the deltas of each chunk in order) into output messages. */
-class Choices {
-  private readonly byIndex = new Map<number, ChoiceState>();
-  readonly toolNames: string[] = [];
-  readonly toolCallIds: string[] = [];
-
-  add(choices: unknown, field: 'message' | 'delta'): void {
-    if (!Array.isArray(choices)) return;
-    choices.forEach((choice: any, position) => {
-      const index = typeof choice?.index === 'number' ? choice.index : position;
-      let state = this.byIndex.get(index);
-      if (state === undefined) this.byIndex.set(index, (state = { role: 'assistant', parts: [] }));
-      const message = choice?.[field] ?? {};
-      if (typeof message.role === 'string') state.role = message.role;
-      if (typeof choice?.finishReason === 'string') state.finish = choice.finishReason;
-      const content = message.content;
-      if (typeof content === 'string') {
-        if (content !== '') appendOutputPart(state.parts, { type: 'text', content });
-      } else if (Array.isArray(content)) {
-        for (const chunk of content) {
-          if (chunk?.type === 'text' && typeof chunk.text === 'string' && chunk.text !== '') appendOutputPart(state.parts, { type: 'text', content: chunk.text });
-          else if (chunk?.type === 'thinking') {
-            const text = (Array.isArray(chunk.thinking) ? chunk.thinking : []).map((t: any) => (typeof t?.text === 'string' ? t.text : '')).join('');
-            if (text !== '') appendOutputPart(state.parts, { type: 'reasoning', content: text });
-          }
-        }
+/** Adds choices (of one response, or the deltas of one chunk, in order) to `fold`. */
+function addChoices(fold: OutputFold, choices: unknown, field: 'message' | 'delta'): void {
+  if (!Array.isArray(choices)) return;
+  choices.forEach((choice: any, position) => {
+    const index = indexOf(choice, position);
+    const message = choice?.[field] ?? {};
+    fold.role(index, message.role);
+    fold.finish(index, choice?.finishReason);
+    const content = message.content;
+    if (typeof content === 'string') fold.text(index, 'text', content);
+    for (const chunk of Array.isArray(content) ? content : []) {
+      if (chunk?.type === 'text') fold.text(index, 'text', chunk.text);
+      else if (chunk?.type === 'thinking' && Array.isArray(chunk.thinking)) {
+        fold.text(index, 'reasoning', chunk.thinking.map((t: any) => (typeof t?.text === 'string' ? t.text : '')).join(''));
       }
-      for (const call of Array.isArray(message.toolCalls) ? message.toolCalls : []) {
-        const name = call?.function?.name;
-        if (typeof name !== 'string') continue;
-        const args = call.function.arguments;
-        const id = typeof call.id === 'string' ? call.id : undefined;
-        state.parts.push({ type: 'tool_call', id, name, arguments: typeof args === 'string' ? args : JSON.stringify(args ?? {}) });
-        this.toolNames.push(name);
-        this.toolCallIds.push(id ?? '');
-      }
-    });
-  }
-
-  output(): { output: OutputMessage[]; finishReasons: string[] } {
-    const output: OutputMessage[] = [];
-    const finishReasons: string[] = [];
-    for (const index of [...this.byIndex.keys()].sort((a, b) => a - b)) {
-      const state = this.byIndex.get(index)!;
-      if (state.finish !== undefined) finishReasons.push(state.finish);
-      output.push(withFinish({ role: state.role, parts: state.parts }, state.finish));
     }
-    return { output, finishReasons };
-  }
-}
-
-function summary(id: unknown, model: unknown, usage: unknown, choices: Choices): ResponseSummary {
-  const { output, finishReasons } = choices.output();
-  return {
-    id: typeof id === 'string' ? id : undefined,
-    model: typeof model === 'string' ? model : undefined,
-    finishReasons,
-    usage: mistralUsage(usage),
-    output,
-    toolNames: choices.toolNames,
-    toolCallIds: choices.toolCallIds,
-  };
+    for (const call of Array.isArray(message.toolCalls) ? message.toolCalls : []) {
+      const name = call?.function?.name;
+      if (typeof name !== 'string') continue;
+      const args = call.function.arguments;
+      fold.toolCall(index, call.id, name, typeof args === 'string' ? args : JSON.stringify(args ?? {}));
+    }
+  });
 }
 
 export function summarizeChat(data: any): ResponseSummary {
-  const choices = new Choices();
-  choices.add(data?.choices, 'message');
-  return summary(data?.id, data?.model, data?.usage, choices);
+  const fold = new OutputFold();
+  addChoices(fold, data?.choices, 'message');
+  return fold.summary(data?.id, data?.model, mistralUsage(data?.usage));
 }
 
 /** The stream's events are `{ data: CompletionChunk }`; the last chunk carries the usage. */
 export class ChatStreamAccumulator implements StreamAccumulator {
-  private readonly choices = new Choices();
+  private readonly fold = new OutputFold();
   private id: unknown;
   private model: unknown;
   private usage: unknown;
@@ -107,11 +63,11 @@ export class ChatStreamAccumulator implements StreamAccumulator {
     this.id ??= chunk?.id;
     this.model ??= chunk?.model;
     if (chunk?.usage !== undefined && chunk.usage !== null) this.usage = chunk.usage;
-    this.choices.add(chunk?.choices, 'delta');
+    addChoices(this.fold, chunk?.choices, 'delta');
   }
 
   summary(): ResponseSummary {
-    return summary(this.id, this.model, this.usage, this.choices);
+    return this.fold.summary(this.id, this.model, mistralUsage(this.usage));
   }
 }
 

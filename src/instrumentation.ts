@@ -15,11 +15,13 @@ import { auditedMethod, namedHelper, methodOptions, wrappedByUs } from './core/p
 import { checkVersion, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { openaiPatch } from './instrumentations/openai';
+import { vercelAi } from './instrumentations/vercel-ai';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
 
-export type ProviderId = 'openai' | 'anthropic';
+/** `ai`: the Vercel AI SDK, whatever @ai-sdk provider its models come from. */
+export type ProviderId = 'openai' | 'anthropic' | 'ai';
 
 export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   /**
@@ -47,7 +49,7 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   content?: ContentCipher | null;
 }
 
-const PROVIDERS: Record<ProviderId, ProviderPatch> = { openai: openaiPatch, anthropic: anthropicPatch };
+const PROVIDERS: Record<ProviderId, ProviderPatch | typeof vercelAi> = { openai: openaiPatch, anthropic: anthropicPatch, ai: vercelAi };
 
 /** The API's shared no-op histogram: what a meter gives when no meter provider is registered. */
 const NOOP_HISTOGRAM = createNoopMeter().createHistogram('otel-llm-audit.noop');
@@ -139,7 +141,10 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
 
   protected init(): InstrumentationNodeModuleDefinition[] {
     const wanted = this.getConfig().providers ?? (Object.keys(PROVIDERS) as ProviderId[]);
-    return wanted.map((id) => this.moduleDefinition(PROVIDERS[id]));
+    return wanted.map((id) => {
+      const patch = PROVIDERS[id];
+      return 'targets' in patch ? this.moduleDefinition(patch) : this.exportsDefinition(patch);
+    });
   }
 
   /**
@@ -193,6 +198,23 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
         }
       },
     );
+  }
+
+  /**
+   * A module whose exported functions are wrapped (the Vercel AI SDK): the patch returns the
+   * exports to use. Nothing to undo: disabled, the wrappers pass every call through.
+   */
+  private exportsDefinition(patch: typeof vercelAi): InstrumentationNodeModuleDefinition {
+    const services = (): AuditServices | undefined => (this.isEnabled() ? this.services : undefined);
+    return new InstrumentationNodeModuleDefinition(patch.moduleName, ['*'], (moduleExports, version) => {
+      if (!checkVersion(patch, version)) return moduleExports;
+      try {
+        return patch.patch(moduleExports, services);
+      } catch (error) {
+        diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
+        return moduleExports;
+      }
+    });
   }
 
   private patchTargets(patch: ProviderPatch, moduleExports: any): void {

@@ -8,7 +8,7 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { context } from '@opentelemetry/api';
+import { context, createContextKey } from '@opentelemetry/api';
 import { getAuditContext, pendingRetrievals, type AuditContext, type Retrieval } from '../context';
 import {
   guardrailAttributes,
@@ -51,6 +51,13 @@ export interface ServerInfo {
   address?: string;
   port?: number;
 }
+
+/**
+ * Set in the context the SDK method of an audited call runs in. A call made inside another one is
+ * the same model call seen from below (a Vercel AI SDK model built on the `openai` SDK): it is
+ * recorded once, by the outer call, which saw the request the application made.
+ */
+export const IN_AUDITED_CALL = createContextKey('otel-llm-audit.in-audited-call');
 
 const requestIds = new WeakMap<object, string>();
 
@@ -102,7 +109,7 @@ export class AuditedCall implements GuardrailTarget {
     server: ServerInfo,
     parent: Context,
   ) {
-    const model = typeof params?.model === 'string' ? params.model : undefined;
+    const model = spec.requestModel !== undefined ? spec.requestModel(params) : typeof params?.model === 'string' ? params.model : undefined;
     this.requestModel = model;
     this.action = action;
     this.sentParams = services.content !== undefined ? params : undefined;
@@ -159,7 +166,8 @@ export class AuditedCall implements GuardrailTarget {
 
   /** Runs a hook so that recordGuardrail/recordRetrieval inside it (even after an await) land on this call. */
   runHook<T>(hook: () => T): T {
-    return context.with(withCurrentCall(context.active(), this), hook);
+    // A hook's own LLM call (a moderation check) is a call of its own, audited as one.
+    return context.with(withCurrentCall(context.active().deleteValue(IN_AUDITED_CALL), this), hook);
   }
 
   /** One `llm_audit.sanitization` event per finding type and location (never the value), and the total. */
@@ -341,7 +349,8 @@ export class AuditedCall implements GuardrailTarget {
    */
   private recordContent(attributes: Attributes, summary: ResponseSummary): void {
     try {
-      const payload = contentPayload(this.spec.requestKind, this.sentParams, summary.output);
+      const walker = this.spec.walker;
+      const payload = walker !== undefined ? walker.content(this.sentParams, summary.output) : contentPayload(this.spec.requestKind!, this.sentParams, summary.output);
       attributes[A.ATTR_AUDIT_CONTENT_ENCRYPTED] = this.services.content!.seal(payload, {
         requestId: this.requestId,
         tenantId: this.audit?.tenantId,

@@ -5,7 +5,7 @@ import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guar
 import { observeApiPromise } from './api-promise';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { refusedWhileAuditUnavailable } from '../audit/failure-policy';
-import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
+import { AuditedCall, IN_AUDITED_CALL, type AuditServices, type ServerInfo } from './audited-call';
 import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
@@ -17,7 +17,7 @@ type Method = (this: any, ...args: any[]) => any;
 /** Marks this package's wrappers, to tell them from other instrumentations' wrappers of the same method. */
 const OURS = Symbol.for('otel-llm-audit.wrapper');
 
-function ours<T extends Method>(wrapper: T): T {
+export function ours<T extends Method>(wrapper: T): T {
   Object.defineProperty(wrapper, OURS, { value: true });
   return wrapper;
 }
@@ -35,6 +35,16 @@ export function wrappedByUs(fn: unknown): boolean {
   return false;
 }
 
+/**
+ * How an SDK that is not Stainless-generated is held and observed (see AuditedMethodOptions.adapter).
+ */
+export interface SdkAdapter {
+  /** Runs the SDK method so that nothing is sent before `gate` resolves, nor at all when it rejects. */
+  hold(gate: Promise<void>, run: () => unknown): unknown;
+  /** Attaches the call to what the method returned; returns what the application gets. */
+  observe(result: unknown, call: AuditedCall): unknown;
+}
+
 export interface AuditedMethodOptions {
   /** Where the SDK client sends the request (for `server.address` / `server.port`). */
   server(resource: any): ServerInfo;
@@ -45,6 +55,8 @@ export interface AuditedMethodOptions {
    * keep its built-in span from doubling ours). Defaults to a plain call.
    */
   invoke?(original: Method, resource: any, args: any[]): unknown;
+  /** Holding and observing for an SDK without Stainless's `client.post` and `APIPromise`. */
+  adapter?: SdkAdapter;
 }
 
 /** The options {@link auditedMethod} needs for one provider's SDK (the patch and auditClient() alike). */
@@ -69,6 +81,7 @@ export function auditedMethod(
       let gate: Promise<void> | undefined;
       ensureContextManager();
       const parent = context.active();
+      if (parent.getValue(IN_AUDITED_CALL) === true) return original.apply(this, args);
       try {
         const shared = services();
         if (shared === undefined) return original.apply(this, args);
@@ -92,15 +105,17 @@ export function auditedMethod(
       try {
         // The span is the active one while the SDK builds and sends the request, so HTTP spans
         // nest under it and the outgoing traceparent names it.
-        const run = gate === undefined ? () => invoke(original, this, args) : () => withGate(options.client(this), gate!, () => invoke(original, this, args));
+        const send = () => invoke(original, this, args);
+        const adapter = options.adapter;
+        const run = gate === undefined ? send : adapter !== undefined ? () => adapter.hold(gate!, send) : () => withGate(options.client(this), gate!, send);
         // Marked as audited, so that the unaudited-request watcher lets its HTTP requests pass.
-        result = runInAuditedCall(() => context.with(trace.setSpan(parent, call.traceSpan), run));
+        result = runInAuditedCall(() => context.with(trace.setSpan(parent, call.traceSpan).setValue(IN_AUDITED_CALL, true), run));
       } catch (error) {
         call.fail(error);
         throw error;
       }
       try {
-        return observeApiPromise(result, call);
+        return options.adapter !== undefined ? options.adapter.observe(result, call) : observeApiPromise(result, call);
       } catch (error) {
         diag.error(`otel-llm-audit: could not observe the result of ${spec.action}`, error);
         return result;
@@ -137,7 +152,8 @@ function sanitize(
   params: unknown,
 ): { result?: SanitizeResult; failed?: unknown } | undefined {
   try {
-    return { result: sanitizeRequest(spec.requestKind, params, settings.sanitizer, settings.mode) };
+    const result = spec.walker !== undefined ? spec.walker.sanitize(params, settings.sanitizer, settings.mode) : sanitizeRequest(spec.requestKind!, params, settings.sanitizer, settings.mode);
+    return { result };
   } catch (error) {
     diag.error(`otel-llm-audit: sanitization failed for ${spec.action}: ${loggableError(error, params)}`);
     return settings.mode === 'redact' ? { failed: error } : undefined;

@@ -31,7 +31,7 @@ const warned = new Set<string>();
  * True when `version` is in the provider's range. Otherwise one diag warning per module version,
  * so that an app on an unsupported SDK learns why it sees no audit spans instead of nothing.
  */
-export function checkVersion(patch: ProviderPatch, version: string | undefined): boolean {
+export function checkVersion(patch: Pick<ProviderPatch, 'moduleName' | 'supports' | 'supportedRange'>, version: string | undefined): boolean {
   const match = /^(\d+)\.(\d+)/.exec(version ?? '');
   if (match !== null && patch.supports(Number(match[1]), Number(match[2]))) return true;
   const key = `${patch.moduleName}@${version}`;

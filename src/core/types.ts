@@ -1,7 +1,22 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { RequestKind } from '../audit/sanitize';
+import type { RequestKind, SanitizeResult, Sanitizer } from '../audit/sanitize';
+import type { ContentPayload } from '../audit/content/genai-messages';
 
-export type ProviderName = 'openai' | 'anthropic';
+/**
+ * `gen_ai.provider.name`. The SDKs patched directly name theirs; a framework over many providers
+ * (the Vercel AI SDK) names the provider of each model, any conventions' value.
+ */
+export type ProviderName = 'openai' | 'anthropic' | (string & {});
+
+/**
+ * A request shape that the built-in walkers of audit/ do not know: the provider module walks it
+ * itself, for redaction and for the encrypted content alike (one definition of what is text).
+ */
+export interface RequestWalker {
+  sanitize(params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult;
+  /** The envelope's plaintext: the request's instructions and messages plus `output`. */
+  content(params: unknown, output: unknown): ContentPayload;
+}
 
 /** Token counts as the GenAI conventions define them: `input` includes cache reads and writes. */
 export interface TokenUsage {
@@ -58,8 +73,12 @@ export interface OperationSpec<P = any> {
   operationName: string;
   /** `llm_audit.action` when no helper method named itself. */
   action: string;
-  /** The request shape, for the sanitizer's walk over the message text. */
-  requestKind: RequestKind;
+  /** The request shape, for the built-in walks over the message text (or `walker`: one of the two). */
+  requestKind?: RequestKind;
+  /** Walks the request itself, for a shape the built-in walkers do not know. */
+  walker?: RequestWalker;
+  /** `gen_ai.request.model` when the params do not carry it as `model`. */
+  requestModel?(params: P): string | undefined;
   isStream(params: P): boolean;
   /** Adds the `gen_ai.request.*` attributes that the request set. */
   requestAttributes(params: P, attributes: Attributes): void;

@@ -117,7 +117,11 @@ export function contentPayload(
   output?: unknown,
   options?: ConvertOptions,
 ): ContentPayload {
-  const request = requestContent(kind, params, options);
+  return payloadOf(requestContent(kind, params, options), output);
+}
+
+/** {@link contentPayload} of a request a provider module converted itself (core/types.ts RequestWalker). */
+export function payloadOf(request: { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] }, output?: unknown): ContentPayload {
   const payload: ContentPayload = {};
   if (request.system_instructions !== undefined) payload.system_instructions = request.system_instructions;
   payload.input_messages = request.input_messages;
@@ -453,6 +457,12 @@ function filePart(f: { fileId?: unknown; fileData?: unknown; fileUrl?: unknown; 
   return part;
 }
 
+/** Inline file data (base64 text or bytes) with its media type, as the other providers' inline data. */
+export function inlineDataPart(data: string | Uint8Array, mime: string | undefined, options?: ConvertOptions): GenAIPart {
+  const base64 = typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
+  return base64Part(base64, modalityOf(mime) ?? 'document', mime, ctxOf(options));
+}
+
 function base64Part(base64: string, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
   if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: base64 };
   const bytes = Buffer.from(base64, 'base64');
@@ -482,7 +492,7 @@ function modalityOf(mime: string | undefined): string | undefined {
 }
 
 /** A part this module does not know: kept as JSON so the reviewer still sees it. */
-function unknownPart(value: unknown, providerType?: string): GenAIPart {
+export function unknownPart(value: unknown, providerType?: string): GenAIPart {
   const part: GenAIPart = { type: 'unknown', value: jsonSafe(value) };
   const type = providerType ?? (isObj(value) && typeof value.type === 'string' ? value.type : undefined);
   if (type !== undefined) part.provider_type = type;

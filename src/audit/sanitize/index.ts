@@ -10,4 +10,4 @@ export {
   type Sanitizer,
   type SanitizerOptions,
 } from './detectors';
-export { sanitizeRequest, type RequestKind, type SanitizeLocationFinding, type SanitizeResult } from './messages';
+export { sanitizeRequest, sanitizeWith, Walk, type RequestKind, type SanitizeLocationFinding, type SanitizeResult } from './messages';

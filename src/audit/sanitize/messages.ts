@@ -31,13 +31,14 @@ export interface SanitizeResult {
 }
 
 type Path = Array<string | number>;
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
 // Deepest nesting walked inside free-form JSON (Anthropic tool_use.input, parsed tool arguments).
 const MAX_DEPTH = 64;
 const IDENTIFIER = /^[A-Za-z_$][\w$]{0,63}$/;
 
-class Walk {
+/** One walk over a request: the findings so far and the path being walked (provider walkers use its helpers). */
+export class Walk {
   readonly findings: SanitizeLocationFinding[] = [];
   total = 0;
   readonly path: Path = [];
@@ -176,7 +177,7 @@ function formatPath(path: Path): string {
   return out;
 }
 
-function isObj(value: unknown): value is Obj {
+export function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
@@ -402,9 +403,13 @@ const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
  */
 export function sanitizeRequest(kind: RequestKind, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
   const walker = WALKERS[kind] as ((w: Walk, params: Obj) => Obj) | undefined;
-  if (walker === undefined || !Object.prototype.hasOwnProperty.call(WALKERS, kind) || !isObj(params)) {
-    return { params, findings: [], total: 0 };
-  }
+  if (walker === undefined || !Object.prototype.hasOwnProperty.call(WALKERS, kind)) return { params, findings: [], total: 0 };
+  return sanitizeWith(walker, params, sanitizer, mode);
+}
+
+/** {@link sanitizeRequest} with a provider module's own walker (a request shape not listed here). */
+export function sanitizeWith(walker: (w: Walk, params: Obj) => Obj, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
+  if (!isObj(params)) return { params, findings: [], total: 0 };
   const walk = new Walk(sanitizer, mode === 'redact');
   const out = walker(walk, params);
   return { params: mode === 'redact' ? out : params, findings: walk.findings, total: walk.total };

@@ -1,0 +1,191 @@
+/**
+ * The Vercel AI SDK (`ai` 6 and 7, any `@ai-sdk/*` provider).
+ *
+ * The @ai-sdk providers call `fetch` themselves, so the openai / anthropic patches see none of
+ * their calls. The seam is the model object the application passes: every model call of `ai` goes
+ * through its `doGenerate` / `doStream` / `doEmbed` (the specification `wrapLanguageModel`
+ * middleware builds on), with telemetry on or off. The exported functions that take a model are
+ * wrapped so that the model they get is a proxy whose `do*` methods are audited calls: one audit
+ * record per model call (each step of a multi-step `generateText`, each retry, each chunk of
+ * `embedMany`), the request held for the beforeRequest hook and redacted before the provider turns
+ * it into its wire format. `ai` 7's `diagnostics_channel` `ai:telemetry` would only observe, and
+ * nothing at all with telemetry switched off per call.
+ *
+ * `ai` 6 has a CommonJS build whose exports are getters that cannot be redefined: the patch then
+ * returns a copy of the exports (require-in-the-middle hands that to `require`). Under the ESM
+ * hook, the namespace import-in-the-middle gives is written in place.
+ */
+import { diag } from '@opentelemetry/api';
+import { auditedMethod, ours, serverFromBaseURL, wrappedByUs, type AuditedMethodOptions } from '../../core/patch';
+import type { AuditedCall, AuditServices, ServerInfo } from '../../core/audited-call';
+import { observeReadableStream } from '../../core/readable-stream';
+import { embeddingSpec, languageSpec, providerName, type ModelInfo } from './specs';
+
+type Fn = (this: unknown, ...args: any[]) => any;
+
+/** The exported functions that take a language model (`model`, and `prepareStep` may return one). */
+const LANGUAGE_FUNCTIONS = ['generateText', 'streamText', 'generateObject', 'streamObject', 'experimental_streamTextLowMemory'] as const;
+const EMBEDDING_FUNCTIONS = ['embed', 'embedMany'] as const;
+
+/** Marks our model proxies: a model passed on (a proxy handed back by prepareStep) is not wrapped twice. */
+const AUDITED_MODEL = Symbol.for('otel-llm-audit.vercel-ai.model');
+
+export const vercelAi = {
+  moduleName: 'ai',
+  /** 6.x (LanguageModelV3) and 7.x (V4); both accept V2 models, which the walkers also read. */
+  supports: (major: number) => major === 6 || major === 7,
+  supportedRange: '>=6 <8',
+
+  /**
+   * Wraps the model-taking functions of `ai`'s exports. Returns the exports to hand to the
+   * application: the same object when it could be written, else a copy.
+   */
+  patch(moduleExports: any, services: () => AuditServices | undefined): any {
+    const replacements: Record<string, Fn> = {};
+    for (const name of LANGUAGE_FUNCTIONS) {
+      const original = moduleExports?.[name];
+      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, 'language', moduleExports, services);
+    }
+    for (const name of EMBEDDING_FUNCTIONS) {
+      const original = moduleExports?.[name];
+      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, 'embedding', moduleExports, services);
+    }
+    if (Object.keys(replacements).length === 0) {
+      diag.warn('otel-llm-audit: found nothing to patch in ai; its calls are not audited');
+      return moduleExports;
+    }
+    return withExports(moduleExports, replacements);
+  },
+};
+
+/** `exports` with `replacements`: written in place when it can be (an ESM namespace under the hook), else a copy. */
+function withExports(exports: any, replacements: Record<string, Fn>): any {
+  let inPlace = true;
+  for (const name of Object.keys(replacements)) {
+    try {
+      exports[name] = replacements[name];
+    } catch {
+      // a getter without a setter, in strict mode
+    }
+    if (exports[name] !== replacements[name]) inPlace = false;
+  }
+  if (inPlace) return exports;
+  // The CommonJS build: every other export stays a live getter onto the original.
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.getOwnPropertyNames(exports)) {
+    if (key in replacements) continue;
+    Object.defineProperty(copy, key, { enumerable: true, configurable: true, get: () => exports[key] });
+  }
+  for (const name of Object.keys(replacements)) Object.defineProperty(copy, name, { enumerable: true, configurable: true, writable: true, value: replacements[name] });
+  return copy;
+}
+
+function entryPoint(original: Fn, action: string, kind: 'language' | 'embedding', exports: any, services: () => AuditServices | undefined): Fn {
+  return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
+    const options = args[0];
+    if (services() === undefined || typeof options !== 'object' || options === null) return original.apply(this, args);
+    let audited = options;
+    try {
+      audited = { ...options, model: auditedModel(options.model, kind, action, exports, services) };
+      if (kind === 'language' && typeof options.prepareStep === 'function') audited.prepareStep = auditedPrepareStep(options.prepareStep, action, exports, services);
+    } catch (error) {
+      diag.error(`otel-llm-audit: could not audit the model of this ${action} call; its model calls are NOT audited`, error);
+      audited = options;
+    }
+    return original.apply(this, [audited, ...args.slice(1)]);
+  });
+}
+
+/** A `prepareStep` whose step model (when it names one) is audited like the call's own. */
+function auditedPrepareStep(prepareStep: Fn, action: string, exports: any, services: () => AuditServices | undefined): Fn {
+  return async function (this: unknown, ...args: any[]) {
+    const result = await prepareStep.apply(this, args);
+    if (result === null || typeof result !== 'object' || result.model === undefined) return result;
+    return { ...result, model: auditedModel(result.model, 'language', action, exports, services) };
+  };
+}
+
+/**
+ * The model as an audited proxy. A string id is resolved the way `ai` resolves it (the global
+ * default provider, else the AI Gateway) so that its calls are audited too.
+ */
+function auditedModel(model: any, kind: 'language' | 'embedding', action: string, exports: any, services: () => AuditServices | undefined): unknown {
+  if (typeof model === 'string') {
+    const provider = (globalThis as { AI_SDK_DEFAULT_PROVIDER?: any }).AI_SDK_DEFAULT_PROVIDER ?? exports?.gateway;
+    const resolve = kind === 'language' ? provider?.languageModel : (provider?.embeddingModel ?? provider?.textEmbeddingModel);
+    if (typeof resolve !== 'function') throw new Error(`cannot resolve the model id "${model}" as ai does`);
+    model = resolve.call(provider, model);
+  }
+  if (typeof model !== 'object' || model === null || model[AUDITED_MODEL] === true) return model;
+  const info: ModelInfo = { provider: providerName(model.provider), modelId: typeof model.modelId === 'string' ? model.modelId : undefined };
+  const methods: Record<string, Fn> = {};
+  if (kind === 'language') {
+    if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, languageSpec(info, action, false), MODEL_OPTIONS)(model.doGenerate);
+    if (typeof model.doStream === 'function') methods.doStream = auditedMethod(services, languageSpec(info, action, true), MODEL_OPTIONS)(model.doStream);
+  } else if (typeof model.doEmbed === 'function') {
+    methods.doEmbed = auditedMethod(services, embeddingSpec(info, action), MODEL_OPTIONS)(model.doEmbed);
+  }
+  return new Proxy(model, {
+    get(target, key) {
+      if (key === AUDITED_MODEL) return true;
+      const method = typeof key === 'string' ? methods[key] : undefined;
+      // The audited method runs on the model itself (its private fields), whatever `this` ai uses.
+      if (method !== undefined) return (...args: unknown[]) => method.apply(target, args);
+      return Reflect.get(target, key, target);
+    },
+  });
+}
+
+/**
+ * How a model's `do*` call is held and observed: it returns a plain promise, so the request is
+ * held by not calling it before the gate opens; a `doStream` result's `stream` is replaced by an
+ * observed stream that hands on the same parts.
+ */
+const MODEL_OPTIONS: AuditedMethodOptions = {
+  server: serverOf,
+  client: () => undefined,
+  adapter: {
+    hold: (gate, run) => gate.then(run),
+    observe: (result, call) => observeModelResult(result, call),
+  },
+};
+
+function observeModelResult(result: unknown, call: AuditedCall): unknown {
+  return Promise.resolve(result).then(
+    (value: any) => {
+      try {
+        if (typeof value?.stream?.getReader === 'function') {
+          return { ...value, stream: observeReadableStream(value.stream, call, (part: any) => (part?.type === 'error' ? (part.error ?? 'stream error part') : undefined)) };
+        }
+        call.tag(value);
+        call.completeWith(value);
+      } catch (error) {
+        diag.error('otel-llm-audit: could not observe the model result', error);
+      }
+      return value;
+    },
+    (error: unknown) => {
+      call.fail(error);
+      throw error;
+    },
+  );
+}
+
+const servers = new WeakMap<object, ServerInfo>();
+
+/** `server.*` from the provider's configured base URL (`config.baseURL`, or `config.url()` of the OpenAI models). */
+function serverOf(model: any): ServerInfo {
+  if (typeof model !== 'object' || model === null) return {};
+  let info = servers.get(model);
+  if (info !== undefined) return info;
+  let baseURL: unknown;
+  try {
+    const config = model.config;
+    baseURL = typeof config?.baseURL === 'string' ? config.baseURL : typeof config?.url === 'function' ? config.url({ path: '', modelId: model.modelId }) : undefined;
+  } catch {
+    baseURL = undefined;
+  }
+  info = serverFromBaseURL({ baseURL });
+  servers.set(model, info);
+  return info;
+}

@@ -18,8 +18,9 @@ const unreachable = new FinalizationRegistry<Watch>((watch) => {
  * A web ReadableStream that hands on `source`'s chunks one by one, as they are asked for, and
  * records them on `call`: for SDKs whose streaming result is a plain ReadableStream (the Vercel AI
  * SDK's `doStream`) rather than a Stainless `Stream`. The span ends once, on the first of: the
- * source finished (`completed`), failed (`errored`), the reader cancelled (`abandoned`), or the
- * stream became unreachable unread or half read (`not_consumed`).
+ * source finished (`completed`), failed (`errored`), was aborted by the application (`aborted`), the
+ * reader cancelled (`abandoned`), or the stream became unreachable unread or half read
+ * (`not_consumed`).
  *
  * `failure(chunk)` names a chunk that reports a failure in band (a provider error event): the
  * stream goes on as the SDK sends it, and the call is recorded as failed with it at the end.
@@ -41,7 +42,10 @@ export function observeReadableStream<T>(source: ReadableStream<T>, call: Audite
         try {
           result = await reader.read();
         } catch (error) {
-          settle()?.fail(error, STREAM_OUTCOME.errored);
+          // The application's abort signal ends the source with an AbortError: its choice, as the
+          // SDK streams' quiet end on abort (core/stream.ts), not a provider failure.
+          if ((error as { name?: unknown } | null)?.name === 'AbortError') settle()?.endStream(STREAM_OUTCOME.aborted);
+          else settle()?.fail(error, STREAM_OUTCOME.errored);
           controller.error(error);
           return;
         }

@@ -143,6 +143,50 @@ describe('generateText and streamText', () => {
   });
 });
 
+describe('streams that do not complete', () => {
+  const read = async (result: any, stopAfter = Infinity, onDelta = () => {}) => {
+    let n = 0;
+    for await (const part of result.fullStream) {
+      if (part.type !== 'text-delta') continue;
+      onDelta();
+      if (++n >= stopAfter) break;
+    }
+  };
+
+  it.each([
+    ['the connection drops mid-stream', { dropAfterChunks: 2, chunkDelayMs: 5 }],
+    ['the provider sends an error event mid-stream', { failAfterChunks: 2 }],
+  ])('%s: recorded once, as an error', async (_label, scenario) => {
+    fake.enqueue(scenario);
+    await read(ai.streamText({ model: anthropic('claude-haiku-4-5'), prompt: 'hi', maxRetries: 0, onError: () => {} })).catch(() => undefined);
+    const [span] = await records(1);
+    expect(span!.attributes['llm_audit.status']).toBe('error');
+    expect(span!.attributes['llm_audit.stream.outcome']).toBe('errored');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(audit.spans()).toHaveLength(1);
+  });
+
+  it('the app stops reading after two chunks: ai reads the model stream to its end, and the record says so', async () => {
+    fake.enqueue({ chunks: 8, chunkDelayMs: 10 });
+    await read(ai.streamText({ model: openai.chat('gpt-4o-mini'), prompt: 'hi', maxRetries: 0 }), 2);
+    const [span] = await records(1);
+    expect(span!.attributes['llm_audit.stream.outcome']).toBe('completed');
+    expect(span!.attributes['gen_ai.usage.output_tokens']).toBe(expectedUsage().output);
+  });
+
+  it('the app aborts mid-stream: recorded once, as aborted, with the text that arrived', async () => {
+    fake.enqueue({ chunks: 8, chunkDelayMs: 20 });
+    const controller = new AbortController();
+    const result = ai.streamText({ model: openai.chat('gpt-4o-mini'), prompt: 'hi', maxRetries: 0, abortSignal: controller.signal, onError: () => {} });
+    await read(result, Infinity, () => controller.abort()).catch(() => undefined);
+    const [span] = await records(1);
+    expect(span!.attributes['llm_audit.stream.outcome']).toBe('aborted');
+    expect(span!.attributes['llm_audit.output.hash']).toEqual(expect.any(String));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(audit.spans()).toHaveLength(1);
+  });
+});
+
 describe('generateObject, streamObject, embed, embedMany', () => {
   const schema = () => ai.jsonSchema({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] });
 

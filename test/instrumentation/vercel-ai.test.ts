@@ -126,6 +126,25 @@ describe('generateText and streamText', () => {
     expect(audit.spans()).toHaveLength(2);
   });
 
+  it('ToolLoopAgent: generate and stream, one record per step', async () => {
+    fake.enqueue({ toolCalls: [{ name: 'weather', arguments: '{"city":"Rome"}', id: 'call_2' }] }, {}, {});
+    const agent = new ai.ToolLoopAgent({
+      model: openai.chat('gpt-4o-mini'),
+      instructions: 'You are terse.',
+      tools: { weather: ai.tool({ inputSchema: ai.jsonSchema({ type: 'object', properties: { city: { type: 'string' } } }), execute: async () => 'sunny' }) },
+    });
+    const result = await agent.generate({ prompt: 'Weather in Rome?' });
+    expect(result.steps).toHaveLength(2);
+    await (await agent.stream({ prompt: 'hi' })).consumeStream();
+    const spans = await records(3);
+    expect(spans.map((s) => [s.attributes['llm_audit.action'], s.attributes['gen_ai.request.stream'] ?? false])).toEqual([
+      ['ToolLoopAgent', false],
+      ['ToolLoopAgent', false],
+      ['ToolLoopAgent', true],
+    ]);
+    expect(spans[0]!.attributes['llm_audit.system_prompt.hash']).toBe(hmac([{ role: 'system', content: 'You are terse.' }]));
+  });
+
   it('streamText with tools: the streamed tool call is recorded like the whole one', async () => {
     fake.enqueue({ toolCalls: [{ name: 'weather', arguments: '{"city":"Oslo"}', id: 'call_9' }] });
     const result = ai.streamText({

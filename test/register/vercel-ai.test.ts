@@ -13,6 +13,7 @@ import { startOtlpReceiver } from '../support/otlp-receiver';
 // app (test/support/vercel-ai-app.cjs) leaves one record over OTLP; no byte of the prompt leaves.
 
 const CANARY = 'CANARY-vercel-ai-7d3f-prompt';
+const EMAIL = 'jane.canary@example.org';
 let fake: FakeProvider;
 beforeAll(async () => {
   fake = await startFakeProvider();
@@ -32,17 +33,18 @@ const cases = [
 ];
 
 describe.each(cases)('$label', ({ args, node }) => {
-  it('one record per model call, with tokens and hashes; the prompt is in no exported byte', async () => {
+  it('one record per model call (agents too), with tokens and hashes; redacted in what is sent; the prompt is in no exported byte', async () => {
     const otlp = await startOtlpReceiver();
     try {
       fake.reset();
-      // The app's calls, in order: generateText, streamText, two tool steps, embed, embedMany, generateObject.
-      fake.enqueue({}, {}, { toolCalls: [{ name: 'weather', arguments: '{"city":"Paris"}', id: 'call_1' }] }, { text: 'Sunny.' }, {}, {}, { text: '{"city":"Paris"}' });
+      // The app's calls, in order: generateText, streamText, two tool steps, embed, embedMany, generateObject, an agent.
+      fake.enqueue({}, {}, { toolCalls: [{ name: 'weather', arguments: '{"city":"Paris"}', id: 'call_1' }] }, { text: 'Sunny.' }, {}, {}, { text: '{"city":"Paris"}' }, {});
       const result = await runNodeApp(
         args(),
         {
           FAKE_PROVIDER_URL: fake.url,
-          APP_PROMPT: CANARY,
+          APP_PROMPT: `${CANARY} mail ${EMAIL}`,
+          LLM_AUDIT_SANITIZE: 'redact',
           OTEL_SERVICE_NAME: 'vercel-ai-test-app',
           OTEL_LOGS_EXPORTER: 'none',
           OTEL_METRICS_EXPORTER: 'none',
@@ -59,19 +61,23 @@ describe.each(cases)('$label', ({ args, node }) => {
       const ownWarnings = /^\(node:\d+\) (Warning: AI SDK Warning System|\[AISDK_DEP_GENERATE_OBJECT\])|^\(Use `node --trace-warnings/;
       expect(result.stderr.split('\n').filter((line) => line !== '' && !ownWarnings.test(line))).toEqual([]);
       expect(result.code).toBe(0);
-      expect(JSON.parse(result.stdout.trim())).toEqual([expectedText(), expectedText(), 2, 1536, 2, { city: 'Paris' }]);
-      expect(fake.requests).toHaveLength(7);
+      expect(JSON.parse(result.stdout.trim())).toEqual([expectedText(), expectedText(), 2, 1536, 2, { city: 'Paris' }, expectedText()]);
+      expect(fake.requests).toHaveLength(8);
+      // LLM_AUDIT_SANITIZE=redact: the providers got the placeholder, in every request.
+      for (const request of fake.requests) expect(request.rawBody.includes(EMAIL)).toBe(false);
+      expect(fake.requests.filter((r) => r.rawBody.includes('mail [EMAIL]'))).toHaveLength(8);
       const spans = otlp.jsonSpans();
-      expect(spans.map((s) => s.attributes['llm_audit.action'])).toEqual(['generateText', 'streamText', 'generateText', 'generateText', 'embed', 'embedMany', 'generateObject']);
-      expect(spans.map((s) => s.attributes['gen_ai.provider.name'])).toEqual(['openai', 'anthropic', 'openai', 'openai', 'openai', 'openai', 'anthropic']);
+      expect(spans.map((s) => s.attributes['llm_audit.action'])).toEqual(['generateText', 'streamText', 'generateText', 'generateText', 'embed', 'embedMany', 'generateObject', 'ToolLoopAgent']);
+      expect(spans.map((s) => s.attributes['gen_ai.provider.name'])).toEqual(['openai', 'anthropic', 'openai', 'openai', 'openai', 'openai', 'anthropic', 'openai']);
       for (const span of spans) {
+        expect(span.attributes['llm_audit.sanitization.count']).toBeGreaterThanOrEqual(1);
         expect(span.attributes['llm_audit.status']).toBe('success');
         expect(span.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:/);
         expect(span.attributes['gen_ai.usage.input_tokens']).toEqual(expect.any(Number));
         expect(span.attributes['llm_audit.cost.status']).toBe('priced');
       }
       expect(spans[2]!.attributes['llm_audit.tool.names']).toEqual(['weather']);
-      expect(otlp.allBytes().includes(CANARY)).toBe(false);
+      for (const secret of [CANARY, EMAIL]) expect(otlp.allBytes().includes(secret)).toBe(false);
     } finally {
       await otlp.close();
     }

@@ -31,6 +31,8 @@ async function runVercelAiApp({ ai, createOpenAI, createAnthropic }) {
   // 7. generateObject
   const schema = ai.jsonSchema({ type: 'object', properties: { city: { type: 'string' } }, required: ['city'] });
   out.push((await ai.generateObject({ model: anthropic('claude-haiku-4-5'), schema, prompt, maxRetries: 0 })).object);
+  // 8. an agent (ai calls generateText from inside the module)
+  out.push((await new ai.ToolLoopAgent({ model: openai.chat('gpt-4o-mini'), instructions: 'You are terse.' }).generate({ prompt })).text);
   process.stdout.write(JSON.stringify(out) + '\n');
 }
 

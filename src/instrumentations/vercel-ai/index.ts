@@ -50,6 +50,16 @@ export const vercelAi = {
       const original = moduleExports?.[name];
       if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, 'embedding', moduleExports, services);
     }
+    // A ToolLoopAgent calls ai's generateText / streamText from inside the module, not through the
+    // exports: the call arguments its prepareCall builds get the audited model instead.
+    const agent = moduleExports?.ToolLoopAgent?.prototype;
+    if (typeof agent?.prepareCall === 'function' && !wrappedByUs(agent.prepareCall)) {
+      const prepareCall: Fn = agent.prepareCall;
+      agent.prepareCall = ours(async function auditedPrepareCall(this: unknown, ...args: any[]) {
+        const prepared = await prepareCall.apply(this, args);
+        return services() === undefined ? prepared : auditedOptions(prepared, 'ToolLoopAgent', 'language', moduleExports, services);
+      });
+    }
     if (Object.keys(replacements).length === 0) {
       diag.warn('otel-llm-audit: found nothing to patch in ai; its calls are not audited');
       return moduleExports;
@@ -82,18 +92,22 @@ function withExports(exports: any, replacements: Record<string, Fn>): any {
 
 function entryPoint(original: Fn, action: string, kind: 'language' | 'embedding', exports: any, services: () => AuditServices | undefined): Fn {
   return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
-    const options = args[0];
-    if (services() === undefined || typeof options !== 'object' || options === null) return original.apply(this, args);
-    let audited = options;
-    try {
-      audited = { ...options, model: auditedModel(options.model, kind, action, exports, services) };
-      if (kind === 'language' && typeof options.prepareStep === 'function') audited.prepareStep = auditedPrepareStep(options.prepareStep, action, exports, services);
-    } catch (error) {
-      diag.error(`otel-llm-audit: could not audit the model of this ${action} call; its model calls are NOT audited`, error);
-      audited = options;
-    }
-    return original.apply(this, [audited, ...args.slice(1)]);
+    if (services() === undefined) return original.apply(this, args);
+    return original.apply(this, [auditedOptions(args[0], action, kind, exports, services), ...args.slice(1)]);
   });
+}
+
+/** The options of an ai call with the model (and any model prepareStep returns) audited; as they were when that fails. */
+function auditedOptions(options: any, action: string, kind: 'language' | 'embedding', exports: any, services: () => AuditServices | undefined): any {
+  if (typeof options !== 'object' || options === null) return options;
+  try {
+    const audited = { ...options, model: auditedModel(options.model, kind, action, exports, services) };
+    if (kind === 'language' && typeof options.prepareStep === 'function') audited.prepareStep = auditedPrepareStep(options.prepareStep, action, exports, services);
+    return audited;
+  } catch (error) {
+    diag.error(`otel-llm-audit: could not audit the model of this ${action} call; its model calls are NOT audited`, error);
+    return options;
+  }
 }
 
 /** A `prepareStep` whose step model (when it names one) is audited like the call's own. */

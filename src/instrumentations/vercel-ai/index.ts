@@ -1,5 +1,5 @@
 /**
- * The Vercel AI SDK (`ai` 6 and 7, any `@ai-sdk/*` provider).
+ * The Vercel AI SDK (`ai` 5, 6 and 7, any `@ai-sdk/*` provider).
  *
  * The @ai-sdk providers call `fetch` themselves, so the openai / anthropic patches see none of
  * their calls. The seam is the model object the application passes: every model call of `ai` goes
@@ -32,9 +32,9 @@ const AUDITED_MODEL = Symbol.for('otel-llm-audit.vercel-ai.model');
 
 export const vercelAi = {
   moduleName: 'ai',
-  /** 6.x (LanguageModelV3) and 7.x (V4); both accept V2 models, which the walkers also read. */
-  supports: (major: number) => major === 6 || major === 7,
-  supportedRange: '>=6 <8',
+  /** 5.x (LanguageModelV2), 6.x (V3) and 7.x (V4); the shapes differ only in usage and finish reason. */
+  supports: (major: number) => major >= 5 && major <= 7,
+  supportedRange: '>=5 <8',
 
   /**
    * Wraps the model-taking functions of `ai`'s exports. Returns the exports to hand to the
@@ -50,16 +50,7 @@ export const vercelAi = {
       const original = moduleExports?.[name];
       if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, 'embedding', moduleExports, services);
     }
-    // A ToolLoopAgent calls ai's generateText / streamText from inside the module, not through the
-    // exports: the call arguments its prepareCall builds get the audited model instead.
-    const agent = moduleExports?.ToolLoopAgent?.prototype;
-    if (typeof agent?.prepareCall === 'function' && !wrappedByUs(agent.prepareCall)) {
-      const prepareCall: Fn = agent.prepareCall;
-      agent.prepareCall = ours(async function auditedPrepareCall(this: unknown, ...args: any[]) {
-        const prepared = await prepareCall.apply(this, args);
-        return services() === undefined ? prepared : auditedOptions(prepared, 'ToolLoopAgent', 'language', moduleExports, services);
-      });
-    }
+    patchAgent(moduleExports, services);
     if (Object.keys(replacements).length === 0) {
       diag.warn('otel-llm-audit: found nothing to patch in ai; its calls are not audited');
       return moduleExports;
@@ -67,6 +58,37 @@ export const vercelAi = {
     return withExports(moduleExports, replacements);
   },
 };
+
+/**
+ * An agent calls ai's generateText / streamText from inside the module, not through the exports.
+ * ai 6/7's ToolLoopAgent builds their arguments in `prepareCall`, which then gets the audited
+ * model; ai 5's Agent (exported as Experimental_Agent) spreads `{...settings, ...options}`, so
+ * its `generate` / `stream` get the audited model in their options.
+ */
+function patchAgent(exports: any, services: () => AuditServices | undefined): void {
+  const agent = (exports?.ToolLoopAgent ?? exports?.Experimental_Agent)?.prototype;
+  if (agent === undefined || agent === null) return;
+  if (typeof agent.prepareCall === 'function') {
+    if (wrappedByUs(agent.prepareCall)) return;
+    const prepareCall: Fn = agent.prepareCall;
+    agent.prepareCall = ours(async function auditedPrepareCall(this: unknown, ...args: any[]) {
+      const prepared = await prepareCall.apply(this, args);
+      return services() === undefined ? prepared : auditedOptions(prepared, 'ToolLoopAgent', 'language', exports, services);
+    });
+    return;
+  }
+  for (const method of ['generate', 'stream']) {
+    const original: Fn | undefined = agent[method];
+    if (typeof original !== 'function' || wrappedByUs(original)) continue;
+    agent[method] = ours(function auditedAgentCall(this: { settings?: any }, options?: any, ...rest: any[]) {
+      if (services() === undefined) return original.call(this, options, ...rest);
+      const settings = this?.settings ?? {};
+      const merged = { ...options, model: options?.model ?? settings.model };
+      if ((options?.prepareStep ?? settings.prepareStep) !== undefined) merged.prepareStep = options?.prepareStep ?? settings.prepareStep;
+      return original.call(this, auditedOptions(merged, 'Agent', 'language', exports, services), ...rest);
+    });
+  }
+}
 
 /** `exports` with `replacements`: written in place when it can be (an ESM namespace under the hook), else a copy. */
 function withExports(exports: any, replacements: Record<string, Fn>): any {

@@ -1,6 +1,6 @@
 import * as A from '../../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { definedNumber, setNumber, stringList, withFinish } from '../../core/values';
+import { definedNumber, setNumber, stringList, sumCounts, withFinish } from '../../core/values';
 import { embeddingWalker, languageWalker, promptForHash } from './request';
 
 /** What the audit needs of a model object: who serves it, which model. */
@@ -97,10 +97,10 @@ function finishReason(value: any): string | undefined {
 
 /**
  * Usage as the conventions count it. V3/V4 nest it (`inputTokens.total` includes the cache reads
- * and writes, as the conventions' input count does); V2 has flat numbers. Undefined when the
+ * and writes, as the conventions' input count does); V2 has flat numbers (see flatUsage). Undefined when the
  * provider reported no count at all, so that the record says `missing`, not 0.
  */
-export function usageOf(usage: any): TokenUsage | undefined {
+export function usageOf(usage: any, metadata?: any): TokenUsage | undefined {
   if (usage === undefined || usage === null) return undefined;
   const nested = typeof usage.inputTokens === 'object' || typeof usage.outputTokens === 'object';
   const counts: TokenUsage = nested
@@ -111,13 +111,30 @@ export function usageOf(usage: any): TokenUsage | undefined {
         cacheCreation: definedNumber(usage.inputTokens?.cacheWrite),
         reasoning: definedNumber(usage.outputTokens?.reasoning),
       }
-    : {
-        input: definedNumber(usage.inputTokens),
-        output: definedNumber(usage.outputTokens),
-        cacheRead: definedNumber(usage.cachedInputTokens),
-        reasoning: definedNumber(usage.reasoningTokens),
-      };
+    : flatUsage(usage, metadata);
   return Object.values(counts).some((count) => count !== undefined) ? counts : undefined;
+}
+
+/**
+ * LanguageModelV2 usage (ai 5 providers): flat numbers, and `inputTokens` means what the provider
+ * means by it. @ai-sdk/anthropic 2 passes Anthropic's `input_tokens`, which leaves out the cache
+ * reads and writes (the write count only in `providerMetadata.anthropic`): they are added back, as
+ * for the Anthropic SDK, so that input counts the same whichever way the call was made.
+ */
+function flatUsage(usage: any, metadata: any): TokenUsage {
+  const cacheRead = definedNumber(usage.cachedInputTokens);
+  const anthropic = metadata?.anthropic;
+  if (anthropic === undefined || anthropic === null) {
+    return { input: definedNumber(usage.inputTokens), output: definedNumber(usage.outputTokens), cacheRead, reasoning: definedNumber(usage.reasoningTokens) };
+  }
+  const cacheCreation = definedNumber(anthropic.cacheCreationInputTokens);
+  return {
+    input: sumCounts(definedNumber(usage.inputTokens), cacheRead, cacheCreation),
+    output: definedNumber(usage.outputTokens),
+    cacheRead,
+    cacheCreation,
+    reasoning: definedNumber(usage.reasoningTokens),
+  };
 }
 
 interface ToolLists {
@@ -133,12 +150,12 @@ function toolCall(parts: OutputPart[], tools: ToolLists, part: any): void {
   tools.ids.push(typeof part.toolCallId === 'string' ? part.toolCallId : '');
 }
 
-function summary(parts: OutputPart[], tools: ToolLists, finish: string | undefined, id: unknown, model: unknown, usage: unknown): ResponseSummary {
+function summary(parts: OutputPart[], tools: ToolLists, finish: string | undefined, id: unknown, model: unknown, usage: unknown, metadata: unknown): ResponseSummary {
   return {
     id: typeof id === 'string' ? id : undefined,
     model: typeof model === 'string' ? model : undefined,
     finishReasons: finish !== undefined ? [finish] : [],
-    usage: usageOf(usage),
+    usage: usageOf(usage, metadata),
     output: [withFinish({ role: 'assistant', parts }, finish)],
     toolNames: tools.names,
     toolCallIds: tools.ids,
@@ -154,7 +171,7 @@ function summarizeGenerate(data: any): ResponseSummary {
     else if (part?.type === 'reasoning' && typeof part.text === 'string') parts.push({ type: 'reasoning', content: part.text });
     else if (part?.type === 'tool-call') toolCall(parts, tools, part);
   }
-  return summary(parts, tools, finishReason(data?.finishReason), data?.response?.id, data?.response?.modelId, data?.usage);
+  return summary(parts, tools, finishReason(data?.finishReason), data?.response?.id, data?.response?.modelId, data?.usage, data?.providerMetadata);
 }
 
 /**
@@ -169,6 +186,7 @@ class StreamPartAccumulator implements StreamAccumulator {
   private id: unknown;
   private model: unknown;
   private usage: unknown;
+  private metadata: unknown;
   private finish: string | undefined;
 
   onChunk(part: any): void {
@@ -197,12 +215,13 @@ class StreamPartAccumulator implements StreamAccumulator {
         break;
       case 'finish':
         this.usage = part.usage;
+        this.metadata = part.providerMetadata;
         this.finish = finishReason(part.finishReason);
         break;
     }
   }
 
   summary(): ResponseSummary {
-    return summary(this.parts, this.tools, this.finish, this.id, this.model, this.usage);
+    return summary(this.parts, this.tools, this.finish, this.id, this.model, this.usage, this.metadata);
   }
 }

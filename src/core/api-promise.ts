@@ -1,6 +1,44 @@
 import { diag } from '@opentelemetry/api';
 import type { AuditedCall } from './audited-call';
+import { observeData, type SdkAdapter } from './sdk-adapter';
 import { isSdkStream, observeStream } from './stream';
+
+/**
+ * The adapter for Stainless-generated SDKs (openai 4-6, @anthropic-ai/sdk 0.3x-1.x): results are
+ * observed through the APIPromise ({@link observeApiPromise}); requests are held through the
+ * client's `post` ({@link withGate}). `client` finds the SDK client behind a resource object; a
+ * client without `post` cannot be held (the call is then refused, see ./sdk-adapter.ts).
+ */
+export function stainlessAdapter(client: (resource: any) => any): SdkAdapter {
+  return {
+    hold(gate, run, resource) {
+      const sdkClient = client(resource);
+      if (typeof sdkClient?.post !== 'function') return undefined;
+      return { result: withGate(sdkClient, gate, run) };
+    },
+    observe: observeApiPromise,
+  };
+}
+
+/**
+ * Runs the SDK method so that its HTTP request waits for `gate`. The SDK's `post(path, options)`
+ * accepts a promise of options and awaits it before sending (openai 4-6, @anthropic-ai/sdk 0.3x-1.x),
+ * so the method still returns its own APIPromise at once, while a rejected gate (a blocked call)
+ * fails that promise before anything is sent.
+ */
+function withGate<T>(client: any, gate: Promise<void>, run: () => T): T {
+  const own = Object.getOwnPropertyDescriptor(client, 'post');
+  const post = client.post;
+  client.post = function gatedPost(this: unknown, path: unknown, opts: unknown) {
+    return post.call(this, path, gate.then(() => opts));
+  };
+  try {
+    return run();
+  } finally {
+    if (own !== undefined) Object.defineProperty(client, 'post', own);
+    else delete client.post;
+  }
+}
 
 /**
  * The shape shared by the `APIPromise` of openai 4-6 and @anthropic-ai/sdk 0.3x-1.x: a lazy
@@ -67,14 +105,15 @@ export function observeApiPromise<T>(result: T, call: AuditedCall): T {
 
 function onParsed(data: unknown, call: AuditedCall): unknown {
   try {
-    if (call.isEnded) return data;
-    call.tag(data);
-    if (isSdkStream(data)) return observeStream(data, call);
-    call.completeWith(data);
+    if (!call.isEnded && isSdkStream(data)) {
+      call.tag(data);
+      return observeStream(data, call);
+    }
   } catch (error) {
-    diag.error('otel-llm-audit: could not observe the SDK response', error);
+    diag.error('otel-llm-audit: could not observe the SDK stream', error);
+    return data;
   }
-  return data;
+  return observeData(data, call);
 }
 
 /** An SDK return value of an unknown shape (a future major): observe it without changing it. */

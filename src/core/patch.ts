@@ -2,7 +2,8 @@ import { context, diag, trace } from '@opentelemetry/api';
 import { currentAction, withAction } from '../context';
 import { ensureContextManager } from '../util/context-manager';
 import { BlockSignal, LlmRequestBlockedError, type LlmAuditHooks } from '../guardrails';
-import { observeApiPromise } from './api-promise';
+import { stainlessAdapter } from './api-promise';
+import { promiseAdapter, type SdkAdapter } from './sdk-adapter';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { refusedWhileAuditUnavailable } from '../audit/failure-policy';
 import { AuditedCall, IN_AUDITED_CALL, type AuditServices, type ServerInfo } from './audited-call';
@@ -35,33 +36,30 @@ export function wrappedByUs(fn: unknown): boolean {
   return false;
 }
 
-/**
- * How an SDK that is not Stainless-generated is held and observed (see AuditedMethodOptions.adapter).
- */
-export interface SdkAdapter {
-  /** Runs the SDK method so that nothing is sent before `gate` resolves, nor at all when it rejects. */
-  hold(gate: Promise<void>, run: () => unknown): unknown;
-  /** Attaches the call to what the method returned; returns what the application gets. */
-  observe(result: unknown, call: AuditedCall): unknown;
-}
-
 export interface AuditedMethodOptions {
   /** Where the SDK client sends the request (for `server.address` / `server.port`). */
   server(resource: any): ServerInfo;
-  /** The SDK client behind a resource object (`resource._client`). */
-  client(resource: any): any;
+  /**
+   * How this SDK's results are observed and its requests held (./sdk-adapter.ts). Default: the
+   * Stainless adapter over `client`.
+   */
+  adapter?: SdkAdapter;
+  /** The SDK client behind a resource object (`resource._client`), for the default adapter. */
+  client?(resource: any): any;
   /**
    * Runs the SDK's method. A provider can use it to adjust the SDK around the call (Anthropic:
    * keep its built-in span from doubling ours). Defaults to a plain call.
    */
   invoke?(original: Method, resource: any, args: any[]): unknown;
-  /** Holding and observing for an SDK without Stainless's `client.post` and `APIPromise`. */
-  adapter?: SdkAdapter;
 }
 
 /** The options {@link auditedMethod} needs for one provider's SDK (the patch and auditClient() alike). */
 export function methodOptions(patch: ProviderPatch): AuditedMethodOptions {
-  return { server: (resource: any) => serverFromBaseURL(patch.client(resource)), client: patch.client, invoke: patch.invoke };
+  return {
+    server: patch.server ?? ((resource: any) => serverFromBaseURL(patch.client(resource))),
+    adapter: patch.adapter ?? stainlessAdapter(patch.client),
+    invoke: patch.invoke,
+  };
 }
 
 /**
@@ -75,6 +73,7 @@ export function auditedMethod(
   options: AuditedMethodOptions,
 ): (original: Method) => Method {
   const invoke = options.invoke ?? ((original: Method, resource: any, args: any[]) => original.apply(resource, args));
+  const adapter = options.adapter ?? stainlessAdapter(options.client ?? (() => undefined));
   return (original) =>
     ours(function auditedSdkMethod(this: any, ...args: any[]) {
       let call: AuditedCall;
@@ -102,12 +101,19 @@ export function auditedMethod(
         return original.apply(this, args);
       }
       let result: unknown;
+      let observer = adapter;
       try {
         // The span is the active one while the SDK builds and sends the request, so HTTP spans
         // nest under it and the outgoing traceparent names it.
         const send = () => invoke(original, this, args);
-        const adapter = options.adapter;
-        const run = gate === undefined ? send : adapter !== undefined ? () => adapter.hold(gate!, send) : () => withGate(options.client(this), gate!, send);
+        const run = (): unknown => {
+          if (gate === undefined) return send();
+          const held = adapter.hold?.(gate, send, this);
+          if (held !== undefined) return held.result;
+          // Fail closed: this SDK's request cannot wait for the gate, so it is not sent at all.
+          observer = promiseAdapter;
+          return refuseUnheld(call, gate);
+        };
         // Marked as audited, so that the unaudited-request watcher lets its HTTP requests pass.
         result = runInAuditedCall(() => context.with(trace.setSpan(parent, call.traceSpan).setValue(IN_AUDITED_CALL, true), run));
       } catch (error) {
@@ -115,12 +121,30 @@ export function auditedMethod(
         throw error;
       }
       try {
-        return options.adapter !== undefined ? options.adapter.observe(result, call) : observeApiPromise(result, call);
+        return observer.observe(result, call);
       } catch (error) {
         diag.error(`otel-llm-audit: could not observe the result of ${spec.action}`, error);
         return result;
       }
     });
+}
+
+/**
+ * The call of an SDK whose request cannot be held for its gate: a rejected promise, with the
+ * gate's own error when it rejects (a block, a failed redaction, the audit unavailable), else an
+ * LlmRequestBlockedError saying why the call was refused even though the hook let it pass.
+ */
+function refuseUnheld(call: AuditedCall, gate: Promise<void>): Promise<never> {
+  return gate.then(() => {
+    const guardrail = { name: 'otel-llm-audit', action: 'blocked' as const, category: 'request_not_holdable' };
+    call.addGuardrail(guardrail);
+    diag.error('otel-llm-audit: this SDK request cannot be held until the beforeRequest hook has decided; it was refused (fail closed)');
+    throw new LlmRequestBlockedError(
+      'this SDK request cannot be held until the beforeRequest hook has decided, so it was refused rather than sent unguarded (make the hook synchronous, or use an SDK version this package can hold)',
+      call.requestId,
+      guardrail,
+    );
+  });
 }
 
 /**
@@ -195,30 +219,6 @@ function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['be
       return broken(error);
     },
   );
-}
-
-/**
- * Runs the SDK method so that its HTTP request waits for `gate`. The SDK's `post(path, options)`
- * accepts a promise of options and awaits it before sending (openai 4-6, @anthropic-ai/sdk 0.3x-1.x),
- * so the method still returns its own APIPromise at once, while a rejected gate (a blocked call)
- * fails that promise before anything is sent.
- */
-function withGate<T>(client: any, gate: Promise<void>, run: () => T): T {
-  if (client === undefined || client === null || typeof client.post !== 'function') {
-    diag.error('otel-llm-audit: cannot hold this SDK request for the beforeRequest hook (no client.post); it goes unguarded');
-    return run();
-  }
-  const own = Object.getOwnPropertyDescriptor(client, 'post');
-  const post = client.post;
-  client.post = function gatedPost(this: unknown, path: unknown, opts: unknown) {
-    return post.call(this, path, gate.then(() => opts));
-  };
-  try {
-    return run();
-  } finally {
-    if (own !== undefined) Object.defineProperty(client, 'post', own);
-    else delete client.post;
-  }
 }
 
 /**

@@ -1,4 +1,6 @@
 import { diag } from '@opentelemetry/api';
+import type { ServerInfo } from './audited-call';
+import type { SdkAdapter } from './sdk-adapter';
 import type { OperationSpec } from './types';
 
 /** One method to wrap: an audited SDK call (`spec`) or a helper built on one (`helper`). */
@@ -20,6 +22,10 @@ export interface ProviderPatch {
   /** The supported range as people write it, for the warning about an unsupported version. */
   supportedRange: string;
   client(resource: any): { baseURL?: unknown } | undefined;
+  /** Optional: how results are observed and requests held (./sdk-adapter.ts); default the Stainless adapter over `client`. */
+  adapter?: SdkAdapter;
+  /** Optional: `server.address` / `server.port` of a resource's calls; default from `client(resource).baseURL`. */
+  server?(resource: any): ServerInfo;
   targets(moduleExports: any): PatchTarget[];
   /** Optional: runs the SDK method (see AuditedMethodOptions.invoke). */
   invoke?(original: (...args: any[]) => any, resource: any, args: any[]): unknown;

@@ -66,22 +66,75 @@ function abortListener(watch: StreamWatch, token: object): () => void {
   };
 }
 
-/** Instruments `stream` in place for `call` and returns it. */
-export function observeStream(stream: SdkStream, call: AuditedCall): SdkStream {
-  const source = stream.iterator;
-  const signal = stream.controller?.signal;
-  let iterated = false;
+/** What observeStream and observeAsyncIterable share: the finalizer, the abort listener, and how to let go. */
+function watchStream(target: object, call: AuditedCall, signal: AbortSignal | undefined): { watch: StreamWatch; token: object; settle: () => void } {
   const token = {};
   const watch: StreamWatch = { call, pending: 0 };
-  unreachable.register(stream, watch, token);
+  unreachable.register(target, watch, token);
   signal?.addEventListener('abort', abortListener(watch, token), { once: true });
   // Once the call has ended, drop the finalizer and the watch's hold on the call.
   const settle = (): void => {
     unreachable.unregister(token);
     watch.call = undefined;
   };
+  return { watch, token, settle };
+}
 
-  stream.iterator = function (this: unknown, ...args: unknown[]) {
+/** Instruments `stream` in place for `call` and returns it. */
+export function observeStream(stream: SdkStream, call: AuditedCall): SdkStream {
+  const signal = stream.controller?.signal;
+  const { watch, token, settle } = watchStream(stream, call, signal);
+  stream.iterator = firstIteration(stream.iterator, call, signal, watch, token, settle);
+  return stream;
+}
+
+/**
+ * Instruments any async iterable in place for `call` (the generic adapter's streams: an async
+ * generator, or an object whose `[Symbol.asyncIterator]()` makes the iterator) and returns it. The
+ * object stays the SDK's own (identity, class, other fields): an iterator gets own `next`,
+ * `return` and `throw` that pass through to its class's; an iterable gets its own
+ * `[Symbol.asyncIterator]`. `signal`, when the SDK call had one, ends the span on an abort while
+ * nobody reads.
+ */
+export function observeAsyncIterable<T extends object>(iterable: T, call: AuditedCall, signal?: AbortSignal): T {
+  const { watch, token, settle } = watchStream(iterable, call, signal);
+  const self = iterable as T & Partial<AsyncIterator<unknown>> & { [Symbol.asyncIterator]?: () => AsyncIterator<unknown> };
+  if (typeof self.next === 'function') {
+    const { next, return: ret, throw: thr } = self;
+    const inner: AsyncIterator<unknown> = {
+      next: (...args: [] | [unknown]) => next.apply(self, args),
+      return: ret === undefined ? undefined : (value?: unknown) => ret.call(self, value),
+      throw: thr === undefined ? undefined : (error?: unknown) => thr.call(self, error),
+    };
+    const wrapped = wrapIterator(inner, call, signal, settle, watch);
+    for (const key of ['next', 'return', 'throw'] as const) {
+      Object.defineProperty(self, key, { value: wrapped[key], configurable: true, writable: true, enumerable: false });
+    }
+    return iterable;
+  }
+  const source = self[Symbol.asyncIterator];
+  if (typeof source === 'function') {
+    Object.defineProperty(self, Symbol.asyncIterator, {
+      value: firstIteration(source, call, signal, watch, token, settle),
+      configurable: true,
+      writable: true,
+      enumerable: false,
+    });
+  }
+  return iterable;
+}
+
+/** Wraps a function that makes the iterator: the first iterator made owns the span. */
+function firstIteration(
+  source: (...args: unknown[]) => AsyncIterator<unknown>,
+  call: AuditedCall,
+  signal: AbortSignal | undefined,
+  watch: StreamWatch,
+  token: object,
+  settle: () => void,
+): (...args: unknown[]) => AsyncIterator<unknown> {
+  let iterated = false;
+  return function (this: unknown, ...args: unknown[]) {
     const inner = source.apply(this, args);
     // A second iteration is the SDK's own error ("Cannot iterate over a consumed stream"): let it
     // through untouched; the first iteration owns the span.
@@ -92,7 +145,6 @@ export function observeStream(stream: SdkStream, call: AuditedCall): SdkStream {
     unreachable.register(wrapped, watch, token);
     return wrapped;
   };
-  return stream;
 }
 
 function wrapIterator(

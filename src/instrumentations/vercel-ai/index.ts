@@ -19,6 +19,7 @@ import { diag } from '@opentelemetry/api';
 import { auditedMethod, ours, serverFromBaseURL, wrappedByUs, type AuditedMethodOptions } from '../../core/patch';
 import type { AuditedCall, AuditServices, ServerInfo } from '../../core/audited-call';
 import { observeReadableStream } from '../../core/readable-stream';
+import { promiseAdapter } from '../../core/sdk-adapter';
 import { embeddingSpec, languageSpec, providerName, type ModelInfo } from './specs';
 
 type Fn = (this: unknown, ...args: any[]) => any;
@@ -173,17 +174,14 @@ function auditedModel(model: any, kind: 'language' | 'embedding', action: string
 }
 
 /**
- * How a model's `do*` call is held and observed: it returns a plain promise, so the request is
- * held by not calling it before the gate opens; a `doStream` result's `stream` is replaced by an
+ * How a model's `do*` call is held and observed: it returns a plain promise, so the generic
+ * adapter holds it (core/sdk-adapter.ts: the method is called only once the gate opens); a
+ * `doStream` result's `stream`, a web ReadableStream inside the result object, is replaced by an
  * observed stream that hands on the same parts.
  */
 const MODEL_OPTIONS: AuditedMethodOptions = {
   server: serverOf,
-  client: () => undefined,
-  adapter: {
-    hold: (gate, run) => gate.then(run),
-    observe: (result, call) => observeModelResult(result, call),
-  },
+  adapter: { hold: promiseAdapter.hold, observe: observeModelResult },
 };
 
 function observeModelResult(result: unknown, call: AuditedCall): unknown {

@@ -24,8 +24,12 @@ export function vercelAiSuite(fromDir: string, major: number): void {
   const keyPath = join(dir, 'content.key');
   createContentMasterKey(keyPath, 'k1');
   const cipher = contentCipherFromEnv({ LLM_AUDIT_CONTENT: 'encrypted', LLM_AUDIT_CONTENT_KEY: keyPath })!;
-  const hooks: { before?: LlmAuditHooks['beforeRequest'] } = {};
-  const audit = setupAudit({ hooks: { beforeRequest: (request) => hooks.before?.(request) }, sanitize: { mode: 'redact' }, content: cipher });
+  const hooks: { before?: LlmAuditHooks['beforeRequest']; after?: LlmAuditHooks['afterResponse'] } = {};
+  const audit = setupAudit({
+    hooks: { beforeRequest: (request) => hooks.before?.(request), afterResponse: (response) => hooks.after?.(response) },
+    sanitize: { mode: 'redact' },
+    content: cipher,
+  });
   const ai = audit.load('ai', fromDir);
   const { createOpenAI } = audit.load('@ai-sdk/openai', fromDir);
   const { createAnthropic } = audit.load('@ai-sdk/anthropic', fromDir);
@@ -34,6 +38,7 @@ export function vercelAiSuite(fromDir: string, major: number): void {
     reset() {
       audit.reset();
       hooks.before = undefined;
+      hooks.after = undefined;
     },
   });
   let fake: FakeProvider;
@@ -311,6 +316,20 @@ export function vercelAiSuite(fromDir: string, major: number): void {
   });
 
   describe('guardrails, redaction, encrypted content', () => {
+    it("a hook's own LLM call (an output check through the openai SDK) is a call of its own, audited", async () => {
+      const client = new OpenAI({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 });
+      let checked: Promise<unknown> | undefined;
+      hooks.after = (response) => {
+        if (response.action === 'generateText' || response.action === 'streamText') checked = client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'check' }] });
+      };
+      await ai.generateText({ model: openai('gpt-4o-mini'), prompt: 'hi', maxRetries: 0 });
+      await checked;
+      await ai.streamText({ model: openai('gpt-4o-mini'), prompt: 'hi', maxRetries: 0 }).consumeStream();
+      await checked;
+      const spans = await records(4);
+      expect(spans.map((s) => s.attributes['llm_audit.action']).sort()).toEqual(['chat.completions.create', 'chat.completions.create', 'generateText', 'streamText']);
+    });
+
     it('beforeRequest can block: nothing is sent, the call rejects with LlmRequestBlockedError, the record says blocked', async () => {
       const seen: unknown[] = [];
       hooks.before = (request) => {

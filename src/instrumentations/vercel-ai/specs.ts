@@ -1,6 +1,7 @@
 import * as A from '../../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { definedNumber, setNumber, stringList, sumCounts, withFinish } from '../../core/values';
+import { definedNumber, setNumber, stringList, withFinish } from '../../core/values';
+import { anthropicUsage } from '../anthropic';
 import { embeddingWalker, languageWalker, promptForHash } from './request';
 
 /** What the audit needs of a model object: who serves it, which model. */
@@ -117,22 +118,17 @@ export function usageOf(usage: any, metadata?: any): TokenUsage | undefined {
 
 /**
  * LanguageModelV2 usage (ai 5 providers): flat numbers, and `inputTokens` means what the provider
- * means by it. @ai-sdk/anthropic 2 passes Anthropic's `input_tokens`, which leaves out the cache
- * reads and writes (the write count only in `providerMetadata.anthropic`): they are added back, as
- * for the Anthropic SDK, so that input counts the same whichever way the call was made.
+ * means by it. @ai-sdk/anthropic 2 passes Anthropic's `input_tokens`, which leave out the cache
+ * reads and writes; it also hands on Anthropic's own usage object (`providerMetadata.anthropic.usage`),
+ * which is read as the Anthropic SDK's is, so that input counts the same whichever way the call was made.
  */
 function flatUsage(usage: any, metadata: any): TokenUsage {
-  const cacheRead = definedNumber(usage.cachedInputTokens);
-  const anthropic = metadata?.anthropic;
-  if (anthropic === undefined || anthropic === null) {
-    return { input: definedNumber(usage.inputTokens), output: definedNumber(usage.outputTokens), cacheRead, reasoning: definedNumber(usage.reasoningTokens) };
-  }
-  const cacheCreation = definedNumber(anthropic.cacheCreationInputTokens);
+  const raw = metadata?.anthropic?.usage;
+  if (typeof raw === 'object' && raw !== null) return anthropicUsage(raw) ?? {};
   return {
-    input: sumCounts(definedNumber(usage.inputTokens), cacheRead, cacheCreation),
+    input: definedNumber(usage.inputTokens),
     output: definedNumber(usage.outputTokens),
-    cacheRead,
-    cacheCreation,
+    cacheRead: definedNumber(usage.cachedInputTokens),
     reasoning: definedNumber(usage.reasoningTokens),
   };
 }

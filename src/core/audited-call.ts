@@ -349,8 +349,7 @@ export class AuditedCall implements GuardrailTarget {
    */
   private recordContent(attributes: Attributes, summary: ResponseSummary): void {
     try {
-      const walker = this.spec.walker;
-      const payload = walker !== undefined ? walker.content(this.sentParams, summary.output) : contentPayload(this.spec.requestKind!, this.sentParams, summary.output);
+      const payload = contentPayload(this.spec.requestKind, this.sentParams, summary.output);
       attributes[A.ATTR_AUDIT_CONTENT_ENCRYPTED] = this.services.content!.seal(payload, {
         requestId: this.requestId,
         tenantId: this.audit?.tenantId,

@@ -176,8 +176,7 @@ function sanitize(
   params: unknown,
 ): { result?: SanitizeResult; failed?: unknown } | undefined {
   try {
-    const result = spec.walker !== undefined ? spec.walker.sanitize(params, settings.sanitizer, settings.mode) : sanitizeRequest(spec.requestKind!, params, settings.sanitizer, settings.mode);
-    return { result };
+    return { result: sanitizeRequest(spec.requestKind, params, settings.sanitizer, settings.mode) };
   } catch (error) {
     diag.error(`otel-llm-audit: sanitization failed for ${spec.action}: ${loggableError(error, params)}`);
     return settings.mode === 'redact' ? { failed: error } : undefined;

@@ -1,21 +1,23 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { RequestKind, SanitizeResult, Sanitizer } from '../audit/sanitize';
-import type { ContentPayload } from '../audit/content/genai-messages';
+import type { RequestKind, TextWalk } from '../audit/sanitize';
+import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 
 /**
- * `gen_ai.provider.name`. The SDKs patched directly name theirs; a framework over many providers
- * (the Vercel AI SDK) names the provider of each model, any conventions' value.
+ * `gen_ai.provider.name` values this package records (the GenAI conventions' names). A framework
+ * over many providers (the Vercel AI SDK) names the provider of each model: any such value.
  */
-export type ProviderName = 'openai' | 'anthropic' | (string & {});
+export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai' | (string & {});
 
 /**
- * A request shape that the built-in walkers of audit/ do not know: the provider module walks it
- * itself, for redaction and for the encrypted content alike (one definition of what is text).
+ * A provider's request shape, defined once in its folder (src/instrumentations/<provider>/): one
+ * walk over the request that the sanitizer (scan, redact) and encrypted content capture both run,
+ * with a different visitor. The built-in kinds of src/audit (OpenAI, Anthropic) predate it.
  */
 export interface RequestWalker {
-  sanitize(params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult;
-  /** The envelope's plaintext: the request's instructions and messages plus `output`. */
-  content(params: unknown, output: unknown): ContentPayload;
+  /** Scans the request text through `walk`; returns the params to send (copy-on-write, the same object when unchanged). */
+  sanitize(walk: TextWalk, params: Record<string, unknown>): Record<string, unknown>;
+  /** The request in the conventions' shapes (`gen_ai.system_instructions`, `gen_ai.input.messages`). Never throws. */
+  content(params: Record<string, unknown>, parts: ContentParts): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] };
 }
 
 /** Token counts as the GenAI conventions define them: `input` includes cache reads and writes. */
@@ -73,11 +75,9 @@ export interface OperationSpec<P = any> {
   operationName: string;
   /** `llm_audit.action` when no helper method named itself. */
   action: string;
-  /** The request shape, for the built-in walks over the message text (or `walker`: one of the two). */
-  requestKind?: RequestKind;
-  /** Walks the request itself, for a shape the built-in walkers do not know. */
-  walker?: RequestWalker;
-  /** `gen_ai.request.model` when the params do not carry it as `model`. */
+  /** The request shape, for the sanitizer's walk and the encrypted content: a built-in kind or the provider's walker. */
+  requestKind: RequestKind | RequestWalker;
+  /** `gen_ai.request.model` when the params do not carry it as `model` (the Vercel AI SDK: the model object's id). */
   requestModel?(params: P): string | undefined;
   isStream(params: P): boolean;
   /** Adds the `gen_ai.request.*` attributes that the request set. */

@@ -25,6 +25,7 @@
  * thinking, OpenAI encrypted reasoning) is never copied.
  */
 import { createHash } from 'node:crypto';
+import type { RequestWalker } from '../../core/types';
 
 export type GenAIPart =
   | { type: 'text'; content: string; [extra: string]: unknown }
@@ -81,12 +82,13 @@ function ctxOf(options: ConvertOptions | undefined): Ctx {
  * `system_instructions` is absent when the request has none.
  */
 export function requestContent(
-  kind: ContentRequestKind,
+  kind: ContentRequestKind | RequestWalker,
   params: unknown,
   options?: ConvertOptions,
 ): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
   try {
     const p = isObj(params) ? params : {};
+    if (typeof kind === 'object') return kind.content(p, contentParts(options));
     switch (kind) {
       case 'openai.chat':
         return { input_messages: openaiChatMessages(p.messages, options) };
@@ -112,16 +114,12 @@ export function requestContent(
  * call produced none, e.g. embeddings or an error before any output).
  */
 export function contentPayload(
-  kind: ContentRequestKind,
+  kind: ContentRequestKind | RequestWalker,
   params: unknown,
   output?: unknown,
   options?: ConvertOptions,
 ): ContentPayload {
-  return payloadOf(requestContent(kind, params, options), output);
-}
-
-/** {@link contentPayload} of a request a provider module converted itself (core/types.ts RequestWalker). */
-export function payloadOf(request: { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] }, output?: unknown): ContentPayload {
+  const request = requestContent(kind, params, options);
   const payload: ContentPayload = {};
   if (request.system_instructions !== undefined) payload.system_instructions = request.system_instructions;
   payload.input_messages = request.input_messages;
@@ -155,6 +153,38 @@ export function outputMessages(output: unknown): GenAIOutputMessage[] | undefine
     if (typeof message.finish_reason === 'string') out.finish_reason = message.finish_reason;
     return out;
   });
+}
+
+/**
+ * The part builders a provider's RequestWalker.content uses, so that tool calls, inline binary
+ * data (digested or kept, per the options) and unknown parts come out as for the built-in kinds.
+ */
+export interface ContentParts {
+  text(content: string): GenAIPart;
+  reasoning(content: string): GenAIPart;
+  toolCall(id: unknown, name: string, args: unknown): GenAIPart;
+  toolResponse(id: unknown, response: unknown): GenAIPart;
+  /** Inline base64 data of a MIME type. */
+  inline(base64: string, mime: string | undefined): GenAIPart;
+  /** Data the provider fetches from a URL or URI (uploaded files, cloud storage); a `data:` URL is inline data. */
+  url(url: string, mime: string | undefined, modality?: string): GenAIPart;
+  unknown(value: unknown, providerType?: string): GenAIPart;
+  /** Runs a converter; a getter that throws yields an unknown part, never an exception. */
+  safe(convert: () => GenAIPart): GenAIPart;
+}
+
+export function contentParts(options?: ConvertOptions): ContentParts {
+  const ctx = ctxOf(options);
+  return {
+    text: (content) => ({ type: 'text', content }),
+    reasoning: (content) => ({ type: 'reasoning', content }),
+    toolCall,
+    toolResponse: (id, response) => ({ type: 'tool_call_response', id: strOrNull(id), response: jsonSafe(response) }),
+    inline: (base64, mime) => base64Part(base64, modalityOf(mime) ?? 'document', mime, ctx),
+    url: (url, mime, modality) => urlPart(url, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
+    unknown: unknownPart,
+    safe: safePart,
+  };
 }
 
 // --- OpenAI chat completions ---------------------------------------------------------------------
@@ -457,12 +487,6 @@ function filePart(f: { fileId?: unknown; fileData?: unknown; fileUrl?: unknown; 
   return part;
 }
 
-/** Inline file data (base64 text or bytes) with its media type, as the other providers' inline data. */
-export function inlineDataPart(data: string | Uint8Array, mime: string | undefined, options?: ConvertOptions): GenAIPart {
-  const base64 = typeof data === 'string' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64');
-  return base64Part(base64, modalityOf(mime) ?? 'document', mime, ctxOf(options));
-}
-
 function base64Part(base64: string, modality: string, mime: string | undefined, ctx: Ctx): GenAIPart {
   if (ctx.binary === 'include') return { type: 'blob', modality, ...(mime ? { mime_type: mime } : {}), content: base64 };
   const bytes = Buffer.from(base64, 'base64');
@@ -492,7 +516,7 @@ function modalityOf(mime: string | undefined): string | undefined {
 }
 
 /** A part this module does not know: kept as JSON so the reviewer still sees it. */
-export function unknownPart(value: unknown, providerType?: string): GenAIPart {
+function unknownPart(value: unknown, providerType?: string): GenAIPart {
   const part: GenAIPart = { type: 'unknown', value: jsonSafe(value) };
   const type = providerType ?? (isObj(value) && typeof value.type === 'string' ? value.type : undefined);
   if (type !== undefined) part.provider_type = type;

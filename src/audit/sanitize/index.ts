@@ -10,4 +10,4 @@ export {
   type Sanitizer,
   type SanitizerOptions,
 } from './detectors';
-export { sanitizeRequest, sanitizeWith, Walk, type RequestKind, type SanitizeLocationFinding, type SanitizeResult } from './messages';
+export { sanitizeRequest, type RequestKind, type SanitizeLocationFinding, type SanitizeResult, type TextWalk } from './messages';

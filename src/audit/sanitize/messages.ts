@@ -12,6 +12,7 @@
  */
 
 import type { Sanitizer } from './detectors';
+import type { RequestWalker } from '../../core/types';
 
 export type RequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
 
@@ -31,14 +32,31 @@ export interface SanitizeResult {
 }
 
 type Path = Array<string | number>;
-export type Obj = Record<string, unknown>;
+type Obj = Record<string, unknown>;
+
+/**
+ * What a provider's RequestWalker (src/core/types.ts) scans the request with: each method keeps
+ * the location (`path`) and, in redact mode, returns the rewritten value (copy-on-write).
+ */
+export interface TextWalk {
+  readonly path: Path;
+  /** One string of text the provider reads. */
+  text(value: string): string;
+  /** A JSON document in a string (tool call arguments). */
+  jsonText(value: string): string;
+  /** The string leaves of free-form JSON data (tool call arguments and results as objects). */
+  json(value: unknown): unknown;
+  array(items: readonly unknown[], fn: (item: unknown, index: number) => unknown): readonly unknown[];
+  field<T extends Obj>(obj: T, key: string, fn: (value: unknown) => unknown): T;
+  textField<T extends Obj>(obj: T, key: string): T;
+  jsonField<T extends Obj>(obj: T, key: string): T;
+}
 
 // Deepest nesting walked inside free-form JSON (Anthropic tool_use.input, parsed tool arguments).
 const MAX_DEPTH = 64;
 const IDENTIFIER = /^[A-Za-z_$][\w$]{0,63}$/;
 
-/** One walk over a request: the findings so far and the path being walked (provider walkers use its helpers). */
-export class Walk {
+class Walk implements TextWalk {
   readonly findings: SanitizeLocationFinding[] = [];
   total = 0;
   readonly path: Path = [];
@@ -83,7 +101,7 @@ export class Walk {
   }
 
   /** String leaves of free-form JSON data; objects are copied on write. */
-  json(value: unknown, depth: number, seen: Map<object, unknown>): unknown {
+  json(value: unknown, depth = 0, seen: Map<object, unknown> = new Map()): unknown {
     if (typeof value === 'string') return this.text(value);
     if (typeof value !== 'object' || value === null || depth >= MAX_DEPTH) return value;
     // Shared subtrees are rewritten once; a cycle (impossible to send anyway) is left as it is.
@@ -177,7 +195,7 @@ function formatPath(path: Path): string {
   return out;
 }
 
-export function isObj(value: unknown): value is Obj {
+function isObj(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
@@ -399,17 +417,18 @@ const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
  * Scans the text of a request. In `detect` mode `params` is returned as is; in `redact` mode the
  * returned params are a copy with each finding replaced by `[TYPE]` (the same object when nothing
  * was found). The caller's object is never modified. Unknown kinds and non-object params are left
- * untouched with no findings.
+ * untouched with no findings. `kind` is a built-in kind or a provider's own RequestWalker.
  */
-export function sanitizeRequest(kind: RequestKind, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
-  const walker = WALKERS[kind] as ((w: Walk, params: Obj) => Obj) | undefined;
-  if (walker === undefined || !Object.prototype.hasOwnProperty.call(WALKERS, kind)) return { params, findings: [], total: 0 };
-  return sanitizeWith(walker, params, sanitizer, mode);
-}
-
-/** {@link sanitizeRequest} with a provider module's own walker (a request shape not listed here). */
-export function sanitizeWith(walker: (w: Walk, params: Obj) => Obj, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
-  if (!isObj(params)) return { params, findings: [], total: 0 };
+export function sanitizeRequest(kind: RequestKind | RequestWalker, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
+  const walker =
+    typeof kind === 'object'
+      ? (w: Walk, p: Obj) => kind.sanitize(w, p)
+      : Object.prototype.hasOwnProperty.call(WALKERS, kind)
+        ? (WALKERS[kind] as ((w: Walk, params: Obj) => Obj) | undefined)
+        : undefined;
+  if (walker === undefined || !isObj(params)) {
+    return { params, findings: [], total: 0 };
+  }
   const walk = new Walk(sanitizer, mode === 'redact');
   const out = walker(walk, params);
   return { params: mode === 'redact' ? out : params, findings: walk.findings, total: walk.total };

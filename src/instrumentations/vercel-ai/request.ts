@@ -9,18 +9,15 @@
  * array of parts: `text`, `file` (bytes, base64 or a URL), `reasoning`, `tool-call` (`input`),
  * `tool-result` (`output`: `{type:'text'|'json'|'error-text'|'error-json'|'content', value}`).
  */
-import { sanitizeWith, type Walk } from '../../audit/sanitize';
-import { isObj, type Obj } from '../../audit/sanitize/messages';
-import {
-  embeddingsInput,
-  inlineDataPart,
-  jsonSafe,
-  payloadOf,
-  unknownPart,
-  type GenAIInputMessage,
-  type GenAIPart,
-} from '../../audit/content/genai-messages';
+import type { TextWalk } from '../../audit/sanitize';
+import { embeddingsInput, type ContentParts, type GenAIInputMessage, type GenAIPart } from '../../audit/content/genai-messages';
 import type { RequestWalker } from '../../core/types';
+
+type Obj = Record<string, unknown>;
+
+function isObj(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
 
 // --- hashes --------------------------------------------------------------------------------------
 
@@ -38,24 +35,24 @@ export function promptForHash(params: any): { system?: unknown; input?: unknown 
 
 // --- redaction -----------------------------------------------------------------------------------
 
-function walkPrompt(w: Walk, params: Obj): Obj {
+function walkPrompt(w: TextWalk, params: Obj): Obj {
   return w.field(params, 'prompt', (prompt) => (Array.isArray(prompt) ? w.array(prompt, (message) => walkMessage(w, message)) : prompt));
 }
 
-function walkMessage(w: Walk, message: unknown): unknown {
+function walkMessage(w: TextWalk, message: unknown): unknown {
   if (!isObj(message)) return message;
   if (message['role'] === 'system') return w.textField(message, 'content');
   return w.field(message, 'content', (content) => (Array.isArray(content) ? w.array(content, (part) => walkPart(w, part)) : content));
 }
 
-function walkPart(w: Walk, part: unknown): unknown {
+function walkPart(w: TextWalk, part: unknown): unknown {
   if (!isObj(part)) return part;
   switch (part['type']) {
     case 'text':
       return w.textField(part, 'text');
     case 'tool-call':
       // A JSON string from the providers of ai 6/7, an object from older ones.
-      return w.field(part, 'input', (input) => (typeof input === 'string' ? w.jsonText(input) : w.json(input, 0, new Map())));
+      return w.field(part, 'input', (input) => (typeof input === 'string' ? w.jsonText(input) : w.json(input)));
     case 'tool-result':
       return w.field(part, 'output', (output) => walkToolOutput(w, output));
     default:
@@ -65,7 +62,7 @@ function walkPart(w: Walk, part: unknown): unknown {
   }
 }
 
-function walkToolOutput(w: Walk, output: unknown): unknown {
+function walkToolOutput(w: TextWalk, output: unknown): unknown {
   if (!isObj(output)) return output;
   switch (output['type']) {
     case 'text':
@@ -73,7 +70,7 @@ function walkToolOutput(w: Walk, output: unknown): unknown {
       return w.textField(output, 'value');
     case 'json':
     case 'error-json':
-      return w.field(output, 'value', (value) => w.json(value, 0, new Map()));
+      return w.field(output, 'value', (value) => w.json(value));
     case 'content':
       return w.field(output, 'value', (value) =>
         Array.isArray(value) ? w.array(value, (item) => (isObj(item) && item['type'] === 'text' ? w.textField(item, 'text') : item)) : value,
@@ -83,79 +80,67 @@ function walkToolOutput(w: Walk, output: unknown): unknown {
   }
 }
 
-function walkEmbedding(w: Walk, params: Obj): Obj {
+function walkEmbedding(w: TextWalk, params: Obj): Obj {
   return w.field(params, 'values', (values) => (Array.isArray(values) ? w.array(values, (value) => (typeof value === 'string' ? w.text(value) : value)) : values));
 }
 
 // --- encrypted content ---------------------------------------------------------------------------
 
-function promptContent(params: unknown): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
-  const prompt: unknown[] = isObj(params) && Array.isArray(params['prompt']) ? params['prompt'] : [];
+function promptContent(params: Obj, parts: ContentParts): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
+  const prompt: unknown[] = Array.isArray(params['prompt']) ? params['prompt'] : [];
   let system: GenAIPart[] | undefined;
   const input: GenAIInputMessage[] = [];
   for (const message of prompt) {
-    try {
-      if (!isObj(message) || typeof message['role'] !== 'string') {
-        input.push({ role: 'unknown', parts: [unknownPart(message)] });
-      } else if (message['role'] === 'system') {
-        (system ??= []).push(typeof message['content'] === 'string' ? { type: 'text', content: message['content'] } : unknownPart(message['content']));
-      } else {
-        const content = message['content'];
-        input.push({ role: message['role'], parts: Array.isArray(content) ? content.map(contentPart) : [contentPart(content)] });
-      }
-    } catch {
-      input.push({ role: 'unknown', parts: [{ type: 'unknown', value: '[unreadable]' }] });
+    if (!isObj(message) || typeof message['role'] !== 'string') {
+      input.push({ role: 'unknown', parts: [parts.unknown(message)] });
+    } else if (message['role'] === 'system') {
+      const content = message['content'];
+      (system ??= []).push(typeof content === 'string' ? parts.text(content) : parts.unknown(content));
+    } else {
+      const content = message['content'];
+      const items = Array.isArray(content) ? content : [content];
+      input.push({ role: message['role'], parts: items.map((part) => parts.safe(() => contentPart(part, parts))) });
     }
   }
   return system === undefined ? { input_messages: input } : { system_instructions: system, input_messages: input };
 }
 
-function contentPart(part: unknown): GenAIPart {
-  if (typeof part === 'string') return { type: 'text', content: part };
-  if (!isObj(part)) return unknownPart(part);
+function contentPart(part: unknown, parts: ContentParts): GenAIPart {
+  if (typeof part === 'string') return parts.text(part);
+  if (!isObj(part)) return parts.unknown(part);
   switch (part['type']) {
     case 'text':
-      if (typeof part['text'] === 'string') return { type: 'text', content: part['text'] };
+      if (typeof part['text'] === 'string') return parts.text(part['text']);
       break;
     case 'reasoning':
-      if (typeof part['text'] === 'string') return { type: 'reasoning', content: part['text'] };
+      if (typeof part['text'] === 'string') return parts.reasoning(part['text']);
       break;
     case 'tool-call':
-      if (typeof part['toolName'] === 'string') return { type: 'tool_call', id: stringOrNull(part['toolCallId']), name: part['toolName'], arguments: jsonSafe(part['input']) };
+      if (typeof part['toolName'] === 'string') return parts.toolCall(part['toolCallId'], part['toolName'], part['input']);
       break;
     case 'tool-result':
-      return { type: 'tool_call_response', id: stringOrNull(part['toolCallId']), response: jsonSafe(part['output'] ?? part['result']) };
+      return parts.toolResponse(part['toolCallId'], part['output'] ?? part['result']);
     case 'file':
-      return filePart(part) ?? unknownPart(part);
+      return filePart(part, parts) ?? parts.unknown(part);
   }
-  return unknownPart(part);
+  return parts.unknown(part);
 }
 
-function filePart(part: Obj): GenAIPart | undefined {
+/** A file part's `data`: bytes, base64 text, or a URL (a string URL or a URL object) the provider fetches. */
+function filePart(part: Obj, parts: ContentParts): GenAIPart | undefined {
   const mime = typeof part['mediaType'] === 'string' ? part['mediaType'] : typeof part['mimeType'] === 'string' ? part['mimeType'] : undefined;
   const data = part['data'];
-  if (data instanceof URL) return { type: 'uri', modality: modality(mime), ...(mime ? { mime_type: mime } : {}), uri: data.href };
-  if (typeof data === 'string' && /^https?:\/\//i.test(data)) return { type: 'uri', modality: modality(mime), ...(mime ? { mime_type: mime } : {}), uri: data };
-  if (typeof data === 'string' || data instanceof Uint8Array) return inlineDataPart(data, mime);
+  if (data instanceof URL) return parts.url(data.href, mime);
+  if (typeof data === 'string') return /^(https?|data):/i.test(data) ? parts.url(data, mime) : parts.inline(data, mime);
+  if (data instanceof Uint8Array) return parts.inline(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'), mime);
   return undefined;
-}
-
-function modality(mime: string | undefined): string {
-  return mime?.startsWith('image/') ? 'image' : mime?.startsWith('audio/') ? 'audio' : mime?.startsWith('video/') ? 'video' : 'document';
-}
-
-function stringOrNull(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
 }
 
 // --- the walkers the specs carry -----------------------------------------------------------------
 
-export const languageWalker: RequestWalker = {
-  sanitize: (params, sanitizer, mode) => sanitizeWith(walkPrompt, params, sanitizer, mode),
-  content: (params, output) => payloadOf(promptContent(params), output),
-};
+export const languageWalker: RequestWalker = { sanitize: walkPrompt, content: promptContent };
 
 export const embeddingWalker: RequestWalker = {
-  sanitize: (params, sanitizer, mode) => sanitizeWith(walkEmbedding, params, sanitizer, mode),
-  content: (params, output) => payloadOf({ input_messages: embeddingsInput(isObj(params) ? params['values'] : undefined) }, output),
+  sanitize: walkEmbedding,
+  content: (params) => ({ input_messages: embeddingsInput(params['values']) }),
 };

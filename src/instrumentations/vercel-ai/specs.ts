@@ -42,7 +42,7 @@ export function languageSpec(model: ModelInfo, action: string, streaming: boolea
     provider: model.provider,
     operationName: 'chat',
     action,
-    walker: languageWalker,
+    requestKind: languageWalker,
     requestModel: () => model.modelId,
     isStream: () => streaming,
     requestAttributes(params, attributes) {
@@ -70,7 +70,7 @@ export function embeddingSpec(model: ModelInfo, action: string): OperationSpec {
     provider: model.provider,
     operationName: 'embeddings',
     action,
-    walker: embeddingWalker,
+    requestKind: embeddingWalker,
     requestModel: () => model.modelId,
     isStream: () => false,
     requestAttributes() {},

@@ -24,9 +24,16 @@ import { embeddingSpec, languageSpec, providerName, type ModelInfo } from './spe
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
-/** The exported functions that take a language model (`model`, and `prepareStep` may return one). */
-const LANGUAGE_FUNCTIONS = ['generateText', 'streamText', 'generateObject', 'streamObject', 'experimental_streamTextLowMemory'] as const;
-const EMBEDDING_FUNCTIONS = ['embed', 'embedMany'] as const;
+/** The exported functions that take a model: a language model (`prepareStep` may return one too) or an embedding model. */
+const ENTRY_POINTS: ReadonlyArray<readonly [string, 'language' | 'embedding']> = [
+  ['generateText', 'language'],
+  ['streamText', 'language'],
+  ['generateObject', 'language'],
+  ['streamObject', 'language'],
+  ['experimental_streamTextLowMemory', 'language'],
+  ['embed', 'embedding'],
+  ['embedMany', 'embedding'],
+];
 
 /** Marks our model proxies: a model passed on (a proxy handed back by prepareStep) is not wrapped twice. */
 const AUDITED_MODEL = Symbol.for('otel-llm-audit.vercel-ai.model');
@@ -43,13 +50,9 @@ export const vercelAi = {
    */
   patch(moduleExports: any, services: () => AuditServices | undefined): any {
     const replacements: Record<string, Fn> = {};
-    for (const name of LANGUAGE_FUNCTIONS) {
+    for (const [name, kind] of ENTRY_POINTS) {
       const original = moduleExports?.[name];
-      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, 'language', moduleExports, services);
-    }
-    for (const name of EMBEDDING_FUNCTIONS) {
-      const original = moduleExports?.[name];
-      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, 'embedding', moduleExports, services);
+      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, kind, moduleExports, services);
     }
     patchAgent(moduleExports, services);
     if (Object.keys(replacements).length === 0) {
@@ -107,7 +110,8 @@ function withExports(exports: any, replacements: Record<string, Fn>): any {
   const copy: Record<string, unknown> = {};
   for (const key of Object.getOwnPropertyNames(exports)) {
     if (key in replacements) continue;
-    Object.defineProperty(copy, key, { enumerable: true, configurable: true, get: () => exports[key] });
+    const enumerable = Object.getOwnPropertyDescriptor(exports, key)?.enumerable ?? true;
+    Object.defineProperty(copy, key, { enumerable, configurable: true, get: () => exports[key] });
   }
   for (const name of Object.keys(replacements)) Object.defineProperty(copy, name, { enumerable: true, configurable: true, writable: true, value: replacements[name] });
   return copy;

@@ -257,6 +257,18 @@ export function vercelAiSuite(fromDir: string, major: number): void {
   });
 
   describe('what the provider omits, errors, telemetry', () => {
+    it('a model named by its id string is resolved as ai resolves it (the global default provider) and audited', async () => {
+      const global = globalThis as { AI_SDK_DEFAULT_PROVIDER?: unknown };
+      global.AI_SDK_DEFAULT_PROVIDER = openai;
+      try {
+        await ai.generateText({ model: 'gpt-4o-mini', prompt: 'hi', maxRetries: 0 });
+      } finally {
+        delete global.AI_SDK_DEFAULT_PROVIDER;
+      }
+      const [span] = await records(1);
+      expect(span!.attributes).toMatchObject({ 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-4o-mini', 'llm_audit.status': 'success' });
+    });
+
     it('no usage from the provider: usage.status missing, no invented zero', async () => {
       fake.enqueue({ omitUsage: true });
       await ai.generateText({ model: anthropic('claude-haiku-4-5'), prompt: 'hi', maxRetries: 0 }).catch(() => undefined);

@@ -21,6 +21,7 @@ import { openaiPatch } from './instrumentations/openai';
 import { googleGenaiPatch } from './instrumentations/google-genai';
 import { mistralPatch } from './instrumentations/mistral';
 import { providerHostMap } from './instrumentations/provider-hosts';
+import { vercelAi } from './instrumentations/vercel-ai';
 import * as A from './semconv';
 import { STREAM_OUTCOME } from './semconv';
 import { PACKAGE_VERSION } from './version';
@@ -58,14 +59,19 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   content?: ContentCipher | null;
 }
 
-/** The SDKs this package patches, by the id `providers` takes: the one table the ids come from. */
+/**
+ * The SDKs this package patches, by the id `providers` takes: the one table the ids come from.
+ * `ai`: the Vercel AI SDK, whatever @ai-sdk provider its models come from (its exports are wrapped,
+ * not prototypes).
+ */
 const PROVIDERS = {
   openai: openaiPatch,
   anthropic: anthropicPatch,
   'google-genai': googleGenaiPatch,
   mistral: mistralPatch,
   'bedrock-runtime': bedrockRuntimePatch,
-} satisfies Record<string, ProviderPatch>;
+  ai: vercelAi,
+} satisfies Record<string, ProviderPatch | typeof vercelAi>;
 
 export type ProviderId = keyof typeof PROVIDERS;
 
@@ -157,7 +163,10 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
 
   protected init(): InstrumentationNodeModuleDefinition[] {
     const wanted = this.getConfig().providers ?? (Object.keys(PROVIDERS) as ProviderId[]);
-    return wanted.map((id) => this.moduleDefinition(PROVIDERS[id]));
+    return wanted.map((id) => {
+      const patch = PROVIDERS[id];
+      return 'targets' in patch ? this.moduleDefinition(patch) : this.exportsDefinition(patch);
+    });
   }
 
   /**
@@ -211,6 +220,23 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       (file) => new InstrumentationNodeModuleFile(`${patch.moduleName}/${file}`, ['*'], (exports: any, version?: string) => onLoad(exports, version, file), onUnload),
     );
     return new InstrumentationNodeModuleDefinition(patch.moduleName, ['*'], onLoad, onUnload, files);
+  }
+
+  /**
+   * A module whose exported functions are wrapped (the Vercel AI SDK): the patch returns the
+   * exports to use. Nothing to undo: disabled, the wrappers pass every call through.
+   */
+  private exportsDefinition(patch: typeof vercelAi): InstrumentationNodeModuleDefinition {
+    const services = (): AuditServices | undefined => (this.isEnabled() ? this.services : undefined);
+    return new InstrumentationNodeModuleDefinition(patch.moduleName, ['*'], (moduleExports, version) => {
+      if (!checkShape(patch, moduleExports, version)) return moduleExports;
+      try {
+        return patch.patch(moduleExports, services);
+      } catch (error) {
+        diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
+        return moduleExports;
+      }
+    });
   }
 
   private patchTargets(patch: ProviderPatch, moduleExports: any): void {

@@ -561,7 +561,7 @@ describe('Anthropic messages', () => {
     expect(res.model).toBe('claude-haiku-4-5');
     expect(res.stop_reason).toBe('end_turn');
     expect(res.stop_sequence).toBeNull();
-    expect(res.content).toEqual([{ type: 'text', text: DEFAULT_TEXT, citations: null }]);
+    expect(res.content).toEqual([{ type: 'text', text: DEFAULT_TEXT }]);
     expect(res.usage).toMatchObject({
       input_tokens: defaultUsage.input - defaultUsage.cacheRead - defaultUsage.cacheCreation,
       output_tokens: defaultUsage.output,

@@ -178,7 +178,12 @@ const FOREIGN_GENAI_SCOPES: ReadonlySet<string> = new Set([
   '@traceloop/instrumentation-anthropic',
   '@arizeai/openinference-instrumentation-openai',
   '@arizeai/openinference-instrumentation-anthropic',
+  // The Vercel AI SDK's own telemetry (experimental_telemetry): its model-call spans only.
+  'ai',
 ]);
+
+/** The AI SDK's span of one model call (`ai.generateText.doGenerate`, `ai.streamText.doStream`, `ai.embedMany.doEmbed`...); its other spans cover whole runs of calls. */
+const AI_SDK_CALL_SPAN = /^ai\.\w+\.do(Generate|Stream|Embed)$/;
 
 /**
  * The active span when it is another GenAI instrumentation's span of the call being made (it wraps
@@ -190,6 +195,7 @@ function foreignCallSpan(parent: Context): Span | undefined {
   if (span === undefined || !span.isRecording() || span.ended === true) return undefined;
   const scope = span.instrumentationScope?.name;
   if (scope === undefined || !FOREIGN_GENAI_SCOPES.has(scope)) return undefined;
+  if (scope === 'ai' && !AI_SDK_CALL_SPAN.test((span as { name?: string }).name ?? '')) return undefined;
   // Started within the last 50 ms: an enclosing span of the same instrumentation (an agent run
   // wrapped around several calls) is not this call's.
   const started = span.startTime;

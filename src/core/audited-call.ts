@@ -8,7 +8,7 @@ import {
   type Span,
   type Tracer,
 } from '@opentelemetry/api';
-import { context } from '@opentelemetry/api';
+import { context, createContextKey } from '@opentelemetry/api';
 import { getAuditContext, pendingRetrievals, type AuditContext, type Retrieval } from '../context';
 import {
   guardrailAttributes,
@@ -61,6 +61,13 @@ export interface ServerInfo {
   /** Request attributes of the endpoint (the Azure OpenAI api-version). */
   attributes?: Attributes;
 }
+
+/**
+ * Set in the context the SDK method of an audited call runs in. A call made inside another one is
+ * the same model call seen from below (a Vercel AI SDK model built on the `openai` SDK): it is
+ * recorded once, by the outer call, which saw the request the application made.
+ */
+export const IN_AUDITED_CALL = createContextKey('otel-llm-audit.in-audited-call');
 
 const requestIds = new WeakMap<object, string>();
 
@@ -182,7 +189,8 @@ export class AuditedCall implements GuardrailTarget {
 
   /** Runs a hook so that recordGuardrail/recordRetrieval inside it (even after an await) land on this call. */
   runHook<T>(hook: () => T): T {
-    return context.with(withCurrentCall(context.active(), this), hook);
+    // A hook's own LLM call (a moderation check) is a call of its own, audited as one.
+    return context.with(withCurrentCall(context.active().deleteValue(IN_AUDITED_CALL), this), hook);
   }
 
   /** One `llm_audit.sanitization` event per finding type and location (never the value), and the total. */

@@ -6,7 +6,7 @@ import { stainlessAdapter } from './api-promise';
 import { promiseAdapter, type SdkAdapter } from './sdk-adapter';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { refusedWhileAuditUnavailable } from '../audit/failure-policy';
-import { AuditedCall, type AuditServices, type ServerInfo } from './audited-call';
+import { AuditedCall, IN_AUDITED_CALL, type AuditServices, type ServerInfo } from './audited-call';
 import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
@@ -19,7 +19,7 @@ type Method = (this: any, ...args: any[]) => any;
 /** Marks this package's wrappers, to tell them from other instrumentations' wrappers of the same method. */
 const OURS = Symbol.for('otel-llm-audit.wrapper');
 
-function ours<T extends Method>(wrapper: T): T {
+export function ours<T extends Method>(wrapper: T): T {
   Object.defineProperty(wrapper, OURS, { value: true });
   return wrapper;
 }
@@ -84,6 +84,7 @@ export function auditedMethod(
       let gate: Promise<void> | undefined;
       ensureContextManager();
       const parent = context.active();
+      if (parent.getValue(IN_AUDITED_CALL) === true) return original.apply(this, args);
       try {
         const shared = services();
         if (shared === undefined) return original.apply(this, args);
@@ -118,7 +119,7 @@ export function auditedMethod(
           return refuseUnheld(call, gate);
         };
         // Marked as audited, so that the unaudited-request watcher lets its HTTP requests pass.
-        result = runInAuditedCall(() => context.with(trace.setSpan(parent, call.traceSpan), run));
+        result = runInAuditedCall(() => context.with(trace.setSpan(parent, call.traceSpan).setValue(IN_AUDITED_CALL, true), run));
       } catch (error) {
         call.fail(error);
         throw error;

@@ -56,7 +56,7 @@ export interface ProviderPatch {
 }
 
 /** What `patch` needs and `moduleExports` lacks (names from ProviderPatch.needs); empty when its shape matches. */
-export function missingShape(patch: ProviderPatch, moduleExports: any, file?: string): string[] {
+export function missingShape(patch: Pick<ProviderPatch, 'needs'>, moduleExports: any, file?: string): string[] {
   return Object.entries(patch.needs(moduleExports, file))
     .filter(([, value]) => typeof value !== 'function')
     .map(([name]) => name);
@@ -74,7 +74,7 @@ const said = new Set<string>();
  * without audit is an audit failure, not a debugging detail); under LLM_AUDIT_ON_FAILURE=block it
  * is an error instead, thrown where the app loads the SDK, so the app does not start unaudited.
  */
-export function checkShape(patch: ProviderPatch, moduleExports: any, version: string | undefined, file?: string): boolean {
+export function checkShape(patch: Pick<ProviderPatch, 'moduleName' | 'needs' | 'tested' | 'testedRange'>, moduleExports: any, version: string | undefined, file?: string): boolean {
   const missing = missingShape(patch, moduleExports, file);
   // Per version and verdict: two copies of one version can differ (a patched or bundled copy).
   const key = `${patch.moduleName}@${version}:${missing.join(',')}`;

@@ -3,8 +3,11 @@ import type { RequestKind, TextWalk } from '../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 import type { GuardrailResult } from '../guardrails';
 
-/** `gen_ai.provider.name` values this package records (the GenAI conventions' names). */
-export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai' | 'aws.bedrock';
+/**
+ * `gen_ai.provider.name` values this package records (the GenAI conventions' names). A framework
+ * over many providers (the Vercel AI SDK) names the provider of each model: any such value.
+ */
+export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai' | 'aws.bedrock' | (string & {});
 
 /**
  * A provider's request shape, defined once in its folder (src/instrumentations/<provider>/): one

@@ -105,7 +105,7 @@ function summarizeMessage(data: any): ResponseSummary {
  * Anthropic reports `input_tokens` without the cached part; the conventions' input count includes
  * cache reads and cache writes, so the three are added.
  */
-function anthropicUsage(usage: any): TokenUsage | undefined {
+export function anthropicUsage(usage: any): TokenUsage | undefined {
   if (usage === undefined || usage === null) return undefined;
   const cacheRead = definedNumber(usage.cache_read_input_tokens);
   const cacheCreation = definedNumber(usage.cache_creation_input_tokens);

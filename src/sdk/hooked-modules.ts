@@ -15,4 +15,6 @@ export const HOOKED_MODULES: Array<string | RegExp> = [
   /\/node_modules\/@anthropic-ai\/sdk\/resources\/messages\/messages\.mjs$/,
   /\/node_modules\/@google\/genai\/dist\/node\/index\.mjs$/,
   /\/node_modules\/@aws-sdk\/client-bedrock-runtime\/dist-es\/index\.js$/,
+  'ai',
+  /\/node_modules\/ai\/dist\/index\.m?js$/,
 ];

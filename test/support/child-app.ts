@@ -20,9 +20,11 @@ export function runNodeApp(
   env: Record<string, string>,
   onStdout?: (text: string, child: ChildProcess) => void,
   timeoutMs = 30_000,
+  /** The Node binary (another line than the runner's: test/support/node24.ts). */
+  node = process.execPath,
 ): Promise<AppRun> {
   return new Promise<AppRun>((resolve, reject) => {
-    const child = spawn(process.execPath, args, {
+    const child = spawn(node, args, {
       cwd: repoRoot,
       env: { PATH: process.env.PATH ?? '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

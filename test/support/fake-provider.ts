@@ -1006,7 +1006,10 @@ function handleMessages(ctx: Ctx): Promise<void> | void {
     ...(usageField ? { usage: usageField } : {}),
   });
   const toolBlock = (c: ToolCall, input: unknown): Json => ({ type: 'tool_use', id: c.id, name: c.name, input, caller: { type: 'direct' } });
-  const textBlock = (text: string): Json => ({ type: 'text', text, citations: null });
+  // No `citations` member on a block without citations: the API reference's examples (whole
+  // message and stream) have none, and @ai-sdk/anthropic 3 (Apache-2.0), which parses the real
+  // API's answers, rejects `citations: null`.
+  const textBlock = (text: string): Json => ({ type: 'text', text });
 
   if (!body.stream) {
     const content: unknown[] = [

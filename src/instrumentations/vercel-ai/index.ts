@@ -1,0 +1,230 @@
+/**
+ * The Vercel AI SDK (`ai` 5, 6 and 7, any `@ai-sdk/*` provider).
+ *
+ * The @ai-sdk providers call `fetch` themselves, so the openai / anthropic patches see none of
+ * their calls. The seam is the model object the application passes: every model call of `ai` goes
+ * through its `doGenerate` / `doStream` / `doEmbed` (the specification `wrapLanguageModel`
+ * middleware builds on), with telemetry on or off. The exported functions that take a model are
+ * wrapped so that the model they get is a proxy whose `do*` methods are audited calls: one audit
+ * record per model call (each step of a multi-step `generateText`, each retry, each chunk of
+ * `embedMany`), the request held for the beforeRequest hook and redacted before the provider turns
+ * it into its wire format. `ai` 7's `diagnostics_channel` `ai:telemetry` would only observe, and
+ * nothing at all with telemetry switched off per call.
+ *
+ * `ai` 6 has a CommonJS build whose exports are getters that cannot be redefined: the patch then
+ * returns a copy of the exports (require-in-the-middle hands that to `require`). Under the ESM
+ * hook, the namespace import-in-the-middle gives is written in place.
+ */
+import { diag } from '@opentelemetry/api';
+import { auditedMethod, ours, wrappedByUs, type AuditedMethodOptions } from '../../core/patch';
+import { serverFromURL } from '../provider-hosts';
+import type { AuditedCall, AuditServices, ServerInfo } from '../../core/audited-call';
+import { observeReadableStream } from '../../core/readable-stream';
+import { promiseAdapter } from '../../core/sdk-adapter';
+import { embeddingSpec, languageSpec, providerName, type ModelInfo } from './specs';
+
+type Fn = (this: unknown, ...args: any[]) => any;
+
+/** The exported functions that take a model: a language model (`prepareStep` may return one too) or an embedding model. */
+const ENTRY_POINTS: ReadonlyArray<readonly [string, 'language' | 'embedding']> = [
+  ['generateText', 'language'],
+  ['streamText', 'language'],
+  ['generateObject', 'language'],
+  ['streamObject', 'language'],
+  ['experimental_streamTextLowMemory', 'language'],
+  ['embed', 'embedding'],
+  ['embedMany', 'embedding'],
+];
+
+/** Marks our model proxies: a model passed on (a proxy handed back by prepareStep) is not wrapped twice. */
+const AUDITED_MODEL = Symbol.for('otel-llm-audit.vercel-ai.model');
+
+export const vercelAi = {
+  moduleName: 'ai',
+  /** 5.x (LanguageModelV2), 6.x (V3) and 7.x (V4); the shapes differ only in usage and finish reason. */
+  tested: (major: number) => major >= 5 && major <= 7,
+  testedRange: '5.x, 6.x, 7.x',
+  /** The entry points whose model argument is wrapped; another major that still has them is patched. */
+  needs: (moduleExports: any): Record<string, unknown> => ({
+    generateText: moduleExports?.generateText,
+    streamText: moduleExports?.streamText,
+    embed: moduleExports?.embed,
+  }),
+
+  /**
+   * Wraps the model-taking functions of `ai`'s exports. Returns the exports to hand to the
+   * application: the same object when it could be written, else a copy.
+   */
+  patch(moduleExports: any, services: () => AuditServices | undefined): any {
+    const replacements: Record<string, Fn> = {};
+    for (const [name, kind] of ENTRY_POINTS) {
+      const original = moduleExports?.[name];
+      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, kind, moduleExports, services);
+    }
+    patchAgent(moduleExports, services);
+    if (Object.keys(replacements).length === 0) {
+      diag.warn('otel-llm-audit: found nothing to patch in ai; its calls are not audited');
+      return moduleExports;
+    }
+    return withExports(moduleExports, replacements);
+  },
+};
+
+/**
+ * An agent calls ai's generateText / streamText from inside the module, not through the exports.
+ * ai 6/7's ToolLoopAgent builds their arguments in `prepareCall`, which then gets the audited
+ * model; ai 5's Agent (exported as Experimental_Agent) spreads `{...settings, ...options}`, so
+ * its `generate` / `stream` get the audited model in their options.
+ */
+function patchAgent(exports: any, services: () => AuditServices | undefined): void {
+  const agent = (exports?.ToolLoopAgent ?? exports?.Experimental_Agent)?.prototype;
+  if (agent === undefined || agent === null) return;
+  if (typeof agent.prepareCall === 'function') {
+    if (wrappedByUs(agent.prepareCall)) return;
+    const prepareCall: Fn = agent.prepareCall;
+    agent.prepareCall = ours(async function auditedPrepareCall(this: unknown, ...args: any[]) {
+      const prepared = await prepareCall.apply(this, args);
+      return services() === undefined ? prepared : auditedOptions(prepared, 'ToolLoopAgent', 'language', exports, services);
+    });
+    return;
+  }
+  for (const method of ['generate', 'stream']) {
+    const original: Fn | undefined = agent[method];
+    if (typeof original !== 'function' || wrappedByUs(original)) continue;
+    agent[method] = ours(function auditedAgentCall(this: { settings?: any }, options?: any, ...rest: any[]) {
+      if (services() === undefined) return original.call(this, options, ...rest);
+      const settings = this?.settings ?? {};
+      const merged = { ...options, model: options?.model ?? settings.model };
+      if ((options?.prepareStep ?? settings.prepareStep) !== undefined) merged.prepareStep = options?.prepareStep ?? settings.prepareStep;
+      return original.call(this, auditedOptions(merged, 'Agent', 'language', exports, services), ...rest);
+    });
+  }
+}
+
+/** `exports` with `replacements`: written in place when it can be (an ESM namespace under the hook), else a copy. */
+function withExports(exports: any, replacements: Record<string, Fn>): any {
+  let inPlace = true;
+  for (const name of Object.keys(replacements)) {
+    try {
+      exports[name] = replacements[name];
+    } catch {
+      // a getter without a setter, in strict mode
+    }
+    if (exports[name] !== replacements[name]) inPlace = false;
+  }
+  if (inPlace) return exports;
+  // The CommonJS build: every other export stays a live getter onto the original.
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.getOwnPropertyNames(exports)) {
+    if (key in replacements) continue;
+    const enumerable = Object.getOwnPropertyDescriptor(exports, key)?.enumerable ?? true;
+    Object.defineProperty(copy, key, { enumerable, configurable: true, get: () => exports[key] });
+  }
+  for (const name of Object.keys(replacements)) Object.defineProperty(copy, name, { enumerable: true, configurable: true, writable: true, value: replacements[name] });
+  return copy;
+}
+
+function entryPoint(original: Fn, action: string, kind: 'language' | 'embedding', exports: any, services: () => AuditServices | undefined): Fn {
+  return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
+    if (services() === undefined) return original.apply(this, args);
+    return original.apply(this, [auditedOptions(args[0], action, kind, exports, services), ...args.slice(1)]);
+  });
+}
+
+/** The options of an ai call with the model (and any model prepareStep returns) audited; as they were when that fails. */
+function auditedOptions(options: any, action: string, kind: 'language' | 'embedding', exports: any, services: () => AuditServices | undefined): any {
+  if (typeof options !== 'object' || options === null) return options;
+  try {
+    const audited = { ...options, model: auditedModel(options.model, kind, action, exports, services) };
+    if (kind === 'language' && typeof options.prepareStep === 'function') audited.prepareStep = auditedPrepareStep(options.prepareStep, action, exports, services);
+    return audited;
+  } catch (error) {
+    diag.error(`otel-llm-audit: could not audit the model of this ${action} call; its model calls are NOT audited`, error);
+    return options;
+  }
+}
+
+/** A `prepareStep` whose step model (when it names one) is audited like the call's own. */
+function auditedPrepareStep(prepareStep: Fn, action: string, exports: any, services: () => AuditServices | undefined): Fn {
+  return async function (this: unknown, ...args: any[]) {
+    const result = await prepareStep.apply(this, args);
+    if (result === null || typeof result !== 'object' || result.model === undefined) return result;
+    return { ...result, model: auditedModel(result.model, 'language', action, exports, services) };
+  };
+}
+
+/**
+ * The model as an audited proxy. A string id is resolved the way `ai` resolves it (the global
+ * default provider, else the AI Gateway) so that its calls are audited too.
+ */
+function auditedModel(model: any, kind: 'language' | 'embedding', action: string, exports: any, services: () => AuditServices | undefined): unknown {
+  if (typeof model === 'string') {
+    const provider = (globalThis as { AI_SDK_DEFAULT_PROVIDER?: any }).AI_SDK_DEFAULT_PROVIDER ?? exports?.gateway;
+    const resolve = kind === 'language' ? provider?.languageModel : (provider?.embeddingModel ?? provider?.textEmbeddingModel);
+    if (typeof resolve !== 'function') throw new Error(`cannot resolve the model id "${model}" as ai does`);
+    model = resolve.call(provider, model);
+  }
+  if (typeof model !== 'object' || model === null || model[AUDITED_MODEL] === true) return model;
+  const info: ModelInfo = { provider: providerName(model.provider), modelId: typeof model.modelId === 'string' ? model.modelId : undefined };
+  const methods: Record<string, Fn> = {};
+  if (kind === 'language') {
+    if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, languageSpec(info, action, false), MODEL_OPTIONS)(model.doGenerate);
+    if (typeof model.doStream === 'function') methods.doStream = auditedMethod(services, languageSpec(info, action, true), MODEL_OPTIONS)(model.doStream);
+  } else if (typeof model.doEmbed === 'function') {
+    methods.doEmbed = auditedMethod(services, embeddingSpec(info, action), MODEL_OPTIONS)(model.doEmbed);
+  }
+  return new Proxy(model, {
+    get(target, key) {
+      if (key === AUDITED_MODEL) return true;
+      const method = typeof key === 'string' ? methods[key] : undefined;
+      // The audited method runs on the model itself (its private fields), whatever `this` ai uses.
+      if (method !== undefined) return (...args: unknown[]) => method.apply(target, args);
+      return Reflect.get(target, key, target);
+    },
+  });
+}
+
+/**
+ * How a model's `do*` call is held and observed: it returns a plain promise, so the generic
+ * adapter holds it (core/sdk-adapter.ts: the method is called only once the gate opens); a
+ * `doStream` result's `stream`, a web ReadableStream inside the result object, is replaced by an
+ * observed stream that hands on the same parts.
+ */
+const MODEL_OPTIONS: AuditedMethodOptions = {
+  server: serverOf,
+  adapter: { hold: promiseAdapter.hold, observe: observeModelResult },
+};
+
+function observeModelResult(result: unknown, call: AuditedCall): unknown {
+  return Promise.resolve(result).then(
+    (value: any) => {
+      try {
+        if (typeof value?.stream?.getReader === 'function') {
+          return { ...value, stream: observeReadableStream(value.stream, call, (part: any) => (part?.type === 'error' ? (part.error ?? 'stream error part') : undefined)) };
+        }
+        call.tag(value);
+        call.completeWith(value);
+      } catch (error) {
+        diag.error('otel-llm-audit: could not observe the model result', error);
+      }
+      return value;
+    },
+    (error: unknown) => {
+      call.fail(error);
+      throw error;
+    },
+  );
+}
+
+/** `server.*` from the provider's configured base URL (`config.baseURL`, or `config.url()` of the OpenAI models). */
+function serverOf(model: any): ServerInfo {
+  if (typeof model !== 'object' || model === null) return {};
+  let baseURL: unknown;
+  try {
+    const config = model.config;
+    baseURL = typeof config?.baseURL === 'string' ? config.baseURL : typeof config?.url === 'function' ? config.url({ path: '', modelId: model.modelId }) : undefined;
+  } catch {
+    baseURL = undefined;
+  }
+  return serverFromURL(model, baseURL);
+}

@@ -1,0 +1,223 @@
+import * as A from '../../semconv';
+import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import { definedNumber, setNumber, stringList, withFinish } from '../../core/values';
+import { anthropicUsage } from '../anthropic';
+import { embeddingWalker, languageWalker, promptForHash } from './request';
+
+/** What the audit needs of a model object: who serves it, which model. */
+export interface ModelInfo {
+  /** `gen_ai.provider.name`. */
+  provider: string;
+  modelId: string | undefined;
+}
+
+// The first segment of a model's `provider` field ('openai.chat', 'anthropic.messages',
+// 'google.generative-ai', 'amazon-bedrock') to the conventions' provider names where they differ.
+const PROVIDER_NAMES: Readonly<Record<string, string>> = {
+  azure: 'azure.ai.openai',
+  google: 'gcp.gemini',
+  'google-vertex': 'gcp.vertex_ai',
+  vertex: 'gcp.vertex_ai',
+  'amazon-bedrock': 'aws.bedrock',
+  bedrock: 'aws.bedrock',
+  mistral: 'mistral_ai',
+  xai: 'x_ai',
+};
+
+/** `gen_ai.provider.name` of a model from its `provider` field (`openai.responses` -> `openai`). */
+export function providerName(provider: unknown): string {
+  if (typeof provider !== 'string' || provider === '') return 'unknown';
+  if (provider.startsWith('google.vertex')) return 'gcp.vertex_ai';
+  const first = provider.split('.')[0]!;
+  return PROVIDER_NAMES[first] ?? first;
+}
+
+/**
+ * The spec of one model's `doGenerate` (streaming false) or `doStream` (true), named `action`
+ * (the AI SDK function the application called). The request model is the model object's
+ * `modelId`: the call options carry none.
+ */
+export function languageSpec(model: ModelInfo, action: string, streaming: boolean): OperationSpec {
+  return {
+    provider: model.provider,
+    operationName: 'chat',
+    action,
+    requestKind: languageWalker,
+    requestModel: () => model.modelId,
+    isStream: () => streaming,
+    requestAttributes(params, attributes) {
+      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params?.maxOutputTokens);
+      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, params?.temperature);
+      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, params?.topP);
+      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, params?.topK);
+      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY, params?.frequencyPenalty);
+      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY, params?.presencePenalty);
+      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_SEED, params?.seed);
+      const stop = stringList(params?.stopSequences);
+      if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+      const format = params?.responseFormat?.type;
+      if (format === 'json' || format === 'text') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = format;
+    },
+    prompt: promptForHash,
+    summarize: summarizeGenerate,
+    accumulator: () => new StreamPartAccumulator(),
+  };
+}
+
+/** The spec of one embedding model's `doEmbed` (`embed`, and each chunk of `embedMany`). */
+export function embeddingSpec(model: ModelInfo, action: string): OperationSpec {
+  return {
+    provider: model.provider,
+    operationName: 'embeddings',
+    action,
+    requestKind: embeddingWalker,
+    requestModel: () => model.modelId,
+    isStream: () => false,
+    requestAttributes() {},
+    prompt: (params) => ({ input: params?.values }),
+    summarize(data: any): ResponseSummary {
+      // Vectors are derived data: no output hash, as for the openai SDK's embeddings.
+      const first = Array.isArray(data?.embeddings) ? data.embeddings[0] : undefined;
+      const tokens = definedNumber(data?.usage?.tokens);
+      return {
+        usage: tokens === undefined ? undefined : { input: tokens },
+        attributes: Array.isArray(first) ? { [A.ATTR_GEN_AI_EMBEDDINGS_DIMENSION_COUNT]: first.length } : undefined,
+      };
+    },
+    accumulator: () => {
+      throw new Error('embeddings do not stream');
+    },
+  };
+}
+
+/** `finishReason`: a string from LanguageModelV2, `{unified, raw}` from V3/V4 (the unified one is kept). */
+function finishReason(value: any): string | undefined {
+  if (typeof value === 'string') return value;
+  return typeof value?.unified === 'string' ? value.unified : undefined;
+}
+
+/**
+ * Usage as the conventions count it. V3/V4 nest it (`inputTokens.total` includes the cache reads
+ * and writes, as the conventions' input count does); V2 has flat numbers (see flatUsage). Undefined when the
+ * provider reported no count at all, so that the record says `missing`, not 0.
+ */
+export function usageOf(usage: any, metadata?: any): TokenUsage | undefined {
+  if (usage === undefined || usage === null) return undefined;
+  const nested = typeof usage.inputTokens === 'object' || typeof usage.outputTokens === 'object';
+  const counts: TokenUsage = nested
+    ? {
+        input: definedNumber(usage.inputTokens?.total),
+        output: definedNumber(usage.outputTokens?.total),
+        cacheRead: definedNumber(usage.inputTokens?.cacheRead),
+        cacheCreation: definedNumber(usage.inputTokens?.cacheWrite),
+        reasoning: definedNumber(usage.outputTokens?.reasoning),
+      }
+    : flatUsage(usage, metadata);
+  return Object.values(counts).some((count) => count !== undefined) ? counts : undefined;
+}
+
+/**
+ * LanguageModelV2 usage (ai 5 providers): flat numbers, and `inputTokens` means what the provider
+ * means by it. @ai-sdk/anthropic 2 passes Anthropic's `input_tokens`, which leave out the cache
+ * reads and writes; it also hands on Anthropic's own usage object (`providerMetadata.anthropic.usage`),
+ * which is read as the Anthropic SDK's is, so that input counts the same whichever way the call was made.
+ */
+function flatUsage(usage: any, metadata: any): TokenUsage {
+  const raw = metadata?.anthropic?.usage;
+  if (typeof raw === 'object' && raw !== null) return anthropicUsage(raw) ?? {};
+  return {
+    input: definedNumber(usage.inputTokens),
+    output: definedNumber(usage.outputTokens),
+    cacheRead: definedNumber(usage.cachedInputTokens),
+    reasoning: definedNumber(usage.reasoningTokens),
+  };
+}
+
+interface ToolLists {
+  names: string[];
+  ids: string[];
+}
+
+function toolCall(parts: OutputPart[], tools: ToolLists, part: any): void {
+  if (typeof part?.toolName !== 'string') return;
+  const args = typeof part.input === 'string' ? part.input : JSON.stringify(part.input ?? {});
+  parts.push({ type: 'tool_call', id: part.toolCallId, name: part.toolName, arguments: args });
+  tools.names.push(part.toolName);
+  tools.ids.push(typeof part.toolCallId === 'string' ? part.toolCallId : '');
+}
+
+function summary(parts: OutputPart[], tools: ToolLists, finish: string | undefined, id: unknown, model: unknown, usage: unknown, metadata: unknown): ResponseSummary {
+  return {
+    id: typeof id === 'string' ? id : undefined,
+    model: typeof model === 'string' ? model : undefined,
+    finishReasons: finish !== undefined ? [finish] : [],
+    usage: usageOf(usage, metadata),
+    output: [withFinish({ role: 'assistant', parts }, finish)],
+    toolNames: tools.names,
+    toolCallIds: tools.ids,
+  };
+}
+
+/** A `doGenerate` result: `content` parts in order, `finishReason`, `usage`, `response.{id, modelId}`. */
+function summarizeGenerate(data: any): ResponseSummary {
+  const parts: OutputPart[] = [];
+  const tools: ToolLists = { names: [], ids: [] };
+  for (const part of Array.isArray(data?.content) ? data.content : []) {
+    if (part?.type === 'text' && typeof part.text === 'string') parts.push({ type: 'text', content: part.text });
+    else if (part?.type === 'reasoning' && typeof part.text === 'string') parts.push({ type: 'reasoning', content: part.text });
+    else if (part?.type === 'tool-call') toolCall(parts, tools, part);
+  }
+  return summary(parts, tools, finishReason(data?.finishReason), data?.response?.id, data?.response?.modelId, data?.usage, data?.providerMetadata);
+}
+
+/**
+ * Folds `doStream` parts into the summary a whole result gives: text and reasoning deltas joined
+ * per block id (in the order the blocks began), tool calls whole (`tool-call`; the `tool-input-*`
+ * deltas before it are previews), `response-metadata`, and the `finish` part's usage and reason.
+ */
+class StreamPartAccumulator implements StreamAccumulator {
+  private readonly parts: OutputPart[] = [];
+  private readonly open = new Map<string, { type: 'text' | 'reasoning'; content: string }>();
+  private readonly tools: ToolLists = { names: [], ids: [] };
+  private id: unknown;
+  private model: unknown;
+  private usage: unknown;
+  private metadata: unknown;
+  private finish: string | undefined;
+
+  onChunk(part: any): void {
+    switch (part?.type) {
+      case 'text-delta':
+      case 'reasoning-delta': {
+        const type = part.type === 'text-delta' ? 'text' : 'reasoning';
+        const key = `${type}:${String(part.id)}`;
+        let block = this.open.get(key);
+        if (block === undefined) {
+          block = { type, content: '' };
+          this.open.set(key, block);
+          this.parts.push(block);
+        }
+        // ai 5+ names it `delta`; `textDelta` is the V1 name.
+        const delta = part.delta ?? part.textDelta;
+        if (typeof delta === 'string') block.content += delta;
+        break;
+      }
+      case 'tool-call':
+        toolCall(this.parts, this.tools, part);
+        break;
+      case 'response-metadata':
+        this.id ??= part.id;
+        this.model ??= part.modelId;
+        break;
+      case 'finish':
+        this.usage = part.usage;
+        this.metadata = part.providerMetadata;
+        this.finish = finishReason(part.finishReason);
+        break;
+    }
+  }
+
+  summary(): ResponseSummary {
+    return summary(this.parts, this.tools, this.finish, this.id, this.model, this.usage, this.metadata);
+  }
+}

@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 /** The SDK packages the instrumentation patches: they must not be bundled into server chunks. */
-export const LLM_SDK_PACKAGES: readonly string[] = ['openai', '@anthropic-ai/sdk', '@aws-sdk/client-bedrock-runtime'];
+export const LLM_SDK_PACKAGES: readonly string[] = ['openai', '@anthropic-ai/sdk', '@aws-sdk/client-bedrock-runtime', '@google/genai', '@mistralai/mistralai', 'ai'];
 
 const REGISTERED = Symbol.for('otel-llm-audit.next.registered');
 
@@ -78,7 +78,7 @@ export async function register(): Promise<void> {
   const bundled = bundledLlmSdks();
   if (bundled.length > 0) {
     say(
-      `${bundled.join(' and ')} ${bundled.length > 1 ? 'are' : 'is'} bundled into the server chunks, so ${bundled.length > 1 ? 'their' : 'its'} calls are NOT audited. ` +
+      `${bundled.join(', ')} ${bundled.length > 1 ? 'are' : 'is'} bundled into the server chunks, so ${bundled.length > 1 ? 'their' : 'its'} calls are NOT audited. ` +
         `Add serverExternalPackages: ${JSON.stringify([...LLM_SDK_PACKAGES])} to next.config, or pass each client to auditClient() (docs/deployment.md).`,
     );
   }

@@ -9,7 +9,11 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
 
 export default {
-  serverExternalPackages: process.env.DEPLOY_NO_EXTERNALS ? [] : ['openai', '@anthropic-ai/sdk'],
+  // Every LLM SDK the app can resolve (the checkout's devDependencies included): what
+  // otel-llm-audit/next asks for.
+  serverExternalPackages: process.env.DEPLOY_NO_EXTERNALS
+    ? []
+    : ['openai', '@anthropic-ai/sdk', '@aws-sdk/client-bedrock-runtime', '@google/genai', '@mistralai/mistralai', 'ai'],
   turbopack: { root },
   outputFileTracingRoot: root,
   distDir: process.env.NEXT_DIST_DIR || '.next',

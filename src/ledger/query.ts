@@ -35,17 +35,17 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
   await source.open();
   const checkpoints = await source.checkpoints();
   const skip = removedSegments(checkpoints);
-  const removed = checkpoints.flatMap((e) => e.checkpoint.tombstone?.removed_segments ?? []);
-  const retained = (seq: number) => removed.some((r) => seq >= r.first_seq && seq <= r.last_seq);
+  const removed = checkpoints.flatMap((e) => e.checkpoint.tombstone?.removed_segments ?? []).sort((a, b) => a.first_seq - b.first_seq);
   const missing: Array<[number, number]> = [];
-  /** Notes [first, last] unless retention accounts for all of it. */
+  /** Notes seq first..last as missing, less what retention removed (its tombstones list it). */
   const gap = (first: number, last: number) => {
-    for (let seq = first; seq <= last; seq++) {
-      if (retained(seq)) continue;
-      const open = missing[missing.length - 1];
-      if (open && open[1] === seq - 1) open[1] = seq;
-      else missing.push([seq, seq]);
+    let from = first;
+    for (const r of removed) {
+      if (r.last_seq < from || r.first_seq > last) continue;
+      if (r.first_seq > from) missing.push([from, r.first_seq - 1]);
+      from = Math.max(from, r.last_seq + 1);
     }
+    if (from <= last) missing.push([from, last]);
   };
   let last: number | undefined;
   // A segment holds records appended on its day; a record's timestamp (span start) is never later

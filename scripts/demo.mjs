@@ -48,23 +48,35 @@ if (appCode !== 0) {
   process.exit(1);
 }
 
-console.log(`\n$ npx llm-audit query --ledger ${show(ledger)} --from 2000-01-01 --to 2100-01-01`);
-await run([cli, 'query', '--ledger', ledger, '--from', '2000-01-01', '--to', '2100-01-01']);
+// Columns that fit a 100-column terminal (`--format json` has every field, hashes included).
+const columns = 'seq,user_id,provider,model,status,input_tokens,output_tokens,cost_usd';
+console.log(`\n$ npx llm-audit query --ledger ${show(ledger)} --columns ${columns}`);
+await run([cli, 'query', '--ledger', ledger, '--columns', columns]);
+console.log(`\nNo prompt or answer text is stored: each record holds keyed hashes of them (HMAC-SHA256 under`);
+console.log(`LLM_AUDIT_HASH_KEY, key id "${env.LLM_AUDIT_HASH_KEY_ID}"). With the key, a given prompt can be checked against its`);
+console.log(`record; without it, the hash tells nothing, not even for a short prompt.`);
+console.log(`$ npx llm-audit query --ledger ${show(ledger)} --columns seq,input_hash --limit 1`);
+await run([cli, 'query', '--ledger', ledger, '--columns', 'seq,input_hash', '--limit', '1']);
 console.log(`\n$ npx llm-audit report cost-by-user --ledger ${show(ledger)}`);
 await run([cli, 'report', 'cost-by-user', '--ledger', ledger]);
 console.log(`\n$ npx llm-audit verify --ledger ${show(ledger)}`);
 await run([cli, 'verify', '--ledger', ledger]);
 
-// Tamper with a copy: lower the output token count of the second record by editing one character.
+// Tamper with a copy: raise the output token count of one record by editing one character.
 cpSync(ledger, tampered, { recursive: true });
 const segments = join(tampered, 'segments');
 const segment = join(segments, readdirSync(segments).sort()[0]);
 const lines = readFileSync(segment, 'utf8').split('\n');
-lines[1] = lines[1].replace(/"output_tokens":(\d)/, (_, digit) => `"output_tokens":${(Number(digit) + 1) % 10}`);
+const line = 1;
+const { seq, record } = JSON.parse(lines[line]);
+const before = record.output_tokens;
+lines[line] = lines[line].replace(/"output_tokens":(\d)/, (_, digit) => `"output_tokens":${(Number(digit) + 1) % 10}`);
+const after = JSON.parse(lines[line]).record.output_tokens;
 writeFileSync(segment, lines.join('\n'));
-console.log(`\nNow one character of record 2 is changed in a copy (${show(segment)}):`);
+console.log(`\nNow, in a copy, one character of the record with seq ${seq} is changed: its output_tokens ${before} -> ${after}`);
+console.log(`(${show(segment)}, line ${line + 1}). Nothing else was touched:`);
 console.log(`$ npx llm-audit verify --ledger ${show(tampered)}`);
 const code = await run([cli, 'verify', '--ledger', tampered]);
-console.log(`(exit status ${code})`);
-console.log(`\nThe spans carried keyed hashes of the prompts and answers, never the text. Try editing any line of`);
-console.log(`${show(ledger)}/segments/*.jsonl yourself and run: npx llm-audit verify --ledger ${show(ledger)}`);
+console.log(`(exit status ${code}: verification failed)`);
+console.log(`\nTry editing any line of ${show(ledger)}/segments/*.jsonl yourself and run:`);
+console.log(`npx llm-audit verify --ledger ${show(ledger)}`);

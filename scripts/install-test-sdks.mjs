@@ -16,6 +16,13 @@ const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 function install(dir) {
   const lock = join(dir, 'package-lock.json');
   if (!existsSync(lock)) return;
+  // A node_modules that is a link belongs to another checkout (a worktree sharing the main one's):
+  // `npm ci` would empty the linked directory under every checkout that uses it.
+  try {
+    if (lstatSync(join(dir, 'node_modules')).isSymbolicLink()) return;
+  } catch {
+    // not there yet
+  }
   const marker = join(dir, 'node_modules', '.package-lock.json');
   if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
   const started = Date.now();

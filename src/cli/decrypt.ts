@@ -79,13 +79,8 @@ export async function decryptCommand(argv: string[], io: CliIo): Promise<number>
   if (requestId === undefined || requestId === '') throw new LedgerError('LEDGER_USAGE', `give the request id of the call\nusage: ${DECRYPT_USAGE}`);
   const format = oneOf(str(p, 'format'), ['text', 'json'] as const, '--format', 'text');
   return runContentCommand(io, async () => {
-    const { keys, keystore } = reviewerKeys(strs(p, 'key'), str(p, 'keystore'), io);
-    if (!existsSync(keystore)) {
-      throw new ContentError('CONTENT_KEYSTORE_NOT_FOUND', `the content keystore ${keystore} does not exist (give --keystore FILE or set LLM_AUDIT_CONTENT_KEYSTORE)`);
-    }
-    // Open-only: no current key, so nothing is ever written to the keystore.
-    const cipher = createContentCipher({ oldKeys: keys, keystorePath: keystore, refreshMs: 0 });
-
+    // The record first: whether there is anything to decrypt does not depend on the keys, and a
+    // reviewer asking about a record without content should hear that, not about a keystore.
     const record = await withSource(p, io, async (source) => {
       for await (const hit of scanRecords(source)) {
         if (hit.record.request_id === requestId) return hit.record;
@@ -97,6 +92,13 @@ export async function decryptCommand(argv: string[], io: CliIo): Promise<number>
     if (envelope === undefined || envelope === null) {
       throw new ContentError('CONTENT_NOT_CAPTURED', `record ${JSON.stringify(requestId)} has no encrypted content (content capture was off for that call)`);
     }
+
+    const { keys, keystore } = reviewerKeys(strs(p, 'key'), str(p, 'keystore'), io);
+    if (!existsSync(keystore)) {
+      throw new ContentError('CONTENT_KEYSTORE_NOT_FOUND', `the content keystore ${keystore} does not exist (give --keystore FILE or set LLM_AUDIT_CONTENT_KEYSTORE)`);
+    }
+    // Open-only: no current key, so nothing is ever written to the keystore.
+    const cipher = createContentCipher({ oldKeys: keys, keystorePath: keystore, refreshMs: 0 });
     const fields = parseEnvelope(envelope);
     const payload = cipher.open(envelope as string, { requestId, tenantId: record.tenant_id });
     if (format === 'json') {

@@ -37,9 +37,13 @@ export interface Parsed {
 export function parse(argv: string[], options: Options, usage: string, allowPositionals = 0): Parsed {
   let parsed: Parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: negativeValues(argv, options), options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new LedgerError('LEDGER_USAGE', `${(error as Error).message.split('\n')[0]}\nusage: ${usage}`);
+    const e = error as Error & { code?: string };
+    // Node's own text suggests `-- "--x"` with a quote it never closes; say it plainly.
+    const unknown = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(e.message)?.[1] : undefined;
+    const message = unknown !== undefined ? `unknown option ${unknown}` : e.message.split('\n')[0];
+    throw new LedgerError('LEDGER_USAGE', `${message}\nusage: ${usage}\n(llm-audit <command> --help lists the options)`);
   }
   if (parsed.positionals.length > allowPositionals) {
     throw new LedgerError('LEDGER_USAGE', `unexpected argument ${JSON.stringify(parsed.positionals[allowPositionals])}\nusage: ${usage}`);
@@ -47,15 +51,45 @@ export function parse(argv: string[], options: Options, usage: string, allowPosi
   return parsed;
 }
 
+/**
+ * `--limit -1` as `--limit=-1`: parseArgs takes a value that starts with "-" for an option and
+ * calls it ambiguous, so the option's own check (a positive integer...) never got to say what is
+ * wrong. Only numbers are joined; `--ledger --postgres` still fails as a missing value.
+ */
+function negativeValues(argv: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
 export function ledgerDir(flag: string | undefined, io: CliIo): string {
   return flag ?? (io.env.LLM_AUDIT_LEDGER_DIR?.trim() || './llm-audit-ledger');
 }
 
-/** Parses an ISO 8601 instant given on the command line. */
+/**
+ * Parses an ISO 8601 instant given on the command line. Date.parse rolls a day the month does not
+ * have over into the next month (2026-02-30 is March 2), so the calendar date is checked too.
+ */
 export function instant(text: string | undefined, flag: string): number | undefined {
   if (text === undefined) return undefined;
   const t = Date.parse(text);
   if (Number.isNaN(t)) throw new LedgerError('LEDGER_USAGE', `${flag} ${JSON.stringify(text)} is not an ISO 8601 date or time`);
+  const ymd = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+  if (ymd) {
+    const [year, month, day] = ymd.slice(1).map(Number) as [number, number, number];
+    const d = new Date(Date.UTC(year, month - 1, day));
+    if (d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day) {
+      throw new LedgerError('LEDGER_USAGE', `${flag} ${JSON.stringify(text)} is not a date: ${ymd[0]} does not exist`);
+    }
+  }
   return t;
 }
 

@@ -2,13 +2,14 @@
 /**
  * `llm-audit`: verify, prove, query, report on and apply retention to an audit ledger.
  * Errors are one line, `llm-audit: CODE: message`, with the exit codes of EXIT (errors.ts):
- * 0 ok, 1 integrity failure, 2 usage, 3 ledger unusable, 70 internal error. Never a stack trace
+ * 0 ok, 1 integrity failure, 2 usage, 3 ledger unusable, 4 no such record, 70 internal error. Never a stack trace
  * (unless LLM_AUDIT_DEBUG=1).
  */
 import { EXIT, exitCodeFor, isLedgerError, LedgerError } from '../ledger/errors';
 import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
 import { DECRYPT_USAGE, decryptCommand } from './decrypt';
 import { EVIDENCE_USAGE, evidenceCommand } from './evidence';
+import { commandHelp } from './help';
 import { processIo, type CliIo } from './io';
 import { KEYGEN_USAGE, VERIFIER_KEY_USAGE, keygenCommand, verifierKeyCommand } from './keygen';
 import {
@@ -59,7 +60,7 @@ export function helpText(): string {
       .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
       .join('\n') +
     '\n\nthe ledger directory is --ledger DIR, else $LLM_AUDIT_LEDGER_DIR, else ./llm-audit-ledger\n' +
-    'exit codes: 0 ok, 1 verification failed, 2 usage error, 3 ledger unusable, 70 internal error\n' +
+    'exit codes: 0 ok, 1 verification failed, 2 usage error, 3 ledger unusable, 4 no such record, 70 internal error\n' +
     "run 'llm-audit <command> --help' for a command's options\n"
   );
 }
@@ -81,7 +82,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    await io.out(`usage: ${command.usage}\n`);
+    await io.out(commandHelp(name, command.usage));
     return EXIT.ok;
   }
   try {

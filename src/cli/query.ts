@@ -1,12 +1,25 @@
 /** `llm-audit query`: records in a time window, filtered, as a table, JSON or CSV. */
-import { LedgerError } from '../ledger/errors';
-import { RECORD_COLUMNS, flatRecord, queryRecords, type QueryFilter } from '../ledger/query';
+import { LedgerError, isLedgerError } from '../ledger/errors';
+import { DETAIL_COLUMNS, RECORD_COLUMNS, RECORD_STATUSES, flatRecord, queryRecords, type QueryFilter } from '../ledger/query';
 import { FORMATS, RowWriter } from './format';
 import { instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--format table|json|csv] [--limit N] [--ledger DIR | --postgres URL]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
+
+const ALL_COLUMNS: readonly string[] = [...RECORD_COLUMNS, ...DETAIL_COLUMNS];
+
+/** --columns a,b,c, else the table's columns (JSON and CSV: with the ids and hashes too). */
+function columnsOf(text: string | undefined, format: string): readonly string[] {
+  if (text === undefined) return format === 'table' ? RECORD_COLUMNS : ALL_COLUMNS;
+  const columns = text.split(',').map((c) => c.trim());
+  const unknown = columns.filter((c) => !ALL_COLUMNS.includes(c));
+  if (unknown.length > 0 || columns.length === 0) {
+    throw new LedgerError('LEDGER_USAGE', `--columns: unknown column ${JSON.stringify(unknown[0] ?? '')} (columns: ${ALL_COLUMNS.join(', ')})`);
+  }
+  return columns;
+}
 
 export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -22,6 +35,7 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       action: { type: 'string' },
       format: { type: 'string' },
       limit: { type: 'string' },
+      columns: { type: 'string' },
       ...POSTGRES_OPTION,
     },
     QUERY_USAGE,
@@ -32,26 +46,38 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   if (from !== undefined) filter.from = from;
   if (to !== undefined) filter.to = to;
   if (from !== undefined && to !== undefined && from >= to) throw new LedgerError('LEDGER_USAGE', '--from must be before --to');
-  for (const key of ['user', 'tenant', 'model', 'status', 'action'] as const) {
+  for (const key of ['user', 'tenant', 'model', 'action'] as const) {
     const v = str(p, key);
     if (v !== undefined) filter[key] = v;
   }
+  // A status no record can have would match nothing, silently.
+  if (str(p, 'status') !== undefined) filter.status = oneOf(str(p, 'status'), RECORD_STATUSES, '--status', 'success');
   const limitText = str(p, 'limit');
   const limit = limitText === undefined ? Infinity : Number(limitText);
-  if (!(limit === Infinity || (Number.isSafeInteger(limit) && limit > 0))) throw new LedgerError('LEDGER_USAGE', '--limit must be a positive integer');
+  if (!(limit === Infinity || (Number.isSafeInteger(limit) && limit > 0))) throw new LedgerError('LEDGER_USAGE', `--limit must be a positive integer, got ${JSON.stringify(limitText)}`);
   const format = oneOf(str(p, 'format'), FORMATS, '--format', 'table');
-  const writer = new RowWriter(io, format, RECORD_COLUMNS);
+  const columns = columnsOf(str(p, 'columns'), format);
+  const writer = new RowWriter(io, format, columns);
   let torn = 0;
   let n = 0;
   await withSource(p, io, async (source) => {
     // Open before printing anything, so a missing ledger gives only the error line.
     await source.open();
     await writer.start();
-    for await (const hit of queryRecords(source, filter, { onTorn: () => torn++ })) {
-      await writer.row(flatRecord(hit));
-      if (++n >= limit) break;
+    // Records found missing end the scan after every present one: show those, then fail.
+    let missing: unknown;
+    try {
+      for await (const hit of queryRecords(source, filter, { onTorn: () => torn++ })) {
+        const row = flatRecord(hit);
+        await writer.row(Object.fromEntries(columns.map((c) => [c, row[c] ?? null])));
+        if (++n >= limit) break;
+      }
+    } catch (error) {
+      if (!isLedgerError(error) || error.code !== 'LEDGER_RECORD_MISSING') throw error;
+      missing = error;
     }
     await writer.end();
+    if (missing) throw missing;
   });
   if (torn > 0) io.err('warning: the ledger ends with an incomplete line (a write in progress, or a crash); it was skipped: run `llm-audit verify`');
   return 0;

@@ -79,6 +79,13 @@ export interface ChainHooks {
   onAccepted?(accepted: AcceptedEntry, state: ChainState): void | Promise<void>;
   /** Text for a torn-tail message: what the operator should do. */
   tornAdvice?: string;
+  /**
+   * The largest tree size a checkpoint claims, and which one (verify). A torn line where such a
+   * checkpoint says a whole record stood is no interrupted write: the record had been written in
+   * full before the checkpoint was, so bytes were cut off since. That is reported as truncation,
+   * without the repair advice (repair would only move the evidence aside).
+   */
+  covered?: { size: number; by: string };
   /** Stop once the tree has this many leaves (proofs need nothing after their tree size). */
   stopAtSize?: number;
 }
@@ -120,6 +127,17 @@ export async function walkChain(
     const loc = item.location;
     if (item.kind === 'torn') {
       const later = (await peek(0)) !== undefined;
+      const seq = state.range.size;
+      if (hooks.covered && seq < hooks.covered.size) {
+        fail(
+          'LEDGER_TRUNCATED',
+          loc,
+          seq,
+          `incomplete record (${item.bytes} bytes with no newline) where ${hooks.covered.by} (tree size ${hooks.covered.size}) says a whole record ` +
+            `was: bytes were cut from a record already checkpointed. This is an integrity failure, not an interrupted write: do not repair; ` +
+            `keep the files as evidence and compare with a backup or a copy of the checkpoint`,
+        );
+      }
       fail(
         'LEDGER_TORN_TAIL',
         loc,

@@ -14,6 +14,8 @@ export const EXIT = {
   usage: 2,
   /** The ledger could not be used: missing, unreadable, locked, disk full, torn tail... */
   unusable: 3,
+  /** The ledger is fine but holds no record with the id asked for (`prove`, `decrypt`). */
+  notFound: 4,
   /** A bug: anything that is not a LedgerError. */
   internal: 70,
 } as const;
@@ -112,6 +114,7 @@ export function exitCodeFor(error: unknown): number {
   if (!isLedgerError(error)) return EXIT.internal;
   if ((INTEGRITY_CODES as readonly string[]).includes(error.code)) return EXIT.integrity;
   if ((USAGE_CODES as readonly string[]).includes(error.code)) return EXIT.usage;
+  if (error.code === 'LEDGER_RECORD_NOT_FOUND') return EXIT.notFound;
   return EXIT.unusable;
 }
 

@@ -9,12 +9,16 @@ import type { LedgerRecord } from './record';
 /** Allowed clock skew for a retention time (`--now`, a tombstone's dates): never later than the real clock by more than this. */
 export const FUTURE_SKEW_MS = 5 * 60_000;
 
-/** The `now` of a retention run (`--now`, default the clock), refused when it lies in the future. */
-export function retentionNow(requested: Date | undefined): number {
+/** The `now` of a retention run (`--now`, default the clock), refused when it lies in the future (but for a dry run). */
+export function retentionNow(requested: Date | undefined, dryRun = false): number {
   const realNow = Date.now();
   const now = requested?.getTime() ?? realNow;
-  if (now > realNow + FUTURE_SKEW_MS) {
-    throw new LedgerError('LEDGER_USAGE', `--now ${new Date(now).toISOString()} is in the future: retention never removes records before they expire`);
+  // A dry run changes nothing: previewing what a future date would remove is what it is for.
+  if (now > realNow + FUTURE_SKEW_MS && !dryRun) {
+    throw new LedgerError(
+      'LEDGER_USAGE',
+      `--now ${new Date(now).toISOString()} is in the future: retention never removes records before they expire (--dry-run previews it)`,
+    );
   }
   return now;
 }
@@ -105,6 +109,10 @@ export function resolvePolicy(name: string, flags: PolicyFlags = {}): RetentionP
     }
     default:
       throw new LedgerError('LEDGER_USAGE', `unknown retention policy ${JSON.stringify(name)} (one of ${NAMED_POLICIES.join(', ')})`);
+  }
+  // Accepted and ignored, it would let an operator believe records go sooner than they do.
+  if (flags.maxAge !== undefined && name !== 'gdpr') {
+    throw new LedgerError('LEDGER_USAGE', `--max-age is for --policy gdpr; the ${name} policy takes --metadata, --content and --errors`);
   }
   const policy: RetentionPolicy = {
     ...base,

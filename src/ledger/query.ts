@@ -6,6 +6,7 @@
 import type { ItemLocation, LedgerSource, StoredEntry } from './backend';
 import { removedSegments } from './chain';
 import { LedgerError, describeLocation } from './errors';
+import { AUDIT_STATUS, AUDIT_STATUS_UNAUDITED } from '../semconv';
 import { modelOf, type LedgerRecord } from './record';
 
 export interface RecordHit {
@@ -23,10 +24,30 @@ export interface ScanOptions {
   onTorn?: (location: ItemLocation) => void;
 }
 
-/** Every record of the ledger, in ledger order, optionally restricted to a time window. */
+/**
+ * Every record of the ledger, in ledger order, optionally restricted to a time window. Records
+ * that should be there and are not (a deleted segment file: the sequence jumps, or ends before the
+ * newest checkpoint's tree size) end the scan with LEDGER_RECORD_MISSING once everything present
+ * has been yielded: a query or report never looks complete when it is not. What retention removed
+ * (listed in its tombstones) is not missing.
+ */
 export async function* scanRecords(source: LedgerSource, options: ScanOptions = {}): AsyncGenerator<RecordHit> {
   await source.open();
-  const skip = removedSegments(await source.checkpoints());
+  const checkpoints = await source.checkpoints();
+  const skip = removedSegments(checkpoints);
+  const removed = checkpoints.flatMap((e) => e.checkpoint.tombstone?.removed_segments ?? []).sort((a, b) => a.first_seq - b.first_seq);
+  const missing: Array<[number, number]> = [];
+  /** Notes seq first..last as missing, less what retention removed (its tombstones list it). */
+  const gap = (first: number, last: number) => {
+    let from = first;
+    for (const r of removed) {
+      if (r.last_seq < from || r.first_seq > last) continue;
+      if (r.first_seq > from) missing.push([from, r.first_seq - 1]);
+      from = Math.max(from, r.last_seq + 1);
+    }
+    if (from <= last) missing.push([from, last]);
+  };
+  let last: number | undefined;
   // A segment holds records appended on its day; a record's timestamp (span start) is never later
   // than its append, so segments of days before `from` cannot hold matching records.
   const fromDay = options.from !== undefined ? new Date(options.from).toISOString().slice(0, 10) : undefined;
@@ -48,10 +69,24 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
         location: item.location,
       });
     }
+    if (last !== undefined && entry.seq > last + 1) gap(last + 1, entry.seq - 1);
+    last = entry.seq;
     const ts = Date.parse(entry.record.timestamp);
     if (options.from !== undefined && !(ts >= options.from)) continue;
     if (options.to !== undefined && !(ts < options.to)) continue;
     yield { seq: entry.seq, record: entry.record, location: item.location };
+  }
+  const size = Math.max(0, ...checkpoints.map((e) => e.checkpoint.tree_size));
+  // Nothing read while a checkpoint covers records: without a --from, all of them are missing.
+  const end = last ?? (options.from === undefined ? -1 : size - 1);
+  if (end < size - 1) gap(end + 1, size - 1);
+  if (missing.length > 0) {
+    const ranges = missing.map(([a, b]) => (a === b ? `${a}` : `${a}..${b}`)).join(', ');
+    throw new LedgerError(
+      'LEDGER_RECORD_MISSING',
+      `${source.name}: records ${ranges} are missing (the checkpoints cover them; was a segment file deleted?): ` +
+        'anything shown from it is incomplete; run `llm-audit verify`',
+    );
   }
 }
 
@@ -105,6 +140,15 @@ export const RECORD_COLUMNS = [
   'http_status',
 ] as const;
 
+/**
+ * What machine-readable output (JSON, CSV) adds to the table's columns: the ids that tie a record
+ * to its trace in a tracing backend, and the keyed hashes that tie it to content held elsewhere.
+ */
+export const DETAIL_COLUMNS = ['trace_id', 'span_id', 'system_prompt_hash', 'input_hash', 'output_hash'] as const;
+
+/** `--status` values: what `llm_audit.status` can be. */
+export const RECORD_STATUSES = [...Object.values(AUDIT_STATUS), AUDIT_STATUS_UNAUDITED] as const;
+
 export function flatRecord(hit: RecordHit): Record<string, string | number | null> {
   const r = hit.record;
   return {
@@ -124,5 +168,10 @@ export function flatRecord(hit: RecordHit): Record<string, string | number | nul
     latency_ms: r.latency_ms,
     error_type: r.error_type,
     http_status: r.http_status ?? null,
+    trace_id: r.trace_id,
+    span_id: r.span_id,
+    system_prompt_hash: r.system_prompt_hash,
+    input_hash: r.input_hash,
+    output_hash: r.output_hash,
   };
 }

@@ -81,7 +81,7 @@ export interface RetentionResult {
  * `now` may not lie in the future, and only a prefix of wholly expired segments goes).
  */
 export async function applyRetention(dir: string, options: RetentionOptions): Promise<RetentionResult> {
-  const now = retentionNow(options.now);
+  const now = retentionNow(options.now, options.dryRun);
   const source = new FileLedgerSource(dir);
   source.assertLedger();
   const lock = options.dryRun ? undefined : acquireLock(dir, 'apply retention to');

@@ -161,8 +161,11 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   let lastGood = startSize;
   const recovered: RecoveredRange[] = [];
   const gaps: Gap[] = [];
+  let covered: { size: number; by: string } | undefined;
+  for (const [size, list] of expectations) if (!covered || size > covered.size) covered = { size, by: list[0]!.where };
   const { last, count } = await walkChain(source.items({ skip }), state, {
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+    ...(covered ? { covered } : {}),
     onAccepted: (accepted, s) => {
       options.onEntry?.(accepted);
       const marked = recoveredRange(accepted, warnings);

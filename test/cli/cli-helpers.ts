@@ -1,6 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { FileLedger } from '../../src/ledger/file-ledger';
+import { makeRecord, tempDir } from '../ledger/helpers';
 
 export const ROOT = resolve(__dirname, '../..');
 export const MAIN = join(ROOT, 'dist/cjs/cli/main.js');
@@ -45,4 +47,20 @@ export function expectNoStack(result: CliResult): void {
   if (/^\s+at .+\(.*:\d+:\d+\)$/m.test(result.stderr) || /^\s+at /m.test(result.stderr)) {
     throw new Error(`stack trace printed:\n${result.stderr}`);
   }
+}
+
+/** A file ledger of `count` records 7 hours apart from 2026-03-01 (so over several daily segments), checkpointed every `every`. */
+export async function ledger(opts: { key?: string; count?: number; every?: number } = {}): Promise<string> {
+  const dir = join(tempDir('cli-'), 'ledger');
+  let now = '2026-03-01T10:00:00.000Z';
+  const writer = await FileLedger.open({ dir, fsync: 'none', clock: () => new Date(now), checkpointEvery: opts.every ?? 4, ...(opts.key ? { signingKeyPath: opts.key } : {}) });
+  const count = opts.count ?? 10;
+  for (let i = 0; i < count; i++) {
+    now = new Date(Date.parse('2026-03-01T10:00:00.000Z') + i * 3_600_000 * 7).toISOString();
+    await writer.append([
+      makeRecord({ timestamp: now, request_id: `r${i}`, user_id: i % 2 ? 'bob' : 'alice', status: i % 3 === 0 ? 'error' : 'success', cost_usd: 0.5, latency_ms: 100 }),
+    ]);
+  }
+  await writer.close();
+  return dir;
 }

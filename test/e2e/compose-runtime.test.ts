@@ -12,7 +12,7 @@
  * Needs root (setpriv), the collector binary (test/e2e/support/stack.ts) and PostgreSQL.
  */
 import { execFileSync } from 'node:child_process';
-import { accessSync, chmodSync, chownSync, constants, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,9 +33,9 @@ function ownedBy(uid: number, name: string): string {
   return dir;
 }
 
-/** True when `uid` may create files in `dir` (checked as that uid, not guessed from modes). */
-function writableBy(uid: number, dir: string): boolean {
-  const [command, args] = asUid(uid, 'test', ['-w', dir]);
+/** `test -<what> path` as `uid` (checked as that uid, not guessed from modes). */
+function testAs(uid: number, what: 'r' | 'w', path: string): boolean {
+  const [command, args] = asUid(uid, 'test', [`-${what}`, path]);
   try {
     execFileSync(command, args);
     return true;
@@ -46,11 +46,13 @@ function writableBy(uid: number, dir: string): boolean {
 
 beforeAll(async () => {
   expect(process.getuid?.(), 'these tests run commands as other users (setpriv): run them as root').toBe(0);
-  accessSync(repoRoot, constants.R_OK);
+  for (const service of ['demo', 'ledger']) {
+    expect(testAs(uidOf(service), 'r', join(repoRoot, 'package.json')), `the checkout must be readable by uid ${uidOf(service)}, as /app is in the image`).toBe(true);
+  }
   await ensureBinaries();
   // The fake provider the demo app talks to, compiled into the image by the Dockerfile.
   if (!existsSync(join(repoRoot, '.cache/demo/fake-provider.js'))) {
-    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(repoRoot, 'tsconfig.demo.json')], { cwd: repoRoot });
+    execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', join(repoRoot, 'tsconfig.demo.json')], { cwd: repoRoot });
   }
 }, 600_000);
 
@@ -76,7 +78,7 @@ describe('the demo app as the image user', () => {
 
   it('cannot write the working directory it is given (root owns /app)', () => {
     expect(uid).not.toBe(0);
-    expect(writableBy(uid, repoRoot)).toBe(false);
+    expect(testAs(uid, 'w', repoRoot)).toBe(false);
   });
 
   it('exits 78 with its spool left in the working directory', async () => {

@@ -11,10 +11,12 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { goBuild } from '../e2e/support/stack';
 import { repoRoot } from '../support/harness';
 
 const NO_GO_PATH = '/usr/bin:/bin';
 let root: string;
+const made: string[] = [];
 
 function copyWith(binary: string, stamp: string): void {
   root = mkdtempSync(join(tmpdir(), 'go-builds-'));
@@ -38,7 +40,7 @@ const collectorInputs = () =>
   `manifest-sha256=${createHash('sha256').update(readFileSync(join(repoRoot, 'collector/builder-config.yaml'))).digest('hex')} builder=${version('build-collector.sh', 'BUILDER_VERSION')}`;
 
 afterEach(() => {
-  if (root) rmSync(root, { recursive: true, force: true });
+  for (const dir of [root, ...made.splice(0)]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('Go builds of the end-to-end binaries', () => {
@@ -67,4 +69,34 @@ describe('Go builds of the end-to-end binaries', () => {
       expect(execFileSync('cat', [join(root, '.cache/bin', binary)], { encoding: 'utf8' })).toContain('stand-in');
     });
   }
+});
+
+describe('a Go build during the test run', () => {
+  /** A build script that needs a build (--check exits 1), then "builds" for `seconds`. */
+  function fakeScript(seconds: number, exitCode = 0): string {
+    const dir = mkdtempSync(join(tmpdir(), 'go-builds-'));
+    made.push(dir);
+    const script = join(dir, 'build-thing.sh');
+    writeFileSync(script, `[ "$1" = --check ] && exit 1\necho compiling; sleep ${seconds}; exit ${exitCode}\n`);
+    return script;
+  }
+
+  it('says what it builds, how long that usually takes and where the log is, then reports while it runs', async () => {
+    const said: string[] = [];
+    expect(await goBuild(fakeScript(1.5), 'the thing', { say: (l) => said.push(l), everyMs: 400 })).toBe('built');
+    expect(said[0]).toMatch(/^building the thing from Go modules \(.*build-thing\.sh\) for the end-to-end tests; .*about 24 min on a 2-core machine; log: \S+build-thing-\S+\.log/);
+    const log = /log: (\S+)/.exec(said[0]!)![1]!;
+    expect(readFileSync(log, 'utf8')).toContain('compiling');
+    expect(said.filter((l) => l.startsWith('still building the thing')).length).toBeGreaterThanOrEqual(2);
+    expect(said[said.length - 1]).toMatch(/^built the thing in \d+ min$/);
+  });
+
+  it('says nothing when the binary is up to date, and fails with the log when the build does', async () => {
+    const said: string[] = [];
+    const upToDate = fakeScript(0);
+    writeFileSync(upToDate, 'exit 0\n');
+    expect(await goBuild(upToDate, 'the thing', { say: (l) => said.push(l) })).toBe('up to date');
+    expect(said).toEqual([]);
+    await expect(goBuild(fakeScript(0, 3), 'the thing', { say: (l) => said.push(l) })).rejects.toThrow(/build-thing\.sh failed \(code 3[\s\S]*compiling/);
+  });
 });

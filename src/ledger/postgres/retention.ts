@@ -14,7 +14,7 @@ import { PostgresLedgerSource } from './source';
 
 
 export async function applyPostgresRetention(url: string, options: RetentionOptions): Promise<RetentionResult> {
-  const now = retentionNow(options.now);
+  const now = retentionNow(options.now, options.dryRun);
   const pool = createPool(url, { max: 2 });
   const source = new PostgresLedgerSource(url, { pool });
   try {

@@ -129,7 +129,7 @@ describe('llm-audit decrypt', () => {
     const f = await fixture();
     expectError(cli(['decrypt', 'req-moved', '--ledger', f.ledger, '--key', f.key]), 1, 'CONTENT_TAMPERED');
     expectError(cli(['decrypt', 'req-none', '--ledger', f.ledger, '--key', f.key]), 3, 'CONTENT_NOT_CAPTURED');
-    expectError(cli(['decrypt', 'req-unknown', '--ledger', f.ledger, '--key', f.key]), 3, 'LEDGER_RECORD_NOT_FOUND');
+    expectError(cli(['decrypt', 'req-unknown', '--ledger', f.ledger, '--key', f.key]), 4, 'LEDGER_RECORD_NOT_FOUND');
     expectError(cli(['decrypt', 'req-acme', '--ledger', f.ledger]), 3, 'CONTENT_KEY_MISSING');
     expectError(cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', join(f.dir, 'absent.json')]), 3, 'CONTENT_KEY_MISSING');
     expectError(cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key, '--keystore', join(f.dir, 'nope.jsonl')]), 3, 'CONTENT_KEYSTORE_NOT_FOUND');

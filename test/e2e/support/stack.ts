@@ -15,7 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import {
   freePorts,
   repoRoot,
@@ -52,12 +52,6 @@ export function baseEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...env, ...extra };
 }
 
-/** The Go builds the end-to-end tests need, in the order they run. */
-const GO_BUILDS = [
-  { script: 'build-jaeger.sh', what: 'Jaeger v2 (where the collector sends traces)' },
-  { script: 'build-collector.sh', what: 'the OpenTelemetry Collector (otelcol-llm-audit)' },
-];
-
 /**
  * Says on the terminal what the test run is doing: vitest shows a test's output only when the
  * test ends, and a first Go build takes minutes. Written to file descriptor 2, which the test
@@ -67,41 +61,46 @@ function announce(line: string): void {
   writeSync(2, `npm test: ${line}\n`);
 }
 
-/** True when a build script finds its binary up to date (`--check`: builds nothing, needs no Go). */
-function upToDate(script: string): boolean {
+/**
+ * Runs a build script unless `script --check` finds its binary up to date (that needs no Go). A
+ * build is announced (what, how long it usually takes, where its log is), then reported every
+ * `everyMs`, then its time. Rejects with the log's tail when the build fails.
+ */
+export async function goBuild(script: string, what: string, options: { say?: (line: string) => void; everyMs?: number } = {}): Promise<'up to date' | 'built'> {
+  const say = options.say ?? announce;
   try {
-    execFileSync('bash', [join(repoRoot, 'scripts', script), '--check'], { stdio: 'ignore' });
-    return true;
+    execFileSync('bash', [script, '--check'], { stdio: 'ignore' });
+    return 'up to date';
   } catch {
-    return false;
+    // a build is needed
   }
+  const started = Date.now();
+  // Niced: the tests beside it keep their share of the machine.
+  const p = startProcess(basename(script, '.sh'), 'nice', { args: ['-n', '10', 'bash', script], group: true });
+  say(
+    `building ${what} from Go modules (${relative(repoRoot, script)}) for the end-to-end tests; the first time, both Go builds ` +
+      `take about 24 min on a 2-core machine; log: ${p.logFile} (LLM_AUDIT_E2E_BUILD=0 skips the build)`,
+  );
+  const minutes = () => Math.round((Date.now() - started) / 60_000);
+  const heartbeat = setInterval(() => say(`still building ${what} (${minutes()} min so far; log: ${p.logFile})`), options.everyMs ?? 60_000);
+  const timeout = setTimeout(() => void p.stop(5_000), BUILD_TIMEOUT_MS);
+  const exit = await p.exited;
+  clearInterval(heartbeat);
+  clearTimeout(timeout);
+  if (exit.code !== 0) throw new Error(`${relative(repoRoot, script)} failed (code ${exit.code}, signal ${exit.signal}); log ${p.logFile}:\n${p.logTail()}`);
+  say(`built ${what} in ${minutes()} min`);
+  return 'built';
 }
 
 /**
  * Builds (or finds up to date) the collector and Jaeger binaries, and checks that the package is
- * compiled. Throws with the command to run when something is missing. A build that is needed is
- * announced (what, how long it usually takes, where its log is), then reported every minute.
+ * compiled. Throws with the command to run when something is missing.
  */
 export async function ensureBinaries(): Promise<void> {
   if (process.env.LLM_AUDIT_E2E_BUILD !== '0') {
-    // One after the other (two Go builds at once starve each other on small machines), niced.
-    for (const { script, what } of GO_BUILDS) {
-      if (upToDate(script)) continue;
-      const started = Date.now();
-      const p = startProcess(script.replace(/\.sh$/, ''), 'nice', { args: ['-n', '10', 'bash', join(repoRoot, 'scripts', script)], group: true });
-      announce(
-        `building ${what} from Go modules (scripts/${script}) for the end-to-end tests; the first time, both Go builds ` +
-          `take about 24 min on a 2-core machine; log: ${p.logFile} (LLM_AUDIT_E2E_BUILD=0 skips the build)`,
-      );
-      const minutes = () => Math.round((Date.now() - started) / 60_000);
-      const heartbeat = setInterval(() => announce(`still building ${what} (${minutes()} min so far; log: ${p.logFile})`), 60_000);
-      const timeout = setTimeout(() => void p.stop(5_000), BUILD_TIMEOUT_MS);
-      const exit = await p.exited;
-      clearInterval(heartbeat);
-      clearTimeout(timeout);
-      if (exit.code !== 0) throw new Error(`scripts/${script} failed (code ${exit.code}, signal ${exit.signal}); log ${p.logFile}:\n${p.logTail()}`);
-      announce(`built ${what} in ${minutes()} min`);
-    }
+    // One after the other: two Go builds at once starve each other on small machines.
+    await goBuild(join(repoRoot, 'scripts', 'build-jaeger.sh'), 'Jaeger v2 (where the collector sends traces)');
+    await goBuild(join(repoRoot, 'scripts', 'build-collector.sh'), 'the OpenTelemetry Collector (otelcol-llm-audit)');
   }
   const missing: string[] = [];
   if (!existsSync(collectorBin)) missing.push(`${collectorBin} is missing: build it with \`bash scripts/build-collector.sh\` (needs Go and the Go module proxy)`);

@@ -36,6 +36,10 @@ export const anthropicPatch: ProviderPatch = {
       { proto: Anthropic?.Messages?.prototype, method: 'create', spec: anthropicMessagesSpec },
       { proto: Anthropic?.Messages?.prototype, method: 'stream', helper: 'messages.stream' },
       { proto: Anthropic?.Messages?.prototype, method: 'parse', helper: 'messages.parse' },
+      // `client.beta.messages`: the same request and answer, the way in to newer features.
+      { proto: Anthropic?.Beta?.Messages?.prototype, method: 'create', spec: betaMessagesSpec },
+      { proto: Anthropic?.Beta?.Messages?.prototype, method: 'stream', helper: 'beta.messages.stream' },
+      { proto: Anthropic?.Beta?.Messages?.prototype, method: 'parse', helper: 'beta.messages.parse' },
     ];
   },
   invoke(original, resource, args) {
@@ -82,6 +86,9 @@ export const anthropicMessagesSpec: OperationSpec = {
   summarize: summarizeMessage,
   accumulator: () => new MessageStreamAccumulator(),
 };
+
+/** `beta.messages.create`: the messages API with beta features switched on, recorded as its own action. */
+const betaMessagesSpec: OperationSpec = { ...anthropicMessagesSpec, action: 'beta.messages.create' };
 
 /** A whole Anthropic message. */
 function summarizeMessage(data: any): ResponseSummary {

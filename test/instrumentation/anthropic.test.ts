@@ -120,6 +120,32 @@ describe.each([
     });
   });
 
+  describe('beta.messages (the door to newer Anthropic features)', () => {
+    it('create, stream and a streamed create: one audit span each, with the hashes, usage and cost', async () => {
+      const result = await client.beta.messages.create({ ...base, system: 'be terse' });
+      expect(result.content[0].text).toBe(expectedText());
+      const texts: string[] = [];
+      await client.beta.messages.stream(base).on('text', (t: string) => texts.push(t)).finalMessage();
+      expect(texts.join('')).toBe(expectedText());
+      let streamed = '';
+      for await (const event of await client.beta.messages.create({ ...base, stream: true })) {
+        if (event.type === 'content_block_delta' && event.delta?.type === 'text_delta') streamed += event.delta.text;
+      }
+      expect(streamed).toBe(expectedText());
+      const spans = await spansOf(3);
+      expect(spans.map((s) => s.attributes['llm_audit.action'])).toEqual(['beta.messages.create', 'beta.messages.stream', 'beta.messages.create']);
+      for (const span of spans) {
+        expect(span.attributes['gen_ai.provider.name']).toBe('anthropic');
+        expect(span.attributes['llm_audit.status']).toBe('success');
+        expect(span.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:/);
+        expect(span.attributes['llm_audit.output.hash']).toMatch(/^hmac-sha256:/);
+        expect(span.attributes['gen_ai.usage.output_tokens']).toBe(expectedUsage().output);
+        expect(span.attributes['llm_audit.cost.status']).toBe('priced');
+      }
+      expect(spans[0].attributes['llm_audit.system_prompt.hash']).toMatch(/^hmac-sha256:/);
+    });
+  });
+
   describe("the SDK's own spans (@anthropic-ai/sdk >= 0.137)", () => {
     it('a global tracer provider is registered, yet each call yields exactly one GenAI span: ours', async () => {
       await client.messages.create(base);

@@ -1,4 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
+import * as A from '../semconv';
 import type { OutputMessage, OutputPart } from './types';
 
 /** `value` when it is a finite number, else undefined: a missing count stays missing, never 0. */
@@ -15,6 +16,35 @@ export function stringList(value: unknown): string[] | undefined {
   if (typeof value === 'string') return [value];
   if (Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string')) return value;
   return undefined;
+}
+
+/** A request's generation settings, as each provider names them, for the `gen_ai.request.*` attributes. */
+export interface RequestSettings {
+  maxTokens?: unknown;
+  temperature?: unknown;
+  topP?: unknown;
+  topK?: unknown;
+  frequencyPenalty?: unknown;
+  presencePenalty?: unknown;
+  seed?: unknown;
+  /** Candidates asked for: recorded only when not 1, as the conventions ask. */
+  choiceCount?: unknown;
+  /** A string or a list of strings. */
+  stop?: unknown;
+}
+
+/** The `gen_ai.request.*` attributes of the settings a request set; what it did not set stays absent. */
+export function setRequestSettings(attributes: Attributes, s: RequestSettings): void {
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, s.maxTokens);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, s.temperature);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, s.topP);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, s.topK);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY, s.frequencyPenalty);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY, s.presencePenalty);
+  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_SEED, s.seed);
+  if (typeof s.choiceCount === 'number' && s.choiceCount !== 1) attributes[A.ATTR_GEN_AI_REQUEST_CHOICE_COUNT] = s.choiceCount;
+  const stop = stringList(s.stop);
+  if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
 }
 
 /** Adds two counts where either may be missing; missing only when both are. */

@@ -1,6 +1,5 @@
-import * as A from '../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../core/types';
-import { withFinish, definedNumber, knownString, setNumber, stringList, sumCounts } from '../core/values';
+import { withFinish, definedNumber, knownString, sumCounts, setRequestSettings } from '../core/values';
 import type { ProviderPatch } from '../core/provider';
 
 /**
@@ -75,12 +74,7 @@ export const anthropicMessagesSpec: OperationSpec = {
   requestKind: 'anthropic.messages',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params.max_tokens);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, params.temperature);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, params.top_p);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, params.top_k);
-    const stop = stringList(params.stop_sequences);
-    if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+    setRequestSettings(attributes, { maxTokens: params.max_tokens, temperature: params.temperature, topP: params.top_p, topK: params.top_k, stop: params.stop_sequences });
   },
   prompt: (params) => ({ system: params?.system ?? undefined, input: params?.messages }),
   summarize: summarizeMessage,

@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import * as A from '../semconv';
 import type { OperationSpec, OutputMessage, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../core/types';
-import { withFinish, definedNumber, knownString, setNumber, stringList } from '../core/values';
+import { withFinish, definedNumber, knownString, setNumber, setRequestSettings } from '../core/values';
 import { AzureContentFilters, errorContentFilters } from './azure-content-filter';
 import type { ProviderPatch } from '../core/provider';
 
@@ -54,16 +54,16 @@ const chatCompletions: OperationSpec = {
   requestKind: 'openai.chat',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params.max_completion_tokens ?? params.max_tokens);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, params.temperature);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, params.top_p);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY, params.frequency_penalty);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY, params.presence_penalty);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_SEED, params.seed);
-    // The conventions ask for the choice count only when it is not 1.
-    if (typeof params.n === 'number' && params.n !== 1) attributes[A.ATTR_GEN_AI_REQUEST_CHOICE_COUNT] = params.n;
-    const stop = stringList(params.stop);
-    if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+    setRequestSettings(attributes, {
+      maxTokens: params.max_completion_tokens ?? params.max_tokens,
+      temperature: params.temperature,
+      topP: params.top_p,
+      frequencyPenalty: params.frequency_penalty,
+      presencePenalty: params.presence_penalty,
+      seed: params.seed,
+      choiceCount: params.n,
+      stop: params.stop,
+    });
     outputType(params.response_format?.type, attributes);
   },
   prompt(params) {
@@ -220,9 +220,7 @@ const responses: OperationSpec = {
   requestKind: 'openai.responses',
   isStream: (params) => params?.stream === true,
   requestAttributes(params, attributes) {
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params.max_output_tokens);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, params.temperature);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, params.top_p);
+    setRequestSettings(attributes, { maxTokens: params.max_output_tokens, temperature: params.temperature, topP: params.top_p });
     outputType(params.text?.format?.type, attributes);
     if (typeof params.conversation === 'string') attributes[A.ATTR_GEN_AI_CONVERSATION_ID] = params.conversation;
   },

@@ -14,7 +14,7 @@ import type { ContentParts } from '../../audit/content/genai-messages';
 import { readingWalk, type TextWalk } from '../../audit/sanitize';
 import * as A from '../../semconv';
 import type { OutputPart, RequestWalker, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { appendOutputPart, definedNumber, setNumber, stringList, sumCounts, withFinish } from '../../core/values';
+import { appendOutputPart, definedNumber, setNumber, sumCounts, withFinish, setRequestSettings } from '../../core/values';
 import { bedrockGuardrails } from './guardrails';
 
 export type Obj = Record<string, unknown>;
@@ -214,12 +214,13 @@ function stringOrNull(value: unknown): string | null {
 /** `inferenceConfig` of a Converse request (camelCase) or of a Nova body (which also takes snake_case). */
 function inferenceAttributes(config: unknown, attributes: Attributes): void {
   if (!isObj(config)) return;
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, config['maxTokens'] ?? config['max_new_tokens']);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, config['temperature']);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, config['topP'] ?? config['top_p']);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, config['topK'] ?? config['top_k']);
-  const stop = stringList(config['stopSequences'] ?? config['stop_sequences']);
-  if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+  setRequestSettings(attributes, {
+    maxTokens: config['maxTokens'] ?? config['max_new_tokens'],
+    temperature: config['temperature'],
+    topP: config['topP'] ?? config['top_p'],
+    topK: config['topK'] ?? config['top_k'],
+    stop: config['stopSequences'] ?? config['stop_sequences'],
+  });
 }
 
 /** The `gen_ai.request.*` attributes of a Converse request (or a Nova body), and the guardrail it names. */

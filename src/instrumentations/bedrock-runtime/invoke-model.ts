@@ -19,7 +19,7 @@ import type { ContentParts } from '../../audit/content/genai-messages';
 import { builtinWalker, type TextWalk } from '../../audit/sanitize';
 import * as A from '../../semconv';
 import type { OutputPart, RequestWalker, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { definedNumber, setNumber, stringList, withFinish } from '../../core/values';
+import { definedNumber, withFinish, setRequestSettings } from '../../core/values';
 import { anthropicMessagesSpec } from '../anthropic';
 import {
   ConverseStreamAccumulator,
@@ -179,18 +179,11 @@ export function invokeRequestAttributes(params: Obj, attributes: Attributes): vo
     case 'titan':
       if (isObj(json['textGenerationConfig'])) {
         const config = json['textGenerationConfig'];
-        setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, config['maxTokenCount']);
-        setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, config['temperature']);
-        setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, config['topP']);
-        const stop = stringList(config['stopSequences']);
-        if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+        setRequestSettings(attributes, { maxTokens: config['maxTokenCount'], temperature: config['temperature'], topP: config['topP'], stop: config['stopSequences'] });
       }
       break;
     default:
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, json['max_gen_len'] ?? json['max_tokens']);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, json['temperature']);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, json['top_p']);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, json['top_k']);
+      setRequestSettings(attributes, { maxTokens: json['max_gen_len'] ?? json['max_tokens'], temperature: json['temperature'], topP: json['top_p'], topK: json['top_k'] });
   }
 }
 

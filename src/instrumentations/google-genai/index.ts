@@ -4,7 +4,7 @@ import type { OperationSpec } from '../../core/types';
 import type { ProviderPatch } from '../../core/provider';
 import { promiseAdapter } from '../../core/sdk-adapter';
 import { serverFromURL } from '../provider-hosts';
-import { setNumber, stringList } from '../../core/values';
+import { setNumber, setRequestSettings } from '../../core/values';
 import { embedRequest, generateRequest, promptOf } from './request';
 import { GenerateStreamAccumulator, summarizeEmbed, summarizeGenerate } from './response';
 
@@ -53,17 +53,17 @@ export const googleGenaiPatch: ProviderPatch = {
 function generationAttributes(params: any, attributes: Attributes): void {
   const config = params?.config;
   if (config === undefined || config === null) return;
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, config.maxOutputTokens);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, config.temperature);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, config.topP);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, config.topK);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY, config.frequencyPenalty);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY, config.presencePenalty);
-  setNumber(attributes, A.ATTR_GEN_AI_REQUEST_SEED, config.seed);
-  // The conventions ask for the choice count only when it is not 1.
-  if (typeof config.candidateCount === 'number' && config.candidateCount !== 1) attributes[A.ATTR_GEN_AI_REQUEST_CHOICE_COUNT] = config.candidateCount;
-  const stop = stringList(config.stopSequences);
-  if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+  setRequestSettings(attributes, {
+    maxTokens: config.maxOutputTokens,
+    temperature: config.temperature,
+    topP: config.topP,
+    topK: config.topK,
+    frequencyPenalty: config.frequencyPenalty,
+    presencePenalty: config.presencePenalty,
+    seed: config.seed,
+    choiceCount: config.candidateCount,
+    stop: config.stopSequences,
+  });
   if (config.responseMimeType === 'application/json') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'json';
   else if (config.responseMimeType === 'text/plain') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'text';
 }

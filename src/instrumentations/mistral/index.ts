@@ -4,7 +4,7 @@ import type { OperationSpec } from '../../core/types';
 import type { ProviderPatch } from '../../core/provider';
 import { promiseAdapter } from '../../core/sdk-adapter';
 import { serverFromURL } from '../provider-hosts';
-import { setNumber, stringList } from '../../core/values';
+import { setNumber, setRequestSettings } from '../../core/values';
 import { chatRequest, embedRequest, promptOf } from './request';
 import { ChatStreamAccumulator, summarizeChat, summarizeEmbed } from './response';
 
@@ -62,16 +62,16 @@ const chatComplete: OperationSpec = {
   requestKind: chatRequest,
   isStream: () => false,
   requestAttributes(params, attributes) {
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params?.maxTokens);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, params?.temperature);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, params?.topP);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY, params?.frequencyPenalty);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY, params?.presencePenalty);
-    setNumber(attributes, A.ATTR_GEN_AI_REQUEST_SEED, params?.randomSeed);
-    // The conventions ask for the choice count only when it is not 1.
-    if (typeof params?.n === 'number' && params.n !== 1) attributes[A.ATTR_GEN_AI_REQUEST_CHOICE_COUNT] = params.n;
-    const stop = stringList(params?.stop);
-    if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+    setRequestSettings(attributes, {
+      maxTokens: params?.maxTokens,
+      temperature: params?.temperature,
+      topP: params?.topP,
+      frequencyPenalty: params?.frequencyPenalty,
+      presencePenalty: params?.presencePenalty,
+      seed: params?.randomSeed,
+      choiceCount: params?.n,
+      stop: params?.stop,
+    });
     const format = params?.responseFormat?.type;
     if (format === 'json_object' || format === 'json_schema') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'json';
     else if (format === 'text') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'text';

@@ -1,6 +1,6 @@
 import * as A from '../../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
-import { definedNumber, setNumber, stringList, withFinish } from '../../core/values';
+import { definedNumber, withFinish, setRequestSettings } from '../../core/values';
 import { anthropicUsage } from '../anthropic';
 import { embeddingWalker, languageWalker, promptForHash } from './request';
 
@@ -46,15 +46,16 @@ export function languageSpec(model: ModelInfo, action: string, streaming: boolea
     requestModel: () => model.modelId,
     isStream: () => streaming,
     requestAttributes(params, attributes) {
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_MAX_TOKENS, params?.maxOutputTokens);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TEMPERATURE, params?.temperature);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_P, params?.topP);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_TOP_K, params?.topK);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_FREQUENCY_PENALTY, params?.frequencyPenalty);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_PRESENCE_PENALTY, params?.presencePenalty);
-      setNumber(attributes, A.ATTR_GEN_AI_REQUEST_SEED, params?.seed);
-      const stop = stringList(params?.stopSequences);
-      if (stop !== undefined) attributes[A.ATTR_GEN_AI_REQUEST_STOP_SEQUENCES] = stop;
+      setRequestSettings(attributes, {
+        maxTokens: params?.maxOutputTokens,
+        temperature: params?.temperature,
+        topP: params?.topP,
+        topK: params?.topK,
+        frequencyPenalty: params?.frequencyPenalty,
+        presencePenalty: params?.presencePenalty,
+        seed: params?.seed,
+        stop: params?.stopSequences,
+      });
       const format = params?.responseFormat?.type;
       if (format === 'json' || format === 'text') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = format;
     },

@@ -238,14 +238,16 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(scratch, { recursive: true });
 cpSync(distSrc, dist, { recursive: true });
 
-const fakeSource = join(root, 'test/support/fake-provider.ts');
-const fakeCompiled = join(root, '.cache/demo/fake-provider.js');
-if (!existsSync(fakeCompiled) || statSync(fakeCompiled).mtimeMs < statSync(fakeSource).mtimeMs) {
+// The fake provider and the modules it imports (platform-routes.ts), compiled together.
+const fakeSources = ['fake-provider.ts', 'platform-routes.ts'].map((f) => join(root, 'test/support', f));
+const demoDir = join(root, '.cache/demo');
+const fakeCompiled = join(demoDir, 'fake-provider.js');
+if (!existsSync(fakeCompiled) || fakeSources.some((f) => statSync(fakeCompiled).mtimeMs < statSync(f).mtimeMs)) {
   log('bench: compiling the fake provider (tsc -p tsconfig.demo.json)');
   execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.demo.json')], { stdio: 'inherit' });
 }
-const fakeCopy = join(scratch, 'fake-provider.js');
-cpSync(fakeCompiled, fakeCopy);
+cpSync(demoDir, join(scratch, 'demo'), { recursive: true });
+const fakeCopy = join(scratch, 'demo', 'fake-provider.js');
 
 const fakeProcess = spawn(process.execPath, [join(benchDir, 'fake-provider-process.mjs'), fakeCopy], {
   stdio: ['pipe', 'pipe', 'inherit'],

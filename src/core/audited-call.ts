@@ -28,7 +28,7 @@ import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
 import { startCallSpans } from './audit-records';
 import { providerOf, type ProviderHostMap } from '../instrumentations/provider-hosts';
-import type { OperationSpec, ProviderName, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
+import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
 
 /** What every call needs from the instrumentation: built once, shared by all calls. */
 export interface AuditServices {
@@ -122,16 +122,15 @@ export class AuditedCall implements GuardrailTarget {
     action: string,
     server: ServerInfo,
     parent: Context,
-    provider?: ProviderName,
   ) {
     // An Azure deployment is what the request addresses, whatever `model` the body carries
     // (Bedrock: the command's modelId).
     const named = spec.requestModel !== undefined ? spec.requestModel(params) : params?.model;
     const model = (spec.byDeployment ? server.deployment : undefined) ?? (typeof named === 'string' ? named : undefined);
     this.requestModel = model;
-    // The client's own answer first (Gemini API or Vertex AI), then the operator's map, the client
-    // class and the host (provider-hosts.ts).
-    this.provider = provider ?? providerOf(server, services.providerHosts, spec.provider);
+    // The operator's map, then what the client says (its class, Gemini API or Vertex AI) and the
+    // host (provider-hosts.ts), else the SDK's own name.
+    this.provider = providerOf(server, services.providerHosts, spec.provider);
     this.action = action;
     this.sentParams = services.content !== undefined ? params : undefined;
     this.quotable = params;

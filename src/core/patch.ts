@@ -12,7 +12,7 @@ import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
 import type { ProviderPatch } from './provider';
 import { endpointOf } from '../instrumentations/provider-hosts';
-import type { OperationSpec, ProviderName } from './types';
+import type { OperationSpec } from './types';
 
 type Method = (this: any, ...args: any[]) => any;
 
@@ -47,8 +47,6 @@ export interface AuditedMethodOptions {
   adapter?: SdkAdapter;
   /** The SDK client behind a resource object (`resource._client`), for the default adapter. */
   client?(resource: any): any;
-  /** `gen_ai.provider.name` when the client decides it (one SDK for two services); default the spec's. */
-  provider?(resource: any): ProviderName | undefined;
   /**
    * Runs the SDK's method. A provider can use it to adjust the SDK around the call (Anthropic:
    * keep its built-in span from doubling ours). Defaults to a plain call.
@@ -61,7 +59,6 @@ export function methodOptions(patch: ProviderPatch): AuditedMethodOptions {
   return {
     server: patch.server ?? ((resource: any) => endpointOf(patch.client(resource))),
     adapter: patch.adapter ?? stainlessAdapter(patch.client),
-    provider: patch.provider,
     invoke: patch.invoke,
   };
 }
@@ -93,7 +90,7 @@ export function auditedMethod(
         // Sanitize first: in redact mode the redacted copy is what is sent, hashed and shown to hooks.
         const sanitized = shared.sanitize === undefined ? undefined : sanitize(shared.sanitize, spec, args[0]);
         if (sanitized?.result !== undefined && sanitized.result.params !== args[0]) args = [sanitized.result.params, ...args.slice(1)];
-        call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent, options.provider?.(this));
+        call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent);
         if (sanitized?.result !== undefined) call.recordSanitization(shared.sanitize!.mode, sanitized.result);
         if (sanitized?.failed !== undefined) gate = Promise.reject(sanitizerBlocked(call, sanitized.failed));
         // LLM_AUDIT_ON_FAILURE=block: no call goes out while its audit record cannot be written.

@@ -3,7 +3,7 @@ import { LlmAuditUnavailableError, onFailurePolicy, reportAuditProblem } from '.
 import type { ServerInfo } from './audited-call';
 import type { MethodRoute } from './patch';
 import type { SdkAdapter } from './sdk-adapter';
-import type { OperationSpec, ProviderName } from './types';
+import type { OperationSpec } from './types';
 
 /**
  * One method to wrap: an audited SDK call (`spec`), a method carrying several operations (`route`,
@@ -42,8 +42,6 @@ export interface ProviderPatch {
   adapter?: SdkAdapter;
   /** Optional: `server.address` / `server.port` of a resource's calls; default from `client(resource).baseURL`. */
   server?(resource: any): ServerInfo;
-  /** Optional: `gen_ai.provider.name` of a resource's calls when the client decides it; default the spec's. */
-  provider?(resource: any): ProviderName | undefined;
   targets(moduleExports: any): PatchTarget[];
   /**
    * Files inside the package (paths relative to it) that export the classes `targets` reads, for

@@ -1,18 +1,7 @@
 import { diag } from '@opentelemetry/api';
 import { STREAM_OUTCOME } from '../semconv';
 import type { AuditedCall } from './audited-call';
-
-/** What the finalizer holds of a stream's call: the call until it has ended. */
-interface Watch {
-  call: AuditedCall | undefined;
-}
-
-/** Ends the span of a stream nobody read to its end and nobody can read any more. */
-const unreachable = new FinalizationRegistry<Watch>((watch) => {
-  const call = watch.call;
-  watch.call = undefined;
-  call?.endStream(STREAM_OUTCOME.notConsumed);
-});
+import { watchStream } from './stream';
 
 /**
  * A web ReadableStream that hands on `source`'s chunks one by one, as they are asked for, and
@@ -27,12 +16,12 @@ const unreachable = new FinalizationRegistry<Watch>((watch) => {
  */
 export function observeReadableStream<T>(source: ReadableStream<T>, call: AuditedCall, failure?: (chunk: T) => unknown): ReadableStream<T> {
   const reader = source.getReader();
-  const watch: Watch = { call };
   let failed: { error: unknown } | undefined;
+  // The span ends once: whoever settles first gets the call, later ones nothing.
+  let tracked: ReturnType<typeof watchStream> | undefined;
   const settle = (): AuditedCall | undefined => {
-    const current = watch.call;
-    watch.call = undefined;
-    unreachable.unregister(watch);
+    const current = tracked?.watch.call;
+    tracked?.settle();
     return current;
   };
   const observed = new ReadableStream<T>(
@@ -73,6 +62,7 @@ export function observeReadableStream<T>(source: ReadableStream<T>, call: Audite
     // Nothing is read ahead: a chunk is taken from the source only when the reader asks for it.
     { highWaterMark: 0 },
   );
-  unreachable.register(observed, watch, watch);
+  // The finalizer of the SDK streams: unreachable unread or half read, the call ends as not_consumed.
+  tracked = watchStream(observed, call, undefined);
   return observed;
 }

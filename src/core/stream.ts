@@ -66,8 +66,8 @@ function abortListener(watch: StreamWatch, token: object): () => void {
   };
 }
 
-/** What observeStream and observeAsyncIterable share: the finalizer, the abort listener, and how to let go. */
-function watchStream(target: object, call: AuditedCall, signal: AbortSignal | undefined): { watch: StreamWatch; token: object; settle: () => void } {
+/** What every stream observer shares (here, and readable-stream.ts): the finalizer, the abort listener, and how to let go. */
+export function watchStream(target: object, call: AuditedCall, signal: AbortSignal | undefined): { watch: StreamWatch; token: object; settle: () => void } {
   const token = {};
   const watch: StreamWatch = { call, pending: 0 };
   unreachable.register(target, watch, token);

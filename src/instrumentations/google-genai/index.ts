@@ -35,8 +35,14 @@ export const googleGenaiPatch: ProviderPatch = {
   },
   client: (resource) => resource?.apiClient,
   adapter: promiseAdapter,
-  server: (resource) => (typeof resource?.apiClient?.getBaseUrl === 'function' ? serverFromURL(resource.apiClient, resource.apiClient.getBaseUrl()) : {}),
-  provider: (resource) => (resource?.apiClient?.isVertexAI?.() === true ? 'gcp.vertex_ai' : 'gcp.gemini'),
+  server(resource) {
+    const client = resource?.apiClient;
+    if (typeof client?.getBaseUrl !== 'function') return {};
+    // One SDK for two services: the client says which (kept with its cached endpoint).
+    const info = serverFromURL(client, client.getBaseUrl());
+    info.provider ??= client.isVertexAI?.() === true ? 'gcp.vertex_ai' : 'gcp.gemini';
+    return info;
+  },
   targets(moduleExports) {
     const Models = moduleExports?.Models?.prototype;
     const Chat = moduleExports?.Chat?.prototype;

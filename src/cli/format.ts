@@ -1,19 +1,51 @@
-/** Table, CSV (RFC 4180) and JSON output of rows. */
+/**
+ * Table, CSV (RFC 4180) and JSON output of rows. CSV is written to be opened in a spreadsheet by
+ * people who did not write the data: see csvCell (formula injection) and CsvOptions.
+ */
 import type { CliIo } from './io';
 
-export type Cell = string | number | boolean | null | undefined;
+/** A cell: a scalar, or a list/object (guardrail decisions, metadata) that JSON keeps as it is and CSV and tables show as JSON text. */
+export type Cell = string | number | boolean | null | undefined | object;
 export type Row = Record<string, Cell>;
 export const FORMATS = ['table', 'json', 'csv'] as const;
 export type Format = (typeof FORMATS)[number];
 
 function text(cell: Cell): string {
   if (cell === null || cell === undefined) return '';
-  return String(cell);
+  return typeof cell === 'object' ? JSON.stringify(cell) : String(cell);
 }
 
-export function csvCell(cell: Cell): string {
-  const s = text(cell);
+/**
+ * What a spreadsheet would run as a formula (OWASP "CSV Injection"): a cell that begins with =, +,
+ * -, @, a tab or a carriage return. User, session and tenant ids, error messages and metadata come
+ * from the application, so `=HYPERLINK(...)` as a user id must reach the reader as text.
+ */
+const FORMULA_START = /^[=+\-@\t\r]/;
+/** An instant as the ledger writes it; --excel rewrites it as `YYYY-MM-DD HH:MM:SS.mmm` (UTC), which spreadsheets read as a date. */
+const ISO_INSTANT = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2}(?:\.\d+)?)Z$/;
+
+/**
+ * One CSV cell. A text cell that a spreadsheet would take for a formula gets a leading single quote
+ * (OWASP's advice: shown as text, and visibly changed); numbers are numbers, never formulas, and
+ * stay as they are. Then RFC 4180 quoting.
+ */
+export function csvCell(cell: Cell, excel = false): string {
+  let s = text(cell);
+  if (typeof cell === 'string' || typeof cell === 'object') {
+    if (FORMULA_START.test(s)) s = `'${s}`;
+    else if (excel) s = s.replace(ISO_INSTANT, '$1 $2');
+  }
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export interface CsvOptions {
+  /** `--excel`: a byte order mark (so Excel reads UTF-8) and instants as dates it recognises. */
+  excel?: boolean;
+  /**
+   * The first line, `# ...`: what the file is (command, filter, period), so a CSV passed on stays
+   * self-describing. Omitted when undefined.
+   */
+  comment?: string;
 }
 
 /** Streams rows in the chosen format. Tables need every row for column widths, so they buffer. */
@@ -25,15 +57,19 @@ export class RowWriter {
     private readonly io: CliIo,
     private readonly format: Format,
     private readonly columns: readonly string[],
+    private readonly csv: CsvOptions = {},
   ) {}
 
   async start(): Promise<void> {
-    if (this.format === 'csv') await this.io.out(this.columns.map(csvCell).join(',') + '\r\n');
+    if (this.format === 'csv') {
+      const comment = this.csv.comment === undefined ? '' : csvCell(`# ${this.csv.comment.replace(/[\r\n]+/g, ' ')}`) + '\r\n';
+      await this.io.out((this.csv.excel ? '\uFEFF' : '') + comment + this.columns.map((c) => csvCell(c)).join(',') + '\r\n');
+    }
     if (this.format === 'json') await this.io.out('[');
   }
 
   async row(row: Row): Promise<void> {
-    if (this.format === 'csv') await this.io.out(this.columns.map((c) => csvCell(row[c])).join(',') + '\r\n');
+    if (this.format === 'csv') await this.io.out(this.columns.map((c) => csvCell(row[c], this.csv.excel)).join(',') + '\r\n');
     else if (this.format === 'json') await this.io.out((this.count > 0 ? ',\n' : '\n') + JSON.stringify(row));
     else this.table.push(row);
     this.count++;
@@ -57,8 +93,8 @@ export function renderTable(columns: readonly string[], rows: readonly Row[]): s
   return out;
 }
 
-export async function writeRows(io: CliIo, format: Format, columns: readonly string[], rows: Iterable<Row> | AsyncIterable<Row>): Promise<number> {
-  const writer = new RowWriter(io, format, columns);
+export async function writeRows(io: CliIo, format: Format, columns: readonly string[], rows: Iterable<Row> | AsyncIterable<Row>, csv: CsvOptions = {}): Promise<number> {
+  const writer = new RowWriter(io, format, columns, csv);
   await writer.start();
   let n = 0;
   for await (const row of rows) {
@@ -67,4 +103,30 @@ export async function writeRows(io: CliIo, format: Format, columns: readonly str
   }
   await writer.end();
   return n;
+}
+
+/** The options every command with CSV output takes. */
+export const CSV_OPTION = { excel: { type: 'boolean' } } as const;
+
+/**
+ * The command line for a CSV's first line: where the ledger is (a directory, a database URL that
+ * may hold a password) and --out are left out; the rest says what was asked.
+ */
+export function commandLine(command: string, argv: readonly string[]): string {
+  const shown: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const name = /^--(ledger|postgres|out)(=|$)/.exec(arg);
+    if (name) {
+      if (name[2] === '') i++;
+      continue;
+    }
+    shown.push(/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`);
+  }
+  return ['llm-audit', command, ...shown].join(' ');
+}
+
+/** The first line of a CSV: the command, then what it selected and over which period (`about`). */
+export function csvComment(command: string, argv: readonly string[], about: readonly string[]): string {
+  return [commandLine(command, argv), ...about, 'times UTC'].join(' | ');
 }

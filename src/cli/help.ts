@@ -18,6 +18,10 @@ const OUT: Option = ['--out FILE', 'write to FILE instead of standard output'];
 const PUBLIC_KEY: Option = ['--public-key FILE', 'Ed25519 public key the checkpoints must be signed with (default $LLM_AUDIT_PUBLIC_KEY)'];
 const SIGNING_KEY: Option = ['--signing-key FILE', 'Ed25519 private key to sign with (default $LLM_AUDIT_SIGNING_KEY; unsigned without)'];
 const FORMAT: Option = ['--format table|json|csv', 'output format (default table)'];
+const EXCEL: Option = [
+  '--excel',
+  'with --format csv: a byte order mark and dates a spreadsheet reads (every CSV starts with a # line stating command, filter and period, and neutralises cells a spreadsheet would run as formulas)',
+];
 const FROM_TO: Option[] = [
   ['--from ISO', 'records at or after this date or time (default: from the first)'],
   ['--to ISO', 'records before this date or time (default: to the last)'],
@@ -81,16 +85,25 @@ const HELP: Record<string, CommandHelp> = {
       ...FROM_TO,
       ['--user U', 'only this user id'],
       ['--tenant T', 'only this tenant id'],
-      ['--model M', 'only this model (requested or answering)'],
+      ['--session S', 'only this session id'],
+      ['--model M', 'only this model, requested or answering (the requested one also finds the calls that failed)'],
+      ['--provider P', 'only this provider (openai, anthropic, aws.bedrock...)'],
       ['--status S', 'only success, error, blocked, interrupted or unaudited'],
       ['--action A', 'only this SDK method or operation (chat.completions.create, content.shred...)'],
-      ['--format table|json|csv', 'output format (default table; json and csv add trace_id, span_id and the keyed hashes)'],
+      ['--trace-id ID', 'only the records of this trace (the id a tracing backend such as Jaeger shows)'],
+      ['--request-id ID', 'only this request (llm_audit.request_id, as an error message or a support ticket quotes it)'],
+      ['--format table|json|csv', 'output format (default table; json and csv: the whole record, with ids, hashes, token details, guardrails and sanitization)'],
+      EXCEL,
       ['--columns A,B', 'only these columns, in this order'],
       ['--limit N', 'at most N records (default all)'],
       LEDGER,
       POSTGRES,
     ],
-    examples: ['llm-audit query --from 2026-11-01 --to 2026-12-01 --status error --format json'],
+    examples: [
+      'llm-audit query --from 2026-11-01 --to 2026-12-01 --status error --format json',
+      'llm-audit query --trace-id 4bf92f3577b34da6a3ce929d0e0e4736 --format json   # from a trace to its audit record',
+      'llm-audit query --tenant acme --from 2026-11-01 --format csv --excel > acme-november.csv',
+    ],
   },
   retention: {
     options: [
@@ -104,6 +117,7 @@ const HELP: Record<string, CommandHelp> = {
       SIGNING_KEY,
       PUBLIC_KEY,
       FORMAT,
+      EXCEL,
       LEDGER,
       POSTGRES,
     ],

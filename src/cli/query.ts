@@ -1,25 +1,38 @@
 /** `llm-audit query`: records in a time window, filtered, as a table, JSON or CSV. */
 import { LedgerError, isLedgerError } from '../ledger/errors';
-import { DETAIL_COLUMNS, RECORD_COLUMNS, RECORD_STATUSES, flatRecord, queryRecords, type QueryFilter } from '../ledger/query';
-import { FORMATS, RowWriter } from './format';
-import { instant, oneOf, parse, str, type CliIo } from './io';
+import { DETAIL_COLUMNS, EXTRA_COLUMNS, RECORD_COLUMNS, RECORD_STATUSES, flatRecord, queryRecords, unreadFields, type QueryFilter } from '../ledger/query';
+import { CSV_OPTION, FORMATS, RowWriter, csvComment } from './format';
+import { flag, instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--session S] [--model M] [--provider P] [--status S] [--action A] [--trace-id ID] [--request-id ID] [--format table|json|csv] [--excel] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
 
 const ALL_COLUMNS: readonly string[] = [...RECORD_COLUMNS, ...DETAIL_COLUMNS];
+const KNOWN_COLUMNS: readonly string[] = [...ALL_COLUMNS, ...EXTRA_COLUMNS];
 
-/** --columns a,b,c, else the table's columns (JSON and CSV: with the ids and hashes too). */
+/** --columns a,b,c, else the table's columns (JSON and CSV: the whole record). */
 function columnsOf(text: string | undefined, format: string): readonly string[] {
   if (text === undefined) return format === 'table' ? RECORD_COLUMNS : ALL_COLUMNS;
   const columns = text.split(',').map((c) => c.trim());
-  const unknown = columns.filter((c) => !ALL_COLUMNS.includes(c));
+  const unknown = columns.filter((c) => !KNOWN_COLUMNS.includes(c));
   if (unknown.length > 0 || columns.length === 0) {
-    throw new LedgerError('LEDGER_USAGE', `--columns: unknown column ${JSON.stringify(unknown[0] ?? '')} (columns: ${ALL_COLUMNS.join(', ')})`);
+    throw new LedgerError('LEDGER_USAGE', `--columns: unknown column ${JSON.stringify(unknown[0] ?? '')} (columns: ${KNOWN_COLUMNS.join(', ')})`);
   }
   return columns;
 }
+
+/** Option name -> QueryFilter field, for the filters that match one field exactly. */
+const EXACT_FILTERS = {
+  user: 'user',
+  tenant: 'tenant',
+  session: 'session',
+  model: 'model',
+  provider: 'provider',
+  action: 'action',
+  'trace-id': 'traceId',
+  'request-id': 'requestId',
+} as const satisfies Record<string, keyof QueryFilter>;
 
 export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -28,14 +41,12 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       ledger: { type: 'string' },
       from: { type: 'string' },
       to: { type: 'string' },
-      user: { type: 'string' },
-      tenant: { type: 'string' },
-      model: { type: 'string' },
+      ...Object.fromEntries(Object.keys(EXACT_FILTERS).map((name) => [name, { type: 'string' } as const])),
       status: { type: 'string' },
-      action: { type: 'string' },
       format: { type: 'string' },
       limit: { type: 'string' },
       columns: { type: 'string' },
+      ...CSV_OPTION,
       ...POSTGRES_OPTION,
     },
     QUERY_USAGE,
@@ -46,18 +57,28 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   if (from !== undefined) filter.from = from;
   if (to !== undefined) filter.to = to;
   if (from !== undefined && to !== undefined && from >= to) throw new LedgerError('LEDGER_USAGE', '--from must be before --to');
-  for (const key of ['user', 'tenant', 'model', 'action'] as const) {
-    const v = str(p, key);
-    if (v !== undefined) filter[key] = v;
+  const described: string[] = [];
+  for (const [option, field] of Object.entries(EXACT_FILTERS)) {
+    const v = str(p, option);
+    if (v === undefined) continue;
+    if (v === '') throw new LedgerError('LEDGER_USAGE', `--${option} needs a value`);
+    filter[field] = v;
+    described.push(`${option}=${v}`);
   }
   // A status no record can have would match nothing, silently.
-  if (str(p, 'status') !== undefined) filter.status = oneOf(str(p, 'status'), RECORD_STATUSES, '--status', 'success');
+  if (str(p, 'status') !== undefined) {
+    filter.status = oneOf(str(p, 'status'), RECORD_STATUSES, '--status', 'success');
+    described.push(`status=${filter.status}`);
+  }
   const limitText = str(p, 'limit');
   const limit = limitText === undefined ? Infinity : Number(limitText);
   if (!(limit === Infinity || (Number.isSafeInteger(limit) && limit > 0))) throw new LedgerError('LEDGER_USAGE', `--limit must be a positive integer, got ${JSON.stringify(limitText)}`);
+  if (limit !== Infinity) described.push(`first ${limit}`);
   const format = oneOf(str(p, 'format'), FORMATS, '--format', 'table');
-  const columns = columnsOf(str(p, 'columns'), format);
-  const writer = new RowWriter(io, format, columns);
+  const picked = str(p, 'columns');
+  const columns = columnsOf(picked, format);
+  const period = `${from === undefined ? 'first record' : new Date(from).toISOString()} .. ${to === undefined ? 'last record' : `${new Date(to).toISOString()} (excluded)`}`;
+  const writer = new RowWriter(io, format, columns, { excel: flag(p, 'excel'), comment: csvComment('query', argv, [`filter: ${described.join(' ') || 'none'}`, `period: ${period}`]) });
   let torn = 0;
   let n = 0;
   await withSource(p, io, async (source) => {
@@ -69,7 +90,9 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
     try {
       for await (const hit of queryRecords(source, filter, { onTorn: () => torn++ })) {
         const row = flatRecord(hit);
-        await writer.row(Object.fromEntries(columns.map((c) => [c, row[c] ?? null])));
+        const shown = Object.fromEntries(columns.map((c) => [c, row[c] ?? null]));
+        // The whole record: fields of a newer record version than this tool knows are kept in JSON.
+        await writer.row(format === 'json' && picked === undefined ? { ...shown, ...unreadFields(hit.record) } : shown);
         if (++n >= limit) break;
       }
     } catch (error) {

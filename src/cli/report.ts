@@ -9,8 +9,8 @@ import { loadPublicKey } from '../ledger/checkpoint';
 import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
 import { anomalies, costByUser, errorRate, type Cell, type Report } from '../ledger/reports';
-import { FORMATS, writeRows } from './format';
-import { instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
+import { CSV_OPTION, FORMATS, csvComment, writeRows } from './format';
+import { flag, instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 const REPORT_FORMATS = [...FORMATS, 'html'] as const;
@@ -27,6 +27,8 @@ export const REPORT_USAGE =
   '  summary [--from ISO] [--to ISO] [--public-key FILE]   totals, per user/tenant/model/day, blocks, gaps; verifies the ledger\n' +
   '  usage and summary cover the last 30 days unless --from/--to say otherwise (--to excluded)\n' +
   '  --format html writes one self-contained page with charts (needs the optional package echarts for the charts)\n' +
+  '  --format csv starts with a # line (command, period) and neutralises cells a spreadsheet would run as formulas;\n' +
+  '  --excel adds a byte order mark and writes times as dates a spreadsheet reads\n' +
   'example:\n' +
   '  llm-audit report usage --by tenant --from 2026-11-01 --to 2026-12-01\n' +
   '  llm-audit report summary --from 2026-11-01 --format html --out november.html';
@@ -48,6 +50,7 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
       format: { type: 'string' },
       out: { type: 'string' },
       'public-key': { type: 'string' },
+      ...CSV_OPTION,
       ...POSTGRES_OPTION,
     },
     REPORT_USAGE,
@@ -60,7 +63,7 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
   const format = oneOf(str(p, 'format'), REPORT_FORMATS, '--format', 'table');
   const out = str(p, 'out');
   const target: CliIo = out === undefined ? io : fileIo(out, io);
-  const code = await withSource(p, io, (source) => runReport(source, name, p, format, target, ['llm-audit', 'report', ...argv].join(' ')));
+  const code = await withSource(p, io, (source) => runReport(source, name, p, format, target, argv));
   if (out !== undefined) io.err(`wrote ${out}`);
   return code;
 }
@@ -71,7 +74,7 @@ function fileIo(path: string, io: CliIo): CliIo {
   return { ...io, out: async (text) => writeFileSync(path, text, { flag: 'a' }) };
 }
 
-async function runReport(source: LedgerSource, name: string, p: Parsed, format: ReportFormat, io: CliIo, command: string): Promise<number> {
+async function runReport(source: LedgerSource, name: string, p: Parsed, format: ReportFormat, io: CliIo, argv: string[]): Promise<number> {
   await source.open();
   const now = instant(str(p, 'now'), '--now') ?? Date.now();
   const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => ({
@@ -106,10 +109,10 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     report = name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
   if (format === 'html') {
-    await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command }));
+    await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: ['llm-audit', 'report', ...argv].join(' ') }));
     return 0;
   }
-  await writeRows(io, format, report.columns, report.rows);
+  await writeRows(io, format, report.columns, report.rows, { excel: flag(p, 'excel'), comment: csvComment('report', argv, report.notes) });
   if (format === 'table') for (const n of report.notes) io.err(`note: ${n}`);
   return 0;
 }

@@ -2,12 +2,12 @@
 import { loadPrivateKey, loadPublicKey } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
 import { applyRetention, resolvePolicy, type RetentionOptions } from '../ledger/retention';
-import { FORMATS, writeRows } from './format';
+import { CSV_OPTION, FORMATS, csvComment, writeRows } from './format';
 import { flag, instant, ledgerDir, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, postgresUrl } from './source';
 
 export const RETENTION_USAGE =
-  'llm-audit retention apply --policy standard|hipaa|gdpr|custom [--dry-run] [--now ISO] [--max-age D] [--metadata D] [--content D] [--errors D] [--signing-key FILE] [--public-key FILE] [--format table|json|csv] [--ledger DIR | --postgres URL]   (D: 90d, 12w, 6m, 2y)';
+  'llm-audit retention apply --policy standard|hipaa|gdpr|custom [--dry-run] [--now ISO] [--max-age D] [--metadata D] [--content D] [--errors D] [--signing-key FILE] [--public-key FILE] [--format table|json|csv] [--excel] [--ledger DIR | --postgres URL]   (D: 90d, 12w, 6m, 2y)';
 
 export async function retentionCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -24,6 +24,7 @@ export async function retentionCommand(argv: string[], io: CliIo): Promise<numbe
       'signing-key': { type: 'string' },
       'public-key': { type: 'string' },
       format: { type: 'string' },
+      ...CSV_OPTION,
       ...POSTGRES_OPTION,
     },
     RETENTION_USAGE,
@@ -61,6 +62,7 @@ export async function retentionCommand(argv: string[], io: CliIo): Promise<numbe
     format,
     ['name', 'records', 'first_seq', 'last_seq', 'newest_timestamp', 'expires_at', 'action', 'reason'],
     plan.segments.map((s) => ({ ...s })),
+    { excel: flag(p, 'excel'), comment: csvComment('retention', argv, [`policy: ${policy.name}`, `now: ${plan.now}`, dryRun ? 'dry run' : 'applied']) },
   );
   const removed = plan.segments.filter((s) => s.action === 'remove');
   io.err(

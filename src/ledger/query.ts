@@ -98,6 +98,11 @@ export interface QueryFilter {
   model?: string;
   status?: string;
   tenant?: string;
+  session?: string;
+  provider?: string;
+  /** The trace id a tracing backend shows (32 hex digits; matched without regard to case). */
+  traceId?: string;
+  requestId?: string;
   /** `llm_audit.action`: the SDK method (`chat.completions.create`...) or an operation on the trail (`content.shred`). */
   action?: string;
 }
@@ -105,6 +110,10 @@ export interface QueryFilter {
 export function matches(record: LedgerRecord, filter: QueryFilter): boolean {
   if (filter.user !== undefined && record.user_id !== filter.user) return false;
   if (filter.tenant !== undefined && record.tenant_id !== filter.tenant) return false;
+  if (filter.session !== undefined && record.session_id !== filter.session) return false;
+  if (filter.provider !== undefined && record.provider !== filter.provider) return false;
+  if (filter.traceId !== undefined && record.trace_id?.toLowerCase() !== filter.traceId.toLowerCase()) return false;
+  if (filter.requestId !== undefined && record.request_id !== filter.requestId) return false;
   if (filter.action !== undefined && record.action !== filter.action) return false;
   if (filter.model !== undefined && record.model?.request !== filter.model && record.model?.response !== filter.model) return false;
   if (filter.status !== undefined && record.status !== filter.status) return false;
@@ -120,7 +129,10 @@ export async function* queryRecords(source: LedgerSource, filter: QueryFilter, o
   }
 }
 
-/** Flat columns for table/CSV output of records. */
+/**
+ * Flat columns for table output of records: both models, so a model's failures (which have no
+ * answering model) and its successes read as one model.
+ */
 export const RECORD_COLUMNS = [
   'seq',
   'timestamp',
@@ -129,7 +141,8 @@ export const RECORD_COLUMNS = [
   'session_id',
   'tenant_id',
   'provider',
-  'model',
+  'model_requested',
+  'model_response',
   'action',
   'status',
   'input_tokens',
@@ -141,15 +154,106 @@ export const RECORD_COLUMNS = [
 ] as const;
 
 /**
- * What machine-readable output (JSON, CSV) adds to the table's columns: the ids that tie a record
- * to its trace in a tracing backend, and the keyed hashes that tie it to content held elsewhere.
+ * What machine-readable output (JSON, CSV) adds to the table's columns: the rest of the record.
+ * The ids that tie a record to its trace in a tracing backend, the keyed hashes that tie it to
+ * content held elsewhere, the token details, the scrubbed error message, what guardrails decided
+ * and what sanitization found. Lists and objects are JSON values in JSON and JSON text in CSV.
  */
-export const DETAIL_COLUMNS = ['trace_id', 'span_id', 'system_prompt_hash', 'input_hash', 'output_hash'] as const;
+export const DETAIL_COLUMNS = [
+  'trace_id',
+  'span_id',
+  'operation',
+  'cache_read_tokens',
+  'cache_creation_tokens',
+  'reasoning_tokens',
+  'error_message',
+  'system_prompt_hash',
+  'input_hash',
+  'output_hash',
+  'sanitization_count',
+  'sanitization_mode',
+  'sanitization_kinds',
+  'guardrails',
+  'block_reason',
+  'tools',
+  'rag_document_ids',
+  'metadata',
+  'content_encrypted',
+  'http_request',
+  'record_version',
+] as const;
+
+/** Columns only --columns asks for: `model` is the answering model, else the requested one (what reports used to group by). */
+export const EXTRA_COLUMNS = ['model'] as const;
 
 /** `--status` values: what `llm_audit.status` can be. */
 export const RECORD_STATUSES = [...Object.values(AUDIT_STATUS), AUDIT_STATUS_UNAUDITED] as const;
 
-export function flatRecord(hit: RecordHit): Record<string, string | number | null> {
+/**
+ * Fields a newer record version may carry, read where present so that output and reports pick
+ * them up without a change here: `sanitization` {mode, kinds} and `block_reason`. Older records
+ * have only `sanitization_count` and the guardrail events' attributes.
+ */
+interface RicherRecord {
+  sanitization?: { mode?: unknown; kinds?: unknown; findings?: unknown } | null;
+  sanitization_mode?: unknown;
+  sanitization_kinds?: unknown;
+  block_reason?: unknown;
+}
+
+/** How sanitization treated the call's content (`detect` or `redact`), when the record says. */
+export function sanitizationMode(record: LedgerRecord): string | null {
+  const r = record as LedgerRecord & RicherRecord;
+  const mode = r.sanitization?.mode ?? r.sanitization_mode;
+  return typeof mode === 'string' ? mode : null;
+}
+
+/**
+ * Findings per kind (`email`: 2, ...) when the record holds them: a map of kind to count, or a list
+ * of {type|kind, count}. Null when the record has only the total (`sanitization_count`).
+ */
+export function sanitizationKinds(record: LedgerRecord): Record<string, number> | null {
+  const r = record as LedgerRecord & RicherRecord;
+  const raw = r.sanitization?.kinds ?? r.sanitization?.findings ?? r.sanitization_kinds;
+  if (raw === null || typeof raw !== 'object') return null;
+  const out: Record<string, number> = {};
+  const add = (kind: unknown, count: unknown) => {
+    if (typeof kind === 'string' && typeof count === 'number' && Number.isFinite(count)) out[kind] = (out[kind] ?? 0) + count;
+  };
+  if (Array.isArray(raw)) {
+    for (const f of raw as Array<Record<string, unknown> | null>) if (f && typeof f === 'object') add(f.type ?? f.kind, f.count ?? 1);
+  } else for (const [kind, count] of Object.entries(raw)) add(kind, count);
+  return Object.keys(out).length > 0 ? out : null;
+}
+
+/** Why a guardrail blocked the call: the record's own field, else the blocking decision's reason. */
+export function blockReason(record: LedgerRecord): string | null {
+  const r = record as LedgerRecord & RicherRecord;
+  if (typeof r.block_reason === 'string') return r.block_reason;
+  const blocking = (record.guardrails ?? []).find((g) => isBlockAction(g.action));
+  const reason = blocking?.reason ?? blocking?.reason_hash;
+  return typeof reason === 'string' ? reason : null;
+}
+
+/** A guardrail decision that stopped the call (`blocked`; `block` in hand-made records). */
+export function isBlockAction(action: unknown): boolean {
+  return action === 'blocked' || action === 'block';
+}
+
+/** Every top-level field flatRecord reads (directly or through the readers above). */
+const READ_FIELDS: ReadonlySet<string> = new Set([
+  'v', 'request_id', 'timestamp', 'trace_id', 'span_id', 'user_id', 'session_id', 'tenant_id', 'provider', 'operation', 'model', 'action',
+  'status', 'system_prompt_hash', 'input_hash', 'output_hash', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_creation_tokens',
+  'thinking_tokens', 'latency_ms', 'cost_usd', 'error_type', 'http_status', 'error_message', 'sanitization_count', 'guardrails', 'tools',
+  'rag_document_ids', 'metadata', 'content', 'http', 'sanitization', 'sanitization_mode', 'sanitization_kinds', 'block_reason',
+]);
+
+/** Fields of a record this version of the tool has no column for (a newer record version): JSON output shows them as they are. */
+export function unreadFields(record: LedgerRecord): Record<string, string | number | boolean | null | object> {
+  return Object.fromEntries(Object.entries(record).filter(([key]) => !READ_FIELDS.has(key))) as Record<string, string | number | boolean | null | object>;
+}
+
+export function flatRecord(hit: RecordHit): Record<string, string | number | boolean | null | object> {
   const r = hit.record;
   return {
     seq: hit.seq,
@@ -159,6 +263,8 @@ export function flatRecord(hit: RecordHit): Record<string, string | number | nul
     session_id: r.session_id,
     tenant_id: r.tenant_id,
     provider: r.provider,
+    model_requested: r.model?.request ?? null,
+    model_response: r.model?.response ?? null,
     model: modelOf(r),
     action: r.action,
     status: r.status,
@@ -170,8 +276,25 @@ export function flatRecord(hit: RecordHit): Record<string, string | number | nul
     http_status: r.http_status ?? null,
     trace_id: r.trace_id,
     span_id: r.span_id,
+    operation: r.operation,
+    cache_read_tokens: r.cache_read_tokens,
+    cache_creation_tokens: r.cache_creation_tokens,
+    reasoning_tokens: r.thinking_tokens,
+    error_message: r.error_message,
     system_prompt_hash: r.system_prompt_hash,
     input_hash: r.input_hash,
     output_hash: r.output_hash,
+    sanitization_count: r.sanitization_count,
+    sanitization_mode: sanitizationMode(r),
+    sanitization_kinds: sanitizationKinds(r),
+    guardrails: r.guardrails,
+    block_reason: blockReason(r),
+    tools: r.tools,
+    rag_document_ids: r.rag_document_ids,
+    metadata: r.metadata,
+    // The envelope is ciphertext and long; `llm-audit decrypt` shows it to a key holder.
+    content_encrypted: typeof r.content === 'string',
+    http_request: r.http ?? null,
+    record_version: r.v,
   };
 }

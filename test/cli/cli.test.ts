@@ -177,11 +177,13 @@ describe('llm-audit CLI', () => {
     const json = JSON.parse(cli(['query', '--ledger', dir, '--status', 'error', '--format', 'json']).stdout);
     expect(json.map((r: { request_id: string }) => r.request_id)).toEqual(['r0', 'r3', 'r6', 'r9']);
     const csv = cli(['query', '--ledger', dir, '--format', 'csv', '--limit', '2']).stdout.split('\r\n');
-    expect(csv[0]).toBe(
-      'seq,timestamp,request_id,user_id,session_id,tenant_id,provider,model,action,status,input_tokens,output_tokens,cost_usd,latency_ms,error_type,http_status,' +
-        'trace_id,span_id,system_prompt_hash,input_hash,output_hash',
+    expect(csv[0]).toBe('# llm-audit query --format csv --limit 2 | filter: first 2 | period: first record .. last record | times UTC');
+    expect(csv[1]).toBe(
+      'seq,timestamp,request_id,user_id,session_id,tenant_id,provider,model_requested,model_response,action,status,input_tokens,output_tokens,cost_usd,latency_ms,error_type,http_status,' +
+        'trace_id,span_id,operation,cache_read_tokens,cache_creation_tokens,reasoning_tokens,error_message,system_prompt_hash,input_hash,output_hash,' +
+        'sanitization_count,sanitization_mode,sanitization_kinds,guardrails,block_reason,tools,rag_document_ids,metadata,content_encrypted,http_request,record_version',
     );
-    expect(csv).toHaveLength(4);
+    expect(csv).toHaveLength(5);
     expect(cli(['query', '--ledger', dir, '--from', 'yesterday']).code).toBe(2);
     expect(cli(['query', '--ledger', dir, '--format', 'xml']).stderr).toMatch(/--format must be one of table, json, csv/);
 
@@ -191,7 +193,7 @@ describe('llm-audit CLI', () => {
     expect(rate).toEqual([{ model: 'gpt-4o-2024-08-06', requests: 4, errors: 1, blocked: 0, error_rate: 0.25 }]);
     const cost = cli(['report', 'cost-by-user', '--ledger', dir, '--format', 'csv']).stdout;
     // 03-01: r0 (10:00) alice, r1 (17:00) bob; 03-02: r2 00:00 alice, r3 07:00 bob, r4 14:00 alice, r5 21:00 bob ...
-    expect(cost.split('\r\n').slice(0, 4)).toEqual([
+    expect(cost.split('\r\n').slice(1, 5)).toEqual([
       'day,user_id,requests,total_cost_usd,unpriced_requests,avg_latency_ms',
       '2026-03-01,alice,1,0.5,0,100',
       '2026-03-01,bob,1,0.5,0,100',

@@ -120,7 +120,7 @@ describe('query output', () => {
       expect(row).toHaveProperty('output_hash');
       expect(row).toHaveProperty('system_prompt_hash');
     }
-    const csvHeader = cli(['query', '--ledger', dir, '--format', 'csv']).stdout.split('\r\n')[0]!;
+    const csvHeader = cli(['query', '--ledger', dir, '--format', 'csv']).stdout.split('\r\n')[1]!;
     expect(csvHeader.split(',')).toEqual(expect.arrayContaining(['trace_id', 'span_id', 'input_hash', 'output_hash']));
     expect(cli(['query', '--ledger', dir]).stdout.split('\n')[0]).not.toContain('input_hash');
     const picked = JSON.parse(cli(['query', '--ledger', dir, '--format', 'json', '--columns', 'seq,span_id']).stdout);

@@ -199,7 +199,7 @@ describe('llm-audit shred', () => {
 
     const found = JSON.parse(cli(['query', '--action', 'content.shred', '--ledger', f.ledger, '--format', 'json']).stdout);
     expect(found).toHaveLength(1);
-    expect(found[0]).toMatchObject({ seq: 5, tenant_id: 'acme', action: 'content.shred', status: 'success', model: null, cost_usd: null });
+    expect(found[0]).toMatchObject({ seq: 5, tenant_id: 'acme', action: 'content.shred', status: 'success', model_requested: null, model_response: null, cost_usd: null });
     const { deks } = JSON.parse(readFileSync(join(f.dir, 'keys', 'shredded.jsonl'), 'utf8').trim());
     const records = [];
     for await (const hit of scanRecords(new FileLedgerSource(f.ledger))) records.push(hit.record);

@@ -1,0 +1,156 @@
+/**
+ * The auditor's commands (issue 24) on the fixed data set of auditor-data.ts, on the file ledger
+ * and on PostgreSQL: every command must print the same on both.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { HOSTILE_USER, PUBLIC_KEY, writeAuditorLedger } from './auditor-data';
+import { cli, ensureBuilt, expectNoStack, type CliResult } from './cli-helpers';
+
+let base: string;
+let dir: string;
+let db: TestDatabase;
+
+beforeAll(async () => {
+  ensureBuilt();
+  base = mkdtempSync(join(tmpdir(), 'auditor-'));
+  dir = join(base, 'ledger');
+  await writeAuditorLedger({ dir });
+  db = await createTestDatabase('auditor');
+  await writeAuditorLedger({ url: db.url });
+}, 120_000);
+
+afterAll(async () => {
+  rmSync(base, { recursive: true, force: true });
+  await db?.drop();
+});
+
+/** Runs `args` on both ledgers; they must agree (exit code, output, errors). Returns the file ledger's result. */
+function both(args: string[]): CliResult {
+  const file = cli([...args, '--ledger', dir]);
+  const pg = cli([...args, '--postgres', db.url]);
+  expectNoStack(file);
+  expect(pg.stdout, `${args.join(' ')} on PostgreSQL`).toBe(file.stdout);
+  expect(pg.code, pg.stderr).toBe(file.code);
+  return file;
+}
+
+const json = (args: string[]): Array<Record<string, unknown>> => {
+  const r = both([...args, '--format', 'json']);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Array<Record<string, unknown>>;
+};
+
+const ids = (rows: Array<Record<string, unknown>>): unknown[] => rows.map((r) => r.request_id);
+
+/** Parses RFC 4180 CSV (quoted cells with "" and line breaks). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
+      else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') row.push(cell), (cell = '');
+    else if (c === '\r' && text[i + 1] === '\n') {
+      row.push(cell), rows.push(row), (row = []), (cell = ''), i++;
+    } else cell += c;
+  }
+  if (cell !== '' || row.length > 0) row.push(cell), rows.push(row);
+  return rows;
+}
+
+describe('query: the whole record', () => {
+  it('JSON has every field: both models, token details, guardrails, sanitization, error type and message', () => {
+    const rows = json(['query']);
+    expect(rows).toHaveLength(12);
+    const first = rows[0]!;
+    expect(first).toMatchObject({
+      seq: 0,
+      request_id: 'req-0001',
+      trace_id: '000000000000000000000000' + '4bf92f35',
+      span_id: '0000000000f067aa',
+      model_requested: 'gpt-4o',
+      model_response: 'gpt-4o-2024-08-06',
+      cache_read_tokens: 300,
+      reasoning_tokens: null,
+      session_id: 's-alice-1',
+      content_encrypted: false,
+      record_version: 2,
+    });
+    expect(rows[1]).toMatchObject({ status: 'error', model_requested: 'gpt-4o', model_response: null, error_type: 'rate_limit_exceeded', http_status: 429, error_message: 'Rate limit reached for requests' });
+    expect(rows[2]).toMatchObject({ reasoning_tokens: 120, sanitization_count: 2, sanitization_kinds: null });
+    expect(rows[3]!.guardrails).toEqual([{ name: 'pii-filter', action: 'blocked', policy_id: 'pol-7', severity: 'high', time: '2026-11-02T11:00:00.000Z' }]);
+    expect(rows[5]).toMatchObject({ sanitization_count: 3, sanitization_mode: 'redact', sanitization_kinds: { email: 2, credit_card: 1 } });
+    expect(rows[9]).toMatchObject({ status: 'blocked', block_reason: 'the prompt holds an e-mail address' });
+  });
+
+  it('filters by trace id, request id, session, model (requested or answering), provider and status', () => {
+    expect(ids(json(['query', '--trace-id', '0000000000000000000000004BF92F38']))).toEqual(['req-0004']);
+    expect(ids(json(['query', '--request-id', 'req-0007']))).toEqual(['req-0007']);
+    expect(ids(json(['query', '--session', 's-carol-9']))).toEqual(['req-0011', 'req-0012']);
+    // The requested model finds its failures too; the answering model only what it answered.
+    expect(ids(json(['query', '--model', 'claude-sonnet-4']))).toEqual(['req-0003', 'req-0004', 'req-0008', 'req-0009', 'req-0011', 'req-0012']);
+    expect(ids(json(['query', '--model', 'claude-sonnet-4-20250514']))).toEqual(['req-0003', 'req-0009', 'req-0011']);
+    expect(ids(json(['query', '--provider', 'anthropic', '--status', 'error']))).toEqual(['req-0008', 'req-0012']);
+    expect(json(['query', '--provider', 'nobody'])).toEqual([]);
+    const empty = cli(['query', '--ledger', dir, '--session', '']);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/--session needs a value/);
+  });
+
+  it('the table shows the requested and the answering model side by side', () => {
+    const r = both(['query', '--status', 'error']);
+    expect(r.stdout.split('\n')[0]).toMatch(/\bmodel_requested\s+model_response\b/);
+    expect(r.stdout).toMatch(/req-0002 .* gpt-4o\s+chat\.completions\.create\s+error/);
+  });
+});
+
+describe('CSV for spreadsheets', () => {
+  it('neutralises cells a spreadsheet would run as formulas, and states command, filter and period first', () => {
+    const r = both(['query', '--format', 'csv', '--tenant', 'globex', '--from', '2026-11-03', '--to', '2026-11-04']);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = parseCsv(r.stdout);
+    expect(rows[0]).toEqual(['# llm-audit query --format csv --tenant globex --from 2026-11-03 --to 2026-11-04 | filter: tenant=globex | period: 2026-11-03T00:00:00.000Z .. 2026-11-04T00:00:00.000Z (excluded) | times UTC']);
+    const header = rows[1]!;
+    expect(header.slice(0, 3)).toEqual(['seq', 'timestamp', 'request_id']);
+    const user = header.indexOf('user_id');
+    const hostile = rows.slice(2).find((row) => row[header.indexOf('request_id')] === 'req-0007')!;
+    expect(hostile[user]).toBe(`'${HOSTILE_USER}`);
+    // Nothing in the file starts a cell with = + - @ (numbers aside).
+    for (const row of rows.slice(1)) for (const cell of row) expect(cell, cell).not.toMatch(/^[=+@\t\r]|^-(?!\d)/);
+    expect(rows.slice(2)).toHaveLength(3);
+    expect(r.stdout).not.toContain('--ledger');
+  });
+
+  it('every CSV neutralises: a tab, a carriage return, + - @ as first character', async () => {
+    const { csvCell } = await import('../../src/cli/format');
+    for (const bad of ['=1+1', '+1', '-1+2', '@SUM(A1)', '\tx', '\rx']) expect(csvCell(bad).replace(/^"|"$/g, '').startsWith("'"), JSON.stringify(bad)).toBe(true);
+    expect(csvCell(-1)).toBe('-1');
+    expect(csvCell('a,b')).toBe('"a,b"');
+  });
+
+  it('--excel adds a byte order mark and writes instants as dates a spreadsheet reads', () => {
+    const r = both(['query', '--format', 'csv', '--excel', '--request-id', 'req-0001']);
+    expect(r.stdout.startsWith('\uFEFF# llm-audit query --format csv --excel --request-id req-0001 |')).toBe(true);
+    const rows = parseCsv(r.stdout.slice(1));
+    expect(rows[2]![rows[1]!.indexOf('timestamp')]).toBe('2026-11-02 09:00:00.000');
+  });
+
+  it('reports and retention write the first line too', () => {
+    const usage = both(['report', 'usage', '--by', 'tenant', '--from', '2026-11-01', '--to', '2026-12-01', '--format', 'csv']);
+    expect(parseCsv(usage.stdout)[0]![0]).toMatch(/^# llm-audit report usage --by tenant --from 2026-11-01 --to 2026-12-01 --format csv \| period 2026-11-01T00:00:00.000Z \.\. 2026-12-01T00:00:00.000Z/);
+    const retention = cli(['retention', 'apply', '--policy', 'gdpr', '--now', '2026-11-06T00:00:00Z', '--dry-run', '--format', 'csv', '--ledger', dir]);
+    expect(parseCsv(retention.stdout)[0]![0]).toMatch(/^# llm-audit retention apply --policy gdpr .* \| policy: gdpr \| now: 2026-11-06T00:00:00.000Z \| dry run/);
+  });
+});
+
+export { PUBLIC_KEY };

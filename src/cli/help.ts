@@ -42,9 +42,12 @@ const HELP: Record<string, CommandHelp> = {
       ['--witness KEY', 'a witness verifier key, repeatable: checkpoints must carry its cosignature'],
       ['--witness-quorum N', 'how many of the --witness keys must have cosigned (default: all)'],
       ['--strict', 'fail (exit 1) when a writer recovered records at startup after a crash (default: a warning)'],
-      ['--json', 'print the result as JSON'],
+      ['--json', 'print the result as JSON, on failure too ({"ok": false, "code": ..., "message": ...}, same exit code)'],
     ],
-    examples: ['llm-audit verify --ledger ./llm-audit-ledger --checkpoint cp-2026-11-30.json --public-key audit-signing.pem.pub'],
+    examples: [
+      'llm-audit verify --ledger ./llm-audit-ledger --checkpoint cp-2026-11-30.json --public-key audit-signing.pem.pub',
+      'llm-audit verify --public-key audit-signing.pem.pub --json > verify-$(date +%F).json   # kept as evidence, OK or not',
+    ],
   },
   prove: {
     options: [
@@ -77,8 +80,17 @@ const HELP: Record<string, CommandHelp> = {
     examples: ['llm-audit consistency cp-2026-11-01.json cp-2026-12-01.json'],
   },
   checkpoint: {
-    options: [LEDGER, POSTGRES, ['--format json|note', 'as JSON (default) or as a C2SP signed note with its cosignatures'], OUT],
-    examples: ['llm-audit checkpoint --out cp-$(date +%F).json   # keep copies where the ledger\'s writers cannot reach'],
+    options: [
+      ['--at ISO', 'the newest checkpoint written at or before this date or time (default: the newest)'],
+      LEDGER,
+      POSTGRES,
+      ['--format json|note', 'as JSON (default) or as a C2SP signed note with its cosignatures'],
+      OUT,
+    ],
+    examples: [
+      'llm-audit checkpoint --out cp-$(date +%F).json   # keep copies where the ledger\'s writers cannot reach',
+      'llm-audit checkpoint --at 2026-11-30T23:59:59Z --out cp-november.json   # the ledger as it stood at the end of November',
+    ],
   },
   query: {
     options: [

@@ -6,7 +6,7 @@ import { canonicalJson } from '../audit/canonical-json';
 import { formatAddCheckpoint, formatTlogProof } from '../ledger/note';
 import { newestCheckpoint, proveConsistency, proveInclusion, verifyProof } from '../ledger/proofs';
 import { ledgerNotes, requireNote } from '../ledger/witness/quorum';
-import { flag, parse, str, type CliIo } from './io';
+import { flag, instant, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const PROVE_USAGE =
@@ -20,7 +20,8 @@ export const CONSISTENCY_USAGE =
   'llm-audit consistency <old-checkpoint-file> <new-checkpoint-file> [--ledger DIR | --postgres URL] [--public-key FILE] [--format json | witness] [--out FILE]\n' +
   '  --format witness  the c2sp.org/tlog-witness add-checkpoint body: "old N", the proof, the new checkpoint note';
 export const CHECKPOINT_USAGE =
-  'llm-audit checkpoint [--ledger DIR | --postgres URL] [--format json | note] [--out FILE]\n' +
+  'llm-audit checkpoint [--at ISO] [--ledger DIR | --postgres URL] [--format json | note] [--out FILE]\n' +
+  '  --at ISO       the newest checkpoint written at or before this date or time (the ledger as it stood then)\n' +
   '  --format note  the newest checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint), with its witness cosignatures';
 
 const FORMAT_OPTION = { format: { type: 'string' } } as const;
@@ -123,18 +124,24 @@ export async function consistencyCommand(argv: string[], io: CliIo): Promise<num
   const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
   const check = verifyProof(proof, keyPath ? loadPublicKey(keyPath) : undefined);
   await emit(io, as === 'witness' ? formatAddCheckpoint(proof.old_size, proof.path, note) : proof, str(p, 'out'));
-  io.err(`OK: the ledger of size ${newCp.tree_size} extends the ledger of size ${oldCp.tree_size} (signature: ${check.signatures})`);
+  io.err(
+    `OK: the ledger of size ${newCp.tree_size} (checkpoint of ${newCp.timestamp}) extends the ledger of size ${oldCp.tree_size} (checkpoint of ${oldCp.timestamp}): ` +
+      `the ${newCp.tree_size - oldCp.tree_size} record(s) added between the two times changed none of the ${oldCp.tree_size} before (signature: ${check.signatures})`,
+  );
   for (const w of check.warnings) io.err(`warning: ${w}`);
   return 0;
 }
 
 export async function checkpointCommand(argv: string[], io: CliIo): Promise<number> {
-  const p = parse(argv, { ledger: { type: 'string' }, out: { type: 'string' }, ...FORMAT_OPTION, ...POSTGRES_OPTION }, CHECKPOINT_USAGE);
+  const p = parse(argv, { ledger: { type: 'string' }, out: { type: 'string' }, at: { type: 'string' }, ...FORMAT_OPTION, ...POSTGRES_OPTION }, CHECKPOINT_USAGE);
   const as = format(p, ['json', 'note']);
+  const at = instant(str(p, 'at'), '--at');
+  let chosen: Checkpoint | undefined;
   const checkpoint = await withSource(p, io, async (source) => {
-    const newest = await newestCheckpoint(source);
-    return as === 'json' ? newest : requireNote(await ledgerNotes(source), newest, source.name);
+    chosen = await newestCheckpoint(source, at);
+    return as === 'json' ? chosen : requireNote(await ledgerNotes(source), chosen, source.name);
   });
   await emit(io, checkpoint, str(p, 'out'));
+  if (at !== undefined) io.err(`checkpoint of ${chosen!.timestamp}, tree size ${chosen!.tree_size}: the newest at or before ${new Date(at).toISOString()}`);
   return 0;
 }

@@ -8,7 +8,8 @@ import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
 import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
-import { anomalies, costByUser, errorRate, type Cell, type Report } from '../ledger/reports';
+import { GUARDRAIL_BY, SANITIZATION_BY, anomalies, costByUser, errorRate, guardrailReport, sanitizationReport, type Cell, type Report } from '../ledger/reports';
+import { sanitizationKinds } from '../ledger/query';
 import { CSV_OPTION, FORMATS, csvComment, writeRows } from './format';
 import { flag, instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
@@ -25,15 +26,19 @@ export const REPORT_USAGE =
   '  error-rate [--now ISO] [--hours N (24)]           requests, errors and blocked calls per model\n' +
   `  usage --by ${USAGE_BY.join('|')} [--top N] [--from ISO] [--to ISO]   totals per group, highest cost first\n` +
   '  summary [--from ISO] [--to ISO] [--public-key FILE]   totals, per user/tenant/model/day, blocks, gaps; verifies the ledger\n' +
-  '  usage and summary cover the last 30 days unless --from/--to say otherwise (--to excluded)\n' +
+  `  guardrails [--by ${GUARDRAIL_BY.join('|')}] [--from ISO] [--to ISO]   blocked, flagged, modified, allowed per day, rule and user\n` +
+  `  sanitization [--by ${SANITIZATION_BY.join('|')}] [--from ISO] [--to ISO]   sensitive-data findings per tenant, user and kind\n` +
+  '  usage, summary, guardrails and sanitization cover the last 30 days unless --from/--to say otherwise (--to excluded)\n' +
   '  --format html writes one self-contained page with charts (needs the optional package echarts for the charts)\n' +
   '  --format csv starts with a # line (command, period) and neutralises cells a spreadsheet would run as formulas;\n' +
   '  --excel adds a byte order mark and writes times as dates a spreadsheet reads\n' +
   'example:\n' +
   '  llm-audit report usage --by tenant --from 2026-11-01 --to 2026-12-01\n' +
-  '  llm-audit report summary --from 2026-11-01 --format html --out november.html';
+  '  llm-audit report summary --from 2026-11-01 --format html --out november.html\n' +
+  '  llm-audit report guardrails --by rule --from 2026-11-01 --to 2026-12-01\n' +
+  '  llm-audit report sanitization --by tenant --from 2026-11-01 --format csv --excel --out pii-november.csv';
 
-const REPORTS = ['cost-by-user', 'anomalies', 'error-rate', 'usage', 'summary'] as const;
+const REPORTS = ['cost-by-user', 'anomalies', 'error-rate', 'usage', 'summary', 'guardrails', 'sanitization'] as const;
 
 export async function reportCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -96,10 +101,15 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const hours = str(p, 'hours') === undefined ? 24 : Number(str(p, 'hours'));
     if (!(hours > 0)) throw new LedgerError('LEDGER_USAGE', '--hours must be a positive number');
     report = await errorRate(records(now - hours * 3_600_000, now), { now, windowMs: hours * 3_600_000 });
+  } else if (name === 'guardrails' || name === 'sanitization') {
+    const { from, to } = period(p, now);
+    report =
+      name === 'guardrails'
+        ? await guardrailReport(records(from, to), oneOf(str(p, 'by'), GUARDRAIL_BY, '--by', 'all'))
+        : await sanitizationReport(records(from, to), sanitizationKinds, oneOf(str(p, 'by'), SANITIZATION_BY, '--by', 'all'));
+    report.notes.unshift(`period ${new Date(from).toISOString()} .. ${new Date(to).toISOString()} (end excluded)`);
   } else {
-    const to = instant(str(p, 'to'), '--to') ?? now;
-    const from = instant(str(p, 'from'), '--from') ?? to - 30 * DAY;
-    if (!(to > from)) throw new LedgerError('LEDGER_USAGE', '--to must be after --from');
+    const { from, to } = period(p, now);
     const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
     const facts = await gatherFacts(source, { from, to, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
     if (name === 'summary' && format === 'html') {
@@ -115,6 +125,14 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
   await writeRows(io, format, report.columns, report.rows, { excel: flag(p, 'excel'), comment: csvComment('report', argv, report.notes) });
   if (format === 'table') for (const n of report.notes) io.err(`note: ${n}`);
   return 0;
+}
+
+/** --from/--to of the period reports, by default the 30 days before --now. */
+function period(p: Parsed, now: number): { from: number; to: number } {
+  const to = instant(str(p, 'to'), '--to') ?? now;
+  const from = instant(str(p, 'from'), '--from') ?? to - 30 * DAY;
+  if (!(to > from)) throw new LedgerError('LEDGER_USAGE', '--to must be after --from');
+  return { from, to };
 }
 
 const TOTAL_COLUMNS = ['calls', 'errors', 'blocked', 'input_tokens', 'output_tokens', 'cost_usd', 'unpriced'] as const;

@@ -58,13 +58,21 @@ async function startState(source: LedgerSource): Promise<{ state: ChainState; sk
 }
 
 /** The newest checkpoint (largest tree size) of the ledger. */
-export async function newestCheckpoint(source: LedgerSource): Promise<Checkpoint> {
+/** The newest checkpoint (the largest tree), or with `at` (ms) the newest written at or before that time. */
+export async function newestCheckpoint(source: LedgerSource, at?: number): Promise<Checkpoint> {
   await source.open();
   const checkpoints = await source.checkpoints();
   let best: Checkpoint | undefined;
-  for (const { checkpoint } of checkpoints) if (!best || checkpoint.tree_size >= best.tree_size) best = checkpoint;
-  if (!best) throw new LedgerError('LEDGER_NOT_CHECKPOINTED', `${source.name} has no checkpoint yet (one is written every N records and when the writer closes)`);
-  return best;
+  for (const { checkpoint } of checkpoints) {
+    if (at !== undefined && !(Date.parse(checkpoint.timestamp) <= at)) continue;
+    if (!best || checkpoint.tree_size >= best.tree_size) best = checkpoint;
+  }
+  if (best) return best;
+  if (at === undefined || checkpoints.length === 0) {
+    throw new LedgerError('LEDGER_NOT_CHECKPOINTED', `${source.name} has no checkpoint yet (one is written every N records and when the writer closes)`);
+  }
+  const first = checkpoints.map((c) => c.checkpoint.timestamp).sort()[0];
+  throw new LedgerError('LEDGER_NOT_CHECKPOINTED', `${source.name} has no checkpoint at or before ${new Date(at).toISOString()} (the first is of ${first})`);
 }
 
 /**

@@ -170,3 +170,102 @@ export async function errorRate(records: AsyncIterable<LedgerRecord>, options: E
     notes: [`window ${new Date(windowStart).toISOString()} .. ${new Date(options.now).toISOString()}`],
   };
 }
+
+/** Compares report keys: text order, null (not recorded) last. */
+function byKey(a: Cell, b: Cell): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return String(a).localeCompare(String(b));
+}
+
+/** Sums rows of counters under a key made of some of their fields, in key order. */
+class Tally {
+  private readonly rows = new Map<string, Record<string, Cell>>();
+  constructor(
+    private readonly keys: readonly string[],
+    private readonly counters: readonly string[],
+  ) {}
+  add(key: Record<string, Cell>, counts: Record<string, number>): void {
+    const id = JSON.stringify(this.keys.map((k) => key[k] ?? null));
+    const row: Record<string, Cell> =
+      this.rows.get(id) ?? Object.fromEntries([...this.keys.map((k) => [k, key[k] ?? null]), ...this.counters.map((c) => [c, 0])]);
+    this.rows.set(id, row);
+    for (const [c, n] of Object.entries(counts)) row[c] = (row[c] as number) + n;
+  }
+  sorted(): Array<Record<string, Cell>> {
+    return [...this.rows.values()].sort((a, b) => this.keys.reduce((d, k) => d || byKey(a[k]!, b[k]!), 0));
+  }
+}
+
+export const GUARDRAIL_BY = ['all', 'rule', 'user', 'day'] as const;
+/** What a guardrail decided, in the columns of the guardrail report (`block`/`flag` are the short forms hand-written records use). */
+const DECISIONS: Record<string, string> = { blocked: 'blocked', block: 'blocked', flagged: 'flagged', flag: 'flagged', modified: 'modified', allowed: 'allowed' };
+const GUARDRAIL_COUNTS = ['blocked', 'flagged', 'modified', 'allowed'] as const;
+/** The rule of a blocked call that holds no guardrail decision: blocked, but the record does not say by what. */
+export const NO_RULE_RECORDED = '(no rule recorded)';
+
+/**
+ * `report guardrails`: guardrail decisions (blocked, flagged, modified, allowed) per day, rule and
+ * user (`by` keeps one of them). One row per rule and policy id; a blocked call with no decision
+ * recorded counts under NO_RULE_RECORDED, so every block is accounted for.
+ */
+export async function guardrailReport(records: AsyncIterable<LedgerRecord>, by: (typeof GUARDRAIL_BY)[number] = 'all'): Promise<Report> {
+  const keys = by === 'all' ? ['day', 'rule', 'policy_id', 'user_id'] : by === 'rule' ? ['rule', 'policy_id'] : by === 'user' ? ['user_id'] : ['day'];
+  const tally = new Tally(keys, GUARDRAIL_COUNTS);
+  let unattributed = 0;
+  let other = 0;
+  for await (const r of records) {
+    if (!isCallRecord(r)) continue;
+    const decisions = r.guardrails ?? [];
+    for (const g of decisions) {
+      const decision = DECISIONS[String(g.action)];
+      if (decision === undefined) {
+        other++;
+        continue;
+      }
+      const rule = typeof g.name === 'string' ? g.name : typeof g.rule === 'string' ? g.rule : 'unnamed';
+      const policy = typeof g.policy_id === 'string' ? g.policy_id : null;
+      tally.add({ day: r.timestamp.slice(0, 10), rule, policy_id: policy, user_id: r.user_id }, { [decision]: 1 });
+    }
+    if (r.status === 'blocked' && !decisions.some((g) => DECISIONS[String(g.action)] === 'blocked')) {
+      unattributed++;
+      tally.add({ day: r.timestamp.slice(0, 10), rule: NO_RULE_RECORDED, policy_id: null, user_id: r.user_id }, { blocked: 1 });
+    }
+  }
+  const notes: string[] = [];
+  if (unattributed > 0) notes.push(`${unattributed} blocked call(s) record no guardrail decision: counted as ${NO_RULE_RECORDED}`);
+  if (other > 0) notes.push(`${other} decision(s) with an action other than blocked, flagged, modified or allowed are not counted`);
+  return { columns: [...keys, ...GUARDRAIL_COUNTS], rows: tally.sorted(), notes };
+}
+
+export const SANITIZATION_BY = ['all', 'user', 'tenant', 'kind'] as const;
+/** The kind of findings of records that hold only the total (record versions before the kinds). */
+export const KINDS_NOT_RECORDED = '(total; kinds not recorded)';
+
+/**
+ * `report sanitization`: sensitive-data findings per tenant, user and kind (`by` keeps one of
+ * them), with the calls they were found in. A record that holds only the total count is counted
+ * under KINDS_NOT_RECORDED, and a note says how many, so the totals are complete either way.
+ */
+export async function sanitizationReport(
+  records: AsyncIterable<LedgerRecord>,
+  kindsOf: (r: LedgerRecord) => Record<string, number> | null,
+  by: (typeof SANITIZATION_BY)[number] = 'all',
+): Promise<Report> {
+  const keys = by === 'all' ? ['tenant_id', 'user_id', 'kind'] : by === 'user' ? ['user_id', 'kind'] : by === 'tenant' ? ['tenant_id', 'kind'] : ['kind'];
+  const tally = new Tally(keys, ['calls', 'findings']);
+  let totalsOnly = 0;
+  for await (const r of records) {
+    if (!isCallRecord(r)) continue;
+    const kinds = kindsOf(r);
+    const total = typeof r.sanitization_count === 'number' ? r.sanitization_count : 0;
+    if (kinds === null && total <= 0) continue;
+    if (kinds === null) totalsOnly++;
+    for (const [kind, findings] of Object.entries(kinds ?? { [KINDS_NOT_RECORDED]: total })) {
+      tally.add({ tenant_id: r.tenant_id, user_id: r.user_id, kind }, { calls: 1, findings });
+    }
+  }
+  const notes = totalsOnly > 0 ? [`${totalsOnly} call(s) record only the number of findings, not their kinds (records written before the kinds were recorded): counted as ${KINDS_NOT_RECORDED}`] : [];
+  return { columns: [...keys, 'calls', 'findings'], rows: tally.sorted(), notes };
+}

@@ -153,4 +153,95 @@ describe('CSV for spreadsheets', () => {
   });
 });
 
-export { PUBLIC_KEY };
+
+
+describe('reports for auditors', () => {
+  const period = ['--from', '2026-11-01', '--to', '2026-12-01'];
+  it('guardrails: blocks and flags by day, rule and user, or by one of them', () => {
+    expect(json(['report', 'guardrails', ...period])).toEqual([
+      { day: '2026-11-02', rule: 'pii-filter', policy_id: 'pol-7', user_id: 'bob', blocked: 1, flagged: 0, modified: 0, allowed: 0 },
+      { day: '2026-11-03', rule: 'toxicity', policy_id: null, user_id: 'carol', blocked: 0, flagged: 1, modified: 0, allowed: 0 },
+      { day: '2026-11-04', rule: 'pii-filter', policy_id: 'pol-7', user_id: 'bob', blocked: 1, flagged: 0, modified: 0, allowed: 0 },
+    ]);
+    expect(json(['report', 'guardrails', '--by', 'rule', ...period])).toEqual([
+      { rule: 'pii-filter', policy_id: 'pol-7', blocked: 2, flagged: 0, modified: 0, allowed: 0 },
+      { rule: 'toxicity', policy_id: null, blocked: 0, flagged: 1, modified: 0, allowed: 0 },
+    ]);
+    expect(json(['report', 'guardrails', '--by', 'user', ...period])).toEqual([
+      { user_id: 'bob', blocked: 2, flagged: 0, modified: 0, allowed: 0 },
+      { user_id: 'carol', blocked: 0, flagged: 1, modified: 0, allowed: 0 },
+    ]);
+    expect(cli(['report', 'guardrails', '--by', 'model', '--ledger', dir]).stderr).toMatch(/--by must be one of all, rule, user, day/);
+  });
+
+  it('sanitization: findings by tenant, user and kind; a total without kinds is counted and said to be one', () => {
+    expect(json(['report', 'sanitization', ...period])).toEqual([
+      { tenant_id: 'acme', user_id: 'bob', kind: '(total; kinds not recorded)', calls: 1, findings: 2 },
+      { tenant_id: 'globex', user_id: 'carol', kind: '(total; kinds not recorded)', calls: 1, findings: 1 },
+      { tenant_id: 'globex', user_id: 'carol', kind: 'credit_card', calls: 1, findings: 1 },
+      { tenant_id: 'globex', user_id: 'carol', kind: 'email', calls: 1, findings: 2 },
+    ]);
+    expect(json(['report', 'sanitization', '--by', 'tenant', ...period])).toEqual([
+      { tenant_id: 'acme', kind: '(total; kinds not recorded)', calls: 1, findings: 2 },
+      { tenant_id: 'globex', kind: '(total; kinds not recorded)', calls: 1, findings: 1 },
+      { tenant_id: 'globex', kind: 'credit_card', calls: 1, findings: 1 },
+      { tenant_id: 'globex', kind: 'email', calls: 1, findings: 2 },
+    ]);
+    const table = both(['report', 'sanitization', '--by', 'kind', ...period]);
+    expect(table.stderr).toMatch(/note: 2 call\(s\) record only the number of findings, not their kinds/);
+  });
+});
+
+describe('verify for people', () => {
+  it('states the period, the newest checkpoint (time, age, key) and what OK proves and what not', () => {
+    const r = cli(['verify', '--ledger', dir, '--public-key', PUBLIC_KEY]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^ {3}period covered: 2026-11-02T09:00:00\.000Z \.\. 2026-11-05T10:10:00\.000Z \(first and last record time\)$/m);
+    expect(r.stdout).toMatch(/^ {3}newest checkpoint: tree size 12, 2026-11-05T10:10:01\.000Z \(\d+ days old\), signed by key [0-9a-f]{64}$/m);
+    expect(r.stdout).toMatch(/^OK proves: records 0\.\.11 are exactly as they were written, .* signatures were made with the given key\.$/m);
+    expect(r.stdout).toMatch(/^It does not prove that no records were cut off after the newest checkpoint together with it unless a checkpoint kept elsewhere is given with --checkpoint; nor that every LLM call was recorded/m);
+    const unkeyed = cli(['verify', '--postgres', db.url]);
+    expect(unkeyed.stdout).toMatch(/nor who signed the checkpoints, without --public-key/);
+    const j = JSON.parse(cli(['verify', '--postgres', db.url, '--json']).stdout);
+    expect(j).toMatchObject({ ok: true, period: { first_record: '2026-11-02T09:00:00.000Z', last_record: '2026-11-05T10:10:00.000Z' }, newest_checkpoint: { tree_size: 12, timestamp: '2026-11-05T10:10:01.000Z', signed: true } });
+    expect(j.newest_checkpoint.age_seconds).toBeGreaterThan(0);
+    expect(j.meaning.proves).toMatch(/^OK proves/);
+  });
+
+  it('--json answers on failure too, with the exit code', async () => {
+    const { cpSync, readdirSync, readFileSync, writeFileSync } = await import('node:fs');
+    const copy = join(base, 'tampered');
+    cpSync(dir, copy, { recursive: true });
+    const segment = join(copy, 'segments', readdirSync(join(copy, 'segments')).sort()[1]!);
+    writeFileSync(segment, readFileSync(segment, 'utf8').replace('"user_id":"carol"', '"user_id":"carl"'));
+    const r = cli(['verify', '--ledger', copy, '--json']);
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ ok: false, code: expect.stringMatching(/^LEDGER_/), ledger: copy });
+    expect(j.message).toMatch(/seq 4/);
+    expect(j.meaning).toMatch(/cannot be relied on/);
+    expect(r.stderr).toMatch(/^llm-audit: LEDGER_/);
+  });
+});
+
+describe('checkpoints by time', () => {
+  it('checkpoint --at picks the newest at or before the time; consistency names the times', () => {
+    // The file ledger checkpoints every 4 records; a signing PostgreSQL writer in every append transaction.
+    for (const [source, size, time] of [[['--ledger', dir], 8, '2026-11-04T08:00:01.000Z'], [['--postgres', db.url], 9, '2026-11-04T08:30:01.000Z']] as const) {
+      const r = cli(['checkpoint', '--at', '2026-11-04T12:00:00Z', ...source]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ tree_size: size, timestamp: time });
+      expect(r.stderr).toBe(`checkpoint of ${time}, tree size ${size}: the newest at or before 2026-11-04T12:00:00.000Z\n`);
+      const none = cli(['checkpoint', '--at', '2026-11-01', ...source]);
+      expect(none.code).toBe(3);
+      expect(none.stderr).toMatch(/no checkpoint at or before 2026-11-01T00:00:00.000Z \(the first is of 2026-11-0\d/);
+    }
+    const old = join(base, 'cp-old.json');
+    const now = join(base, 'cp-new.json');
+    expect(cli(['checkpoint', '--at', '2026-11-02T23:00:00Z', '--ledger', dir, '--out', old]).code).toBe(0);
+    expect(cli(['checkpoint', '--ledger', dir, '--out', now]).code).toBe(0);
+    const c = cli(['consistency', old, now, '--ledger', dir, '--public-key', PUBLIC_KEY]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stderr).toMatch(/OK: the ledger of size 12 \(checkpoint of 2026-11-05T10:10:01.000Z\) extends the ledger of size 4 \(checkpoint of 2026-11-02T11:00:01.000Z\): the 8 record\(s\) added between the two times changed none of the 4 before \(signature: verified\)/);
+  });
+});

@@ -156,7 +156,7 @@ describe('llm-audit CLI', () => {
     const cons = cli(['consistency', oldFile, newFile, '--ledger', dir, '--public-key', `${key}.pub`]);
     expect(cons.code).toBe(0);
     expect(JSON.parse(cons.stdout)).toMatchObject({ type: 'consistency', old_size: 3, new_size: 10 });
-    expect(cons.stderr).toMatch(/OK: the ledger of size 10 extends the ledger of size 3 \(signature: verified\)/);
+    expect(cons.stderr).toMatch(/OK: the ledger of size 10 \(checkpoint of \S+\) extends the ledger of size 3 \(checkpoint of \S+\): .* \(signature: verified\)/);
     const consFile = join(keyDir, 'cons.json');
     writeFileSync(consFile, cons.stdout);
     expect(cli(['verify-proof', consFile, '--public-key', `${key}.pub`]).code).toBe(0);

@@ -117,6 +117,20 @@ const HELP: Record<string, CommandHelp> = {
       'llm-audit query --tenant acme --from 2026-11-01 --format csv --excel > acme-november.csv',
     ],
   },
+  hash: {
+    options: [
+      ['--messages FILE', "JSON: the request as the application passed it to the SDK method, or only its message list"],
+      ['--action A', "the SDK method, as a record's action names it (default chat.completions.create; with --request-id the record's)"],
+      ['--request-id ID', 'compare with this record: MATCH (exit 0) or DIFFERENT (exit 1)'],
+      ['--format table|json', 'output format (default table)'],
+      LEDGER,
+      POSTGRES,
+    ],
+    examples: [
+      'LLM_AUDIT_HASH_KEY=... llm-audit hash --messages prompt.json --request-id 415ad8ec-ff79-4db3-8c34-836b6bb51703',
+      'LLM_AUDIT_HASH_KEY=... llm-audit hash --messages request.json --action messages.create --format json',
+    ],
+  },
   retention: {
     options: [
       ['--policy P', 'standard (metadata 2y, content and errors 1y), hipaa (6y), gdpr (--max-age, default 90d) or custom'],

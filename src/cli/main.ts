@@ -9,6 +9,7 @@ import { EXIT, exitCodeFor, isLedgerError, LedgerError } from '../ledger/errors'
 import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
 import { DECRYPT_USAGE, decryptCommand } from './decrypt';
 import { EVIDENCE_USAGE, evidenceCommand } from './evidence';
+import { HASH_USAGE, hashCommand } from './hash';
 import { commandHelp } from './help';
 import { processIo, type CliIo } from './io';
 import { KEYGEN_USAGE, VERIFIER_KEY_USAGE, keygenCommand, verifierKeyCommand } from './keygen';
@@ -40,6 +41,7 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   checkpoint: { run: checkpointCommand, usage: CHECKPOINT_USAGE, summary: 'print the newest checkpoint (keep a copy elsewhere)' },
   query: { run: queryCommand, usage: QUERY_USAGE, summary: 'list records' },
   report: { run: reportCommand, usage: REPORT_USAGE, summary: 'cost by user, anomalies, error rate' },
+  hash: { run: hashCommand, usage: HASH_USAGE, summary: "recompute a request's keyed prompt hashes (and compare with a record's)" },
   evidence: { run: evidenceCommand, usage: EVIDENCE_USAGE, summary: 'write (or verify) a compliance evidence bundle: HTML report, facts, signed checkpoint, proofs' },
   retention: { run: retentionCommand, usage: RETENTION_USAGE, summary: 'remove expired segments, leaving a signed tombstone' },
   keygen: { run: keygenCommand, usage: KEYGEN_USAGE, summary: 'create an Ed25519 checkpoint signing key' },

@@ -46,7 +46,7 @@ function openaiRoot(moduleExports: any): any {
 
 // --- chat.completions.create --------------------------------------------------------------------
 
-const chatCompletions: OperationSpec = {
+export const chatCompletions: OperationSpec = {
   provider: 'openai',
   operationName: 'chat',
   action: 'chat.completions.create',
@@ -213,7 +213,7 @@ class ChatStreamAccumulator implements StreamAccumulator {
 
 // --- responses.create ---------------------------------------------------------------------------
 
-const responses: OperationSpec = {
+export const responses: OperationSpec = {
   provider: 'openai',
   operationName: 'chat',
   action: 'responses.create',

@@ -27,7 +27,7 @@ import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeReques
  * shapes (what an encrypted envelope holds as `system_instructions` and `input_messages`, binary
  * data as digests), so that a decrypted envelope lets an auditor recompute the hashes.
  */
-function promptOf(request: RequestWalker): OperationSpec['prompt'] {
+export function promptOf(request: RequestWalker): OperationSpec['prompt'] {
   return (params) => {
     const content = request.content(isObj(params) ? params : {}, hashParts);
     return { system: content.system_instructions, input: content.input_messages };

@@ -133,7 +133,9 @@ const HELP: Record<string, CommandHelp> = {
   },
   retention: {
     options: [
-      ['--policy P', 'standard (metadata 2y, content and errors 1y), hipaa (6y), gdpr (--max-age, default 90d) or custom'],
+      ['apply | policy | log', 'remove expired segments | show (or --record) the policy in force | list every deletion and policy change'],
+      ['--policy P', 'standard (metadata 2y, content and errors 1y), hipaa (6y), gdpr (--max-age, default 90d) or custom (default: $LLM_AUDIT_RETENTION_POLICY)'],
+      ['--record', 'with policy: record the configured policy in the ledger now, when it differs from the recorded one (apply records it anyway)'],
       ['--dry-run', 'show what would be removed; change nothing'],
       ['--now ISO', 'the time expiry is computed at (default the clock; a future one only with --dry-run)'],
       ['--max-age D', 'with --policy gdpr: how long records are kept'],
@@ -147,7 +149,13 @@ const HELP: Record<string, CommandHelp> = {
       LEDGER,
       POSTGRES,
     ],
-    examples: ['llm-audit retention apply --policy gdpr --max-age 30d --dry-run', 'llm-audit retention apply --policy standard --now 2027-01-01 --dry-run'],
+    examples: [
+      'llm-audit retention apply --policy gdpr --max-age 30d --dry-run',
+      'llm-audit retention apply --policy standard --now 2027-01-01 --dry-run',
+      'LLM_AUDIT_RETENTION_POLICY="gdpr max-age=30d" llm-audit retention apply   # the declared policy, recorded in the ledger when it changed',
+      'llm-audit retention policy   # configured and recorded policy',
+      'llm-audit retention log --format csv --excel > deletions.csv',
+    ],
   },
   'verifier-key': {
     options: [

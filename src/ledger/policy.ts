@@ -126,6 +126,39 @@ export function resolvePolicy(name: string, flags: PolicyFlags = {}): RetentionP
   return policy;
 }
 
+/** The environment variable that declares the retention policy in force (see policyFromConfig). */
+export const RETENTION_POLICY_ENV = 'LLM_AUDIT_RETENTION_POLICY';
+
+/**
+ * A policy as configuration declares it: its name, then the flags as `key=value` words:
+ * `standard`, `hipaa`, `gdpr max-age=30d`, `custom metadata=3y content=1y errors=6m`,
+ * `standard content=6m`.
+ */
+export function policyFromConfig(text: string, where = RETENTION_POLICY_ENV): RetentionPolicy {
+  const [name = '', ...words] = text.trim().split(/[\s,]+/);
+  const flags: PolicyFlags = {};
+  const keys: Record<string, keyof PolicyFlags> = { 'max-age': 'maxAge', metadata: 'metadata', content: 'content', errors: 'errors' };
+  for (const word of words) {
+    const m = /^([a-z-]+)=(.+)$/.exec(word);
+    const key = m ? keys[m[1]!] : undefined;
+    if (!m || key === undefined) {
+      throw new LedgerError('LEDGER_USAGE', `${where}: ${JSON.stringify(word)} is not one of max-age=D, metadata=D, content=D, errors=D (e.g. "gdpr max-age=30d")`);
+    }
+    flags[key] = m[2]!;
+  }
+  return resolvePolicy(name, flags);
+}
+
+/** A policy as it is written into a tombstone or a `retention.policy` record. */
+export function describePolicy(policy: RetentionPolicy): { name: string; metadata: string; content: string; errors: string } {
+  return { name: policy.name, metadata: formatDuration(policy.metadata), content: formatDuration(policy.content), errors: formatDuration(policy.errors) };
+}
+
+/** `gdpr (metadata 30d, content 30d, errors 30d)`. */
+export function policyText(policy: Record<string, unknown>): string {
+  return `${String(policy.name)} (metadata ${String(policy.metadata)}, content ${String(policy.content)}, errors ${String(policy.errors)})`;
+}
+
 /** Whether a record holds content hashes (the `content` category of a policy). */
 export function hasContent(r: LedgerRecord): boolean {
   return r.system_prompt_hash != null || r.input_hash != null || r.output_hash != null || (r.rag_document_ids?.length ?? 0) > 0;

@@ -157,6 +157,13 @@ function unauditedRequest(at: Attributes): Pick<LedgerRecord, 'http'> {
  */
 export const RECOVERED_ACTION = 'ledger.recovered';
 
+/**
+ * The operation record of a change of the retention policy in force (src/cli/retention.ts): the
+ * policy, where it was declared, who ran the command. Written before the first retention run under
+ * a policy that differs from the one recorded last, so the ledger says which rules applied when.
+ */
+export const RETENTION_POLICY_ACTION = 'retention.policy';
+
 /** The operation record of audit records that could not be written (see span-exporter.ts). */
 export const GAP_ACTION = 'ledger.gap';
 
@@ -166,7 +173,7 @@ export const GAP_ACTION = 'ledger.gap';
  * how many and why). They go into the same chain, so they are as tamper-evident as the calls, and
  * are left out of the call reports.
  */
-export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION, GAP_ACTION]);
+export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION, GAP_ACTION, RETENTION_POLICY_ACTION]);
 
 /**
  * Why a record made from a span is refused, or undefined: it claims an operation's action.

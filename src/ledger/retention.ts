@@ -28,7 +28,7 @@ import { CHECKPOINTS_FILE, SEGMENTS_DIR, appendJsonLineSync, segmentLabel, segme
 import { acquireLock } from './lock';
 import type { LedgerRecord } from './record';
 import { verifyLedger } from './verify';
-import { addDuration, formatDuration, hasContent, hasErrors, recordExpiry, retentionNow, type RetentionPolicy } from './policy';
+import { addDuration, describePolicy, formatDuration, hasContent, hasErrors, recordExpiry, retentionNow, type RetentionPolicy } from './policy';
 import { segmentExpiry } from './tombstone';
 
 export * from './policy';
@@ -263,12 +263,7 @@ export async function buildTombstone(
       position,
       timestamp: new Date().toISOString(),
       tombstone: {
-        policy: {
-          name: policy.name,
-          metadata: formatDuration(policy.metadata),
-          content: formatDuration(policy.content),
-          errors: formatDuration(policy.errors),
-        },
+        policy: describePolicy(policy),
         applied_at: new Date(planned.now).toISOString(),
         removed_segments: remove.map((s) => ({
           name: s.name,

@@ -245,3 +245,60 @@ describe('checkpoints by time', () => {
     expect(c.stderr).toMatch(/OK: the ledger of size 12 \(checkpoint of 2026-11-05T10:10:01.000Z\) extends the ledger of size 4 \(checkpoint of 2026-11-02T11:00:01.000Z\): the 8 record\(s\) added between the two times changed none of the 4 before \(signature: verified\)/);
   });
 });
+
+describe('retention: the policy in force, recorded when it changes, and the log of deletions', () => {
+  it('file ledger and PostgreSQL', async () => {
+    const { cpSync } = await import('node:fs');
+    const { SIGNING_KEY } = await import('./auditor-data');
+    const copy = join(base, 'retained');
+    cpSync(dir, copy, { recursive: true });
+    const pg = await createTestDatabase('auditor_retention');
+    try {
+      await writeAuditorLedger({ url: pg.url });
+      const env = { LLM_AUDIT_RETENTION_POLICY: 'gdpr max-age=30d', LLM_AUDIT_SIGNING_KEY: SIGNING_KEY };
+      for (const source of [['--ledger', copy], ['--postgres', pg.url]]) {
+        const before = cli(['retention', 'policy', ...source], env);
+        expect(before.code, before.stderr).toBe(0);
+        expect(before.stdout).toBe('configured: gdpr (metadata 30d, content 30d, errors 30d) (LLM_AUDIT_RETENTION_POLICY)\nrecorded:   none (no retention.policy record in the ledger)\n');
+        expect(before.stderr).toMatch(/the configured policy is not the one the ledger records/);
+
+        // No --policy: the configured one; recorded in the ledger before the deletion.
+        const applied = cli(['retention', 'apply', '--now', '2026-12-05T00:00:00Z', ...source], env);
+        expect(applied.code, applied.stderr).toBe(0);
+        expect(applied.stderr).toMatch(/recorded in .*: the retention policy in force is now gdpr \(metadata 30d, content 30d, errors 30d\)/);
+        expect(applied.stderr).toMatch(/policy gdpr, now 2026-12-05T00:00:00.000Z: removed 3 segment\(s\), 10 record\(s\)/);
+        // The same policy again: nothing more is recorded.
+        const again = cli(['retention', 'apply', '--now', '2026-12-05T00:00:00Z', ...source], env);
+        expect(again.stderr).not.toMatch(/recorded in/);
+
+        const log = JSON.parse(cli(['retention', 'log', '--format', 'json', ...source], env).stdout);
+        expect(log).toHaveLength(2);
+        expect(log[0]).toMatchObject({ event: 'policy', policy: 'gdpr (metadata 30d, content 30d, errors 30d)', first_seq: 12, by: expect.stringMatching(/@.* \(LLM_AUDIT_RETENTION_POLICY\)$/) });
+        expect(log[1]).toMatchObject({
+          event: 'deletion',
+          policy: 'gdpr (metadata 30d, content 30d, errors 30d)',
+          cut_off: '2026-12-05T00:00:00.000Z',
+          first_seq: 0,
+          last_seq: 9,
+          records: 10,
+          records_from: '2026-11-02',
+          records_to: '2026-11-04T15:00:00.000Z',
+          by: expect.stringMatching(/^key [0-9a-f]{64}$/),
+        });
+        const now = cli(['retention', 'policy', ...source], { LLM_AUDIT_RETENTION_POLICY: 'standard' });
+        expect(now.stdout).toMatch(/^recorded: {3}gdpr \(metadata 30d, content 30d, errors 30d\) since \S+ \(seq 12, by .*\)$/m);
+        expect(now.stderr).toMatch(/not the one the ledger records/);
+        const verify = cli(['verify', '--public-key', PUBLIC_KEY, ...source]);
+        expect(verify.code, verify.stderr).toBe(0);
+        expect(verify.stdout).toMatch(/records 0\.\.9 were removed by retention/);
+        // A policy record cannot be forged from a span: it is an operation only the tool writes.
+        const { claimedOperation } = await import('../../src/ledger/record');
+        expect(claimedOperation({ action: 'retention.policy' })).toMatch(/operation record/);
+      }
+      expect(cli(['retention', 'apply', '--ledger', copy]).stderr).toMatch(/--policy is required \(or declare the policy in force in \$LLM_AUDIT_RETENTION_POLICY\)/);
+      expect(cli(['retention', 'policy', '--ledger', copy], { LLM_AUDIT_RETENTION_POLICY: 'gdpr maxage=3d' }).stderr).toMatch(/"maxage=3d" is not one of max-age=D/);
+    } finally {
+      await pg.drop();
+    }
+  });
+});

@@ -220,7 +220,9 @@ describe('llm-audit CLI', () => {
     expect(applied.stderr).toMatch(/warning: the tombstone is not signed/);
     const verify = cli(['verify', '--ledger', dir]);
     expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/4 records verified \(seq 6\.\.9\), tree size 10/);
+    // The 4 kept records and the retention.policy record written before the deletion.
+    expect(applied.stderr).toMatch(/recorded in the ledger in .*: the retention policy in force is now gdpr \(metadata 30d, content 30d, errors 30d\)/);
+    expect(verify.stdout).toMatch(/5 records verified \(seq 6\.\.10\), tree size 11/);
     expect(verify.stdout).toMatch(/6 earlier records were removed by retention/);
     expect(cli(['retention', 'apply', '--policy', 'forever', '--ledger', dir]).code).toBe(2);
     expect(cli(['retention', 'apply', '--policy', 'gdpr', '--now', '2999-01-01T00:00:00Z', '--ledger', dir]).stderr).toMatch(/in the future/);

@@ -271,15 +271,16 @@ describe('PostgreSQL retention', () => {
       db.url,
       `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'llm_audit.records'::regclass`,
     );
+    // Today's, which also holds the retention.policy record written before the deletion.
     expect(parts).toHaveLength(1);
     const v = cli(['verify', '--postgres', db.url]);
     expect(v.code, v.stderr).toBe(0);
-    expect(v.stdout).toMatch(/2 records verified \(seq 5\.\.6\), tree size 7/);
+    expect(v.stdout).toMatch(/3 records verified \(seq 5\.\.7\), tree size 8/);
     expect(v.stdout).toMatch(/5 earlier records were removed by retention \(tombstone verified\)/);
     expect(v.stderr).toMatch(/note: retention on .* dropped records_20260101, records_20260102 \(5 records, seq < 5\)/);
     // A writer reopening after retention continues the same sequence.
     const again = await PostgresLedger.open({ url: db.url });
-    expect(await again.append([makeRecord({ request_id: 'after', span_id: 'dddd000000000001' })])).toMatchObject({ firstSeq: 7 });
+    expect(await again.append([makeRecord({ request_id: 'after', span_id: 'dddd000000000001' })])).toMatchObject({ firstSeq: 8 });
     await again.close();
     expect(cli(['verify', '--postgres', db.url]).code).toBe(0);
   });

@@ -606,7 +606,7 @@ function destroyFile(path: string): void {
   }
 }
 
-function currentUser(): string | null {
+export function currentUser(): string | null {
   try {
     return userInfo().username;
   } catch {

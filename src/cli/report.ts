@@ -1,13 +1,13 @@
 /** `llm-audit report cost-by-user | anomalies | error-rate | usage | summary`. */
 import { writeFileSync } from 'node:fs';
-import { gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
+import { Grouped, gatherFacts, requestedModel, type EvidenceFacts, type Totals } from '../evidence/facts';
 import { renderSummaryHtml } from '../evidence/html';
 import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
 import { scanRecords } from '../ledger/query';
-import type { LedgerRecord } from '../ledger/record';
+import { isCallRecord, type LedgerRecord } from '../ledger/record';
 import { GUARDRAIL_BY, SANITIZATION_BY, anomalies, costByUser, errorRate, guardrailReport, sanitizationReport, type Cell, type Report } from '../ledger/reports';
 import { sanitizationKinds } from '../ledger/query';
 import { CSV_OPTION, FORMATS, csvComment, writeRows } from './format';
@@ -24,7 +24,7 @@ export const REPORT_USAGE =
   '  cost-by-user [--from ISO] [--to ISO]              requests, cost and latency per user per day\n' +
   '  anomalies [--now ISO] [--by none|user|model] [--sigmas N (3)]   calls far above the input-token baseline\n' +
   '  error-rate [--now ISO] [--hours N (24)]           requests, errors and blocked calls per model\n' +
-  `  usage --by ${USAGE_BY.join('|')} [--top N] [--from ISO] [--to ISO]   totals per group, highest cost first\n` +
+  `  usage --by ${USAGE_BY.join('|')}[,...] [--top N] [--from ISO] [--to ISO]   totals per group, highest cost first (--by user,model: per user and model)\n` +
   '  summary [--from ISO] [--to ISO] [--public-key FILE]   totals, per user/tenant/model/day, blocks, gaps; verifies the ledger\n' +
   `  guardrails [--by ${GUARDRAIL_BY.join('|')}] [--from ISO] [--to ISO]   blocked, flagged, modified, allowed per day, rule and user\n` +
   `  sanitization [--by ${SANITIZATION_BY.join('|')}] [--from ISO] [--to ISO]   sensitive-data findings per tenant, user and kind\n` +
@@ -116,7 +116,8 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
       await io.out(renderSummaryHtml(facts, new Date().toISOString()));
       return 0;
     }
-    report = name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
+    const by = name === 'usage' ? usageDimensions(p) : [];
+    report = by.length > 1 ? await usageByMany(records(from, to), by, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
   if (format === 'html') {
     await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: ['llm-audit', 'report', ...argv].join(' ') }));
@@ -143,14 +144,51 @@ function periodNote(f: EvidenceFacts): string {
   return `period ${f.period.from} .. ${f.period.to} (end excluded); cost counts priced calls, unpriced counts successful calls without a price` + (v.ok ? '' : `; the ledger FAILED verification (${v.code})`);
 }
 
-/** `report usage --by G [--top N]`: one row per group with the totals, highest cost first (by day: in date order). */
-function usageReport(f: EvidenceFacts, p: Parsed): Report {
+/** The groups of `report usage --by a,b`: one or more of USAGE_BY, each once. */
+function usageDimensions(p: Parsed): Array<(typeof USAGE_BY)[number]> {
   const by = str(p, 'by');
   if (by === undefined) throw new LedgerError('LEDGER_USAGE', `usage needs --by ${USAGE_BY.join('|')}`);
-  oneOf(by, USAGE_BY, '--by', 'user');
+  const list = by.split(',').map((d) => oneOf(d.trim(), USAGE_BY, '--by', 'user'));
+  if (new Set(list).size !== list.length) throw new LedgerError('LEDGER_USAGE', `--by names a group twice: ${by}`);
+  return list;
+}
+
+function topOf(p: Parsed): number {
   const topText = str(p, 'top');
   const top = topText === undefined ? Infinity : Number(topText);
   if (!(Number.isInteger(top) && top > 0) && top !== Infinity) throw new LedgerError('LEDGER_USAGE', `--top must be a positive whole number, got ${JSON.stringify(topText)}`);
+  return top;
+}
+
+/** The key columns of each usage group (what GROUP_KEYS fills). */
+const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], string[]> = { user: ['user_id'], tenant: ['tenant_id'], model: ['provider', 'model'], provider: ['provider'], day: ['day'] };
+
+/** The key fields of each usage group. */
+const GROUP_KEYS: Record<(typeof USAGE_BY)[number], (r: LedgerRecord) => Record<string, string | null>> = {
+  user: (r) => ({ user_id: r.user_id }),
+  tenant: (r) => ({ tenant_id: r.tenant_id }),
+  model: (r) => ({ provider: r.provider, model: requestedModel(r) }),
+  provider: (r) => ({ provider: r.provider }),
+  day: (r) => ({ day: r.timestamp.slice(0, 10) }),
+};
+
+/** `report usage --by user,model`: the totals per combination of groups (who used which model), highest cost first. */
+async function usageByMany(records: AsyncIterable<LedgerRecord>, by: Array<(typeof USAGE_BY)[number]>, f: EvidenceFacts, p: Parsed): Promise<Report> {
+  const groups = new Grouped<Record<string, string | null>>();
+  for await (const r of records) if (isCallRecord(r)) groups.add(Object.assign({}, ...by.map((d) => GROUP_KEYS[d](r))) as Record<string, string | null>, r);
+  const rows = groups.sorted();
+  const top = topOf(p);
+  const shown = rows.slice(0, top);
+  const notes = [periodNote(f)];
+  if (shown.length < rows.length) notes.push(`top ${shown.length} of ${rows.length} groups`);
+  const keys = [...new Set(by.flatMap((d) => GROUP_COLUMNS[d]))];
+  return { columns: [...keys, ...TOTAL_COLUMNS], rows: shown.map((r) => ({ ...r })) as Array<Record<string, Cell>>, notes };
+}
+
+/** `report usage --by G [--top N]`: one row per group with the totals, highest cost first (by day: in date order). */
+function usageReport(f: EvidenceFacts, p: Parsed): Report {
+  const by = usageDimensions(p)[0]!;
+  const top = topOf(p);
   let rows: Array<Record<string, Cell>>;
   let keys: string[];
   if (by === 'user') [keys, rows] = [['user_id'], f.by_user.map((r) => ({ user_id: r.user_id, ...totals(r) }))];

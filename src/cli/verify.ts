@@ -173,19 +173,21 @@ function okMeans(
   const proves =
     `OK proves: ${range} are exactly as they were written, in order, with nothing inserted, changed or removed among them` +
     (newest ? `, and the ledger still holds everything its newest checkpoint (size ${newest.tree_size}) covered` : '') +
-    (keyGiven ? ', whose signatures were made with the given key' : '') +
+    (keyGiven ? ', and that the checkpoints were signed with the given key' : '') +
     (external > 0 ? `, and it still matches the ${external} checkpoint(s) kept elsewhere` : '') +
     (removed > 0 ? `; records 0..${removed - 1} were removed by retention as a signed tombstone records` : '') +
     '.';
-  const limits = [
-    newest && newest.tree_size < size
-      ? `that no records after the newest checkpoint (size ${newest.tree_size}) were cut off`
-      : 'that no records were cut off after the newest checkpoint together with it',
-    external === 0 ? 'unless a checkpoint kept elsewhere is given with --checkpoint' : '',
-  ].filter(Boolean);
-  const does =
-    `It does not prove ${limits.join(' ')}` +
-    (keyGiven ? '' : newest?.signed ? '; nor who signed the checkpoints, without --public-key' : '; nor who wrote them: the checkpoints are not signed') +
-    '; nor that every LLM call was recorded (look for ledger.gap records and unaudited calls: llm-audit report summary).';
+  const limits: string[] = [];
+  if (newest && newest.tree_size < size) {
+    limits.push(`that records ${newest.tree_size}..${size - 1}, written after the newest checkpoint, are as written (only the hash chain protects them until the next checkpoint)`);
+  }
+  limits.push(
+    external === 0
+      ? 'that no records were cut off from the end together with the checkpoints covering them (a checkpoint kept elsewhere, given with --checkpoint, shows that)'
+      : 'that no records written after the newest checkpoint kept elsewhere were cut off from the end',
+  );
+  if (!keyGiven) limits.push(newest?.signed ? 'who signed the checkpoints (give --public-key)' : 'who wrote the checkpoints: they are not signed');
+  limits.push('that every LLM call was recorded (look for ledger.gap records and unaudited calls: llm-audit report summary)');
+  const does = `It does not prove ${limits.join('; nor ')}.`;
   return { proves, does_not_prove: does };
 }

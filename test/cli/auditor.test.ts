@@ -210,10 +210,10 @@ describe('verify for people', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^ {3}period covered: 2026-11-02T09:00:00\.000Z \.\. 2026-11-05T10:10:00\.000Z \(first and last record time\)$/m);
     expect(r.stdout).toMatch(/^ {3}newest checkpoint: tree size 12, 2026-11-05T10:10:01\.000Z \(\d+ days old\), signed by key [0-9a-f]{64}$/m);
-    expect(r.stdout).toMatch(/^OK proves: records 0\.\.11 are exactly as they were written, .* signatures were made with the given key\.$/m);
-    expect(r.stdout).toMatch(/^It does not prove that no records were cut off after the newest checkpoint together with it unless a checkpoint kept elsewhere is given with --checkpoint; nor that every LLM call was recorded/m);
+    expect(r.stdout).toMatch(/^OK proves: records 0\.\.11 are exactly as they were written, .* the checkpoints were signed with the given key\.$/m);
+    expect(r.stdout).toMatch(/^It does not prove that no records were cut off from the end together with the checkpoints covering them \(a checkpoint kept elsewhere, given with --checkpoint, shows that\); nor that every LLM call was recorded/m);
     const unkeyed = cli(['verify', '--postgres', db.url]);
-    expect(unkeyed.stdout).toMatch(/nor who signed the checkpoints, without --public-key/);
+    expect(unkeyed.stdout).toMatch(/; nor who signed the checkpoints \(give --public-key\); nor that every LLM call/);
     const j = JSON.parse(cli(['verify', '--postgres', db.url, '--json']).stdout);
     expect(j).toMatchObject({ ok: true, period: { first_record: '2026-11-02T09:00:00.000Z', last_record: '2026-11-05T10:10:00.000Z' }, newest_checkpoint: { tree_size: 12, timestamp: '2026-11-05T10:10:01.000Z', signed: true } });
     expect(j.newest_checkpoint.age_seconds).toBeGreaterThan(0);

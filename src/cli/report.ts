@@ -1,4 +1,4 @@
-/** `llm-audit report cost-by-user | anomalies | error-rate | usage | summary`. */
+/** `llm-audit report cost-by-user | anomalies | error-rate | usage | summary | guardrails | sanitization`. */
 import { writeFileSync } from 'node:fs';
 import { Grouped, gatherFacts, requestedModel, type EvidenceFacts, type Totals } from '../evidence/facts';
 import { renderSummaryHtml } from '../evidence/html';
@@ -10,7 +10,7 @@ import { scanRecords } from '../ledger/query';
 import { isCallRecord, type LedgerRecord } from '../ledger/record';
 import { GUARDRAIL_BY, SANITIZATION_BY, anomalies, costByUser, errorRate, guardrailReport, sanitizationReport, type Cell, type Report } from '../ledger/reports';
 import { sanitizationKinds } from '../ledger/query';
-import { CSV_OPTION, FORMATS, csvComment, writeRows } from './format';
+import { CSV_OPTION, FORMATS, commandLine, csvComment, writeRows } from './format';
 import { flag, instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
@@ -120,7 +120,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     report = by.length > 1 ? await usageByMany(records(from, to), by, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
   if (format === 'html') {
-    await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: ['llm-audit', 'report', ...argv].join(' ') }));
+    await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: commandLine('report', argv) }));
     return 0;
   }
   await writeRows(io, format, report.columns, report.rows, { excel: flag(p, 'excel'), comment: csvComment('report', argv, report.notes) });

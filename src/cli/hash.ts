@@ -31,6 +31,13 @@ const OPERATIONS: Record<string, { field: string; prompt: () => Prompt }> = {
   'chat.stream': { field: 'messages', prompt: () => require('../instrumentations/mistral/request').promptOf },
   Converse: { field: 'messages', prompt: converse },
   ConverseStream: { field: 'messages', prompt: converse },
+  // Vercel ai: the model's prompt as the provider package receives it (system and messages in one list).
+  ...Object.fromEntries(
+    ['generateText', 'streamText', 'generateObject', 'streamObject', 'experimental_streamTextLowMemory'].map((action) => [
+      action,
+      { field: 'prompt', prompt: () => require('../instrumentations/vercel-ai/request').promptForHash },
+    ]),
+  ),
 };
 
 function converse(): Prompt {
@@ -46,7 +53,8 @@ export const HASH_USAGE =
   '  FILE: JSON, the request as the application passed it to the SDK method (an object), or only its message list (an array)\n' +
   '  the key is $LLM_AUDIT_HASH_KEY (and $LLM_AUDIT_HASH_KEY_ID), as the instrumentation reads it; without one the hashes are plain SHA-256\n' +
   '  --request-id: compare with that record (its action is used): exit 0 when the input hash matches, 1 when it does not\n' +
-  `  actions: ${ACTIONS.join(', ')}`;
+  `  actions: ${ACTIONS.join(', ')}\n` +
+  "  (Vercel ai's actions take the model's prompt list as the provider package receives it, the system message in it)";
 
 function readJson(file: string): unknown {
   let text: string;

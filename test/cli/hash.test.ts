@@ -88,5 +88,8 @@ describe('llm-audit hash', () => {
     expect(missing.code).toBe(4);
     expect(cli(['hash', '--messages', join(dir, 'absent.json')], KEY_ENV).code).toBe(3);
     expect(cli(['hash', '--messages', file('claim.json', messages), '--action', 'nope'], KEY_ENV).code).toBe(2);
+    // Vercel ai's prompt list: system messages apart, the rest is the input, as for the SDKs.
+    const vercel = JSON.parse(cli(['hash', '--messages', file('vercel.json', [{ role: 'system', content: 'Be brief.' }, ...messages]), '--action', 'generateText', '--format', 'json'], KEY_ENV).stdout);
+    expect(vercel.hashes[1]).toEqual({ field: 'input_hash', computed: record.input_hash });
   });
 });

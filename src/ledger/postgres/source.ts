@@ -121,6 +121,33 @@ export class PostgresLedgerSource implements LedgerSource {
     }
   }
 
+  /**
+   * The connected role, whether it may append (a writer's INSERT privileges on the chain, records
+   * and checkpoints), and the tenants it is limited to when it reads through a tenant reader role
+   * (`llm-audit grant-reader`; null when it reads every row).
+   */
+  async access(): Promise<{ role: string; canAppend: boolean; tenants: string[] | null }> {
+    const version = await this.schemaVersion();
+    const rows = await this.query<{ role: string; append: boolean; full: boolean }>(
+      `SELECT current_user::text AS role,
+        has_table_privilege('${SCHEMA}.chain', 'INSERT') AND has_table_privilege('${SCHEMA}.records', 'INSERT')
+          AND has_table_privilege('${SCHEMA}.checkpoints', 'INSERT') AS append,
+        has_table_privilege('${SCHEMA}.checkpoints', 'SELECT') AS full`,
+    );
+    const { role, append, full } = rows[0]!;
+    if (full || version < 6) return { role, canAppend: append, tenants: null };
+    const tenants = await this.query<{ t: string }>(`SELECT DISTINCT t FROM ${SCHEMA}.reader_tenants() AS t ORDER BY t`);
+    return { role, canAppend: append, tenants: tenants.map((r) => r.t) };
+  }
+
+  /** Set for a tenant reader: it sees only its tenants' records, never the whole chain or the checkpoints. */
+  async partialView(): Promise<string | undefined> {
+    const access = await this.access();
+    if (access.tenants === null) return undefined;
+    const which = access.tenants.length === 0 ? 'no tenant' : access.tenants.map((t) => JSON.stringify(t)).join(', ');
+    return `the role ${access.role} is a tenant reader: row-level security shows it only the records of ${which}, not the whole chain or the checkpoints`;
+  }
+
   async ledgerId(): Promise<string | null> {
     const rows = await this.query<{ id: string }>(`SELECT ledger_id::text AS id FROM ${SCHEMA}.ledger_meta`);
     return rows[0]?.id ?? null;

@@ -153,6 +153,7 @@ const FOUND = Symbol('found');
 
 /** Builds the consistency proof between two checkpoints of this ledger and verifies it. */
 export async function proveConsistency(source: LedgerSource, oldCp: Checkpoint, newCp: Checkpoint): Promise<ConsistencyProof> {
+  await requireWholeLedger(source, 'a consistency proof');
   await source.open();
   if (oldCp.ledger_id !== newCp.ledger_id) {
     throw new LedgerError('LEDGER_CONSISTENCY_FAILED', `the two checkpoints belong to different ledgers (${oldCp.ledger_id}, ${newCp.ledger_id})`);

@@ -72,7 +72,7 @@ function osUser(): string {
 }
 
 /**
- * Records reads in the ledger the command reads, or says why it cannot. Made by {@link prepareReadAudit},
+ * Records reads in the ledger the command reads, or says why it cannot. Made by `ReadAudit.prepare`,
  * which probes the access before anything is read.
  */
 export class ReadAudit {
@@ -143,8 +143,12 @@ export class ReadAudit {
 
 /** Why a read of the ledger named by the flags cannot be recorded there, or undefined when it can. */
 async function probe(p: Parsed, io: CliIo): Promise<{ code: LedgerErrorCode; why: string } | undefined> {
+  // A ledger that is not there fails the read itself, with its own message.
+  const cannot = (error: unknown): { code: LedgerErrorCode; why: string } => {
+    if (isLedgerError(error) && error.code === 'LEDGER_NOT_FOUND') throw error;
+    return { code: isLedgerError(error) ? error.code : 'LEDGER_IO', why: (error as Error).message.split('\n')[0]! };
+  };
   const url = postgresUrl(p);
-  let source: LedgerSource;
   if (url !== undefined) {
     const { PostgresLedgerSource } = require('../ledger/postgres/source') as typeof import('../ledger/postgres/source');
     const pg = new PostgresLedgerSource(url);
@@ -155,21 +159,19 @@ async function probe(p: Parsed, io: CliIo): Promise<{ code: LedgerErrorCode; why
       }
       return await signedWithoutKey(pg, p, io);
     } catch (error) {
-      if (isLedgerError(error) && error.code === 'LEDGER_NOT_FOUND') throw error;
-      return { code: isLedgerError(error) ? error.code : 'LEDGER_IO', why: (error as Error).message.split('\n')[0]! };
+      return cannot(error);
     } finally {
       await pg.close();
     }
   }
   const dir = ledgerDir(str(p, 'ledger'), io);
-  source = new FileLedgerSource(dir);
+  const source = new FileLedgerSource(dir);
   try {
     await source.open();
     acquireLock(dir, 'record a read of').release();
     return await signedWithoutKey(source, p, io);
   } catch (error) {
-    if (isLedgerError(error) && error.code === 'LEDGER_NOT_FOUND') throw error;
-    return { code: isLedgerError(error) ? error.code : 'LEDGER_IO', why: (error as Error).message.split('\n')[0]! };
+    return cannot(error);
   }
 }
 

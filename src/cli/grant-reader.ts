@@ -11,7 +11,7 @@
 import { Client } from 'pg';
 import { LedgerError } from '../ledger/errors';
 import { pgError, redactUrl } from '../ledger/postgres/connection';
-import { ROLES, SCHEMA } from '../ledger/postgres/migrations';
+import { ROLES, SCHEMA, TENANT_READERS_VERSION } from '../ledger/postgres/migrations';
 import { parse, strs, type CliIo } from './io';
 import { POSTGRES_OPTION, postgresUrl } from './source';
 
@@ -36,8 +36,8 @@ export async function grantReaderCommand(argv: string[], io: CliIo): Promise<num
   try {
     await client.connect();
     const version = await client.query<{ v: number | null }>(`SELECT max(version) AS v FROM ${SCHEMA}.schema_migrations`);
-    if ((version.rows[0]?.v ?? 0) < 6) {
-      throw new LedgerError('LEDGER_SCHEMA_MISMATCH', `the ledger schema in ${name} has no tenant readers yet (version 6): run \`llm-audit migrate --postgres URL\` as the schema owner first`);
+    if ((version.rows[0]?.v ?? 0) < TENANT_READERS_VERSION) {
+      throw new LedgerError('LEDGER_SCHEMA_MISMATCH', `the ledger schema in ${name} has no tenant readers yet (version ${TENANT_READERS_VERSION}): run \`llm-audit migrate --postgres URL\` as the schema owner first`);
     }
     const q = client.escapeIdentifier(role);
     await client.query('BEGIN');

@@ -436,6 +436,8 @@ export const MIGRATIONS: readonly Migration[] = [
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+/** The schema version that brought tenant readers (row-level security, llm_audit.tenant_readers). */
+export const TENANT_READERS_VERSION = 6;
 
 export function checksum(sql: string): string {
   return createHash('sha256').update(sql).digest('hex');

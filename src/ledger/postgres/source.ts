@@ -15,7 +15,7 @@ import { LedgerError, describeLocation } from '../errors';
 import { leafHash } from '../merkle';
 import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
-import { LATEST_VERSION, SCHEMA, appliedMigrations, checkApplied } from './migrations';
+import { LATEST_VERSION, SCHEMA, TENANT_READERS_VERSION, appliedMigrations, checkApplied } from './migrations';
 import { columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
@@ -135,7 +135,7 @@ export class PostgresLedgerSource implements LedgerSource {
         has_table_privilege('${SCHEMA}.checkpoints', 'SELECT') AS full`,
     );
     const { role, append, full } = rows[0]!;
-    if (full || version < 6) return { role, canAppend: append, tenants: null };
+    if (full || version < TENANT_READERS_VERSION) return { role, canAppend: append, tenants: null };
     const tenants = await this.query<{ t: string }>(`SELECT DISTINCT t FROM ${SCHEMA}.reader_tenants() AS t ORDER BY t`);
     return { role, canAppend: append, tenants: tenants.map((r) => r.t) };
   }

@@ -6,7 +6,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { contentPayload } from '../../src/audit/content';
 import { PostgresLedger } from '../../src/ledger/postgres/writer';
+import { cipherFor, newKey, tempDir } from '../audit/content/helpers';
 import { makeRecord } from '../ledger/helpers';
 import { cli, expectNoStack } from '../cli/cli-helpers';
 import { ensureBuilt, post, scratchDir, serve } from '../ingest/helpers';
@@ -155,6 +157,42 @@ function calls(spans: Array<[spanId: string, tenant: string, action?: string]>):
     ],
   });
 }
+
+describe('decrypt on PostgreSQL is recorded first, or refused', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase('decrypt');
+  }, 60_000);
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('an auditor (no writer access) is refused with nothing printed; a writer\'s decrypt is in the ledger before the content is shown', async () => {
+    const dir = tempDir('pg-decrypt-');
+    const master = newKey(dir, 'ck-pg-read');
+    const canary = 'CANARY-pg-read-91b3';
+    const envelope = cipherFor(dir, master).seal(contentPayload('openai.chat', { messages: [{ role: 'user', content: canary }] }, []), { requestId: 'req-acme', tenantId: 'acme' });
+    const writer = await PostgresLedger.open({ url: db.url });
+    await writer.append([{ ...makeRecord({ request_id: 'req-acme', tenant_id: 'acme' }), content: envelope }]);
+    await writer.close();
+    const args = (url: string) => ['decrypt', 'req-acme', '--postgres', url, '--key', master.path, '--keystore', join(dir, 'content-keystore.jsonl'), '--reason', 'case 7'];
+
+    const refused = cli(args(db.urlAs(await loginRole(db, 'llm_audit_auditor'))));
+    expectNoStack(refused);
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).not.toContain(canary);
+    expect(refused.stderr).toMatch(/decrypt shows content only once the read is recorded .*has no writer's access.*nothing was shown/);
+
+    const shown = cli(args(db.urlAs(await loginRole(db, 'llm_audit_writer'))));
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain(canary);
+    const rows = await adminQuery<{ tenant_id: string; line: string }>(db.url, `SELECT tenant_id, line FROM llm_audit.records WHERE seq = 1`);
+    expect(rows[0]!.tenant_id).toBe('acme');
+    expect(JSON.parse(rows[0]!.line).record).toMatchObject({ action: 'audit.read', metadata: { command: 'decrypt', request_id: 'req-acme', seq: 0, reason: 'case 7' } });
+    expect(cli(['verify', '--postgres', db.url]).code).toBe(0);
+  }, 60_000);
+});
 
 describe('serve --postgres with tokens bound to tenants: a token writes only its tenants\' records', () => {
   let db: TestDatabase;

@@ -87,7 +87,12 @@ describe('blocking', () => {
     expect(blocked).toBeInstanceOf(LlmRequestBlockedError);
     expect(order).toEqual(['moderated', 'answered', 'moderated']);
     expect(llmRequests()).toHaveLength(1);
-    const [ok, no] = await audit.spansWhen(2);
+    // The hook's own moderation calls are audited too (without running the hook again).
+    const spans = await audit.spansWhen(4);
+    const [ok, no] = spans.filter((s) => s.attributes['llm_audit.action'] === 'chat.completions.create');
+    const checks = spans.filter((s) => s.attributes['llm_audit.action'] === 'moderations.create');
+    expect(checks.map((s) => s.attributes['llm_audit.status'])).toEqual(['success', 'success']);
+    expect(checks[1]!.events.map((e) => e.attributes?.['llm_audit.guardrail.category'])).toEqual(['violence']);
     expect(ok.attributes['llm_audit.status']).toBe('success');
     expect(events(ok)[0]).toMatchObject({ 'llm_audit.guardrail.name': 'openai-moderation', 'llm_audit.guardrail.action': 'allowed' });
     expect(no.attributes['llm_audit.status']).toBe('blocked');

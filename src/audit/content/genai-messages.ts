@@ -27,6 +27,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RequestWalker } from '../../core/types';
+import type { RequestKind } from '../sanitize/messages';
 
 export type GenAIPart =
   | { type: 'text'; content: string; [extra: string]: unknown }
@@ -57,8 +58,8 @@ export interface ContentPayload {
   output_messages?: unknown[];
 }
 
-/** The SDK method families, as in the sanitizer (`src/audit/sanitize`). */
-export type ContentRequestKind = 'anthropic.messages';
+/** The built-in request kinds: the sanitizer's (`src/audit/sanitize`), one definition for both. */
+export type ContentRequestKind = RequestKind;
 
 /** The content of one request: what a provider's RequestWalker.content returns. */
 export interface RequestContent {

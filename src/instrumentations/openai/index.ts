@@ -9,12 +9,14 @@ import {
   completionsRequest,
   embeddingsRequest,
   fileUploadRequest,
+  idsOnlyRequest,
   imageEditRequest,
   imageGenerateRequest,
   moderationsRequest,
   responsesRequest,
   speechRequest,
   transcriptionRequest,
+  type OpenAIRequest,
 } from './request';
 import {
   ChatStreamAccumulator,
@@ -82,19 +84,35 @@ function openaiRoot(moduleExports: any): any {
   return moduleExports?.OpenAI ?? moduleExports?.default ?? moduleExports;
 }
 
-const notStreamed = (): never => {
-  throw new Error('this operation does not stream');
-};
+/**
+ * An OpenAI operation: its request shape gives the sanitizer's and the envelope's walk and what
+ * the hashes cover alike; `streams` when `stream: true` in the request makes the call a stream.
+ */
+function operation(
+  request: OpenAIRequest,
+  fields: Pick<OperationSpec, 'operationName' | 'action' | 'summarize'> & Partial<OperationSpec> & { streams?: boolean },
+): OperationSpec {
+  const { streams, ...rest } = fields;
+  return {
+    provider: 'openai',
+    requestKind: request,
+    prompt: request.prompt,
+    isStream: streams === true ? (params) => params?.stream === true : () => false,
+    requestAttributes: () => undefined,
+    accumulator: () => {
+      throw new Error(`${fields.action} does not stream`);
+    },
+    ...rest,
+  };
+}
 
-// --- chat.completions.create --------------------------------------------------------------------
+// --- chat.completions, responses, embeddings ----------------------------------------------------
 
-const chatCompletions: OperationSpec = {
-  provider: 'openai',
+const chatCompletions = operation(chatRequest, {
   operationName: 'chat',
   action: 'chat.completions.create',
   byDeployment: true,
-  requestKind: chatRequest,
-  isStream: (params) => params?.stream === true,
+  streams: true,
   requestAttributes(params, attributes) {
     setRequestSettings(attributes, {
       maxTokens: params.max_completion_tokens ?? params.max_tokens,
@@ -108,60 +126,45 @@ const chatCompletions: OperationSpec = {
     });
     outputType(params.response_format?.type, attributes);
   },
-  prompt: chatRequest.prompt,
   summarize: summarizeChat,
   accumulator: () => new ChatStreamAccumulator(),
   errorGuardrails: errorContentFilters,
-};
+});
 
-// --- responses.create ---------------------------------------------------------------------------
-
-const responses: OperationSpec = {
-  provider: 'openai',
+const responses = operation(responsesRequest, {
   operationName: 'chat',
   action: 'responses.create',
-  requestKind: responsesRequest,
-  isStream: (params) => params?.stream === true,
+  streams: true,
   requestAttributes(params, attributes) {
     setRequestSettings(attributes, { maxTokens: params.max_output_tokens, temperature: params.temperature, topP: params.top_p });
     outputType(params.text?.format?.type, attributes);
     if (typeof params.conversation === 'string') attributes[A.ATTR_GEN_AI_CONVERSATION_ID] = params.conversation;
   },
-  prompt: responsesRequest.prompt,
   summarize: summarizeResponse,
   accumulator: () => new ResponsesStreamAccumulator(),
   errorGuardrails: errorContentFilters,
-};
+});
 
-// --- embeddings.create --------------------------------------------------------------------------
-
-const embeddings: OperationSpec = {
-  provider: 'openai',
+const embeddings = operation(embeddingsRequest, {
   operationName: 'embeddings',
   action: 'embeddings.create',
   byDeployment: true,
-  requestKind: embeddingsRequest,
-  isStream: () => false,
   requestAttributes(params, attributes) {
     if (typeof params.encoding_format === 'string') {
       attributes[A.ATTR_GEN_AI_REQUEST_ENCODING_FORMATS] = [params.encoding_format];
     }
     setNumber(attributes, A.ATTR_GEN_AI_EMBEDDINGS_DIMENSION_COUNT, params.dimensions);
   },
-  prompt: embeddingsRequest.prompt,
   summarize: summarizeEmbeddings,
-  accumulator: notStreamed,
-};
+});
 
-// --- completions.create (legacy) ------------------------------------------------------------------
+// --- completions (legacy), moderations --------------------------------------------------------------
 
-const completions: OperationSpec = {
-  provider: 'openai',
+const completions = operation(completionsRequest, {
   operationName: 'text_completion',
   action: 'completions.create',
   byDeployment: true,
-  requestKind: completionsRequest,
-  isStream: (params) => params?.stream === true,
+  streams: true,
   requestAttributes(params, attributes) {
     setRequestSettings(attributes, {
       maxTokens: params.max_tokens,
@@ -174,26 +177,13 @@ const completions: OperationSpec = {
       stop: params.stop,
     });
   },
-  prompt: completionsRequest.prompt,
   summarize: summarizeCompletion,
   accumulator: () => new CompletionStreamAccumulator(),
   errorGuardrails: errorContentFilters,
-};
+});
 
-// --- moderations.create ---------------------------------------------------------------------------
-
-const moderations: OperationSpec = {
-  provider: 'openai',
-  // No operation name of the conventions fits a classifier.
-  operationName: 'moderation',
-  action: 'moderations.create',
-  requestKind: moderationsRequest,
-  isStream: () => false,
-  requestAttributes: () => undefined,
-  prompt: moderationsRequest.prompt,
-  summarize: summarizeModeration,
-  accumulator: notStreamed,
-};
+// No operation name of the conventions fits a classifier.
+const moderations = operation(moderationsRequest, { operationName: 'moderation', action: 'moderations.create', summarize: summarizeModeration });
 
 // --- images -------------------------------------------------------------------------------------
 
@@ -202,116 +192,78 @@ function imageAttributes(params: any, attributes: Attributes): void {
   attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'image';
 }
 
-const imagesGenerate: OperationSpec = {
-  provider: 'openai',
+const images = {
   operationName: 'generate_content',
-  action: 'images.generate',
   byDeployment: true,
-  requestKind: imageGenerateRequest,
-  isStream: (params) => params?.stream === true,
+  streams: true,
   requestAttributes: imageAttributes,
-  prompt: imageGenerateRequest.prompt,
   summarize: summarizeImages,
   accumulator: () => new ImageStreamAccumulator(),
 };
-
-const imagesEdit: OperationSpec = {
-  ...imagesGenerate,
-  action: 'images.edit',
-  requestKind: imageEditRequest,
-  prompt: imageEditRequest.prompt,
-};
+const imagesGenerate = operation(imageGenerateRequest, { ...images, action: 'images.generate' });
+const imagesEdit = operation(imageEditRequest, { ...images, action: 'images.edit' });
 
 // --- audio --------------------------------------------------------------------------------------
 
-const transcriptions: OperationSpec = {
-  provider: 'openai',
-  // No operation name of the conventions fits speech recognition.
+// No operation name of the conventions fits speech recognition.
+const transcriptions = operation(transcriptionRequest, {
   operationName: 'transcription',
   action: 'audio.transcriptions.create',
   byDeployment: true,
-  requestKind: transcriptionRequest,
-  isStream: (params) => params?.stream === true,
+  streams: true,
   requestAttributes(params, attributes) {
     setRequestSettings(attributes, { temperature: params.temperature });
     attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'text';
   },
-  prompt: transcriptionRequest.prompt,
   summarize: summarizeTranscript,
   accumulator: () => new TranscriptStreamAccumulator(),
-};
+});
 
-const translations: OperationSpec = {
-  ...transcriptions,
+const translations = operation(transcriptionRequest, {
   operationName: 'translation',
   action: 'audio.translations.create',
-  isStream: () => false,
-  accumulator: notStreamed,
-};
+  byDeployment: true,
+  requestAttributes: transcriptions.requestAttributes,
+  summarize: summarizeTranscript,
+});
 
 /** Text to speech: the text is hashed (input), the voice made of it digested (output), neither kept. */
-const speech: OperationSpec = {
-  provider: 'openai',
+const speech = operation(speechRequest, {
   operationName: 'generate_content',
   action: 'audio.speech.create',
   byDeployment: true,
-  requestKind: speechRequest,
-  isStream: () => false,
   requestAttributes(_params, attributes) {
     attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'speech';
   },
-  prompt: speechRequest.prompt,
   summarize: () => ({}),
   settle: (data) => settleSpeech(data),
-  accumulator: notStreamed,
-};
+});
 
 // --- files and batches (see ./batches.ts for how a batch is linked to its requests) ----------------
 
-const filesCreate: OperationSpec = {
-  provider: 'openai',
-  operationName: 'upload_file',
-  action: 'files.create',
-  requestKind: fileUploadRequest,
-  isStream: () => false,
-  requestAttributes: () => undefined,
-  prompt: fileUploadRequest.prompt,
-  summarize: () => ({}),
-  settle: settleUpload,
-  accumulator: notStreamed,
-};
+const filesCreate = operation(fileUploadRequest, { operationName: 'upload_file', action: 'files.create', summarize: () => ({}), settle: settleUpload });
 
 /** `files.content(fileId)`: the parameter is the file id. */
-const filesContent: OperationSpec = {
-  provider: 'openai',
+const filesContent = operation(idsOnlyRequest, {
   operationName: 'retrieve_file',
   action: 'files.content',
-  requestKind: { sanitize: (_w, params) => params, content: () => ({ input_messages: [] }) },
-  isStream: () => false,
   requestModel: () => undefined,
   requestAttributes(fileId, attributes) {
     if (typeof fileId === 'string') attributes[A.ATTR_AUDIT_FILE_ID] = fileId;
   },
-  prompt: () => ({}),
   summarize: () => ({}),
   settle: (data, fileId) => settleFileContent(data, fileId),
-  accumulator: notStreamed,
-};
+});
 
-const batchesCreate: OperationSpec = {
-  provider: 'openai',
+const batchesCreate = operation(idsOnlyRequest, {
   operationName: 'create_batch',
   action: 'batches.create',
-  requestKind: { sanitize: (_w, params) => params, content: () => ({ input_messages: [] }) },
-  isStream: () => false,
   requestAttributes(params, attributes) {
     if (typeof params.input_file_id === 'string') attributes[A.ATTR_AUDIT_FILE_ID] = params.input_file_id;
   },
-  prompt: () => ({}),
   summarize: () => ({}),
   settle: (data, params) => Promise.resolve(summarizeBatch(data, params)),
-  accumulator: notStreamed,
-};
+});
 
 // --- shared ---------------------------------------------------------------------------------
 

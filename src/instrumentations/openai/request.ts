@@ -56,13 +56,16 @@ type Walk = (w: TextWalk, walked: Walked) => void;
 /** What the system prompt and input hashes cover (OperationSpec.prompt). */
 export type Prompt = (params: any) => { system?: unknown; input?: unknown };
 
+/** One request shape of the SDK: its walker, and what its hashes cover. */
+export type OpenAIRequest = RequestWalker & { prompt: Prompt };
+
 /**
  * The walker of one request shape: one walk for the sanitizer and the content, and beside it what
  * the hashes cover, split the same way. The hashes take the request's own values (messages as
  * sent), not the walk's: hashing runs on every call and resumes a long conversation where the
  * previous call left it (audit/conversation-memo.ts), which a walk over every message would undo.
  */
-function requestWalker(walk: Walk, prompt: Prompt): RequestWalker & { prompt: Prompt } {
+function requestWalker(walk: Walk, prompt: Prompt): OpenAIRequest {
   const run = (w: TextWalk, params: Obj, make?: ContentParts): Walked => {
     const walked = new Walked(params, make);
     walk(w, walked);
@@ -82,9 +85,12 @@ function requestWalker(walk: Walk, prompt: Prompt): RequestWalker & { prompt: Pr
  */
 function guarded(walked: Walked, item: unknown, walk: (item: unknown) => unknown): unknown {
   if (walked.make === undefined) return walk(item);
+  const depth = readOnly.path.length;
   try {
     return walk(item);
   } catch {
+    // The shared walk's location is left as it was before the item.
+    readOnly.path.length = depth;
     walked.message('unknown', false, [{ type: 'unknown', value: '[unreadable]' }]);
     return item;
   }
@@ -557,3 +563,5 @@ export const imageEditRequest = upload(['image', 'mask'], ['prompt']);
 export const transcriptionRequest = upload(['file'], ['prompt']);
 /** `files.create`: the uploaded file (a batch's requests: see ./batches.ts). */
 export const fileUploadRequest = upload(['file'], []);
+/** Requests that carry no content, only ids (`files.content`, `batches.create`): nothing to scan, hash or capture. */
+export const idsOnlyRequest = requestWalker(() => undefined, () => ({}));

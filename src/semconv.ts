@@ -134,6 +134,8 @@ export const ATTR_AUDIT_BATCH_RESULT_HASHES = 'llm_audit.batch.result.output_has
 /** An uploaded file: its id and the hash of its bytes (keyed like the other hashes). */
 export const ATTR_AUDIT_FILE_ID = 'llm_audit.file.id';
 export const ATTR_AUDIT_FILE_HASH = 'llm_audit.file.hash';
+/** The files a multipart call uploaded (audio, images): a keyed hash of each one's bytes, in field order. */
+export const ATTR_AUDIT_FILE_HASHES = 'llm_audit.file.hashes';
 /** The AWS SDK conventions' request id (`x-amzn-RequestId`): what Bedrock invocation logs and CloudTrail carry. */
 export const ATTR_AWS_REQUEST_ID = 'aws.request_id';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';

@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { createReadStream, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -120,6 +122,8 @@ describe.each(SDKS)('$label', ({ dir }) => {
     expect(edit.attributes['llm_audit.action']).toBe('images.edit');
     expect(edit.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:test:/);
     expect(edit.attributes['llm_audit.input.hash']).not.toBe(gen.attributes['llm_audit.input.hash']);
+    // The uploaded image's bytes, hashed once the SDK sent them.
+    expect(edit.attributes['llm_audit.file.hashes']).toEqual([hasher.hash(`sha256:${sha256(source)}`)]);
     expect(fake.requests.find((r) => r.path === '/v1/images/edits')!.body.image.bytes).toEqual(source);
     expectFailed(failed, 400);
     expect(exported(audit.spans())).not.toContain(CANARY);
@@ -140,6 +144,9 @@ describe.each(SDKS)('$label', ({ dir }) => {
     expect(heard.attributes['llm_audit.audio.language']).toBe('english');
     expect(heard.attributes['llm_audit.audio.duration']).toBe(3);
     expect(heard.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:test:/);
+    // The voice is hashed (its bytes, read again once sent), never recorded.
+    expect(heard.attributes['llm_audit.file.hashes']).toEqual([hasher.hash(`sha256:${sha256(audio)}`)]);
+    expect(translated.attributes['llm_audit.file.hashes']).toEqual([hasher.hash(`sha256:${sha256(audio)}`)]);
     expectCostStated(heard);
     expect(translated.attributes['gen_ai.operation.name']).toBe('translation');
     expect(translated.attributes['llm_audit.output.hash']).toBe(output);
@@ -218,6 +225,18 @@ describe.each(SDKS)('$label', ({ dir }) => {
 describe('openai 6: streams of the newer operations', () => {
   const { OpenAI, toFile } = audit.load('openai');
   const client = () => new OpenAI({ apiKey: 'sk-test-ops', baseURL: fake.openaiBaseURL, maxRetries: 0 });
+
+  it('audio read from disk (fs.createReadStream): the file is hashed from its path once the SDK sent it', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'audio-')), 'call.wav');
+    const audio = Buffer.from(`RIFF recorded call ${CANARY}`);
+    writeFileSync(path, audio);
+    const result = await client().audio.transcriptions.create({ model: 'whisper-1', file: createReadStream(path) });
+    expect(result.text).toBe(TRANSCRIPT_TEXT);
+    expect(fake.requests[0]!.body.file.bytes).toEqual(audio);
+    const [span] = await audit.spansWhen(1);
+    expect(span.attributes['llm_audit.file.hashes']).toEqual([hasher.hash(`sha256:${sha256(audio)}`)]);
+    expect(exported([span])).not.toContain(CANARY);
+  });
 
   it('a streamed transcription gives the same output hash as a whole one', async () => {
     const file = await toFile(Buffer.from('RIFF audio'), 'a.wav');

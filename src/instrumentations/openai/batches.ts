@@ -17,12 +17,12 @@
  * Results (`files.content` of the output file) are recorded as one record: the file id and the
  * output hash of each result line, in file order (see docs/attributes.md).
  */
-import { readFile } from 'node:fs/promises';
 import * as A from '../../semconv';
 import type { OutputMessage, ResponseSummary } from '../../core/types';
 import { knownString } from '../../core/values';
 import { chatRequest, embeddingsRequest, completionsRequest, moderationsRequest, responsesRequest, type Prompt } from './request';
 import { summarizeChat, summarizeCompletion, summarizeResponse } from './response';
+import { bytesOf } from './uploads';
 
 /** How many uploaded batch files are remembered for the link (the oldest is forgotten first). */
 export const MAX_FILES = 256;
@@ -43,16 +43,6 @@ function remember(fileId: string, inputs: unknown[]): void {
   uploaded.delete(fileId);
   uploaded.set(fileId, inputs);
   if (uploaded.size > MAX_FILES) uploaded.delete(uploaded.keys().next().value as string);
-}
-
-/** The bytes of an upload, read again after the SDK sent it; undefined when they cannot be. */
-async function bytesOf(file: any): Promise<Uint8Array | undefined> {
-  if (file instanceof Uint8Array) return file;
-  if (file instanceof ArrayBuffer) return new Uint8Array(file);
-  if (typeof file?.arrayBuffer === 'function' && typeof file?.size === 'number') return new Uint8Array(await file.arrayBuffer());
-  // fs.createReadStream(): read from its path (a file changed in between would differ: said in the docs).
-  if (typeof file?.path === 'string' && typeof file?.pipe === 'function') return readFile(file.path);
-  return undefined;
 }
 
 /** One input per JSONL line (undefined for a line that is no request of a known endpoint). */

@@ -34,6 +34,7 @@ import {
   summarizeTranscript,
 } from './response';
 import { settleFileContent, settleUpload, summarizeBatch } from './batches';
+import { settleWithUploads } from './uploads';
 
 /**
  * openai 4.x-7.x (and any later version of the same shape). Patched through the classes the
@@ -201,7 +202,7 @@ const images = {
   accumulator: () => new ImageStreamAccumulator(),
 };
 const imagesGenerate = operation(imageGenerateRequest, { ...images, action: 'images.generate' });
-const imagesEdit = operation(imageEditRequest, { ...images, action: 'images.edit' });
+const imagesEdit = operation(imageEditRequest, { ...images, action: 'images.edit', settle: settleWithUploads(summarizeImages, ['image', 'mask']) });
 
 // --- audio --------------------------------------------------------------------------------------
 
@@ -216,6 +217,7 @@ const transcriptions = operation(transcriptionRequest, {
     attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'text';
   },
   summarize: summarizeTranscript,
+  settle: settleWithUploads(summarizeTranscript, ['file']),
   accumulator: () => new TranscriptStreamAccumulator(),
 });
 
@@ -225,6 +227,7 @@ const translations = operation(transcriptionRequest, {
   byDeployment: true,
   requestAttributes: transcriptions.requestAttributes,
   summarize: summarizeTranscript,
+  settle: transcriptions.settle,
 });
 
 /** Text to speech: the text is hashed (input), the voice made of it digested (output), neither kept. */

@@ -15,7 +15,8 @@
  * counted by the sanitizer, and kept as an `unknown` part in the content.
  */
 import type { ContentParts, GenAIInputMessage, GenAIPart, RequestContent } from '../../audit/content/genai-messages';
-import { isTokenArray, jsonSafe, tokensPart } from '../../audit/content/genai-messages';
+import { isTokenArray, tokensPart } from '../../audit/content/genai-messages';
+import { uploadDescription } from './uploads';
 import { readingWalk, type TextWalk } from '../../audit/sanitize';
 import type { RequestWalker } from '../../core/types';
 
@@ -105,7 +106,7 @@ function push(walked: Walked, parts: GenAIPart[], build: (make: ContentParts) =>
 // --- chat.completions ------------------------------------------------------------------------------
 
 /** The messages the API reads as instructions: the system prompt of a chat call. */
-export function isChatSystem(role: unknown): boolean {
+function isChatSystem(role: unknown): boolean {
   return role === 'system' || role === 'developer';
 }
 
@@ -487,25 +488,6 @@ function textItemContent(make: ContentParts, item: unknown): GenAIPart {
 
 // --- uploads: audio and images sent as files ---------------------------------------------------
 
-/**
- * What can be said of an uploaded file (`Uploadable`: a File or Blob, a `fetch` Response, a Node
- * ReadStream, a Buffer) without reading it: reading a stream would take its bytes from the SDK.
- * Bytes in memory are digested (SHA-256, as the envelope digests inline data, never kept).
- */
-export function uploadDescription(file: unknown): { type: 'upload'; [detail: string]: unknown } {
-  if (file instanceof Uint8Array || file instanceof ArrayBuffer) {
-    const bytes = file instanceof ArrayBuffer ? new Uint8Array(file) : file;
-    return { ...(jsonSafe(bytes) as Obj), type: 'upload' };
-  }
-  if (typeof file !== 'object' || file === null) return { type: 'upload', value: jsonSafe(file) };
-  const f = file as { name?: unknown; path?: unknown; size?: unknown; type?: unknown; url?: unknown };
-  const out: { type: 'upload'; [detail: string]: unknown } = { type: 'upload' };
-  const name = typeof f.name === 'string' ? f.name : typeof f.path === 'string' ? f.path : typeof f.url === 'string' ? f.url : undefined;
-  if (name !== undefined) out['name'] = name;
-  if (typeof f.size === 'number') out['bytes'] = f.size;
-  if (typeof f.type === 'string' && f.type !== '') out['mime_type'] = f.type;
-  return out;
-}
 
 /**
  * A multipart upload with text beside it: images.edit (`image`, `mask`, `prompt`), audio

@@ -107,6 +107,21 @@ describe('blocking', () => {
     ]);
   });
 
+  it('a call made by the afterResponse hook is audited but runs no hook: no endless chain of checks', async () => {
+    let runs = 0;
+    current.after = (response) => {
+      runs++;
+      const text = JSON.stringify(response.output);
+      void openai.moderations.create({ model: 'omni-moderation-latest', input: text });
+    };
+    await ask('tell me about gardening');
+    const spans = await audit.spansWhen(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(runs).toBe(1);
+    expect(audit.spans().map((s) => s.attributes['llm_audit.action'])).toEqual(['chat.completions.create', 'moderations.create']);
+    expect(spans[1]!.attributes['llm_audit.status']).toBe('success');
+  });
+
   it('a held (async-hook) call still returns the SDK promise: withResponse() and streams work', async () => {
     current.before = async () => {
       await new Promise((resolve) => setTimeout(resolve, 5));

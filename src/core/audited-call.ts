@@ -253,7 +253,12 @@ export class AuditedCall implements GuardrailTarget {
       (summary) => {
         if (!this.ended) this.finish(summary);
       },
-      (error: unknown) => this.fail(error),
+      (error: unknown) => {
+        // The call succeeded; only reading its body again for the record failed (a connection
+        // dropped mid-body): recorded as the response said, without what the body would add.
+        diag.error(`otel-llm-audit: could not read the response body of request ${this.requestId} for its record`, error);
+        if (!this.ended) this.finish(this.spec.summarize(data));
+      },
     );
   }
 

@@ -21,8 +21,8 @@ type Prompt = OperationSpec['prompt'];
  * message list stands for. Loaded when asked for: each brings its provider's request reader.
  */
 const OPERATIONS: Record<string, { field: string; prompt: () => Prompt }> = {
-  'chat.completions.create': { field: 'messages', prompt: () => require('../instrumentations/openai').chatCompletions.prompt },
-  'responses.create': { field: 'input', prompt: () => require('../instrumentations/openai').responses.prompt },
+  'chat.completions.create': { field: 'messages', prompt: () => require('../instrumentations/openai/index').chatCompletions.prompt },
+  'responses.create': { field: 'input', prompt: () => require('../instrumentations/openai/index').responses.prompt },
   'messages.create': { field: 'messages', prompt: () => require('../instrumentations/anthropic').anthropicMessagesSpec.prompt },
   'beta.messages.create': { field: 'messages', prompt: () => require('../instrumentations/anthropic').anthropicMessagesSpec.prompt },
   'models.generateContent': { field: 'contents', prompt: () => require('../instrumentations/google-genai/request').promptOf },

@@ -1,12 +1,19 @@
-/** `llm-audit query`: records in a time window, filtered, as a table, JSON or CSV. */
+/**
+ * `llm-audit query`: records in a time window, filtered, as a table, JSON or CSV. The read is
+ * recorded as an `audit.read` record when the command has a writer's access (audit-read.ts);
+ * those records are listed only when asked for (`--action audit.read`), not between the calls.
+ */
 import { LedgerError, isLedgerError } from '../ledger/errors';
 import { DETAIL_COLUMNS, EXTRA_COLUMNS, RECORD_COLUMNS, RECORD_STATUSES, flatRecord, queryRecords, unreadFields, type QueryFilter } from '../ledger/query';
+import { READ_ACTION } from '../ledger/record';
+import { READ_AUDIT_OPTIONS, READ_AUDIT_USAGE, ReadAudit, filterDetails, recordsRead } from './audit-read';
 import { CSV_OPTION, FORMATS, RowWriter, csvComment } from './format';
 import { flag, instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--session S] [--model M] [--provider P] [--status S] [--action A] [--trace-id ID] [--request-id ID] [--format table|json|csv] [--excel] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--session S] [--model M] [--provider P] [--status S] [--action A] [--trace-id ID] [--request-id ID] [--format table|json|csv] [--excel] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL] ' +
+  READ_AUDIT_USAGE;
 
 const ALL_COLUMNS: readonly string[] = [...RECORD_COLUMNS, ...DETAIL_COLUMNS];
 const KNOWN_COLUMNS: readonly string[] = [...ALL_COLUMNS, ...EXTRA_COLUMNS];
@@ -47,6 +54,7 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       limit: { type: 'string' },
       columns: { type: 'string' },
       ...CSV_OPTION,
+      ...READ_AUDIT_OPTIONS,
       ...POSTGRES_OPTION,
     },
     QUERY_USAGE,
@@ -79,6 +87,9 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   const columns = columnsOf(picked, format);
   const period = `${from === undefined ? 'first record' : new Date(from).toISOString()} .. ${to === undefined ? 'last record' : `${new Date(to).toISOString()} (excluded)`}`;
   const writer = new RowWriter(io, format, columns, { excel: flag(p, 'excel'), comment: csvComment('query', argv, [`filter: ${described.join(' ') || 'none'}`, `period: ${period}`]) });
+  const audit = await ReadAudit.prepare(p, io);
+  audit.unrecordedNotice('query');
+  const seqs: number[] = [];
   let torn = 0;
   let n = 0;
   await withSource(p, io, async (source) => {
@@ -89,6 +100,8 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
     let missing: unknown;
     try {
       for await (const hit of queryRecords(source, filter, { onTorn: () => torn++ })) {
+        if (filter.action === undefined && hit.record.action === READ_ACTION) continue;
+        seqs.push(hit.seq);
         const row = flatRecord(hit);
         const shown = Object.fromEntries(columns.map((c) => [c, row[c] ?? null]));
         // The whole record: fields of a newer record version than this tool knows are kept in JSON.
@@ -100,6 +113,8 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       missing = error;
     }
     await writer.end();
+    // What was shown is recorded, also when the scan then found records missing.
+    await audit.recordAfter({ command: 'query', tenantId: filter.tenant ?? null, details: { ...filterDetails({ ...filter }), ...recordsRead(seqs) } });
     if (missing) throw missing;
   });
   if (torn > 0) io.err('warning: the ledger ends with an incomplete line (a write in progress, or a crash); it was skipped: run `llm-audit verify`');

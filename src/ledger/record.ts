@@ -177,8 +177,9 @@ export const READ_ACTION = 'audit.read';
 /**
  * Actions of records that are not LLM calls but operations on the audit trail itself (a tenant's
  * content erased by crypto-shredding; `ledger.gap`: audit records a writer could not write, with
- * how many and why; `audit.read`: a read of the trail). They go into the same chain, so they are as tamper-evident as the calls, and
- * are left out of the call reports.
+ * how many and why; `audit.read`: a read of the trail; `retention.policy`: the retention policy in
+ * force from then on). They go into the same chain, so they are as tamper-evident as the calls,
+ * and are left out of the call reports.
  */
 export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION, GAP_ACTION, READ_ACTION, RETENTION_POLICY_ACTION]);
 

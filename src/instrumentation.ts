@@ -13,7 +13,7 @@ import type { LlmAuditHooks } from './guardrails';
 import { contentCipherFromEnv, type ContentCipher } from './audit/content';
 import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
 import { publishAuditServices } from './core/audit-client';
-import { auditedMethod, namedHelper, methodOptions, routedMethod, wrappedByUs } from './core/patch';
+import { methodOptions, targetWrapper, wrappedByUs } from './core/patch';
 import { checkShape, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { bedrockRuntimePatch } from './instrumentations/bedrock-runtime';
@@ -248,11 +248,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
       // Already ours (a second enable). Another instrumentation's wrapper is wrapped like any method.
       if (wrappedByUs(proto[target.method])) continue;
-      const wrapper = target.spec
-        ? auditedMethod(services, target.spec, options)
-        : target.route
-          ? routedMethod(services, target.route)
-          : namedHelper(target.helper ?? target.method);
+      const wrapper = targetWrapper(services, target, options);
       this._wrap(proto, target.method, wrapper as any);
       // Another instrumentation of the same method (the contrib OpenAI one, loaded by
       // auto-instrumentations-node after this package) would otherwise unwrap this wrapper before

@@ -161,6 +161,7 @@ export class AuditedCall implements GuardrailTarget {
     const { system, input } = spec.prompt(params);
     if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hashRepeated(system);
     if (input !== undefined) attributes[A.ATTR_AUDIT_INPUT_HASH] = hasher.hashMessages(input);
+    if (spec.batchItems !== undefined) Object.assign(attributes, batchItemAttributes(hasher, spec.batchItems(params)));
 
     // The conventions name the span `{operation} {model}`.
     const name = model !== undefined ? `${spec.operationName} ${model}` : spec.operationName;
@@ -389,6 +390,19 @@ export class AuditedCall implements GuardrailTarget {
 
   private recordCost(attributes: Attributes, responseModel: string | undefined, usage: TokenUsage | undefined): void {
     const model = responseModel ?? this.requestModel;
+    const pricing = this.spec.pricing;
+    if (pricing === 'free') {
+      attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.priced;
+      attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = 0;
+      attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
+      attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
+      return;
+    }
+    if (pricing !== undefined) {
+      attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.unpriced;
+      diag.debug(`otel-llm-audit: no cost for ${this.action}: ${pricing.unpriced}`);
+      return;
+    }
     if (model === undefined) {
       attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.unpriced;
       return;
@@ -428,6 +442,15 @@ export class AuditedCall implements GuardrailTarget {
       this.services.tokenHistogram.record(usage.output, { ...attributes, [A.ATTR_GEN_AI_TOKEN_TYPE]: 'output' });
     }
   }
+}
+
+/** The aligned per-request arrays of a batch (OperationSpec.batchItems); '' where a request has no id or no system prompt. */
+function batchItemAttributes(hasher: ContentHasher, items: ReturnType<NonNullable<OperationSpec['batchItems']>>): Attributes {
+  return {
+    [A.ATTR_AUDIT_BATCH_CUSTOM_IDS]: items.map((item) => item.id ?? ''),
+    [A.ATTR_AUDIT_BATCH_INPUT_HASHES]: items.map((item) => (item.input === undefined ? '' : hasher.hashMessages(item.input))),
+    [A.ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES]: items.map((item) => (item.system === undefined ? '' : hasher.hashRepeated(item.system))),
+  };
 }
 
 function setIfNumber(attributes: Attributes, key: string, value: number | undefined): void {

@@ -107,6 +107,19 @@ export interface OperationSpec<P = any> {
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
   errorGuardrails?(error: unknown): ProviderGuardrail[] | undefined;
   /**
+   * Optional, for an operation the price data cannot price per token: `free` (the provider does
+   * not charge for it: token counting) records a cost of 0, `{ unpriced }` records
+   * `llm_audit.cost.status` = `unpriced` with that reason (batch results, guardrail checks).
+   */
+  pricing?: 'free' | { unpriced: string };
+  /**
+   * Optional, for a request that carries several model requests (a batch): each one's id and what
+   * its hashes cover, as {@link prompt} for a single call. Recorded as aligned arrays
+   * (`llm_audit.batch.custom_ids`, `.input_hashes`, `.system_prompt_hashes`), each hash equal to
+   * the one the same request made directly would carry.
+   */
+  batchItems?(params: P): Array<{ id?: string; system?: unknown; input?: unknown }>;
+  /**
    * Optional: the AbortSignal the request carries, for SDKs whose stream has no controller of its
    * own (the generic adapter then ends a stream aborted while nobody reads it as `aborted`).
    */

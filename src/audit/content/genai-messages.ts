@@ -13,8 +13,8 @@
  * - a message that is not an object becomes `{role:'unknown', parts:[unknown part]}`.
  *
  * Where the provider API keeps instructions apart from the history (Responses `instructions`,
- * Anthropic `system`), they go to `system_instructions`. OpenAI chat `system` / `developer`
- * messages are part of the history and stay in `input_messages`, in place, as the conventions
+ * Anthropic `system`, see src/instrumentations/anthropic/request.ts), they go to
+ * `system_instructions`. OpenAI chat `system` / `developer` messages are part of the history and stay in `input_messages`, in place, as the conventions
  * ask ("instructions that are part of the chat history SHOULD be recorded in gen_ai.input.messages").
  *
  * Tool call arguments are kept as the provider carries them: a JSON string for OpenAI, an object
@@ -57,7 +57,7 @@ export interface ContentPayload {
 }
 
 /** The SDK method families, as in the sanitizer (`src/audit/sanitize`). */
-export type ContentRequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
+export type ContentRequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings';
 
 /** The content of one request: what a provider's RequestWalker.content returns. */
 export interface RequestContent {
@@ -102,8 +102,6 @@ export function requestContent(
         return withSystem(openaiResponsesInstructions(p.instructions, options), openaiResponsesInput(p.input, options));
       case 'openai.embeddings':
         return { input_messages: embeddingsInput(p.input) };
-      case 'anthropic.messages':
-        return withSystem(anthropicSystem(p.system, options), anthropicMessages(p.messages, options));
       default:
         return { input_messages: [{ role: 'unknown', parts: [unknownPart(params)] }] };
     }
@@ -170,8 +168,8 @@ export interface ContentParts {
   reasoning(content: string): GenAIPart;
   toolCall(id: unknown, name: string, args: unknown): GenAIPart;
   toolResponse(id: unknown, response: unknown): GenAIPart;
-  /** Inline data of a MIME type: base64 text, or the bytes themselves (the AWS SDK takes bytes). */
-  inline(data: string | Uint8Array, mime: string | undefined): GenAIPart;
+  /** Inline data of a MIME type: base64 text, or the bytes themselves (the AWS SDK takes bytes); `modality` when the MIME type does not tell. */
+  inline(data: string | Uint8Array, mime: string | undefined, modality?: string): GenAIPart;
   /** Data the provider fetches from a URL or URI (uploaded files, cloud storage); a `data:` URL is inline data. */
   url(url: string, mime: string | undefined, modality?: string): GenAIPart;
   unknown(value: unknown, providerType?: string): GenAIPart;
@@ -188,7 +186,7 @@ export function contentParts(options?: ConvertOptions): ContentParts {
     reasoning: (content) => ({ type: 'reasoning', content }),
     toolCall,
     toolResponse: (id, response) => ({ type: 'tool_call_response', id: strOrNull(id), response: jsonSafe(response) }),
-    inline: (data, mime) => base64Part(data, modalityOf(mime) ?? 'document', mime, ctx),
+    inline: (data, mime, modality) => base64Part(data, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
     url: (url, mime, modality) => urlPart(url, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
     unknown: unknownPart,
     safe: safePart,
@@ -381,92 +379,6 @@ export function embeddingsInput(input: unknown): GenAIInputMessage[] {
 
 function isTokenArray(value: unknown): value is number[] {
   return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'number' && Number.isFinite(v));
-}
-
-// --- Anthropic messages --------------------------------------------------------------------------
-
-/** `system` of `messages.create`: a string or text blocks. */
-export function anthropicSystem(system: unknown, options?: ConvertOptions): GenAIPart[] | undefined {
-  if (system === undefined || system === null) return undefined;
-  if (typeof system === 'string') return [{ type: 'text', content: system }];
-  return anthropicContent(system, ctxOf(options));
-}
-
-/** `messages` of `messages.create`. */
-export function anthropicMessages(messages: unknown, options?: ConvertOptions): GenAIInputMessage[] {
-  const ctx = ctxOf(options);
-  if (!Array.isArray(messages)) return messages === undefined || messages === null ? [] : [{ role: 'unknown', parts: [unknownPart(messages)] }];
-  return messages.map((m) =>
-    safeMessage(() => {
-      if (!isObj(m)) return { role: 'unknown', parts: [unknownPart(m)] };
-      return { role: typeof m.role === 'string' ? m.role : 'unknown', parts: anthropicContent(m.content, ctx) };
-    }),
-  );
-}
-
-function anthropicContent(content: unknown, ctx: Ctx): GenAIPart[] {
-  if (content === undefined || content === null) return [];
-  if (typeof content === 'string') return [{ type: 'text', content }];
-  if (!Array.isArray(content)) return [unknownPart(content)];
-  return content.map((block) => safePart(() => anthropicBlock(block, ctx)));
-}
-
-function anthropicBlock(block: unknown, ctx: Ctx): GenAIPart {
-  if (typeof block === 'string') return { type: 'text', content: block };
-  if (!isObj(block)) return unknownPart(block);
-  switch (block.type) {
-    case 'text':
-      return typeof block.text === 'string' ? { type: 'text', content: block.text } : unknownPart(block);
-    case 'image':
-    case 'document': {
-      const modality = block.type === 'image' ? 'image' : 'document';
-      const part = anthropicSource(block.source, modality, ctx);
-      if (part === undefined) return unknownPart(block);
-      if (typeof block.title === 'string') (part as Obj).title = block.title;
-      return part;
-    }
-    case 'tool_use':
-      return toolCall(block.id, typeof block.name === 'string' ? block.name : '', block.input);
-    case 'server_tool_use':
-      return { type: 'server_tool_call', id: strOrNull(block.id), name: typeof block.name === 'string' ? block.name : '', server_tool_call: { type: String(block.name ?? 'unknown'), input: jsonSafe(block.input) } };
-    case 'tool_result': {
-      const response = typeof block.content === 'string' ? block.content : block.content === undefined ? null : anthropicContent(block.content, ctx);
-      const part: GenAIPart = { type: 'tool_call_response', id: strOrNull(block.tool_use_id), response };
-      if (block.is_error === true) part.is_error = true;
-      return part;
-    }
-    case 'thinking':
-      // The signature is opaque provider data and is not copied.
-      return typeof block.thinking === 'string' ? { type: 'reasoning', content: block.thinking } : unknownPart(block);
-    case 'redacted_thinking':
-      // Encrypted by the provider; nothing readable to keep.
-      return { type: 'reasoning', content: '', redacted: true };
-    default:
-      return unknownPart(block);
-  }
-}
-
-function anthropicSource(source: unknown, modality: string, ctx: Ctx): GenAIPart | undefined {
-  if (!isObj(source)) return undefined;
-  const mime = typeof source.media_type === 'string' ? source.media_type : undefined;
-  switch (source.type) {
-    case 'base64':
-      return typeof source.data === 'string' ? base64Part(source.data, modality, mime, ctx) : undefined;
-    case 'url':
-      return typeof source.url === 'string' ? { type: 'uri', modality, ...(mime ? { mime_type: mime } : {}), uri: source.url } : undefined;
-    case 'file':
-      return typeof source.file_id === 'string' ? { type: 'file', modality, file_id: source.file_id } : undefined;
-    case 'text':
-      // A plain-text document is text the model reads.
-      return typeof source.data === 'string' ? { type: 'text', content: source.data } : undefined;
-    case 'content': {
-      const parts = anthropicContent(source.content, ctx);
-      const text = parts.every((p) => p.type === 'text') ? parts.map((p) => (p as { content: string }).content).join('\n') : undefined;
-      return text !== undefined ? { type: 'text', content: text } : { type: 'unknown', provider_type: 'content', value: jsonSafe(parts) };
-    }
-    default:
-      return undefined;
-  }
 }
 
 // --- shared parts --------------------------------------------------------------------------------

@@ -23,8 +23,6 @@ export {
   type SealContext,
 } from './envelope';
 export {
-  anthropicMessages,
-  anthropicSystem,
   contentPayload,
   embeddingsInput,
   jsonSafe,

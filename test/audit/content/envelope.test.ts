@@ -16,6 +16,8 @@ import {
   type ContentRequestKind,
 } from '../../../src/audit/content';
 import { cipherFor, newKey, tempDir } from './helpers';
+import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
+import type { RequestWalker } from '../../../src/core/types';
 
 const CANARY = 'CANARY-7f3a9-do-not-leak';
 
@@ -36,7 +38,7 @@ function withMember(envelope: string, name: string, value: unknown): string {
   return JSON.stringify(doc);
 }
 
-const PROVIDER_CALLS: Array<{ kind: ContentRequestKind; params: unknown; output?: unknown }> = [
+const PROVIDER_CALLS: Array<{ kind: ContentRequestKind | RequestWalker; params: unknown; output?: unknown }> = [
   {
     kind: 'openai.chat',
     params: {
@@ -57,7 +59,7 @@ const PROVIDER_CALLS: Array<{ kind: ContentRequestKind; params: unknown; output?
   },
   { kind: 'openai.embeddings', params: { input: [CANARY, 'second'] } },
   {
-    kind: 'anthropic.messages',
+    kind: messagesRequest,
     params: {
       system: [{ type: 'text', text: `sys ${CANARY}` }],
       messages: [

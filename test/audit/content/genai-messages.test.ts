@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../../src/audit/canonical-json';
 import {
-  anthropicMessages,
-  anthropicSystem,
   contentPayload,
   embeddingsInput,
   jsonSafe,
@@ -14,6 +12,8 @@ import {
   requestContent,
   type ContentRequestKind,
 } from '../../../src/audit/content';
+import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
+import type { RequestWalker } from '../../../src/core/types';
 
 const PNG_B64 = Buffer.from('\x89PNG fake image bytes').toString('base64');
 const sha = (b64: string) => createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex');
@@ -148,9 +148,9 @@ describe('Anthropic messages', () => {
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: '3 results' }], is_error: false }] },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_2', content: 'boom', is_error: true }] },
     ];
-    expect(anthropicSystem(system)).toEqual([{ type: 'text', content: 'You are Claude.' }]);
-    expect(anthropicSystem('plain')).toEqual([{ type: 'text', content: 'plain' }]);
-    const out = anthropicMessages(messages);
+    expect(requestContent(messagesRequest, { system }).system_instructions).toEqual([{ type: 'text', content: 'You are Claude.' }]);
+    expect(requestContent(messagesRequest, { system: 'plain' }).system_instructions).toEqual([{ type: 'text', content: 'plain' }]);
+    const out = requestContent(messagesRequest, { messages }).input_messages;
     expect(out).toEqual([
       { role: 'user', parts: [{ type: 'text', content: 'Summarise this.' }] },
       {
@@ -181,7 +181,7 @@ describe('Anthropic messages', () => {
 });
 
 describe('tolerance', () => {
-  const kinds: ContentRequestKind[] = ['openai.chat', 'openai.responses', 'openai.embeddings', 'anthropic.messages'];
+  const kinds: Array<ContentRequestKind | RequestWalker> = ['openai.chat', 'openai.responses', 'openai.embeddings', messagesRequest];
   const cyclic: Record<string, unknown> = { type: 'mystery' };
   cyclic.self = cyclic;
   const throwing = Object.defineProperty({}, 'content', {

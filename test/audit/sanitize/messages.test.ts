@@ -5,6 +5,8 @@ import type { EmbeddingCreateParams } from 'openai/resources/embeddings';
 import type { MessageCreateParamsNonStreaming } from '@anthropic-ai/sdk/resources/messages';
 import { createSanitizer } from '../../../src/audit/sanitize/detectors';
 import { sanitizeRequest, type RequestKind, type SanitizeResult } from '../../../src/audit/sanitize/messages';
+import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
+import type { RequestWalker } from '../../../src/core/types';
 
 const sanitizer = createSanitizer();
 
@@ -17,7 +19,7 @@ const IP = '203.0.113.42';
 const PII = [EMAIL, PHONE, CARD, IBAN, SSN, IP];
 
 /** Runs both modes and checks the invariants every call must keep; returns the redact result. */
-function run(kind: RequestKind, params: unknown): SanitizeResult {
+function run(kind: RequestKind | RequestWalker, params: unknown): SanitizeResult {
   const snapshot = structuredClone(params);
   const detected = sanitizeRequest(kind, params, sanitizer, 'detect');
   expect(detected.params).toBe(params);
@@ -272,7 +274,7 @@ describe('openai.embeddings', () => {
   });
 });
 
-describe('anthropic.messages', () => {
+describe('anthropic messages (src/instrumentations/anthropic/request.ts)', () => {
   const params: MessageCreateParamsNonStreaming = {
     model: 'claude-sonnet-4-5',
     max_tokens: 1024,
@@ -317,7 +319,7 @@ describe('anthropic.messages', () => {
   };
 
   it('scans system, text, documents, search results, tool_use input leaves and tool results; not images, PDFs or thinking', () => {
-    const result = run('anthropic.messages', params);
+    const result = run(messagesRequest, params);
     expect(at(result)).toEqual([
       ['system[0].text', 'PHONE', 1],
       ['messages[0].content', 'EMAIL', 1],
@@ -337,7 +339,7 @@ describe('anthropic.messages', () => {
   });
 
   it('redacts into a copy; signed thinking, images and PDFs are the caller’s objects', () => {
-    const result = run('anthropic.messages', params);
+    const result = run(messagesRequest, params);
     const out = result.params as any;
     const msgs = params.messages as any[];
     expect(out.system[0].text).toBe('Escalate to [PHONE]');
@@ -357,7 +359,7 @@ describe('anthropic.messages', () => {
   });
 
   it('scans a string system prompt', () => {
-    const result = run('anthropic.messages', { model: 'm', max_tokens: 1, system: `Admin: ${EMAIL}`, messages: [] });
+    const result = run(messagesRequest, { model: 'm', max_tokens: 1, system: `Admin: ${EMAIL}`, messages: [] });
     expect(at(result)).toEqual([['system', 'EMAIL', 1]]);
     expect((result.params as any).system).toBe('Admin: [EMAIL]');
   });
@@ -367,7 +369,7 @@ describe('anthropic.messages', () => {
     const cyclic: Record<string, unknown> = { note: `ip ${IP}`, a: shared, b: shared };
     cyclic['self'] = cyclic;
     const params = { model: 'm', max_tokens: 1, messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: cyclic }] }] };
-    const result = sanitizeRequest('anthropic.messages', params, sanitizer, 'redact');
+    const result = sanitizeRequest(messagesRequest, params, sanitizer, 'redact');
     const input = (result.params as any).messages[0].content[0].input;
     expect(input.note).toBe('ip [IP]');
     expect(input.a).toEqual({ email: '[EMAIL]' });
@@ -385,7 +387,7 @@ describe('anthropic.messages', () => {
       max_tokens: 1,
       messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: { deep, when, top: EMAIL } }] }],
     };
-    const result = sanitizeRequest('anthropic.messages', params, sanitizer, 'redact');
+    const result = sanitizeRequest(messagesRequest, params, sanitizer, 'redact');
     const input = (result.params as any).messages[0].content[0].input;
     expect(input.top).toBe('[EMAIL]');
     expect(input.when).toBe(when);
@@ -394,7 +396,7 @@ describe('anthropic.messages', () => {
 });
 
 describe('odd input', () => {
-  const kinds: RequestKind[] = ['openai.chat', 'openai.responses', 'openai.embeddings', 'anthropic.messages'];
+  const kinds: Array<RequestKind | RequestWalker> = ['openai.chat', 'openai.responses', 'openai.embeddings', messagesRequest];
   const odd: unknown[] = [
     undefined,
     null,

@@ -109,7 +109,8 @@ export class AuditedCall implements GuardrailTarget {
   private readonly sentParams: unknown;
   /**
    * The request as sent, until the call ends: a failure's message is scrubbed of its text (see
-   * auditErrorMessage). Only a reference; it is read on the error path alone.
+   * auditErrorMessage), and a whole response's summary may read what the answer does not repeat
+   * (OperationSpec.summarize). Only a reference.
    */
   private quotable: unknown;
   /** The request's AbortSignal, where the spec can tell it (see OperationSpec.signal). */
@@ -237,7 +238,7 @@ export class AuditedCall implements GuardrailTarget {
   /** A whole (non-streamed) response was parsed by the SDK. */
   completeWith(data: unknown): void {
     if (this.ended) return;
-    this.finish(this.spec.summarize(data));
+    this.finish(this.spec.summarize(data, this.quotable));
   }
 
   /** A stream chunk reached the application. */

@@ -102,7 +102,8 @@ export interface OperationSpec<P = any> {
    * hash is recorded) and the input (messages, prompt or embedding input), in one pass.
    */
   prompt(params: P): { system?: unknown; input?: unknown };
-  summarize(data: unknown): ResponseSummary;
+  /** The response's summary; `params`: the request as sent, for what the answer does not repeat (ApplyGuardrail's guardrail id). */
+  summarize(data: unknown, params?: P): ResponseSummary;
   accumulator(params: P): StreamAccumulator;
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
   errorGuardrails?(error: unknown): ProviderGuardrail[] | undefined;

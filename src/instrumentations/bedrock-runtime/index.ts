@@ -2,8 +2,8 @@
  * @aws-sdk/client-bedrock-runtime 3.x. Every call of an AWS SDK v3 client goes through
  * `client.send(command)` (the aggregated `BedrockRuntime` class's `converse()` & co. call it too),
  * so `BedrockRuntimeClient.prototype.send` is wrapped, and each call is audited as the operation
- * its command names: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream. Other
- * commands (ApplyGuardrail, CountTokens, async invocations) pass through.
+ * its command names: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream,
+ * CountTokens and ApplyGuardrail (./operations.ts). Other commands (async invocations) pass through.
  *
  * `send` returns a plain promise, so a request is held for the guardrail hooks by calling `send`
  * only once they have decided (core/sdk-adapter.ts promiseAdapter): nothing is serialized, signed
@@ -21,6 +21,7 @@ import { contentParts } from '../../audit/content/genai-messages';
 import type { OperationSpec, RequestWalker } from '../../core/types';
 import { ConverseStreamAccumulator, converseRequestAttributes, converseWalker, isObj, summarizeConverse, type Obj } from './converse';
 import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
+import { applyGuardrailRequest, countTokensRequest, guardrailRequestAttributes, summarizeApplyGuardrail, summarizeCountTokens } from './operations';
 
 /**
  * What the hashes cover: the request's content as the walker reads it, in the GenAI conventions'
@@ -68,12 +69,38 @@ const invokeModel: OperationSpec = {
 
 const invokeModelStream: OperationSpec = { ...invokeModel, action: 'InvokeModelWithResponseStream', isStream: () => true };
 
+/** CountTokens and ApplyGuardrail: content leaves, no model generates (./operations.ts). */
+const countTokens: OperationSpec = {
+  ...converse,
+  operationName: 'count_tokens',
+  action: 'CountTokens',
+  requestKind: countTokensRequest,
+  requestAttributes: () => undefined,
+  prompt: promptOf(countTokensRequest),
+  pricing: 'free',
+  summarize: summarizeCountTokens,
+};
+
+const applyGuardrail: OperationSpec = {
+  ...converse,
+  operationName: 'apply_guardrail',
+  action: 'ApplyGuardrail',
+  requestKind: applyGuardrailRequest,
+  requestModel: () => undefined,
+  requestAttributes: guardrailRequestAttributes,
+  prompt: promptOf(applyGuardrailRequest),
+  pricing: { unpriced: 'ApplyGuardrail is billed per text unit of each policy' },
+  summarize: summarizeApplyGuardrail,
+};
+
 /** The operations by command class name, with where a stream's events sit in the command's output. */
 const OPERATIONS: Readonly<Record<string, { spec: OperationSpec; stream?: 'stream' | 'body' }>> = {
   ConverseCommand: { spec: converse },
   ConverseStreamCommand: { spec: converseStream, stream: 'stream' },
   InvokeModelCommand: { spec: invokeModel },
   InvokeModelWithResponseStreamCommand: { spec: invokeModelStream, stream: 'body' },
+  CountTokensCommand: { spec: countTokens },
+  ApplyGuardrailCommand: { spec: applyGuardrail },
 };
 
 /**

@@ -132,9 +132,9 @@ export const ATTR_AUDIT_AZURE_OPENAI_API_VERSION = 'llm_audit.azure_openai.api_v
  * `errored`, `canceled`, `expired`).
  */
 export const ATTR_AUDIT_BATCH_ID = 'llm_audit.batch.id';
-export const ATTR_AUDIT_BATCH_CUSTOM_IDS = 'llm_audit.batch.custom_ids';
-export const ATTR_AUDIT_BATCH_INPUT_HASHES = 'llm_audit.batch.input_hashes';
-export const ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES = 'llm_audit.batch.system_prompt_hashes';
+export const ATTR_AUDIT_BATCH_CUSTOM_IDS = 'llm_audit.batch.request.custom_ids';
+export const ATTR_AUDIT_BATCH_INPUT_HASHES = 'llm_audit.batch.request.input_hashes';
+export const ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES = 'llm_audit.batch.request.system_prompt_hashes';
 export const ATTR_AUDIT_BATCH_CUSTOM_ID = 'llm_audit.batch.custom_id';
 export const ATTR_AUDIT_BATCH_RESULT_TYPE = 'llm_audit.batch.result_type';
 /** What a token-counting call (`count_tokens`) answered: the input tokens the request would use; none are consumed. */

@@ -50,7 +50,10 @@ export interface OutputMessage {
 export type OutputPart =
   | { type: 'text'; content: string }
   | { type: 'reasoning'; content: string }
-  | { type: 'tool_call'; id?: string; name: string; arguments?: string };
+  | { type: 'tool_call'; id?: string; name: string; arguments?: string }
+  /** Generated media (images, speech): the SHA-256 of its bytes, never the bytes. */
+  | { type: 'blob_digest'; modality: string; mime_type?: string; sha256: string; bytes: number }
+  | { type: 'uri'; modality: string; uri: string };
 
 /** What a provider module extracts from a response (whole or streamed). */
 export interface ResponseSummary {
@@ -116,7 +119,7 @@ export interface OperationSpec<P = any> {
   /**
    * Optional, for a request that carries several model requests (a batch): each one's id and what
    * its hashes cover, as {@link prompt} for a single call. Recorded as aligned arrays
-   * (`llm_audit.batch.custom_ids`, `.input_hashes`, `.system_prompt_hashes`), each hash equal to
+   * (`llm_audit.batch.request.custom_ids`, `.input_hashes`, `.system_prompt_hashes`), each hash equal to
    * the one the same request made directly would carry.
    */
   batchItems?(params: P): Array<{ id?: string; system?: unknown; input?: unknown }>;

@@ -93,14 +93,14 @@ describe.each([
       expect(batch.type).toBe('message_batch');
       const [created] = await audit.spansWhen(1);
       expect(created!.attributes).toMatchObject({
-        'gen_ai.operation.name': 'batch',
+        'gen_ai.operation.name': 'create_batch',
         'gen_ai.request.model': MODEL,
         'gen_ai.response.id': batch.id,
         'llm_audit.action': `${resource}.batches.create`,
         'llm_audit.batch.id': batch.id,
-        'llm_audit.batch.custom_ids': ['first', 'second', 'third', 'fourth'],
-        'llm_audit.batch.input_hashes': requests.map((r) => hmac(r.params.messages)),
-        'llm_audit.batch.system_prompt_hashes': [hmac(requests[0]!.params.system), '', '', ''],
+        'llm_audit.batch.request.custom_ids': ['first', 'second', 'third', 'fourth'],
+        'llm_audit.batch.request.input_hashes': requests.map((r) => hmac(r.params.messages)),
+        'llm_audit.batch.request.system_prompt_hashes': [hmac(requests[0]!.params.system), '', '', ''],
         'llm_audit.input.hash': hmac(requests),
         'llm_audit.cost.status': 'priced',
         'gen_ai.usage.cost.amount': 0,

@@ -57,14 +57,14 @@ function batchRequests(params: unknown): unknown[] {
 }
 
 /**
- * `messages.batches.create`: one record for the batch (operation `batch`, which the conventions do
- * not name), its input hash over all `requests`, and per request its `custom_id` and the hashes the
+ * `messages.batches.create`: one record for the batch (operation `create_batch`, which the
+ * conventions do not name), its input hash over all `requests`, and per request its `custom_id` and the hashes the
  * same request sent directly would carry (OperationSpec.batchItems). Creating a batch is not
  * charged (cost 0): each result is, and is priced on its own record when the results are read.
  */
 export const batchCreateSpec: OperationSpec = {
   provider: 'anthropic',
-  operationName: 'batch',
+  operationName: 'create_batch',
   action: 'messages.batches.create',
   requestKind: batchRequest,
   isStream: () => false,

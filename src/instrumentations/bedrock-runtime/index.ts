@@ -17,26 +17,13 @@ import * as A from '../../semconv';
 import type { AuditedMethodOptions, MethodRoute } from '../../core/patch';
 import type { ProviderPatch } from '../../core/provider';
 import { observeAsyncIterable, promiseAdapter, type SdkAdapter } from '../../core/sdk-adapter';
-import { contentParts } from '../../audit/content/genai-messages';
-import type { OperationSpec, RequestWalker } from '../../core/types';
+import { promptFromContent } from '../../core/request-walk';
+import type { OperationSpec } from '../../core/types';
 import { ConverseStreamAccumulator, converseRequestAttributes, converseWalker, isObj, summarizeConverse, type Obj } from './converse';
 import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
 import { applyGuardrailRequest, countTokensRequest, guardrailRequestAttributes, summarizeApplyGuardrail, summarizeCountTokens } from './operations';
 
-/**
- * What the hashes cover: the request's content as the walker reads it, in the GenAI conventions'
- * shapes (what an encrypted envelope holds as `system_instructions` and `input_messages`, binary
- * data as digests), so that a decrypted envelope lets an auditor recompute the hashes.
- */
-function promptOf(request: RequestWalker): OperationSpec['prompt'] {
-  return (params) => {
-    const content = request.content(isObj(params) ? params : {}, hashParts);
-    return { system: content.system_instructions, input: content.input_messages };
-  };
-}
-
-/** The default part builders (binary data as digests), whatever the envelope's options: the hashes do not depend on them. */
-const hashParts = contentParts();
+// What the hashes cover: the request's content as each walker reads it (core/request-walk.ts).
 
 const modelId = (params: any): string | undefined => (typeof params?.modelId === 'string' ? params.modelId : undefined);
 
@@ -48,14 +35,14 @@ const converse: OperationSpec = {
   isStream: () => false,
   requestModel: modelId,
   requestAttributes: converseRequestAttributes,
-  prompt: promptOf(converseWalker),
+  prompt: promptFromContent(converseWalker),
   summarize: summarizeConverse,
   accumulator: () => new ConverseStreamAccumulator(),
 };
 
 const converseStream: OperationSpec = { ...converse, action: 'ConverseStream', isStream: () => true };
 
-const invokePrompt = promptOf(invokeModelRequest);
+const invokePrompt = promptFromContent(invokeModelRequest);
 
 const invokeModel: OperationSpec = {
   ...converse,
@@ -76,7 +63,7 @@ const countTokens: OperationSpec = {
   action: 'CountTokens',
   requestKind: countTokensRequest,
   requestAttributes: () => undefined,
-  prompt: promptOf(countTokensRequest),
+  prompt: promptFromContent(countTokensRequest),
   pricing: 'free',
   summarize: summarizeCountTokens,
 };
@@ -88,7 +75,7 @@ const applyGuardrail: OperationSpec = {
   requestKind: applyGuardrailRequest,
   requestModel: () => undefined,
   requestAttributes: guardrailRequestAttributes,
-  prompt: promptOf(applyGuardrailRequest),
+  prompt: promptFromContent(applyGuardrailRequest),
   pricing: { unpriced: 'ApplyGuardrail is billed per text unit of each policy' },
   summarize: summarizeApplyGuardrail,
 };

@@ -393,10 +393,7 @@ export class AuditedCall implements GuardrailTarget {
     const model = responseModel ?? this.requestModel;
     const pricing = this.spec.pricing;
     if (pricing === 'free') {
-      attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.priced;
-      attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = 0;
-      attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
-      attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
+      setCost(attributes, 0);
       return;
     }
     if (pricing !== undefined) {
@@ -419,13 +416,11 @@ export class AuditedCall implements GuardrailTarget {
         reasoningTokens: usage.reasoning,
       },
     );
-    attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
     if (result.status !== 'priced') {
+      attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
       diag.debug(`otel-llm-audit: no cost for ${this.provider}/${model}: ${result.reason}`);
     } else {
-      attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = result.amountUsd;
-      attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
-      attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
+      setCost(attributes, result.amountUsd);
     }
   }
 
@@ -443,6 +438,14 @@ export class AuditedCall implements GuardrailTarget {
       this.services.tokenHistogram.record(usage.output, { ...attributes, [A.ATTR_GEN_AI_TOKEN_TYPE]: 'output' });
     }
   }
+}
+
+/** A cost computed here (`local`), in USD. */
+function setCost(attributes: Attributes, amountUsd: number): void {
+  attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.priced;
+  attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = amountUsd;
+  attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
+  attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
 }
 
 /** The aligned per-request arrays of a batch (OperationSpec.batchItems); '' where a request has no id or no system prompt. */

@@ -1,8 +1,7 @@
 import { diag } from '@opentelemetry/api';
 import { LlmAuditUnavailableError, onFailurePolicy, reportAuditProblem } from '../audit/failure-policy';
-import type { ServerInfo } from './audited-call';
+import type { AuditServices, ServerInfo } from './audited-call';
 import type { AuditedMethodOptions, MethodRoute } from './patch';
-import type { AuditServices } from './audited-call';
 import type { SdkAdapter } from './sdk-adapter';
 import type { OperationSpec } from './types';
 

@@ -55,7 +55,8 @@ const resultSpec: OperationSpec = {
   },
 };
 
-function lineAttributes(line: unknown): Obj & Record<string, string> {
+/** The result's `custom_id` and type, for its record. */
+function lineAttributes(line: unknown): Record<string, string> {
   const attributes: Record<string, string> = {};
   if (isObj(line) && typeof line.custom_id === 'string') attributes[A.ATTR_AUDIT_BATCH_CUSTOM_ID] = line.custom_id;
   const type = isObj(line) && isObj(line.result) ? line.result.type : undefined;

@@ -5,7 +5,7 @@
  */
 import * as A from '../../semconv';
 import type { OperationSpec } from '../../core/types';
-import { setRequestSettings } from '../../core/values';
+import { setRequestSettings, tokenCountSummary } from '../../core/values';
 import { batchRequest, messagesRequest, promptOf } from './request';
 import { MessageStreamAccumulator, summarizeMessage } from './response';
 
@@ -44,10 +44,7 @@ export const countTokensSpec: OperationSpec = {
   isStream: () => false,
   requestAttributes: () => undefined,
   pricing: 'free',
-  summarize: (data) => {
-    const count = isObj(data) ? data.input_tokens : undefined;
-    return typeof count === 'number' ? { attributes: { [A.ATTR_AUDIT_TOKEN_COUNT]: count } } : {};
-  },
+  summarize: (data) => tokenCountSummary(isObj(data) ? data.input_tokens : undefined),
 };
 
 export const betaCountTokensSpec: OperationSpec = { ...countTokensSpec, action: 'beta.messages.countTokens' };

@@ -16,8 +16,10 @@
  */
 import type { Attributes } from '@opentelemetry/api';
 import * as A from '../../semconv';
-import type { GenAIPart } from '../../audit/content/genai-messages';
 import type { ProviderGuardrail, RequestWalker, ResponseSummary } from '../../core/types';
+import { tokenCountSummary } from '../../core/values';
+import type { ContentParts, GenAIPart } from '../../audit/content/genai-messages';
+import type { TextWalk } from '../../audit/sanitize';
 import { contentBlock, converseWalker, isObj, readOnly, type Obj } from './converse';
 import { BEDROCK_GUARDRAIL_NAME, assessmentEvents } from './guardrails';
 import { invokeModelRequest } from './invoke-model';
@@ -43,16 +45,15 @@ export const countTokensRequest: RequestWalker = {
   },
 };
 
-/** CountTokens' answer: the count, never usage (nothing is consumed). */
+/** CountTokens' answer: `inputTokens`. */
 export function summarizeCountTokens(data: unknown): ResponseSummary {
-  const count = isObj(data) ? data['inputTokens'] : undefined;
-  return typeof count === 'number' ? { attributes: { [A.ATTR_AUDIT_TOKEN_COUNT]: count } } : {};
+  return tokenCountSummary(isObj(data) ? data['inputTokens'] : undefined);
 }
 
 const roleOf = (params: unknown): string => (isObj(params) && params['source'] === 'OUTPUT' ? 'assistant' : 'user');
 
 /** ApplyGuardrail's `content`: `{ text: { text, qualifiers } }` and `{ image: ... }` blocks (the latter as Converse's). */
-function walkGuardrailContent(w: Parameters<RequestWalker['sanitize']>[0], params: Obj, parts: GenAIPart[], make?: Parameters<RequestWalker['content']>[1]): Obj {
+function walkGuardrailContent(w: TextWalk, params: Obj, parts: GenAIPart[], make?: ContentParts): Obj {
   return w.field(params, 'content', (blocks) =>
     Array.isArray(blocks)
       ? w.array(blocks, (block) => {

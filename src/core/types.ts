@@ -1,5 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { RequestKind, TextWalk } from '../audit/sanitize';
+import type { TextWalk } from '../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 import type { GuardrailResult } from '../guardrails';
 
@@ -70,6 +70,8 @@ export interface ResponseSummary {
   attributes?: Attributes;
   /** Guardrail decisions the provider reported (Azure OpenAI's content filters, Bedrock Guardrails): one `llm_audit.guardrail` event each. */
   guardrails?: ProviderGuardrail[];
+  /** Attributes whose value is a keyed hash like the others: of `value`, or one of each item of `each` (the requests of a batch). */
+  hashes?: Record<string, { value: unknown } | { each: readonly unknown[] }>;
 }
 
 /** Folds stream chunks (or events) into a {@link ResponseSummary}. */
@@ -93,8 +95,8 @@ export interface OperationSpec<P = any> {
    * `model`, is what the request addresses (chat completions, embeddings; not the Responses API).
    */
   byDeployment?: boolean;
-  /** The request shape, for the sanitizer's walk and the encrypted content: a built-in kind or the provider's walker. */
-  requestKind: RequestKind | RequestWalker;
+  /** The request shape, for the sanitizer's walk and the encrypted content: the provider's walker. */
+  requestKind: RequestWalker;
   isStream(params: P): boolean;
   /** `gen_ai.request.model` when the request does not name it in `model` (Bedrock's `modelId`). */
   requestModel?(params: P): string | undefined;
@@ -107,6 +109,12 @@ export interface OperationSpec<P = any> {
   prompt(params: P): { system?: unknown; input?: unknown };
   /** The response's summary; `params`: the request as sent, for what the answer does not repeat (ApplyGuardrail's guardrail id). */
   summarize(data: unknown, params?: P): ResponseSummary;
+  /**
+   * Optional: for a response whose summary needs its body read first (binary responses: speech
+   * audio, an uploaded file), a promise of the summary; undefined to use `summarize`. The call
+   * ends when it settles; what the application got is not touched.
+   */
+  settle?(data: unknown, params: P): Promise<ResponseSummary> | undefined;
   accumulator(params: P): StreamAccumulator;
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
   errorGuardrails?(error: unknown): ProviderGuardrail[] | undefined;

@@ -4,9 +4,15 @@ import type { ResponseCreateParamsNonStreaming } from 'openai/resources/response
 import type { EmbeddingCreateParams } from 'openai/resources/embeddings';
 import type { MessageCreateParamsNonStreaming } from '@anthropic-ai/sdk/resources/messages';
 import { createSanitizer } from '../../../src/audit/sanitize/detectors';
-import { sanitizeRequest, type RequestKind, type SanitizeResult } from '../../../src/audit/sanitize/messages';
-import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
+import { sanitizeRequest, type SanitizeResult } from '../../../src/audit/sanitize/messages';
 import type { RequestWalker } from '../../../src/core/types';
+import { chatRequest, embeddingsRequest, responsesRequest } from '../../../src/instrumentations/openai/request';
+import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
+
+// The request shapes are defined by the providers' own walkers (src/instrumentations/<provider>).
+const WALKERS: Record<string, RequestWalker> = { 'openai.chat': chatRequest, 'openai.responses': responsesRequest, 'openai.embeddings': embeddingsRequest, 'anthropic.messages': messagesRequest };
+// A name no walker has: a walker of another shape, left alone by sanitizeRequest.
+const kindOf = (kind: string): RequestWalker => WALKERS[kind] ?? ({} as RequestWalker);
 
 const sanitizer = createSanitizer();
 
@@ -19,7 +25,8 @@ const IP = '203.0.113.42';
 const PII = [EMAIL, PHONE, CARD, IBAN, SSN, IP];
 
 /** Runs both modes and checks the invariants every call must keep; returns the redact result. */
-function run(kind: RequestKind | RequestWalker, params: unknown): SanitizeResult {
+function run(name: string, params: unknown): SanitizeResult {
+  const kind = kindOf(name);
   const snapshot = structuredClone(params);
   const detected = sanitizeRequest(kind, params, sanitizer, 'detect');
   expect(detected.params).toBe(params);
@@ -126,7 +133,7 @@ describe('openai.chat', () => {
         { role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] },
       ],
     };
-    const result = sanitizeRequest('openai.chat', clean, sanitizer, 'redact');
+    const result = sanitizeRequest(chatRequest, clean, sanitizer, 'redact');
     expect(result).toEqual({ params: clean, findings: [], total: 0 });
     expect(result.params).toBe(clean);
   });
@@ -319,7 +326,7 @@ describe('anthropic messages (src/instrumentations/anthropic/request.ts)', () =>
   };
 
   it('scans system, text, documents, search results, tool_use input leaves and tool results; not images, PDFs or thinking', () => {
-    const result = run(messagesRequest, params);
+    const result = run('anthropic.messages', params);
     expect(at(result)).toEqual([
       ['system[0].text', 'PHONE', 1],
       ['messages[0].content', 'EMAIL', 1],
@@ -339,7 +346,7 @@ describe('anthropic messages (src/instrumentations/anthropic/request.ts)', () =>
   });
 
   it('redacts into a copy; signed thinking, images and PDFs are the caller’s objects', () => {
-    const result = run(messagesRequest, params);
+    const result = run('anthropic.messages', params);
     const out = result.params as any;
     const msgs = params.messages as any[];
     expect(out.system[0].text).toBe('Escalate to [PHONE]');
@@ -359,7 +366,7 @@ describe('anthropic messages (src/instrumentations/anthropic/request.ts)', () =>
   });
 
   it('scans a string system prompt', () => {
-    const result = run(messagesRequest, { model: 'm', max_tokens: 1, system: `Admin: ${EMAIL}`, messages: [] });
+    const result = run('anthropic.messages', { model: 'm', max_tokens: 1, system: `Admin: ${EMAIL}`, messages: [] });
     expect(at(result)).toEqual([['system', 'EMAIL', 1]]);
     expect((result.params as any).system).toBe('Admin: [EMAIL]');
   });
@@ -396,7 +403,7 @@ describe('anthropic messages (src/instrumentations/anthropic/request.ts)', () =>
 });
 
 describe('odd input', () => {
-  const kinds: Array<RequestKind | RequestWalker> = ['openai.chat', 'openai.responses', 'openai.embeddings', messagesRequest];
+  const kinds = ['openai.chat', 'openai.responses', 'openai.embeddings', 'anthropic.messages'];
   const odd: unknown[] = [
     undefined,
     null,
@@ -415,7 +422,7 @@ describe('odd input', () => {
   it.each(kinds)('%s never throws and leaves what it does not know untouched', (kind) => {
     for (const params of odd) {
       for (const mode of ['detect', 'redact'] as const) {
-        const result = sanitizeRequest(kind, params, sanitizer, mode);
+        const result = sanitizeRequest(kindOf(kind), params, sanitizer, mode);
         expect(result.params).toBe(params);
         expect(result.total).toBe(0);
         expect(result.findings).toEqual([]);
@@ -425,14 +432,14 @@ describe('odd input', () => {
 
   it('leaves an unknown kind untouched', () => {
     const params = { messages: [{ role: 'user', content: EMAIL }] };
-    const result = sanitizeRequest('openai.completions' as RequestKind, params, sanitizer, 'redact');
+    const result = sanitizeRequest(kindOf('openai.completions'), params, sanitizer, 'redact');
     expect(result).toEqual({ params, findings: [], total: 0 });
-    expect(sanitizeRequest('toString' as RequestKind, params, sanitizer, 'redact').params).toBe(params);
+    expect(sanitizeRequest(kindOf('toString'), params, sanitizer, 'redact').params).toBe(params);
   });
 
   it('uses the sanitizer it is given (types, custom patterns, hook)', () => {
     const custom = createSanitizer({ types: ['EMAIL'], patterns: [{ type: 'ORDER', pattern: /\bORD-\d+\b/ }] });
-    const result = sanitizeRequest('openai.chat', { model: 'm', messages: [{ role: 'user', content: `ORD-12 for ${EMAIL}, ${PHONE}` }] }, custom, 'redact');
+    const result = sanitizeRequest(chatRequest, { model: 'm', messages: [{ role: 'user', content: `ORD-12 for ${EMAIL}, ${PHONE}` }] }, custom, 'redact');
     expect((result.params as any).messages[0].content).toBe(`[ORDER] for [EMAIL], ${PHONE}`);
   });
 });

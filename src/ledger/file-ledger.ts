@@ -46,7 +46,7 @@ import { acquireLock, type LedgerLock } from './lock';
 import { leafHash, type Hash } from './merkle';
 import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
 import { recoveredRecord, type LedgerRecord } from './record';
-import { CheckpointPublisher, transparencyFromEnv, type TransparencyOptions } from './transparency';
+import { CheckpointPublisher, type TransparencyOptions } from './transparency';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
@@ -436,7 +436,7 @@ export class FileLedger {
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
-      options.transparency ?? transparencyFromEnv(),
+      options.transparency ?? {},
       this.key,
       {
         storeCosigned: (note, witness) => appendFileNote(this.dir, note, { witness, sync: this.fsync !== 'none' }),

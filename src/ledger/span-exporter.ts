@@ -66,7 +66,7 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
  * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_HASH_KEY, LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE,
  * LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES.
  */
-export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): LedgerSpanExporterOptions {
+export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv): LedgerSpanExporterOptions {
   const options: LedgerSpanExporterOptions = { dir: env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
   const fsync = env.LLM_AUDIT_FSYNC?.trim().toLowerCase();
   if (fsync) {

@@ -367,7 +367,7 @@ export const CONTENT_MODES = ['off', 'encrypted'] as const;
 export type ContentMode = (typeof CONTENT_MODES)[number];
 
 /** `LLM_AUDIT_CONTENT`: unset, "" or "off"/"none"/"hash" (the default: hashes only) = off; "encrypted" = on. */
-export function contentModeFromEnv(env: NodeJS.ProcessEnv = process.env): ContentMode {
+export function contentModeFromEnv(env: NodeJS.ProcessEnv): ContentMode {
   const raw = env.LLM_AUDIT_CONTENT?.trim().toLowerCase();
   if (raw === undefined || raw === '' || raw === 'off' || raw === 'none' || raw === 'hash') return 'off';
   if (raw === 'encrypted') return 'encrypted';
@@ -375,7 +375,7 @@ export function contentModeFromEnv(env: NodeJS.ProcessEnv = process.env): Conten
 }
 
 /** Paths of `LLM_AUDIT_CONTENT_OLD_KEYS` (comma-separated; blanks ignored). */
-export function oldKeyPathsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+export function oldKeyPathsFromEnv(env: NodeJS.ProcessEnv): string[] {
   return (env.LLM_AUDIT_CONTENT_OLD_KEYS ?? '')
     .split(',')
     .map((p) => p.trim())
@@ -397,7 +397,7 @@ export function oldKeyPathsFromEnv(env: NodeJS.ProcessEnv = process.env): string
  * process at startup instead of failing on the first call.
  * @throws ContentError CONTENT_CONFIG_INVALID, CONTENT_KEY_MISSING, CONTENT_KEY_INVALID, CONTENT_KEYSTORE_IO
  */
-export function contentCipherFromEnv(env: NodeJS.ProcessEnv = process.env): ContentCipher | undefined {
+export function contentCipherFromEnv(env: NodeJS.ProcessEnv): ContentCipher | undefined {
   if (contentModeFromEnv(env) === 'off') return undefined;
   const keyPath = env.LLM_AUDIT_CONTENT_KEY?.trim();
   if (!keyPath) {

@@ -22,7 +22,7 @@ import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } fr
 import { CHECKPOINT_VERSION, ZERO_HASH, checkSignature, finishCheckpoint, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
 import { LedgerError } from '../errors';
 import { leafHash } from '../merkle';
-import { CheckpointPublisher, transparencyFromEnv, type TransparencyOptions } from '../transparency';
+import { CheckpointPublisher, type TransparencyOptions } from '../transparency';
 import { recoveredRecord, type LedgerRecord } from '../record';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
@@ -83,7 +83,7 @@ export class PostgresLedger {
     this.clock = options.clock;
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
-      options.transparency ?? transparencyFromEnv(),
+      options.transparency ?? {},
       this.key,
       {
         storeCosigned: async (note, witness, size) => {

@@ -77,6 +77,9 @@ const PROVIDERS = {
 
 export type ProviderId = keyof typeof PROVIDERS;
 
+/** What `llm-audit config check` compares the installed SDKs with. */
+export const PROVIDER_PATCHES: ReadonlyArray<Pick<ProviderPatch, 'moduleName' | 'needs' | 'tested' | 'testedRange'>> = Object.values(PROVIDERS);
+
 /**
  * Audit spans for the OpenAI and Anthropic SDKs. Use it in `NodeSDK({ instrumentations: [...] })`
  * or with `registerInstrumentations`, or let `otel-llm-audit/register` set everything up.

@@ -7,6 +7,7 @@
  */
 import { EXIT, exitStatusFor, renderError } from '../errors';
 import { LedgerError } from '../ledger/errors';
+import { CONFIG_CHECK_USAGE, configCommand } from './config-check';
 import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
 import { DECRYPT_USAGE, decryptCommand } from './decrypt';
 import { EVIDENCE_USAGE, evidenceCommand } from './evidence';
@@ -50,6 +51,7 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   shred: { run: shredCommand, usage: SHRED_USAGE, summary: "destroy a tenant's content data keys (crypto-shredding); the ledger still verifies" },
   'content-key': { run: contentKeyCommand, usage: CONTENT_KEY_USAGE, summary: 'create a master key for encrypted content capture' },
   serve: { run: serveCommand, usage: SERVE_USAGE, summary: 'receive audit spans over OTLP/HTTP into the ledger (file or PostgreSQL)' },
+  config: { run: configCommand, usage: CONFIG_CHECK_USAGE, summary: 'config check: the settings register would run with (secrets as fingerprints), the ledger, keys, OTLP endpoint and SDK versions they need, what would not be audited' },
   migrate: { run: migrateCommand, usage: MIGRATE_USAGE, summary: 'create or upgrade the PostgreSQL ledger schema' },
 };
 

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import {
   ContentError,
   createContentCipher,
-  defaultKeystorePath,
+  keystorePathFrom,
   loadContentMasterKey,
   oldKeyPathsFromEnv,
   parseEnvelope,
@@ -47,7 +47,7 @@ export function reviewerKeys(keyFlags: string[], keystoreFlag: string | undefine
   if (keys.length === 0) {
     throw new ContentError('CONTENT_KEY_MISSING', 'no content master key: give --key FILE (repeat it for rotated keys) or set LLM_AUDIT_CONTENT_KEY');
   }
-  const keystore = keystoreFlag ?? (io.env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || defaultKeystorePath(first!));
+  const keystore = keystorePathFrom(keystoreFlag, io.env, first)!;
   return { keys, keystore };
 }
 

@@ -15,7 +15,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ContentError, defaultKeystorePath, shredTenant, type ShredResult } from '../audit/content';
+import { ContentError, keystorePathFrom, shredTenant, type ShredResult } from '../audit/content';
 import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
 import { FileLedger } from '../ledger/file-ledger';
@@ -108,7 +108,7 @@ export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
   const tenant = str(p, 'tenant');
   if (tenant === undefined || tenant === '') throw new LedgerError('LEDGER_USAGE', `--tenant T is required\nusage: ${SHRED_USAGE}`);
   const keyPath = str(p, 'key') ?? (io.env.LLM_AUDIT_CONTENT_KEY?.trim() || undefined);
-  const keystore = str(p, 'keystore') ?? (io.env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || (keyPath !== undefined ? defaultKeystorePath(keyPath) : undefined));
+  const keystore = keystorePathFrom(str(p, 'keystore'), io.env, keyPath);
   if (keystore === undefined) {
     throw new LedgerError('LEDGER_USAGE', `give --keystore FILE (or --key FILE, or set LLM_AUDIT_CONTENT_KEYSTORE / LLM_AUDIT_CONTENT_KEY)\nusage: ${SHRED_USAGE}`);
   }

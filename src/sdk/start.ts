@@ -4,6 +4,7 @@ import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import type { resources, tracing, NodeSDKConfiguration } from '@opentelemetry/sdk-node';
 import { setOnFailurePolicy } from '../audit/failure-policy';
 import { startUnauditedWatcher } from '../audit/unaudited';
+import { AuditError } from '../errors';
 import { processEnvironment, readConfig, type AuditConfig, type AuditExporter, type OtelSettings } from '../config';
 import { auditRecordIdGenerator, installAuditRecordPipeline, type TraceSampled } from '../core/audit-records';
 import { metricPipeline, tracePipeline, type TracePipeline } from '../export/from-env';
@@ -229,12 +230,12 @@ function loadHooks(path: string | undefined): LlmAuditHooks | undefined {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     loaded = require(path);
   } catch (error) {
-    throw new Error(`LLM_AUDIT_HOOKS=${path} cannot be loaded: ${(error as Error).message}`);
+    throw new AuditError('CONFIG_INVALID', `LLM_AUDIT_HOOKS=${path} cannot be loaded: ${(error as Error).message}`);
   }
   const hooks = loaded?.beforeRequest || loaded?.afterResponse ? loaded : loaded?.default;
   const { beforeRequest, afterResponse } = hooks ?? {};
   if (typeof beforeRequest !== 'function' && typeof afterResponse !== 'function') {
-    throw new Error(`LLM_AUDIT_HOOKS=${path} exports neither a beforeRequest nor an afterResponse function`);
+    throw new AuditError('CONFIG_INVALID', `LLM_AUDIT_HOOKS=${path} exports neither a beforeRequest nor an afterResponse function`);
   }
   return {
     ...(typeof beforeRequest === 'function' ? { beforeRequest } : {}),

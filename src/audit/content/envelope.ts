@@ -363,6 +363,14 @@ export function defaultKeystorePath(masterKeyPath: string): string {
   return join(dirname(masterKeyPath), DEFAULT_KEYSTORE_NAME);
 }
 
+/**
+ * Where the keystore is, the one rule for the application and the CLI: the flag, else
+ * LLM_AUDIT_CONTENT_KEYSTORE, else beside the (first) master key file; undefined with none of them.
+ */
+export function keystorePathFrom(flag: string | undefined, env: NodeJS.ProcessEnv, masterKeyPath: string | undefined): string | undefined {
+  return flag ?? (env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || (masterKeyPath !== undefined ? defaultKeystorePath(masterKeyPath) : undefined));
+}
+
 export const CONTENT_MODES = ['off', 'encrypted'] as const;
 export type ContentMode = (typeof CONTENT_MODES)[number];
 
@@ -406,7 +414,7 @@ export function contentCipherFromEnv(env: NodeJS.ProcessEnv): ContentCipher | un
   const keyId = env.LLM_AUDIT_CONTENT_KEY_ID?.trim() || undefined;
   const masterKey = loadContentMasterKey(keyPath, keyId);
   const oldKeys = oldKeyPathsFromEnv(env).map((path) => loadContentMasterKey(path));
-  const keystorePath = env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || defaultKeystorePath(keyPath);
+  const keystorePath = keystorePathFrom(undefined, env, keyPath)!;
   checkKeystoreDir(keystorePath);
   return createContentCipher({ masterKey, oldKeys, keystorePath });
 }

@@ -5,10 +5,11 @@
  *
  * Only the entry points read process.env (`register`, the `llm-audit` CLI, `otel-llm-audit/next`)
  * and hand it here; library code gets plain options (test/config/env-readers.test.ts holds that).
- * The one exception is processDefaults (./process-defaults.ts): an instrumentation an application builds itself
- * (`new LlmAuditInstrumentation()` in its own NodeSDK) has always taken its hash key, sanitize mode
- * and content settings from the environment when not given them, and silently dropping to unkeyed
- * hashes would be an audit failure; those defaults are read here, once.
+ * The one exception is processDefaults (./process-defaults.ts): an instrumentation an application
+ * builds itself (`new LlmAuditInstrumentation()` in its own NodeSDK) has always taken its hash key,
+ * sanitize mode, provider hosts and content settings from the environment when not given them, and
+ * silently dropping to unkeyed hashes would be an audit failure; those defaults are read there,
+ * through the same parsers, when the instrumentation is built.
  *
  * The variables, their defaults and what they accept: {@link CONFIG_VARIABLES} (./variables.ts),
  * which the README's configuration table is checked against.
@@ -18,7 +19,7 @@ import { contentCipherFromEnv, type ContentCipher } from '../audit/content';
 import { onFailureFromEnv, type OnFailurePolicy } from '../audit/failure-policy';
 import { createContentHasher, hashKeyFromEnv } from '../audit/hashing';
 import { sanitizeModeFromEnv, type SanitizeMode } from '../audit/sanitize';
-import { watcherSettings, type WatcherSettings } from '../audit/unaudited/config';
+import { watcherSettings } from '../audit/unaudited/config';
 import type { ModelPriceOverride } from '../audit/cost';
 import { spoolConfigFromEnv, type SpoolConfig } from '../export/config';
 import { parseProviderHosts } from '../instrumentations/provider-hosts';
@@ -52,7 +53,6 @@ export interface AuditConfig {
   hooksPath: string | undefined;
   ledger: LedgerSpanExporterOptions;
   spool: SpoolConfig;
-  watcher: WatcherSettings;
   otel: OtelSettings;
 }
 
@@ -119,7 +119,8 @@ export function readConfig(env: NodeJS.ProcessEnv): AuditConfig {
   const prices = problems.check(() => loadPriceOverrides(env));
   const ledger = problems.check(() => ledgerOptionsFromEnv(env));
   const spool = problems.check(() => spoolConfigFromEnv(env));
-  const watcher = problems.check(() => watcherSettings({}, env));
+  // The unaudited-request watcher reads its hosts itself when it starts; checked here with the rest.
+  problems.check(() => watcherSettings({}, env));
   problems.throwIfAny();
   const hooks = env.LLM_AUDIT_HOOKS?.trim();
   return {
@@ -136,7 +137,6 @@ export function readConfig(env: NodeJS.ProcessEnv): AuditConfig {
     hooksPath: hooks ? resolve(hooks) : undefined,
     ledger: ledger!,
     spool: spool!,
-    watcher: watcher!,
     otel: otelSettings(env),
   };
 }

@@ -5,6 +5,7 @@
  * fingerprint). The defaults themselves are the named constants beside the code that uses them.
  */
 import { DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_MAX_BYTES } from '../export/config';
+import { DEFAULT_CHECKPOINT_EVERY } from '../ledger/checkpoint';
 import { DEFAULT_LEDGER_DIR, DEFAULT_MAX_BACKLOG } from '../ledger/span-exporter';
 
 export const AUDIT_EXPORTERS = ['ledger', 'otlp', 'both', 'console'] as const;
@@ -12,8 +13,6 @@ export type AuditExporter = (typeof AUDIT_EXPORTERS)[number];
 
 /** LLM_AUDIT_SHUTDOWN_TIMEOUT_MS unset: how long the exit flush may take. */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
-/** LLM_AUDIT_CHECKPOINT_EVERY unset (src/ledger/file-ledger.ts uses the same number). */
-export const DEFAULT_CHECKPOINT_EVERY = 1000;
 
 export interface ConfigVariable {
   name: string;

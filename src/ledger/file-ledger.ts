@@ -17,6 +17,7 @@ import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from './
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
 import {
   CHECKPOINT_VERSION,
+  DEFAULT_CHECKPOINT_EVERY,
   ZERO_HASH,
   finishCheckpoint,
   loadPrivateKey,
@@ -428,7 +429,7 @@ export class FileLedger {
     if (!FSYNC_POLICIES.includes(this.fsync)) {
       throw new LedgerError('LEDGER_USAGE', `fsync policy must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(this.fsync)}`);
     }
-    this.checkpointEvery = options.checkpointEvery ?? 1000;
+    this.checkpointEvery = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
     this.batchSyncMs = options.batchSyncMs ?? 200;
     this.clock = options.clock ?? (() => new Date());

@@ -65,7 +65,7 @@ export function processEnvironment(): NodeJS.ProcessEnv {
 }
 
 /** LLM_AUDIT_EXPORTER; a value that is not known is a configuration error. */
-export function exporterFromEnv(env: NodeJS.ProcessEnv): AuditExporter {
+export function exporterFromEnv(env: NodeJS.ProcessEnv = processEnvironment()): AuditExporter {
   const value = env.LLM_AUDIT_EXPORTER?.trim().toLowerCase();
   if (value === undefined || value === '') {
     return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : 'ledger';

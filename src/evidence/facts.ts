@@ -10,6 +10,7 @@ import { gapOf } from '../ledger/gap';
 import { newestCheckpoint } from '../ledger/proofs';
 import { scanRecords } from '../ledger/query';
 import { GAP_ACTION, isCallRecord, type LedgerRecord } from '../ledger/record';
+import { reportModel } from '../ledger/reports';
 import { verifyLedger, type VerifyOptions } from '../ledger/verify';
 import type { Checkpoint } from '../ledger/checkpoint';
 
@@ -190,7 +191,7 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     add(facts.totals, r);
     users.add({ user_id: r.user_id }, r);
     tenants.add({ tenant_id: r.tenant_id }, r);
-    models.add({ provider: r.provider, model: r.model?.request ?? r.model?.response ?? null }, r);
+    models.add({ provider: r.provider, model: reportModel(r) }, r);
     providers.add({ provider: r.provider }, r);
     days.add({ day: r.timestamp.slice(0, 10) }, r);
     for (const g of r.guardrails ?? []) {

@@ -6,6 +6,7 @@
  */
 import type { Checkpoint } from './checkpoint';
 import type { StoredNote } from './note-store';
+import type { ReportBackend } from './reports';
 
 /** Where a stored entry lives: `file` is relative to the ledger (a segment, or a table name), `line` 1-based. */
 export interface ItemLocation {
@@ -66,6 +67,11 @@ export interface LedgerSource {
   unsignedTransactions?(): Promise<Array<{ from: number; to: number }>>;
   /** The checkpoints as C2SP signed notes and their witness-cosigned copies, in write order (note-store.ts). */
   signedNotes(): Promise<StoredNote[]>;
+  /**
+   * Computes queries and reports itself (PostgreSQL: in SQL, with its indexes); absent when they
+   * fold the scanned records in JavaScript (reports.ts, scanBackend).
+   */
+  reports?(): ReportBackend;
   /** Releases what the source holds (a database connection pool); absent when there is nothing to release. */
   close?(): Promise<void>;
 }

@@ -16,6 +16,7 @@ import { leafHash } from '../merkle';
 import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
 import { LATEST_VERSION, SCHEMA, appliedMigrations, checkApplied } from './migrations';
+import { PostgresReports } from './reports';
 import { columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
@@ -69,7 +70,8 @@ export class PostgresLedgerSource implements LedgerSource {
     this.ownPool = options.pool === undefined;
   }
 
-  private async query<T extends object>(sql: string, params: unknown[] = [], what = 'cannot read the ledger'): Promise<T[]> {
+  /** Rows of one statement on the source's pool; a failure is a LedgerError saying `what` could not be done. */
+  async select<T extends object>(sql: string, params: unknown[] = [], what = 'cannot read the ledger'): Promise<T[]> {
     try {
       return (await this.pool.query<T>(sql, params)).rows;
     } catch (error) {
@@ -122,12 +124,12 @@ export class PostgresLedgerSource implements LedgerSource {
   }
 
   async ledgerId(): Promise<string | null> {
-    const rows = await this.query<{ id: string }>(`SELECT ledger_id::text AS id FROM ${SCHEMA}.ledger_meta`);
+    const rows = await this.select<{ id: string }>(`SELECT ledger_id::text AS id FROM ${SCHEMA}.ledger_meta`);
     return rows[0]?.id ?? null;
   }
 
   async checkpoints(): Promise<CheckpointEntry[]> {
-    const rows = await this.query<{ id: string; line: string }>(`SELECT k.id::text AS id, k.line FROM ${SCHEMA}.checkpoints k ORDER BY k.id`);
+    const rows = await this.select<{ id: string; line: string }>(`SELECT k.id::text AS id, k.line FROM ${SCHEMA}.checkpoints k ORDER BY k.id`);
     return rows.map(({ id, line }) => {
       const where = `${SCHEMA}.checkpoints id ${id}`;
       let parsed: unknown;
@@ -142,7 +144,7 @@ export class PostgresLedgerSource implements LedgerSource {
 
   /** Partitions of the records table, oldest first. */
   async segments(): Promise<string[]> {
-    const rows = await this.query<{ name: string }>(
+    const rows = await this.select<{ name: string }>(
       `SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = '${SCHEMA}.records'::regclass ORDER BY c.relname`,
     );
@@ -160,7 +162,7 @@ export class PostgresLedgerSource implements LedgerSource {
       let last = '-1';
       let line = 0;
       for (;;) {
-        const rows = await this.query<Row>(
+        const rows = await this.select<Row>(
           `SELECT ${ROW_COLUMNS} FROM ${SCHEMA}.records r LEFT JOIN ${SCHEMA}.chain c ON c.seq = r.seq
             WHERE r.appended_at >= $1 AND r.appended_at < $2 AND r.seq > $3::bigint ORDER BY r.seq LIMIT ${PAGE}`,
           [bounds.from, bounds.to, last],
@@ -210,7 +212,7 @@ export class PostgresLedgerSource implements LedgerSource {
    * carry no transaction and are not checked. Whether the signatures are valid is verify's part.
    */
   async unsignedTransactions(): Promise<Array<{ from: number; to: number }>> {
-    const rows = await this.query<{ from_seq: string; to_seq: string }>(
+    const rows = await this.select<{ from_seq: string; to_seq: string }>(
       `SELECT min(c.seq)::text AS from_seq, max(c.seq)::text AS to_seq FROM ${SCHEMA}.chain c WHERE c.txid IS NOT NULL GROUP BY c.txid
        HAVING NOT EXISTS (SELECT 1 FROM ${SCHEMA}.checkpoints k WHERE k.txid = c.txid AND k.tree_size = max(c.seq) + 1
                             AND k.type = 'checkpoint' AND (k.line::jsonb)->>'signature' IS NOT NULL)
@@ -230,10 +232,10 @@ export class PostgresLedgerSource implements LedgerSource {
   async signedNotes(): Promise<StoredNote[]> {
     // Schema version 5 added them; an older database simply has none.
     if ((await this.schemaVersion()) < 5) return [];
-    const own = await this.query<{ id: string; note: string }>(
+    const own = await this.select<{ id: string; note: string }>(
       `SELECT id::text AS id, note FROM ${SCHEMA}.checkpoints WHERE note IS NOT NULL ORDER BY id`,
     );
-    const cosigned = await this.query<{ id: string; note: string; witness: string }>(
+    const cosigned = await this.select<{ id: string; note: string; witness: string }>(
       `SELECT id::text AS id, note, witness FROM ${SCHEMA}.cosigned_notes ORDER BY id`,
     );
     return [
@@ -243,13 +245,18 @@ export class PostgresLedgerSource implements LedgerSource {
   }
 
   async notes(): Promise<string[]> {
-    const rows = await this.query<{ at: Date; by_role: string; partitions: string[]; records: string; tree_size: string }>(
+    const rows = await this.select<{ at: Date; by_role: string; partitions: string[]; records: string; tree_size: string }>(
       `SELECT at, by_role, partitions, records::text AS records, tree_size::text AS tree_size FROM ${SCHEMA}.retention_log ORDER BY id`,
     );
     return rows.map(
       (r) =>
         `retention on ${r.at.toISOString()} by ${r.by_role}: dropped ${r.partitions.join(', ')} (${r.records} records, seq < ${r.tree_size})`,
     );
+  }
+
+  /** Queries and reports computed in SQL (./reports.ts). */
+  reports(): PostgresReports {
+    return new PostgresReports(this);
   }
 
   async close(): Promise<void> {

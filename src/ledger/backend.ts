@@ -18,7 +18,13 @@ export interface ItemLocation {
 
 export type LedgerItem =
   /** One stored entry line, without its newline: canonical JSON `{"prev":..,"record":..,"seq":..}`. */
-  | { kind: 'entry'; raw: string; location: ItemLocation }
+  | {
+      kind: 'entry';
+      raw: string;
+      location: ItemLocation;
+      /** SHA-256(0x00 || raw), when the source already computed it from `raw` (it checks its own copy with it). */
+      leaf?: Buffer;
+    }
   /** Bytes after the last newline of a file: a write that was interrupted (torn tail). */
   | { kind: 'torn'; bytes: number; location: ItemLocation };
 

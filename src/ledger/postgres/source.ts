@@ -170,8 +170,7 @@ export class PostgresLedgerSource implements LedgerSource {
         for (const row of rows) {
           line++;
           const location = { file: partitionLabel(name), line, offset: Number(row.seq) };
-          checkRow(row, location);
-          yield { kind: 'entry', raw: row.line, location };
+          yield { kind: 'entry', raw: row.line, location, leaf: checkRow(row, location) };
         }
         if (rows.length < PAGE) break;
         last = rows[rows.length - 1]!.seq;
@@ -197,8 +196,7 @@ export class PostgresLedgerSource implements LedgerSource {
       }
       for (const row of rows) {
         const location = { file: partitionLabel(row.partition), line: 0, offset: Number(row.seq) };
-        checkRow(row, location);
-        yield { kind: 'entry', raw: row.line, location };
+        yield { kind: 'entry', raw: row.line, location, leaf: checkRow(row, location) };
       }
       if (rows.length < PAGE) break;
       last = rows[rows.length - 1]!.seq;
@@ -264,8 +262,8 @@ export class PostgresLedgerSource implements LedgerSource {
   }
 }
 
-/** Throws LEDGER_ROW_MISMATCH when a row's hashes or columns do not follow from its line. */
-function checkRow(row: Row, location: { file: string; line: number; offset: number }): void {
+/** Throws LEDGER_ROW_MISMATCH when a row's hashes or columns do not follow from its line; returns the line's leaf hash. */
+function checkRow(row: Row, location: { file: string; line: number; offset: number }): Buffer {
   const seq = Number(row.seq);
   const where = { file: location.file, ...(location.line > 0 ? { line: location.line } : {}), seq };
   const fail = (why: string): never => {
@@ -279,9 +277,9 @@ function checkRow(row: Row, location: { file: string; line: number; offset: numb
   try {
     entry = JSON.parse(row.line) as typeof entry;
   } catch {
-    return; // the chain walk reports a line that is not an entry, with its location
+    return leaf; // the chain walk reports a line that is not an entry, with its location
   }
-  if (typeof entry !== 'object' || entry === null) return;
+  if (typeof entry !== 'object' || entry === null) return leaf;
   if (entry.seq !== seq) fail(`the seq column (${seq}) is not the line's seq (${String(entry.seq)})`);
   if (entry.prev !== row.prev_hash.toString('hex')) fail('the prev_hash column is not the line\'s prev');
   if (typeof entry.record === 'object' && entry.record !== null) {
@@ -294,4 +292,5 @@ function checkRow(row: Row, location: { file: string; line: number; offset: numb
     const differing = columnsDiffering(row, record);
     if (differing.length > 0) fail(`column${differing.length === 1 ? '' : 's'} ${differing.join(', ')} ${differing.length === 1 ? 'does' : 'do'} not match the record in the line`);
   }
+  return leaf;
 }

@@ -159,21 +159,25 @@ export class PostgresLedgerSource implements LedgerSource {
         throw new LedgerError('LEDGER_SEGMENT_UNEXPECTED', `${partitionLabel(name)} is a partition of ${SCHEMA}.records that llm-audit did not create`);
       }
       if (options.fromDay !== undefined && bounds.day < options.fromDay) continue;
-      let last = '-1';
-      let line = 0;
-      for (;;) {
-        const rows = await this.select<Row>(
+      const page = (after: string): Promise<Row[]> =>
+        this.select<Row>(
           `SELECT ${ROW_COLUMNS} FROM ${SCHEMA}.records r LEFT JOIN ${SCHEMA}.chain c ON c.seq = r.seq
             WHERE r.appended_at >= $1 AND r.appended_at < $2 AND r.seq > $3::bigint ORDER BY r.seq LIMIT ${PAGE}`,
-          [bounds.from, bounds.to, last],
+          [bounds.from, bounds.to, after],
         );
+      let line = 0;
+      let next: Promise<Row[]> | undefined = page('-1');
+      while (next) {
+        const rows: Row[] = await next;
+        // The next page is read while this one is checked (verify was waiting on the database a
+        // fifth of its time). A page left unread when the caller stops early is only discarded.
+        next = rows.length < PAGE ? undefined : page(rows[rows.length - 1]!.seq);
+        next?.catch(() => undefined);
         for (const row of rows) {
           line++;
           const location = { file: partitionLabel(name), line, offset: Number(row.seq) };
           yield { kind: 'entry', raw: row.line, location, leaf: checkRow(row, location) };
         }
-        if (rows.length < PAGE) break;
-        last = rows[rows.length - 1]!.seq;
       }
     }
   }

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, isCanonicalJson } from '../../src/audit/canonical-json';
+import { prng } from '../support/prng';
 
 function reference(text: string): boolean {
   try {
@@ -12,18 +13,6 @@ function reference(text: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** mulberry32: the same cases on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ODD_UNITS = [0, 8, 9, 10, 12, 13, 0x1f, 0x22, 0x2f, 0x5c, 0x7f, 0xe9, 0x2028, 0xd800, 0xdbff, 0xdc00, 0xdfff, 0xfeff, 0xffff];

@@ -73,8 +73,10 @@ function canonicalEntry(raw: string): StoredEntry | undefined {
  */
 export function recordActionIs(raw: string, action: string): boolean {
   let prefix = actionPrefixes.get(action);
-  if (prefix === undefined) actionPrefixes.set(action, (prefix = `{"action":${JSON.stringify(action)},`));
-  return raw.startsWith(prefix, RECORD_AT);
+  if (prefix === undefined) actionPrefixes.set(action, (prefix = `{"action":${JSON.stringify(action)}`));
+  if (!raw.startsWith(prefix, RECORD_AT)) return false;
+  const after = raw.charCodeAt(RECORD_AT + prefix.length);
+  return after === 0x2c /* , */ || after === 0x7d /* } */;
 }
 const actionPrefixes = new Map<string, string>();
 

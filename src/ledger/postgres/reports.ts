@@ -24,12 +24,13 @@ import { SCHEMA } from './migrations';
 import { pgText } from './rows';
 import type { PostgresLedgerSource } from './source';
 
-/** LIKE pattern of a line whose record's action is `action` (JSON null for null). */
-function actionPattern(action: string | null): string {
+/** LIKE patterns of a line whose record's action is `action` (JSON null for null): more members follow, or none. */
+function actionPatterns(action: string | null): string[] {
   const json = JSON.stringify(action).replace(/[\\%_]/g, (c) => `\\${c}`);
-  return `{"prev":"${'_'.repeat(64)}","record":{"action":${json},%`;
+  const head = `{"prev":"${'_'.repeat(64)}","record":{"action":${json}`;
+  return [`${head},%`, `${head}}%`];
 }
-const OPERATION_PATTERNS = [...OPERATION_ACTIONS].map(actionPattern);
+const OPERATION_PATTERNS = [...OPERATION_ACTIONS].flatMap(actionPatterns);
 const MODEL = 'coalesce(r.model_request, r.model_response)';
 const COLUMN = { input_tokens: 'r.input_tokens', cost: 'r.cost_usd' } as const;
 
@@ -202,7 +203,7 @@ export class PostgresReports implements ReportBackend {
     if (filter.tenant !== undefined) w.add('r.tenant_id = $?', pgText(filter.tenant));
     if (filter.status !== undefined) w.add('r.status = $?', pgText(filter.status));
     if (filter.model !== undefined) w.add('(r.model_request = $? OR r.model_response = $?)', pgText(filter.model), pgText(filter.model));
-    if (filter.action !== undefined) w.add('r.line LIKE $?', actionPattern(filter.action));
+    if (filter.action !== undefined) w.add('r.line LIKE ANY ($?::text[])', actionPatterns(filter.action));
     const after = w.param('-1');
     const PAGE = 2000;
     for (;;) {

@@ -7,6 +7,7 @@ import { cipherFor, newKey, tempDir } from '../audit/content/helpers';
 import { cli } from '../cli/cli-helpers';
 import { ensureBuilt } from '../ingest/helpers';
 import { createTestDatabase, postgresUrl, type TestDatabase } from '../support/postgres';
+import { chatRequest } from '../../src/instrumentations/openai/request';
 
 // `llm-audit shred --postgres URL`: the erasure of a tenant's content is chained in the PostgreSQL
 // ledger as a record of action content.shred, next to the calls whose content it erased.
@@ -28,7 +29,7 @@ describe('llm-audit shred --postgres', () => {
   it('appends the shred to the chain: query finds it by action and tenant, verify passes, the tenant content is gone', async () => {
     const dir = tempDir('shred-pg-');
     const master = newKey(dir, 'ck-pg');
-    const envelope = cipherFor(dir, master).seal(contentPayload('openai.chat', { messages: [{ role: 'user', content: 'hello' }] }, []), {
+    const envelope = cipherFor(dir, master).seal(contentPayload(chatRequest, { messages: [{ role: 'user', content: 'hello' }] }, []), {
       requestId: 'req-acme',
       tenantId: 'acme',
     });

@@ -232,7 +232,9 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('LlmRequestBlockedError: LLM request blocked by guardrail openai-moderation');
-    const [record] = records(dir);
+    // The hook's own moderation call is audited too (it does not run the hook again).
+    const [check, record] = records(dir);
+    expect(check).toMatchObject({ status: 'success', action: 'moderations.create' });
     expect(record).toMatchObject({ status: 'blocked', action: 'chat.completions.create', user_id: 'user-42' });
     expect(record.guardrails).toEqual([expect.objectContaining({ name: 'openai-moderation', action: 'blocked', category: 'violence' })]);
     expect(ledgerFiles(dir).includes(CANARY)).toBe(false);

@@ -8,6 +8,7 @@ import type { LedgerRecord } from '../../../src/ledger/record';
 import { makeRecord } from '../../ledger/helpers';
 import { cli, expectNoStack, type CliResult } from '../../cli/cli-helpers';
 import { ensureBuiltWithContent, tempDir } from './helpers';
+import { chatRequest } from '../../../src/instrumentations/openai/request';
 
 const CANARY = 'CANARY-cli-5d1e';
 
@@ -39,7 +40,7 @@ async function fixture(): Promise<Fixture> {
   const seal = (requestId: string, tenantId: string | null, text: string) =>
     cipher.seal(
       contentPayload(
-        'openai.chat',
+        chatRequest,
         {
           messages: [
             { role: 'system', content: 'You are a bank assistant.' },
@@ -95,8 +96,9 @@ describe('llm-audit decrypt', () => {
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain('request_id  req-acme');
     expect(text.stdout).toContain('tenant      acme');
-    expect(text.stdout).toContain('== input messages (4) ==');
-    expect(text.stdout).toContain('[1] system');
+    // The system message is the system prompt (what llm_audit.system_prompt.hash covers).
+    expect(text.stdout).toContain('== system instructions ==\n    You are a bank assistant.');
+    expect(text.stdout).toContain('== input messages (3) ==');
     expect(text.stdout).toContain(`What is my balance? ${CANARY}`);
     expect(text.stdout).toContain('[tool call call_1] balance({"account":"FR76"})');
     expect(text.stdout).toContain('[tool result call_1]');
@@ -105,9 +107,10 @@ describe('llm-audit decrypt', () => {
 
     const json = cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', f.key, '--format', 'json']);
     expect(json.code, json.stderr).toBe(0);
-    const doc = JSON.parse(json.stdout) as { request_id: string; tenant_id: string; kid: string; content: { input_messages: unknown[]; output_messages: unknown[] } };
+    const doc = JSON.parse(json.stdout) as { request_id: string; tenant_id: string; kid: string; content: { system_instructions?: unknown[]; input_messages: unknown[]; output_messages: unknown[] } };
     expect(doc).toMatchObject({ request_id: 'req-acme', tenant_id: 'acme', kid: 'ck-test' });
-    expect(doc.content.input_messages).toHaveLength(4);
+    expect(doc.content.input_messages).toHaveLength(3);
+    expect(doc.content.system_instructions).toEqual([{ type: 'text', content: 'You are a bank assistant.' }]);
     expect(doc.content.output_messages).toEqual([{ role: 'assistant', parts: [{ type: 'text', content: `Your balance is 12. ${CANARY}` }], finish_reason: 'stop' }]);
 
     // The same from the environment variables the application uses.

@@ -12,6 +12,7 @@ export {
   contentModeFromEnv,
   createContentCipher,
   defaultKeystorePath,
+  keystorePathFrom,
   isContentEnvelope,
   oldKeyPathsFromEnv,
   parseEnvelope,

@@ -21,29 +21,29 @@ type Prompt = OperationSpec['prompt'];
  * message list stands for. Loaded when asked for: each brings its provider's request reader.
  */
 const OPERATIONS: Record<string, { field: string; prompt: () => Prompt }> = {
-  'chat.completions.create': { field: 'messages', prompt: () => require('../instrumentations/openai/index').chatCompletions.prompt },
-  'responses.create': { field: 'input', prompt: () => require('../instrumentations/openai/index').responses.prompt },
-  'messages.create': { field: 'messages', prompt: () => require('../instrumentations/anthropic').anthropicMessagesSpec.prompt },
-  'beta.messages.create': { field: 'messages', prompt: () => require('../instrumentations/anthropic').anthropicMessagesSpec.prompt },
-  'models.generateContent': { field: 'contents', prompt: () => require('../instrumentations/google-genai/request').promptOf },
-  'models.generateContentStream': { field: 'contents', prompt: () => require('../instrumentations/google-genai/request').promptOf },
-  'chat.complete': { field: 'messages', prompt: () => require('../instrumentations/mistral/request').promptOf },
-  'chat.stream': { field: 'messages', prompt: () => require('../instrumentations/mistral/request').promptOf },
+  'chat.completions.create': { field: 'messages', prompt: () => (require('../instrumentations/openai/index') as typeof import('../instrumentations/openai/index')).chatCompletions.prompt },
+  'responses.create': { field: 'input', prompt: () => (require('../instrumentations/openai/index') as typeof import('../instrumentations/openai/index')).responses.prompt },
+  'messages.create': { field: 'messages', prompt: () => (require('../instrumentations/anthropic') as typeof import('../instrumentations/anthropic')).anthropicMessagesSpec.prompt },
+  'beta.messages.create': { field: 'messages', prompt: () => (require('../instrumentations/anthropic') as typeof import('../instrumentations/anthropic')).anthropicMessagesSpec.prompt },
+  'models.generateContent': { field: 'contents', prompt: () => (require('../instrumentations/google-genai/request') as typeof import('../instrumentations/google-genai/request')).promptOf },
+  'models.generateContentStream': { field: 'contents', prompt: () => (require('../instrumentations/google-genai/request') as typeof import('../instrumentations/google-genai/request')).promptOf },
+  'chat.complete': { field: 'messages', prompt: () => (require('../instrumentations/mistral/request') as typeof import('../instrumentations/mistral/request')).promptOf },
+  'chat.stream': { field: 'messages', prompt: () => (require('../instrumentations/mistral/request') as typeof import('../instrumentations/mistral/request')).promptOf },
   Converse: { field: 'messages', prompt: converse },
   ConverseStream: { field: 'messages', prompt: converse },
   // Vercel ai: the model's prompt as the provider package receives it (system and messages in one list).
   ...Object.fromEntries(
     ['generateText', 'streamText', 'generateObject', 'streamObject', 'experimental_streamTextLowMemory'].map((action) => [
       action,
-      { field: 'prompt', prompt: () => require('../instrumentations/vercel-ai/request').promptForHash },
+      { field: 'prompt', prompt: () => (require('../instrumentations/vercel-ai/request') as typeof import('../instrumentations/vercel-ai/request')).promptForHash },
     ]),
   ),
 };
 
 function converse(): Prompt {
-  const { promptOf } = require('../instrumentations/bedrock-runtime/index') as typeof import('../instrumentations/bedrock-runtime/index');
+  const { promptFromContent } = require('../core/request-walk') as typeof import('../core/request-walk');
   const { converseWalker } = require('../instrumentations/bedrock-runtime/converse') as typeof import('../instrumentations/bedrock-runtime/converse');
-  return promptOf(converseWalker);
+  return promptFromContent(converseWalker);
 }
 
 const ACTIONS = Object.keys(OPERATIONS);

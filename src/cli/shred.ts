@@ -57,7 +57,7 @@ export function shredRecord(result: ShredResult): LedgerRecord {
  * named. A directory without a ledger is refused rather than created: a typo must not start a new
  * ledger that nobody reads.
  */
-async function openLedgerWriter(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
+export async function openLedgerWriter(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
   const url = postgresUrl(p);
   const dir = str(p, 'ledger');
   if (url === undefined && dir === undefined) return undefined;

@@ -12,7 +12,7 @@ import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError, fsError, isLedgerError } from '../ledger/errors';
 import { pgError, redactUrl } from '../ledger/postgres/connection';
 import { LATEST_VERSION, migrate } from '../ledger/postgres/migrations';
-import { ledgerOptionsFromEnv } from '../ledger/span-exporter';
+import { fsyncSetting, ledgerOptionsFromEnv } from '../ledger/span-exporter';
 import { flag, ledgerDir, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, postgresUrl } from './source';
 
@@ -110,12 +110,12 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const tenantTokens = tokensPath ? parseIngestTokens(readFile(tokensPath, 'ingest tokens file').toString('utf8'), tokensPath) : undefined;
   const shutdownMs = positiveInt(p, 'shutdown-timeout', DEFAULTS.shutdownTimeoutMs / 1000) * 1000;
 
-  // Ledger options: the flags win over the environment (the same variables as the exporter's).
-  const env = ledgerOptionsFromEnv({
-    ...io.env,
-    ...(str(p, 'fsync') !== undefined ? { LLM_AUDIT_FSYNC: str(p, 'fsync') } : {}),
-    ...(str(p, 'checkpoint-every') !== undefined ? { LLM_AUDIT_CHECKPOINT_EVERY: str(p, 'checkpoint-every') } : {}),
-  });
+  // Ledger options: the environment's (the same variables as the exporter's), then the flags, each
+  // checked under its own name.
+  const env = ledgerOptionsFromEnv(io.env);
+  const fsync = fsyncSetting(str(p, 'fsync'), '--fsync');
+  if (fsync !== undefined) env.fsync = fsync;
+  if (str(p, 'checkpoint-every') !== undefined) env.checkpointEvery = positiveInt(p, 'checkpoint-every', 0);
   const transparency = env.ledger?.transparency ? { transparency: env.ledger.transparency } : {};
   const signingPath = str(p, 'signing-key') ?? env.signingKeyPath;
   const signingKey = signingPath ? loadPrivateKey(signingPath) : undefined;

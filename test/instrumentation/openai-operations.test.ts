@@ -204,7 +204,7 @@ describe.each(SDKS)('$label', ({ dir }) => {
     // Each request's hash is the input hash the same request would have sent alone.
     const requestHashes = requests.map((r) => hasher.hash([r.body.messages[1]]));
     expect(upload!.attributes['llm_audit.file.id']).toBe(file.id);
-    expect(upload!.attributes['llm_audit.file.hash']).toBe(hasher.hash(jsonl));
+    expect(upload!.attributes['llm_audit.file.hash']).toBe(hasher.hash(`sha256:${sha256(Buffer.from(jsonl))}`));
     expect(upload!.attributes['llm_audit.batch.request.input_hashes']).toEqual(requestHashes);
     expect(created!.attributes['gen_ai.operation.name']).toBe('create_batch');
     expect(created!.attributes['llm_audit.batch.id']).toBe(batch.id);
@@ -213,6 +213,7 @@ describe.each(SDKS)('$label', ({ dir }) => {
     expect(created!.attributes['llm_audit.batch.request_count']).toBe(2);
     expect(created!.attributes['llm_audit.batch.request.input_hashes']).toEqual(requestHashes);
     expect(retrieved!.attributes['llm_audit.file.id']).toBe(batch.output_file_id);
+    expect(retrieved!.attributes['llm_audit.file.hash']).toBe(hasher.hash(`sha256:${sha256(Buffer.from(results.map((r: any) => JSON.stringify(r)).join('\n') + '\n'))}`));
     expect(retrieved!.attributes['llm_audit.batch.result.output_hashes']).toEqual(
       results.map((r: any) => hasher.hash([{ role: 'assistant', parts: [{ type: 'text', content: r.response.body.choices[0].message.content }], finish_reason: 'stop' }])),
     );

@@ -43,7 +43,7 @@ async function collect(iterable: AsyncIterable<any>, driver: SdkDriver): Promise
 // matrix, and its fixture installed (a missing one fails the tests below, never skips them).
 it(`openai 7 is in the matrix exactly when Node >= 22 (here ${process.version})`, () => {
   const labels = drivers.map((d) => d.label).filter((label) => label.startsWith('openai 7 '));
-  expect(labels).toEqual(NEWER_NODE ? ['openai 7 chat.completions', 'openai 7 responses'] : []);
+  expect(labels).toEqual(NEWER_NODE ? ['openai 7 chat.completions', 'openai 7 responses', 'openai 7 completions (legacy)'] : []);
 });
 
 function clientOf(driver: SdkDriver): { sdk: () => any; client: () => any } {

@@ -22,7 +22,7 @@ import type { OutputMessage, ResponseSummary } from '../../core/types';
 import { knownString } from '../../core/values';
 import { chatRequest, embeddingsRequest, completionsRequest, moderationsRequest, responsesRequest, type Prompt } from './request';
 import { summarizeChat, summarizeCompletion, summarizeResponse } from './response';
-import { bytesOf } from './uploads';
+import { bytesOf, fileDigest } from './uploads';
 
 /** How many uploaded batch files are remembered for the link (the oldest is forgotten first). */
 export const MAX_FILES = 256;
@@ -68,7 +68,7 @@ export async function settleUpload(data: any, params: any): Promise<ResponseSumm
   const bytes = await bytesOf(params?.file).catch(() => undefined);
   if (bytes === undefined) return summary;
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  summary.hashes = { [A.ATTR_AUDIT_FILE_HASH]: { value: text } };
+  summary.hashes = { [A.ATTR_AUDIT_FILE_HASH]: { value: fileDigest(bytes) } };
   if (params?.purpose === 'batch') {
     const inputs = requestInputs(text);
     summary.hashes[A.ATTR_AUDIT_BATCH_REQUEST_HASHES] = { each: inputs };
@@ -99,18 +99,21 @@ export function summarizeBatch(data: any, params: any): ResponseSummary {
  */
 export function settleFileContent(data: any, fileId: unknown): Promise<ResponseSummary> | undefined {
   if (typeof data?.clone !== 'function') return undefined;
-  return (data.clone() as Response).text().then((text): ResponseSummary => {
+  return (data.clone() as Response).arrayBuffer().then((body): ResponseSummary => {
+    const bytes = new Uint8Array(body);
+    const text = Buffer.from(bytes).toString('utf8');
+    const fileHash = { value: fileDigest(bytes) };
     const attributes: ResponseSummary['attributes'] = {};
     if (typeof fileId === 'string') attributes[A.ATTR_AUDIT_FILE_ID] = fileId;
     const outputs: OutputMessage[][] = [];
     for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       const result = parseResult(line);
-      if (result === undefined) return { attributes, hashes: { [A.ATTR_AUDIT_FILE_HASH]: { value: text } } };
+      if (result === undefined) return { attributes, hashes: { [A.ATTR_AUDIT_FILE_HASH]: fileHash } };
       outputs.push(result);
     }
     attributes[A.ATTR_AUDIT_BATCH_REQUEST_COUNT] = outputs.length;
-    return { attributes, hashes: { [A.ATTR_AUDIT_FILE_HASH]: { value: text }, [A.ATTR_AUDIT_BATCH_RESULT_HASHES]: { each: outputs } } };
+    return { attributes, hashes: { [A.ATTR_AUDIT_FILE_HASH]: fileHash, [A.ATTR_AUDIT_BATCH_RESULT_HASHES]: { each: outputs } } };
   });
 }
 

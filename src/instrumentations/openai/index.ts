@@ -115,16 +115,7 @@ export const chatCompletions = operation(chatRequest, {
   byDeployment: true,
   streams: true,
   requestAttributes(params, attributes) {
-    setRequestSettings(attributes, {
-      maxTokens: params.max_completion_tokens ?? params.max_tokens,
-      temperature: params.temperature,
-      topP: params.top_p,
-      frequencyPenalty: params.frequency_penalty,
-      presencePenalty: params.presence_penalty,
-      seed: params.seed,
-      choiceCount: params.n,
-      stop: params.stop,
-    });
+    samplingSettings(params, params.max_completion_tokens ?? params.max_tokens, attributes);
     outputType(params.response_format?.type, attributes);
   },
   summarize: summarizeChat,
@@ -166,18 +157,7 @@ const completions = operation(completionsRequest, {
   action: 'completions.create',
   byDeployment: true,
   streams: true,
-  requestAttributes(params, attributes) {
-    setRequestSettings(attributes, {
-      maxTokens: params.max_tokens,
-      temperature: params.temperature,
-      topP: params.top_p,
-      frequencyPenalty: params.frequency_penalty,
-      presencePenalty: params.presence_penalty,
-      seed: params.seed,
-      choiceCount: params.n,
-      stop: params.stop,
-    });
-  },
+  requestAttributes: (params, attributes) => samplingSettings(params, params.max_tokens, attributes),
   summarize: summarizeCompletion,
   accumulator: () => new CompletionStreamAccumulator(),
   errorGuardrails: errorContentFilters,
@@ -269,6 +249,20 @@ const batchesCreate = operation(idsOnlyRequest, {
 });
 
 // --- shared ---------------------------------------------------------------------------------
+
+/** The sampling settings chat and legacy completions share (the same request fields). */
+function samplingSettings(params: any, maxTokens: unknown, attributes: Attributes): void {
+  setRequestSettings(attributes, {
+    maxTokens,
+    temperature: params.temperature,
+    topP: params.top_p,
+    frequencyPenalty: params.frequency_penalty,
+    presencePenalty: params.presence_penalty,
+    seed: params.seed,
+    choiceCount: params.n,
+    stop: params.stop,
+  });
+}
 
 function outputType(format: unknown, attributes: Attributes): void {
   if (format === 'json_object' || format === 'json_schema') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'json';

@@ -42,6 +42,11 @@ export async function bytesOf(file: any): Promise<Uint8Array | undefined> {
   return undefined;
 }
 
+/** What the keyed file hashes cover: `sha256:<hex>` of the bytes, whatever the file holds (text or binary). */
+export function fileDigest(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
 /**
  * A call that uploaded files (`fields` of the request): its summary, and the keyed hash of each
  * file's bytes (`llm_audit.file.hashes`, over `sha256:<hex>` of the bytes, in field order), read
@@ -57,7 +62,7 @@ export function settleWithUploads(summarize: (data: unknown) => ResponseSummary,
       if (value === undefined || value === null) continue;
       for (const file of Array.isArray(value) ? value : [value]) {
         const bytes = await bytesOf(file).catch(() => undefined);
-        digests.push(bytes === undefined ? 'unreadable' : `sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+        digests.push(bytes === undefined ? 'unreadable' : fileDigest(bytes));
       }
     }
     return { ...summary, hashes: { ...summary.hashes, [A.ATTR_AUDIT_FILE_HASHES]: { each: digests } } };

@@ -6,7 +6,7 @@ import { instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A (auth.* finds every auth event)] [--service NAME] [--env ENV] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
 
 const ALL_COLUMNS: readonly string[] = [...RECORD_COLUMNS, ...DETAIL_COLUMNS];
 
@@ -33,6 +33,8 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       model: { type: 'string' },
       status: { type: 'string' },
       action: { type: 'string' },
+      service: { type: 'string' },
+      env: { type: 'string' },
       format: { type: 'string' },
       limit: { type: 'string' },
       columns: { type: 'string' },
@@ -46,7 +48,7 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   if (from !== undefined) filter.from = from;
   if (to !== undefined) filter.to = to;
   if (from !== undefined && to !== undefined && from >= to) throw new LedgerError('LEDGER_USAGE', '--from must be before --to');
-  for (const key of ['user', 'tenant', 'model', 'action'] as const) {
+  for (const key of ['user', 'tenant', 'model', 'action', 'service', 'env'] as const) {
     const v = str(p, key);
     if (v !== undefined) filter[key] = v;
   }

@@ -8,14 +8,15 @@ import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
 import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
-import { anomalies, costByUser, errorRate, type Cell, type Report } from '../ledger/reports';
+import { anomalies, auditEvents, costByUser, errorRate, type Cell, type Report } from '../ledger/reports';
+import { matches, type QueryFilter } from '../ledger/query';
 import { FORMATS, writeRows } from './format';
 import { instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 const REPORT_FORMATS = [...FORMATS, 'html'] as const;
 type ReportFormat = (typeof REPORT_FORMATS)[number];
-const USAGE_BY = ['user', 'tenant', 'model', 'provider', 'day'] as const;
+const USAGE_BY = ['user', 'tenant', 'model', 'provider', 'day', 'service', 'env'] as const;
 const DAY = 86_400_000;
 
 export const REPORT_USAGE =
@@ -25,13 +26,15 @@ export const REPORT_USAGE =
   '  error-rate [--now ISO] [--hours N (24)]           requests, errors and blocked calls per model\n' +
   `  usage --by ${USAGE_BY.join('|')} [--top N] [--from ISO] [--to ISO]   totals per group, highest cost first\n` +
   '  summary [--from ISO] [--to ISO] [--public-key FILE]   totals, per user/tenant/model/day, blocks, gaps; verifies the ledger\n' +
+  '  events [--from ISO] [--to ISO]                    audit events (auth.*, admin.*, privacy.*, app.*, audit.start) per day, type, outcome, user\n' +
+  '  every report: [--service NAME] [--env ENV] keeps only the records of that application / deployment environment\n' +
   '  usage and summary cover the last 30 days unless --from/--to say otherwise (--to excluded)\n' +
   '  --format html writes one self-contained page with charts (needs the optional package echarts for the charts)\n' +
   'example:\n' +
   '  llm-audit report usage --by tenant --from 2026-11-01 --to 2026-12-01\n' +
   '  llm-audit report summary --from 2026-11-01 --format html --out november.html';
 
-const REPORTS = ['cost-by-user', 'anomalies', 'error-rate', 'usage', 'summary'] as const;
+const REPORTS = ['cost-by-user', 'anomalies', 'error-rate', 'usage', 'summary', 'events'] as const;
 
 export async function reportCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -45,6 +48,8 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
       top: { type: 'string' },
       sigmas: { type: 'string' },
       hours: { type: 'string' },
+      service: { type: 'string' },
+      env: { type: 'string' },
       format: { type: 'string' },
       out: { type: 'string' },
       'public-key': { type: 'string' },
@@ -74,16 +79,21 @@ function fileIo(path: string, io: CliIo): CliIo {
 async function runReport(source: LedgerSource, name: string, p: Parsed, format: ReportFormat, io: CliIo, command: string): Promise<number> {
   await source.open();
   const now = instant(str(p, 'now'), '--now') ?? Date.now();
+  const only: QueryFilter = {};
+  for (const key of ['service', 'env'] as const) if (str(p, key) !== undefined) only[key] = str(p, key);
+  const kept = (record: LedgerRecord): boolean => matches(record, only);
   const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => ({
     async *[Symbol.asyncIterator]() {
       for await (const hit of scanRecords(source, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) })) {
-        yield hit.record;
+        if (kept(hit.record)) yield hit.record;
       }
     },
   });
   let report: Report;
   if (name === 'cost-by-user') {
     report = await costByUser(records(instant(str(p, 'from'), '--from'), instant(str(p, 'to'), '--to')));
+  } else if (name === 'events') {
+    report = await auditEvents(records(instant(str(p, 'from'), '--from'), instant(str(p, 'to'), '--to')));
   } else if (name === 'anomalies') {
     const sigmas = str(p, 'sigmas') === undefined ? 3 : Number(str(p, 'sigmas'));
     if (!(sigmas > 0)) throw new LedgerError('LEDGER_USAGE', '--sigmas must be a positive number');
@@ -98,7 +108,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const from = instant(str(p, 'from'), '--from') ?? to - 30 * DAY;
     if (!(to > from)) throw new LedgerError('LEDGER_USAGE', '--to must be after --from');
     const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
-    const facts = await gatherFacts(source, { from, to, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
+    const facts = await gatherFacts(source, { from, to, filter: kept, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
     if (name === 'summary' && format === 'html') {
       await io.out(renderSummaryHtml(facts, new Date().toISOString()));
       return 0;
@@ -136,6 +146,8 @@ function usageReport(f: EvidenceFacts, p: Parsed): Report {
   else if (by === 'tenant') [keys, rows] = [['tenant_id'], f.by_tenant.map((r) => ({ tenant_id: r.tenant_id, ...totals(r) }))];
   else if (by === 'model') [keys, rows] = [['provider', 'model'], f.by_model.map((r) => ({ provider: r.provider, model: r.model, ...totals(r) }))];
   else if (by === 'day') [keys, rows] = [['day'], f.by_day.map((r) => ({ day: r.day, ...totals(r) }))];
+  else if (by === 'service') [keys, rows] = [['service_name'], f.by_service.map((r) => ({ service_name: r.service_name, ...totals(r) }))];
+  else if (by === 'env') [keys, rows] = [['deployment_environment'], f.by_env.map((r) => ({ deployment_environment: r.deployment_environment, ...totals(r) }))];
   else [keys, rows] = [['provider'], f.by_provider.map((r) => ({ provider: r.provider, ...totals(r) }))];
   const shown = rows.slice(0, top);
   const notes = [periodNote(f)];

@@ -14,6 +14,8 @@ export const {
   LlmAuditUnavailableError,
   auditTrailUnavailable,
   recordRetrieval,
+  recordAuditEvent,
+  AUDIT_EVENT_TYPES,
   startAudit,
   shutdownAudit,
   auditSpanProcessors,

@@ -98,14 +98,38 @@ export interface QueryFilter {
   model?: string;
   status?: string;
   tenant?: string;
-  /** `llm_audit.action`: the SDK method (`chat.completions.create`...) or an operation on the trail (`content.shred`). */
+  /**
+   * `llm_audit.action`: the SDK method (`chat.completions.create`...), an audit event's type
+   * (`auth.login`...) or an operation on the trail (`content.shred`). `*` matches any run of
+   * characters: `auth.*` finds every authentication event.
+   */
   action?: string;
+  /** The resource's `service.name` (v3 records; older records have none and never match). */
+  service?: string;
+  /** The resource's `deployment.environment.name`. */
+  env?: string;
 }
+
+/** `pattern` with `*` as a wildcard, as an anchored regular expression. */
+function glob(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's');
+}
+const globs = new Map<string, RegExp>();
 
 export function matches(record: LedgerRecord, filter: QueryFilter): boolean {
   if (filter.user !== undefined && record.user_id !== filter.user) return false;
   if (filter.tenant !== undefined && record.tenant_id !== filter.tenant) return false;
-  if (filter.action !== undefined && record.action !== filter.action) return false;
+  if (filter.service !== undefined && record.service_name !== filter.service) return false;
+  if (filter.env !== undefined && record.deployment_environment !== filter.env) return false;
+  if (filter.action !== undefined) {
+    if (!filter.action.includes('*')) {
+      if (record.action !== filter.action) return false;
+    } else {
+      let re = globs.get(filter.action);
+      if (re === undefined) globs.set(filter.action, (re = glob(filter.action)));
+      if (record.action === null || !re.test(record.action)) return false;
+    }
+  }
   if (filter.model !== undefined && record.model?.request !== filter.model && record.model?.response !== filter.model) return false;
   if (filter.status !== undefined && record.status !== filter.status) return false;
   return true;
@@ -144,7 +168,26 @@ export const RECORD_COLUMNS = [
  * What machine-readable output (JSON, CSV) adds to the table's columns: the ids that tie a record
  * to its trace in a tracing backend, and the keyed hashes that tie it to content held elsewhere.
  */
-export const DETAIL_COLUMNS = ['trace_id', 'span_id', 'system_prompt_hash', 'input_hash', 'output_hash'] as const;
+export const DETAIL_COLUMNS = [
+  'trace_id',
+  'span_id',
+  'system_prompt_hash',
+  'input_hash',
+  'output_hash',
+  // Both models: the requested one (what the application asked for) and the answering one.
+  'model_request',
+  'model_response',
+  'service_name',
+  'service_namespace',
+  'service_version',
+  'service_instance_id',
+  'deployment_environment',
+  'client_address',
+  'user_agent',
+  'block_reason',
+  'event_outcome',
+  'event_target',
+] as const;
 
 /** `--status` values: what `llm_audit.status` can be. */
 export const RECORD_STATUSES = [...Object.values(AUDIT_STATUS), AUDIT_STATUS_UNAUDITED] as const;
@@ -173,5 +216,17 @@ export function flatRecord(hit: RecordHit): Record<string, string | number | nul
     system_prompt_hash: r.system_prompt_hash,
     input_hash: r.input_hash,
     output_hash: r.output_hash,
+    model_request: r.model?.request ?? null,
+    model_response: r.model?.response ?? null,
+    service_name: r.service_name ?? null,
+    service_namespace: r.service_namespace ?? null,
+    service_version: r.service_version ?? null,
+    service_instance_id: r.service_instance_id ?? null,
+    deployment_environment: r.deployment_environment ?? null,
+    client_address: r.client_address ?? null,
+    user_agent: r.user_agent ?? null,
+    block_reason: r.block_reason ?? null,
+    event_outcome: r.event?.outcome ?? null,
+    event_target: r.event?.target ?? null,
   };
 }

@@ -170,3 +170,24 @@ export async function errorRate(records: AsyncIterable<LedgerRecord>, options: E
     notes: [`window ${new Date(windowStart).toISOString()} .. ${new Date(options.now).toISOString()}`],
   };
 }
+
+/**
+ * Application audit events (records with `event`: logins, admin changes, consent, `app.*`, the
+ * package's `audit.start`) counted per UTC day, type, outcome and user, in that order.
+ */
+export async function auditEvents(records: AsyncIterable<LedgerRecord>): Promise<Report> {
+  const groups = new Map<string, { day: string; type: string; outcome: string | null; user_id: string | null; events: number }>();
+  for await (const r of records) {
+    if (r.event === undefined || r.event === null) continue;
+    const row = { day: r.timestamp.slice(0, 10), type: r.event.type, outcome: r.event.outcome, user_id: r.user_id };
+    const key = JSON.stringify(Object.values(row));
+    const g = groups.get(key);
+    if (g) g.events++;
+    else groups.set(key, { ...row, events: 1 });
+  }
+  const text = (v: string | null): string => v ?? '';
+  const rows = [...groups.values()].sort(
+    (a, b) => a.day.localeCompare(b.day) || a.type.localeCompare(b.type) || text(a.outcome).localeCompare(text(b.outcome)) || text(a.user_id).localeCompare(text(b.user_id)),
+  );
+  return { columns: ['day', 'type', 'outcome', 'user_id', 'events'], rows, notes: [] };
+}

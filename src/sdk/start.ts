@@ -17,6 +17,12 @@ import { setAuditMeterProvider } from '../util/audit-meter';
 import { wantContextManager } from '../util/context-manager';
 import { PACKAGE_VERSION } from '../version';
 import { loadPriceOverrides } from './prices-file';
+import { isMainThread } from 'node:worker_threads';
+import { clientAddressModeFromEnv } from '../audit/client-address';
+import { hasherFromEnv } from '../audit/hashing';
+import { sanitizeModeFromEnv } from '../audit/sanitize';
+import { publishedServices } from '../core/audit-client';
+import { writeAuditStart } from './audit-start';
 
 type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
 
@@ -100,10 +106,12 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   // The ledger opens at the first record (a lock held by another process is not an error: this
   // one journals); a directory that cannot hold it is reported now, loudly, and never stops the app.
   void ledger?.ready();
+  const auditStart = auditStartOnce(env, exporter, instrumentation);
 
   let done: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     done ??= (async () => {
+      auditStart();
       metricPipeline?.closing();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
@@ -139,6 +147,31 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   wantContextManager();
   started = { instrumentation, shutdown };
   return started;
+}
+
+/**
+ * Writes the process's `audit.start` record (src/sdk/audit-start.ts) once the application's main
+ * module has run (its SDKs are loaded and patched by then), or at shutdown if that comes first.
+ * Main thread only: worker threads are the same process.
+ */
+function auditStartOnce(env: NodeJS.ProcessEnv, exporter: AuditExporter, instrumentation: LlmAuditInstrumentation): () => void {
+  let written = !isMainThread;
+  const write = (): void => {
+    if (written) return;
+    written = true;
+    try {
+      writeAuditStart({
+        env,
+        effective: { exporter, on_failure: onFailureFromEnv(env), client_address: clientAddressModeFromEnv(env), sanitize: sanitizeModeFromEnv(env) },
+        hasher: publishedServices()?.hasher ?? hasherFromEnv(),
+        patched: instrumentation.patchedVersions(),
+      });
+    } catch (error) {
+      diag.error('otel-llm-audit: the audit.start record could not be written', error);
+    }
+  };
+  setImmediate(write).unref();
+  return write;
 }
 
 /**

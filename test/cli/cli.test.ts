@@ -179,7 +179,8 @@ describe('llm-audit CLI', () => {
     const csv = cli(['query', '--ledger', dir, '--format', 'csv', '--limit', '2']).stdout.split('\r\n');
     expect(csv[0]).toBe(
       'seq,timestamp,request_id,user_id,session_id,tenant_id,provider,model,action,status,input_tokens,output_tokens,cost_usd,latency_ms,error_type,http_status,' +
-        'trace_id,span_id,system_prompt_hash,input_hash,output_hash',
+        'trace_id,span_id,system_prompt_hash,input_hash,output_hash,model_request,model_response,service_name,service_namespace,service_version,' +
+        'service_instance_id,deployment_environment,client_address,user_agent,block_reason,event_outcome,event_target',
     );
     expect(csv).toHaveLength(4);
     expect(cli(['query', '--ledger', dir, '--from', 'yesterday']).code).toBe(2);

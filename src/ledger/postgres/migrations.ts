@@ -380,12 +380,21 @@ GRANT INSERT ON ${SCHEMA}.cosigned_notes TO ${ROLES.writer};
 GRANT USAGE ON SEQUENCE ${SCHEMA}.cosigned_notes_id_seq TO ${ROLES.writer};
 `;
 
+// Issue 23: record version 3 names the application and environment (the span's resource); indexed
+// for `--service` / `--env`. Rows of v1 and v2 records have none (null), which is what their line says.
+const V6 = `
+ALTER TABLE ${SCHEMA}.records ADD COLUMN service_name text, ADD COLUMN service_namespace text, ADD COLUMN service_version text,
+  ADD COLUMN service_instance_id text, ADD COLUMN deployment_environment text;
+CREATE INDEX records_service ON ${SCHEMA}.records (service_name, deployment_environment, ts);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
   { version: 3, name: 'rows stamped with their transaction', sql: V3 },
   { version: 4, name: 'records.http_status (record version 2)', sql: V4 },
   { version: 5, name: 'checkpoints as C2SP signed notes, witness cosignatures', sql: V5 },
+  { version: 6, name: 'records.service_* and deployment_environment (record version 3)', sql: V6 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

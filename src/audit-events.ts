@@ -10,7 +10,7 @@
  * is the one recorded); every `details` value is masked the same way, and one under a name that
  * says credential (`password`, `token`, `secret`...) is not recorded at all.
  */
-import { diag, type Attributes } from '@opentelemetry/api';
+import { diag, type Attributes, type Context } from '@opentelemetry/api';
 import { getAuditContext } from './context';
 import { publishedServices } from './core/audit-client';
 import { startAuditSpan } from './core/audit-records';
@@ -85,9 +85,9 @@ export function recordAuditEvent(event: AuditEvent): void {
   }
 }
 
-/** Writes an event record of `type` (an application's, or the package's own such as `audit.start`). */
-export function writeEvent(type: string, attributes: Attributes): void {
-  startAuditSpan(type, { ...attributes, [A.ATTR_AUDIT_ACTION]: type, [A.ATTR_AUDIT_EVENT_TYPE]: type }).end();
+/** Writes an event record of `type` (an application's, or the package's own such as `audit.start`, under `parent`). */
+export function writeEvent(type: string, attributes: Attributes, parent?: Context): void {
+  startAuditSpan(type, { ...attributes, [A.ATTR_AUDIT_ACTION]: type, [A.ATTR_AUDIT_EVENT_TYPE]: type }, parent).end();
 }
 
 function eventProblem(event: AuditEvent): string | undefined {

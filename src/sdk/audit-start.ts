@@ -1,6 +1,6 @@
 /**
  * The `audit.start` record: one per process that starts the audit (register / startAudit, main
- * thread), so that the log itself shows under which configuration and with which SDKs the records
+ * thread) and writes audit records, just before the first of them, so that the log itself shows under which configuration and with which SDKs the records
  * that follow were made, and a changed setting or an upgraded SDK is visible where it happened.
  *
  * - `config.fingerprint`: SHA-256 over the canonical JSON of the effective settings (every
@@ -8,14 +8,14 @@
  *   Values of variables that hold secrets (keys, tokens, passwords, headers, URLs) enter as their
  *   keyed hash, so the fingerprint changes with them and reveals nothing of them;
  * - `config.settings`: the names of the variables set (never their values);
- * - `sdk.<module>`: the version of each supported SDK patched by the time the application's main
- *   module has run (`setImmediate` after start), else the version installed where the process
- *   runs (found from its working directory), `none` when neither.
+ * - `sdk.<module>`: the version of each supported SDK patched by the time of the process's first
+ *   audit record (written just before it, see start.ts), else the version installed where the
+ *   process runs (found from its working directory), `none` when neither.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Attributes } from '@opentelemetry/api';
+import { ROOT_CONTEXT, type Attributes } from '@opentelemetry/api';
 import { canonicalJson } from '../audit/canonical-json';
 import type { ContentHasher } from '../audit/hashing';
 import { writeEvent } from '../audit-events';
@@ -60,7 +60,8 @@ export function auditStartAttributes(facts: StartFacts): Attributes {
 }
 
 export function writeAuditStart(facts: StartFacts): void {
-  writeEvent('audit.start', auditStartAttributes(facts));
+  // A trace of its own: not a part of whatever request made the process's first audited call.
+  writeEvent('audit.start', auditStartAttributes(facts), ROOT_CONTEXT);
 }
 
 /** The version of `name` in the nearest node_modules from the working directory up, if any. */

@@ -90,7 +90,7 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
     metricPipeline !== undefined && metricPipeline.metricReaders.length > 0
       ? new sdkMetrics.MeterProvider({ resource, readers: metricPipeline.metricReaders })
       : undefined;
-  const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampledFromEnv());
+  const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampledFromEnv(), auditStartWriter(env, exporter, instrumentation));
   registerInstrumentations({ instrumentations: [instrumentation] });
   instrumentation.followGlobalTracerProvider();
   // LLM API requests that no audited call made (a bundled or unsupported client, a bare fetch).
@@ -106,12 +106,10 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   // The ledger opens at the first record (a lock held by another process is not an error: this
   // one journals); a directory that cannot hold it is reported now, loudly, and never stops the app.
   void ledger?.ready();
-  const auditStart = auditStartOnce(env, exporter, instrumentation);
 
   let done: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     done ??= (async () => {
-      auditStart();
       metricPipeline?.closing();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
@@ -150,28 +148,20 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
 }
 
 /**
- * Writes the process's `audit.start` record (src/sdk/audit-start.ts) once the application's main
- * module has run (its SDKs are loaded and patched by then), or at shutdown if that comes first.
- * Main thread only: worker threads are the same process.
+ * What writes the process's `audit.start` record (src/sdk/audit-start.ts) just before its first
+ * audit record: the SDK of that first call is patched by then, and a process that audits nothing
+ * (npm, a build worker reached by NODE_OPTIONS) opens and writes nothing. Main thread only: worker
+ * threads are the same process.
  */
-function auditStartOnce(env: NodeJS.ProcessEnv, exporter: AuditExporter, instrumentation: LlmAuditInstrumentation): () => void {
-  let written = !isMainThread;
-  const write = (): void => {
-    if (written) return;
-    written = true;
-    try {
-      writeAuditStart({
-        env,
-        effective: { exporter, on_failure: onFailureFromEnv(env), client_address: clientAddressModeFromEnv(env), sanitize: sanitizeModeFromEnv(env) },
-        hasher: publishedServices()?.hasher ?? hasherFromEnv(),
-        patched: instrumentation.patchedVersions(),
-      });
-    } catch (error) {
-      diag.error('otel-llm-audit: the audit.start record could not be written', error);
-    }
-  };
-  setImmediate(write).unref();
-  return write;
+function auditStartWriter(env: NodeJS.ProcessEnv, exporter: AuditExporter, instrumentation: LlmAuditInstrumentation): (() => void) | undefined {
+  if (!isMainThread) return undefined;
+  return () =>
+    writeAuditStart({
+      env,
+      effective: { exporter, on_failure: onFailureFromEnv(env), client_address: clientAddressModeFromEnv(env), sanitize: sanitizeModeFromEnv(env) },
+      hasher: publishedServices()?.hasher ?? hasherFromEnv(),
+      patched: instrumentation.patchedVersions(),
+    });
 }
 
 /**
@@ -182,6 +172,7 @@ function startRecordProvider(
   spanProcessors: SpanProcessor[],
   resource: resources.Resource,
   traceSampled: TraceSampled | undefined,
+  beforeFirstRecord?: () => void,
 ): { provider: tracing.BasicTracerProvider; uninstall: () => void } {
   const provider = new tracing.BasicTracerProvider({
     sampler: new tracing.AlwaysOnSampler(),
@@ -202,6 +193,7 @@ function startRecordProvider(
   const uninstall = installAuditRecordPipeline({
     tracer: provider.getTracer(INSTRUMENTATION_NAME, PACKAGE_VERSION),
     ...(traceSampled ? { traceSampled } : {}),
+    ...(beforeFirstRecord ? { beforeFirstRecord } : {}),
   });
   return { provider, uninstall };
 }

@@ -6,7 +6,7 @@ import { instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A (auth.* finds every auth event)] [--service NAME] [--env ENV] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--service NAME] [--env ENV] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
 
 const ALL_COLUMNS: readonly string[] = [...RECORD_COLUMNS, ...DETAIL_COLUMNS];
 

@@ -254,7 +254,7 @@ describe('witnesses from a real app (otel-llm-audit/register, LLM_AUDIT_WITNESSE
     // Down: shutdown does not wait out retries (one more try, then it ends), nor the 3 s close wait.
     expect(shutdownMs).toBeLessThan(3_000);
     expect(cli(['verify', '--ledger', s.dir, '--public-key', s.pub]).code).toBe(0);
-    expect(cli(['verify', '--ledger', s.dir, '--witness', s.witness.vkey]).stderr).toMatch(/LEDGER_WITNESS_QUORUM: the newest checkpoint \(tree size 5\) has 0 valid/);
+    expect(cli(['verify', '--ledger', s.dir, '--witness', s.witness.vkey]).stderr).toMatch(/LEDGER_WITNESS_QUORUM: the newest checkpoint \(tree size 6\) has 0 valid/); // 5 calls and audit.start
 
     await s.witness.start();
     const up = await runNodeApp(['--require', 'otel-llm-audit/register', app], { ...env, EXIT_CALLS: '2' });

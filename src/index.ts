@@ -11,6 +11,7 @@ export type { AuditEvent, AuditEventType, AuditEventOutcome } from './audit-even
 export type { ClientAddressMode } from './audit/client-address';
 export { getAuditRequestId } from './core/audited-call';
 export { UnauditedLlmRequestError } from './audit/unaudited/watcher';
+export { AuditError, isAuditError, ERROR_CODES, type AuditErrorCode } from './errors';
 export { startAudit, shutdownAudit, auditSpanProcessors } from './sdk/lazy';
 export type { StartedAudit } from './sdk/start';
 export type { ModelPriceOverride } from './audit/cost';

@@ -23,7 +23,7 @@ export type ClientAddressMode = (typeof CLIENT_ADDRESS_MODES)[number];
 export const DEFAULT_CLIENT_ADDRESS_MODE: ClientAddressMode = 'truncated';
 
 /** `LLM_AUDIT_CLIENT_ADDRESS`; throws on a value that is not a mode (a configuration error stops `register`). */
-export function clientAddressModeFromEnv(env: NodeJS.ProcessEnv = process.env): ClientAddressMode {
+export function clientAddressModeFromEnv(env: NodeJS.ProcessEnv): ClientAddressMode {
   const raw = env.LLM_AUDIT_CLIENT_ADDRESS;
   const value = raw?.trim().toLowerCase();
   if (value === undefined || value === '') return DEFAULT_CLIENT_ADDRESS_MODE;

@@ -12,12 +12,12 @@ import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError, fsError, isLedgerError } from '../ledger/errors';
 import { pgError, redactUrl } from '../ledger/postgres/connection';
 import { LATEST_VERSION, migrate } from '../ledger/postgres/migrations';
-import { ledgerOptionsFromEnv } from '../ledger/span-exporter';
+import { fsyncSetting, ledgerOptionsFromEnv } from '../ledger/span-exporter';
 import { flag, ledgerDir, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, postgresUrl } from './source';
 
 export const SERVE_USAGE =
-  'llm-audit serve [--host 127.0.0.1] [--port 4319] [--ledger DIR | --postgres URL] [--tls-cert FILE --tls-key FILE] ' +
+  'llm-audit serve [--host 127.0.0.1] [--port 4319] [--ledger DIR | --postgres URL] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] ' +
   '[--max-body-bytes N] [--max-inflight N] [--max-queued-bytes N] [--max-record-bytes N] [--retry-after S] [--shutdown-timeout S] ' +
   '[--fsync always|batch|none] [--signing-key FILE] [--checkpoint-every N] [--migrate] [--db-wait S]   ' +
   '(env: LLM_AUDIT_INGEST_TOKEN, LLM_AUDIT_INGEST_TOKENS, LLM_AUDIT_POSTGRES_URL, LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY, LLM_AUDIT_CHECKPOINT_EVERY)';
@@ -74,6 +74,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       ...POSTGRES_OPTION,
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'tls-client-ca': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       'max-inflight': { type: 'string' },
       'max-queued-bytes': { type: 'string' },
@@ -94,18 +95,27 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const certPath = str(p, 'tls-cert');
   const keyPath = str(p, 'tls-key');
   if ((certPath === undefined) !== (keyPath === undefined)) throw new LedgerError('LEDGER_USAGE', 'TLS needs both --tls-cert and --tls-key');
-  const tls = certPath && keyPath ? { cert: readFile(certPath, 'TLS certificate'), key: readFile(keyPath, 'TLS key') } : undefined;
+  const clientCaPath = str(p, 'tls-client-ca');
+  if (clientCaPath !== undefined && certPath === undefined) throw new LedgerError('LEDGER_USAGE', '--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked in the TLS handshake)');
+  const tls =
+    certPath && keyPath
+      ? {
+          cert: readFile(certPath, 'TLS certificate'),
+          key: readFile(keyPath, 'TLS key'),
+          ...(clientCaPath !== undefined ? { clientCa: readFile(clientCaPath, 'TLS client CA') } : {}),
+        }
+      : undefined;
   const token = io.env.LLM_AUDIT_INGEST_TOKEN?.trim() || undefined;
   const tokensPath = io.env.LLM_AUDIT_INGEST_TOKENS?.trim() || undefined;
   const tenantTokens = tokensPath ? parseIngestTokens(readFile(tokensPath, 'ingest tokens file').toString('utf8'), tokensPath) : undefined;
   const shutdownMs = positiveInt(p, 'shutdown-timeout', DEFAULTS.shutdownTimeoutMs / 1000) * 1000;
 
-  // Ledger options: the flags win over the environment (the same variables as the exporter's).
-  const env = ledgerOptionsFromEnv({
-    ...io.env,
-    ...(str(p, 'fsync') !== undefined ? { LLM_AUDIT_FSYNC: str(p, 'fsync') } : {}),
-    ...(str(p, 'checkpoint-every') !== undefined ? { LLM_AUDIT_CHECKPOINT_EVERY: str(p, 'checkpoint-every') } : {}),
-  });
+  // Ledger options: the environment's (the same variables as the exporter's), then the flags, each
+  // checked under its own name.
+  const env = ledgerOptionsFromEnv(io.env);
+  const fsync = fsyncSetting(str(p, 'fsync'), '--fsync');
+  if (fsync !== undefined) env.fsync = fsync;
+  if (str(p, 'checkpoint-every') !== undefined) env.checkpointEvery = positiveInt(p, 'checkpoint-every', 0);
   const transparency = env.ledger?.transparency ? { transparency: env.ledger.transparency } : {};
   const signingPath = str(p, 'signing-key') ?? env.signingKeyPath;
   const signingKey = signingPath ? loadPrivateKey(signingPath) : undefined;
@@ -167,7 +177,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   await io.out(
     `llm-audit serve: listening on ${server.url}/v1/traces (store: ${store.description}${
       tenantTokens ? `, ${tenantTokens.size} tenant-bound token(s)${token ? ' and a token for every tenant' : ''}` : token ? ', bearer token required' : ''
-    })\n`,
+    }${tls?.clientCa ? ', client certificate required' : ''})\n`,
   );
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -17,6 +17,7 @@ import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from './
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
 import {
   CHECKPOINT_VERSION,
+  DEFAULT_CHECKPOINT_EVERY,
   ZERO_HASH,
   finishCheckpoint,
   loadPrivateKey,
@@ -46,7 +47,7 @@ import { acquireLock, type LedgerLock } from './lock';
 import { leafHash, type Hash } from './merkle';
 import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
 import { recoveredRecord, type LedgerRecord } from './record';
-import { CheckpointPublisher, transparencyFromEnv, type TransparencyOptions } from './transparency';
+import { CheckpointPublisher, type TransparencyOptions } from './transparency';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
@@ -428,7 +429,7 @@ export class FileLedger {
     if (!FSYNC_POLICIES.includes(this.fsync)) {
       throw new LedgerError('LEDGER_USAGE', `fsync policy must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(this.fsync)}`);
     }
-    this.checkpointEvery = options.checkpointEvery ?? 1000;
+    this.checkpointEvery = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
     this.batchSyncMs = options.batchSyncMs ?? 200;
     this.clock = options.clock ?? (() => new Date());
@@ -436,7 +437,7 @@ export class FileLedger {
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
-      options.transparency ?? transparencyFromEnv(),
+      options.transparency ?? {},
       this.key,
       {
         storeCosigned: (note, witness) => appendFileNote(this.dir, note, { witness, sync: this.fsync !== 'none' }),

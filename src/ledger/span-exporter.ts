@@ -53,12 +53,23 @@ export const DEFAULT_MAX_BACKLOG = 10_000;
 /** How often a writer in journal mode tries to take the ledger's lock. */
 export const LOCK_RETRY_MS = 1_000;
 
-function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const raw = env[name]?.trim();
-  if (!raw) return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new LedgerError('LEDGER_USAGE', `${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+/** A positive integer setting; `name` is what the operator wrote (a variable or a flag). Empty: unset. */
+export function positiveIntSetting(raw: string | undefined, name: string): number | undefined {
+  const text = raw?.trim();
+  if (!text) return undefined;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw new LedgerError('LEDGER_USAGE', `${name} must be a positive integer, got ${JSON.stringify(text)}`);
   return n;
+}
+
+/** An fsync policy setting (LLM_AUDIT_FSYNC or `serve --fsync`); `name` is what the operator wrote. */
+export function fsyncSetting(raw: string | undefined, name: string): FsyncPolicy | undefined {
+  const value = raw?.trim().toLowerCase();
+  if (!value) return undefined;
+  if (!(FSYNC_POLICIES as readonly string[]).includes(value)) {
+    throw new LedgerError('LEDGER_USAGE', `${name} must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(raw)}`);
+  }
+  return value as FsyncPolicy;
 }
 
 /**
@@ -66,21 +77,16 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
  * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_HASH_KEY, LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE,
  * LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES.
  */
-export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): LedgerSpanExporterOptions {
+export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv): LedgerSpanExporterOptions {
   const options: LedgerSpanExporterOptions = { dir: env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
-  const fsync = env.LLM_AUDIT_FSYNC?.trim().toLowerCase();
-  if (fsync) {
-    if (!(FSYNC_POLICIES as readonly string[]).includes(fsync)) {
-      throw new LedgerError('LEDGER_USAGE', `LLM_AUDIT_FSYNC must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(env.LLM_AUDIT_FSYNC)}`);
-    }
-    options.fsync = fsync as FsyncPolicy;
-  }
+  const fsync = fsyncSetting(env.LLM_AUDIT_FSYNC, 'LLM_AUDIT_FSYNC');
+  if (fsync) options.fsync = fsync;
   const key = env.LLM_AUDIT_SIGNING_KEY?.trim();
   if (key) options.signingKeyPath = key;
-  const every = positiveInt(env, 'LLM_AUDIT_CHECKPOINT_EVERY');
+  const every = positiveIntSetting(env.LLM_AUDIT_CHECKPOINT_EVERY, 'LLM_AUDIT_CHECKPOINT_EVERY');
   if (every) options.checkpointEvery = every;
   if (env.LLM_AUDIT_HASH_KEY) options.hashKey = env.LLM_AUDIT_HASH_KEY;
-  const backlog = positiveInt(env, 'LLM_AUDIT_LEDGER_MAX_BACKLOG');
+  const backlog = positiveIntSetting(env.LLM_AUDIT_LEDGER_MAX_BACKLOG, 'LLM_AUDIT_LEDGER_MAX_BACKLOG');
   if (backlog) options.maxBacklog = backlog;
   // Checked here, at start, like the other options (not at the first append).
   const transparency = transparencyFromEnv(env);

@@ -100,7 +100,7 @@ describe('bad input, one clear line', () => {
   });
 
   it('decrypt of a record without encrypted content says so, before asking for keys', () => {
-    const r = cli(['decrypt', 'r1', '--ledger', dir]);
+    const r = cli(['decrypt', '--reason', 'review', 'r1', '--ledger', dir]);
     expectNoStack(r);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/CONTENT_NOT_CAPTURED: record "r1" has no encrypted content/);
@@ -173,5 +173,6 @@ describe('--help', () => {
     }
     expect(cli(['serve', '--help']).stdout).toMatch(/--port N\s+port \(default 4319/);
     expect(cli(['query', '--help']).stdout).toMatch(/--format table\|json\|csv\s+output format \(default table/);
-  });
+    // One CLI process per command (over 20 of them), each ~1 s on a loaded 2-core machine.
+  }, 120_000);
 });

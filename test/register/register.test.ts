@@ -10,6 +10,7 @@ import { startOtlpReceiver } from '../support/otlp-receiver';
 import { startFakeBedrock } from '../support/fake-bedrock';
 import * as bedrockRecordings from '../support/bedrock-recordings';
 import { isCallRecord } from '../../src/ledger/record';
+import { CONFIG_FIX } from '../../src/config/problems';
 import { NEWER_NODE } from '../support/drivers';
 import { fakeOpenaiMajor, withoutChatClass } from '../support/next-major';
 
@@ -232,7 +233,9 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('LlmRequestBlockedError: LLM request blocked by guardrail openai-moderation');
-    const [record] = records(dir);
+    // The hook's own moderation call is audited too (it does not run the hook again).
+    const [check, record] = records(dir);
+    expect(check).toMatchObject({ status: 'success', action: 'moderations.create' });
     expect(record).toMatchObject({ status: 'blocked', action: 'chat.completions.create', user_id: 'user-42' });
     expect(record.guardrails).toEqual([expect.objectContaining({ name: 'openai-moderation', action: 'blocked', category: 'violence' })]);
     expect(ledgerFiles(dir).includes(CANARY)).toBe(false);
@@ -253,11 +256,11 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     for (const record of stored) expect(record.content).toMatch(/^\{"llm_audit_envelope":1,/);
     expect(ledgerFiles(dir).includes(CANARY)).toBe(false);
     const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-    const shown = run('decrypt', stored[0].request_id, '--ledger', dir, '--key', keyPath, '--format', 'json');
+    const shown = run('decrypt', '--reason', 'review', stored[0].request_id, '--ledger', dir, '--key', keyPath, '--format', 'json');
     expect(shown.status).toBe(0);
     expect(shown.stdout).toContain(CANARY);
     expect(run('shred', '--tenant', 'acme', '--key', keyPath, '--yes').status).toBe(0);
-    const gone = run('decrypt', stored[0].request_id, '--ledger', dir, '--key', keyPath);
+    const gone = run('decrypt', '--reason', 'review', stored[0].request_id, '--ledger', dir, '--key', keyPath);
     expect(gone.status).toBe(3);
     expect(gone.stderr).toMatch(/crypto-shredding/);
     expect(run('verify', '--ledger', dir).status).toBe(0);
@@ -498,9 +501,28 @@ describe('shutdown', () => {
     }
   });
 
-  it('a configuration error stops the app at startup with one clear line', async () => {
+  it('a configuration error stops the app at startup with its code, the problem and the fix', async () => {
     const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_EXPORTER: 'carrier-pigeon' });
     expect(result.code).toBe(78);
-    expect(result.stderr).toBe('otel-llm-audit: configuration error: LLM_AUDIT_EXPORTER=carrier-pigeon is not one of ledger, otlp, both, console\n');
+    expect(result.stderr).toBe(`otel-llm-audit: CONFIG_INVALID: LLM_AUDIT_EXPORTER=carrier-pigeon is not one of ledger, otlp, both, console\nfix: ${CONFIG_FIX}\n`);
+  });
+
+  it('every configuration problem is reported together, each naming its variable', async () => {
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+      LLM_AUDIT_EXPORTER: 'carrier-pigeon',
+      LLM_AUDIT_FSYNC: 'sometimes',
+      LLM_AUDIT_HASH_KEY: 'short',
+      LLM_AUDIT_SANITIZE: 'scrub',
+    });
+    expect(result.code).toBe(78);
+    const lines = result.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe('otel-llm-audit: CONFIG_INVALID: 4 problems in the configuration:');
+    expect(lines.slice(1, 5)).toEqual([
+      '  - LLM_AUDIT_EXPORTER=carrier-pigeon is not one of ledger, otlp, both, console',
+      expect.stringMatching(/^  - LLM_AUDIT_HASH_KEY: the hash key is 5 bytes; at least 16 are required/),
+      '  - LLM_AUDIT_SANITIZE must be one of off, detect, redact; got "scrub"',
+      '  - LLM_AUDIT_FSYNC must be one of always, batch, none, got "sometimes"',
+    ]);
+    expect(lines[5]).toBe(`fix: ${CONFIG_FIX}`);
   });
 });

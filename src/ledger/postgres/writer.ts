@@ -19,10 +19,10 @@ import type { Pool, PoolClient } from 'pg';
 import { GroupCommit } from '../../util/group-commit';
 import { canonicalJson } from '../../audit/canonical-json';
 import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } from '../chain';
-import { CHECKPOINT_VERSION, ZERO_HASH, checkSignature, finishCheckpoint, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
+import { CHECKPOINT_VERSION, DEFAULT_CHECKPOINT_EVERY, ZERO_HASH, checkSignature, finishCheckpoint, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
 import { LedgerError } from '../errors';
 import { leafHash } from '../merkle';
-import { CheckpointPublisher, transparencyFromEnv, type TransparencyOptions } from '../transparency';
+import { CheckpointPublisher, type TransparencyOptions } from '../transparency';
 import { recoveredRecord, type LedgerRecord } from '../record';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
@@ -78,12 +78,12 @@ export class PostgresLedger {
     this.pool = createPool(url, { max: options.poolSize ?? 4 });
     this.source = new PostgresLedgerSource(url, { pool: this.pool });
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
-    this.checkpointEvery = options.checkpointEvery ?? 1000;
+    this.checkpointEvery = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
     this.clock = options.clock;
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
-      options.transparency ?? transparencyFromEnv(),
+      options.transparency ?? {},
       this.key,
       {
         storeCosigned: async (note, witness, size) => {

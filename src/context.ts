@@ -6,6 +6,13 @@ export interface AuditContext {
   userId?: string;
   sessionId?: string;
   tenantId?: string;
+  /**
+   * The end user's IP address (`client.address`), recorded as LLM_AUDIT_CLIENT_ADDRESS allows
+   * (default: truncated to the /24 or /48 network; see src/audit/client-address.ts).
+   */
+  clientAddress?: string;
+  /** The end user's User-Agent header (`user_agent.original`). */
+  userAgent?: string;
   /** Becomes `llm_audit.metadata.<key>` on every LLM span made inside. */
   metadata?: Record<string, string | number | boolean>;
 }
@@ -45,6 +52,10 @@ export function withAuditContext<T>(audit: AuditContext, fn: () => T): T {
     sessionId: audit.sessionId ?? outer?.sessionId,
     tenantId: audit.tenantId ?? outer?.tenantId,
   };
+  const clientAddress = audit.clientAddress ?? outer?.clientAddress;
+  const userAgent = audit.userAgent ?? outer?.userAgent;
+  if (clientAddress !== undefined) merged.clientAddress = String(clientAddress);
+  if (userAgent !== undefined) merged.userAgent = String(userAgent);
   if (outer?.metadata !== undefined || audit.metadata !== undefined) {
     merged.metadata = Object.freeze({ ...outer?.metadata, ...audit.metadata });
   }

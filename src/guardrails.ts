@@ -2,6 +2,7 @@ import { context, createContextKey, diag, type Attributes, type Context } from '
 import { startAuditSpan } from './core/audit-records';
 import type { AuditContext, Retrieval } from './context';
 import type { OutputMessage, TokenUsage } from './core/types';
+import { scrubFreeText } from './audit/redact';
 import * as A from './semconv';
 
 export type GuardrailAction = 'allowed' | 'flagged' | 'modified' | 'blocked';
@@ -14,6 +15,11 @@ export interface GuardrailResult {
   category?: string;
   score?: number;
   severity?: string;
+  /**
+   * Why the guardrail decided so. It may quote the prompt: the record keeps it with the request's
+   * text removed, secrets and personal data masked (src/audit/redact.ts, scrubFreeText).
+   */
+  reason?: string;
 }
 
 /** What a `beforeRequest` hook sees of the call about to be made. */
@@ -106,8 +112,11 @@ export function currentCall(): GuardrailTarget | undefined {
   return call !== undefined && call.acceptsEvents ? call : undefined;
 }
 
-/** The attributes of a `llm_audit.guardrail` event (see docs/attributes.md for the mapping to the proposed GenAI security conventions). */
-export function guardrailAttributes(result: GuardrailResult): Attributes {
+/**
+ * The attributes of a `llm_audit.guardrail` event (see docs/attributes.md for the mapping to the
+ * proposed GenAI security conventions). `request`: the call's params, whose text is removed from the reason.
+ */
+export function guardrailAttributes(result: GuardrailResult, request?: unknown): Attributes {
   const attributes: Attributes = {
     [A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'name']: String(result.name),
     [A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'action']: String(result.action),
@@ -116,6 +125,7 @@ export function guardrailAttributes(result: GuardrailResult): Attributes {
   if (result.category !== undefined) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'category'] = String(result.category);
   if (typeof result.score === 'number' && Number.isFinite(result.score)) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'score'] = result.score;
   if (result.severity !== undefined) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'severity'] = String(result.severity);
+  if (result.reason !== undefined) attributes[A.ATTR_AUDIT_GUARDRAIL_PREFIX + 'reason'] = scrubFreeText(String(result.reason), request);
   return attributes;
 }
 

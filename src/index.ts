@@ -6,6 +6,9 @@ export { recordGuardrail, blockRequest, LlmRequestBlockedError } from './guardra
 export { LlmAuditUnavailableError, auditTrailUnavailable } from './audit/failure-policy';
 export type { GuardrailResult, GuardrailAction, LlmAuditHooks, AuditRequest, AuditResponse } from './guardrails';
 export { recordRetrieval } from './retrieval';
+export { recordAuditEvent, AUDIT_EVENT_TYPES } from './audit-events';
+export type { AuditEvent, AuditEventType, AuditEventOutcome } from './audit-events';
+export type { ClientAddressMode } from './audit/client-address';
 export { getAuditRequestId } from './core/audited-call';
 export { UnauditedLlmRequestError } from './audit/unaudited/watcher';
 export { AuditError, isAuditError, ERROR_CODES, type AuditErrorCode } from './errors';

@@ -7,6 +7,7 @@ import {
   type InstrumentationConfig,
 } from '@opentelemetry/instrumentation';
 import { createContentHasher, type ContentHasher } from './audit/hashing';
+import type { ClientAddressMode } from './audit/client-address';
 import { createCostCalculator, type CostCalculator, type ModelPriceOverride } from './audit/cost';
 import type { AuditedCall, AuditServices } from './core/audited-call';
 import type { LlmAuditHooks } from './guardrails';
@@ -59,6 +60,8 @@ export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
    * `LLM_AUDIT_CONTENT_KEY` and friends; `null` turns it off whatever the environment says.
    */
   content?: ContentCipher | null;
+  /** How much of `withAuditContext({ clientAddress })` is recorded. Default: `LLM_AUDIT_CLIENT_ADDRESS`, else `truncated`. */
+  clientAddress?: ClientAddressMode;
 }
 
 /**
@@ -97,6 +100,8 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
   private followsGlobal = false;
   private globalProvider: TracerProvider | undefined;
   private globalTracerCache: Tracer | undefined;
+  /** Module name -> version of the SDKs patched so far (register's `audit.start` record lists them). */
+  private readonly patched = new Map<string, string>();
 
   constructor(config: LlmAuditInstrumentationConfig = {}) {
     super(A.INSTRUMENTATION_NAME, PACKAGE_VERSION, config);
@@ -131,6 +136,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       sanitize,
       providerHosts: config.providerHosts === undefined ? processDefaults.providerHosts() : providerHostMap(config.providerHosts, {}),
       content: config.content === undefined ? processDefaults.content() : (config.content ?? undefined),
+      clientAddress: config.clientAddress ?? processDefaults.clientAddress(),
     };
     // auditClient() audits bundled SDK clients through these services (src/core/audit-client.ts).
     publishAuditServices(() => (this.isEnabled() ? this.services : undefined));
@@ -176,6 +182,11 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
     });
   }
 
+  /** The SDKs patched so far, module name -> version. */
+  patchedVersions(): ReadonlyMap<string, string> {
+    return this.patched;
+  }
+
   /**
    * Ends the spans of calls still open (streams never read to the end): called before the SDK
    * flushes at shutdown, so that every started call is exported.
@@ -206,6 +217,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       if (!checkShape(patch, moduleExports, version, file)) return moduleExports;
       try {
         this.patchTargets(patch, moduleExports);
+        this.patched.set(patch.moduleName, version ?? 'unknown');
       } catch (error) {
         diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
       }
@@ -238,7 +250,9 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
     return new InstrumentationNodeModuleDefinition(patch.moduleName, ['*'], (moduleExports, version) => {
       if (!checkShape(patch, moduleExports, version)) return moduleExports;
       try {
-        return patch.patch(moduleExports, services);
+        const patched = patch.patch(moduleExports, services);
+        this.patched.set(patch.moduleName, version ?? 'unknown');
+        return patched;
       } catch (error) {
         diag.error(`otel-llm-audit: patching ${patch.moduleName} ${version} failed; its calls are not audited`, error);
         return moduleExports;

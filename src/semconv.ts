@@ -73,6 +73,17 @@ export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
 export const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
 /** The request path, never the query string (which can hold API keys). */
 export const ATTR_URL_PATH = 'url.path';
+/** The end user's client (withAuditContext), as LLM_AUDIT_CLIENT_ADDRESS allows: full, truncated or hashed. */
+export const ATTR_CLIENT_ADDRESS = 'client.address';
+export const ATTR_USER_AGENT_ORIGINAL = 'user_agent.original';
+/** Resource attributes the audit record keeps (which application, where). */
+export const RESOURCE_SERVICE_NAME = 'service.name';
+export const RESOURCE_SERVICE_NAMESPACE = 'service.namespace';
+export const RESOURCE_SERVICE_VERSION = 'service.version';
+export const RESOURCE_SERVICE_INSTANCE_ID = 'service.instance.id';
+export const RESOURCE_DEPLOYMENT_ENVIRONMENT = 'deployment.environment.name';
+/** The name before semantic conventions 1.27; read when the new one is absent. */
+export const RESOURCE_DEPLOYMENT_ENVIRONMENT_OLD = 'deployment.environment';
 
 // --- Audit attributes (this package) ------------------------------------------------------------
 export const ATTR_AUDIT_TENANT_ID = 'llm_audit.tenant.id';
@@ -139,6 +150,14 @@ export const ATTR_AUDIT_FILE_HASHES = 'llm_audit.file.hashes';
 /** The AWS SDK conventions' request id (`x-amzn-RequestId`): what Bedrock invocation logs and CloudTrail carry. */
 export const ATTR_AWS_REQUEST_ID = 'aws.request_id';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
+/** An application audit event (recordAuditEvent, src/audit-events.ts); its type is also `llm_audit.action`. */
+export const ATTR_AUDIT_EVENT_TYPE = 'llm_audit.event.type';
+export const ATTR_AUDIT_EVENT_OUTCOME = 'llm_audit.event.outcome';
+export const ATTR_AUDIT_EVENT_TARGET = 'llm_audit.event.target';
+/** The reason with PII and secrets redacted; `.hash`: the keyed hash of the reason as given. */
+export const ATTR_AUDIT_EVENT_REASON = 'llm_audit.event.reason';
+export const ATTR_AUDIT_EVENT_REASON_HASH = 'llm_audit.event.reason.hash';
+export const ATTR_AUDIT_EVENT_DETAILS_PREFIX = 'llm_audit.event.details.';
 /**
  * The Azure OpenAI `api-version` the request was sent with. The GenAI conventions have no
  * attribute for it (checked in open-telemetry/semantic-conventions-genai, December 2026).

@@ -10,6 +10,7 @@
  * also for adversarial megabyte-sized messages.
  */
 
+import { createSanitizer, type Sanitizer } from './sanitize/detectors';
 import { CONTENT_SECRET_PATTERNS, findPrivateKeyBlocks, MASK, SECRET_PATTERNS, type SecretPattern } from './sanitize/secrets';
 
 /** The cap of `llm_audit.error.message`, in UTF-16 code units, ellipsis included. */
@@ -106,6 +107,20 @@ export function loggableError(error: unknown, request: unknown): string {
 /** `text` (a block reason, a log line) with the request's text removed and secrets masked, at most 500 characters. */
 export function scrubText(text: string, request?: unknown): string {
   return boundedMessage(text, request, undefined);
+}
+
+let piiSanitizer: Sanitizer | undefined;
+
+/**
+ * Free text an application hands over for the record (a guardrail's or an audit event's reason, an
+ * event's details): as scrubText, and then every built-in sensitive-data kind (e-mail, phone,
+ * card, IBAN, SSN, IP, credential) replaced by `[KIND]`, as the request sanitizer's redact mode
+ * does to prompts, whatever LLM_AUDIT_SANITIZE says: such text is often written around the very
+ * user it is about.
+ */
+export function scrubFreeText(text: string, request?: unknown): string {
+  piiSanitizer ??= createSanitizer();
+  return piiSanitizer.redact(scrubText(text, request)).text;
 }
 
 function boundedMessage(message: string, request: unknown, prefix: string | undefined): string {

@@ -12,7 +12,7 @@ import { flag, instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--session S] [--model M] [--provider P] [--status S] [--action A] [--trace-id ID] [--request-id ID] [--format table|json|csv] [--excel] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL] ' +
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--session S] [--model M] [--provider P] [--status S] [--action A] [--service NAME] [--env ENV] [--trace-id ID] [--request-id ID] [--format table|json|csv] [--excel] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL] ' +
   READ_AUDIT_USAGE;
 
 const ALL_COLUMNS: readonly string[] = [...RECORD_COLUMNS, ...DETAIL_COLUMNS];
@@ -39,6 +39,8 @@ const EXACT_FILTERS = {
   action: 'action',
   'trace-id': 'traceId',
   'request-id': 'requestId',
+  service: 'service',
+  env: 'env',
 } as const satisfies Record<string, keyof QueryFilter>;
 
 export async function queryCommand(argv: string[], io: CliIo): Promise<number> {

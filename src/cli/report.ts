@@ -10,13 +10,14 @@ import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
-import { sanitizationKinds } from '../ledger/query';
+import { matches, sanitizationKinds, type QueryFilter } from '../ledger/query';
 import { isCallRecord, type LedgerRecord } from '../ledger/record';
 import {
   ANOMALY_METRICS,
   GUARDRAIL_BY,
   SANITIZATION_BY,
   anomaliesWith,
+  auditEvents,
   costByUserReport,
   errorRateReport,
   guardrailReport,
@@ -34,7 +35,7 @@ import { POSTGRES_OPTION, withSource } from './source';
 
 const REPORT_FORMATS = [...FORMATS, 'html'] as const;
 type ReportFormat = (typeof REPORT_FORMATS)[number];
-const USAGE_BY = ['user', 'tenant', 'model', 'provider', 'day'] as const;
+const USAGE_BY = ['user', 'tenant', 'model', 'provider', 'day', 'service', 'env'] as const;
 const DAY = 86_400_000;
 
 export const REPORT_USAGE =
@@ -49,7 +50,9 @@ export const REPORT_USAGE =
   '  summary [--from ISO] [--to ISO] [--public-key FILE]   totals, per user/tenant/model/day, blocks, gaps; verifies the ledger\n' +
   `  guardrails [--by ${GUARDRAIL_BY.join('|')}] [--from ISO] [--to ISO]   blocked, flagged, modified, allowed per day, rule and user\n` +
   `  sanitization [--by ${SANITIZATION_BY.join('|')}] [--from ISO] [--to ISO]   sensitive-data findings per tenant, user and kind\n` +
-  '  usage, summary, guardrails and sanitization cover the last 30 days unless --from/--to say otherwise (--to excluded)\n' +
+  '  events [--from ISO] [--to ISO]                    audit events (auth.*, admin.*, privacy.*, app.*, audit.start) per day, type, outcome, user\n' +
+  '  every report: [--service NAME] [--env ENV] keeps only the records of that application / deployment environment\n' +
+  '  usage, summary, guardrails, sanitization and events cover the last 30 days unless --from/--to say otherwise (--to excluded)\n' +
   '  --format html writes one self-contained page with charts (needs the optional package echarts for the charts)\n' +
   '  --format csv starts with a # line (command, period) and neutralises cells a spreadsheet would run as formulas;\n' +
   '  --excel adds a byte order mark and writes times as dates a spreadsheet reads\n' +
@@ -59,7 +62,7 @@ export const REPORT_USAGE =
   '  llm-audit report guardrails --by rule --from 2026-11-01 --to 2026-12-01\n' +
   '  llm-audit report sanitization --by tenant --from 2026-11-01 --format csv --excel --out pii-november.csv';
 
-const REPORTS = ['cost-by-user', 'anomalies', 'error-rate', 'usage', 'summary', 'guardrails', 'sanitization'] as const;
+const REPORTS = ['cost-by-user', 'anomalies', 'error-rate', 'usage', 'summary', 'guardrails', 'sanitization', 'events'] as const;
 
 export async function reportCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
@@ -75,6 +78,8 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
       metric: { type: 'string' },
       summary: { type: 'boolean' },
       hours: { type: 'string' },
+      service: { type: 'string' },
+      env: { type: 'string' },
       format: { type: 'string' },
       out: { type: 'string' },
       'public-key': { type: 'string' },
@@ -110,7 +115,12 @@ function fileIo(path: string, io: CliIo): CliIo {
 async function runReport(source: LedgerSource, name: string, p: Parsed, format: ReportFormat, io: CliIo, argv: string[]): Promise<number> {
   await source.open();
   const now = instant(str(p, 'now'), '--now') ?? Date.now();
-  const backend = reportBackend(source);
+  // --service / --env: only that application's or environment's records, in every report.
+  const only: QueryFilter = {};
+  for (const key of ['service', 'env'] as const) if (str(p, key) !== undefined) only[key] = str(p, key);
+  const kept = Object.keys(only).length > 0 ? (record: LedgerRecord): boolean => matches(record, only) : undefined;
+  const backend = reportBackend(source, kept);
+  const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => scannedRecords(source, from, to, kept);
   let report: Report;
   if (name === 'cost-by-user') {
     report = costByUserReport(await backend.costByUser(instant(str(p, 'from'), '--from'), instant(str(p, 'to'), '--to')));
@@ -127,23 +137,25 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     if (!(hours > 0)) throw new LedgerError('LEDGER_USAGE', '--hours must be a positive number');
     const windowStart = now - hours * 3_600_000;
     report = errorRateReport(await backend.errorRate(windowStart, now), windowStart, now);
-  } else if (name === 'guardrails' || name === 'sanitization') {
+  } else if (name === 'guardrails' || name === 'sanitization' || name === 'events') {
     const { from, to } = period(p, now);
     report =
       name === 'guardrails'
-        ? await guardrailReport(scannedRecords(source, from, to), oneOf(str(p, 'by'), GUARDRAIL_BY, '--by', 'all'))
-        : await sanitizationReport(scannedRecords(source, from, to), sanitizationKinds, oneOf(str(p, 'by'), SANITIZATION_BY, '--by', 'all'));
+        ? await guardrailReport(records(from, to), oneOf(str(p, 'by'), GUARDRAIL_BY, '--by', 'all'))
+        : name === 'sanitization'
+          ? await sanitizationReport(records(from, to), sanitizationKinds, oneOf(str(p, 'by'), SANITIZATION_BY, '--by', 'all'))
+          : await auditEvents(records(from, to));
     report.notes.unshift(`period ${new Date(from).toISOString()} .. ${new Date(to).toISOString()} (end excluded)`);
   } else {
     const { from, to } = period(p, now);
     const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
-    const facts = await gatherFacts(source, { from, to, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
+    const facts = await gatherFacts(source, { from, to, filter: kept, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
     if (name === 'summary' && format === 'html') {
       await io.out(renderSummaryHtml(facts, new Date().toISOString()));
       return 0;
     }
     const by = name === 'usage' ? usageDimensions(p) : [];
-    report = by.length > 1 ? await usageByMany(scannedRecords(source, from, to), by, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
+    report = by.length > 1 ? await usageByMany(records(from, to), by, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
   if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate') report.notes.push(backend.basis);
   if (format === 'html') {
@@ -192,7 +204,15 @@ function topOf(p: Parsed): number {
 }
 
 /** The key columns of each usage group (what GROUP_KEYS fills). */
-const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], string[]> = { user: ['user_id'], tenant: ['tenant_id'], model: ['provider', 'model'], provider: ['provider'], day: ['day'] };
+const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], string[]> = {
+  user: ['user_id'],
+  tenant: ['tenant_id'],
+  model: ['provider', 'model'],
+  provider: ['provider'],
+  day: ['day'],
+  service: ['service_name'],
+  env: ['deployment_environment'],
+};
 
 /** The key fields of each usage group. */
 const GROUP_KEYS: Record<(typeof USAGE_BY)[number], (r: LedgerRecord) => Record<string, string | null>> = {
@@ -201,6 +221,8 @@ const GROUP_KEYS: Record<(typeof USAGE_BY)[number], (r: LedgerRecord) => Record<
   model: (r) => ({ provider: r.provider, model: reportModel(r) }),
   provider: (r) => ({ provider: r.provider }),
   day: (r) => ({ day: r.timestamp.slice(0, 10) }),
+  service: (r) => ({ service_name: r.service_name ?? null }),
+  env: (r) => ({ deployment_environment: r.deployment_environment ?? null }),
 };
 
 /** `report usage --by user,model`: the totals per combination of groups (who used which model), highest cost first. */
@@ -226,6 +248,8 @@ function usageReport(f: EvidenceFacts, p: Parsed): Report {
   else if (by === 'tenant') [keys, rows] = [['tenant_id'], f.by_tenant.map((r) => ({ tenant_id: r.tenant_id, ...totals(r) }))];
   else if (by === 'model') [keys, rows] = [['provider', 'model'], f.by_model.map((r) => ({ provider: r.provider, model: r.model, ...totals(r) }))];
   else if (by === 'day') [keys, rows] = [['day'], f.by_day.map((r) => ({ day: r.day, ...totals(r) }))];
+  else if (by === 'service') [keys, rows] = [['service_name'], f.by_service.map((r) => ({ service_name: r.service_name, ...totals(r) }))];
+  else if (by === 'env') [keys, rows] = [['deployment_environment'], f.by_env.map((r) => ({ deployment_environment: r.deployment_environment, ...totals(r) }))];
   else [keys, rows] = [['provider'], f.by_provider.map((r) => ({ provider: r.provider, ...totals(r) }))];
   const shown = rows.slice(0, top);
   const notes = [periodNote(f)];

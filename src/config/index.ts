@@ -19,6 +19,7 @@ import { contentCipherFromEnv, type ContentCipher } from '../audit/content';
 import { onFailureFromEnv, type OnFailurePolicy } from '../audit/failure-policy';
 import { createContentHasher, hashKeyFromEnv } from '../audit/hashing';
 import { sanitizeModeFromEnv, type SanitizeMode } from '../audit/sanitize';
+import { clientAddressModeFromEnv, type ClientAddressMode } from '../audit/client-address';
 import { watcherSettings } from '../audit/unaudited/config';
 import type { ModelPriceOverride } from '../audit/cost';
 import { spoolConfigFromEnv, type SpoolConfig } from '../export/config';
@@ -44,6 +45,8 @@ export interface AuditConfig {
     hashKey: Buffer | undefined;
     hashKeyId: string | undefined;
     sanitize: SanitizeMode;
+    /** LLM_AUDIT_CLIENT_ADDRESS. */
+    clientAddress: ClientAddressMode;
     /** null: content capture off. */
     content: ContentCipher | null;
     providerHosts: Record<string, string> | undefined;
@@ -114,6 +117,7 @@ export function readConfig(env: NodeJS.ProcessEnv): AuditConfig {
     return key;
   });
   const sanitize = problems.check(() => sanitizeModeFromEnv(env));
+  const clientAddress = problems.check(() => clientAddressModeFromEnv(env));
   const content = problems.check(() => contentCipherFromEnv(env) ?? null);
   problems.check(() => parseProviderHosts(undefined, env));
   const prices = problems.check(() => loadPriceOverrides(env));
@@ -130,6 +134,7 @@ export function readConfig(env: NodeJS.ProcessEnv): AuditConfig {
     instrumentation: {
       ...hash!,
       sanitize: sanitize!,
+      clientAddress: clientAddress!,
       content: content!,
       providerHosts: providerHostsOption(env),
       prices,

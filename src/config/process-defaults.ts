@@ -8,6 +8,7 @@ import { contentCipherFromEnv, type ContentCipher } from '../audit/content';
 import { hashKeyFromEnv } from '../audit/hashing';
 import { providerHostMap, type ProviderHostMap } from '../instrumentations/provider-hosts';
 import { sanitizeModeFromEnv, type SanitizeMode } from '../audit/sanitize';
+import { clientAddressModeFromEnv, type ClientAddressMode } from '../audit/client-address';
 import { Problems } from './problems';
 
 /** One reading, thrown as CONFIG_INVALID like readConfig's problems. */
@@ -26,6 +27,10 @@ export const processDefaults = {
   /** LLM_AUDIT_SANITIZE. @throws AuditError CONFIG_INVALID */
   sanitize(): SanitizeMode {
     return checked(() => sanitizeModeFromEnv(process.env));
+  },
+  /** LLM_AUDIT_CLIENT_ADDRESS. @throws AuditError CONFIG_INVALID */
+  clientAddress(): ClientAddressMode {
+    return checked(() => clientAddressModeFromEnv(process.env));
   },
   /** LLM_AUDIT_PROVIDER_HOSTS. */
   providerHosts(): ProviderHostMap | undefined {

@@ -37,6 +37,7 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'LLM_AUDIT_CONTENT_KEY_ID', default: "the key file's" },
   { name: 'LLM_AUDIT_CONTENT_KEYSTORE', default: 'beside the key' },
   { name: 'LLM_AUDIT_CONTENT_OLD_KEYS', default: 'unset' },
+  { name: 'LLM_AUDIT_CLIENT_ADDRESS', default: code('truncated') },
   { name: 'LLM_AUDIT_HOOKS', default: 'unset' },
   { name: 'LLM_AUDIT_EXPORTER', default: '`otlp` with an OTLP endpoint, else `ledger`' },
   { name: 'LLM_AUDIT_LEDGER_DIR', default: code(DEFAULT_LEDGER_DIR) },

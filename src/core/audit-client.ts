@@ -33,7 +33,8 @@ export function publishAuditServices(source: AuditServicesSource): void {
   (globalThis as Record<symbol, unknown>)[SLOT] = source;
 }
 
-function publishedServices(): AuditServices | undefined {
+/** The services of the instrumentation this process runs, while it is enabled. */
+export function publishedServices(): AuditServices | undefined {
   const source = (globalThis as Record<symbol, unknown>)[SLOT];
   return typeof source === 'function' ? (source as AuditServicesSource)() : undefined;
 }

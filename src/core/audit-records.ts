@@ -54,6 +54,11 @@ export interface AuditRecordPipeline {
   tracer: Tracer;
   /** Whether the tracing backend should see a record that is the call's only trace span. Default: yes. */
   traceSampled?: TraceSampled;
+  /**
+   * Run once, just before the first record of the process is started (register writes its
+   * `audit.start` record there: a process that audits nothing opens and writes nothing).
+   */
+  beforeFirstRecord?: () => void;
 }
 
 /** The ids of the next record, set just before it is started (see {@link startCallSpans}). */
@@ -112,6 +117,15 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   if (pipeline === undefined) {
     const span = tracer.startSpan(name, { kind, attributes }, parent);
     return { trace: span, record: span };
+  }
+  const first = pipeline.beforeFirstRecord;
+  if (first !== undefined) {
+    pipeline.beforeFirstRecord = undefined;
+    try {
+      first();
+    } catch (error) {
+      diag.error('otel-llm-audit: the hook before the first audit record failed', error);
+    }
   }
   // Another GenAI instrumentation wrapped the same SDK method outside this one and its span for
   // this very call is the active one: that span is the call's trace span (enriched with the audit

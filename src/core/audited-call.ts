@@ -24,6 +24,7 @@ import type { SanitizeResult, Sanitizer } from '../audit/sanitize';
 import { contentPayload, type ContentCipher } from '../audit/content';
 import { auditErrorMessage, errorType, loggableError, scrubText } from '../audit/redact';
 import type { ContentHasher } from '../audit/hashing';
+import { recordedClientAddress, type ClientAddressMode } from '../audit/client-address';
 import type { CostCalculator } from '../audit/cost';
 import * as A from '../semconv';
 import { startCallSpans } from './audit-records';
@@ -48,6 +49,8 @@ export interface AuditServices {
   sanitize: { mode: 'detect' | 'redact'; sanitizer: Sanitizer } | undefined;
   /** Encrypted content capture; undefined when off. */
   content: ContentCipher | undefined;
+  /** How much of the end user's IP address is recorded (LLM_AUDIT_CLIENT_ADDRESS). */
+  clientAddress: ClientAddressMode;
 }
 
 /** Where a call goes, as its SDK client tells (src/instrumentations/provider-hosts.ts). */
@@ -165,7 +168,7 @@ export class AuditedCall implements GuardrailTarget {
     if (server.attributes !== undefined) Object.assign(attributes, server.attributes);
     this.audit = getAuditContext(parent);
     this.inHook = parent.getValue(IN_HOOK) === true;
-    if (this.audit !== undefined) Object.assign(attributes, auditContextAttributes(this.audit));
+    if (this.audit !== undefined) Object.assign(attributes, auditContextAttributes(this.audit, services));
     const { hasher } = services;
     const { system, input } = spec.prompt(params);
     if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hashRepeated(system);
@@ -219,7 +222,8 @@ export class AuditedCall implements GuardrailTarget {
   /** One `llm_audit.guardrail` event; `attributes`: what the provider adds to its own decisions (`aws.bedrock.guardrail.id`). */
   addGuardrail(result: GuardrailResult, attributes?: Attributes): void {
     if (this.closed) return;
-    this.span.addEvent(A.EVENT_AUDIT_GUARDRAIL, attributes === undefined ? guardrailAttributes(result) : { ...guardrailAttributes(result), ...attributes });
+    const event = guardrailAttributes(result, this.quotable);
+    this.span.addEvent(A.EVENT_AUDIT_GUARDRAIL, attributes === undefined ? event : { ...event, ...attributes });
   }
 
   addRetrieval(retrieval: Retrieval): void {
@@ -491,18 +495,22 @@ function setIfNumber(attributes: Attributes, key: string, value: number | undefi
 // attributes of an audit context are built once, at its first call, not at every call.
 const contextAttributes = new WeakMap<AuditContext, Attributes>();
 
-export function auditContextAttributes(audit: AuditContext): Attributes {
+export function auditContextAttributes(audit: AuditContext, services: Pick<AuditServices, 'clientAddress' | 'hasher'> | undefined): Attributes {
   let attributes = contextAttributes.get(audit);
   if (attributes !== undefined) return attributes;
   attributes = {};
   if (audit.userId !== undefined) attributes[A.ATTR_USER_ID] = audit.userId;
   if (audit.sessionId !== undefined) attributes[A.ATTR_SESSION_ID] = audit.sessionId;
   if (audit.tenantId !== undefined) attributes[A.ATTR_AUDIT_TENANT_ID] = audit.tenantId;
+  // Without an instrumentation (so without its address policy and key) no address is recorded.
+  const address = audit.clientAddress === undefined || services === undefined ? undefined : recordedClientAddress(audit.clientAddress, services.clientAddress, services.hasher);
+  if (address !== undefined) attributes[A.ATTR_CLIENT_ADDRESS] = address;
+  if (audit.userAgent !== undefined) attributes[A.ATTR_USER_AGENT_ORIGINAL] = audit.userAgent;
   if (audit.metadata !== undefined) {
     for (const key of Object.keys(audit.metadata)) {
       attributes[A.ATTR_AUDIT_METADATA_PREFIX + key] = audit.metadata[key];
     }
   }
-  contextAttributes.set(audit, attributes);
+  if (services !== undefined) contextAttributes.set(audit, attributes);
   return attributes;
 }

@@ -198,7 +198,8 @@ function sanitizerBlocked(call: AuditedCall, error: unknown): LlmRequestBlockedE
  */
 function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['beforeRequest']>, params: unknown): Promise<void> | undefined {
   const blocked = (signal: BlockSignal): LlmRequestBlockedError => {
-    call.addGuardrail(signal.guardrail);
+    // The decision carries its reason into the record (scrubbed there); the application gets it as given.
+    call.addGuardrail({ ...signal.guardrail, reason: signal.reason });
     return new LlmRequestBlockedError(signal.reason, call.requestId, signal.guardrail);
   };
   const broken = (error: unknown): undefined => {

@@ -17,6 +17,8 @@ export const {
   LlmAuditUnavailableError,
   auditTrailUnavailable,
   recordRetrieval,
+  recordAuditEvent,
+  AUDIT_EVENT_TYPES,
   startAudit,
   shutdownAudit,
   auditSpanProcessors,

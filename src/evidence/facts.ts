@@ -59,6 +59,9 @@ export interface EvidenceFacts {
   /** Grouped by provider and the requested model (a model's failures and successes in one row). */
   by_model: Array<{ provider: string | null; model: string | null } & Totals>;
   by_provider: Array<{ provider: string | null } & Totals>;
+  /** By the application (resource `service.name`) and by its environment (`deployment.environment.name`). */
+  by_service: Array<{ service_name: string | null } & Totals>;
+  by_env: Array<{ deployment_environment: string | null } & Totals>;
   by_day: Array<{ day: string } & Totals>;
   guardrails: Array<{ rule: string; action: string; count: number }>;
   sanitization: { calls_with_findings: number; findings: number };
@@ -71,6 +74,8 @@ export interface EvidenceFacts {
 export interface FactsOptions {
   from: number;
   to: number;
+  /** Only the records it keeps (report --service / --env). */
+  filter?: (record: LedgerRecord) => boolean;
   verify?: VerifyOptions;
 }
 
@@ -140,6 +145,8 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     by_tenant: [],
     by_model: [],
     by_provider: [],
+    by_service: [],
+    by_env: [],
     by_day: [],
     guardrails: [],
     sanitization: { calls_with_findings: 0, findings: 0 },
@@ -161,12 +168,15 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
       models: new Grouped<{ provider: string | null; model: string | null }>(),
       providers: new Grouped<{ provider: string | null }>(),
       days: new Grouped<{ day: string }>(),
+      services: new Grouped<{ service_name: string | null }>(),
+      envs: new Grouped<{ deployment_environment: string | null }>(),
       rules: new Map<string, { rule: string; action: string; count: number }>(),
       errorTypes: new Map<string, number>(),
     };
   };
   let acc = start();
   const fold = (seq: number, r: LedgerRecord): void => {
+    if (options.filter !== undefined && !options.filter(r)) return;
     if (facts.records.first === null || r.timestamp < facts.records.first) facts.records.first = r.timestamp;
     if (facts.records.last === null || r.timestamp > facts.records.last) facts.records.last = r.timestamp;
     if (!isCallRecord(r)) {
@@ -191,6 +201,8 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     acc.models.add({ provider: r.provider, model: reportModel(r) }, r);
     acc.providers.add({ provider: r.provider }, r);
     acc.days.add({ day: r.timestamp.slice(0, 10) }, r);
+    acc.services.add({ service_name: r.service_name ?? null }, r);
+    acc.envs.add({ deployment_environment: r.deployment_environment ?? null }, r);
     for (const g of r.guardrails ?? []) {
       const rule = String(g.name ?? g.rule ?? 'unnamed');
       const action = String(g.action ?? (r.status === 'blocked' ? 'block' : 'flag'));
@@ -246,6 +258,8 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
   facts.by_model = models.sorted((row) => `${row.provider}/${row.model}`);
   facts.by_provider = providers.sorted((row) => row.provider ?? '');
   facts.by_day = days.inOrder((row) => row.day);
+  facts.by_service = acc.services.sorted((row) => row.service_name ?? '');
+  facts.by_env = acc.envs.sorted((row) => row.deployment_environment ?? '');
   facts.guardrails = [...rules.values()].sort((a, b) => b.count - a.count || a.rule.localeCompare(b.rule));
   facts.error_types = [...errorTypes].map(([error_type, count]) => ({ error_type, count })).sort((a, b) => b.count - a.count || a.error_type.localeCompare(b.error_type));
   return facts;

@@ -37,6 +37,8 @@ export interface DecodedSpan {
   events: DecodedEvent[];
   /** Status code: 0 unset, 1 ok, 2 error (the proto enum and @opentelemetry/api agree). */
   statusCode: number;
+  /** The attributes of the span's resource (service.name, deployment.environment.name...), shared by the spans of one resourceSpans entry. */
+  resource: Attributes;
 }
 
 /** Nesting of array / kvlist attribute values beyond this is dropped (the ledger keeps scalars and flat arrays). */
@@ -75,7 +77,7 @@ interface PbSpan {
   status?: { code?: number | null } | null;
 }
 interface PbRequest {
-  resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: PbSpan[] | null }> | null }> | null;
+  resourceSpans?: Array<{ resource?: { attributes?: PbKeyValue[] | null } | null; scopeSpans?: Array<{ spans?: PbSpan[] | null }> | null }> | null;
 }
 interface PbMessageType<T> {
   decode(reader: Uint8Array): T;
@@ -150,6 +152,7 @@ export function decodeProtobufRequest(body: Uint8Array): DecodedSpan[] {
   }
   const spans: DecodedSpan[] = [];
   for (const rs of message.resourceSpans ?? []) {
+    const resource = pbAttributes(rs.resource?.attributes);
     for (const ss of rs.scopeSpans ?? []) {
       for (const span of ss.spans ?? []) {
         spans.push({
@@ -165,6 +168,7 @@ export function decodeProtobufRequest(body: Uint8Array): DecodedSpan[] {
             attributes: pbAttributes(e.attributes),
           })),
           statusCode: span.status?.code ?? 0,
+          resource,
         });
       }
     }
@@ -286,6 +290,8 @@ export function decodeJsonRequest(body: Buffer): DecodedSpan[] {
   arrayAt(member(root, 'resourceSpans', 'resource_spans'), 'resourceSpans').forEach((rsValue, r) => {
     const rs = objectAt(rsValue, `resourceSpans[${r}]`);
     if (!rs) return;
+    const resourceObject = objectAt(member(rs, 'resource', 'resource'), `resourceSpans[${r}].resource`);
+    const resource = resourceObject ? jsonAttributes(member(resourceObject, 'attributes', 'attributes'), `resourceSpans[${r}].resource.attributes`) : {};
     arrayAt(member(rs, 'scopeSpans', 'scope_spans'), `resourceSpans[${r}].scopeSpans`).forEach((ssValue, s) => {
       const ss = objectAt(ssValue, `resourceSpans[${r}].scopeSpans[${s}]`);
       if (!ss) return;
@@ -317,6 +323,7 @@ export function decodeJsonRequest(body: Buffer): DecodedSpan[] {
             ];
           }),
           statusCode: typeof code === 'number' ? code : 0,
+          resource,
         });
       });
     });

@@ -30,6 +30,7 @@ export function readableSpanOf(span: DecodedSpan): ReadableSpan {
     status: { code: span.statusCode },
     events: span.events.map((e) => ({ name: e.name, attributes: e.attributes, time: hrTime(e.timeUnixNano) })),
     spanContext: () => context,
+    resource: { attributes: span.resource },
   };
   return view as unknown as ReadableSpan;
 }

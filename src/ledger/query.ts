@@ -109,9 +109,23 @@ export interface QueryFilter {
   /** The trace id a tracing backend shows (32 hex digits; matched without regard to case). */
   traceId?: string;
   requestId?: string;
-  /** `llm_audit.action`: the SDK method (`chat.completions.create`...) or an operation on the trail (`content.shred`). */
+  /**
+   * `llm_audit.action`: the SDK method (`chat.completions.create`...), an audit event's type
+   * (`auth.login`...) or an operation on the trail (`content.shred`). `*` matches any run of
+   * characters: `auth.*` finds every authentication event.
+   */
   action?: string;
+  /** The resource's `service.name` (v3 records; older records have none and never match). */
+  service?: string;
+  /** The resource's `deployment.environment.name`. */
+  env?: string;
 }
+
+/** `pattern` with `*` as a wildcard, as an anchored regular expression. */
+function glob(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's');
+}
+const globs = new Map<string, RegExp>();
 
 export function matches(record: LedgerRecord, filter: QueryFilter): boolean {
   if (filter.user !== undefined && record.user_id !== filter.user) return false;
@@ -120,7 +134,17 @@ export function matches(record: LedgerRecord, filter: QueryFilter): boolean {
   if (filter.provider !== undefined && record.provider !== filter.provider) return false;
   if (filter.traceId !== undefined && record.trace_id?.toLowerCase() !== filter.traceId.toLowerCase()) return false;
   if (filter.requestId !== undefined && record.request_id !== filter.requestId) return false;
-  if (filter.action !== undefined && record.action !== filter.action) return false;
+  if (filter.service !== undefined && record.service_name !== filter.service) return false;
+  if (filter.env !== undefined && record.deployment_environment !== filter.env) return false;
+  if (filter.action !== undefined) {
+    if (!filter.action.includes('*')) {
+      if (record.action !== filter.action) return false;
+    } else {
+      let re = globs.get(filter.action);
+      if (re === undefined) globs.set(filter.action, (re = glob(filter.action)));
+      if (record.action === null || !re.test(record.action)) return false;
+    }
+  }
   if (filter.model !== undefined && record.model?.request !== filter.model && record.model?.response !== filter.model) return false;
   if (filter.status !== undefined && record.status !== filter.status) return false;
   return true;
@@ -195,6 +219,15 @@ export const DETAIL_COLUMNS = [
   'metadata',
   'content_encrypted',
   'http_request',
+  'service_name',
+  'service_namespace',
+  'service_version',
+  'service_instance_id',
+  'deployment_environment',
+  'client_address',
+  'user_agent',
+  'event_outcome',
+  'event_target',
   'record_version',
 ] as const;
 
@@ -310,6 +343,15 @@ export function flatRecord(hit: RecordHit): Record<string, string | number | boo
     // The envelope is ciphertext and long; `llm-audit decrypt` shows it to a key holder.
     content_encrypted: typeof r.content === 'string',
     http_request: r.http ?? null,
+    service_name: r.service_name ?? null,
+    service_namespace: r.service_namespace ?? null,
+    service_version: r.service_version ?? null,
+    service_instance_id: r.service_instance_id ?? null,
+    deployment_environment: r.deployment_environment ?? null,
+    client_address: r.client_address ?? null,
+    user_agent: r.user_agent ?? null,
+    event_outcome: r.event?.outcome ?? null,
+    event_target: r.event?.target ?? null,
     record_version: r.v,
   };
 }

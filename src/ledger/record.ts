@@ -17,9 +17,13 @@ import * as A from '../semconv';
  * Version of the record schema written now; bump on any change. Records of every earlier version
  * stay valid as they are (they are hashed as stored; readers treat a field a version lacks as null).
  * 2: `http_status`, the HTTP status of a failed call, a field of its own (issue 14, item 5).
+ * 3: the application and environment (`service_*`, `deployment_environment`, from the span's
+ *    resource), the end user's client (`client_address`, `user_agent`), `block_reason`,
+ *    `sanitization` (mode and counts per kind) and, on application audit events only, `event`
+ *    (issues 23 and 24).
  */
-export const RECORD_VERSION = 2;
-export type RecordVersion = 1 | typeof RECORD_VERSION;
+export const RECORD_VERSION = 3;
+export type RecordVersion = 1 | 2 | typeof RECORD_VERSION;
 
 export type JsonScalar = string | number | boolean | null;
 export type MetadataValue = JsonScalar | JsonScalar[];
@@ -63,6 +67,35 @@ export interface LedgerRecord {
   content?: string | null;
   /** Where an LLM API request sent outside any audited call went (status `unaudited`); absent on other records. */
   http?: { method: string | null; host: string | null; port: number | null; path: string | null };
+  // v3 (absent in v1 and v2 records; readers treat them as null):
+  /** The resource's `service.name`, `service.namespace`, `service.version`, `service.instance.id`. */
+  service_name?: string | null;
+  service_namespace?: string | null;
+  service_version?: string | null;
+  service_instance_id?: string | null;
+  /** The resource's `deployment.environment.name` (or the older `deployment.environment`). */
+  deployment_environment?: string | null;
+  /** `client.address` as LLM_AUDIT_CLIENT_ADDRESS allowed it (full, truncated or hashed). */
+  client_address?: string | null;
+  user_agent?: string | null;
+  /** Why a guardrail blocked the call, the request's text removed and secrets masked. */
+  block_reason?: string | null;
+  /** Sensitive-data findings in the request: the mode and the count per kind (`EMAIL`, `CARD`...). */
+  sanitization?: { mode: string | null; kinds: Record<string, number> } | null;
+  /** An application audit event (recordAuditEvent): present on those records only. */
+  event?: AuditEventFields;
+}
+
+/** The `event` of an application audit event record (docs/ledger.md). */
+export interface AuditEventFields {
+  type: string;
+  outcome: string | null;
+  target: string | null;
+  /** PII and credentials redacted. */
+  reason: string | null;
+  /** Keyed hash of the reason as the application gave it. */
+  reason_hash: string | null;
+  details: Record<string, MetadataValue> | null;
 }
 
 /** Only spans that carry `gen_ai.operation.name` or any `llm_audit.*` attribute become records. */
@@ -103,6 +136,7 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
   const context = span.spanContext();
   const costCurrency = str(at[A.ATTR_GEN_AI_USAGE_COST_CURRENCY]);
   const cost = num(at[A.ATTR_GEN_AI_USAGE_COST_AMOUNT]);
+  const resource = span.resource?.attributes ?? {};
   return {
     v: RECORD_VERSION,
     request_id: str(at[A.ATTR_AUDIT_REQUEST_ID]),
@@ -139,6 +173,51 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
     metadata: metadataOf(at),
     content: str(at[A.ATTR_AUDIT_CONTENT_ENCRYPTED]),
     ...unauditedRequest(at),
+    service_name: str(resource[A.RESOURCE_SERVICE_NAME]),
+    service_namespace: str(resource[A.RESOURCE_SERVICE_NAMESPACE]),
+    service_version: str(resource[A.RESOURCE_SERVICE_VERSION]),
+    service_instance_id: str(resource[A.RESOURCE_SERVICE_INSTANCE_ID]),
+    deployment_environment: str(resource[A.RESOURCE_DEPLOYMENT_ENVIRONMENT] ?? resource[A.RESOURCE_DEPLOYMENT_ENVIRONMENT_OLD]),
+    client_address: str(at[A.ATTR_CLIENT_ADDRESS]),
+    user_agent: str(at[A.ATTR_USER_AGENT_ORIGINAL]),
+    block_reason: str(at[A.ATTR_AUDIT_BLOCK_REASON]),
+    sanitization: sanitizationOf(span),
+    ...auditEvent(at),
+  };
+}
+
+/** The mode and the findings per kind, summed over the `llm_audit.sanitization` events (each is one kind at one location). */
+function sanitizationOf(span: ReadableSpan): LedgerRecord['sanitization'] {
+  let kinds: Record<string, number> | undefined;
+  for (const event of span.events ?? []) {
+    if (event.name !== A.EVENT_AUDIT_SANITIZATION) continue;
+    const kind = str(event.attributes?.[A.ATTR_AUDIT_SANITIZATION_TYPE]) ?? 'unknown';
+    kinds ??= {};
+    kinds[kind] = (kinds[kind] ?? 0) + (num(event.attributes?.[A.ATTR_AUDIT_SANITIZATION_COUNT]) ?? 0);
+  }
+  const mode = str(span.attributes[A.ATTR_AUDIT_SANITIZATION_MODE]);
+  return kinds === undefined && mode === null ? null : { mode, kinds: kinds ?? {} };
+}
+
+/** The `event` of an application audit event (a span with `llm_audit.event.type`); nothing on other records. */
+function auditEvent(at: Attributes): Pick<LedgerRecord, 'event'> {
+  const type = str(at[A.ATTR_AUDIT_EVENT_TYPE]);
+  if (type === null) return {};
+  let details: Record<string, MetadataValue> | null = null;
+  for (const key of Object.keys(at)) {
+    if (!key.startsWith(A.ATTR_AUDIT_EVENT_DETAILS_PREFIX)) continue;
+    const value = jsonValue(at[key]);
+    if (value !== undefined) (details ??= {})[key.slice(A.ATTR_AUDIT_EVENT_DETAILS_PREFIX.length)] = value;
+  }
+  return {
+    event: {
+      type,
+      outcome: str(at[A.ATTR_AUDIT_EVENT_OUTCOME]),
+      target: str(at[A.ATTR_AUDIT_EVENT_TARGET]),
+      reason: str(at[A.ATTR_AUDIT_EVENT_REASON]),
+      reason_hash: str(at[A.ATTR_AUDIT_EVENT_REASON_HASH]),
+      details,
+    },
   };
 }
 
@@ -195,8 +274,9 @@ export function claimedOperation(record: Pick<LedgerRecord, 'action'>): string |
   return `llm_audit.action=${record.action} is an operation record; only the llm-audit tool that performs the operation writes it`;
 }
 
-/** False for the records of OPERATION_ACTIONS. */
-export function isCallRecord(record: Pick<LedgerRecord, 'action'>): boolean {
+/** False for the records of OPERATION_ACTIONS and for application audit events (`event`): the call reports leave them out. */
+export function isCallRecord(record: Pick<LedgerRecord, 'action' | 'event'>): boolean {
+  if (record.event !== undefined && record.event !== null) return false;
   return record.action === null || !OPERATION_ACTIONS.has(record.action);
 }
 
@@ -245,8 +325,22 @@ export function operationRecord(fields: {
     rag_document_ids: null,
     metadata: fields.metadata,
     content: null,
+    ...NO_V3_FIELDS,
   };
 }
+
+/** The v3 fields of a record made by the llm-audit tool itself (no span, no resource, no client). */
+const NO_V3_FIELDS = {
+  service_name: null,
+  service_namespace: null,
+  service_version: null,
+  service_instance_id: null,
+  deployment_environment: null,
+  client_address: null,
+  user_agent: null,
+  block_reason: null,
+  sanitization: null,
+} as const satisfies Partial<LedgerRecord>;
 
 /** The record of RECOVERED_ACTION: seq `from`..`to` were found at startup, not signed when written. */
 export function recoveredRecord(from: number, to: number, at: Date): LedgerRecord {

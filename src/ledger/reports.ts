@@ -473,29 +473,34 @@ export interface ReportBackend {
   query(filter: QueryFilter): AsyncIterable<RecordHit>;
 }
 
-/** The records of [from, to) (either open) as a stream, from the scan of `source`. */
-export function scannedRecords(source: LedgerSource, from?: number, to?: number): AsyncIterable<LedgerRecord> {
+/** The records of [from, to) (either open) as a stream, from the scan of `source`; only those `kept` accepts when given. */
+export function scannedRecords(source: LedgerSource, from?: number, to?: number, kept?: (record: LedgerRecord) => boolean): AsyncIterable<LedgerRecord> {
   return {
     async *[Symbol.asyncIterator]() {
-      for await (const hit of scanRecords(source, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) })) yield hit.record;
+      for await (const hit of scanRecords(source, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) })) {
+        if (kept === undefined || kept(hit.record)) yield hit.record;
+      }
     },
   };
 }
 
 /** The backend that reads every stored line of the period and folds it here (the file ledger). */
-export function scanBackend(source: LedgerSource): ReportBackend {
+export function scanBackend(source: LedgerSource, kept?: (record: LedgerRecord) => boolean): ReportBackend {
   return {
     basis: 'computed from the stored lines (each parsed); not checked: hashes and signatures (run `llm-audit verify`)',
-    costByUser: (from, to) => costGroups(scannedRecords(source, from, to)),
-    errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now), windowStart, now),
-    anomalies: (plan, metrics) => findAnomalies(() => scannedRecords(source, plan.baselineStart, plan.now), plan, metrics),
+    costByUser: (from, to) => costGroups(scannedRecords(source, from, to, kept)),
+    errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now, kept), windowStart, now),
+    anomalies: (plan, metrics) => findAnomalies(() => scannedRecords(source, plan.baselineStart, plan.now, kept), plan, metrics),
     query: (filter) => queryRecordsByScan(source, filter),
   };
 }
 
-/** The backend of `source`: its own when it computes reports itself (PostgreSQL), else the scan. */
-export function reportBackend(source: LedgerSource): ReportBackend {
-  return source.reports?.() ?? scanBackend(source);
+/**
+ * The backend of `source`: its own when it computes reports itself (PostgreSQL), else the scan.
+ * A `kept` filter (--service, --env) is applied to the parsed records, so it takes the scan.
+ */
+export function reportBackend(source: LedgerSource, kept?: (record: LedgerRecord) => boolean): ReportBackend {
+  return (kept === undefined ? source.reports?.() : undefined) ?? scanBackend(source, kept);
 }
 
 /** Sums rows of counters under a key made of some of their fields, in key order. */
@@ -587,4 +592,18 @@ export async function sanitizationReport(
   }
   const notes = totalsOnly > 0 ? [`${totalsOnly} call(s) record only the number of findings, not their kinds (records written before the kinds were recorded): counted as ${KINDS_NOT_RECORDED}`] : [];
   return { columns: [...keys, 'calls', 'findings'], rows: tally.sorted(), notes };
+}
+
+/**
+ * Application audit events (records with `event`: logins, admin changes, consent, `app.*`, the
+ * package's `audit.start`) counted per UTC day, type, outcome and user, in that order.
+ */
+export async function auditEvents(records: AsyncIterable<LedgerRecord>): Promise<Report> {
+  const keys = ['day', 'type', 'outcome', 'user_id'];
+  const tally = new Tally(keys, ['events']);
+  for await (const r of records) {
+    if (r.event === undefined || r.event === null) continue;
+    tally.add({ day: r.timestamp.slice(0, 10), type: r.event.type, outcome: r.event.outcome, user_id: r.user_id }, { events: 1 });
+  }
+  return { columns: [...keys, 'events'], rows: tally.sorted(), notes: [] };
 }

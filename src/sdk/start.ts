@@ -17,6 +17,9 @@ import { INSTRUMENTATION_NAME } from '../semconv';
 import { setAuditMeterProvider } from '../util/audit-meter';
 import { wantContextManager } from '../util/context-manager';
 import { PACKAGE_VERSION } from '../version';
+import { isMainThread } from 'node:worker_threads';
+import { publishedServices } from '../core/audit-client';
+import { writeAuditStart } from './audit-start';
 
 type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
 
@@ -54,6 +57,7 @@ export function startAudit(env: NodeJS.ProcessEnv = processEnvironment()): Start
     hashKey: hashKey ?? null,
     ...(hashKeyId !== undefined ? { hashKeyId } : {}),
     sanitize: { mode: sanitize },
+    clientAddress: config.instrumentation.clientAddress,
     content,
     ...(providerHosts !== undefined ? { providerHosts } : { providerHosts: {} }),
     ...(prices !== undefined ? { prices } : {}),
@@ -65,7 +69,7 @@ export function startAudit(env: NodeJS.ProcessEnv = processEnvironment()): Start
   const metrics = exporter !== 'ledger' || otel.metricsExporterSet ? metricPipeline(otel, timeoutMs) : undefined;
   const meterProvider =
     metrics !== undefined && metrics.metricReaders.length > 0 ? new (sdkMetrics().MeterProvider)({ resource, readers: metrics.metricReaders }) : undefined;
-  const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampled(otel));
+  const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampled(otel), auditStartWriter(env, config, instrumentation));
   registerInstrumentations({ instrumentations: [instrumentation] });
   instrumentation.followGlobalTracerProvider();
   // LLM API requests that no audited call made (a bundled or unsupported client, a bare fetch).
@@ -123,6 +127,28 @@ export function startAudit(env: NodeJS.ProcessEnv = processEnvironment()): Start
 }
 
 /**
+ * What writes the process's `audit.start` record (src/sdk/audit-start.ts) just before its first
+ * audit record: the SDK of that first call is patched by then, and a process that audits nothing
+ * (npm, a build worker reached by NODE_OPTIONS) opens and writes nothing. Main thread only: worker
+ * threads are the same process.
+ */
+function auditStartWriter(env: NodeJS.ProcessEnv, config: AuditConfig, instrumentation: LlmAuditInstrumentation): (() => void) | undefined {
+  if (!isMainThread) return undefined;
+  return () => {
+    // The instrumentation's keyed hasher; none while it is disabled (then nothing is audited either).
+    const hasher = publishedServices()?.hasher;
+    if (hasher === undefined) return;
+    const { exporter, onFailure, instrumentation: settings } = config;
+    writeAuditStart({
+      env,
+      effective: { exporter, on_failure: onFailure, client_address: settings.clientAddress, sanitize: settings.sanitize },
+      hasher,
+      patched: instrumentation.patchedVersions(),
+    });
+  };
+}
+
+/**
  * The private tracer provider of the audit records (see core/audit-records.ts): every call
  * recorded, nothing cut, ids shared with the call's trace span, registered nowhere globally.
  */
@@ -130,6 +156,7 @@ function startRecordProvider(
   spanProcessors: SpanProcessor[],
   resource: resources.Resource,
   traceSampled: TraceSampled | undefined,
+  beforeFirstRecord?: () => void,
 ): { provider: tracing.BasicTracerProvider; uninstall: () => void } {
   const tracing = sdkTracing();
   const provider = new tracing.BasicTracerProvider({
@@ -151,6 +178,7 @@ function startRecordProvider(
   const uninstall = installAuditRecordPipeline({
     tracer: provider.getTracer(INSTRUMENTATION_NAME, PACKAGE_VERSION),
     ...(traceSampled ? { traceSampled } : {}),
+    ...(beforeFirstRecord ? { beforeFirstRecord } : {}),
   });
   return { provider, uninstall };
 }

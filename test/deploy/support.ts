@@ -169,7 +169,10 @@ async function withTrail(
     if (ledgerDir !== undefined) {
       const query = spawnSync(process.execPath, [CLI, 'query', '--ledger', ledgerDir, '--format', 'json'], { encoding: 'utf8' });
       if (query.status === 0) {
-        deployed.calls = parseRows(query.stdout).map((r) => ({ model: str(r.model_requested), action: str(r.action), status: str(r.status) }));
+        deployed.calls = parseRows(query.stdout)
+          // The calls: not the audit.start record each audited process writes.
+          .filter((r) => r.action !== 'audit.start')
+          .map((r) => ({ model: str(r.model_requested), action: str(r.action), status: str(r.status) }));
       } else deployed.queryError = query.stderr.trim();
     } else {
       deployed.spans = otlp!.jsonSpans();

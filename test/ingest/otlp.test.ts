@@ -1,5 +1,6 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { MalformedBody, decodeJsonRequest, decodeProtobufRequest, encodeExportResponse, encodeStatus } from '../../src/ingest/otlp';
@@ -9,7 +10,10 @@ import { recordFromSpan } from '../../src/ledger/record';
 /** Real SDK spans: two audited LLM calls (one failed, with a guardrail event) and one HTTP span. */
 function sdkSpans(): ReadableSpan[] {
   const exporter = new InMemorySpanExporter();
-  const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+  const provider = new BasicTracerProvider({
+    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    resource: resourceFromAttributes({ 'service.name': 'ask-api', 'service.version': '3.0.1', 'deployment.environment.name': 'prod' }),
+  });
   const tracer = provider.getTracer('test');
   const ok = tracer.startSpan('chat gpt-4o', {
     attributes: {
@@ -54,6 +58,8 @@ describe('OTLP decoding', () => {
     expect(ignored).toBe(1);
     expect(rejected).toBe(0);
     expect(records).toEqual(expected);
+    // The resource of the spans' resourceSpans entry: which application, which environment.
+    expect(records[0]).toMatchObject({ service_name: 'ask-api', service_version: '3.0.1', deployment_environment: 'prod' });
     expect(records[0]!.guardrails).toEqual([{ name: 'pii', action: 'mask', time: expect.any(String) }]);
     expect(records[1]!.status).toBe('error');
   });
@@ -63,6 +69,7 @@ describe('OTLP decoding', () => {
     const { records, ignored } = recordsOf(decodeJsonRequest(body), 1 << 20);
     expect(ignored).toBe(1);
     expect(records).toEqual(expected);
+    expect(records[1]).toMatchObject({ service_name: 'ask-api', deployment_environment: 'prod' });
   });
 
   it('JSON accepts original field names, numbers for int64 and non-finite doubles as strings', () => {

@@ -64,6 +64,8 @@ describe('blocking', () => {
         'llm_audit.guardrail.action': 'blocked',
         'llm_audit.guardrail.policy_id': 'p-1',
         'llm_audit.guardrail.category': 'test',
+        // The block's reason reaches the ledger with the decision (issue 24).
+        'llm_audit.guardrail.reason': 'asked to be blocked',
       },
     ]);
   });
@@ -103,6 +105,8 @@ describe('blocking', () => {
         'llm_audit.guardrail.policy_id': 'omni-moderation-latest',
         'llm_audit.guardrail.category': 'violence',
         'llm_audit.guardrail.score': 0.97,
+        // The category is also a word of the prompt: removed from the reason like any quote of it.
+        'llm_audit.guardrail.reason': 'moderation flagged[REDACTED:request]',
       },
     ]);
   });
@@ -158,7 +162,22 @@ describe('hook text that quotes the prompt', () => {
     expect((error as LlmRequestBlockedError).reason).toBe(`found "${PROMPT}"`);
     const [span] = await audit.spansWhen(1);
     expect(span.attributes['llm_audit.block.reason']).toBe('found "[REDACTED:request]"');
+    expect(events(span)[0]!['llm_audit.guardrail.reason']).toBe('found "[REDACTED:request]"');
     expect(JSON.stringify([span.attributes, span.events, span.status])).not.toContain('CANARY-hook');
+  });
+
+  it("a guardrail's own reason is recorded with personal data and credentials masked, in a call and outside one", async () => {
+    current.before = () => {
+      recordGuardrail({ name: 'pii-check', action: 'flagged', reason: 'mail to jane.doe@example.com with key sk-proj-abcdefghijklmnopqrstuvwx' });
+    };
+    await ask('hello there');
+    recordGuardrail({ name: 'standalone', action: 'flagged', severity: 'high', reason: 'card 4111 1111 1111 1111 sent Bearer abcdefghijklmnopqrstuvwxyz012345' });
+    const spans = await audit.spansWhen(2);
+    const reasons = spans.flatMap((s) => events(s)).map((e) => e!['llm_audit.guardrail.reason'] as string);
+    expect(reasons).toHaveLength(2);
+    expect(reasons[0]).toBe('mail to [EMAIL] with key sk-proj-[REDACTED]');
+    expect(reasons[1]).toBe('card [CARD] sent Bearer [REDACTED]');
+    expect(JSON.stringify(spans.map((s) => [s.attributes, s.events]))).not.toMatch(/jane\.doe|abcdefghijklmnop|4111 1111/);
   });
 
   it('a throwing hook whose message quotes the prompt is logged without the quote, its stack frames kept', async () => {

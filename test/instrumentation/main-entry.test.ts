@@ -69,3 +69,13 @@ describe('ESM and CommonJS entries export the same names', () => {
     });
   }
 });
+
+describe('the ESM entry', () => {
+  it('exports every name the CommonJS entry exports (recordAuditEvent included)', () => {
+    const out = inFreshProcess(`
+      const cjs = Object.keys(require('./dist/cjs/index.js')).filter((n) => n !== '__esModule').sort();
+      import('./dist/esm/index.mjs').then((esm) => console.log(JSON.stringify({ cjs, esm: Object.keys(esm).filter((n) => n !== 'default').sort() })));`);
+    expect(out.cjs).toContain('recordAuditEvent');
+    expect(out.esm).toEqual(out.cjs);
+  });
+});

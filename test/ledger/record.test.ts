@@ -57,21 +57,36 @@ describe('recordFromSpan', () => {
           'llm_audit.metadata.feature': 'support-bot',
           'llm_audit.metadata.priority': 3,
           'gen_ai.input.messages': 'NEVER COPIED',
+          'client.address': '203.0.113.0',
+          'user_agent.original': 'Mozilla/5.0 test',
+          'llm_audit.sanitization.mode': 'redact',
         },
         {
           events: [
             {
               name: 'llm_audit.guardrail',
               time: [1_772_359_200, 500_000_000],
-              attributes: { 'llm_audit.guardrail.name': 'pii', 'llm_audit.guardrail.decision': 'redact' },
+              attributes: { 'llm_audit.guardrail.name': 'pii', 'llm_audit.guardrail.decision': 'redact', 'llm_audit.guardrail.reason': 'found [EMAIL]' },
             },
             { name: 'other', time: [1_772_359_200, 0] },
+            { name: 'llm_audit.sanitization', time: [1_772_359_200, 0], attributes: { 'llm_audit.sanitization.type': 'EMAIL', 'llm_audit.sanitization.count': 1, 'llm_audit.sanitization.location': 'messages[0]' } },
+            { name: 'llm_audit.sanitization', time: [1_772_359_200, 0], attributes: { 'llm_audit.sanitization.type': 'EMAIL', 'llm_audit.sanitization.count': 2, 'llm_audit.sanitization.location': 'messages[2]' } },
+            { name: 'llm_audit.sanitization', time: [1_772_359_200, 0], attributes: { 'llm_audit.sanitization.type': 'CARD', 'llm_audit.sanitization.count': 1, 'llm_audit.sanitization.location': 'messages[2]' } },
           ],
+          resource: {
+            attributes: {
+              'service.name': 'support-bot',
+              'service.namespace': 'shop',
+              'service.version': '1.4.2',
+              'service.instance.id': 'pod-7',
+              'deployment.environment.name': 'production',
+            },
+          } as never,
         },
       ),
     );
     expect(record).toEqual({
-      v: 2,
+      v: 3,
       request_id: 'r-1',
       timestamp: '2026-03-01T10:00:00.123Z',
       trace_id: '0af7651916cd43dd8448eb211c80319c',
@@ -98,11 +113,21 @@ describe('recordFromSpan', () => {
       http_status: null,
       error_message: null,
       sanitization_count: 2,
-      guardrails: [{ name: 'pii', decision: 'redact', time: '2026-03-01T10:00:00.500Z' }],
+      guardrails: [{ name: 'pii', decision: 'redact', reason: 'found [EMAIL]', time: '2026-03-01T10:00:00.500Z' }],
       tools: ['search', 'lookup'],
       rag_document_ids: ['doc-1', 'doc-2'],
       metadata: { feature: 'support-bot', priority: 3 },
       content: null,
+      service_name: 'support-bot',
+      service_namespace: 'shop',
+      service_version: '1.4.2',
+      service_instance_id: 'pod-7',
+      deployment_environment: 'production',
+      client_address: '203.0.113.0',
+      user_agent: 'Mozilla/5.0 test',
+      block_reason: null,
+      // Counts per kind over every location, and the mode (issue 24).
+      sanitization: { mode: 'redact', kinds: { EMAIL: 3, CARD: 1 } },
     });
     expect(canonicalJson(record)).not.toContain('NEVER COPIED');
   });

@@ -254,13 +254,14 @@ describe('witnesses from a real app (otel-llm-audit/register, LLM_AUDIT_WITNESSE
     // Down: shutdown does not wait out retries (one more try, then it ends), nor the 3 s close wait.
     expect(shutdownMs).toBeLessThan(3_000);
     expect(cli(['verify', '--ledger', s.dir, '--public-key', s.pub]).code).toBe(0);
-    expect(cli(['verify', '--ledger', s.dir, '--witness', s.witness.vkey]).stderr).toMatch(/LEDGER_WITNESS_QUORUM: the newest checkpoint \(tree size 5\) has 0 valid/);
+    expect(cli(['verify', '--ledger', s.dir, '--witness', s.witness.vkey]).stderr).toMatch(/LEDGER_WITNESS_QUORUM: the newest checkpoint \(tree size 6\) has 0 valid/); // 5 calls and audit.start
 
     await s.witness.start();
     const up = await runNodeApp(['--require', 'otel-llm-audit/register', app], { ...env, EXIT_CALLS: '2' });
     expect(up.code, up.stderr).toBe(0);
     const ok = cli(['verify', '--ledger', s.dir, '--public-key', s.pub, '--witness', s.witness.vkey]);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toMatch(/7 records verified/);
+    // The 7 calls and each process's audit.start record.
+    expect(ok.stdout).toMatch(/9 records verified/);
   }, 90_000);
 });

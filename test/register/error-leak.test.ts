@@ -1,3 +1,4 @@
+import { RECORD_VERSION } from '../../src/ledger/record';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProvider, type FakeProvider, type Scenario } from '../support/fake-provider';
 import { repoRoot } from '../support/harness';
 import { runNodeApp } from '../support/child-app';
-import { freePort, startOtlpReceiver } from '../support/otlp-receiver';
+import { freePort, isAuditStart, startOtlpReceiver } from '../support/otlp-receiver';
 
 // Issue 14 item 5: provider errors that quote the request (prompt, system prompt, the URL with an
 // API key in its query string) must not carry that text out of the process: not in the ledger, not
@@ -131,7 +132,8 @@ describe('provider errors that quote the request', () => {
       const records = filesUnder(join(ledgerDir, 'segments'))
         .flatMap((file) => file.bytes.toString('utf8').split('\n'))
         .filter((line) => line !== '')
-        .map((line) => JSON.parse(line).record);
+        .map((line) => JSON.parse(line).record)
+        .filter((record) => !isAuditStart(record));
       expect(records).toHaveLength(SCENARIOS.length);
       for (const record of records) {
         expect(record.status).toBe('error');
@@ -142,9 +144,9 @@ describe('provider errors that quote the request', () => {
       }
       const statuses = spans.map((span) => span.attributes['http.response.status_code']).filter((status) => status !== undefined);
       expect(statuses.sort()).toEqual([400, 400, 400, 400, 400, 500, 500]);
-      // The record keeps the HTTP status and the error type as fields of their own (record v2), not
+      // The record keeps the HTTP status and the error type as fields of their own (since record v2), not
       // only inside the message text: the stream errors (no HTTP status) have null.
-      expect(records.map((record) => record.v)).toEqual(SCENARIOS.map(() => 2));
+      expect(records.map((record) => record.v)).toEqual(SCENARIOS.map(() => RECORD_VERSION));
       expect(records.map((record) => record.http_status)).toEqual(SCENARIOS.map((s) => s.status ?? null));
       expect(records.map((record) => typeof record.error_type)).toEqual(SCENARIOS.map(() => 'string'));
     } finally {

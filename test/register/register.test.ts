@@ -306,9 +306,9 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     expect(going.code).toBe(0);
     expect(JSON.parse(going.stdout.trim())).toHaveLength(4);
     expect(going.stderr).toMatch(/^otel-llm-audit: the audit trail .*not-a-dir cannot be written: .*not a directory/m);
-    // The first loss at once, the other 3 in one summary (at the latest when the process exits).
+    // The first loss at once (the process's audit.start record), the 4 calls in one summary (at the latest when the process exits).
     expect(going.stderr).toMatch(/AUDIT RECORDS LOST: 1 record\(s\) could not be written/);
-    expect(going.stderr).toMatch(/AUDIT RECORDS LOST: 3 more record\(s\)/);
+    expect(going.stderr).toMatch(/AUDIT RECORDS LOST: 4 more record\(s\)/);
     expect(going.stderr.split('\n').filter((line) => line.includes('AUDIT RECORDS LOST'))).toHaveLength(2);
 
     const sent = fake.requests.length;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { repoRoot } from '../support/harness';
 import { runNodeApp, type AppRun } from '../support/child-app';
-import { freePort, startOtlpReceiver } from '../support/otlp-receiver';
+import { freePort, isAuditStart, startOtlpReceiver } from '../support/otlp-receiver';
 import { readSpoolFile } from '../../src/export/spool-file';
 import { CONFIG_FIX } from '../../src/config/problems';
 
@@ -52,7 +52,7 @@ async function spooledRequestIds(dir: string): Promise<string[]> {
   const ids: string[] = [];
   for (const name of spoolFiles(dir)) {
     const { spans } = await readSpoolFile(join(dir, name));
-    for (const span of spans) ids.push(span.attributes['llm_audit.request_id'] as string);
+    for (const span of spans) if (!isAuditStart(span.attributes)) ids.push(span.attributes['llm_audit.request_id'] as string);
   }
   return ids.sort();
 }
@@ -189,7 +189,8 @@ describe('the OTLP spool through register', () => {
       expect(exitedWhileUp.code).toBe(0);
       expect(spoolFiles(dir).length).toBeGreaterThan(0);
       // Said once, on stderr: the last calls reach the collector only when a later process starts.
-      expect(exitedWhileUp.stderr.match(/process\.exit\(\) before the last 3 span\(s\) were sent; they are in the spool .*Await shutdownAudit\(\)/g)).toHaveLength(1);
+      // 3 calls and the process's audit.start record.
+      expect(exitedWhileUp.stderr.match(/process\.exit\(\) before the last 4 span\(s\) were sent; they are in the spool .*Await shutdownAudit\(\)/g)).toHaveLength(1);
       expect(otlp.jsonSpans()).toHaveLength(0);
     } finally {
       await otlp.close();

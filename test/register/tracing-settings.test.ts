@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runNodeApp } from '../support/child-app';
 import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { repoRoot } from '../support/harness';
-import { startOtlpReceiver, type JsonSpan } from '../support/otlp-receiver';
+import { isAuditStart, startOtlpReceiver, type JsonSpan } from '../support/otlp-receiver';
 
 // Production tracing samples and limits spans; an audit trail must be neither sampled nor cut.
 // Each case: 20 calls under register, with the setting in the environment. The audit pipeline
@@ -56,7 +56,8 @@ async function run(exporter: 'ledger' | 'otlp', env: Record<string, string>, own
       records = readdirSync(join(dir, 'segments'))
         .flatMap((name) => readFileSync(join(dir, 'segments', name), 'utf8').split('\n'))
         .filter((line) => line !== '')
-        .map((line) => JSON.parse(line).record);
+        .map((line) => JSON.parse(line).record)
+        .filter((record) => !isAuditStart(record));
     } else {
       const spans = audit.jsonSpans().filter((s) => s.attributes['llm_audit.trace_copy'] !== true);
       forwarded = spans.filter((s) => s.attributes['llm_audit.trace.forward'] === true).length;

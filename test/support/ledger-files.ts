@@ -15,7 +15,10 @@ export function storedIds(dir: string): string[] {
   return names
     .flatMap((name) => readFileSync(join(dir, 'segments', name), 'utf8').split('\n'))
     .filter((line) => line !== '')
-    .map((line) => JSON.parse(line).record.request_id as string);
+    .map((line) => JSON.parse(line).record)
+    // The process's audit.start record has no request id: it is not a call.
+    .filter((record) => record.action !== 'audit.start')
+    .map((record) => record.request_id as string);
 }
 
 /** Request ids in pending/ journals (kept durably for the next writer to append). */
@@ -31,7 +34,8 @@ export function journaledIds(dir: string): string[] {
     .filter((line) => line.endsWith('}'))
     .map((line) => JSON.parse(line) as { record?: { request_id: string }; request_id?: string })
     .map((entry) => (entry.record ?? entry).request_id!)
-    .filter((id) => id !== undefined);
+    // A journaled audit.start record has a null request id: it is not a call.
+    .filter((id) => typeof id === 'string');
 }
 
 

@@ -39,6 +39,7 @@ import {
 } from '@opentelemetry/api';
 import { getAuditContext } from '../../context';
 import { auditContextAttributes } from '../../core/audited-call';
+import { publishedServices } from '../../core/audit-client';
 import { startCallSpans } from '../../core/audit-records';
 import { auditMeter } from '../../util/audit-meter';
 import * as A from '../../semconv';
@@ -127,7 +128,7 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     if (request.port !== undefined) where[A.ATTR_SERVER_PORT] = request.port;
     const attributes: Attributes = { [A.ATTR_AUDIT_STATUS]: A.AUDIT_STATUS_UNAUDITED, ...where, [A.ATTR_URL_PATH]: request.path };
     const audit = getAuditContext(active);
-    if (audit !== undefined) Object.assign(attributes, auditContextAttributes(audit));
+    if (audit !== undefined) Object.assign(attributes, auditContextAttributes(audit, publishedServices()));
     if (refusal !== undefined) {
       attributes[A.ATTR_ERROR_TYPE] = refusal.name;
       attributes[A.ATTR_AUDIT_ERROR_MESSAGE] = refusal.message;

@@ -426,6 +426,14 @@ GRANT USAGE ON SCHEMA ${SCHEMA} TO ${ROLES.tenantReader};
 GRANT SELECT ON ${SCHEMA}.schema_migrations, ${SCHEMA}.ledger_meta, ${SCHEMA}.records, ${SCHEMA}.chain TO ${ROLES.tenantReader};
 `;
 
+// Issue 23: record version 3 names the application and environment (the span's resource); indexed
+// for `--service` / `--env`. Rows of v1 and v2 records have none (null), which is what their line says.
+const V7 = `
+ALTER TABLE ${SCHEMA}.records ADD COLUMN service_name text, ADD COLUMN service_namespace text, ADD COLUMN service_version text,
+  ADD COLUMN service_instance_id text, ADD COLUMN deployment_environment text;
+CREATE INDEX records_service ON ${SCHEMA}.records (service_name, deployment_environment, ts);
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
@@ -433,6 +441,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 4, name: 'records.http_status (record version 2)', sql: V4 },
   { version: 5, name: 'checkpoints as C2SP signed notes, witness cosignatures', sql: V5 },
   { version: 6, name: 'tenant readers: row-level security on records and chain', sql: V6 },
+  { version: 7, name: 'records.service_* and deployment_environment (record version 3)', sql: V7 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

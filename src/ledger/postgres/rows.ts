@@ -27,7 +27,15 @@ export interface DerivedColumns {
   http_status: number | null;
   has_content: boolean;
   has_errors: boolean;
+  service_name: string | null;
+  service_namespace: string | null;
+  service_version: string | null;
+  service_instance_id: string | null;
+  deployment_environment: string | null;
 }
+
+/** Record v3: which application and environment (migration 6); null in the rows of older records. */
+export const RESOURCE_COLUMNS = ['service_name', 'service_namespace', 'service_version', 'service_instance_id', 'deployment_environment'] as const;
 
 export const TEXT_COLUMNS = [
   'trace_id',
@@ -42,6 +50,7 @@ export const TEXT_COLUMNS = [
   'model_response',
   'status',
   'error_type',
+  ...RESOURCE_COLUMNS,
 ] as const;
 export const NUMBER_COLUMNS = ['input_tokens', 'output_tokens', 'cost_usd', 'latency_ms', 'http_status'] as const;
 export const BOOLEAN_COLUMNS = ['has_content', 'has_errors'] as const;
@@ -89,6 +98,11 @@ export function derivedColumns(record: LedgerRecord): DerivedColumns {
     http_status: pgNumber(r.http_status),
     has_content: hasContent(record),
     has_errors: hasErrors(record),
+    service_name: pgText(r.service_name),
+    service_namespace: pgText(r.service_namespace),
+    service_version: pgText(r.service_version),
+    service_instance_id: pgText(r.service_instance_id),
+    deployment_environment: pgText(r.deployment_environment),
   };
 }
 

@@ -17,7 +17,7 @@ import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
 import { LATEST_VERSION, SCHEMA, TENANT_READERS_VERSION, appliedMigrations, checkApplied } from './migrations';
 import { PostgresReports } from './reports';
-import { columnsDiffering, derivedColumns } from './rows';
+import { RESOURCE_COLUMNS, columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
 
@@ -39,7 +39,8 @@ const PAGE = 2000;
 const ROW_COLUMNS = `r.seq::text AS seq, r.line, r.prev_hash, r.leaf_hash, c.leaf_hash AS chain_leaf,
   c.trace_id AS chain_trace_id, c.span_id AS chain_span_id, r.ts, r.trace_id, r.span_id,
   r.request_id, r.user_id, r.session_id, r.tenant_id, r.provider, r.operation, r.model_request, r.model_response, r.status,
-  r.input_tokens, r.output_tokens, r.cost_usd, r.latency_ms, r.error_type, r.http_status, r.has_content, r.has_errors`;
+  r.input_tokens, r.output_tokens, r.cost_usd, r.latency_ms, r.error_type, r.http_status, r.has_content, r.has_errors,
+  ${RESOURCE_COLUMNS.map((c) => `r.${c}`).join(', ')}`;
 
 interface Row {
   seq: string;

@@ -26,7 +26,7 @@ import { CheckpointPublisher, type TransparencyOptions } from '../transparency';
 import { recoveredRecord, type LedgerRecord } from '../record';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
-import { derivedColumns } from './rows';
+import { RESOURCE_COLUMNS, derivedColumns } from './rows';
 import { PostgresLedgerSource } from './source';
 
 export interface PostgresLedgerOptions {
@@ -328,16 +328,18 @@ export class PostgresLedger {
     await client.query(
       `INSERT INTO ${SCHEMA}.records (seq, appended_at, line, prev_hash, leaf_hash, ts, trace_id, span_id, request_id, user_id,
           session_id, tenant_id, provider, operation, model_request, model_response, status, input_tokens, output_tokens,
-          cost_usd, latency_ms, error_type, has_content, has_errors, http_status)
+          cost_usd, latency_ms, error_type, has_content, has_errors, http_status, ${RESOURCE_COLUMNS.join(', ')})
        SELECT u.seq, $2::timestamptz, u.line, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), u.ts::timestamptz, u.trace_id, u.span_id,
           u.request_id, u.user_id, u.session_id, u.tenant_id, u.provider, u.operation, u.model_request, u.model_response, u.status,
-          u.input_tokens, u.output_tokens, u.cost_usd, u.latency_ms, u.error_type, u.has_content, u.has_errors, u.http_status
+          u.input_tokens, u.output_tokens, u.cost_usd, u.latency_ms, u.error_type, u.has_content, u.has_errors, u.http_status,
+          ${RESOURCE_COLUMNS.map((c) => `u.${c}`).join(', ')}
          FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                      $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::float8[],
-                     $19::float8[], $20::float8[], $21::float8[], $22::text[], $23::boolean[], $24::boolean[], $25::float8[])
+                     $19::float8[], $20::float8[], $21::float8[], $22::text[], $23::boolean[], $24::boolean[], $25::float8[],
+                     ${RESOURCE_COLUMNS.map((_, i) => `$${26 + i}::text[]`).join(', ')})
            AS u(seq, line, prev, leaf, ts, trace_id, span_id, request_id, user_id, session_id, tenant_id, provider, operation,
                 model_request, model_response, status, input_tokens, output_tokens, cost_usd, latency_ms, error_type,
-                has_content, has_errors, http_status)
+                has_content, has_errors, http_status, ${RESOURCE_COLUMNS.join(', ')})
         ORDER BY u.seq`,
       [
         seqs,
@@ -365,6 +367,7 @@ export class PostgresLedger {
         col('has_content'),
         col('has_errors'),
         col('http_status'),
+        ...RESOURCE_COLUMNS.map(col),
       ],
     );
     if (this.key !== undefined) {

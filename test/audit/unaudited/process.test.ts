@@ -9,6 +9,7 @@ import { verifyLedger } from '../../../src/ledger/verify';
 import { runNodeApp } from '../../support/child-app';
 import { startFakeProvider, type FakeProvider } from '../../support/fake-provider';
 import { repoRoot } from '../../support/harness';
+import { isAuditStart } from '../../support/otlp-receiver';
 
 // The watcher in a real process with the real pipeline (`--require otel-llm-audit/register`, the
 // built package, the default file ledger): stderr, exit status, and what the ledger holds.
@@ -31,9 +32,10 @@ async function run(env: Record<string, string>) {
     LLM_AUDIT_LLM_HOSTS: new URL(fake.url).host,
     ...env,
   });
-  expect(await verifyLedger(new FileLedgerSource(ledger))).toMatchObject({ records: 3, removed: 0 });
+  // Three records and the process's audit.start.
+  expect(await verifyLedger(new FileLedgerSource(ledger))).toMatchObject({ records: 4, removed: 0 });
   const records: LedgerRecord[] = [];
-  for await (const hit of scanRecords(new FileLedgerSource(ledger))) records.push(hit.record);
+  for await (const hit of scanRecords(new FileLedgerSource(ledger))) if (!isAuditStart(hit.record as never)) records.push(hit.record);
   return { app, records, warnings: app.stderr.split('\n').filter((line) => line.includes('otel-llm-audit: WARNING')) };
 }
 

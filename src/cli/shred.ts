@@ -16,23 +16,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ContentError, defaultKeystorePath, shredTenant, type ShredResult } from '../audit/content';
-import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
-import { FileLedger } from '../ledger/file-ledger';
-import { LEDGER_FILE } from '../ledger/layout';
+import { LEDGER_FILE } from '../ledger/file/layout';
 import { operationRecord, type LedgerRecord } from '../ledger/record';
+import { ledgerConfigFromEnv, openLedgerWriter, type LedgerWriter } from '../ledger/writer';
 import { runContentCommand } from './decrypt';
 import { flag, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, postgresUrl } from './source';
 
 export const SHRED_USAGE =
   'llm-audit shred --tenant T [--keystore FILE | --key FILE] [--reason TEXT] [--ledger DIR | --postgres URL] [--signing-key FILE] [--yes] [--json]';
-
-/** Where the shred is recorded: what both ledger writers offer. */
-interface LedgerWriter {
-  append(records: readonly LedgerRecord[]): Promise<unknown>;
-  close(): Promise<void>;
-}
 
 /** The shred as a ledger record: who ran it, where, why, and which keys it destroyed (never a key). */
 export function shredRecord(result: ShredResult): LedgerRecord {
@@ -57,21 +50,20 @@ export function shredRecord(result: ShredResult): LedgerRecord {
  * named. A directory without a ledger is refused rather than created: a typo must not start a new
  * ledger that nobody reads.
  */
-async function openLedgerWriter(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
+async function openShredLedger(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
   const url = postgresUrl(p);
   const dir = str(p, 'ledger');
   if (url === undefined && dir === undefined) return undefined;
-  const signingPath = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
-  const signingKey = signingPath !== undefined ? loadPrivateKey(signingPath) : undefined;
-  if (url !== undefined) {
-    // Loaded only when asked for: the file-ledger commands never load the database driver.
-    const { PostgresLedger } = require('../ledger/postgres/writer') as typeof import('../ledger/postgres/writer');
-    return { writer: await PostgresLedger.open({ url, ...(signingKey ? { signingKey } : {}) }), name: 'the PostgreSQL ledger' };
-  }
-  if (!existsSync(join(dir!, LEDGER_FILE))) {
+  // Only the flags choose the ledger here (LLM_AUDIT_POSTGRES_URL does not): shredding without
+  // naming a ledger records the shred in shredded.jsonl alone, and says so.
+  const config = ledgerConfigFromEnv(
+    { LLM_AUDIT_SIGNING_KEY: io.env.LLM_AUDIT_SIGNING_KEY },
+    { ...(url !== undefined ? { url } : { dir: dir! }), ...(str(p, 'signing-key') !== undefined ? { signingKeyPath: str(p, 'signing-key')! } : {}) },
+  );
+  if (config.backend === 'file' && !existsSync(join(config.dir, LEDGER_FILE))) {
     throw new LedgerError('LEDGER_NOT_FOUND', `${dir} holds no audit ledger (no ${LEDGER_FILE}); nothing was shredded`);
   }
-  return { writer: await FileLedger.open({ dir: dir!, ...(signingKey ? { signingKey } : {}) }), name: `the ledger in ${dir}` };
+  return { writer: await openLedgerWriter(config), name: config.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${dir}` };
 }
 
 async function confirmOnTerminal(tenant: string): Promise<boolean> {
@@ -119,7 +111,7 @@ export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
       return 2;
     }
     const reason = str(p, 'reason');
-    const ledger = await openLedgerWriter(p, io);
+    const ledger = await openShredLedger(p, io);
     let result: ShredResult;
     try {
       result = shredTenant(keystore, tenant, reason !== undefined ? { reason } : {});
@@ -150,7 +142,8 @@ export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
  */
 async function recordShred(ledger: { writer: LedgerWriter; name: string }, result: ShredResult): Promise<void> {
   try {
-    await ledger.writer.append([shredRecord(result)]);
+    // A fresh random span id (operationRecord): it cannot be stored already.
+    await ledger.writer.append([shredRecord(result)], { unique: true });
   } catch (error) {
     const message = (error as Error).message;
     const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';

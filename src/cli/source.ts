@@ -1,7 +1,7 @@
 /** `--ledger DIR` or `--postgres URL`: which ledger a read command works on. */
 import type { LedgerSource } from '../ledger/backend';
 import { LedgerError } from '../ledger/errors';
-import { FileLedgerSource } from '../ledger/file-ledger';
+import { FileLedgerSource } from '../ledger/file/ledger';
 import { ledgerDir, str, type CliIo, type Parsed } from './io';
 
 /** The parseArgs option both read commands and serve accept. */

@@ -26,15 +26,20 @@ import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, reportRefusedRecord, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
 import { LedgerError } from './errors';
-import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
-import { PENDING_DIR } from './layout';
-import { JournalConsumer, JournalWriter, POLL_MS, journalKey } from './pending-journal';
+import { FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file/ledger';
+import type { PostgresLedgerOptions } from './postgres/writer';
+import { DEFAULT_LEDGER_DIR, fsyncPolicy, ledgerConfigFromEnv, openLedgerWriter, positiveInt, type LedgerWriter } from './writer';
+import { PENDING_DIR } from './file/layout';
+import { JournalConsumer, JournalWriter, POLL_MS, journalKey, journalOf } from './file/pending-journal';
 import { GAP_ACTION, claimedOperation, operationRecord, recordFromSpan, type LedgerRecord } from './record';
-import { transparencyFromEnv } from './transparency';
 import { atProcessExit } from '../util/exit-hook';
 
 export interface LedgerSpanExporterOptions {
+  /** The file ledger's directory; with `postgresUrl`, where the journals (pending/) are kept. */
   dir: string;
+  /** LLM_AUDIT_POSTGRES_URL: append to this PostgreSQL ledger instead of the file ledger in `dir`. */
+  postgresUrl?: string;
+  /** The file ledger's fsync policy, and the journals'. */
   fsync?: FsyncPolicy;
   signingKeyPath?: string;
   checkpointEvery?: number;
@@ -44,47 +49,33 @@ export interface LedgerSpanExporterOptions {
   maxBacklog?: number;
   /** LLM_AUDIT_ON_FAILURE (default continue). */
   onFailure?: OnFailurePolicy;
-  /** Advanced: everything else FileLedger.open accepts (clock, file opener for tests...). */
-  ledger?: Omit<FileLedgerOptions, 'dir' | 'fsync' | 'signingKeyPath' | 'checkpointEvery'>;
+  /** Advanced: everything else the writer accepts (clock, file opener for tests, pool size...). */
+  ledger?: Omit<FileLedgerOptions, 'dir' | 'fsync' | 'signingKeyPath' | 'checkpointEvery'> & Pick<PostgresLedgerOptions, 'poolSize'>;
 }
 
-export const DEFAULT_LEDGER_DIR = './llm-audit-ledger';
+export { DEFAULT_LEDGER_DIR };
 export const DEFAULT_MAX_BACKLOG = 10_000;
 /** How often a writer in journal mode tries to take the ledger's lock. */
 export const LOCK_RETRY_MS = 1_000;
 
-function positiveInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
-  const raw = env[name]?.trim();
-  if (!raw) return undefined;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < 1) throw new LedgerError('LEDGER_USAGE', `${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
 /**
- * Options from the environment: LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY,
- * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_HASH_KEY, LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE,
- * LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES.
+ * Options from the environment: the ledger as ledgerConfigFromEnv (writer.ts) chooses it
+ * (LLM_AUDIT_POSTGRES_URL, LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY,
+ * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES), plus LLM_AUDIT_HASH_KEY,
+ * LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE.
  */
 export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): LedgerSpanExporterOptions {
-  const options: LedgerSpanExporterOptions = { dir: env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
-  const fsync = env.LLM_AUDIT_FSYNC?.trim().toLowerCase();
-  if (fsync) {
-    if (!(FSYNC_POLICIES as readonly string[]).includes(fsync)) {
-      throw new LedgerError('LEDGER_USAGE', `LLM_AUDIT_FSYNC must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(env.LLM_AUDIT_FSYNC)}`);
-    }
-    options.fsync = fsync as FsyncPolicy;
-  }
-  const key = env.LLM_AUDIT_SIGNING_KEY?.trim();
-  if (key) options.signingKeyPath = key;
-  const every = positiveInt(env, 'LLM_AUDIT_CHECKPOINT_EVERY');
-  if (every) options.checkpointEvery = every;
+  const config = ledgerConfigFromEnv(env);
+  const options: LedgerSpanExporterOptions = { dir: config.backend === 'file' ? config.dir : env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
+  if (config.backend === 'postgres') options.postgresUrl = config.url;
+  const fsync = config.backend === 'file' ? config.fsync : fsyncPolicy('LLM_AUDIT_FSYNC', env.LLM_AUDIT_FSYNC);
+  if (fsync) options.fsync = fsync;
+  if (config.signingKeyPath) options.signingKeyPath = config.signingKeyPath;
+  if (config.checkpointEvery) options.checkpointEvery = config.checkpointEvery;
   if (env.LLM_AUDIT_HASH_KEY) options.hashKey = env.LLM_AUDIT_HASH_KEY;
-  const backlog = positiveInt(env, 'LLM_AUDIT_LEDGER_MAX_BACKLOG');
+  const backlog = positiveInt('LLM_AUDIT_LEDGER_MAX_BACKLOG', env.LLM_AUDIT_LEDGER_MAX_BACKLOG);
   if (backlog) options.maxBacklog = backlog;
-  // Checked here, at start, like the other options (not at the first append).
-  const transparency = transparencyFromEnv(env);
-  if (Object.keys(transparency).length > 0) options.ledger = { ...options.ledger, transparency };
+  if (config.transparency) options.ledger = { ...options.ledger, transparency: config.transparency };
   if (env.LLM_AUDIT_ON_FAILURE?.trim()) {
     try {
       options.onFailure = onFailureFromEnv(env);
@@ -101,7 +92,7 @@ export class LedgerSpanExporter implements SpanExporter {
   private readonly journal: JournalWriter;
   private readonly maxBacklog: number;
   /** Set while this process holds the ledger's lock. */
-  private holder: { ledger: FileLedger; consumer: JournalConsumer } | undefined;
+  private holder: { ledger: LedgerWriter; consumer: JournalConsumer } | undefined;
   private opening: Promise<void> | undefined;
   /** Another writer holds the lock: records go to the journal. */
   private journalMode = false;
@@ -193,17 +184,18 @@ export class LedgerSpanExporter implements SpanExporter {
   }
 
   private async tryLock(): Promise<void> {
-    const { dir, fsync, signingKeyPath, checkpointEvery, ledger: advanced } = this.options;
-    let ledger: FileLedger;
+    const { dir, postgresUrl, fsync, signingKeyPath, checkpointEvery, ledger: advanced } = this.options;
+    const common = {
+      onWarning: (message: string) => diag.warn(`otel-llm-audit ledger: ${message}`),
+      ...advanced,
+      ...(signingKeyPath ? { signingKeyPath } : {}),
+      ...(checkpointEvery ? { checkpointEvery } : {}),
+    };
+    let ledger: LedgerWriter;
     try {
-      ledger = await FileLedger.open({
-        onWarning: (message) => diag.warn(`otel-llm-audit ledger: ${message}`),
-        ...advanced,
-        dir,
-        ...(fsync ? { fsync } : {}),
-        ...(signingKeyPath ? { signingKeyPath } : {}),
-        ...(checkpointEvery ? { checkpointEvery } : {}),
-      });
+      ledger = await openLedgerWriter(
+        postgresUrl !== undefined ? { backend: 'postgres', url: postgresUrl, ...common } : { backend: 'file', dir, ...(fsync ? { fsync } : {}), ...common },
+      );
     } catch (error) {
       if (!(error instanceof LedgerError && error.code === 'LEDGER_LOCKED')) throw error;
       if (!this.journalMode) {
@@ -214,8 +206,15 @@ export class LedgerSpanExporter implements SpanExporter {
       return;
     }
     ledger.notices.forEach((n) => diag.warn(`otel-llm-audit ledger ${dir}: ${n}`));
-    const consumer = new JournalConsumer(ledger, dir, this.key, (message, level) =>
-      level === 'error' ? reportAuditProblem(`ledger ${dir}: ${message}`) : diag.warn(`otel-llm-audit ledger ${dir}: ${message}`),
+    const consumer = new JournalConsumer(
+      ledger,
+      dir,
+      this.key,
+      (message, level) => (level === 'error' ? reportAuditProblem(`ledger ${dir}: ${message}`) : diag.warn(`otel-llm-audit ledger ${dir}: ${message}`)),
+      // PostgreSQL: no lock, so every process is a writer; each appends its own journals (its
+      // worker threads', its exit journal of an earlier run is a dead pid's) and the database
+      // leaves out a span already stored.
+      postgresUrl !== undefined ? { storedBy: 'target', mine: (name) => journalOf(name, process.pid) } : {},
     );
     this.holder = { ledger, consumer };
     this.journalMode = false;
@@ -303,7 +302,7 @@ export class LedgerSpanExporter implements SpanExporter {
       return;
     }
     try {
-      await ledger.append(records);
+      await ledger.append(records, { unique: true });
     } catch (error) {
       // The ledger failed (disk full...): the journal keeps the records for a later pass.
       try {
@@ -348,7 +347,7 @@ export class LedgerSpanExporter implements SpanExporter {
     try {
       await this.connect();
       if (!this.holder) throw new Error('journal mode');
-      await this.holder.ledger.append([gap]);
+      await this.holder.ledger.append([gap], { unique: true });
     } catch {
       // Another writer holds the lock, or the ledger still fails: the journal keeps it durably, as
       // any record (a process that dies before the ledger works again no longer takes it along).

@@ -8,7 +8,7 @@
  * those of its line. A row edited behind the application's back (triggers disabled) is named.
  */
 import type { Pool, PoolClient } from 'pg';
-import type { StoredNote } from '../note-store';
+import type { StoredNote } from '../file/note-store';
 import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from '../backend';
 import { parseCheckpoint } from '../checkpoint';
 import { LedgerError, describeLocation } from '../errors';

@@ -18,49 +18,42 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { GroupCommit } from '../../util/group-commit';
 import { canonicalJson } from '../../audit/canonical-json';
-import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } from '../chain';
-import { CHECKPOINT_VERSION, ZERO_HASH, checkSignature, finishCheckpoint, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
+import { initialChainState, walkChain, type ChainState } from '../chain';
+import { checkSignature, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
 import { LedgerError } from '../errors';
-import { leafHash } from '../merkle';
-import { CheckpointPublisher, transparencyFromEnv, type TransparencyOptions } from '../transparency';
-import { recoveredRecord, type LedgerRecord } from '../record';
+import {
+  DEFAULT_CHECKPOINT_EVERY,
+  DEFAULT_CHECKPOINT_INTERVAL_MS,
+  SerialQueue,
+  buildCheckpoint,
+  chainBatches,
+  checkpointDue,
+  resumePoint,
+  unsignedRange,
+  type CheckpointRule,
+} from '../protocol';
+import { CheckpointPublisher, transparencyFromEnv } from '../transparency';
+import { spanKey, type LedgerRecord } from '../record';
+import type { AppendOptions, AppendOutcome, LedgerWriter, WriterOptions } from '../writer';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
 import { derivedColumns } from './rows';
 import { PostgresLedgerSource } from './source';
 
-export interface PostgresLedgerOptions {
+export interface PostgresLedgerOptions extends WriterOptions {
   url: string;
-  signingKeyPath?: string;
-  signingKey?: KeyObject;
-  /** Write a checkpoint after this many records (default 1000)... */
-  checkpointEvery?: number;
-  /** ...or when this long has passed since the newest one and records were added (default 60 s). */
-  checkpointIntervalMs?: number;
-  /** Clock for appended_at (partition day) and checkpoint times; tests move it. Default: the database's. */
-  clock?: () => Date;
   /** Connections of the writer's pool (default 4). */
   poolSize?: number;
-  onWarning?: (message: string) => void;
-  /** C2SP notes and witnesses (default: LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES). */
-  transparency?: TransparencyOptions;
+  // clock: for appended_at (partition day) and checkpoint times; default the database's.
 }
 
-export interface PostgresAppendResult {
-  /** Records stored by this append (seq firstSeq..lastSeq). */
-  stored: number;
-  /** Records left out because their span (trace id + span id) is already in the ledger or repeated. */
-  duplicates: number;
-  firstSeq: number;
-  lastSeq: number;
-}
+export type PostgresAppendResult = AppendOutcome;
 
-export class PostgresLedger {
+export class PostgresLedger implements LedgerWriter {
   private readonly pool: Pool;
   private readonly source: PostgresLedgerSource;
   private readonly key: KeyObject | undefined;
-  private readonly checkpointEvery: number;
-  private readonly checkpointIntervalMs: number;
+  private readonly rule: CheckpointRule;
   private readonly clock: (() => Date) | undefined;
   private readonly onWarning: (message: string) => void;
   private ledgerId = '';
@@ -68,7 +61,9 @@ export class PostgresLedger {
   /** Size of the newest checkpoint this writer's key signed, as far as this writer knows (key only). */
   private vouched = 0;
   private readonly partitions = new Set<string>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
+  /** Nothing to report at open: rows no signing writer signed are marked by a record and a warning. */
+  readonly notices: readonly string[] = [];
   private closed = false;
   readonly publisher: CheckpointPublisher;
   /** The note of a checkpoint in the open transaction: offered to witnesses once it commits. */
@@ -78,8 +73,14 @@ export class PostgresLedger {
     this.pool = createPool(url, { max: options.poolSize ?? 4 });
     this.source = new PostgresLedgerSource(url, { pool: this.pool });
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
-    this.checkpointEvery = options.checkpointEvery ?? 1000;
-    this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
+    // With a key, a signed checkpoint in every append transaction: no unsigned window at all (the
+    // rows and their signature commit together), and a row whose transaction recorded none was
+    // not written by a signing writer, which verify checks (PostgresLedgerSource.unsignedTransactions).
+    this.rule = {
+      every: options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY,
+      intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+      signEveryAppend: this.key !== undefined,
+    };
     this.clock = options.clock;
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
@@ -98,6 +99,17 @@ export class PostgresLedger {
   get name(): string {
     return this.source.name;
   }
+
+  get description(): string {
+    return this.source.name;
+  }
+
+  get backlog(): number {
+    return this.group.backlog;
+  }
+
+  /** Every commit is durable already. */
+  async sync(): Promise<void> {}
 
   get size(): number {
     return this.state.range.size;
@@ -126,31 +138,20 @@ export class PostgresLedger {
   private async recover(client?: PoolClient): Promise<ChainState> {
     const checkpoints = await this.source.checkpoints();
     if (this.key) this.vouched = vouchedSize(checkpoints, createPublicKey(this.key));
-    let state = initialChainState();
-    const ordered = [...checkpoints].sort((a, b) => b.checkpoint.tree_size - a.checkpoint.tree_size);
-    for (const { checkpoint } of ordered) {
-      if (checkpoint.ledger_id !== this.ledgerId) continue;
-      const resumed = stateFromCheckpoint(checkpoint);
-      if (resumed) {
-        state = resumed;
-        break;
-      }
-    }
+    const state = resumePoint(checkpoints, (c) => c.ledger_id === this.ledgerId)?.state ?? initialChainState();
     await walkChain(this.source.entriesFrom(state.range.size, client), state);
     return state;
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(task);
   }
 
   /**
    * Appends the records whose span is not yet in the ledger, in one transaction. Resolves once
    * committed; on any failure nothing was stored.
    */
-  append(records: readonly LedgerRecord[]): Promise<PostgresAppendResult> {
+  append(records: readonly LedgerRecord[], _options?: AppendOptions): Promise<PostgresAppendResult> {
     return this.group.add(records);
   }
 
@@ -265,14 +266,14 @@ export class PostgresLedger {
            JOIN unnest($1::text[], $2::text[]) AS u(t, s) ON c.trace_id = u.t AND c.span_id = u.s`,
         [traceIds, spanIds],
       );
-      for (const row of found.rows) existing.add(`${row.t}\n${row.s}`);
+      for (const row of found.rows) existing.add(spanKey({ trace_id: row.t, span_id: row.s }));
     }
     const fresh: LedgerRecord[] = marker ? [marker] : [];
     const results: PostgresAppendResult[] = [];
     for (const batch of batches) {
       const firstSeq = base.range.size + fresh.length;
       for (const record of batch) {
-        const key = `${record.trace_id}\n${record.span_id}`;
+        const key = spanKey(record);
         if (existing.has(key)) continue;
         existing.add(key);
         fresh.push(record);
@@ -294,24 +295,12 @@ export class PostgresLedger {
       this.partitions.add(day);
     }
 
-    const state = { range: base.range.clone(), lastLeaf: base.lastLeaf };
-    const seqs: string[] = [];
-    const lines: string[] = [];
-    const prevs: string[] = [];
-    const leaves: string[] = [];
+    const chained = chainBatches(base, [fresh]);
+    const state = chained.state;
+    const seqs = chained.lines.map((_, i) => String(base.range.size + i));
+    const { lines, prevs } = chained;
+    const leaves = chained.leaves.map((leaf) => leaf.toString('hex'));
     const columns = fresh.map(derivedColumns);
-    for (const record of fresh) {
-      const seq = state.range.size;
-      const prev = state.lastLeaf.toString('hex');
-      const line = canonicalJson({ seq, prev, record });
-      const leaf = leafHash(line);
-      state.range.append(leaf);
-      state.lastLeaf = leaf;
-      seqs.push(String(seq));
-      lines.push(line);
-      prevs.push(prev);
-      leaves.push(leaf.toString('hex'));
-    }
     const inserted = await client.query(
       `INSERT INTO ${SCHEMA}.chain (seq, trace_id, span_id, prev_hash, leaf_hash, appended_at)
        SELECT u.seq, u.t, u.s, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), $6::timestamptz
@@ -367,15 +356,10 @@ export class PostgresLedger {
         col('http_status'),
       ],
     );
-    if (this.key !== undefined) {
-      // With a key, a signed checkpoint in every append transaction: no unsigned window at all (the
-      // rows and their signature commit together), and a row whose transaction recorded none was
-      // not written by a signing writer, which verify checks (PostgresLedgerSource.unsignedTransactions).
-      return { value: results, state, vouched: state.range.size, checkpoint: await this.writeCheckpoint(client, state) };
-    }
-    const last = await this.lastCheckpoint(client);
-    if (state.range.size - Math.max(last.size, 0) >= this.checkpointEvery || (state.range.size > last.size && last.ageMs >= this.checkpointIntervalMs)) {
-      await this.writeCheckpoint(client, state);
+    // With a key the rule is "every transaction", and the newest checkpoint need not be read.
+    if (this.rule.signEveryAppend || checkpointDue(this.rule, state.range.size, await this.lastCheckpoint(client))) {
+      const checkpoint = await this.writeCheckpoint(client, state);
+      return { value: results, state, ...(this.key ? { vouched: state.range.size, checkpoint } : {}) };
     }
     return { value: results, state };
   }
@@ -405,32 +389,18 @@ export class PostgresLedger {
         this.vouched = Math.max(this.vouched, checkpoint.tree_size);
       }
     }
-    const size = state.range.size;
-    if (size <= this.vouched) return undefined;
-    const from = this.vouched;
+    const unsigned = unsignedRange(state.range.size, this.vouched, this.clock ? this.clock() : new Date());
+    if (!unsigned) return undefined;
     this.onWarning(
-      `${size - 1 === from ? `record ${from} was` : `records ${from}..${size - 1} were`} found after the newest signed checkpoint (size ${from}) ` +
-        `but no signing writer wrote ${size - 1 === from ? 'it' : 'them'} (the writer role without the signing key?); marked as recovered at seq ${size}`,
+      `${unsigned.range} ${unsigned.one ? 'was' : 'were'} found after the newest signed checkpoint (size ${this.vouched}) ` +
+        `but no signing writer wrote ${unsigned.one ? 'it' : 'them'} (the writer role without the signing key?); marked as recovered at seq ${state.range.size}`,
     );
-    return recoveredRecord(from, size - 1, this.clock ? this.clock() : new Date());
+    return unsigned.record;
   }
 
   private async writeCheckpoint(client: PoolClient, state: ChainState): Promise<Checkpoint> {
     const size = state.range.size;
-    const checkpoint = finishCheckpoint(
-      {
-        v: CHECKPOINT_VERSION,
-        type: 'checkpoint',
-        ledger_id: this.ledgerId,
-        tree_size: size,
-        root: state.range.root().toString('hex'),
-        last_leaf: size === 0 ? ZERO_HASH : state.lastLeaf.toString('hex'),
-        frontier: state.range.frontier.map((h) => h.toString('hex')),
-        position: null,
-        timestamp: (this.clock ? this.clock() : new Date()).toISOString(),
-      },
-      this.key,
-    );
+    const checkpoint = buildCheckpoint(this.ledgerId, state, null, this.clock ? this.clock() : new Date(), this.key);
     const note = this.publisher.note(checkpoint);
     await client.query(`INSERT INTO ${SCHEMA}.checkpoints (line, type, tree_size, note) VALUES ($1, 'checkpoint', $2, $3)`, [
       canonicalJson(checkpoint),

@@ -28,6 +28,7 @@ import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditPr
 import { LedgerError } from './errors';
 import { FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file/ledger';
 import type { PostgresLedgerOptions } from './postgres/writer';
+import { redactUrl } from './postgres/url';
 import { DEFAULT_LEDGER_DIR, fsyncPolicy, ledgerConfigFromEnv, openLedgerWriter, positiveInt, type LedgerWriter } from './writer';
 import { PENDING_DIR } from './file/layout';
 import { JournalConsumer, JournalWriter, POLL_MS, journalKey, journalOf } from './file/pending-journal';
@@ -107,6 +108,9 @@ export class LedgerSpanExporter implements SpanExporter {
   private lost: { count: number; first: string; last: string; error: string } | undefined;
   private shutDown = false;
 
+  /** The trail in messages and metrics: the directory, or the database URL without its password. */
+  private readonly trail: string;
+
   /** process.exit() runs no flush: what is still in memory goes to the journal then. */
   private readonly cancelExitJournal = atProcessExit(() => this.journalOnExit());
 
@@ -114,6 +118,7 @@ export class LedgerSpanExporter implements SpanExporter {
     this.key = journalKey({ signingKey: options.ledger?.signingKey, signingKeyPath: options.signingKeyPath, hashKey: options.hashKey });
     this.journal = new JournalWriter(options.dir, this.key, options.fsync !== 'none');
     this.maxBacklog = options.maxBacklog ?? DEFAULT_MAX_BACKLOG;
+    this.trail = options.postgresUrl !== undefined ? redactUrl(options.postgresUrl) : options.dir;
     if (options.onFailure) setOnFailurePolicy(options.onFailure);
   }
 
@@ -133,7 +138,7 @@ export class LedgerSpanExporter implements SpanExporter {
       this.journal.appendSync(records);
       this.journal.end();
     } catch (error) {
-      reportAuditFailure(this.options.dir, records.length, error);
+      reportAuditFailure(this.trail, records.length, error);
     }
   }
 
@@ -197,7 +202,13 @@ export class LedgerSpanExporter implements SpanExporter {
         postgresUrl !== undefined ? { backend: 'postgres', url: postgresUrl, ...common } : { backend: 'file', dir, ...(fsync ? { fsync } : {}), ...common },
       );
     } catch (error) {
-      if (!(error instanceof LedgerError && error.code === 'LEDGER_LOCKED')) throw error;
+      const locked = error instanceof LedgerError && error.code === 'LEDGER_LOCKED';
+      // PostgreSQL not reachable: the records wait in this process's journal (durably, as for a
+      // lock held by another writer) and the writer is opened again every LOCK_RETRY_MS. Loud,
+      // since nothing reaches the ledger meanwhile; nothing is lost either.
+      const unreachable = postgresUrl !== undefined && error instanceof LedgerError && error.code === 'LEDGER_IO';
+      if (!locked && !unreachable) throw error;
+      if (unreachable) reportAuditFailure(this.trail, 0, error);
       if (!this.journalMode) {
         this.journalMode = true;
         diag.info(`otel-llm-audit ledger ${dir}: ${error.message}; this process writes to its journal ${this.journal.name}, which the lock holder appends`);
@@ -217,6 +228,7 @@ export class LedgerSpanExporter implements SpanExporter {
       postgresUrl !== undefined ? { storedBy: 'target', mine: (name) => journalOf(name, process.pid) } : {},
     );
     this.holder = { ledger, consumer };
+    if (this.journalMode && postgresUrl !== undefined) auditTrailRestored(this.trail, 'the records journaled meanwhile are appended now');
     this.journalMode = false;
     // What other writers (or earlier processes) journaled comes first, then every POLL_MS.
     await this.appendJournals();
@@ -250,7 +262,7 @@ export class LedgerSpanExporter implements SpanExporter {
       if (appended + present > 0) diag.debug(`otel-llm-audit ledger: appended ${appended} journaled records (${present} were already in)`);
     } catch (error) {
       // The records stay in their journals for the next pass.
-      reportAuditFailure(this.options.dir, 0, error);
+      reportAuditFailure(this.trail, 0, error);
     }
   }
 
@@ -260,7 +272,7 @@ export class LedgerSpanExporter implements SpanExporter {
       const record = recordFromSpan(span);
       if (!record) continue;
       const claimed = claimedOperation(record);
-      if (claimed) reportRefusedRecord(this.options.dir, claimed);
+      if (claimed) reportRefusedRecord(this.trail, claimed);
       else records.push(record);
     }
     if (records.length === 0) {
@@ -311,13 +323,13 @@ export class LedgerSpanExporter implements SpanExporter {
         const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';
         throw new LedgerError(code, `${(error as Error).message}; and ${(journalError as Error).message}`, { cause: journalError });
       }
-      reportAuditFailure(this.options.dir, 0, error);
+      reportAuditFailure(this.trail, 0, error);
       return;
     } finally {
       this.unwritten.delete(records);
     }
     if (this.lost) await this.appendGap();
-    else auditTrailRestored(this.options.dir, 'no record was lost');
+    else auditTrailRestored(this.trail, 'no record was lost');
   }
 
   /** Records that could not be written anywhere: reported now, recorded as a gap once the ledger works. */
@@ -325,7 +337,7 @@ export class LedgerSpanExporter implements SpanExporter {
     const now = new Date().toISOString();
     const message = error instanceof Error ? error.message : String(error);
     this.lost = { count: (this.lost?.count ?? 0) + count, first: this.lost?.first ?? now, last: now, error: message };
-    reportAuditFailure(this.options.dir, count, error);
+    reportAuditFailure(this.trail, count, error);
     if (this.gapTimer) return;
     // Retried until it works: under LLM_AUDIT_ON_FAILURE=block no call comes to do it.
     this.gapTimer = setInterval(() => void this.appendGap(), LOCK_RETRY_MS);
@@ -363,7 +375,7 @@ export class LedgerSpanExporter implements SpanExporter {
       clearInterval(this.gapTimer);
       this.gapTimer = undefined;
     }
-    auditTrailRestored(this.options.dir, `${lost.count} record(s) lost since ${lost.first} are recorded in it as a ${GAP_ACTION} record`);
+    auditTrailRestored(this.trail, `${lost.count} record(s) lost since ${lost.first} are recorded in it as a ${GAP_ACTION} record`);
   }
 
   private track(work: Promise<unknown>): void {

@@ -70,7 +70,9 @@ export class PostgresLedger implements LedgerWriter {
   private uncommittedNote: string | undefined;
 
   private constructor(readonly url: string, options: PostgresLedgerOptions) {
-    this.pool = createPool(url, { max: options.poolSize ?? 4 });
+    // Idle connections do not keep the process alive: an application writing its own records
+    // (LLM_AUDIT_POSTGRES_URL) must still reach beforeExit, where the exporter flushes and closes.
+    this.pool = createPool(url, { max: options.poolSize ?? 4, allowExitOnIdle: true });
     this.source = new PostgresLedgerSource(url, { pool: this.pool });
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
     // With a key, a signed checkpoint in every append transaction: no unsigned window at all (the

@@ -3,11 +3,12 @@
  * the hash chain (that is `verify`'s job, and it is much slower); it does refuse lines that are not
  * entries, so a corrupt ledger never yields silently wrong numbers.
  */
+import { DETAIL_FIELDS, RECORD_FIELDS, TABLE_FIELDS } from './fields';
 import type { ItemLocation, LedgerSource, StoredEntry } from './backend';
 import { removedSegments } from './chain';
 import { LedgerError, describeLocation } from './errors';
 import { AUDIT_STATUS, AUDIT_STATUS_UNAUDITED } from '../semconv';
-import { modelOf, type LedgerRecord } from './record';
+import type { LedgerRecord } from './record';
 
 export interface RecordHit {
   seq: number;
@@ -120,58 +121,23 @@ export async function* queryRecords(source: LedgerSource, filter: QueryFilter, o
   }
 }
 
-/** Flat columns for table/CSV output of records. */
-export const RECORD_COLUMNS = [
-  'seq',
-  'timestamp',
-  'request_id',
-  'user_id',
-  'session_id',
-  'tenant_id',
-  'provider',
-  'model',
-  'action',
-  'status',
-  'input_tokens',
-  'output_tokens',
-  'cost_usd',
-  'latency_ms',
-  'error_type',
-  'http_status',
-] as const;
+/** Flat columns for table/CSV output of records (the field table's `table` fields, fields.ts). */
+export const RECORD_COLUMNS: readonly string[] = ['seq', ...TABLE_FIELDS];
 
 /**
  * What machine-readable output (JSON, CSV) adds to the table's columns: the ids that tie a record
  * to its trace in a tracing backend, and the keyed hashes that tie it to content held elsewhere.
  */
-export const DETAIL_COLUMNS = ['trace_id', 'span_id', 'system_prompt_hash', 'input_hash', 'output_hash'] as const;
+export const DETAIL_COLUMNS: readonly string[] = DETAIL_FIELDS;
 
 /** `--status` values: what `llm_audit.status` can be. */
 export const RECORD_STATUSES = [...Object.values(AUDIT_STATUS), AUDIT_STATUS_UNAUDITED] as const;
 
+const OUTPUT_FIELDS = RECORD_FIELDS.filter((f) => f.query !== undefined);
+
 export function flatRecord(hit: RecordHit): Record<string, string | number | null> {
-  const r = hit.record;
-  return {
-    seq: hit.seq,
-    timestamp: r.timestamp,
-    request_id: r.request_id,
-    user_id: r.user_id,
-    session_id: r.session_id,
-    tenant_id: r.tenant_id,
-    provider: r.provider,
-    model: modelOf(r),
-    action: r.action,
-    status: r.status,
-    input_tokens: r.input_tokens,
-    output_tokens: r.output_tokens,
-    cost_usd: r.cost_usd,
-    latency_ms: r.latency_ms,
-    error_type: r.error_type,
-    http_status: r.http_status ?? null,
-    trace_id: r.trace_id,
-    span_id: r.span_id,
-    system_prompt_hash: r.system_prompt_hash,
-    input_hash: r.input_hash,
-    output_hash: r.output_hash,
-  };
+  const row: Record<string, string | number | null> = { seq: hit.seq };
+  // A field a record's version lacks (http_status in v1) is null.
+  for (const f of OUTPUT_FIELDS) row[f.name] = (f.value(hit.record) ?? null) as string | number | null;
+  return row;
 }

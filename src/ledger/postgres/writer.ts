@@ -37,7 +37,7 @@ import { spanKey, type LedgerRecord } from '../record';
 import type { AppendOptions, AppendOutcome, LedgerWriter, WriterOptions } from '../writer';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
-import { derivedColumns } from './rows';
+import { derivedColumns, recordsInsert } from './rows';
 import { PostgresLedgerSource } from './source';
 
 export interface PostgresLedgerOptions extends WriterOptions {
@@ -315,49 +315,7 @@ export class PostgresLedger implements LedgerWriter {
       // Cannot happen under the lock; if it does, nothing of this request is kept.
       throw new LedgerError('LEDGER_IO', `${this.name}: a span of this request was stored concurrently; the request was not stored, retry it`);
     }
-    const col = <K extends keyof (typeof columns)[number]>(k: K): Array<(typeof columns)[number][K]> => columns.map((c) => c[k]);
-    await client.query(
-      `INSERT INTO ${SCHEMA}.records (seq, appended_at, line, prev_hash, leaf_hash, ts, trace_id, span_id, request_id, user_id,
-          session_id, tenant_id, provider, operation, model_request, model_response, status, input_tokens, output_tokens,
-          cost_usd, latency_ms, error_type, has_content, has_errors, http_status)
-       SELECT u.seq, $2::timestamptz, u.line, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), u.ts::timestamptz, u.trace_id, u.span_id,
-          u.request_id, u.user_id, u.session_id, u.tenant_id, u.provider, u.operation, u.model_request, u.model_response, u.status,
-          u.input_tokens, u.output_tokens, u.cost_usd, u.latency_ms, u.error_type, u.has_content, u.has_errors, u.http_status
-         FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                     $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::float8[],
-                     $19::float8[], $20::float8[], $21::float8[], $22::text[], $23::boolean[], $24::boolean[], $25::float8[])
-           AS u(seq, line, prev, leaf, ts, trace_id, span_id, request_id, user_id, session_id, tenant_id, provider, operation,
-                model_request, model_response, status, input_tokens, output_tokens, cost_usd, latency_ms, error_type,
-                has_content, has_errors, http_status)
-        ORDER BY u.seq`,
-      [
-        seqs,
-        appendedAt,
-        lines,
-        prevs,
-        leaves,
-        col('ts'),
-        col('trace_id'),
-        col('span_id'),
-        col('request_id'),
-        col('user_id'),
-        col('session_id'),
-        col('tenant_id'),
-        col('provider'),
-        col('operation'),
-        col('model_request'),
-        col('model_response'),
-        col('status'),
-        col('input_tokens'),
-        col('output_tokens'),
-        col('cost_usd'),
-        col('latency_ms'),
-        col('error_type'),
-        col('has_content'),
-        col('has_errors'),
-        col('http_status'),
-      ],
-    );
+    await client.query(recordsInsert({ seqs, appendedAt, lines, prevs, leaves }, columns));
     // With a key the rule is "every transaction", and the newest checkpoint need not be read.
     if (this.rule.signEveryAppend || checkpointDue(this.rule, state.range.size, await this.lastCheckpoint(client))) {
       const checkpoint = await this.writeCheckpoint(client, state);

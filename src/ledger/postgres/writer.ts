@@ -61,6 +61,7 @@ export class PostgresLedger implements LedgerWriter {
   /** Size of the newest checkpoint this writer's key signed, as far as this writer knows (key only). */
   private vouched = 0;
   private readonly partitions = new Set<string>();
+  private readonly openedAt = Date.now();
   private readonly queue = new SerialQueue();
   /** Nothing to report at open: rows no signing writer signed are marked by a record and a warning. */
   readonly notices: readonly string[] = [];
@@ -246,7 +247,8 @@ export class PostgresLedger implements LedgerWriter {
     const row = r.rows[0];
     return {
       size: row?.size === null || row?.size === undefined ? -1 : Number(row.size),
-      ageMs: row?.age === null || row?.age === undefined ? Infinity : row.age,
+      // None yet: the interval runs from this writer's start, as for the file ledger (protocol.ts).
+      ageMs: row?.age === null || row?.age === undefined ? Date.now() - this.openedAt : row.age,
     };
   }
 

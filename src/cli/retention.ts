@@ -3,8 +3,8 @@ import { loadPrivateKey, loadPublicKey } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
 import { applyRetention, resolvePolicy, type RetentionOptions } from '../ledger/retention';
 import { FORMATS, writeRows } from './format';
-import { flag, instant, ledgerDir, oneOf, parse, str, type CliIo } from './io';
-import { POSTGRES_OPTION, postgresUrl } from './source';
+import { flag, instant, oneOf, parse, str, type CliIo } from './io';
+import { POSTGRES_OPTION, ledgerOf } from './source';
 
 export const RETENTION_USAGE =
   'llm-audit retention apply --policy standard|hipaa|gdpr|custom [--dry-run] [--now ISO] [--max-age D] [--metadata D] [--content D] [--errors D] [--signing-key FILE] [--public-key FILE] [--format table|json|csv] [--ledger DIR | --postgres URL]   (D: 90d, 12w, 6m, 2y)';
@@ -43,11 +43,11 @@ export async function retentionCommand(argv: string[], io: CliIo): Promise<numbe
   const signingPath = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
   const publicPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
   const now = instant(str(p, 'now'), '--now');
-  const url = postgresUrl(p);
-  const apply = url !== undefined
+  const where = ledgerOf(p, io);
+  const apply = where.backend === 'postgres'
     ? (options: RetentionOptions) =>
-        (require('../ledger/postgres/retention') as typeof import('../ledger/postgres/retention')).applyPostgresRetention(url, options)
-    : (options: RetentionOptions) => applyRetention(ledgerDir(str(p, 'ledger'), io), options);
+        (require('../ledger/postgres/retention') as typeof import('../ledger/postgres/retention')).applyPostgresRetention(where.url, options)
+    : (options: RetentionOptions) => applyRetention(where.dir, options);
   const result = await apply({
     policy,
     dryRun,
@@ -68,7 +68,7 @@ export async function retentionCommand(argv: string[], io: CliIo): Promise<numbe
       ? `dry run (policy ${policy.name}, now ${plan.now}): would remove ${removed.length} segment(s), ${plan.removeRecords} record(s); nothing was changed`
       : removed.length === 0
         ? `policy ${policy.name}, now ${plan.now}: nothing has expired; nothing was removed`
-        : `policy ${policy.name}, now ${plan.now}: removed ${removed.length} segment(s), ${plan.removeRecords} record(s); tombstone at tree size ${result.tombstone!.tree_size} written to ${url !== undefined ? 'llm_audit.checkpoints' : 'checkpoints.jsonl'}`,
+        : `policy ${policy.name}, now ${plan.now}: removed ${removed.length} segment(s), ${plan.removeRecords} record(s); tombstone at tree size ${result.tombstone!.tree_size} written to ${where.backend === 'postgres' ? 'llm_audit.checkpoints' : 'checkpoints.jsonl'}`,
   );
   for (const n of plan.notes) io.err(`note: ${n}`);
   for (const w of result.warnings) io.err(`warning: ${w}`);

@@ -4,7 +4,7 @@
  * the ledger's records are not touched, so it still verifies, while the tenant's envelopes can no
  * longer be opened (CONTENT_KEY_SHREDDED). Needs no master key: only the keystore.
  *
- * With `--ledger DIR` or `--postgres URL` the shred is also appended to that ledger as a record of
+ * With `--ledger DIR` or `--postgres URL` (or LLM_AUDIT_POSTGRES_URL / LLM_AUDIT_LEDGER_DIR) the shred is also appended to that ledger as a record of
  * action `content.shred`, in the same hash chain as the calls: the erasure is then as
  * tamper-evident as what it erased. The ledger is opened first, so a ledger that cannot be written
  * (locked by a running writer, missing, unreachable) stops the command before anything is destroyed.
@@ -19,10 +19,10 @@ import { ContentError, defaultKeystorePath, shredTenant, type ShredResult } from
 import { LedgerError } from '../ledger/errors';
 import { LEDGER_FILE } from '../ledger/file/layout';
 import { operationRecord, type LedgerRecord } from '../ledger/record';
-import { ledgerConfigFromEnv, openLedgerWriter, type LedgerWriter } from '../ledger/writer';
+import { openLedgerWriter, type LedgerWriter } from '../ledger/writer';
 import { runContentCommand } from './decrypt';
 import { flag, parse, str, type CliIo, type Parsed } from './io';
-import { POSTGRES_OPTION, postgresUrl } from './source';
+import { POSTGRES_OPTION, ledgerOf } from './source';
 
 export const SHRED_USAGE =
   'llm-audit shred --tenant T [--keystore FILE | --key FILE] [--reason TEXT] [--ledger DIR | --postgres URL] [--signing-key FILE] [--yes] [--json]';
@@ -51,19 +51,20 @@ export function shredRecord(result: ShredResult): LedgerRecord {
  * ledger that nobody reads.
  */
 async function openShredLedger(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
-  const url = postgresUrl(p);
-  const dir = str(p, 'ledger');
-  if (url === undefined && dir === undefined) return undefined;
-  // Only the flags choose the ledger here (LLM_AUDIT_POSTGRES_URL does not): shredding without
-  // naming a ledger records the shred in shredded.jsonl alone, and says so.
-  const config = ledgerConfigFromEnv(
-    { LLM_AUDIT_SIGNING_KEY: io.env.LLM_AUDIT_SIGNING_KEY },
-    { ...(url !== undefined ? { url } : { dir: dir! }), ...(str(p, 'signing-key') !== undefined ? { signingKeyPath: str(p, 'signing-key')! } : {}) },
-  );
-  if (config.backend === 'file' && !existsSync(join(config.dir, LEDGER_FILE))) {
-    throw new LedgerError('LEDGER_NOT_FOUND', `${dir} holds no audit ledger (no ${LEDGER_FILE}); nothing was shredded`);
+  // The ledger the flags name, else the one the environment configures (LLM_AUDIT_POSTGRES_URL,
+  // LLM_AUDIT_LEDGER_DIR: as the writers choose it); not the default directory, which would record
+  // a shred in a ledger nobody configured.
+  const named = str(p, 'ledger') !== undefined || str(p, 'postgres') !== undefined;
+  if (!named && !io.env.LLM_AUDIT_POSTGRES_URL?.trim() && !io.env.LLM_AUDIT_LEDGER_DIR?.trim()) return undefined;
+  const where = ledgerOf(p, io);
+  const signing = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
+  if (where.backend === 'file' && !existsSync(join(where.dir, LEDGER_FILE))) {
+    throw new LedgerError('LEDGER_NOT_FOUND', `${where.dir} holds no audit ledger (no ${LEDGER_FILE}); nothing was shredded`);
   }
-  return { writer: await openLedgerWriter(config), name: config.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${dir}` };
+  return {
+    writer: await openLedgerWriter({ ...where, ...(signing !== undefined ? { signingKeyPath: signing } : {}) }),
+    name: where.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${where.dir}`,
+  };
 }
 
 async function confirmOnTerminal(tenant: string): Promise<boolean> {

@@ -2,7 +2,8 @@
 import type { LedgerSource } from '../ledger/backend';
 import { LedgerError } from '../ledger/errors';
 import { FileLedgerSource } from '../ledger/file/ledger';
-import { ledgerDir, str, type CliIo, type Parsed } from './io';
+import { ledgerLocation } from '../ledger/writer';
+import { str, type CliIo, type Parsed } from './io';
 
 /** The parseArgs option both read commands and serve accept. */
 export const POSTGRES_OPTION = { postgres: { type: 'string' } } as const;
@@ -17,15 +18,22 @@ export function postgresUrl(p: Parsed): string | undefined {
   return url;
 }
 
-/** The source named by the flags: the PostgreSQL ledger with --postgres, else the file ledger. */
-export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
+/** The ledger named by the flags, else by the environment (ledgerLocation, as the writers choose it). */
+export function ledgerOf(p: Parsed, io: CliIo): ReturnType<typeof ledgerLocation> {
   const url = postgresUrl(p);
-  if (url !== undefined) {
+  const dir = str(p, 'ledger');
+  return ledgerLocation(io.env, { ...(url !== undefined ? { url } : {}), ...(dir !== undefined ? { dir } : {}) });
+}
+
+/** The source named by the flags: the PostgreSQL ledger with --postgres (or LLM_AUDIT_POSTGRES_URL), else the file ledger. */
+export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
+  const where = ledgerOf(p, io);
+  if (where.backend === 'postgres') {
     // Loaded only when asked for: the file-ledger commands never load the database driver.
     const { PostgresLedgerSource } = require('../ledger/postgres/source') as typeof import('../ledger/postgres/source');
-    return new PostgresLedgerSource(url);
+    return new PostgresLedgerSource(where.url);
   }
-  return new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
+  return new FileLedgerSource(where.dir);
 }
 
 /** Runs `work` with the source, then releases it (closes the database connections). */

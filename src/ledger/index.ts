@@ -16,6 +16,15 @@ export {
 } from './checkpoint';
 export type { LedgerSource, LedgerItem, CheckpointEntry, StoredEntry, ItemLocation } from './backend';
 export { FileLedger, FileLedgerSource, FSYNC_POLICIES, type FileLedgerOptions, type FsyncPolicy, type AppendResult } from './file/ledger';
+export {
+  openLedgerWriter,
+  ledgerConfigFromEnv,
+  type LedgerWriter,
+  type LedgerConfig,
+  type AppendOutcome,
+  type AppendOptions,
+  type WriterOptions,
+} from './writer';
 export { verifyLedger, type VerifyOptions, type VerifyResult } from './verify';
 export { proveInclusion, proveConsistency, verifyProof, newestCheckpoint, type InclusionProof, type ConsistencyProof, type Proof } from './proofs';
 export { scanRecords, queryRecords, type QueryFilter, type RecordHit } from './query';

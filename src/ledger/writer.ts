@@ -90,7 +90,6 @@ export interface LedgerFlags {
  * a bad value is a LEDGER_USAGE error now, not at the first append.
  */
 export function ledgerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags: LedgerFlags = {}): LedgerConfig {
-  if (flags.url !== undefined && flags.dir !== undefined) throw new LedgerError('LEDGER_USAGE', 'give either --ledger DIR or --postgres URL, not both');
   const common: WriterOptions = {};
   const signingKeyPath = flags.signingKeyPath ?? (env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
   if (signingKeyPath) common.signingKeyPath = signingKeyPath;
@@ -100,15 +99,29 @@ export function ledgerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags:
   if (Object.keys(transparency).length > 0) common.transparency = transparency;
   const fsyncText = flags.fsync ?? env.LLM_AUDIT_FSYNC;
   const fsync = fsyncPolicy(flags.fsync !== undefined ? '--fsync' : 'LLM_AUDIT_FSYNC', fsyncText);
-  const url = flags.url ?? (flags.dir === undefined ? env.LLM_AUDIT_POSTGRES_URL?.trim() || undefined : undefined);
-  if (url !== undefined) {
-    if (url.trim() === '') throw new LedgerError('LEDGER_USAGE', '--postgres needs a connection URL');
+  const where = ledgerLocation(env, flags);
+  if (where.backend === 'postgres') {
     // Every PostgreSQL commit is durable (synchronous_commit is the database's setting): an fsync
     // policy has nothing to act on, and accepting one silently would promise what it does not do.
     if (flags.fsync !== undefined) throw new LedgerError('LEDGER_USAGE', '--fsync is for the file ledger; PostgreSQL commits are durable');
-    return { backend: 'postgres', url, ...common };
+    return { ...where, ...common };
   }
-  return { backend: 'file', dir: flags.dir ?? (env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR), ...(fsync ? { fsync } : {}), ...common };
+  return { ...where, ...(fsync ? { fsync } : {}), ...common };
+}
+
+/**
+ * Which ledger, without the writer's options (the read commands use it too): PostgreSQL for
+ * `--postgres URL`, or `LLM_AUDIT_POSTGRES_URL` unless `--ledger DIR` was given; else the file
+ * ledger in `--ledger DIR`, `LLM_AUDIT_LEDGER_DIR` or ./llm-audit-ledger.
+ */
+export function ledgerLocation(env: NodeJS.ProcessEnv, flags: Pick<LedgerFlags, 'dir' | 'url'> = {}): { backend: 'file'; dir: string } | { backend: 'postgres'; url: string } {
+  if (flags.url !== undefined && flags.dir !== undefined) throw new LedgerError('LEDGER_USAGE', 'give either --ledger DIR or --postgres URL, not both');
+  const url = flags.url ?? (flags.dir === undefined ? env.LLM_AUDIT_POSTGRES_URL?.trim() || undefined : undefined);
+  if (url !== undefined) {
+    if (url.trim() === '') throw new LedgerError('LEDGER_USAGE', '--postgres needs a connection URL');
+    return { backend: 'postgres', url };
+  }
+  return { backend: 'file', dir: flags.dir ?? (env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR) };
 }
 
 export function fsyncPolicy(name: string, raw: string | undefined): FsyncPolicy | undefined {

@@ -63,6 +63,10 @@ describe('LLM_AUDIT_EXPORTER=ledger with LLM_AUDIT_POSTGRES_URL', () => {
     const verify = cli(['verify', '--postgres', db.url, '--public-key', keys.publicPath, '--json']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     expect(JSON.parse(verify.stdout)).toMatchObject({ records: 4 });
+    // The read commands take the ledger from the same variable as the writers.
+    const byEnv = cli(['verify', '--json'], { LLM_AUDIT_POSTGRES_URL: db.url });
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    expect(JSON.parse(byEnv.stdout)).toMatchObject({ records: 4 });
     // Nothing went to a file ledger (and no journal was needed).
     expect(existsSync(join(dir, 'segments'))).toBe(false);
     expect(existsSync(join(dir, 'ledger.json'))).toBe(false);

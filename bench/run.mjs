@@ -40,9 +40,11 @@ const HELP = `usage: node bench/run.mjs [options]
                      reused: the same message objects every call (an agent loop, a chat session
                      kept in memory); fresh: new objects parsed from JSON every call (a server that
                      receives the whole conversation with each request). The scaling series uses fresh.
-  --exporter KIND    otlp-proto (default): the exporter encodes every batch to OTLP/protobuf, as the
-                     default OTLP exporter does before sending; otlp-json: to OTLP/JSON; count: it
-                     only counts the spans (hides what the attributes cost to export)
+  --exporter LIST    comma-separated, each a group of its own in the same interleaved rounds
+                     (default otlp-proto,count). otlp-proto: the exporter encodes every batch to
+                     OTLP/protobuf, as the default OTLP exporter does before sending; otlp-json: to
+                     OTLP/JSON; count: it only counts the spans (hides what the attributes cost to
+                     export, which favours the peers that record the conversation as attributes)
   --transport KIND   loopback (default): the SDKs call the fake provider over a socket; replay: each
                      child records the fake provider's answer once per call shape and its client's
                      fetch replays it (no socket work, much less noise; see bench/lib/replay.mjs)
@@ -69,7 +71,7 @@ const { values: opts } = parseArgs({
     config: { type: 'string' },
     'no-scaling': { type: 'boolean', default: false },
     messages: { type: 'string', default: 'reused,fresh' },
-    exporter: { type: 'string', default: 'otlp-proto' },
+    exporter: { type: 'string', default: 'otlp-proto,count' },
     transport: { type: 'string', default: 'loopback' },
     profile: { type: 'boolean', default: false },
     'profile-only': { type: 'boolean', default: false },
@@ -104,7 +106,7 @@ const settings = {
   streamCalls: int(opts['stream-calls'], quick ? 30 : 300),
   warmup: opts.warmup === undefined ? undefined : int(opts.warmup),
   abandon: int(opts.abandon, 10),
-  exporter: opts.exporter,
+  exporters: opts.exporter.split(','),
   transport: opts.transport,
   scaling: !opts['no-scaling'],
   messages: opts.messages.split(','),
@@ -128,8 +130,8 @@ if (!['loopback', 'replay'].includes(settings.transport)) {
   console.error(`bench: --transport must be loopback or replay`);
   process.exit(2);
 }
-if (!['otlp-proto', 'otlp-json', 'count'].includes(settings.exporter)) {
-  console.error(`bench: --exporter must be otlp-proto, otlp-json or count`);
+if (settings.exporters.length === 0 || settings.exporters.some((e) => !['otlp-proto', 'otlp-json', 'count'].includes(e))) {
+  console.error(`bench: --exporter must list otlp-proto, otlp-json and/or count`);
   process.exit(2);
 }
 const sdks = opts.sdk ? opts.sdk.split(',') : Object.keys(SDKS);
@@ -213,7 +215,17 @@ if (opts.reanalyse) {
   const { groups: savedGroups, budget: _b, scaling: _s, ...meta } = saved;
   writeReport({
     ...meta,
-    groups: savedGroups.map(({ key, sdk, shape, bytes, messages, configs, scaling: isScaling }) => ({ key, sdk, shape, bytes, messages: messages ?? 'reused', configs, scaling: isScaling })),
+    // Runs from before --exporter took a list measured one exporter, named in their settings.
+    groups: savedGroups.map(({ key, sdk, shape, bytes, messages, exporter, configs, scaling: isScaling }) => ({
+      key,
+      sdk,
+      shape,
+      bytes,
+      messages: messages ?? 'reused',
+      exporter: exporter ?? meta.settings?.exporter ?? 'otlp-proto',
+      configs,
+      scaling: isScaling,
+    })),
     rounds: savedGroups.map((g) => g.rawRounds),
   });
   process.exit(0);
@@ -285,11 +297,16 @@ const callsFor = (shape, bytes) => {
 const keep = (config) => !configFilter || configFilter.has(config);
 
 const groups = [];
-for (const messages of settings.messages) {
-  for (const sdk of sdks) {
-    for (const shape of ['plain', 'stream']) {
-      const key = `${sdk}/${shape}/${sizeKey(DEFAULT_SIZE)}${messages === 'fresh' ? '/fresh' : ''}`;
-      groups.push({ key, sdk, shape, bytes: DEFAULT_SIZE, messages, configs: configsFor(sdk).filter(keep) });
+// The first exporter is the one the scaling series and the profile use; each further one only adds
+// the main groups again (the budget is judged under every exporter).
+const [mainExporter] = settings.exporters;
+for (const exporter of settings.exporters) {
+  for (const messages of settings.messages) {
+    for (const sdk of sdks) {
+      for (const shape of ['plain', 'stream']) {
+        const key = `${sdk}/${shape}/${sizeKey(DEFAULT_SIZE)}${messages === 'fresh' ? '/fresh' : ''}${exporter === mainExporter ? '' : `/${exporter}`}`;
+        groups.push({ key, sdk, shape, bytes: DEFAULT_SIZE, messages, exporter, configs: configsFor(sdk).filter(keep) });
+      }
     }
   }
 }
@@ -304,6 +321,7 @@ if (settings.scaling && sdks.includes('openai6')) {
       bytes,
       messages: 'fresh',
       scaling: true,
+      exporter: mainExporter,
       configs: ['baseline', 'otel-llm-audit'].filter(keep),
     });
   }
@@ -322,7 +340,7 @@ function jobFor(group, config, round) {
     warmup: settings.warmup ?? Math.max(5, Math.round(calls / 3)),
     abandonCalls: group.shape === 'stream' ? settings.abandon : 0,
     hashProbe: config === 'otel-llm-audit' && group.shape === 'plain',
-    exporter: settings.exporter,
+    exporter: group.exporter,
     transport: settings.transport,
     fake,
     dist,
@@ -419,7 +437,7 @@ if (opts.profile || opts['profile-only']) {
       const dir = join(scratch, 'profiles', `${sdk}-${shape}`);
       rmSync(dir, { recursive: true, force: true });
       mkdirSync(dir, { recursive: true });
-      const group = { key: `profile/${sdk}/${shape}`, sdk, shape, bytes: DEFAULT_SIZE };
+      const group = { key: `profile/${sdk}/${shape}`, sdk, shape, bytes: DEFAULT_SIZE, exporter: mainExporter };
       const job = { ...jobFor(group, 'otel-llm-audit', 'profile'), calls: shape === 'plain' ? 3000 : 600, warmup: 200, abandonCalls: 0 };
       log(`bench: profiling otel-llm-audit, ${sdk} ${shape} (${job.calls} calls)`);
       const result = await runChild(job, ['--cpu-prof', '--cpu-prof-interval', '100', '--cpu-prof-dir', dir]);

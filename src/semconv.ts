@@ -116,6 +116,26 @@ export const EVENT_AUDIT_GUARDRAIL = 'llm_audit.guardrail';
 export const ATTR_AWS_BEDROCK_GUARDRAIL_ID = 'aws.bedrock.guardrail.id';
 /** Which side a provider's guardrail assessed: `input` (the prompt) or `output` (the answer). */
 export const ATTR_AUDIT_GUARDRAIL_STAGE = 'llm_audit.guardrail.stage';
+/** OpenAI audio transcriptions and translations: the language heard and the audio's length in seconds, as the API reports them. */
+export const ATTR_AUDIT_AUDIO_LANGUAGE = 'llm_audit.audio.language';
+export const ATTR_AUDIT_AUDIO_DURATION = 'llm_audit.audio.duration';
+/**
+ * OpenAI batches: the batch id, how many requests its input file holds, and the input hash of
+ * each (one hash per line of the file, in file order, each as `llm_audit.input.hash` would be for
+ * the same request sent alone); see docs/attributes.md.
+ */
+export const ATTR_AUDIT_BATCH_ID = 'llm_audit.batch.id';
+export const ATTR_AUDIT_BATCH_REQUEST_COUNT = 'llm_audit.batch.request_count';
+export const ATTR_AUDIT_BATCH_REQUEST_HASHES = 'llm_audit.batch.request.input_hashes';
+/** Whether a batch record carries its requests' hashes (`file`: its input file was uploaded in this process) or not (`unlinked`). */
+export const ATTR_AUDIT_BATCH_LINK = 'llm_audit.batch.link';
+/** A batch output file read back (`files.content`): the output hash of each result line, in file order. */
+export const ATTR_AUDIT_BATCH_RESULT_HASHES = 'llm_audit.batch.result.output_hashes';
+/** An uploaded file: its id and the hash of its bytes (keyed like the other hashes). */
+export const ATTR_AUDIT_FILE_ID = 'llm_audit.file.id';
+export const ATTR_AUDIT_FILE_HASH = 'llm_audit.file.hash';
+/** The files a multipart call uploaded (audio, images): a keyed hash of each one's bytes, in field order. */
+export const ATTR_AUDIT_FILE_HASHES = 'llm_audit.file.hashes';
 /** The AWS SDK conventions' request id (`x-amzn-RequestId`): what Bedrock invocation logs and CloudTrail carry. */
 export const ATTR_AWS_REQUEST_ID = 'aws.request_id';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';

@@ -36,6 +36,23 @@ function notes(entry, group) {
   return out.join('; ');
 }
 
+/** What each exporter does with a batch (runs before --exporter took a list name one in settings.exporter). */
+const EXPORTER_TEXT = {
+  'otlp-proto': 'encodes every batch to OTLP/protobuf (what the default OTLP exporter sends)',
+  'otlp-json': 'encodes every batch to OTLP/JSON',
+  count: 'does not encode them (what the attributes cost to export is not counted)',
+};
+const exportersOf = (settings) => settings.exporters ?? [settings.exporter ?? 'otlp-proto'];
+
+/** A budget line's result: reported ratios have none; a margin inside the null control's noise is no verdict. */
+export function verdict(b) {
+  if (b.reported) return 'reported';
+  if (b.missing) return `n/a (${b.missing})`;
+  if (!Number.isFinite(b.value)) return 'n/a';
+  if (b.conclusive === false) return `inconclusive (${b.pass ? 'pass' : 'fail'} within noise)`;
+  return b.pass ? 'met' : '**NOT MET**';
+}
+
 export function renderMarkdown(report) {
   const out = [];
   const { machine, settings } = report;
@@ -43,7 +60,7 @@ export function renderMarkdown(report) {
   out.push('');
   out.push(
     `Run ${report.date} with \`${report.command}\` (${settings.rounds} interleaved round(s), ` +
-      `${settings.calls} plain / ${settings.streamCalls} streaming calls per child at 10 KB, exporter \`${settings.exporter}\`, transport \`${settings.transport ?? 'loopback'}\`, ` +
+      `${settings.calls} plain / ${settings.streamCalls} streaming calls per child at 10 KB, exporter ${exportersOf(settings).map((e) => `\`${e}\``).join(' and ')}, transport \`${settings.transport ?? 'loopback'}\`, ` +
       `${settings.durationSeconds} s${Number.isFinite(settings.totalSeconds) ? `; ${settings.totalSeconds} s in all with the ledger and ingest benchmarks` : ''}). ` +
       'Method: [bench/README.md](../README.md).',
   );
@@ -78,16 +95,17 @@ export function renderMarkdown(report) {
     out.push('');
     out.push(
       table(
-        ['SDK', 'calls', 'messages', 'line', 'otel-llm-audit (median of per-round ratios)', 'ratio of median overheads (cross-check)', 'margin / noise µs', 'result'],
+        ['SDK', 'calls', 'messages', 'exporter', 'line', 'otel-llm-audit (median of per-round ratios)', 'ratio of median overheads (cross-check)', 'margin / noise µs', 'result'],
         report.budget.map((b) => [
           SDKS[b.sdk].label,
           b.shape,
           b.messages ?? 'reused',
+          b.exporter ?? exportersOf(settings)[0],
           b.line,
-          ratio(b.value),
-          ratio(b.ratioOfMedians),
+          b.unit === 'MiB' ? `${b.value >= 0 ? '+' : ''}${num(b.value)} MiB` : ratio(b.value),
+          b.unit === 'MiB' ? '–' : ratio(b.ratioOfMedians),
           Number.isFinite(b.marginUs) ? `${num(b.marginUs)} / ±${num(b.noiseUs)}` : '–',
-          !Number.isFinite(b.value) ? 'n/a' : b.conclusive === false ? `inconclusive (${b.pass ? 'pass' : 'fail'} within noise)` : b.pass ? 'pass' : '**FAIL**',
+          verdict(b),
         ]),
       ),
     );
@@ -96,7 +114,8 @@ export function renderMarkdown(report) {
   for (const group of report.groups.filter((g) => !g.scaling)) {
     out.push('');
     const messages = group.messages === 'fresh' ? ', new message objects every call' : ', the same message objects every call';
-    out.push(`## ${SDKS[group.sdk].label}: ${group.shape === 'plain' ? 'plain calls' : 'streaming calls (50 chunks)'}, ${sizeLabel(group.bytes)} conversation${messages}`);
+    const exporter = exportersOf(settings).length > 1 ? `, exporter \`${group.exporter}\`` : '';
+    out.push(`## ${SDKS[group.sdk].label}: ${group.shape === 'plain' ? 'plain calls' : 'streaming calls (50 chunks)'}, ${sizeLabel(group.bytes)} conversation${messages}${exporter}`);
     out.push('');
     const rows = group.configs.map((config) => {
       const e = group.byConfig[config];
@@ -136,7 +155,7 @@ export function renderMarkdown(report) {
 
   // Abandoned streams
   // Whether a span comes out does not depend on how the messages are held: one column per SDK.
-  const streamGroups = report.groups.filter((g) => g.shape === 'stream' && !g.scaling && g.messages !== 'fresh');
+  const streamGroups = report.groups.filter((g) => g.shape === 'stream' && !g.scaling && g.messages !== 'fresh' && (g.exporter ?? exportersOf(settings)[0]) === exportersOf(settings)[0]);
   if (streamGroups.length) {
     out.push('');
     out.push('## Streams abandoned after 3 chunks (`break`): spans exported after a flush, per abandoned stream');
@@ -221,8 +240,8 @@ export function renderMarkdown(report) {
   out.push(
     [
       '- Same for every configuration with OpenTelemetry: `NodeTracerProvider` (AsyncLocalStorage context manager, W3C propagators, ' +
-        'always-on sampler) registered globally, one `BatchSpanProcessor` with default settings and an exporter that counts the spans' +
-        (settings.exporter === 'otlp-proto' ? ' and encodes every batch to OTLP/protobuf (what the default OTLP exporter sends)' : settings.exporter === 'otlp-json' ? ' and encodes every batch to OTLP/JSON' : ' (and does not encode them: what the attributes cost to export is not counted)') +
+        'always-on sampler) registered globally, one `BatchSpanProcessor` with default settings and an exporter that counts the spans and ' +
+        exportersOf(settings).map((e) => `${EXPORTER_TEXT[e]} (\`${e}\`)`).join(', or, in the groups marked so, ') +
         '. No meter or logger provider is registered, so metrics and log events are no-ops for everyone.',
       '- `baseline`: no OpenTelemetry at all. `sdk-only`: the tracer provider, no instrumentation. `hand-span`: one ' +
         '`tracer.startActiveSpan` per call with 3 attributes, ended when the call (or the stream) ends: the floor for any span-based instrumentation.',

@@ -2,6 +2,11 @@
  * `llm-audit decrypt <request_id>`: shows an authorised reviewer the encrypted content (system
  * instructions, input and output messages) of one audited call, read from its ledger record.
  *
+ * The read is recorded first: an `audit.read` record (who: --actor, else the OS user; which record;
+ * why: --reason, required) is appended to the same ledger before anything is printed, and when it
+ * cannot be (the ledger is locked by a running writer, the PostgreSQL role may not write, a signed
+ * ledger without its signing key) nothing is shown (audit-read.ts).
+ *
  * Exit codes: 0 shown; 1 the envelope is altered or damaged (CONTENT_TAMPERED,
  * CONTENT_ENVELOPE_INVALID); 2 usage; 3 cannot be shown (no key, wrong key, data key shredded,
  * keystore missing, record not found, no content captured for that call).
@@ -19,14 +24,15 @@ import {
   type ContentPayload,
   type MasterKey,
 } from '../audit/content';
-import { LedgerError } from '../ledger/errors';
+import { LedgerError, isLedgerError, type LedgerErrorCode } from '../ledger/errors';
 import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
+import { ReadAudit } from './audit-read';
 import { oneOf, parse, str, strs, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const DECRYPT_USAGE =
-  'llm-audit decrypt <request_id> [--ledger DIR | --postgres URL] [--key FILE]... [--keystore FILE] [--format text|json]';
+  'llm-audit decrypt <request_id> --reason TEXT [--actor NAME] [--ledger DIR | --postgres URL] [--signing-key FILE] [--key FILE]... [--keystore FILE] [--format text|json]';
 
 /**
  * Runs a content command: ContentErrors become `llm-audit: CODE: message` and their exit code
@@ -71,23 +77,38 @@ export function reviewerKeys(keyFlags: string[], keystoreFlag: string | undefine
 export async function decryptCommand(argv: string[], io: CliIo): Promise<number> {
   const p = parse(
     argv,
-    { ledger: { type: 'string' }, key: { type: 'string', multiple: true }, keystore: { type: 'string' }, format: { type: 'string' }, ...POSTGRES_OPTION },
+    {
+      ledger: { type: 'string' },
+      key: { type: 'string', multiple: true },
+      keystore: { type: 'string' },
+      format: { type: 'string' },
+      actor: { type: 'string' },
+      reason: { type: 'string' },
+      'signing-key': { type: 'string' },
+      ...POSTGRES_OPTION,
+    },
     DECRYPT_USAGE,
     1,
   );
   const requestId = p.positionals[0];
   if (requestId === undefined || requestId === '') throw new LedgerError('LEDGER_USAGE', `give the request id of the call\nusage: ${DECRYPT_USAGE}`);
+  if (!str(p, 'reason')?.trim()) {
+    throw new LedgerError('LEDGER_USAGE', `--reason TEXT is required: decrypt reveals content, and the ledger records who read it and why\nusage: ${DECRYPT_USAGE}`);
+  }
   const format = oneOf(str(p, 'format'), ['text', 'json'] as const, '--format', 'text');
   return runContentCommand(io, async () => {
+    const audit = await ReadAudit.prepare(p, io);
+    if (audit.unavailable) throw unrecorded(audit.unavailable.code, audit.unavailable.why);
     // The record first: whether there is anything to decrypt does not depend on the keys, and a
     // reviewer asking about a record without content should hear that, not about a keystore.
-    const record = await withSource(p, io, async (source) => {
+    const hit = await withSource(p, io, async (source) => {
       for await (const hit of scanRecords(source)) {
-        if (hit.record.request_id === requestId) return hit.record;
+        if (hit.record.request_id === requestId) return hit;
       }
       return undefined;
     });
-    if (record === undefined) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with request id ${JSON.stringify(requestId)}`);
+    if (hit === undefined) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with request id ${JSON.stringify(requestId)}`);
+    const record = hit.record;
     const envelope = (record as LedgerRecord & { content?: unknown }).content;
     if (envelope === undefined || envelope === null) {
       throw new ContentError('CONTENT_NOT_CAPTURED', `record ${JSON.stringify(requestId)} has no encrypted content (content capture was off for that call)`);
@@ -101,6 +122,12 @@ export async function decryptCommand(argv: string[], io: CliIo): Promise<number>
     const cipher = createContentCipher({ oldKeys: keys, keystorePath: keystore, refreshMs: 0 });
     const fields = parseEnvelope(envelope);
     const payload = cipher.open(envelope as string, { requestId, tenantId: record.tenant_id });
+    // Opened in memory only: shown once the read is in the ledger.
+    try {
+      await audit.record({ command: 'decrypt', tenantId: record.tenant_id, details: { request_id: requestId, seq: hit.seq, kid: fields.kid, dek: fields.dek } });
+    } catch (error) {
+      throw unrecorded(isLedgerError(error) ? error.code : 'LEDGER_IO', (error as Error).message.split('\n')[0]!);
+    }
     if (format === 'json') {
       const doc = {
         request_id: record.request_id,
@@ -117,6 +144,10 @@ export async function decryptCommand(argv: string[], io: CliIo): Promise<number>
     }
     return 0;
   });
+}
+
+function unrecorded(code: LedgerErrorCode, why: string): LedgerError {
+  return new LedgerError(code, `decrypt shows content only once the read is recorded in the ledger (audit.read), and it cannot be: ${why}; nothing was shown`);
 }
 
 // --- text rendering --------------------------------------------------------------------------------

@@ -4,12 +4,13 @@ import { buildEvidence, verifyEvidence } from '../evidence/bundle';
 import { FRAMEWORKS, type Framework } from '../evidence/frameworks';
 import { loadPrivateKey, loadPublicKey } from '../ledger/checkpoint';
 import { EXIT, LedgerError } from '../ledger/errors';
+import { READ_AUDIT_OPTIONS, READ_AUDIT_USAGE, ReadAudit, filterDetails } from './audit-read';
 import { flag, instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const EVIDENCE_USAGE =
   `llm-audit evidence --framework ${FRAMEWORKS.join('|')} --from DATE [--to DATE] --out DIR [--ledger DIR | --postgres URL]\n` +
-  '                   [--previous DIR] [--public-key FILE] [--signing-key FILE]\n' +
+  `                   [--previous DIR] [--public-key FILE] [--signing-key FILE] ${READ_AUDIT_USAGE}\n` +
   'llm-audit evidence verify DIR [--public-key FILE] [--previous DIR] [--allow-unsigned]\n' +
   '  --from, --to        the period (ISO 8601; --to defaults to now, and is excluded)\n' +
   '  --out DIR           a new or empty directory for the bundle (report.html, evidence.json, checkpoint.json,\n' +
@@ -34,7 +35,7 @@ export async function evidenceCommand(argv: string[], io: CliIo): Promise<number
       ledger: { type: 'string' },
       previous: { type: 'string' },
       'public-key': { type: 'string' },
-      'signing-key': { type: 'string' },
+      ...READ_AUDIT_OPTIONS,
       ...POSTGRES_OPTION,
     },
     EVIDENCE_USAGE,
@@ -52,6 +53,8 @@ export async function evidenceCommand(argv: string[], io: CliIo): Promise<number
   const publicKey = keyFrom(str(p, 'public-key') ?? io.env.LLM_AUDIT_PUBLIC_KEY, loadPublicKey);
   const signingKey = keyFrom(str(p, 'signing-key') ?? io.env.LLM_AUDIT_SIGNING_KEY, loadPrivateKey);
   const previous = str(p, 'previous');
+  const audit = await ReadAudit.prepare(p, io);
+  audit.unrecordedNotice('evidence');
   const result = await withSource(p, io, (source) =>
     buildEvidence(source, {
       framework: framework as Framework,
@@ -72,6 +75,11 @@ export async function evidenceCommand(argv: string[], io: CliIo): Promise<number
       `open ${out}/report.html; check the bundle with: llm-audit evidence verify ${out}${publicKey ? ' --public-key KEY' : ''}\n`,
   );
   if (!publicKey) io.err('warning: no --public-key: the ledger\'s signatures were not checked, and the report says so');
+  await audit.recordAfter({
+    command: 'evidence',
+    tenantId: null,
+    details: { framework, ...filterDetails({ from, to }), out, records: result.facts.records.calls },
+  });
   return v.ok ? EXIT.ok : EXIT.integrity;
 }
 

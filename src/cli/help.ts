@@ -26,6 +26,13 @@ const CONTENT_KEYS: Option[] = [
   ['--key FILE', 'a content master key; repeat for rotated keys (default $LLM_AUDIT_CONTENT_KEY)'],
   ['--keystore FILE', 'the keystore of data keys (default $LLM_AUDIT_CONTENT_KEYSTORE, else beside the key file)'],
 ];
+/** The audit.read record a reading command appends (audit-read.ts). */
+const READ_AUDIT: Option[] = [
+  ['--actor NAME', 'who reads, in the audit.read record (default: the OS user, which is recorded too)'],
+  ['--reason TEXT', 'why, in the audit.read record'],
+  ['--signing-key FILE', 'the ledger\'s signing key, to append the audit.read record to a signed ledger (default $LLM_AUDIT_SIGNING_KEY)'],
+  ['--require-audit', 'refuse (exit 3, nothing read) when the read cannot be recorded (default: a note on stderr)'],
+];
 const mib = (bytes: number): string => `${bytes / (1024 * 1024)} MiB`;
 
 const HELP: Record<string, CommandHelp> = {
@@ -89,6 +96,7 @@ const HELP: Record<string, CommandHelp> = {
       ['--limit N', 'at most N records (default all)'],
       LEDGER,
       POSTGRES,
+      ...READ_AUDIT,
     ],
     examples: ['llm-audit query --from 2026-11-01 --to 2026-12-01 --status error --format json'],
   },
@@ -127,8 +135,17 @@ const HELP: Record<string, CommandHelp> = {
     examples: ['llm-audit repair --ledger ./llm-audit-ledger   # only after verify reported a torn tail from a crash'],
   },
   decrypt: {
-    options: [['<request_id>', 'the record whose content to show'], LEDGER, POSTGRES, ...CONTENT_KEYS, ['--format text|json', 'output format (default text)']],
-    examples: ['llm-audit decrypt 415ad8ec-ff79-4db3-8c34-836b6bb51703 --key content.key'],
+    options: [
+      ['<request_id>', 'the record whose content to show'],
+      ['--reason TEXT', 'required: why, recorded in the audit.read record appended before anything is shown'],
+      ['--actor NAME', 'who reads (default: the OS user, which is recorded too)'],
+      LEDGER,
+      POSTGRES,
+      ['--signing-key FILE', 'the ledger\'s signing key: a signed ledger takes the audit.read record only with it (default $LLM_AUDIT_SIGNING_KEY)'],
+      ...CONTENT_KEYS,
+      ['--format text|json', 'output format (default text)'],
+    ],
+    examples: ['llm-audit decrypt 415ad8ec-ff79-4db3-8c34-836b6bb51703 --key content.key --reason "ticket 4711: customer complaint"'],
   },
   shred: {
     options: [
@@ -157,6 +174,7 @@ const HELP: Record<string, CommandHelp> = {
       LEDGER,
       ['--postgres URL', 'the PostgreSQL ledger (default $LLM_AUDIT_POSTGRES_URL)'],
       ['--tls-cert FILE --tls-key FILE', 'serve HTTPS (PEM)'],
+      ['--tls-client-ca FILE', 'with TLS: require a client certificate signed by this CA (PEM); others are refused in the handshake'],
       ['--max-body-bytes N', `largest request body (default ${mib(DEFAULTS.maxBodyBytes)})`],
       ['--max-inflight N', `requests handled at once (default ${DEFAULTS.maxInflight})`],
       ['--max-queued-bytes N', `body bytes held at once (default ${mib(DEFAULTS.maxQueuedBytes)})`],
@@ -170,6 +188,14 @@ const HELP: Record<string, CommandHelp> = {
       ['--db-wait S', `with --postgres: how long to retry while PostgreSQL cannot be reached at start-up (default ${DEFAULT_DB_WAIT_S}; 0: fail at once)`],
     ],
     examples: ['LLM_AUDIT_INGEST_TOKEN=... llm-audit serve --host 0.0.0.0 --postgres postgres://llm_audit_writer@db/llm_audit'],
+  },
+  'grant-reader': {
+    options: [
+      ['ROLE', 'the role to limit (created NOLOGIN when missing)'],
+      ['--tenant T', 'the tenant whose records it may read; repeatable'],
+      ['--postgres URL', 'the database (default $LLM_AUDIT_POSTGRES_URL); run as the schema owner'],
+    ],
+    examples: ['llm-audit grant-reader --tenant acme acme_reader --postgres postgres://llm_audit_owner@db/llm_audit && psql -c "GRANT acme_reader TO alice"'],
   },
   migrate: {
     options: [['--postgres URL', 'the database (default $LLM_AUDIT_POSTGRES_URL); run as the schema owner']],

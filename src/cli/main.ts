@@ -9,6 +9,7 @@ import { EXIT, exitCodeFor, isLedgerError, LedgerError } from '../ledger/errors'
 import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
 import { DECRYPT_USAGE, decryptCommand } from './decrypt';
 import { EVIDENCE_USAGE, evidenceCommand } from './evidence';
+import { GRANT_READER_USAGE, grantReaderCommand } from './grant-reader';
 import { commandHelp } from './help';
 import { processIo, type CliIo } from './io';
 import { KEYGEN_USAGE, VERIFIER_KEY_USAGE, keygenCommand, verifierKeyCommand } from './keygen';
@@ -50,6 +51,7 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   'content-key': { run: contentKeyCommand, usage: CONTENT_KEY_USAGE, summary: 'create a master key for encrypted content capture' },
   serve: { run: serveCommand, usage: SERVE_USAGE, summary: 'receive audit spans over OTLP/HTTP into the ledger (file or PostgreSQL)' },
   migrate: { run: migrateCommand, usage: MIGRATE_USAGE, summary: 'create or upgrade the PostgreSQL ledger schema' },
+  'grant-reader': { run: grantReaderCommand, usage: GRANT_READER_USAGE, summary: "PostgreSQL: set up a role that sees only one tenant's records (row-level security)" },
 };
 
 export function helpText(): string {

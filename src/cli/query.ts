@@ -1,12 +1,18 @@
-/** `llm-audit query`: records in a time window, filtered, as a table, JSON or CSV. */
+/**
+ * `llm-audit query`: records in a time window, filtered, as a table, JSON or CSV. The read is
+ * recorded as an `audit.read` record when the command has a writer's access (audit-read.ts);
+ * those records are listed only when asked for (`--action audit.read`), not between the calls.
+ */
 import { LedgerError, isLedgerError } from '../ledger/errors';
 import { DETAIL_COLUMNS, RECORD_COLUMNS, RECORD_STATUSES, flatRecord, queryRecords, type QueryFilter } from '../ledger/query';
 import { FORMATS, RowWriter } from './format';
+import { READ_ACTION } from '../ledger/record';
+import { READ_AUDIT_OPTIONS, READ_AUDIT_USAGE, ReadAudit, filterDetails, recordsRead } from './audit-read';
 import { instant, oneOf, parse, str, type CliIo } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 export const QUERY_USAGE =
-  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL]';
+  'llm-audit query [--from ISO] [--to ISO] [--user U] [--tenant T] [--model M] [--status S] [--action A] [--format table|json|csv] [--columns A,B] [--limit N] [--ledger DIR | --postgres URL] ' + READ_AUDIT_USAGE;
 
 const ALL_COLUMNS: readonly string[] = [...RECORD_COLUMNS, ...DETAIL_COLUMNS];
 
@@ -36,6 +42,7 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       format: { type: 'string' },
       limit: { type: 'string' },
       columns: { type: 'string' },
+      ...READ_AUDIT_OPTIONS,
       ...POSTGRES_OPTION,
     },
     QUERY_USAGE,
@@ -58,6 +65,9 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   const format = oneOf(str(p, 'format'), FORMATS, '--format', 'table');
   const columns = columnsOf(str(p, 'columns'), format);
   const writer = new RowWriter(io, format, columns);
+  const audit = await ReadAudit.prepare(p, io);
+  audit.unrecordedNotice('query');
+  const seqs: number[] = [];
   let torn = 0;
   let n = 0;
   await withSource(p, io, async (source) => {
@@ -68,6 +78,8 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
     let missing: unknown;
     try {
       for await (const hit of queryRecords(source, filter, { onTorn: () => torn++ })) {
+        if (filter.action === undefined && hit.record.action === READ_ACTION) continue;
+        seqs.push(hit.seq);
         const row = flatRecord(hit);
         await writer.row(Object.fromEntries(columns.map((c) => [c, row[c] ?? null])));
         if (++n >= limit) break;
@@ -77,6 +89,8 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
       missing = error;
     }
     await writer.end();
+    // What was shown is recorded, also when the scan then found records missing.
+    await audit.recordAfter({ command: 'query', tenantId: filter.tenant ?? null, details: { ...filterDetails({ ...filter }), ...recordsRead(seqs) } });
     if (missing) throw missing;
   });
   if (torn > 0) io.err('warning: the ledger ends with an incomplete line (a write in progress, or a crash); it was skipped: run `llm-audit verify`');

@@ -1,4 +1,8 @@
-/** `llm-audit report cost-by-user | anomalies | error-rate | usage | summary`. */
+/**
+ * `llm-audit report cost-by-user | anomalies | error-rate | usage | summary`. Operation records
+ * (audit.read among them) are never counted as calls; the read is recorded as an `audit.read`
+ * record when the command has a writer's access (audit-read.ts).
+ */
 import { writeFileSync } from 'node:fs';
 import { gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
 import { renderSummaryHtml } from '../evidence/html';
@@ -10,6 +14,7 @@ import { scanRecords } from '../ledger/query';
 import type { LedgerRecord } from '../ledger/record';
 import { anomalies, costByUser, errorRate, type Cell, type Report } from '../ledger/reports';
 import { FORMATS, writeRows } from './format';
+import { READ_AUDIT_OPTIONS, READ_AUDIT_USAGE, ReadAudit, filterDetails } from './audit-read';
 import { instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
@@ -20,6 +25,7 @@ const DAY = 86_400_000;
 
 export const REPORT_USAGE =
   'llm-audit report <name> [options] [--format table|json|csv|html] [--out FILE] [--ledger DIR | --postgres URL]\n' +
+  `  ${READ_AUDIT_USAGE}   the audit.read record of this run\n` +
   '  cost-by-user [--from ISO] [--to ISO]              requests, cost and latency per user per day\n' +
   '  anomalies [--now ISO] [--by none|user|model] [--sigmas N (3)]   calls far above the input-token baseline\n' +
   '  error-rate [--now ISO] [--hours N (24)]           requests, errors and blocked calls per model\n' +
@@ -48,6 +54,7 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
       format: { type: 'string' },
       out: { type: 'string' },
       'public-key': { type: 'string' },
+      ...READ_AUDIT_OPTIONS,
       ...POSTGRES_OPTION,
     },
     REPORT_USAGE,
@@ -59,9 +66,13 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
   }
   const format = oneOf(str(p, 'format'), REPORT_FORMATS, '--format', 'table');
   const out = str(p, 'out');
+  const audit = await ReadAudit.prepare(p, io);
+  audit.unrecordedNotice('report');
   const target: CliIo = out === undefined ? io : fileIo(out, io);
   const code = await withSource(p, io, (source) => runReport(source, name, p, format, target, ['llm-audit', 'report', ...argv].join(' ')));
   if (out !== undefined) io.err(`wrote ${out}`);
+  const period = { from: instant(str(p, 'from'), '--from'), to: instant(str(p, 'to'), '--to'), now: instant(str(p, 'now'), '--now'), by: str(p, 'by') };
+  await audit.recordAfter({ command: 'report', tenantId: null, details: { report: name, ...filterDetails(period) } });
   return code;
 }
 
@@ -117,9 +128,13 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
 const TOTAL_COLUMNS = ['calls', 'errors', 'blocked', 'input_tokens', 'output_tokens', 'cost_usd', 'unpriced'] as const;
 const totals = (t: Totals): Record<string, Cell> => Object.fromEntries(TOTAL_COLUMNS.map((c) => [c, t[c]]));
 
+/** A tenant reader cannot verify (it sees part of the chain): that is said as such, never as a failure. */
+const partial = (v: EvidenceFacts['ledger']['verify']): boolean => !v.ok && v.code === 'LEDGER_PARTIAL_VIEW';
+
 function periodNote(f: EvidenceFacts): string {
   const v = f.ledger.verify;
-  return `period ${f.period.from} .. ${f.period.to} (end excluded); cost counts priced calls, unpriced counts successful calls without a price` + (v.ok ? '' : `; the ledger FAILED verification (${v.code})`);
+  const verified = v.ok ? '' : partial(v) ? '; the ledger was not verified (this role sees only part of it)' : `; the ledger FAILED verification (${v.code})`;
+  return `period ${f.period.from} .. ${f.period.to} (end excluded); cost counts priced calls, unpriced counts successful calls without a price` + verified;
 }
 
 /** `report usage --by G [--top N]`: one row per group with the totals, highest cost first (by day: in date order). */
@@ -151,7 +166,7 @@ function summaryReport(f: EvidenceFacts): Report {
     rows: [...f.by_model.map((m) => ({ provider: m.provider, model: m.model, ...totals(m) })), { provider: 'all', model: null, ...totals(f.totals) }],
     notes: [
       periodNote(f),
-      v.ok ? `ledger verified: ${v.records} records, tree size ${v.tree_size}` : `ledger verification FAILED: ${v.code}: ${v.message}`,
+      v.ok ? `ledger verified: ${v.records} records, tree size ${v.tree_size}` : partial(v) ? `ledger not verified: ${v.message}` : `ledger verification FAILED: ${v.code}: ${v.message}`,
       `${f.guardrails.reduce((n, g) => n + g.count, 0)} guardrail decisions, ${f.sanitization.findings} sensitive-data findings, ${f.gaps.reduce((n, g) => n + g.lost, 0)} audit records lost (ledger.gap), ${f.erasures.length} erasures`,
     ],
   };

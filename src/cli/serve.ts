@@ -15,7 +15,7 @@ import { flag, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, postgresUrl } from './source';
 
 export const SERVE_USAGE =
-  'llm-audit serve [--host 127.0.0.1] [--port 4319] [--ledger DIR | --postgres URL] [--tls-cert FILE --tls-key FILE] ' +
+  'llm-audit serve [--host 127.0.0.1] [--port 4319] [--ledger DIR | --postgres URL] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]] ' +
   '[--max-body-bytes N] [--max-inflight N] [--max-queued-bytes N] [--max-record-bytes N] [--retry-after S] [--shutdown-timeout S] ' +
   '[--fsync always|batch|none] [--signing-key FILE] [--checkpoint-every N] [--migrate] [--db-wait S]   ' +
   '(env: LLM_AUDIT_INGEST_TOKEN, LLM_AUDIT_INGEST_TOKENS, LLM_AUDIT_POSTGRES_URL, LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY, LLM_AUDIT_CHECKPOINT_EVERY)';
@@ -72,6 +72,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
       ...POSTGRES_OPTION,
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
+      'tls-client-ca': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       'max-inflight': { type: 'string' },
       'max-queued-bytes': { type: 'string' },
@@ -92,7 +93,16 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const certPath = str(p, 'tls-cert');
   const keyPath = str(p, 'tls-key');
   if ((certPath === undefined) !== (keyPath === undefined)) throw new LedgerError('LEDGER_USAGE', 'TLS needs both --tls-cert and --tls-key');
-  const tls = certPath && keyPath ? { cert: readFile(certPath, 'TLS certificate'), key: readFile(keyPath, 'TLS key') } : undefined;
+  const clientCaPath = str(p, 'tls-client-ca');
+  if (clientCaPath !== undefined && certPath === undefined) throw new LedgerError('LEDGER_USAGE', '--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked in the TLS handshake)');
+  const tls =
+    certPath && keyPath
+      ? {
+          cert: readFile(certPath, 'TLS certificate'),
+          key: readFile(keyPath, 'TLS key'),
+          ...(clientCaPath !== undefined ? { clientCa: readFile(clientCaPath, 'TLS client CA') } : {}),
+        }
+      : undefined;
   const token = io.env.LLM_AUDIT_INGEST_TOKEN?.trim() || undefined;
   const tokensPath = io.env.LLM_AUDIT_INGEST_TOKENS?.trim() || undefined;
   const tenantTokens = tokensPath ? parseIngestTokens(readFile(tokensPath, 'ingest tokens file').toString('utf8'), tokensPath) : undefined;
@@ -147,7 +157,7 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   await io.out(
     `llm-audit serve: listening on ${server.url}/v1/traces (store: ${store.description}${
       tenantTokens ? `, ${tenantTokens.size} tenant-bound token(s)${token ? ' and a token for every tenant' : ''}` : token ? ', bearer token required' : ''
-    })\n`,
+    }${tls?.clientCa ? ', client certificate required' : ''})\n`,
   );
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -19,10 +19,10 @@ import { ContentError, defaultKeystorePath, shredTenant, type ShredResult } from
 import { LedgerError } from '../ledger/errors';
 import { LEDGER_FILE } from '../ledger/file/layout';
 import { operationRecord, type LedgerRecord } from '../ledger/record';
-import { openLedgerWriter, type LedgerWriter } from '../ledger/writer';
+import type { LedgerWriter } from '../ledger/writer';
 import { runContentCommand } from './decrypt';
 import { flag, parse, str, type CliIo, type Parsed } from './io';
-import { POSTGRES_OPTION, ledgerOf } from './source';
+import { POSTGRES_OPTION, ledgerOf, openCliWriter } from './source';
 
 export const SHRED_USAGE =
   'llm-audit shred --tenant T [--keystore FILE | --key FILE] [--reason TEXT] [--ledger DIR | --postgres URL] [--signing-key FILE] [--yes] [--json]';
@@ -57,12 +57,11 @@ async function openShredLedger(p: Parsed, io: CliIo): Promise<{ writer: LedgerWr
   const named = str(p, 'ledger') !== undefined || str(p, 'postgres') !== undefined;
   if (!named && !io.env.LLM_AUDIT_POSTGRES_URL?.trim() && !io.env.LLM_AUDIT_LEDGER_DIR?.trim()) return undefined;
   const where = ledgerOf(p, io);
-  const signing = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
   if (where.backend === 'file' && !existsSync(join(where.dir, LEDGER_FILE))) {
     throw new LedgerError('LEDGER_NOT_FOUND', `${where.dir} holds no audit ledger (no ${LEDGER_FILE}); nothing was shredded`);
   }
   return {
-    writer: await openLedgerWriter({ ...where, ...(signing !== undefined ? { signingKeyPath: signing } : {}) }),
+    writer: await openCliWriter(p, io, where),
     name: where.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${where.dir}`,
   };
 }

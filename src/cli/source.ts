@@ -2,7 +2,7 @@
 import type { LedgerSource } from '../ledger/backend';
 import { LedgerError } from '../ledger/errors';
 import { FileLedgerSource } from '../ledger/file/ledger';
-import { ledgerLocation } from '../ledger/writer';
+import { ledgerLocation, openLedgerWriter, type LedgerWriter } from '../ledger/writer';
 import { str, type CliIo, type Parsed } from './io';
 
 /** The parseArgs option both read commands and serve accept. */
@@ -34,6 +34,15 @@ export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
     return new PostgresLedgerSource(where.url);
   }
   return new FileLedgerSource(where.dir);
+}
+
+/**
+ * A writer on the ledger `where` (by default the one the command names) for the operation records
+ * the CLI appends (shred, audit.read), signing with --signing-key or LLM_AUDIT_SIGNING_KEY.
+ */
+export async function openCliWriter(p: Parsed, io: CliIo, where: ReturnType<typeof ledgerLocation> = ledgerOf(p, io)): Promise<LedgerWriter> {
+  const signing = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
+  return openLedgerWriter({ ...where, ...(signing !== undefined ? { signingKeyPath: signing } : {}) });
 }
 
 /** Runs `work` with the source, then releases it (closes the database connections). */

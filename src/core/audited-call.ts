@@ -68,6 +68,11 @@ export interface ServerInfo {
  * recorded once, by the outer call, which saw the request the application made.
  */
 export const IN_AUDITED_CALL = createContextKey('otel-llm-audit.in-audited-call');
+/**
+ * Set while a hook runs: an LLM call the hook makes (a moderation check) is audited as a call of
+ * its own, but does not run the hooks again, which would call themselves without end.
+ */
+export const IN_HOOK = createContextKey('otel-llm-audit.in-hook');
 
 const requestIds = new WeakMap<object, string>();
 
@@ -104,8 +109,10 @@ export class AuditedCall implements GuardrailTarget {
   private readonly provider: string;
   private readonly action: string;
   private readonly audit: AuditContext | undefined;
+  /** Made by a hook (see IN_HOOK): the hooks do not run for it. */
+  private readonly inHook: boolean;
   private ragDocumentIds: string[] | undefined;
-  /** The request as sent, kept only when content is captured (encrypted at the end). */
+  /** The request as sent, kept only when content is captured (encrypted at the end) or the spec settles later (reads it then). */
   private readonly sentParams: unknown;
   /**
    * The request as sent, until the call ends: a failure's message is scrubbed of its text (see
@@ -132,7 +139,7 @@ export class AuditedCall implements GuardrailTarget {
     // host (provider-hosts.ts), else the SDK's own name.
     this.provider = providerOf(server, services.providerHosts, spec.provider);
     this.action = action;
-    this.sentParams = services.content !== undefined ? params : undefined;
+    this.sentParams = services.content !== undefined || spec.settle !== undefined ? params : undefined;
     this.quotable = params;
     // One object, filled in a fixed order: every call's attribute set then shares one hidden class.
     const attributes: Attributes = {};
@@ -156,6 +163,7 @@ export class AuditedCall implements GuardrailTarget {
     spec.requestAttributes(params, attributes);
     if (server.attributes !== undefined) Object.assign(attributes, server.attributes);
     this.audit = getAuditContext(parent);
+    this.inHook = parent.getValue(IN_HOOK) === true;
     if (this.audit !== undefined) Object.assign(attributes, auditContextAttributes(this.audit));
     const { hasher } = services;
     const { system, input } = spec.prompt(params);
@@ -189,7 +197,7 @@ export class AuditedCall implements GuardrailTarget {
   /** Runs a hook so that recordGuardrail/recordRetrieval inside it (even after an await) land on this call. */
   runHook<T>(hook: () => T): T {
     // A hook's own LLM call (a moderation check) is a call of its own, audited as one.
-    return context.with(withCurrentCall(context.active().deleteValue(IN_AUDITED_CALL), this), hook);
+    return context.with(withCurrentCall(context.active().deleteValue(IN_AUDITED_CALL).setValue(IN_HOOK, true), this), hook);
   }
 
   /** One `llm_audit.sanitization` event per finding type and location (never the value), and the total. */
@@ -236,7 +244,22 @@ export class AuditedCall implements GuardrailTarget {
   /** A whole (non-streamed) response was parsed by the SDK. */
   completeWith(data: unknown): void {
     if (this.ended) return;
-    this.finish(this.spec.summarize(data));
+    const later = this.spec.settle?.(data, this.sentParams);
+    if (later === undefined) {
+      this.finish(this.spec.summarize(data));
+      return;
+    }
+    later.then(
+      (summary) => {
+        if (!this.ended) this.finish(summary);
+      },
+      (error: unknown) => {
+        // The call succeeded; only reading its body again for the record failed (a connection
+        // dropped mid-body): recorded as the response said, without what the body would add.
+        diag.error(`otel-llm-audit: could not read the response body of request ${this.requestId} for its record`, error);
+        if (!this.ended) this.finish(this.spec.summarize(data));
+      },
+    );
   }
 
   /** A stream chunk reached the application. */
@@ -315,7 +338,7 @@ export class AuditedCall implements GuardrailTarget {
     } catch (error) {
       diag.error(`otel-llm-audit: could not record the response on the audit span: ${loggableError(error, { request: quotable, output: summary.output })}`);
     }
-    const afterResponse = this.services.hooks?.afterResponse;
+    const afterResponse = this.inHook ? undefined : this.services.hooks?.afterResponse;
     if (afterResponse !== undefined) {
       try {
         this.runHook(() =>
@@ -348,6 +371,9 @@ export class AuditedCall implements GuardrailTarget {
     if (summary.toolNames?.length) attributes[A.ATTR_AUDIT_TOOL_NAMES] = summary.toolNames;
     if (summary.toolCallIds?.length) attributes[A.ATTR_AUDIT_TOOL_CALL_IDS] = summary.toolCallIds;
     if (summary.output !== undefined) attributes[A.ATTR_AUDIT_OUTPUT_HASH] = this.services.hasher.hash(summary.output);
+    for (const [key, hashed] of Object.entries(summary.hashes ?? {})) {
+      attributes[key] = 'each' in hashed ? hashed.each.map((value) => this.services.hasher.hash(value)) : this.services.hasher.hash(hashed.value);
+    }
     if (this.firstChunkMs !== undefined) {
       attributes[A.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (this.firstChunkMs - this.startMs) / 1000;
     }

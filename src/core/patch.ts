@@ -6,7 +6,7 @@ import { stainlessAdapter } from './api-promise';
 import { promiseAdapter, type SdkAdapter } from './sdk-adapter';
 import { sanitizeRequest, type SanitizeResult } from '../audit/sanitize';
 import { refusedWhileAuditUnavailable } from '../audit/failure-policy';
-import { AuditedCall, IN_AUDITED_CALL, type AuditServices, type ServerInfo } from './audited-call';
+import { AuditedCall, IN_AUDITED_CALL, IN_HOOK, type AuditServices, type ServerInfo } from './audited-call';
 import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
@@ -95,7 +95,7 @@ export function auditedMethod(
         if (sanitized?.failed !== undefined) gate = Promise.reject(sanitizerBlocked(call, sanitized.failed));
         // LLM_AUDIT_ON_FAILURE=block: no call goes out while its audit record cannot be written.
         gate ??= refusedWhileAuditUnavailable();
-        const beforeRequest = shared.hooks?.beforeRequest;
+        const beforeRequest = parent.getValue(IN_HOOK) === true ? undefined : shared.hooks?.beforeRequest;
         if (gate === undefined && beforeRequest !== undefined) gate = runBeforeRequest(call, beforeRequest, args[0]);
       } catch (error) {
         diag.error(`otel-llm-audit: could not start the audit span for ${spec.action}`, error);

@@ -50,7 +50,10 @@ export interface OutputMessage {
 export type OutputPart =
   | { type: 'text'; content: string }
   | { type: 'reasoning'; content: string }
-  | { type: 'tool_call'; id?: string; name: string; arguments?: string };
+  | { type: 'tool_call'; id?: string; name: string; arguments?: string }
+  /** Generated media (images, speech): the SHA-256 of its bytes, never the bytes. */
+  | { type: 'blob_digest'; modality: string; mime_type?: string; sha256: string; bytes: number }
+  | { type: 'uri'; modality: string; uri: string };
 
 /** What a provider module extracts from a response (whole or streamed). */
 export interface ResponseSummary {
@@ -67,6 +70,8 @@ export interface ResponseSummary {
   attributes?: Attributes;
   /** Guardrail decisions the provider reported (Azure OpenAI's content filters, Bedrock Guardrails): one `llm_audit.guardrail` event each. */
   guardrails?: ProviderGuardrail[];
+  /** Attributes whose value is a keyed hash like the others: of `value`, or one of each item of `each` (the requests of a batch). */
+  hashes?: Record<string, { value: unknown } | { each: readonly unknown[] }>;
 }
 
 /** Folds stream chunks (or events) into a {@link ResponseSummary}. */
@@ -103,6 +108,12 @@ export interface OperationSpec<P = any> {
    */
   prompt(params: P): { system?: unknown; input?: unknown };
   summarize(data: unknown): ResponseSummary;
+  /**
+   * Optional: for a response whose summary needs its body read first (binary responses: speech
+   * audio, an uploaded file), a promise of the summary; undefined to use `summarize`. The call
+   * ends when it settles; what the application got is not touched.
+   */
+  settle?(data: unknown, params: P): Promise<ResponseSummary> | undefined;
   accumulator(params: P): StreamAccumulator;
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
   errorGuardrails?(error: unknown): ProviderGuardrail[] | undefined;

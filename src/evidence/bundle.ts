@@ -16,7 +16,7 @@
 import { createHash, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import type { LedgerSource } from '../ledger/backend';
+import { requireWholeLedger, type LedgerSource } from '../ledger/backend';
 import { checkSignature, keyIdOf, parseCheckpoint, type Checkpoint } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
 import { proveConsistency, proveInclusion, verifyProof } from '../ledger/proofs';
@@ -117,6 +117,7 @@ function readJson(path: string, what: string): any {
 
 export async function buildEvidence(source: LedgerSource, options: BuildOptions): Promise<BuildResult> {
   const generatedAt = (options.now ?? new Date()).toISOString();
+  await requireWholeLedger(source, 'an evidence bundle (its proofs and checkpoint)');
   const facts = await gatherFacts(source, { from: options.from, to: options.to, ...(options.verify ? { verify: options.verify } : {}) });
   const requirements = assess(options.framework, facts);
   // A bundle whose checkpoint nobody signed still gets written (it says so); one whose ledger has

@@ -61,7 +61,12 @@ export interface IngestServerOptions {
   /** A span whose record would be larger is rejected (partial success). */
   maxRecordBytes?: number;
   retryAfterSeconds?: number;
-  tls?: { cert: Buffer | string; key: Buffer | string };
+  /**
+   * HTTPS. With `clientCa`, a client must present a certificate signed by that CA (mutual TLS, as
+   * the Collector's otlphttp exporter can): one without, or with another CA's, is refused in the
+   * handshake, before any request is read.
+   */
+  tls?: { cert: Buffer | string; key: Buffer | string; clientCa?: Buffer | string };
   /** One line per notable event (store failures, shutdown). */
   log?: (line: string) => void;
 }
@@ -390,7 +395,14 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
   }
 
   const server: Server = options.tls
-    ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle)
+    ? createHttpsServer(
+        {
+          cert: options.tls.cert,
+          key: options.tls.key,
+          ...(options.tls.clientCa !== undefined ? { ca: options.tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+        },
+        handle,
+      )
     : createHttpServer(handle);
   server.requestTimeout = 60_000;
   server.headersTimeout = 20_000;

@@ -5,6 +5,7 @@
  * same two things (rows in `seq` order, and the checkpoint rows) and reuses everything else.
  */
 import type { Checkpoint } from './checkpoint';
+import { LedgerError } from './errors';
 import type { StoredNote } from './file/note-store';
 
 /** Where a stored entry lives: `file` is relative to the ledger (a segment, or a table name), `line` 1-based. */
@@ -66,6 +67,13 @@ export interface LedgerSource {
   unsignedTransactions?(): Promise<Array<{ from: number; to: number }>>;
   /** The checkpoints as C2SP signed notes and their witness-cosigned copies, in write order (file/note-store.ts). */
   signedNotes(): Promise<StoredNote[]>;
+  /**
+   * Why this source shows only part of the ledger (a PostgreSQL tenant reader, whom row-level
+   * security shows only its tenants' records), or undefined when it shows all of it. Queries and
+   * reports then read what is visible without calling the rest missing; verify and proofs, which
+   * need the whole chain, refuse with LEDGER_PARTIAL_VIEW rather than report tampering.
+   */
+  partialView?(): Promise<string | undefined>;
   /** Releases what the source holds (a database connection pool); absent when there is nothing to release. */
   close?(): Promise<void>;
 }
@@ -76,4 +84,18 @@ export interface StoredEntry<R = unknown> {
   /** Hex leaf hash of entry seq - 1; 64 zeros for seq 0. */
   prev: string;
   record: R;
+}
+
+/**
+ * Throws LEDGER_PARTIAL_VIEW when `source` shows only part of the ledger (see partialView): `what`
+ * (verify, a proof, an evidence bundle) needs every record's hash, and a partial view would look
+ * like records missing, which is not what happened.
+ */
+export async function requireWholeLedger(source: LedgerSource, what: string): Promise<void> {
+  const partial = await source.partialView?.();
+  if (partial === undefined) return;
+  throw new LedgerError(
+    'LEDGER_PARTIAL_VIEW',
+    `${what} needs the whole chain, and ${partial}; this says nothing about the ledger's integrity: run it as a member of llm_audit_auditor`,
+  );
 }

@@ -78,6 +78,8 @@ export const UNUSABLE_CODES = [
   'LEDGER_FILE_EXISTS',
   /** PostgreSQL backend: the schema is missing, older or newer than this version expects, or was changed by hand. */
   'LEDGER_SCHEMA_MISMATCH',
+  /** verify, prove...: the reader sees only part of the ledger (a PostgreSQL tenant reader), so the chain cannot be checked from it. Not a sign of tampering. */
+  'LEDGER_PARTIAL_VIEW',
 ] as const;
 
 export const USAGE_CODES = ['LEDGER_USAGE'] as const;

@@ -5,7 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical-json';
-import type { LedgerSource, StoredEntry } from './backend';
+import { requireWholeLedger, type LedgerSource, type StoredEntry } from './backend';
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
 import { checkSignature, parseCheckpoint, type Checkpoint } from './checkpoint';
 import { LedgerError } from './errors';
@@ -60,6 +60,7 @@ async function startState(source: LedgerSource): Promise<{ state: ChainState; sk
 /** The newest checkpoint (largest tree size) of the ledger. */
 export async function newestCheckpoint(source: LedgerSource): Promise<Checkpoint> {
   await source.open();
+  await requireWholeLedger(source, 'a proof');
   const checkpoints = await source.checkpoints();
   let best: Checkpoint | undefined;
   for (const { checkpoint } of checkpoints) if (!best || checkpoint.tree_size >= best.tree_size) best = checkpoint;
@@ -152,6 +153,7 @@ const FOUND = Symbol('found');
 
 /** Builds the consistency proof between two checkpoints of this ledger and verifies it. */
 export async function proveConsistency(source: LedgerSource, oldCp: Checkpoint, newCp: Checkpoint): Promise<ConsistencyProof> {
+  await requireWholeLedger(source, 'a consistency proof');
   await source.open();
   if (oldCp.ledger_id !== newCp.ledger_id) {
     throw new LedgerError('LEDGER_CONSISTENCY_FAILED', `the two checkpoints belong to different ledgers (${oldCp.ledger_id}, ${newCp.ledger_id})`);

@@ -34,7 +34,10 @@ export interface ScanOptions {
  */
 export async function* scanRecords(source: LedgerSource, options: ScanOptions = {}): AsyncGenerator<RecordHit> {
   await source.open();
-  const checkpoints = await source.checkpoints();
+  // A tenant reader sees its tenants' records and nothing that counts the others' (the checkpoints):
+  // the seqs it does not see are not missing, and it has no checkpoint to compare with.
+  const partial = (await source.partialView?.()) !== undefined;
+  const checkpoints = partial ? [] : await source.checkpoints();
   const skip = removedSegments(checkpoints);
   const removed = checkpoints.flatMap((e) => e.checkpoint.tombstone?.removed_segments ?? []).sort((a, b) => a.first_seq - b.first_seq);
   const missing: Array<[number, number]> = [];
@@ -70,7 +73,10 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
         location: item.location,
       });
     }
-    if (last !== undefined && entry.seq > last + 1) gap(last + 1, entry.seq - 1);
+    if (!partial && last !== undefined && entry.seq > last + 1) gap(last + 1, entry.seq - 1);
+    // The first record read must be the first one kept (seq 0, or the first after what retention
+    // removed), unless segments of days before --from were left out on purpose.
+    if (!partial && last === undefined && fromDay === undefined && entry.seq > 0) gap(0, entry.seq - 1);
     last = entry.seq;
     const ts = Date.parse(entry.record.timestamp);
     if (options.from !== undefined && !(ts >= options.from)) continue;

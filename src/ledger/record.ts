@@ -173,12 +173,19 @@ export const RECOVERED_ACTION = 'ledger.recovered';
 export const GAP_ACTION = 'ledger.gap';
 
 /**
+ * The operation record of a read of the trail (src/cli/audit-read.ts): who read which records, with
+ * which command and why. `decrypt` cannot show content without one; query, reports and evidence
+ * write one when they run with a writer's access.
+ */
+export const READ_ACTION = 'audit.read';
+
+/**
  * Actions of records that are not LLM calls but operations on the audit trail itself (a tenant's
  * content erased by crypto-shredding; `ledger.gap`: audit records a writer could not write, with
- * how many and why). They go into the same chain, so they are as tamper-evident as the calls, and
+ * how many and why; `audit.read`: a read of the trail). They go into the same chain, so they are as tamper-evident as the calls, and
  * are left out of the call reports.
  */
-export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION, GAP_ACTION]);
+export const OPERATION_ACTIONS: ReadonlySet<string> = new Set(['content.shred', RECOVERED_ACTION, GAP_ACTION, READ_ACTION]);
 
 /**
  * Why a record made from a span is refused, or undefined: it claims an operation's action.

@@ -6,7 +6,7 @@
  */
 import { gapOf, gapWarning, type Gap } from './gap';
 import type { KeyObject } from 'node:crypto';
-import type { CheckpointEntry, LedgerSource } from './backend';
+import { requireWholeLedger, type CheckpointEntry, type LedgerSource } from './backend';
 import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry } from './chain';
 import { checkSignature, keyIdOf, type Checkpoint } from './checkpoint';
 import { LedgerError, describeLocation } from './errors';
@@ -66,6 +66,7 @@ interface Expectation {
 
 export async function verifyLedger(source: LedgerSource, options: VerifyOptions = {}): Promise<VerifyResult> {
   await source.open();
+  await requireWholeLedger(source, 'verify');
   const warnings: string[] = [];
   const ledgerId = await source.ledgerId();
   const own = await source.checkpoints();

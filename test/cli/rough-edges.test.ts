@@ -100,7 +100,7 @@ describe('bad input, one clear line', () => {
   });
 
   it('decrypt of a record without encrypted content says so, before asking for keys', () => {
-    const r = cli(['decrypt', 'r1', '--ledger', dir]);
+    const r = cli(['decrypt', '--reason', 'review', 'r1', '--ledger', dir]);
     expectNoStack(r);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/CONTENT_NOT_CAPTURED: record "r1" has no encrypted content/);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createContentMasterKey, ENVELOPE_PREFIX, contentCipherFromEnv, shredTenant } from '../../src/audit/content';
 import { withAuditContext } from '../../src/context';
+import { createContentHasher } from '../../src/audit/hashing';
 import { recordFromSpan } from '../../src/ledger/record';
 import { expectedText, type FakeProvider } from '../support/fake-provider';
 import { setupAudit, useFakeProvider } from '../support/harness';
@@ -28,6 +29,7 @@ beforeAll(() => {
   fake = fakeProvider();
 });
 const CANARY = 'CONTENT-CANARY-81f2';
+const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
 
 describe('encrypted content capture', () => {
   it('OpenAI chat: only an envelope leaves; the reviewer opens the system prompt, input and output', async () => {
@@ -52,6 +54,23 @@ describe('encrypted content capture', () => {
     const text = JSON.stringify(content);
     for (const said of [`${CANARY} system`, `${CANARY} question`, `${CANARY} answer`, `${CANARY} tool arg`]) expect(text).toContain(said);
     expect(content.output_messages?.[0]).toMatchObject({ role: 'assistant', finish_reason: 'tool_calls' });
+  });
+
+  it('OpenAI chat: the envelope and the system prompt hash agree on what the system prompt is (system and developer messages)', async () => {
+    const openai = new OpenAI({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 });
+    const system = { role: 'system', content: 'You answer in French.' };
+    const developer = { role: 'developer', content: [{ type: 'text', text: 'Never quote prices.' }] };
+    const user = { role: 'user', content: 'Bonjour' };
+    await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [system, user, developer] });
+    const [span] = await audit.spansWhen(1);
+    expect(span.attributes['llm_audit.system_prompt.hash']).toBe(hasher.hash([system, developer]));
+    expect(span.attributes['llm_audit.input.hash']).toBe(hasher.hash([user]));
+    const content = reviewer.open(String(span.attributes['llm_audit.content.encrypted']), { requestId: String(span.attributes['llm_audit.request_id']) });
+    expect(content.system_instructions).toEqual([
+      { type: 'text', content: 'You answer in French.' },
+      { type: 'text', content: 'Never quote prices.' },
+    ]);
+    expect(content.input_messages).toEqual([{ role: 'user', parts: [{ type: 'text', content: 'Bonjour' }] }]);
   });
 
   it('an envelope moved to another record does not open', async () => {

@@ -87,7 +87,12 @@ describe('blocking', () => {
     expect(blocked).toBeInstanceOf(LlmRequestBlockedError);
     expect(order).toEqual(['moderated', 'answered', 'moderated']);
     expect(llmRequests()).toHaveLength(1);
-    const [ok, no] = await audit.spansWhen(2);
+    // The hook's own moderation calls are audited too (without running the hook again).
+    const spans = await audit.spansWhen(4);
+    const [ok, no] = spans.filter((s) => s.attributes['llm_audit.action'] === 'chat.completions.create');
+    const checks = spans.filter((s) => s.attributes['llm_audit.action'] === 'moderations.create');
+    expect(checks.map((s) => s.attributes['llm_audit.status'])).toEqual(['success', 'success']);
+    expect(checks[1]!.events.map((e) => e.attributes?.['llm_audit.guardrail.category'])).toEqual(['violence']);
     expect(ok.attributes['llm_audit.status']).toBe('success');
     expect(events(ok)[0]).toMatchObject({ 'llm_audit.guardrail.name': 'openai-moderation', 'llm_audit.guardrail.action': 'allowed' });
     expect(no.attributes['llm_audit.status']).toBe('blocked');
@@ -100,6 +105,21 @@ describe('blocking', () => {
         'llm_audit.guardrail.score': 0.97,
       },
     ]);
+  });
+
+  it('a call made by the afterResponse hook is audited but runs no hook: no endless chain of checks', async () => {
+    let runs = 0;
+    current.after = (response) => {
+      runs++;
+      const text = JSON.stringify(response.output);
+      void openai.moderations.create({ model: 'omni-moderation-latest', input: text });
+    };
+    await ask('tell me about gardening');
+    const spans = await audit.spansWhen(2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(runs).toBe(1);
+    expect(audit.spans().map((s) => s.attributes['llm_audit.action'])).toEqual(['chat.completions.create', 'moderations.create']);
+    expect(spans[1]!.attributes['llm_audit.status']).toBe('success');
   });
 
   it('a held (async-hook) call still returns the SDK promise: withResponse() and streams work', async () => {

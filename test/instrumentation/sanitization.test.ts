@@ -133,3 +133,37 @@ describe('redact', () => {
     }
   });
 });
+
+describe('redact: the other OpenAI operations', () => {
+  it('legacy completions, moderations, image prompts, speech text and transcription prompts are redacted in what is sent; the hash covers it', async () => {
+    const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
+    const { toFile } = audit.load('openai');
+    await openai().completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: `Write to ${EMAIL}`, suffix: `card ${CARD}` });
+    await openai().moderations.create({ input: [`mail ${EMAIL}`, 'fine'] });
+    await openai().images.generate({ model: 'gpt-image-1', prompt: `a card ${CARD}` });
+    await (await openai().audio.speech.create({ model: 'gpt-4o-mini-tts', voice: 'alloy', input: `Say ${EMAIL}` })).arrayBuffer();
+    await openai().audio.transcriptions.create({ model: 'whisper-1', file: await toFile(Buffer.from('RIFF'), 'a.wav'), prompt: `names like ${EMAIL}` });
+    const sent = (path: string) => fake.requests.find((r) => r.path === path)!.body;
+    expect(sent('/v1/completions')).toMatchObject({ prompt: 'Write to [EMAIL]', suffix: 'card [CARD]' });
+    expect(sent('/v1/moderations').input).toEqual(['mail [EMAIL]', 'fine']);
+    expect(sent('/v1/images/generations').prompt).toBe('a card [CARD]');
+    expect(sent('/v1/audio/speech').input).toBe('Say [EMAIL]');
+    expect(sent('/v1/audio/transcriptions').prompt).toBe('names like [EMAIL]');
+    for (const request of fake.requests) expect(request.rawBody).not.toContain('example.org');
+    const spans = await audit.spansWhen(5);
+    const completion = spans.find((s) => s.attributes['llm_audit.action'] === 'completions.create')!;
+    expect(completion.attributes['llm_audit.input.hash']).toBe(hasher.hash({ prompt: 'Write to [EMAIL]', suffix: 'card [CARD]' }));
+    expect(sanitizationEvents(completion)).toEqual([
+      expect.objectContaining({ 'llm_audit.sanitization.type': 'EMAIL', 'llm_audit.sanitization.location': 'prompt' }),
+      expect.objectContaining({ 'llm_audit.sanitization.type': 'CARD', 'llm_audit.sanitization.location': 'suffix' }),
+    ]);
+    const counts = Object.fromEntries(spans.map((s) => [s.attributes['llm_audit.action'], s.attributes['llm_audit.sanitization.count']]));
+    expect(counts).toEqual({
+      'completions.create': 2,
+      'moderations.create': 1,
+      'images.generate': 1,
+      'audio.speech.create': 1,
+      'audio.transcriptions.create': 1,
+    });
+  });
+});

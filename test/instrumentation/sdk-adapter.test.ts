@@ -5,6 +5,7 @@ import * as patch from '../../src/core/patch';
 import * as adapters from '../../src/core/sdk-adapter';
 import type { AuditServices } from '../../src/core/audited-call';
 import type { OperationSpec, StreamAccumulator } from '../../src/core/types';
+import { chatRequest } from '../../src/instrumentations/openai/request';
 import type { FakeProvider } from '../support/fake-provider';
 import { setupAudit, useFakeProvider } from '../support/harness';
 
@@ -64,7 +65,7 @@ const spec: OperationSpec = {
   provider: 'openai',
   operationName: 'chat',
   action: 'plain.create',
-  requestKind: 'openai.chat',
+  requestKind: chatRequest,
   isStream: (params) => params?.stream === true,
   requestAttributes() {},
   prompt: (params) => ({ input: params?.messages }),

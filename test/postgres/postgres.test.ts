@@ -75,15 +75,15 @@ describe('PostgreSQL ledger', () => {
 
   it('migrations are versioned, recorded with a checksum, and idempotent', async () => {
     const rows = await adminQuery<{ version: number; checksum: string }>(db.url, 'SELECT version, checksum FROM llm_audit.schema_migrations');
-    expect(rows).toEqual([1, 2, 3, 4, 5].map((version) => ({ version, checksum: expect.stringMatching(/^[0-9a-f]{64}$/) })));
+    expect(rows).toEqual([1, 2, 3, 4, 5, 6].map((version) => ({ version, checksum: expect.stringMatching(/^[0-9a-f]{64}$/) })));
     expect(await withClient(db.url, (c) => migrate(c))).toEqual([]);
     const r = cli(['migrate', '--postgres', db.url]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/up to date \(version 5\)/);
+    expect(r.stderr).toMatch(/up to date \(version 6\)/);
     expect(r.stderr).not.toContain('llm_audit_test:llm_audit_test'); // the password is not printed
   });
 
-  it('stores the same lines as the file ledger: the same root, and verify / query / report agree', () => {
+  it('stores the same lines as the file ledger: the same root, and verify / query / report agree', async () => {
     const pg = cli(['verify', '--postgres', db.url, '--json']);
     const file = cli(['verify', '--ledger', fileDir, '--json']);
     expect(pg.code).toBe(0);
@@ -92,18 +92,27 @@ describe('PostgreSQL ledger', () => {
     expect(p.records).toBe(10);
     expect(p.root).toBe(f.root);
     expect(p.checkpointsMatched).toBeGreaterThanOrEqual(2);
+    // Read without a writer's access (an auditor role; the file ledger locked by a writer), so
+    // that no audit.read record is appended to either and the two stay the same.
+    const reader = `${db.name}_reader`;
+    await adminQuery(db.url, `CREATE ROLE ${reader} LOGIN PASSWORD 'pw' IN ROLE llm_audit_auditor`);
+    await adminQuery(db.url, `GRANT CONNECT ON DATABASE ${db.name} TO ${reader}`);
+    const lock = await FileLedger.open({ dir: fileDir, fsync: 'none' });
     for (const args of [
       ['query', '--format', 'json', '--user', 'bob'],
       ['query', '--format', 'csv', '--from', '2026-03-02T00:00:00Z', '--status', 'error'],
       ['report', 'cost-by-user', '--format', 'json'],
       ['report', 'error-rate', '--now', '2026-03-04T00:00:00Z', '--hours', '72', '--format', 'json'],
     ]) {
-      const a = cli([...args, '--postgres', db.url]);
+      const a = cli([...args, '--postgres', db.urlAs(reader)]);
       const b = cli([...args, '--ledger', fileDir]);
       expect(a.code, a.stderr).toBe(0);
       expect(a.stdout).toBe(b.stdout);
       expect(a.stdout.length).toBeGreaterThan(10);
+      expect(a.stderr).toMatch(/not recorded in the ledger \(audit\.read\): the role .*_reader has no writer's access/);
+      expect(b.stderr).toMatch(/not recorded in the ledger \(audit\.read\): .*locked by process/);
     }
+    await lock.close();
   });
 
   it('prove and checkpoint work on --postgres, and the proof verifies without the database', () => {

@@ -232,7 +232,9 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('LlmRequestBlockedError: LLM request blocked by guardrail openai-moderation');
-    const [record] = records(dir);
+    // The hook's own moderation call is audited too (it does not run the hook again).
+    const [check, record] = records(dir);
+    expect(check).toMatchObject({ status: 'success', action: 'moderations.create' });
     expect(record).toMatchObject({ status: 'blocked', action: 'chat.completions.create', user_id: 'user-42' });
     expect(record.guardrails).toEqual([expect.objectContaining({ name: 'openai-moderation', action: 'blocked', category: 'violence' })]);
     expect(ledgerFiles(dir).includes(CANARY)).toBe(false);
@@ -253,11 +255,11 @@ describe('the local ledger (the default without an OTLP endpoint)', () => {
     for (const record of stored) expect(record.content).toMatch(/^\{"llm_audit_envelope":1,/);
     expect(ledgerFiles(dir).includes(CANARY)).toBe(false);
     const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-    const shown = run('decrypt', stored[0].request_id, '--ledger', dir, '--key', keyPath, '--format', 'json');
+    const shown = run('decrypt', '--reason', 'review', stored[0].request_id, '--ledger', dir, '--key', keyPath, '--format', 'json');
     expect(shown.status).toBe(0);
     expect(shown.stdout).toContain(CANARY);
     expect(run('shred', '--tenant', 'acme', '--key', keyPath, '--yes').status).toBe(0);
-    const gone = run('decrypt', stored[0].request_id, '--ledger', dir, '--key', keyPath);
+    const gone = run('decrypt', '--reason', 'review', stored[0].request_id, '--ledger', dir, '--key', keyPath);
     expect(gone.status).toBe(3);
     expect(gone.stderr).toMatch(/crypto-shredding/);
     expect(run('verify', '--ledger', dir).status).toBe(0);

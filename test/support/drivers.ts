@@ -39,10 +39,14 @@ export interface SdkDriver {
   idOf(result: any): string;
   /** The class of the error a 429 answer gives. */
   rateLimitError(sdk: any): abstract new (...args: any[]) => Error;
-  /** What the system prompt hash covers, for `system`. */
+  /** What the system prompt hash covers, for `system`; undefined when the operation has no system prompt (it is then part of the input). */
   systemHashed(system: string): unknown;
   /** Whether the provider reports cache reads (OpenAI, Anthropic, Gemini; not Mistral). */
   reportsCacheRead: boolean;
+  /** Whether it reports cache writes (default: the Stainless SDKs do; not OpenAI's legacy completions). */
+  reportsCacheWrite?: boolean;
+  /** `gen_ai.operation.name` (default `chat`). */
+  operationName?: string;
   apiKey: string;
 }
 
@@ -91,6 +95,37 @@ function openaiChat(label: string, fromDir: string): SdkDriver {
       ),
     textOf: (result) => result.choices[0].message.content,
     textOfChunk: (chunk) => chunk.choices?.[0]?.delta?.content ?? '',
+  };
+}
+
+/** Legacy `completions.create`: one prompt string (the system text is part of it: no system prompt). */
+function openaiCompletions(label: string, fromDir: string): SdkDriver {
+  return {
+    label,
+    provider: 'openai',
+    ...stainless('sk-test-key', () => undefined),
+    reportsCacheRead: false,
+    reportsCacheWrite: false,
+    operationName: 'text_completion',
+    endpoint: 'completions',
+    moduleId: 'openai',
+    fromDir,
+    model: 'gpt-3.5-turbo-instruct',
+    action: 'completions.create',
+    makeClient: (sdk, fake) => new (sdk.OpenAI ?? sdk.default ?? sdk)({ apiKey: 'sk-test-key', baseURL: fake.openaiBaseURL, maxRetries: 0 }),
+    call: (client, o = {}) =>
+      client.completions.create(
+        {
+          model: 'gpt-3.5-turbo-instruct',
+          temperature: 0.2,
+          max_tokens: 64,
+          prompt: `${o.system ?? DEFAULT_SYSTEM}\n\n${o.prompt ?? DEFAULT_PROMPT}`,
+          ...(o.stream ? { stream: true, ...(o.includeUsage === false ? {} : { stream_options: { include_usage: true } }) } : {}),
+        },
+        o.signal ? { signal: o.signal } : undefined,
+      ),
+    textOf: (result) => result.choices[0].text,
+    textOfChunk: (chunk) => chunk.choices?.[0]?.text ?? '',
   };
 }
 
@@ -229,6 +264,10 @@ export const drivers: SdkDriver[] = [
   openaiChat('openai 5 chat.completions', versions('openai-5')),
   openaiChat('openai 4 chat.completions', versions('openai-4')),
   openaiResponses('openai 6 responses', repoRoot),
+  ...(NEWER_NODE ? [openaiCompletions('openai 7 completions (legacy)', versions('openai-7'))] : []),
+  openaiCompletions('openai 6 completions (legacy)', repoRoot),
+  openaiCompletions('openai 5 completions (legacy)', versions('openai-5')),
+  openaiCompletions('openai 4 completions (legacy)', versions('openai-4')),
   anthropicMessages('anthropic 1.17 messages', versions('anthropic-1-latest')),
   anthropicMessages('anthropic 1.12 messages', repoRoot),
   anthropicMessages('anthropic 0.39 messages', versions('anthropic-0')),

@@ -12,7 +12,10 @@
  *   ...
  *   await fake.close();
  *
- * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings (OpenAI),
+ * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions,
+ * /v1/moderations, /v1/images/generations and /edits, /v1/audio/transcriptions, /translations and
+ * /speech, /v1/files (and GET /v1/files/{id}/content), /v1/batches (OpenAI; multipart uploads are
+ * parsed, see the section on the other operations),
  * /v1/messages (Anthropic), also under the Azure OpenAI, Bedrock and Vertex AI URL shapes
  * (./platform-routes.ts), and the Gemini API and Vertex AI model methods
  * (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
@@ -154,7 +157,7 @@ export interface ResolvedUsage extends UsageNumbers {
   total: number;
 }
 
-export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages' | 'gemini' | 'mistral';
+export type Endpoint = 'chat' | 'responses' | 'embeddings' | 'messages' | 'gemini' | 'mistral' | 'completions';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults and helpers tests use to compute expectations
@@ -273,7 +276,7 @@ const DEFAULT_SNAPSHOT_DATE = '2024-07-18';
  */
 export function expectedModel(endpoint: Endpoint, requestModel: string, scenario: Scenario = {}): string {
   if (scenario.model !== undefined) return scenario.model;
-  if (endpoint === 'embeddings' || endpoint === 'messages' || endpoint === 'gemini' || endpoint === 'mistral') return requestModel;
+  if (endpoint === 'embeddings' || endpoint === 'messages' || endpoint === 'gemini' || endpoint === 'mistral' || endpoint === 'completions') return requestModel;
   if (/-\d{4}-\d{2}-\d{2}$/.test(requestModel) || /-\d{4}$/.test(requestModel)) return requestModel;
   if (requestModel === 'gpt-3.5-turbo') return 'gpt-3.5-turbo-0125';
   return `${requestModel}-${OPENAI_SNAPSHOT_DATES[requestModel] ?? DEFAULT_SNAPSHOT_DATE}`;
@@ -433,11 +436,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
     req.on('error', reject);
     req.on('aborted', () => reject(new Error('request aborted')));
   });
@@ -946,6 +949,7 @@ const MODERATION_CATEGORIES = ['harassment', 'hate', 'illicit', 'self-harm', 'se
 
 function handleModerations(ctx: Ctx): void {
   const { body } = ctx;
+  if (body.input === undefined) throw new ProviderError(400, "Missing required parameter: 'input'.", undefined, 'input', 'missing_required_parameter');
   const inputs: unknown[] = Array.isArray(body.input) ? body.input : [body.input];
   const results = inputs.map((input) => {
     const flagged = typeof input === 'string' && input.toLowerCase().includes(MODERATION_TRIGGER);
@@ -955,6 +959,228 @@ function handleModerations(ctx: Ctx): void {
     return { flagged, categories, category_scores: scores, category_applied_input_types: applied };
   });
   sendJson(ctx, 200, { id: `modr-${base62(20)}`, model: body.model ?? 'omni-moderation-latest', results });
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI: the other operations that send data (legacy completions, images, audio, files, batches)
+//
+// Shapes from the OpenAI API reference as typed by openai-node 6 (Apache-2.0; src/resources/
+// completions.ts, images.ts, audio/*.ts, files.ts, batches.ts) and, where a recording exists, from
+// traceloop/openllmetry's cassettes (Apache-2.0): tests/traces/cassettes/test_completions/
+// test_async_completion.yaml (a `text_completion`: id `cmpl-`, `choices[].text/index/logprobs/
+// finish_reason`, usage) and test_audio_transcription/test_audio_transcription.yaml
+// (`{"text": ...}` for a multipart request).
+// ---------------------------------------------------------------------------------------------
+
+/** The bytes of the fake's speech audio (any content: the SDK hands the body to the app as it is). */
+export const SPEECH_AUDIO = Buffer.from('ID3\u0004fake mp3 frames of the spoken text');
+
+/** What the fake transcribes any audio to. */
+export const TRANSCRIPT_TEXT = 'The caller asked for the balance of the account.';
+
+function handleCompletions(ctx: Ctx): Promise<void> | void {
+  const { body, scenario } = ctx;
+  if (body.prompt === undefined) throw new ProviderError(400, "Missing required parameter: 'prompt'.", undefined, 'prompt', 'missing_required_parameter');
+  const f = facts(ctx, 'completions', body.max_tokens, () => '');
+  const finishReason = f.truncated ? 'length' : 'stop';
+  const head = { id: scenario.responseId ?? `cmpl-${base62(29)}`, object: 'text_completion', created: nowSeconds(), model: f.model, system_fingerprint: `fp_${hex(10)}` };
+  const usage = (u: ResolvedUsage): Json => ({ prompt_tokens: u.input, completion_tokens: u.output, total_tokens: u.total });
+  if (!body.stream) {
+    sendJson(ctx, scenario.status ?? 200, {
+      ...head,
+      choices: [{ text: f.text, index: 0, logprobs: null, finish_reason: finishReason }],
+      ...(scenario.omitUsage ? {} : { usage: usage(f.usage) }),
+    });
+    return;
+  }
+  const includeUsage = body.stream_options?.include_usage === true;
+  const frames: Frame[] = [{ kind: 'checkpoint' }];
+  const pieces = f.textChunks;
+  pieces.forEach((piece, i) => {
+    const finish = i === pieces.length - 1 ? finishReason : null;
+    frames.push({ kind: 'event', data: { ...head, choices: [{ text: piece, index: 0, logprobs: null, finish_reason: finish }] }, textDelta: true }, { kind: 'checkpoint' });
+  });
+  if (includeUsage && !scenario.omitUsage) frames.push({ kind: 'event', data: { ...head, choices: [], usage: usage(f.usage) } });
+  frames.push({ kind: 'raw', text: 'data: [DONE]\n\n' });
+  return runStream(ctx, {
+    frames,
+    failure: () => ({ kind: 'event', data: { error: openaiErrorObject(500, scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, scenario.errorType ?? 'server_error', null, scenario.errorCode ?? null) } }),
+  });
+}
+
+/** gpt-image-1 reports token usage; DALL-E does not. */
+function imageUsage(ctx: Ctx, model: string): Json {
+  if (ctx.scenario.omitUsage || !model.startsWith('gpt-image')) return {};
+  const u = expectedUsage(ctx.scenario);
+  return { usage: { input_tokens: u.input, output_tokens: u.output, total_tokens: u.total, input_tokens_details: { text_tokens: u.input, image_tokens: 0 } } };
+}
+
+/** A tiny PNG per image (its bytes differ per prompt, so their digests do too). */
+export function fakeImage(prompt: string, index: number): Buffer {
+  return Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), Buffer.from(`fake image ${index} of: ${prompt}`)]);
+}
+
+function handleImages(ctx: Ctx): void {
+  const { body, scenario } = ctx;
+  if (typeof body.prompt !== 'string') throw new ProviderError(400, "Missing required parameter: 'prompt'.", undefined, 'prompt', 'missing_required_parameter');
+  const model = typeof body.model === 'string' ? body.model : 'dall-e-2';
+  const n = Number(body.n ?? 1) || 1;
+  const url = body.response_format === 'url';
+  const data = Array.from({ length: n }, (_, i) => {
+    const image = fakeImage(body.prompt, i);
+    const out: Json = url ? { url: `https://oaidalleapiprodscus.blob.core.windows.net/private/img-${i}.png` } : { b64_json: image.toString('base64') };
+    if (model === 'dall-e-3') out.revised_prompt = `A detailed rendering of: ${body.prompt}`;
+    return out;
+  });
+  const gptImage = model.startsWith('gpt-image');
+  sendJson(ctx, scenario.status ?? 200, {
+    created: nowSeconds(),
+    ...(gptImage ? { background: 'opaque', output_format: 'png', quality: 'medium', size: '1024x1024' } : {}),
+    data,
+    ...imageUsage(ctx, model),
+  });
+}
+
+function handleTranscription(ctx: Ctx, task: 'transcribe' | 'translate'): Promise<void> | void {
+  const { body, scenario } = ctx;
+  const file = body.file as UploadedFile | undefined;
+  if (file === undefined || typeof file !== 'object') throw new ProviderError(400, "Missing required parameter: 'file'.", undefined, 'file', 'missing_required_parameter');
+  const model = String(body.model ?? 'whisper-1');
+  const text = scenario.text ?? TRANSCRIPT_TEXT;
+  const u = expectedUsage(scenario);
+  const usage = scenario.omitUsage
+    ? {}
+    : model.startsWith('whisper')
+      ? { usage: { type: 'duration', seconds: 3 } }
+      : { usage: { type: 'tokens', input_tokens: u.input, output_tokens: u.output, total_tokens: u.total, input_token_details: { audio_tokens: u.input, text_tokens: 0 } } };
+  if (body.stream === 'true' && task === 'transcribe') {
+    const frames: Frame[] = [{ kind: 'checkpoint' }];
+    for (const piece of splitText(text, scenario.chunks ?? DEFAULT_CHUNKS)) {
+      frames.push({ kind: 'event', data: { type: 'transcript.text.delta', delta: piece }, textDelta: true }, { kind: 'checkpoint' });
+    }
+    frames.push({ kind: 'event', data: { type: 'transcript.text.done', text, ...usage } });
+    return runStream(ctx, { frames, failure: () => ({ kind: 'event', data: { type: 'error', error: openaiErrorObject(500, DEFAULT_ERROR_MESSAGE) } }) });
+  }
+  const format = body.response_format ?? 'json';
+  if (format === 'text' || format === 'srt' || format === 'vtt') {
+    const payload = format === 'text' ? `${text}\n` : format === 'srt' ? `1\n00:00:00,000 --> 00:00:03,000\n${text}\n\n` : `WEBVTT\n\n00:00:00.000 --> 00:00:03.000\n${text}\n\n`;
+    ctx.res.writeHead(scenario.status ?? 200, { ...baseHeaders(ctx), 'content-type': 'text/plain; charset=utf-8' });
+    ctx.res.end(payload);
+    return;
+  }
+  if (format === 'verbose_json') {
+    sendJson(ctx, 200, { task, language: task === 'translate' ? 'english' : 'english', duration: 3, text, segments: [], ...usage });
+    return;
+  }
+  sendJson(ctx, 200, { text, ...usage });
+}
+
+function handleSpeech(ctx: Ctx): void {
+  const { body } = ctx;
+  if (typeof body.input !== 'string') throw new ProviderError(400, "Missing required parameter: 'input'.", undefined, 'input', 'missing_required_parameter');
+  const format = body.response_format ?? 'mp3';
+  const mime = format === 'mp3' ? 'audio/mpeg' : format === 'wav' ? 'audio/wav' : `audio/${format}`;
+  ctx.res.writeHead(ctx.scenario.status ?? 200, { ...baseHeaders(ctx), 'content-type': mime, 'transfer-encoding': 'chunked' });
+  ctx.res.end(SPEECH_AUDIO);
+}
+
+/** Files kept by the fake (uploads, and batch output files it writes), by id. */
+const files = new Map<string, { bytes: Buffer; filename: string; purpose: string }>();
+
+function fileObject(id: string, file: { bytes: Buffer; filename: string; purpose: string }): Json {
+  return { object: 'file', id, purpose: file.purpose, filename: file.filename, bytes: file.bytes.length, created_at: nowSeconds(), expires_at: null, status: 'processed', status_details: null };
+}
+
+function handleFileUpload(ctx: Ctx): void {
+  const { body } = ctx;
+  const file = body.file as UploadedFile | undefined;
+  if (file === undefined || typeof file !== 'object') throw new ProviderError(400, "Missing required parameter: 'file'.", undefined, 'file', 'missing_required_parameter');
+  const id = `file-${base62(22)}`;
+  const kept = { bytes: file.bytes, filename: file.filename, purpose: String(body.purpose ?? 'user_data') };
+  files.set(id, kept);
+  sendJson(ctx, 200, fileObject(id, kept));
+}
+
+function handleFileContent(ctx: Ctx, id: string): void {
+  const file = files.get(id);
+  if (file === undefined) throw new ProviderError(404, `No such File object: ${id}`, 'invalid_request_error', 'id');
+  ctx.res.writeHead(200, { ...baseHeaders(ctx), 'content-type': 'application/octet-stream', 'content-length': String(file.bytes.length) });
+  ctx.res.end(file.bytes);
+}
+
+/**
+ * A batch completes at once: its output file holds one result line per request line of the
+ * input file (a chat completion for chat requests), as the Batch API writes them.
+ */
+function handleBatches(ctx: Ctx): void {
+  const { body } = ctx;
+  const input = typeof body.input_file_id === 'string' ? files.get(body.input_file_id) : undefined;
+  if (input === undefined) throw new ProviderError(400, `Invalid 'input_file_id': '${String(body.input_file_id)}'.`, undefined, 'input_file_id');
+  const id = `batch_${hex(32)}`;
+  const u = expectedUsage(ctx.scenario);
+  const lines = input.bytes.toString('utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { custom_id: string; body: { model: string } });
+  const results = lines.map((request, i) => ({
+    id: `batch_req_${hex(24)}`,
+    custom_id: request.custom_id,
+    response: {
+      status_code: 200,
+      request_id: hex(32),
+      body: {
+        id: `chatcmpl-${base62(29)}`,
+        object: 'chat.completion',
+        created: nowSeconds(),
+        model: expectedModel('chat', request.body.model),
+        choices: [{ index: 0, message: { role: 'assistant', content: `${DEFAULT_TEXT} (${i + 1})`, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+        usage: chatUsage(u),
+      },
+    },
+    error: null,
+  }));
+  const outputId = `file-${base62(22)}`;
+  files.set(outputId, { bytes: Buffer.from(results.map((r) => JSON.stringify(r)).join('\n') + '\n'), filename: `batch_${id}_output.jsonl`, purpose: 'batch_output' });
+  sendJson(ctx, 200, {
+    id,
+    object: 'batch',
+    endpoint: body.endpoint,
+    errors: null,
+    input_file_id: body.input_file_id,
+    completion_window: body.completion_window ?? '24h',
+    status: 'completed',
+    output_file_id: outputId,
+    error_file_id: null,
+    created_at: nowSeconds(),
+    in_progress_at: nowSeconds(),
+    expires_at: nowSeconds() + 86_400,
+    finalizing_at: nowSeconds(),
+    completed_at: nowSeconds(),
+    failed_at: null,
+    expired_at: null,
+    cancelling_at: null,
+    cancelled_at: null,
+    request_counts: { total: lines.length, completed: lines.length, failed: 0 },
+    metadata: body.metadata ?? null,
+  });
+}
+
+/** A part of a multipart/form-data body that is a file. */
+export interface UploadedFile {
+  filename: string;
+  type: string;
+  bytes: Buffer;
+}
+
+/** Parses a multipart/form-data body (the SDKs' uploads) into its fields; files as UploadedFile. */
+async function parseMultipart(raw: Buffer, contentType: string): Promise<Record<string, unknown>> {
+  const form = await new Response(new Uint8Array(raw), { headers: { 'content-type': contentType } }).formData();
+  const out: Record<string, unknown> = {};
+  for (const [name, value] of form.entries()) {
+    const parsed = typeof value === 'string' ? value : { filename: value.name, type: value.type, bytes: Buffer.from(await value.arrayBuffer()) };
+    // `image[]` and repeated fields (several images to edit) become arrays.
+    const key = name.endsWith('[]') ? name.slice(0, -2) : name;
+    if (key in out) out[key] = ([] as unknown[]).concat(out[key], parsed);
+    else out[key] = name.endsWith('[]') ? [parsed] : parsed;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1315,6 +1541,14 @@ const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise
   '/v1/responses': { provider: 'openai', handle: handleResponses },
   '/v1/embeddings': { provider: 'openai', handle: handleEmbeddings },
   '/v1/moderations': { provider: 'openai', handle: handleModerations, noScenario: true },
+  '/v1/completions': { provider: 'openai', handle: handleCompletions },
+  '/v1/images/generations': { provider: 'openai', handle: handleImages },
+  '/v1/images/edits': { provider: 'openai', handle: handleImages },
+  '/v1/audio/transcriptions': { provider: 'openai', handle: (ctx) => handleTranscription(ctx, 'transcribe') },
+  '/v1/audio/translations': { provider: 'openai', handle: (ctx) => handleTranscription(ctx, 'translate') },
+  '/v1/audio/speech': { provider: 'openai', handle: handleSpeech },
+  '/v1/files': { provider: 'openai', handle: handleFileUpload },
+  '/v1/batches': { provider: 'openai', handle: handleBatches },
   '/v1/messages': { provider: 'anthropic', handle: handleMessages },
   '/mistral/v1/chat/completions': { provider: 'mistral', handle: handleMistralChat },
   '/mistral/v1/embeddings': { provider: 'mistral', handle: handleMistralEmbeddings },
@@ -1341,18 +1575,27 @@ export function startFakeProvider(): Promise<FakeProvider> {
     res.on('error', () => undefined);
     req.on('error', () => undefined);
 
-    let rawBody: string;
+    let rawBytes: Buffer;
     try {
-      rawBody = await readBody(req);
+      rawBytes = await readBody(req);
     } catch {
       res.destroy();
       return;
     }
+    const rawBody = rawBytes.toString('utf8');
     const target = new URL(req.url ?? '/', 'http://127.0.0.1');
     const path = target.pathname;
     let body: any;
     let bodyIsJson = false;
-    if (rawBody !== '') {
+    const contentType = String(req.headers['content-type'] ?? '');
+    if (contentType.startsWith('multipart/form-data')) {
+      try {
+        body = await parseMultipart(rawBytes, contentType);
+        bodyIsJson = true;
+      } catch {
+        body = undefined;
+      }
+    } else if (rawBody !== '') {
       try {
         body = JSON.parse(rawBody);
         bodyIsJson = true;
@@ -1364,7 +1607,13 @@ export function startFakeProvider(): Promise<FakeProvider> {
     requests.push({ method, path, headers: { ...req.headers }, body, rawBody });
 
     const platform = method === 'POST' ? platformRoute(path, target.searchParams) : undefined;
-    const route = method === 'POST' ? (ROUTES[platform?.route ?? path] ?? geminiRoute(path)) : undefined;
+    const fileContent = method === 'GET' ? /^\/v1\/files\/([^/]+)\/content$/.exec(path) : null;
+    const route =
+      method === 'POST'
+        ? (ROUTES[platform?.route ?? path] ?? geminiRoute(path))
+        : fileContent !== null
+          ? { provider: 'openai' as const, handle: (c: Ctx) => handleFileContent(c, fileContent[1]!), noScenario: true, get: true }
+          : undefined;
     const provider: Provider =
       route?.provider ??
       (req.headers['x-goog-api-key'] !== undefined
@@ -1398,7 +1647,7 @@ export function startFakeProvider(): Promise<FakeProvider> {
         sendError(ctx, status, ctx.scenario.errorMessage ?? DEFAULT_ERROR_MESSAGE, ctx.scenario.errorType, null, ctx.scenario.errorCode);
         return;
       }
-      if (!bodyIsJson || body === null || typeof body !== 'object' || Array.isArray(body)) {
+      if (!('get' in route) && (!bodyIsJson || body === null || typeof body !== 'object' || Array.isArray(body))) {
         throw new ProviderError(
           400,
           provider === 'anthropic'

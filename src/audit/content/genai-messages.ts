@@ -12,10 +12,11 @@
  *   and excessive depth replaced by markers); it is a GenericPart of the conventions;
  * - a message that is not an object becomes `{role:'unknown', parts:[unknown part]}`.
  *
- * Where the provider API keeps instructions apart from the history (Responses `instructions`,
- * Anthropic `system`), they go to `system_instructions`. OpenAI chat `system` / `developer`
- * messages are part of the history and stay in `input_messages`, in place, as the conventions
- * ask ("instructions that are part of the chat history SHOULD be recorded in gen_ai.input.messages").
+ * What a provider's system prompt is, is decided by its request walker
+ * (src/instrumentations/<provider>/), once for the hashes and the envelope: its parts go to
+ * `system_instructions`, so that the envelope holds what `llm_audit.system_prompt.hash` covers
+ * (for OpenAI chat the `system` and `developer` messages, which the conventions would rather keep
+ * in the history: the hash and the reviewer must agree on what the system prompt was).
  *
  * Tool call arguments are kept as the provider carries them: a JSON string for OpenAI, an object
  * for Anthropic `tool_use.input`. Inline binary data (base64 images, audio, files, data: URLs) is
@@ -26,6 +27,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RequestWalker } from '../../core/types';
+import type { RequestKind } from '../sanitize/messages';
 
 export type GenAIPart =
   | { type: 'text'; content: string; [extra: string]: unknown }
@@ -56,8 +58,8 @@ export interface ContentPayload {
   output_messages?: unknown[];
 }
 
-/** The SDK method families, as in the sanitizer (`src/audit/sanitize`). */
-export type ContentRequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
+/** The built-in request kinds: the sanitizer's (`src/audit/sanitize`), one definition for both. */
+export type ContentRequestKind = RequestKind;
 
 /** The content of one request: what a provider's RequestWalker.content returns. */
 export interface RequestContent {
@@ -96,12 +98,6 @@ export function requestContent(
     const p = isObj(params) ? params : {};
     if (typeof kind === 'object') return kind.content(p, contentParts(options));
     switch (kind) {
-      case 'openai.chat':
-        return { input_messages: openaiChatMessages(p.messages, options) };
-      case 'openai.responses':
-        return withSystem(openaiResponsesInstructions(p.instructions, options), openaiResponsesInput(p.input, options));
-      case 'openai.embeddings':
-        return { input_messages: embeddingsInput(p.input) };
       case 'anthropic.messages':
         return withSystem(anthropicSystem(p.system, options), anthropicMessages(p.messages, options));
       default:
@@ -170,10 +166,12 @@ export interface ContentParts {
   reasoning(content: string): GenAIPart;
   toolCall(id: unknown, name: string, args: unknown): GenAIPart;
   toolResponse(id: unknown, response: unknown): GenAIPart;
-  /** Inline data of a MIME type: base64 text, or the bytes themselves (the AWS SDK takes bytes). */
-  inline(data: string | Uint8Array, mime: string | undefined): GenAIPart;
+  /** Inline data of a MIME type (else of `modality`): base64 text, or the bytes themselves (the AWS SDK takes bytes). */
+  inline(data: string | Uint8Array, mime: string | undefined, modality?: string): GenAIPart;
   /** Data the provider fetches from a URL or URI (uploaded files, cloud storage); a `data:` URL is inline data. */
   url(url: string, mime: string | undefined, modality?: string): GenAIPart;
+  /** A file sent by id, as inline data or by URL (OpenAI's file parts); undefined when it is none of these. */
+  file(f: { fileId?: unknown; fileData?: unknown; fileUrl?: unknown; filename?: unknown }): GenAIPart | undefined;
   unknown(value: unknown, providerType?: string): GenAIPart;
   /** Runs a converter; a getter that throws yields an unknown part, never an exception. */
   safe(convert: () => GenAIPart): GenAIPart;
@@ -188,199 +186,37 @@ export function contentParts(options?: ConvertOptions): ContentParts {
     reasoning: (content) => ({ type: 'reasoning', content }),
     toolCall,
     toolResponse: (id, response) => ({ type: 'tool_call_response', id: strOrNull(id), response: jsonSafe(response) }),
-    inline: (data, mime) => base64Part(data, modalityOf(mime) ?? 'document', mime, ctx),
+    inline: (data, mime, modality) => base64Part(data, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
     url: (url, mime, modality) => urlPart(url, modalityOf(mime) ?? modality ?? 'document', mime, ctx),
+    file: (f) => filePart(f, ctx),
     unknown: unknownPart,
     safe: safePart,
     options,
   };
 }
 
-// --- OpenAI chat completions ---------------------------------------------------------------------
+// --- lists of inputs ------------------------------------------------------------------------------
 
-/** `messages` of `chat.completions.create` (openai 4-6). */
-export function openaiChatMessages(messages: unknown, options?: ConvertOptions): GenAIInputMessage[] {
-  const ctx = ctxOf(options);
-  if (!Array.isArray(messages)) return messages === undefined || messages === null ? [] : [{ role: 'unknown', parts: [unknownPart(messages)] }];
-  return messages.map((m) => safeMessage(() => chatMessage(m, ctx)));
-}
-
-function chatMessage(m: unknown, ctx: Ctx): GenAIInputMessage {
-  if (!isObj(m)) return { role: 'unknown', parts: [unknownPart(m)] };
-  const role = typeof m.role === 'string' ? m.role : 'unknown';
-  const parts: GenAIPart[] = [];
-  if (role === 'tool') {
-    parts.push({ type: 'tool_call_response', id: strOrNull(m.tool_call_id), response: chatToolResult(m.content, ctx) });
-    return named({ role, parts }, m);
-  }
-  if (role === 'function') {
-    // Deprecated function-calling result message: `name` is the function, `content` its result.
-    parts.push({ type: 'tool_call_response', id: null, response: chatToolResult(m.content, ctx) });
-    return named({ role: 'tool', parts }, m);
-  }
-  parts.push(...chatContent(m.content, ctx));
-  if (typeof m.refusal === 'string') parts.push({ type: 'text', content: m.refusal });
-  if (Array.isArray(m.tool_calls)) {
-    for (const call of m.tool_calls) {
-      if (isObj(call) && isObj(call.function) && typeof call.function.name === 'string') {
-        parts.push(toolCall(call.id, call.function.name, call.function.arguments));
-      } else if (isObj(call) && isObj(call.custom) && typeof call.custom.name === 'string') {
-        parts.push(toolCall(call.id, call.custom.name, call.custom.input));
-      } else {
-        parts.push(unknownPart(call));
-      }
-    }
-  }
-  if (isObj(m.function_call) && typeof m.function_call.name === 'string') {
-    parts.push(toolCall(undefined, m.function_call.name, m.function_call.arguments));
-  }
-  if (m.audio !== undefined && m.audio !== null) parts.push(unknownPart(m.audio, 'audio'));
-  return named({ role, parts }, m);
-}
-
-function chatContent(content: unknown, ctx: Ctx): GenAIPart[] {
-  if (content === undefined || content === null) return [];
-  if (typeof content === 'string') return [{ type: 'text', content }];
-  if (!Array.isArray(content)) return [unknownPart(content)];
-  return content.map((part) => safePart(() => chatPart(part, ctx)));
-}
-
-function chatPart(part: unknown, ctx: Ctx): GenAIPart {
-  if (typeof part === 'string') return { type: 'text', content: part };
-  if (!isObj(part)) return unknownPart(part);
-  switch (part.type) {
-    case 'text':
-      return typeof part.text === 'string' ? { type: 'text', content: part.text } : unknownPart(part);
-    case 'refusal':
-      return typeof part.refusal === 'string' ? { type: 'text', content: part.refusal } : unknownPart(part);
-    case 'image_url': {
-      const url = isObj(part.image_url) ? part.image_url.url : part.image_url;
-      return typeof url === 'string' ? urlPart(url, 'image', undefined, ctx) : unknownPart(part);
-    }
-    case 'input_audio': {
-      const audio = isObj(part.input_audio) ? part.input_audio : undefined;
-      if (audio === undefined || typeof audio.data !== 'string') return unknownPart(part);
-      return base64Part(audio.data, 'audio', typeof audio.format === 'string' ? `audio/${audio.format}` : undefined, ctx);
-    }
-    case 'file': {
-      const file = isObj(part.file) ? part.file : undefined;
-      if (file === undefined) return unknownPart(part);
-      return filePart({ fileId: file.file_id, fileData: file.file_data, filename: file.filename }, ctx) ?? unknownPart(part);
-    }
-    default:
-      return unknownPart(part);
-  }
-}
-
-/** A tool result: the string as is, else its content parts. */
-function chatToolResult(content: unknown, ctx: Ctx): unknown {
-  if (typeof content === 'string') return content;
-  if (content === undefined || content === null) return null;
-  return chatContent(content, ctx);
-}
-
-// --- OpenAI Responses ----------------------------------------------------------------------------
-
-/** `instructions` of `responses.create`: a string, or (as echoed in a response) an array of input items. */
-export function openaiResponsesInstructions(instructions: unknown, options?: ConvertOptions): GenAIPart[] | undefined {
-  if (instructions === undefined || instructions === null) return undefined;
-  if (typeof instructions === 'string') return [{ type: 'text', content: instructions }];
-  if (Array.isArray(instructions)) return openaiResponsesInput(instructions, options).flatMap((m) => m.parts);
-  return [unknownPart(instructions)];
-}
-
-/** `input` of `responses.create`: a string (one user message) or a list of input items, one message per item. */
-export function openaiResponsesInput(input: unknown, options?: ConvertOptions): GenAIInputMessage[] {
-  const ctx = ctxOf(options);
-  if (input === undefined || input === null) return [];
-  if (typeof input === 'string') return [{ role: 'user', parts: [{ type: 'text', content: input }] }];
-  if (!Array.isArray(input)) return [{ role: 'unknown', parts: [unknownPart(input)] }];
-  return input.map((item) => safeMessage(() => responsesItem(item, ctx)));
-}
-
-function responsesItem(item: unknown, ctx: Ctx): GenAIInputMessage {
-  if (!isObj(item)) return { role: 'unknown', parts: [unknownPart(item)] };
-  const type = item.type;
-  if ((type === undefined || type === 'message') && typeof item.role === 'string') {
-    return { role: item.role, parts: responsesContent(item.content, ctx) };
-  }
-  switch (type) {
-    case 'function_call':
-      return { role: 'assistant', parts: [toolCall(item.call_id, typeof item.name === 'string' ? item.name : '', item.arguments)] };
-    case 'custom_tool_call':
-      return { role: 'assistant', parts: [toolCall(item.call_id, typeof item.name === 'string' ? item.name : '', item.input)] };
-    case 'function_call_output':
-    case 'custom_tool_call_output':
-      return {
-        role: 'tool',
-        parts: [{ type: 'tool_call_response', id: strOrNull(item.call_id), response: typeof item.output === 'string' ? item.output : responsesContent(item.output, ctx) }],
-      };
-    case 'reasoning': {
-      // `encrypted_content` is opaque provider data and is not copied.
-      const parts: GenAIPart[] = [];
-      for (const list of [item.summary, item.content]) {
-        if (!Array.isArray(list)) continue;
-        for (const entry of list) if (isObj(entry) && typeof entry.text === 'string') parts.push({ type: 'reasoning', content: entry.text });
-      }
-      return { role: 'assistant', parts };
-    }
-    default:
-      return { role: typeof item.role === 'string' ? item.role : 'unknown', parts: [unknownPart(item)] };
-  }
-}
-
-function responsesContent(content: unknown, ctx: Ctx): GenAIPart[] {
-  if (content === undefined || content === null) return [];
-  if (typeof content === 'string') return [{ type: 'text', content }];
-  if (!Array.isArray(content)) return [unknownPart(content)];
-  return content.map((part) => safePart(() => responsesPart(part, ctx)));
-}
-
-function responsesPart(part: unknown, ctx: Ctx): GenAIPart {
-  if (!isObj(part)) return typeof part === 'string' ? { type: 'text', content: part } : unknownPart(part);
-  switch (part.type) {
-    case 'input_text':
-    case 'output_text':
-    case 'text':
-      return typeof part.text === 'string' ? { type: 'text', content: part.text } : unknownPart(part);
-    case 'refusal':
-      return typeof part.refusal === 'string' ? { type: 'text', content: part.refusal } : unknownPart(part);
-    case 'summary_text':
-    case 'reasoning_text':
-      return typeof part.text === 'string' ? { type: 'reasoning', content: part.text } : unknownPart(part);
-    case 'input_image':
-      if (typeof part.image_url === 'string') return urlPart(part.image_url, 'image', undefined, ctx);
-      if (typeof part.file_id === 'string') return { type: 'file', modality: 'image', file_id: part.file_id };
-      return unknownPart(part);
-    case 'input_file':
-      return filePart({ fileId: part.file_id, fileData: part.file_data, fileUrl: part.file_url, filename: part.filename }, ctx) ?? unknownPart(part);
-    case 'input_audio': {
-      const audio = isObj(part.input_audio) ? part.input_audio : part;
-      if (typeof audio.data !== 'string') return unknownPart(part);
-      return base64Part(audio.data, 'audio', typeof audio.format === 'string' ? `audio/${audio.format}` : undefined, ctx);
-    }
-    default:
-      return unknownPart(part);
-  }
-}
-
-// --- OpenAI embeddings ---------------------------------------------------------------------------
-
-/** `input` of `embeddings.create`: one user message whose parts are the inputs, in order. */
+/** Inputs given as a list (embedding values): one user message whose parts are the inputs, in order. */
 export function embeddingsInput(input: unknown): GenAIInputMessage[] {
   if (input === undefined || input === null) return [];
   const items = Array.isArray(input) && !isTokenArray(input) ? input : [input];
   const parts = items.map((item): GenAIPart => {
     if (typeof item === 'string') return { type: 'text', content: item };
     // Pre-tokenized input: token ids, kept as a GenericPart.
-    if (isTokenArray(item)) return { type: 'tokens', content: item.slice() };
+    if (isTokenArray(item)) return tokensPart(item);
     return unknownPart(item);
   });
   return [{ role: 'user', parts }];
 }
 
-function isTokenArray(value: unknown): value is number[] {
+export function isTokenArray(value: unknown): value is number[] {
   return Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'number' && Number.isFinite(v));
+}
+
+/** Pre-tokenized input (token ids), kept as a GenericPart. */
+export function tokensPart(tokens: number[]): GenAIPart {
+  return { type: 'tokens', content: tokens.slice() };
 }
 
 // --- Anthropic messages --------------------------------------------------------------------------
@@ -532,11 +368,6 @@ function unknownPart(value: unknown, providerType?: string): GenAIPart {
   const type = providerType ?? (isObj(value) && typeof value.type === 'string' ? value.type : undefined);
   if (type !== undefined) part.provider_type = type;
   return part;
-}
-
-function named(message: GenAIInputMessage, source: Obj): GenAIInputMessage {
-  if (typeof source.name === 'string') message.name = source.name;
-  return message;
 }
 
 function strOrNull(value: unknown): string | null {

@@ -14,7 +14,7 @@
 import type { Sanitizer } from './detectors';
 import type { RequestWalker } from '../../core/types';
 
-export type RequestKind = 'openai.chat' | 'openai.responses' | 'openai.embeddings' | 'anthropic.messages';
+export type RequestKind = 'anthropic.messages';
 
 export interface SanitizeLocationFinding {
   type: string;
@@ -216,141 +216,6 @@ function parseJson(text: string): { value: unknown } | undefined {
   }
 }
 
-// --- OpenAI chat completions ----------------------------------------------------------------------
-
-const CHAT_ROLES: ReadonlySet<string> = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
-
-function openaiChat(w: Walk, params: Obj): Obj {
-  let out = w.field(params, 'messages', (messages) => (Array.isArray(messages) ? w.array(messages, (m) => chatMessage(w, m)) : messages));
-  // Predicted output is sent to the model as text too.
-  out = w.field(out, 'prediction', (p) => (isObj(p) ? w.field(p, 'content', (c) => chatContent(w, c)) : p));
-  return out;
-}
-
-function chatMessage(w: Walk, message: unknown): unknown {
-  if (!isObj(message) || typeof message['role'] !== 'string' || !CHAT_ROLES.has(message['role'])) return message;
-  // `name` identifies a participant and is not content.
-  let out = w.field(message, 'content', (c) => chatContent(w, c));
-  if (message['role'] === 'assistant') {
-    out = w.textField(out, 'refusal');
-    out = w.field(out, 'tool_calls', (calls) => (Array.isArray(calls) ? w.array(calls, (call) => chatToolCall(w, call)) : calls));
-    out = w.field(out, 'function_call', (call) => (isObj(call) ? w.jsonField(call, 'arguments') : call));
-  }
-  return out;
-}
-
-/** A message's content: a string, or parts of which `text` and `refusal` are text; image, audio and file parts are left alone. */
-function chatContent(w: Walk, content: unknown): unknown {
-  if (typeof content === 'string') return w.text(content);
-  if (!Array.isArray(content)) return content;
-  return w.array(content, (part) => {
-    if (!isObj(part)) return part;
-    if (part['type'] === 'text') return w.textField(part, 'text');
-    if (part['type'] === 'refusal') return w.textField(part, 'refusal');
-    return part;
-  });
-}
-
-function chatToolCall(w: Walk, call: unknown): unknown {
-  if (!isObj(call)) return call;
-  if (call['type'] === 'custom') return w.field(call, 'custom', (c) => (isObj(c) ? w.textField(c, 'input') : c));
-  // `type: 'function'` (older SDKs may omit the type).
-  return w.field(call, 'function', (f) => (isObj(f) ? w.jsonField(f, 'arguments') : f));
-}
-
-// --- OpenAI Responses ------------------------------------------------------------------------------
-
-function openaiResponses(w: Walk, params: Obj): Obj {
-  let out = w.textField(params, 'instructions');
-  out = w.field(out, 'input', (input) => {
-    if (typeof input === 'string') return w.text(input);
-    if (!Array.isArray(input)) return input;
-    return w.array(input, (item) => responsesItem(w, item));
-  });
-  // Reusable prompt variables are substituted into the prompt: strings or input_text parts.
-  out = w.field(out, 'prompt', (prompt) =>
-    isObj(prompt)
-      ? w.field(prompt, 'variables', (vars) => {
-          if (!isObj(vars)) return vars;
-          let copy = vars;
-          for (const key of Object.keys(vars)) {
-            const value = vars[key];
-            w.path.push(IDENTIFIER.test(key) ? key : '*');
-            const next = typeof value === 'string' ? w.text(value) : responsesPart(w, value);
-            w.path.pop();
-            if (next !== value) copy = { ...copy, [key]: next };
-          }
-          return copy;
-        })
-      : prompt,
-  );
-  return out;
-}
-
-function responsesItem(w: Walk, item: unknown): unknown {
-  if (!isObj(item)) return item;
-  const type = item['type'];
-  // Messages: easy (`{ role, content }`), input and output messages alike.
-  if ((type === undefined || type === 'message') && typeof item['role'] === 'string') {
-    return w.field(item, 'content', (content) => {
-      if (typeof content === 'string') return w.text(content);
-      if (!Array.isArray(content)) return content;
-      return w.array(content, (part) => responsesPart(w, part));
-    });
-  }
-  switch (type) {
-    case 'function_call':
-    case 'mcp_call': {
-      const out = w.jsonField(item, 'arguments');
-      return type === 'mcp_call' ? w.textField(out, 'output') : out;
-    }
-    case 'function_call_output':
-    case 'custom_tool_call_output':
-      return w.field(item, 'output', (output) => {
-        if (typeof output === 'string') return w.text(output);
-        if (!Array.isArray(output)) return output;
-        return w.array(output, (part) => responsesPart(w, part));
-      });
-    case 'custom_tool_call':
-      return w.textField(item, 'input');
-    case 'local_shell_call_output':
-      return w.textField(item, 'output');
-    case 'shell_call_output':
-      return w.field(item, 'output', (output) =>
-        Array.isArray(output) ? w.array(output, (chunk) => (isObj(chunk) ? w.textField(w.textField(chunk, 'stdout'), 'stderr') : chunk)) : output,
-      );
-    default:
-      // reasoning (encrypted / model-generated), item_reference, computer and image generation
-      // calls, and any newer item type.
-      return item;
-  }
-}
-
-/** A content part: `input_text` and `output_text` text, `refusal`; images, files and audio are left alone. */
-function responsesPart(w: Walk, part: unknown): unknown {
-  if (!isObj(part)) return part;
-  switch (part['type']) {
-    case 'input_text':
-    case 'output_text':
-      return w.textField(part, 'text');
-    case 'refusal':
-      return w.textField(part, 'refusal');
-    default:
-      return part;
-  }
-}
-
-// --- OpenAI embeddings -----------------------------------------------------------------------------
-
-function openaiEmbeddings(w: Walk, params: Obj): Obj {
-  return w.field(params, 'input', (input) => {
-    if (typeof input === 'string') return w.text(input);
-    if (!Array.isArray(input)) return input;
-    // string[]; token arrays (number[] / number[][]) are left alone.
-    return w.array(input, (item) => (typeof item === 'string' ? w.text(item) : item));
-  });
-}
-
 // --- Anthropic messages ----------------------------------------------------------------------------
 
 const ANTHROPIC_ROLES: ReadonlySet<string> = new Set(['user', 'assistant']);
@@ -417,9 +282,6 @@ export function readingWalk(): TextWalk {
 // --- Entry point -----------------------------------------------------------------------------------
 
 const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
-  'openai.chat': openaiChat,
-  'openai.responses': openaiResponses,
-  'openai.embeddings': openaiEmbeddings,
   'anthropic.messages': anthropicMessages,
 };
 

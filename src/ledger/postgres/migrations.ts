@@ -18,6 +18,8 @@ export const ROLES = {
   writer: 'llm_audit_writer',
   auditor: 'llm_audit_auditor',
   retention: 'llm_audit_retention',
+  /** Group of the roles `llm-audit grant-reader --tenant T ROLE` sets up: each sees only its tenants' rows. */
+  tenantReader: 'llm_audit_tenant_reader',
 } as const;
 
 export interface Migration {
@@ -380,15 +382,62 @@ GRANT INSERT ON ${SCHEMA}.cosigned_notes TO ${ROLES.writer};
 GRANT USAGE ON SEQUENCE ${SCHEMA}.cosigned_notes_id_seq TO ${ROLES.writer};
 `;
 
+// Issue 23: per-tenant readers, enforced by the database. Row-level security on records and chain:
+// the writer, auditor and retention roles keep seeing every row (and the writer inserting); a member
+// of llm_audit_tenant_reader sees the records of the tenants llm_audit.tenant_readers lists for a
+// role it has (\`llm-audit grant-reader\` fills it), and the chain rows of those records only, so
+// neither the records of another tenant nor their number can be read. It is not granted the
+// checkpoints, notes or retention log, whose tree sizes count every tenant's records together.
+// The schema owner (and superusers) bypass row-level security; partitions are reached only through
+// the parent table (ensure_partition grants nothing on them), where the policies apply.
+const V6 = `
+${createRole(ROLES.tenantReader)}
+CREATE TABLE ${SCHEMA}.tenant_readers (
+  role_name name NOT NULL,
+  tenant_id text NOT NULL,
+  granted_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+  granted_by text NOT NULL DEFAULT session_user,
+  PRIMARY KEY (role_name, tenant_id)
+);
+REVOKE ALL ON ${SCHEMA}.tenant_readers FROM PUBLIC;
+ALTER TABLE ${SCHEMA}.tenant_readers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_grants ON ${SCHEMA}.tenant_readers FOR SELECT TO ${ROLES.tenantReader}
+  USING (EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role_name AND pg_has_role(r.oid, 'USAGE')));
+CREATE POLICY every_grant ON ${SCHEMA}.tenant_readers FOR SELECT TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention} USING (true);
+GRANT SELECT ON ${SCHEMA}.tenant_readers TO ${ROLES.tenantReader}, ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention};
+
+CREATE FUNCTION ${SCHEMA}.reader_tenants() RETURNS SETOF text LANGUAGE sql STABLE AS $$
+  SELECT t.tenant_id FROM ${SCHEMA}.tenant_readers t
+   WHERE EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = t.role_name AND pg_has_role(r.oid, 'USAGE'))
+$$;
+REVOKE ALL ON FUNCTION ${SCHEMA}.reader_tenants() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.reader_tenants() TO ${ROLES.tenantReader}, ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention};
+
+ALTER TABLE ${SCHEMA}.records ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ledger_roles ON ${SCHEMA}.records FOR ALL TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention} USING (true) WITH CHECK (true);
+CREATE POLICY tenant_reader ON ${SCHEMA}.records FOR SELECT TO ${ROLES.tenantReader}
+  USING (tenant_id IN (SELECT ${SCHEMA}.reader_tenants()));
+ALTER TABLE ${SCHEMA}.chain ENABLE ROW LEVEL SECURITY;
+CREATE POLICY ledger_roles ON ${SCHEMA}.chain FOR ALL TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention} USING (true) WITH CHECK (true);
+CREATE POLICY tenant_reader ON ${SCHEMA}.chain FOR SELECT TO ${ROLES.tenantReader}
+  USING (EXISTS (SELECT 1 FROM ${SCHEMA}.records r WHERE r.seq = chain.seq));
+
+GRANT USAGE ON SCHEMA ${SCHEMA} TO ${ROLES.tenantReader};
+GRANT SELECT ON ${SCHEMA}.schema_migrations, ${SCHEMA}.ledger_meta, ${SCHEMA}.records, ${SCHEMA}.chain TO ${ROLES.tenantReader};
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
   { version: 3, name: 'rows stamped with their transaction', sql: V3 },
   { version: 4, name: 'records.http_status (record version 2)', sql: V4 },
   { version: 5, name: 'checkpoints as C2SP signed notes, witness cosignatures', sql: V5 },
+  { version: 6, name: 'tenant readers: row-level security on records and chain', sql: V6 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+/** The schema version that brought tenant readers (row-level security, llm_audit.tenant_readers). */
+export const TENANT_READERS_VERSION = 6;
 
 export function checksum(sql: string): string {
   return createHash('sha256').update(sql).digest('hex');

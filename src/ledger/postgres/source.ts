@@ -15,7 +15,7 @@ import { LedgerError, describeLocation } from '../errors';
 import { leafHash } from '../merkle';
 import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
-import { LATEST_VERSION, SCHEMA, appliedMigrations, checkApplied } from './migrations';
+import { LATEST_VERSION, SCHEMA, TENANT_READERS_VERSION, appliedMigrations, checkApplied } from './migrations';
 import { ROW_SELECT, columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
@@ -117,6 +117,33 @@ export class PostgresLedgerSource implements LedgerSource {
           : `the ledger schema in ${this.name} is at version ${version}, this llm-audit needs ${LATEST_VERSION}: run \`llm-audit migrate --postgres URL\` as the schema owner`,
       );
     }
+  }
+
+  /**
+   * The connected role, whether it may append (a writer's INSERT privileges on the chain, records
+   * and checkpoints), and the tenants it is limited to when it reads through a tenant reader role
+   * (`llm-audit grant-reader`; null when it reads every row).
+   */
+  async access(): Promise<{ role: string; canAppend: boolean; tenants: string[] | null }> {
+    const version = await this.schemaVersion();
+    const rows = await this.query<{ role: string; append: boolean; full: boolean }>(
+      `SELECT current_user::text AS role,
+        has_table_privilege('${SCHEMA}.chain', 'INSERT') AND has_table_privilege('${SCHEMA}.records', 'INSERT')
+          AND has_table_privilege('${SCHEMA}.checkpoints', 'INSERT') AS append,
+        has_table_privilege('${SCHEMA}.checkpoints', 'SELECT') AS full`,
+    );
+    const { role, append, full } = rows[0]!;
+    if (full || version < TENANT_READERS_VERSION) return { role, canAppend: append, tenants: null };
+    const tenants = await this.query<{ t: string }>(`SELECT DISTINCT t FROM ${SCHEMA}.reader_tenants() AS t ORDER BY t`);
+    return { role, canAppend: append, tenants: tenants.map((r) => r.t) };
+  }
+
+  /** Set for a tenant reader: it sees only its tenants' records, never the whole chain or the checkpoints. */
+  async partialView(): Promise<string | undefined> {
+    const access = await this.access();
+    if (access.tenants === null) return undefined;
+    const which = access.tenants.length === 0 ? 'no tenant' : access.tenants.map((t) => JSON.stringify(t)).join(', ');
+    return `the role ${access.role} is a tenant reader: row-level security shows it only the records of ${which}, not the whole chain or the checkpoints`;
   }
 
   async ledgerId(): Promise<string | null> {

@@ -8,6 +8,7 @@ import type { LedgerRecord } from '../../../src/ledger/record';
 import { makeRecord } from '../../ledger/helpers';
 import { cli, expectNoStack, type CliResult } from '../../cli/cli-helpers';
 import { ensureBuiltWithContent, tempDir } from './helpers';
+import { chatRequest } from '../../../src/instrumentations/openai/request';
 
 const CANARY = 'CANARY-cli-5d1e';
 
@@ -39,7 +40,7 @@ async function fixture(): Promise<Fixture> {
   const seal = (requestId: string, tenantId: string | null, text: string) =>
     cipher.seal(
       contentPayload(
-        'openai.chat',
+        chatRequest,
         {
           messages: [
             { role: 'system', content: 'You are a bank assistant.' },
@@ -91,34 +92,36 @@ describe('llm-audit content-key', () => {
 describe('llm-audit decrypt', () => {
   it('shows the content of a record to a reviewer with the key, as text or JSON', async () => {
     const f = await fixture();
-    const text = cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key]);
+    const text = cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', f.key]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain('request_id  req-acme');
     expect(text.stdout).toContain('tenant      acme');
-    expect(text.stdout).toContain('== input messages (4) ==');
-    expect(text.stdout).toContain('[1] system');
+    // The system message is the system prompt (what llm_audit.system_prompt.hash covers).
+    expect(text.stdout).toContain('== system instructions ==\n    You are a bank assistant.');
+    expect(text.stdout).toContain('== input messages (3) ==');
     expect(text.stdout).toContain(`What is my balance? ${CANARY}`);
     expect(text.stdout).toContain('[tool call call_1] balance({"account":"FR76"})');
     expect(text.stdout).toContain('[tool result call_1]');
     expect(text.stdout).toContain('== output messages (1) ==');
     expect(text.stdout).toContain('(finish: stop)');
 
-    const json = cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key, '--format', 'json']);
+    const json = cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', f.key, '--format', 'json']);
     expect(json.code, json.stderr).toBe(0);
-    const doc = JSON.parse(json.stdout) as { request_id: string; tenant_id: string; kid: string; content: { input_messages: unknown[]; output_messages: unknown[] } };
+    const doc = JSON.parse(json.stdout) as { request_id: string; tenant_id: string; kid: string; content: { system_instructions?: unknown[]; input_messages: unknown[]; output_messages: unknown[] } };
     expect(doc).toMatchObject({ request_id: 'req-acme', tenant_id: 'acme', kid: 'ck-test' });
-    expect(doc.content.input_messages).toHaveLength(4);
+    expect(doc.content.input_messages).toHaveLength(3);
+    expect(doc.content.system_instructions).toEqual([{ type: 'text', content: 'You are a bank assistant.' }]);
     expect(doc.content.output_messages).toEqual([{ role: 'assistant', parts: [{ type: 'text', content: `Your balance is 12. ${CANARY}` }], finish_reason: 'stop' }]);
 
     // The same from the environment variables the application uses.
-    const fromEnv = cli(['decrypt', 'req-globex', '--format', 'json'], { LLM_AUDIT_LEDGER_DIR: f.ledger, LLM_AUDIT_CONTENT_KEY: f.key });
+    const fromEnv = cli(['decrypt', '--reason', 'review', 'req-globex', '--format', 'json'], { LLM_AUDIT_LEDGER_DIR: f.ledger, LLM_AUDIT_CONTENT_KEY: f.key });
     expect(fromEnv.code, fromEnv.stderr).toBe(0);
     expect(fromEnv.stdout).toContain(`globex question ${CANARY}`);
   });
 
   it('shows control characters and bidi overrides escaped in text output', async () => {
     const f = await fixture();
-    const result = cli(['decrypt', 'req-escape', '--ledger', f.ledger, '--key', f.key]);
+    const result = cli(['decrypt', '--reason', 'review', 'req-escape', '--ledger', f.ledger, '--key', f.key]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).not.toContain('\u001b');
     expect(result.stdout).not.toContain('\u202e');
@@ -127,21 +130,21 @@ describe('llm-audit decrypt', () => {
 
   it('exits 1 for a moved or altered envelope, 3 when it cannot show the content, 2 for usage errors; never a stack trace', async () => {
     const f = await fixture();
-    expectError(cli(['decrypt', 'req-moved', '--ledger', f.ledger, '--key', f.key]), 1, 'CONTENT_TAMPERED');
-    expectError(cli(['decrypt', 'req-none', '--ledger', f.ledger, '--key', f.key]), 3, 'CONTENT_NOT_CAPTURED');
-    expectError(cli(['decrypt', 'req-unknown', '--ledger', f.ledger, '--key', f.key]), 4, 'LEDGER_RECORD_NOT_FOUND');
-    expectError(cli(['decrypt', 'req-acme', '--ledger', f.ledger]), 3, 'CONTENT_KEY_MISSING');
-    expectError(cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', join(f.dir, 'absent.json')]), 3, 'CONTENT_KEY_MISSING');
-    expectError(cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key, '--keystore', join(f.dir, 'nope.jsonl')]), 3, 'CONTENT_KEYSTORE_NOT_FOUND');
-    expectError(cli(['decrypt', 'req-acme', '--ledger', join(f.dir, 'no-ledger'), '--key', f.key]), 3, 'LEDGER_NOT_FOUND');
-    expectError(cli(['decrypt', '--ledger', f.ledger, '--key', f.key]), 2, 'LEDGER_USAGE');
-    expectError(cli(['decrypt', 'req-acme', '--format', 'yaml', '--key', f.key]), 2, 'LEDGER_USAGE');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-moved', '--ledger', f.ledger, '--key', f.key]), 1, 'CONTENT_TAMPERED');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-none', '--ledger', f.ledger, '--key', f.key]), 3, 'CONTENT_NOT_CAPTURED');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-unknown', '--ledger', f.ledger, '--key', f.key]), 4, 'LEDGER_RECORD_NOT_FOUND');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger]), 3, 'CONTENT_KEY_MISSING');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', join(f.dir, 'absent.json')]), 3, 'CONTENT_KEY_MISSING');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', f.key, '--keystore', join(f.dir, 'nope.jsonl')]), 3, 'CONTENT_KEYSTORE_NOT_FOUND');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', join(f.dir, 'no-ledger'), '--key', f.key]), 3, 'LEDGER_NOT_FOUND');
+    expectError(cli(['decrypt', '--reason', 'review', '--ledger', f.ledger, '--key', f.key]), 2, 'LEDGER_USAGE');
+    expectError(cli(['decrypt', '--reason', 'review', 'req-acme', '--format', 'yaml', '--key', f.key]), 2, 'LEDGER_USAGE');
 
     // A key file with the right id but the wrong bytes.
     const impostor = join(f.dir, 'impostor.json');
     const real = JSON.parse(readFileSync(f.key, 'utf8')) as Record<string, unknown>;
     require('node:fs').writeFileSync(impostor, JSON.stringify({ ...real, key: Buffer.alloc(32, 9).toString('base64') }));
-    const wrong = cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', impostor, '--keystore', join(f.dir, 'keys', 'content-keystore.jsonl')]);
+    const wrong = cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', impostor, '--keystore', join(f.dir, 'keys', 'content-keystore.jsonl')]);
     expectError(wrong, 3, 'CONTENT_KEY_INVALID');
     expect(masterKeyFromBytes(Buffer.alloc(32, 9), 'ck-test').kid).toBe('ck-test');
   });
@@ -152,15 +155,15 @@ describe('llm-audit shred', () => {
     const f = await fixture();
     const refused = cli(['shred', '--tenant', 'acme', '--key', f.key]);
     expectError(refused, 2, 'CONTENT_USAGE');
-    expect(cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key]).code).toBe(0);
+    expect(cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', f.key]).code).toBe(0);
 
     const done = cli(['shred', '--tenant', 'acme', '--key', f.key, '--yes', '--reason', 'erasure request #7']);
     expect(done.code, done.stderr).toBe(0);
     expectNoStack(done);
     expect(done.stdout).toMatch(/^shredded tenant "acme": destroyed 1 data key \([0-9a-f]{24}\)/);
 
-    expectError(cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key]), 3, 'CONTENT_KEY_SHREDDED');
-    expect(cli(['decrypt', 'req-globex', '--ledger', f.ledger, '--key', f.key]).code).toBe(0);
+    expectError(cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', f.key]), 3, 'CONTENT_KEY_SHREDDED');
+    expect(cli(['decrypt', '--reason', 'review', 'req-globex', '--ledger', f.ledger, '--key', f.key]).code).toBe(0);
     const verify = cli(['verify', '--ledger', f.ledger]);
     expect(verify.code, verify.stderr).toBe(0);
 
@@ -177,7 +180,7 @@ describe('llm-audit shred', () => {
   it('with --ledger: the shred is chained as a record of action content.shred; a ledger it cannot write stops it before anything is destroyed', async () => {
     const f = await fixture();
     const shred = (...extra: string[]) => cli(['shred', '--tenant', 'acme', '--key', f.key, '--yes', '--reason', 'erasure request #9', ...extra]);
-    const intact = () => cli(['decrypt', 'req-acme', '--ledger', f.ledger, '--key', f.key]).code === 0;
+    const intact = () => cli(['decrypt', '--reason', 'review', 'req-acme', '--ledger', f.ledger, '--key', f.key]).code === 0;
 
     // No ledger there (a typo): refused, nothing created, nothing destroyed.
     const typo = join(f.dir, 'ledgr');
@@ -199,11 +202,13 @@ describe('llm-audit shred', () => {
 
     const found = JSON.parse(cli(['query', '--action', 'content.shred', '--ledger', f.ledger, '--format', 'json']).stdout);
     expect(found).toHaveLength(1);
-    expect(found[0]).toMatchObject({ seq: 5, tenant_id: 'acme', action: 'content.shred', status: 'success', model: null, cost_usd: null });
+    // seq 5 and 6: the audit.read records of the two decrypts above (intact()).
+    expect(found[0]).toMatchObject({ seq: 7, tenant_id: 'acme', action: 'content.shred', status: 'success', model: null, cost_usd: null });
     const { deks } = JSON.parse(readFileSync(join(f.dir, 'keys', 'shredded.jsonl'), 'utf8').trim());
     const records = [];
     for await (const hit of scanRecords(new FileLedgerSource(f.ledger))) records.push(hit.record);
-    expect(records.at(-1)!.metadata).toMatchObject({ reason: 'erasure request #9', data_key_ids: deks, keystore: join(f.dir, 'keys', 'content-keystore.jsonl') });
+    // The shred, then the audit.read record of the query that found it.
+    expect(records.at(-2)!.metadata).toMatchObject({ reason: 'erasure request #9', data_key_ids: deks, keystore: join(f.dir, 'keys', 'content-keystore.jsonl') });
     expect(deks).toHaveLength(1);
     // Chained with the calls, and left out of the call reports.
     const verify = cli(['verify', '--ledger', f.ledger]);

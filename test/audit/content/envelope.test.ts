@@ -16,6 +16,8 @@ import {
   type ContentRequestKind,
 } from '../../../src/audit/content';
 import { cipherFor, newKey, tempDir } from './helpers';
+import { chatRequest, embeddingsRequest, responsesRequest } from '../../../src/instrumentations/openai/request';
+import type { RequestWalker } from '../../../src/core/types';
 
 const CANARY = 'CANARY-7f3a9-do-not-leak';
 
@@ -36,9 +38,9 @@ function withMember(envelope: string, name: string, value: unknown): string {
   return JSON.stringify(doc);
 }
 
-const PROVIDER_CALLS: Array<{ kind: ContentRequestKind; params: unknown; output?: unknown }> = [
+const PROVIDER_CALLS: Array<{ kind: ContentRequestKind | RequestWalker; params: unknown; output?: unknown }> = [
   {
-    kind: 'openai.chat',
+    kind: chatRequest,
     params: {
       model: 'gpt-4o-mini',
       messages: [
@@ -51,11 +53,11 @@ const PROVIDER_CALLS: Array<{ kind: ContentRequestKind; params: unknown; output?
     output: [{ role: 'assistant', parts: [{ type: 'text', content: `answer ${CANARY}` }], finish_reason: 'stop' }],
   },
   {
-    kind: 'openai.responses',
+    kind: responsesRequest,
     params: { instructions: `be brief ${CANARY}`, input: [{ role: 'user', content: [{ type: 'input_text', text: CANARY }] }, { type: 'function_call', call_id: 'f', name: 'n', arguments: CANARY }] },
     output: [{ role: 'assistant', parts: [{ type: 'tool_call', id: 'f2', name: 'n', arguments: `{"x":"${CANARY}"}` }], finish_reason: 'completed' }],
   },
-  { kind: 'openai.embeddings', params: { input: [CANARY, 'second'] } },
+  { kind: embeddingsRequest, params: { input: [CANARY, 'second'] } },
   {
     kind: 'anthropic.messages',
     params: {

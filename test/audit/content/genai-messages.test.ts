@@ -7,19 +7,25 @@ import {
   contentPayload,
   embeddingsInput,
   jsonSafe,
-  openaiChatMessages,
-  openaiResponsesInput,
-  openaiResponsesInstructions,
   outputMessages,
   requestContent,
   type ContentRequestKind,
+  type ConvertOptions,
 } from '../../../src/audit/content';
+import type { RequestWalker } from '../../../src/core/types';
+import { chatRequest, embeddingsRequest, responsesRequest } from '../../../src/instrumentations/openai/request';
+
+// The OpenAI request shapes are defined by the provider's own walker (src/instrumentations/openai).
+const openaiChatMessages = (messages: unknown, options?: ConvertOptions) => requestContent(chatRequest, { messages }, options).input_messages;
+const openaiResponsesInput = (input: unknown) => requestContent(responsesRequest, { input }).input_messages;
+const openaiResponsesInstructions = (instructions: unknown) => requestContent(responsesRequest, { instructions }).system_instructions;
+const KINDS: Record<string, RequestWalker> = { 'openai.chat': chatRequest, 'openai.responses': responsesRequest, 'openai.embeddings': embeddingsRequest };
 
 const PNG_B64 = Buffer.from('\x89PNG fake image bytes').toString('base64');
 const sha = (b64: string) => createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex');
 
 describe('OpenAI chat messages', () => {
-  it('maps roles, text, tool calls and tool results to the conventions, system messages staying in the history', () => {
+  it('maps roles, text, tool calls and tool results to the conventions; system and developer messages are the system instructions', () => {
     const messages = [
       { role: 'system', content: 'You are terse.' },
       { role: 'developer', content: [{ type: 'text', text: 'Use metric units.' }] },
@@ -37,8 +43,6 @@ describe('OpenAI chat messages', () => {
       { role: 'function', name: 'legacy_fn', content: 'legacy result' },
     ];
     expect(openaiChatMessages(messages)).toEqual([
-      { role: 'system', parts: [{ type: 'text', content: 'You are terse.' }] },
-      { role: 'developer', parts: [{ type: 'text', content: 'Use metric units.' }] },
       { role: 'user', name: 'alice', parts: [{ type: 'text', content: 'Weather in Paris?' }] },
       {
         role: 'assistant',
@@ -51,7 +55,11 @@ describe('OpenAI chat messages', () => {
       { role: 'assistant', parts: [{ type: 'text', content: 'It is 21 C.' }, { type: 'text', content: 'no more' }] },
       { role: 'tool', name: 'legacy_fn', parts: [{ type: 'tool_call_response', id: null, response: 'legacy result' }] },
     ]);
-    expect(requestContent('openai.chat', { messages }).system_instructions).toBeUndefined();
+    // What llm_audit.system_prompt.hash covers (the system and developer messages), in order.
+    expect(requestContent(chatRequest, { messages }).system_instructions).toEqual([
+      { type: 'text', content: 'You are terse.' },
+      { type: 'text', content: 'Use metric units.' },
+    ]);
   });
 
   it('turns images, audio and files into uri / file / blob_digest parts (or blobs with binary: include)', () => {
@@ -92,7 +100,7 @@ describe('OpenAI Responses', () => {
         { type: 'item_reference', id: 'msg_0' },
       ],
     };
-    const out = requestContent('openai.responses', params);
+    const out = requestContent(responsesRequest, params);
     expect(out.system_instructions).toEqual([{ type: 'text', content: 'Answer in French.' }]);
     expect(out.input_messages).toEqual([
       { role: 'user', parts: [{ type: 'text', content: 'Hi' }] },
@@ -181,7 +189,7 @@ describe('Anthropic messages', () => {
 });
 
 describe('tolerance', () => {
-  const kinds: ContentRequestKind[] = ['openai.chat', 'openai.responses', 'openai.embeddings', 'anthropic.messages'];
+  const kinds: (ContentRequestKind | RequestWalker)[] = [...Object.values(KINDS), 'anthropic.messages'];
   const cyclic: Record<string, unknown> = { type: 'mystery' };
   cyclic.self = cyclic;
   const throwing = Object.defineProperty({}, 'content', {

@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { createSanitizer } from '../../../src/audit/sanitize/detectors';
 import { sanitizeRequest } from '../../../src/audit/sanitize/messages';
+import { chatRequest } from '../../../src/instrumentations/openai/request';
 
 // Megabyte inputs built to make a backtracking regex go quadratic: long runs of the characters a
 // pattern accepts, with the one character it needs missing, and prefixes repeated so that every
@@ -81,7 +82,7 @@ describe('linear time on adversarial 1 MB inputs', () => {
         { role: 'assistant', tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: JSON.stringify({ note: fill('4111 ') }) } }] },
       ],
     };
-    const result = sanitizeRequest('openai.chat', params, sanitizer, 'redact');
+    const result = sanitizeRequest(chatRequest, params, sanitizer, 'redact');
     expect(result.total).toBeGreaterThan(10_000);
   }, 10_000);
 });

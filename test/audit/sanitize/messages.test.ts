@@ -5,6 +5,12 @@ import type { EmbeddingCreateParams } from 'openai/resources/embeddings';
 import type { MessageCreateParamsNonStreaming } from '@anthropic-ai/sdk/resources/messages';
 import { createSanitizer } from '../../../src/audit/sanitize/detectors';
 import { sanitizeRequest, type RequestKind, type SanitizeResult } from '../../../src/audit/sanitize/messages';
+import type { RequestWalker } from '../../../src/core/types';
+import { chatRequest, embeddingsRequest, responsesRequest } from '../../../src/instrumentations/openai/request';
+
+// The OpenAI request shapes are defined by the provider's own walkers (src/instrumentations/openai).
+const OPENAI: Record<string, RequestWalker> = { 'openai.chat': chatRequest, 'openai.responses': responsesRequest, 'openai.embeddings': embeddingsRequest };
+const kindOf = (kind: string): RequestKind | RequestWalker => OPENAI[kind] ?? (kind as RequestKind);
 
 const sanitizer = createSanitizer();
 
@@ -17,7 +23,8 @@ const IP = '203.0.113.42';
 const PII = [EMAIL, PHONE, CARD, IBAN, SSN, IP];
 
 /** Runs both modes and checks the invariants every call must keep; returns the redact result. */
-function run(kind: RequestKind, params: unknown): SanitizeResult {
+function run(name: string, params: unknown): SanitizeResult {
+  const kind = kindOf(name);
   const snapshot = structuredClone(params);
   const detected = sanitizeRequest(kind, params, sanitizer, 'detect');
   expect(detected.params).toBe(params);
@@ -124,7 +131,7 @@ describe('openai.chat', () => {
         { role: 'user', content: [{ type: 'text', text: 'What is 2 + 2?' }] },
       ],
     };
-    const result = sanitizeRequest('openai.chat', clean, sanitizer, 'redact');
+    const result = sanitizeRequest(chatRequest, clean, sanitizer, 'redact');
     expect(result).toEqual({ params: clean, findings: [], total: 0 });
     expect(result.params).toBe(clean);
   });
@@ -394,7 +401,7 @@ describe('anthropic.messages', () => {
 });
 
 describe('odd input', () => {
-  const kinds: RequestKind[] = ['openai.chat', 'openai.responses', 'openai.embeddings', 'anthropic.messages'];
+  const kinds = ['openai.chat', 'openai.responses', 'openai.embeddings', 'anthropic.messages'];
   const odd: unknown[] = [
     undefined,
     null,
@@ -413,7 +420,7 @@ describe('odd input', () => {
   it.each(kinds)('%s never throws and leaves what it does not know untouched', (kind) => {
     for (const params of odd) {
       for (const mode of ['detect', 'redact'] as const) {
-        const result = sanitizeRequest(kind, params, sanitizer, mode);
+        const result = sanitizeRequest(kindOf(kind), params, sanitizer, mode);
         expect(result.params).toBe(params);
         expect(result.total).toBe(0);
         expect(result.findings).toEqual([]);
@@ -430,7 +437,7 @@ describe('odd input', () => {
 
   it('uses the sanitizer it is given (types, custom patterns, hook)', () => {
     const custom = createSanitizer({ types: ['EMAIL'], patterns: [{ type: 'ORDER', pattern: /\bORD-\d+\b/ }] });
-    const result = sanitizeRequest('openai.chat', { model: 'm', messages: [{ role: 'user', content: `ORD-12 for ${EMAIL}, ${PHONE}` }] }, custom, 'redact');
+    const result = sanitizeRequest(chatRequest, { model: 'm', messages: [{ role: 'user', content: `ORD-12 for ${EMAIL}, ${PHONE}` }] }, custom, 'redact');
     expect((result.params as any).messages[0].content).toBe(`[ORDER] for [EMAIL], ${PHONE}`);
   });
 });

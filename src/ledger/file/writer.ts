@@ -18,6 +18,8 @@ import { FileLedger, FileLedgerSource, type FileLedgerOptions } from './ledger';
 export class FileLedgerWriter implements LedgerWriter {
   readonly description: string;
   private index: Set<string> | undefined;
+  /** While the index is being built: spans appended with `unique` meanwhile, which the scan may have missed. */
+  private building: Set<string> | undefined;
   /** Index look-up and append, one batch at a time: two batches carrying one span cannot both find it new. */
   private readonly queue = new SerialQueue();
 
@@ -54,14 +56,21 @@ export class FileLedgerWriter implements LedgerWriter {
 
   private async appendFresh(fresh: readonly LedgerRecord[], total: number): Promise<AppendOutcome> {
     const range = fresh.length > 0 ? await this.ledger.append(fresh) : { firstSeq: this.ledger.size, lastSeq: this.ledger.size - 1 };
-    if (this.index) for (const record of fresh) this.index.add(spanKey(record));
+    const known = this.index ?? this.building;
+    if (known) for (const record of fresh) known.add(spanKey(record));
     return { ...range, stored: fresh.length, duplicates: total - fresh.length };
   }
 
   private async spanIndex(): Promise<Set<string>> {
     if (this.index) return this.index;
     const index = new Set<string>();
-    for await (const hit of scanRecords(new FileLedgerSource(this.ledger.dir))) index.add(spanKey(hit.record));
+    this.building = new Set<string>();
+    try {
+      for await (const hit of scanRecords(new FileLedgerSource(this.ledger.dir))) index.add(spanKey(hit.record));
+      for (const key of this.building) index.add(key);
+    } finally {
+      this.building = undefined;
+    }
     this.index = index;
     return index;
   }

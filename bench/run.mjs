@@ -215,6 +215,7 @@ if (opts.reanalyse) {
   const { groups: savedGroups, budget: _b, scaling: _s, ...meta } = saved;
   writeReport({
     ...meta,
+    reanalysed: { date: new Date().toISOString(), from: shown(resolve(opts.reanalyse)) },
     // Runs from before --exporter took a list measured one exporter, named in their settings.
     groups: savedGroups.map(({ key, sdk, shape, bytes, messages, exporter, configs, scaling: isScaling }) => ({
       key,

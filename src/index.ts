@@ -8,6 +8,7 @@ export type { GuardrailResult, GuardrailAction, LlmAuditHooks, AuditRequest, Aud
 export { recordRetrieval } from './retrieval';
 export { getAuditRequestId } from './core/audited-call';
 export { UnauditedLlmRequestError } from './audit/unaudited/watcher';
+export { AuditError, isAuditError, ERROR_CODES, type AuditErrorCode } from './errors';
 export { startAudit, shutdownAudit, auditSpanProcessors } from './sdk/lazy';
 export type { StartedAudit } from './sdk/start';
 export type { ModelPriceOverride } from './audit/cost';

@@ -6,14 +6,15 @@ import {
   InstrumentationNodeModuleFile,
   type InstrumentationConfig,
 } from '@opentelemetry/instrumentation';
-import { createContentHasher, hasherFromEnv, type ContentHasher } from './audit/hashing';
+import { createContentHasher, type ContentHasher } from './audit/hashing';
 import { createCostCalculator, type CostCalculator, type ModelPriceOverride } from './audit/cost';
 import type { AuditedCall, AuditServices } from './core/audited-call';
 import type { LlmAuditHooks } from './guardrails';
-import { contentCipherFromEnv, type ContentCipher } from './audit/content';
-import { createSanitizer, sanitizeModeFromEnv, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
+import { type ContentCipher } from './audit/content';
+import { createSanitizer, type SanitizeMode, type SanitizerOptions } from './audit/sanitize';
+import { processDefaults } from './config/process-defaults';
 import { publishAuditServices } from './core/audit-client';
-import { auditedMethod, namedHelper, methodOptions, routedMethod, wrappedByUs } from './core/patch';
+import { methodOptions, targetWrapper, wrappedByUs } from './core/patch';
 import { checkShape, type ProviderPatch } from './core/provider';
 import { anthropicPatch } from './instrumentations/anthropic';
 import { bedrockRuntimePatch } from './instrumentations/bedrock-runtime';
@@ -30,9 +31,10 @@ import { PACKAGE_VERSION } from './version';
 export interface LlmAuditInstrumentationConfig extends InstrumentationConfig {
   /**
    * Key for the HMAC-SHA256 content hashes. Default: `LLM_AUDIT_HASH_KEY`. Without a key the
-   * hashes are plain SHA-256, which can be reversed by guessing short prompts.
+   * hashes are plain SHA-256, which can be reversed by guessing short prompts; `null` says so
+   * explicitly, whatever the environment holds.
    */
-  hashKey?: string | Buffer;
+  hashKey?: string | Buffer | null;
   /** Names the key in every hash (`hmac-sha256:<keyId>:...`). Default: `LLM_AUDIT_HASH_KEY_ID` or a key fingerprint. */
   hashKeyId?: string;
   /** Prices (USD per million tokens) that win over the bundled price data, keyed by model or `provider/model`. */
@@ -75,6 +77,9 @@ const PROVIDERS = {
 
 export type ProviderId = keyof typeof PROVIDERS;
 
+/** What `llm-audit config check` compares the installed SDKs with. */
+export const PROVIDER_PATCHES: ReadonlyArray<Pick<ProviderPatch, 'moduleName' | 'needs' | 'tested' | 'testedRange'>> = Object.values(PROVIDERS);
+
 /**
  * Audit spans for the OpenAI and Anthropic SDKs. Use it in `NodeSDK({ instrumentations: [...] })`
  * or with `registerInstrumentations`, or let `otel-llm-audit/register` set everything up.
@@ -95,10 +100,12 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
 
   constructor(config: LlmAuditInstrumentationConfig = {}) {
     super(A.INSTRUMENTATION_NAME, PACKAGE_VERSION, config);
-    const hasher: ContentHasher =
-      config.hashKey !== undefined ? createContentHasher({ key: config.hashKey, keyId: config.hashKeyId }) : hasherFromEnv();
+    // What the options leave out comes from the process environment (src/config/process-defaults.ts);
+    // `register` and startAudit(env) give every one of them, so their env is the only one read.
+    const key = config.hashKey !== undefined ? { hashKey: config.hashKey ?? undefined, hashKeyId: config.hashKeyId } : processDefaults.hashKey();
+    const hasher: ContentHasher = createContentHasher({ key: key.hashKey, keyId: key.hashKeyId });
     const cost: CostCalculator = createCostCalculator(config.prices);
-    const mode = config.sanitize?.mode ?? sanitizeModeFromEnv();
+    const mode = config.sanitize?.mode ?? processDefaults.sanitize();
     const { mode: _mode, ...sanitizerOptions } = config.sanitize ?? { mode };
     const sanitize = mode === 'off' ? undefined : { mode, sanitizer: createSanitizer(sanitizerOptions) };
     const self = this;
@@ -122,8 +129,8 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
         return self.getConfig().hooks;
       },
       sanitize,
-      providerHosts: providerHostMap(config.providerHosts),
-      content: config.content === undefined ? contentCipherFromEnv() : (config.content ?? undefined),
+      providerHosts: config.providerHosts === undefined ? processDefaults.providerHosts() : providerHostMap(config.providerHosts, {}),
+      content: config.content === undefined ? processDefaults.content() : (config.content ?? undefined),
     };
     // auditClient() audits bundled SDK clients through these services (src/core/audit-client.ts).
     publishAuditServices(() => (this.isEnabled() ? this.services : undefined));
@@ -248,11 +255,7 @@ export class LlmAuditInstrumentation extends InstrumentationBase<LlmAuditInstrum
       if (!proto || typeof proto[target.method] !== 'function') continue; // helper absent in this version
       // Already ours (a second enable). Another instrumentation's wrapper is wrapped like any method.
       if (wrappedByUs(proto[target.method])) continue;
-      const wrapper = target.spec
-        ? auditedMethod(services, target.spec, options)
-        : target.route
-          ? routedMethod(services, target.route)
-          : namedHelper(target.helper ?? target.method);
+      const wrapper = targetWrapper(services, target, options);
       this._wrap(proto, target.method, wrapper as any);
       // Another instrumentation of the same method (the contrib OpenAI one, loaded by
       // auto-instrumentations-node after this package) would otherwise unwrap this wrapper before

@@ -12,13 +12,15 @@
  * `await import('openai')` are patched as well as `require('openai')`: one command for CommonJS,
  * ESM and TypeScript runners.
  *
- * A configuration error stops the process here, at startup, with one clear line: running without
+ * A configuration error stops the process here, at startup, with `otel-llm-audit: CODE: message`
+ * (every problem listed) and exit status 78: running without
  * the audit trail the operator asked for would be the worse failure. Problems with where the records
  * go (a locked or unwritable ledger) do not stop the application; they are reported loudly.
  */
 import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { isMainThread, parentPort } from 'node:worker_threads';
+import { AuditError, EXIT, isAuditError, renderError } from './errors';
 import { HOOKED_MODULES } from './sdk/hooked-modules';
 import { startAudit } from './sdk/start';
 import { preloadInWorkers } from './sdk/workers';
@@ -33,10 +35,13 @@ const loaderHooksThread = !isMainThread && parentPort === null;
 if (!loaderHooksThread && global[STARTED] === undefined) {
   global[STARTED] = true;
   try {
-    startAudit();
+    startAudit(process.env);
   } catch (error) {
-    process.stderr.write(`otel-llm-audit: configuration error: ${(error as Error).message}\n`);
-    process.exit(78); // EX_CONFIG
+    // Whatever stops the start is a configuration problem to the operator: its code (CONFIG_INVALID
+    // and its list, or the LEDGER_/CONTENT_ code of a key or directory that cannot be used), exit 78.
+    const shown = isAuditError(error) ? error : new AuditError('CONFIG_INVALID', error instanceof Error ? error.message : String(error));
+    process.stderr.write(renderError(shown, 'otel-llm-audit', process.env.LLM_AUDIT_DEBUG === '1').join('\n') + '\n');
+    process.exit(EXIT.config);
   }
   if (global[ESM_HOOK] === undefined) registerEsmHook();
   preloadInWorkers(__filename);

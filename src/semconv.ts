@@ -146,6 +146,19 @@ export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';
 export const ATTR_AUDIT_AZURE_OPENAI_API_VERSION = 'llm_audit.azure_openai.api_version';
 
 /**
+ * Anthropic batches (`messages.batches`), besides the batch id and the requests' input hashes
+ * above: the create record's aligned arrays of each request's `custom_id` and system prompt hash
+ * (OperationSpec.batchItems); each result record's `custom_id` and result type (`succeeded`,
+ * `errored`, `canceled`, `expired`).
+ */
+export const ATTR_AUDIT_BATCH_CUSTOM_IDS = 'llm_audit.batch.request.custom_ids';
+export const ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES = 'llm_audit.batch.request.system_prompt_hashes';
+export const ATTR_AUDIT_BATCH_CUSTOM_ID = 'llm_audit.batch.custom_id';
+export const ATTR_AUDIT_BATCH_RESULT_TYPE = 'llm_audit.batch.result_type';
+/** What a token-counting call (`count_tokens`) answered: the input tokens the request would use; none are consumed. */
+export const ATTR_AUDIT_TOKEN_COUNT = 'llm_audit.token_count';
+
+/**
  * `llm_audit.status`. `interrupted`: the process was shutting down while the call was still running
  * (no response yet, or a stream not read to its end); what had arrived is recorded.
  */

@@ -62,7 +62,8 @@ export function renderMarkdown(report) {
     `Run ${report.date} with \`${report.command}\` (${settings.rounds} interleaved round(s), ` +
       `${settings.calls} plain / ${settings.streamCalls} streaming calls per child at 10 KB, exporter ${exportersOf(settings).map((e) => `\`${e}\``).join(' and ')}, transport \`${settings.transport ?? 'loopback'}\`, ` +
       `${settings.durationSeconds} s${Number.isFinite(settings.totalSeconds) ? `; ${settings.totalSeconds} s in all with the ledger and ingest benchmarks` : ''}). ` +
-      'Method: [bench/README.md](../README.md).',
+      'Method: [bench/README.md](../README.md).' +
+      (report.reanalysed ? ` Re-rendered ${report.reanalysed.date} from that run's numbers with \`--reanalyse\` (the analysis and report of this version, no new measurement).` : ''),
   );
   out.push('');
   out.push(

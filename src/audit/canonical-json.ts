@@ -170,3 +170,153 @@ function describeKey(key: string | number): string {
   if (key === '') return 'the top level';
   return typeof key === 'number' ? `index ${key}` : `key ${JSON.stringify(key)}`;
 }
+
+/**
+ * True when `text` is exactly the canonical JSON of the value it parses to, i.e.
+ * `canonicalJson(JSON.parse(text)) === text`, decided by one pass over the text without building a
+ * second string (`verify` asks this of every stored line). Canonical means: no whitespace; object
+ * members in strictly increasing UTF-16 order of their names (so no name twice); numbers as
+ * ECMAScript writes them; strings escaped exactly as JSON.stringify escapes them (short escapes for
+ * \b \t \n \f \r \" \\, lowercase \u00xx for other controls and for lone surrogates, nothing else).
+ * Any text that is not JSON is not canonical.
+ */
+export function isCanonicalJson(text: string): boolean {
+  const end = canonicalValueEnd(text, 0);
+  return end === text.length;
+}
+
+/** Index after the canonical value starting at `i` in `text`, or -1 if there is none. */
+export function canonicalValueEnd(t: string, i: number): number {
+  const c = t.charCodeAt(i);
+  if (c === 0x22 /* " */) return canonicalStringEnd(t, i);
+  if ((c >= 0x30 && c <= 0x39) || c === 0x2d /* - */) return canonicalNumberEnd(t, i);
+  if (c === 0x7b /* { */) {
+    i++;
+    if (t.charCodeAt(i) === 0x7d) return i + 1;
+    // The previous member name, as its range in `t` (names are compared in place, unescaped).
+    let prevStart = -1;
+    let prevEnd = -1;
+    for (;;) {
+      if (t.charCodeAt(i) !== 0x22) return -1;
+      const nameEnd = canonicalStringEnd(t, i);
+      if (nameEnd < 0 || t.charCodeAt(nameEnd) !== 0x3a /* : */) return -1;
+      if (prevStart >= 0 && !namesIncrease(t, prevStart, prevEnd, i, nameEnd)) return -1;
+      prevStart = i;
+      prevEnd = nameEnd;
+      i = canonicalValueEnd(t, nameEnd + 1);
+      if (i < 0) return -1;
+      const next = t.charCodeAt(i);
+      if (next === 0x7d) return i + 1;
+      if (next !== 0x2c /* , */) return -1;
+      i++;
+    }
+  }
+  if (c === 0x5b /* [ */) {
+    i++;
+    if (t.charCodeAt(i) === 0x5d) return i + 1;
+    for (;;) {
+      i = canonicalValueEnd(t, i);
+      if (i < 0) return -1;
+      const next = t.charCodeAt(i);
+      if (next === 0x5d) return i + 1;
+      if (next !== 0x2c) return -1;
+      i++;
+    }
+  }
+  if (t.startsWith('true', i)) return i + 4;
+  if (t.startsWith('false', i)) return i + 5;
+  if (t.startsWith('null', i)) return i + 4;
+  return -1;
+}
+
+/**
+ * Whether the name quoted at [bStart, bEnd) comes strictly after the one at [aStart, aEnd) in
+ * UTF-16 order. Compared in place when neither has an escape (then the quoted text is the name).
+ */
+function namesIncrease(t: string, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
+  const aLen = aEnd - aStart - 2;
+  const bLen = bEnd - bStart - 2;
+  const n = Math.min(aLen, bLen);
+  for (let k = 1; k <= n; k++) {
+    const x = t.charCodeAt(aStart + k);
+    const y = t.charCodeAt(bStart + k);
+    if (x === 0x5c || y === 0x5c) return (JSON.parse(t.slice(aStart, aEnd)) as string) < (JSON.parse(t.slice(bStart, bEnd)) as string);
+    if (x !== y) return x < y;
+  }
+  // The compared text has no escape and is equal: the shorter name is a prefix of the longer (an
+  // escape in the longer one's rest still adds at least a character); equal text is the same name.
+  return aLen < bLen;
+}
+
+/**
+ * Index after the canonical number at `i`, or -1: its token must be what ECMAScript's
+ * Number-to-string writes for its value (which also rules out every non-JSON form: leading zeros,
+ * "+", "1.", ".5", "1E5", "-0"). Integers of up to 15 digits, most of a ledger's numbers, are
+ * decided without converting.
+ */
+function canonicalNumberEnd(t: string, i: number): number {
+  let j = i;
+  let digitsOnly = true;
+  for (;;) {
+    const d = t.charCodeAt(j);
+    if (d >= 0x30 && d <= 0x39) j++;
+    else if (d === 0x2d || d === 0x2b || d === 0x2e || d === 0x65) {
+      if (!(d === 0x2d && j === i)) digitsOnly = false;
+      j++;
+    } else break;
+  }
+  const first = t.charCodeAt(i) === 0x2d ? i + 1 : i;
+  const digits = j - first;
+  if (digitsOnly && digits >= 1 && digits <= 15) {
+    // "0" alone, or no leading zero; "-0" is written "0".
+    if (t.charCodeAt(first) === 0x30) return digits === 1 && first === i ? j : -1;
+    return j;
+  }
+  const token = t.slice(i, j);
+  return '' + Number(token) === token ? j : -1;
+}
+
+const SHORT_ESCAPES = new Set([0x22, 0x5c, 0x62, 0x66, 0x6e, 0x72, 0x74]); // " \ b f n r t
+const isLead = (c: number): boolean => c >= 0xd800 && c <= 0xdbff;
+const isTrail = (c: number): boolean => c >= 0xdc00 && c <= 0xdfff;
+const LOWER_HEX = /^[0-9a-f]{4}$/;
+
+/** Index after the canonical string starting at the quote at `i`, or -1. */
+function canonicalStringEnd(t: string, i: number): number {
+  const n = t.length;
+  for (i++; i < n; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 0x22) return i + 1;
+    if (c < 0x20) return -1; // a control character must be escaped
+    if (isLead(c)) {
+      // A pair is written as it is; a lone surrogate must be escaped.
+      if (!isTrail(t.charCodeAt(i + 1))) return -1;
+      i++;
+      continue;
+    }
+    if (isTrail(c)) return -1;
+    if (c !== 0x5c) continue;
+    const e = t.charCodeAt(++i);
+    if (SHORT_ESCAPES.has(e)) continue;
+    if (e !== 0x75 /* u */) return -1;
+    const hex = t.slice(i + 1, i + 5);
+    if (!LOWER_HEX.test(hex)) return -1;
+    const v = parseInt(hex, 16);
+    i += 4;
+    // \u is used for controls without a short form, and for lone surrogates only.
+    if (v < 0x20) {
+      if (v === 0x08 || v === 0x09 || v === 0x0a || v === 0x0c || v === 0x0d) return -1;
+      continue;
+    }
+    if (isLead(v)) {
+      // Escaped means lone: what follows must not be a trailing surrogate, literal or escaped.
+      const next = t.charCodeAt(i + 1);
+      if (isTrail(next)) return -1;
+      if (next === 0x5c && t.charCodeAt(i + 2) === 0x75 && isTrail(parseInt(t.slice(i + 3, i + 7), 16))) return -1;
+      continue;
+    }
+    if (isTrail(v)) continue; // a trailing one after a lead was refused at the lead
+    return -1;
+  }
+  return -1;
+}

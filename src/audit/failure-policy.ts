@@ -27,7 +27,7 @@ export class LlmAuditUnavailableError extends Error {
 }
 
 /** `LLM_AUDIT_ON_FAILURE`: `continue` (default) or `block`; anything else is a configuration error. */
-export function onFailureFromEnv(env: NodeJS.ProcessEnv = process.env): OnFailurePolicy {
+export function onFailureFromEnv(env: NodeJS.ProcessEnv): OnFailurePolicy {
   const value = env.LLM_AUDIT_ON_FAILURE?.trim().toLowerCase();
   if (value === undefined || value === '') return 'continue';
   if ((ON_FAILURE_POLICIES as readonly string[]).includes(value)) return value as OnFailurePolicy;

@@ -86,17 +86,23 @@ export function createContentHasher(options: { key?: string | Buffer; keyId?: st
  * @throws Error for a malformed `hex:`/`base64:` key, a key shorter than 16 bytes, a key id with
  *   `:` or whitespace, or a key id without a key.
  */
-export function hasherFromEnv(env: NodeJS.ProcessEnv = process.env): ContentHasher {
+export function hasherFromEnv(env: NodeJS.ProcessEnv): ContentHasher {
+  const { hashKey, hashKeyId } = hashKeyFromEnv(env);
+  return createContentHasher({ key: hashKey, keyId: hashKeyId });
+}
+
+/** The key and key id of `LLM_AUDIT_HASH_KEY` / `LLM_AUDIT_HASH_KEY_ID` (unset or empty: none); throws for a malformed key or an id without a key. */
+export function hashKeyFromEnv(env: NodeJS.ProcessEnv): { hashKey: Buffer | undefined; hashKeyId: string | undefined } {
   const rawKey = env[HASH_KEY_ENV];
   const rawKeyId = env[HASH_KEY_ID_ENV];
-  const keyId = rawKeyId === undefined || rawKeyId === '' ? undefined : rawKeyId;
+  const hashKeyId = rawKeyId === undefined || rawKeyId === '' ? undefined : rawKeyId;
   if (rawKey === undefined || rawKey === '') {
-    if (keyId !== undefined) {
+    if (hashKeyId !== undefined) {
       throw new Error(`otel-llm-audit: ${HASH_KEY_ID_ENV} is set but ${HASH_KEY_ENV} is not`);
     }
-    return createContentHasher({});
+    return { hashKey: undefined, hashKeyId: undefined };
   }
-  return createContentHasher({ key: parseEnvKey(rawKey), keyId });
+  return { hashKey: parseEnvKey(rawKey), hashKeyId };
 }
 
 /** The bytes of an `LLM_AUDIT_HASH_KEY` value (UTF-8, or `hex:` / `base64:`); throws for a malformed one. */

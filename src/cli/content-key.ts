@@ -2,7 +2,6 @@
 import { resolve } from 'node:path';
 import { createContentMasterKey, isContentError, validateKeyId } from '../audit/content';
 import { LedgerError } from '../ledger/errors';
-import { runContentCommand } from './decrypt';
 import { parse, str, type CliIo } from './io';
 
 export const CONTENT_KEY_USAGE = 'llm-audit content-key --out FILE [--key-id ID]   (writes FILE, mode 0600, never overwrites)';
@@ -19,10 +18,8 @@ export async function contentKeyCommand(argv: string[], io: CliIo): Promise<numb
       throw new LedgerError('LEDGER_USAGE', isContentError(error) ? error.message : String(error));
     }
   }
-  return runContentCommand(io, async () => {
-    const { path, kid } = createContentMasterKey(out, keyId);
-    await io.out(`wrote ${path} (0600); key id ${kid}\n`);
-    io.err(`set LLM_AUDIT_CONTENT=encrypted and LLM_AUDIT_CONTENT_KEY=${resolve(path)} for the application; keep a copy offline: without it the content cannot be read`);
-    return 0;
-  });
+  const { path, kid } = createContentMasterKey(out, keyId);
+  await io.out(`wrote ${path} (0600); key id ${kid}\n`);
+  io.err(`set LLM_AUDIT_CONTENT=encrypted and LLM_AUDIT_CONTENT_KEY=${resolve(path)} for the application; keep a copy offline: without it the content cannot be read`);
+  return 0;
 }

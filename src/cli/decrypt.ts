@@ -14,10 +14,8 @@
 import { existsSync } from 'node:fs';
 import {
   ContentError,
-  contentExitCode,
   createContentCipher,
-  defaultKeystorePath,
-  isContentError,
+  keystorePathFrom,
   loadContentMasterKey,
   oldKeyPathsFromEnv,
   parseEnvelope,
@@ -33,21 +31,6 @@ import { POSTGRES_OPTION, withSource } from './source';
 
 export const DECRYPT_USAGE =
   'llm-audit decrypt <request_id> --reason TEXT [--actor NAME] [--ledger DIR | --postgres URL] [--signing-key FILE] [--key FILE]... [--keystore FILE] [--format text|json]';
-
-/**
- * Runs a content command: ContentErrors become `llm-audit: CODE: message` and their exit code
- * (never a stack trace unless LLM_AUDIT_DEBUG=1); everything else goes to the CLI's handler.
- */
-export async function runContentCommand(io: CliIo, work: () => Promise<number>): Promise<number> {
-  try {
-    return await work();
-  } catch (error) {
-    if (!isContentError(error)) throw error;
-    io.err(`llm-audit: ${error.code}: ${error.message.split('\n')[0]}`);
-    if (io.env.LLM_AUDIT_DEBUG === '1' && error.stack) io.err(error.stack);
-    return contentExitCode(error);
-  }
-}
 
 /** Master keys and keystore from the flags, else the LLM_AUDIT_CONTENT_* variables. */
 export function reviewerKeys(keyFlags: string[], keystoreFlag: string | undefined, io: CliIo): { keys: MasterKey[]; keystore: string } {
@@ -70,7 +53,7 @@ export function reviewerKeys(keyFlags: string[], keystoreFlag: string | undefine
   if (keys.length === 0) {
     throw new ContentError('CONTENT_KEY_MISSING', 'no content master key: give --key FILE (repeat it for rotated keys) or set LLM_AUDIT_CONTENT_KEY');
   }
-  const keystore = keystoreFlag ?? (io.env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || defaultKeystorePath(first!));
+  const keystore = keystorePathFrom(keystoreFlag, io.env, first)!;
   return { keys, keystore };
 }
 
@@ -96,54 +79,52 @@ export async function decryptCommand(argv: string[], io: CliIo): Promise<number>
     throw new LedgerError('LEDGER_USAGE', `--reason TEXT is required: decrypt reveals content, and the ledger records who read it and why\nusage: ${DECRYPT_USAGE}`);
   }
   const format = oneOf(str(p, 'format'), ['text', 'json'] as const, '--format', 'text');
-  return runContentCommand(io, async () => {
-    const audit = await ReadAudit.prepare(p, io);
-    if (audit.unavailable) throw unrecorded(audit.unavailable.code, audit.unavailable.why);
-    // The record first: whether there is anything to decrypt does not depend on the keys, and a
-    // reviewer asking about a record without content should hear that, not about a keystore.
-    const hit = await withSource(p, io, async (source) => {
-      for await (const hit of scanRecords(source)) {
-        if (hit.record.request_id === requestId) return hit;
-      }
-      return undefined;
-    });
-    if (hit === undefined) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with request id ${JSON.stringify(requestId)}`);
-    const record = hit.record;
-    const envelope = (record as LedgerRecord & { content?: unknown }).content;
-    if (envelope === undefined || envelope === null) {
-      throw new ContentError('CONTENT_NOT_CAPTURED', `record ${JSON.stringify(requestId)} has no encrypted content (content capture was off for that call)`);
+  const audit = await ReadAudit.prepare(p, io);
+  if (audit.unavailable) throw unrecorded(audit.unavailable.code, audit.unavailable.why);
+  // The record first: whether there is anything to decrypt does not depend on the keys, and a
+  // reviewer asking about a record without content should hear that, not about a keystore.
+  const hit = await withSource(p, io, async (source) => {
+    for await (const hit of scanRecords(source)) {
+      if (hit.record.request_id === requestId) return hit;
     }
-
-    const { keys, keystore } = reviewerKeys(strs(p, 'key'), str(p, 'keystore'), io);
-    if (!existsSync(keystore)) {
-      throw new ContentError('CONTENT_KEYSTORE_NOT_FOUND', `the content keystore ${keystore} does not exist (give --keystore FILE or set LLM_AUDIT_CONTENT_KEYSTORE)`);
-    }
-    // Open-only: no current key, so nothing is ever written to the keystore.
-    const cipher = createContentCipher({ oldKeys: keys, keystorePath: keystore, refreshMs: 0 });
-    const fields = parseEnvelope(envelope);
-    const payload = cipher.open(envelope as string, { requestId, tenantId: record.tenant_id });
-    // Opened in memory only: shown once the read is in the ledger.
-    try {
-      await audit.record({ command: 'decrypt', tenantId: record.tenant_id, details: { request_id: requestId, seq: hit.seq, kid: fields.kid, dek: fields.dek } });
-    } catch (error) {
-      throw unrecorded(isLedgerError(error) ? error.code : 'LEDGER_IO', (error as Error).message.split('\n')[0]!);
-    }
-    if (format === 'json') {
-      const doc = {
-        request_id: record.request_id,
-        timestamp: record.timestamp,
-        tenant_id: record.tenant_id,
-        user_id: record.user_id,
-        kid: fields.kid,
-        dek: fields.dek,
-        content: payload,
-      };
-      await io.out(JSON.stringify(doc, null, 2) + '\n');
-    } else {
-      await io.out(renderText(record, fields.kid, fields.dek, payload));
-    }
-    return 0;
+    return undefined;
   });
+  if (hit === undefined) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with request id ${JSON.stringify(requestId)}`);
+  const record = hit.record;
+  const envelope = (record as LedgerRecord & { content?: unknown }).content;
+  if (envelope === undefined || envelope === null) {
+    throw new ContentError('CONTENT_NOT_CAPTURED', `record ${JSON.stringify(requestId)} has no encrypted content (content capture was off for that call)`);
+  }
+
+  const { keys, keystore } = reviewerKeys(strs(p, 'key'), str(p, 'keystore'), io);
+  if (!existsSync(keystore)) {
+    throw new ContentError('CONTENT_KEYSTORE_NOT_FOUND', `the content keystore ${keystore} does not exist (give --keystore FILE or set LLM_AUDIT_CONTENT_KEYSTORE)`);
+  }
+  // Open-only: no current key, so nothing is ever written to the keystore.
+  const cipher = createContentCipher({ oldKeys: keys, keystorePath: keystore, refreshMs: 0 });
+  const fields = parseEnvelope(envelope);
+  const payload = cipher.open(envelope as string, { requestId, tenantId: record.tenant_id });
+  // Opened in memory only: shown once the read is in the ledger.
+  try {
+    await audit.record({ command: 'decrypt', tenantId: record.tenant_id, details: { request_id: requestId, seq: hit.seq, kid: fields.kid, dek: fields.dek } });
+  } catch (error) {
+    throw unrecorded(isLedgerError(error) ? error.code : 'LEDGER_IO', (error as Error).message.split('\n')[0]!);
+  }
+  if (format === 'json') {
+    const doc = {
+      request_id: record.request_id,
+      timestamp: record.timestamp,
+      tenant_id: record.tenant_id,
+      user_id: record.user_id,
+      kid: fields.kid,
+      dek: fields.dek,
+      content: payload,
+    };
+    await io.out(JSON.stringify(doc, null, 2) + '\n');
+  } else {
+    await io.out(renderText(record, fields.kid, fields.dek, payload));
+  }
+  return 0;
 }
 
 function unrecorded(code: LedgerErrorCode, why: string): LedgerError {

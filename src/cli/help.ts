@@ -197,6 +197,15 @@ const HELP: Record<string, CommandHelp> = {
     ],
     examples: ['llm-audit grant-reader --tenant acme acme_reader --postgres postgres://llm_audit_owner@db/llm_audit && psql -c "GRANT acme_reader TO alice"'],
   },
+  config: {
+    options: [
+      ['check', 'the only subcommand: print the effective configuration and check it (exit 78 when a value is invalid, 3 when a check fails)'],
+      ['--ledger DIR', 'check this ledger directory instead of $LLM_AUDIT_LEDGER_DIR'],
+      ['--postgres URL', 'also check this PostgreSQL ledger: reachable, schema up to date (default $LLM_AUDIT_POSTGRES_URL)'],
+      ['--json', 'print the settings, checks and what would not be audited as JSON'],
+    ],
+    examples: ['OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 llm-audit config check'],
+  },
   migrate: {
     options: [['--postgres URL', 'the database (default $LLM_AUDIT_POSTGRES_URL); run as the schema owner']],
     examples: ['llm-audit migrate --postgres postgres://llm_audit_owner@db/llm_audit'],

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /**
  * `llm-audit`: verify, prove, query, report on and apply retention to an audit ledger.
- * Errors are one line, `llm-audit: CODE: message`, with the exit codes of EXIT (errors.ts):
- * 0 ok, 1 integrity failure, 2 usage, 3 ledger unusable, 4 no such record, 70 internal error. Never a stack trace
- * (unless LLM_AUDIT_DEBUG=1).
+ * Errors are `llm-audit: CODE: message` (and `fix: ...` when there is one), rendered and given
+ * their exit status by src/errors: 0 ok, 1 integrity failure, 2 usage, 3 unusable, 4 no such
+ * record, 70 internal error, 78 configuration. Never a stack trace (unless LLM_AUDIT_DEBUG=1).
  */
-import { EXIT, exitCodeFor, isLedgerError, LedgerError } from '../ledger/errors';
+import { EXIT, exitStatusFor, renderError } from '../errors';
+import { LedgerError } from '../ledger/errors';
+import { CONFIG_CHECK_USAGE, configCommand } from './config-check';
 import { CONTENT_KEY_USAGE, contentKeyCommand } from './content-key';
 import { DECRYPT_USAGE, decryptCommand } from './decrypt';
 import { EVIDENCE_USAGE, evidenceCommand } from './evidence';
@@ -50,6 +52,7 @@ const COMMANDS: Record<string, { run: Command; usage: string; summary: string }>
   shred: { run: shredCommand, usage: SHRED_USAGE, summary: "destroy a tenant's content data keys (crypto-shredding); the ledger still verifies" },
   'content-key': { run: contentKeyCommand, usage: CONTENT_KEY_USAGE, summary: 'create a master key for encrypted content capture' },
   serve: { run: serveCommand, usage: SERVE_USAGE, summary: 'receive audit spans over OTLP/HTTP into the ledger (file or PostgreSQL)' },
+  config: { run: configCommand, usage: CONFIG_CHECK_USAGE, summary: 'config check: the settings register would run with (secrets as fingerprints), the ledger, keys, OTLP endpoint and SDK versions they need, what would not be audited' },
   migrate: { run: migrateCommand, usage: MIGRATE_USAGE, summary: 'create or upgrade the PostgreSQL ledger schema' },
   'grant-reader': { run: grantReaderCommand, usage: GRANT_READER_USAGE, summary: "PostgreSQL: set up a role that sees only one tenant's records (row-level security)" },
 };
@@ -62,7 +65,7 @@ export function helpText(): string {
       .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
       .join('\n') +
     '\n\nthe ledger directory is --ledger DIR, else $LLM_AUDIT_LEDGER_DIR, else ./llm-audit-ledger\n' +
-    'exit codes: 0 ok, 1 verification failed, 2 usage error, 3 ledger unusable, 4 no such record, 70 internal error\n' +
+    'exit codes: 0 ok, 1 verification failed, 2 usage error, 3 ledger or key unusable, 4 no such record, 70 internal error, 78 configuration error\n' +
     "run 'llm-audit <command> --help' for a command's options\n"
   );
 }
@@ -79,8 +82,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
   const command = COMMANDS[name];
   if (!command) {
-    io.err(`llm-audit: unknown command ${JSON.stringify(name)}`);
-    io.err(helpText().trimEnd());
+    reportError(new LedgerError('LEDGER_USAGE', `unknown command ${JSON.stringify(name)}\n${helpText().trimEnd()}`), io);
     return EXIT.usage;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -91,20 +93,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return await command.run(rest, io);
   } catch (error) {
     reportError(error, io);
-    return exitCodeFor(error);
+    return exitStatusFor(error);
   }
 }
 
 function reportError(error: unknown, io: CliIo): void {
-  if (isLedgerError(error)) {
-    const [first, ...more] = error.message.split('\n');
-    io.err(`llm-audit: ${error.code}: ${first}`);
-    for (const line of more) io.err(line);
-  } else {
-    const message = error instanceof Error ? error.message : String(error);
-    io.err(`llm-audit: internal error: ${message.split('\n')[0]} (set LLM_AUDIT_DEBUG=1 for details, and please report it)`);
-  }
-  if (io.env.LLM_AUDIT_DEBUG === '1' && error instanceof Error && error.stack) io.err(error.stack);
+  for (const line of renderError(error, 'llm-audit', io.env.LLM_AUDIT_DEBUG === '1')) io.err(line);
 }
 
 function packageVersion(): string {
@@ -126,7 +120,7 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (error: unknown) => {
-      process.stderr.write(`llm-audit: internal error: ${error instanceof Error ? error.message : String(error)}\n`);
+      process.stderr.write(renderError(error, 'llm-audit').join('\n') + '\n');
       process.exitCode = EXIT.internal;
     },
   );

@@ -10,12 +10,10 @@ import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
-import { scanRecords } from '../ledger/query';
-import type { LedgerRecord } from '../ledger/record';
-import { anomalies, costByUser, errorRate, type Cell, type Report } from '../ledger/reports';
+import { ANOMALY_METRICS, anomaliesWith, costByUserReport, errorRateReport, reportBackend, type Cell, type Report } from '../ledger/reports';
 import { FORMATS, writeRows } from './format';
 import { READ_AUDIT_OPTIONS, READ_AUDIT_USAGE, ReadAudit, filterDetails } from './audit-read';
-import { instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
+import { flag, instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, withSource } from './source';
 
 const REPORT_FORMATS = [...FORMATS, 'html'] as const;
@@ -27,7 +25,9 @@ export const REPORT_USAGE =
   'llm-audit report <name> [options] [--format table|json|csv|html] [--out FILE] [--ledger DIR | --postgres URL]\n' +
   `  ${READ_AUDIT_USAGE}   the audit.read record of this run\n` +
   '  cost-by-user [--from ISO] [--to ISO]              requests, cost and latency per user per day\n' +
-  '  anomalies [--now ISO] [--by none|user|model] [--sigmas N (3)]   calls far above the input-token baseline\n' +
+  `  anomalies [--now ISO] [--metric ${ANOMALY_METRICS.join('|')}] [--by none|user|model] [--sigmas N (3)]\n` +
+  '                                                    calls (or, for calls, groups) far above their baseline of the 7 days before\n' +
+  '  anomalies --summary [--now ISO] [--sigmas N]      per user: volume, input-token and cost anomalies, each against the user\'s own baseline\n' +
   '  error-rate [--now ISO] [--hours N (24)]           requests, errors and blocked calls per model\n' +
   `  usage --by ${USAGE_BY.join('|')} [--top N] [--from ISO] [--to ISO]   totals per group, highest cost first\n` +
   '  summary [--from ISO] [--to ISO] [--public-key FILE]   totals, per user/tenant/model/day, blocks, gaps; verifies the ledger\n' +
@@ -50,6 +50,8 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
       by: { type: 'string' },
       top: { type: 'string' },
       sigmas: { type: 'string' },
+      metric: { type: 'string' },
+      summary: { type: 'boolean' },
       hours: { type: 'string' },
       format: { type: 'string' },
       out: { type: 'string' },
@@ -85,25 +87,23 @@ function fileIo(path: string, io: CliIo): CliIo {
 async function runReport(source: LedgerSource, name: string, p: Parsed, format: ReportFormat, io: CliIo, command: string): Promise<number> {
   await source.open();
   const now = instant(str(p, 'now'), '--now') ?? Date.now();
-  const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => ({
-    async *[Symbol.asyncIterator]() {
-      for await (const hit of scanRecords(source, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) })) {
-        yield hit.record;
-      }
-    },
-  });
+  const backend = reportBackend(source);
   let report: Report;
   if (name === 'cost-by-user') {
-    report = await costByUser(records(instant(str(p, 'from'), '--from'), instant(str(p, 'to'), '--to')));
+    report = costByUserReport(await backend.costByUser(instant(str(p, 'from'), '--from'), instant(str(p, 'to'), '--to')));
   } else if (name === 'anomalies') {
     const sigmas = str(p, 'sigmas') === undefined ? 3 : Number(str(p, 'sigmas'));
     if (!(sigmas > 0)) throw new LedgerError('LEDGER_USAGE', '--sigmas must be a positive number');
     const by = oneOf(str(p, 'by'), ['none', 'user', 'model'] as const, '--by', 'none');
-    report = await anomalies(() => records(now - 8 * DAY, now), { now, sigmas, by });
+    const metric = oneOf(str(p, 'metric'), ANOMALY_METRICS, '--metric', 'input_tokens');
+    const summary = flag(p, 'summary');
+    if (summary && (str(p, 'by') !== undefined || str(p, 'metric') !== undefined)) throw new LedgerError('LEDGER_USAGE', '--summary is per user for every metric: leave out --by and --metric');
+    report = await anomaliesWith(backend, { now, sigmas, by, metric, summary });
   } else if (name === 'error-rate') {
     const hours = str(p, 'hours') === undefined ? 24 : Number(str(p, 'hours'));
     if (!(hours > 0)) throw new LedgerError('LEDGER_USAGE', '--hours must be a positive number');
-    report = await errorRate(records(now - hours * 3_600_000, now), { now, windowMs: hours * 3_600_000 });
+    const windowStart = now - hours * 3_600_000;
+    report = errorRateReport(await backend.errorRate(windowStart, now), windowStart, now);
   } else {
     const to = instant(str(p, 'to'), '--to') ?? now;
     const from = instant(str(p, 'from'), '--from') ?? to - 30 * DAY;
@@ -116,6 +116,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     }
     report = name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
+  if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate') report.notes.push(backend.basis);
   if (format === 'html') {
     await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command }));
     return 0;

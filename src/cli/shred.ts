@@ -15,12 +15,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ContentError, defaultKeystorePath, shredTenant, type ShredResult } from '../audit/content';
+import { ContentError, keystorePathFrom, shredTenant, type ShredResult } from '../audit/content';
 import { LedgerError } from '../ledger/errors';
 import { LEDGER_FILE } from '../ledger/file/layout';
 import { operationRecord, type LedgerRecord } from '../ledger/record';
 import type { LedgerWriter } from '../ledger/writer';
-import { runContentCommand } from './decrypt';
 import { flag, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, ledgerOf, openCliWriter } from './source';
 
@@ -98,42 +97,39 @@ export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
   const tenant = str(p, 'tenant');
   if (tenant === undefined || tenant === '') throw new LedgerError('LEDGER_USAGE', `--tenant T is required\nusage: ${SHRED_USAGE}`);
   const keyPath = str(p, 'key') ?? (io.env.LLM_AUDIT_CONTENT_KEY?.trim() || undefined);
-  const keystore = str(p, 'keystore') ?? (io.env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || (keyPath !== undefined ? defaultKeystorePath(keyPath) : undefined));
+  const keystore = keystorePathFrom(str(p, 'keystore'), io.env, keyPath);
   if (keystore === undefined) {
     throw new LedgerError('LEDGER_USAGE', `give --keystore FILE (or --key FILE, or set LLM_AUDIT_CONTENT_KEYSTORE / LLM_AUDIT_CONTENT_KEY)\nusage: ${SHRED_USAGE}`);
   }
-  return runContentCommand(io, async () => {
-    if (!existsSync(keystore)) {
-      throw new ContentError('CONTENT_KEYSTORE_NOT_FOUND', `the content keystore ${keystore} does not exist; nothing was shredded`);
-    }
-    if (!flag(p, 'yes') && !(await confirmOnTerminal(tenant))) {
-      io.err(`llm-audit: CONTENT_USAGE: refusing to shred tenant ${JSON.stringify(tenant)} without --yes (this cannot be undone)`);
-      return 2;
-    }
-    const reason = str(p, 'reason');
-    const ledger = await openShredLedger(p, io);
-    let result: ShredResult;
-    try {
-      result = shredTenant(keystore, tenant, reason !== undefined ? { reason } : {});
-      if (ledger !== undefined) await recordShred(ledger, result);
-    } finally {
-      await ledger?.writer.close();
-    }
-    const where = ledger !== undefined ? `shredded.jsonl and ${ledger.name}` : 'shredded.jsonl';
-    if (flag(p, 'json')) {
-      await io.out(JSON.stringify(result) + '\n');
-    } else if (result.deks.length === 0) {
-      await io.out(`tenant ${JSON.stringify(tenant)} had no data keys in ${result.keystore}; nothing destroyed (recorded in ${where})\n`);
-    } else {
-      await io.out(
-        `shredded tenant ${JSON.stringify(tenant)}: destroyed ${result.deks.length} data key${result.deks.length === 1 ? '' : 's'} (${result.deks.join(', ')}) ` +
-          `at ${result.at}; recorded in ${where}\n`,
-      );
-      io.err(`its envelopes can no longer be decrypted (CONTENT_KEY_SHREDDED); the ledger's records are unchanged and still verify`);
-    }
-    if (ledger === undefined) io.err('not recorded in an audit ledger: give --ledger DIR or --postgres URL to chain the shred with the records');
-    return 0;
-  });
+  if (!existsSync(keystore)) {
+    throw new ContentError('CONTENT_KEYSTORE_NOT_FOUND', `the content keystore ${keystore} does not exist; nothing was shredded`);
+  }
+  if (!flag(p, 'yes') && !(await confirmOnTerminal(tenant))) {
+    throw new ContentError('CONTENT_USAGE', `refusing to shred tenant ${JSON.stringify(tenant)} without --yes (this cannot be undone)`);
+  }
+  const reason = str(p, 'reason');
+  const ledger = await openShredLedger(p, io);
+  let result: ShredResult;
+  try {
+    result = shredTenant(keystore, tenant, reason !== undefined ? { reason } : {});
+    if (ledger !== undefined) await recordShred(ledger, result);
+  } finally {
+    await ledger?.writer.close();
+  }
+  const where = ledger !== undefined ? `shredded.jsonl and ${ledger.name}` : 'shredded.jsonl';
+  if (flag(p, 'json')) {
+    await io.out(JSON.stringify(result) + '\n');
+  } else if (result.deks.length === 0) {
+    await io.out(`tenant ${JSON.stringify(tenant)} had no data keys in ${result.keystore}; nothing destroyed (recorded in ${where})\n`);
+  } else {
+    await io.out(
+      `shredded tenant ${JSON.stringify(tenant)}: destroyed ${result.deks.length} data key${result.deks.length === 1 ? '' : 's'} (${result.deks.join(', ')}) ` +
+        `at ${result.at}; recorded in ${where}\n`,
+    );
+    io.err(`its envelopes can no longer be decrypted (CONTENT_KEY_SHREDDED); the ledger's records are unchanged and still verify`);
+  }
+  if (ledger === undefined) io.err('not recorded in an audit ledger: give --ledger DIR or --postgres URL to chain the shred with the records');
+  return 0;
 }
 
 /**

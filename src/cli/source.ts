@@ -2,7 +2,7 @@
 import type { LedgerSource } from '../ledger/backend';
 import { LedgerError } from '../ledger/errors';
 import { FileLedgerSource } from '../ledger/file/ledger';
-import { ledgerLocation, openLedgerWriter, type LedgerWriter } from '../ledger/writer';
+import { ledgerConfigFromEnv, ledgerLocation, openLedgerWriter, type LedgerWriter } from '../ledger/writer';
 import { str, type CliIo, type Parsed } from './io';
 
 /** The parseArgs option both read commands and serve accept. */
@@ -41,8 +41,14 @@ export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
  * the CLI appends (shred, audit.read), signing with --signing-key or LLM_AUDIT_SIGNING_KEY.
  */
 export async function openCliWriter(p: Parsed, io: CliIo, where: ReturnType<typeof ledgerLocation> = ledgerOf(p, io)): Promise<LedgerWriter> {
-  const signing = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
-  return openLedgerWriter({ ...where, ...(signing !== undefined ? { signingKeyPath: signing } : {}) });
+  const signing = str(p, 'signing-key');
+  // The environment's writer settings too (signing key, checkpoint notes' origin, witnesses), as the application's writer uses them.
+  return openLedgerWriter(
+    ledgerConfigFromEnv(io.env, {
+      ...(where.backend === 'postgres' ? { url: where.url } : { dir: where.dir }),
+      ...(signing !== undefined ? { signingKeyPath: signing } : {}),
+    }),
+  );
 }
 
 /** Runs `work` with the source, then releases it (closes the database connections). */

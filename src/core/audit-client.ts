@@ -16,7 +16,7 @@ import { openaiPatch } from '../instrumentations/openai';
 import { googleGenaiPatch } from '../instrumentations/google-genai';
 import { mistralPatch } from '../instrumentations/mistral';
 import type { AuditServices } from './audited-call';
-import { auditedMethod, namedHelper, methodOptions, routedMethod, wrappedByUs } from './patch';
+import { methodOptions, targetWrapper, wrappedByUs } from './patch';
 import { checkShape, type ProviderPatch } from './provider';
 import { LlmAuditUnavailableError } from '../audit/failure-policy';
 
@@ -72,10 +72,12 @@ function shapeOf(client: any): { patch: ProviderPatch; resources: object[]; expo
     };
   }
   if (typeof client?.messages?.create === 'function') {
+    const beta = client.beta?.messages;
     return {
       patch: anthropicPatch,
-      resources: [client.messages],
-      exportsLike: { Messages: client.messages.constructor, prototype: Object.getPrototypeOf(client) },
+      resources: [client.messages, client.messages.batches, beta, beta?.batches].filter((r) => r !== undefined && r !== null),
+      // The Messages classes carry their Batches class (`Messages.Batches`), as on the main export.
+      exportsLike: { Messages: client.messages.constructor, Beta: { Messages: beta?.constructor }, prototype: Object.getPrototypeOf(client) },
     };
   }
   // An AWS SDK v3 Bedrock Runtime client (BedrockRuntimeClient, or the aggregated BedrockRuntime):
@@ -138,11 +140,7 @@ export function auditClient<T>(client: T): T {
       if (wrappedByUs(proto[target.method])) continue;
       const resource = shape.resources.find((r) => Object.getPrototypeOf(r) === proto);
       if (resource === undefined) continue;
-      const wrap = target.spec
-        ? auditedMethod(services, target.spec, options)
-        : target.route
-          ? routedMethod(services, target.route)
-          : namedHelper(target.helper ?? target.method);
+      const wrap = targetWrapper(services, target, options);
       // An own property of this resource object: other clients of the same class are left alone, and
       // the original is the prototype's method, so a patch installed later cannot double the span.
       Object.defineProperty(resource, target.method, { value: wrap(proto[target.method]), configurable: true, writable: true, enumerable: false });

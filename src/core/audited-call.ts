@@ -116,7 +116,8 @@ export class AuditedCall implements GuardrailTarget {
   private readonly sentParams: unknown;
   /**
    * The request as sent, until the call ends: a failure's message is scrubbed of its text (see
-   * auditErrorMessage). Only a reference; it is read on the error path alone.
+   * auditErrorMessage), and a whole response's summary may read what the answer does not repeat
+   * (OperationSpec.summarize). Only a reference.
    */
   private quotable: unknown;
   /** The request's AbortSignal, where the spec can tell it (see OperationSpec.signal). */
@@ -169,6 +170,7 @@ export class AuditedCall implements GuardrailTarget {
     const { system, input } = spec.prompt(params);
     if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hashRepeated(system);
     if (input !== undefined) attributes[A.ATTR_AUDIT_INPUT_HASH] = hasher.hashMessages(input);
+    if (spec.batchItems !== undefined) Object.assign(attributes, batchItemAttributes(hasher, spec.batchItems(params)));
 
     // The conventions name the span `{operation} {model}`.
     const name = model !== undefined ? `${spec.operationName} ${model}` : spec.operationName;
@@ -246,7 +248,7 @@ export class AuditedCall implements GuardrailTarget {
     if (this.ended) return;
     const later = this.spec.settle?.(data, this.sentParams);
     if (later === undefined) {
-      this.finish(this.spec.summarize(data));
+      this.finish(this.spec.summarize(data, this.quotable));
       return;
     }
     later.then(
@@ -257,7 +259,7 @@ export class AuditedCall implements GuardrailTarget {
         // The call succeeded; only reading its body again for the record failed (a connection
         // dropped mid-body): recorded as the response said, without what the body would add.
         diag.error(`otel-llm-audit: could not read the response body of request ${this.requestId} for its record`, error);
-        if (!this.ended) this.finish(this.spec.summarize(data));
+        if (!this.ended) this.finish(this.spec.summarize(data, this.quotable));
       },
     );
   }
@@ -415,6 +417,16 @@ export class AuditedCall implements GuardrailTarget {
 
   private recordCost(attributes: Attributes, responseModel: string | undefined, usage: TokenUsage | undefined): void {
     const model = responseModel ?? this.requestModel;
+    const pricing = this.spec.pricing;
+    if (pricing === 'free') {
+      setCost(attributes, 0);
+      return;
+    }
+    if (pricing !== undefined) {
+      attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.unpriced;
+      diag.debug(`otel-llm-audit: no cost for ${this.action}: ${pricing.unpriced}`);
+      return;
+    }
     if (model === undefined) {
       attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.unpriced;
       return;
@@ -430,13 +442,11 @@ export class AuditedCall implements GuardrailTarget {
         reasoningTokens: usage.reasoning,
       },
     );
-    attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
     if (result.status !== 'priced') {
+      attributes[A.ATTR_AUDIT_COST_STATUS] = result.status;
       diag.debug(`otel-llm-audit: no cost for ${this.provider}/${model}: ${result.reason}`);
     } else {
-      attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = result.amountUsd;
-      attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
-      attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
+      setCost(attributes, result.amountUsd);
     }
   }
 
@@ -454,6 +464,23 @@ export class AuditedCall implements GuardrailTarget {
       this.services.tokenHistogram.record(usage.output, { ...attributes, [A.ATTR_GEN_AI_TOKEN_TYPE]: 'output' });
     }
   }
+}
+
+/** A cost computed here (`local`), in USD. */
+function setCost(attributes: Attributes, amountUsd: number): void {
+  attributes[A.ATTR_AUDIT_COST_STATUS] = A.COST_STATUS.priced;
+  attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = amountUsd;
+  attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
+  attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
+}
+
+/** The aligned per-request arrays of a batch (OperationSpec.batchItems); '' where a request has no id or no system prompt. */
+function batchItemAttributes(hasher: ContentHasher, items: ReturnType<NonNullable<OperationSpec['batchItems']>>): Attributes {
+  return {
+    [A.ATTR_AUDIT_BATCH_CUSTOM_IDS]: items.map((item) => item.id ?? ''),
+    [A.ATTR_AUDIT_BATCH_REQUEST_HASHES]: items.map((item) => (item.input === undefined ? '' : hasher.hashMessages(item.input))),
+    [A.ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES]: items.map((item) => (item.system === undefined ? '' : hasher.hashRepeated(item.system))),
+  };
 }
 
 function setIfNumber(attributes: Attributes, key: string, value: number | undefined): void {

@@ -10,7 +10,7 @@ import { AuditedCall, IN_AUDITED_CALL, IN_HOOK, type AuditServices, type ServerI
 import { runInAuditedCall } from '../audit/unaudited/audited-call-marker';
 import { errorType, loggableError } from '../audit/redact';
 import { snapshotRequest } from './snapshot';
-import type { ProviderPatch } from './provider';
+import type { PatchTarget, ProviderPatch } from './provider';
 import { endpointOf } from '../instrumentations/provider-hosts';
 import type { OperationSpec } from './types';
 
@@ -273,6 +273,17 @@ export function routedMethod(services: () => AuditServices | undefined, route: M
       return undefined;
     });
   };
+}
+
+/**
+ * The wrapper of one patch target: an audited operation, a method carrying several operations, a
+ * provider's own wrapper, or a helper that only names itself.
+ */
+export function targetWrapper(services: () => AuditServices | undefined, target: PatchTarget, options: AuditedMethodOptions): (original: Method) => Method {
+  if (target.spec !== undefined) return auditedMethod(services, target.spec, options);
+  if (target.route !== undefined) return routedMethod(services, target.route);
+  if (target.wrap !== undefined) return target.wrap(services, options);
+  return namedHelper(target.helper ?? target.method);
 }
 
 /**

@@ -1,19 +1,21 @@
 import { diag } from '@opentelemetry/api';
 import { LlmAuditUnavailableError, onFailurePolicy, reportAuditProblem } from '../audit/failure-policy';
-import type { ServerInfo } from './audited-call';
-import type { MethodRoute } from './patch';
+import type { AuditServices, ServerInfo } from './audited-call';
+import type { AuditedMethodOptions, MethodRoute } from './patch';
 import type { SdkAdapter } from './sdk-adapter';
 import type { OperationSpec } from './types';
 
 /**
  * One method to wrap: an audited SDK call (`spec`), a method carrying several operations (`route`,
- * see core/patch.ts routedMethod) or a helper built on one (`helper`).
+ * see core/patch.ts routedMethod), a method the provider wraps itself (`wrap`: one whose result
+ * makes records of its own, such as a batch's results) or a helper built on one (`helper`).
  */
 export interface PatchTarget {
   proto: any;
   method: string;
   spec?: OperationSpec;
   route?: MethodRoute;
+  wrap?(services: () => AuditServices | undefined, options: AuditedMethodOptions): (original: (...args: any[]) => any) => (...args: any[]) => any;
   /** `llm_audit.action` for the calls the helper makes. */
   helper?: string;
 }

@@ -3,7 +3,8 @@
  * is written once against a visitor; the sanitizer runs it with the sanitizer's TextWalk (which
  * rewrites copy-on-write), the envelope with {@link readOnly} and a {@link MessageCollector}.
  */
-import type { GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
+import { contentParts, type GenAIInputMessage, type GenAIPart } from '../audit/content/genai-messages';
+import type { OperationSpec, RequestWalker } from './types';
 
 type Obj = Record<string, unknown>;
 
@@ -53,4 +54,20 @@ export class MessageCollector {
   result(): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
     return this.system === undefined ? { input_messages: this.input } : { system_instructions: this.system, input_messages: this.input };
   }
+}
+
+/** The default part builders (binary data as digests), whatever the envelope's options: the hashes do not depend on them. */
+const hashParts = contentParts();
+
+/**
+ * What the hashes cover, for a request whose shape is not a message list of its own (binary input,
+ * nested requests): its content as the walker reads it, in the GenAI conventions' shapes (what an
+ * encrypted envelope holds, binary data as digests), so that a decrypted envelope lets an auditor
+ * recompute the hashes.
+ */
+export function promptFromContent(request: RequestWalker): OperationSpec['prompt'] {
+  return (params) => {
+    const content = request.content(typeof params === 'object' && params !== null && !Array.isArray(params) ? params : {}, hashParts);
+    return { system: content.system_instructions, input: content.input_messages };
+  };
 }

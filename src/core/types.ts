@@ -1,5 +1,5 @@
 import type { Attributes } from '@opentelemetry/api';
-import type { RequestKind, TextWalk } from '../audit/sanitize';
+import type { TextWalk } from '../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 import type { GuardrailResult } from '../guardrails';
 
@@ -95,8 +95,8 @@ export interface OperationSpec<P = any> {
    * `model`, is what the request addresses (chat completions, embeddings; not the Responses API).
    */
   byDeployment?: boolean;
-  /** The request shape, for the sanitizer's walk and the encrypted content: a built-in kind or the provider's walker. */
-  requestKind: RequestKind | RequestWalker;
+  /** The request shape, for the sanitizer's walk and the encrypted content: the provider's walker. */
+  requestKind: RequestWalker;
   isStream(params: P): boolean;
   /** `gen_ai.request.model` when the request does not name it in `model` (Bedrock's `modelId`). */
   requestModel?(params: P): string | undefined;
@@ -107,7 +107,8 @@ export interface OperationSpec<P = any> {
    * hash is recorded) and the input (messages, prompt or embedding input), in one pass.
    */
   prompt(params: P): { system?: unknown; input?: unknown };
-  summarize(data: unknown): ResponseSummary;
+  /** The response's summary; `params`: the request as sent, for what the answer does not repeat (ApplyGuardrail's guardrail id). */
+  summarize(data: unknown, params?: P): ResponseSummary;
   /**
    * Optional: for a response whose summary needs its body read first (binary responses: speech
    * audio, an uploaded file), a promise of the summary; undefined to use `summarize`. The call
@@ -117,6 +118,19 @@ export interface OperationSpec<P = any> {
   accumulator(params: P): StreamAccumulator;
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
   errorGuardrails?(error: unknown): ProviderGuardrail[] | undefined;
+  /**
+   * Optional, for an operation the price data cannot price per token: `free` (the provider does
+   * not charge for it: token counting) records a cost of 0, `{ unpriced }` records
+   * `llm_audit.cost.status` = `unpriced` with that reason (batch results, guardrail checks).
+   */
+  pricing?: 'free' | { unpriced: string };
+  /**
+   * Optional, for a request that carries several model requests (a batch): each one's id and what
+   * its hashes cover, as {@link prompt} for a single call. Recorded as aligned arrays
+   * (`llm_audit.batch.request.custom_ids`, `.input_hashes`, `.system_prompt_hashes`), each hash equal to
+   * the one the same request made directly would carry.
+   */
+  batchItems?(params: P): Array<{ id?: string; system?: unknown; input?: unknown }>;
   /**
    * Optional: the AbortSignal the request carries, for SDKs whose stream has no controller of its
    * own (the generic adapter then ends a stream aborted while nobody reads it as `aborted`).

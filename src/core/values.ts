@@ -1,6 +1,6 @@
 import type { Attributes } from '@opentelemetry/api';
 import * as A from '../semconv';
-import type { OutputMessage, OutputPart } from './types';
+import type { OutputMessage, OutputPart, ResponseSummary } from './types';
 
 /** `value` when it is a finite number, else undefined: a missing count stays missing, never 0. */
 export function definedNumber(value: unknown): number | undefined {
@@ -80,4 +80,13 @@ export function appendOutputPart(parts: OutputPart[], part: OutputPart): void {
   } else {
     parts.push(part);
   }
+}
+
+/**
+ * The answer of a token-counting call (`count_tokens`): the count as `llm_audit.token_count`, never
+ * as `gen_ai.usage.*`, which sums what calls consumed (counting consumes nothing).
+ */
+export function tokenCountSummary(count: unknown): ResponseSummary {
+  const value = definedNumber(count);
+  return value === undefined ? {} : { attributes: { [A.ATTR_AUDIT_TOKEN_COUNT]: value } };
 }

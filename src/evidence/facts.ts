@@ -1,7 +1,8 @@
 /**
  * The facts an evidence bundle states about one period of the ledger, gathered in one streaming
- * pass over the period's records (bounded memory: one entry per user, tenant, model, day, rule)
- * plus a full `verify` of the ledger. Every number in report.html and evidence.json comes from here,
+ * pass (bounded memory: one entry per user, tenant, model, day, rule): the full `verify` of the
+ * ledger, which folds the period's records as it reads them (on both backends: verify reads every
+ * line anyway, so a second pass would only repeat the reading). Every number in report.html and evidence.json comes from here,
  * so the two can never disagree; the requirement mappings (./frameworks.ts) only read them.
  */
 import type { LedgerSource } from '../ledger/backend';
@@ -10,6 +11,7 @@ import { gapOf } from '../ledger/gap';
 import { newestCheckpoint } from '../ledger/proofs';
 import { scanRecords } from '../ledger/query';
 import { GAP_ACTION, isCallRecord, type LedgerRecord } from '../ledger/record';
+import { reportModel } from '../ledger/reports';
 import { verifyLedger, type VerifyOptions } from '../ledger/verify';
 import type { Checkpoint } from '../ledger/checkpoint';
 
@@ -104,31 +106,14 @@ class Grouped<K extends Record<string, string | null>> {
 
 export async function gatherFacts(source: LedgerSource, options: FactsOptions): Promise<EvidenceFacts> {
   await source.open();
-  let verify: EvidenceFacts['ledger']['verify'];
-  try {
-    const v = await verifyLedger(source, options.verify ?? {});
-    verify = {
-      ok: true,
-      records: v.records,
-      tree_size: v.treeSize,
-      removed_by_retention: v.removed,
-      signatures_verified: v.signaturesVerified,
-      recovered: v.recovered.reduce((n, r) => n + r.to_seq - r.from_seq + 1, 0),
-      warnings: v.warnings,
-    };
-  } catch (error) {
-    // A ledger that fails verification still gets a bundle: saying so is the evidence.
-    if (!isLedgerError(error)) throw error;
-    verify = { ok: false, code: error.code, message: error.message.split('\n')[0]! };
-  }
   let checkpoint: Checkpoint | undefined;
   try {
     checkpoint = await newestCheckpoint(source);
   } catch (error) {
-    // A tenant reader is shown no checkpoint (verify above said why); its facts are its records'.
+    // A tenant reader is shown no checkpoint (verify below says why); its facts are its records'.
     if (!(error instanceof LedgerError && (error.code === 'LEDGER_NOT_CHECKPOINTED' || error.code === 'LEDGER_PARTIAL_VIEW'))) throw error;
   }
-  const checkpoints = verify.ok || verify.code !== 'LEDGER_PARTIAL_VIEW' ? await source.checkpoints() : [];
+  const checkpoints = (await source.partialView?.()) === undefined ? await source.checkpoints() : [];
   const retention = checkpoints
     .filter((c) => c.checkpoint.type === 'tombstone' && c.checkpoint.tombstone)
     .map((c) => ({
@@ -144,9 +129,10 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     ledger: {
       name: source.name,
       ledger_id: await source.ledgerId(),
-      verify,
+      // Set once the records are folded (below).
+      verify: { ok: false, code: 'LEDGER_NOT_VERIFIED', message: 'not verified yet' },
       checkpoint: checkpoint ? { tree_size: checkpoint.tree_size, timestamp: checkpoint.timestamp, key_id: checkpoint.key_id, signed: checkpoint.signature !== null } : null,
-      signed_with_given_key: options.verify?.publicKey !== undefined && verify.ok,
+      signed_with_given_key: false,
     },
     records: { calls: 0, by_status: {}, operations: {}, first: null, last: null, with_input_hash: 0, with_user: 0 },
     totals: emptyTotals(),
@@ -162,14 +148,25 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     erasures: [],
     retention,
   };
-  const users = new Grouped<{ user_id: string | null }>();
-  const tenants = new Grouped<{ tenant_id: string | null }>();
-  const models = new Grouped<{ provider: string | null; model: string | null }>();
-  const providers = new Grouped<{ provider: string | null }>();
-  const days = new Grouped<{ day: string }>();
-  const rules = new Map<string, { rule: string; action: string; count: number }>();
-  const errorTypes = new Map<string, number>();
-  for await (const { seq, record: r } of scanRecords(source, { from: options.from, to: options.to })) {
+  /** What the fold adds up; started afresh if a verify that failed half-way had folded some records. */
+  const start = () => {
+    facts.records = { calls: 0, by_status: {}, operations: {}, first: null, last: null, with_input_hash: 0, with_user: 0 };
+    facts.totals = emptyTotals();
+    facts.sanitization = { calls_with_findings: 0, findings: 0 };
+    facts.gaps = [];
+    facts.erasures = [];
+    return {
+      users: new Grouped<{ user_id: string | null }>(),
+      tenants: new Grouped<{ tenant_id: string | null }>(),
+      models: new Grouped<{ provider: string | null; model: string | null }>(),
+      providers: new Grouped<{ provider: string | null }>(),
+      days: new Grouped<{ day: string }>(),
+      rules: new Map<string, { rule: string; action: string; count: number }>(),
+      errorTypes: new Map<string, number>(),
+    };
+  };
+  let acc = start();
+  const fold = (seq: number, r: LedgerRecord): void => {
     if (facts.records.first === null || r.timestamp < facts.records.first) facts.records.first = r.timestamp;
     if (facts.records.last === null || r.timestamp > facts.records.last) facts.records.last = r.timestamp;
     if (!isCallRecord(r)) {
@@ -181,7 +178,7 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
       } else if (r.action === 'content.shred') {
         facts.erasures.push({ timestamp: r.timestamp, tenant_id: r.tenant_id });
       }
-      continue;
+      return;
     }
     facts.records.calls++;
     const status = r.status ?? 'unknown';
@@ -189,18 +186,18 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     if (r.input_hash) facts.records.with_input_hash++;
     if (r.user_id) facts.records.with_user++;
     add(facts.totals, r);
-    users.add({ user_id: r.user_id }, r);
-    tenants.add({ tenant_id: r.tenant_id }, r);
-    models.add({ provider: r.provider, model: r.model?.request ?? r.model?.response ?? null }, r);
-    providers.add({ provider: r.provider }, r);
-    days.add({ day: r.timestamp.slice(0, 10) }, r);
+    acc.users.add({ user_id: r.user_id }, r);
+    acc.tenants.add({ tenant_id: r.tenant_id }, r);
+    acc.models.add({ provider: r.provider, model: reportModel(r) }, r);
+    acc.providers.add({ provider: r.provider }, r);
+    acc.days.add({ day: r.timestamp.slice(0, 10) }, r);
     for (const g of r.guardrails ?? []) {
       const rule = String(g.name ?? g.rule ?? 'unnamed');
       const action = String(g.action ?? (r.status === 'blocked' ? 'block' : 'flag'));
       const key = JSON.stringify([rule, action]);
-      const entry = rules.get(key) ?? { rule, action, count: 0 };
+      const entry = acc.rules.get(key) ?? { rule, action, count: 0 };
       entry.count++;
-      rules.set(key, entry);
+      acc.rules.set(key, entry);
     }
     if ((r.sanitization_count ?? 0) > 0) {
       facts.sanitization.calls_with_findings++;
@@ -208,9 +205,42 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
     }
     if (r.status === 'error' || r.error_type) {
       const type = r.error_type ?? 'unknown';
-      errorTypes.set(type, (errorTypes.get(type) ?? 0) + 1);
+      acc.errorTypes.set(type, (acc.errorTypes.get(type) ?? 0) + 1);
     }
+  };
+  // The records are folded in verify's own pass over the ledger (verify reads every line anyway):
+  // one pass, not two. A ledger that fails verification is folded by a scan of the period instead.
+  const { from, to } = options;
+  let verify: EvidenceFacts['ledger']['verify'];
+  try {
+    const v = await verifyLedger(source, {
+      ...(options.verify ?? {}),
+      onEntry: (accepted) => {
+        options.verify?.onEntry?.(accepted);
+        const r = accepted.entry.record as LedgerRecord;
+        const t = Date.parse(r.timestamp);
+        if (t >= from && t < to) fold(accepted.entry.seq, r);
+      },
+    });
+    verify = {
+      ok: true,
+      records: v.records,
+      tree_size: v.treeSize,
+      removed_by_retention: v.removed,
+      signatures_verified: v.signaturesVerified,
+      recovered: v.recovered.reduce((n, r) => n + r.to_seq - r.from_seq + 1, 0),
+      warnings: v.warnings,
+    };
+  } catch (error) {
+    // A ledger that fails verification still gets a bundle: saying so is the evidence.
+    if (!isLedgerError(error)) throw error;
+    verify = { ok: false, code: error.code, message: error.message.split('\n')[0]! };
+    acc = start();
+    for await (const { seq, record } of scanRecords(source, { from, to })) fold(seq, record);
   }
+  facts.ledger.verify = verify;
+  facts.ledger.signed_with_given_key = options.verify?.publicKey !== undefined && verify.ok;
+  const { users, tenants, models, providers, days, rules, errorTypes } = acc;
   facts.by_user = users.sorted((row) => row.user_id ?? '');
   facts.by_tenant = tenants.sorted((row) => row.tenant_id ?? '');
   facts.by_model = models.sorted((row) => `${row.provider}/${row.model}`);

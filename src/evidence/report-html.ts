@@ -33,12 +33,28 @@ function costByUserChart(report: Report): ChartSpec {
 }
 
 function anomaliesChart(report: Report): ChartSpec {
+  if (report.columns[0] !== 'timestamp') {
+    // Groups (--metric calls) or users (--summary): their calls in the window.
+    const key = report.columns[0]!;
+    const threshold = report.columns.includes('threshold') ? 'threshold' : 'calls_threshold';
+    return {
+      title: 'Calls in the window against their threshold',
+      categories: report.rows.map((r) => label(r[key])),
+      axes: ['calls'],
+      series: [
+        { name: 'calls', type: 'bar', data: report.rows.map((r) => num(r.window_calls)) },
+        { name: 'threshold', type: 'line', data: report.rows.map((r) => num(r[threshold])) },
+      ],
+    };
+  }
+  const value = report.columns[4]!;
+  const what = value === 'cost_usd' ? 'cost (USD)' : 'input tokens';
   return {
-    title: 'Flagged calls: input tokens against their threshold',
+    title: `Flagged calls: ${what} against their threshold`,
     categories: report.rows.map((r) => `${String(r.timestamp).slice(5, 16)} ${label(r.user_id)}`),
-    axes: ['input tokens'],
+    axes: [what],
     series: [
-      { name: 'input tokens', type: 'bar', data: report.rows.map((r) => num(r.input_tokens)) },
+      { name: what, type: 'bar', data: report.rows.map((r) => num(r[value])) },
       { name: 'threshold', type: 'line', data: report.rows.map((r) => num(r.threshold)) },
     ],
   };

@@ -37,7 +37,7 @@ const UNITS: Record<string, number> = {
 };
 
 /** `LLM_AUDIT_SPOOL` (on|off), `LLM_AUDIT_SPOOL_DIR`, `LLM_AUDIT_SPOOL_MAX_BYTES` (bytes, or with KiB/MiB/GiB/KB/MB/GB). */
-export function spoolConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SpoolConfig {
+export function spoolConfigFromEnv(env: NodeJS.ProcessEnv): SpoolConfig {
   const mode = env.LLM_AUDIT_SPOOL?.trim().toLowerCase();
   let enabled = true;
   if (mode === 'off' || mode === 'false' || mode === '0') enabled = false;

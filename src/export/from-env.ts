@@ -1,45 +1,30 @@
 /**
  * The trace pipeline NodeSDK would build from OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_* and
  * OTEL_BSP_*, with one difference: the OTLP exporter is fed by the SpoolingSpanProcessor instead of
- * the BatchSpanProcessor. Console and Zipkin stay exactly as NodeSDK makes them. Likewise the metric
- * readers from OTEL_METRICS_EXPORTER, the OTLP one wrapped so that it does not hold the process at
- * exit while the collector is down (endpoint-probe.ts).
+ * the BatchSpanProcessor. Console and Zipkin stay as NodeSDK makes them. Likewise the metric readers
+ * from OTEL_METRICS_EXPORTER, the OTLP one wrapped so that it does not hold the process at exit
+ * while the collector is down (endpoint-probe.ts).
  *
- * The exporters are NodeSDK's own: the same packages, resolved from @opentelemetry/sdk-node's
- * location (which the package pins exactly) and chosen by its getOtlpProtocolFromEnv, so endpoint,
- * headers, compression, timeout, TLS and protocol (http/protobuf, http/json, grpc) follow the
- * OTEL_EXPORTER_OTLP_* variables exactly as without the spool, for first sends and re-sends alike.
+ * The settings come from src/config (OtelSettings, read with NodeSDK's rules); the exporters are
+ * NodeSDK's own packages, resolved from @opentelemetry/sdk-node's location (which the package pins
+ * exactly), and only the one configured is loaded: endpoint, headers, compression, timeout and TLS
+ * follow the OTEL_EXPORTER_OTLP_* variables exactly as without the spool, for first sends and
+ * re-sends alike.
  */
 import { diag } from '@opentelemetry/api';
-import { getStringFromEnv, getStringListFromEnv } from '@opentelemetry/core';
-import { metrics as sdkMetrics, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import type { metrics as sdkMetricsTypes, tracing, NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import type { OtelSettings, OtlpProtocol } from '../config/otel';
 import { auditMeter } from '../util/audit-meter';
-import { spoolConfigFromEnv } from './config';
+import type { SpoolConfig } from './config';
 import { otlpEndpointFromEnv } from './endpoint-probe';
 import { ProbedMetricExporter } from './probed-metric-exporter';
-import { sdkRequire } from './sdk-node-require';
+import { sdkMetrics, sdkRequire, sdkTracing } from './sdk-node-require';
 import { SpoolDirectory } from './spool-dir';
 import { SpoolingSpanProcessor } from './spooling-span-processor';
 import { SpoolTelemetry } from './telemetry';
 
 type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
 type MetricReader = NonNullable<NodeSDKConfiguration['metricReaders']>[number];
-
-interface SdkNodeUtils {
-  getOtlpProtocolFromEnv(): string;
-  getNonNegativeNumberFromEnv(name: string): number | undefined;
-  getSpanProcessorsFromEnv(selfObsMeterProvider: undefined): SpanProcessor[];
-  getOtlpMetricExporterFromEnv(): sdkMetrics.PushMetricExporter;
-  getPeriodicExportingMetricReaderFromEnv(exporter: sdkMetrics.PushMetricExporter): MetricReader;
-}
-interface SdkNodeCreateFromEnv {
-  createBatchSpanProcessorFromEnv(exporter: tracing.SpanExporter, selfObsMeterProvider: undefined): SpanProcessor;
-}
-
-// NodeSDK does not export these from its entry point; the package pins @opentelemetry/sdk-node
-// exactly, and the register tests cover every path that uses them.
-const sdkUtils = (): SdkNodeUtils => sdkRequire('./utils') as SdkNodeUtils;
-const sdkCreateFromEnv = (): SdkNodeCreateFromEnv => sdkRequire('./create-from-env') as SdkNodeCreateFromEnv;
 
 export interface TracePipeline {
   spanProcessors: SpanProcessor[];
@@ -51,36 +36,36 @@ export interface TracePipeline {
 
 /**
  * The span processors for OTEL_TRACES_EXPORTER (default `otlp`), the OTLP one spooled unless
- * LLM_AUDIT_SPOOL=off. Throws a configuration error for bad LLM_AUDIT_SPOOL_* values or an
- * unusable spool directory.
+ * LLM_AUDIT_SPOOL=off. Throws a configuration error for an unusable spool directory.
  */
-export function tracePipelineFromEnv(env: NodeJS.ProcessEnv, shutdownTimeoutMillis: number): TracePipeline {
-  const config = spoolConfigFromEnv(env);
-  if (!config.enabled) {
-    return { spanProcessors: sdkUtils().getSpanProcessorsFromEnv(undefined), spool: undefined, afterStart: () => undefined };
-  }
+export function tracePipeline(spoolConfig: SpoolConfig, otel: OtelSettings, shutdownTimeoutMillis: number): TracePipeline {
   const spanProcessors: SpanProcessor[] = [];
   let spool: SpoolingSpanProcessor | undefined;
   let telemetry: SpoolTelemetry | undefined;
-  for (const name of traceExporterNames()) {
-    if (name === 'otlp') {
-      const directory = new SpoolDirectory(config.dir, config.maxBytes);
+  for (const name of otel.traceExporters) {
+    if (name === 'otlp' && spoolConfig.enabled) {
+      const directory = new SpoolDirectory(spoolConfig.dir, spoolConfig.maxBytes);
       directory.open();
       telemetry = new SpoolTelemetry(directory);
       spool = new SpoolingSpanProcessor({
-        exporter: otlpTraceExporterFromEnv(),
+        exporter: otlpTraceExporter(otel.tracesProtocol),
         spool: directory,
         telemetry,
-        ...batchSettingsFromEnv(),
+        ...otel.batch,
+        scheduledDelayMillis: otel.batch.scheduledDelayMillis ?? AUDIT_BATCH_DELAY_MS,
         shutdownTimeoutMillis,
-        endpoint: otlpEndpointFromEnv('TRACES', tracesProtocol(), probeTimeoutMillis(shutdownTimeoutMillis)),
+        endpoint: otlpEndpointFromEnv('TRACES', otel.tracesProtocol, probeTimeoutMillis(shutdownTimeoutMillis)),
       });
       spanProcessors.push(spool);
+    } else if (name === 'otlp') {
+      // LLM_AUDIT_SPOOL=off: the plain BatchSpanProcessor, as NodeSDK builds it.
+      spanProcessors.push(new (sdkTracing().BatchSpanProcessor)(otlpTraceExporter(otel.tracesProtocol), otel.batch));
     } else if (name === 'console') {
-      spanProcessors.push(new tracing.SimpleSpanProcessor(new tracing.ConsoleSpanExporter()));
+      const t = sdkTracing();
+      spanProcessors.push(new t.SimpleSpanProcessor(new t.ConsoleSpanExporter()));
     } else if (name === 'zipkin') {
       const { ZipkinExporter } = sdkRequire('@opentelemetry/exporter-zipkin') as { ZipkinExporter: new () => tracing.SpanExporter };
-      spanProcessors.push(sdkCreateFromEnv().createBatchSpanProcessorFromEnv(new ZipkinExporter(), undefined));
+      spanProcessors.push(new (sdkTracing().BatchSpanProcessor)(new ZipkinExporter(), otel.batch));
     } else {
       diag.warn(`Unrecognized OTEL_TRACES_EXPORTER value: ${name}.`);
     }
@@ -92,39 +77,22 @@ export function tracePipelineFromEnv(env: NodeJS.ProcessEnv, shutdownTimeoutMill
   };
 }
 
-/** OTEL_TRACES_EXPORTER as NodeSDK reads it: deduplicated, `null` ignored, empty → otlp, `none` → nothing. */
-function traceExporterNames(): string[] {
-  let names = [...new Set(getStringListFromEnv('OTEL_TRACES_EXPORTER') ?? [])].filter((name) => name !== 'null');
-  if (names[0] === 'none') {
-    diag.warn('OTEL_TRACES_EXPORTER contains "none". SDK will not be initialized.');
-    return [];
-  }
-  if (names.length === 0) names = ['otlp'];
-  else if (names.length > 1 && names.includes('none')) {
-    diag.warn('OTEL_TRACES_EXPORTER contains "none" along with other exporters. Using default otlp exporter.');
-    names = ['otlp'];
-  }
-  return names;
-}
-
-const TRACE_EXPORTER_PACKAGES: Record<string, string> = {
+/** The package of NodeSDK's OTLP trace exporter for each protocol: the only one `register` loads. */
+const TRACE_EXPORTER_PACKAGES: Record<OtlpProtocol, string> = {
   grpc: '@opentelemetry/exporter-trace-otlp-grpc',
   'http/json': '@opentelemetry/exporter-trace-otlp-http',
   'http/protobuf': '@opentelemetry/exporter-trace-otlp-proto',
 };
 
-/** OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL as NodeSDK reads it; an unsupported one falls back to http/protobuf. */
-function tracesProtocol(): string {
-  const protocol = sdkUtils().getOtlpProtocolFromEnv();
-  return TRACE_EXPORTER_PACKAGES[protocol] !== undefined ? protocol : 'http/protobuf';
-}
+const METRIC_EXPORTER_PACKAGES: Record<OtlpProtocol, string> = {
+  grpc: '@opentelemetry/exporter-metrics-otlp-grpc',
+  'http/json': '@opentelemetry/exporter-metrics-otlp-http',
+  'http/protobuf': '@opentelemetry/exporter-metrics-otlp-proto',
+};
 
-/** The OTLP trace exporter NodeSDK builds for OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL. */
-export function otlpTraceExporterFromEnv(): tracing.SpanExporter {
-  const asked = sdkUtils().getOtlpProtocolFromEnv();
-  const protocol = tracesProtocol();
-  if (protocol !== asked) diag.warn(`Unsupported OTLP traces protocol: ${asked}. Using http/protobuf.`);
-  const { OTLPTraceExporter } = sdkRequire(TRACE_EXPORTER_PACKAGES[protocol]!) as { OTLPTraceExporter: new () => tracing.SpanExporter };
+/** The OTLP trace exporter NodeSDK builds for the protocol. */
+export function otlpTraceExporter(protocol: OtlpProtocol): tracing.SpanExporter {
+  const { OTLPTraceExporter } = sdkRequire(TRACE_EXPORTER_PACKAGES[protocol]) as { OTLPTraceExporter: new () => tracing.SpanExporter };
   return new OTLPTraceExporter();
 }
 
@@ -148,29 +116,35 @@ export interface MetricPipeline {
  * wrapped in a ProbedMetricExporter, so that the process does not wait for its retries at exit
  * when the collector is down.
  */
-export function metricPipelineFromEnv(shutdownTimeoutMillis: number): MetricPipeline {
-  const names = [...new Set(getStringListFromEnv('OTEL_METRICS_EXPORTER') ?? [])];
-  if (names.length === 0) names.push('otlp');
-  if (names.includes('none')) {
+export function metricPipeline(otel: OtelSettings, shutdownTimeoutMillis: number): MetricPipeline {
+  if (otel.metricExporters.length === 0) {
     diag.info('OTEL_METRICS_EXPORTER contains "none". Metric provider will not be initialized.');
     return { metricReaders: [], closing: () => undefined };
   }
   const metricReaders: MetricReader[] = [];
   const probed: ProbedMetricExporter[] = [];
-  for (const name of names) {
+  const periodic = (exporter: sdkMetricsTypes.PushMetricExporter): MetricReader =>
+    new (sdkMetrics().PeriodicExportingMetricReader)({
+      exporter,
+      exportIntervalMillis: otel.metricExportIntervalMs,
+      exportTimeoutMillis: otel.metricExportTimeoutMs,
+    });
+  for (const name of otel.metricExporters) {
     if (name === 'otlp') {
-      let exporter = sdkUtils().getOtlpMetricExporterFromEnv();
-      // The same protocol choice as the exporter's (OTLP/HTTP and JSON share their URL rules).
-      const protocol = getStringFromEnv('OTEL_EXPORTER_OTLP_METRICS_PROTOCOL') ?? getStringFromEnv('OTEL_EXPORTER_OTLP_PROTOCOL');
-      const endpoint = otlpEndpointFromEnv('METRICS', protocol?.trim() === 'grpc' ? 'grpc' : 'http/protobuf', probeTimeoutMillis(shutdownTimeoutMillis));
+      const { OTLPMetricExporter } = sdkRequire(METRIC_EXPORTER_PACKAGES[otel.metricsProtocol]) as {
+        OTLPMetricExporter: new () => sdkMetricsTypes.PushMetricExporter;
+      };
+      let exporter: sdkMetricsTypes.PushMetricExporter = new OTLPMetricExporter();
+      // OTLP/HTTP and JSON share their URL rules.
+      const endpoint = otlpEndpointFromEnv('METRICS', otel.metricsProtocol === 'grpc' ? 'grpc' : 'http/protobuf', probeTimeoutMillis(shutdownTimeoutMillis));
       if (endpoint !== undefined) {
         const gated = new ProbedMetricExporter(exporter, endpoint);
         probed.push(gated);
         exporter = gated;
       }
-      metricReaders.push(sdkUtils().getPeriodicExportingMetricReaderFromEnv(exporter));
+      metricReaders.push(periodic(exporter));
     } else if (name === 'console') {
-      metricReaders.push(new sdkMetrics.PeriodicExportingMetricReader({ exporter: new sdkMetrics.ConsoleMetricExporter() }));
+      metricReaders.push(periodic(new (sdkMetrics().ConsoleMetricExporter)()));
     } else if (name === 'prometheus') {
       const { PrometheusExporter } = sdkRequire('@opentelemetry/exporter-prometheus') as { PrometheusExporter: new () => MetricReader };
       metricReaders.push(new PrometheusExporter());
@@ -188,15 +162,3 @@ export function metricPipelineFromEnv(shutdownTimeoutMillis: number): MetricPipe
  * that calls process.exit() from its own signal handler (next start), then finds little in memory.
  */
 export const AUDIT_BATCH_DELAY_MS = 500;
-
-/** OTEL_BSP_* through NodeSDK's own reader (a value ≤ 0 is warned about and ignored, as there). */
-function batchSettingsFromEnv(): { maxQueueSize?: number; maxExportBatchSize?: number; scheduledDelayMillis?: number; exportTimeoutMillis?: number } {
-  const read = sdkUtils().getNonNegativeNumberFromEnv;
-  const settings = {
-    maxQueueSize: read('OTEL_BSP_MAX_QUEUE_SIZE'),
-    maxExportBatchSize: read('OTEL_BSP_MAX_EXPORT_BATCH_SIZE'),
-    scheduledDelayMillis: read('OTEL_BSP_SCHEDULE_DELAY') ?? AUDIT_BATCH_DELAY_MS,
-    exportTimeoutMillis: read('OTEL_BSP_EXPORT_TIMEOUT'),
-  };
-  return Object.fromEntries(Object.entries(settings).filter(([, value]) => value !== undefined));
-}

@@ -4,4 +4,4 @@ export { SpoolDirectory } from './spool-dir';
 export { SpoolingSpanProcessor, type SpoolingSpanProcessorOptions } from './spooling-span-processor';
 export { SpoolTelemetry, type DropReason } from './telemetry';
 export { encodeSpoolFile, decodeSpoolFile, readSpoolFile, SpoolFileError, SPOOL_FORMAT, SPOOL_VERSION } from './spool-file';
-export { tracePipelineFromEnv, otlpTraceExporterFromEnv, type TracePipeline } from './from-env';
+export { tracePipeline, otlpTraceExporter, type TracePipeline } from './from-env';

@@ -30,3 +30,11 @@ export const sdkRequire = createRequire(sdkNodeEntry());
 export function exporterRequire(exporterPkg: string): NodeJS.Require {
   return createRequire(sdkRequire.resolve(exporterPkg));
 }
+
+// NodeSDK's own SDK packages, each loaded when first used. Never through @opentelemetry/sdk-node's
+// entry point: it requires every exporter NodeSDK ships, which `register` then paid for at start
+// (bench/results/startup.md) although one exporter, or none, is configured.
+type SdkNode = typeof import('@opentelemetry/sdk-node');
+export const sdkTracing = (): SdkNode['tracing'] => sdkRequire('@opentelemetry/sdk-trace-base') as SdkNode['tracing'];
+export const sdkResources = (): SdkNode['resources'] => sdkRequire('@opentelemetry/resources') as SdkNode['resources'];
+export const sdkMetrics = (): SdkNode['metrics'] => sdkRequire('@opentelemetry/sdk-metrics') as SdkNode['metrics'];

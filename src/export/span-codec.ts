@@ -15,7 +15,8 @@
  */
 import type { Attributes, HrTime, Link, SpanContext, SpanKind, SpanStatus } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
-import { resources, type tracing } from '@opentelemetry/sdk-node';
+import type { tracing } from '@opentelemetry/sdk-node';
+import { sdkResources } from './sdk-node-require';
 
 type ReadableSpan = tracing.ReadableSpan;
 type Resource = ReadableSpan['resource'];
@@ -110,7 +111,7 @@ export function decodeBatch(batch: unknown): ReadableSpan[] {
   const out: ReadableSpan[] = [];
   for (const rs of doc.resourceSpans) {
     if (!isObject(rs) || !isObject(rs.resource) || !Array.isArray(rs.scopeSpans)) throw new SpanCodecError('malformed resourceSpans entry');
-    const resource = resources.resourceFromAttributes(
+    const resource = sdkResources().resourceFromAttributes(
       decodeAttributes(rs.resource.attributes) as Attributes,
       typeof rs.resource.schemaUrl === 'string' ? { schemaUrl: rs.resource.schemaUrl } : undefined,
     );

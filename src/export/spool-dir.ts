@@ -16,6 +16,7 @@
  * trace on disk), and the byte bound (LLM_AUDIT_SPOOL_MAX_BYTES) counts the files this process holds:
  * its own batches and the ones it adopted.
  */
+import { AuditError } from '../errors';
 import { accessSync, closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -59,15 +60,15 @@ export class SpoolDirectory {
     try {
       isDir = statSync(this.root).isDirectory();
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`LLM_AUDIT_SPOOL_DIR=${this.root} cannot be used: ${(error as Error).message}`);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new AuditError('CONFIG_INVALID', `LLM_AUDIT_SPOOL_DIR=${this.root} cannot be used: ${(error as Error).message}`);
     }
-    if (isDir === false) throw new Error(`LLM_AUDIT_SPOOL_DIR=${this.root} exists and is not a directory`);
+    if (isDir === false) throw new AuditError('CONFIG_INVALID', `LLM_AUDIT_SPOOL_DIR=${this.root} exists and is not a directory`);
     // Found now rather than during an outage, when the spans that need the spool would be dropped.
     const writable = isDir ? this.root : nearestExisting(this.root);
     try {
       accessSync(writable, constants.W_OK | constants.X_OK);
     } catch {
-      throw new Error(`LLM_AUDIT_SPOOL_DIR=${this.root} cannot be written (no write permission on ${writable})`);
+      throw new AuditError('CONFIG_INVALID', `LLM_AUDIT_SPOOL_DIR=${this.root} cannot be written (no write permission on ${writable})`);
     }
     this.adoptOrphans();
   }

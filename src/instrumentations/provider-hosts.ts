@@ -39,7 +39,7 @@ const builtIn = mapFrom(BUILT_IN_PROVIDER_HOSTS.map(([host, provider]) => ({ ...
  *   empty or not lowercase letters, digits, `.`, `_` and `-`: a typo would otherwise silently
  *   record the wrong recipient.
  */
-export function providerHostMap(option: Record<string, string> | undefined, env: NodeJS.ProcessEnv = process.env): ProviderHostMap | undefined {
+export function providerHostMap(option: Record<string, string> | undefined, env: NodeJS.ProcessEnv): ProviderHostMap | undefined {
   return mapFrom(parseProviderHosts(option, env));
 }
 
@@ -47,7 +47,7 @@ export function providerHostMap(option: Record<string, string> | undefined, env:
  * The entries of the operator's map (see providerHostMap; none when it is not set). The
  * unaudited-request watcher watches these hosts too: the operator said an LLM provider is there.
  */
-export function parseProviderHosts(option: Record<string, string> | undefined, env: NodeJS.ProcessEnv = process.env): ProviderHost[] {
+export function parseProviderHosts(option: Record<string, string> | undefined, env: NodeJS.ProcessEnv): ProviderHost[] {
   const origin = option !== undefined ? 'providerHosts' : 'LLM_AUDIT_PROVIDER_HOSTS';
   let pairs: [string, unknown][];
   if (option !== undefined) {

@@ -7,6 +7,7 @@
 import type { Checkpoint } from './checkpoint';
 import { LedgerError } from './errors';
 import type { StoredNote } from './file/note-store';
+import type { ReportBackend } from './reports';
 
 /** Where a stored entry lives: `file` is relative to the ledger (a segment, or a table name), `line` 1-based. */
 export interface ItemLocation {
@@ -18,7 +19,13 @@ export interface ItemLocation {
 
 export type LedgerItem =
   /** One stored entry line, without its newline: canonical JSON `{"prev":..,"record":..,"seq":..}`. */
-  | { kind: 'entry'; raw: string; location: ItemLocation }
+  | {
+      kind: 'entry';
+      raw: string;
+      location: ItemLocation;
+      /** SHA-256(0x00 || raw), when the source already computed it from `raw` (it checks its own copy with it). */
+      leaf?: Buffer;
+    }
   /** Bytes after the last newline of a file: a write that was interrupted (torn tail). */
   | { kind: 'torn'; bytes: number; location: ItemLocation };
 
@@ -67,6 +74,11 @@ export interface LedgerSource {
   unsignedTransactions?(): Promise<Array<{ from: number; to: number }>>;
   /** The checkpoints as C2SP signed notes and their witness-cosigned copies, in write order (file/note-store.ts). */
   signedNotes(): Promise<StoredNote[]>;
+  /**
+   * Computes queries and reports itself (PostgreSQL: in SQL, with its indexes); absent when they
+   * fold the scanned records in JavaScript (reports.ts, scanBackend).
+   */
+  reports?(): ReportBackend;
   /**
    * Why this source shows only part of the ledger (a PostgreSQL tenant reader, whom row-level
    * security shows only its tenants' records), or undefined when it shows all of it. Queries and

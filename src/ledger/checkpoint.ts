@@ -67,6 +67,9 @@ export type UnsignedCheckpoint = Omit<Checkpoint, 'key_id' | 'signature'>;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** Bytes the signature covers. */
+/** Records between checkpoints when LLM_AUDIT_CHECKPOINT_EVERY (checkpointEvery) is not given. */
+export const DEFAULT_CHECKPOINT_EVERY = 1000;
+
 export function signedMessage(checkpoint: Omit<Checkpoint, 'signature'> & { signature?: unknown }): Buffer {
   const { signature: _ignored, ...body } = checkpoint;
   return Buffer.from(SIGNATURE_CONTEXT + canonicalJson(body), 'utf8');

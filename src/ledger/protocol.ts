@@ -19,12 +19,12 @@ import type { KeyObject } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical-json';
 import type { CheckpointEntry } from './backend';
 import { stateFromCheckpoint, type ChainState } from './chain';
-import { CHECKPOINT_VERSION, ZERO_HASH, finishCheckpoint, type Checkpoint } from './checkpoint';
+import { CHECKPOINT_VERSION, DEFAULT_CHECKPOINT_EVERY, ZERO_HASH, finishCheckpoint, type Checkpoint } from './checkpoint';
 import { leafHash, type Hash } from './merkle';
 import { recoveredRecord, type LedgerRecord } from './record';
 
-/** A checkpoint after this many records... */
-export const DEFAULT_CHECKPOINT_EVERY = 1000;
+/** A checkpoint after DEFAULT_CHECKPOINT_EVERY records (checkpoint.ts)... */
+export { DEFAULT_CHECKPOINT_EVERY };
 /** ...or when this long has passed since the newest one and records were added. */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
 

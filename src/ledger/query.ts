@@ -118,7 +118,16 @@ export function matches(record: LedgerRecord, filter: QueryFilter): boolean {
   return true;
 }
 
-export async function* queryRecords(source: LedgerSource, filter: QueryFilter, options: Omit<ScanOptions, 'from' | 'to'> = {}): AsyncGenerator<RecordHit> {
+/**
+ * The records matching `filter`, in ledger order: filtered in the database where the source can
+ * (PostgreSQL), else by scanning.
+ */
+export function queryRecords(source: LedgerSource, filter: QueryFilter, options: Omit<ScanOptions, 'from' | 'to'> = {}): AsyncIterable<RecordHit> {
+  const own = source.reports?.();
+  return own ? own.query(filter) : queryRecordsByScan(source, filter, options);
+}
+
+export async function* queryRecordsByScan(source: LedgerSource, filter: QueryFilter, options: Omit<ScanOptions, 'from' | 'to'> = {}): AsyncGenerator<RecordHit> {
   const scan: ScanOptions = { ...options };
   if (filter.from !== undefined) scan.from = filter.from;
   if (filter.to !== undefined) scan.to = filter.to;

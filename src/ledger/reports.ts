@@ -1,8 +1,12 @@
 /**
- * Reports over the ledger. Each is a pure fold over a record stream (so a database backend can
- * feed the same functions), returning rows; the CLI formats them.
+ * Reports over the ledger. Each has two halves: the groups (sums and counts), computed by a
+ * {@link ReportBackend}, and the formatting of those groups into rows, shared. The file ledger's
+ * backend ({@link scanBackend}) folds the record stream here in JavaScript; PostgreSQL's
+ * (postgres/reports.ts) computes the same groups in SQL, so both print the same rows.
  */
-import { isCallRecord, modelOf, type LedgerRecord } from './record';
+import type { LedgerSource } from './backend';
+import { scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
+import { isCallRecord, type LedgerRecord } from './record';
 
 export type Cell = string | number | null;
 export interface Report {
@@ -14,6 +18,15 @@ export interface Report {
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
+/**
+ * The model every report groups by: the requested one (the response model only when no request
+ * model was recorded). A failed call has no response model; grouping by it would put a model's
+ * failures in a row of their own beside its successes, each row showing a wrong error rate.
+ */
+export function reportModel(record: Pick<LedgerRecord, 'model'>): string | null {
+  return record.model?.request ?? record.model?.response ?? null;
+}
+
 /** Sums of money are rounded to 1e-9 USD to keep float noise out of the output. */
 function money(value: number): number {
   return Math.round(value * 1e9) / 1e9;
@@ -24,20 +37,36 @@ function round(value: number, digits: number): number {
   return Math.round(value * f) / f;
 }
 
+/** One group of cost-by-user: sums, so the SQL backend can compute them in the database. */
+export interface CostGroup {
+  day: string;
+  user_id: string | null;
+  requests: number;
+  cost: number;
+  priced: number;
+  unpriced: number;
+  latency: number;
+  timed: number;
+}
+
 /**
  * Per user per UTC day (of the record timestamp): requests, total cost (sum of known costs; null
  * when no request of the group was priced), unpriced requests (successful calls without a price),
  * average latency.
  */
 export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<Report> {
-  const groups = new Map<string, { day: string; user: string | null; n: number; cost: number; priced: number; unpriced: number; latency: number; timed: number }>();
+  return costByUserReport(await costGroups(records));
+}
+
+async function costGroups(records: AsyncIterable<LedgerRecord>): Promise<CostGroup[]> {
+  const groups = new Map<string, CostGroup>();
   for await (const r of records) {
     if (!isCallRecord(r)) continue;
     const day = r.timestamp.slice(0, 10);
     const key = JSON.stringify([day, r.user_id]);
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { day, user: r.user_id, n: 0, cost: 0, priced: 0, unpriced: 0, latency: 0, timed: 0 }));
-    g.n++;
+    if (!g) groups.set(key, (g = { day, user_id: r.user_id, requests: 0, cost: 0, priced: 0, unpriced: 0, latency: 0, timed: 0 }));
+    g.requests++;
     if (r.cost_usd !== null && r.cost_usd !== undefined) {
       g.cost += r.cost_usd;
       g.priced++;
@@ -50,12 +79,17 @@ export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<
       g.timed++;
     }
   }
-  const rows = [...groups.values()]
-    .sort((a, b) => (a.day < b.day ? -1 : a.day > b.day ? 1 : (a.user ?? '') < (b.user ?? '') ? -1 : (a.user ?? '') > (b.user ?? '') ? 1 : 0))
+  return [...groups.values()];
+}
+
+/** The cost-by-user report from its groups (whichever backend summed them). */
+export function costByUserReport(groups: CostGroup[]): Report {
+  const rows = groups
+    .sort((a, b) => compareKeys(a.day, b.day) || compareKeys(a.user_id, b.user_id))
     .map((g) => ({
       day: g.day,
-      user_id: g.user,
-      requests: g.n,
+      user_id: g.user_id,
+      requests: g.requests,
       total_cost_usd: g.priced > 0 ? money(g.cost) : null,
       unpriced_requests: g.unpriced,
       avg_latency_ms: g.timed > 0 ? round(g.latency / g.timed, 3) : null,
@@ -63,110 +97,403 @@ export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<
   return { columns: ['day', 'user_id', 'requests', 'total_cost_usd', 'unpriced_requests', 'avg_latency_ms'], rows, notes: [] };
 }
 
-export interface AnomalyOptions {
-  now: number;
-  /** Window of calls examined (default 24 h). */
-  windowMs?: number;
-  /** Baseline before the window (default 7 days). */
-  baselineMs?: number;
-  /** Standard deviations above the mean (default 3). */
-  sigmas?: number;
-  /** Separate baselines per user or per model (default: one baseline). */
-  by?: 'none' | 'user' | 'model';
-}
-
-/**
- * Calls in [now - window, now) whose input tokens exceed mean + sigmas × standard deviation of the
- * input tokens of the calls in [now - window - baseline, now - window). Population standard
- * deviation (divide by n), computed with Welford's algorithm. Calls without input tokens are
- * ignored; a group with fewer than 2 baseline calls flags nothing (noted). Two passes over the
- * records (`open` is called twice), O(groups) memory.
- */
-export async function anomalies(open: () => AsyncIterable<LedgerRecord>, options: AnomalyOptions): Promise<Report> {
-  const windowMs = options.windowMs ?? 24 * HOUR_MS;
-  const baselineMs = options.baselineMs ?? 7 * DAY_MS;
-  const sigmas = options.sigmas ?? 3;
-  const by = options.by ?? 'none';
-  const windowStart = options.now - windowMs;
-  const baselineStart = windowStart - baselineMs;
-  const groupOf = (r: LedgerRecord): string => (by === 'user' ? String(r.user_id) : by === 'model' ? String(modelOf(r)) : '*');
-
-  const stats = new Map<string, { n: number; mean: number; m2: number }>();
-  for await (const r of open()) {
-    const t = Date.parse(r.timestamp);
-    if (!(t >= baselineStart && t < windowStart) || typeof r.input_tokens !== 'number') continue;
-    const key = groupOf(r);
-    let s = stats.get(key);
-    if (!s) stats.set(key, (s = { n: 0, mean: 0, m2: 0 }));
-    s.n++;
-    const delta = r.input_tokens - s.mean;
-    s.mean += delta / s.n;
-    s.m2 += delta * (r.input_tokens - s.mean);
-  }
-  const rows: Array<Record<string, Cell>> = [];
-  const thin = new Set<string>();
-  for await (const r of open()) {
-    const t = Date.parse(r.timestamp);
-    if (!(t >= windowStart && t < options.now) || typeof r.input_tokens !== 'number') continue;
-    const key = groupOf(r);
-    const s = stats.get(key);
-    if (!s || s.n < 2) {
-      thin.add(key);
-      continue;
-    }
-    const std = Math.sqrt(s.m2 / s.n);
-    const threshold = s.mean + sigmas * std;
-    if (r.input_tokens > threshold) {
-      rows.push({
-        timestamp: r.timestamp,
-        request_id: r.request_id,
-        user_id: r.user_id,
-        model: modelOf(r),
-        input_tokens: r.input_tokens,
-        baseline_calls: s.n,
-        baseline_mean: round(s.mean, 3),
-        baseline_stddev: round(std, 3),
-        threshold: round(threshold, 3),
-      });
-    }
-  }
-  const notes = [
-    `window ${new Date(windowStart).toISOString()} .. ${new Date(options.now).toISOString()}, baseline from ${new Date(baselineStart).toISOString()}, threshold mean + ${sigmas} × population stddev` +
-      (by === 'none' ? '' : ` per ${by}`),
-  ];
-  for (const key of thin) notes.push(`${by === 'none' ? 'the baseline' : `${by} ${key}`} has fewer than 2 calls with input tokens: nothing flagged`);
-  return {
-    columns: ['timestamp', 'request_id', 'user_id', 'model', 'input_tokens', 'baseline_calls', 'baseline_mean', 'baseline_stddev', 'threshold'],
-    rows,
-    notes,
-  };
-}
-
 export interface ErrorRateOptions {
   now: number;
   windowMs?: number;
 }
 
-/** Per model (response model, else requested), calls in [now - window, now): requests, errors, blocked, error rate. */
+/**
+ * Per requested model ({@link reportModel}), calls in [now - window, now): requests, errors,
+ * blocked, error rate, and the response models that answered (comma-separated, sorted; null when
+ * none did).
+ */
 export async function errorRate(records: AsyncIterable<LedgerRecord>, options: ErrorRateOptions): Promise<Report> {
   const windowStart = options.now - (options.windowMs ?? 24 * HOUR_MS);
-  const groups = new Map<string | null, { n: number; errors: number; blocked: number }>();
+  return errorRateReport(await errorGroups(records, windowStart, options.now), windowStart, options.now);
+}
+
+/** One model's row of error-rate, before formatting. */
+export interface ErrorGroup {
+  model: string | null;
+  response_models: string[];
+  requests: number;
+  errors: number;
+  blocked: number;
+}
+
+async function errorGroups(records: AsyncIterable<LedgerRecord>, windowStart: number, now: number): Promise<ErrorGroup[]> {
+  const groups = new Map<string | null, ErrorGroup & { responses: Set<string> }>();
   for await (const r of records) {
     const t = Date.parse(r.timestamp);
-    if (!(t >= windowStart && t < options.now) || !isCallRecord(r)) continue;
-    const model = modelOf(r);
+    if (!(t >= windowStart && t < now) || !isCallRecord(r)) continue;
+    const model = reportModel(r);
     let g = groups.get(model);
-    if (!g) groups.set(model, (g = { n: 0, errors: 0, blocked: 0 }));
-    g.n++;
+    if (!g) groups.set(model, (g = { model, response_models: [], requests: 0, errors: 0, blocked: 0, responses: new Set() }));
+    g.requests++;
     if (r.status === 'error') g.errors++;
     else if (r.status === 'blocked') g.blocked++;
+    if (r.model?.response) g.responses.add(r.model.response);
   }
-  const rows = [...groups.entries()]
-    .sort(([a], [b]) => ((a ?? '') < (b ?? '') ? -1 : (a ?? '') > (b ?? '') ? 1 : 0))
-    .map(([model, g]) => ({ model, requests: g.n, errors: g.errors, blocked: g.blocked, error_rate: round(g.errors / g.n, 6) }));
+  return [...groups.values()].map(({ responses, ...g }) => ({ ...g, response_models: [...responses] }));
+}
+
+/** The error-rate report from its groups (shared with the SQL backend, which computes the groups in the database). */
+export function errorRateReport(
+  groups: ErrorGroup[],
+  windowStart: number,
+  now: number,
+): Report {
+  const rows = groups
+    .sort((a, b) => compareKeys(a.model, b.model))
+    .map((g) => ({
+      model: g.model,
+      response_models: g.response_models.length > 0 ? [...g.response_models].sort(compareKeys).join(', ') : null,
+      requests: g.requests,
+      errors: g.errors,
+      blocked: g.blocked,
+      error_rate: round(g.errors / g.requests, 6),
+    }));
   return {
-    columns: ['model', 'requests', 'errors', 'blocked', 'error_rate'],
+    columns: ['model', 'response_models', 'requests', 'errors', 'blocked', 'error_rate'],
     rows,
-    notes: [`window ${new Date(windowStart).toISOString()} .. ${new Date(options.now).toISOString()}`],
+    notes: [`window ${new Date(windowStart).toISOString()} .. ${new Date(now).toISOString()}; grouped by the requested model`],
   };
+}
+
+/** Order of group keys: by UTF-16 code units (JavaScript string order; the SQL backend sorts its rows with this too), null as "". */
+export function compareKeys(a: string | null, b: string | null): number {
+  const x = a ?? '';
+  const y = b ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** What `report anomalies` looks at: a value of each call (input tokens, cost), or the number of calls. */
+export const ANOMALY_METRICS = ['input_tokens', 'cost', 'calls'] as const;
+export type AnomalyMetric = (typeof ANOMALY_METRICS)[number];
+/** Per-call metrics and the record field (and output column) each reads. */
+const CALL_FIELD = { input_tokens: 'input_tokens', cost: 'cost_usd' } as const;
+
+export interface AnomalyOptions {
+  now: number;
+  /** Window of calls examined (default 24 h). */
+  windowMs?: number;
+  /** Baseline before the window (default 7 days; for `calls`, a whole number of windows). */
+  baselineMs?: number;
+  /** Standard deviations above the mean (default 3). */
+  sigmas?: number;
+  /** Separate baselines per user or per model (default: one baseline). */
+  by?: 'none' | 'user' | 'model';
+  /** What is compared with its baseline (default input_tokens). */
+  metric?: AnomalyMetric;
+}
+
+/** The windows and parameters of an anomaly analysis, resolved from its options. */
+export interface AnomalyPlan {
+  now: number;
+  windowMs: number;
+  windowStart: number;
+  baselineStart: number;
+  /** Baseline periods of one window's length (`calls`). */
+  periods: number;
+  sigmas: number;
+  by: 'none' | 'user' | 'model';
+}
+
+export function anomalyPlan(options: AnomalyOptions): AnomalyPlan {
+  const windowMs = options.windowMs ?? 24 * HOUR_MS;
+  const baselineMs = options.baselineMs ?? 7 * DAY_MS;
+  const windowStart = options.now - windowMs;
+  return {
+    now: options.now,
+    windowMs,
+    windowStart,
+    baselineStart: windowStart - baselineMs,
+    periods: Math.floor(baselineMs / windowMs),
+    sigmas: options.sigmas ?? 3,
+    by: options.by ?? 'none',
+  };
+}
+
+/** Baseline of one group: count, mean and population standard deviation. */
+export interface Baseline {
+  n: number;
+  mean: number;
+  stddev: number;
+}
+
+/** A call above its group's threshold (per-call metrics). */
+export interface FlaggedCall {
+  record: LedgerRecord;
+  value: number;
+  group: string | null;
+}
+
+/**
+ * What one metric's analysis found, before formatting: per group, the baseline and the window's
+ * count (calls with the value, or all calls for `calls`); the flagged calls in ledger order.
+ * For `calls`, each baseline is over the periods' call counts (a period without calls counts 0),
+ * and `baselineCalls` is the sum of those counts.
+ */
+export interface MetricFindings {
+  metric: AnomalyMetric;
+  baselines: Map<string | null, Baseline & { baselineCalls?: number }>;
+  window: Map<string | null, number>;
+  /** Per group, the sum of the window's values (per-call metrics). */
+  windowSum: Map<string | null, number>;
+  flagged: FlaggedCall[];
+}
+
+/** Group key of a record: its user, its requested model, or one group for all. */
+export function anomalyGroup(record: LedgerRecord, by: AnomalyPlan['by']): string | null {
+  return by === 'user' ? record.user_id : by === 'model' ? reportModel(record) : '*';
+}
+
+/** The baseline of a group's call counts per period (a period without calls counts 0). */
+export function countBaseline(counts: readonly number[]): Baseline & { baselineCalls: number } {
+  const w = welford();
+  for (const x of counts) w.add(x);
+  return { ...w.result(), baselineCalls: counts.reduce((a, b) => a + b, 0) };
+}
+
+/** Mean and population standard deviation (Welford's algorithm). */
+function welford(): { add(x: number): void; result(): Baseline } {
+  let n = 0;
+  let mean = 0;
+  let m2 = 0;
+  return {
+    add(x: number) {
+      n++;
+      const delta = x - mean;
+      mean += delta / n;
+      m2 += delta * (x - mean);
+    },
+    result: () => ({ n, mean, stddev: n > 0 ? Math.sqrt(m2 / n) : 0 }),
+  };
+}
+
+/**
+ * The JavaScript analysis (file ledger): two passes over the records (`open` is called twice),
+ * memory O(groups × metrics + flagged calls). Operation records (llm-audit's own) are left out.
+ */
+export async function findAnomalies(open: () => AsyncIterable<LedgerRecord>, plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]> {
+  const values = new Map<AnomalyMetric, Map<string | null, ReturnType<typeof welford>>>();
+  const counts = new Map<string | null, number[]>();
+  for (const m of metrics) values.set(m, new Map());
+  for await (const r of open()) {
+    const t = Date.parse(r.timestamp);
+    if (!(t >= plan.baselineStart && t < plan.windowStart) || !isCallRecord(r)) continue;
+    const group = anomalyGroup(r, plan.by);
+    for (const m of metrics) {
+      if (m === 'calls') {
+        let c = counts.get(group);
+        if (!c) counts.set(group, (c = new Array<number>(plan.periods).fill(0)));
+        const period = Math.floor((t - plan.baselineStart) / plan.windowMs);
+        if (period < plan.periods) c[period]!++;
+        continue;
+      }
+      const v = r[CALL_FIELD[m]];
+      if (typeof v !== 'number') continue;
+      const stats = values.get(m)!;
+      let w = stats.get(group);
+      if (!w) stats.set(group, (w = welford()));
+      w.add(v);
+    }
+  }
+  const findings: MetricFindings[] = metrics.map((metric) => {
+    const baselines = new Map<string | null, Baseline & { baselineCalls?: number }>();
+    if (metric === 'calls') {
+      for (const [group, c] of counts) baselines.set(group, countBaseline(c));
+    } else {
+      for (const [group, w] of values.get(metric)!) baselines.set(group, w.result());
+    }
+    return { metric, baselines, window: new Map(), windowSum: new Map(), flagged: [] };
+  });
+  for await (const r of open()) {
+    const t = Date.parse(r.timestamp);
+    if (!(t >= plan.windowStart && t < plan.now) || !isCallRecord(r)) continue;
+    const group = anomalyGroup(r, plan.by);
+    for (const f of findings) {
+      const v = f.metric === 'calls' ? undefined : r[CALL_FIELD[f.metric]];
+      if (f.metric !== 'calls' && typeof v !== 'number') continue;
+      f.window.set(group, (f.window.get(group) ?? 0) + 1);
+      if (typeof v === 'number') f.windowSum.set(group, (f.windowSum.get(group) ?? 0) + v);
+      const b = f.baselines.get(group);
+      if (typeof v === 'number' && b && b.n >= 2 && v > thresholdOf(b, plan.sigmas, f.metric)) f.flagged.push({ record: r, value: v, group });
+    }
+  }
+  return findings;
+}
+
+/**
+ * mean + sigmas × stddev, rounded as the output shows it (9 decimals for USD, else 3): a call is
+ * flagged when its value exceeds the threshold printed beside it. Rounding also keeps float noise
+ * out (a sum in another order, in SQL) from deciding what is flagged.
+ */
+export function thresholdOf(b: Baseline, sigmas: number, metric: AnomalyMetric): number {
+  return round(b.mean + sigmas * b.stddev, metric === 'cost' ? 9 : 3);
+}
+
+function describeGroup(by: AnomalyPlan['by'], group: string | null): string {
+  return by === 'none' ? 'the baseline' : `${by} ${String(group)}`;
+}
+
+function windowNote(plan: AnomalyPlan): string {
+  return (
+    `window ${new Date(plan.windowStart).toISOString()} .. ${new Date(plan.now).toISOString()}, baseline from ${new Date(plan.baselineStart).toISOString()}, ` +
+    `threshold mean + ${plan.sigmas} × population stddev` +
+    (plan.by === 'none' ? '' : ` per ${plan.by}`)
+  );
+}
+
+/** A `calls` group is flagged when its window count exceeds the threshold and it had calls in the baseline. */
+function volumeFlagged(b: (Baseline & { baselineCalls?: number }) | undefined, calls: number, sigmas: number): boolean {
+  return b !== undefined && (b.baselineCalls ?? 0) > 0 && calls > thresholdOf(b, sigmas, 'calls');
+}
+
+/**
+ * `report anomalies --metric M`: for input_tokens and cost, the calls in [now - window, now) whose
+ * value exceeds mean + sigmas × population standard deviation of the values of the calls in
+ * [now - window - baseline, now - window), per group (a group with fewer than 2 baseline calls
+ * flags nothing, noted); for calls, the groups whose number of calls in the window exceeds mean +
+ * sigmas × standard deviation of their call counts in the baseline's periods of the window's
+ * length (a group without a call in the baseline is new: noted, not flagged).
+ */
+export function anomalyReport(plan: AnomalyPlan, f: MetricFindings): Report {
+  const notes = [windowNote(plan)];
+  const rows: Array<Record<string, Cell>> = [];
+  if (f.metric === 'calls') {
+    const key = plan.by === 'user' ? 'user_id' : plan.by === 'model' ? 'model' : 'scope';
+    notes[0] += `; calls counted per ${plan.windowMs / HOUR_MS} h over ${plan.periods} baseline periods`;
+    for (const [group, calls] of [...f.window].sort(([a], [b]) => compareKeys(a, b))) {
+      const b = f.baselines.get(group);
+      if (!b || (b.baselineCalls ?? 0) === 0) {
+        notes.push(`${describeGroup(plan.by, group)} has no call in the baseline (new): not flagged`);
+        continue;
+      }
+      if (!volumeFlagged(b, calls, plan.sigmas)) continue;
+      rows.push({
+        [key]: plan.by === 'none' ? 'all calls' : group,
+        window_calls: calls,
+        baseline_periods: b.n,
+        baseline_mean: round(b.mean, 3),
+        baseline_stddev: round(b.stddev, 3),
+        threshold: thresholdOf(b, plan.sigmas, 'calls'),
+      });
+    }
+    return { columns: [key, 'window_calls', 'baseline_periods', 'baseline_mean', 'baseline_stddev', 'threshold'], rows, notes };
+  }
+  const column = CALL_FIELD[f.metric];
+  for (const { record: r, value, group } of f.flagged) {
+    const b = f.baselines.get(group)!;
+    rows.push({
+      timestamp: r.timestamp,
+      request_id: r.request_id,
+      user_id: r.user_id,
+      model: reportModel(r),
+      [column]: value,
+      baseline_calls: b.n,
+      baseline_mean: round(b.mean, f.metric === 'cost' ? 9 : 3),
+      baseline_stddev: round(b.stddev, f.metric === 'cost' ? 9 : 3),
+      threshold: thresholdOf(b, plan.sigmas, f.metric),
+    });
+  }
+  for (const group of [...f.window.keys()].sort(compareKeys)) {
+    if ((f.baselines.get(group)?.n ?? 0) < 2) notes.push(`${describeGroup(plan.by, group)} has fewer than 2 calls with ${f.metric === 'cost' ? 'a cost' : 'input tokens'}: nothing flagged`);
+  }
+  return { columns: ['timestamp', 'request_id', 'user_id', 'model', column, 'baseline_calls', 'baseline_mean', 'baseline_stddev', 'threshold'], rows, notes };
+}
+
+/**
+ * `report anomalies --summary`: one row per user with at least one anomaly in the window, each
+ * metric against the user's own baseline: calls (and whether the volume is anomalous), calls
+ * flagged for input tokens, calls flagged for cost, the window's cost. Most anomalies first.
+ */
+export function anomalySummaryReport(plan: AnomalyPlan, findings: MetricFindings[]): Report {
+  const of = (m: AnomalyMetric) => findings.find((f) => f.metric === m)!;
+  const calls = of('calls');
+  const flaggedBy = (m: AnomalyMetric) => {
+    const out = new Map<string | null, number>();
+    for (const c of of(m).flagged) out.set(c.group, (out.get(c.group) ?? 0) + 1);
+    return out;
+  };
+  const tokens = flaggedBy('input_tokens');
+  const cost = flaggedBy('cost');
+  const windowCost = of('cost').windowSum;
+  const rows: Array<Record<string, Cell> & { anomalies: number }> = [];
+  for (const [user, n] of calls.window) {
+    const b = calls.baselines.get(user);
+    const volume = volumeFlagged(b, n, plan.sigmas);
+    const anomalies = (volume ? 1 : 0) + (tokens.get(user) ?? 0) + (cost.get(user) ?? 0);
+    if (anomalies === 0) continue;
+    rows.push({
+      user_id: user,
+      anomalies,
+      window_calls: n,
+      calls_threshold: b && (b.baselineCalls ?? 0) > 0 ? thresholdOf(b, plan.sigmas, 'calls') : null,
+      volume_anomaly: volume ? 'yes' : 'no',
+      input_token_anomalies: tokens.get(user) ?? 0,
+      cost_anomalies: cost.get(user) ?? 0,
+      window_cost_usd: windowCost.has(user) ? money(windowCost.get(user)!) : null,
+    });
+  }
+  rows.sort((a, b) => b.anomalies - a.anomalies || Number(b.window_calls) - Number(a.window_calls) || compareKeys(a.user_id as string | null, b.user_id as string | null));
+  return {
+    columns: ['user_id', 'anomalies', 'window_calls', 'calls_threshold', 'volume_anomaly', 'input_token_anomalies', 'cost_anomalies', 'window_cost_usd'],
+    rows,
+    notes: [`${windowNote(plan)} per user, for calls, input tokens and cost`, `${calls.window.size} users called in the window; ${rows.length} with an anomaly shown`],
+  };
+}
+
+/** `report anomalies` (all options; `summary` for the per-user summary) from a backend's findings. */
+export async function anomaliesWith(backend: ReportBackend, options: AnomalyOptions & { summary?: boolean }): Promise<Report> {
+  if (options.summary) {
+    const plan = anomalyPlan({ ...options, by: 'user' });
+    return anomalySummaryReport(plan, await backend.anomalies(plan, ANOMALY_METRICS));
+  }
+  const plan = anomalyPlan(options);
+  const [f] = await backend.anomalies(plan, [options.metric ?? 'input_tokens']);
+  return anomalyReport(plan, f!);
+}
+
+/** `report anomalies` on a record stream (`open` is called for each pass). */
+export async function anomalies(open: () => AsyncIterable<LedgerRecord>, options: AnomalyOptions & { summary?: boolean }): Promise<Report> {
+  return anomaliesWith({ anomalies: (plan, metrics) => findAnomalies(open, plan, metrics) } as ReportBackend, options);
+}
+
+/**
+ * Where a report's groups come from. Each method covers what its report needs and refuses, like
+ * the scan, a ledger with records missing. `basis` says, for the output, what the numbers rest on
+ * and what was not checked.
+ */
+export interface ReportBackend {
+  readonly basis: string;
+  costByUser(from: number | undefined, to: number | undefined): Promise<CostGroup[]>;
+  errorRate(windowStart: number, now: number): Promise<ErrorGroup[]>;
+  anomalies(plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]>;
+  query(filter: QueryFilter): AsyncIterable<RecordHit>;
+}
+
+/** The records of [from, to) (either open) as a stream, from the scan of `source`. */
+export function scannedRecords(source: LedgerSource, from?: number, to?: number): AsyncIterable<LedgerRecord> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      for await (const hit of scanRecords(source, { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) })) yield hit.record;
+    },
+  };
+}
+
+/** The backend that reads every stored line of the period and folds it here (the file ledger). */
+export function scanBackend(source: LedgerSource): ReportBackend {
+  return {
+    basis: 'computed from the stored lines (each parsed); not checked: hashes and signatures (run `llm-audit verify`)',
+    costByUser: (from, to) => costGroups(scannedRecords(source, from, to)),
+    errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now), windowStart, now),
+    anomalies: (plan, metrics) => findAnomalies(() => scannedRecords(source, plan.baselineStart, plan.now), plan, metrics),
+    query: (filter) => queryRecordsByScan(source, filter),
+  };
+}
+
+/** The backend of `source`: its own when it computes reports itself (PostgreSQL), else the scan. */
+export function reportBackend(source: LedgerSource): ReportBackend {
+  return source.reports?.() ?? scanBackend(source);
 }

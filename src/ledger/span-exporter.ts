@@ -65,7 +65,7 @@ export const LOCK_RETRY_MS = 1_000;
  * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES), plus LLM_AUDIT_HASH_KEY,
  * LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE.
  */
-export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): LedgerSpanExporterOptions {
+export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv): LedgerSpanExporterOptions {
   const config = ledgerConfigFromEnv(env);
   const options: LedgerSpanExporterOptions = { dir: config.backend === 'file' ? config.dir : env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
   if (config.backend === 'postgres') options.postgresUrl = config.url;

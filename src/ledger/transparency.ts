@@ -26,7 +26,7 @@ export interface TransparencyOptions {
 }
 
 /** LLM_AUDIT_LOG_ORIGIN and LLM_AUDIT_WITNESSES, validated (LEDGER_USAGE on a bad value). */
-export function transparencyFromEnv(env: NodeJS.ProcessEnv = process.env): TransparencyOptions {
+export function transparencyFromEnv(env: NodeJS.ProcessEnv): TransparencyOptions {
   const options: TransparencyOptions = {};
   const origin = originFromEnv(env);
   if (origin) options.origin = origin;

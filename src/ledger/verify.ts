@@ -7,11 +7,11 @@
 import { gapOf, gapWarning, type Gap } from './gap';
 import type { KeyObject } from 'node:crypto';
 import { requireWholeLedger, type CheckpointEntry, type LedgerSource } from './backend';
-import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry } from './chain';
+import { initialChainState, latestTombstone, recordActionIs, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry } from './chain';
 import { checkSignature, keyIdOf, type Checkpoint } from './checkpoint';
 import { LedgerError, describeLocation } from './errors';
 import { emptyRoot } from './merkle';
-import { RECOVERED_ACTION, type LedgerRecord } from './record';
+import { GAP_ACTION, RECOVERED_ACTION, type LedgerRecord } from './record';
 import { checkTombstoneDates } from './tombstone';
 
 export interface VerifyOptions {
@@ -169,10 +169,15 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     ...(covered ? { covered } : {}),
     onAccepted: (accepted, s) => {
       options.onEntry?.(accepted);
-      const marked = recoveredRange(accepted, warnings);
-      if (marked) recovered.push(marked);
-      const gap = gapOf(accepted.entry);
-      if (gap) gaps.push(gap);
+      // Only a marker's record is parsed (most records' never is: recordActionIs reads the line).
+      if (recordActionIs(accepted.raw, RECOVERED_ACTION)) {
+        const marked = recoveredRange(accepted, warnings);
+        if (marked) recovered.push(marked);
+      }
+      if (recordActionIs(accepted.raw, GAP_ACTION)) {
+        const gap = gapOf(accepted.entry);
+        if (gap) gaps.push(gap);
+      }
       const size = s.range.size;
       if (expectations.has(size)) {
         check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);

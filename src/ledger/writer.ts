@@ -89,7 +89,7 @@ export interface LedgerFlags {
  * LLM_AUDIT_SIGNING_KEY, LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES;
  * a bad value is a LEDGER_USAGE error now, not at the first append.
  */
-export function ledgerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, flags: LedgerFlags = {}): LedgerConfig {
+export function ledgerConfigFromEnv(env: NodeJS.ProcessEnv, flags: LedgerFlags = {}): LedgerConfig {
   const common: WriterOptions = {};
   const signingKeyPath = flags.signingKeyPath ?? (env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
   if (signingKeyPath) common.signingKeyPath = signingKeyPath;

@@ -1,57 +1,32 @@
 import { diag, DiagConsoleLogger } from '@opentelemetry/api';
 import { diagLogLevelFromString } from '@opentelemetry/core';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { metrics as sdkMetrics, resources, tracing, type NodeSDKConfiguration } from '@opentelemetry/sdk-node';
-import { resolve } from 'node:path';
-import { onFailureFromEnv, setOnFailurePolicy } from '../audit/failure-policy';
+import type { resources, tracing, NodeSDKConfiguration } from '@opentelemetry/sdk-node';
+import { setOnFailurePolicy } from '../audit/failure-policy';
 import { startUnauditedWatcher } from '../audit/unaudited';
+import { AuditError } from '../errors';
+import { processEnvironment, readConfig, type AuditConfig, type AuditExporter, type OtelSettings } from '../config';
 import { auditRecordIdGenerator, installAuditRecordPipeline, type TraceSampled } from '../core/audit-records';
-import { metricPipelineFromEnv, tracePipelineFromEnv, type TracePipeline } from '../export/from-env';
-import { sdkRequire } from '../export/sdk-node-require';
+import { metricPipeline, tracePipeline, type TracePipeline } from '../export/from-env';
+import { sdkMetrics, sdkResources, sdkTracing } from '../export/sdk-node-require';
 import type { LlmAuditHooks } from '../guardrails';
 import { LlmAuditInstrumentation } from '../instrumentation';
-import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../ledger/span-exporter';
+import { LedgerSpanExporter } from '../ledger/span-exporter';
 import { LedgerSpanProcessor } from '../ledger/span-processor';
 import { INSTRUMENTATION_NAME } from '../semconv';
 import { setAuditMeterProvider } from '../util/audit-meter';
 import { wantContextManager } from '../util/context-manager';
 import { PACKAGE_VERSION } from '../version';
-import { loadPriceOverrides } from './prices-file';
 
 type SpanProcessor = NonNullable<NodeSDKConfiguration['spanProcessors']>[number];
 
-export type AuditExporter = 'ledger' | 'otlp' | 'both' | 'console';
+export { exporterFromEnv } from '../config';
+export type { AuditExporter } from '../config';
 
 export interface StartedAudit {
   instrumentation: LlmAuditInstrumentation;
   /** Ends open audit spans, flushes and shuts the SDK down. Safe to call more than once. */
   shutdown(): Promise<void>;
-}
-
-const EXPORTERS: readonly AuditExporter[] = ['ledger', 'otlp', 'both', 'console'];
-
-/**
- * Reads `LLM_AUDIT_EXPORTER`; a value that is not known is a configuration error. Unset, the
- * spans go over OTLP when an OTLP endpoint is configured, and into the local ledger otherwise.
- */
-export function exporterFromEnv(env: NodeJS.ProcessEnv = process.env): AuditExporter {
-  const value = env.LLM_AUDIT_EXPORTER?.trim().toLowerCase();
-  if (value === undefined || value === '') {
-    return env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? 'otlp' : 'ledger';
-  }
-  if ((EXPORTERS as readonly string[]).includes(value)) return value as AuditExporter;
-  throw new Error(`LLM_AUDIT_EXPORTER=${env.LLM_AUDIT_EXPORTER} is not one of ${EXPORTERS.join(', ')}`);
-}
-
-/** How long shutdown may take to flush (`LLM_AUDIT_SHUTDOWN_TIMEOUT_MS`, default 10 s). */
-function shutdownTimeoutMs(env: NodeJS.ProcessEnv): number {
-  const raw = env.LLM_AUDIT_SHUTDOWN_TIMEOUT_MS;
-  if (raw === undefined || raw === '') return 10_000;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new Error(`LLM_AUDIT_SHUTDOWN_TIMEOUT_MS=${raw} is not a positive whole number of milliseconds`);
-  }
-  return value;
 }
 
 /**
@@ -66,25 +41,31 @@ function shutdownTimeoutMs(env: NodeJS.ProcessEnv): number {
  * service name and its sampling, and gets the calls' trace spans like any other span. Sampling and
  * span limits never reach the audit records; `OTEL_SDK_DISABLED` switches tracing off, not the audit.
  */
-export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
+export function startAudit(env: NodeJS.ProcessEnv = processEnvironment()): StartedAudit {
+  // Every setting, read and checked at once: CONFIG_INVALID lists every problem.
+  const config: AuditConfig = readConfig(env);
+  const { exporter, otel, shutdownTimeoutMs: timeoutMs } = config;
   // OTEL_LOG_LEVEL as NodeSDK reads it (no NodeSDK is started here to do it).
-  const logLevel = env.OTEL_LOG_LEVEL?.trim();
-  if (logLevel) diag.setLogger(new DiagConsoleLogger(), { logLevel: diagLogLevelFromString(logLevel) });
-  const exporter = exporterFromEnv(env);
-  const timeoutMs = shutdownTimeoutMs(env);
+  if (otel.logLevel) diag.setLogger(new DiagConsoleLogger(), { logLevel: diagLogLevelFromString(otel.logLevel) });
   // Read once, whichever trail is used: with `block`, calls are refused while it cannot be written.
-  setOnFailurePolicy(onFailureFromEnv(env));
-  const instrumentation = new LlmAuditInstrumentation({ prices: loadPriceOverrides(env) });
-  const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(ledgerOptionsFromEnv(env)) : undefined;
-  const otlp = exporter === 'otlp' || exporter === 'both' ? tracePipelineFromEnv(env, timeoutMs) : undefined;
-  const resource = resourceFromEnv();
+  setOnFailurePolicy(config.onFailure);
+  const { hashKey, hashKeyId, sanitize, content, providerHosts, prices } = config.instrumentation;
+  const instrumentation = new LlmAuditInstrumentation({
+    hashKey: hashKey ?? null,
+    ...(hashKeyId !== undefined ? { hashKeyId } : {}),
+    sanitize: { mode: sanitize },
+    content,
+    ...(providerHosts !== undefined ? { providerHosts } : { providerHosts: {} }),
+    ...(prices !== undefined ? { prices } : {}),
+  });
+  const ledger = exporter === 'ledger' || exporter === 'both' ? new LedgerSpanExporter(config.ledger) : undefined;
+  const otlp = exporter === 'otlp' || exporter === 'both' ? tracePipeline(config.spool, otel, timeoutMs) : undefined;
+  const resource = auditResource(otel);
   // With only the ledger and no OTLP endpoint there is nowhere to send metrics unless asked explicitly.
-  const metricPipeline = exporter !== 'ledger' || env.OTEL_METRICS_EXPORTER ? metricPipelineFromEnv(timeoutMs) : undefined;
+  const metrics = exporter !== 'ledger' || otel.metricsExporterSet ? metricPipeline(otel, timeoutMs) : undefined;
   const meterProvider =
-    metricPipeline !== undefined && metricPipeline.metricReaders.length > 0
-      ? new sdkMetrics.MeterProvider({ resource, readers: metricPipeline.metricReaders })
-      : undefined;
-  const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampledFromEnv());
+    metrics !== undefined && metrics.metricReaders.length > 0 ? new (sdkMetrics().MeterProvider)({ resource, readers: metrics.metricReaders }) : undefined;
+  const { provider, uninstall } = startRecordProvider(recordProcessors(exporter, ledger, otlp), resource, traceSampled(otel));
   registerInstrumentations({ instrumentations: [instrumentation] });
   instrumentation.followGlobalTracerProvider();
   // LLM API requests that no audited call made (a bundled or unsupported client, a bare fetch).
@@ -95,7 +76,7 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   }
   otlp?.afterStart();
   // Loaded after the SDK patches are in place, so a hooks module may itself use the LLM SDKs.
-  const hooks = loadHooks(env);
+  const hooks = loadHooks(config.hooksPath);
   if (hooks !== undefined) instrumentation.setConfig({ ...instrumentation.getConfig(), hooks });
   // The ledger opens at the first record (a lock held by another process is not an error: this
   // one journals); a directory that cannot hold it is reported now, loudly, and never stops the app.
@@ -104,7 +85,7 @@ export function startAudit(env: NodeJS.ProcessEnv = process.env): StartedAudit {
   let done: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     done ??= (async () => {
-      metricPipeline?.closing();
+      metrics?.closing();
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
@@ -150,6 +131,7 @@ function startRecordProvider(
   resource: resources.Resource,
   traceSampled: TraceSampled | undefined,
 ): { provider: tracing.BasicTracerProvider; uninstall: () => void } {
+  const tracing = sdkTracing();
   const provider = new tracing.BasicTracerProvider({
     sampler: new tracing.AlwaysOnSampler(),
     // Explicit, so that no OTEL_*_LIMIT variable ever cuts an audit record.
@@ -174,25 +156,36 @@ function startRecordProvider(
 }
 
 /**
- * The resource of the audit records as NodeSDK builds it: the SDK defaults, OTEL_RESOURCE_ATTRIBUTES
- * and OTEL_SERVICE_NAME, the process and host. (A trace span of the application's own SDK keeps
- * its own resource.)
+ * The resource of the audit records as NodeSDK builds it: the SDK defaults, the process and host,
+ * and OTEL_RESOURCE_ATTRIBUTES / OTEL_SERVICE_NAME as read by src/config. (A trace span of the
+ * application's own SDK keeps its own resource.)
  */
-function resourceFromEnv(): resources.Resource {
-  return resources.defaultResource().merge(
-    resources.detectResources({ detectors: [resources.envDetector, resources.processDetector, resources.hostDetector] }),
-  );
+function auditResource(otel: OtelSettings): resources.Resource {
+  const r = sdkResources();
+  return r
+    .defaultResource()
+    .merge(r.detectResources({ detectors: [r.processDetector, r.hostDetector] }))
+    .merge(r.resourceFromAttributes(otel.resourceAttributes));
 }
 
 /**
  * OTEL_TRACES_SAMPLER (and _ARG) as NodeSDK reads it: what the tracing backend would keep of the
  * calls when the audit records are their only trace spans (`llm_audit.trace.forward`).
  */
-function traceSampledFromEnv(): TraceSampled {
-  const { createSamplerFromEnv } = sdkRequire('./create-from-env') as { createSamplerFromEnv(): tracing.Sampler | undefined };
-  const sampler = createSamplerFromEnv() ?? new tracing.ParentBasedSampler({ root: new tracing.AlwaysOnSampler() });
-  return (parent, traceId, name, kind, attributes) =>
-    sampler.shouldSample(parent, traceId, name, kind, attributes, []).decision === tracing.SamplingDecision.RECORD_AND_SAMPLED;
+function traceSampled(otel: OtelSettings): TraceSampled {
+  const tracing = sdkTracing();
+  const root = (name: string | undefined): tracing.Sampler => {
+    if (name === 'always_off') return new tracing.AlwaysOffSampler();
+    if (name === 'traceidratio') return new tracing.TraceIdRatioBasedSampler(otel.sampler!.ratio);
+    return new tracing.AlwaysOnSampler();
+  };
+  const name = otel.sampler?.name;
+  const sampler =
+    name === undefined || name.startsWith('parentbased_')
+      ? new tracing.ParentBasedSampler({ root: root(name?.slice('parentbased_'.length)) })
+      : root(name);
+  return (parent, traceId, spanName, kind, attributes) =>
+    sampler.shouldSample(parent, traceId, spanName, kind, attributes, []).decision === tracing.SamplingDecision.RECORD_AND_SAMPLED;
 }
 
 let started: StartedAudit | undefined;
@@ -206,14 +199,15 @@ let started: StartedAudit | undefined;
  * @throws Error for bad LLM_AUDIT_SPOOL_* or LLM_AUDIT_SHUTDOWN_TIMEOUT_MS values, or a spool
  *   directory that cannot be written.
  */
-export function auditSpanProcessors(env: NodeJS.ProcessEnv = process.env): NonNullable<NodeSDKConfiguration['spanProcessors']> {
-  const pipeline = tracePipelineFromEnv(env, shutdownTimeoutMs(env));
+export function auditSpanProcessors(env: NodeJS.ProcessEnv = processEnvironment()): NonNullable<NodeSDKConfiguration['spanProcessors']> {
+  const config = readConfig(env);
+  const pipeline = tracePipeline(config.spool, config.otel, config.shutdownTimeoutMs);
   // The spool's metrics go to the global meter provider, which the application's SDK installs when
   // it starts, right after this returns.
   setImmediate(() => pipeline.afterStart());
   // The audit records reach the same processors apart from the application's sampler and limits;
   // the application's SDK shuts the processors down, which flushes both.
-  startRecordProvider(pipeline.spanProcessors, resourceFromEnv(), undefined);
+  startRecordProvider(pipeline.spanProcessors, auditResource(config.otel), undefined);
   return pipeline.spanProcessors;
 }
 
@@ -229,20 +223,19 @@ export function shutdownAudit(): Promise<void> {
  * `LLM_AUDIT_HOOKS`: a CommonJS module (path relative to the working directory) exporting
  * `beforeRequest` and/or `afterResponse` (see docs/guardrails.md).
  */
-function loadHooks(env: NodeJS.ProcessEnv): LlmAuditHooks | undefined {
-  const path = env.LLM_AUDIT_HOOKS?.trim();
-  if (!path) return undefined;
+function loadHooks(path: string | undefined): LlmAuditHooks | undefined {
+  if (path === undefined) return undefined;
   let loaded: any;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    loaded = require(resolve(path));
+    loaded = require(path);
   } catch (error) {
-    throw new Error(`LLM_AUDIT_HOOKS=${path} cannot be loaded: ${(error as Error).message}`);
+    throw new AuditError('CONFIG_INVALID', `LLM_AUDIT_HOOKS=${path} cannot be loaded: ${(error as Error).message}`);
   }
   const hooks = loaded?.beforeRequest || loaded?.afterResponse ? loaded : loaded?.default;
   const { beforeRequest, afterResponse } = hooks ?? {};
   if (typeof beforeRequest !== 'function' && typeof afterResponse !== 'function') {
-    throw new Error(`LLM_AUDIT_HOOKS=${path} exports neither a beforeRequest nor an afterResponse function`);
+    throw new AuditError('CONFIG_INVALID', `LLM_AUDIT_HOOKS=${path} exports neither a beforeRequest nor an afterResponse function`);
   }
   return {
     ...(typeof beforeRequest === 'function' ? { beforeRequest } : {}),
@@ -262,8 +255,10 @@ function recordProcessors(exporter: AuditExporter, ledger: LedgerSpanExporter | 
   switch (exporter) {
     case 'otlp':
       return otlp!.spanProcessors;
-    case 'console':
+    case 'console': {
+      const tracing = sdkTracing();
       return [new tracing.SimpleSpanProcessor(new tracing.ConsoleSpanExporter())];
+    }
     case 'ledger':
       return [new LedgerSpanProcessor(ledger!)];
     case 'both':

@@ -7,7 +7,7 @@
  * able to install its own, and the API refuses a second registration (also, with another version
  * of @opentelemetry/api, every registration of the application's SDK: tracer provider included).
  */
-import { context, createContextKey, ROOT_CONTEXT } from '@opentelemetry/api';
+import { context, createContextKey, ROOT_CONTEXT, type ContextManager } from '@opentelemetry/api';
 import { sdkRequire } from '../export/sdk-node-require';
 
 const PROBE = createContextKey('otel-llm-audit context probe');
@@ -24,6 +24,10 @@ export function ensureContextManager(): void {
   if (settled || !wanted) return;
   settled = true;
   if (context.with(ROOT_CONTEXT.setValue(PROBE, true), () => context.active().getValue(PROBE) === true)) return;
-  const { setupContextManager } = sdkRequire('./utils') as { setupContextManager(manager: undefined): void };
-  setupContextManager(undefined);
+  // NodeSDK's default manager, as its setupContextManager(undefined) installs it (without loading
+  // NodeSDK's utils, which require every exporter it ships).
+  const { AsyncLocalStorageContextManager } = sdkRequire('@opentelemetry/context-async-hooks') as {
+    AsyncLocalStorageContextManager: new () => ContextManager & { enable(): ContextManager };
+  };
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }

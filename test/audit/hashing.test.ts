@@ -2,6 +2,7 @@ import { describe, it, expect, vi, afterEach } from 'vitest';
 import { createHash, createHmac } from 'node:crypto';
 import { diag, DiagLogLevel, type DiagLogger } from '@opentelemetry/api';
 import { createContentHasher, hasherFromEnv } from '../../src/audit/hashing';
+import { processDefaults } from '../../src/config/process-defaults';
 
 const KEY = 'correct horse battery staple!'; // 29 bytes
 const MESSAGES = [{ role: 'user', content: 'What is the capital of France?' }];
@@ -179,11 +180,13 @@ describe('hasherFromEnv', () => {
     }
   });
 
-  it('reads process.env by default', () => {
+  it('reads only the environment it is given; the process environment is read by src/config for an instrumentation built without a key', () => {
     const saved = process.env.LLM_AUDIT_HASH_KEY;
     process.env.LLM_AUDIT_HASH_KEY = KEY;
     try {
-      expect(hasherFromEnv().hash('x')).toBe(`hmac-sha256:${sha256Hex(KEY).slice(0, 8)}:${hmacHex(KEY, '"x"')}`);
+      expect(hasherFromEnv({}).hash('x')).toBe(`sha256:${sha256Hex('"x"')}`);
+      const { hashKey, hashKeyId } = processDefaults.hashKey();
+      expect(createContentHasher({ key: hashKey, keyId: hashKeyId }).hash('x')).toBe(`hmac-sha256:${sha256Hex(KEY).slice(0, 8)}:${hmacHex(KEY, '"x"')}`);
     } finally {
       if (saved === undefined) delete process.env.LLM_AUDIT_HASH_KEY;
       else process.env.LLM_AUDIT_HASH_KEY = saved;

@@ -188,7 +188,7 @@ describe('llm-audit CLI', () => {
     // Records every 7 h from 2026-03-01T10:00Z: in the 24 h before 2026-03-03T12:00Z are r4 (03-02T14:00),
     // r5 (03-02T21:00), r6 (03-03T04:00, an error: i % 3 == 0) and r7 (03-03T11:00): 1 error in 4.
     const rate = JSON.parse(cli(['report', 'error-rate', '--ledger', dir, '--now', '2026-03-03T12:00:00Z', '--format', 'json']).stdout);
-    expect(rate).toEqual([{ model: 'gpt-4o-2024-08-06', requests: 4, errors: 1, blocked: 0, error_rate: 0.25 }]);
+    expect(rate).toEqual([{ model: 'gpt-4o', response_models: 'gpt-4o-2024-08-06', requests: 4, errors: 1, blocked: 0, error_rate: 0.25 }]);
     const cost = cli(['report', 'cost-by-user', '--ledger', dir, '--format', 'csv']).stdout;
     // 03-01: r0 (10:00) alice, r1 (17:00) bob; 03-02: r2 00:00 alice, r3 07:00 bob, r4 14:00 alice, r5 21:00 bob ...
     expect(cost.split('\r\n').slice(0, 4)).toEqual([

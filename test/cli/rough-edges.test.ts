@@ -173,5 +173,6 @@ describe('--help', () => {
     }
     expect(cli(['serve', '--help']).stdout).toMatch(/--port N\s+port \(default 4319/);
     expect(cli(['query', '--help']).stdout).toMatch(/--format table\|json\|csv\s+output format \(default table/);
-  });
+    // One CLI process per command (over 20 of them), each ~1 s on a loaded 2-core machine.
+  }, 120_000);
 });

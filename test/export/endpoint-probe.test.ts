@@ -168,9 +168,11 @@ describe('ProbedMetricExporter', () => {
   });
 });
 
-describe('metricPipelineFromEnv', () => {
+describe('metricPipeline', () => {
   it('builds the readers NodeSDK would build from OTEL_METRICS_EXPORTER, the OTLP exporter probed at exit', async () => {
-    const { metricPipelineFromEnv } = await import('../../src/export/from-env');
+    const { metricPipeline } = await import('../../src/export/from-env');
+    const { otelSettings } = await import('../../src/config/otel');
+    const metricPipelineFromEnv = (timeoutMs: number) => metricPipeline(otelSettings(process.env), timeoutMs);
     const exporterOf = (reader: unknown) => (reader as { _exporter?: unknown })._exporter;
     withEnv({ OTEL_METRICS_EXPORTER: '', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' });
     const byDefault = metricPipelineFromEnv(10_000);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { otlpEndpointFromEnv, type OtlpEndpoint } from '../../src/export/endpoint-probe';
-import { otlpTraceExporterFromEnv } from '../../src/export/from-env';
+import { otlpTraceExporter } from '../../src/export/from-env';
 import { OWNER_FILE, SpoolDirectory } from '../../src/export/spool-dir';
 import { encodeSpoolFile, readSpoolFile } from '../../src/export/spool-file';
 import { SpoolingSpanProcessor } from '../../src/export/spooling-span-processor';
@@ -41,7 +41,7 @@ async function setup(
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${port}`;
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
   process.env.OTEL_EXPORTER_OTLP_TIMEOUT = String(options.otlpTimeoutMs ?? 300);
-  const exporter = otlpTraceExporterFromEnv();
+  const exporter = otlpTraceExporter('http/json');
   // What the processor hands the exporter, and how often it asks the endpoint (probe option).
   const exported: number[] = [];
   const exportSpans = exporter.export.bind(exporter);
@@ -185,7 +185,7 @@ async function setupOn(spool: SpoolDirectory, port: number): Promise<SpoolingSpa
   const saved = { ...process.env };
   process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `http://127.0.0.1:${port}`;
   process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
-  const exporter = otlpTraceExporterFromEnv();
+  const exporter = otlpTraceExporter('http/json');
   process.env = saved;
   const processor = new SpoolingSpanProcessor({ exporter, spool, telemetry: new SpoolTelemetry(spool), backoff: { initialMs: 50 } });
   cleanups.push(() => processor.shutdown());

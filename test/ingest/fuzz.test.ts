@@ -8,23 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAIN, ensureBuilt, post, scratchDir, serve, type Answer, type Served } from './helpers';
+import { prng } from '../support/prng';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pb = require('otlp-transformer-protobufjs/build/src/generated/root').opentelemetry.proto.collector.trace.v1;
 
 beforeAll(() => ensureBuilt(), 180_000);
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = prng(0x5eed);
 const int = (n: number): number => Math.floor(random() * n);

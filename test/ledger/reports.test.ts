@@ -107,8 +107,27 @@ describe('reports', () => {
     const source = await dataset();
     const report = await errorRate(records(source), { now: Date.parse('2026-03-10T00:00:00Z') });
     expect(report.rows).toEqual([
-      { model: 'm-a', requests: 4, errors: 2, blocked: 1, error_rate: 0.5 },
-      { model: 'm-b-1', requests: 1, errors: 0, blocked: 0, error_rate: 0 },
+      { model: 'm-a', response_models: null, requests: 4, errors: 2, blocked: 1, error_rate: 0.5 },
+      { model: 'm-b', response_models: 'm-b-1', requests: 1, errors: 0, blocked: 0, error_rate: 0 },
+    ]);
+  });
+
+  it('error-rate groups by the requested model: failed calls (no response model) count with the successes of their model', async () => {
+    const at = '2026-03-09T12:00:00.000Z';
+    const rows = (await errorRate(
+      (async function* () {
+        yield makeRecord({ timestamp: at, model: { request: 'gpt-4o', response: 'gpt-4o-2024-08-06' }, status: 'success' });
+        yield makeRecord({ timestamp: at, model: { request: 'gpt-4o', response: 'gpt-4o-2024-11-20' }, status: 'success' });
+        yield makeRecord({ timestamp: at, model: { request: 'gpt-4o', response: null }, status: 'error' });
+        yield makeRecord({ timestamp: at, model: { request: 'gpt-4o', response: null }, status: 'blocked' });
+        // No requested model recorded: the response model is all there is.
+        yield makeRecord({ timestamp: at, model: { request: null, response: 'm-x' }, status: 'success' });
+      })(),
+      { now: Date.parse('2026-03-10T00:00:00Z') },
+    )).rows;
+    expect(rows).toEqual([
+      { model: 'gpt-4o', response_models: 'gpt-4o-2024-08-06, gpt-4o-2024-11-20', requests: 4, errors: 1, blocked: 1, error_rate: 0.25 },
+      { model: 'm-x', response_models: 'm-x', requests: 1, errors: 0, blocked: 0, error_rate: 0 },
     ]);
   });
 

@@ -100,8 +100,17 @@ describe('tenant readers on the PostgreSQL ledger', () => {
       expect(prove.stderr).toMatch(/^llm-audit: LEDGER_PARTIAL_VIEW: a proof needs the whole chain/m);
       expect(prove.stdout).toBe('');
     }
+    for (const [args, what] of [
+      [['checkpoint'], 'a proof'],
+      [['evidence', '--framework', 'soc2', '--from', '2026-01-01', '--out', join(scratchDir('tenant-evidence-'), 'bundle')], 'an evidence bundle'],
+    ] as const) {
+      const r = cli([...args, '--postgres', url]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(new RegExp(`^llm-audit: LEDGER_PARTIAL_VIEW: ${what}`, 'm'));
+    }
     // The auditor's view is whole: verify passes and globex's record can be proven.
     expect(cli(['verify', '--postgres', db.url]).code).toBe(0);
+    expect(cli(['prove', 'globex-1', '--postgres', db.url]).code).toBe(0);
   });
 
   it('the writer role still appends; its reads are recorded as audit.read, which the tenant\'s reader then sees for its tenant', async () => {

@@ -10,6 +10,7 @@ import { startOtlpReceiver } from '../support/otlp-receiver';
 import { startFakeBedrock } from '../support/fake-bedrock';
 import * as bedrockRecordings from '../support/bedrock-recordings';
 import { isCallRecord } from '../../src/ledger/record';
+import { CONFIG_FIX } from '../../src/config/problems';
 import { NEWER_NODE } from '../support/drivers';
 import { fakeOpenaiMajor, withoutChatClass } from '../support/next-major';
 
@@ -500,9 +501,28 @@ describe('shutdown', () => {
     }
   });
 
-  it('a configuration error stops the app at startup with one clear line', async () => {
+  it('a configuration error stops the app at startup with its code, the problem and the fix', async () => {
     const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], { LLM_AUDIT_EXPORTER: 'carrier-pigeon' });
     expect(result.code).toBe(78);
-    expect(result.stderr).toBe('otel-llm-audit: configuration error: LLM_AUDIT_EXPORTER=carrier-pigeon is not one of ledger, otlp, both, console\n');
+    expect(result.stderr).toBe(`otel-llm-audit: CONFIG_INVALID: LLM_AUDIT_EXPORTER=carrier-pigeon is not one of ledger, otlp, both, console\nfix: ${CONFIG_FIX}\n`);
+  });
+
+  it('every configuration problem is reported together, each naming its variable', async () => {
+    const result = await runApp(['--require', 'otel-llm-audit/register', join(apps, 'chat-app.cjs')], {
+      LLM_AUDIT_EXPORTER: 'carrier-pigeon',
+      LLM_AUDIT_FSYNC: 'sometimes',
+      LLM_AUDIT_HASH_KEY: 'short',
+      LLM_AUDIT_SANITIZE: 'scrub',
+    });
+    expect(result.code).toBe(78);
+    const lines = result.stderr.trimEnd().split('\n');
+    expect(lines[0]).toBe('otel-llm-audit: CONFIG_INVALID: 4 problems in the configuration:');
+    expect(lines.slice(1, 5)).toEqual([
+      '  - LLM_AUDIT_EXPORTER=carrier-pigeon is not one of ledger, otlp, both, console',
+      expect.stringMatching(/^  - LLM_AUDIT_HASH_KEY: the hash key is 5 bytes; at least 16 are required/),
+      '  - LLM_AUDIT_SANITIZE must be one of off, detect, redact; got "scrub"',
+      '  - LLM_AUDIT_FSYNC must be one of always, batch, none, got "sometimes"',
+    ]);
+    expect(lines[5]).toBe(`fix: ${CONFIG_FIX}`);
   });
 });

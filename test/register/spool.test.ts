@@ -8,6 +8,7 @@ import { repoRoot } from '../support/harness';
 import { runNodeApp, type AppRun } from '../support/child-app';
 import { freePort, startOtlpReceiver } from '../support/otlp-receiver';
 import { readSpoolFile } from '../../src/export/spool-file';
+import { CONFIG_FIX } from '../../src/config/problems';
 
 // The durable OTLP spool through `node --require otel-llm-audit/register`, with real apps in child
 // processes and a real OTLP/HTTP receiver on loopback: while the endpoint is down, the spans of
@@ -252,10 +253,10 @@ describe('the OTLP spool through register', () => {
   });
 
   it.each([
-    [{ LLM_AUDIT_SPOOL_MAX_BYTES: '12 parsecs' }, 'otel-llm-audit: configuration error: LLM_AUDIT_SPOOL_MAX_BYTES=12 parsecs is not a positive size in bytes (e.g. 536870912, 512MiB, 2GiB)\n'],
-    [{ LLM_AUDIT_SPOOL_MAX_BYTES: '0' }, 'otel-llm-audit: configuration error: LLM_AUDIT_SPOOL_MAX_BYTES=0 is not a positive size in bytes (e.g. 536870912, 512MiB, 2GiB)\n'],
-    [{ LLM_AUDIT_SPOOL: 'maybe' }, 'otel-llm-audit: configuration error: LLM_AUDIT_SPOOL=maybe is not one of on, off\n'],
-    [{ LLM_AUDIT_SPOOL_DIR: app }, `otel-llm-audit: configuration error: LLM_AUDIT_SPOOL_DIR=${app} exists and is not a directory\n`],
+    [{ LLM_AUDIT_SPOOL_MAX_BYTES: '12 parsecs' }, `otel-llm-audit: CONFIG_INVALID: LLM_AUDIT_SPOOL_MAX_BYTES=12 parsecs is not a positive size in bytes (e.g. 536870912, 512MiB, 2GiB)\nfix: ${CONFIG_FIX}\n`],
+    [{ LLM_AUDIT_SPOOL_MAX_BYTES: '0' }, `otel-llm-audit: CONFIG_INVALID: LLM_AUDIT_SPOOL_MAX_BYTES=0 is not a positive size in bytes (e.g. 536870912, 512MiB, 2GiB)\nfix: ${CONFIG_FIX}\n`],
+    [{ LLM_AUDIT_SPOOL: 'maybe' }, `otel-llm-audit: CONFIG_INVALID: LLM_AUDIT_SPOOL=maybe is not one of on, off\nfix: ${CONFIG_FIX}\n`],
+    [{ LLM_AUDIT_SPOOL_DIR: app }, `otel-llm-audit: CONFIG_INVALID: LLM_AUDIT_SPOOL_DIR=${app} exists and is not a directory\n`],
   ])('a bad spool setting %o stops the app at startup with exit status 78', async (setting, message) => {
     const result = await runApp({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', APP_CALLS: '0', ...setting });
     expect(result.code).toBe(78);

@@ -54,3 +54,13 @@ export const invokeStreamLlama = [{"chunk":{"generation":"Here","prompt_token_co
 
 /** Arize-ai/openinference js/packages/openinference-instrumentation-bedrock/test/recordings/should-handle-api-errors-gracefully.json: status, x-amzn-ErrorType header and body. */
 export const validationError = {"status":400,"errorType":"ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/","body":{"message":"The provided model identifier is invalid."}};
+
+// CountTokens and ApplyGuardrail: no recording of either is published by the projects above, so
+// these follow the response syntax and examples of the Amazon Bedrock API Reference
+// (docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_CountTokens.html and
+// API_runtime_ApplyGuardrail.html), field for field.
+export const countTokens = {"inputTokens":42};
+
+export const applyGuardrailNone = {"action":"NONE","actionReason":"No action.","assessments":[{"invocationMetrics":{"guardrailCoverage":{"textCharacters":{"guarded":24,"total":24}},"guardrailProcessingLatency":147,"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}}}],"guardrailCoverage":{"textCharacters":{"guarded":24,"total":24}},"outputs":[],"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}};
+
+export const applyGuardrailIntervened = {"action":"GUARDRAIL_INTERVENED","actionReason":"Guardrail blocked.","assessments":[{"topicPolicy":{"topics":[{"action":"BLOCKED","detected":true,"name":"Investment advice","type":"DENY"}]},"sensitiveInformationPolicy":{"piiEntities":[{"action":"ANONYMIZED","detected":true,"match":"jane@example.com","type":"EMAIL"}]},"invocationMetrics":{"guardrailCoverage":{"textCharacters":{"guarded":61,"total":61}},"guardrailProcessingLatency":212,"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}}}],"guardrailCoverage":{"textCharacters":{"guarded":61,"total":61}},"outputs":[{"text":"Sorry, I cannot help with investment advice."}],"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}};

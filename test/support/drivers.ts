@@ -156,7 +156,8 @@ function openaiResponses(label: string, fromDir: string): SdkDriver {
   };
 }
 
-function anthropicMessages(label: string, fromDir: string): SdkDriver {
+/** `messages.create`, or `beta.messages.create` (the same request and answer, audited as its own action). */
+function anthropicMessages(label: string, fromDir: string, resource: 'messages' | 'beta.messages' = 'messages'): SdkDriver {
   return {
     label,
     provider: 'anthropic',
@@ -165,11 +166,11 @@ function anthropicMessages(label: string, fromDir: string): SdkDriver {
     moduleId: '@anthropic-ai/sdk',
     fromDir,
     model: 'claude-haiku-4-5',
-    action: 'messages.create',
+    action: `${resource}.create`,
     makeClient: (sdk, fake) =>
       new (sdk.Anthropic ?? sdk.default ?? sdk)({ apiKey: 'sk-ant-test-key', baseURL: fake.anthropicBaseURL, maxRetries: 0 }),
     call: (client, o = {}) =>
-      client.messages.create(
+      (resource === 'messages' ? client.messages : client.beta.messages).create(
         {
           model: 'claude-haiku-4-5',
           max_tokens: 64,
@@ -270,6 +271,7 @@ export const drivers: SdkDriver[] = [
   openaiCompletions('openai 4 completions (legacy)', versions('openai-4')),
   anthropicMessages('anthropic 1.17 messages', versions('anthropic-1-latest')),
   anthropicMessages('anthropic 1.12 messages', repoRoot),
+  anthropicMessages('anthropic 1.17 beta.messages', versions('anthropic-1-latest'), 'beta.messages'),
   anthropicMessages('anthropic 0.39 messages', versions('anthropic-0')),
   googleGenerate('@google/genai 2.32 models.generateContent', repoRoot),
   googleGenerate('@google/genai 3.6 models.generateContent', versions('google-genai-3')),

@@ -8,7 +8,7 @@
  *   fake.enqueue({ json: recordings.converseClaude });
  *
  * Routes (POST, as the SDK sends them): /model/{modelId}/converse, /converse-stream, /invoke,
- * /invoke-with-response-stream. Wire format as the service's: JSON bodies with `x-amzn-RequestId`;
+ * /invoke-with-response-stream, /count-tokens, and /guardrail/{id}/version/{version}/apply. Wire format as the service's: JSON bodies with `x-amzn-RequestId`;
  * errors with their status, an `x-amzn-ErrorType` header and `{"message": ...}`; streams as
  * `application/vnd.amazon.eventstream`, each message encoded by the AWS SDK's own codec
  * (@smithy/eventstream-codec) with `:event-type`, `:content-type` and `:message-type` headers,
@@ -45,9 +45,9 @@ export interface BedrockScenario {
 
 export interface BedrockRequest {
   path: string;
-  /** The model id from the path, decoded. */
+  /** The model id from the path, decoded (ApplyGuardrail: the guardrail id). */
   modelId: string;
-  route: 'converse' | 'converse-stream' | 'invoke' | 'invoke-with-response-stream';
+  route: 'converse' | 'converse-stream' | 'invoke' | 'invoke-with-response-stream' | 'count-tokens' | 'apply-guardrail';
   headers: IncomingMessage['headers'];
   rawBody: string;
   body: any;
@@ -88,6 +88,10 @@ function defaultAnswer(route: BedrockRequest['route'], modelId: string): { json?
       return { json: family === 'nova' ? recordings.invokeNova : family === 'llama' ? recordings.invokeLlama : recordings.invokeClaude };
     case 'invoke-with-response-stream':
       return { events: family === 'nova' ? recordings.invokeStreamNova : family === 'llama' ? recordings.invokeStreamLlama : recordings.invokeStreamClaude };
+    case 'count-tokens':
+      return { json: recordings.countTokens };
+    case 'apply-guardrail':
+      return { json: recordings.applyGuardrailNone };
   }
 }
 
@@ -118,7 +122,8 @@ function exceptionMessage(): Uint8Array {
   });
 }
 
-const ROUTE = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/;
+const ROUTE = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$/;
+const GUARDRAIL_ROUTE = /^\/guardrail\/([^/]+)\/version\/[^/]+\/apply$/;
 
 export async function startFakeBedrock(): Promise<FakeBedrock> {
   const queue: BedrockScenario[] = [];
@@ -131,7 +136,8 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
     req.on('end', () => {
       const rawBody = Buffer.concat(chunks).toString('utf8');
       const path = (req.url ?? '').split('?')[0]!;
-      const match = ROUTE.exec(path);
+      const guardrail = GUARDRAIL_ROUTE.exec(path);
+      const match = guardrail !== null ? ([path, guardrail[1], 'apply-guardrail'] as const) : ROUTE.exec(path);
       const requestId = randomUUID();
       const error = (status: number, type: string, message: string): void => {
         const body = JSON.stringify({ message });
@@ -157,7 +163,7 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
         return;
       }
       const answer = { ...defaultAnswer(request.route, request.modelId), ...scenario };
-      if (request.route === 'converse' || request.route === 'invoke') {
+      if (request.route !== 'converse-stream' && request.route !== 'invoke-with-response-stream') {
         const text = JSON.stringify(answer.json);
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-amzn-requestid': requestId });
         res.end(text);

@@ -16,7 +16,8 @@
  * /v1/moderations, /v1/images/generations and /edits, /v1/audio/transcriptions, /translations and
  * /speech, /v1/files (and GET /v1/files/{id}/content), /v1/batches (OpenAI; multipart uploads are
  * parsed, see the section on the other operations),
- * /v1/messages (Anthropic), also under the Azure OpenAI, Bedrock and Vertex AI URL shapes
+ * /v1/messages, /v1/messages/count_tokens and the Message Batches (create, GET retrieve and
+ * results; see the Anthropic section) (Anthropic), also under the Azure OpenAI, Bedrock and Vertex AI URL shapes
  * (./platform-routes.ts), and the Gemini API and Vertex AI model methods
  * (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
  * `:batchEmbedContents`; Vertex `/v1beta1/[projects/{p}/locations/{l}/]publishers/google/models/{model}:`
@@ -105,6 +106,12 @@ export interface Scenario {
   model?: string;
   /** Response id (default: generated, chatcmpl- / resp_ / msg_ prefixed). */
   responseId?: string;
+  /**
+   * Anthropic `messages.batches.create`: the result type of each request, in request order, when
+   * its results are read (default `succeeded` for all). A succeeded result is this scenario's
+   * message (text, usage, model).
+   */
+  batchResults?: Array<'succeeded' | 'errored' | 'canceled' | 'expired'>;
   /**
    * Answer with these exact bytes (a response recorded from a real provider) instead of building
    * one; status 200 unless `status` says otherwise.
@@ -1323,6 +1330,105 @@ function handleMessages(ctx: Ctx): Promise<void> | void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Anthropic: token counting and Message Batches
+//
+// Shapes from the Anthropic API reference (docs.claude.com: "Count tokens in a Message", "Create a
+// Message Batch", "Retrieve a Message Batch", "Retrieve Message Batch Results" and its JSONL
+// example) and the @anthropic-ai/sdk types they are generated with (anthropic-sdk-typescript, MIT:
+// MessageTokensCount, MessageBatch, MessageBatchIndividualResponse). A batch is "ended" as soon as
+// it is created: retrieving it gives its `results_url`, which the SDK then reads as JSONL.
+// ---------------------------------------------------------------------------------------------
+
+function handleCountTokens(ctx: Ctx): void {
+  requireModel(ctx.body);
+  if (!Array.isArray(ctx.body.messages)) throw new ProviderError(400, 'messages: Field required');
+  sendJson(ctx, 200, { input_tokens: expectedUsage(ctx.scenario).input });
+}
+
+interface StoredBatch {
+  id: string;
+  createdAt: string;
+  /** Per request: its custom_id, the result type and the message a success answers with. */
+  results: Array<{ customId: string; type: string; message: Json }>;
+}
+
+const BATCHES = new Map<string, StoredBatch>();
+
+function batchObject(batch: StoredBatch, ended: boolean, origin: string): Json {
+  const count = (type: string): number => (ended ? batch.results.filter((r) => r.type === type).length : 0);
+  return {
+    id: batch.id,
+    type: 'message_batch',
+    processing_status: ended ? 'ended' : 'in_progress',
+    request_counts: { processing: ended ? 0 : batch.results.length, succeeded: count('succeeded'), errored: count('errored'), canceled: count('canceled'), expired: count('expired') },
+    ended_at: ended ? batch.createdAt : null,
+    created_at: batch.createdAt,
+    expires_at: new Date(Date.parse(batch.createdAt) + 86_400_000).toISOString(),
+    archived_at: null,
+    cancel_initiated_at: null,
+    results_url: ended ? `${origin}/v1/messages/batches/${batch.id}/results` : null,
+  };
+}
+
+function handleBatchCreate(ctx: Ctx): void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.requests) || body.requests.length === 0) throw new ProviderError(400, 'requests: Field required');
+  const wire = anthropicWireUsage(scenario);
+  const results = body.requests.map((request: any, index: number) => {
+    if (typeof request?.custom_id !== 'string') throw new ProviderError(400, `requests.${index}.custom_id: Field required`);
+    const params = request.params ?? {};
+    if (typeof params.model !== 'string' || typeof params.max_tokens !== 'number' || !Array.isArray(params.messages)) {
+      throw new ProviderError(400, `requests.${index}.params: model, max_tokens and messages are required`);
+    }
+    const message: Json = {
+      id: `msg_01${base62(22)}`,
+      type: 'message',
+      role: 'assistant',
+      model: expectedModel('messages', params.model, scenario),
+      content: [{ type: 'text', text: expectedText(scenario) }],
+      stop_reason: 'end_turn',
+      stop_sequence: null,
+      usage: { ...wire, service_tier: 'batch' },
+    };
+    return { customId: request.custom_id, type: scenario.batchResults?.[index] ?? 'succeeded', message };
+  });
+  const batch: StoredBatch = { id: `msgbatch_01${base62(22)}`, createdAt: new Date().toISOString(), results };
+  BATCHES.set(batch.id, batch);
+  sendJson(ctx, 200, batchObject(batch, false, ''));
+}
+
+/** GET /v1/messages/batches/{id} and /v1/messages/batches/{id}/results. */
+function handleBatchGet(ctx: Ctx, id: string, results: boolean): void {
+  const batch = BATCHES.get(id);
+  if (batch === undefined) throw new ProviderError(404, `Batch ${id} not found`, 'not_found_error');
+  if (!results) {
+    sendJson(ctx, 200, batchObject(batch, true, `http://${ctx.res.req.headers.host ?? '127.0.0.1'}`));
+    return;
+  }
+  const lines = batch.results.map((r) => {
+    const result =
+      r.type === 'succeeded'
+        ? { type: 'succeeded', message: r.message }
+        : r.type === 'errored'
+          ? { type: 'errored', error: { type: 'error', error: { type: 'invalid_request_error', message: 'max_tokens: Input should be greater than or equal to 1' }, request_id: null } }
+          : { type: r.type };
+    return JSON.stringify({ custom_id: r.customId, result });
+  });
+  const text = lines.join('\n') + '\n';
+  ctx.res.writeHead(200, { ...baseHeaders(ctx), 'content-type': 'application/binary', 'content-length': String(Buffer.byteLength(text)) });
+  ctx.res.end(text);
+}
+
+const BATCH_PATH = /^\/v1\/messages\/batches\/([A-Za-z0-9_]+)(\/results)?$/;
+
+/** The Anthropic GET routes: a Message Batch and its results. */
+function getRoute(path: string) {
+  const match = BATCH_PATH.exec(path);
+  if (match === null) return undefined;
+  return { provider: 'anthropic' as const, noScenario: true, get: true, handle: (ctx: Ctx) => handleBatchGet(ctx, match[1]!, match[2] !== undefined) };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Google: the Gemini API (`/v1beta/models/...`) and Vertex AI (`/v1beta1/...publishers/google/models/...`)
 //
 // Shapes from the recordings googleapis/js-genai publishes (test/system/recordings/*.json,
@@ -1550,6 +1656,8 @@ const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise
   '/v1/files': { provider: 'openai', handle: handleFileUpload },
   '/v1/batches': { provider: 'openai', handle: handleBatches },
   '/v1/messages': { provider: 'anthropic', handle: handleMessages },
+  '/v1/messages/count_tokens': { provider: 'anthropic', handle: handleCountTokens },
+  '/v1/messages/batches': { provider: 'anthropic', handle: handleBatchCreate },
   '/mistral/v1/chat/completions': { provider: 'mistral', handle: handleMistralChat },
   '/mistral/v1/embeddings': { provider: 'mistral', handle: handleMistralEmbeddings },
 };
@@ -1613,7 +1721,9 @@ export function startFakeProvider(): Promise<FakeProvider> {
         ? (ROUTES[platform?.route ?? path] ?? geminiRoute(path))
         : fileContent !== null
           ? { provider: 'openai' as const, handle: (c: Ctx) => handleFileContent(c, fileContent[1]!), noScenario: true, get: true }
-          : undefined;
+          : method === 'GET'
+            ? getRoute(path)
+            : undefined;
     const provider: Provider =
       route?.provider ??
       (req.headers['x-goog-api-key'] !== undefined

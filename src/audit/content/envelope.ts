@@ -363,11 +363,19 @@ export function defaultKeystorePath(masterKeyPath: string): string {
   return join(dirname(masterKeyPath), DEFAULT_KEYSTORE_NAME);
 }
 
+/**
+ * Where the keystore is, the one rule for the application and the CLI: the flag, else
+ * LLM_AUDIT_CONTENT_KEYSTORE, else beside the (first) master key file; undefined with none of them.
+ */
+export function keystorePathFrom(flag: string | undefined, env: NodeJS.ProcessEnv, masterKeyPath: string | undefined): string | undefined {
+  return flag ?? (env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || (masterKeyPath !== undefined ? defaultKeystorePath(masterKeyPath) : undefined));
+}
+
 export const CONTENT_MODES = ['off', 'encrypted'] as const;
 export type ContentMode = (typeof CONTENT_MODES)[number];
 
 /** `LLM_AUDIT_CONTENT`: unset, "" or "off"/"none"/"hash" (the default: hashes only) = off; "encrypted" = on. */
-export function contentModeFromEnv(env: NodeJS.ProcessEnv = process.env): ContentMode {
+export function contentModeFromEnv(env: NodeJS.ProcessEnv): ContentMode {
   const raw = env.LLM_AUDIT_CONTENT?.trim().toLowerCase();
   if (raw === undefined || raw === '' || raw === 'off' || raw === 'none' || raw === 'hash') return 'off';
   if (raw === 'encrypted') return 'encrypted';
@@ -375,7 +383,7 @@ export function contentModeFromEnv(env: NodeJS.ProcessEnv = process.env): Conten
 }
 
 /** Paths of `LLM_AUDIT_CONTENT_OLD_KEYS` (comma-separated; blanks ignored). */
-export function oldKeyPathsFromEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+export function oldKeyPathsFromEnv(env: NodeJS.ProcessEnv): string[] {
   return (env.LLM_AUDIT_CONTENT_OLD_KEYS ?? '')
     .split(',')
     .map((p) => p.trim())
@@ -397,7 +405,7 @@ export function oldKeyPathsFromEnv(env: NodeJS.ProcessEnv = process.env): string
  * process at startup instead of failing on the first call.
  * @throws ContentError CONTENT_CONFIG_INVALID, CONTENT_KEY_MISSING, CONTENT_KEY_INVALID, CONTENT_KEYSTORE_IO
  */
-export function contentCipherFromEnv(env: NodeJS.ProcessEnv = process.env): ContentCipher | undefined {
+export function contentCipherFromEnv(env: NodeJS.ProcessEnv): ContentCipher | undefined {
   if (contentModeFromEnv(env) === 'off') return undefined;
   const keyPath = env.LLM_AUDIT_CONTENT_KEY?.trim();
   if (!keyPath) {
@@ -406,7 +414,7 @@ export function contentCipherFromEnv(env: NodeJS.ProcessEnv = process.env): Cont
   const keyId = env.LLM_AUDIT_CONTENT_KEY_ID?.trim() || undefined;
   const masterKey = loadContentMasterKey(keyPath, keyId);
   const oldKeys = oldKeyPathsFromEnv(env).map((path) => loadContentMasterKey(path));
-  const keystorePath = env.LLM_AUDIT_CONTENT_KEYSTORE?.trim() || defaultKeystorePath(keyPath);
+  const keystorePath = keystorePathFrom(undefined, env, keyPath)!;
   checkKeystoreDir(keystorePath);
   return createContentCipher({ masterKey, oldKeys, keystorePath });
 }

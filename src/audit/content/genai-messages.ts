@@ -27,7 +27,6 @@
  */
 import { createHash } from 'node:crypto';
 import type { RequestWalker } from '../../core/types';
-import type { RequestKind } from '../sanitize/messages';
 
 export type GenAIPart =
   | { type: 'text'; content: string; [extra: string]: unknown }
@@ -58,9 +57,6 @@ export interface ContentPayload {
   output_messages?: unknown[];
 }
 
-/** The built-in request kinds: the sanitizer's (`src/audit/sanitize`), one definition for both. */
-export type ContentRequestKind = RequestKind;
-
 /** The content of one request: what a provider's RequestWalker.content returns. */
 export interface RequestContent {
   system_instructions?: GenAIPart[];
@@ -86,23 +82,18 @@ function ctxOf(options: ConvertOptions | undefined): Ctx {
 // --- entry points --------------------------------------------------------------------------------
 
 /**
- * The system instructions and input messages of one request, by SDK method family. Never throws;
- * `system_instructions` is absent when the request has none.
+ * The system instructions and input messages of one request, as its provider's walker reads them.
+ * Never throws; `system_instructions` is absent when the request has none.
  */
 export function requestContent(
-  kind: ContentRequestKind | RequestWalker,
+  kind: RequestWalker,
   params: unknown,
   options?: ConvertOptions,
 ): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
   try {
     const p = isObj(params) ? params : {};
-    if (typeof kind === 'object') return kind.content(p, contentParts(options));
-    switch (kind) {
-      case 'anthropic.messages':
-        return withSystem(anthropicSystem(p.system, options), anthropicMessages(p.messages, options));
-      default:
-        return { input_messages: [{ role: 'unknown', parts: [unknownPart(params)] }] };
-    }
+    if (typeof kind?.content === 'function') return kind.content(p, contentParts(options));
+    return { input_messages: [{ role: 'unknown', parts: [unknownPart(params)] }] };
   } catch {
     // Unreachable by construction (every helper is total); kept so a future edit cannot make a
     // converter throw into the instrumented call.
@@ -116,7 +107,7 @@ export function requestContent(
  * call produced none, e.g. embeddings or an error before any output).
  */
 export function contentPayload(
-  kind: ContentRequestKind | RequestWalker,
+  kind: RequestWalker,
   params: unknown,
   output?: unknown,
   options?: ConvertOptions,
@@ -128,13 +119,6 @@ export function contentPayload(
   const out = outputMessages(output);
   if (out !== undefined) payload.output_messages = out;
   return payload;
-}
-
-function withSystem(
-  system: GenAIPart[] | undefined,
-  input: GenAIInputMessage[],
-): { system_instructions?: GenAIPart[]; input_messages: GenAIInputMessage[] } {
-  return system === undefined ? { input_messages: input } : { system_instructions: system, input_messages: input };
 }
 
 /**
@@ -219,92 +203,6 @@ export function tokensPart(tokens: number[]): GenAIPart {
   return { type: 'tokens', content: tokens.slice() };
 }
 
-// --- Anthropic messages --------------------------------------------------------------------------
-
-/** `system` of `messages.create`: a string or text blocks. */
-export function anthropicSystem(system: unknown, options?: ConvertOptions): GenAIPart[] | undefined {
-  if (system === undefined || system === null) return undefined;
-  if (typeof system === 'string') return [{ type: 'text', content: system }];
-  return anthropicContent(system, ctxOf(options));
-}
-
-/** `messages` of `messages.create`. */
-export function anthropicMessages(messages: unknown, options?: ConvertOptions): GenAIInputMessage[] {
-  const ctx = ctxOf(options);
-  if (!Array.isArray(messages)) return messages === undefined || messages === null ? [] : [{ role: 'unknown', parts: [unknownPart(messages)] }];
-  return messages.map((m) =>
-    safeMessage(() => {
-      if (!isObj(m)) return { role: 'unknown', parts: [unknownPart(m)] };
-      return { role: typeof m.role === 'string' ? m.role : 'unknown', parts: anthropicContent(m.content, ctx) };
-    }),
-  );
-}
-
-function anthropicContent(content: unknown, ctx: Ctx): GenAIPart[] {
-  if (content === undefined || content === null) return [];
-  if (typeof content === 'string') return [{ type: 'text', content }];
-  if (!Array.isArray(content)) return [unknownPart(content)];
-  return content.map((block) => safePart(() => anthropicBlock(block, ctx)));
-}
-
-function anthropicBlock(block: unknown, ctx: Ctx): GenAIPart {
-  if (typeof block === 'string') return { type: 'text', content: block };
-  if (!isObj(block)) return unknownPart(block);
-  switch (block.type) {
-    case 'text':
-      return typeof block.text === 'string' ? { type: 'text', content: block.text } : unknownPart(block);
-    case 'image':
-    case 'document': {
-      const modality = block.type === 'image' ? 'image' : 'document';
-      const part = anthropicSource(block.source, modality, ctx);
-      if (part === undefined) return unknownPart(block);
-      if (typeof block.title === 'string') (part as Obj).title = block.title;
-      return part;
-    }
-    case 'tool_use':
-      return toolCall(block.id, typeof block.name === 'string' ? block.name : '', block.input);
-    case 'server_tool_use':
-      return { type: 'server_tool_call', id: strOrNull(block.id), name: typeof block.name === 'string' ? block.name : '', server_tool_call: { type: String(block.name ?? 'unknown'), input: jsonSafe(block.input) } };
-    case 'tool_result': {
-      const response = typeof block.content === 'string' ? block.content : block.content === undefined ? null : anthropicContent(block.content, ctx);
-      const part: GenAIPart = { type: 'tool_call_response', id: strOrNull(block.tool_use_id), response };
-      if (block.is_error === true) part.is_error = true;
-      return part;
-    }
-    case 'thinking':
-      // The signature is opaque provider data and is not copied.
-      return typeof block.thinking === 'string' ? { type: 'reasoning', content: block.thinking } : unknownPart(block);
-    case 'redacted_thinking':
-      // Encrypted by the provider; nothing readable to keep.
-      return { type: 'reasoning', content: '', redacted: true };
-    default:
-      return unknownPart(block);
-  }
-}
-
-function anthropicSource(source: unknown, modality: string, ctx: Ctx): GenAIPart | undefined {
-  if (!isObj(source)) return undefined;
-  const mime = typeof source.media_type === 'string' ? source.media_type : undefined;
-  switch (source.type) {
-    case 'base64':
-      return typeof source.data === 'string' ? base64Part(source.data, modality, mime, ctx) : undefined;
-    case 'url':
-      return typeof source.url === 'string' ? { type: 'uri', modality, ...(mime ? { mime_type: mime } : {}), uri: source.url } : undefined;
-    case 'file':
-      return typeof source.file_id === 'string' ? { type: 'file', modality, file_id: source.file_id } : undefined;
-    case 'text':
-      // A plain-text document is text the model reads.
-      return typeof source.data === 'string' ? { type: 'text', content: source.data } : undefined;
-    case 'content': {
-      const parts = anthropicContent(source.content, ctx);
-      const text = parts.every((p) => p.type === 'text') ? parts.map((p) => (p as { content: string }).content).join('\n') : undefined;
-      return text !== undefined ? { type: 'text', content: text } : { type: 'unknown', provider_type: 'content', value: jsonSafe(parts) };
-    }
-    default:
-      return undefined;
-  }
-}
-
 // --- shared parts --------------------------------------------------------------------------------
 
 function toolCall(id: unknown, name: string, args: unknown): GenAIPart {
@@ -384,15 +282,6 @@ function safePart(convert: () => GenAIPart): GenAIPart {
     return convert();
   } catch {
     return { type: 'unknown', value: '[unreadable]' };
-  }
-}
-
-/** Runs a message converter, likewise. */
-function safeMessage(convert: () => GenAIInputMessage): GenAIInputMessage {
-  try {
-    return convert();
-  } catch {
-    return { role: 'unknown', parts: [{ type: 'unknown', value: '[unreadable]' }] };
   }
 }
 

@@ -12,6 +12,7 @@ export {
   contentModeFromEnv,
   createContentCipher,
   defaultKeystorePath,
+  keystorePathFrom,
   isContentEnvelope,
   oldKeyPathsFromEnv,
   parseEnvelope,
@@ -23,15 +24,12 @@ export {
   type SealContext,
 } from './envelope';
 export {
-  anthropicMessages,
-  anthropicSystem,
   contentPayload,
   embeddingsInput,
   jsonSafe,
   outputMessages,
   requestContent,
   type ContentPayload,
-  type ContentRequestKind,
   type ConvertOptions,
   type GenAIInputMessage,
   type GenAIOutputMessage,

@@ -315,7 +315,7 @@ function pickInCluster(cluster: Span[], priority: ReadonlyMap<string, number>): 
 const MODES: readonly SanitizeMode[] = ['off', 'detect', 'redact'];
 
 /** `LLM_AUDIT_SANITIZE`: `off` (default, also when unset or empty), `detect` or `redact`, any case. Throws on anything else. */
-export function sanitizeModeFromEnv(env: NodeJS.ProcessEnv = process.env): SanitizeMode {
+export function sanitizeModeFromEnv(env: NodeJS.ProcessEnv): SanitizeMode {
   const raw = env['LLM_AUDIT_SANITIZE'];
   if (raw === undefined) return 'off';
   const value = raw.trim().toLowerCase();

@@ -10,4 +10,4 @@ export {
   type Sanitizer,
   type SanitizerOptions,
 } from './detectors';
-export { builtinWalker, readingWalk, sanitizeRequest, type RequestKind, type SanitizeLocationFinding, type SanitizeResult, type TextWalk } from './messages';
+export { readingWalk, sanitizeRequest, type SanitizeLocationFinding, type SanitizeResult, type TextWalk } from './messages';

@@ -3,18 +3,17 @@
  * `redact` mode builds the params to send instead: copy-on-write, so the caller's object is never
  * mutated and unchanged branches are shared, not copied.
  *
- * What is scanned is decided per field, from the SDK request types (openai 6, @anthropic-ai/sdk 1):
- * user-visible text, tool call arguments and tool results. Binary and opaque fields are never
- * touched: images, audio, files, base64 documents, Anthropic thinking blocks (signed) and OpenAI
- * reasoning items (encrypted). Anything of an unexpected shape is left alone and not counted.
+ * What is scanned is decided per field by each provider's request walker
+ * (src/instrumentations/<provider>/request.ts) from the SDK's request types: user-visible text,
+ * tool call arguments and tool results. Binary and opaque fields are never touched (images, audio,
+ * files, signed or encrypted reasoning). Anything of an unexpected shape is left alone and not
+ * counted. This module is the walk they run: the scanning and copy-on-write rewriting.
  *
  * Locations name the field (`messages[1].content[0].text`), never its value.
  */
 
 import type { Sanitizer } from './detectors';
 import type { RequestWalker } from '../../core/types';
-
-export type RequestKind = 'anthropic.messages';
 
 export interface SanitizeLocationFinding {
   type: string;
@@ -216,59 +215,6 @@ function parseJson(text: string): { value: unknown } | undefined {
   }
 }
 
-// --- Anthropic messages ----------------------------------------------------------------------------
-
-const ANTHROPIC_ROLES: ReadonlySet<string> = new Set(['user', 'assistant']);
-
-function anthropicMessages(w: Walk, params: Obj): Obj {
-  let out = w.field(params, 'system', (system) => anthropicBlocks(w, system));
-  out = w.field(out, 'messages', (messages) =>
-    Array.isArray(messages)
-      ? w.array(messages, (m) => (isObj(m) && ANTHROPIC_ROLES.has(m['role'] as string) ? w.field(m, 'content', (c) => anthropicBlocks(w, c)) : m))
-      : messages,
-  );
-  return out;
-}
-
-/** A string or an array of content blocks. */
-function anthropicBlocks(w: Walk, content: unknown): unknown {
-  if (typeof content === 'string') return w.text(content);
-  if (!Array.isArray(content)) return content;
-  return w.array(content, (block) => anthropicBlock(w, block));
-}
-
-function anthropicBlock(w: Walk, block: unknown): unknown {
-  if (!isObj(block)) return block;
-  switch (block['type']) {
-    case 'text':
-      // `citations` quote documents sent earlier in the request; they are left as they are.
-      return w.textField(block, 'text');
-    case 'tool_use':
-      return w.field(block, 'input', (input) => w.json(input, 0, new Map()));
-    case 'tool_result':
-      return w.field(block, 'content', (content) => anthropicBlocks(w, content));
-    case 'document':
-      return anthropicDocument(w, block);
-    case 'search_result':
-      return w.field(block, 'content', (content) => anthropicBlocks(w, content));
-    default:
-      // image, thinking / redacted_thinking (signed), server tool blocks, container uploads.
-      return block;
-  }
-}
-
-function anthropicDocument(w: Walk, block: Obj): Obj {
-  let out = w.field(block, 'source', (source) => {
-    if (!isObj(source)) return source;
-    if (source['type'] === 'text') return w.textField(source, 'data');
-    if (source['type'] === 'content') return w.field(source, 'content', (content) => anthropicBlocks(w, content));
-    return source; // base64 / URL PDFs, file ids
-  });
-  out = w.textField(out, 'context');
-  out = w.textField(out, 'title');
-  return out;
-}
-
 const NO_FINDINGS: Sanitizer = { scan: () => [], redact: (text) => ({ text, findings: [] }) };
 
 /**
@@ -281,36 +227,17 @@ export function readingWalk(): TextWalk {
 
 // --- Entry point -----------------------------------------------------------------------------------
 
-const WALKERS: Readonly<Record<RequestKind, (w: Walk, params: Obj) => Obj>> = {
-  'anthropic.messages': anthropicMessages,
-};
-
-/**
- * A built-in walker, for a provider whose request embeds one of these shapes (Claude's InvokeModel
- * body on Bedrock), called from its RequestWalker.sanitize with the walk it was given: always this
- * module's Walk.
- */
-export function builtinWalker(kind: RequestKind): (w: TextWalk, params: Obj) => Obj {
-  return WALKERS[kind] as (w: TextWalk, params: Obj) => Obj;
-}
-
 /**
  * Scans the text of a request. In `detect` mode `params` is returned as is; in `redact` mode the
  * returned params are a copy with each finding replaced by `[TYPE]` (the same object when nothing
- * was found). The caller's object is never modified. Unknown kinds and non-object params are left
- * untouched with no findings. `kind` is a built-in kind or a provider's own RequestWalker.
+ * was found). The caller's object is never modified. Non-object params (and a walker of another
+ * shape) are left untouched with no findings. `kind`: the provider's RequestWalker.
  */
-export function sanitizeRequest(kind: RequestKind | RequestWalker, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
-  const walker =
-    typeof kind === 'object'
-      ? (w: Walk, p: Obj) => kind.sanitize(w, p)
-      : Object.prototype.hasOwnProperty.call(WALKERS, kind)
-        ? (WALKERS[kind] as ((w: Walk, params: Obj) => Obj) | undefined)
-        : undefined;
-  if (walker === undefined || !isObj(params)) {
+export function sanitizeRequest(kind: RequestWalker, params: unknown, sanitizer: Sanitizer, mode: 'detect' | 'redact'): SanitizeResult {
+  if (typeof kind?.sanitize !== 'function' || !isObj(params)) {
     return { params, findings: [], total: 0 };
   }
   const walk = new Walk(sanitizer, mode === 'redact');
-  const out = walker(walk, params);
+  const out = kind.sanitize(walk, params);
   return { params: mode === 'redact' ? out : params, findings: walk.findings, total: walk.total };
 }

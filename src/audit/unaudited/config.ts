@@ -16,7 +16,7 @@ export interface WatcherSettings {
  * to LLM_AUDIT_ON_FAILURE=block. Throws an Error naming the bad entry: a watcher that silently
  * watches fewer hosts than the operator listed would be the worse failure.
  */
-export function watcherSettings(options: { hosts?: string; block?: boolean }, env: NodeJS.ProcessEnv = process.env): WatcherSettings {
+export function watcherSettings(options: { hosts?: string; block?: boolean }, env: NodeJS.ProcessEnv): WatcherSettings {
   const origin = options.hosts === undefined ? 'LLM_AUDIT_LLM_HOSTS' : 'hosts';
   return {
     hosts: [
@@ -30,6 +30,6 @@ export function watcherSettings(options: { hosts?: string; block?: boolean }, en
 }
 
 /** Whether the operator chose fail-closed (`LLM_AUDIT_ON_FAILURE=block`), as the failure policy reads it. */
-export function failClosed(env: NodeJS.ProcessEnv = process.env): boolean {
+export function failClosed(env: NodeJS.ProcessEnv): boolean {
   return onFailureFromEnv(env) === 'block';
 }

@@ -58,6 +58,7 @@ export interface UnauditedWatcherOptions {
   meterProvider?: MeterProvider;
   /** Where the once-per-host warning goes. Default: stderr. */
   warn?: (line: string) => void;
+  /** The variables it reads (LLM_AUDIT_LLM_HOSTS, _PROVIDER_HOSTS, _ON_FAILURE). Default: none; `register` passes the process's. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -94,7 +95,7 @@ type OnSocket = (this: ClientRequest, socket: unknown, error?: unknown) => unkno
  * LLM_AUDIT_LLM_HOSTS, or `options.hosts`, has an entry that is not a host or host:port.
  */
 export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): () => void {
-  const settings = watcherSettings(options, options.env);
+  const settings = watcherSettings(options, options.env ?? {});
   const isLlmHost = hostMatcher(settings.hosts);
   const llmTarget = (target: Target | undefined) => (target !== undefined && isLlmHost(target.host, target.port) ? target : undefined);
   // undici gives the origin as a string: parsed and matched once per origin.

@@ -97,7 +97,7 @@ export const converseWalker: RequestWalker = {
 };
 
 /** One ContentBlock / SystemContentBlock / ToolResultContentBlock: the block to send, its parts pushed. */
-function contentBlock(w: TextWalk, block: unknown, parts: GenAIPart[], make: ContentParts | undefined): unknown {
+export function contentBlock(w: TextWalk, block: unknown, parts: GenAIPart[], make: ContentParts | undefined): unknown {
   if (!isObj(block)) {
     parts.push(unknownPart(block));
     return block;

@@ -37,7 +37,7 @@ const POLICIES: ReadonlyArray<[policy: string, list: string, label: string]> = [
   ['contextualGroundingPolicy', 'filters', 'type'],
 ];
 
-function assessmentEvents(out: ProviderGuardrail[], guardrailId: string, stage: 'input' | 'output', assessment: unknown): void {
+export function assessmentEvents(out: ProviderGuardrail[], guardrailId: string, stage: 'input' | 'output', assessment: unknown): void {
   if (!isObj(assessment)) return;
   for (const [policy, list, label] of POLICIES) {
     const section = assessment[policy];

@@ -2,8 +2,8 @@
  * @aws-sdk/client-bedrock-runtime 3.x. Every call of an AWS SDK v3 client goes through
  * `client.send(command)` (the aggregated `BedrockRuntime` class's `converse()` & co. call it too),
  * so `BedrockRuntimeClient.prototype.send` is wrapped, and each call is audited as the operation
- * its command names: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream. Other
- * commands (ApplyGuardrail, CountTokens, async invocations) pass through.
+ * its command names: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream,
+ * CountTokens and ApplyGuardrail (./operations.ts). Other commands (async invocations) pass through.
  *
  * `send` returns a plain promise, so a request is held for the guardrail hooks by calling `send`
  * only once they have decided (core/sdk-adapter.ts promiseAdapter): nothing is serialized, signed
@@ -17,25 +17,13 @@ import * as A from '../../semconv';
 import type { AuditedMethodOptions, MethodRoute } from '../../core/patch';
 import type { ProviderPatch } from '../../core/provider';
 import { observeAsyncIterable, promiseAdapter, type SdkAdapter } from '../../core/sdk-adapter';
-import { contentParts } from '../../audit/content/genai-messages';
-import type { OperationSpec, RequestWalker } from '../../core/types';
+import { promptFromContent } from '../../core/request-walk';
+import type { OperationSpec } from '../../core/types';
 import { ConverseStreamAccumulator, converseRequestAttributes, converseWalker, isObj, summarizeConverse, type Obj } from './converse';
 import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
+import { applyGuardrailRequest, countTokensRequest, guardrailRequestAttributes, summarizeApplyGuardrail, summarizeCountTokens } from './operations';
 
-/**
- * What the hashes cover: the request's content as the walker reads it, in the GenAI conventions'
- * shapes (what an encrypted envelope holds as `system_instructions` and `input_messages`, binary
- * data as digests), so that a decrypted envelope lets an auditor recompute the hashes.
- */
-function promptOf(request: RequestWalker): OperationSpec['prompt'] {
-  return (params) => {
-    const content = request.content(isObj(params) ? params : {}, hashParts);
-    return { system: content.system_instructions, input: content.input_messages };
-  };
-}
-
-/** The default part builders (binary data as digests), whatever the envelope's options: the hashes do not depend on them. */
-const hashParts = contentParts();
+// What the hashes cover: the request's content as each walker reads it (core/request-walk.ts).
 
 const modelId = (params: any): string | undefined => (typeof params?.modelId === 'string' ? params.modelId : undefined);
 
@@ -47,14 +35,14 @@ const converse: OperationSpec = {
   isStream: () => false,
   requestModel: modelId,
   requestAttributes: converseRequestAttributes,
-  prompt: promptOf(converseWalker),
+  prompt: promptFromContent(converseWalker),
   summarize: summarizeConverse,
   accumulator: () => new ConverseStreamAccumulator(),
 };
 
 const converseStream: OperationSpec = { ...converse, action: 'ConverseStream', isStream: () => true };
 
-const invokePrompt = promptOf(invokeModelRequest);
+const invokePrompt = promptFromContent(invokeModelRequest);
 
 const invokeModel: OperationSpec = {
   ...converse,
@@ -68,12 +56,38 @@ const invokeModel: OperationSpec = {
 
 const invokeModelStream: OperationSpec = { ...invokeModel, action: 'InvokeModelWithResponseStream', isStream: () => true };
 
+/** CountTokens and ApplyGuardrail: content leaves, no model generates (./operations.ts). */
+const countTokens: OperationSpec = {
+  ...converse,
+  operationName: 'count_tokens',
+  action: 'CountTokens',
+  requestKind: countTokensRequest,
+  requestAttributes: () => undefined,
+  prompt: promptFromContent(countTokensRequest),
+  pricing: 'free',
+  summarize: summarizeCountTokens,
+};
+
+const applyGuardrail: OperationSpec = {
+  ...converse,
+  operationName: 'apply_guardrail',
+  action: 'ApplyGuardrail',
+  requestKind: applyGuardrailRequest,
+  requestModel: () => undefined,
+  requestAttributes: guardrailRequestAttributes,
+  prompt: promptFromContent(applyGuardrailRequest),
+  pricing: { unpriced: 'ApplyGuardrail is billed per text unit of each policy' },
+  summarize: summarizeApplyGuardrail,
+};
+
 /** The operations by command class name, with where a stream's events sit in the command's output. */
 const OPERATIONS: Readonly<Record<string, { spec: OperationSpec; stream?: 'stream' | 'body' }>> = {
   ConverseCommand: { spec: converse },
   ConverseStreamCommand: { spec: converseStream, stream: 'stream' },
   InvokeModelCommand: { spec: invokeModel },
   InvokeModelWithResponseStreamCommand: { spec: invokeModelStream, stream: 'body' },
+  CountTokensCommand: { spec: countTokens },
+  ApplyGuardrailCommand: { spec: applyGuardrail },
 };
 
 /**

@@ -3,7 +3,7 @@
  * provider's own JSON (a string or bytes), so its shape depends on the model family:
  *
  * - `anthropic`: the Anthropic Messages API body (`anthropic_version`, `system`, `messages`);
- *   responses and stream chunks are Anthropic's own (src/instrumentations/anthropic.ts maps them).
+ *   responses and stream chunks are Anthropic's own (src/instrumentations/anthropic/ maps them).
  * - `converse`: Amazon Nova, whose body is Converse-shaped (./converse.ts).
  * - `llama` (Meta), `titan` (Amazon Titan Text), `mistral` (Mistral's text models): a `prompt` /
  *   `inputText` string in, generated text out.
@@ -14,13 +14,13 @@
  * prefixes removed), else from the body's shape (application inference profiles name no model).
  */
 import type { Attributes } from '@opentelemetry/api';
-import { requestContent, type RequestContent } from '../../audit/content';
-import type { ContentParts } from '../../audit/content/genai-messages';
-import { builtinWalker, type TextWalk } from '../../audit/sanitize';
+import type { ContentParts, RequestContent } from '../../audit/content/genai-messages';
+import type { TextWalk } from '../../audit/sanitize';
 import * as A from '../../semconv';
 import type { OutputPart, RequestWalker, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import { definedNumber, withFinish, setRequestSettings } from '../../core/values';
-import { anthropicMessagesSpec } from '../anthropic';
+import { anthropicMessagesSpec } from '../anthropic/specs';
+import { messagesRequest } from '../anthropic/request';
 import {
   ConverseStreamAccumulator,
   contentOf,
@@ -113,7 +113,8 @@ function familyOf(params: Obj, body: Body): Family {
 function walkBody(w: TextWalk, family: Family, body: Obj, make?: ContentParts): { body: Obj; content: RequestContent } {
   switch (family) {
     case 'anthropic':
-      return { body: builtinWalker('anthropic.messages')(w, body), content: requestContent('anthropic.messages', body, make?.options) };
+      // The content only where it is asked for (the sanitizer's walk passes no part builders).
+      return { body: messagesRequest.sanitize(w, body), content: make !== undefined ? messagesRequest.content(body, make) : { input_messages: [] } };
     case 'converse': {
       const walked = converseRequest(w, body, make);
       return { body: walked.params, content: contentOf(walked) };

@@ -3,7 +3,7 @@
  *
  * The @ai-sdk providers call `fetch` themselves, so the openai / anthropic patches see none of
  * their calls. The seam is the model object the application passes: every model call of `ai` goes
- * through its `doGenerate` / `doStream` / `doEmbed` (the specification `wrapLanguageModel`
+ * through its `doGenerate` / `doStream` / `doEmbed` / `doRerank` (the specification `wrapLanguageModel`
  * middleware builds on), with telemetry on or off. The exported functions that take a model are
  * wrapped so that the model they get is a proxy whose `do*` methods are audited calls: one audit
  * record per model call (each step of a multi-step `generateText`, each retry, each chunk of
@@ -21,12 +21,17 @@ import { serverFromURL } from '../provider-hosts';
 import type { AuditedCall, AuditServices, ServerInfo } from '../../core/audited-call';
 import { observeReadableStream } from '../../core/readable-stream';
 import { promiseAdapter } from '../../core/sdk-adapter';
-import { embeddingSpec, languageSpec, providerName, type ModelInfo } from './specs';
+import { embeddingSpec, languageSpec, mediaSpec, providerName, type ModelInfo, type ModelKind } from './specs';
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
-/** The exported functions that take a model: a language model (`prepareStep` may return one too) or an embedding model. */
-const ENTRY_POINTS: ReadonlyArray<readonly [string, 'language' | 'embedding']> = [
+/**
+ * The exported functions that take a model: a language model (`prepareStep` may return one too),
+ * an embedding, image, speech, transcription or reranking model. Each version exports the names it
+ * has (ai 5: the `experimental_` media functions; 6: `generateImage` and `rerank` too; 7: also
+ * `generateSpeech` and `transcribe`).
+ */
+const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind]> = [
   ['generateText', 'language'],
   ['streamText', 'language'],
   ['generateObject', 'language'],
@@ -34,7 +39,24 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, 'language' | 'embedding']> =
   ['experimental_streamTextLowMemory', 'language'],
   ['embed', 'embedding'],
   ['embedMany', 'embedding'],
+  ['generateImage', 'image'],
+  ['experimental_generateImage', 'image'],
+  ['generateSpeech', 'speech'],
+  ['experimental_generateSpeech', 'speech'],
+  ['transcribe', 'transcription'],
+  ['experimental_transcribe', 'transcription'],
+  ['rerank', 'reranking'],
 ];
+
+/** How a provider resolves a model id of each kind, as `ai` does for a string model. */
+const RESOLVERS: Readonly<Record<ModelKind, readonly string[]>> = {
+  language: ['languageModel'],
+  embedding: ['embeddingModel', 'textEmbeddingModel'],
+  image: ['imageModel'],
+  speech: ['speechModel'],
+  transcription: ['transcriptionModel'],
+  reranking: ['rerankingModel'],
+};
 
 /** Marks our model proxies: a model passed on (a proxy handed back by prepareStep) is not wrapped twice. */
 const AUDITED_MODEL = Symbol.for('otel-llm-audit.vercel-ai.model');
@@ -124,7 +146,7 @@ function withExports(exports: any, replacements: Record<string, Fn>): any {
   return copy;
 }
 
-function entryPoint(original: Fn, action: string, kind: 'language' | 'embedding', exports: any, services: () => AuditServices | undefined): Fn {
+function entryPoint(original: Fn, action: string, kind: ModelKind, exports: any, services: () => AuditServices | undefined): Fn {
   return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
     if (services() === undefined) return original.apply(this, args);
     return original.apply(this, [auditedOptions(args[0], action, kind, exports, services), ...args.slice(1)]);
@@ -132,7 +154,7 @@ function entryPoint(original: Fn, action: string, kind: 'language' | 'embedding'
 }
 
 /** The options of an ai call with the model (and any model prepareStep returns) audited; as they were when that fails. */
-function auditedOptions(options: any, action: string, kind: 'language' | 'embedding', exports: any, services: () => AuditServices | undefined): any {
+function auditedOptions(options: any, action: string, kind: ModelKind, exports: any, services: () => AuditServices | undefined): any {
   if (typeof options !== 'object' || options === null) return options;
   try {
     const audited = { ...options, model: auditedModel(options.model, kind, action, exports, services) };
@@ -157,11 +179,11 @@ function auditedPrepareStep(prepareStep: Fn, action: string, exports: any, servi
  * The model as an audited proxy. A string id is resolved the way `ai` resolves it (the global
  * default provider, else the AI Gateway) so that its calls are audited too.
  */
-function auditedModel(model: any, kind: 'language' | 'embedding', action: string, exports: any, services: () => AuditServices | undefined): unknown {
+function auditedModel(model: any, kind: ModelKind, action: string, exports: any, services: () => AuditServices | undefined): unknown {
   if (typeof model === 'string') {
     const provider = (globalThis as { AI_SDK_DEFAULT_PROVIDER?: any }).AI_SDK_DEFAULT_PROVIDER ?? exports?.gateway;
-    const resolve = kind === 'language' ? provider?.languageModel : (provider?.embeddingModel ?? provider?.textEmbeddingModel);
-    if (typeof resolve !== 'function') throw new Error(`cannot resolve the model id "${model}" as ai does`);
+    const resolve = RESOLVERS[kind].map((name) => provider?.[name]).find((fn) => typeof fn === 'function');
+    if (resolve === undefined) throw new Error(`cannot resolve the model id "${model}" as ai does`);
     model = resolve.call(provider, model);
   }
   if (typeof model !== 'object' || model === null || model[AUDITED_MODEL] === true) return model;
@@ -170,8 +192,12 @@ function auditedModel(model: any, kind: 'language' | 'embedding', action: string
   if (kind === 'language') {
     if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, languageSpec(info, action, false), MODEL_OPTIONS)(model.doGenerate);
     if (typeof model.doStream === 'function') methods.doStream = auditedMethod(services, languageSpec(info, action, true), MODEL_OPTIONS)(model.doStream);
-  } else if (typeof model.doEmbed === 'function') {
-    methods.doEmbed = auditedMethod(services, embeddingSpec(info, action), MODEL_OPTIONS)(model.doEmbed);
+  } else if (kind === 'embedding') {
+    if (typeof model.doEmbed === 'function') methods.doEmbed = auditedMethod(services, embeddingSpec(info, action), MODEL_OPTIONS)(model.doEmbed);
+  } else if (kind === 'reranking') {
+    if (typeof model.doRerank === 'function') methods.doRerank = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doRerank);
+  } else if (typeof model.doGenerate === 'function') {
+    methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
   }
   return new Proxy(model, {
     get(target, key) {

@@ -144,3 +144,66 @@ export const embeddingWalker: RequestWalker = {
   sanitize: walkEmbedding,
   content: (params) => ({ input_messages: embeddingsInput(params['values']) }),
 };
+
+// --- images, speech, transcription, reranking ----------------------------------------------------
+//
+// The call options of ImageModel / SpeechModel / TranscriptionModel `doGenerate` and RerankingModel
+// `doRerank` (V2 in ai 5, V3 in ai 6 and 7: the same fields).
+
+/** An image or audio given as base64 text or bytes (`data`), or an image file `{type:'file'|'url', ...}` (V3 `files`, `mask`). */
+function mediaPart(value: unknown, modality: string, mime: string | undefined, parts: ContentParts): GenAIPart {
+  if (typeof value === 'string' || value instanceof Uint8Array) return parts.inline(value, mime, modality);
+  if (isObj(value) && value['type'] === 'url' && typeof value['url'] === 'string') return parts.url(value['url'], mime, modality);
+  if (isObj(value) && value['type'] === 'file') {
+    return mediaPart(value['data'], modality, typeof value['mediaType'] === 'string' ? value['mediaType'] : mime, parts);
+  }
+  return parts.unknown(value);
+}
+
+/** `generateImage`: the prompt is text the model reads; reference images and a mask are input too (digested). */
+export const imageWalker: RequestWalker = {
+  sanitize: (w, params) => w.textField(params, 'prompt'),
+  content(params, parts) {
+    const items: GenAIPart[] = [];
+    if (typeof params['prompt'] === 'string') items.push(parts.text(params['prompt']));
+    for (const file of Array.isArray(params['files']) ? params['files'] : []) items.push(parts.safe(() => mediaPart(file, 'image', undefined, parts)));
+    if (params['mask'] !== undefined && params['mask'] !== null) items.push(parts.safe(() => mediaPart(params['mask'], 'image', undefined, parts)));
+    return { input_messages: [{ role: 'user', parts: items }] };
+  },
+};
+
+/** `generateSpeech`: the text to speak, and the speaking `instructions` as the system instructions. */
+export const speechWalker: RequestWalker = {
+  sanitize: (w, params) => w.textField(w.textField(params, 'text'), 'instructions'),
+  content(params, parts) {
+    const input: GenAIInputMessage[] = [{ role: 'user', parts: typeof params['text'] === 'string' ? [parts.text(params['text'])] : [] }];
+    return typeof params['instructions'] === 'string' ? { system_instructions: [parts.text(params['instructions'])], input_messages: input } : { input_messages: input };
+  },
+};
+
+/** `transcribe`: the audio, digested; nothing in it for the sanitizer to read. */
+export const transcriptionWalker: RequestWalker = {
+  sanitize: (_w, params) => params,
+  content: (params, parts) => ({
+    input_messages: [{ role: 'user', parts: [parts.safe(() => mediaPart(params['audio'], 'audio', typeof params['mediaType'] === 'string' ? params['mediaType'] : undefined, parts))] }],
+  }),
+};
+
+/** `rerank`: the query (a user message) and the documents (one user message, a part per document: text, or JSON objects). */
+export const rerankWalker: RequestWalker = {
+  sanitize(w, params) {
+    const out = w.textField(params, 'query');
+    return w.field(out, 'documents', (documents) =>
+      isObj(documents) ? w.field(documents, 'values', (values) => (Array.isArray(values) ? w.array(values, (value) => (typeof value === 'string' ? w.text(value) : w.json(value))) : values)) : documents,
+    );
+  },
+  content(params, parts) {
+    const documents = isObj(params['documents']) && Array.isArray(params['documents']['values']) ? params['documents']['values'] : [];
+    return {
+      input_messages: [
+        { role: 'user', parts: typeof params['query'] === 'string' ? [parts.text(params['query'])] : [] },
+        { role: 'user', parts: documents.map((value) => (typeof value === 'string' ? parts.text(value) : parts.unknown(value, 'document'))) },
+      ],
+    };
+  },
+};

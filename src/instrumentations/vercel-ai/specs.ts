@@ -2,7 +2,9 @@ import * as A from '../../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import { definedNumber, withFinish, setRequestSettings } from '../../core/values';
 import { anthropicUsage } from '../anthropic';
-import { embeddingWalker, languageWalker, promptForHash } from './request';
+import { contentParts } from '../../audit/content/genai-messages';
+import { promptFromContent } from '../../core/request-walk';
+import { embeddingWalker, imageWalker, languageWalker, promptForHash, rerankWalker, speechWalker, transcriptionWalker } from './request';
 
 /** What the audit needs of a model object: who serves it, which model. */
 export interface ModelInfo {
@@ -85,10 +87,96 @@ export function embeddingSpec(model: ModelInfo, action: string): OperationSpec {
         attributes: Array.isArray(first) ? { [A.ATTR_GEN_AI_EMBEDDINGS_DIMENSION_COUNT]: first.length } : undefined,
       };
     },
-    accumulator: () => {
-      throw new Error('embeddings do not stream');
-    },
+    accumulator: notStreamed,
   };
+}
+
+/** The kinds of model an `ai` function takes, each with its own call method and spec. */
+export type ModelKind = 'language' | 'embedding' | 'image' | 'speech' | 'transcription' | 'reranking';
+
+const notStreamed = (): StreamAccumulator => {
+  throw new Error('this model call does not stream');
+};
+
+const digests = contentParts();
+
+/** Generated media as an output part: the SHA-256 of its bytes (base64 text or bytes), never the bytes. */
+function mediaDigest(data: unknown, modality: string, mime?: string): OutputPart | undefined {
+  if (typeof data !== 'string' && !(data instanceof Uint8Array)) return undefined;
+  return digests.inline(data, mime, modality) as OutputPart;
+}
+
+/** What an image, speech, transcription or reranking model's result shares: the model that answered. */
+function responseModel(data: any): string | undefined {
+  return typeof data?.response?.modelId === 'string' ? data.response.modelId : undefined;
+}
+
+/**
+ * The spec of a non-language model's call (`doGenerate` of an image, speech or transcription
+ * model, `doRerank` of a reranking model). Operation names as the openai SDK's records use them:
+ * `generate_content` for images and speech, `transcription`, and `rerank` (the conventions name
+ * none of the last two).
+ */
+export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding'>, model: ModelInfo, action: string): OperationSpec {
+  const base = { provider: model.provider, action, requestModel: () => model.modelId, isStream: () => false, accumulator: notStreamed };
+  switch (kind) {
+    case 'image':
+      return {
+        ...base,
+        operationName: 'generate_content',
+        requestKind: imageWalker,
+        requestAttributes(params, attributes) {
+          setRequestSettings(attributes, { choiceCount: params?.n, seed: params?.seed });
+          attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'image';
+        },
+        prompt: promptFromContent(imageWalker),
+        summarize(data: any): ResponseSummary {
+          const images: unknown[] = Array.isArray(data?.images) ? data.images : [];
+          const parts = images.flatMap((image) => mediaDigest(image, 'image') ?? []);
+          const usage = data?.usage === undefined ? undefined : { input: definedNumber(data.usage.inputTokens), output: definedNumber(data.usage.outputTokens) };
+          return { model: responseModel(data), output: [{ role: 'assistant', parts }], usage: usage?.input === undefined && usage?.output === undefined ? undefined : usage };
+        },
+      };
+    case 'speech':
+      return {
+        ...base,
+        operationName: 'generate_content',
+        requestKind: speechWalker,
+        requestAttributes(_params, attributes) {
+          attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'speech';
+        },
+        prompt: promptFromContent(speechWalker),
+        // The voice made of the text is personal data: its digest only.
+        summarize: (data: any): ResponseSummary => {
+          const audio = mediaDigest(data?.audio, 'audio');
+          return { model: responseModel(data), output: audio === undefined ? undefined : [{ role: 'assistant', parts: [audio] }] };
+        },
+      };
+    case 'transcription':
+      return {
+        ...base,
+        operationName: 'transcription',
+        requestKind: transcriptionWalker,
+        requestAttributes(_params, attributes) {
+          attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'text';
+        },
+        prompt: promptFromContent(transcriptionWalker),
+        summarize: (data: any): ResponseSummary => ({
+          model: responseModel(data),
+          output: typeof data?.text === 'string' ? [{ role: 'assistant', parts: [{ type: 'text', content: data.text }] }] : undefined,
+        }),
+      };
+    case 'reranking':
+      return {
+        ...base,
+        operationName: 'rerank',
+        requestKind: rerankWalker,
+        requestAttributes: () => undefined,
+        prompt: promptFromContent(rerankWalker),
+        // The ranking (document indices and scores) is derived data, as embeddings are: no output hash.
+        summarize: (data: any): ResponseSummary => ({ id: typeof data?.response?.id === 'string' ? data.response.id : undefined, model: responseModel(data) }),
+      };
+  }
 }
 
 /** `finishReason`: a string from LanguageModelV2, `{unified, raw}` from V3/V4 (the unified one is kept). */

@@ -39,7 +39,7 @@ import { type Hash } from '../merkle';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, resumePoint, unsignedRange, type CheckpointRule, type SeqRange } from '../protocol';
 import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
 import type { LedgerRecord } from '../record';
-import { CheckpointPublisher, transparencyFromEnv } from '../transparency';
+import { CheckpointPublisher } from '../transparency';
 import type { WriterOptions } from '../writer';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
@@ -419,7 +419,7 @@ export class FileLedger {
     };
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
-      options.transparency ?? transparencyFromEnv(),
+      options.transparency ?? {},
       this.key,
       {
         storeCosigned: (note, witness) => appendFileNote(this.dir, note, { witness, sync: this.fsync !== 'none' }),

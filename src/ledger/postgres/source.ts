@@ -16,6 +16,7 @@ import { leafHash } from '../merkle';
 import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
 import { LATEST_VERSION, SCHEMA, TENANT_READERS_VERSION, appliedMigrations, checkApplied } from './migrations';
+import { PostgresReports } from './reports';
 import { ROW_SELECT, columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
@@ -67,7 +68,8 @@ export class PostgresLedgerSource implements LedgerSource {
     this.ownPool = options.pool === undefined;
   }
 
-  private async query<T extends object>(sql: string, params: unknown[] = [], what = 'cannot read the ledger'): Promise<T[]> {
+  /** Rows of one statement on the source's pool; a failure is a LedgerError saying `what` could not be done. */
+  async select<T extends object>(sql: string, params: unknown[] = [], what = 'cannot read the ledger'): Promise<T[]> {
     try {
       return (await this.pool.query<T>(sql, params)).rows;
     } catch (error) {
@@ -126,7 +128,7 @@ export class PostgresLedgerSource implements LedgerSource {
    */
   async access(): Promise<{ role: string; canAppend: boolean; tenants: string[] | null }> {
     const version = await this.schemaVersion();
-    const rows = await this.query<{ role: string; append: boolean; full: boolean }>(
+    const rows = await this.select<{ role: string; append: boolean; full: boolean }>(
       `SELECT current_user::text AS role,
         has_table_privilege('${SCHEMA}.chain', 'INSERT') AND has_table_privilege('${SCHEMA}.records', 'INSERT')
           AND has_table_privilege('${SCHEMA}.checkpoints', 'INSERT') AS append,
@@ -134,7 +136,7 @@ export class PostgresLedgerSource implements LedgerSource {
     );
     const { role, append, full } = rows[0]!;
     if (full || version < TENANT_READERS_VERSION) return { role, canAppend: append, tenants: null };
-    const tenants = await this.query<{ t: string }>(`SELECT DISTINCT t FROM ${SCHEMA}.reader_tenants() AS t ORDER BY t`);
+    const tenants = await this.select<{ t: string }>(`SELECT DISTINCT t FROM ${SCHEMA}.reader_tenants() AS t ORDER BY t`);
     return { role, canAppend: append, tenants: tenants.map((r) => r.t) };
   }
 
@@ -147,12 +149,12 @@ export class PostgresLedgerSource implements LedgerSource {
   }
 
   async ledgerId(): Promise<string | null> {
-    const rows = await this.query<{ id: string }>(`SELECT ledger_id::text AS id FROM ${SCHEMA}.ledger_meta`);
+    const rows = await this.select<{ id: string }>(`SELECT ledger_id::text AS id FROM ${SCHEMA}.ledger_meta`);
     return rows[0]?.id ?? null;
   }
 
   async checkpoints(): Promise<CheckpointEntry[]> {
-    const rows = await this.query<{ id: string; line: string }>(`SELECT k.id::text AS id, k.line FROM ${SCHEMA}.checkpoints k ORDER BY k.id`);
+    const rows = await this.select<{ id: string; line: string }>(`SELECT k.id::text AS id, k.line FROM ${SCHEMA}.checkpoints k ORDER BY k.id`);
     return rows.map(({ id, line }) => {
       const where = `${SCHEMA}.checkpoints id ${id}`;
       let parsed: unknown;
@@ -167,7 +169,7 @@ export class PostgresLedgerSource implements LedgerSource {
 
   /** Partitions of the records table, oldest first. */
   async segments(): Promise<string[]> {
-    const rows = await this.query<{ name: string }>(
+    const rows = await this.select<{ name: string }>(
       `SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = '${SCHEMA}.records'::regclass ORDER BY c.relname`,
     );
@@ -182,22 +184,25 @@ export class PostgresLedgerSource implements LedgerSource {
         throw new LedgerError('LEDGER_SEGMENT_UNEXPECTED', `${partitionLabel(name)} is a partition of ${SCHEMA}.records that llm-audit did not create`);
       }
       if (options.fromDay !== undefined && bounds.day < options.fromDay) continue;
-      let last = '-1';
-      let line = 0;
-      for (;;) {
-        const rows = await this.query<Row>(
+      const page = (after: string): Promise<Row[]> =>
+        this.select<Row>(
           `SELECT ${ROW_COLUMNS} FROM ${SCHEMA}.records r LEFT JOIN ${SCHEMA}.chain c ON c.seq = r.seq
             WHERE r.appended_at >= $1 AND r.appended_at < $2 AND r.seq > $3::bigint ORDER BY r.seq LIMIT ${PAGE}`,
-          [bounds.from, bounds.to, last],
+          [bounds.from, bounds.to, after],
         );
+      let line = 0;
+      let next: Promise<Row[]> | undefined = page('-1');
+      while (next) {
+        const rows: Row[] = await next;
+        // The next page is read while this one is checked (verify was waiting on the database a
+        // fifth of its time). A page left unread when the caller stops early is only discarded.
+        next = rows.length < PAGE ? undefined : page(rows[rows.length - 1]!.seq);
+        next?.catch(() => undefined);
         for (const row of rows) {
           line++;
           const location = { file: partitionLabel(name), line, offset: Number(row.seq) };
-          checkRow(row, location);
-          yield { kind: 'entry', raw: row.line, location };
+          yield { kind: 'entry', raw: row.line, location, leaf: checkRow(row, location) };
         }
-        if (rows.length < PAGE) break;
-        last = rows[rows.length - 1]!.seq;
       }
     }
   }
@@ -220,8 +225,7 @@ export class PostgresLedgerSource implements LedgerSource {
       }
       for (const row of rows) {
         const location = { file: partitionLabel(row.partition), line: 0, offset: Number(row.seq) };
-        checkRow(row, location);
-        yield { kind: 'entry', raw: row.line, location };
+        yield { kind: 'entry', raw: row.line, location, leaf: checkRow(row, location) };
       }
       if (rows.length < PAGE) break;
       last = rows[rows.length - 1]!.seq;
@@ -235,7 +239,7 @@ export class PostgresLedgerSource implements LedgerSource {
    * carry no transaction and are not checked. Whether the signatures are valid is verify's part.
    */
   async unsignedTransactions(): Promise<Array<{ from: number; to: number }>> {
-    const rows = await this.query<{ from_seq: string; to_seq: string }>(
+    const rows = await this.select<{ from_seq: string; to_seq: string }>(
       `SELECT min(c.seq)::text AS from_seq, max(c.seq)::text AS to_seq FROM ${SCHEMA}.chain c WHERE c.txid IS NOT NULL GROUP BY c.txid
        HAVING NOT EXISTS (SELECT 1 FROM ${SCHEMA}.checkpoints k WHERE k.txid = c.txid AND k.tree_size = max(c.seq) + 1
                             AND k.type = 'checkpoint' AND (k.line::jsonb)->>'signature' IS NOT NULL)
@@ -255,10 +259,10 @@ export class PostgresLedgerSource implements LedgerSource {
   async signedNotes(): Promise<StoredNote[]> {
     // Schema version 5 added them; an older database simply has none.
     if ((await this.schemaVersion()) < 5) return [];
-    const own = await this.query<{ id: string; note: string }>(
+    const own = await this.select<{ id: string; note: string }>(
       `SELECT id::text AS id, note FROM ${SCHEMA}.checkpoints WHERE note IS NOT NULL ORDER BY id`,
     );
-    const cosigned = await this.query<{ id: string; note: string; witness: string }>(
+    const cosigned = await this.select<{ id: string; note: string; witness: string }>(
       `SELECT id::text AS id, note, witness FROM ${SCHEMA}.cosigned_notes ORDER BY id`,
     );
     return [
@@ -268,7 +272,7 @@ export class PostgresLedgerSource implements LedgerSource {
   }
 
   async notes(): Promise<string[]> {
-    const rows = await this.query<{ at: Date; by_role: string; partitions: string[]; records: string; tree_size: string }>(
+    const rows = await this.select<{ at: Date; by_role: string; partitions: string[]; records: string; tree_size: string }>(
       `SELECT at, by_role, partitions, records::text AS records, tree_size::text AS tree_size FROM ${SCHEMA}.retention_log ORDER BY id`,
     );
     return rows.map(
@@ -277,13 +281,18 @@ export class PostgresLedgerSource implements LedgerSource {
     );
   }
 
+  /** Queries and reports computed in SQL (./reports.ts). */
+  reports(): PostgresReports {
+    return new PostgresReports(this);
+  }
+
   async close(): Promise<void> {
     if (this.ownPool) await this.pool.end().catch(() => undefined);
   }
 }
 
-/** Throws LEDGER_ROW_MISMATCH when a row's hashes or columns do not follow from its line. */
-function checkRow(row: Row, location: { file: string; line: number; offset: number }): void {
+/** Throws LEDGER_ROW_MISMATCH when a row's hashes or columns do not follow from its line; returns the line's leaf hash. */
+function checkRow(row: Row, location: { file: string; line: number; offset: number }): Buffer {
   const seq = Number(row.seq);
   const where = { file: location.file, ...(location.line > 0 ? { line: location.line } : {}), seq };
   const fail = (why: string): never => {
@@ -297,9 +306,9 @@ function checkRow(row: Row, location: { file: string; line: number; offset: numb
   try {
     entry = JSON.parse(row.line) as typeof entry;
   } catch {
-    return; // the chain walk reports a line that is not an entry, with its location
+    return leaf; // the chain walk reports a line that is not an entry, with its location
   }
-  if (typeof entry !== 'object' || entry === null) return;
+  if (typeof entry !== 'object' || entry === null) return leaf;
   if (entry.seq !== seq) fail(`the seq column (${seq}) is not the line's seq (${String(entry.seq)})`);
   if (entry.prev !== row.prev_hash.toString('hex')) fail('the prev_hash column is not the line\'s prev');
   if (typeof entry.record === 'object' && entry.record !== null) {
@@ -312,4 +321,5 @@ function checkRow(row: Row, location: { file: string; line: number; offset: numb
     const differing = columnsDiffering(row, record);
     if (differing.length > 0) fail(`column${differing.length === 1 ? '' : 's'} ${differing.join(', ')} ${differing.length === 1 ? 'does' : 'do'} not match the record in the line`);
   }
+  return leaf;
 }

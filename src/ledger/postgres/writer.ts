@@ -32,7 +32,7 @@ import {
   unsignedRange,
   type CheckpointRule,
 } from '../protocol';
-import { CheckpointPublisher, transparencyFromEnv } from '../transparency';
+import { CheckpointPublisher } from '../transparency';
 import { spanKey, type LedgerRecord } from '../record';
 import type { AppendOptions, AppendOutcome, LedgerWriter, WriterOptions } from '../writer';
 import { createPool, pgError } from './connection';
@@ -87,7 +87,7 @@ export class PostgresLedger implements LedgerWriter {
     this.clock = options.clock;
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
-      options.transparency ?? transparencyFromEnv(),
+      options.transparency ?? {},
       this.key,
       {
         storeCosigned: async (note, witness, size) => {

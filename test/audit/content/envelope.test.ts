@@ -13,9 +13,9 @@ import {
   parseEnvelope,
   type ContentCipher,
   type ContentPayload,
-  type ContentRequestKind,
 } from '../../../src/audit/content';
 import { cipherFor, newKey, tempDir } from './helpers';
+import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
 import { chatRequest, embeddingsRequest, responsesRequest } from '../../../src/instrumentations/openai/request';
 import type { RequestWalker } from '../../../src/core/types';
 
@@ -38,7 +38,7 @@ function withMember(envelope: string, name: string, value: unknown): string {
   return JSON.stringify(doc);
 }
 
-const PROVIDER_CALLS: Array<{ kind: ContentRequestKind | RequestWalker; params: unknown; output?: unknown }> = [
+const PROVIDER_CALLS: Array<{ kind: RequestWalker; params: unknown; output?: unknown }> = [
   {
     kind: chatRequest,
     params: {
@@ -59,7 +59,7 @@ const PROVIDER_CALLS: Array<{ kind: ContentRequestKind | RequestWalker; params: 
   },
   { kind: embeddingsRequest, params: { input: [CANARY, 'second'] } },
   {
-    kind: 'anthropic.messages',
+    kind: messagesRequest,
     params: {
       system: [{ type: 'text', text: `sys ${CANARY}` }],
       messages: [

@@ -2,14 +2,11 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../../src/audit/canonical-json';
 import {
-  anthropicMessages,
-  anthropicSystem,
   contentPayload,
   embeddingsInput,
   jsonSafe,
   outputMessages,
   requestContent,
-  type ContentRequestKind,
   type ConvertOptions,
 } from '../../../src/audit/content';
 import type { RequestWalker } from '../../../src/core/types';
@@ -20,6 +17,7 @@ const openaiChatMessages = (messages: unknown, options?: ConvertOptions) => requ
 const openaiResponsesInput = (input: unknown) => requestContent(responsesRequest, { input }).input_messages;
 const openaiResponsesInstructions = (instructions: unknown) => requestContent(responsesRequest, { instructions }).system_instructions;
 const KINDS: Record<string, RequestWalker> = { 'openai.chat': chatRequest, 'openai.responses': responsesRequest, 'openai.embeddings': embeddingsRequest };
+import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
 
 const PNG_B64 = Buffer.from('\x89PNG fake image bytes').toString('base64');
 const sha = (b64: string) => createHash('sha256').update(Buffer.from(b64, 'base64')).digest('hex');
@@ -156,9 +154,9 @@ describe('Anthropic messages', () => {
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: '3 results' }], is_error: false }] },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_2', content: 'boom', is_error: true }] },
     ];
-    expect(anthropicSystem(system)).toEqual([{ type: 'text', content: 'You are Claude.' }]);
-    expect(anthropicSystem('plain')).toEqual([{ type: 'text', content: 'plain' }]);
-    const out = anthropicMessages(messages);
+    expect(requestContent(messagesRequest, { system }).system_instructions).toEqual([{ type: 'text', content: 'You are Claude.' }]);
+    expect(requestContent(messagesRequest, { system: 'plain' }).system_instructions).toEqual([{ type: 'text', content: 'plain' }]);
+    const out = requestContent(messagesRequest, { messages }).input_messages;
     expect(out).toEqual([
       { role: 'user', parts: [{ type: 'text', content: 'Summarise this.' }] },
       {
@@ -189,7 +187,7 @@ describe('Anthropic messages', () => {
 });
 
 describe('tolerance', () => {
-  const kinds: (ContentRequestKind | RequestWalker)[] = [...Object.values(KINDS), 'anthropic.messages'];
+  const kinds: RequestWalker[] = [...Object.values(KINDS), messagesRequest];
   const cyclic: Record<string, unknown> = { type: 'mystery' };
   cyclic.self = cyclic;
   const throwing = Object.defineProperty({}, 'content', {

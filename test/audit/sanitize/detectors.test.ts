@@ -7,6 +7,7 @@ import {
   type Sanitizer,
 } from '../../../src/audit/sanitize/detectors';
 import { knownIssuer, luhn, mod97, validIpv6 } from '../../../src/audit/sanitize/builtins';
+import { processDefaults } from '../../../src/config/process-defaults';
 
 // Fake credentials with the real shapes, assembled at run time (nothing here is a live key).
 const ALNUM = 'AbCdEfGhIjKlMnOpQrStUvWxYz0123456789aBcDeFgHiJkL';
@@ -546,11 +547,12 @@ describe('sanitizeModeFromEnv', () => {
     expect(() => sanitizeModeFromEnv({ LLM_AUDIT_SANITIZE: 'x'.repeat(100) })).toThrow(/got "x{40}…"/);
   });
 
-  it('defaults to process.env', () => {
+  it('reads only the environment it is given; the process environment is read by src/config for an instrumentation built without a mode', () => {
     const before = process.env['LLM_AUDIT_SANITIZE'];
     process.env['LLM_AUDIT_SANITIZE'] = 'detect';
     try {
-      expect(sanitizeModeFromEnv()).toBe('detect');
+      expect(sanitizeModeFromEnv({})).toBe('off');
+      expect(processDefaults.sanitize()).toBe('detect');
     } finally {
       if (before === undefined) delete process.env['LLM_AUDIT_SANITIZE'];
       else process.env['LLM_AUDIT_SANITIZE'] = before;

@@ -4,13 +4,15 @@ import type { ResponseCreateParamsNonStreaming } from 'openai/resources/response
 import type { EmbeddingCreateParams } from 'openai/resources/embeddings';
 import type { MessageCreateParamsNonStreaming } from '@anthropic-ai/sdk/resources/messages';
 import { createSanitizer } from '../../../src/audit/sanitize/detectors';
-import { sanitizeRequest, type RequestKind, type SanitizeResult } from '../../../src/audit/sanitize/messages';
+import { sanitizeRequest, type SanitizeResult } from '../../../src/audit/sanitize/messages';
 import type { RequestWalker } from '../../../src/core/types';
 import { chatRequest, embeddingsRequest, responsesRequest } from '../../../src/instrumentations/openai/request';
+import { messagesRequest } from '../../../src/instrumentations/anthropic/request';
 
-// The OpenAI request shapes are defined by the provider's own walkers (src/instrumentations/openai).
-const OPENAI: Record<string, RequestWalker> = { 'openai.chat': chatRequest, 'openai.responses': responsesRequest, 'openai.embeddings': embeddingsRequest };
-const kindOf = (kind: string): RequestKind | RequestWalker => OPENAI[kind] ?? (kind as RequestKind);
+// The request shapes are defined by the providers' own walkers (src/instrumentations/<provider>).
+const WALKERS: Record<string, RequestWalker> = { 'openai.chat': chatRequest, 'openai.responses': responsesRequest, 'openai.embeddings': embeddingsRequest, 'anthropic.messages': messagesRequest };
+// A name no walker has: a walker of another shape, left alone by sanitizeRequest.
+const kindOf = (kind: string): RequestWalker => WALKERS[kind] ?? ({} as RequestWalker);
 
 const sanitizer = createSanitizer();
 
@@ -279,7 +281,7 @@ describe('openai.embeddings', () => {
   });
 });
 
-describe('anthropic.messages', () => {
+describe('anthropic messages (src/instrumentations/anthropic/request.ts)', () => {
   const params: MessageCreateParamsNonStreaming = {
     model: 'claude-sonnet-4-5',
     max_tokens: 1024,
@@ -374,7 +376,7 @@ describe('anthropic.messages', () => {
     const cyclic: Record<string, unknown> = { note: `ip ${IP}`, a: shared, b: shared };
     cyclic['self'] = cyclic;
     const params = { model: 'm', max_tokens: 1, messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: cyclic }] }] };
-    const result = sanitizeRequest('anthropic.messages', params, sanitizer, 'redact');
+    const result = sanitizeRequest(messagesRequest, params, sanitizer, 'redact');
     const input = (result.params as any).messages[0].content[0].input;
     expect(input.note).toBe('ip [IP]');
     expect(input.a).toEqual({ email: '[EMAIL]' });
@@ -392,7 +394,7 @@ describe('anthropic.messages', () => {
       max_tokens: 1,
       messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: { deep, when, top: EMAIL } }] }],
     };
-    const result = sanitizeRequest('anthropic.messages', params, sanitizer, 'redact');
+    const result = sanitizeRequest(messagesRequest, params, sanitizer, 'redact');
     const input = (result.params as any).messages[0].content[0].input;
     expect(input.top).toBe('[EMAIL]');
     expect(input.when).toBe(when);
@@ -430,9 +432,9 @@ describe('odd input', () => {
 
   it('leaves an unknown kind untouched', () => {
     const params = { messages: [{ role: 'user', content: EMAIL }] };
-    const result = sanitizeRequest('openai.completions' as RequestKind, params, sanitizer, 'redact');
+    const result = sanitizeRequest(kindOf('openai.completions'), params, sanitizer, 'redact');
     expect(result).toEqual({ params, findings: [], total: 0 });
-    expect(sanitizeRequest('toString' as RequestKind, params, sanitizer, 'redact').params).toBe(params);
+    expect(sanitizeRequest(kindOf('toString'), params, sanitizer, 'redact').params).toBe(params);
   });
 
   it('uses the sanitizer it is given (types, custom patterns, hook)', () => {

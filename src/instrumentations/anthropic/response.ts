@@ -1,91 +1,13 @@
-import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../core/types';
-import { withFinish, definedNumber, knownString, sumCounts, setRequestSettings } from '../core/values';
-import type { ProviderPatch } from '../core/provider';
-
 /**
- * @anthropic-ai/sdk 0.30-0.x and 1.x, patched through `Anthropic.Messages` on the main export.
- *
- * From 0.137 the SDK starts its own `anthropic.messages.create` span whenever a tracer provider is
- * registered. One call must make one GenAI span, and ours carries the audit attributes, so the
- * SDK's span is suppressed for the calls we audit (see docs/attributes.md): the client's tracer is
- * hidden while the SDK method runs its synchronous part, which is where the SDK decides whether to
- * trace. Trace-context propagation is unaffected, because our span is the active one.
+ * Anthropic's answers (a whole `Message`, or the raw stream events of `messages.create` with
+ * `stream: true`) as the shared ResponseSummary: output parts, finish reason, tool calls and usage.
+ * Claude on Bedrock (InvokeModel) answers in the same shapes and is mapped here too.
  */
-export const anthropicPatch: ProviderPatch = {
-  moduleName: '@anthropic-ai/sdk',
-  tested: (major, minor) => (major === 0 && minor >= 30) || major === 1,
-  testedRange: '0.30-0.x, 1.x',
-  needs(moduleExports, file) {
-    const Anthropic = anthropicRoot(moduleExports);
-    // A resources file (the Bedrock and Vertex SDKs' way in) has Messages but not the client, whose
-    // `post` is checked where the client class is loaded.
-    if (file !== undefined) return { 'Messages.prototype.create': Anthropic?.Messages?.prototype?.create };
-    return {
-      'Anthropic.Messages.prototype.create': Anthropic?.Messages?.prototype?.create,
-      'Anthropic.prototype.post': Anthropic?.prototype?.post,
-    };
-  },
-  client: (resource) => resource?._client,
-  // `{ Messages }`, which targets() reads like the main export's `Anthropic.Messages` (CommonJS and
-  // ESM builds; the loader hook routes the latter, see sdk/hooked-modules.ts).
-  files: ['resources/messages/messages.js', 'resources/messages/messages.mjs'],
-  targets(moduleExports) {
-    const Anthropic = anthropicRoot(moduleExports);
-    return [
-      { proto: Anthropic?.Messages?.prototype, method: 'create', spec: anthropicMessagesSpec },
-      { proto: Anthropic?.Messages?.prototype, method: 'stream', helper: 'messages.stream' },
-      { proto: Anthropic?.Messages?.prototype, method: 'parse', helper: 'messages.parse' },
-      // `client.beta.messages`: the same request and answer, the way in to newer features.
-      { proto: Anthropic?.Beta?.Messages?.prototype, method: 'create', spec: betaMessagesSpec },
-      { proto: Anthropic?.Beta?.Messages?.prototype, method: 'stream', helper: 'beta.messages.stream' },
-      { proto: Anthropic?.Beta?.Messages?.prototype, method: 'parse', helper: 'beta.messages.parse' },
-    ];
-  },
-  invoke(original, resource, args) {
-    const restore = hideSdkTracer(resource?._client);
-    try {
-      return original.apply(resource, args);
-    } finally {
-      restore?.();
-    }
-  },
-};
-
-/** The client class: the CommonJS export's `Anthropic`, the ESM namespace's `default`, or auditClient()'s stand-in. */
-function anthropicRoot(moduleExports: any): any {
-  return moduleExports?.Anthropic ?? moduleExports?.default ?? moduleExports;
-}
-
-/** Hides the client's own tracer, if it has one we can set; returns how to put it back. */
-function hideSdkTracer(client: any): (() => void) | undefined {
-  const own = client ? Object.getOwnPropertyDescriptor(client, '_tracer') : undefined;
-  if (own === undefined || !own.writable || own.value === undefined) return undefined;
-  client._tracer = undefined;
-  return () => {
-    client._tracer = own.value;
-  };
-}
-
-/** `messages.create`; its request attributes and response mapping serve Claude on Bedrock too (InvokeModel). */
-export const anthropicMessagesSpec: OperationSpec = {
-  provider: 'anthropic',
-  operationName: 'chat',
-  action: 'messages.create',
-  requestKind: 'anthropic.messages',
-  isStream: (params) => params?.stream === true,
-  requestAttributes(params, attributes) {
-    setRequestSettings(attributes, { maxTokens: params.max_tokens, temperature: params.temperature, topP: params.top_p, topK: params.top_k, stop: params.stop_sequences });
-  },
-  prompt: (params) => ({ system: params?.system ?? undefined, input: params?.messages }),
-  summarize: summarizeMessage,
-  accumulator: () => new MessageStreamAccumulator(),
-};
-
-/** `beta.messages.create`: the messages API with beta features switched on, recorded as its own action. */
-const betaMessagesSpec: OperationSpec = { ...anthropicMessagesSpec, action: 'beta.messages.create' };
+import type { OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import { withFinish, definedNumber, knownString, sumCounts } from '../../core/values';
 
 /** A whole Anthropic message. */
-function summarizeMessage(data: any): ResponseSummary {
+export function summarizeMessage(data: any): ResponseSummary {
   const parts: OutputPart[] = [];
   const tools: ToolLists = { names: [], ids: [] };
   for (const block of Array.isArray(data?.content) ? data.content : []) {
@@ -146,7 +68,7 @@ interface BlockState {
  * summary a whole message gives. Usage arrives in two places: `message_start` has the input side,
  * `message_delta` the final output count (and, in newer API versions, updated input counts).
  */
-class MessageStreamAccumulator implements StreamAccumulator {
+export class MessageStreamAccumulator implements StreamAccumulator {
   private id: string | undefined;
   private model: string | undefined;
   private role = 'assistant';

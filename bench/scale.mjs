@@ -1,0 +1,308 @@
+#!/usr/bin/env node
+// Scale benchmark (issue 22): the ledger's read side at a million records, each figure beside its
+// floor measured in the same run on the same machine.
+//
+//   npm run build && node bench/scale.mjs [--records 1000000]   # the issue's size
+//   node bench/scale.mjs --records 200000 --out bench/results   # what fits a short budget
+//
+// 1. Loads the deterministic data set of bench/lib/dataset.mjs into a file ledger (FileLedger,
+//    fsync none, 512 records per append, each record on the segment of its own day) and into a
+//    fresh PostgreSQL database (PostgresLedger, 512 per append, partition of its own day): directly
+//    with the writers, not through `llm-audit serve` (ingest is measured by bench/ingest.mjs);
+//    loading time is reported.
+// 2. Runs each read line of the issue's table as the operator would, `llm-audit ...` in a child
+//    process (wall time and peak RSS from /usr/bin/time), on both backends.
+// 3. Measures the floors in the same run: for verify, one Node thread reading the same segment files
+//    and hashing every line as the leaf hash does (SHA-256(0x00 || line)); for each report and query,
+//    the plain SQL kept in bench/sql/*.sql, run with the `pg` client.
+// Records the load average before, during (sampled) and after. Writes scale.md and scale.json.
+//
+// Options: --records N, --seed N, --dir DIR (work there and keep it; with --reuse, a ledger and a
+// database left by an earlier run with the same --dir are measured again without loading), --keep,
+// --backends file,postgres, --repeat N (runs per read, the minimum is shown; default 1),
+// --out DIR (default bench/results), --dist DIR (the build to measure, default dist/cjs),
+// --label TEXT (names the run in the results, e.g. "before").
+// PostgreSQL: $LLM_AUDIT_BENCH_POSTGRES_URL, else $LLM_AUDIT_TEST_POSTGRES_URL (a superuser URL;
+// the benchmark makes its own database and drops it unless --keep).
+import { spawnSync } from 'node:child_process';
+import { hash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os, { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { DAYS, END, records, userId } from './lib/dataset.mjs';
+import { machineInfo } from './lib/report.mjs';
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+const root = join(benchDir, '..');
+const require = createRequire(import.meta.url);
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '1000000' },
+    seed: { type: 'string', default: '22' },
+    dir: { type: 'string' },
+    reuse: { type: 'boolean', default: false },
+    keep: { type: 'boolean', default: false },
+    backends: { type: 'string', default: 'file,postgres' },
+    repeat: { type: 'string', default: '1' },
+    out: { type: 'string' },
+    dist: { type: 'string' },
+    label: { type: 'string', default: '' },
+  },
+});
+const N = Number(values.records);
+const REPEAT = Number(values.repeat);
+if (!Number.isInteger(N) || N < 1000 || !Number.isInteger(REPEAT) || REPEAT < 1) {
+  console.error('scale bench: --records must be an integer >= 1000 and --repeat >= 1');
+  process.exit(2);
+}
+const backends = values.backends.split(',');
+const dist = resolve(values.dist ?? join(root, 'dist/cjs'));
+const MAIN = join(dist, 'cli/main.js');
+if (!existsSync(MAIN)) {
+  console.error(`run \`npm run build\` first (${MAIN} is missing)`);
+  process.exit(2);
+}
+const outDir = resolve(values.out ?? join(benchDir, 'results'));
+const base = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), 'scale-bench-'));
+mkdirSync(base, { recursive: true });
+const fileDir = join(base, 'ledger');
+const started = Date.now();
+const loadBefore = os.loadavg();
+const loads = [];
+const sampler = setInterval(() => loads.push(os.loadavg()[0]), 5000);
+const log = (line) => process.stderr.write(`scale bench: [${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
+
+const { FileLedger } = require(join(dist, 'ledger/file-ledger.js'));
+const { PostgresLedger } = require(join(dist, 'ledger/postgres/writer.js'));
+const { Client } = require('pg');
+
+// The reads, as the issue's table names them. `now` is the data set's end: the windows hold data.
+const NOW = new Date(END).toISOString();
+const FROM30 = new Date(END - 30 * 86_400_000).toISOString();
+const USER = userId(7);
+const READS = [
+  { name: 'verify', args: ['verify'], floor: 'hash' },
+  { name: `query --user (one user of 500)`, args: ['query', '--user', USER, '--format', 'json'], sql: 'query-user', params: [USER] },
+  { name: 'report cost-by-user (30 days)', args: ['report', 'cost-by-user', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'cost-by-user', params: [FROM30, NOW] },
+  { name: 'report anomalies', args: ['report', 'anomalies', '--now', NOW, '--format', 'json'], sql: 'anomalies', params: [NOW] },
+  { name: 'report error-rate (24 h)', args: ['report', 'error-rate', '--now', NOW, '--format', 'json'], sql: 'error-rate', params: [NOW] },
+  { name: 'report usage --by user (30 days; verifies too)', args: ['report', 'usage', '--by', 'user', '--from', FROM30, '--to', NOW, '--format', 'json'], floor: 'none' },
+];
+
+// --- PostgreSQL ----------------------------------------------------------------------------------
+
+function adminUrl() {
+  for (const name of ['LLM_AUDIT_BENCH_POSTGRES_URL', 'LLM_AUDIT_TEST_POSTGRES_URL']) {
+    const given = process.env[name]?.trim();
+    if (given) return { url: given, source: `$${name}` };
+  }
+  return undefined;
+}
+const admin = backends.includes('postgres') ? adminUrl() : undefined;
+const dbName = `bench_scale_${N}_${values.seed}`;
+const dbUrl = admin ? Object.assign(new URL(admin.url), { pathname: `/${dbName}` }).toString() : undefined;
+
+async function sql(url, text, params = []) {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  try {
+    return await c.query(text, params);
+  } finally {
+    await c.end();
+  }
+}
+
+// --- Loading -------------------------------------------------------------------------------------
+
+const BATCH = 512;
+
+/** Appends the data set with `append`, setting `clock` to each batch's first record (segment per day). */
+async function load(label, ledgerFor) {
+  const t0 = performance.now();
+  let day = { now: new Date(0) };
+  const ledger = await ledgerFor(() => day.now);
+  let batch = [];
+  let done = 0;
+  let nextLog = N / 10;
+  for (const r of records({ count: N, seed: Number(values.seed) })) {
+    if (batch.length === 0) day.now = new Date(Date.parse(r.timestamp) + 1000);
+    batch.push(r);
+    if (batch.length === BATCH) {
+      await ledger.append(batch);
+      done += batch.length;
+      batch = [];
+      if (done >= nextLog) {
+        log(`${label}: loaded ${done.toLocaleString('en')} of ${N.toLocaleString('en')} (${Math.round(done / ((performance.now() - t0) / 1000))} records/s)`);
+        nextLog += N / 10;
+      }
+    }
+  }
+  if (batch.length > 0) await ledger.append(batch);
+  await ledger.close();
+  const seconds = (performance.now() - t0) / 1000;
+  return { seconds: round(seconds, 1), recordsPerSecond: Math.round(N / seconds) };
+}
+
+function diskBytes(dir) {
+  let total = 0;
+  for (const name of readdirSync(dir, { recursive: true })) {
+    const s = statSync(join(dir, name));
+    if (s.isFile()) total += s.size;
+  }
+  return total;
+}
+
+// --- Measuring -----------------------------------------------------------------------------------
+
+const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+
+/** Runs `llm-audit args` REPEAT times: the fastest wall time, its peak RSS, the output size. */
+function runCli(args) {
+  let best;
+  for (let i = 0; i < REPEAT; i++) {
+    const r = spawnSync('/usr/bin/time', ['-f', '%e %M', process.execPath, MAIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, env: { PATH: process.env.PATH } });
+    const timeLine = r.stderr.trim().split('\n').pop();
+    const [wall, rssKb] = timeLine.split(' ').map(Number);
+    if (r.status !== 0) {
+      const problem = r.stderr.trim().split('\n').slice(-3).join(' / ');
+      return { error: `exit ${r.status}: ${problem}` };
+    }
+    const rows = r.stdout.startsWith('[') ? JSON.parse(r.stdout).length : undefined;
+    const run = { seconds: wall, rssMiB: Math.round(rssKb / 1024), ...(rows !== undefined ? { rows } : {}) };
+    if (!best || run.seconds < best.seconds) best = run;
+  }
+  return best;
+}
+
+/** The verify floor: read every segment file and hash each line as the leaf hash does, one thread. */
+function hashFloor(ledger) {
+  const dir = join(ledger, 'segments');
+  const segments = readdirSync(dir).filter((f) => /^\d{4}-\d{2}-\d{2}\.jsonl$/.test(f)).sort();
+  const t0 = performance.now();
+  let lines = 0;
+  let bytes = 0;
+  const prefix = Buffer.from([0]);
+  for (const name of segments) {
+    const buf = readFileSync(join(dir, name));
+    bytes += buf.length;
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(10, start);
+      if (nl < 0) break;
+      hash('sha256', Buffer.concat([prefix, buf.subarray(start, nl)]), 'buffer');
+      lines++;
+      start = nl + 1;
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  if (lines === 0) throw new Error(`no segment lines under ${dir}`);
+  return { seconds: round(seconds, 3), lines, bytes, microsecondsPerRecord: round((seconds * 1e6) / lines, 2) };
+}
+
+async function sqlFloor(name, params) {
+  const text = readFileSync(join(benchDir, 'sql', `${name}.sql`), 'utf8');
+  let best;
+  for (let i = 0; i < Math.max(REPEAT, 2); i++) {
+    const c = new Client({ connectionString: dbUrl });
+    await c.connect();
+    try {
+      const t0 = performance.now();
+      const r = await c.query(text, params);
+      const seconds = (performance.now() - t0) / 1000;
+      if (!best || seconds < best.seconds) best = { seconds: round(seconds, 3), rows: r.rowCount };
+    } finally {
+      await c.end();
+    }
+  }
+  return best;
+}
+
+// --- Main ----------------------------------------------------------------------------------------
+
+const result = {
+  date: new Date().toISOString(),
+  label: values.label,
+  command: `node bench/scale.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+  records: N,
+  days: DAYS,
+  seed: Number(values.seed),
+  dist,
+  load: {},
+  disk: {},
+  reads: [],
+};
+try {
+  if (backends.includes('file') && !(values.reuse && existsSync(fileDir))) {
+    rmSync(fileDir, { recursive: true, force: true });
+    log(`loading ${N.toLocaleString('en')} records into the file ledger ${fileDir}`);
+    result.load.file = await load('file', (clock) => FileLedger.open({ dir: fileDir, fsync: 'none', clock, checkpointEvery: 10_000 }));
+    log(`file ledger loaded: ${JSON.stringify(result.load.file)}`);
+  }
+  if (backends.includes('file')) result.disk.file = diskBytes(fileDir);
+  if (backends.includes('postgres')) {
+    if (!admin) throw new Error('PostgreSQL: set LLM_AUDIT_BENCH_POSTGRES_URL or LLM_AUDIT_TEST_POSTGRES_URL (a superuser URL)');
+    result.postgres = admin.source;
+    const exists = (await sql(admin.url, 'SELECT 1 FROM pg_database WHERE datname = $1', [dbName])).rowCount > 0;
+    if (!(values.reuse && exists)) {
+      await sql(admin.url, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+      await sql(admin.url, `CREATE DATABASE ${dbName}`);
+      const m = spawnSync(process.execPath, [MAIN, 'migrate', '--postgres', dbUrl], { encoding: 'utf8' });
+      if (m.status !== 0) throw new Error(`llm-audit migrate failed: ${m.stderr}`);
+      log(`loading ${N.toLocaleString('en')} records into PostgreSQL (database ${dbName})`);
+      result.load.postgres = await load('postgres', (clock) => PostgresLedger.open({ url: dbUrl, clock, checkpointEvery: 10_000 }));
+      log(`PostgreSQL loaded: ${JSON.stringify(result.load.postgres)}`);
+      await sql(dbUrl, 'VACUUM ANALYZE');
+    }
+    result.disk.postgres = Number((await sql(dbUrl, 'SELECT pg_database_size(current_database())::text AS b')).rows[0].b);
+  }
+
+  for (const read of READS) {
+    const row = { name: read.name };
+    for (const b of backends) {
+      log(`${read.name} on ${b}...`);
+      row[b] = runCli([...read.args, ...(b === 'file' ? ['--ledger', fileDir] : ['--postgres', dbUrl])]);
+      log(`  ${JSON.stringify(row[b])}`);
+    }
+    if (read.floor === 'hash' && backends.includes('file')) {
+      row.floor = { what: 'one thread reading the segment files and hashing every line (SHA-256(0x00 || line))', ...hashFloor(fileDir) };
+    } else if (read.sql && backends.includes('postgres')) {
+      row.floor = { what: `plain SQL (bench/sql/${read.sql}.sql)`, ...(await sqlFloor(read.sql, read.params)) };
+    }
+    if (row.floor) log(`  floor ${JSON.stringify(row.floor)}`);
+    result.reads.push(row);
+  }
+} finally {
+  clearInterval(sampler);
+  if (admin && !values.keep && !values.dir) await sql(admin.url, `DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).catch(() => undefined);
+  if (!values.keep && !values.dir) rmSync(base, { recursive: true, force: true });
+}
+result.durationSeconds = round((Date.now() - started) / 1000, 1);
+result.machine = { ...machineInfo(loadBefore), loadAverageDuring: loads.length ? { min: round(Math.min(...loads)), max: round(Math.max(...loads)), samples: loads.length } : null };
+
+const cell = (m) => (m === undefined ? '' : m.error ? `failed: ${m.error}` : `${m.seconds} s, ${m.rssMiB} MiB${m.rows !== undefined ? `, ${m.rows} rows` : ''}`);
+const md = [
+  `# Scale benchmark${values.label ? ` (${values.label})` : ''}`,
+  '',
+  `${N.toLocaleString('en')} records (bench/lib/dataset.mjs, seed ${result.seed}, ${DAYS} days), run ${result.date} with \`${result.command}\` ` +
+    `(${result.durationSeconds} s; Node ${result.machine.node}, ${result.machine.cores} cores, load average before ${result.machine.loadAverageBefore.join(' / ')}, ` +
+    `during ${result.machine.loadAverageDuring ? `${result.machine.loadAverageDuring.min}..${result.machine.loadAverageDuring.max}` : 'n/a'}, after ${result.machine.loadAverageAfter.join(' / ')}).`,
+  '',
+  `Loaded directly with the writers (512 records per append): ${Object.entries(result.load).map(([b, l]) => `${b} ${l.seconds} s (${l.recordsPerSecond} records/s)`).join(', ') || 'reused'}; ` +
+    `disk ${Object.entries(result.disk).map(([b, d]) => `${b} ${Math.round(d / 2 ** 20)} MiB`).join(', ')}.`,
+  '',
+  '| operation | file ledger | PostgreSQL | floor (same run) |',
+  '|---|---:|---:|---|',
+  ...result.reads.map((r) => `| ${r.name} | ${cell(r.file)} | ${cell(r.postgres)} | ${r.floor ? `${r.floor.seconds} s: ${r.floor.what}` : ''} |`),
+  '',
+  'Wall time of `llm-audit` in a child process (process start included), peak RSS from /usr/bin/time.',
+  '',
+].join('\n');
+process.stdout.write(md);
+mkdirSync(outDir, { recursive: true });
+const stem = `scale${values.label ? `-${values.label}` : ''}`;
+writeFileSync(join(outDir, `${stem}.md`), md);
+writeFileSync(join(outDir, `${stem}.json`), JSON.stringify(result, null, 2) + '\n');
+log(`wrote ${join(outDir, `${stem}.md`)} and ${stem}.json`);

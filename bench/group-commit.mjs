@@ -30,7 +30,7 @@ const { values } = parseArgs({
 });
 const writers = Number(values.writers);
 const seconds = Number(values.seconds);
-const { FileLedger } = require(join(resolve(values.dist ?? join(root, 'dist/cjs')), 'ledger', 'file-ledger.js'));
+const { FileLedger } = require(join(resolve(values.dist ?? join(root, 'dist/cjs')), 'ledger', 'file', 'ledger.js'));
 
 function record(i) {
   return {

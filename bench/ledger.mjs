@@ -52,7 +52,7 @@ const log = (line) => process.stderr.write(`ledger bench: ${line}\n`);
 
 let FileLedger;
 try {
-  ({ FileLedger } = require(join(dist, 'file-ledger.js')));
+  ({ FileLedger } = require(join(dist, 'file', 'ledger.js')));
 } catch {
   console.error('run `npm run build` first (dist/cjs/ledger is missing)');
   process.exit(2);
@@ -147,7 +147,7 @@ for (const [policy, batch] of [['always', 1], ['always', 100], ['batch', 1], ['n
 log('verify');
 const verify = child(`
   const { verifyLedger } = require(${JSON.stringify(join(dist, 'verify.js'))});
-  const { FileLedgerSource } = require(${JSON.stringify(join(dist, 'file-ledger.js'))});
+  const { FileLedgerSource } = require(${JSON.stringify(join(dist, 'file', 'ledger.js'))});
   const t = Date.now();
   verifyLedger(new FileLedgerSource(${JSON.stringify(bigDir)})).then((r) => {
     console.log(JSON.stringify({ ms: Date.now() - t, records: r.records, checkpointsMatched: r.checkpointsMatched, rss: process.resourceUsage().maxRSS }));
@@ -165,7 +165,7 @@ measurements.push({
 
 log('writer reopen');
 const reopen = child(`
-  const { FileLedger } = require(${JSON.stringify(join(dist, 'file-ledger.js'))});
+  const { FileLedger } = require(${JSON.stringify(join(dist, 'file', 'ledger.js'))});
   const t = Date.now();
   FileLedger.open({ dir: ${JSON.stringify(bigDir)}, fsync: 'none' }).then(async (l) => {
     const ms = Date.now() - t; await l.close();
@@ -178,7 +178,7 @@ log('report cost-by-user');
 const report = child(`
   const { scanRecords } = require(${JSON.stringify(join(dist, 'query.js'))});
   const { costByUser } = require(${JSON.stringify(join(dist, 'reports.js'))});
-  const { FileLedgerSource } = require(${JSON.stringify(join(dist, 'file-ledger.js'))});
+  const { FileLedgerSource } = require(${JSON.stringify(join(dist, 'file', 'ledger.js'))});
   const t = Date.now();
   const src = new FileLedgerSource(${JSON.stringify(bigDir)});
   costByUser({ async *[Symbol.asyncIterator]() { for await (const h of scanRecords(src)) yield h.record; } }).then((r) => {

@@ -20,12 +20,11 @@
 import { hostname, userInfo } from 'node:os';
 import type { LedgerSource } from '../ledger/backend';
 import { LedgerError, isLedgerError, type LedgerErrorCode } from '../ledger/errors';
-import { FileLedgerSource } from '../ledger/file-ledger';
-import { acquireLock } from '../ledger/lock';
+import { FileLedgerSource } from '../ledger/file/ledger';
+import { acquireLock } from '../ledger/file/lock';
 import { READ_ACTION, operationRecord, type MetadataValue } from '../ledger/record';
-import { flag, ledgerDir, str, type CliIo, type Parsed } from './io';
-import { openLedgerWriter } from './shred';
-import { postgresUrl } from './source';
+import { flag, str, type CliIo, type Parsed } from './io';
+import { ledgerOf, openCliWriter } from './source';
 
 /** The options every reading command takes for its audit.read record. */
 export const READ_AUDIT_OPTIONS = {
@@ -106,14 +105,13 @@ export class ReadAudit {
       status: 'success',
       metadata: { command: read.command, ...this.who(), ...read.details },
     });
-    // openLedgerWriter names the file ledger only by --ledger: give it the directory this command reads.
-    const url = postgresUrl(this.p);
-    const target: Parsed = url !== undefined ? this.p : { ...this.p, values: { ...this.p.values, ledger: ledgerDir(str(this.p, 'ledger'), this.io) } };
-    const ledger = await openLedgerWriter(target, this.io);
+    // The ledger this command reads (ledgerOf: flags, else the environment, else the default directory).
+    const writer = await openCliWriter(this.p, this.io);
     try {
-      await ledger!.writer.append([record]);
+      // A fresh random span id (operationRecord): it cannot be stored already.
+      await writer.append([record], { unique: true });
     } finally {
-      await ledger!.writer.close();
+      await writer.close();
     }
   }
 
@@ -148,10 +146,10 @@ async function probe(p: Parsed, io: CliIo): Promise<{ code: LedgerErrorCode; why
     if (isLedgerError(error) && error.code === 'LEDGER_NOT_FOUND') throw error;
     return { code: isLedgerError(error) ? error.code : 'LEDGER_IO', why: (error as Error).message.split('\n')[0]! };
   };
-  const url = postgresUrl(p);
-  if (url !== undefined) {
+  const where = ledgerOf(p, io);
+  if (where.backend === 'postgres') {
     const { PostgresLedgerSource } = require('../ledger/postgres/source') as typeof import('../ledger/postgres/source');
-    const pg = new PostgresLedgerSource(url);
+    const pg = new PostgresLedgerSource(where.url);
     try {
       const access = await pg.access();
       if (!access.canAppend) {
@@ -164,7 +162,7 @@ async function probe(p: Parsed, io: CliIo): Promise<{ code: LedgerErrorCode; why
       await pg.close();
     }
   }
-  const dir = ledgerDir(str(p, 'ledger'), io);
+  const dir = where.dir;
   const source = new FileLedgerSource(dir);
   try {
     await source.open();

@@ -1,5 +1,5 @@
 /** `llm-audit repair`: quarantines torn tails and recreates a deleted ledger.json from the checkpoints (and nothing else). */
-import { repairLedger } from '../ledger/repair';
+import { repairLedger } from '../ledger/file/repair';
 import { ledgerDir, parse, str, type CliIo } from './io';
 
 export const REPAIR_USAGE = 'llm-audit repair [--ledger DIR]';

@@ -21,9 +21,8 @@ import {
 } from '../ledger/retention';
 import { segmentDayStart } from '../ledger/tombstone';
 import { CSV_OPTION, FORMATS, csvComment, writeRows, type Row } from './format';
-import { flag, instant, ledgerDir, oneOf, parse, str, type CliIo, type Parsed } from './io';
-import { openLedgerWriter } from './shred';
-import { POSTGRES_OPTION, postgresUrl, withSource } from './source';
+import { flag, instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
+import { POSTGRES_OPTION, ledgerOf, openCliWriter, withSource } from './source';
 
 export const RETENTION_USAGE =
   'llm-audit retention apply [--policy standard|hipaa|gdpr|custom] [--dry-run] [--now ISO] [--max-age D] [--metadata D] [--content D] [--errors D] [--signing-key FILE] [--public-key FILE] [--format table|json|csv] [--excel] [--ledger DIR | --postgres URL]   (D: 90d, 12w, 6m, 2y)\n' +
@@ -79,7 +78,8 @@ async function recordPolicy(p: Parsed, io: CliIo, policy: RetentionPolicy, decla
   const newest = (await withSource(p, io, recordedPolicies)).at(-1);
   if (samePolicy(newest?.policy, policy)) return false;
   // The ledger the read commands use: --ledger, --postgres, else $LLM_AUDIT_LEDGER_DIR or ./llm-audit-ledger.
-  const ledger = (await openLedgerWriter(p, io, ledgerDir(undefined, io)))!;
+  const where = ledgerOf(p, io);
+  const ledger = { writer: await openCliWriter(p, io, where), name: where.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${where.dir}` };
   const { name, ...durations } = describePolicy(policy);
   try {
     await ledger.writer.append([
@@ -132,13 +132,13 @@ export async function retentionCommand(argv: string[], io: CliIo): Promise<numbe
   const signingPath = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
   const publicPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
   const now = instant(str(p, 'now'), '--now');
-  const url = postgresUrl(p);
+  const where = ledgerOf(p, io);
   // The ledger says which policy a deletion applied before the deletion happens.
   if (!dryRun) await recordPolicy(p, io, policy, configured.declared);
-  const apply = url !== undefined
+  const apply = where.backend === 'postgres'
     ? (options: RetentionOptions) =>
-        (require('../ledger/postgres/retention') as typeof import('../ledger/postgres/retention')).applyPostgresRetention(url, options)
-    : (options: RetentionOptions) => applyRetention(ledgerDir(str(p, 'ledger'), io), options);
+        (require('../ledger/postgres/retention') as typeof import('../ledger/postgres/retention')).applyPostgresRetention(where.url, options)
+    : (options: RetentionOptions) => applyRetention(where.dir, options);
   const result = await apply({
     policy,
     dryRun,
@@ -160,7 +160,7 @@ export async function retentionCommand(argv: string[], io: CliIo): Promise<numbe
       ? `dry run (policy ${policy.name}, now ${plan.now}): would remove ${removed.length} segment(s), ${plan.removeRecords} record(s); nothing was changed`
       : removed.length === 0
         ? `policy ${policy.name}, now ${plan.now}: nothing has expired; nothing was removed`
-        : `policy ${policy.name}, now ${plan.now}: removed ${removed.length} segment(s), ${plan.removeRecords} record(s); tombstone at tree size ${result.tombstone!.tree_size} written to ${url !== undefined ? 'llm_audit.checkpoints' : 'checkpoints.jsonl'}`,
+        : `policy ${policy.name}, now ${plan.now}: removed ${removed.length} segment(s), ${plan.removeRecords} record(s); tombstone at tree size ${result.tombstone!.tree_size} written to ${where.backend === 'postgres' ? 'llm_audit.checkpoints' : 'checkpoints.jsonl'}`,
   );
   for (const n of plan.notes) io.err(`note: ${n}`);
   for (const w of result.warnings) io.err(`warning: ${w}`);

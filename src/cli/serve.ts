@@ -6,14 +6,12 @@ import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from 'pg';
 import { DEFAULTS, startIngestServer } from '../ingest/server';
-import { FileIngestStore, PostgresIngestStore, type IngestStore } from '../ingest/store';
 import { parseIngestTokens } from '../ingest/tokens';
-import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError, fsError, isLedgerError } from '../ledger/errors';
 import { pgError, redactUrl } from '../ledger/postgres/connection';
 import { LATEST_VERSION, migrate } from '../ledger/postgres/migrations';
-import { fsyncSetting, ledgerOptionsFromEnv } from '../ledger/span-exporter';
-import { flag, ledgerDir, parse, str, type CliIo, type Parsed } from './io';
+import { ledgerConfigFromEnv, openLedgerWriter, type LedgerConfig, type LedgerWriter } from '../ledger/writer';
+import { flag, parse, str, type CliIo, type Parsed } from './io';
 import { POSTGRES_OPTION, postgresUrl } from './source';
 
 export const SERVE_USAGE =
@@ -110,45 +108,27 @@ export async function serveCommand(argv: string[], io: CliIo): Promise<number> {
   const tenantTokens = tokensPath ? parseIngestTokens(readFile(tokensPath, 'ingest tokens file').toString('utf8'), tokensPath) : undefined;
   const shutdownMs = positiveInt(p, 'shutdown-timeout', DEFAULTS.shutdownTimeoutMs / 1000) * 1000;
 
-  // Ledger options: the environment's (the same variables as the exporter's), then the flags, each
-  // checked under its own name.
-  const env = ledgerOptionsFromEnv(io.env);
-  const fsync = fsyncSetting(str(p, 'fsync'), '--fsync');
-  if (fsync !== undefined) env.fsync = fsync;
-  if (str(p, 'checkpoint-every') !== undefined) env.checkpointEvery = positiveInt(p, 'checkpoint-every', 0);
-  const transparency = env.ledger?.transparency ? { transparency: env.ledger.transparency } : {};
-  const signingPath = str(p, 'signing-key') ?? env.signingKeyPath;
-  const signingKey = signingPath ? loadPrivateKey(signingPath) : undefined;
-
-  const url = postgresUrl(p) ?? (str(p, 'ledger') === undefined ? io.env.LLM_AUDIT_POSTGRES_URL?.trim() || undefined : undefined);
-  let store: IngestStore;
-  if (url !== undefined) {
+  // The flags win over the environment (the same variables as the exporter's: ledgerConfigFromEnv).
+  const config = ledgerConfigFromEnv(io.env, {
+    ...(str(p, 'ledger') !== undefined ? { dir: str(p, 'ledger')! } : {}),
+    ...(postgresUrl(p) !== undefined ? { url: postgresUrl(p)! } : {}),
+    ...(str(p, 'fsync') !== undefined ? { fsync: str(p, 'fsync')! } : {}),
+    ...(str(p, 'signing-key') !== undefined ? { signingKeyPath: str(p, 'signing-key')! } : {}),
+    ...(str(p, 'checkpoint-every') !== undefined ? { checkpointEvery: str(p, 'checkpoint-every')! } : {}),
+  });
+  const writerConfig: LedgerConfig = { ...config, onWarning: (message) => io.err(`llm-audit serve: warning: ${message}`) };
+  let store: LedgerWriter;
+  if (writerConfig.backend === 'postgres') {
+    const { url } = writerConfig;
     const waitMs = positiveInt(p, 'db-wait', DEFAULT_DB_WAIT_S, 0) * 1000;
     if (flag(p, 'migrate')) await whenReachable(url, waitMs, io, () => runMigrations(url, io));
-    store = await whenReachable(url, waitMs, io, () =>
-      PostgresIngestStore.open({
-        url,
-        ...transparency,
-        ...(signingKey ? { signingKey } : {}),
-        ...(env.checkpointEvery ? { checkpointEvery: env.checkpointEvery } : {}),
-        onWarning: (message) => io.err(`llm-audit serve: warning: ${message}`),
-      }),
-    );
+    store = await whenReachable(url, waitMs, io, () => openLedgerWriter(writerConfig));
   } else {
     if (flag(p, 'migrate')) throw new LedgerError('LEDGER_USAGE', '--migrate is for --postgres');
     if (str(p, 'db-wait') !== undefined) throw new LedgerError('LEDGER_USAGE', '--db-wait is for --postgres');
-    const dir = ledgerDir(str(p, 'ledger'), io);
-    const fileStore = await FileIngestStore.open({
-      dir,
-      ...transparency,
-      ...(env.fsync ? { fsync: env.fsync } : {}),
-      ...(signingKey ? { signingKey } : {}),
-      ...(env.checkpointEvery ? { checkpointEvery: env.checkpointEvery } : {}),
-      onWarning: (message) => io.err(`llm-audit serve: warning: ${message}`),
-    });
-    for (const notice of fileStore.notices) io.err(`llm-audit serve: ${notice}`);
-    store = fileStore;
+    store = await openLedgerWriter(writerConfig);
   }
+  for (const notice of store.notices) io.err(`llm-audit serve: ${notice}`);
 
   let server;
   try {

@@ -4,7 +4,7 @@
  * the ledger's records are not touched, so it still verifies, while the tenant's envelopes can no
  * longer be opened (CONTENT_KEY_SHREDDED). Needs no master key: only the keystore.
  *
- * With `--ledger DIR` or `--postgres URL` the shred is also appended to that ledger as a record of
+ * With `--ledger DIR` or `--postgres URL` (or LLM_AUDIT_POSTGRES_URL / LLM_AUDIT_LEDGER_DIR) the shred is also appended to that ledger as a record of
  * action `content.shred`, in the same hash chain as the calls: the erasure is then as
  * tamper-evident as what it erased. The ledger is opened first, so a ledger that cannot be written
  * (locked by a running writer, missing, unreachable) stops the command before anything is destroyed.
@@ -16,23 +16,15 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ContentError, keystorePathFrom, shredTenant, type ShredResult } from '../audit/content';
-import { loadPrivateKey } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
-import { FileLedger } from '../ledger/file-ledger';
-import { LEDGER_FILE } from '../ledger/layout';
+import { LEDGER_FILE } from '../ledger/file/layout';
 import { operationRecord, type LedgerRecord } from '../ledger/record';
-import { transparencyFromEnv } from '../ledger/transparency';
+import type { LedgerWriter } from '../ledger/writer';
 import { flag, parse, str, type CliIo, type Parsed } from './io';
-import { POSTGRES_OPTION, postgresUrl } from './source';
+import { POSTGRES_OPTION, ledgerOf, openCliWriter } from './source';
 
 export const SHRED_USAGE =
   'llm-audit shred --tenant T [--keystore FILE | --key FILE] [--reason TEXT] [--ledger DIR | --postgres URL] [--signing-key FILE] [--yes] [--json]';
-
-/** Where the shred is recorded: what both ledger writers offer. */
-interface LedgerWriter {
-  append(records: readonly LedgerRecord[]): Promise<unknown>;
-  close(): Promise<void>;
-}
 
 /** The shred as a ledger record: who ran it, where, why, and which keys it destroyed (never a key). */
 export function shredRecord(result: ShredResult): LedgerRecord {
@@ -53,27 +45,24 @@ export function shredRecord(result: ShredResult): LedgerRecord {
 }
 
 /**
- * Opens the ledger named by --ledger / --postgres (else `defaultDir`) for appending, or returns
- * undefined when none is named. A directory without a ledger is refused rather than created: a typo must not start a new
+ * Opens the ledger named by --ledger / --postgres for appending, or returns undefined when none is
+ * named. A directory without a ledger is refused rather than created: a typo must not start a new
  * ledger that nobody reads.
  */
-export async function openLedgerWriter(p: Parsed, io: CliIo, defaultDir?: string): Promise<{ writer: LedgerWriter; name: string } | undefined> {
-  const url = postgresUrl(p);
-  const dir = str(p, 'ledger') ?? (url === undefined ? defaultDir : undefined);
-  if (url === undefined && dir === undefined) return undefined;
-  const signingPath = str(p, 'signing-key') ?? (io.env.LLM_AUDIT_SIGNING_KEY?.trim() || undefined);
-  const signingKey = signingPath !== undefined ? loadPrivateKey(signingPath) : undefined;
-  // The checkpoint notes' origin and witnesses, as the application's writer uses them.
-  const transparency = transparencyFromEnv(io.env);
-  if (url !== undefined) {
-    // Loaded only when asked for: the file-ledger commands never load the database driver.
-    const { PostgresLedger } = require('../ledger/postgres/writer') as typeof import('../ledger/postgres/writer');
-    return { writer: await PostgresLedger.open({ url, transparency, ...(signingKey ? { signingKey } : {}) }), name: 'the PostgreSQL ledger' };
+async function openShredLedger(p: Parsed, io: CliIo): Promise<{ writer: LedgerWriter; name: string } | undefined> {
+  // The ledger the flags name, else the one the environment configures (LLM_AUDIT_POSTGRES_URL,
+  // LLM_AUDIT_LEDGER_DIR: as the writers choose it); not the default directory, which would record
+  // a shred in a ledger nobody configured.
+  const named = str(p, 'ledger') !== undefined || str(p, 'postgres') !== undefined;
+  if (!named && !io.env.LLM_AUDIT_POSTGRES_URL?.trim() && !io.env.LLM_AUDIT_LEDGER_DIR?.trim()) return undefined;
+  const where = ledgerOf(p, io);
+  if (where.backend === 'file' && !existsSync(join(where.dir, LEDGER_FILE))) {
+    throw new LedgerError('LEDGER_NOT_FOUND', `${where.dir} holds no audit ledger (no ${LEDGER_FILE}); nothing was shredded`);
   }
-  if (!existsSync(join(dir!, LEDGER_FILE))) {
-    throw new LedgerError('LEDGER_NOT_FOUND', `${dir} holds no audit ledger (no ${LEDGER_FILE}); nothing was shredded`);
-  }
-  return { writer: await FileLedger.open({ dir: dir!, transparency, ...(signingKey ? { signingKey } : {}) }), name: `the ledger in ${dir}` };
+  return {
+    writer: await openCliWriter(p, io, where),
+    name: where.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${where.dir}`,
+  };
 }
 
 async function confirmOnTerminal(tenant: string): Promise<boolean> {
@@ -119,7 +108,7 @@ export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
     throw new ContentError('CONTENT_USAGE', `refusing to shred tenant ${JSON.stringify(tenant)} without --yes (this cannot be undone)`);
   }
   const reason = str(p, 'reason');
-  const ledger = await openLedgerWriter(p, io);
+  const ledger = await openShredLedger(p, io);
   let result: ShredResult;
   try {
     result = shredTenant(keystore, tenant, reason !== undefined ? { reason } : {});
@@ -149,7 +138,8 @@ export async function shredCommand(argv: string[], io: CliIo): Promise<number> {
  */
 async function recordShred(ledger: { writer: LedgerWriter; name: string }, result: ShredResult): Promise<void> {
   try {
-    await ledger.writer.append([shredRecord(result)]);
+    // A fresh random span id (operationRecord): it cannot be stored already.
+    await ledger.writer.append([shredRecord(result)], { unique: true });
   } catch (error) {
     const message = (error as Error).message;
     const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';

@@ -1,8 +1,9 @@
 /** `--ledger DIR` or `--postgres URL`: which ledger a read command works on. */
 import type { LedgerSource } from '../ledger/backend';
 import { LedgerError } from '../ledger/errors';
-import { FileLedgerSource } from '../ledger/file-ledger';
-import { ledgerDir, str, type CliIo, type Parsed } from './io';
+import { FileLedgerSource } from '../ledger/file/ledger';
+import { ledgerConfigFromEnv, ledgerLocation, openLedgerWriter, type LedgerWriter } from '../ledger/writer';
+import { str, type CliIo, type Parsed } from './io';
 
 /** The parseArgs option both read commands and serve accept. */
 export const POSTGRES_OPTION = { postgres: { type: 'string' } } as const;
@@ -17,15 +18,37 @@ export function postgresUrl(p: Parsed): string | undefined {
   return url;
 }
 
-/** The source named by the flags: the PostgreSQL ledger with --postgres, else the file ledger. */
-export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
+/** The ledger named by the flags, else by the environment (ledgerLocation, as the writers choose it). */
+export function ledgerOf(p: Parsed, io: CliIo): ReturnType<typeof ledgerLocation> {
   const url = postgresUrl(p);
-  if (url !== undefined) {
+  const dir = str(p, 'ledger');
+  return ledgerLocation(io.env, { ...(url !== undefined ? { url } : {}), ...(dir !== undefined ? { dir } : {}) });
+}
+
+/** The source named by the flags: the PostgreSQL ledger with --postgres (or LLM_AUDIT_POSTGRES_URL), else the file ledger. */
+export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
+  const where = ledgerOf(p, io);
+  if (where.backend === 'postgres') {
     // Loaded only when asked for: the file-ledger commands never load the database driver.
     const { PostgresLedgerSource } = require('../ledger/postgres/source') as typeof import('../ledger/postgres/source');
-    return new PostgresLedgerSource(url);
+    return new PostgresLedgerSource(where.url);
   }
-  return new FileLedgerSource(ledgerDir(str(p, 'ledger'), io));
+  return new FileLedgerSource(where.dir);
+}
+
+/**
+ * A writer on the ledger `where` (by default the one the command names) for the operation records
+ * the CLI appends (shred, audit.read), signing with --signing-key or LLM_AUDIT_SIGNING_KEY.
+ */
+export async function openCliWriter(p: Parsed, io: CliIo, where: ReturnType<typeof ledgerLocation> = ledgerOf(p, io)): Promise<LedgerWriter> {
+  const signing = str(p, 'signing-key');
+  // The environment's writer settings too (signing key, checkpoint notes' origin, witnesses), as the application's writer uses them.
+  return openLedgerWriter(
+    ledgerConfigFromEnv(io.env, {
+      ...(where.backend === 'postgres' ? { url: where.url } : { dir: where.dir }),
+      ...(signing !== undefined ? { signingKeyPath: signing } : {}),
+    }),
+  );
 }
 
 /** Runs `work` with the source, then releases it (closes the database connections). */

@@ -1,13 +1,12 @@
 /**
  * Decoded OTLP spans to ledger records. The record is built by the very function the in-process
- * exporter uses (`recordFromSpan`, src/ledger/record.ts), through a small adapter that gives a
- * decoded span the `ReadableSpan` fields that function reads, so a call audited in-process and the
- * same call received over OTLP give the same record.
+ * exporter uses (`recordFromSpan`, src/ledger/record.ts), which reads a narrow SpanView that a
+ * decoded span provides as well as an SDK span, so a call audited in-process and the same call
+ * received over OTLP give the same record.
  */
-import type { HrTime, SpanContext } from '@opentelemetry/api';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { HrTime } from '@opentelemetry/api';
 import { canonicalJson } from '../audit/canonical-json';
-import { claimedOperation, isAuditSpan, recordFromSpan, type LedgerRecord } from '../ledger/record';
+import { claimedOperation, isAuditSpan, recordFromSpan, type LedgerRecord, type SpanView } from '../ledger/record';
 import { scopeAllows, type TenantScope } from './tokens';
 import type { DecodedSpan } from './otlp';
 
@@ -18,21 +17,18 @@ function hrTime(ns: bigint): HrTime {
   return [Number(seconds), Number(ns - seconds * NS_PER_S)];
 }
 
-/** The ReadableSpan view of a decoded span: only what recordFromSpan reads is meaningful. */
-export function readableSpanOf(span: DecodedSpan): ReadableSpan {
-  const context: SpanContext = { traceId: span.traceId ?? '', spanId: span.spanId ?? '', traceFlags: 1 };
-  const view = {
-    name: span.name,
+/** A decoded span as recordFromSpan reads it. */
+export function spanViewOf(span: DecodedSpan): SpanView {
+  const context = { traceId: span.traceId ?? '', spanId: span.spanId ?? '' };
+  return {
     attributes: span.attributes,
     startTime: hrTime(span.startTimeUnixNano),
-    endTime: hrTime(span.endTimeUnixNano),
     duration: hrTime(span.endTimeUnixNano - span.startTimeUnixNano),
     status: { code: span.statusCode },
     events: span.events.map((e) => ({ name: e.name, attributes: e.attributes, time: hrTime(e.timeUnixNano) })),
     spanContext: () => context,
     resource: { attributes: span.resource },
   };
-  return view as unknown as ReadableSpan;
 }
 
 export interface Conversion {
@@ -78,7 +74,7 @@ export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number,
     let record: LedgerRecord | undefined;
     let size: number;
     try {
-      record = recordFromSpan(readableSpanOf(span));
+      record = recordFromSpan(spanViewOf(span));
       size = record ? Buffer.byteLength(canonicalJson(record)) : 0;
     } catch (error) {
       reject(`the span cannot be recorded (${(error as Error).message})`);

@@ -1,12 +1,12 @@
 /**
  * The storage seam. Verification, proofs, queries, reports and retention planning only ever see a
  * {@link LedgerSource}: an ordered stream of stored entry lines plus the checkpoints. The embedded
- * file ledger (file-ledger.ts) is one implementation; a database backend (issue 4) provides the
+ * file ledger (file/) is one implementation; a database backend (issue 4) provides the
  * same two things (rows in `seq` order, and the checkpoint rows) and reuses everything else.
  */
 import type { Checkpoint } from './checkpoint';
 import { LedgerError } from './errors';
-import type { StoredNote } from './note-store';
+import type { StoredNote } from './file/note-store';
 import type { ReportBackend } from './reports';
 
 /** Where a stored entry lives: `file` is relative to the ledger (a segment, or a table name), `line` 1-based. */
@@ -72,7 +72,7 @@ export interface LedgerSource {
    * at them, where the backend knows the transactions (PostgreSQL); verify --public-key reports them.
    */
   unsignedTransactions?(): Promise<Array<{ from: number; to: number }>>;
-  /** The checkpoints as C2SP signed notes and their witness-cosigned copies, in write order (note-store.ts). */
+  /** The checkpoints as C2SP signed notes and their witness-cosigned copies, in write order (file/note-store.ts). */
   signedNotes(): Promise<StoredNote[]>;
   /**
    * Computes queries and reports itself (PostgreSQL: in SQL, with its indexes); absent when they

@@ -15,11 +15,20 @@ export {
   type TombstoneInfo,
 } from './checkpoint';
 export type { LedgerSource, LedgerItem, CheckpointEntry, StoredEntry, ItemLocation } from './backend';
-export { FileLedger, FileLedgerSource, FSYNC_POLICIES, type FileLedgerOptions, type FsyncPolicy, type AppendResult } from './file-ledger';
+export { FileLedger, FileLedgerSource, FSYNC_POLICIES, type FileLedgerOptions, type FsyncPolicy, type AppendResult } from './file/ledger';
+export {
+  openLedgerWriter,
+  ledgerConfigFromEnv,
+  type LedgerWriter,
+  type LedgerConfig,
+  type AppendOutcome,
+  type AppendOptions,
+  type WriterOptions,
+} from './writer';
 export { verifyLedger, type VerifyOptions, type VerifyResult } from './verify';
 export { proveInclusion, proveConsistency, verifyProof, newestCheckpoint, type InclusionProof, type ConsistencyProof, type Proof } from './proofs';
 export { scanRecords, queryRecords, type QueryFilter, type RecordHit } from './query';
 export { costByUser, anomalies, errorRate, type Report } from './reports';
 export { applyRetention, resolvePolicy, parseDuration, recordExpiry, type RetentionPolicy, type RetentionPlan } from './retention';
-export { repairLedger, type RepairAction } from './repair';
+export { repairLedger, type RepairAction } from './file/repair';
 export { LedgerSpanExporter, ledgerOptionsFromEnv, DEFAULT_LEDGER_DIR, type LedgerSpanExporterOptions } from './span-exporter';

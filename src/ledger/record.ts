@@ -7,10 +7,9 @@
  * become null (they have no JSON form), and nothing from the span's raw content attributes is ever
  * copied (only the `llm_audit.*.hash` digests).
  */
-import { SpanStatusCode, type AttributeValue, type Attributes, type HrTime } from '@opentelemetry/api';
+import { SpanStatusCode, type AttributeValue, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as A from '../semconv';
 
 /**
@@ -117,7 +116,7 @@ export function withoutDuplicates(records: readonly LedgerRecord[], seen: (key: 
   return out;
 }
 
-export function isAuditSpan(span: Pick<ReadableSpan, 'attributes'>): boolean {
+export function isAuditSpan(span: Pick<SpanView, 'attributes'>): boolean {
   const attributes = span.attributes;
   // The trace span of a call whose audit record is written apart (core/audit-records.ts): sampled
   // and cut by the application's tracing, so never a record; the record itself comes separately.
@@ -129,8 +128,23 @@ export function isAuditSpan(span: Pick<ReadableSpan, 'attributes'>): boolean {
   return false;
 }
 
+/**
+ * What recordFromSpan reads of a span. An SDK ReadableSpan is one; so is the view of a span
+ * received over OTLP (src/ingest/records.ts), which gives the same record for the same call.
+ */
+export interface SpanView {
+  attributes: Attributes;
+  startTime: HrTime;
+  duration?: HrTime;
+  status: { code: SpanStatusCode };
+  events?: ReadonlyArray<{ name: string; attributes?: Attributes; time: HrTime }>;
+  spanContext(): Pick<SpanContext, 'traceId' | 'spanId'>;
+  /** The resource of the process that made the span (service, environment: record v3). */
+  resource?: { attributes: Attributes };
+}
+
 /** The audit record of `span`, or undefined when the span is not an audited LLM call. */
-export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
+export function recordFromSpan(span: SpanView): LedgerRecord | undefined {
   if (!isAuditSpan(span)) return undefined;
   const at = span.attributes;
   const context = span.spanContext();
@@ -187,7 +201,7 @@ export function recordFromSpan(span: ReadableSpan): LedgerRecord | undefined {
 }
 
 /** The mode and the findings per kind, summed over the `llm_audit.sanitization` events (each is one kind at one location). */
-function sanitizationOf(span: ReadableSpan): LedgerRecord['sanitization'] {
+function sanitizationOf(span: SpanView): LedgerRecord['sanitization'] {
   let kinds: Record<string, number> | undefined;
   for (const event of span.events ?? []) {
     if (event.name !== A.EVENT_AUDIT_SANITIZATION) continue;
@@ -419,7 +433,7 @@ function metadataOf(attributes: Attributes): Record<string, MetadataValue> | nul
   return out;
 }
 
-function guardrailsOf(span: ReadableSpan): Array<Record<string, MetadataValue>> | null {
+function guardrailsOf(span: SpanView): Array<Record<string, MetadataValue>> | null {
   let out: Array<Record<string, MetadataValue>> | null = null;
   for (const event of span.events ?? []) {
     if (event.name !== A.EVENT_AUDIT_GUARDRAIL) continue;

@@ -26,15 +26,21 @@ import { join } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, reportRefusedRecord, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
 import { LedgerError } from './errors';
-import { FSYNC_POLICIES, FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file-ledger';
-import { PENDING_DIR } from './layout';
-import { JournalConsumer, JournalWriter, POLL_MS, journalKey } from './pending-journal';
+import { FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file/ledger';
+import type { PostgresLedgerOptions } from './postgres/writer';
+import { redactUrl } from './postgres/url';
+import { DEFAULT_LEDGER_DIR, fsyncPolicy, ledgerConfigFromEnv, openLedgerWriter, positiveInt, type LedgerWriter } from './writer';
+import { PENDING_DIR } from './file/layout';
+import { JournalConsumer, JournalWriter, POLL_MS, journalKey, journalOf } from './file/pending-journal';
 import { GAP_ACTION, claimedOperation, operationRecord, recordFromSpan, type LedgerRecord } from './record';
-import { transparencyFromEnv } from './transparency';
 import { atProcessExit } from '../util/exit-hook';
 
 export interface LedgerSpanExporterOptions {
+  /** The file ledger's directory; with `postgresUrl`, where the journals (pending/) are kept. */
   dir: string;
+  /** LLM_AUDIT_POSTGRES_URL: append to this PostgreSQL ledger instead of the file ledger in `dir`. */
+  postgresUrl?: string;
+  /** The file ledger's fsync policy, and the journals'. */
   fsync?: FsyncPolicy;
   signingKeyPath?: string;
   checkpointEvery?: number;
@@ -44,53 +50,33 @@ export interface LedgerSpanExporterOptions {
   maxBacklog?: number;
   /** LLM_AUDIT_ON_FAILURE (default continue). */
   onFailure?: OnFailurePolicy;
-  /** Advanced: everything else FileLedger.open accepts (clock, file opener for tests...). */
-  ledger?: Omit<FileLedgerOptions, 'dir' | 'fsync' | 'signingKeyPath' | 'checkpointEvery'>;
+  /** Advanced: everything else the writer accepts (clock, file opener for tests, pool size...). */
+  ledger?: Omit<FileLedgerOptions, 'dir' | 'fsync' | 'signingKeyPath' | 'checkpointEvery'> & Pick<PostgresLedgerOptions, 'poolSize'>;
 }
 
-export const DEFAULT_LEDGER_DIR = './llm-audit-ledger';
+export { DEFAULT_LEDGER_DIR };
 export const DEFAULT_MAX_BACKLOG = 10_000;
 /** How often a writer in journal mode tries to take the ledger's lock. */
 export const LOCK_RETRY_MS = 1_000;
 
-/** A positive integer setting; `name` is what the operator wrote (a variable or a flag). Empty: unset. */
-export function positiveIntSetting(raw: string | undefined, name: string): number | undefined {
-  const text = raw?.trim();
-  if (!text) return undefined;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1) throw new LedgerError('LEDGER_USAGE', `${name} must be a positive integer, got ${JSON.stringify(text)}`);
-  return n;
-}
-
-/** An fsync policy setting (LLM_AUDIT_FSYNC or `serve --fsync`); `name` is what the operator wrote. */
-export function fsyncSetting(raw: string | undefined, name: string): FsyncPolicy | undefined {
-  const value = raw?.trim().toLowerCase();
-  if (!value) return undefined;
-  if (!(FSYNC_POLICIES as readonly string[]).includes(value)) {
-    throw new LedgerError('LEDGER_USAGE', `${name} must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(raw)}`);
-  }
-  return value as FsyncPolicy;
-}
-
 /**
- * Options from the environment: LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY,
- * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_HASH_KEY, LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE,
- * LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES.
+ * Options from the environment: the ledger as ledgerConfigFromEnv (writer.ts) chooses it
+ * (LLM_AUDIT_POSTGRES_URL, LLM_AUDIT_LEDGER_DIR, LLM_AUDIT_FSYNC, LLM_AUDIT_SIGNING_KEY,
+ * LLM_AUDIT_CHECKPOINT_EVERY, LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES), plus LLM_AUDIT_HASH_KEY,
+ * LLM_AUDIT_LEDGER_MAX_BACKLOG, LLM_AUDIT_ON_FAILURE.
  */
 export function ledgerOptionsFromEnv(env: NodeJS.ProcessEnv): LedgerSpanExporterOptions {
-  const options: LedgerSpanExporterOptions = { dir: env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
-  const fsync = fsyncSetting(env.LLM_AUDIT_FSYNC, 'LLM_AUDIT_FSYNC');
+  const config = ledgerConfigFromEnv(env);
+  const options: LedgerSpanExporterOptions = { dir: config.backend === 'file' ? config.dir : env.LLM_AUDIT_LEDGER_DIR?.trim() || DEFAULT_LEDGER_DIR };
+  if (config.backend === 'postgres') options.postgresUrl = config.url;
+  const fsync = config.backend === 'file' ? config.fsync : fsyncPolicy('LLM_AUDIT_FSYNC', env.LLM_AUDIT_FSYNC);
   if (fsync) options.fsync = fsync;
-  const key = env.LLM_AUDIT_SIGNING_KEY?.trim();
-  if (key) options.signingKeyPath = key;
-  const every = positiveIntSetting(env.LLM_AUDIT_CHECKPOINT_EVERY, 'LLM_AUDIT_CHECKPOINT_EVERY');
-  if (every) options.checkpointEvery = every;
+  if (config.signingKeyPath) options.signingKeyPath = config.signingKeyPath;
+  if (config.checkpointEvery) options.checkpointEvery = config.checkpointEvery;
   if (env.LLM_AUDIT_HASH_KEY) options.hashKey = env.LLM_AUDIT_HASH_KEY;
-  const backlog = positiveIntSetting(env.LLM_AUDIT_LEDGER_MAX_BACKLOG, 'LLM_AUDIT_LEDGER_MAX_BACKLOG');
+  const backlog = positiveInt('LLM_AUDIT_LEDGER_MAX_BACKLOG', env.LLM_AUDIT_LEDGER_MAX_BACKLOG);
   if (backlog) options.maxBacklog = backlog;
-  // Checked here, at start, like the other options (not at the first append).
-  const transparency = transparencyFromEnv(env);
-  if (Object.keys(transparency).length > 0) options.ledger = { ...options.ledger, transparency };
+  if (config.transparency) options.ledger = { ...options.ledger, transparency: config.transparency };
   if (env.LLM_AUDIT_ON_FAILURE?.trim()) {
     try {
       options.onFailure = onFailureFromEnv(env);
@@ -107,7 +93,7 @@ export class LedgerSpanExporter implements SpanExporter {
   private readonly journal: JournalWriter;
   private readonly maxBacklog: number;
   /** Set while this process holds the ledger's lock. */
-  private holder: { ledger: FileLedger; consumer: JournalConsumer } | undefined;
+  private holder: { ledger: LedgerWriter; consumer: JournalConsumer } | undefined;
   private opening: Promise<void> | undefined;
   /** Another writer holds the lock: records go to the journal. */
   private journalMode = false;
@@ -122,6 +108,9 @@ export class LedgerSpanExporter implements SpanExporter {
   private lost: { count: number; first: string; last: string; error: string } | undefined;
   private shutDown = false;
 
+  /** The trail in messages and metrics: the directory, or the database URL without its password. */
+  private readonly trail: string;
+
   /** process.exit() runs no flush: what is still in memory goes to the journal then. */
   private readonly cancelExitJournal = atProcessExit(() => this.journalOnExit());
 
@@ -129,6 +118,7 @@ export class LedgerSpanExporter implements SpanExporter {
     this.key = journalKey({ signingKey: options.ledger?.signingKey, signingKeyPath: options.signingKeyPath, hashKey: options.hashKey });
     this.journal = new JournalWriter(options.dir, this.key, options.fsync !== 'none');
     this.maxBacklog = options.maxBacklog ?? DEFAULT_MAX_BACKLOG;
+    this.trail = options.postgresUrl !== undefined ? redactUrl(options.postgresUrl) : options.dir;
     if (options.onFailure) setOnFailurePolicy(options.onFailure);
   }
 
@@ -148,7 +138,7 @@ export class LedgerSpanExporter implements SpanExporter {
       this.journal.appendSync(records);
       this.journal.end();
     } catch (error) {
-      reportAuditFailure(this.options.dir, records.length, error);
+      reportAuditFailure(this.trail, records.length, error);
     }
   }
 
@@ -199,19 +189,26 @@ export class LedgerSpanExporter implements SpanExporter {
   }
 
   private async tryLock(): Promise<void> {
-    const { dir, fsync, signingKeyPath, checkpointEvery, ledger: advanced } = this.options;
-    let ledger: FileLedger;
+    const { dir, postgresUrl, fsync, signingKeyPath, checkpointEvery, ledger: advanced } = this.options;
+    const common = {
+      onWarning: (message: string) => diag.warn(`otel-llm-audit ledger: ${message}`),
+      ...advanced,
+      ...(signingKeyPath ? { signingKeyPath } : {}),
+      ...(checkpointEvery ? { checkpointEvery } : {}),
+    };
+    let ledger: LedgerWriter;
     try {
-      ledger = await FileLedger.open({
-        onWarning: (message) => diag.warn(`otel-llm-audit ledger: ${message}`),
-        ...advanced,
-        dir,
-        ...(fsync ? { fsync } : {}),
-        ...(signingKeyPath ? { signingKeyPath } : {}),
-        ...(checkpointEvery ? { checkpointEvery } : {}),
-      });
+      ledger = await openLedgerWriter(
+        postgresUrl !== undefined ? { backend: 'postgres', url: postgresUrl, ...common } : { backend: 'file', dir, ...(fsync ? { fsync } : {}), ...common },
+      );
     } catch (error) {
-      if (!(error instanceof LedgerError && error.code === 'LEDGER_LOCKED')) throw error;
+      const locked = error instanceof LedgerError && error.code === 'LEDGER_LOCKED';
+      // PostgreSQL not reachable: the records wait in this process's journal (durably, as for a
+      // lock held by another writer) and the writer is opened again every LOCK_RETRY_MS. Loud,
+      // since nothing reaches the ledger meanwhile; nothing is lost either.
+      const unreachable = postgresUrl !== undefined && error instanceof LedgerError && error.code === 'LEDGER_IO';
+      if (!locked && !unreachable) throw error;
+      if (unreachable) reportAuditFailure(this.trail, 0, error);
       if (!this.journalMode) {
         this.journalMode = true;
         diag.info(`otel-llm-audit ledger ${dir}: ${error.message}; this process writes to its journal ${this.journal.name}, which the lock holder appends`);
@@ -220,10 +217,18 @@ export class LedgerSpanExporter implements SpanExporter {
       return;
     }
     ledger.notices.forEach((n) => diag.warn(`otel-llm-audit ledger ${dir}: ${n}`));
-    const consumer = new JournalConsumer(ledger, dir, this.key, (message, level) =>
-      level === 'error' ? reportAuditProblem(`ledger ${dir}: ${message}`) : diag.warn(`otel-llm-audit ledger ${dir}: ${message}`),
+    const consumer = new JournalConsumer(
+      ledger,
+      dir,
+      this.key,
+      (message, level) => (level === 'error' ? reportAuditProblem(`ledger ${dir}: ${message}`) : diag.warn(`otel-llm-audit ledger ${dir}: ${message}`)),
+      // PostgreSQL: no lock, so every process is a writer; each appends its own journals (its
+      // worker threads', its exit journal of an earlier run is a dead pid's) and the database
+      // leaves out a span already stored.
+      postgresUrl !== undefined ? { storedBy: 'target', mine: (name) => journalOf(name, process.pid) } : {},
     );
     this.holder = { ledger, consumer };
+    if (this.journalMode && postgresUrl !== undefined) auditTrailRestored(this.trail, 'the records journaled meanwhile are appended now');
     this.journalMode = false;
     // What other writers (or earlier processes) journaled comes first, then every POLL_MS.
     await this.appendJournals();
@@ -257,7 +262,7 @@ export class LedgerSpanExporter implements SpanExporter {
       if (appended + present > 0) diag.debug(`otel-llm-audit ledger: appended ${appended} journaled records (${present} were already in)`);
     } catch (error) {
       // The records stay in their journals for the next pass.
-      reportAuditFailure(this.options.dir, 0, error);
+      reportAuditFailure(this.trail, 0, error);
     }
   }
 
@@ -267,7 +272,7 @@ export class LedgerSpanExporter implements SpanExporter {
       const record = recordFromSpan(span);
       if (!record) continue;
       const claimed = claimedOperation(record);
-      if (claimed) reportRefusedRecord(this.options.dir, claimed);
+      if (claimed) reportRefusedRecord(this.trail, claimed);
       else records.push(record);
     }
     if (records.length === 0) {
@@ -309,7 +314,7 @@ export class LedgerSpanExporter implements SpanExporter {
       return;
     }
     try {
-      await ledger.append(records);
+      await ledger.append(records, { unique: true });
     } catch (error) {
       // The ledger failed (disk full...): the journal keeps the records for a later pass.
       try {
@@ -318,13 +323,13 @@ export class LedgerSpanExporter implements SpanExporter {
         const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';
         throw new LedgerError(code, `${(error as Error).message}; and ${(journalError as Error).message}`, { cause: journalError });
       }
-      reportAuditFailure(this.options.dir, 0, error);
+      reportAuditFailure(this.trail, 0, error);
       return;
     } finally {
       this.unwritten.delete(records);
     }
     if (this.lost) await this.appendGap();
-    else auditTrailRestored(this.options.dir, 'no record was lost');
+    else auditTrailRestored(this.trail, 'no record was lost');
   }
 
   /** Records that could not be written anywhere: reported now, recorded as a gap once the ledger works. */
@@ -332,7 +337,7 @@ export class LedgerSpanExporter implements SpanExporter {
     const now = new Date().toISOString();
     const message = error instanceof Error ? error.message : String(error);
     this.lost = { count: (this.lost?.count ?? 0) + count, first: this.lost?.first ?? now, last: now, error: message };
-    reportAuditFailure(this.options.dir, count, error);
+    reportAuditFailure(this.trail, count, error);
     if (this.gapTimer) return;
     // Retried until it works: under LLM_AUDIT_ON_FAILURE=block no call comes to do it.
     this.gapTimer = setInterval(() => void this.appendGap(), LOCK_RETRY_MS);
@@ -354,7 +359,7 @@ export class LedgerSpanExporter implements SpanExporter {
     try {
       await this.connect();
       if (!this.holder) throw new Error('journal mode');
-      await this.holder.ledger.append([gap]);
+      await this.holder.ledger.append([gap], { unique: true });
     } catch {
       // Another writer holds the lock, or the ledger still fails: the journal keeps it durably, as
       // any record (a process that dies before the ledger works again no longer takes it along).
@@ -370,7 +375,7 @@ export class LedgerSpanExporter implements SpanExporter {
       clearInterval(this.gapTimer);
       this.gapTimer = undefined;
     }
-    auditTrailRestored(this.options.dir, `${lost.count} record(s) lost since ${lost.first} are recorded in it as a ${GAP_ACTION} record`);
+    auditTrailRestored(this.trail, `${lost.count} record(s) lost since ${lost.first} are recorded in it as a ${GAP_ACTION} record`);
   }
 
   private track(work: Promise<unknown>): void {

@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { makeRecord, tempDir } from '../ledger/helpers';
 
 export const ROOT = resolve(__dirname, '../..');

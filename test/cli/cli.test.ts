@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync, chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { readLines, tempDir, writeLines } from '../ledger/helpers';
 import { MAIN, cli, ensureBuilt, expectNoStack, ledger } from './cli-helpers';
 
@@ -261,7 +261,7 @@ describe('llm-audit CLI', () => {
       process.execPath,
       [
         '-e',
-        `const { FileLedger } = require(${JSON.stringify(join(MAIN, '../../ledger/file-ledger.js'))});
+        `const { FileLedger } = require(${JSON.stringify(join(MAIN, '../../ledger/file/ledger.js'))});
          FileLedger.open({ dir: ${JSON.stringify(dir)} }).then(() => { console.log('locked'); setInterval(() => {}, 1000); });`,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },

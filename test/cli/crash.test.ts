@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedgerSource } from '../../src/ledger/file/ledger';
 import { scanRecords } from '../../src/ledger/query';
 import { tempDir } from '../ledger/helpers';
 import { MAIN, cli, ensureBuilt } from './cli-helpers';
@@ -9,7 +9,7 @@ import { MAIN, cli, ensureBuilt } from './cli-helpers';
 beforeAll(() => ensureBuilt(), 120_000);
 
 const WRITER = (dir: string) => `
-const { FileLedger } = require(${JSON.stringify(join(MAIN, '../../ledger/file-ledger.js'))});
+const { FileLedger } = require(${JSON.stringify(join(MAIN, '../../ledger/file/ledger.js'))});
 (async () => {
   const ledger = await FileLedger.open({ dir: ${JSON.stringify(dir)}, fsync: 'always', checkpointEvery: 25 });
   // Large records make a kill in the middle of a write more likely.

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { leafHash, rootFromInclusionProof } from '../../src/ledger/merkle';
 import { buildLedger, tempDir } from '../ledger/helpers';
 import { cli, ensureBuilt, expectNoStack } from './cli-helpers';

@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { contentPayload } from '../../src/audit/content';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { cipherFor, ensureBuiltWithContent, newKey, tempDir } from '../audit/content/helpers';
 import { makeRecord } from '../ledger/helpers';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { contentCipherFromEnv, createContentMasterKey } from '../../src/audit/content';
 import { AuditError, ERROR_CODES, exitStatusFor, renderError, type AuditErrorCode } from '../../src/errors';
-import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { checkApplied, LATEST_VERSION, SCHEMA } from '../../src/ledger/postgres/migrations';
 import { PostgresLedgerSource } from '../../src/ledger/postgres/source';
 import { inclusionPath, proveInclusion } from '../../src/ledger/proofs';

@@ -10,7 +10,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEvidence } from '../../src/evidence/bundle';
 import { runCli } from '../../src/cli/main';
-import { FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedgerSource } from '../../src/ledger/file/ledger';
 import { tempDir } from '../ledger/helpers';
 import { repoRoot } from '../support/processes';
 import { EXPECTED, FROM, TO, fileLedger, keys } from './data';

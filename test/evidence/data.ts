@@ -3,7 +3,7 @@
  * 2026-03-01 to 2026-03-04 (excluded); one record before and one after it must not count.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { generateSigningKeyPair } from '../../src/ledger/checkpoint';
 import { GAP_ACTION, operationRecord, type LedgerRecord } from '../../src/ledger/record';
 import { makeRecord } from '../ledger/helpers';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildEvidence, verifyEvidence, type EvidenceJson } from '../../src/evidence/bundle';
 import { gatherFacts } from '../../src/evidence/facts';
-import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { PostgresLedgerSource } from '../../src/ledger/postgres/source';
 import { PostgresLedger } from '../../src/ledger/postgres/writer';
 import { runCli } from '../../src/cli/main';

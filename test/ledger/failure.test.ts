@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { auditTrailUnavailable, LlmAuditUnavailableError, setOnFailurePolicy } from '../../src/audit/failure-policy';
-import { FileLedgerSource, type FileOpener } from '../../src/ledger/file-ledger';
+import { FileLedgerSource, type FileOpener } from '../../src/ledger/file/ledger';
 import { scanRecords } from '../../src/ledger/query';
 import { LedgerSpanExporter } from '../../src/ledger/span-exporter';
 import { verifyLedger } from '../../src/ledger/verify';

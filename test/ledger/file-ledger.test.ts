@@ -5,8 +5,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LedgerError } from '../../src/ledger/errors';
-import { FileLedger, FileLedgerSource, type FileOpener, type WritableFile } from '../../src/ledger/file-ledger';
-import { repairLedger } from '../../src/ledger/repair';
+import { FileLedger, FileLedgerSource, type FileOpener, type WritableFile } from '../../src/ledger/file/ledger';
+import { repairLedger } from '../../src/ledger/file/repair';
 import { verifyLedger } from '../../src/ledger/verify';
 import { fakeClock, makeRecord, readLines, tempDir } from './helpers';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import { generateSigningKeyPair } from '../../src/ledger/checkpoint';
-import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { applyRetention, resolvePolicy } from '../../src/ledger/retention';
 import { verifyLedger } from '../../src/ledger/verify';
 import { forgeTombstone, makeRecord, tempDir } from './helpers';

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { FileLedger, type FileLedgerOptions } from '../../src/ledger/file-ledger';
+import { FileLedger, type FileLedgerOptions } from '../../src/ledger/file/ledger';
 import type { LedgerSource } from '../../src/ledger/backend';
 import { initialChainState, walkChain } from '../../src/ledger/chain';
 import { CHECKPOINT_VERSION, finishCheckpoint, type Checkpoint } from '../../src/ledger/checkpoint';

@@ -24,7 +24,7 @@ const SPACING_MS = 40;
  * keeps what it won (its pid stays alive, so the lock is live for the others).
  */
 const script = `
-const { acquireLock } = require(${JSON.stringify(join(repoRoot, 'dist/cjs/ledger/lock.js'))});
+const { acquireLock } = require(${JSON.stringify(join(repoRoot, 'dist/cjs/ledger/file/lock.js'))});
 const { acquireKeystoreLock } = require(${JSON.stringify(join(repoRoot, 'dist/cjs/audit/content/lock.js'))});
 const [dirs, first, spacing, kind] = [process.argv[1].split(','), Number(process.argv[2]), Number(process.argv[3]), process.argv[4]];
 const outcomes = [];

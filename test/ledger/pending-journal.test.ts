@@ -5,8 +5,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileLedger, FileLedgerSource, type FileOpener } from '../../src/ledger/file-ledger';
-import { JournalConsumer, appendPendingJournals, journalKey, writePendingJournal } from '../../src/ledger/pending-journal';
+import { FileLedger, FileLedgerSource, type FileOpener } from '../../src/ledger/file/ledger';
+import { JournalConsumer, appendPendingJournals, journalKey, writePendingJournal } from '../../src/ledger/file/pending-journal';
 import { repoRoot } from '../support/harness';
 import { scanRecords } from '../../src/ledger/query';
 import { verifyLedger } from '../../src/ledger/verify';
@@ -114,7 +114,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
       process.execPath,
       [
         '-e',
-        `const { JournalWriter, journalKey } = require(${JSON.stringify(join(repoRoot, 'dist', 'cjs', 'ledger', 'pending-journal.js'))});
+        `const { JournalWriter, journalKey } = require(${JSON.stringify(join(repoRoot, 'dist', 'cjs', 'ledger', 'file', 'pending-journal.js'))});
          const [first, second] = JSON.parse(process.env.RECORDS);
          const journal = new JournalWriter(process.env.DIR, journalKey({ hashKey: process.env.HASH_KEY }));
          journal.appendSync([first]);

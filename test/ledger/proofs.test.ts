@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateSigningKeyPair, readCheckpointFile } from '../../src/ledger/checkpoint';
-import { FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedgerSource } from '../../src/ledger/file/ledger';
 import { proveConsistency, proveInclusion, verifyProof } from '../../src/ledger/proofs';
 import { buildLedger, tempDir } from './helpers';
 

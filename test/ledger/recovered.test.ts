@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import { CHECKPOINT_VERSION, finishCheckpoint, generateSigningKeyPair } from '../../src/ledger/checkpoint';
-import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { leafHash } from '../../src/ledger/merkle';
 import { verifyLedger } from '../../src/ledger/verify';
 import { cli, ensureBuilt } from '../cli/cli-helpers';
@@ -78,7 +78,7 @@ describe('records after the newest signed checkpoint at startup', () => {
     const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
     const script = `
       const { createPrivateKey } = require('node:crypto');
-      const { FileLedger } = require(${JSON.stringify(join(__dirname, '../../dist/cjs/ledger/file-ledger.js'))});
+      const { FileLedger } = require(${JSON.stringify(join(__dirname, '../../dist/cjs/ledger/file/ledger.js'))});
       (async () => {
         // fsync 'batch': with 'always' and a key, every group commit is signed and a kill leaves
         // no unsigned range (docs/ledger.md); 'batch' signs only every checkpointEvery records.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { queryRecords, scanRecords } from '../../src/ledger/query';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { anomalies, costByUser, errorRate } from '../../src/ledger/reports';

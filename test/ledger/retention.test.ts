@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import { generateSigningKeyPair } from '../../src/ledger/checkpoint';
-import { FileLedger, FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { proveInclusion, verifyProof } from '../../src/ledger/proofs';
 import { addDuration, applyRetention, parseDuration, recordExpiry, resolvePolicy } from '../../src/ledger/retention';
 import { verifyLedger } from '../../src/ledger/verify';

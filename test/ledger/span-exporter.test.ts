@@ -4,7 +4,7 @@ import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@op
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileLedgerSource, type FileOpener } from '../../src/ledger/file-ledger';
+import { FileLedgerSource, type FileOpener } from '../../src/ledger/file/ledger';
 import { scanRecords } from '../../src/ledger/query';
 import { LedgerSpanExporter, ledgerOptionsFromEnv } from '../../src/ledger/span-exporter';
 import { verifyLedger } from '../../src/ledger/verify';

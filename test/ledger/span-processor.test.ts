@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { resources } from '@opentelemetry/sdk-node';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
-import { FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedgerSource } from '../../src/ledger/file/ledger';
 import { scanRecords } from '../../src/ledger/query';
 import { LedgerSpanExporter } from '../../src/ledger/span-exporter';
 import { LedgerSpanProcessor } from '../../src/ledger/span-processor';

@@ -5,7 +5,7 @@ import { canonicalJson } from '../../src/audit/canonical-json';
 import type { CheckpointEntry } from '../../src/ledger/backend';
 import { generateSigningKeyPair, readCheckpointFile } from '../../src/ledger/checkpoint';
 import { LedgerError } from '../../src/ledger/errors';
-import { FileLedgerSource } from '../../src/ledger/file-ledger';
+import { FileLedgerSource } from '../../src/ledger/file/ledger';
 import { leafHash } from '../../src/ledger/merkle';
 import { verifyLedger, type VerifyOptions } from '../../src/ledger/verify';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
@@ -246,7 +246,7 @@ describe('verify', () => {
     const dir = tempDir();
     let day = '2026-03-01T12:00:00Z';
     const clockFn = () => new Date(day);
-    const { FileLedger } = await import('../../src/ledger/file-ledger');
+    const { FileLedger } = await import('../../src/ledger/file/ledger');
     const { makeRecord } = await import('./helpers');
     const writer = await FileLedger.open({ dir, fsync: 'none', clock: clockFn });
     for (const d of ['2026-03-01', '2026-03-02', '2026-03-03']) {

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { migrate } from '../../src/ledger/postgres/migrations';
 import { PostgresLedger } from '../../src/ledger/postgres/writer';
 import type { LedgerRecord } from '../../src/ledger/record';

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { PostgresLedger } from '../../src/ledger/postgres/writer';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { makeRecord } from '../ledger/helpers';

@@ -49,6 +49,11 @@ describe('llm-audit shred --postgres', () => {
     expect(verify.code, verify.stderr).toBe(0);
     // The call, the decrypt's and the query's audit.read records, the shred.
     expect(JSON.parse(verify.stdout).records).toBe(4);
+    // LLM_AUDIT_POSTGRES_URL names the ledger as --postgres does (before, shred ignored it).
+    const byEnv = cli(['shred', '--tenant', 'globex', '--key', master.path, '--yes'], { LLM_AUDIT_POSTGRES_URL: db.url });
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    expect(byEnv.stdout).toContain('recorded in shredded.jsonl and the PostgreSQL ledger');
+    expect(JSON.parse(cli(['query', '--action', 'content.shred', '--tenant', 'globex', '--postgres', db.url, '--format', 'json']).stdout)).toHaveLength(1);
     const gone = cli(['decrypt', '--reason', 'review', 'req-acme', '--postgres', db.url, '--key', master.path]);
     expect(gone.code).toBe(3);
     expect(gone.stderr).toContain('CONTENT_KEY_SHREDDED');

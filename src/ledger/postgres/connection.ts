@@ -1,17 +1,9 @@
 /** Connections to the PostgreSQL ledger, and PostgreSQL errors as LedgerErrors. */
 import { Pool, type PoolConfig } from 'pg';
 import { LedgerError, isLedgerError } from '../errors';
+import { redactUrl } from './url';
 
-/** `postgres://user@host:5432/db` without the password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparseable connection string)';
-  }
-}
+export { redactUrl };
 
 export function createPool(url: string, config: Omit<PoolConfig, 'connectionString'> = {}): Pool {
   try {

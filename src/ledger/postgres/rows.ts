@@ -1,59 +1,15 @@
 /**
- * The indexed columns of a records row, derived from the record it stores. The writer inserts
- * them; the reader recomputes them from the hashed line and reports a row whose columns differ
+ * The indexed columns of a records row, derived from the record it stores by the field table
+ * (fields.ts SQL_COLUMNS). The writer inserts them (recordsInsert); the reader selects them
+ * (ROW_SELECT) and recomputes them from the hashed line, and reports a row whose columns differ
  * (they are not covered by the hash chain, so a change to them alone would otherwise go unseen).
  */
+import { SQL_COLUMNS, type SqlColumn } from '../fields';
 import type { LedgerRecord } from '../record';
-import { hasContent, hasErrors } from '../retention';
+import { SCHEMA } from './migrations';
 
-export interface DerivedColumns {
-  ts: string;
-  trace_id: string;
-  span_id: string;
-  request_id: string | null;
-  user_id: string | null;
-  session_id: string | null;
-  tenant_id: string | null;
-  provider: string | null;
-  operation: string | null;
-  model_request: string | null;
-  model_response: string | null;
-  status: string | null;
-  input_tokens: number | null;
-  output_tokens: number | null;
-  cost_usd: number | null;
-  latency_ms: number | null;
-  error_type: string | null;
-  http_status: number | null;
-  has_content: boolean;
-  has_errors: boolean;
-  service_name: string | null;
-  service_namespace: string | null;
-  service_version: string | null;
-  service_instance_id: string | null;
-  deployment_environment: string | null;
-}
-
-/** Record v3: which application and environment (migration 6); null in the rows of older records. */
-export const RESOURCE_COLUMNS = ['service_name', 'service_namespace', 'service_version', 'service_instance_id', 'deployment_environment'] as const;
-
-export const TEXT_COLUMNS = [
-  'trace_id',
-  'span_id',
-  'request_id',
-  'user_id',
-  'session_id',
-  'tenant_id',
-  'provider',
-  'operation',
-  'model_request',
-  'model_response',
-  'status',
-  'error_type',
-  ...RESOURCE_COLUMNS,
-] as const;
-export const NUMBER_COLUMNS = ['input_tokens', 'output_tokens', 'cost_usd', 'latency_ms', 'http_status'] as const;
-export const BOOLEAN_COLUMNS = ['has_content', 'has_errors'] as const;
+/** Column name to value, for every SQL_COLUMNS column. */
+export type DerivedColumns = Record<string, string | number | boolean | null>;
 
 const MAYBE_CHANGED = /[\u0000\ud800-\udfff]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
@@ -71,52 +27,67 @@ export function pgText(value: unknown): string | null {
   return text.replace(LONE_SURROGATE, '\ufffd').replace(/\u0000/g, '\ufffd');
 }
 
-function pgNumber(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+function sqlValue(column: SqlColumn, raw: unknown): string | number | boolean | null {
+  switch (column.type) {
+    case 'text':
+      return pgText(raw) ?? (column.required ? '' : null);
+    case 'float8':
+      return typeof raw === 'number' && Number.isFinite(raw) ? raw : null;
+    case 'boolean':
+      return raw === true;
+    case 'timestamptz':
+      return typeof raw === 'string' ? raw : '';
+  }
 }
 
 export function derivedColumns(record: LedgerRecord): DerivedColumns {
-  const r = record as Partial<LedgerRecord>;
-  return {
-    ts: typeof r.timestamp === 'string' ? r.timestamp : '',
-    trace_id: pgText(r.trace_id) ?? '',
-    span_id: pgText(r.span_id) ?? '',
-    request_id: pgText(r.request_id),
-    user_id: pgText(r.user_id),
-    session_id: pgText(r.session_id),
-    tenant_id: pgText(r.tenant_id),
-    provider: pgText(r.provider),
-    operation: pgText(r.operation),
-    model_request: pgText(r.model?.request),
-    model_response: pgText(r.model?.response),
-    status: pgText(r.status),
-    input_tokens: pgNumber(r.input_tokens),
-    output_tokens: pgNumber(r.output_tokens),
-    cost_usd: pgNumber(r.cost_usd),
-    latency_ms: pgNumber(r.latency_ms),
-    error_type: pgText(r.error_type),
-    http_status: pgNumber(r.http_status),
-    has_content: hasContent(record),
-    has_errors: hasErrors(record),
-    service_name: pgText(r.service_name),
-    service_namespace: pgText(r.service_namespace),
-    service_version: pgText(r.service_version),
-    service_instance_id: pgText(r.service_instance_id),
-    deployment_environment: pgText(r.deployment_environment),
-  };
+  const out: DerivedColumns = {};
+  for (const column of SQL_COLUMNS) out[column.column] = sqlValue(column, column.field.value(record as Partial<LedgerRecord>));
+  return out;
 }
 
 /** Names of the columns of `row` that differ from what `record` gives; [] when they agree. */
 export function columnsDiffering(row: Record<string, unknown>, record: LedgerRecord): string[] {
   const expected = derivedColumns(record);
   const out: string[] = [];
-  const ts = row.ts instanceof Date ? row.ts.getTime() : Date.parse(String(row.ts));
-  if (ts !== Date.parse(expected.ts)) out.push('ts');
-  for (const c of TEXT_COLUMNS) if ((row[c] ?? null) !== expected[c]) out.push(c);
-  for (const c of NUMBER_COLUMNS) {
-    const v = row[c] === null || row[c] === undefined ? null : Number(row[c]);
-    if (v !== expected[c]) out.push(c);
+  for (const { column, type } of SQL_COLUMNS) {
+    const stored = row[column];
+    const want = expected[column];
+    let same: boolean;
+    if (type === 'timestamptz') same = (stored instanceof Date ? stored.getTime() : Date.parse(String(stored))) === Date.parse(String(want));
+    else if (type === 'float8') same = (stored === null || stored === undefined ? null : Number(stored)) === want;
+    else if (type === 'text') same = (stored ?? null) === want;
+    else same = stored === want;
+    if (!same) out.push(column);
   }
-  for (const c of BOOLEAN_COLUMNS) if (row[c] !== expected[c]) out.push(c);
   return out;
+}
+
+/** The records columns a reader selects (alias `r`), after the row's own (seq, line, hashes). */
+export const ROW_SELECT = SQL_COLUMNS.map((c) => `r.${c.column}`).join(', ');
+
+/**
+ * One INSERT for a batch of rows, parameters as arrays (unnest): $1 seqs, $2 appended_at, $3
+ * lines, $4 prev hashes, $5 leaf hashes (hex), then one array per SQL_COLUMNS column.
+ */
+const INSERT_RECORDS = (() => {
+  const names = SQL_COLUMNS.map((c) => c.column);
+  // Timestamps travel as text (the record's own ISO string) and are cast in the SELECT.
+  const arrays = SQL_COLUMNS.map((c, i) => `$${i + 6}::${c.type === 'timestamptz' ? 'text' : c.type}[]`);
+  const selected = SQL_COLUMNS.map((c) => (c.type === 'timestamptz' ? `u.${c.column}::timestamptz` : `u.${c.column}`));
+  return `INSERT INTO ${SCHEMA}.records (seq, appended_at, line, prev_hash, leaf_hash, ${names.join(', ')})
+     SELECT u.seq, $2::timestamptz, u.line, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), ${selected.join(', ')}
+       FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], ${arrays.join(', ')})
+         AS u(seq, line, prev, leaf, ${names.join(', ')})
+      ORDER BY u.seq`;
+})();
+
+export function recordsInsert(
+  rows: { seqs: string[]; appendedAt: Date; lines: string[]; prevs: string[]; leaves: string[] },
+  columns: readonly DerivedColumns[],
+): { text: string; values: unknown[] } {
+  return {
+    text: INSERT_RECORDS,
+    values: [rows.seqs, rows.appendedAt, rows.lines, rows.prevs, rows.leaves, ...SQL_COLUMNS.map((c) => columns.map((row) => row[c.column]))],
+  };
 }

@@ -8,7 +8,7 @@
  * those of its line. A row edited behind the application's back (triggers disabled) is named.
  */
 import type { Pool, PoolClient } from 'pg';
-import type { StoredNote } from '../note-store';
+import type { StoredNote } from '../file/note-store';
 import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from '../backend';
 import { parseCheckpoint } from '../checkpoint';
 import { LedgerError, describeLocation } from '../errors';
@@ -17,7 +17,7 @@ import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
 import { LATEST_VERSION, SCHEMA, TENANT_READERS_VERSION, appliedMigrations, checkApplied } from './migrations';
 import { PostgresReports } from './reports';
-import { RESOURCE_COLUMNS, columnsDiffering, derivedColumns } from './rows';
+import { ROW_SELECT, columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
 
@@ -37,10 +37,7 @@ export function partitionLabel(name: string): string {
 const PAGE = 2000;
 
 const ROW_COLUMNS = `r.seq::text AS seq, r.line, r.prev_hash, r.leaf_hash, c.leaf_hash AS chain_leaf,
-  c.trace_id AS chain_trace_id, c.span_id AS chain_span_id, r.ts, r.trace_id, r.span_id,
-  r.request_id, r.user_id, r.session_id, r.tenant_id, r.provider, r.operation, r.model_request, r.model_response, r.status,
-  r.input_tokens, r.output_tokens, r.cost_usd, r.latency_ms, r.error_type, r.http_status, r.has_content, r.has_errors,
-  ${RESOURCE_COLUMNS.map((c) => `r.${c}`).join(', ')}`;
+  c.trace_id AS chain_trace_id, c.span_id AS chain_span_id, ${ROW_SELECT}`;
 
 interface Row {
   seq: string;

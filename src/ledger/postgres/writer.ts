@@ -18,49 +18,42 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { GroupCommit } from '../../util/group-commit';
 import { canonicalJson } from '../../audit/canonical-json';
-import { initialChainState, stateFromCheckpoint, walkChain, type ChainState } from '../chain';
-import { CHECKPOINT_VERSION, DEFAULT_CHECKPOINT_EVERY, ZERO_HASH, checkSignature, finishCheckpoint, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
+import { initialChainState, walkChain, type ChainState } from '../chain';
+import { checkSignature, loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
 import { LedgerError } from '../errors';
-import { leafHash } from '../merkle';
-import { CheckpointPublisher, type TransparencyOptions } from '../transparency';
-import { recoveredRecord, type LedgerRecord } from '../record';
+import {
+  DEFAULT_CHECKPOINT_EVERY,
+  DEFAULT_CHECKPOINT_INTERVAL_MS,
+  SerialQueue,
+  buildCheckpoint,
+  chainBatches,
+  checkpointDue,
+  resumePoint,
+  unsignedRange,
+  type CheckpointRule,
+} from '../protocol';
+import { CheckpointPublisher } from '../transparency';
+import { spanKey, type LedgerRecord } from '../record';
+import type { AppendOptions, AppendOutcome, LedgerWriter, WriterOptions } from '../writer';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
-import { RESOURCE_COLUMNS, derivedColumns } from './rows';
+import { derivedColumns, recordsInsert } from './rows';
 import { PostgresLedgerSource } from './source';
 
-export interface PostgresLedgerOptions {
+export interface PostgresLedgerOptions extends WriterOptions {
   url: string;
-  signingKeyPath?: string;
-  signingKey?: KeyObject;
-  /** Write a checkpoint after this many records (default 1000)... */
-  checkpointEvery?: number;
-  /** ...or when this long has passed since the newest one and records were added (default 60 s). */
-  checkpointIntervalMs?: number;
-  /** Clock for appended_at (partition day) and checkpoint times; tests move it. Default: the database's. */
-  clock?: () => Date;
   /** Connections of the writer's pool (default 4). */
   poolSize?: number;
-  onWarning?: (message: string) => void;
-  /** C2SP notes and witnesses (default: LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES). */
-  transparency?: TransparencyOptions;
+  // clock: for appended_at (partition day) and checkpoint times; default the database's.
 }
 
-export interface PostgresAppendResult {
-  /** Records stored by this append (seq firstSeq..lastSeq). */
-  stored: number;
-  /** Records left out because their span (trace id + span id) is already in the ledger or repeated. */
-  duplicates: number;
-  firstSeq: number;
-  lastSeq: number;
-}
+export type PostgresAppendResult = AppendOutcome;
 
-export class PostgresLedger {
+export class PostgresLedger implements LedgerWriter {
   private readonly pool: Pool;
   private readonly source: PostgresLedgerSource;
   private readonly key: KeyObject | undefined;
-  private readonly checkpointEvery: number;
-  private readonly checkpointIntervalMs: number;
+  private readonly rule: CheckpointRule;
   private readonly clock: (() => Date) | undefined;
   private readonly onWarning: (message: string) => void;
   private ledgerId = '';
@@ -68,18 +61,29 @@ export class PostgresLedger {
   /** Size of the newest checkpoint this writer's key signed, as far as this writer knows (key only). */
   private vouched = 0;
   private readonly partitions = new Set<string>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly openedAt = Date.now();
+  private readonly queue = new SerialQueue();
+  /** Nothing to report at open: rows no signing writer signed are marked by a record and a warning. */
+  readonly notices: readonly string[] = [];
   private closed = false;
   readonly publisher: CheckpointPublisher;
   /** The note of a checkpoint in the open transaction: offered to witnesses once it commits. */
   private uncommittedNote: string | undefined;
 
   private constructor(readonly url: string, options: PostgresLedgerOptions) {
-    this.pool = createPool(url, { max: options.poolSize ?? 4 });
+    // Idle connections do not keep the process alive: an application writing its own records
+    // (LLM_AUDIT_POSTGRES_URL) must still reach beforeExit, where the exporter flushes and closes.
+    this.pool = createPool(url, { max: options.poolSize ?? 4, allowExitOnIdle: true });
     this.source = new PostgresLedgerSource(url, { pool: this.pool });
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
-    this.checkpointEvery = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
-    this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
+    // With a key, a signed checkpoint in every append transaction: no unsigned window at all (the
+    // rows and their signature commit together), and a row whose transaction recorded none was
+    // not written by a signing writer, which verify checks (PostgresLedgerSource.unsignedTransactions).
+    this.rule = {
+      every: options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY,
+      intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+      signEveryAppend: this.key !== undefined,
+    };
     this.clock = options.clock;
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
@@ -98,6 +102,17 @@ export class PostgresLedger {
   get name(): string {
     return this.source.name;
   }
+
+  get description(): string {
+    return this.source.name;
+  }
+
+  get backlog(): number {
+    return this.group.backlog;
+  }
+
+  /** Every commit is durable already. */
+  async sync(): Promise<void> {}
 
   get size(): number {
     return this.state.range.size;
@@ -126,31 +141,20 @@ export class PostgresLedger {
   private async recover(client?: PoolClient): Promise<ChainState> {
     const checkpoints = await this.source.checkpoints();
     if (this.key) this.vouched = vouchedSize(checkpoints, createPublicKey(this.key));
-    let state = initialChainState();
-    const ordered = [...checkpoints].sort((a, b) => b.checkpoint.tree_size - a.checkpoint.tree_size);
-    for (const { checkpoint } of ordered) {
-      if (checkpoint.ledger_id !== this.ledgerId) continue;
-      const resumed = stateFromCheckpoint(checkpoint);
-      if (resumed) {
-        state = resumed;
-        break;
-      }
-    }
+    const state = resumePoint(checkpoints, (c) => c.ledger_id === this.ledgerId)?.state ?? initialChainState();
     await walkChain(this.source.entriesFrom(state.range.size, client), state);
     return state;
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(task);
   }
 
   /**
    * Appends the records whose span is not yet in the ledger, in one transaction. Resolves once
    * committed; on any failure nothing was stored.
    */
-  append(records: readonly LedgerRecord[]): Promise<PostgresAppendResult> {
+  append(records: readonly LedgerRecord[], _options?: AppendOptions): Promise<PostgresAppendResult> {
     return this.group.add(records);
   }
 
@@ -243,7 +247,8 @@ export class PostgresLedger {
     const row = r.rows[0];
     return {
       size: row?.size === null || row?.size === undefined ? -1 : Number(row.size),
-      ageMs: row?.age === null || row?.age === undefined ? Infinity : row.age,
+      // None yet: the interval runs from this writer's start, as for the file ledger (protocol.ts).
+      ageMs: row?.age === null || row?.age === undefined ? Date.now() - this.openedAt : row.age,
     };
   }
 
@@ -265,14 +270,14 @@ export class PostgresLedger {
            JOIN unnest($1::text[], $2::text[]) AS u(t, s) ON c.trace_id = u.t AND c.span_id = u.s`,
         [traceIds, spanIds],
       );
-      for (const row of found.rows) existing.add(`${row.t}\n${row.s}`);
+      for (const row of found.rows) existing.add(spanKey({ trace_id: row.t, span_id: row.s }));
     }
     const fresh: LedgerRecord[] = marker ? [marker] : [];
     const results: PostgresAppendResult[] = [];
     for (const batch of batches) {
       const firstSeq = base.range.size + fresh.length;
       for (const record of batch) {
-        const key = `${record.trace_id}\n${record.span_id}`;
+        const key = spanKey(record);
         if (existing.has(key)) continue;
         existing.add(key);
         fresh.push(record);
@@ -294,24 +299,12 @@ export class PostgresLedger {
       this.partitions.add(day);
     }
 
-    const state = { range: base.range.clone(), lastLeaf: base.lastLeaf };
-    const seqs: string[] = [];
-    const lines: string[] = [];
-    const prevs: string[] = [];
-    const leaves: string[] = [];
+    const chained = chainBatches(base, [fresh]);
+    const state = chained.state;
+    const seqs = chained.lines.map((_, i) => String(base.range.size + i));
+    const { lines, prevs } = chained;
+    const leaves = chained.leaves.map((leaf) => leaf.toString('hex'));
     const columns = fresh.map(derivedColumns);
-    for (const record of fresh) {
-      const seq = state.range.size;
-      const prev = state.lastLeaf.toString('hex');
-      const line = canonicalJson({ seq, prev, record });
-      const leaf = leafHash(line);
-      state.range.append(leaf);
-      state.lastLeaf = leaf;
-      seqs.push(String(seq));
-      lines.push(line);
-      prevs.push(prev);
-      leaves.push(leaf.toString('hex'));
-    }
     const inserted = await client.query(
       `INSERT INTO ${SCHEMA}.chain (seq, trace_id, span_id, prev_hash, leaf_hash, appended_at)
        SELECT u.seq, u.t, u.s, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), $6::timestamptz
@@ -324,61 +317,11 @@ export class PostgresLedger {
       // Cannot happen under the lock; if it does, nothing of this request is kept.
       throw new LedgerError('LEDGER_IO', `${this.name}: a span of this request was stored concurrently; the request was not stored, retry it`);
     }
-    const col = <K extends keyof (typeof columns)[number]>(k: K): Array<(typeof columns)[number][K]> => columns.map((c) => c[k]);
-    await client.query(
-      `INSERT INTO ${SCHEMA}.records (seq, appended_at, line, prev_hash, leaf_hash, ts, trace_id, span_id, request_id, user_id,
-          session_id, tenant_id, provider, operation, model_request, model_response, status, input_tokens, output_tokens,
-          cost_usd, latency_ms, error_type, has_content, has_errors, http_status, ${RESOURCE_COLUMNS.join(', ')})
-       SELECT u.seq, $2::timestamptz, u.line, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), u.ts::timestamptz, u.trace_id, u.span_id,
-          u.request_id, u.user_id, u.session_id, u.tenant_id, u.provider, u.operation, u.model_request, u.model_response, u.status,
-          u.input_tokens, u.output_tokens, u.cost_usd, u.latency_ms, u.error_type, u.has_content, u.has_errors, u.http_status,
-          ${RESOURCE_COLUMNS.map((c) => `u.${c}`).join(', ')}
-         FROM unnest($1::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                     $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::float8[],
-                     $19::float8[], $20::float8[], $21::float8[], $22::text[], $23::boolean[], $24::boolean[], $25::float8[],
-                     ${RESOURCE_COLUMNS.map((_, i) => `$${26 + i}::text[]`).join(', ')})
-           AS u(seq, line, prev, leaf, ts, trace_id, span_id, request_id, user_id, session_id, tenant_id, provider, operation,
-                model_request, model_response, status, input_tokens, output_tokens, cost_usd, latency_ms, error_type,
-                has_content, has_errors, http_status, ${RESOURCE_COLUMNS.join(', ')})
-        ORDER BY u.seq`,
-      [
-        seqs,
-        appendedAt,
-        lines,
-        prevs,
-        leaves,
-        col('ts'),
-        col('trace_id'),
-        col('span_id'),
-        col('request_id'),
-        col('user_id'),
-        col('session_id'),
-        col('tenant_id'),
-        col('provider'),
-        col('operation'),
-        col('model_request'),
-        col('model_response'),
-        col('status'),
-        col('input_tokens'),
-        col('output_tokens'),
-        col('cost_usd'),
-        col('latency_ms'),
-        col('error_type'),
-        col('has_content'),
-        col('has_errors'),
-        col('http_status'),
-        ...RESOURCE_COLUMNS.map(col),
-      ],
-    );
-    if (this.key !== undefined) {
-      // With a key, a signed checkpoint in every append transaction: no unsigned window at all (the
-      // rows and their signature commit together), and a row whose transaction recorded none was
-      // not written by a signing writer, which verify checks (PostgresLedgerSource.unsignedTransactions).
-      return { value: results, state, vouched: state.range.size, checkpoint: await this.writeCheckpoint(client, state) };
-    }
-    const last = await this.lastCheckpoint(client);
-    if (state.range.size - Math.max(last.size, 0) >= this.checkpointEvery || (state.range.size > last.size && last.ageMs >= this.checkpointIntervalMs)) {
-      await this.writeCheckpoint(client, state);
+    await client.query(recordsInsert({ seqs, appendedAt, lines, prevs, leaves }, columns));
+    // With a key the rule is "every transaction", and the newest checkpoint need not be read.
+    if (this.rule.signEveryAppend || checkpointDue(this.rule, state.range.size, await this.lastCheckpoint(client))) {
+      const checkpoint = await this.writeCheckpoint(client, state);
+      return { value: results, state, ...(this.key ? { vouched: state.range.size, checkpoint } : {}) };
     }
     return { value: results, state };
   }
@@ -408,32 +351,18 @@ export class PostgresLedger {
         this.vouched = Math.max(this.vouched, checkpoint.tree_size);
       }
     }
-    const size = state.range.size;
-    if (size <= this.vouched) return undefined;
-    const from = this.vouched;
+    const unsigned = unsignedRange(state.range.size, this.vouched, this.clock ? this.clock() : new Date());
+    if (!unsigned) return undefined;
     this.onWarning(
-      `${size - 1 === from ? `record ${from} was` : `records ${from}..${size - 1} were`} found after the newest signed checkpoint (size ${from}) ` +
-        `but no signing writer wrote ${size - 1 === from ? 'it' : 'them'} (the writer role without the signing key?); marked as recovered at seq ${size}`,
+      `${unsigned.range} ${unsigned.one ? 'was' : 'were'} found after the newest signed checkpoint (size ${this.vouched}) ` +
+        `but no signing writer wrote ${unsigned.one ? 'it' : 'them'} (the writer role without the signing key?); marked as recovered at seq ${state.range.size}`,
     );
-    return recoveredRecord(from, size - 1, this.clock ? this.clock() : new Date());
+    return unsigned.record;
   }
 
   private async writeCheckpoint(client: PoolClient, state: ChainState): Promise<Checkpoint> {
     const size = state.range.size;
-    const checkpoint = finishCheckpoint(
-      {
-        v: CHECKPOINT_VERSION,
-        type: 'checkpoint',
-        ledger_id: this.ledgerId,
-        tree_size: size,
-        root: state.range.root().toString('hex'),
-        last_leaf: size === 0 ? ZERO_HASH : state.lastLeaf.toString('hex'),
-        frontier: state.range.frontier.map((h) => h.toString('hex')),
-        position: null,
-        timestamp: (this.clock ? this.clock() : new Date()).toISOString(),
-      },
-      this.key,
-    );
+    const checkpoint = buildCheckpoint(this.ledgerId, state, null, this.clock ? this.clock() : new Date(), this.key);
     const note = this.publisher.note(checkpoint);
     await client.query(`INSERT INTO ${SCHEMA}.checkpoints (line, type, tree_size, note) VALUES ($1, 'checkpoint', $2, $3)`, [
       canonicalJson(checkpoint),

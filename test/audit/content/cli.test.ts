@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { contentPayload, createContentCipher, loadContentMasterKey, masterKeyFromBytes } from '../../../src/audit/content';
-import { FileLedger, FileLedgerSource } from '../../../src/ledger/file-ledger';
+import { FileLedger, FileLedgerSource } from '../../../src/ledger/file/ledger';
 import { scanRecords } from '../../../src/ledger/query';
 import type { LedgerRecord } from '../../../src/ledger/record';
 import { makeRecord } from '../../ledger/helpers';

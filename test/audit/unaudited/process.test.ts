@@ -2,7 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { FileLedgerSource } from '../../../src/ledger/file-ledger';
+import { FileLedgerSource } from '../../../src/ledger/file/ledger';
 import { scanRecords } from '../../../src/ledger/query';
 import type { LedgerRecord } from '../../../src/ledger/record';
 import { verifyLedger } from '../../../src/ledger/verify';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startUnauditedWatcher, UnauditedLlmRequestError } from '../../../src/audit/unaudited';
 import { withAuditContext } from '../../../src/context';
-import { FileLedgerSource } from '../../../src/ledger/file-ledger';
+import { FileLedgerSource } from '../../../src/ledger/file/ledger';
 import { scanRecords } from '../../../src/ledger/query';
 import { recordFromSpan, type LedgerRecord } from '../../../src/ledger/record';
 import { LedgerSpanExporter } from '../../../src/ledger/span-exporter';

@@ -13,9 +13,9 @@
  */
 import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { canonicalJson } from '../audit/canonical-json';
-import type { ItemLocation, LedgerItem } from './backend';
-import { fsError } from './errors';
+import { canonicalJson } from '../../audit/canonical-json';
+import type { ItemLocation, LedgerItem } from '../backend';
+import { fsError } from '../errors';
 
 export const LEDGER_FILE = 'ledger.json';
 export const LOCK_FILE = 'ledger.lock';

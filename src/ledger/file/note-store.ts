@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { canonicalJson } from '../audit/canonical-json';
-import { LedgerError, fsError } from './errors';
+import { canonicalJson } from '../../audit/canonical-json';
+import { LedgerError, fsError } from '../errors';
 import { FILE_MODE } from './layout';
 
 export const NOTES_FILE = 'checkpoint-notes.jsonl';

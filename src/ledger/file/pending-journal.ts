@@ -30,17 +30,18 @@ import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdirSync, 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { threadId } from 'node:worker_threads';
-import { canonicalJson } from '../audit/canonical-json';
-import { parseEnvKey } from '../audit/hashing';
-import { syncDirSync } from '../util/durable-file';
-import { GroupCommit } from '../util/group-commit';
-import { pidAlive } from '../util/lock-owner';
-import { loadPrivateKey } from './checkpoint';
-import { fsError } from './errors';
-import { FileLedgerSource, type FileLedger } from './file-ledger';
+import { canonicalJson } from '../../audit/canonical-json';
+import { parseEnvKey } from '../../audit/hashing';
+import { syncDirSync } from '../../util/durable-file';
+import { GroupCommit } from '../../util/group-commit';
+import { pidAlive } from '../../util/lock-owner';
+import { loadPrivateKey } from '../checkpoint';
+import { fsError } from '../errors';
+import { FileLedgerSource } from './ledger';
+import type { AppendOptions } from '../writer';
 import { DIR_MODE, FILE_MODE, PENDING_DIR, REJECTED_DIR } from './layout';
-import { scanRecords } from './query';
-import { spanKey, withoutDuplicates, type LedgerRecord } from './record';
+import { scanRecords } from '../query';
+import { spanKey, withoutDuplicates, type LedgerRecord } from '../record';
 
 /** How often the lock holder looks for journal lines to append. */
 export const POLL_MS = 200;
@@ -49,6 +50,14 @@ export const POLL_MS = 200;
 const JOURNAL = /^(\d+)-(\d+)(?:-(\d+)-([0-9a-f]+))?\.jsonl$/;
 
 const fdatasyncAsync = promisify(fdatasync);
+
+/** Whether the journal `name` was written by process `pid` (any of its threads) or by a process that is gone. */
+export function journalOf(name: string, pid: number): boolean {
+  const match = JOURNAL.exec(name);
+  if (!match) return false;
+  const owner = Number(match[1]);
+  return owner === pid || !pidAlive(owner);
+}
 
 /**
  * The journal MAC key: HKDF-SHA256 of the checkpoint signing key (its PKCS#8 bytes) if there is
@@ -221,15 +230,29 @@ class JournalRejected extends Error {}
  * at open and close). `report` gets what an operator must see: rejected journals, removed lines,
  * unauthenticated journals appended.
  */
+/** What the consumer appends to: FileLedger, or any LedgerWriter. */
+export interface JournalTarget {
+  append(records: readonly LedgerRecord[], options?: AppendOptions): Promise<unknown>;
+  sync(): Promise<void>;
+}
+
 export class JournalConsumer {
   private readonly files = new Map<string, FileState>();
   private running: Promise<ConsumeResult> | undefined;
 
+  /**
+   * @param options.storedBy `scan` (the file ledger in `dir`): records of a journal seen for the
+   *   first time are looked up in the ledger by span here; `target`: the target's own append
+   *   leaves out stored spans (PostgreSQL's unique constraint).
+   * @param options.mine which journals this consumer appends: several PostgreSQL writers share no
+   *   lock, so each appends its own process's journals and those of writers that are gone.
+   */
   constructor(
-    private readonly ledger: FileLedger,
+    private readonly ledger: JournalTarget,
     private readonly dir: string,
     private readonly key: Buffer | undefined,
     private readonly report: (message: string, level: 'error' | 'warn') => void,
+    private readonly options: { storedBy?: 'scan' | 'target'; mine?: (name: string) => boolean } = {},
   ) {}
 
   /** One pass over pending/; passes never overlap (a call during one waits for it). */
@@ -247,7 +270,9 @@ export class JournalConsumer {
     const result: ConsumeResult = { appended: 0, present: 0, rejected: 0 };
     let names: string[];
     try {
-      names = readdirSync(pending).filter((name) => JOURNAL.test(name)).sort();
+      names = readdirSync(pending)
+        .filter((name) => JOURNAL.test(name) && (this.options.mine?.(name) ?? true))
+        .sort();
     } catch {
       return result;
     }
@@ -270,15 +295,16 @@ export class JournalConsumer {
     // that stopped before deleting it, or an exit journal of appends that did complete).
     const unchecked = batches.filter((b) => !b.state.checked).flatMap((b) => b.records);
     const stored = new Set<string>();
-    if (unchecked.length > 0) {
+    if (unchecked.length > 0 && this.options.storedBy !== 'target') {
       const from = unchecked.reduce((min, record) => Math.min(min, Date.parse(record.timestamp) || Infinity), Infinity);
       for await (const hit of scanRecords(new FileLedgerSource(this.dir), Number.isFinite(from) ? { from } : {})) stored.add(spanKey(hit.record));
     }
     const all = batches.flatMap((b) => b.records);
     const fresh = withoutDuplicates(all, (key) => stored.has(key));
-    if (fresh.length > 0) await this.ledger.append(fresh);
-    result.appended = fresh.length;
-    result.present = all.length - fresh.length;
+    const dropped = fresh.length > 0 ? await this.ledger.append(fresh, { unique: this.options.storedBy !== 'target' }) : undefined;
+    const leftOut = (dropped as { duplicates?: number } | undefined)?.duplicates ?? 0;
+    result.appended = fresh.length - leftOut;
+    result.present = all.length - result.appended;
     for (const b of batches) {
       b.state.offset = b.offset;
       for (const n of b.seen) {
@@ -397,7 +423,7 @@ export class JournalConsumer {
 
 /** One pass of a JournalConsumer (what a writer does when it opens the ledger). */
 export async function appendPendingJournals(
-  ledger: FileLedger,
+  ledger: JournalTarget,
   dir: string,
   key?: Buffer,
   report: (message: string, level: 'error' | 'warn') => void = () => {},

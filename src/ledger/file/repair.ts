@@ -15,9 +15,9 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { LedgerError, fsError } from './errors';
-import { FileLedgerSource, readMeta, writeMeta } from './file-ledger';
-import { syncDirSync } from '../util/durable-file';
+import { LedgerError, fsError } from '../errors';
+import { FileLedgerSource, readMeta, writeMeta } from './ledger';
+import { syncDirSync } from '../../util/durable-file';
 import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, QUARANTINE_DIR, REPAIRS_FILE, appendJsonLineSync, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 

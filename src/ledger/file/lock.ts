@@ -7,10 +7,10 @@
  * Two processes that find the same stale lock do not both take it over: see removeStaleLock().
  */
 import { closeSync, openSync, unlinkSync, writeSync } from 'node:fs';
-import { ownerGone, readLock, readLockOwner, removeStaleLock, type LockOwner as SharedLockOwner } from '../util/lock-owner';
+import { ownerGone, readLock, readLockOwner, removeStaleLock, type LockOwner as SharedLockOwner } from '../../util/lock-owner';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { LedgerError, fsError } from './errors';
+import { LedgerError, fsError } from '../errors';
 import { FILE_MODE, LOCK_FILE } from './layout';
 
 export interface LockOwner extends SharedLockOwner {

@@ -10,22 +10,13 @@ import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { canonicalJson } from '../audit/canonical-json';
-import { syncDirSync } from '../util/durable-file';
-import { GroupCommit } from '../util/group-commit';
-import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from './backend';
-import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
-import {
-  CHECKPOINT_VERSION,
-  DEFAULT_CHECKPOINT_EVERY,
-  ZERO_HASH,
-  finishCheckpoint,
-  loadPrivateKey,
-  parseCheckpoint,
-  vouchedSize,
-  type Checkpoint,
-} from './checkpoint';
-import { LedgerError, fsError } from './errors';
+import { canonicalJson } from '../../audit/canonical-json';
+import { syncDirSync } from '../../util/durable-file';
+import { GroupCommit } from '../../util/group-commit';
+import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from '../backend';
+import { initialChainState, latestTombstone, removedSegments, walkChain, type ChainState } from '../chain';
+import { loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
+import { LedgerError, fsError } from '../errors';
 import {
   CHECKPOINTS_FILE,
   DIR_MODE,
@@ -44,10 +35,12 @@ import {
   utcDay,
 } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
-import { leafHash, type Hash } from './merkle';
+import { type Hash } from '../merkle';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, resumePoint, unsignedRange, type CheckpointRule, type SeqRange } from '../protocol';
 import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
-import { recoveredRecord, type LedgerRecord } from './record';
-import { CheckpointPublisher, type TransparencyOptions } from './transparency';
+import type { LedgerRecord } from '../record';
+import { CheckpointPublisher } from '../transparency';
+import type { WriterOptions } from '../writer';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
@@ -368,40 +361,24 @@ export interface WritableFile {
 }
 export type FileOpener = (path: string, flags: string, mode: number) => Promise<WritableFile>;
 
-export interface FileLedgerOptions {
+export interface FileLedgerOptions extends WriterOptions {
   dir: string;
   /** `always` (default): fsync before an append resolves. `batch`: fsync at most every batchSyncMs. `none`: never. */
   fsync?: FsyncPolicy;
-  /** PEM Ed25519 private key for signing checkpoints. */
-  signingKeyPath?: string;
-  signingKey?: KeyObject;
-  /** Write a checkpoint after this many records (default 1000). */
-  checkpointEvery?: number;
-  /** ...or when this long has passed since the last one and records were added (default 60 s). */
-  checkpointIntervalMs?: number;
   /** fsync interval of the `batch` policy (default 200 ms). */
   batchSyncMs?: number;
-  /** Clock for segment days and checkpoint times (tests). */
-  clock?: () => Date;
   /** File opener (tests inject failures such as ENOSPC). */
   openFile?: FileOpener;
-  /** Problems that do not fail an append (a checkpoint that could not be written). */
-  onWarning?: (message: string) => void;
-  /** C2SP notes and witnesses (default: LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES). */
-  transparency?: TransparencyOptions;
 }
 
-export interface AppendResult {
-  firstSeq: number;
-  lastSeq: number;
-}
+/** The sequence numbers of an append's records. */
+export type AppendResult = SeqRange;
 
 const defaultOpener: FileOpener = (path, flags, mode) => openFile(path, flags, mode);
 
 export class FileLedger {
   private readonly fsync: FsyncPolicy;
-  private readonly checkpointEvery: number;
-  private readonly checkpointIntervalMs: number;
+  private readonly rule: CheckpointRule;
   private readonly batchSyncMs: number;
   private readonly clock: () => Date;
   private readonly opener: FileOpener;
@@ -416,7 +393,7 @@ export class FileLedger {
   private checkpointsHandle: WritableFile | undefined;
   private lastCheckpointSize = -1;
   private lastCheckpointAt = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private failure: LedgerError | undefined;
   private closed = false;
   private syncTimer: NodeJS.Timeout | undefined;
@@ -429,12 +406,17 @@ export class FileLedger {
     if (!FSYNC_POLICIES.includes(this.fsync)) {
       throw new LedgerError('LEDGER_USAGE', `fsync policy must be one of ${FSYNC_POLICIES.join(', ')}, got ${JSON.stringify(this.fsync)}`);
     }
-    this.checkpointEvery = options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY;
-    this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
     this.batchSyncMs = options.batchSyncMs ?? 200;
     this.clock = options.clock ?? (() => new Date());
     this.opener = options.openFile ?? defaultOpener;
     this.key = options.signingKey ?? (options.signingKeyPath ? loadPrivateKey(options.signingKeyPath) : undefined);
+    this.rule = {
+      every: options.checkpointEvery ?? DEFAULT_CHECKPOINT_EVERY,
+      intervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+      // A signed checkpoint at every group commit keeps the records no signature covers to the
+      // group being written; `batch` and `none` trade that away with the fsyncs it needs.
+      signEveryAppend: this.key !== undefined && this.fsync === 'always',
+    };
     this.onWarning = options.onWarning ?? (() => {});
     this.publisher = new CheckpointPublisher(
       options.transparency ?? {},
@@ -537,17 +519,9 @@ export class FileLedger {
     const segments = await source.segments();
     const skip = removedSegments(checkpoints);
     const present = new Set(segments);
-    let state = initialChainState();
-    let from: { segment: string; offset: number } | undefined;
-    const ordered = [...checkpoints].sort((a, b) => b.checkpoint.tree_size - a.checkpoint.tree_size);
-    for (const { checkpoint } of ordered) {
-      if (!checkpoint.position || !present.has(checkpoint.position.segment)) continue;
-      const resumed = stateFromCheckpoint(checkpoint);
-      if (!resumed) continue;
-      state = resumed;
-      from = checkpoint.position;
-      break;
-    }
+    const resumed = resumePoint(checkpoints, (c) => c.position !== null && present.has(c.position.segment));
+    const state = resumed?.state ?? initialChainState();
+    const from = resumed?.checkpoint.position ?? undefined;
     if (!from && latestTombstone(checkpoints)) {
       throw new LedgerError(
         'LEDGER_TOMBSTONE_INVALID',
@@ -566,12 +540,10 @@ export class FileLedger {
     // application was stopped. Signing over them silently would vouch for them. So before anything
     // new, a record in the chain (it cannot be removed later without breaking it) names the range,
     // and verify reports it as recovered.
-    const vouched = vouchedSize(checkpoints, this.key ? createPublicKey(this.key) : undefined);
-    const size = state.range.size;
-    if (size > vouched) {
-      const range = size - 1 === vouched ? `record ${vouched}` : `records ${vouched}..${size - 1}`;
-      this.notices.push(`${range} ${size - 1 === vouched ? 'was' : 'were'} found after the newest signed checkpoint (size ${vouched}): a crash, or lines added while no writer ran; marked as recovered at seq ${size}`);
-      await this.append([recoveredRecord(vouched, size - 1, this.clock())]);
+    const unsigned = unsignedRange(state.range.size, vouchedSize(checkpoints, this.key ? createPublicKey(this.key) : undefined), this.clock());
+    if (unsigned) {
+      this.notices.push(`${unsigned.range} ${unsigned.one ? 'was' : 'were'} found after the newest signed checkpoint (size ${unsigned.record.metadata!.from_seq}): a crash, or lines added while no writer ran; marked as recovered at seq ${state.range.size}`);
+      await this.append([unsigned.record]);
       await this.checkpoint();
     }
     await this.publisher.resume(
@@ -581,11 +553,8 @@ export class FileLedger {
     );
   }
 
-  /** Runs `task` after everything queued before it; a failed task does not block later ones. */
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(task);
   }
 
   private usable(): void {
@@ -615,21 +584,9 @@ export class FileLedger {
   /** One write (and, with fsync `always`, one fdatasync) for every batch of a group commit. */
   private async appendNow(batches: readonly (readonly LedgerRecord[])[]): Promise<AppendResult[]> {
     this.usable();
-    const results: AppendResult[] = [];
-    const range = this.state.range.clone();
-    let last = this.state.lastLeaf;
-    let text = '';
-    for (const records of batches) {
-      const firstSeq = range.size;
-      for (const record of records) {
-        const line = canonicalJson({ seq: range.size, prev: last.toString('hex'), record });
-        const leaf = leafHash(line);
-        range.append(leaf);
-        last = leaf;
-        text += line + '\n';
-      }
-      results.push({ firstSeq, lastSeq: range.size - 1 });
-    }
+    const chained = chainBatches(this.state, batches);
+    const results: AppendResult[] = chained.ranges;
+    const text = chained.lines.map((line) => line + '\n').join('');
     if (text === '') return results;
     const segment = await this.currentSegment();
     const buffer = Buffer.from(text, 'utf8');
@@ -642,16 +599,10 @@ export class FileLedger {
       throw fsError(error, 'cannot append to the ledger', path);
     }
     segment.size += buffer.length;
-    this.state = { range, lastLeaf: last };
+    this.state = chained.state;
     if (this.fsync === 'batch') this.scheduleSync();
     else if (this.fsync === 'none') this.dirty = true;
-    if (
-      // A signed checkpoint at every group commit keeps the records no signature covers to the
-      // group being written; `batch` and `none` trade that away with the fsyncs it needs.
-      (this.key !== undefined && this.fsync === 'always') ||
-      range.size - Math.max(this.lastCheckpointSize, 0) >= this.checkpointEvery ||
-      Date.now() - this.lastCheckpointAt >= this.checkpointIntervalMs
-    ) {
+    if (checkpointDue(this.rule, this.state.range.size, { size: this.lastCheckpointSize, ageMs: Date.now() - this.lastCheckpointAt })) {
       try {
         await this.checkpointNow();
       } catch (error) {
@@ -746,20 +697,8 @@ export class FileLedger {
     // The records a checkpoint covers reach the disk before the checkpoint does.
     if (this.fsync !== 'none' && this.segment?.handle) await this.segment.handle.datasync();
     this.dirty = false;
-    const checkpoint = finishCheckpoint(
-      {
-        v: CHECKPOINT_VERSION,
-        type: 'checkpoint',
-        ledger_id: this.ledgerId,
-        tree_size: size,
-        root: this.state.range.root().toString('hex'),
-        last_leaf: size === 0 ? ZERO_HASH : this.state.lastLeaf.toString('hex'),
-        frontier: this.state.range.frontier.map((h) => h.toString('hex')),
-        position: this.segment ? { segment: this.segment.name, offset: this.segment.size } : null,
-        timestamp: this.clock().toISOString(),
-      },
-      this.key,
-    );
+    const position = this.segment ? { segment: this.segment.name, offset: this.segment.size } : null;
+    const checkpoint = buildCheckpoint(this.ledgerId, this.state, position, this.clock(), this.key);
     await this.appendCheckpointLine(canonicalJson(checkpoint));
     this.lastCheckpointSize = size;
     await this.publishNote(checkpoint);

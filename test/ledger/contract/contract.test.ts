@@ -1,0 +1,192 @@
+/**
+ * The ledger contract (issue 17 §1): the same tests against every backend, each opened through
+ * the one factory (openLedgerWriter) and read through its LedgerSource: append and dedup by span,
+ * recovery of what no signature covers, checkpoints (the due rule, signatures, C2SP notes),
+ * retention, and verify catching each kind of tampering. Backend-specific behaviour (the file
+ * ledger's locks, journals, torn tails; PostgreSQL's roles, triggers and txid stamps) is tested
+ * in test/ledger and test/postgres.
+ */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { generateSigningKeyPair } from '../../../src/ledger/checkpoint';
+import { resolvePolicy } from '../../../src/ledger/policy';
+import { scanRecords } from '../../../src/ledger/query';
+import { RECOVERED_ACTION } from '../../../src/ledger/record';
+import { verifyLedger } from '../../../src/ledger/verify';
+import { openLedgerWriter, type LedgerWriter } from '../../../src/ledger/writer';
+import { ensureBuilt } from '../../ingest/helpers';
+import { makeRecord } from '../helpers';
+import { DRIVERS, type LedgerUnderTest } from './drivers';
+
+let spanCounter = 0;
+/** A record of its own span. */
+const call = (overrides: Parameters<typeof makeRecord>[0] = {}) => makeRecord({ span_id: (++spanCounter).toString(16).padStart(16, 'c'), ...overrides });
+
+function keys() {
+  const { privatePem, publicPem } = generateSigningKeyPair();
+  return { signingKey: createPrivateKey(privatePem), publicKey: createPublicKey(publicPem) };
+}
+
+async function records(ledger: LedgerUnderTest) {
+  const source = ledger.source();
+  try {
+    const out = [];
+    for await (const hit of scanRecords(source)) out.push({ seq: hit.seq, ...hit.record });
+    return out;
+  } finally {
+    await source.close?.();
+  }
+}
+
+async function verify(ledger: LedgerUnderTest, options: Parameters<typeof verifyLedger>[1] = {}) {
+  const source = ledger.source();
+  try {
+    return await verifyLedger(source, options);
+  } finally {
+    await source.close?.();
+  }
+}
+
+async function checkpointSizes(ledger: LedgerUnderTest): Promise<number[]> {
+  const source = ledger.source();
+  try {
+    return (await source.checkpoints()).filter((c) => c.checkpoint.type === 'checkpoint').map((c) => c.checkpoint.tree_size);
+  } finally {
+    await source.close?.();
+  }
+}
+
+beforeAll(() => ensureBuilt(), 600_000);
+
+describe.each(DRIVERS)('the $name ledger', (driver) => {
+  const open: LedgerUnderTest[] = [];
+  const writers: LedgerWriter[] = [];
+  async function fresh(): Promise<LedgerUnderTest> {
+    const ledger = await driver.create();
+    open.push(ledger);
+    return ledger;
+  }
+  async function writer(ledger: LedgerUnderTest, options: Parameters<LedgerUnderTest['config']>[0] = {}): Promise<LedgerWriter> {
+    const w = await openLedgerWriter(ledger.config(options));
+    writers.push(w);
+    return w;
+  }
+  afterEach(async () => {
+    for (const w of writers.splice(0)) await w.close().catch(() => undefined);
+    for (const l of open.splice(0)) await l.drop();
+  });
+
+  it('appends in order and leaves out a span already stored, in the batch, across batches and across writers', async () => {
+    const ledger = await fresh();
+    const [a, b, c] = [call({ request_id: 'a' }), call({ request_id: 'b' }), call({ request_id: 'c' })];
+    const first = await writer(ledger);
+    expect(await first.append([a, b])).toEqual({ stored: 2, duplicates: 0, firstSeq: 0, lastSeq: 1 });
+    expect(await first.append([b, c, c])).toEqual({ stored: 1, duplicates: 2, firstSeq: 2, lastSeq: 2 });
+    expect(await first.append([a])).toEqual({ stored: 0, duplicates: 1, firstSeq: 3, lastSeq: 2 });
+    expect(first.size).toBe(3);
+    await first.close();
+    const second = await writer(ledger);
+    expect(second.size).toBe(3);
+    expect(await second.append([c, call({ request_id: 'd' })])).toEqual({ stored: 1, duplicates: 1, firstSeq: 3, lastSeq: 3 });
+    // A record appended as known-new (`unique`: the exporter's own spans) is still found by a later append.
+    const e = call({ request_id: 'e' });
+    await Promise.all([second.append([e], { unique: true }), second.append([call({ request_id: 'f' })])]);
+    expect(await second.append([e])).toMatchObject({ stored: 0, duplicates: 1 });
+    await second.close();
+    expect((await records(ledger)).map((r) => r.request_id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+    expect((await verify(ledger)).records).toBe(6);
+  });
+
+  it('checkpoints when due (every N records), signed with the key, with the C2SP note; verify with the public key passes', async () => {
+    const ledger = await fresh();
+    const { signingKey, publicKey } = keys();
+    const w = await writer(ledger, { checkpointEvery: 2 });
+    for (let i = 0; i < 5; i++) await w.append([call()]);
+    expect(await checkpointSizes(ledger)).toEqual([2, 4]);
+    await w.close();
+    expect(await checkpointSizes(ledger)).toEqual([2, 4, 5]);
+
+    // A key newly configured on an unsigned ledger vouches from its newest checkpoint on (nothing better exists).
+    const signed = await writer(ledger, { signingKey });
+    await signed.append([call()]);
+    // PostgreSQL signs in every append transaction, the file ledger (fsync none) when asked: either way size 6 is signed now.
+    await signed.checkpoint();
+    const source6 = ledger.source();
+    try {
+      const newest = (await source6.checkpoints()).at(-1)!.checkpoint;
+      expect(newest).toMatchObject({ tree_size: 6, signature: expect.any(String) });
+    } finally {
+      await source6.close?.();
+    }
+    await signed.append([call()]);
+    await signed.close();
+    const result = await verify(ledger, { publicKey });
+    expect(result.records).toBe(7);
+    expect(result.recovered).toEqual([]);
+    const source = ledger.source();
+    try {
+      const notes = await source.signedNotes();
+      expect(notes.some((n) => n.text.includes('\n7\n'))).toBe(true);
+    } finally {
+      await source.close?.();
+    }
+  });
+
+  it('a writer with the key marks records it finds after its newest signed checkpoint before appending, and continues the chain', async () => {
+    const ledger = await fresh();
+    const { signingKey, publicKey } = keys();
+    const first = await writer(ledger, { signingKey });
+    await first.append([call(), call()]);
+    await first.close();
+    // Records no signing writer wrote (a crash before the checkpoint, or an insider with the writer's access but not the key).
+    const insider = await writer(ledger);
+    await insider.append([call({ request_id: 'unsigned-1' }), call({ request_id: 'unsigned-2' })]);
+    await insider.close();
+    const next = await writer(ledger, { signingKey });
+    expect(await next.append([call({ request_id: 'after' })])).toMatchObject({ stored: 1, firstSeq: 5 });
+    await next.close();
+    const stored = await records(ledger);
+    expect(stored[4]).toMatchObject({ seq: 4, action: RECOVERED_ACTION, metadata: expect.objectContaining({ from_seq: 2, to_seq: 3 }) });
+    expect(stored[5]).toMatchObject({ seq: 5, request_id: 'after' });
+    const result = await verify(ledger, { publicKey });
+    expect(result.recovered).toEqual([expect.objectContaining({ from_seq: 2, to_seq: 3, marker_seq: 4 })]);
+    await expect(verify(ledger, { publicKey, strict: true })).rejects.toMatchObject({ code: 'LEDGER_RECORDS_RECOVERED' });
+  });
+
+  it('retention removes the expired oldest days under a tombstone; verify passes and appending continues after it', async () => {
+    const ledger = await fresh();
+    let now = new Date('2026-01-01T10:00:00.000Z');
+    const w = await writer(ledger, { clock: () => now, checkpointEvery: 2 });
+    for (const day of ['2026-01-01', '2026-01-02']) {
+      now = new Date(`${day}T10:00:00.000Z`);
+      await w.append([call({ timestamp: now.toISOString() }), call({ timestamp: now.toISOString() })]);
+    }
+    now = new Date();
+    await w.append([call({ timestamp: now.toISOString(), request_id: 'kept' })]);
+    await w.close();
+    const done = await ledger.retention({ policy: resolvePolicy('gdpr', { maxAge: '30d' }) });
+    expect(done.tombstone).toMatchObject({ type: 'tombstone', tree_size: 4 });
+    expect((await records(ledger)).map((r) => r.request_id)).toEqual(['kept']);
+    const after = await writer(ledger);
+    expect(await after.append([call({ request_id: 'later' })])).toMatchObject({ stored: 1, firstSeq: 5 });
+    await after.close();
+    const result = await verify(ledger);
+    expect(result.records).toBe(2);
+    expect(result.treeSize).toBe(6);
+  });
+
+  const TAMPERING: Array<{ what: string; code: RegExp; act: (l: LedgerUnderTest) => Promise<void> }> = [
+    { what: 'a record changed', code: /^LEDGER_(RECORD_HASH_MISMATCH|ROW_MISMATCH|CHAIN_BROKEN|CHECKPOINT_MISMATCH)$/, act: (l) => l.alterLine(2, (line) => line.replace('"cost_usd":0.001', '"cost_usd":0.5')) },
+    { what: 'a record removed', code: /^LEDGER_(RECORD_MISSING|CHAIN_BROKEN|RECORD_HASH_MISMATCH)$/, act: (l) => l.removeEntry(2) },
+    { what: 'the newest record removed', code: /^LEDGER_(TRUNCATED|RECORD_MISSING|CHECKPOINT_MISMATCH)$/, act: (l) => l.removeEntry(5) },
+  ];
+  it.each(TAMPERING)('verify catches $what', async ({ code, act }) => {
+    const ledger = await fresh();
+    const w = await writer(ledger);
+    for (let i = 0; i < 6; i++) await w.append([call()]);
+    await w.close();
+    expect((await verify(ledger)).records).toBe(6);
+    await act(ledger);
+    await expect(verify(ledger)).rejects.toMatchObject({ code: expect.stringMatching(code) });
+  });
+});

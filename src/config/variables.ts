@@ -58,5 +58,6 @@ export const CONFIG_VARIABLES: readonly ConfigVariable[] = [
   { name: 'LLM_AUDIT_PUBLIC_KEY', default: 'unset', cliOnly: true },
   { name: 'LLM_AUDIT_INGEST_TOKEN', default: 'unset', secret: true, cliOnly: true },
   { name: 'LLM_AUDIT_INGEST_TOKENS', default: 'unset', cliOnly: true },
+  { name: 'LLM_AUDIT_RETENTION_POLICY', default: 'unset', cliOnly: true },
   { name: 'LLM_AUDIT_DEBUG', default: 'unset', cliOnly: true },
 ];

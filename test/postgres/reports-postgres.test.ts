@@ -86,7 +86,9 @@ describe('reports on PostgreSQL are computed in SQL and equal the file ledger', 
     const b = cli([...args, '--ledger', fileDir]);
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
-    expect(a.stdout, args.join(' ')).toBe(b.stdout);
+    // A CSV's first line states how the rows were computed, which differs by backend by design.
+    const rows = (out: string): string => out.replace(/^"?# [^\n]*\n/, '');
+    expect(rows(a.stdout), args.join(' ')).toBe(rows(b.stdout));
     return { json: a.stdout.startsWith('[') ? JSON.parse(a.stdout) : a.stdout, pgErr: a.stderr, fileErr: b.stderr };
   };
 

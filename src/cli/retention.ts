@@ -22,7 +22,7 @@ import {
 import { segmentDayStart } from '../ledger/tombstone';
 import { CSV_OPTION, FORMATS, csvComment, writeRows, type Row } from './format';
 import { flag, instant, oneOf, parse, str, type CliIo, type Parsed } from './io';
-import { POSTGRES_OPTION, ledgerOf, openCliWriter, withSource } from './source';
+import { POSTGRES_OPTION, ledgerName, ledgerOf, openCliWriter, withSource } from './source';
 
 export const RETENTION_USAGE =
   'llm-audit retention apply [--policy standard|hipaa|gdpr|custom] [--dry-run] [--now ISO] [--max-age D] [--metadata D] [--content D] [--errors D] [--signing-key FILE] [--public-key FILE] [--format table|json|csv] [--excel] [--ledger DIR | --postgres URL]   (D: 90d, 12w, 6m, 2y)\n' +
@@ -79,7 +79,7 @@ async function recordPolicy(p: Parsed, io: CliIo, policy: RetentionPolicy, decla
   if (samePolicy(newest?.policy, policy)) return false;
   // The ledger the read commands use: --ledger, --postgres, else $LLM_AUDIT_LEDGER_DIR or ./llm-audit-ledger.
   const where = ledgerOf(p, io);
-  const ledger = { writer: await openCliWriter(p, io, where), name: where.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${where.dir}` };
+  const ledger = { writer: await openCliWriter(p, io, where), name: ledgerName(where) };
   const { name, ...durations } = describePolicy(policy);
   try {
     await ledger.writer.append([

@@ -21,7 +21,7 @@ import { LEDGER_FILE } from '../ledger/file/layout';
 import { operationRecord, type LedgerRecord } from '../ledger/record';
 import type { LedgerWriter } from '../ledger/writer';
 import { flag, parse, str, type CliIo, type Parsed } from './io';
-import { POSTGRES_OPTION, ledgerOf, openCliWriter } from './source';
+import { POSTGRES_OPTION, ledgerName, ledgerOf, openCliWriter } from './source';
 
 export const SHRED_USAGE =
   'llm-audit shred --tenant T [--keystore FILE | --key FILE] [--reason TEXT] [--ledger DIR | --postgres URL] [--signing-key FILE] [--yes] [--json]';
@@ -61,7 +61,7 @@ async function openShredLedger(p: Parsed, io: CliIo): Promise<{ writer: LedgerWr
   }
   return {
     writer: await openCliWriter(p, io, where),
-    name: where.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${where.dir}`,
+    name: ledgerName(where),
   };
 }
 

@@ -36,6 +36,11 @@ export function sourceOf(p: Parsed, io: CliIo): LedgerSource {
   return new FileLedgerSource(where.dir);
 }
 
+/** How messages name the ledger `where`. */
+export function ledgerName(where: ReturnType<typeof ledgerLocation>): string {
+  return where.backend === 'postgres' ? 'the PostgreSQL ledger' : `the ledger in ${where.dir}`;
+}
+
 /**
  * A writer on the ledger `where` (by default the one the command names) for the operation records
  * the CLI appends (shred, audit.read), signing with --signing-key or LLM_AUDIT_SIGNING_KEY.

@@ -75,7 +75,7 @@ const loads = [];
 const sampler = setInterval(() => loads.push(os.loadavg()[0]), 5000);
 const log = (line) => process.stderr.write(`scale bench: [${((Date.now() - started) / 1000).toFixed(0)} s] ${line}\n`);
 
-const { FileLedger } = require(join(dist, 'ledger/file-ledger.js'));
+const { FileLedger } = require(join(dist, 'ledger/file/ledger.js'));
 const { PostgresLedger } = require(join(dist, 'ledger/postgres/writer.js'));
 const { Client } = require('pg');
 

@@ -50,13 +50,15 @@ if (appCode !== 0) {
 
 // Columns that fit a 100-column terminal (`--format json` has every field, hashes included).
 const columns = 'seq,user_id,provider,model,status,input_tokens,output_tokens,cost_usd';
-console.log(`\n$ npx llm-audit query --ledger ${show(ledger)} --columns ${columns}`);
-await run([cli, 'query', '--ledger', ledger, '--columns', columns]);
+// The user's calls: the ledger also holds the process's own audit.start record (its settings'
+// fingerprint and the SDK versions patched) and a record of each read the CLI makes (audit.read).
+console.log(`\n$ npx llm-audit query --ledger ${show(ledger)} --user user-42 --columns ${columns}`);
+await run([cli, 'query', '--ledger', ledger, '--user', 'user-42', '--columns', columns]);
 console.log(`\nNo prompt or answer text is stored: each record holds keyed hashes of them (HMAC-SHA256 under`);
 console.log(`LLM_AUDIT_HASH_KEY, key id "${env.LLM_AUDIT_HASH_KEY_ID}"). With the key, a given prompt can be checked against its`);
 console.log(`record; without it, the hash tells nothing, not even for a short prompt.`);
-console.log(`$ npx llm-audit query --ledger ${show(ledger)} --columns seq,input_hash --limit 1`);
-await run([cli, 'query', '--ledger', ledger, '--columns', 'seq,input_hash', '--limit', '1']);
+console.log(`$ npx llm-audit query --ledger ${show(ledger)} --user user-42 --columns seq,input_hash --limit 1`);
+await run([cli, 'query', '--ledger', ledger, '--user', 'user-42', '--columns', 'seq,input_hash', '--limit', '1']);
 console.log(`\n$ npx llm-audit report cost-by-user --ledger ${show(ledger)}`);
 await run([cli, 'report', 'cost-by-user', '--ledger', ledger]);
 console.log(`\n$ npx llm-audit verify --ledger ${show(ledger)}`);

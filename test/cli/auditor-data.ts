@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createContentHasher } from '../../src/audit/hashing';
 import { chatCompletions } from '../../src/instrumentations/openai/index';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { PostgresLedger } from '../../src/ledger/postgres/writer';
 import type { LedgerRecord } from '../../src/ledger/record';
 import { makeRecord } from '../ledger/helpers';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileLedger } from '../../src/ledger/file-ledger';
+import { FileLedger } from '../../src/ledger/file/ledger';
 import { recordFromSpan } from '../../src/ledger/record';
 import * as A from '../../src/semconv';
 import { setupAudit, useFakeProvider } from '../support/harness';

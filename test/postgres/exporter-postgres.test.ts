@@ -45,7 +45,8 @@ function runApp(env: Record<string, string>) {
 function storedCalls(): LedgerRecord[] {
   const r = cli(['query', '--postgres', db.url, '--format', 'json', '--columns', 'seq,action,status,user_id,tenant_id,request_id']);
   expect(r.code, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as LedgerRecord[]).filter(isCallRecord);
+  // The calls: not the operation records, nor the audit.start record each process writes first.
+  return (JSON.parse(r.stdout) as LedgerRecord[]).filter((record) => isCallRecord(record) && record.action !== 'audit.start');
 }
 
 describe('LLM_AUDIT_EXPORTER=ledger with LLM_AUDIT_POSTGRES_URL', () => {
@@ -62,11 +63,12 @@ describe('LLM_AUDIT_EXPORTER=ledger with LLM_AUDIT_POSTGRES_URL', () => {
     expect(calls.every((r) => r.status === 'success' && r.tenant_id === 'acme')).toBe(true);
     const verify = cli(['verify', '--postgres', db.url, '--public-key', keys.publicPath, '--json']);
     expect(verify.code, verify.stdout + verify.stderr).toBe(0);
-    expect(JSON.parse(verify.stdout)).toMatchObject({ records: 4 });
+    // The four calls and the process's audit.start record.
+    expect(JSON.parse(verify.stdout)).toMatchObject({ records: 5 });
     // The read commands take the ledger from the same variable as the writers.
     const byEnv = cli(['verify', '--json'], { LLM_AUDIT_POSTGRES_URL: db.url });
     expect(byEnv.code, byEnv.stderr).toBe(0);
-    expect(JSON.parse(byEnv.stdout)).toMatchObject({ records: 4 });
+    expect(JSON.parse(byEnv.stdout)).toMatchObject({ records: 5 });
     // Nothing went to a file ledger (and no journal was needed).
     expect(existsSync(join(dir, 'segments'))).toBe(false);
     expect(existsSync(join(dir, 'ledger.json'))).toBe(false);

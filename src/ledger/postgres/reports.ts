@@ -51,9 +51,13 @@ class Where {
     this.parts.push(text);
     return this;
   }
-  /** Calls only: no operation record. */
+  /**
+   * Calls only: no operation record, no audit event (isCallRecord). An event record is the only
+   * one with an `event` member, whose value is an object: unescaped `"event":{` in a canonical line
+   * can be nothing else (every other object member's keys are fixed names or scalars' names).
+   */
   calls(): this {
-    return this.add('NOT (r.line LIKE ANY ($?::text[]))', OPERATION_PATTERNS);
+    return this.add('NOT (r.line LIKE ANY ($?::text[]))', OPERATION_PATTERNS).add(`r.line NOT LIKE '%"event":{%'`);
   }
   window(from: number | undefined, to: number | undefined): this {
     if (from !== undefined) this.add('r.ts >= $?', new Date(from));
@@ -214,7 +218,10 @@ export class PostgresReports implements ReportBackend {
     if (filter.traceId !== undefined) w.add('lower(r.trace_id) = $?', pgText(filter.traceId.toLowerCase()));
     if (filter.status !== undefined) w.add('r.status = $?', pgText(filter.status));
     if (filter.model !== undefined) w.add('(r.model_request = $? OR r.model_response = $?)', pgText(filter.model), pgText(filter.model));
-    if (filter.action !== undefined) w.add('r.line LIKE ANY ($?::text[])', actionPatterns(filter.action));
+    // A glob (`auth.*`) is left to matches(), which re-checks every hit.
+    if (filter.action !== undefined && !filter.action.includes('*')) w.add('r.line LIKE ANY ($?::text[])', actionPatterns(filter.action));
+    if (filter.service !== undefined) w.add('r.service_name = $?', pgText(filter.service));
+    if (filter.env !== undefined) w.add('r.deployment_environment = $?', pgText(filter.env));
     const after = w.param('-1');
     const PAGE = 2000;
     for (;;) {

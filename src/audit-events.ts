@@ -86,8 +86,12 @@ export function recordAuditEvent(event: AuditEvent): void {
 }
 
 /** Writes an event record of `type` (an application's, or the package's own such as `audit.start`, under `parent`). */
-export function writeEvent(type: string, attributes: Attributes, parent?: Context): void {
-  startAuditSpan(type, { ...attributes, [A.ATTR_AUDIT_ACTION]: type, [A.ATTR_AUDIT_EVENT_TYPE]: type }, parent).end();
+export function writeEvent(type: string, attributes: Attributes, parent?: Context, options: { traced?: boolean } = {}): void {
+  const span = startAuditSpan(type, { ...attributes, [A.ATTR_AUDIT_ACTION]: type, [A.ATTR_AUDIT_EVENT_TYPE]: type }, parent);
+  // A record about the process rather than a request (audit.start) is no span of any trace: the
+  // Collector keeps it out of the tracing backend.
+  if (options.traced === false) span.setAttribute(A.ATTR_AUDIT_TRACE_FORWARD, false);
+  span.end();
 }
 
 function eventProblem(event: AuditEvent): string | undefined {

@@ -61,7 +61,7 @@ export function auditStartAttributes(facts: StartFacts): Attributes {
 
 export function writeAuditStart(facts: StartFacts): void {
   // A trace of its own: not a part of whatever request made the process's first audited call.
-  writeEvent('audit.start', auditStartAttributes(facts), ROOT_CONTEXT);
+  writeEvent('audit.start', auditStartAttributes(facts), ROOT_CONTEXT, { traced: false });
 }
 
 /** The version of `name` in the nearest node_modules from the working directory up, if any. */

@@ -147,7 +147,8 @@ describe('audit pipeline: demo app -> collector -> Jaeger and llm-audit serve (f
       timeoutMs: 30_000,
     });
     const entries = await waitLedgerQuiet(ledgerDir, { quietMs: 1_500, timeoutMs: 30_000, settled: ledgerQueueEmpty, process: ledger.process });
-    appRecords = entries.map((e) => e.record);
+    // The app's calls: each audited process also writes one audit.start record (its settings).
+    appRecords = entries.map((e) => e.record).filter((r) => r.action !== 'audit.start');
     expect(appRecords.map((r) => r.action).sort()).toEqual(ACTIONS);
     const requestIds = appRecords.map((r) => r.request_id);
     for (const id of requestIds) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
@@ -233,7 +234,7 @@ describe('audit pipeline: demo app -> collector -> Jaeger and llm-audit serve (f
       timeoutMs: 20_000,
     });
     const entries: LedgerEntry[] = await waitLedgerQuiet(ledgerDir, { quietMs: 1_500, timeoutMs: 30_000, settled: ledgerQueueEmpty, process: ledger.process });
-    expect(entries).toHaveLength(5);
+    expect(entries.filter((e) => e.record.action !== 'audit.start')).toHaveLength(5);
     expect(entries.filter((e) => e.record.trace_id === plain.traceId)).toEqual([]);
     const records = entries.filter((e) => e.record.trace_id === llm.traceId).map((e) => e.record);
     expect(records).toHaveLength(1);
@@ -252,7 +253,7 @@ describe('audit pipeline: demo app -> collector -> Jaeger and llm-audit serve (f
       .filter(Boolean)
       .map((line) => JSON.parse(line))
       .filter((c) => c.type === 'checkpoint');
-    expect(checkpoints.at(-1)?.tree_size).toBe(5);
+    expect(checkpoints.at(-1)?.tree_size).toBe(6); // and the app process's audit.start record
     expect((await verifyLedger(ledgerDir)).code).toBe(0);
 
     const bytes = ledgerBytes(ledgerDir);

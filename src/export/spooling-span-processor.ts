@@ -266,7 +266,12 @@ export class SpoolingSpanProcessor {
     const left = (): number => Math.max(1, deadline - Date.now());
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.buffer.length > 0 && !this.spooling && !this.inFlight && !(await this.endpointAnswers())) this.drainer.noteFailure();
+    // (A direct export asks the endpoint first, startDirect; one still running from before the
+    // flush is not waited for when nobody listens any more: its batch goes to the spool now.)
+    if (this.inFlight && !this.spooling && !(await this.endpointAnswers())) {
+      this.drainer.noteFailure();
+      await this.settleInFlight(1);
+    }
     while (this.buffer.length > 0) {
       if (this.spooling) {
         this.toSpool(this.cut());
@@ -331,7 +336,10 @@ export class SpoolingSpanProcessor {
 
   private startDirect(batch: Batch, timeoutMs: number): void {
     const flight: DirectExport = { batch, abandoned: false, done: Promise.resolve() };
-    flight.done = this.send(batch.spans, timeoutMs).then((ok) => {
+    // Asked before the exporter is: once called, an OTLP exporter retries a refused connection
+    // with timers that hold the event loop for its whole timeout, so a process that ends while the
+    // collector is down would wait for them (endpointAnswers asks only while nothing got through).
+    flight.done = this.endpointAnswers().then((answers) => (answers ? this.send(batch.spans, timeoutMs) : false)).then((ok) => {
       if (this.inFlight === flight) this.inFlight = undefined;
       if (!ok) {
         this.drainer.noteFailure();

@@ -440,7 +440,7 @@ export function anomalySummaryReport(plan: AnomalyPlan, findings: MetricFindings
   return {
     columns: ['user_id', 'anomalies', 'window_calls', 'calls_threshold', 'volume_anomaly', 'input_token_anomalies', 'cost_anomalies', 'window_cost_usd'],
     rows,
-    notes: [`${windowNote(plan)} per user, for calls, input tokens and cost`, `${calls.window.size} users called in the window; ${rows.length} with an anomaly shown`],
+    notes: [`${windowNote(plan)}, for calls, input tokens and cost`, `${calls.window.size} users called in the window; ${rows.length} with an anomaly shown`],
   };
 }
 

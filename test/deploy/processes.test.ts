@@ -60,7 +60,8 @@ describe.concurrent.each(modes)('--%s otel-llm-audit/register', (mode) => {
   it('process.exit(0) right after the calls, OTLP collector up: delivered, or said to be spooled', async () => {
     const d = await deploy({ args: [...registerFlag(mode), 'exit-app.cjs'], trail: 'otlp' });
     expectAppWorked(d);
-    const spooled = /otel-llm-audit.*\b3\b.*spool/i.test(d.stderr);
+    // The 3 calls and the process's audit.start record.
+    const spooled = /otel-llm-audit.*\b4\b.*spool/i.test(d.stderr);
     if (!spooled) expectEachCallOnce(d);
   });
 });

@@ -30,6 +30,7 @@ import * as A from '../semconv';
 import { startCallSpans } from './audit-records';
 import { providerOf, type ProviderHostMap } from '../instrumentations/provider-hosts';
 import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
+import { setNumber } from './values';
 
 /** What every call needs from the instrumentation: built once, shared by all calls. */
 export interface AuditServices {
@@ -386,12 +387,12 @@ export class AuditedCall implements GuardrailTarget {
     const usage = summary.usage;
     if (usage !== undefined) {
       attributes[A.ATTR_AUDIT_USAGE_STATUS] = A.USAGE_STATUS.reported;
-      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.input);
-      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.output);
-      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cacheRead);
-      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cacheCreation);
-      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheCreation);
-      setIfNumber(attributes, A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
+      setNumber(attributes, A.ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.input);
+      setNumber(attributes, A.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.output);
+      setNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cacheRead);
+      setNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cacheCreation);
+      setNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheCreation);
+      setNumber(attributes, A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
     } else {
       attributes[A.ATTR_AUDIT_USAGE_STATUS] = A.USAGE_STATUS.missing;
     }
@@ -485,10 +486,6 @@ function batchItemAttributes(hasher: ContentHasher, items: ReturnType<NonNullabl
     [A.ATTR_AUDIT_BATCH_REQUEST_HASHES]: items.map((item) => (item.input === undefined ? '' : hasher.hashMessages(item.input))),
     [A.ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES]: items.map((item) => (item.system === undefined ? '' : hasher.hashRepeated(item.system))),
   };
-}
-
-function setIfNumber(attributes: Attributes, key: string, value: number | undefined): void {
-  if (typeof value === 'number' && Number.isFinite(value)) attributes[key] = value;
 }
 
 // An application names its user once per request and makes one or more calls inside: the span

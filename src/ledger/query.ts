@@ -237,47 +237,24 @@ export const EXTRA_COLUMNS = ['model'] as const;
 /** `--status` values: what `llm_audit.status` can be. */
 export const RECORD_STATUSES = [...Object.values(AUDIT_STATUS), AUDIT_STATUS_UNAUDITED] as const;
 
-/**
- * Fields a newer record version may carry, read where present so that output and reports pick
- * them up without a change here: `sanitization` {mode, kinds} and `block_reason`. Older records
- * have only `sanitization_count` and the guardrail events' attributes.
- */
-interface RicherRecord {
-  sanitization?: { mode?: unknown; kinds?: unknown; findings?: unknown } | null;
-  sanitization_mode?: unknown;
-  sanitization_kinds?: unknown;
-  block_reason?: unknown;
-}
-
-/** How sanitization treated the call's content (`detect` or `redact`), when the record says. */
+/** How sanitization treated the call's content (`detect` or `redact`), when the record says (v3). */
 export function sanitizationMode(record: LedgerRecord): string | null {
-  const r = record as LedgerRecord & RicherRecord;
-  const mode = r.sanitization?.mode ?? r.sanitization_mode;
+  const mode = record.sanitization?.mode;
   return typeof mode === 'string' ? mode : null;
 }
 
-/**
- * Findings per kind (`email`: 2, ...) when the record holds them: a map of kind to count, or a list
- * of {type|kind, count}. Null when the record has only the total (`sanitization_count`).
- */
+/** Findings per kind (`EMAIL`: 2, ...) when the record holds them (v3); null when it has only the total (`sanitization_count`). */
 export function sanitizationKinds(record: LedgerRecord): Record<string, number> | null {
-  const r = record as LedgerRecord & RicherRecord;
-  const raw = r.sanitization?.kinds ?? r.sanitization?.findings ?? r.sanitization_kinds;
-  if (raw === null || typeof raw !== 'object') return null;
-  const out: Record<string, number> = {};
-  const add = (kind: unknown, count: unknown) => {
-    if (typeof kind === 'string' && typeof count === 'number' && Number.isFinite(count)) out[kind] = (out[kind] ?? 0) + count;
-  };
-  if (Array.isArray(raw)) {
-    for (const f of raw as Array<Record<string, unknown> | null>) if (f && typeof f === 'object') add(f.type ?? f.kind, f.count ?? 1);
-  } else for (const [kind, count] of Object.entries(raw)) add(kind, count);
+  const kinds = record.sanitization?.kinds;
+  if (kinds === null || typeof kinds !== 'object') return null;
+  // Read back from storage: only finite counts are counts.
+  const out = Object.fromEntries(Object.entries(kinds).filter(([, n]) => typeof n === 'number' && Number.isFinite(n)));
   return Object.keys(out).length > 0 ? out : null;
 }
 
-/** Why a guardrail blocked the call: the record's own field, else the blocking decision's reason. */
+/** Why a guardrail blocked the call: the record's own field (v3), else the blocking decision's reason. */
 export function blockReason(record: LedgerRecord): string | null {
-  const r = record as LedgerRecord & RicherRecord;
-  if (typeof r.block_reason === 'string') return r.block_reason;
+  if (typeof record.block_reason === 'string') return record.block_reason;
   const blocking = (record.guardrails ?? []).find((g) => isBlockAction(g.action));
   const reason = blocking?.reason ?? blocking?.reason_hash;
   return typeof reason === 'string' ? reason : null;

@@ -131,17 +131,28 @@ export const ATTR_AUDIT_GUARDRAIL_STAGE = 'llm_audit.guardrail.stage';
 export const ATTR_AUDIT_AUDIO_LANGUAGE = 'llm_audit.audio.language';
 export const ATTR_AUDIT_AUDIO_DURATION = 'llm_audit.audio.duration';
 /**
- * OpenAI batches: the batch id, how many requests its input file holds, and the input hash of
- * each (one hash per line of the file, in file order, each as `llm_audit.input.hash` would be for
+ * Batches (OpenAI, Anthropic; src/core/batches.ts): the batch id, how many requests it holds, and
+ * the input hash of each (in file or request order, each as `llm_audit.input.hash` would be for
  * the same request sent alone); see docs/attributes.md.
  */
 export const ATTR_AUDIT_BATCH_ID = 'llm_audit.batch.id';
 export const ATTR_AUDIT_BATCH_REQUEST_COUNT = 'llm_audit.batch.request_count';
 export const ATTR_AUDIT_BATCH_REQUEST_HASHES = 'llm_audit.batch.request.input_hashes';
-/** Whether a batch record carries its requests' hashes (`file`: its input file was uploaded in this process) or not (`unlinked`). */
+/**
+ * Whether a record is linked to the requests' hashes: a batch record (`file`: its input file was
+ * uploaded in this process; `unlinked`), a result record (`request`: its request was sent from
+ * this process, the record carries its hashes; `unlinked`).
+ */
 export const ATTR_AUDIT_BATCH_LINK = 'llm_audit.batch.link';
-/** A batch output file read back (`files.content`): the output hash of each result line, in file order. */
-export const ATTR_AUDIT_BATCH_RESULT_HASHES = 'llm_audit.batch.result.output_hashes';
+/** A batch's status as the provider last reported it (`batches.retrieve`..., Anthropic `processing_status`). */
+export const ATTR_AUDIT_BATCH_STATUS = 'llm_audit.batch.status';
+/** OpenAI: the files a batch's results are in, once it has ended. */
+export const ATTR_AUDIT_BATCH_OUTPUT_FILE_ID = 'llm_audit.batch.output_file_id';
+export const ATTR_AUDIT_BATCH_ERROR_FILE_ID = 'llm_audit.batch.error_file_id';
+/** A batch results file read back (`files.content`): how many result lines it holds, each a record of its own. */
+export const ATTR_AUDIT_BATCH_RESULT_COUNT = 'llm_audit.batch.result_count';
+/** `batches.list`: how many batches the page named. */
+export const ATTR_AUDIT_BATCH_LISTED_COUNT = 'llm_audit.batch.listed_count';
 /** An uploaded file: its id and the hash of its bytes (keyed like the other hashes). */
 export const ATTR_AUDIT_FILE_ID = 'llm_audit.file.id';
 export const ATTR_AUDIT_FILE_HASH = 'llm_audit.file.hash';
@@ -165,10 +176,9 @@ export const ATTR_AUDIT_EVENT_DETAILS_PREFIX = 'llm_audit.event.details.';
 export const ATTR_AUDIT_AZURE_OPENAI_API_VERSION = 'llm_audit.azure_openai.api_version';
 
 /**
- * Anthropic batches (`messages.batches`), besides the batch id and the requests' input hashes
- * above: the create record's aligned arrays of each request's `custom_id` and system prompt hash
- * (OperationSpec.batchItems); each result record's `custom_id` and result type (`succeeded`,
- * `errored`, `canceled`, `expired`).
+ * Batches, besides the batch id and the requests' input hashes above: the aligned arrays of each
+ * request's `custom_id` and system prompt hash (ResponseSummary.batch); each result record's
+ * `custom_id` and result type (`succeeded`, `errored`, `canceled`, `expired`).
  */
 export const ATTR_AUDIT_BATCH_CUSTOM_IDS = 'llm_audit.batch.request.custom_ids';
 export const ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES = 'llm_audit.batch.request.system_prompt_hashes';

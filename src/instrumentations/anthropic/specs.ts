@@ -4,7 +4,8 @@
  * A batch's results are recorded as they are read (./batches.ts).
  */
 import * as A from '../../semconv';
-import type { OperationSpec } from '../../core/types';
+import type { Attributes } from '@opentelemetry/api';
+import type { OperationSpec, ResponseSummary } from '../../core/types';
 import { setRequestSettings, tokenCountSummary } from '../../core/values';
 import { batchRequest, messagesRequest, promptOf } from './request';
 import { MessageStreamAccumulator, summarizeMessage } from './response';
@@ -55,9 +56,11 @@ function batchRequests(params: unknown): unknown[] {
 
 /**
  * `messages.batches.create`: one record for the batch (operation `create_batch`, which the
- * conventions do not name), its input hash over all `requests`, and per request its `custom_id` and the hashes the
- * same request sent directly would carry (OperationSpec.batchItems). Creating a batch is not
- * charged (cost 0): each result is, and is priced on its own record when the results are read.
+ * conventions do not name), its input hash over all `requests`, and per request its `custom_id` and
+ * the hashes the same request sent directly would carry (ResponseSummary.batch, src/core/batches.ts:
+ * remembered under the batch id, so that each result read in this process is linked to its
+ * request). Creating a batch is not charged (cost 0): each result is, and is priced on its own
+ * record when the results are read.
  */
 export const batchCreateSpec: OperationSpec = {
   provider: 'anthropic',
@@ -73,17 +76,65 @@ export const batchCreateSpec: OperationSpec = {
   },
   requestAttributes: () => undefined,
   prompt: (params) => ({ input: batchRequests(params) }),
-  batchItems: (params) =>
-    batchRequests(params).map((r) => {
-      const item = isObj(r) ? r : {};
-      return { id: typeof item.custom_id === 'string' ? item.custom_id : undefined, ...promptOf(item.params) };
-    }),
   pricing: 'free',
-  summarize: (data) => {
-    const id = isObj(data) && typeof data.id === 'string' ? data.id : undefined;
-    return id === undefined ? {} : { id, attributes: { [A.ATTR_AUDIT_BATCH_ID]: id } };
+  // `params`: the requests as sent (redacted where redaction applies).
+  summarize: (data, params) => {
+    const summary = batchSummary(data);
+    const items = batchRequests(params).map((r) => {
+      const item = isObj(r) ? r : {};
+      const model = isObj(item.params) ? item.params.model : undefined;
+      return { id: typeof item.custom_id === 'string' ? item.custom_id : undefined, model: typeof model === 'string' ? model : undefined, ...promptOf(item.params) };
+    });
+    return { ...summary, batch: { items, key: summary.id } };
   },
   accumulator: () => new MessageStreamAccumulator(),
 };
 
 export const betaBatchCreateSpec: OperationSpec = { ...batchCreateSpec, action: 'beta.messages.batches.create' };
+
+/** A Message Batch object: its id and processing status (`in_progress`, `canceling`, `ended`). */
+function batchSummary(data: unknown): ResponseSummary {
+  const id = isObj(data) && typeof data.id === 'string' ? data.id : undefined;
+  if (id === undefined) return {};
+  const attributes: Attributes = { [A.ATTR_AUDIT_BATCH_ID]: id };
+  if (isObj(data) && typeof data.processing_status === 'string') attributes[A.ATTR_AUDIT_BATCH_STATUS] = data.processing_status;
+  return { id, attributes };
+}
+
+/**
+ * Polling, cancelling and deleting a batch (`retrieve(id)`, `list()`, `cancel(id)`, `delete(id)`):
+ * no content goes out, but each is an action on the batch the trail shows, so each is a light
+ * record: ids and status, no hashes, cost 0. The later pages of `list` (fetched by the SDK's page
+ * iterator outside the call) are let through by the unaudited-request watcher as content-free.
+ */
+function batchOperation(operationName: string, action: string, summarize: OperationSpec['summarize']): OperationSpec {
+  return {
+    provider: 'anthropic',
+    operationName,
+    action,
+    requestKind: batchRequest,
+    isStream: () => false,
+    requestModel: () => undefined,
+    requestAttributes(id, attributes) {
+      if (typeof id === 'string') attributes[A.ATTR_AUDIT_BATCH_ID] = id;
+    },
+    prompt: () => ({}),
+    pricing: 'free',
+    summarize,
+    accumulator: () => new MessageStreamAccumulator(),
+  };
+}
+
+const listSummary = (page: unknown): ResponseSummary => ({
+  attributes: { [A.ATTR_AUDIT_BATCH_LISTED_COUNT]: isObj(page) && Array.isArray(page.data) ? page.data.length : 0 },
+});
+
+/** The polling operations, by method, for `messages.batches` (`prefix` ''), and `beta.messages.batches`. */
+export function batchPollingSpecs(prefix: '' | 'beta.'): Record<'retrieve' | 'list' | 'cancel' | 'delete', OperationSpec> {
+  return {
+    retrieve: batchOperation('retrieve_batch', `${prefix}messages.batches.retrieve`, batchSummary),
+    list: batchOperation('list_batches', `${prefix}messages.batches.list`, listSummary),
+    cancel: batchOperation('cancel_batch', `${prefix}messages.batches.cancel`, batchSummary),
+    delete: batchOperation('delete_batch', `${prefix}messages.batches.delete`, batchSummary),
+  };
+}

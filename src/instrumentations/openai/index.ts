@@ -33,7 +33,7 @@ import {
   summarizeResponse,
   summarizeTranscript,
 } from './response';
-import { settleFileContent, settleUpload, summarizeBatch } from './batches';
+import { resultLineSpec, settleFileContent, settleUpload, summarizeBatch, summarizeBatchList, summarizeBatchStatus } from './batches';
 import { settleWithUploads } from './uploads';
 
 /**
@@ -76,6 +76,9 @@ export const openaiPatch: ProviderPatch = {
       { proto: OpenAI?.Files?.prototype, method: 'create', spec: filesCreate },
       { proto: OpenAI?.Files?.prototype, method: 'content', spec: filesContent },
       { proto: OpenAI?.Batches?.prototype, method: 'create', spec: batchesCreate },
+      { proto: OpenAI?.Batches?.prototype, method: 'retrieve', spec: batchesRetrieve },
+      { proto: OpenAI?.Batches?.prototype, method: 'list', spec: batchesList },
+      { proto: OpenAI?.Batches?.prototype, method: 'cancel', spec: batchesCancel },
     ];
   },
 };
@@ -226,7 +229,10 @@ const speech = operation(speechRequest, {
 
 const filesCreate = operation(fileUploadRequest, { operationName: 'upload_file', action: 'files.create', summarize: () => ({}), settle: settleUpload });
 
-/** `files.content(fileId)`: the parameter is the file id. */
+/**
+ * `files.content(fileId)`: the parameter is the file id. A batch output or error file gives one
+ * record per result line after the download's own (./batches.ts).
+ */
 const filesContent = operation(idsOnlyRequest, {
   operationName: 'retrieve_file',
   action: 'files.content',
@@ -236,6 +242,7 @@ const filesContent = operation(idsOnlyRequest, {
   },
   summarize: () => ({}),
   settle: (data, fileId) => settleFileContent(data, fileId),
+  batchResults: resultLineSpec({ chat: chatCompletions, responses, embeddings, completions }),
 });
 
 const batchesCreate = operation(idsOnlyRequest, {
@@ -247,6 +254,29 @@ const batchesCreate = operation(idsOnlyRequest, {
   summarize: () => ({}),
   settle: (data, params) => Promise.resolve(summarizeBatch(data, params)),
 });
+
+/**
+ * Polling and cancelling a batch (`retrieve(id)`, `list()`, `cancel(id)`): no content goes out,
+ * but each is an action on the batch the trail shows (a cancel above all), so each is a light
+ * record: ids and status, no hashes, cost 0 (no model runs). `list` fetches its later pages
+ * outside the call (the SDK's page iterator): those plain reads are let through by the
+ * unaudited-request watcher as content-free (src/audit/unaudited/content-free.ts).
+ */
+function batchOperation(operationName: string, action: string, summarize: OperationSpec['summarize']): OperationSpec {
+  return operation(idsOnlyRequest, {
+    operationName,
+    action,
+    requestModel: () => undefined,
+    requestAttributes(id, attributes) {
+      if (typeof id === 'string') attributes[A.ATTR_AUDIT_BATCH_ID] = id;
+    },
+    pricing: 'free',
+    summarize,
+  });
+}
+const batchesRetrieve = batchOperation('retrieve_batch', 'batches.retrieve', summarizeBatchStatus);
+const batchesList = batchOperation('list_batches', 'batches.list', summarizeBatchList);
+const batchesCancel = batchOperation('cancel_batch', 'batches.cancel', summarizeBatchStatus);
 
 // --- shared ---------------------------------------------------------------------------------
 

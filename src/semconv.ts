@@ -11,6 +11,34 @@
 // --- GenAI semantic conventions: request -------------------------------------------------------
 export const ATTR_GEN_AI_OPERATION_NAME = 'gen_ai.operation.name';
 export const ATTR_GEN_AI_PROVIDER_NAME = 'gen_ai.provider.name';
+/**
+ * The `gen_ai.provider.name` values this package knows, by a short key: the one table they come
+ * from (the SDK patches, the built-in hosts, the client classes, the Vercel AI SDK's provider ids,
+ * the price aliases name them through it; `ProviderName` in core/types.ts derives from it). The
+ * conventions' name where they list the provider, else the provider's id in @pydantic/genai-prices,
+ * so that such a call is priced with that provider's prices. Any other name (the operator's
+ * LLM_AUDIT_PROVIDER_HOSTS, a Vercel AI SDK provider) is recorded as given.
+ */
+export const GEN_AI_PROVIDER = {
+  openai: 'openai',
+  azureOpenai: 'azure.ai.openai',
+  azureAiInference: 'azure.ai.inference',
+  anthropic: 'anthropic',
+  gemini: 'gcp.gemini',
+  vertexAi: 'gcp.vertex_ai',
+  gcpGenAi: 'gcp.gen_ai',
+  bedrock: 'aws.bedrock',
+  mistral: 'mistral_ai',
+  groq: 'groq',
+  deepseek: 'deepseek',
+  xai: 'x_ai',
+  perplexity: 'perplexity',
+  openrouter: 'openrouter',
+  together: 'together',
+  fireworks: 'fireworks',
+  cerebras: 'cerebras',
+} as const;
+export type KnownProviderName = (typeof GEN_AI_PROVIDER)[keyof typeof GEN_AI_PROVIDER];
 export const ATTR_GEN_AI_REQUEST_MODEL = 'gen_ai.request.model';
 export const ATTR_GEN_AI_REQUEST_MAX_TOKENS = 'gen_ai.request.max_tokens';
 export const ATTR_GEN_AI_REQUEST_TEMPERATURE = 'gen_ai.request.temperature';

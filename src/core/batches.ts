@@ -96,6 +96,33 @@ export function knownBatch(key: string | undefined): KnownBatch | undefined {
   return key === undefined ? undefined : known.get(key);
 }
 
+/**
+ * Polling and acting on a batch (`retrieve(id)`, `list()`, `cancel(id)`, Anthropic `delete(id)`):
+ * no content goes out, but each is an action on the batch the trail shows (a cancel above all), so
+ * each is a light record of the provider's endpoint: the batch id asked for, what `summarize` reads
+ * of the answer (ids and status), no hashes, cost 0 (no model runs).
+ */
+export function batchPollingSpec(
+  endpoint: Pick<OperationSpec, 'provider' | 'requestKind' | 'accumulator'>,
+  operationName: string,
+  action: string,
+  summarize: OperationSpec['summarize'],
+): OperationSpec {
+  return {
+    ...endpoint,
+    operationName,
+    action,
+    isStream: () => false,
+    requestModel: () => undefined,
+    requestAttributes(id, attributes) {
+      if (typeof id === 'string') attributes[A.ATTR_AUDIT_BATCH_ID] = id;
+    },
+    prompt: () => ({}),
+    pricing: 'free',
+    summarize,
+  };
+}
+
 /** One result line of a batch, in the shape every provider's line is turned into. */
 export interface BatchResultLine {
   customId?: string;

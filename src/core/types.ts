@@ -2,13 +2,14 @@ import type { Attributes } from '@opentelemetry/api';
 import type { TextWalk } from '../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 import type { GuardrailResult } from '../guardrails';
+import type { KnownProviderName } from '../semconv';
 import type { BatchItem, BatchResultLine } from './batches';
 
 /**
- * `gen_ai.provider.name` values this package records (the GenAI conventions' names). A framework
- * over many providers (the Vercel AI SDK) names the provider of each model: any such value.
+ * `gen_ai.provider.name`: one of the table in semconv.ts (GEN_AI_PROVIDER), or, for a framework
+ * over many providers (the Vercel AI SDK) or the operator's host map, any name it gives.
  */
-export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai' | 'aws.bedrock' | (string & {});
+export type ProviderName = KnownProviderName | (string & {});
 
 /**
  * A provider's request shape, defined once in its folder (src/instrumentations/<provider>/): one

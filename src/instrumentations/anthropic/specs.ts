@@ -7,6 +7,7 @@ import * as A from '../../semconv';
 import type { Attributes } from '@opentelemetry/api';
 import type { OperationSpec, ResponseSummary } from '../../core/types';
 import { setRequestSettings, tokenCountSummary } from '../../core/values';
+import { batchPollingSpec } from '../../core/batches';
 import { batchRequest, messagesRequest, promptOf } from './request';
 import { MessageStreamAccumulator, summarizeMessage } from './response';
 
@@ -16,7 +17,7 @@ const isObj = (value: unknown): value is Obj => typeof value === 'object' && val
 
 /** `messages.create`; its request attributes and response mapping serve Claude on Bedrock too (InvokeModel). */
 export const anthropicMessagesSpec: OperationSpec = {
-  provider: 'anthropic',
+  provider: A.GEN_AI_PROVIDER.anthropic,
   operationName: 'chat',
   action: 'messages.create',
   requestKind: messagesRequest,
@@ -63,7 +64,7 @@ function batchRequests(params: unknown): unknown[] {
  * record when the results are read.
  */
 export const batchCreateSpec: OperationSpec = {
-  provider: 'anthropic',
+  provider: A.GEN_AI_PROVIDER.anthropic,
   operationName: 'create_batch',
   action: 'messages.batches.create',
   requestKind: batchRequest,
@@ -101,40 +102,23 @@ function batchSummary(data: unknown): ResponseSummary {
   return { id, attributes };
 }
 
-/**
- * Polling, cancelling and deleting a batch (`retrieve(id)`, `list()`, `cancel(id)`, `delete(id)`):
- * no content goes out, but each is an action on the batch the trail shows, so each is a light
- * record: ids and status, no hashes, cost 0. The later pages of `list` (fetched by the SDK's page
- * iterator outside the call) are let through by the unaudited-request watcher as content-free.
- */
-function batchOperation(operationName: string, action: string, summarize: OperationSpec['summarize']): OperationSpec {
-  return {
-    provider: 'anthropic',
-    operationName,
-    action,
-    requestKind: batchRequest,
-    isStream: () => false,
-    requestModel: () => undefined,
-    requestAttributes(id, attributes) {
-      if (typeof id === 'string') attributes[A.ATTR_AUDIT_BATCH_ID] = id;
-    },
-    prompt: () => ({}),
-    pricing: 'free',
-    summarize,
-    accumulator: () => new MessageStreamAccumulator(),
-  };
-}
 
 const listSummary = (page: unknown): ResponseSummary => ({
   attributes: { [A.ATTR_AUDIT_BATCH_LISTED_COUNT]: isObj(page) && Array.isArray(page.data) ? page.data.length : 0 },
 });
 
-/** The polling operations, by method, for `messages.batches` (`prefix` ''), and `beta.messages.batches`. */
+/**
+ * Polling, cancelling and deleting a batch, by method, for `messages.batches` (`prefix` '') and
+ * `beta.messages.batches`: light records (core/batches.ts batchPollingSpec). The later pages of
+ * `list` (fetched by the SDK's page iterator outside the call) are let through by the
+ * unaudited-request watcher as content-free.
+ */
 export function batchPollingSpecs(prefix: '' | 'beta.'): Record<'retrieve' | 'list' | 'cancel' | 'delete', OperationSpec> {
+  const spec = (operationName: string, method: string, summarize: OperationSpec['summarize']) => batchPollingSpec(batchCreateSpec, operationName, `${prefix}messages.batches.${method}`, summarize);
   return {
-    retrieve: batchOperation('retrieve_batch', `${prefix}messages.batches.retrieve`, batchSummary),
-    list: batchOperation('list_batches', `${prefix}messages.batches.list`, listSummary),
-    cancel: batchOperation('cancel_batch', `${prefix}messages.batches.cancel`, batchSummary),
-    delete: batchOperation('delete_batch', `${prefix}messages.batches.delete`, batchSummary),
+    retrieve: spec('retrieve_batch', 'retrieve', batchSummary),
+    list: spec('list_batches', 'list', listSummary),
+    cancel: spec('cancel_batch', 'cancel', batchSummary),
+    delete: spec('delete_batch', 'delete', batchSummary),
   };
 }

@@ -35,6 +35,7 @@ import {
 } from './response';
 import { resultLineSpec, settleFileContent, settleUpload, summarizeBatch, summarizeBatchList, summarizeBatchStatus } from './batches';
 import { settleWithUploads } from './uploads';
+import { batchPollingSpec } from '../../core/batches';
 
 /**
  * openai 4.x-7.x (and any later version of the same shape). Patched through the classes the
@@ -98,7 +99,7 @@ function operation(
 ): OperationSpec {
   const { streams, ...rest } = fields;
   return {
-    provider: 'openai',
+    provider: A.GEN_AI_PROVIDER.openai,
     requestKind: request,
     prompt: request.prompt,
     isStream: streams === true ? (params) => params?.stream === true : () => false,
@@ -256,27 +257,14 @@ const batchesCreate = operation(idsOnlyRequest, {
 });
 
 /**
- * Polling and cancelling a batch (`retrieve(id)`, `list()`, `cancel(id)`): no content goes out,
- * but each is an action on the batch the trail shows (a cancel above all), so each is a light
- * record: ids and status, no hashes, cost 0 (no model runs). `list` fetches its later pages
- * outside the call (the SDK's page iterator): those plain reads are let through by the
- * unaudited-request watcher as content-free (src/audit/unaudited/content-free.ts).
+ * Polling and cancelling a batch: light records (core/batches.ts batchPollingSpec). `list` fetches
+ * its later pages outside the call (the SDK's page iterator): those plain reads are let through by
+ * the unaudited-request watcher as content-free (src/audit/unaudited/content-free.ts).
  */
-function batchOperation(operationName: string, action: string, summarize: OperationSpec['summarize']): OperationSpec {
-  return operation(idsOnlyRequest, {
-    operationName,
-    action,
-    requestModel: () => undefined,
-    requestAttributes(id, attributes) {
-      if (typeof id === 'string') attributes[A.ATTR_AUDIT_BATCH_ID] = id;
-    },
-    pricing: 'free',
-    summarize,
-  });
-}
-const batchesRetrieve = batchOperation('retrieve_batch', 'batches.retrieve', summarizeBatchStatus);
-const batchesList = batchOperation('list_batches', 'batches.list', summarizeBatchList);
-const batchesCancel = batchOperation('cancel_batch', 'batches.cancel', summarizeBatchStatus);
+const ids = { provider: batchesCreate.provider, requestKind: idsOnlyRequest, accumulator: batchesCreate.accumulator };
+const batchesRetrieve = batchPollingSpec(ids, 'retrieve_batch', 'batches.retrieve', summarizeBatchStatus);
+const batchesList = batchPollingSpec(ids, 'list_batches', 'batches.list', summarizeBatchList);
+const batchesCancel = batchPollingSpec(ids, 'cancel_batch', 'batches.cancel', summarizeBatchStatus);
 
 // --- shared ---------------------------------------------------------------------------------
 

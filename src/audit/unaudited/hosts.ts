@@ -1,5 +1,3 @@
-import { GEN_AI_PROVIDER as P, type KnownProviderName } from '../../semconv';
-
 /**
  * Which outgoing requests are LLM API requests: the providers' public hosts, plus the operator's
  * own (`LLM_AUDIT_LLM_HOSTS`: a gateway, a self-hosted model, a proxy).
@@ -9,6 +7,7 @@ import { GEN_AI_PROVIDER as P, type KnownProviderName } from '../../semconv';
  * `*.openai.azure.com` matches `myres.openai.azure.com` but not `a.b.openai.azure.com`. IPv6
  * addresses are written in brackets: `[::1]:8080`. Host names compare case-insensitively.
  */
+import { GEN_AI_PROVIDER as P, type KnownProviderName } from '../../semconv';
 
 /**
  * The providers' public API hosts, matched on any port, each with the `gen_ai.provider.name` of the

@@ -19,7 +19,7 @@ import { diag, type Attributes } from '@opentelemetry/api';
 import * as A from '../semconv';
 import type { ContentHasher } from '../audit/hashing';
 import type { AuditedCall } from './audited-call';
-import type { OperationSpec, RequestWalker } from './types';
+import type { OperationSpec, RequestWalker, ResponseSummary } from './types';
 
 /** One request of a batch: its custom_id, its model, and what its hashes cover (as OperationSpec.prompt for a call sent alone). */
 export interface BatchItem {
@@ -121,6 +121,13 @@ export function batchPollingSpec(
     pricing: 'free',
     summarize,
   };
+}
+
+/** `list()` (its first page): how many batches the page named; `each` sees every one (to remember its files). */
+export function batchListSummary(page: unknown, each?: (batch: unknown) => void): ResponseSummary {
+  const batches = typeof page === 'object' && page !== null && Array.isArray((page as { data?: unknown }).data) ? (page as { data: unknown[] }).data : [];
+  if (each !== undefined) for (const batch of batches) each(batch);
+  return { attributes: { [A.ATTR_AUDIT_BATCH_LISTED_COUNT]: batches.length } };
 }
 
 /** One result line of a batch, in the shape every provider's line is turned into. */

@@ -7,7 +7,7 @@ import * as A from '../../semconv';
 import type { Attributes } from '@opentelemetry/api';
 import type { OperationSpec, ResponseSummary } from '../../core/types';
 import { setRequestSettings, tokenCountSummary } from '../../core/values';
-import { batchPollingSpec } from '../../core/batches';
+import { batchListSummary, batchPollingSpec } from '../../core/batches';
 import { batchRequest, messagesRequest, promptOf } from './request';
 import { MessageStreamAccumulator, summarizeMessage } from './response';
 
@@ -102,11 +102,6 @@ function batchSummary(data: unknown): ResponseSummary {
   return { id, attributes };
 }
 
-
-const listSummary = (page: unknown): ResponseSummary => ({
-  attributes: { [A.ATTR_AUDIT_BATCH_LISTED_COUNT]: isObj(page) && Array.isArray(page.data) ? page.data.length : 0 },
-});
-
 /**
  * Polling, cancelling and deleting a batch, by method, for `messages.batches` (`prefix` '') and
  * `beta.messages.batches`: light records (core/batches.ts batchPollingSpec). The later pages of
@@ -117,7 +112,7 @@ export function batchPollingSpecs(prefix: '' | 'beta.'): Record<'retrieve' | 'li
   const spec = (operationName: string, method: string, summarize: OperationSpec['summarize']) => batchPollingSpec(batchCreateSpec, operationName, `${prefix}messages.batches.${method}`, summarize);
   return {
     retrieve: spec('retrieve_batch', 'retrieve', batchSummary),
-    list: spec('list_batches', 'list', listSummary),
+    list: spec('list_batches', 'list', (page) => batchListSummary(page)),
     cancel: spec('cancel_batch', 'cancel', batchSummary),
     delete: spec('delete_batch', 'delete', batchSummary),
   };

@@ -24,7 +24,7 @@
 import * as A from '../../semconv';
 import type { Attributes } from '@opentelemetry/api';
 import type { OperationSpec, ResponseSummary } from '../../core/types';
-import { batchHashAttributes, batchResultSpec, knownBatch, linkBatch, type BatchItem, type BatchResultLine } from '../../core/batches';
+import { batchHashAttributes, batchListSummary, batchResultSpec, knownBatch, linkBatch, type BatchItem, type BatchResultLine } from '../../core/batches';
 import { knownString } from '../../core/values';
 import { chatRequest, embeddingsRequest, completionsRequest, moderationsRequest, responsesRequest, type Prompt } from './request';
 import { bytesOf, fileDigest } from './uploads';
@@ -108,9 +108,7 @@ export function summarizeBatchStatus(data: unknown): ResponseSummary {
 
 /** `batches.list` (its first page): each batch it names is remembered with its files; the record says how many. */
 export function summarizeBatchList(page: unknown): ResponseSummary {
-  const batches = isObj(page) && Array.isArray(page.data) ? page.data : [];
-  for (const batch of batches) batchAttributes(batch, false);
-  return { attributes: { [A.ATTR_AUDIT_BATCH_LISTED_COUNT]: batches.length } };
+  return batchListSummary(page, (batch) => batchAttributes(batch, false));
 }
 
 /**

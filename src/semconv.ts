@@ -11,6 +11,34 @@
 // --- GenAI semantic conventions: request -------------------------------------------------------
 export const ATTR_GEN_AI_OPERATION_NAME = 'gen_ai.operation.name';
 export const ATTR_GEN_AI_PROVIDER_NAME = 'gen_ai.provider.name';
+/**
+ * The `gen_ai.provider.name` values this package knows, by a short key: the one table they come
+ * from (the SDK patches, the built-in hosts, the client classes, the Vercel AI SDK's provider ids,
+ * the price aliases name them through it; `ProviderName` in core/types.ts derives from it). The
+ * conventions' name where they list the provider, else the provider's id in @pydantic/genai-prices,
+ * so that such a call is priced with that provider's prices. Any other name (the operator's
+ * LLM_AUDIT_PROVIDER_HOSTS, a Vercel AI SDK provider) is recorded as given.
+ */
+export const GEN_AI_PROVIDER = {
+  openai: 'openai',
+  azureOpenai: 'azure.ai.openai',
+  azureAiInference: 'azure.ai.inference',
+  anthropic: 'anthropic',
+  gemini: 'gcp.gemini',
+  vertexAi: 'gcp.vertex_ai',
+  gcpGenAi: 'gcp.gen_ai',
+  bedrock: 'aws.bedrock',
+  mistral: 'mistral_ai',
+  groq: 'groq',
+  deepseek: 'deepseek',
+  xai: 'x_ai',
+  perplexity: 'perplexity',
+  openrouter: 'openrouter',
+  together: 'together',
+  fireworks: 'fireworks',
+  cerebras: 'cerebras',
+} as const;
+export type KnownProviderName = (typeof GEN_AI_PROVIDER)[keyof typeof GEN_AI_PROVIDER];
 export const ATTR_GEN_AI_REQUEST_MODEL = 'gen_ai.request.model';
 export const ATTR_GEN_AI_REQUEST_MAX_TOKENS = 'gen_ai.request.max_tokens';
 export const ATTR_GEN_AI_REQUEST_TEMPERATURE = 'gen_ai.request.temperature';
@@ -131,17 +159,28 @@ export const ATTR_AUDIT_GUARDRAIL_STAGE = 'llm_audit.guardrail.stage';
 export const ATTR_AUDIT_AUDIO_LANGUAGE = 'llm_audit.audio.language';
 export const ATTR_AUDIT_AUDIO_DURATION = 'llm_audit.audio.duration';
 /**
- * OpenAI batches: the batch id, how many requests its input file holds, and the input hash of
- * each (one hash per line of the file, in file order, each as `llm_audit.input.hash` would be for
+ * Batches (OpenAI, Anthropic; src/core/batches.ts): the batch id, how many requests it holds, and
+ * the input hash of each (in file or request order, each as `llm_audit.input.hash` would be for
  * the same request sent alone); see docs/attributes.md.
  */
 export const ATTR_AUDIT_BATCH_ID = 'llm_audit.batch.id';
 export const ATTR_AUDIT_BATCH_REQUEST_COUNT = 'llm_audit.batch.request_count';
 export const ATTR_AUDIT_BATCH_REQUEST_HASHES = 'llm_audit.batch.request.input_hashes';
-/** Whether a batch record carries its requests' hashes (`file`: its input file was uploaded in this process) or not (`unlinked`). */
+/**
+ * Whether a record is linked to the requests' hashes: a batch record (`file`: its input file was
+ * uploaded in this process; `unlinked`), a result record (`request`: its request was sent from
+ * this process, the record carries its hashes; `unlinked`).
+ */
 export const ATTR_AUDIT_BATCH_LINK = 'llm_audit.batch.link';
-/** A batch output file read back (`files.content`): the output hash of each result line, in file order. */
-export const ATTR_AUDIT_BATCH_RESULT_HASHES = 'llm_audit.batch.result.output_hashes';
+/** A batch's status as the provider last reported it (`batches.retrieve`..., Anthropic `processing_status`). */
+export const ATTR_AUDIT_BATCH_STATUS = 'llm_audit.batch.status';
+/** OpenAI: the files a batch's results are in, once it has ended. */
+export const ATTR_AUDIT_BATCH_OUTPUT_FILE_ID = 'llm_audit.batch.output_file_id';
+export const ATTR_AUDIT_BATCH_ERROR_FILE_ID = 'llm_audit.batch.error_file_id';
+/** A batch results file read back (`files.content`): how many result lines it holds, each a record of its own. */
+export const ATTR_AUDIT_BATCH_RESULT_COUNT = 'llm_audit.batch.result_count';
+/** `batches.list`: how many batches the page named. */
+export const ATTR_AUDIT_BATCH_LISTED_COUNT = 'llm_audit.batch.listed_count';
 /** An uploaded file: its id and the hash of its bytes (keyed like the other hashes). */
 export const ATTR_AUDIT_FILE_ID = 'llm_audit.file.id';
 export const ATTR_AUDIT_FILE_HASH = 'llm_audit.file.hash';
@@ -165,10 +204,9 @@ export const ATTR_AUDIT_EVENT_DETAILS_PREFIX = 'llm_audit.event.details.';
 export const ATTR_AUDIT_AZURE_OPENAI_API_VERSION = 'llm_audit.azure_openai.api_version';
 
 /**
- * Anthropic batches (`messages.batches`), besides the batch id and the requests' input hashes
- * above: the create record's aligned arrays of each request's `custom_id` and system prompt hash
- * (OperationSpec.batchItems); each result record's `custom_id` and result type (`succeeded`,
- * `errored`, `canceled`, `expired`).
+ * Batches, besides the batch id and the requests' input hashes above: the aligned arrays of each
+ * request's `custom_id` and system prompt hash (ResponseSummary.batch); each result record's
+ * `custom_id` and result type (`succeeded`, `errored`, `canceled`, `expired`).
  */
 export const ATTR_AUDIT_BATCH_CUSTOM_IDS = 'llm_audit.batch.request.custom_ids';
 export const ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES = 'llm_audit.batch.request.system_prompt_hashes';

@@ -19,6 +19,7 @@ import {
   type Usage,
 } from '@pydantic/genai-prices';
 import { diag } from '@opentelemetry/api';
+import { GEN_AI_PROVIDER as P, type KnownProviderName } from '../semconv';
 
 export interface UsageForCost {
   /** Total input tokens INCLUDING cache reads and cache creation (the GenAI conventions' gen_ai.usage.input_tokens). */
@@ -61,15 +62,15 @@ export interface CostCalculator {
 
 // gen_ai.provider.name values whose genai-prices provider is found under another id (or, for Azure
 // OpenAI, would otherwise match OpenAI's list prices through genai-prices' `contains: openai` rule).
-const PROVIDER_ALIASES: Readonly<Record<string, string>> = {
-  'gcp.gen_ai': 'google',
-  'gcp.gemini': 'google',
-  'gcp.vertex_ai': 'google',
-  'aws.bedrock': 'aws',
-  'azure.ai.openai': 'azure',
-  'azure.ai.inference': 'azure',
-  mistral_ai: 'mistral',
-  x_ai: 'x-ai',
+const PROVIDER_ALIASES: Readonly<Partial<Record<KnownProviderName, string>>> = {
+  [P.gcpGenAi]: 'google',
+  [P.gemini]: 'google',
+  [P.vertexAi]: 'google',
+  [P.bedrock]: 'aws',
+  [P.azureOpenai]: 'azure',
+  [P.azureAiInference]: 'azure',
+  [P.mistral]: 'mistral',
+  [P.xai]: 'x-ai',
 };
 
 const OVERRIDE_PROVIDER_ID = 'otel-llm-audit-override';
@@ -269,7 +270,7 @@ class PriceDataCostCalculator implements CostCalculator {
       return resolutionFor(overridden, model, describe(provider, model));
     }
 
-    const providerId = PROVIDER_ALIASES[normalizedProvider] ?? normalizedProvider;
+    const providerId = (PROVIDER_ALIASES as Readonly<Record<string, string | undefined>>)[normalizedProvider] ?? normalizedProvider;
     let found: PriceCalculationResult;
     try {
       // An empty provider lets genai-prices infer it from the model name.

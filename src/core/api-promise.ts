@@ -97,6 +97,7 @@ export function observeApiPromise<T>(result: T, call: AuditedCall): T {
     return Promise.resolve(parse.apply(this, args)).then(seen, failed);
   };
   watchDerived(result, requested, seen, failed);
+  watchOwnThen(result, requested, seen, failed);
   result.responsePromise.then(
     (props) => {
       // The SDK's own parse reaction (registered when the application awaited) runs right after
@@ -139,6 +140,41 @@ function watchDerived(promise: object, requested: () => void, seen: (data: unkno
         watchDerived(derived, requested, seen, failed);
       }
       return derived;
+    },
+  });
+}
+
+/**
+ * openai 7's list calls (`requestAPIList`: `batches.list()`...) return a PagePromise whose `then`
+ * is an own property bound to another promise of the same request, which parses without the
+ * instance's `parseResponse`: awaiting the page would leave the call recorded as a response nobody
+ * read. So an own `then` shows its data (and its failure) to the audit first. Promises whose `then`
+ * is the prototype's (every other call) are left alone.
+ */
+function watchOwnThen(promise: object, requested: () => void, seen: (data: unknown) => unknown, failed: (error: unknown) => never): void {
+  const own = Object.getOwnPropertyDescriptor(promise, 'then');
+  if (typeof own?.value !== 'function') return;
+  const then: (onFulfilled?: (data: unknown) => unknown, onRejected?: (error: unknown) => unknown) => unknown = own.value;
+  Object.defineProperty(promise, 'then', {
+    ...own,
+    value(this: unknown, onFulfilled?: (data: unknown) => unknown, onRejected?: (error: unknown) => unknown) {
+      requested();
+      return then.call(
+        this,
+        (data) => {
+          const observed = seen(data);
+          return typeof onFulfilled === 'function' ? onFulfilled(observed) : observed;
+        },
+        (error) => {
+          try {
+            failed(error);
+          } catch {
+            // failed() records the error and rethrows it: the application's handler gets it below.
+          }
+          if (typeof onRejected === 'function') return onRejected(error);
+          throw error;
+        },
+      );
     },
   });
 }

@@ -31,6 +31,7 @@ import { startCallSpans } from './audit-records';
 import { providerOf, type ProviderHostMap } from '../instrumentations/provider-hosts';
 import type { OperationSpec, ResponseSummary, StreamAccumulator, TokenUsage } from './types';
 import { setNumber } from './values';
+import { batchHashAttributes, batchHashes, recordBatchResult, rememberBatchRequests, type BatchRequestHash } from './batches';
 
 /** What every call needs from the instrumentation: built once, shared by all calls. */
 export interface AuditServices {
@@ -132,8 +133,8 @@ export class AuditedCall implements GuardrailTarget {
     private readonly spec: OperationSpec,
     params: any,
     action: string,
-    server: ServerInfo,
-    parent: Context,
+    private readonly server: ServerInfo,
+    private readonly parent: Context,
   ) {
     // An Azure deployment is what the request addresses, whatever `model` the body carries
     // (Bedrock: the command's modelId).
@@ -174,7 +175,6 @@ export class AuditedCall implements GuardrailTarget {
     const { system, input } = spec.prompt(params);
     if (system !== undefined) attributes[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH] = hasher.hashRepeated(system);
     if (input !== undefined) attributes[A.ATTR_AUDIT_INPUT_HASH] = hasher.hashMessages(input);
-    if (spec.batchItems !== undefined) Object.assign(attributes, batchItemAttributes(hasher, spec.batchItems(params)));
 
     // The conventions name the span `{operation} {model}`.
     const name = model !== undefined ? `${spec.operationName} ${model}` : spec.operationName;
@@ -366,6 +366,20 @@ export class AuditedCall implements GuardrailTarget {
     this.closed = true;
     this.services.openCalls.delete(this);
     this.span.end();
+    if (summary.batchResults !== undefined) this.recordBatchResults(summary.batchResults);
+  }
+
+  /** The result lines this call retrieved, each a record of its own after this one (core/batches.ts). */
+  private recordBatchResults(results: NonNullable<ResponseSummary['batchResults']>): void {
+    const specOf = this.spec.batchResults;
+    if (specOf === undefined) return;
+    for (const line of results.lines) {
+      const start = (request: BatchRequestHash | undefined) => {
+        const spec = specOf(line);
+        return new AuditedCall(this.services, spec, request, spec.action, this.server, this.parent);
+      };
+      recordBatchResult(start, line, results.link);
+    }
   }
 
   private recordSummary(summary: ResponseSummary, failedWith: string | undefined, status: A.AuditStatus): void {
@@ -380,6 +394,11 @@ export class AuditedCall implements GuardrailTarget {
     if (summary.output !== undefined) attributes[A.ATTR_AUDIT_OUTPUT_HASH] = this.services.hasher.hash(summary.output);
     for (const [key, hashed] of Object.entries(summary.hashes ?? {})) {
       attributes[key] = 'each' in hashed ? hashed.each.map((value) => this.services.hasher.hash(value)) : this.services.hasher.hash(hashed.value);
+    }
+    if (summary.batch !== undefined) {
+      const requests = batchHashes(this.services.hasher, summary.batch.items);
+      Object.assign(attributes, batchHashAttributes(requests));
+      if (summary.batch.key !== undefined) rememberBatchRequests(summary.batch.key, requests);
     }
     if (this.firstChunkMs !== undefined) {
       attributes[A.ATTR_GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (this.firstChunkMs - this.startMs) / 1000;
@@ -477,15 +496,6 @@ function setCost(attributes: Attributes, amountUsd: number): void {
   attributes[A.ATTR_GEN_AI_USAGE_COST_AMOUNT] = amountUsd;
   attributes[A.ATTR_GEN_AI_USAGE_COST_CURRENCY] = 'USD';
   attributes[A.ATTR_GEN_AI_USAGE_COST_SOURCE] = 'local';
-}
-
-/** The aligned per-request arrays of a batch (OperationSpec.batchItems); '' where a request has no id or no system prompt. */
-function batchItemAttributes(hasher: ContentHasher, items: ReturnType<NonNullable<OperationSpec['batchItems']>>): Attributes {
-  return {
-    [A.ATTR_AUDIT_BATCH_CUSTOM_IDS]: items.map((item) => item.id ?? ''),
-    [A.ATTR_AUDIT_BATCH_REQUEST_HASHES]: items.map((item) => (item.input === undefined ? '' : hasher.hashMessages(item.input))),
-    [A.ATTR_AUDIT_BATCH_SYSTEM_PROMPT_HASHES]: items.map((item) => (item.system === undefined ? '' : hasher.hashRepeated(item.system))),
-  };
 }
 
 // An application names its user once per request and makes one or more calls inside: the span

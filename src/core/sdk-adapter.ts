@@ -70,12 +70,17 @@ export function observeData(data: unknown, call: AuditedCall, signal?: AbortSign
   try {
     if (call.isEnded) return data;
     call.tag(data);
-    if (isAsyncIterable(data)) return observeAsyncIterable(data, call, signal);
+    // A page of a list (Stainless SDKs: `batches.list()`) iterates over its items, not chunks of an answer.
+    if (isAsyncIterable(data) && !isListPage(data)) return observeAsyncIterable(data, call, signal);
     call.completeWith(data);
   } catch (error) {
     diag.error('otel-llm-audit: could not observe the SDK response', error);
   }
   return data;
+}
+
+function isListPage(value: object): boolean {
+  return typeof (value as { getNextPage?: unknown }).getNextPage === 'function' && Array.isArray((value as { data?: unknown }).data);
 }
 
 function isAsyncIterable(value: unknown): value is object {

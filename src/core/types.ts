@@ -2,12 +2,14 @@ import type { Attributes } from '@opentelemetry/api';
 import type { TextWalk } from '../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 import type { GuardrailResult } from '../guardrails';
+import type { KnownProviderName } from '../semconv';
+import type { BatchItem, BatchResultLine } from './batches';
 
 /**
- * `gen_ai.provider.name` values this package records (the GenAI conventions' names). A framework
- * over many providers (the Vercel AI SDK) names the provider of each model: any such value.
+ * `gen_ai.provider.name`: one of the table in semconv.ts (GEN_AI_PROVIDER), or, for a framework
+ * over many providers (the Vercel AI SDK) or the operator's host map, any name it gives.
  */
-export type ProviderName = 'openai' | 'anthropic' | 'gcp.gemini' | 'gcp.vertex_ai' | 'mistral_ai' | 'aws.bedrock' | (string & {});
+export type ProviderName = KnownProviderName | (string & {});
 
 /**
  * A provider's request shape, defined once in its folder (src/instrumentations/<provider>/): one
@@ -70,8 +72,19 @@ export interface ResponseSummary {
   attributes?: Attributes;
   /** Guardrail decisions the provider reported (Azure OpenAI's content filters, Bedrock Guardrails): one `llm_audit.guardrail` event each. */
   guardrails?: ProviderGuardrail[];
-  /** Attributes whose value is a keyed hash like the others: of `value`, or one of each item of `each` (the requests of a batch). */
+  /** Attributes whose value is a keyed hash like the others: of `value`, or one of each item of `each` (the files a call uploaded). */
   hashes?: Record<string, { value: unknown } | { each: readonly unknown[] }>;
+  /**
+   * The model requests this call sent as a batch (core/batches.ts): hashed and recorded as the
+   * aligned `llm_audit.batch.request.*` arrays, and remembered under `key` (the batch or file id)
+   * so that the batch's later records link to them.
+   */
+  batch?: { items: readonly BatchItem[]; key?: string };
+  /**
+   * The result lines of a batch this call retrieved (an OpenAI batch output file): each becomes a
+   * record of its own, made with the spec's `batchResults`, linked as core/batches.ts recordBatchResult says.
+   */
+  batchResults?: { lines: readonly BatchResultLine[]; link: { batchId?: string; key?: string; attributes?: Attributes } };
 }
 
 /** Folds stream chunks (or events) into a {@link ResponseSummary}. */
@@ -124,13 +137,8 @@ export interface OperationSpec<P = any> {
    * `llm_audit.cost.status` = `unpriced` with that reason (batch results, guardrail checks).
    */
   pricing?: 'free' | { unpriced: string };
-  /**
-   * Optional, for a request that carries several model requests (a batch): each one's id and what
-   * its hashes cover, as {@link prompt} for a single call. Recorded as aligned arrays
-   * (`llm_audit.batch.request.custom_ids`, `.input_hashes`, `.system_prompt_hashes`), each hash equal to
-   * the one the same request made directly would carry.
-   */
-  batchItems?(params: P): Array<{ id?: string; system?: unknown; input?: unknown }>;
+  /** Optional: the spec of the record of each result line a response of this operation carries (ResponseSummary.batchResults; core/batches.ts batchResultSpec). */
+  batchResults?(line: BatchResultLine): OperationSpec;
   /**
    * Optional: the AbortSignal the request carries, for SDKs whose stream has no controller of its
    * own (the generic adapter then ends a stream aborted while nobody reads it as `aborted`).

@@ -2,6 +2,7 @@ import { BUILT_IN_PROVIDER_HOSTS, hostMatcher, parseHostPattern, type HostPatter
 import { diag } from '@opentelemetry/api';
 import type { ServerInfo } from '../core/audited-call';
 import * as A from '../semconv';
+import type { KnownProviderName } from '../semconv';
 
 /**
  * Who receives a call: `gen_ai.provider.name` is the recipient of the data (for a record of
@@ -78,10 +79,10 @@ export function parseProviderHosts(option: Record<string, string> | undefined, e
 
 // The platform clients' classes. Anthropic's (1.x) also name their provider on the instance
 // (`_genAIProviderName`), which still holds when a bundler renamed the class.
-const CLASS_PROVIDERS: Readonly<Record<string, string>> = {
-  AzureOpenAI: 'azure.ai.openai',
-  AnthropicBedrock: 'aws.bedrock',
-  AnthropicVertex: 'gcp.vertex_ai',
+const CLASS_PROVIDERS: Readonly<Record<string, KnownProviderName>> = {
+  AzureOpenAI: A.GEN_AI_PROVIDER.azureOpenai,
+  AnthropicBedrock: A.GEN_AI_PROVIDER.bedrock,
+  AnthropicVertex: A.GEN_AI_PROVIDER.vertexAi,
 };
 
 const endpoints = new WeakMap<object, { baseURL: unknown; endpoint: ServerInfo }>();
@@ -99,11 +100,11 @@ export function endpointOf(client: any): ServerInfo {
   // or `anthropic` whatever host it is pointed at.
   const provider =
     CLASS_PROVIDERS[client.constructor?.name] ??
-    (isAzureOpenAI(client) ? 'azure.ai.openai' : undefined) ??
+    (isAzureOpenAI(client) ? A.GEN_AI_PROVIDER.azureOpenai : undefined) ??
     (endpoint.address !== undefined ? builtIn(endpoint.address, endpoint.port) : undefined) ??
     (typeof client._genAIProviderName === 'string' ? client._genAIProviderName : undefined);
   if (provider !== undefined) endpoint.provider = provider;
-  if (provider === 'azure.ai.openai') {
+  if (provider === A.GEN_AI_PROVIDER.azureOpenai) {
     const apiVersion = nonEmpty(client.apiVersion) ?? nonEmpty(client._options?.defaultQuery?.['api-version']);
     if (apiVersion !== undefined) endpoint.attributes = { [A.ATTR_AUDIT_AZURE_OPENAI_API_VERSION]: apiVersion };
     // The deployment is the client's, else the one its baseURL names (`.../deployments/<name>`),

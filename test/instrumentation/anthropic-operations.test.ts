@@ -134,7 +134,12 @@ describe.each([
           'llm_audit.batch.custom_id': line.custom_id,
           'llm_audit.batch.result_type': line.result.type,
           'llm_audit.cost.status': 'unpriced',
+          // Linked to its request: the batch was created in this process.
+          'llm_audit.batch.link': 'request',
+          'gen_ai.request.model': MODEL,
+          'llm_audit.input.hash': hmac(requests[i]!.params.messages),
         });
+        if (i === 0) expect(span.attributes['llm_audit.system_prompt.hash']).toBe(hmac(requests[0]!.params.system));
         if (line.result.type === 'succeeded') {
           expect(span.attributes).toMatchObject({
             'llm_audit.status': 'success',
@@ -150,6 +155,35 @@ describe.each([
       });
       expectNoCanary([created, ...spans]);
       expect(String(spans[0]!.attributes['llm_audit.output.hash'])).not.toContain(DEFAULT_TEXT);
+    });
+
+    it('batches: retrieve, list, cancel and delete are light records (ids and status, no content, cost 0)', async () => {
+      const params = { requests: [{ custom_id: 'a', params: { model: MODEL, max_tokens: 8, messages: [{ role: 'user', content: `${CANARY} x` }] } }] };
+      const batch = await api().batches.create(params);
+      await audit.spansWhen(1);
+      audit.reset();
+      expect((await api().batches.retrieve(batch.id)).processing_status).toBe('ended');
+      const page = await api().batches.list({ limit: 1 });
+      expect(page.data[0].id).toBe(batch.id);
+      expect((await api().batches.cancel(batch.id)).processing_status).toBe('canceling');
+      expect(await api().batches.delete(batch.id)).toEqual({ id: batch.id, type: 'message_batch_deleted' });
+      await expect(api().batches.retrieve(batch.id)).rejects.toThrow();
+      await audit.spansWhen(5);
+      const spans = audit.auditSpans();
+      expect(spans.map((s) => [s.attributes['llm_audit.action'], s.attributes['gen_ai.operation.name'], s.attributes['llm_audit.status']])).toEqual([
+        [`${resource}.batches.retrieve`, 'retrieve_batch', 'success'],
+        [`${resource}.batches.list`, 'list_batches', 'success'],
+        [`${resource}.batches.cancel`, 'cancel_batch', 'success'],
+        [`${resource}.batches.delete`, 'delete_batch', 'success'],
+        [`${resource}.batches.retrieve`, 'retrieve_batch', 'error'],
+      ]);
+      expect(spans[0]!.attributes).toMatchObject({ 'llm_audit.batch.id': batch.id, 'llm_audit.batch.status': 'ended', 'gen_ai.usage.cost.amount': 0 });
+      expect(spans[1]!.attributes).toMatchObject({ 'llm_audit.batch.listed_count': 1 });
+      expect(spans[2]!.attributes).toMatchObject({ 'llm_audit.batch.id': batch.id, 'llm_audit.batch.status': 'canceling' });
+      expect(spans[3]!.attributes).toMatchObject({ 'llm_audit.batch.id': batch.id });
+      expect(spans[4]!.attributes).toMatchObject({ 'llm_audit.batch.id': batch.id, 'http.response.status_code': 404 });
+      for (const span of spans) expect(span.attributes['llm_audit.input.hash']).toBeUndefined();
+      expectNoCanary(spans);
     });
 
     it('batches: a create that fails and a results() that fails each leave a record', async () => {

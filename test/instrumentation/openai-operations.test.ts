@@ -177,8 +177,8 @@ describe.each(SDKS)('$label', ({ dir }) => {
     expect(exported(audit.spans())).not.toContain(CANARY);
   });
 
-  it('batches: the upload, the batch and its results are linked by the file ids and the per-request hashes', async () => {
-    const requests = [0, 1].map((i) => ({
+  it('batches: the upload, the batch and its results are linked by the file ids and the per-request hashes; one record per result line', async () => {
+    const requests = [0, 1, 2].map((i) => ({
       custom_id: `req-${i}`,
       method: 'POST',
       url: '/v1/chat/completions',
@@ -192,34 +192,113 @@ describe.each(SDKS)('$label', ({ dir }) => {
     }));
     const jsonl = requests.map((r) => JSON.stringify(r)).join('\n') + '\n';
     const file = await client().files.create({ file: await toFile(Buffer.from(jsonl), 'batch.jsonl'), purpose: 'batch' });
+    fake.enqueue({ text: `${CANARY} answer`, batchResults: ['succeeded', 'errored', 'expired'] });
     const batch = await client().batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    const content = await client().files.content(batch.output_file_id);
-    const results = (await content.text()).trim().split('\n').map((line: string) => JSON.parse(line));
-    expect(results.map((r: any) => r.custom_id)).toEqual(['req-0', 'req-1']);
     await expect(client().batches.create({ input_file_id: 'file-missing', endpoint: '/v1/chat/completions', completion_window: '24h' })).rejects.toThrow();
-    const spans = await audit.spansWhen(4);
-    const [upload] = byAction(spans, 'files.create');
-    const [created, failed] = byAction(spans, 'batches.create');
-    const [retrieved] = byAction(spans, 'files.content');
-    // Each request's hash is the input hash the same request would have sent alone.
-    const requestHashes = requests.map((r) => hasher.hash([r.body.messages[1]]));
-    expect(upload!.attributes['llm_audit.file.id']).toBe(file.id);
-    expect(upload!.attributes['llm_audit.file.hash']).toBe(hasher.hash(`sha256:${sha256(Buffer.from(jsonl))}`));
-    expect(upload!.attributes['llm_audit.batch.request.input_hashes']).toEqual(requestHashes);
-    expect(created!.attributes['gen_ai.operation.name']).toBe('create_batch');
-    expect(created!.attributes['llm_audit.batch.id']).toBe(batch.id);
-    expect(created!.attributes['llm_audit.file.id']).toBe(file.id);
-    expect(created!.attributes['llm_audit.batch.link']).toBe('file');
-    expect(created!.attributes['llm_audit.batch.request_count']).toBe(2);
-    expect(created!.attributes['llm_audit.batch.request.input_hashes']).toEqual(requestHashes);
-    expect(retrieved!.attributes['llm_audit.file.id']).toBe(batch.output_file_id);
-    expect(retrieved!.attributes['llm_audit.file.hash']).toBe(hasher.hash(`sha256:${sha256(Buffer.from(results.map((r: any) => JSON.stringify(r)).join('\n') + '\n'))}`));
-    expect(retrieved!.attributes['llm_audit.batch.result.output_hashes']).toEqual(
-      results.map((r: any) => hasher.hash([{ role: 'assistant', parts: [{ type: 'text', content: r.response.body.choices[0].message.content }], finish_reason: 'stop' }])),
-    );
+    const [upload] = byAction(await audit.spansWhen(3), 'files.create');
+    const [created, failed] = byAction(audit.spans(), 'batches.create');
+    // Each request's hashes are those the same request would have carried sent alone.
+    const inputHashes = requests.map((r) => hasher.hash([r.body.messages[1]]));
+    const perRequest = {
+      'llm_audit.batch.request_count': 3,
+      'llm_audit.batch.request.custom_ids': ['req-0', 'req-1', 'req-2'],
+      'llm_audit.batch.request.input_hashes': inputHashes,
+      'llm_audit.batch.request.system_prompt_hashes': requests.map((r) => hasher.hash([r.body.messages[0]])),
+    };
+    expect(upload!.attributes).toMatchObject({ 'llm_audit.file.id': file.id, 'llm_audit.file.hash': hasher.hash(`sha256:${sha256(Buffer.from(jsonl))}`), ...perRequest });
+    expect(created!.attributes).toMatchObject({
+      'gen_ai.operation.name': 'create_batch',
+      'llm_audit.batch.id': batch.id,
+      'llm_audit.file.id': file.id,
+      'llm_audit.batch.link': 'file',
+      'llm_audit.batch.output_file_id': batch.output_file_id,
+      'llm_audit.batch.error_file_id': batch.error_file_id,
+      ...perRequest,
+    });
     expectFailed(failed!, 400);
+    audit.reset();
+
+    // The results: each download is one record, each line after it one record of its own.
+    const output = await client().files.content(batch.output_file_id);
+    const outputText = await output.text();
+    const errors = await client().files.content(batch.error_file_id);
+    const errorText = await errors.text();
+    // The application reads the bytes the provider sent, untouched.
+    for (const [id, text] of [[batch.output_file_id, outputText], [batch.error_file_id, errorText]]) {
+      expect(text).toBe(await (await fetch(`${fake.openaiBaseURL}/files/${id}/content`)).text());
+    }
+    const spans = await audit.spansWhen(5);
+    expect(spans.map((s) => [s.attributes['gen_ai.operation.name'], s.attributes['llm_audit.batch.custom_id'] ?? s.attributes['llm_audit.file.id']])).toEqual([
+      ['retrieve_file', batch.output_file_id],
+      ['chat', 'req-0'],
+      ['retrieve_file', batch.error_file_id],
+      ['chat', 'req-1'],
+      ['chat', 'req-2'],
+    ]);
+    const [outputFile, line0, errorFile, line1, line2] = spans;
+    expect(outputFile!.attributes).toMatchObject({
+      'llm_audit.action': 'files.content',
+      'llm_audit.batch.id': batch.id,
+      'llm_audit.batch.result_count': 1,
+      'llm_audit.file.hash': hasher.hash(`sha256:${sha256(Buffer.from(outputText))}`),
+    });
+    expect(errorFile!.attributes).toMatchObject({ 'llm_audit.batch.id': batch.id, 'llm_audit.batch.result_count': 2 });
+    const result = JSON.parse(outputText.trim());
+    const usage = expectedUsage();
+    expect(line0!.attributes).toMatchObject({
+      'llm_audit.action': 'files.content',
+      'llm_audit.status': 'success',
+      'llm_audit.batch.id': batch.id,
+      'llm_audit.batch.result_type': 'succeeded',
+      'llm_audit.batch.link': 'request',
+      'llm_audit.file.id': batch.output_file_id,
+      'llm_audit.input.hash': inputHashes[0],
+      'llm_audit.system_prompt.hash': perRequest['llm_audit.batch.request.system_prompt_hashes'][0],
+      'gen_ai.request.model': 'gpt-4o-mini',
+      'gen_ai.response.id': result.response.body.id,
+      'gen_ai.usage.input_tokens': usage.input,
+      'gen_ai.usage.output_tokens': usage.output,
+      'llm_audit.cost.status': 'unpriced',
+      'llm_audit.output.hash': hasher.hash([{ role: 'assistant', parts: [{ type: 'text', content: result.response.body.choices[0].message.content }], finish_reason: 'stop' }]),
+    });
+    expect(line1!.attributes).toMatchObject({
+      'llm_audit.status': 'error',
+      'llm_audit.batch.result_type': 'errored',
+      'error.type': 'integer_below_min_value',
+      'http.response.status_code': 400,
+      'llm_audit.input.hash': inputHashes[1],
+      'llm_audit.file.id': batch.error_file_id,
+    });
+    expect(line2!.attributes).toMatchObject({ 'llm_audit.status': 'error', 'llm_audit.batch.result_type': 'expired', 'error.type': 'batch_expired', 'llm_audit.input.hash': inputHashes[2] });
+    expect(line2!.attributes['llm_audit.output.hash']).toBeUndefined();
     expect(exported(audit.spans())).not.toContain(CANARY);
     expect(exported(audit.spans())).not.toContain(DEFAULT_TEXT);
+  });
+
+  it('batches: retrieve, list and cancel are light records (ids and status, no content, cost 0)', async () => {
+    const jsonl = JSON.stringify({ custom_id: 'only', method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] } }) + '\n';
+    const file = await client().files.create({ file: await toFile(Buffer.from(jsonl), 'batch.jsonl'), purpose: 'batch' });
+    const batch = await client().batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    audit.reset();
+    const retrieved = await client().batches.retrieve(batch.id);
+    expect(retrieved.id).toBe(batch.id);
+    const page = await client().batches.list({ limit: 1 });
+    expect(page.data[0].id).toBe(batch.id);
+    const cancelled = await client().batches.cancel(batch.id);
+    expect(cancelled.status).toBe('cancelling');
+    await expect(client().batches.retrieve('batch_unknown')).rejects.toThrow();
+    const spans = await audit.spansWhen(4);
+    expect(spans.map((s) => [s.attributes['llm_audit.action'], s.attributes['gen_ai.operation.name'], s.attributes['llm_audit.status']])).toEqual([
+      ['batches.retrieve', 'retrieve_batch', 'success'],
+      ['batches.list', 'list_batches', 'success'],
+      ['batches.cancel', 'cancel_batch', 'success'],
+      ['batches.retrieve', 'retrieve_batch', 'error'],
+    ]);
+    expect(spans[0]!.attributes).toMatchObject({ 'llm_audit.batch.id': batch.id, 'llm_audit.batch.status': 'completed', 'llm_audit.batch.output_file_id': batch.output_file_id, 'gen_ai.usage.cost.amount': 0 });
+    expect(spans[1]!.attributes).toMatchObject({ 'llm_audit.batch.listed_count': 1 });
+    expect(spans[2]!.attributes).toMatchObject({ 'llm_audit.batch.id': batch.id, 'llm_audit.batch.status': 'cancelling' });
+    expect(spans[3]!.attributes).toMatchObject({ 'llm_audit.batch.id': 'batch_unknown', 'http.response.status_code': 404 });
+    for (const span of spans) expect(span.attributes['llm_audit.input.hash']).toBeUndefined();
   });
 });
 

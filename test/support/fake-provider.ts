@@ -14,10 +14,10 @@
  *
  * Endpoints (POST): /v1/chat/completions, /v1/responses, /v1/embeddings, /v1/completions,
  * /v1/moderations, /v1/images/generations and /edits, /v1/audio/transcriptions, /translations and
- * /speech, /v1/files (and GET /v1/files/{id}/content), /v1/batches (OpenAI; multipart uploads are
- * parsed, see the section on the other operations),
- * /v1/messages, /v1/messages/count_tokens and the Message Batches (create, GET retrieve and
- * results; see the Anthropic section) (Anthropic), also under the Azure OpenAI, Bedrock and Vertex AI URL shapes
+ * /speech, /v1/files (and GET /v1/files/{id}/content), /v1/batches (and GET retrieve and list,
+ * POST cancel) (OpenAI; multipart uploads are parsed, see the section on the other operations),
+ * /v1/messages, /v1/messages/count_tokens and the Message Batches (create, GET retrieve, list and
+ * results, POST cancel, DELETE; see the Anthropic section) (Anthropic), also under the Azure OpenAI, Bedrock and Vertex AI URL shapes
  * (./platform-routes.ts), and the Gemini API and Vertex AI model methods
  * (`/v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
  * `:batchEmbedContents`; Vertex `/v1beta1/[projects/{p}/locations/{l}/]publishers/google/models/{model}:`
@@ -107,9 +107,11 @@ export interface Scenario {
   /** Response id (default: generated, chatcmpl- / resp_ / msg_ prefixed). */
   responseId?: string;
   /**
-   * Anthropic `messages.batches.create`: the result type of each request, in request order, when
-   * its results are read (default `succeeded` for all). A succeeded result is this scenario's
-   * message (text, usage, model).
+   * `messages.batches.create` (Anthropic) and `batches.create` (OpenAI): the result type of each
+   * request, in request order, when its results are read (default `succeeded` for all). A
+   * succeeded result is this scenario's message (text, usage, model). OpenAI writes `succeeded`
+   * lines to the batch's output file and the others to its error file (`errored`: a 400 response,
+   * `expired` and `canceled`: no response, error code `batch_expired` / `batch_cancelled`).
    */
   batchResults?: Array<'succeeded' | 'errored' | 'canceled' | 'expired'>;
   /**
@@ -1117,35 +1119,51 @@ function handleFileContent(ctx: Ctx, id: string): void {
 
 /**
  * A batch completes at once: its output file holds one result line per request line of the
- * input file (a chat completion for chat requests), as the Batch API writes them.
+ * input file that succeeded (a chat completion for chat requests), its error file one per request
+ * that did not, as the Batch API writes them. Shapes from the API reference ("The batch object",
+ * "The request output object": `{id, custom_id, response: {status_code, request_id, body} | null,
+ * error: {code, message} | null}`, the OpenAPI schema BatchRequestOutput) and the openai SDK's
+ * Batch and BatchRequestCounts types (openai-node, Apache-2.0).
  */
+const OPENAI_BATCHES = new Map<string, Json>();
+
 function handleBatches(ctx: Ctx): void {
-  const { body } = ctx;
+  const { body, scenario } = ctx;
   const input = typeof body.input_file_id === 'string' ? files.get(body.input_file_id) : undefined;
   if (input === undefined) throw new ProviderError(400, `Invalid 'input_file_id': '${String(body.input_file_id)}'.`, undefined, 'input_file_id');
   const id = `batch_${hex(32)}`;
-  const u = expectedUsage(ctx.scenario);
+  const u = expectedUsage(scenario);
   const lines = input.bytes.toString('utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as { custom_id: string; body: { model: string } });
-  const results = lines.map((request, i) => ({
-    id: `batch_req_${hex(24)}`,
-    custom_id: request.custom_id,
-    response: {
-      status_code: 200,
-      request_id: hex(32),
-      body: {
-        id: `chatcmpl-${base62(29)}`,
-        object: 'chat.completion',
-        created: nowSeconds(),
-        model: expectedModel('chat', request.body.model),
-        choices: [{ index: 0, message: { role: 'assistant', content: `${DEFAULT_TEXT} (${i + 1})`, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
-        usage: chatUsage(u),
-      },
-    },
-    error: null,
-  }));
-  const outputId = `file-${base62(22)}`;
-  files.set(outputId, { bytes: Buffer.from(results.map((r) => JSON.stringify(r)).join('\n') + '\n'), filename: `batch_${id}_output.jsonl`, purpose: 'batch_output' });
-  sendJson(ctx, 200, {
+  const results = lines.map((request, i) => {
+    const type = scenario.batchResults?.[i] ?? 'succeeded';
+    const line = { id: `batch_req_${hex(24)}`, custom_id: request.custom_id };
+    if (type === 'expired' || type === 'canceled') {
+      const error = type === 'expired' ? { code: 'batch_expired', message: 'This request could not be executed before the completion window expired.' } : { code: 'batch_cancelled', message: 'This request was not executed because the batch was cancelled.' };
+      return { type, line: { ...line, response: null, error } };
+    }
+    if (type === 'errored') {
+      const error = { message: "Invalid value for 'max_tokens': integer below minimum value.", type: 'invalid_request_error', param: 'max_tokens', code: 'integer_below_min_value' };
+      return { type, line: { ...line, response: { status_code: 400, request_id: hex(32), body: { error } }, error: null } };
+    }
+    const completion = {
+      id: `chatcmpl-${base62(29)}`,
+      object: 'chat.completion',
+      created: nowSeconds(),
+      model: expectedModel('chat', request.body.model),
+      choices: [{ index: 0, message: { role: 'assistant', content: `${scenario.text ?? DEFAULT_TEXT} (${i + 1})`, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+      usage: chatUsage(u),
+    };
+    return { type, line: { ...line, response: { status_code: 200, request_id: hex(32), body: completion }, error: null } };
+  });
+  const keep = (kind: string, lines: Json[]): string | null => {
+    if (lines.length === 0) return null;
+    const fileId = `file-${base62(22)}`;
+    files.set(fileId, { bytes: Buffer.from(lines.map((r) => JSON.stringify(r)).join('\n') + '\n'), filename: `${id}_${kind}.jsonl`, purpose: 'batch_output' });
+    return fileId;
+  };
+  const succeeded = results.filter((r) => r.type === 'succeeded').map((r) => r.line);
+  const failed = results.filter((r) => r.type !== 'succeeded').map((r) => r.line);
+  const batch: Json = {
     id,
     object: 'batch',
     endpoint: body.endpoint,
@@ -1153,8 +1171,8 @@ function handleBatches(ctx: Ctx): void {
     input_file_id: body.input_file_id,
     completion_window: body.completion_window ?? '24h',
     status: 'completed',
-    output_file_id: outputId,
-    error_file_id: null,
+    output_file_id: keep('output', succeeded),
+    error_file_id: keep('error', failed),
     created_at: nowSeconds(),
     in_progress_at: nowSeconds(),
     expires_at: nowSeconds() + 86_400,
@@ -1164,9 +1182,33 @@ function handleBatches(ctx: Ctx): void {
     expired_at: null,
     cancelling_at: null,
     cancelled_at: null,
-    request_counts: { total: lines.length, completed: lines.length, failed: 0 },
+    request_counts: { total: lines.length, completed: succeeded.length, failed: failed.length },
     metadata: body.metadata ?? null,
-  });
+  };
+  OPENAI_BATCHES.set(id, batch);
+  sendJson(ctx, 200, batch);
+}
+
+/** GET /v1/batches/{id}, POST /v1/batches/{id}/cancel (the batch, now `cancelling`), GET /v1/batches (`limit`, `after`: a cursor page). */
+function handleOpenAIBatchGet(ctx: Ctx, id: string | undefined, cancel: boolean): void {
+  if (id === undefined) {
+    sendJson(ctx, 200, cursorPage(ctx, [...OPENAI_BATCHES.values()].reverse(), { object: 'list' }));
+    return;
+  }
+  const batch = OPENAI_BATCHES.get(id);
+  if (batch === undefined) throw new ProviderError(404, `No batch found with id '${id}'.`, 'invalid_request_error');
+  if (cancel) Object.assign(batch, { status: 'cancelling', cancelling_at: nowSeconds() });
+  sendJson(ctx, 200, batch);
+}
+
+/** A list page as both APIs page them: `limit` items after the `after_id` / `after` cursor, with `first_id`, `last_id`, `has_more`. */
+function cursorPage(ctx: Ctx, items: Json[], extra: Json): Json {
+  const query = new URL(ctx.url, 'http://127.0.0.1').searchParams;
+  const limit = Number(query.get('limit') ?? 20);
+  const after = query.get('after') ?? query.get('after_id');
+  const start = after === null ? 0 : items.findIndex((b) => b.id === after) + 1;
+  const data = items.slice(start, start + limit);
+  return { ...extra, data, first_id: data[0]?.id ?? null, last_id: data[data.length - 1]?.id ?? null, has_more: start + limit < items.length };
 }
 
 /** A part of a multipart/form-data body that is a file. */
@@ -1397,12 +1439,28 @@ function handleBatchCreate(ctx: Ctx): void {
   sendJson(ctx, 200, batchObject(batch, false, ''));
 }
 
-/** GET /v1/messages/batches/{id} and /v1/messages/batches/{id}/results. */
-function handleBatchGet(ctx: Ctx, id: string, results: boolean): void {
+/**
+ * GET /v1/messages/batches/{id} and /v1/messages/batches/{id}/results; GET /v1/messages/batches
+ * (a page, `limit` and `after_id`); POST /v1/messages/batches/{id}/cancel (the batch, now
+ * `canceling`); DELETE /v1/messages/batches/{id} (`message_batch_deleted`), as in the API
+ * reference ("List", "Cancel", "Delete a Message Batch") and the SDK's DeletedMessageBatch type.
+ */
+function handleBatchGet(ctx: Ctx, id: string | undefined, action: 'get' | 'results' | 'cancel' | 'delete'): void {
+  const origin = `http://${ctx.res.req.headers.host ?? '127.0.0.1'}`;
+  if (id === undefined) {
+    sendJson(ctx, 200, cursorPage(ctx, [...BATCHES.values()].reverse().map((b) => batchObject(b, true, origin)), {}));
+    return;
+  }
   const batch = BATCHES.get(id);
   if (batch === undefined) throw new ProviderError(404, `Batch ${id} not found`, 'not_found_error');
-  if (!results) {
-    sendJson(ctx, 200, batchObject(batch, true, `http://${ctx.res.req.headers.host ?? '127.0.0.1'}`));
+  if (action === 'delete') {
+    BATCHES.delete(id);
+    sendJson(ctx, 200, { id, type: 'message_batch_deleted' });
+    return;
+  }
+  if (action !== 'results') {
+    const object = batchObject(batch, action === 'get', origin);
+    sendJson(ctx, 200, action === 'cancel' ? { ...object, processing_status: 'canceling', cancel_initiated_at: new Date().toISOString() } : object);
     return;
   }
   const lines = batch.results.map((r) => {
@@ -1419,13 +1477,27 @@ function handleBatchGet(ctx: Ctx, id: string, results: boolean): void {
   ctx.res.end(text);
 }
 
-const BATCH_PATH = /^\/v1\/messages\/batches\/([A-Za-z0-9_]+)(\/results)?$/;
+const BATCH_PATH = /^\/v1\/messages\/batches(?:\/([A-Za-z0-9_]+)(\/results|\/cancel)?)?$/;
+const OPENAI_BATCH_PATH = /^\/v1\/batches(?:\/([A-Za-z0-9_]+)(\/cancel)?)?$/;
 
-/** The Anthropic GET routes: a Message Batch and its results. */
-function getRoute(path: string) {
-  const match = BATCH_PATH.exec(path);
-  if (match === null) return undefined;
-  return { provider: 'anthropic' as const, noScenario: true, get: true, handle: (ctx: Ctx) => handleBatchGet(ctx, match[1]!, match[2] !== undefined) };
+/**
+ * The routes that take no body: an Anthropic Message Batch, its results, its list, its cancel and
+ * delete; an OpenAI batch, its list and its cancel (the create routes are in ROUTES).
+ */
+function batchRoute(method: string, path: string) {
+  const route = (provider: 'anthropic' | 'openai', handle: (ctx: Ctx) => void) => ({ provider, noScenario: true, get: true, handle });
+  const anthropic = BATCH_PATH.exec(path);
+  if (anthropic !== null) {
+    const [, id, tail] = anthropic;
+    const action = method === 'DELETE' ? 'delete' : tail === '/cancel' ? 'cancel' : tail === '/results' ? 'results' : 'get';
+    const fits = id === undefined ? method === 'GET' : method === 'DELETE' ? tail === undefined : (method === 'POST') === (tail === '/cancel');
+    return fits ? route('anthropic', (ctx) => handleBatchGet(ctx, id, action)) : undefined;
+  }
+  const openai = OPENAI_BATCH_PATH.exec(path);
+  if (openai === null) return undefined;
+  const [, id, cancel] = openai;
+  const fits = id === undefined ? method === 'GET' : (method === 'POST') === (cancel !== undefined);
+  return fits ? route('openai', (ctx) => handleOpenAIBatchGet(ctx, id, cancel !== undefined)) : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1716,14 +1788,14 @@ export function startFakeProvider(): Promise<FakeProvider> {
 
     const platform = method === 'POST' ? platformRoute(path, target.searchParams) : undefined;
     const fileContent = method === 'GET' ? /^\/v1\/files\/([^/]+)\/content$/.exec(path) : null;
+    const listOrCreate = method === 'POST' && (path === '/v1/batches' || path === '/v1/messages/batches');
     const route =
-      method === 'POST'
+      (listOrCreate ? undefined : batchRoute(method, path)) ??
+      (method === 'POST'
         ? (ROUTES[platform?.route ?? path] ?? geminiRoute(path))
         : fileContent !== null
           ? { provider: 'openai' as const, handle: (c: Ctx) => handleFileContent(c, fileContent[1]!), noScenario: true, get: true }
-          : method === 'GET'
-            ? getRoute(path)
-            : undefined;
+          : undefined);
     const provider: Provider =
       route?.provider ??
       (req.headers['x-goog-api-key'] !== undefined

@@ -7,6 +7,7 @@
  * `*.openai.azure.com` matches `myres.openai.azure.com` but not `a.b.openai.azure.com`. IPv6
  * addresses are written in brackets: `[::1]:8080`. Host names compare case-insensitively.
  */
+import { GEN_AI_PROVIDER as P, type KnownProviderName } from '../../semconv';
 
 /**
  * The providers' public API hosts, matched on any port, each with the `gen_ai.provider.name` of the
@@ -14,27 +15,27 @@
  * the provider, else the provider's id in @pydantic/genai-prices, so that the call is priced with
  * that provider's prices.
  */
-export const BUILT_IN_PROVIDER_HOSTS: readonly (readonly [host: string, provider: string])[] = [
-  ['api.openai.com', 'openai'],
-  ['*.openai.azure.com', 'azure.ai.openai'], // Azure OpenAI
-  ['*.cognitiveservices.azure.com', 'azure.ai.openai'], // Azure AI Services (Azure OpenAI under the multi-service endpoint)
-  ['api.anthropic.com', 'anthropic'],
-  ['generativelanguage.googleapis.com', 'gcp.gemini'], // Gemini API
-  ['aiplatform.googleapis.com', 'gcp.vertex_ai'], // Vertex AI, global endpoint
-  ['*-aiplatform.googleapis.com', 'gcp.vertex_ai'], // Vertex AI, regional endpoints
-  ['aiplatform.*.rep.googleapis.com', 'gcp.vertex_ai'], // Vertex AI, multi-region endpoints (us, eu)
-  ['bedrock-runtime.*.amazonaws.com', 'aws.bedrock'],
-  ['bedrock-runtime-fips.*.amazonaws.com', 'aws.bedrock'],
-  ['api.mistral.ai', 'mistral_ai'],
-  ['api.groq.com', 'groq'],
-  ['api.deepseek.com', 'deepseek'],
-  ['api.x.ai', 'x_ai'],
-  ['api.perplexity.ai', 'perplexity'],
-  ['openrouter.ai', 'openrouter'],
-  ['api.together.xyz', 'together'],
-  ['api.together.ai', 'together'],
-  ['api.fireworks.ai', 'fireworks'],
-  ['api.cerebras.ai', 'cerebras'],
+export const BUILT_IN_PROVIDER_HOSTS: readonly (readonly [host: string, provider: KnownProviderName])[] = [
+  ['api.openai.com', P.openai],
+  ['*.openai.azure.com', P.azureOpenai], // Azure OpenAI
+  ['*.cognitiveservices.azure.com', P.azureOpenai], // Azure AI Services (Azure OpenAI under the multi-service endpoint)
+  ['api.anthropic.com', P.anthropic],
+  ['generativelanguage.googleapis.com', P.gemini], // Gemini API
+  ['aiplatform.googleapis.com', P.vertexAi], // Vertex AI, global endpoint
+  ['*-aiplatform.googleapis.com', P.vertexAi], // Vertex AI, regional endpoints
+  ['aiplatform.*.rep.googleapis.com', P.vertexAi], // Vertex AI, multi-region endpoints (us, eu)
+  ['bedrock-runtime.*.amazonaws.com', P.bedrock],
+  ['bedrock-runtime-fips.*.amazonaws.com', P.bedrock],
+  ['api.mistral.ai', P.mistral],
+  ['api.groq.com', P.groq],
+  ['api.deepseek.com', P.deepseek],
+  ['api.x.ai', P.xai],
+  ['api.perplexity.ai', P.perplexity],
+  ['openrouter.ai', P.openrouter],
+  ['api.together.xyz', P.together],
+  ['api.together.ai', P.together],
+  ['api.fireworks.ai', P.fireworks],
+  ['api.cerebras.ai', P.cerebras],
 ];
 
 /** The providers' API hosts, matched on any port. */

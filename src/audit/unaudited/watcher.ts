@@ -47,6 +47,7 @@ import { PACKAGE_VERSION } from '../../version';
 import { enableAuditedCallMarker, inAuditedCall } from './audited-call-marker';
 import { watcherSettings } from './config';
 import { hostMatcher, Memo, unbracket } from './hosts';
+import { isContentFree } from './content-free';
 
 export interface UnauditedWatcherOptions {
   /** Comma-separated `host` / `host:port` entries added to the built-in hosts. Default: LLM_AUDIT_LLM_HOSTS. */
@@ -165,6 +166,7 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
       const where = target();
       if (where === undefined || inAuditedCall()) return;
       const request: OutgoingRequest = { ...where, ...details() };
+      if (isContentFree(request.method, request.path)) return;
       let refusal: Error | undefined;
       if (settings.block) {
         refusal = new UnauditedLlmRequestError(

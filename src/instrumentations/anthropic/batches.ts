@@ -3,7 +3,8 @@
  * each result is a model call the provider ran, so each one the application reads becomes a record
  * of its own (operation `chat`, with the message's output hash, usage and cost), linked to the
  * batch by `llm_audit.batch.id` and to its request by `llm_audit.batch.custom_id` (whose hashes
- * the batch's create record lists).
+ * the batch's create record lists) and, when the batch was created in this process, its request's
+ * input hashes: recorded by src/core/batches.ts, which OpenAI's batch results share.
  *
  * `results()` is an async method that resolves to the SDK's JSONL decoder; the decoder is observed
  * in place: its iterator's `next` is wrapped on the iterator object the SDK returns, so the
@@ -16,69 +17,31 @@
  */
 import { context, diag } from '@opentelemetry/api';
 import * as A from '../../semconv';
-import { AuditedCall, type AuditServices } from '../../core/audited-call';
+import { AuditedCall, IN_AUDITED_CALL, type AuditServices } from '../../core/audited-call';
+import { ensureContextManager } from '../../util/context-manager';
+import { batchResultSpec, recordBatchResult, type BatchRequestHash, type BatchResultLine } from '../../core/batches';
 import type { AuditedMethodOptions } from '../../core/patch';
 import { ours } from '../../core/patch';
 import { runInAuditedCall } from '../../audit/unaudited/audited-call-marker';
-import type { OperationSpec } from '../../core/types';
 import { anthropicMessagesSpec } from './specs';
-import { summarizeMessage } from './response';
 
 type Obj = Record<string, unknown>;
 type Method = (this: any, ...args: any[]) => any;
 
 const isObj = (value: unknown): value is Obj => typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** A batch result that did not succeed, or a `results()` that failed before any result. */
-class BatchResultError extends Error {
-  constructor(readonly type: string) {
-    super(`batch result ${type}`);
-    this.name = type;
-  }
-}
-
 /**
- * One result line. genai-prices (0.1.8) has no batch prices, and pricing a batch result at the
- * per-call rate would overstate it (Anthropic bills batches at half): `unpriced`, said explicitly.
+ * One line (`{custom_id, result: {type, message | error}}`) in the shape core/batches.ts records:
+ * a success's message is the answer `messages.create` would have given; an error's type is the
+ * provider's (`error.error.type`), else the result type.
  */
-const resultSpec: OperationSpec = {
-  ...anthropicMessagesSpec,
-  action: 'messages.batches.results',
-  isStream: () => false,
-  requestAttributes: () => undefined,
-  prompt: () => ({}),
-  pricing: { unpriced: 'the price data has no batch prices' },
-  summarize(line) {
-    const result = isObj(line) && isObj(line.result) ? line.result : {};
-    const summary = result.type === 'succeeded' ? summarizeMessage(result.message) : {};
-    return { ...summary, attributes: { ...summary.attributes, ...lineAttributes(line) } };
-  },
-};
-
-/** The result's `custom_id` and type, for its record. */
-function lineAttributes(line: unknown): Record<string, string> {
-  const attributes: Record<string, string> = {};
-  if (isObj(line) && typeof line.custom_id === 'string') attributes[A.ATTR_AUDIT_BATCH_CUSTOM_ID] = line.custom_id;
-  const type = isObj(line) && isObj(line.result) ? line.result.type : undefined;
-  if (typeof type === 'string') attributes[A.ATTR_AUDIT_BATCH_RESULT_TYPE] = type;
-  return attributes;
-}
-
-/** Records one result line, never throwing into the application's loop. */
-function recordLine(action: string, start: () => AuditedCall, line: unknown): void {
-  try {
-    const call = start();
-    const result = isObj(line) && isObj(line.result) ? line.result : undefined;
-    if (result?.type === 'succeeded') {
-      call.completeWith(line);
-      return;
-    }
-    for (const [key, value] of Object.entries(lineAttributes(line))) call.span.setAttribute(key, value);
-    const error = isObj(result?.error) && isObj(result.error.error) ? result.error.error : undefined;
-    call.fail(new BatchResultError(typeof error?.type === 'string' ? error.type : typeof result?.type === 'string' ? result.type : 'unknown_result'));
-  } catch (error) {
-    diag.error(`otel-llm-audit: could not record a result of ${action}`, error);
-  }
+function resultLine(line: unknown): BatchResultLine {
+  const result = isObj(line) && isObj(line.result) ? line.result : {};
+  const type = typeof result.type === 'string' ? result.type : 'unknown_result';
+  const customId = isObj(line) && typeof line.custom_id === 'string' ? line.custom_id : undefined;
+  if (type === 'succeeded') return { customId, type, body: result.message };
+  const error = isObj(result.error) && isObj(result.error.error) ? result.error.error : undefined;
+  return { customId, type, errorType: typeof error?.type === 'string' ? error.type : undefined };
 }
 
 /** Wraps the iterator the decoder hands out, so that each line read is recorded as it reaches the application. */
@@ -105,33 +68,34 @@ function observeDecoder(decoder: unknown, onLine: (line: unknown) => void): void
 
 /** The wrapper of `Batches.prototype.results` (ProviderPatch target `wrap`); `action` names the beta variant. */
 export function batchResults(action: string): (services: () => AuditServices | undefined, options: AuditedMethodOptions) => (original: Method) => Method {
-  const spec: OperationSpec = { ...resultSpec, action };
+  const spec = batchResultSpec(anthropicMessagesSpec, action);
   return (services, options) => (original) =>
     ours(function auditedBatchResults(this: any, ...args: any[]) {
       const shared = services();
       if (shared === undefined) return original.apply(this, args);
-      let start: (() => AuditedCall) | undefined;
+      let start: ((request: BatchRequestHash | undefined) => AuditedCall) | undefined;
+      const batchId = typeof args[0] === 'string' ? args[0] : undefined;
       try {
         const parent = context.active();
         const server = options.server(this);
-        const batchId = typeof args[0] === 'string' ? args[0] : undefined;
-        start = () => {
-          const call = new AuditedCall(shared, spec, {}, action, server, parent);
-          if (batchId !== undefined) call.span.setAttribute(A.ATTR_AUDIT_BATCH_ID, batchId);
-          return call;
-        };
+        start = (request) => new AuditedCall(shared, spec, request, action, server, parent);
       } catch (error) {
         diag.error(`otel-llm-audit: could not observe ${action}`, error);
       }
-      // Its own requests (the batch lookup, the results file) are part of this audited operation.
-      const result = runInAuditedCall(() => (options.invoke !== undefined ? options.invoke(original, this, args) : original.apply(this, args)));
+      // Its own requests (the batch lookup, the results file) are part of this audited operation,
+      // and its own `retrieve` call is not one of the application's (IN_AUDITED_CALL).
+      const run = () => (options.invoke !== undefined ? options.invoke(original, this, args) : original.apply(this, args));
+      ensureContextManager();
+      const result = runInAuditedCall(() => context.with(context.active().setValue(IN_AUDITED_CALL, true), run));
       if (start === undefined) return result;
       const begin = start;
       Promise.resolve(result).then(
-        (decoder) => observeDecoder(decoder, (line) => recordLine(action, begin, line)),
+        (decoder) => observeDecoder(decoder, (line) => recordBatchResult(begin, resultLine(line), { batchId })),
         (error: unknown) => {
           try {
-            begin().fail(error);
+            const call = begin(undefined);
+            if (batchId !== undefined) call.span.setAttribute(A.ATTR_AUDIT_BATCH_ID, batchId);
+            call.fail(error);
           } catch (failure) {
             diag.error(`otel-llm-audit: could not record the failure of ${action}`, failure);
           }

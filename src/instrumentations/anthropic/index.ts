@@ -1,6 +1,6 @@
-import type { ProviderPatch } from '../../core/provider';
+import type { PatchTarget, ProviderPatch } from '../../core/provider';
 import { batchResults } from './batches';
-import { anthropicMessagesSpec, batchCreateSpec, betaBatchCreateSpec, betaCountTokensSpec, betaMessagesSpec, countTokensSpec } from './specs';
+import { anthropicMessagesSpec, batchCreateSpec, batchPollingSpecs, betaBatchCreateSpec, betaCountTokensSpec, betaMessagesSpec, countTokensSpec } from './specs';
 
 export { anthropicMessagesSpec } from './specs';
 export { anthropicUsage } from './response';
@@ -47,12 +47,14 @@ export const anthropicPatch: ProviderPatch = {
       { proto: messages, method: 'countTokens', spec: countTokensSpec },
       { proto: Anthropic?.Messages?.Batches?.prototype, method: 'create', spec: batchCreateSpec },
       { proto: Anthropic?.Messages?.Batches?.prototype, method: 'results', wrap: batchResults('messages.batches.results') },
+      ...polling(Anthropic?.Messages?.Batches?.prototype, ''),
       { proto: beta, method: 'create', spec: betaMessagesSpec },
       { proto: beta, method: 'stream', helper: 'beta.messages.stream' },
       { proto: beta, method: 'parse', helper: 'beta.messages.parse' },
       { proto: beta, method: 'countTokens', spec: betaCountTokensSpec },
       { proto: Anthropic?.Beta?.Messages?.Batches?.prototype, method: 'create', spec: betaBatchCreateSpec },
       { proto: Anthropic?.Beta?.Messages?.Batches?.prototype, method: 'results', wrap: batchResults('beta.messages.batches.results') },
+      ...polling(Anthropic?.Beta?.Messages?.Batches?.prototype, 'beta.'),
     ];
   },
   invoke(original, resource, args) {
@@ -64,6 +66,11 @@ export const anthropicPatch: ProviderPatch = {
     }
   },
 };
+
+/** `retrieve`, `list`, `cancel`, `delete` of a batches resource: light records (./specs.ts). */
+function polling(proto: any, prefix: '' | 'beta.'): PatchTarget[] {
+  return Object.entries(batchPollingSpecs(prefix)).map(([method, spec]) => ({ proto, method, spec }));
+}
 
 /** The client class: the CommonJS export's `Anthropic`, the ESM namespace's `default`, or auditClient()'s stand-in. */
 function anthropicRoot(moduleExports: any): any {

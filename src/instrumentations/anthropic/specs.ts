@@ -4,8 +4,10 @@
  * A batch's results are recorded as they are read (./batches.ts).
  */
 import * as A from '../../semconv';
-import type { OperationSpec } from '../../core/types';
+import type { Attributes } from '@opentelemetry/api';
+import type { OperationSpec, ResponseSummary } from '../../core/types';
 import { setRequestSettings, tokenCountSummary } from '../../core/values';
+import { batchListSummary, batchPollingSpec } from '../../core/batches';
 import { batchRequest, messagesRequest, promptOf } from './request';
 import { MessageStreamAccumulator, summarizeMessage } from './response';
 
@@ -15,7 +17,7 @@ const isObj = (value: unknown): value is Obj => typeof value === 'object' && val
 
 /** `messages.create`; its request attributes and response mapping serve Claude on Bedrock too (InvokeModel). */
 export const anthropicMessagesSpec: OperationSpec = {
-  provider: 'anthropic',
+  provider: A.GEN_AI_PROVIDER.anthropic,
   operationName: 'chat',
   action: 'messages.create',
   requestKind: messagesRequest,
@@ -55,12 +57,14 @@ function batchRequests(params: unknown): unknown[] {
 
 /**
  * `messages.batches.create`: one record for the batch (operation `create_batch`, which the
- * conventions do not name), its input hash over all `requests`, and per request its `custom_id` and the hashes the
- * same request sent directly would carry (OperationSpec.batchItems). Creating a batch is not
- * charged (cost 0): each result is, and is priced on its own record when the results are read.
+ * conventions do not name), its input hash over all `requests`, and per request its `custom_id` and
+ * the hashes the same request sent directly would carry (ResponseSummary.batch, src/core/batches.ts:
+ * remembered under the batch id, so that each result read in this process is linked to its
+ * request). Creating a batch is not charged (cost 0): each result is, and is priced on its own
+ * record when the results are read.
  */
 export const batchCreateSpec: OperationSpec = {
-  provider: 'anthropic',
+  provider: A.GEN_AI_PROVIDER.anthropic,
   operationName: 'create_batch',
   action: 'messages.batches.create',
   requestKind: batchRequest,
@@ -73,17 +77,43 @@ export const batchCreateSpec: OperationSpec = {
   },
   requestAttributes: () => undefined,
   prompt: (params) => ({ input: batchRequests(params) }),
-  batchItems: (params) =>
-    batchRequests(params).map((r) => {
-      const item = isObj(r) ? r : {};
-      return { id: typeof item.custom_id === 'string' ? item.custom_id : undefined, ...promptOf(item.params) };
-    }),
   pricing: 'free',
-  summarize: (data) => {
-    const id = isObj(data) && typeof data.id === 'string' ? data.id : undefined;
-    return id === undefined ? {} : { id, attributes: { [A.ATTR_AUDIT_BATCH_ID]: id } };
+  // `params`: the requests as sent (redacted where redaction applies).
+  summarize: (data, params) => {
+    const summary = batchSummary(data);
+    const items = batchRequests(params).map((r) => {
+      const item = isObj(r) ? r : {};
+      const model = isObj(item.params) ? item.params.model : undefined;
+      return { id: typeof item.custom_id === 'string' ? item.custom_id : undefined, model: typeof model === 'string' ? model : undefined, ...promptOf(item.params) };
+    });
+    return { ...summary, batch: { items, key: summary.id } };
   },
   accumulator: () => new MessageStreamAccumulator(),
 };
 
 export const betaBatchCreateSpec: OperationSpec = { ...batchCreateSpec, action: 'beta.messages.batches.create' };
+
+/** A Message Batch object: its id and processing status (`in_progress`, `canceling`, `ended`). */
+function batchSummary(data: unknown): ResponseSummary {
+  const id = isObj(data) && typeof data.id === 'string' ? data.id : undefined;
+  if (id === undefined) return {};
+  const attributes: Attributes = { [A.ATTR_AUDIT_BATCH_ID]: id };
+  if (isObj(data) && typeof data.processing_status === 'string') attributes[A.ATTR_AUDIT_BATCH_STATUS] = data.processing_status;
+  return { id, attributes };
+}
+
+/**
+ * Polling, cancelling and deleting a batch, by method, for `messages.batches` (`prefix` '') and
+ * `beta.messages.batches`: light records (core/batches.ts batchPollingSpec). The later pages of
+ * `list` (fetched by the SDK's page iterator outside the call) are let through by the
+ * unaudited-request watcher as content-free.
+ */
+export function batchPollingSpecs(prefix: '' | 'beta.'): Record<'retrieve' | 'list' | 'cancel' | 'delete', OperationSpec> {
+  const spec = (operationName: string, method: string, summarize: OperationSpec['summarize']) => batchPollingSpec(batchCreateSpec, operationName, `${prefix}messages.batches.${method}`, summarize);
+  return {
+    retrieve: spec('retrieve_batch', 'retrieve', batchSummary),
+    list: spec('list_batches', 'list', (page) => batchListSummary(page)),
+    cancel: spec('cancel_batch', 'cancel', batchSummary),
+    delete: spec('delete_batch', 'delete', batchSummary),
+  };
+}

@@ -28,7 +28,7 @@ import { applyGuardrailRequest, countTokensRequest, guardrailRequestAttributes, 
 const modelId = (params: any): string | undefined => (typeof params?.modelId === 'string' ? params.modelId : undefined);
 
 const converse: OperationSpec = {
-  provider: 'aws.bedrock',
+  provider: A.GEN_AI_PROVIDER.bedrock,
   operationName: 'chat',
   action: 'Converse',
   requestKind: converseWalker,

@@ -40,7 +40,7 @@ export const googleGenaiPatch: ProviderPatch = {
     if (typeof client?.getBaseUrl !== 'function') return {};
     // One SDK for two services: the client says which (kept with its cached endpoint).
     const info = serverFromURL(client, client.getBaseUrl());
-    info.provider ??= client.isVertexAI?.() === true ? 'gcp.vertex_ai' : 'gcp.gemini';
+    info.provider ??= client.isVertexAI?.() === true ? A.GEN_AI_PROVIDER.vertexAi : A.GEN_AI_PROVIDER.gemini;
     return info;
   },
   targets(moduleExports) {
@@ -75,7 +75,7 @@ function generationAttributes(params: any, attributes: Attributes): void {
 }
 
 const generateContent: OperationSpec = {
-  provider: 'gcp.gemini',
+  provider: A.GEN_AI_PROVIDER.gemini,
   operationName: 'chat',
   action: 'models.generateContent',
   requestKind: generateRequest,
@@ -94,7 +94,7 @@ const generateContentStream: OperationSpec = {
 };
 
 const embedContent: OperationSpec = {
-  provider: 'gcp.gemini',
+  provider: A.GEN_AI_PROVIDER.gemini,
   operationName: 'embeddings',
   action: 'models.embedContent',
   requestKind: embedRequest,

@@ -56,7 +56,7 @@ function probeResources(Mistral: any): { chat?: object; embeddings?: object } {
 }
 
 const chatComplete: OperationSpec = {
-  provider: 'mistral_ai',
+  provider: A.GEN_AI_PROVIDER.mistral,
   operationName: 'chat',
   action: 'chat.complete',
   requestKind: chatRequest,
@@ -84,7 +84,7 @@ const chatComplete: OperationSpec = {
 const chatStream: OperationSpec = { ...chatComplete, action: 'chat.stream', isStream: () => true };
 
 const embeddingsCreate: OperationSpec = {
-  provider: 'mistral_ai',
+  provider: A.GEN_AI_PROVIDER.mistral,
   operationName: 'embeddings',
   action: 'embeddings.create',
   requestKind: embedRequest,

@@ -33,8 +33,9 @@ import {
   summarizeResponse,
   summarizeTranscript,
 } from './response';
-import { settleFileContent, settleUpload, summarizeBatch } from './batches';
+import { resultLineSpec, settleFileContent, settleUpload, summarizeBatch, summarizeBatchList, summarizeBatchStatus } from './batches';
 import { settleWithUploads } from './uploads';
+import { batchPollingSpec } from '../../core/batches';
 
 /**
  * openai 4.x-7.x (and any later version of the same shape). Patched through the classes the
@@ -76,6 +77,9 @@ export const openaiPatch: ProviderPatch = {
       { proto: OpenAI?.Files?.prototype, method: 'create', spec: filesCreate },
       { proto: OpenAI?.Files?.prototype, method: 'content', spec: filesContent },
       { proto: OpenAI?.Batches?.prototype, method: 'create', spec: batchesCreate },
+      { proto: OpenAI?.Batches?.prototype, method: 'retrieve', spec: batchesRetrieve },
+      { proto: OpenAI?.Batches?.prototype, method: 'list', spec: batchesList },
+      { proto: OpenAI?.Batches?.prototype, method: 'cancel', spec: batchesCancel },
     ];
   },
 };
@@ -95,7 +99,7 @@ function operation(
 ): OperationSpec {
   const { streams, ...rest } = fields;
   return {
-    provider: 'openai',
+    provider: A.GEN_AI_PROVIDER.openai,
     requestKind: request,
     prompt: request.prompt,
     isStream: streams === true ? (params) => params?.stream === true : () => false,
@@ -226,7 +230,10 @@ const speech = operation(speechRequest, {
 
 const filesCreate = operation(fileUploadRequest, { operationName: 'upload_file', action: 'files.create', summarize: () => ({}), settle: settleUpload });
 
-/** `files.content(fileId)`: the parameter is the file id. */
+/**
+ * `files.content(fileId)`: the parameter is the file id. A batch output or error file gives one
+ * record per result line after the download's own (./batches.ts).
+ */
 const filesContent = operation(idsOnlyRequest, {
   operationName: 'retrieve_file',
   action: 'files.content',
@@ -236,6 +243,7 @@ const filesContent = operation(idsOnlyRequest, {
   },
   summarize: () => ({}),
   settle: (data, fileId) => settleFileContent(data, fileId),
+  batchResults: resultLineSpec({ chat: chatCompletions, responses, embeddings, completions }),
 });
 
 const batchesCreate = operation(idsOnlyRequest, {
@@ -247,6 +255,16 @@ const batchesCreate = operation(idsOnlyRequest, {
   summarize: () => ({}),
   settle: (data, params) => Promise.resolve(summarizeBatch(data, params)),
 });
+
+/**
+ * Polling and cancelling a batch: light records (core/batches.ts batchPollingSpec). `list` fetches
+ * its later pages outside the call (the SDK's page iterator): those plain reads are let through by
+ * the unaudited-request watcher as content-free (src/audit/unaudited/content-free.ts).
+ */
+const ids = { provider: batchesCreate.provider, requestKind: idsOnlyRequest, accumulator: batchesCreate.accumulator };
+const batchesRetrieve = batchPollingSpec(ids, 'retrieve_batch', 'batches.retrieve', summarizeBatchStatus);
+const batchesList = batchPollingSpec(ids, 'list_batches', 'batches.list', summarizeBatchList);
+const batchesCancel = batchPollingSpec(ids, 'cancel_batch', 'batches.cancel', summarizeBatchStatus);
 
 // --- shared ---------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 import * as A from '../../semconv';
+import type { KnownProviderName } from '../../semconv';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import { definedNumber, withFinish, setRequestSettings } from '../../core/values';
 import { anthropicUsage } from '../anthropic';
@@ -15,21 +16,21 @@ export interface ModelInfo {
 
 // The first segment of a model's `provider` field ('openai.chat', 'anthropic.messages',
 // 'google.generative-ai', 'amazon-bedrock') to the conventions' provider names where they differ.
-const PROVIDER_NAMES: Readonly<Record<string, string>> = {
-  azure: 'azure.ai.openai',
-  google: 'gcp.gemini',
-  'google-vertex': 'gcp.vertex_ai',
-  vertex: 'gcp.vertex_ai',
-  'amazon-bedrock': 'aws.bedrock',
-  bedrock: 'aws.bedrock',
-  mistral: 'mistral_ai',
-  xai: 'x_ai',
+const PROVIDER_NAMES: Readonly<Record<string, KnownProviderName>> = {
+  azure: A.GEN_AI_PROVIDER.azureOpenai,
+  google: A.GEN_AI_PROVIDER.gemini,
+  'google-vertex': A.GEN_AI_PROVIDER.vertexAi,
+  vertex: A.GEN_AI_PROVIDER.vertexAi,
+  'amazon-bedrock': A.GEN_AI_PROVIDER.bedrock,
+  bedrock: A.GEN_AI_PROVIDER.bedrock,
+  mistral: A.GEN_AI_PROVIDER.mistral,
+  xai: A.GEN_AI_PROVIDER.xai,
 };
 
 /** `gen_ai.provider.name` of a model from its `provider` field (`openai.responses` -> `openai`). */
 export function providerName(provider: unknown): string {
   if (typeof provider !== 'string' || provider === '') return 'unknown';
-  if (provider.startsWith('google.vertex')) return 'gcp.vertex_ai';
+  if (provider.startsWith('google.vertex')) return A.GEN_AI_PROVIDER.vertexAi;
   const first = provider.split('.')[0]!;
   return PROVIDER_NAMES[first] ?? first;
 }

@@ -241,3 +241,54 @@ function listen(): Promise<Server> {
 }
 
 afterAll(() => stop?.());
+
+describe('batch polling (no content goes out)', () => {
+  /** Uploads a one-request batch file and creates the batch; returns the batch. */
+  async function openaiBatch(client: any): Promise<any> {
+    const line = JSON.stringify({ custom_id: 'a', method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages } });
+    const file = await client.files.create({ file: new File([line + '\n'], 'batch.jsonl'), purpose: 'batch' });
+    return client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+  }
+
+  it('retrieve, list (every page), cancel and delete through the SDKs are neither refused nor reported under LLM_AUDIT_ON_FAILURE=block', async () => {
+    watch({ LLM_AUDIT_LLM_HOSTS: `${host}:${port}`, LLM_AUDIT_ON_FAILURE: 'block' });
+    for (const client of [new OpenAI({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 }), new OpenAI4({ apiKey: 'sk-test', baseURL: fake.openaiBaseURL, maxRetries: 0 })]) {
+      const batches = [await openaiBatch(client), await openaiBatch(client)];
+      expect((await client.batches.retrieve(batches[0].id)).id).toBe(batches[0].id);
+      const listed: string[] = [];
+      // One batch a page: the SDK fetches the later pages itself, outside the list() call.
+      for await (const batch of client.batches.list({ limit: 1 })) listed.push(batch.id);
+      expect(listed).toEqual(expect.arrayContaining(batches.map((b) => b.id)));
+      expect((await client.batches.cancel(batches[1].id)).status).toBe('cancelling');
+    }
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
+    const params = { requests: [{ custom_id: 'a', params: { model: 'claude-haiku-4-5', max_tokens: 8, messages } }] };
+    const created = [await anthropic.messages.batches.create(params), await anthropic.messages.batches.create(params)];
+    expect((await anthropic.messages.batches.retrieve(created[0]!.id)).id).toBe(created[0]!.id);
+    const listed: string[] = [];
+    for await (const batch of anthropic.messages.batches.list({ limit: 1 })) listed.push(batch.id);
+    expect(listed).toEqual(expect.arrayContaining(created.map((b) => b.id)));
+    expect((await anthropic.messages.batches.cancel(created[1]!.id)).processing_status).toBe('canceling');
+    expect((await anthropic.messages.batches.delete(created[1]!.id)).type).toBe('message_batch_deleted');
+    expect(unaudited()).toEqual([]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('lets a bare GET of a batch or a batch list through unrecorded; the results and the files stay watched', async () => {
+    watch({ LLM_AUDIT_LLM_HOSTS: `${host}:${port}`, LLM_AUDIT_ON_FAILURE: 'block' });
+    const anthropic = new Anthropic({ apiKey: 'sk-ant-test', baseURL: fake.anthropicBaseURL, maxRetries: 0 });
+    const batch = await anthropic.messages.batches.create({ requests: [{ custom_id: 'a', params: { model: 'claude-haiku-4-5', max_tokens: 8, messages } }] });
+    const status = await fetch(`${fake.url}/v1/messages/batches/${batch.id}`, { headers: { 'anthropic-version': '2023-06-01' } });
+    expect(status.status).toBe(200);
+    expect((await fetch(`${fake.url}/v1/messages/batches?limit=1`)).status).toBe(200);
+    expect((await fetch(`${fake.url}/v1/batches`)).status).toBe(200);
+    // What carries output (the results, a file's content) or acts on a batch (cancel) is still an unaudited request.
+    const refused = await Promise.allSettled([
+      fetch(`${fake.url}/v1/messages/batches/${batch.id}/results`),
+      fetch(`${fake.url}/v1/files/file-x/content`),
+      fetch(`${fake.url}/v1/messages/batches/${batch.id}/cancel`, { method: 'POST' }),
+    ]);
+    expect(refused.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(unaudited().map((s) => s.attributes['url.path'])).toEqual([`/v1/messages/batches/${batch.id}/results`, '/v1/files/file-x/content', `/v1/messages/batches/${batch.id}/cancel`]);
+  });
+});

@@ -393,6 +393,14 @@ export class AuditedCall implements GuardrailTarget {
       setNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cacheCreation);
       setNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheCreation);
       setNumber(attributes, A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
+      const modalities = usage.modalities;
+      if (modalities !== undefined) {
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_INPUT_AUDIO_TOKENS, modalities.inputAudio);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_CACHE_READ_AUDIO_TOKENS, modalities.cacheReadAudio);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_OUTPUT_AUDIO_TOKENS, modalities.outputAudio);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_INPUT_IMAGE_TOKENS, modalities.inputImage);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_CACHE_READ_IMAGE_TOKENS, modalities.cacheReadImage);
+      }
     } else {
       attributes[A.ATTR_AUDIT_USAGE_STATUS] = A.USAGE_STATUS.missing;
     }
@@ -445,6 +453,7 @@ export class AuditedCall implements GuardrailTarget {
         cacheReadTokens: usage.cacheRead,
         cacheCreationTokens: usage.cacheCreation,
         reasoningTokens: usage.reasoning,
+        modalities: usage.modalities,
       },
     );
     if (result.status !== 'priced') {

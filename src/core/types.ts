@@ -2,6 +2,7 @@ import type { Attributes } from '@opentelemetry/api';
 import type { TextWalk } from '../audit/sanitize';
 import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/content/genai-messages';
 import type { GuardrailResult } from '../guardrails';
+import type { ModalityTokens } from '../audit/cost';
 
 /**
  * `gen_ai.provider.name` values this package records (the GenAI conventions' names). A framework
@@ -35,6 +36,8 @@ export interface TokenUsage {
   cacheRead?: number;
   cacheCreation?: number;
   reasoning?: number;
+  /** The audio and image parts of those counts, where the provider reports them (OpenAI Realtime): priced at their own rates. */
+  modalities?: ModalityTokens;
 }
 
 /**

@@ -316,7 +316,8 @@ export class AuditedCall implements GuardrailTarget {
       this.span.setAttribute(A.ATTR_AUDIT_BLOCK_REASON, scrubText(error.reason, this.quotable));
       this.span.setAttribute(A.ATTR_ERROR_TYPE, error.name);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: `blocked by guardrail ${error.guardrail.name}` });
-      this.finish({}, error.name, A.AUDIT_STATUS.blocked);
+      // Blocked once it ran (a Realtime response the server started): what arrived is recorded.
+      this.finish((this.firstChunkMs !== undefined ? this.accumulator?.summary() : undefined) ?? {}, error.name, A.AUDIT_STATUS.blocked);
       return;
     }
     const type = errorType(error, this.quotable);

@@ -145,3 +145,26 @@ it('audio cannot be redacted: sent as it is, but refused under LLM_AUDIT_ON_FAIL
   expect(record!.attributes['llm_audit.realtime.session.refused_sends']).toBe(2);
   expect(record!.events.filter((e) => e.name === 'llm_audit.guardrail').map((e) => e.attributes?.['llm_audit.guardrail.category'])).toEqual(['not_redactable']);
 });
+
+it('a response the server started by itself cannot be held: the hook sees it as it starts, and a block cancels it; its record is blocked, with what arrived', async () => {
+  const session = await open();
+  beforeRequest = (request) => {
+    if ((request.params as { trigger?: string }).trigger === 'server') blockRequest('no unprompted answers', { name: 'vad-filter' });
+  };
+  session.rt.send({ type: 'input_audio_buffer.append', audio: Buffer.from('speech').toString('base64') });
+  await eventually(() => received().length === 1);
+  fake.plan = ['until-cancel'];
+  fake.serverResponse();
+  await eventually(() => session.events.some((e) => e.type === 'response.done'));
+  expect(received().map((e) => e.type)).toEqual(['input_audio_buffer.append', 'response.cancel']);
+  expect(session.errors[0].cause).toBeInstanceOf(LlmRequestBlockedError);
+  await session.close();
+  const [record] = await eventually(() => (responses().length === 1 ? responses() : undefined));
+  expect(record!.attributes).toMatchObject({
+    'llm_audit.status': 'blocked',
+    'llm_audit.realtime.response.trigger': 'server',
+    'llm_audit.realtime.response.status': 'cancelled',
+    'gen_ai.usage.input_tokens': 120,
+    'llm_audit.block.reason': 'no unprompted answers',
+  });
+});

@@ -34,7 +34,8 @@ export type ResponsePlan =
   | 'cancelled' // some text, then cancelled (turn_detected)
   | 'incomplete' // some text, then incomplete (max_output_tokens)
   | 'refused' // no response: an `error` event naming the response.create
-  | 'close'; // some text, then the server closes the socket mid-response
+  | 'close' // some text, then the server closes the socket mid-response
+  | 'until-cancel'; // some text, then nothing until the client's response.cancel: cancelled (client_cancelled)
 
 /** What each plan sends, for tests to compare hashes with. */
 export const REPLY = {
@@ -104,6 +105,8 @@ export async function startFakeRealtime(): Promise<FakeRealtime> {
   const server = createServer({ key, cert });
   const wss = new WebSocketServer({ server, path: '/v1/realtime' });
   const sockets: any[] = [];
+  // Responses waiting for the client's response.cancel, by id.
+  const cancels = new Map<string, () => void>();
   let counter = 0;
   const id = (prefix: string) => `${prefix}_${++counter}`;
 
@@ -192,6 +195,13 @@ export async function startFakeRealtime(): Promise<FakeRealtime> {
       socket.close(1011, 'internal error');
       return;
     }
+    if (plan === 'until-cancel') {
+      cancels.set(responseId, () => {
+        const done = { ...item, status: 'incomplete', content: [{ type: 'output_text', text: deltas.join('') }] };
+        emit(socket, { type: 'response.done', response: { ...base, status: 'cancelled', status_details: { type: 'cancelled', reason: 'client_cancelled' }, output: [done], usage: USAGE.text } });
+      });
+      return;
+    }
     const text = deltas.join('');
     emit(socket, { type: 'response.output_text.done', ...at, text });
     const done = { ...item, status: plan === 'text' ? 'completed' : 'incomplete', content: [{ type: 'output_text', text }] };
@@ -238,6 +248,10 @@ export async function startFakeRealtime(): Promise<FakeRealtime> {
           return;
         case 'response.create':
           respond(socket, event);
+          return;
+        case 'response.cancel':
+          cancels.get(event.response_id)?.();
+          cancels.delete(event.response_id);
           return;
       }
     });

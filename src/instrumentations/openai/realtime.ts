@@ -214,6 +214,8 @@ class RealtimeSession {
   /** response.create sent, response.created not yet seen: oldest first (the server answers in order). */
   private readonly waiting: Waiting[] = [];
   private readonly active = new Map<string, AuditedCall>();
+  /** Server-started responses a guardrail blocked, cancelled, by id: their records end as blocked. */
+  private readonly blocked = new Map<string, unknown>();
   private responses = 0;
   private errors = 0;
   private refused = 0;
@@ -507,11 +509,36 @@ class RealtimeSession {
 
   private responseCreated(event: Obj): void {
     const id = event.response?.id;
+    const requested = this.waiting.shift()?.call;
     // A response the server started by itself (voice activity detection) reads the conversation.
-    const call = this.waiting.shift()?.call ?? this.startResponse('server', this.takeInput(), this.instructions, event.response ?? {}, []).audited;
+    const started = requested === undefined ? this.startResponse('server', this.takeInput(), this.instructions, event.response ?? {}, []) : undefined;
+    const call = requested ?? started!.audited;
     call.onChunk(event);
-    if (typeof id === 'string') this.active.set(id, call);
-    else call.fail(new RealtimeAuditError('response.created carried no response id: the response cannot be followed'));
+    if (typeof id !== 'string') {
+      call.fail(new RealtimeAuditError('response.created carried no response id: the response cannot be followed'));
+      return;
+    }
+    this.active.set(id, call);
+    if (started !== undefined) this.guardServerResponse(id, started.audited, started.params);
+  }
+
+  /**
+   * A response the server started cannot be held before it runs: the beforeRequest hook sees it as
+   * it starts, and a block cancels it (`response.cancel`, sent through the client) and is reported
+   * like a refused send; its record ends as `blocked` when the server confirms the cancellation.
+   */
+  private guardServerResponse(id: string, call: AuditedCall, params: Obj): void {
+    const hook = this.parent.getValue(IN_HOOK) === true ? undefined : this.services.hooks?.beforeRequest;
+    if (hook === undefined) return;
+    runBeforeRequest(call, hook, params)?.catch((error: unknown) => {
+      if (!this.active.has(id)) {
+        diag.error('otel-llm-audit: a beforeRequest hook blocked a Realtime response the server started, after it had ended');
+        return;
+      }
+      this.blocked.set(id, error);
+      this.client.send({ type: 'response.cancel', response_id: id });
+      this.refuse(error);
+    });
   }
 
   private responseDone(event: Obj): void {
@@ -520,6 +547,12 @@ class RealtimeSession {
     if (call === undefined) return;
     this.active.delete(response.id);
     call.onChunk(event);
+    const blocked = this.blocked.get(response.id);
+    if (blocked !== undefined) {
+      this.blocked.delete(response.id);
+      call.fail(blocked, A.STREAM_OUTCOME.abandoned);
+      return;
+    }
     switch (response.status) {
       case 'failed': {
         const error = response.status_details?.error ?? {};

@@ -8,10 +8,11 @@ import { startFakeRealtime, USAGE, type FakeRealtime } from '../support/fake-rea
 import { ledgerBytes, storedCallRecords } from '../support/ledger-files';
 import { node24 } from '../support/node24';
 
-// openai's OpenAIRealtimeWebSocket runs on the global WebSocket, which Node has from 22 on: the app
+// The Realtime clients in real processes under `register`, against the local Realtime server.
+// openai's OpenAIRealtimeWebSocket runs on the global WebSocket, which Node has from 22 on: that app
 // runs on this Node when it is 22 or later (the Node 24 leg), else on the Node 24 that
 // scripts/install-node.sh installs. A Node without a global WebSocket fails the test (the app
-// exits 3 saying so); it is never skipped.
+// exits 3 saying so); it is never skipped. The ESM app checks that the SDK's ESM build is patched.
 
 const HASH_KEY = 'websocket-test-hash-key-0123456789';
 let fake: FakeRealtime;
@@ -63,4 +64,27 @@ it('OpenAIRealtimeWebSocket (global WebSocket): a response record and a session 
   expect(session).toMatchObject({ status: 'success', user_id: 'websocket-user' });
   const bytes = ledgerBytes(ledger).toString('latin1');
   for (const secret of ['sk-websocket-secret-key', 'Hello over the global WebSocket', 'Hello there']) expect(bytes).not.toContain(secret);
+}, 90_000);
+
+it('an ES module app under --import (openai/realtime/ws.mjs): its response and session are in the ledger', async () => {
+  const ledger = mkdtempSync(join(tmpdir(), 'realtime-esm-'));
+  const run = await runNodeApp(
+    ['--import', './dist/esm/register.mjs', 'test/support/realtime-ws-app.mjs'],
+    {
+      LLM_AUDIT_LEDGER_DIR: ledger,
+      LLM_AUDIT_HASH_KEY: HASH_KEY,
+      LLM_AUDIT_LLM_HOSTS: `127.0.0.1:${fake.port}`,
+      REALTIME_BASE_URL: fake.baseURL,
+      REALTIME_CA: fake.caFile,
+    },
+    undefined,
+    60_000,
+  );
+  expect(run.stderr).not.toMatch(/REALTIME_ERROR|WARNING/);
+  expect(run.code).toBe(0);
+  const records = storedCallRecords(ledger).filter((r) => r.action !== 'audit.start');
+  expect(records.map((r) => [r.action, r.status]).sort()).toEqual([
+    ['realtime.response', 'success'],
+    ['realtime.session', 'success'],
+  ]);
 }, 90_000);

@@ -159,6 +159,33 @@ export const ATTR_AUDIT_GUARDRAIL_STAGE = 'llm_audit.guardrail.stage';
 export const ATTR_AUDIT_AUDIO_LANGUAGE = 'llm_audit.audio.language';
 export const ATTR_AUDIT_AUDIO_DURATION = 'llm_audit.audio.duration';
 /**
+ * The audio and image parts of `gen_ai.usage.input_tokens` / `output_tokens` (and of the cache
+ * reads), where the provider reports them (OpenAI Realtime): they are priced at their own rates.
+ */
+export const ATTR_AUDIT_USAGE_INPUT_AUDIO_TOKENS = 'llm_audit.usage.input_audio_tokens';
+export const ATTR_AUDIT_USAGE_CACHE_READ_AUDIO_TOKENS = 'llm_audit.usage.cache_read_audio_tokens';
+export const ATTR_AUDIT_USAGE_OUTPUT_AUDIO_TOKENS = 'llm_audit.usage.output_audio_tokens';
+export const ATTR_AUDIT_USAGE_INPUT_IMAGE_TOKENS = 'llm_audit.usage.input_image_tokens';
+export const ATTR_AUDIT_USAGE_CACHE_READ_IMAGE_TOKENS = 'llm_audit.usage.cache_read_image_tokens';
+/**
+ * OpenAI Realtime (src/instrumentations/openai/realtime.ts). On a response record: the request id
+ * of its session's record, who started the response (`client`: a response.create the app sent;
+ * `server`: the server's voice activity detection), and the response's own status
+ * (completed, cancelled, failed, incomplete) with its reason. On the session record: how many
+ * responses it had, how many `error` events the server sent, how many sends the audit refused,
+ * and the WebSocket close code.
+ */
+export const ATTR_AUDIT_REALTIME_SESSION_REQUEST_ID = 'llm_audit.realtime.session.request_id';
+export const ATTR_AUDIT_REALTIME_TRIGGER = 'llm_audit.realtime.response.trigger';
+export const ATTR_AUDIT_REALTIME_RESPONSE_STATUS = 'llm_audit.realtime.response.status';
+export const ATTR_AUDIT_REALTIME_STATUS_REASON = 'llm_audit.realtime.response.status_reason';
+export const ATTR_AUDIT_REALTIME_RESPONSES = 'llm_audit.realtime.session.responses';
+export const ATTR_AUDIT_REALTIME_ERRORS = 'llm_audit.realtime.session.errors';
+export const ATTR_AUDIT_REALTIME_REFUSED = 'llm_audit.realtime.session.refused_sends';
+export const ATTR_AUDIT_REALTIME_CLOSE_CODE = 'llm_audit.realtime.session.close_code';
+/** An `error` event the Realtime server sent that no response of the session owns: its type, code and message (scrubbed). */
+export const EVENT_AUDIT_REALTIME_ERROR = 'llm_audit.realtime.error';
+/**
  * Batches (OpenAI, Anthropic; src/core/batches.ts): the batch id, how many requests it holds, and
  * the input hash of each (in file or request order, each as `llm_audit.input.hash` would be for
  * the same request sent alone); see docs/attributes.md.

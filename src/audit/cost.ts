@@ -30,7 +30,30 @@ export interface UsageForCost {
   cacheCreationTokens?: number;
   /** The part of outputTokens spent on reasoning; only models with a separate reasoning rate price it differently. */
   reasoningTokens?: number;
+  /**
+   * The audio and image parts of the counts above (OpenAI Realtime reports them): priced at their
+   * own rates where the model has them (gpt-realtime's audio input costs 8 times its text input).
+   */
+  modalities?: ModalityTokens;
 }
+
+/** Token counts by modality, each a part of the total it belongs to (input, cache read, output). */
+export interface ModalityTokens {
+  inputAudio?: number;
+  cacheReadAudio?: number;
+  outputAudio?: number;
+  inputImage?: number;
+  cacheReadImage?: number;
+}
+
+// genai-prices' names of those parts.
+const MODALITY_FIELDS: ReadonlyArray<readonly [keyof ModalityTokens, string]> = [
+  ['inputAudio', 'input_audio_tokens'],
+  ['cacheReadAudio', 'cache_audio_read_tokens'],
+  ['outputAudio', 'output_audio_tokens'],
+  ['inputImage', 'input_image_tokens'],
+  ['cacheReadImage', 'cache_image_read_tokens'],
+];
 
 /**
  * USD per million tokens. Without `cacheReadPerMTok`/`cacheWritePerMTok`, cache reads and writes
@@ -112,7 +135,8 @@ function affineTotal(p: AffinePrice, u: ValidUsage): number {
 
 /** A (provider, model) pair resolved once. */
 type Resolution =
-  | { readonly kind: 'affine'; readonly price: AffinePrice }
+  // `options`: for a call whose usage has modality parts, which the affine price does not cover.
+  | { readonly kind: 'affine'; readonly price: AffinePrice; readonly options: PriceOptions }
   // Tiered or date-dependent prices: genai-prices prices each call, against a one-model provider.
   | { readonly kind: 'library'; readonly provider: Provider; readonly options: PriceOptions }
   | { readonly kind: 'unpriced'; readonly reason: string };
@@ -171,13 +195,15 @@ class PriceDataCostCalculator implements CostCalculator {
     if (problem !== undefined) return { status: 'no_usage', reason: problem };
     const u = this.#usage;
 
+    const modalities = modalityUsage(usage.modalities);
+    if (typeof modalities === 'string') return { status: 'no_usage', reason: modalities };
     let total: number;
-    if (resolution.kind === 'affine') {
+    if (resolution.kind === 'affine' && modalities === undefined) {
       total = affineTotal(resolution.price, u);
     } else {
-      const options = at === undefined ? resolution.options : { provider: resolution.provider, timestamp: at };
+      const options = at === undefined || resolution.kind === 'affine' ? resolution.options : { provider: resolution.provider, timestamp: at };
       try {
-        const result = calcPrice(u as unknown as Usage, model, options);
+        const result = calcPrice((modalities === undefined ? u : { ...u, ...modalities }) as unknown as Usage, model, options);
         if (result === null) {
           // Cannot happen for a provider built around this very model; kept as a typed answer, not a 0.
           return { status: 'unpriced', reason: `genai-prices did not match ${describe(provider, model)}` };
@@ -306,7 +332,7 @@ function resolutionFor(provider: Provider, model: string, description: string): 
   if (isFlat(info)) {
     try {
       const price = affineFor(model, options);
-      if (price !== undefined) return { kind: 'affine', price };
+      if (price !== undefined) return { kind: 'affine', price, options };
       // Still correct through genai-prices, only slower; worth knowing when a new genai-prices
       // version changes how flat prices combine.
       diag.debug(`otel-llm-audit: the flat price of ${description} is not affine in usage; pricing each call with genai-prices`);
@@ -373,6 +399,19 @@ function probe(input: number, output: number, cacheRead: number, cacheWrite: num
     output_reasoning_tokens: reasoning,
   };
   return Object.freeze(usage) as unknown as Usage;
+}
+
+/** genai-prices' modality counts of `tokens` (undefined when it has none), or why they cannot be priced. */
+function modalityUsage(tokens: ModalityTokens | undefined): Record<string, number> | string | undefined {
+  if (tokens === undefined) return undefined;
+  let out: Record<string, number> | undefined;
+  for (const [name, field] of MODALITY_FIELDS) {
+    const count = tokens[name];
+    if (count === undefined) continue;
+    if (!isCount(count)) return `invalid usage: ${name} tokens must be a non-negative finite number (${String(count)})`;
+    if (count > 0) (out ??= {})[field] = count;
+  }
+  return out;
 }
 
 function describe(provider: string, model: string): string {

@@ -316,7 +316,8 @@ export class AuditedCall implements GuardrailTarget {
       this.span.setAttribute(A.ATTR_AUDIT_BLOCK_REASON, scrubText(error.reason, this.quotable));
       this.span.setAttribute(A.ATTR_ERROR_TYPE, error.name);
       this.span.setStatus({ code: SpanStatusCode.ERROR, message: `blocked by guardrail ${error.guardrail.name}` });
-      this.finish({}, error.name, A.AUDIT_STATUS.blocked);
+      // Blocked once it ran (a Realtime response the server started): what arrived is recorded.
+      this.finish((this.firstChunkMs !== undefined ? this.accumulator?.summary() : undefined) ?? {}, error.name, A.AUDIT_STATUS.blocked);
       return;
     }
     const type = errorType(error, this.quotable);
@@ -412,6 +413,14 @@ export class AuditedCall implements GuardrailTarget {
       setNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cacheCreation);
       setNumber(attributes, A.ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheCreation);
       setNumber(attributes, A.ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
+      const modalities = usage.modalities;
+      if (modalities !== undefined) {
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_INPUT_AUDIO_TOKENS, modalities.inputAudio);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_CACHE_READ_AUDIO_TOKENS, modalities.cacheReadAudio);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_OUTPUT_AUDIO_TOKENS, modalities.outputAudio);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_INPUT_IMAGE_TOKENS, modalities.inputImage);
+        setNumber(attributes, A.ATTR_AUDIT_USAGE_CACHE_READ_IMAGE_TOKENS, modalities.cacheReadImage);
+      }
     } else {
       attributes[A.ATTR_AUDIT_USAGE_STATUS] = A.USAGE_STATUS.missing;
     }
@@ -464,6 +473,7 @@ export class AuditedCall implements GuardrailTarget {
         cacheReadTokens: usage.cacheRead,
         cacheCreationTokens: usage.cacheCreation,
         reasoningTokens: usage.reasoning,
+        modalities: usage.modalities,
       },
     );
     if (result.status !== 'priced') {

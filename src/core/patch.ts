@@ -88,7 +88,7 @@ export function auditedMethod(
         args = withSnapshot(args);
         const action = currentAction(parent) ?? spec.action;
         // Sanitize first: in redact mode the redacted copy is what is sent, hashed and shown to hooks.
-        const sanitized = shared.sanitize === undefined ? undefined : sanitize(shared.sanitize, spec, args[0]);
+        const sanitized = shared.sanitize === undefined ? undefined : sanitizeForCall(shared.sanitize, spec, args[0]);
         if (sanitized?.result !== undefined && sanitized.result.params !== args[0]) args = [sanitized.result.params, ...args.slice(1)];
         call = new AuditedCall(shared, spec, args[0], action, options.server(this), parent);
         if (sanitized?.result !== undefined) call.recordSanitization(shared.sanitize!.mode, sanitized.result);
@@ -171,7 +171,7 @@ function withSnapshot(args: any[]): any[] {
  * hook that throws) fails open in detect mode, reported through diag; in redact mode it fails
  * closed: sending text that the operator asked to have redacted would be the worse failure.
  */
-function sanitize(
+export function sanitizeForCall(
   settings: NonNullable<AuditServices['sanitize']>,
   spec: OperationSpec,
   params: unknown,
@@ -184,7 +184,7 @@ function sanitize(
   }
 }
 
-function sanitizerBlocked(call: AuditedCall, error: unknown): LlmRequestBlockedError {
+export function sanitizerBlocked(call: AuditedCall, error: unknown): LlmRequestBlockedError {
   const guardrail = { name: 'sanitizer', action: 'blocked' as const, category: 'sanitization_failed' };
   call.addGuardrail(guardrail);
   // The reason reaches the app as is (in-process); the span records it scrubbed (AuditedCall.fail).
@@ -196,7 +196,7 @@ function sanitizerBlocked(call: AuditedCall, error: unknown): LlmRequestBlockedE
  * promise that the request must wait for, which rejects with LlmRequestBlockedError when the hook
  * blocked the call. A hook that fails for another reason is reported and the call goes on.
  */
-function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['beforeRequest']>, params: unknown): Promise<void> | undefined {
+export function runBeforeRequest(call: AuditedCall, hook: NonNullable<LlmAuditHooks['beforeRequest']>, params: unknown): Promise<void> | undefined {
   const blocked = (signal: BlockSignal): LlmRequestBlockedError => {
     // The decision carries its reason into the record (scrubbed there); the application gets it as given.
     call.addGuardrail({ ...signal.guardrail, reason: signal.reason });

@@ -4,6 +4,7 @@ import type { ContentParts, GenAIInputMessage, GenAIPart } from '../audit/conten
 import type { GuardrailResult } from '../guardrails';
 import type { KnownProviderName } from '../semconv';
 import type { BatchItem, BatchResultLine } from './batches';
+import type { ModalityTokens } from '../audit/cost';
 
 /**
  * `gen_ai.provider.name`: one of the table in semconv.ts (GEN_AI_PROVIDER), or, for a framework
@@ -37,6 +38,8 @@ export interface TokenUsage {
   cacheRead?: number;
   cacheCreation?: number;
   reasoning?: number;
+  /** The audio and image parts of those counts, where the provider reports them (OpenAI Realtime): priced at their own rates. */
+  modalities?: ModalityTokens;
 }
 
 /**

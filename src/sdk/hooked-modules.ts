@@ -13,6 +13,8 @@ export const HOOKED_MODULES: Array<string | RegExp> = [
   // The Messages class where Anthropic's Bedrock and Vertex SDKs reach it: they import the SDK's
   // internals (`@anthropic-ai/sdk/client`, its resources), never its entry point.
   /\/node_modules\/@anthropic-ai\/sdk\/resources\/messages\/messages\.mjs$/,
+  // openai's Realtime clients, imported from their own files (`openai/realtime/ws`...).
+  /\/node_modules\/openai\/(beta\/)?realtime\/(ws|websocket)\.mjs$/,
   /\/node_modules\/@google\/genai\/dist\/node\/index\.mjs$/,
   /\/node_modules\/@aws-sdk\/client-bedrock-runtime\/dist-es\/index\.js$/,
   'ai',

@@ -331,3 +331,26 @@ describe('overrides', () => {
     expect(calc.price('x', 'free', { inputTokens: 100, outputTokens: 100 })).toEqual({ status: 'priced', amountUsd: 0 });
   });
 });
+
+describe('audio and image parts (OpenAI Realtime usage)', () => {
+  const usage = { inputTokens: 1000, outputTokens: 500, cacheReadTokens: 100 };
+  const modalities = { inputAudio: 600, cacheReadAudio: 50, outputAudio: 400 };
+
+  it('are priced at the model’s audio rates (gpt-realtime: audio input $32, cached $0.40, output $64 per MTok)', () => {
+    const calc = createCostCalculator();
+    // 550 uncached audio, 350 uncached text, 50 + 50 cached, 400 audio out, 100 text out.
+    const expected = (550 * 32 + 350 * 4 + 50 * 0.4 + 50 * 0.4 + 400 * 64 + 100 * 16) / M;
+    expect(calc.price('openai', 'gpt-realtime', { ...usage, modalities })).toEqual({ status: 'priced', amountUsd: expected });
+    // Without the parts, all of it is text: the flat path, unchanged.
+    expect(calc.price('openai', 'gpt-realtime', usage)).toEqual({ status: 'priced', amountUsd: (900 * 4 + 100 * 0.4 + 500 * 16) / M });
+    // Zero parts are no parts: the same as text.
+    expect(calc.price('openai', 'gpt-realtime', { ...usage, modalities: { inputAudio: 0, outputAudio: 0 } })).toEqual(calc.price('openai', 'gpt-realtime', usage));
+  });
+
+  it('an invalid part is no_usage with the reason, never a price', () => {
+    const calc = createCostCalculator();
+    const result = calc.price('openai', 'gpt-realtime', { ...usage, modalities: { inputAudio: -3 } });
+    expect(result.status).toBe('no_usage');
+    expect((result as { reason: string }).reason).toMatch(/inputAudio tokens must be a non-negative finite number \(-3\)/);
+  });
+});

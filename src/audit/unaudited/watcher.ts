@@ -44,7 +44,7 @@ import { startCallSpans } from '../../core/audit-records';
 import { auditMeter } from '../../util/audit-meter';
 import * as A from '../../semconv';
 import { PACKAGE_VERSION } from '../../version';
-import { enableAuditedCallMarker, inAuditedCall } from './audited-call-marker';
+import { claimAuditedConnection, enableAuditedCallMarker, inAuditedCall } from './audited-call-marker';
 import { watcherSettings } from './config';
 import { hostMatcher, Memo, unbracket } from './hosts';
 import { isContentFree } from './content-free';
@@ -167,6 +167,8 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
       if (where === undefined || inAuditedCall()) return;
       const request: OutgoingRequest = { ...where, ...details() };
       if (isContentFree(request.method, request.path)) return;
+      // An audited client's WebSocket handshake (an OpenAI Realtime session), announced by it.
+      if (claimAuditedConnection(request.host, request.port, request.path)) return;
       let refusal: Error | undefined;
       if (settings.block) {
         refusal = new UnauditedLlmRequestError(

@@ -36,6 +36,7 @@ import {
 import { resultLineSpec, settleFileContent, settleUpload, summarizeBatch, summarizeBatchList, summarizeBatchStatus } from './batches';
 import { settleWithUploads } from './uploads';
 import { batchPollingSpec } from '../../core/batches';
+import { realtimeNeeds, realtimeTargets } from './realtime';
 
 /**
  * openai 4.x-7.x (and any later version of the same shape). Patched through the classes the
@@ -47,7 +48,9 @@ export const openaiPatch: ProviderPatch = {
   moduleName: 'openai',
   tested: (major) => major >= 4 && major <= 7,
   testedRange: '4.x-7.x',
-  needs(moduleExports) {
+  needs(moduleExports, file) {
+    // A Realtime client file (openai/realtime/ws, openai/realtime/websocket): its client classes.
+    if (file !== undefined) return realtimeNeeds(moduleExports);
     const OpenAI = openaiRoot(moduleExports);
     return {
       'OpenAI.Chat.Completions.prototype.create': OpenAI?.Chat?.Completions?.prototype?.create,
@@ -56,6 +59,9 @@ export const openaiPatch: ProviderPatch = {
     };
   },
   client: (resource) => resource?._client,
+  // The Realtime clients are not reached from the main entry: each has a file of its own (the GA
+  // protocol's, and the beta's under beta/realtime).
+  files: ['', 'beta/'].flatMap((dir) => ['ws.js', 'ws.mjs', 'websocket.js', 'websocket.mjs'].map((file) => `${dir}realtime/${file}`)),
   targets(moduleExports) {
     const OpenAI = openaiRoot(moduleExports);
     return [
@@ -80,6 +86,7 @@ export const openaiPatch: ProviderPatch = {
       { proto: OpenAI?.Batches?.prototype, method: 'retrieve', spec: batchesRetrieve },
       { proto: OpenAI?.Batches?.prototype, method: 'list', spec: batchesList },
       { proto: OpenAI?.Batches?.prototype, method: 'cancel', spec: batchesCancel },
+      ...realtimeTargets(moduleExports),
     ];
   },
 };

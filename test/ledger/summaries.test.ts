@@ -4,6 +4,7 @@
 import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../src/audit/canonical-json';
 import type { LedgerItem, SkippedItem } from '../../src/ledger/backend';
 import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { repairSummaries } from '../../src/ledger/file/repair';
@@ -83,6 +84,8 @@ describe('segment summaries', () => {
     expect(first.header).toMatchObject({ segment: `${DAYS[0]}.jsonl`, lines: 40, first_seq: 0, last_seq: 39, time: [Math.min(...day0), Math.max(...day0)] });
     expect(first.header.time![0]).toBeLessThan(Date.parse(`${DAYS[0]}T00:00:00.000Z`));
     expect(first.field('user').values).toEqual(['user-0', 'user-1', 'user-2', 'user-3', 'user-4']);
+    // Canonical JSON lines, whichever serialiser wrote them.
+    for (const line of first.text.split('\n').slice(0, -1)) expect(canonicalJson(JSON.parse(line))).toBe(line);
     const result = await verifyLedger(new FileLedgerSource(dir));
     expect(result.notes.join('\n')).not.toMatch(/summar/);
   });

@@ -346,7 +346,7 @@ export class FileLedger {
       const firstSeq = chained.state.range.size - chained.lines.length;
       let i = 0;
       for (const record of batches.flat()) {
-        builder.add(Buffer.byteLength(chained.lines[i]!) + 1, firstSeq + i, chained.leaves[i]!.toString('hex'), record);
+        builder.add(Buffer.byteLength(chained.lines[i]!) + 1, firstSeq + i, chained.leaves[i]!, record);
         i++;
       }
       this.summary.unwritten = true;

@@ -159,19 +159,22 @@ function diskBytes(dir) {
 
 const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
-/** Runs `llm-audit args` REPEAT times: the fastest wall time, its peak RSS, the output size. */
+/**
+ * Runs `llm-audit args` REPEAT times: the fastest wall time, its peak RSS and CPU time (user +
+ * system: on a loaded machine the wall time mostly measures the wait for a core), the output size.
+ */
 function runCli(args) {
   let best;
   for (let i = 0; i < REPEAT; i++) {
-    const r = spawnSync('/usr/bin/time', ['-f', '%e %M', process.execPath, MAIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, env: { PATH: process.env.PATH } });
+    const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, MAIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, env: { PATH: process.env.PATH } });
     const timeLine = r.stderr.trim().split('\n').pop();
-    const [wall, rssKb] = timeLine.split(' ').map(Number);
+    const [wall, rssKb, user, sys] = timeLine.split(' ').map(Number);
     if (r.status !== 0) {
       const problem = r.stderr.trim().split('\n').slice(-3).join(' / ');
       return { error: `exit ${r.status}: ${problem}` };
     }
     const rows = r.stdout.startsWith('[') ? JSON.parse(r.stdout).length : undefined;
-    const run = { seconds: wall, rssMiB: Math.round(rssKb / 1024), ...(rows !== undefined ? { rows } : {}) };
+    const run = { seconds: wall, cpuSeconds: round(user + sys), rssMiB: Math.round(rssKb / 1024), ...(rows !== undefined ? { rows } : {}) };
     if (!best || run.seconds < best.seconds) best = run;
   }
   return best;
@@ -282,7 +285,7 @@ try {
 result.durationSeconds = round((Date.now() - started) / 1000, 1);
 result.machine = { ...machineInfo(loadBefore), loadAverageDuring: loads.length ? { min: round(Math.min(...loads)), max: round(Math.max(...loads)), samples: loads.length } : null };
 
-const cell = (m) => (m === undefined ? '' : m.error ? `failed: ${m.error}` : `${m.seconds} s, ${m.rssMiB} MiB${m.rows !== undefined ? `, ${m.rows} rows` : ''}`);
+const cell = (m) => (m === undefined ? '' : m.error ? `failed: ${m.error}` : `${m.seconds} s (cpu ${m.cpuSeconds} s), ${m.rssMiB} MiB${m.rows !== undefined ? `, ${m.rows} rows` : ''}`);
 const md = [
   `# Scale benchmark${values.label ? ` (${values.label})` : ''}`,
   '',
@@ -297,7 +300,7 @@ const md = [
   '|---|---:|---:|---|',
   ...result.reads.map((r) => `| ${r.name} | ${cell(r.file)} | ${cell(r.postgres)} | ${r.floor ? `${r.floor.seconds} s: ${r.floor.what}` : ''} |`),
   '',
-  'Wall time of `llm-audit` in a child process (process start included), peak RSS from /usr/bin/time.',
+  'Wall time of `llm-audit` in a child process (process start included), its CPU time (user + system) and peak RSS from /usr/bin/time.',
   '',
 ].join('\n');
 process.stdout.write(md);

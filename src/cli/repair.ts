@@ -1,5 +1,5 @@
-/** `llm-audit repair`: quarantines torn tails and recreates a deleted ledger.json from the checkpoints (and nothing else). */
-import { repairLedger } from '../ledger/file/repair';
+/** `llm-audit repair`: quarantines torn tails, recreates a deleted ledger.json from the checkpoints, writes missing segment summaries (and nothing else). */
+import { repairLedger, repairSummaries } from '../ledger/file/repair';
 import { ledgerDir, parse, str, type CliIo } from './io';
 
 export const REPAIR_USAGE = 'llm-audit repair [--ledger DIR]';
@@ -8,8 +8,10 @@ export async function repairCommand(argv: string[], io: CliIo): Promise<number> 
   const p = parse(argv, { ledger: { type: 'string' } }, REPAIR_USAGE);
   const dir = ledgerDir(str(p, 'ledger'), io);
   const actions = await repairLedger(dir);
+  const summarized = await repairSummaries(dir);
+  if (summarized.length > 0) await io.out(`wrote the summaries of ${summarized.length} segment(s) that had none describing them: ${summarized.join(', ')}\n`);
   if (actions.length === 0) {
-    await io.out(`nothing to repair in ${dir}: no torn tail, ledger.json present\n`);
+    await io.out(`nothing ${summarized.length > 0 ? 'else ' : ''}to repair in ${dir}: no torn tail, ledger.json present\n`);
     return 0;
   }
   for (const a of actions) {

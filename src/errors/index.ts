@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   LEDGER_TOMBSTONE_INVALID: [EXIT.integrity, 'a retention tombstone does not match what it replaced'],
   LEDGER_TOMBSTONE_UNSIGNED: [EXIT.integrity, 'a public key was given but a retention tombstone is not signed'],
   LEDGER_SEGMENT_UNEXPECTED: [EXIT.integrity, 'a segment file that no record leads to'],
+  LEDGER_SUMMARY_MISMATCH: [EXIT.integrity, "a segment's summary (summaries/) does not follow from the segment's lines, or describes another segment"],
   LEDGER_METADATA_CORRUPT: [EXIT.integrity, 'ledger.json cannot be read'],
   LEDGER_METADATA_MISSING: [EXIT.integrity, 'ledger.json was deleted although checkpoints name the ledger (`llm-audit repair`)'],
   LEDGER_RECORDS_RECOVERED: [EXIT.integrity, '`verify --strict`: records were recovered at a writer’s startup after a crash'],

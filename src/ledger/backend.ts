@@ -4,6 +4,7 @@
  * file ledger (file/) is one implementation; a database backend (issue 4) provides the
  * same two things (rows in `seq` order, and the checkpoint rows) and reuses everything else.
  */
+import type { AcceptedEntry } from './chain';
 import type { Checkpoint } from './checkpoint';
 import { LedgerError } from './errors';
 import type { StoredNote } from './file/note-store';
@@ -25,6 +26,8 @@ export type LedgerItem =
       location: ItemLocation;
       /** SHA-256(0x00 || raw), when the source already computed it from `raw` (it checks its own copy with it). */
       leaf?: Buffer;
+      /** The seq this line must hold, when the source found it by position (a segment summary): the scan checks it. */
+      seq?: number;
     }
   /** Bytes after the last newline of a file: a write that was interrupted (torn tail). */
   | { kind: 'torn'; bytes: number; location: ItemLocation };
@@ -42,6 +45,23 @@ export interface ItemsOptions {
   from?: { segment: string; offset: number };
   /** Leave out segments that hold only records appended before this UTC day (YYYY-MM-DD). */
   fromDay?: string;
+}
+
+/** Fields a reader can select records by (QueryFilter's names); `action` may hold `*` wildcards. */
+export type SelectableField = 'user' | 'session' | 'tenant' | 'model' | 'service' | 'env' | 'action';
+
+/** What a query or a windowed report reads: records with timestamps in [from, to) and these field values. */
+export interface RecordSelection {
+  from?: number;
+  to?: number;
+  where?: Partial<Record<SelectableField, string>>;
+}
+
+/** Records seq first..last, present but left unread: the source's summaries show none can be selected. */
+export interface SkippedItem {
+  kind: 'skipped';
+  first: number;
+  last: number;
 }
 
 export interface LedgerSource {
@@ -63,6 +83,19 @@ export interface LedgerSource {
   checkpoints(): Promise<CheckpointEntry[]>;
   /** Stored entries in order. */
   items(options?: ItemsOptions): AsyncIterable<LedgerItem>;
+  /**
+   * items() (honouring `skip` and `fromDay`), leaving out the lines that cannot hold a record of
+   * `selection` where the source knows which (the file ledger's segment summaries). What it leaves
+   * out it names as SkippedItems, so the scan still tells records missing from records not read;
+   * an entry found by position carries the seq it must hold. Absent: the scan reads items().
+   */
+  selectItems?(options: ItemsOptions, selection: RecordSelection): AsyncIterable<LedgerItem | SkippedItem>;
+  /**
+   * What verify checks beside the chain, where the source keeps files derived from the lines (the
+   * file ledger's segment summaries): fed every accepted entry in order, it throws on the first
+   * derived file that disagrees; `finish` returns notes (derived files missing, left over).
+   */
+  derivedCheck?(): { accept(accepted: AcceptedEntry): void; finish(skipped: ReadonlySet<string>): Promise<string[]> };
   /** Names of the segments present, in order. */
   segments(): Promise<string[]>;
   /** Operator-facing notes (e.g. repairs that were made); shown by verify. */

@@ -3,7 +3,7 @@
  * the hash chain (that is `verify`'s job, and it is much slower); it does refuse lines that are not
  * entries, so a corrupt ledger never yields silently wrong numbers.
  */
-import type { ItemLocation, LedgerSource, StoredEntry } from './backend';
+import type { ItemLocation, LedgerSource, RecordSelection, SelectableField, StoredEntry } from './backend';
 import { removedSegments } from './chain';
 import { LedgerError, describeLocation } from './errors';
 import { AUDIT_STATUS, AUDIT_STATUS_UNAUDITED } from '../semconv';
@@ -20,6 +20,8 @@ export interface ScanOptions {
   from?: number;
   /** Only records whose timestamp is < to. */
   to?: number;
+  /** Only records with these field values (a hint: the source may leave out lines it knows cannot match; the caller still filters). */
+  where?: RecordSelection['where'];
   /** Called for a torn last line (the writer may be mid-append): skipped, not fatal. */
   onTorn?: (location: ItemLocation) => void;
 }
@@ -54,9 +56,28 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
   // A segment holds records appended on its day; a record's timestamp (span start) is never later
   // than its append, so segments of days before `from` cannot hold matching records.
   const fromDay = options.from !== undefined ? new Date(options.from).toISOString().slice(0, 10) : undefined;
-  for await (const item of source.items({ skip, ...(fromDay ? { fromDay } : {}) })) {
+  /** Records first..lastSeq were read or knowingly left out: what lies between them and the last ones is missing. */
+  const reach = (first: number, lastSeq: number): void => {
+    if (!partial && last !== undefined && first > last + 1) gap(last + 1, first - 1);
+    // The first record read must be the first one kept (seq 0, or the first after what retention
+    // removed), unless segments of days before --from were left out on purpose.
+    if (!partial && last === undefined && fromDay === undefined && first > 0) gap(0, first - 1);
+    last = lastSeq;
+  };
+  const itemsOptions = { skip, ...(fromDay ? { fromDay } : {}) };
+  const selection: RecordSelection = {
+    ...(options.from !== undefined ? { from: options.from } : {}),
+    ...(options.to !== undefined ? { to: options.to } : {}),
+    ...(options.where ? { where: options.where } : {}),
+  };
+  const selective = source.selectItems && Object.keys(selection).length > 0;
+  for await (const item of selective ? source.selectItems!(itemsOptions, selection) : source.items(itemsOptions)) {
     if (item.kind === 'torn') {
       options.onTorn?.(item.location);
+      continue;
+    }
+    if (item.kind === 'skipped') {
+      reach(item.first, item.last);
       continue;
     }
     let entry: StoredEntry<LedgerRecord>;
@@ -72,11 +93,12 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
         location: item.location,
       });
     }
-    if (!partial && last !== undefined && entry.seq > last + 1) gap(last + 1, entry.seq - 1);
-    // The first record read must be the first one kept (seq 0, or the first after what retention
-    // removed), unless segments of days before --from were left out on purpose.
-    if (!partial && last === undefined && fromDay === undefined && entry.seq > 0) gap(0, entry.seq - 1);
-    last = entry.seq;
+    if (item.seq !== undefined && entry.seq !== item.seq) {
+      throw new LedgerError('LEDGER_SUMMARY_MISMATCH', `${describeLocation(item.location)}: holds seq ${entry.seq} where its segment's summary puts seq ${item.seq}; run \`llm-audit verify\``, {
+        location: item.location,
+      });
+    }
+    reach(entry.seq, entry.seq);
     const ts = Date.parse(entry.record.timestamp);
     if (options.from !== undefined && !(ts >= options.from)) continue;
     if (options.to !== undefined && !(ts < options.to)) continue;
@@ -121,6 +143,26 @@ export interface QueryFilter {
   env?: string;
 }
 
+/** The filter fields a source's summaries can select by, from a query's filter. */
+function selectable(filter: QueryFilter): RecordSelection['where'] | undefined {
+  const where: Partial<Record<SelectableField, string>> = {};
+  for (const field of ['user', 'session', 'tenant', 'model', 'service', 'env', 'action'] as const) {
+    if (filter[field] !== undefined) where[field] = filter[field];
+  }
+  return Object.keys(where).length > 0 ? where : undefined;
+}
+
+/** Whether a stored field value matches a filter's value for it (`matches` below, one field). */
+export function valueMatches(field: SelectableField, pattern: string, value: string): boolean {
+  return field === 'action' && pattern.includes('*') ? globOf(pattern).test(value) : value === pattern;
+}
+
+function globOf(pattern: string): RegExp {
+  let re = globs.get(pattern);
+  if (re === undefined) globs.set(pattern, (re = glob(pattern)));
+  return re;
+}
+
 /** `pattern` with `*` as a wildcard, as an anchored regular expression. */
 function glob(pattern: string): RegExp {
   return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 's');
@@ -139,10 +181,8 @@ export function matches(record: LedgerRecord, filter: QueryFilter): boolean {
   if (filter.action !== undefined) {
     if (!filter.action.includes('*')) {
       if (record.action !== filter.action) return false;
-    } else {
-      let re = globs.get(filter.action);
-      if (re === undefined) globs.set(filter.action, (re = glob(filter.action)));
-      if (record.action === null || !re.test(record.action)) return false;
+    } else if (typeof record.action !== 'string' || !globOf(filter.action).test(record.action)) {
+      return false;
     }
   }
   if (filter.model !== undefined && record.model?.request !== filter.model && record.model?.response !== filter.model) return false;
@@ -163,6 +203,8 @@ export async function* queryRecordsByScan(source: LedgerSource, filter: QueryFil
   const scan: ScanOptions = { ...options };
   if (filter.from !== undefined) scan.from = filter.from;
   if (filter.to !== undefined) scan.to = filter.to;
+  const where = selectable(filter);
+  if (where) scan.where = where;
   for await (const hit of scanRecords(source, scan)) {
     if (matches(hit.record, filter)) yield hit;
   }

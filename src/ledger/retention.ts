@@ -25,6 +25,7 @@ import { LedgerError, fsError } from './errors';
 import { FileLedgerSource, readMeta } from './file/ledger';
 import { syncDirSync } from '../util/durable-file';
 import { CHECKPOINTS_FILE, SEGMENTS_DIR, appendJsonLineSync, segmentLabel, segmentPath } from './file/layout';
+import { removeSummary } from './file/summary';
 import { acquireLock } from './file/lock';
 import type { LedgerRecord } from './record';
 import { verifyLedger } from './verify';
@@ -110,6 +111,7 @@ async function run(dir: string, source: FileLedgerSource, options: RetentionOpti
     } catch (error) {
       throw fsError(error, `cannot remove ${segmentLabel(s.name)}`, segmentPath(dir, s.name));
     }
+    removeSummary(dir, s.name);
   }
   syncDirSync(join(dir, SEGMENTS_DIR));
   return { plan, tombstone, warnings };

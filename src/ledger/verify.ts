@@ -164,11 +164,13 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   const gaps: Gap[] = [];
   let covered: { size: number; by: string } | undefined;
   for (const [size, list] of expectations) if (!covered || size > covered.size) covered = { size, by: list[0]!.where };
+  const derived = source.derivedCheck?.();
   const { last, count } = await walkChain(source.items({ skip }), state, {
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     ...(covered ? { covered } : {}),
     onAccepted: (accepted, s) => {
       options.onEntry?.(accepted);
+      derived?.accept(accepted);
       // Only a marker's record is parsed (most records' never is: recordActionIs reads the line).
       if (recordActionIs(accepted.raw, RECOVERED_ACTION)) {
         const marked = recoveredRange(accepted, warnings);
@@ -249,7 +251,7 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     newestCheckpointSize: newestSize,
     recovered,
     warnings,
-    notes: await source.notes(),
+    notes: [...(await source.notes()), ...((await derived?.finish(skip)) ?? [])],
   };
 }
 

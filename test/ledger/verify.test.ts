@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json';
@@ -167,6 +167,10 @@ describe('verify', () => {
     writeFileSync(outside, readFileSync(checkpoints));
     writeLines(segment, readLines(segment).slice(0, 10));
     writeLines(checkpoints, readLines(checkpoints).slice(0, 2)); // sizes 5 and 10 remain
+    // The segment's summary, written when the writer closed, still says 12 lines...
+    expect(await failure(dir)).toMatchObject({ code: 'LEDGER_SUMMARY_MISMATCH', message: expect.stringMatching(/has \d+ bytes in 12 lines/) });
+    // ...so the insider removes it too (a missing summary is only a note: ledgers from before summaries have none).
+    rmSync(join(dir, 'summaries'), { recursive: true });
     const result = await verifyLedger(new FileLedgerSource(dir)); // self-consistent on its own...
     expect(result.treeSize).toBe(10);
     const external: CheckpointEntry[] = readCheckpointFile(outside).map((checkpoint) => ({ checkpoint, where: outside }));

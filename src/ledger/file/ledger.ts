@@ -7,330 +7,31 @@
  * writer (exclusive lock, durable appends, checkpoints).
  */
 import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { canonicalJson } from '../../audit/canonical-json';
 import { syncDirSync } from '../../util/durable-file';
 import { GroupCommit } from '../../util/group-commit';
-import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource } from '../backend';
 import { initialChainState, latestTombstone, removedSegments, walkChain, type ChainState } from '../chain';
-import { loadPrivateKey, parseCheckpoint, vouchedSize, type Checkpoint } from '../checkpoint';
+import { loadPrivateKey, vouchedSize, type Checkpoint } from '../checkpoint';
 import { LedgerError, fsError } from '../errors';
-import {
-  CHECKPOINTS_FILE,
-  DIR_MODE,
-  FILE_MODE,
-  LEDGER_FILE,
-  PENDING_DIR,
-  REJECTED_DIR,
-  REPAIRS_FILE,
-  SEGMENTS_DIR,
-  SEGMENT_NAME,
-  readLines,
-  segmentDay,
-  segmentLabel,
-  segmentName,
-  segmentPath,
-  utcDay,
-} from './layout';
+import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, SEGMENTS_DIR, segmentName, segmentPath, utcDay } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
 import { type Hash } from '../merkle';
 import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, resumePoint, unsignedRange, type CheckpointRule, type SeqRange } from '../protocol';
-import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
+import { appendFileNote } from './note-store';
 import type { LedgerRecord } from '../record';
 import { CheckpointPublisher } from '../transparency';
 import type { WriterOptions } from '../writer';
+import { FileLedgerSource, exists, fileSize, repairAdvice, type LedgerMeta } from './source';
+import { SegmentSummary, SummaryBuilder, summarizeSegmentFile, writeSummary } from './summary';
+
+// The reading side, under the names it always had here.
+export { FileLedgerSource, readMeta, repairAdvice, type LedgerMeta } from './source';
 
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 export const FSYNC_POLICIES: readonly FsyncPolicy[] = ['always', 'batch', 'none'];
-
-export function repairAdvice(dir: string): string {
-  return `Nothing after it was acknowledged. Run \`llm-audit repair --ledger ${dir}\` to move the torn bytes to quarantine/ (recorded in repairs.jsonl), then restart`;
-}
-
-// --- Reading -------------------------------------------------------------------------------------
-
-export interface LedgerMeta {
-  v: number;
-  ledger_id: string;
-  created: string;
-  /** When `llm-audit repair` recreated a deleted ledger.json from the checkpoints. */
-  restored?: string;
-}
-
-export class FileLedgerSource implements LedgerSource {
-  readonly name: string;
-  readonly tornAdvice: string;
-  private readonly unexpected: string[] = [];
-
-  constructor(readonly dir: string) {
-    this.name = dir;
-    this.tornAdvice = repairAdvice(dir);
-  }
-
-  async open(): Promise<void> {
-    this.assertLedger();
-  }
-
-  /** Throws LEDGER_NOT_FOUND / LEDGER_UNREADABLE unless `dir` is a readable ledger directory. */
-  assertLedger(): void {
-    let stat;
-    try {
-      stat = statSync(this.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new LedgerError('LEDGER_NOT_FOUND', `ledger directory ${this.dir} does not exist`);
-      }
-      throw fsError(error, 'cannot open the ledger', this.dir);
-    }
-    if (!stat.isDirectory()) throw new LedgerError('LEDGER_UNREADABLE', `${this.dir} is not a directory`);
-    try {
-      readdirSync(this.dir);
-    } catch (error) {
-      throw fsError(error, 'cannot list the ledger directory', this.dir);
-    }
-    const hasMeta = exists(join(this.dir, LEDGER_FILE));
-    const hasSegments = exists(join(this.dir, SEGMENTS_DIR));
-    if (!hasMeta && !hasSegments) {
-      throw new LedgerError('LEDGER_NOT_FOUND', `${this.dir} is not an llm-audit ledger (no ${LEDGER_FILE} and no ${SEGMENTS_DIR}/)`);
-    }
-  }
-
-  /** Null for a ledger that has no identity yet; throws LEDGER_METADATA_MISSING when ledger.json was deleted. */
-  async ledgerId(): Promise<string | null> {
-    const meta = readMeta(this.dir);
-    if (meta) return meta.ledger_id;
-    const named = (await this.checkpoints())[0];
-    if (named) throw metadataMissing(this.dir, named.checkpoint.ledger_id);
-    return null;
-  }
-
-  async checkpoints(): Promise<CheckpointEntry[]> {
-    const path = join(this.dir, CHECKPOINTS_FILE);
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw fsError(error, 'cannot read the checkpoints', path);
-    }
-    if (text === '') return [];
-    const lines = text.split('\n');
-    const tail = lines.pop();
-    if (tail !== undefined && tail !== '') {
-      throw new LedgerError(
-        'LEDGER_TORN_TAIL',
-        `${CHECKPOINTS_FILE}:${lines.length + 1}: incomplete checkpoint (${Buffer.byteLength(tail)} bytes with no newline): a write was interrupted. ${repairAdvice(this.dir)}`,
-        { location: { file: CHECKPOINTS_FILE, line: lines.length + 1 } },
-      );
-    }
-    return lines.map((line, i) => {
-      const where = `${CHECKPOINTS_FILE}:${i + 1}`;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        throw new LedgerError('LEDGER_CHECKPOINT_MALFORMED', `${where}: not valid JSON (the file was altered or corrupted)`, {
-          location: { file: CHECKPOINTS_FILE, line: i + 1 },
-        });
-      }
-      return { checkpoint: parseCheckpoint(parsed, where), where };
-    });
-  }
-
-  async signedNotes(): Promise<StoredNote[]> {
-    return readFileNotes(this.dir);
-  }
-
-  async segments(): Promise<string[]> {
-    const path = join(this.dir, SEGMENTS_DIR);
-    let names: string[];
-    try {
-      names = readdirSync(path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        this.assertLedger();
-        return [];
-      }
-      throw fsError(error, 'cannot list the segments', path);
-    }
-    this.unexpected.length = 0;
-    const out: string[] = [];
-    for (const name of names) {
-      if (SEGMENT_NAME.test(name)) out.push(name);
-      else this.unexpected.push(name);
-    }
-    return out.sort();
-  }
-
-  async *items(options: ItemsOptions = {}): AsyncGenerator<LedgerItem> {
-    const segments = await this.segments();
-    let started = options.from === undefined;
-    for (const name of segments) {
-      if (options.skip?.has(name)) continue;
-      let offset = 0;
-      let firstLine = 1;
-      if (!started) {
-        if (name < options.from!.segment) continue;
-        started = true;
-        if (name === options.from!.segment) {
-          offset = options.from!.offset;
-          firstLine = NaN; // unknown without reading from the start; see lineAt()
-        }
-      }
-      if (options.fromDay !== undefined && segmentDay(name)! < options.fromDay) continue;
-      if (offset > 0) {
-        const size = fileSize(segmentPath(this.dir, name));
-        if (size < offset) {
-          throw new LedgerError(
-            'LEDGER_TRUNCATED',
-            `${segmentLabel(name)} has ${size} bytes but a checkpoint says its records continue at byte ${offset}: the segment was truncated`,
-            { location: { file: segmentLabel(name) } },
-          );
-        }
-        firstLine = countLines(segmentPath(this.dir, name), offset) + 1;
-      }
-      yield* readLines(segmentPath(this.dir, name), segmentLabel(name), offset, firstLine);
-    }
-  }
-
-  async notes(): Promise<string[]> {
-    const out: string[] = [];
-    if (this.unexpected.length > 0) {
-      out.push(`${SEGMENTS_DIR}/ holds files that are not segments and were ignored: ${this.unexpected.join(', ')}`);
-    }
-    const list = (sub: string): string[] => {
-      try {
-        return readdirSync(join(this.dir, sub)).filter((name) => name.endsWith('.jsonl') && !name.startsWith('.'));
-      } catch {
-        return []; // no such directory
-      }
-    };
-    const journals = list(PENDING_DIR);
-    if (journals.length > 0) {
-      out.push(`${PENDING_DIR}/ holds ${journals.length} journal(s) of records not appended yet (other writers', or left at an exit), not verified here: the lock holder appends them after checking their MACs (${journals.join(', ')})`);
-      // A journal whose first line has no MAC (canonical JSON: "mac" comes first) was written without a key.
-      const bare = journals.filter((name) => !/^\{("end":true,)?"mac":/.test(head(join(this.dir, PENDING_DIR, name))));
-      if (bare.length > 0) out.push(`${bare.length} of them are UNAUTHENTICATED (written without LLM_AUDIT_SIGNING_KEY or LLM_AUDIT_HASH_KEY): ${bare.join(', ')}`);
-    }
-    const rejected = list(join(PENDING_DIR, REJECTED_DIR));
-    if (rejected.length > 0) {
-      out.push(`${PENDING_DIR}/${REJECTED_DIR}/ holds ${rejected.length} journal(s) that FAILED authentication (forged, altered, or written with another key) and were NOT appended: ${rejected.join(', ')}`);
-    }
-    let text = '';
-    try {
-      text = readFileSync(join(this.dir, REPAIRS_FILE), 'utf8');
-    } catch {
-      return out;
-    }
-    for (const line of text.split('\n')) {
-      if (line.trim() === '') continue;
-      try {
-        const r = JSON.parse(line) as { at: string; file: string; bytes?: number; quarantine?: string; ledger_id?: string };
-        out.push(
-          r.ledger_id !== undefined
-            ? `repair on ${r.at}: ${r.file} was missing and was recreated with ledger id ${r.ledger_id} from the checkpoints`
-            : `repair on ${r.at}: ${r.bytes} torn bytes at the end of ${r.file} were moved to ${r.quarantine}`,
-        );
-      } catch {
-        out.push(`${REPAIRS_FILE} has an unreadable line`);
-      }
-    }
-    return out;
-  }
-}
-
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The first bytes of a file ('' when it cannot be read). */
-function head(path: string, bytes = 64): string {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return '';
-  }
-  try {
-    const buffer = Buffer.alloc(bytes);
-    return buffer.subarray(0, readSync(fd, buffer, 0, bytes, 0)).toString('utf8');
-  } catch {
-    return '';
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch (error) {
-    throw fsError(error, 'cannot read', path);
-  }
-}
-
-/** Newlines in the first `limit` bytes of a file (line numbers for messages when resuming mid-file). */
-function countLines(path: string, limit: number): number {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (error) {
-    throw fsError(error, 'cannot read', path);
-  }
-  try {
-    const buffer = Buffer.allocUnsafe(1 << 20);
-    let count = 0;
-    let position = 0;
-    while (position < limit) {
-      const n = readSync(fd, buffer, 0, Math.min(buffer.length, limit - position), position);
-      if (n <= 0) break;
-      for (let i = 0; i < n; i++) if (buffer[i] === 0x0a) count++;
-      position += n;
-    }
-    return count;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-export function readMeta(dir: string): LedgerMeta | undefined {
-  const path = join(dir, LEDGER_FILE);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fsError(error, 'cannot read', path);
-  }
-  try {
-    const meta = JSON.parse(text) as LedgerMeta;
-    if (typeof meta.ledger_id === 'string') return meta;
-  } catch {
-    // fall through
-  }
-  throw new LedgerError('LEDGER_METADATA_CORRUPT', `${path} is corrupt (expected {"ledger_id": ...}); restore it from a backup`);
-}
-
-/**
- * ledger.json holds the id every checkpoint is bound to. Deleted, a writer would start a new
- * identity that none of the checkpoints match; so verify and the writer both stop, and say how to
- * get it back.
- */
-function metadataMissing(dir: string, ledgerId: string): LedgerError {
-  return new LedgerError(
-    'LEDGER_METADATA_MISSING',
-    `${join(dir, LEDGER_FILE)} is missing (deleted?), but the checkpoints belong to ledger ${ledgerId}. To recover: ` +
-      `1. restore ${LEDGER_FILE} from a backup, or run \`llm-audit repair --ledger ${dir}\`, which recreates it from the id the checkpoints carry (recorded in ${REPAIRS_FILE}); ` +
-      `2. run \`llm-audit verify --ledger ${dir}\`; 3. restart the application`,
-  );
-}
 
 /** Writes ledger.json (never over an existing one), durably unless `fsync` is `none`. */
 export function writeMeta(dir: string, meta: LedgerMeta, fsync: FsyncPolicy): void {
@@ -390,6 +91,12 @@ export class FileLedger {
   private ledgerId = '';
   private state: ChainState = initialChainState();
   private segment: { name: string; size: number; handle: WritableFile | undefined } | undefined;
+  /**
+   * The current segment's summary (summary.ts), kept up to date with every append and written when
+   * the segment closes (rollover, close). Undefined when it could not be built (a damaged segment):
+   * that segment then has none, and readers read it whole.
+   */
+  private summary: { builder: SummaryBuilder; unwritten: boolean } | undefined;
   private checkpointsHandle: WritableFile | undefined;
   private lastCheckpointSize = -1;
   private lastCheckpointAt = 0;
@@ -533,7 +240,10 @@ export class FileLedger {
     this.lastCheckpointSize = checkpoints.length > 0 ? Math.max(...checkpoints.map((c) => c.checkpoint.tree_size)) : -1;
     this.lastCheckpointAt = Date.now();
     const last = segments.filter((s) => !skip.has(s)).pop();
-    if (last !== undefined) this.segment = { name: last, size: fileSize(segmentPath(this.dir, last)), handle: undefined };
+    if (last !== undefined) {
+      this.segment = { name: last, size: fileSize(segmentPath(this.dir, last)), handle: undefined };
+      await this.resumeSummary(last);
+    }
 
     // Records after the newest checkpoint this writer's key signed were not signed when written: a
     // crash (SIGKILL, power loss) leaves a few, and so would lines someone appended while the
@@ -551,6 +261,37 @@ export class FileLedger {
       await source.signedNotes(),
       (note) => appendFileNote(this.dir, note, { sync: this.fsync !== 'none' }),
     );
+  }
+
+  /**
+   * The newest segment's summary so far: the stored one when it still describes the file (the
+   * previous writer closed it), else built by reading the segment (a writer killed mid-segment, or
+   * a ledger from before summaries: one pass over one day's file).
+   */
+  private async resumeSummary(name: string): Promise<void> {
+    const stored = SegmentSummary.load(this.dir, name);
+    if (stored?.describes(this.dir, name)) {
+      this.summary = { builder: SummaryBuilder.from(stored), unwritten: false };
+      return;
+    }
+    try {
+      this.summary = { builder: await summarizeSegmentFile(this.dir, name), unwritten: true };
+    } catch (error) {
+      this.summary = undefined;
+      this.onWarning(`no summary for ${name}: ${(error as Error).message}; queries read it whole`);
+    }
+  }
+
+  /** Writes the current segment's summary if it has lines it does not cover yet; a failure is a warning (the summary only speeds reads up). */
+  private storeSummary(): void {
+    const s = this.summary;
+    if (!s?.unwritten) return;
+    try {
+      writeSummary(this.dir, s.builder, this.fsync !== 'none');
+      s.unwritten = false;
+    } catch (error) {
+      this.onWarning(`could not write the summary of ${s.builder.segment}: ${(error as Error).message}; queries read it whole`);
+    }
   }
 
   private enqueue<T>(task: () => Promise<T>): Promise<T> {
@@ -600,6 +341,16 @@ export class FileLedger {
     }
     segment.size += buffer.length;
     this.state = chained.state;
+    if (this.summary?.builder.segment === segment.name) {
+      const builder = this.summary.builder;
+      const firstSeq = chained.state.range.size - chained.lines.length;
+      let i = 0;
+      for (const record of batches.flat()) {
+        builder.add(Buffer.byteLength(chained.lines[i]!) + 1, firstSeq + i, chained.leaves[i]!, record);
+        i++;
+      }
+      this.summary.unwritten = true;
+    }
     if (this.fsync === 'batch') this.scheduleSync();
     else if (this.fsync === 'none') this.dirty = true;
     if (checkpointDue(this.rule, this.state.range.size, { size: this.lastCheckpointSize, ageMs: Date.now() - this.lastCheckpointAt })) {
@@ -632,9 +383,13 @@ export class FileLedger {
         if (this.fsync !== 'none') await this.segment.handle.datasync();
         await this.segment.handle.close();
       }
+      // The day's segment is closed: its summary is final.
+      this.storeSummary();
       const path = segmentPath(this.dir, name);
       const handle = await this.openForAppend(path);
       this.segment = { name, size: (await handle.stat()).size, handle };
+      this.summary = { builder: new SummaryBuilder(name), unwritten: true };
+      if (this.segment.size > 0) await this.resumeSummary(name);
       if (this.fsync !== 'none') syncDirSync(join(this.dir, SEGMENTS_DIR));
     } else if (this.segment.handle === undefined) {
       this.segment.handle = await this.openForAppend(segmentPath(this.dir, this.segment.name));
@@ -744,6 +499,7 @@ export class FileLedger {
         } catch (error) {
           firstError = error;
         }
+        this.storeSummary();
       }
       for (const handle of [this.segment?.handle, this.checkpointsHandle]) {
         if (!handle) continue;

@@ -11,6 +11,9 @@
  *
  * One more thing it restores: a deleted ledger.json, recreated with the ledger id every checkpoint
  * carries (only when they all name the same one), also recorded in repairs.jsonl.
+ *
+ * And it writes the segment summaries that are missing or stale (repairSummaries): derived files,
+ * not evidence, so not recorded in repairs.jsonl.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
@@ -20,6 +23,8 @@ import { FileLedgerSource, readMeta, writeMeta } from './ledger';
 import { syncDirSync } from '../../util/durable-file';
 import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, QUARANTINE_DIR, REPAIRS_FILE, appendJsonLineSync, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
+import { removedSegments } from '../chain';
+import { SegmentSummary, summarizeSegmentFile, writeSummary } from './summary';
 
 export interface TornTailRepair {
   at: string;
@@ -55,6 +60,36 @@ export async function repairLedger(dir: string, options: { now?: Date } = {}): P
     const restored = await restoreMeta(dir, source, options.now ?? new Date());
     if (restored) actions.push(restored);
     return actions;
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Writes the summary of every segment that has none describing it as it is (a ledger written
+ * before summaries existed, a writer killed mid-segment), under the writer's lock, so no writer
+ * appends meanwhile. A segment that cannot be summarised (a torn tail, a damaged line) is left
+ * without one: `verify` names the problem. Returns the segments summarised.
+ */
+export async function repairSummaries(dir: string): Promise<string[]> {
+  const source = new FileLedgerSource(dir);
+  source.assertLedger();
+  const lock = acquireLock(dir, 'repair');
+  try {
+    const removed = removedSegments(await source.checkpoints());
+    const written: string[] = [];
+    for (const name of await source.segments()) {
+      if (removed.has(name) || SegmentSummary.load(dir, name)?.describes(dir, name)) continue;
+      let builder;
+      try {
+        builder = await summarizeSegmentFile(dir, name);
+      } catch {
+        continue;
+      }
+      writeSummary(dir, builder, true);
+      written.push(name);
+    }
+    return written;
   } finally {
     lock.release();
   }

@@ -1,0 +1,214 @@
+// Segment summaries (src/ledger/file/summary.ts): written when a segment closes and after a crash,
+// checked by verify, and used by queries and windowed reports to read only what can match, with
+// the same rows as reading everything.
+import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../src/audit/canonical-json';
+import type { LedgerItem, SkippedItem } from '../../src/ledger/backend';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
+import { repairSummaries } from '../../src/ledger/file/repair';
+import { SegmentSummary } from '../../src/ledger/file/summary';
+import { queryRecords, type QueryFilter } from '../../src/ledger/query';
+import { reportBackend } from '../../src/ledger/reports';
+import type { LedgerRecord } from '../../src/ledger/record';
+import { verifyLedger } from '../../src/ledger/verify';
+import { ensureBuilt } from '../cli/cli-helpers';
+import { startProcess, waitFor } from '../support/processes';
+import { fakeClock, makeRecord, tempDir } from './helpers';
+
+const DAYS = ['2026-03-01', '2026-03-02', '2026-03-03'];
+
+/** Record i of a small varied data set: 5 users, 3 tenants, 2 models, 3 actions, timestamps up to 2 days before the append. */
+function varied(i: number, day: string): Partial<LedgerRecord> {
+  const lag = (i % 7) * 7 * 3_600_000; // up to 42 h earlier than the append day
+  return {
+    timestamp: new Date(Date.parse(`${day}T12:00:00.000Z`) + (i % 11) * 60_000 - lag).toISOString(),
+    user_id: `user-${i % 5}`,
+    session_id: `sess-${i % 13}`,
+    tenant_id: i % 4 === 0 ? null : `tenant-${i % 3}`,
+    model: i % 3 === 0 ? { request: 'gpt-4o', response: null } : { request: 'claude', response: 'claude-2025' },
+    action: ['chat.completions.create', 'messages.create', 'auth.login'][i % 3]!,
+    status: i % 9 === 0 ? 'error' : 'success',
+  };
+}
+
+/** A ledger of `perDay` records on each of DAYS (3000-line blocks make block skipping visible with BLOCK_LINES 1024). */
+async function threeDays(dir: string, perDay = 40): Promise<LedgerRecord[]> {
+  const clock = fakeClock(`${DAYS[0]}T12:00:00.000Z`);
+  const ledger = await FileLedger.open({ dir, fsync: 'none', clock: clock.now, checkpointEvery: 50 });
+  const written: LedgerRecord[] = [];
+  let i = 0;
+  for (const day of DAYS) {
+    clock.set(`${day}T12:00:00.000Z`);
+    for (let n = 0; n < perDay; n += 10) {
+      const batch = Array.from({ length: 10 }, () => makeRecord(varied(i++, day)));
+      written.push(...batch);
+      await ledger.append(batch);
+    }
+  }
+  await ledger.close();
+  return written;
+}
+
+async function rows(source: FileLedgerSource, filter: QueryFilter): Promise<Array<[number, string]>> {
+  const out: Array<[number, string]> = [];
+  for await (const hit of queryRecords(source, filter)) out.push([hit.seq, hit.record.request_id]);
+  return out;
+}
+
+const FILTERS: QueryFilter[] = [
+  { user: 'user-3' },
+  { session: 'sess-7' },
+  { tenant: 'tenant-1' },
+  { model: 'claude-2025' },
+  { model: 'gpt-4o' },
+  { action: 'auth.*' },
+  { action: 'messages.create', user: 'user-1' },
+  { user: 'nobody' },
+  { from: Date.parse('2026-03-02T00:00:00.000Z') },
+  { from: Date.parse('2026-03-01T00:00:00.000Z'), to: Date.parse('2026-03-02T06:00:00.000Z'), user: 'user-2' },
+  { to: Date.parse('2026-03-01T00:00:00.000Z') },
+  { status: 'error', tenant: 'tenant-0' },
+];
+
+describe('segment summaries', () => {
+  it('are written at rollover and on close, bound to their segment, with the records’ own time range', async () => {
+    const dir = tempDir();
+    const written = await threeDays(dir);
+    expect(readdirSync(join(dir, 'summaries')).sort()).toEqual(DAYS.map((d) => `${d}.jsonl`));
+    const first = SegmentSummary.load(dir, `${DAYS[0]}.jsonl`)!;
+    expect(first.describes(dir, `${DAYS[0]}.jsonl`)).toBe(true);
+    const day0 = written.slice(0, 40).map((r) => Date.parse(r.timestamp));
+    // Older than the append day: the span start, not the day the segment is named after.
+    expect(first.header).toMatchObject({ segment: `${DAYS[0]}.jsonl`, lines: 40, first_seq: 0, last_seq: 39, time: [Math.min(...day0), Math.max(...day0)] });
+    expect(first.header.time![0]).toBeLessThan(Date.parse(`${DAYS[0]}T00:00:00.000Z`));
+    expect(first.field('user').values).toEqual(['user-0', 'user-1', 'user-2', 'user-3', 'user-4']);
+    // Canonical JSON lines, whichever serialiser wrote them.
+    for (const line of first.text.split('\n').slice(0, -1)) expect(canonicalJson(JSON.parse(line))).toBe(line);
+    const result = await verifyLedger(new FileLedgerSource(dir));
+    expect(result.notes.join('\n')).not.toMatch(/summar/);
+  });
+
+  it('queries and windowed reads return the same rows with and without summaries, reading only what can match', async () => {
+    const dir = tempDir();
+    const written = await threeDays(dir);
+    const source = new FileLedgerSource(dir);
+    const withSummaries = await Promise.all(FILTERS.map((f) => rows(source, f)));
+
+    // What the summaries let the reader leave out: most of the lines for one user.
+    const items: Array<LedgerItem | SkippedItem> = [];
+    for await (const item of source.selectItems({}, { where: { user: 'user-3' } })) items.push(item);
+    const entries = items.filter((i) => i.kind === 'entry');
+    expect(entries.length).toBe(written.filter((r) => r.user_id === 'user-3').length);
+    expect(items.filter((i) => i.kind === 'skipped').length).toBeGreaterThan(0);
+
+    rmSync(join(dir, 'summaries'), { recursive: true });
+    const without = await Promise.all(FILTERS.map((f) => rows(source, f)));
+    expect(withSummaries).toEqual(without);
+    // And they are the right rows (audit.start is not written by FileLedger itself: seq i is written[i]).
+    const user3 = written.flatMap((r, i) => (r.user_id === 'user-3' ? [[i, r.request_id]] : []));
+    expect(withSummaries[0]).toEqual(user3);
+    expect(withSummaries.every((r, i) => r.length > 0 || FILTERS[i]!.user === 'nobody' || FILTERS[i]!.to !== undefined)).toBe(true);
+
+    // Reports over a window (the scan backend) agree too.
+    await repairSummaries(dir);
+    expect(readdirSync(join(dir, 'summaries'))).toHaveLength(3);
+    const now = Date.parse('2026-03-03T13:00:00.000Z');
+    const withIndex = await reportBackend(source).errorRate(now - 86_400_000, now);
+    rmSync(join(dir, 'summaries'), { recursive: true });
+    expect(await reportBackend(source).errorRate(now - 86_400_000, now)).toEqual(withIndex);
+  });
+
+  it('verify fails on a changed summary and on one left from a different segment; a missing one is a note', async () => {
+    const dir = tempDir();
+    const written = await threeDays(dir);
+    const path = join(dir, 'summaries', `${DAYS[1]}.jsonl`);
+    const original = readFileSync(path, 'utf8');
+
+    // An insider hides user-3's records of that day from queries: the binding (size, last leaf) still holds.
+    const lines = original.split('\n');
+    const userLine = lines.findIndex((l) => l.startsWith('{"field":"user"'));
+    const user = JSON.parse(lines[userLine]!) as { values: string[]; rows: number[][] };
+    const at = user.values.indexOf('user-3');
+    user.values.splice(at, 1);
+    user.rows.splice(at, 1);
+    lines[userLine] = JSON.stringify({ field: 'user', rows: user.rows, values: user.values });
+    writeFileSync(path, lines.join('\n'));
+    const source = new FileLedgerSource(dir);
+    // Queries trust a summary that describes its file: the hidden records are not shown...
+    expect((await rows(source, { user: 'user-3' })).length).toBe(written.filter((r, i) => r.user_id === 'user-3' && (i < 40 || i >= 80)).length);
+    // ...which is what verify is for.
+    await expect(verifyLedger(source)).rejects.toMatchObject({ code: 'LEDGER_SUMMARY_MISMATCH', message: expect.stringMatching(/summaries\/2026-03-02\.jsonl: it does not follow/) });
+
+    // Another segment's summary under this segment's name.
+    copyFileSync(join(dir, 'summaries', `${DAYS[0]}.jsonl`), path);
+    await expect(verifyLedger(source)).rejects.toMatchObject({ code: 'LEDGER_SUMMARY_MISMATCH', message: expect.stringMatching(/describes segments\/2026-03-01\.jsonl|does not match the segment/) });
+    // A reader does not use it (it does not describe the file), so queries stay complete.
+    rmSync(path);
+    const complete = await rows(source, { user: 'user-3' });
+    copyFileSync(join(dir, 'summaries', `${DAYS[0]}.jsonl`), path);
+    expect(await rows(source, { user: 'user-3' })).toEqual(complete);
+
+    // Missing (a ledger from before summaries): verify passes and says so; repair writes it again.
+    rmSync(path);
+    const result = await verifyLedger(source);
+    expect(result.notes.join('\n')).toMatch(/1 segment\(s\) have no summary .*2026-03-02\.jsonl/);
+    await repairSummaries(dir);
+    expect(readFileSync(path, 'utf8')).toBe(original);
+    expect((await verifyLedger(source)).notes.join('\n')).not.toMatch(/summar/);
+  });
+
+  it('a writer reopening the day’s segment extends its summary; readers meanwhile read that segment whole', async () => {
+    const dir = tempDir();
+    await threeDays(dir);
+    const clock = fakeClock(`${DAYS[2]}T18:00:00.000Z`);
+    const ledger = await FileLedger.open({ dir, fsync: 'none', clock: clock.now });
+    await ledger.append([makeRecord({ user_id: 'user-3', timestamp: `${DAYS[2]}T18:00:00.000Z` })]);
+    const source = new FileLedgerSource(dir);
+    const open = await rows(source, { user: 'user-3' });
+    expect(open.at(-1)![0]).toBe(120);
+    const check = await verifyLedger(source);
+    expect(check.notes.join('\n')).toMatch(/the summary of 2026-03-03\.jsonl covers only the lines written before a writer reopened it/);
+    await ledger.close();
+    expect(SegmentSummary.load(dir, `${DAYS[2]}.jsonl`)!.header).toMatchObject({ lines: 41, last_seq: 120 });
+    expect(await rows(source, { user: 'user-3' })).toEqual(open);
+    expect((await verifyLedger(source)).notes.join('\n')).not.toMatch(/summar/);
+  });
+
+  it('after a writer is killed mid-segment (SIGKILL), the next writer’s summary covers every line', async () => {
+    ensureBuilt();
+    const dir = tempDir();
+    await threeDays(dir);
+    const script = `
+      const { FileLedger } = require(${JSON.stringify(join(__dirname, '../../dist/cjs/ledger/file/ledger.js'))});
+      (async () => {
+        const ledger = await FileLedger.open({ dir: ${JSON.stringify(dir)}, fsync: 'always', clock: () => new Date('${DAYS[2]}T20:00:00.000Z') });
+        for (let i = 0; i < 5; i++) await ledger.append([${JSON.stringify(makeRecord({ user_id: 'killed', timestamp: `${DAYS[2]}T20:00:00.000Z` }))}]);
+        console.log('appended');
+        setInterval(() => {}, 1000);
+      })();`;
+    const child = startProcess('summary-sigkill', process.execPath, { args: ['-e', script] });
+    await waitFor('the writer to append', () => (child.log().includes('appended') ? true : undefined), { timeoutMs: 20_000 });
+    child.kill('SIGKILL');
+    await child.exited;
+    // The killed writer never wrote the summary: the stored one is stale and readers ignore it.
+    expect(SegmentSummary.load(dir, `${DAYS[2]}.jsonl`)!.describes(dir, `${DAYS[2]}.jsonl`)).toBe(false);
+
+    const clock = fakeClock(`${DAYS[2]}T21:00:00.000Z`);
+    const next = await FileLedger.open({ dir, fsync: 'none', clock: clock.now });
+    await next.append([makeRecord({ user_id: 'killed', timestamp: `${DAYS[2]}T21:00:00.000Z` })]);
+    clock.set('2026-03-04T01:00:00.000Z');
+    await next.append([makeRecord({ user_id: 'next-day' })]); // rollover: the killed day's summary is final
+    await next.close();
+    const summary = SegmentSummary.load(dir, `${DAYS[2]}.jsonl`)!;
+    expect(summary.describes(dir, `${DAYS[2]}.jsonl`)).toBe(true);
+    const killedRows = summary.field('user').rows[summary.field('user').values.indexOf('killed')]!;
+    expect(killedRows).toHaveLength(6);
+    const source = new FileLedgerSource(dir);
+    expect(await rows(source, { user: 'killed' })).toHaveLength(6);
+    const result = await verifyLedger(source);
+    expect(result.notes.join('\n')).not.toMatch(/summar/);
+    expect(existsSync(join(dir, 'summaries', '2026-03-04.jsonl'))).toBe(true);
+  }, 60_000);
+});

@@ -150,6 +150,47 @@ describe.each([
   });
 
   if (major >= 6) {
+    it('video: one record (generate_content) per model call, prompt redacted and hashed, start image and videos digested', async () => {
+      // No installed provider has a video model: one written to the specification (Experimental_VideoModelV3).
+      const VIDEO = Buffer.from('\x00\x00\x00\x18ftypmp42 generated video');
+      const START = Buffer.from('\x89PNG\r\n\x1a\n start frame');
+      const seen: any[] = [];
+      const videoModel = {
+        specificationVersion: 'v3',
+        provider: 'acme-media.video',
+        modelId: 'acme-video-1',
+        maxVideosPerCall: 1,
+        async doGenerate(options: any) {
+          seen.push(options);
+          return { videos: [{ type: 'base64', data: VIDEO.toString('base64'), mediaType: 'video/mp4' }], warnings: [], response: { timestamp: new Date(0), modelId: 'acme-video-1-2026', headers: {} } };
+        },
+      };
+      const result = await withAuditContext({ tenantId: 'acme' }, () =>
+        ai.experimental_generateVideo({ model: videoModel, prompt: { text: `${CANARY} a drone shot, credits ${EMAIL}`, image: new Uint8Array(START) }, n: 2, maxRetries: 0 }),
+      );
+      expect(result.videos).toHaveLength(2);
+      expect(seen.map((o) => o.prompt)).toEqual([`${CANARY} a drone shot, credits [EMAIL]`, `${CANARY} a drone shot, credits [EMAIL]`]);
+      const spans = await audit.spansWhen(2);
+      expect(spans).toHaveLength(2);
+      const startDigest = { type: 'blob_digest', modality: 'image', mime_type: 'image/png', sha256: sha(START), bytes: START.length };
+      for (const span of spans) {
+        expect(span.attributes).toMatchObject({
+          'gen_ai.operation.name': 'generate_content',
+          'gen_ai.provider.name': 'acme-media',
+          'gen_ai.request.model': 'acme-video-1',
+          'gen_ai.response.model': 'acme-video-1-2026',
+          'gen_ai.output.type': 'video',
+          'llm_audit.action': 'experimental_generateVideo',
+          'llm_audit.status': 'success',
+          'llm_audit.sanitization.count': 1,
+          'llm_audit.input.hash': hmac([{ role: 'user', parts: [{ type: 'text', content: `${CANARY} a drone shot, credits [EMAIL]` }, startDigest] }]),
+          'llm_audit.output.hash': hmac([{ role: 'assistant', parts: [{ type: 'blob_digest', modality: 'video', mime_type: 'video/mp4', sha256: sha(VIDEO), bytes: VIDEO.length }] }]),
+        });
+        expect(open(span).input_messages).toEqual([{ role: 'user', parts: [{ type: 'text', content: `${CANARY} a drone shot, credits [EMAIL]` }, startDigest] }]);
+      }
+      expectNoCanary(spans);
+    });
+
     it('rerank: one record (rerank), query and documents redacted and hashed, the ranking not hashed as output', async () => {
       const seen: unknown[] = [];
       const rerankModel = {

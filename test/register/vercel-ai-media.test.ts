@@ -6,22 +6,27 @@ import { repoRoot } from '../support/harness';
 import { runNodeApp } from '../support/child-app';
 import { node24, sdkFixture } from '../support/node24';
 import { startOtlpReceiver } from '../support/otlp-receiver';
+import { SPEECH_AUDIO, TRANSCRIPT_TEXT, startFakeProvider } from '../support/fake-provider';
 
-// ai 7 (Node >= 22) under `otel-llm-audit/register`: generateImage, generateSpeech, transcribe and
-// rerank (test/sdk-versions/ai-7/media-app.mjs) each leave one record over OTLP, redacted in what
-// the model gets; no byte of the prompt leaves. ai 5 and 6: test/instrumentation/vercel-ai-media.test.ts.
+// ai 7 (Node >= 22) under `otel-llm-audit/register`: generateImage, generateSpeech, transcribe
+// (the real @ai-sdk/openai 4 against the fake provider), rerank and experimental_startVideo
+// (test/sdk-versions/ai-7/media-app.mjs) each leave one record over OTLP, redacted in what the
+// model gets; experimental_getVideoStatus only polls (no record); no byte of the prompt leaves.
+// ai 5 and 6: test/instrumentation/vercel-ai-media.test.ts.
 
 const CANARY = 'CANARY-vercel-media-41be';
 const EMAIL = 'jane.canary@example.org';
 
 describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
-  it('one record per model call: generate_content (image, speech), transcription, rerank', async () => {
+  it('one record per model call: generate_content (image, speech, video start), transcription, rerank', async () => {
     const otlp = await startOtlpReceiver();
+    const fake = await startFakeProvider();
     try {
       const result = await runNodeApp(
         ['--import', join(repoRoot, 'dist', 'esm', 'register.mjs'), join(sdkFixture('ai-7'), 'media-app.mjs')],
         {
           APP_PROMPT: `${CANARY} mail ${EMAIL}`,
+          APP_OPENAI_BASE_URL: fake.openaiBaseURL,
           LLM_AUDIT_SANITIZE: 'redact',
           OTEL_SERVICE_NAME: 'vercel-ai-media-app',
           OTEL_LOGS_EXPORTER: 'none',
@@ -38,20 +43,28 @@ describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
       expect(result.stderr.split('\n').filter((line) => line !== '' && !/^\(node:\d+\) Warning: AI SDK Warning System|^\(Use `node --trace-warnings/.test(line))).toEqual([]);
       expect(result.code).toBe(0);
       const redacted = `${CANARY} mail [EMAIL]`;
-      expect(JSON.parse(result.stdout.trim())).toEqual([1, 'generated speech'.length, 'a transcript', 2, [redacted, redacted, redacted]]);
+      expect(JSON.parse(result.stdout.trim())).toEqual([1, SPEECH_AUDIO.length, TRANSCRIPT_TEXT, 2, 'pending', [redacted, redacted]]);
+      expect(fake.requests.map((r) => [r.path, r.body?.prompt ?? r.body?.input ?? r.body?.model])).toEqual([
+        ['/v1/images/generations', redacted],
+        ['/v1/audio/speech', redacted],
+        ['/v1/audio/transcriptions', 'whisper-1'],
+      ]);
       const spans = otlp.jsonSpans();
       expect(spans.map((s) => [s.attributes['llm_audit.action'], s.attributes['gen_ai.operation.name'], s.attributes['llm_audit.status']])).toEqual([
         ['generateImage', 'generate_content', 'success'],
         ['generateSpeech', 'generate_content', 'success'],
         ['transcribe', 'transcription', 'success'],
         ['rerank', 'rerank', 'success'],
+        ['experimental_startVideo', 'generate_content', 'success'],
       ]);
       for (const span of spans) expect(span.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:/);
-      expect(spans[0]!.attributes['gen_ai.usage.output_tokens']).toBe(100);
+      expect(spans[0]!.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
+      expect(spans.slice(0, 3).map((s) => s.attributes['gen_ai.provider.name'])).toEqual(['openai', 'openai', 'openai']);
       expect(spans[1]!.attributes['llm_audit.output.hash']).toMatch(/^hmac-sha256:/);
       for (const secret of [CANARY, EMAIL]) expect(otlp.allBytes().includes(secret)).toBe(false);
     } finally {
       await otlp.close();
+      await fake.close();
     }
   });
 });

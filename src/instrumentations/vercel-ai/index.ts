@@ -21,17 +21,19 @@ import { serverFromURL } from '../provider-hosts';
 import type { AuditedCall, AuditServices, ServerInfo } from '../../core/audited-call';
 import { observeReadableStream } from '../../core/readable-stream';
 import { promiseAdapter } from '../../core/sdk-adapter';
+import { runInAuditedCall } from '../../audit/unaudited/audited-call-marker';
 import { embeddingSpec, languageSpec, mediaSpec, providerName, type ModelInfo, type ModelKind } from './specs';
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
 /**
  * The exported functions that take a model: a language model (`prepareStep` may return one too),
- * an embedding, image, speech, transcription or reranking model. Each version exports the names it
- * has (ai 5: the `experimental_` media functions; 6: `generateImage` and `rerank` too; 7: also
- * `generateSpeech` and `transcribe`).
+ * an embedding, image, speech, transcription, reranking or video model. Each version exports the
+ * names it has (ai 5: the `experimental_` media functions; 6: `generateImage`, `rerank` and
+ * `experimental_generateVideo` too; 7: also `generateSpeech`, `transcribe` and the asynchronous
+ * `experimental_startVideo` / `experimental_getVideoStatus`).
  */
-const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind]> = [
+const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind, 'model-first'?]> = [
   ['generateText', 'language'],
   ['streamText', 'language'],
   ['generateObject', 'language'],
@@ -46,6 +48,10 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind]> = [
   ['transcribe', 'transcription'],
   ['experimental_transcribe', 'transcription'],
   ['rerank', 'reranking'],
+  ['experimental_generateVideo', 'video'],
+  ['experimental_startVideo', 'video'],
+  // (model, { operation }): the model is the first argument, not an option.
+  ['experimental_getVideoStatus', 'video', 'model-first'],
 ];
 
 /** How a provider resolves a model id of each kind, as `ai` does for a string model. */
@@ -56,6 +62,7 @@ const RESOLVERS: Readonly<Record<ModelKind, readonly string[]>> = {
   speech: ['speechModel'],
   transcription: ['transcriptionModel'],
   reranking: ['rerankingModel'],
+  video: ['videoModel'],
 };
 
 /** Marks our model proxies: a model passed on (a proxy handed back by prepareStep) is not wrapped twice. */
@@ -79,9 +86,9 @@ export const vercelAi = {
    */
   patch(moduleExports: any, services: () => AuditServices | undefined): any {
     const replacements: Record<string, Fn> = {};
-    for (const [name, kind] of ENTRY_POINTS) {
+    for (const [name, kind, modelFirst] of ENTRY_POINTS) {
       const original = moduleExports?.[name];
-      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, kind, moduleExports, services);
+      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, kind, modelFirst !== undefined, moduleExports, services);
     }
     patchAgent(moduleExports, services);
     if (Object.keys(replacements).length === 0) {
@@ -146,11 +153,22 @@ function withExports(exports: any, replacements: Record<string, Fn>): any {
   return copy;
 }
 
-function entryPoint(original: Fn, action: string, kind: ModelKind, exports: any, services: () => AuditServices | undefined): Fn {
+function entryPoint(original: Fn, action: string, kind: ModelKind, modelFirst: boolean, exports: any, services: () => AuditServices | undefined): Fn {
   return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
     if (services() === undefined) return original.apply(this, args);
-    return original.apply(this, [auditedOptions(args[0], action, kind, exports, services), ...args.slice(1)]);
+    const first = modelFirst ? auditedArgument(args[0], action, kind, exports, services) : auditedOptions(args[0], action, kind, exports, services);
+    return original.apply(this, [first, ...args.slice(1)]);
   });
+}
+
+/** A model given as the function's first argument, audited; as it was when that fails. */
+function auditedArgument(model: any, action: string, kind: ModelKind, exports: any, services: () => AuditServices | undefined): any {
+  try {
+    return auditedModel(model, kind, action, exports, services);
+  } catch (error) {
+    diag.error(`otel-llm-audit: could not audit the model of this ${action} call; its model calls are NOT audited`, error);
+    return model;
+  }
 }
 
 /** The options of an ai call with the model (and any model prepareStep returns) audited; as they were when that fails. */
@@ -196,6 +214,18 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
     if (typeof model.doEmbed === 'function') methods.doEmbed = auditedMethod(services, embeddingSpec(info, action), MODEL_OPTIONS)(model.doEmbed);
   } else if (kind === 'reranking') {
     if (typeof model.doRerank === 'function') methods.doRerank = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doRerank);
+  } else if (kind === 'video') {
+    // ai 7's asynchronous flow: doStart sends the content (a record, the operation it returns on
+    // it); doStatus only polls by that operation, so it makes no record but counts as audited
+    // traffic for the unaudited-request watcher.
+    if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
+    if (typeof model.doStart === 'function') methods.doStart = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doStart);
+    if (typeof model.doStatus === 'function') {
+      const doStatus: Fn = model.doStatus;
+      methods.doStatus = function (this: unknown, ...args: unknown[]) {
+        return runInAuditedCall(() => doStatus.apply(this, args));
+      };
+    }
   } else if (typeof model.doGenerate === 'function') {
     methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
   }

@@ -48,6 +48,7 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind, 'model-first'?]> 
   ['transcribe', 'transcription'],
   ['experimental_transcribe', 'transcription'],
   ['rerank', 'reranking'],
+  ['experimental_extract', 'extraction'],
   ['experimental_generateVideo', 'video'],
   ['experimental_startVideo', 'video'],
   // (model, { operation }): the model is the first argument, not an option.
@@ -63,6 +64,7 @@ const RESOLVERS: Readonly<Record<ModelKind, readonly string[]>> = {
   transcription: ['transcriptionModel'],
   reranking: ['rerankingModel'],
   video: ['videoModel'],
+  extraction: ['extractionModel'],
 };
 
 /** Marks our model proxies: a model passed on (a proxy handed back by prepareStep) is not wrapped twice. */
@@ -207,7 +209,15 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
   if (typeof model !== 'object' || model === null || model[AUDITED_MODEL] === true) return model;
   const info: ModelInfo = { provider: providerName(model.provider), modelId: typeof model.modelId === 'string' ? model.modelId : undefined };
   const methods: Record<string, Fn> = {};
-  if (kind === 'language') {
+  const fields: Record<string, unknown> = {};
+  if (kind === 'extraction') {
+    // ai 7's extraction models as @ai-sdk/openai and /anthropic 4 build them (provider-utils'
+    // ExtractionLanguageModel): `doExtract` calls `this.model.doGenerate`, so that language model
+    // is audited, one record per request it makes (each group of `maxFieldsPerCall` fields).
+    const inner = model.model;
+    if (typeof inner?.doGenerate === 'function') fields['model'] = auditedModel(inner, 'language', action, exports, services);
+    else diag.warn(`otel-llm-audit: the extraction model of this ${action} call is not built on a language model; its calls are NOT audited`);
+  } else if (kind === 'language') {
     if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, languageSpec(info, action, false), MODEL_OPTIONS)(model.doGenerate);
     if (typeof model.doStream === 'function') methods.doStream = auditedMethod(services, languageSpec(info, action, true), MODEL_OPTIONS)(model.doStream);
   } else if (kind === 'embedding') {
@@ -232,6 +242,7 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
   return new Proxy(model, {
     get(target, key) {
       if (key === AUDITED_MODEL) return true;
+      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(fields, key)) return fields[key];
       const method = typeof key === 'string' ? methods[key] : undefined;
       // The audited method runs on the model itself (its private fields), whatever `this` ai uses.
       if (method !== undefined) return (...args: unknown[]) => method.apply(target, args);

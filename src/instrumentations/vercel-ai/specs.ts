@@ -92,7 +92,7 @@ export function embeddingSpec(model: ModelInfo, action: string): OperationSpec {
 }
 
 /** The kinds of model an `ai` function takes, each with its own call method and spec. */
-export type ModelKind = 'language' | 'embedding' | 'image' | 'speech' | 'transcription' | 'reranking' | 'video';
+export type ModelKind = 'language' | 'embedding' | 'image' | 'speech' | 'transcription' | 'reranking' | 'video' | 'extraction';
 
 const notStreamed = (): StreamAccumulator => {
   throw new Error('this model call does not stream');
@@ -127,7 +127,7 @@ function responseModel(data: any): string | undefined {
  * `generate_content` for images and speech, `transcription`, and `rerank` (the conventions name
  * none of the last two).
  */
-export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding'>, model: ModelInfo, action: string): OperationSpec {
+export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding' | 'extraction'>, model: ModelInfo, action: string): OperationSpec {
   const base = { provider: model.provider, action, requestModel: () => model.modelId, isStream: () => false, accumulator: notStreamed };
   switch (kind) {
     case 'image':

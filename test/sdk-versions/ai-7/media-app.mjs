@@ -1,5 +1,5 @@
-// ai 7's image, speech, transcription, reranking and video functions (ESM only, Node >= 22) under
-// --import otel-llm-audit/register. Images, speech and transcription through the real
+// ai 7's image, speech, transcription, reranking, extraction and video functions (ESM only, Node >= 22) under
+// --import otel-llm-audit/register. Images, speech, transcription and extraction through the real
 // @ai-sdk/openai 4 pointed at the test's fake provider (APP_OPENAI_BASE_URL); reranking and video
 // through models written to the provider specification (no installed provider has either), as an
 // @ai-sdk provider implements one. Run by test/register/vercel-ai-media.test.ts; the prompt comes
@@ -42,5 +42,8 @@ out.push((await ai.transcribe({ model: openai.transcription('whisper-1'), audio:
 out.push((await ai.rerank({ model: reranking, query: prompt, documents: ['a', 'b'], maxRetries: 0 })).ranking.length);
 const started = await ai.experimental_startVideo({ model: video, prompt, maxRetries: 0 });
 out.push((await ai.experimental_getVideoStatus(video, { operation: started.operation, maxRetries: 0 })).status);
+// Extraction through @ai-sdk/openai 4's extraction model: a language model (Responses API) underneath.
+const extracted = await ai.experimental_extract({ model: openai.extractionModel('gpt-4.1-mini'), state: prompt, fields: { name: { type: 'text', instructions: 'the person named' } }, maxRetries: 0 });
+out.push(extracted.answers?.name ?? extracted);
 out.push(seen);
 process.stdout.write(JSON.stringify(out) + '\n');

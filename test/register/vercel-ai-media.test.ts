@@ -6,11 +6,11 @@ import { repoRoot } from '../support/harness';
 import { runNodeApp } from '../support/child-app';
 import { node24, sdkFixture } from '../support/node24';
 import { startOtlpReceiver } from '../support/otlp-receiver';
-import { SPEECH_AUDIO, TRANSCRIPT_TEXT, startFakeProvider } from '../support/fake-provider';
+import { DEFAULT_TEXT, SPEECH_AUDIO, TRANSCRIPT_TEXT, startFakeProvider } from '../support/fake-provider';
 
 // ai 7 (Node >= 22) under `otel-llm-audit/register`: generateImage, generateSpeech, transcribe
-// and experimental_extract (the real @ai-sdk/openai 4 against the fake provider), rerank and
-// experimental_startVideo
+// experimental_extract and experimental_streamLanguageModelCall (the real @ai-sdk/openai 4 against
+// the fake provider), rerank and experimental_startVideo
 // (test/sdk-versions/ai-7/media-app.mjs) each leave one record over OTLP, redacted in what the
 // model gets; experimental_getVideoStatus only polls (no record); no byte of the prompt leaves.
 // ai 5 and 6: test/instrumentation/vercel-ai-media.test.ts.
@@ -19,7 +19,7 @@ const CANARY = 'CANARY-vercel-media-41be';
 const EMAIL = 'jane.canary@example.org';
 
 describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
-  it('one record per model call: generate_content (image, speech, video start), transcription, rerank, chat (extraction)', async () => {
+  it('one record per model call: generate_content (image, speech, video start), transcription, rerank, chat (extraction, one streamed call)', async () => {
     const otlp = await startOtlpReceiver();
     const fake = await startFakeProvider();
     // The images, speech and transcription requests take the defaults; the extraction's answer is its JSON.
@@ -47,7 +47,7 @@ describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
       expect(result.code).toBe(0);
       const redacted = `${CANARY} mail [EMAIL]`;
       const out = JSON.parse(result.stdout.trim());
-      expect(out).toEqual([1, SPEECH_AUDIO.length, TRANSCRIPT_TEXT, 2, 'pending', expect.anything(), [redacted, redacted]]);
+      expect(out).toEqual([1, SPEECH_AUDIO.length, TRANSCRIPT_TEXT, 2, 'pending', expect.anything(), DEFAULT_TEXT, [redacted, redacted]]);
       expect(JSON.stringify(out[5])).toContain('Jane');
       const sent = (r: (typeof fake.requests)[number]) => (r.path === '/v1/responses' ? r.body.model : (r.body?.prompt ?? r.body?.input ?? r.body?.model));
       expect(fake.requests.map((r) => [r.path, sent(r)])).toEqual([
@@ -55,7 +55,10 @@ describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
         ['/v1/audio/speech', redacted],
         ['/v1/audio/transcriptions', 'whisper-1'],
         ['/v1/responses', 'gpt-4.1-mini'],
+        ['/v1/responses', 'gpt-4.1-mini'],
       ]);
+      expect(fake.requests[4]!.body.stream).toBe(true);
+      expect(JSON.stringify(fake.requests[4]!.body.input)).toContain(redacted);
       expect(JSON.stringify(fake.requests[3]!.body.input)).toContain(redacted);
       const spans = otlp.jsonSpans();
       expect(spans.map((s) => [s.attributes['llm_audit.action'], s.attributes['gen_ai.operation.name'], s.attributes['llm_audit.status']])).toEqual([
@@ -65,7 +68,10 @@ describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
         ['rerank', 'rerank', 'success'],
         ['experimental_startVideo', 'generate_content', 'success'],
         ['experimental_extract', 'chat', 'success'],
+        ['experimental_streamLanguageModelCall', 'chat', 'success'],
       ]);
+      expect(spans[6]!.attributes['llm_audit.stream.outcome']).toBe('completed');
+      expect(spans[6]!.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
       expect(spans[5]!.attributes['gen_ai.request.model']).toBe('gpt-4.1-mini');
       expect(spans[5]!.attributes['llm_audit.output.hash']).toMatch(/^hmac-sha256:/);
       for (const span of spans) expect(span.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:/);

@@ -39,6 +39,7 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind, 'model-first'?]> 
   ['generateObject', 'language'],
   ['streamObject', 'language'],
   ['experimental_streamTextLowMemory', 'language'],
+  ['experimental_streamLanguageModelCall', 'language'],
   ['embed', 'embedding'],
   ['embedMany', 'embedding'],
   ['generateImage', 'image'],

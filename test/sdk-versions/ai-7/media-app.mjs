@@ -45,5 +45,10 @@ out.push((await ai.experimental_getVideoStatus(video, { operation: started.opera
 // Extraction through @ai-sdk/openai 4's extraction model: a language model (Responses API) underneath.
 const extracted = await ai.experimental_extract({ model: openai.extractionModel('gpt-4.1-mini'), state: prompt, fields: { name: { type: 'text', instructions: 'the person named' } }, maxRetries: 0 });
 out.push(extracted.answers?.name ?? extracted);
+// One streamed language model call, the building block streamText's steps use.
+const call = await ai.experimental_streamLanguageModelCall({ model: openai('gpt-4.1-mini'), prompt });
+let text = '';
+for await (const part of call.stream) if (part.type === 'text-delta') text += part.text ?? part.delta ?? '';
+out.push(text);
 out.push(seen);
 process.stdout.write(JSON.stringify(out) + '\n');

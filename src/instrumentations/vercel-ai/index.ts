@@ -226,9 +226,9 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
   } else if (kind === 'reranking') {
     if (typeof model.doRerank === 'function') methods.doRerank = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doRerank);
   } else if (kind === 'video') {
-    // ai 7's asynchronous flow: doStart sends the content (a record, the operation it returns on
-    // it); doStatus only polls by that operation, so it makes no record but counts as audited
-    // traffic for the unaudited-request watcher.
+    // ai 7's asynchronous flow: doStart sends the content (a record, without output: it answers
+    // with an operation to poll); doStatus only polls by that operation, so it makes no record but
+    // counts as audited traffic for the unaudited-request watcher.
     if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
     if (typeof model.doStart === 'function') methods.doStart = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doStart);
     if (typeof model.doStatus === 'function') {

@@ -122,10 +122,10 @@ function responseModel(data: any): string | undefined {
 }
 
 /**
- * The spec of a non-language model's call (`doGenerate` of an image, speech or transcription
- * model, `doRerank` of a reranking model). Operation names as the openai SDK's records use them:
- * `generate_content` for images and speech, `transcription`, and `rerank` (the conventions name
- * none of the last two).
+ * The spec of a non-language model's call (`doGenerate` of an image, speech, transcription or
+ * video model, `doStart` of a video model, `doRerank` of a reranking model). Operation names as
+ * the openai SDK's records use them: `generate_content` for images, speech and videos,
+ * `transcription`, and `rerank` (the conventions name none of the last two).
  */
 export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding' | 'extraction'>, model: ModelInfo, action: string): OperationSpec {
   const base = { provider: model.provider, action, requestModel: () => model.modelId, isStream: () => false, accumulator: notStreamed };

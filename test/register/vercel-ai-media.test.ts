@@ -47,7 +47,7 @@ describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
       expect(result.code).toBe(0);
       const redacted = `${CANARY} mail [EMAIL]`;
       const out = JSON.parse(result.stdout.trim());
-      expect(out).toEqual([1, SPEECH_AUDIO.length, TRANSCRIPT_TEXT, 2, 'pending', expect.anything(), DEFAULT_TEXT, [redacted, redacted]]);
+      expect(out).toEqual([1, SPEECH_AUDIO.length, TRANSCRIPT_TEXT, 2, 'pending', expect.anything(), DEFAULT_TEXT, { openai: expect.stringMatching(/^file-/) }, [redacted, redacted]]);
       expect(JSON.stringify(out[5])).toContain('Jane');
       const sent = (r: (typeof fake.requests)[number]) => (r.path === '/v1/responses' ? r.body.model : (r.body?.prompt ?? r.body?.input ?? r.body?.model));
       expect(fake.requests.map((r) => [r.path, sent(r)])).toEqual([
@@ -56,6 +56,7 @@ describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
         ['/v1/audio/transcriptions', 'whisper-1'],
         ['/v1/responses', 'gpt-4.1-mini'],
         ['/v1/responses', 'gpt-4.1-mini'],
+        ['/v1/files', undefined],
       ]);
       expect(fake.requests[4]!.body.stream).toBe(true);
       expect(JSON.stringify(fake.requests[4]!.body.input)).toContain(redacted);
@@ -69,12 +70,22 @@ describe('ai 7 media functions, ESM app with --import, on Node 24', () => {
         ['experimental_startVideo', 'generate_content', 'success'],
         ['experimental_extract', 'chat', 'success'],
         ['experimental_streamLanguageModelCall', 'chat', 'success'],
+        ['uploadFile', 'upload_file', 'success'],
       ]);
+      // The file: described and hashed, its id from the provider; its bytes never in the record.
+      const notes = Buffer.from(`notes: ${CANARY} mail ${EMAIL}`);
+      expect(spans[7]!.attributes).toMatchObject({
+        'gen_ai.provider.name': 'openai',
+        'llm_audit.file.id': out[7].openai,
+      });
+      expect(spans[7]!.attributes['llm_audit.file.hash']).toMatch(/^hmac-sha256:/);
+      expect(JSON.stringify(spans[7])).not.toContain(notes.toString('base64'));
       expect(spans[6]!.attributes['llm_audit.stream.outcome']).toBe('completed');
       expect(spans[6]!.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
       expect(spans[5]!.attributes['gen_ai.request.model']).toBe('gpt-4.1-mini');
       expect(spans[5]!.attributes['llm_audit.output.hash']).toMatch(/^hmac-sha256:/);
       for (const span of spans) expect(span.attributes['llm_audit.input.hash']).toMatch(/^hmac-sha256:/);
+      expect(Buffer.from(fake.requests[5]!.body.file.bytes).equals(Buffer.from(`notes: ${CANARY} mail ${EMAIL}`))).toBe(true);
       expect(spans[0]!.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
       expect(spans.slice(0, 3).map((s) => s.attributes['gen_ai.provider.name'])).toEqual(['openai', 'openai', 'openai']);
       expect(spans[1]!.attributes['llm_audit.output.hash']).toMatch(/^hmac-sha256:/);

@@ -23,6 +23,7 @@ import { observeReadableStream } from '../../core/readable-stream';
 import { promiseAdapter } from '../../core/sdk-adapter';
 import { runInAuditedCall } from '../../audit/unaudited/audited-call-marker';
 import { embeddingSpec, languageSpec, mediaSpec, providerName, type ModelInfo, type ModelKind } from './specs';
+import { uploadSpec } from './files';
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
@@ -33,7 +34,7 @@ type Fn = (this: unknown, ...args: any[]) => any;
  * `experimental_generateVideo` too; 7: also `generateSpeech`, `transcribe` and the asynchronous
  * `experimental_startVideo` / `experimental_getVideoStatus`).
  */
-const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind, 'model-first'?]> = [
+const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind | 'files', 'model-first'?]> = [
   ['generateText', 'language'],
   ['streamText', 'language'],
   ['generateObject', 'language'],
@@ -54,6 +55,8 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind, 'model-first'?]> 
   ['experimental_startVideo', 'video'],
   // (model, { operation }): the model is the first argument, not an option.
   ['experimental_getVideoStatus', 'video', 'model-first'],
+  // ({ api, data }): a provider's files API, not a model (./files.ts).
+  ['uploadFile', 'files'],
 ];
 
 /** How a provider resolves a model id of each kind, as `ai` does for a string model. */
@@ -156,11 +159,47 @@ function withExports(exports: any, replacements: Record<string, Fn>): any {
   return copy;
 }
 
-function entryPoint(original: Fn, action: string, kind: ModelKind, modelFirst: boolean, exports: any, services: () => AuditServices | undefined): Fn {
+function entryPoint(original: Fn, action: string, kind: ModelKind | 'files', modelFirst: boolean, exports: any, services: () => AuditServices | undefined): Fn {
   return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
     if (services() === undefined) return original.apply(this, args);
-    const first = modelFirst ? auditedArgument(args[0], action, kind, exports, services) : auditedOptions(args[0], action, kind, exports, services);
+    let first: unknown;
+    if (kind === 'files') first = auditedUploadOptions(args[0], services);
+    else if (modelFirst) first = auditedArgument(args[0], action, kind, exports, services);
+    else first = auditedOptions(args[0], action, kind, exports, services);
     return original.apply(this, [first, ...args.slice(1)]);
+  });
+}
+
+/**
+ * `uploadFile`'s options with its `api` audited: a files API (`uploadFile`) gets an audited
+ * `uploadFile`, a provider (`files()`) a `files()` that returns such an API.
+ */
+function auditedUploadOptions(options: any, services: () => AuditServices | undefined): any {
+  try {
+    const api = options?.api;
+    // A provider is a function with members (createOpenAI's), a files API an object.
+    if ((typeof api !== 'object' && typeof api !== 'function') || api === null) return options;
+    return { ...options, api: typeof api.uploadFile === 'function' ? auditedFilesApi(api, services) : auditedProviderFiles(api, services) };
+  } catch (error) {
+    diag.error('otel-llm-audit: could not audit the files API of this uploadFile call; its upload is NOT audited', error);
+    return options;
+  }
+}
+
+function auditedFilesApi(api: any, services: () => AuditServices | undefined): unknown {
+  const uploadFile = auditedMethod(services, uploadSpec({ provider: providerName(api.provider), modelId: undefined }), MODEL_OPTIONS)(api.uploadFile);
+  return withMembers(api, { uploadFile: (...args: unknown[]) => uploadFile.apply(api, args) });
+}
+
+function auditedProviderFiles(provider: any, services: () => AuditServices | undefined): unknown {
+  if (typeof provider.files !== 'function') return provider;
+  return withMembers(provider, { files: (...args: unknown[]) => auditedFilesApi(provider.files(...args), services) });
+}
+
+/** `target` with `members` in place of its own (the rest read from it, getters with it as `this`). */
+function withMembers(target: object, members: Record<string, unknown>): unknown {
+  return new Proxy(target, {
+    get: (object, key) => (typeof key === 'string' && Object.prototype.hasOwnProperty.call(members, key) ? members[key] : Reflect.get(object, key, object)),
   });
 }
 

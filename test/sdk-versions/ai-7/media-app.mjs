@@ -1,5 +1,5 @@
-// ai 7's image, speech, transcription, reranking, extraction and video functions (ESM only, Node >= 22) under
-// --import otel-llm-audit/register. Images, speech, transcription and extraction through the real
+// ai 7's image, speech, transcription, reranking, extraction, video and upload functions (ESM only, Node >= 22) under
+// --import otel-llm-audit/register. Images, speech, transcription, extraction and uploads through the real
 // @ai-sdk/openai 4 pointed at the test's fake provider (APP_OPENAI_BASE_URL); reranking and video
 // through models written to the provider specification (no installed provider has either), as an
 // @ai-sdk provider implements one. Run by test/register/vercel-ai-media.test.ts; the prompt comes
@@ -50,5 +50,8 @@ const call = await ai.experimental_streamLanguageModelCall({ model: openai('gpt-
 let text = '';
 for await (const part of call.stream) if (part.type === 'text-delta') text += part.text ?? part.delta ?? '';
 out.push(text);
+// A file handed to the provider's files API (its bytes leave the process).
+const uploaded = await ai.uploadFile({ api: openai, data: new TextEncoder().encode(`notes: ${prompt}`), mediaType: 'text/plain', filename: 'notes.txt' });
+out.push(uploaded.providerReference);
 out.push(seen);
 process.stdout.write(JSON.stringify(out) + '\n');

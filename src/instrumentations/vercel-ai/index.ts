@@ -197,9 +197,9 @@ function auditedProviderFiles(provider: any, services: () => AuditServices | und
 }
 
 /** `target` with `members` in place of its own (the rest read from it, getters with it as `this`). */
-function withMembers(target: object, members: Record<string, unknown>): unknown {
+function withMembers(target: object, members: Record<string | symbol, unknown>): unknown {
   return new Proxy(target, {
-    get: (object, key) => (typeof key === 'string' && Object.prototype.hasOwnProperty.call(members, key) ? members[key] : Reflect.get(object, key, object)),
+    get: (object, key) => (Object.prototype.hasOwnProperty.call(members, key) ? members[key] : Reflect.get(object, key, object)),
   });
 }
 
@@ -279,16 +279,10 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
   } else if (typeof model.doGenerate === 'function') {
     methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
   }
-  return new Proxy(model, {
-    get(target, key) {
-      if (key === AUDITED_MODEL) return true;
-      if (typeof key === 'string' && Object.prototype.hasOwnProperty.call(fields, key)) return fields[key];
-      const method = typeof key === 'string' ? methods[key] : undefined;
-      // The audited method runs on the model itself (its private fields), whatever `this` ai uses.
-      if (method !== undefined) return (...args: unknown[]) => method.apply(target, args);
-      return Reflect.get(target, key, target);
-    },
-  });
+  // The audited methods run on the model itself (its private fields), whatever `this` ai uses.
+  const members: Record<string | symbol, unknown> = { ...fields, [AUDITED_MODEL]: true };
+  for (const [name, method] of Object.entries(methods)) members[name] = (...args: unknown[]) => method.apply(model, args);
+  return withMembers(model, members);
 }
 
 /**

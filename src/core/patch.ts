@@ -233,6 +233,12 @@ export interface MethodRoute {
   send(original: Method, resource: any, args: any[], params: unknown): unknown;
   /** The options of one operation (its adapter: where a stream sits in the result). */
   options(spec: OperationSpec): AuditedMethodOptions;
+  /**
+   * True for a call that sends no content (polling a job by id): it makes no record, and its
+   * requests are marked as an audited call's, so the unaudited-request watcher neither reports
+   * nor refuses them.
+   */
+  contentFree?(args: any[]): boolean;
 }
 
 /**
@@ -254,7 +260,15 @@ export function routedMethod(services: () => AuditServices | undefined, route: M
       } catch (error) {
         diag.error('otel-llm-audit: could not tell which operation this SDK call is; it is not audited', error);
       }
-      if (picked === undefined) return original.apply(this, args);
+      if (picked === undefined) {
+        let contentFree = false;
+        try {
+          contentFree = services() !== undefined && route.contentFree?.(args) === true;
+        } catch (error) {
+          diag.error('otel-llm-audit: could not tell whether this SDK call sends content', error);
+        }
+        return contentFree ? runInAuditedCall(() => original.apply(this, args)) : original.apply(this, args);
+      }
       let method = audited.get(picked.spec);
       if (method === undefined) {
         method = auditedMethod(services, picked.spec, route.options(picked.spec))(inner);

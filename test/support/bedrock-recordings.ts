@@ -64,3 +64,19 @@ export const countTokens = {"inputTokens":42};
 export const applyGuardrailNone = {"action":"NONE","actionReason":"No action.","assessments":[{"invocationMetrics":{"guardrailCoverage":{"textCharacters":{"guarded":24,"total":24}},"guardrailProcessingLatency":147,"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}}}],"guardrailCoverage":{"textCharacters":{"guarded":24,"total":24}},"outputs":[],"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}};
 
 export const applyGuardrailIntervened = {"action":"GUARDRAIL_INTERVENED","actionReason":"Guardrail blocked.","assessments":[{"topicPolicy":{"topics":[{"action":"BLOCKED","detected":true,"name":"Investment advice","type":"DENY"}]},"sensitiveInformationPolicy":{"piiEntities":[{"action":"ANONYMIZED","detected":true,"match":"jane@example.com","type":"EMAIL"}]},"invocationMetrics":{"guardrailCoverage":{"textCharacters":{"guarded":61,"total":61}},"guardrailProcessingLatency":212,"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}}}],"guardrailCoverage":{"textCharacters":{"guarded":61,"total":61}},"outputs":[{"text":"Sorry, I cannot help with investment advice."}],"usage":{"contentPolicyUnits":1,"contextualGroundingPolicyUnits":0,"sensitiveInformationPolicyFreeUnits":0,"sensitiveInformationPolicyUnits":1,"topicPolicyUnits":1,"wordPolicyUnits":1}};
+
+// Asynchronous invocations and InvokeGuardrailChecks: no recording published by the projects
+// above either; these follow the response syntax of the API Reference
+// (API_runtime_StartAsyncInvoke.html, API_runtime_GetAsyncInvoke.html,
+// API_runtime_ListAsyncInvokes.html, the InvokeGuardrailChecks model of
+// @aws-sdk/client-bedrock-runtime 3.1178), field for field; timestamps as the service writes
+// them (ISO 8601).
+export const asyncInvokeArn = 'arn:aws:bedrock:us-east-1:123456789012:async-invoke/k5tcmdwf2d2y';
+
+export const startAsyncInvoke = {"invocationArn":asyncInvokeArn};
+
+export const getAsyncInvoke = {"invocationArn":asyncInvokeArn,"modelArn":"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-reel-v1:1","clientRequestToken":"5f0f9c3e-7a2b-4c51-9d0e-2f6a1b8c4d7e","status":"Completed","submitTime":"2026-12-06T20:01:12.000Z","lastModifiedTime":"2026-12-06T20:04:40.000Z","endTime":"2026-12-06T20:04:40.000Z","outputDataConfig":{"s3OutputDataConfig":{"s3Uri":"s3://acme-videos/out/k5tcmdwf2d2y"}}};
+
+export const listAsyncInvokes = {"asyncInvokeSummaries":[{"invocationArn":asyncInvokeArn,"modelArn":"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-reel-v1:1","status":"InProgress","submitTime":"2026-12-06T20:01:12.000Z","outputDataConfig":{"s3OutputDataConfig":{"s3Uri":"s3://acme-videos/out/k5tcmdwf2d2y"}}}]};
+
+export const guardrailChecks = {"results":{"contentFilter":{"results":[{"category":"VIOLENCE","severityScore":0.0},{"category":"INSULTS","severityScore":0.72}]},"promptAttack":{"results":[{"category":"JAILBREAK","severityScore":0.0}]},"sensitiveInformation":{"results":[{"type":"EMAIL","confidenceScore":0.99,"beginOffset":9,"endOffset":29,"messageIndex":0,"contentIndex":0}],"truncated":false}},"usage":{"contentFilter":{"textUnits":1},"promptAttack":{"textUnits":1},"sensitiveInformation":{"textUnits":1}}};

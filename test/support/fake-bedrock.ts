@@ -7,8 +7,12 @@
  *   const client = new BedrockRuntimeClient(fake.clientConfig);
  *   fake.enqueue({ json: recordings.converseClaude });
  *
- * Routes (POST, as the SDK sends them): /model/{modelId}/converse, /converse-stream, /invoke,
- * /invoke-with-response-stream, /count-tokens, and /guardrail/{id}/version/{version}/apply. Wire format as the service's: JSON bodies with `x-amzn-RequestId`;
+ * Routes (as the SDK sends them): POST /model/{modelId}/converse, /converse-stream, /invoke,
+ * /invoke-with-response-stream, /count-tokens, /guardrail/{id}/version/{version}/apply,
+ * /guardrail-checks/invoke and /async-invoke (StartAsyncInvoke); GET /async-invoke/{arn}
+ * (GetAsyncInvoke) and /async-invoke (ListAsyncInvokes). It also speaks HTTP/1.1 on the same port
+ * (each connection is told by its first bytes), for a client given the SDK's NodeHttpHandler, whose
+ * requests node:http makes. Wire format as the service's: JSON bodies with `x-amzn-RequestId`;
  * errors with their status, an `x-amzn-ErrorType` header and `{"message": ...}`; streams as
  * `application/vnd.amazon.eventstream`, each message encoded by the AWS SDK's own codec
  * (@smithy/eventstream-codec) with `:event-type`, `:content-type` and `:message-type` headers,
@@ -18,8 +22,9 @@
  * Answers are the published recordings of ./bedrock-recordings.ts: each request takes the next
  * enqueued scenario, else the default recording of its route and model family.
  */
+import { createServer as createHttp1Server } from 'node:http';
 import { createServer, type Http2ServerRequest as IncomingMessage, type Http2ServerResponse as ServerResponse, type Http2Session } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { EventStreamCodec } from '@smithy/eventstream-codec';
 import { fromUtf8, toUtf8 } from '@smithy/util-utf8';
@@ -47,7 +52,18 @@ export interface BedrockRequest {
   path: string;
   /** The model id from the path, decoded (ApplyGuardrail: the guardrail id). */
   modelId: string;
-  route: 'converse' | 'converse-stream' | 'invoke' | 'invoke-with-response-stream' | 'count-tokens' | 'apply-guardrail';
+  route:
+    | 'converse'
+    | 'converse-stream'
+    | 'invoke'
+    | 'invoke-with-response-stream'
+    | 'count-tokens'
+    | 'apply-guardrail'
+    | 'guardrail-checks'
+    | 'start-async-invoke'
+    | 'get-async-invoke'
+    | 'list-async-invokes';
+  method: string;
   headers: IncomingMessage['headers'];
   rawBody: string;
   body: any;
@@ -92,6 +108,14 @@ function defaultAnswer(route: BedrockRequest['route'], modelId: string): { json?
       return { json: recordings.countTokens };
     case 'apply-guardrail':
       return { json: recordings.applyGuardrailNone };
+    case 'guardrail-checks':
+      return { json: recordings.guardrailChecks };
+    case 'start-async-invoke':
+      return { json: recordings.startAsyncInvoke };
+    case 'get-async-invoke':
+      return { json: recordings.getAsyncInvoke };
+    case 'list-async-invokes':
+      return { json: recordings.listAsyncInvokes };
   }
 }
 
@@ -125,26 +149,41 @@ function exceptionMessage(): Uint8Array {
 const ROUTE = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$/;
 const GUARDRAIL_ROUTE = /^\/guardrail\/([^/]+)\/version\/[^/]+\/apply$/;
 
+/** The route of a request and the id its path names (model, guardrail, invocation ARN; '' for none). */
+function routeOf(method: string | undefined, path: string): { id: string; route: BedrockRequest['route'] } | undefined {
+  if (method === 'GET') {
+    if (path === '/async-invoke') return { id: '', route: 'list-async-invokes' };
+    const arn = /^\/async-invoke\/([^/]+)$/.exec(path);
+    return arn === null ? undefined : { id: arn[1]!, route: 'get-async-invoke' };
+  }
+  if (method !== 'POST') return undefined;
+  if (path === '/async-invoke') return { id: '', route: 'start-async-invoke' };
+  if (path === '/guardrail-checks/invoke') return { id: '', route: 'guardrail-checks' };
+  const guardrail = GUARDRAIL_ROUTE.exec(path);
+  if (guardrail !== null) return { id: guardrail[1]!, route: 'apply-guardrail' };
+  const model = ROUTE.exec(path);
+  return model === null ? undefined : { id: model[1]!, route: model[2] as BedrockRequest['route'] };
+}
+
 export async function startFakeBedrock(): Promise<FakeBedrock> {
   const queue: BedrockScenario[] = [];
   const requests: BedrockRequest[] = [];
   const sessions = new Set<Http2Session>();
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const rawBody = Buffer.concat(chunks).toString('utf8');
       const path = (req.url ?? '').split('?')[0]!;
-      const guardrail = GUARDRAIL_ROUTE.exec(path);
-      const match = guardrail !== null ? ([path, guardrail[1], 'apply-guardrail'] as const) : ROUTE.exec(path);
+      const match = routeOf(req.method, path);
       const requestId = randomUUID();
       const error = (status: number, type: string, message: string): void => {
         const body = JSON.stringify({ message });
         res.writeHead(status, { 'content-type': 'application/json', 'x-amzn-requestid': requestId, 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` });
         res.end(body);
       };
-      if (req.method !== 'POST' || match === null) {
+      if (match === undefined) {
         error(404, 'UnknownOperationException', 'Unknown operation');
         return;
       }
@@ -154,7 +193,7 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
       } catch {
         body = undefined;
       }
-      const request: BedrockRequest = { path, modelId: decodeURIComponent(match[1]!), route: match[2] as BedrockRequest['route'], headers: req.headers, rawBody, body };
+      const request: BedrockRequest = { path, method: req.method, modelId: decodeURIComponent(match.id), route: match.route, headers: req.headers, rawBody, body };
       requests.push(request);
       const scenario = queue.shift() ?? {};
       if (scenario.status !== undefined && scenario.status >= 300) {
@@ -176,18 +215,32 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
       });
       void writeEvents(res, answer.events ?? [], scenario);
     });
-  });
-  const sockets = new Set<import('node:net').Socket>();
-  server.on('connection', (socket: import('node:net').Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
+  };
+  const server = createServer(handle);
+  // node:http's request and response have the members `handle` uses (the stream drop aside).
+  const http1 = createHttp1Server(handle as unknown as Parameters<typeof createHttp1Server>[1]);
+  const sockets = new Set<Socket>();
   server.on('session', (session) => {
     sessions.add(session);
     session.on('close', () => sessions.delete(session));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // One port for both protocols: an HTTP/2 connection opens with its preface ("PRI * HTTP/2.0").
+  const listener = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    const sniff = (): void => {
+      const head: Buffer | null = socket.read(3);
+      if (head === null) {
+        socket.once('readable', sniff);
+        return;
+      }
+      socket.unshift(head);
+      (head.toString('latin1') === 'PRI' ? server : http1).emit('connection', socket);
+    };
+    socket.once('readable', sniff);
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(listener.address() as AddressInfo).port}`;
   return {
     url,
     clientConfig: { region: 'us-east-1', endpoint: url, credentials: { accessKeyId: 'AKIDFAKEFAKEFAKEFAKE', secretAccessKey: 'fake-secret-access-key' }, maxAttempts: 1 },
@@ -199,7 +252,8 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
     },
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        listener.close(() => resolve());
+        http1.close();
         for (const session of sessions) session.destroy();
         // server.close() waits for every connection, sessions or not.
         for (const socket of sockets) socket.destroy();

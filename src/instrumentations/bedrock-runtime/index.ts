@@ -3,7 +3,10 @@
  * `client.send(command)` (the aggregated `BedrockRuntime` class's `converse()` & co. call it too),
  * so `BedrockRuntimeClient.prototype.send` is wrapped, and each call is audited as the operation
  * its command names: Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream,
- * CountTokens and ApplyGuardrail (./operations.ts). Other commands (async invocations) pass through.
+ * CountTokens, ApplyGuardrail and InvokeGuardrailChecks (./operations.ts), StartAsyncInvoke
+ * (./async-invoke.ts). GetAsyncInvoke and ListAsyncInvokes only poll: they pass through without a
+ * record, marked as audited for the unaudited-request watcher. InvokeModelWithBidirectionalStream
+ * (speech to speech over an HTTP/2 event stream both ways) is not audited: it passes through.
  *
  * `send` returns a plain promise, so a request is held for the guardrail hooks by calling `send`
  * only once they have decided (core/sdk-adapter.ts promiseAdapter): nothing is serialized, signed
@@ -21,7 +24,16 @@ import { promptFromContent } from '../../core/request-walk';
 import type { OperationSpec } from '../../core/types';
 import { ConverseStreamAccumulator, converseRequestAttributes, converseWalker, isObj, summarizeConverse, type Obj } from './converse';
 import { InvokeStreamAccumulator, bodyReadable, invokeModelRequest, invokeRequestAttributes, summarizeInvoke } from './invoke-model';
-import { applyGuardrailRequest, countTokensRequest, guardrailRequestAttributes, summarizeApplyGuardrail, summarizeCountTokens } from './operations';
+import {
+  applyGuardrailRequest,
+  countTokensRequest,
+  guardrailChecksRequest,
+  guardrailRequestAttributes,
+  summarizeApplyGuardrail,
+  summarizeCountTokens,
+  summarizeGuardrailChecks,
+} from './operations';
+import { ASYNC_INVOKE_POLLS, asyncInvokeRequest, asyncInvokeRequestAttributes, summarizeStartAsyncInvoke } from './async-invoke';
 
 // What the hashes cover: the request's content as each walker reads it (core/request-walk.ts).
 
@@ -80,6 +92,28 @@ const applyGuardrail: OperationSpec = {
   summarize: summarizeApplyGuardrail,
 };
 
+const guardrailChecks: OperationSpec = {
+  ...applyGuardrail,
+  action: 'InvokeGuardrailChecks',
+  requestKind: guardrailChecksRequest,
+  requestAttributes: () => undefined,
+  prompt: promptFromContent(guardrailChecksRequest),
+  pricing: { unpriced: 'InvokeGuardrailChecks is billed per text unit of each check' },
+  summarize: summarizeGuardrailChecks,
+};
+
+/** StartAsyncInvoke: the content leaves now, the output goes to S3 (./async-invoke.ts). */
+const startAsyncInvoke: OperationSpec = {
+  ...converse,
+  operationName: 'start_async_invoke',
+  action: 'StartAsyncInvoke',
+  requestKind: asyncInvokeRequest,
+  requestAttributes: asyncInvokeRequestAttributes,
+  prompt: promptFromContent(asyncInvokeRequest),
+  pricing: { unpriced: 'asynchronous invocations are billed per generated output (seconds of video, images), which the price data does not cover' },
+  summarize: summarizeStartAsyncInvoke,
+};
+
 /** The operations by command class name, with where a stream's events sit in the command's output. */
 const OPERATIONS: Readonly<Record<string, { spec: OperationSpec; stream?: 'stream' | 'body' }>> = {
   ConverseCommand: { spec: converse },
@@ -88,6 +122,8 @@ const OPERATIONS: Readonly<Record<string, { spec: OperationSpec; stream?: 'strea
   InvokeModelWithResponseStreamCommand: { spec: invokeModelStream, stream: 'body' },
   CountTokensCommand: { spec: countTokens },
   ApplyGuardrailCommand: { spec: applyGuardrail },
+  InvokeGuardrailChecksCommand: { spec: guardrailChecks },
+  StartAsyncInvokeCommand: { spec: startAsyncInvoke },
 };
 
 /**
@@ -178,16 +214,19 @@ function onResponse(call: AuditedCall, outcome: unknown): void {
   }
 }
 
-function operationOf(moduleExports: any, command: unknown): (typeof OPERATIONS)[string] | undefined {
+/** Which of `names` (command class names) `command` is an instance of, if any. */
+function commandNamed(moduleExports: any, command: unknown, names: readonly string[]): string | undefined {
   if (!isObj(command)) return undefined;
-  for (const name of Object.keys(OPERATIONS)) {
+  for (const name of names) {
     const Command = moduleExports?.[name];
-    if (typeof Command === 'function' && command instanceof Command) return OPERATIONS[name];
+    if (typeof Command === 'function' && command instanceof Command) return name;
   }
   // A command of another copy of the package (the ESM and the CommonJS build side by side).
   const name = (command.constructor as { name?: unknown } | undefined)?.name;
-  return typeof name === 'string' && Object.prototype.hasOwnProperty.call(OPERATIONS, name) ? OPERATIONS[name] : undefined;
+  return typeof name === 'string' && names.includes(name) ? name : undefined;
 }
+
+const OPERATION_NAMES = Object.keys(OPERATIONS);
 
 function route(moduleExports: any): MethodRoute {
   const options = new Map<OperationSpec, AuditedMethodOptions>();
@@ -196,8 +235,9 @@ function route(moduleExports: any): MethodRoute {
   }
   return {
     pick(args, client) {
-      const operation = operationOf(moduleExports, args[0]);
-      if (operation === undefined) return undefined;
+      const name = commandNamed(moduleExports, args[0], OPERATION_NAMES);
+      if (name === undefined) return undefined;
+      const operation = OPERATIONS[name]!;
       learnServer(client);
       const callback = typeof args[1] === 'function' ? args[1] : typeof args[2] === 'function' ? args[2] : undefined;
       return { spec: operation.spec, params: (args[0] as Obj)['input'], callback };
@@ -215,6 +255,7 @@ function route(moduleExports: any): MethodRoute {
       return original.call(client, outgoing, sendOptions);
     },
     options: (spec) => options.get(spec)!,
+    contentFree: (args) => commandNamed(moduleExports, args[0], ASYNC_INVOKE_POLLS) !== undefined,
   };
 }
 

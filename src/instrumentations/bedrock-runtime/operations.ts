@@ -110,3 +110,77 @@ export function summarizeApplyGuardrail(data: unknown, params: unknown): Respons
     guardrails: guardrailOutcome(data, params),
   };
 }
+
+/**
+ * `InvokeGuardrailChecks`: messages (`{ role: user | assistant | system, content: [{ text }] }`)
+ * scored by inline checks (content filter, prompt attack, sensitive information) without a
+ * configured guardrail or a model. Operation `apply_guardrail` as ApplyGuardrail's; the system
+ * messages are the system instructions, the others the input. The answer scores, it does not
+ * decide: each entry of its `results` is an `llm_audit.guardrail` event (`<check>.<category or
+ * type>`, the score as `score`), `flagged` when the score is above 0, `allowed` at 0; the
+ * entity offsets are not recorded. Billed per text unit of each check: `unpriced`.
+ */
+function walkCheckMessages(w: TextWalk, params: Obj, roles: { role: string; parts: GenAIPart[] }[]): Obj {
+  return w.field(params, 'messages', (messages) =>
+    Array.isArray(messages)
+      ? w.array(messages, (message) => {
+          if (!isObj(message)) return message;
+          const parts: GenAIPart[] = [];
+          roles.push({ role: typeof message['role'] === 'string' ? message['role'] : 'unknown', parts });
+          return w.field(message, 'content', (blocks) =>
+            Array.isArray(blocks)
+              ? w.array(blocks, (block) => {
+                  if (!isObj(block) || typeof block['text'] !== 'string') {
+                    parts.push({ type: 'unknown', value: null });
+                    return block;
+                  }
+                  const next = w.textField(block, 'text');
+                  parts.push({ type: 'text', content: next['text'] as string });
+                  return next;
+                })
+              : blocks,
+          );
+        })
+      : messages,
+  );
+}
+
+export const guardrailChecksRequest: RequestWalker = {
+  sanitize: (w, params) => walkCheckMessages(w, params, []),
+  content(params) {
+    const messages: { role: string; parts: GenAIPart[] }[] = [];
+    walkCheckMessages(readOnly, params, messages);
+    const system = messages.filter((m) => m.role === 'system').flatMap((m) => m.parts);
+    const input = messages.filter((m) => m.role !== 'system');
+    return system.length > 0 ? { system_instructions: system, input_messages: input } : { input_messages: input };
+  },
+};
+
+// Each check of the answer: where its entries name what they scored, and which field scores.
+const CHECKS: ReadonlyArray<[check: string, label: string, score: string]> = [
+  ['contentFilter', 'category', 'severityScore'],
+  ['promptAttack', 'category', 'severityScore'],
+  ['sensitiveInformation', 'type', 'confidenceScore'],
+];
+
+/** InvokeGuardrailChecks' answer: one guardrail event per scored entry, nothing of the text. */
+export function summarizeGuardrailChecks(data: unknown): ResponseSummary {
+  const results = isObj(data) && isObj(data['results']) ? data['results'] : {};
+  const guardrails: ProviderGuardrail[] = [];
+  for (const [check, label, scoreField] of CHECKS) {
+    const section = results[check];
+    const entries = isObj(section) && Array.isArray(section['results']) ? section['results'] : [];
+    for (const entry of entries) {
+      if (!isObj(entry)) continue;
+      const score = entry[scoreField];
+      const name = typeof entry[label] === 'string' ? entry[label] : 'unknown';
+      guardrails.push({
+        result: { name: BEDROCK_GUARDRAIL_CHECKS_NAME, action: typeof score === 'number' && score > 0 ? 'flagged' : 'allowed', category: `${check}.${name}`, ...(typeof score === 'number' ? { score } : {}) },
+      });
+    }
+  }
+  return { guardrails };
+}
+
+/** The guardrail event `name` of InvokeGuardrailChecks' scores (inline checks, no guardrail id). */
+export const BEDROCK_GUARDRAIL_CHECKS_NAME = 'aws.bedrock.guardrail_checks';

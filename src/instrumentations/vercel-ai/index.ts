@@ -21,22 +21,26 @@ import { serverFromURL } from '../provider-hosts';
 import type { AuditedCall, AuditServices, ServerInfo } from '../../core/audited-call';
 import { observeReadableStream } from '../../core/readable-stream';
 import { promiseAdapter } from '../../core/sdk-adapter';
+import { runInAuditedCall } from '../../audit/unaudited/audited-call-marker';
 import { embeddingSpec, languageSpec, mediaSpec, providerName, type ModelInfo, type ModelKind } from './specs';
+import { uploadSpec } from './files';
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
 /**
  * The exported functions that take a model: a language model (`prepareStep` may return one too),
- * an embedding, image, speech, transcription or reranking model. Each version exports the names it
- * has (ai 5: the `experimental_` media functions; 6: `generateImage` and `rerank` too; 7: also
- * `generateSpeech` and `transcribe`).
+ * an embedding, image, speech, transcription, reranking or video model. Each version exports the
+ * names it has (ai 5: the `experimental_` media functions; 6: `generateImage`, `rerank` and
+ * `experimental_generateVideo` too; 7: also `generateSpeech`, `transcribe` and the asynchronous
+ * `experimental_startVideo` / `experimental_getVideoStatus`).
  */
-const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind]> = [
+const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind | 'files', 'model-first'?]> = [
   ['generateText', 'language'],
   ['streamText', 'language'],
   ['generateObject', 'language'],
   ['streamObject', 'language'],
   ['experimental_streamTextLowMemory', 'language'],
+  ['experimental_streamLanguageModelCall', 'language'],
   ['embed', 'embedding'],
   ['embedMany', 'embedding'],
   ['generateImage', 'image'],
@@ -46,6 +50,13 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind]> = [
   ['transcribe', 'transcription'],
   ['experimental_transcribe', 'transcription'],
   ['rerank', 'reranking'],
+  ['experimental_extract', 'extraction'],
+  ['experimental_generateVideo', 'video'],
+  ['experimental_startVideo', 'video'],
+  // (model, { operation }): the model is the first argument, not an option.
+  ['experimental_getVideoStatus', 'video', 'model-first'],
+  // ({ api, data }): a provider's files API, not a model (./files.ts).
+  ['uploadFile', 'files'],
 ];
 
 /** How a provider resolves a model id of each kind, as `ai` does for a string model. */
@@ -56,6 +67,8 @@ const RESOLVERS: Readonly<Record<ModelKind, readonly string[]>> = {
   speech: ['speechModel'],
   transcription: ['transcriptionModel'],
   reranking: ['rerankingModel'],
+  video: ['videoModel'],
+  extraction: ['extractionModel'],
 };
 
 /** Marks our model proxies: a model passed on (a proxy handed back by prepareStep) is not wrapped twice. */
@@ -79,9 +92,9 @@ export const vercelAi = {
    */
   patch(moduleExports: any, services: () => AuditServices | undefined): any {
     const replacements: Record<string, Fn> = {};
-    for (const [name, kind] of ENTRY_POINTS) {
+    for (const [name, kind, modelFirst] of ENTRY_POINTS) {
       const original = moduleExports?.[name];
-      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, kind, moduleExports, services);
+      if (typeof original === 'function' && !wrappedByUs(original)) replacements[name] = entryPoint(original, name, kind, modelFirst !== undefined, moduleExports, services);
     }
     patchAgent(moduleExports, services);
     if (Object.keys(replacements).length === 0) {
@@ -146,11 +159,58 @@ function withExports(exports: any, replacements: Record<string, Fn>): any {
   return copy;
 }
 
-function entryPoint(original: Fn, action: string, kind: ModelKind, exports: any, services: () => AuditServices | undefined): Fn {
+function entryPoint(original: Fn, action: string, kind: ModelKind | 'files', modelFirst: boolean, exports: any, services: () => AuditServices | undefined): Fn {
   return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
     if (services() === undefined) return original.apply(this, args);
-    return original.apply(this, [auditedOptions(args[0], action, kind, exports, services), ...args.slice(1)]);
+    let first: unknown;
+    if (kind === 'files') first = auditedUploadOptions(args[0], services);
+    else if (modelFirst) first = auditedArgument(args[0], action, kind, exports, services);
+    else first = auditedOptions(args[0], action, kind, exports, services);
+    return original.apply(this, [first, ...args.slice(1)]);
   });
+}
+
+/**
+ * `uploadFile`'s options with its `api` audited: a files API (`uploadFile`) gets an audited
+ * `uploadFile`, a provider (`files()`) a `files()` that returns such an API.
+ */
+function auditedUploadOptions(options: any, services: () => AuditServices | undefined): any {
+  try {
+    const api = options?.api;
+    // A provider is a function with members (createOpenAI's), a files API an object.
+    if ((typeof api !== 'object' && typeof api !== 'function') || api === null) return options;
+    return { ...options, api: typeof api.uploadFile === 'function' ? auditedFilesApi(api, services) : auditedProviderFiles(api, services) };
+  } catch (error) {
+    diag.error('otel-llm-audit: could not audit the files API of this uploadFile call; its upload is NOT audited', error);
+    return options;
+  }
+}
+
+function auditedFilesApi(api: any, services: () => AuditServices | undefined): unknown {
+  const uploadFile = auditedMethod(services, uploadSpec({ provider: providerName(api.provider), modelId: undefined }), MODEL_OPTIONS)(api.uploadFile);
+  return withMembers(api, { uploadFile: (...args: unknown[]) => uploadFile.apply(api, args) });
+}
+
+function auditedProviderFiles(provider: any, services: () => AuditServices | undefined): unknown {
+  if (typeof provider.files !== 'function') return provider;
+  return withMembers(provider, { files: (...args: unknown[]) => auditedFilesApi(provider.files(...args), services) });
+}
+
+/** `target` with `members` in place of its own (the rest read from it, getters with it as `this`). */
+function withMembers(target: object, members: Record<string | symbol, unknown>): unknown {
+  return new Proxy(target, {
+    get: (object, key) => (Object.prototype.hasOwnProperty.call(members, key) ? members[key] : Reflect.get(object, key, object)),
+  });
+}
+
+/** A model given as the function's first argument, audited; as it was when that fails. */
+function auditedArgument(model: any, action: string, kind: ModelKind, exports: any, services: () => AuditServices | undefined): any {
+  try {
+    return auditedModel(model, kind, action, exports, services);
+  } catch (error) {
+    diag.error(`otel-llm-audit: could not audit the model of this ${action} call; its model calls are NOT audited`, error);
+    return model;
+  }
 }
 
 /** The options of an ai call with the model (and any model prepareStep returns) audited; as they were when that fails. */
@@ -189,25 +249,40 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
   if (typeof model !== 'object' || model === null || model[AUDITED_MODEL] === true) return model;
   const info: ModelInfo = { provider: providerName(model.provider), modelId: typeof model.modelId === 'string' ? model.modelId : undefined };
   const methods: Record<string, Fn> = {};
-  if (kind === 'language') {
+  const fields: Record<string, unknown> = {};
+  if (kind === 'extraction') {
+    // ai 7's extraction models as @ai-sdk/openai and /anthropic 4 build them (provider-utils'
+    // ExtractionLanguageModel): `doExtract` calls `this.model.doGenerate`, so that language model
+    // is audited, one record per request it makes (each group of `maxFieldsPerCall` fields).
+    const inner = model.model;
+    if (typeof inner?.doGenerate === 'function') fields['model'] = auditedModel(inner, 'language', action, exports, services);
+    else diag.warn(`otel-llm-audit: the extraction model of this ${action} call is not built on a language model; its calls are NOT audited`);
+  } else if (kind === 'language') {
     if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, languageSpec(info, action, false), MODEL_OPTIONS)(model.doGenerate);
     if (typeof model.doStream === 'function') methods.doStream = auditedMethod(services, languageSpec(info, action, true), MODEL_OPTIONS)(model.doStream);
   } else if (kind === 'embedding') {
     if (typeof model.doEmbed === 'function') methods.doEmbed = auditedMethod(services, embeddingSpec(info, action), MODEL_OPTIONS)(model.doEmbed);
   } else if (kind === 'reranking') {
     if (typeof model.doRerank === 'function') methods.doRerank = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doRerank);
+  } else if (kind === 'video') {
+    // ai 7's asynchronous flow: doStart sends the content (a record, without output: it answers
+    // with an operation to poll); doStatus only polls by that operation, so it makes no record but
+    // counts as audited traffic for the unaudited-request watcher.
+    if (typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
+    if (typeof model.doStart === 'function') methods.doStart = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doStart);
+    if (typeof model.doStatus === 'function') {
+      const doStatus: Fn = model.doStatus;
+      methods.doStatus = function (this: unknown, ...args: unknown[]) {
+        return runInAuditedCall(() => doStatus.apply(this, args));
+      };
+    }
   } else if (typeof model.doGenerate === 'function') {
     methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
   }
-  return new Proxy(model, {
-    get(target, key) {
-      if (key === AUDITED_MODEL) return true;
-      const method = typeof key === 'string' ? methods[key] : undefined;
-      // The audited method runs on the model itself (its private fields), whatever `this` ai uses.
-      if (method !== undefined) return (...args: unknown[]) => method.apply(target, args);
-      return Reflect.get(target, key, target);
-    },
-  });
+  // The audited methods run on the model itself (its private fields), whatever `this` ai uses.
+  const members: Record<string | symbol, unknown> = { ...fields, [AUDITED_MODEL]: true };
+  for (const [name, method] of Object.entries(methods)) members[name] = (...args: unknown[]) => method.apply(model, args);
+  return withMembers(model, members);
 }
 
 /**

@@ -172,6 +172,28 @@ export const imageWalker: RequestWalker = {
   },
 };
 
+/**
+ * `experimental_generateVideo` / `experimental_startVideo`: the prompt is text the model reads; the
+ * start image (`image`), the frame images (`frameImages[].image`) and the reference inputs
+ * (`inputReferences`) are input too, digested.
+ */
+export const videoWalker: RequestWalker = {
+  sanitize: (w, params) => w.textField(params, 'prompt'),
+  content(params, parts) {
+    const items: GenAIPart[] = [];
+    if (typeof params['prompt'] === 'string') items.push(parts.text(params['prompt']));
+    const media: unknown[] = [params['image'] ?? []].flat();
+    for (const frame of Array.isArray(params['frameImages']) ? params['frameImages'] : []) media.push(isObj(frame) ? frame['image'] : frame);
+    for (const reference of Array.isArray(params['inputReferences']) ? params['inputReferences'] : []) media.push(reference);
+    for (const item of media) {
+      if (item === undefined || item === null) continue;
+      const modality = isObj(item) && typeof item['mediaType'] === 'string' && item['mediaType'].startsWith('video/') ? 'video' : 'image';
+      items.push(parts.safe(() => mediaPart(item, modality, undefined, parts)));
+    }
+    return { input_messages: [{ role: 'user', parts: items }] };
+  },
+};
+
 /** `generateSpeech`: the text to speak, and the speaking `instructions` as the system instructions. */
 export const speechWalker: RequestWalker = {
   sanitize: (w, params) => w.textField(w.textField(params, 'text'), 'instructions'),

@@ -5,7 +5,7 @@ import { definedNumber, withFinish, setRequestSettings } from '../../core/values
 import { anthropicUsage } from '../anthropic';
 import { contentParts } from '../../audit/content/genai-messages';
 import { promptFromContent } from '../../core/request-walk';
-import { embeddingWalker, imageWalker, languageWalker, promptForHash, rerankWalker, speechWalker, transcriptionWalker } from './request';
+import { embeddingWalker, imageWalker, languageWalker, promptForHash, rerankWalker, speechWalker, transcriptionWalker, videoWalker } from './request';
 
 /** What the audit needs of a model object: who serves it, which model. */
 export interface ModelInfo {
@@ -93,7 +93,7 @@ export function embeddingSpec(model: ModelInfo, action: string): OperationSpec {
 }
 
 /** The kinds of model an `ai` function takes, each with its own call method and spec. */
-export type ModelKind = 'language' | 'embedding' | 'image' | 'speech' | 'transcription' | 'reranking';
+export type ModelKind = 'language' | 'embedding' | 'image' | 'speech' | 'transcription' | 'reranking' | 'video' | 'extraction';
 
 const notStreamed = (): StreamAccumulator => {
   throw new Error('this model call does not stream');
@@ -107,18 +107,28 @@ function mediaDigest(data: unknown, modality: string, mime?: string): OutputPart
   return digests.inline(data, mime, modality) as OutputPart;
 }
 
+/**
+ * A generated video (VideoModelV3 / V4 `videos`): `{type:'base64', data}` or `{type:'binary', data}`
+ * as the digest of its bytes, `{type:'url', url}` as the URL it can be fetched from.
+ */
+function videoPart(video: any): OutputPart | undefined {
+  const mime = typeof video?.mediaType === 'string' ? video.mediaType : undefined;
+  if (video?.type === 'url' && typeof video.url === 'string') return digests.url(video.url, mime, 'video') as OutputPart;
+  return mediaDigest(video?.data, 'video', mime);
+}
+
 /** What an image, speech, transcription or reranking model's result shares: the model that answered. */
 function responseModel(data: any): string | undefined {
   return typeof data?.response?.modelId === 'string' ? data.response.modelId : undefined;
 }
 
 /**
- * The spec of a non-language model's call (`doGenerate` of an image, speech or transcription
- * model, `doRerank` of a reranking model). Operation names as the openai SDK's records use them:
- * `generate_content` for images and speech, `transcription`, and `rerank` (the conventions name
- * none of the last two).
+ * The spec of a non-language model's call (`doGenerate` of an image, speech, transcription or
+ * video model, `doStart` of a video model, `doRerank` of a reranking model). Operation names as
+ * the openai SDK's records use them: `generate_content` for images, speech and videos,
+ * `transcription`, and `rerank` (the conventions name none of the last two).
  */
-export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding'>, model: ModelInfo, action: string): OperationSpec {
+export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding' | 'extraction'>, model: ModelInfo, action: string): OperationSpec {
   const base = { provider: model.provider, action, requestModel: () => model.modelId, isStream: () => false, accumulator: notStreamed };
   switch (kind) {
     case 'image':
@@ -166,6 +176,23 @@ export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding'>, mo
           model: responseModel(data),
           output: typeof data?.text === 'string' ? [{ role: 'assistant', parts: [{ type: 'text', content: data.text }] }] : undefined,
         }),
+      };
+    case 'video':
+      return {
+        ...base,
+        operationName: 'generate_content',
+        requestKind: videoWalker,
+        requestAttributes(params, attributes) {
+          setRequestSettings(attributes, { choiceCount: params?.n, seed: params?.seed });
+          attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'video';
+        },
+        prompt: promptFromContent(videoWalker),
+        // doGenerate answers with the videos; ai 7's doStart only with the operation to poll (no output).
+        summarize(data: any): ResponseSummary {
+          const videos: unknown[] = Array.isArray(data?.videos) ? data.videos : [];
+          const parts = videos.flatMap((video) => videoPart(video) ?? []);
+          return { model: responseModel(data), output: parts.length > 0 ? [{ role: 'assistant', parts }] : undefined };
+        },
       };
     case 'reranking':
       return {

@@ -1,41 +1,16 @@
-// ai 7's image, speech, transcription and reranking functions (ESM only, Node >= 22) under
-// --import otel-llm-audit/register, with model objects written to the provider specification (V3,
-// which ai 7 adapts to V4) as an @ai-sdk provider implements one. Run by
-// test/register/vercel-ai-media.test.ts; the prompt comes from APP_PROMPT.
+// ai 7's image, speech, transcription, reranking, extraction, video and upload functions (ESM only, Node >= 22) under
+// --import otel-llm-audit/register. Images, speech, transcription, extraction and uploads through the real
+// @ai-sdk/openai 4 pointed at the test's fake provider (APP_OPENAI_BASE_URL); reranking and video
+// through models written to the provider specification (no installed provider has either), as an
+// @ai-sdk provider implements one. Run by test/register/vercel-ai-media.test.ts; the prompt comes
+// from APP_PROMPT.
 import * as ai from 'ai';
+import { createOpenAI } from '@ai-sdk/openai';
 
 const prompt = process.env.APP_PROMPT ?? 'hi';
-const response = (modelId) => ({ timestamp: new Date(0), modelId, headers: {} });
-const bytes = (text) => new TextEncoder().encode(text);
+const openai = createOpenAI({ apiKey: 'sk-test', baseURL: process.env.APP_OPENAI_BASE_URL });
 const seen = [];
 
-const image = {
-  specificationVersion: 'v3',
-  provider: 'acme-media.image',
-  modelId: 'acme-image-1',
-  maxImagesPerCall: 1,
-  async doGenerate(options) {
-    seen.push(options.prompt);
-    return { images: [Buffer.from('generated image').toString('base64')], warnings: [], response: response('acme-image-1'), usage: { inputTokens: 10, outputTokens: 100, totalTokens: 110 } };
-  },
-};
-const speech = {
-  specificationVersion: 'v3',
-  provider: 'acme-media.speech',
-  modelId: 'acme-tts-1',
-  async doGenerate(options) {
-    seen.push(options.text);
-    return { audio: bytes('generated speech'), warnings: [], response: response('acme-tts-1') };
-  },
-};
-const transcription = {
-  specificationVersion: 'v3',
-  provider: 'acme-media.transcription',
-  modelId: 'acme-stt-1',
-  async doGenerate() {
-    return { text: 'a transcript', segments: [], language: 'en', durationInSeconds: 1, warnings: [], response: response('acme-stt-1') };
-  },
-};
 const reranking = {
   specificationVersion: 'v3',
   provider: 'acme-media.reranking',
@@ -45,11 +20,38 @@ const reranking = {
     return { ranking: options.documents.values.map((_, index) => ({ index, relevanceScore: 1 - index / 10 })) };
   },
 };
+// ai 7's asynchronous video flow: doStart sends the prompt, doStatus polls by the operation.
+const video = {
+  specificationVersion: 'v4',
+  provider: 'acme-media.video',
+  modelId: 'acme-video-1',
+  maxVideosPerCall: 1,
+  async doStart(options) {
+    seen.push(options.prompt);
+    return { operation: { id: 'op-1' }, warnings: [], response: { timestamp: new Date(0), modelId: 'acme-video-1', headers: {} } };
+  },
+  async doStatus(options) {
+    return { status: 'pending', operation: options.operation, warnings: [], response: { timestamp: new Date(0), modelId: 'acme-video-1', headers: {} } };
+  },
+};
 
 const out = [];
-out.push((await ai.generateImage({ model: image, prompt, maxRetries: 0 })).images.length);
-out.push((await ai.generateSpeech({ model: speech, text: prompt, maxRetries: 0 })).audio.uint8Array.length);
-out.push((await ai.transcribe({ model: transcription, audio: bytes('spoken words'), maxRetries: 0 })).text);
+out.push((await ai.generateImage({ model: openai.image('gpt-image-1'), prompt, maxRetries: 0 })).images.length);
+out.push((await ai.generateSpeech({ model: openai.speech('gpt-4o-mini-tts'), text: prompt, maxRetries: 0 })).audio.uint8Array.length);
+out.push((await ai.transcribe({ model: openai.transcription('whisper-1'), audio: new TextEncoder().encode('RIFF spoken words'), maxRetries: 0 })).text);
 out.push((await ai.rerank({ model: reranking, query: prompt, documents: ['a', 'b'], maxRetries: 0 })).ranking.length);
+const started = await ai.experimental_startVideo({ model: video, prompt, maxRetries: 0 });
+out.push((await ai.experimental_getVideoStatus(video, { operation: started.operation, maxRetries: 0 })).status);
+// Extraction through @ai-sdk/openai 4's extraction model: a language model (Responses API) underneath.
+const extracted = await ai.experimental_extract({ model: openai.extractionModel('gpt-4.1-mini'), state: prompt, fields: { name: { type: 'text', instructions: 'the person named' } }, maxRetries: 0 });
+out.push(extracted.answers?.name ?? extracted);
+// One streamed language model call, the building block streamText's steps use.
+const call = await ai.experimental_streamLanguageModelCall({ model: openai('gpt-4.1-mini'), prompt });
+let text = '';
+for await (const part of call.stream) if (part.type === 'text-delta') text += part.text ?? part.delta ?? '';
+out.push(text);
+// A file handed to the provider's files API (its bytes leave the process).
+const uploaded = await ai.uploadFile({ api: openai, data: new TextEncoder().encode(`notes: ${prompt}`), mediaType: 'text/plain', filename: 'notes.txt' });
+out.push(uploaded.providerReference);
 out.push(seen);
 process.stdout.write(JSON.stringify(out) + '\n');

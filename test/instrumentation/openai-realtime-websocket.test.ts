@@ -1,10 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { createContentHasher } from '../../src/audit/hashing';
 import { runNodeApp } from '../support/child-app';
-import { startFakeRealtime, USAGE, type FakeRealtime } from '../support/fake-realtime';
+import { useFakeRealtime, USAGE, type FakeRealtime } from '../support/fake-realtime';
 import { ledgerBytes, storedCallRecords } from '../support/ledger-files';
 import { node24 } from '../support/node24';
 
@@ -15,11 +15,11 @@ import { node24 } from '../support/node24';
 // exits 3 saying so); it is never skipped. The ESM app checks that the SDK's ESM build is patched.
 
 const HASH_KEY = 'websocket-test-hash-key-0123456789';
+const realtime = useFakeRealtime();
 let fake: FakeRealtime;
-beforeAll(async () => {
-  fake = await startFakeRealtime();
+beforeAll(() => {
+  fake = realtime();
 });
-afterAll(() => fake.close());
 
 it('OpenAIRealtimeWebSocket (global WebSocket): a response record and a session record in the ledger, nothing unaudited, no plaintext', async () => {
   const node = Number(process.versions.node.split('.')[0]) >= 22 ? process.execPath : node24();

@@ -3,11 +3,11 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { calcPrice } from '@pydantic/genai-prices';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeAll, expect, it } from 'vitest';
 import { startUnauditedWatcher } from '../../src/audit/unaudited';
 import { createContentHasher } from '../../src/audit/hashing';
 import { withAuditContext } from '../../src/context';
-import { REPLY, USAGE, startFakeRealtime, type FakeRealtime } from '../support/fake-realtime';
+import { REPLY, USAGE, useFakeRealtime, type FakeRealtime } from '../support/fake-realtime';
 import { eventually, repoRoot, setupAudit } from '../support/harness';
 
 // OpenAI Realtime sessions through openai 6.49's OpenAIRealtimeWS (the `ws` package), against a
@@ -18,15 +18,11 @@ const audit = setupAudit();
 const { OpenAI } = audit.load('openai');
 const { OpenAIRealtimeWS } = audit.load('openai/realtime/ws');
 const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
+const realtime = useFakeRealtime(audit);
 let fake: FakeRealtime;
 let stopWatcher: (() => void) | undefined;
-beforeAll(async () => {
-  fake = await startFakeRealtime();
-});
-afterAll(() => fake.close());
-beforeEach(() => {
-  audit.reset();
-  fake.reset();
+beforeAll(() => {
+  fake = realtime();
 });
 afterEach(() => {
   stopWatcher?.();

@@ -22,6 +22,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 
 // `ws` 8 (what OpenAIRealtimeWS itself uses); it ships no types.
 const { WebSocketServer } = createRequire(join(__dirname, 'noop.js'))('ws') as { WebSocketServer: any };
@@ -260,4 +261,24 @@ export async function startFakeRealtime(): Promise<FakeRealtime> {
   fake.port = (server.address() as AddressInfo).port;
   fake.baseURL = `https://127.0.0.1:${fake.port}/v1`;
   return fake;
+}
+
+/**
+ * Starts the Realtime server for the test file and, before each test, clears it (and the spans of
+ * `audit`, when given). Returns an accessor, valid once the file's tests run.
+ */
+export function useFakeRealtime(audit?: { reset(): void }): () => FakeRealtime {
+  let fake: FakeRealtime | undefined;
+  beforeAll(async () => {
+    fake = await startFakeRealtime();
+  });
+  afterAll(() => fake?.close());
+  beforeEach(() => {
+    audit?.reset();
+    fake?.reset();
+  });
+  return () => {
+    if (fake === undefined) throw new Error('the fake Realtime server is not started yet (use it inside a test or hook)');
+    return fake;
+  };
 }

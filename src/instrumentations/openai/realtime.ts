@@ -223,7 +223,9 @@ class RealtimeSession {
   private open = false;
   private closed = false;
   /** Sends waiting for a guardrail's decision on an earlier one, in order; undefined when none waits. */
-  private held: Array<{ event: unknown; send: (event: unknown) => void }> | undefined;
+  private held: Held[] | undefined;
+  /** The held sends being sent now: one the application makes meanwhile (from an `error` listener) goes behind them. */
+  private draining: Held[] | undefined;
   private withdraw: () => void;
 
   constructor(
@@ -271,8 +273,9 @@ class RealtimeSession {
 
   /** The application sent `event`; `send` sends it through the SDK. */
   send(event: unknown, send: (event: unknown) => void): void {
-    if (this.held !== undefined) {
-      this.held.push({ event, send });
+    const behind = this.held ?? this.draining;
+    if (behind !== undefined) {
+      behind.push({ event, send });
       return;
     }
     this.dispatch(event, send);
@@ -297,23 +300,33 @@ class RealtimeSession {
       return;
     }
     this.held = [];
-    gate.then(
-      () => this.sent(out, send, call, eventId),
-      (error: unknown) => {
-        call?.fail(error);
-        this.refuse(error);
-      },
-    ).finally(() => this.release());
+    gate
+      .then(
+        () => this.sent(out, send, call, eventId),
+        (error: unknown) => {
+          call?.fail(error);
+          this.refuse(error);
+        },
+      )
+      .catch((error: unknown) => diag.error(`otel-llm-audit: could not send a held Realtime event: ${loggableError(error, undefined)}`))
+      .finally(() => this.release());
   }
 
-  /** Sends the events held behind a decision, until one is held again. */
+  /** Sends the events held behind a decision, in order, until one is held again. Never throws. */
   private release(): void {
     const queue = this.held ?? [];
     this.held = undefined;
+    this.draining = queue;
     while (queue.length > 0 && this.held === undefined) {
       const next = queue.shift()!;
-      this.dispatch(next.event, next.send);
+      try {
+        this.dispatch(next.event, next.send);
+      } catch (error) {
+        diag.error(`otel-llm-audit: could not send a held Realtime event: ${loggableError(error, undefined)}`);
+      }
     }
+    this.draining = undefined;
+    // Held again: the rest waits behind that decision, before what was sent since.
     if (queue.length > 0) this.held!.unshift(...queue);
   }
 
@@ -607,6 +620,7 @@ class RealtimeSession {
   }
 }
 
+type Held = { event: unknown; send: (event: unknown) => void };
 type Prepared = { out: unknown; gate?: Promise<void>; call?: AuditedCall; eventId?: string } | { refused: unknown };
 
 // --- input and output -----------------------------------------------------------------------------------

@@ -77,7 +77,7 @@ export interface FakeRealtime {
   received: unknown[][];
   /** The server events each connection sent, in order, per connection. */
   sent: unknown[][];
-  /** The query string of each connection's handshake. */
+  /** The path and query string of each connection's handshake. */
   queries: string[];
   /** The server's voice activity detection: commits the audio buffer and starts a response by itself. */
   serverResponse(connection?: number): void;
@@ -104,7 +104,8 @@ function selfSigned(): { dir: string; key: string; cert: string } {
 export async function startFakeRealtime(): Promise<FakeRealtime> {
   const { dir, key, cert } = selfSigned();
   const server = createServer({ key, cert });
-  const wss = new WebSocketServer({ server, path: '/v1/realtime' });
+  // Any path ending in /realtime: `/v1/realtime` (OpenAI), `/openai/realtime` (Azure OpenAI).
+  const wss = new WebSocketServer({ server, verifyClient: (info: { req: { url?: string } }) => /\/realtime(\?|$)/.test(info.req.url ?? '') });
   const sockets: any[] = [];
   // Responses waiting for the client's response.cancel, by id.
   const cancels = new Map<string, () => void>();
@@ -226,7 +227,7 @@ export async function startFakeRealtime(): Promise<FakeRealtime> {
     fake.received[connection] = events;
     fake.sent[connection] = [];
     const url = new URL(request.url ?? '/', 'https://127.0.0.1');
-    fake.queries[connection] = url.search;
+    fake.queries[connection] = url.pathname + url.search;
     const model = url.searchParams.get('model') ?? 'gpt-realtime';
     const session = { type: 'realtime', object: 'realtime.session', id: id('sess'), model, output_modalities: ['audio'], instructions: 'server default instructions', tools: [], tool_choice: 'auto', max_output_tokens: 'inf' };
     emit(socket, { type: 'session.created', session });

@@ -158,7 +158,7 @@ const realtimeResponse: OperationSpec = {
     if (typeof max === 'number') attributes[A.ATTR_GEN_AI_REQUEST_MAX_TOKENS] = max;
   },
   summarize: () => ({}),
-  accumulator: () => new ResponseAccumulator(),
+  accumulator: (params) => new ResponseAccumulator(params.served),
 };
 
 /** The session itself: no prompt, no output; its summary is the facts of its life (see RealtimeSession.close). */
@@ -203,7 +203,10 @@ class RealtimeSession {
   /** The context the responses' records start in: the opener's, with the session's span. */
   private readonly parent: Context;
   private readonly server: ServerInfo;
+  /** The model the client asked for: the URL's `model` (Azure: the deployment), or its session.update's. */
   private model: string | undefined;
+  /** The model the server says the session runs (session.created/updated): the responses' model, which prices them. */
+  private served: string | undefined;
   /** The `instructions` of the client's last session.update: the system prompt of what follows. */
   private instructions: unknown;
   /** Items the client added since the last response took the conversation (audio as digests). */
@@ -235,10 +238,7 @@ class RealtimeSession {
     opener: Context,
   ) {
     this.model = url.searchParams.get('model') ?? url.searchParams.get('deployment') ?? undefined;
-    const https = new URL(url.href);
-    https.protocol = url.protocol === 'ws:' ? 'http:' : 'https:';
-    https.search = '';
-    this.server = endpointOf({ baseURL: https.href });
+    this.server = realtimeServer(url);
     this.call = new AuditedCall(services, realtimeSession, { model: this.model }, realtimeSession.action, this.server, opener);
     this.parent = trace.setSpan(opener, this.call.traceSpan);
     // Before the socket exists: its handshake is this audited session's, not unaudited traffic.
@@ -477,7 +477,8 @@ class RealtimeSession {
   }
 
   private startResponse(trigger: 'client' | 'server', input: unknown[], instructions: unknown, response: Obj, findings: SanitizeLocationFinding[]): { audited: AuditedCall; params: Obj } {
-    const params: Obj = { model: this.model, input, trigger, session: this.call.requestId, response };
+    // `served` is read when the response ends: a response.create may go out before session.created arrives.
+    const params: Obj = { model: this.model, input, trigger, session: this.call.requestId, response, served: () => this.served };
     if (instructions !== undefined) params.instructions = instructions;
     const call = new AuditedCall(this.services, realtimeResponse, params, realtimeResponse.action, this.server, this.parent);
     const mode = this.services.sanitize?.mode;
@@ -495,7 +496,7 @@ class RealtimeSession {
     switch (e.type) {
       case 'session.created':
       case 'session.updated':
-        if (typeof e.session?.model === 'string') this.model = e.session.model;
+        if (typeof e.session?.model === 'string') this.served = e.session.model;
         return;
       case 'input_audio_buffer.committed':
         // The server's voice activity detection committed the buffer (a client commit did already).
@@ -611,13 +612,28 @@ class RealtimeSession {
     };
     if (typeof code === 'number') attributes[A.ATTR_AUDIT_REALTIME_CLOSE_CODE] = code;
     const facts: ResponseSummary = { attributes };
-    if (this.model !== undefined) facts.model = this.model;
+    if (this.served !== undefined) facts.model = this.served;
     if (this.open) this.call.completeWith(facts);
     else {
       this.call.span.setAttributes(attributes);
       this.call.fail(new RealtimeAuditError(why));
     }
   }
+}
+
+/**
+ * Where a session's socket goes, and to whom: the host's provider (provider-hosts.ts), else Azure
+ * OpenAI when the URL is an Azure deployment's (`deployment` and `api-version`, the only shape
+ * AzureOpenAI builds; the client class is not at hand here), else the SDK's.
+ */
+function realtimeServer(url: URL): ServerInfo {
+  const https = new URL(url.href);
+  https.protocol = url.protocol === 'ws:' ? 'http:' : 'https:';
+  https.search = '';
+  const server = endpointOf({ baseURL: https.href });
+  const apiVersion = url.searchParams.get('api-version');
+  if (server.provider !== undefined || apiVersion === null || !url.searchParams.has('deployment')) return server;
+  return { ...server, provider: 'azure.ai.openai', attributes: { [A.ATTR_AUDIT_AZURE_OPENAI_API_VERSION]: apiVersion } };
 }
 
 type Held = { event: unknown; send: (event: unknown) => void };
@@ -673,6 +689,8 @@ interface OutputItem {
 
 /** Folds one response's server events into its summary: what the application received, as it arrived. */
 class ResponseAccumulator implements StreamAccumulator {
+  /** `served`: the model the server says the session runs, once it said so. */
+  constructor(private readonly served: () => string | undefined) {}
   private id: string | undefined;
   private done: Obj | undefined;
   private readonly items = new Map<string, OutputItem>();
@@ -773,6 +791,8 @@ class ResponseAccumulator implements StreamAccumulator {
     const finish = typeof reason === 'string' ? reason : typeof status === 'string' ? status : undefined;
     const summary: ResponseSummary = { attributes, usage: usageOf(done?.usage) };
     if (this.id !== undefined) summary.id = this.id;
+    const model = this.served();
+    if (model !== undefined) summary.model = model;
     if (finish !== undefined) summary.finishReasons = [finish];
     if (parts.length > 0) summary.output = [{ role: 'assistant', parts, ...(finish !== undefined ? { finish_reason: finish } : {}) }];
     if (toolNames.length > 0) {

@@ -88,3 +88,22 @@ it('an ES module app under --import (openai/realtime/ws.mjs): its response and s
     ['realtime.session', 'success'],
   ]);
 }, 90_000);
+
+it('SIGTERM while a response streams: the response and the session are recorded once each, as interrupted', async () => {
+  const ledger = mkdtempSync(join(tmpdir(), 'realtime-shutdown-'));
+  fake.plan = ['until-cancel'];
+  const run = await runNodeApp(
+    ['--require', './dist/cjs/register.js', 'test/support/realtime-shutdown-app.cjs'],
+    { LLM_AUDIT_LEDGER_DIR: ledger, LLM_AUDIT_HASH_KEY: HASH_KEY, REALTIME_BASE_URL: fake.baseURL, REALTIME_CA: fake.caFile, LLM_AUDIT_SHUTDOWN_TIMEOUT_MS: '2000' },
+    (stdout, child) => {
+      if (stdout.includes('STREAMING') && child.signalCode === null && !child.killed) child.kill('SIGTERM');
+    },
+    60_000,
+  );
+  expect(run.stderr).not.toMatch(/REALTIME_ERROR/);
+  const records = storedCallRecords(ledger).filter((r) => r.action !== 'audit.start');
+  expect(records.map((r) => [r.action, r.status]).sort()).toEqual([
+    ['realtime.response', 'interrupted'],
+    ['realtime.session', 'interrupted'],
+  ]);
+}, 90_000);

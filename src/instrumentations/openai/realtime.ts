@@ -6,7 +6,7 @@
  *
  *   - one record per model response, from the `response.create` the application sent (or the
  *     `response.created` the server's voice activity detection started) to its `response.done`:
- *     the session's model, the input the client sent for it (text items as they are, audio as the
+ *     the model asked for and the one the server runs, the input the client sent for it (text items as they are, audio as the
  *     SHA-256 of its bytes, all under the keyed input hash; never in plaintext), the output it
  *     streamed (text, transcripts, audio digests, tool calls: the output hash), usage with its
  *     audio and cached parts, cost, and the response's status (completed, cancelled, failed,

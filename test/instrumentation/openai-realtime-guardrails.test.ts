@@ -1,8 +1,8 @@
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { setOnFailurePolicy } from '../../src/audit/failure-policy';
 import { createContentHasher } from '../../src/audit/hashing';
 import { blockRequest, LlmRequestBlockedError, type AuditRequest } from '../../src/guardrails';
-import { startFakeRealtime, type FakeRealtime } from '../support/fake-realtime';
+import { useFakeRealtime, type FakeRealtime } from '../support/fake-realtime';
 import { eventually, setupAudit } from '../support/harness';
 
 // Guardrails on OpenAI Realtime sessions (openai 6.49 OpenAIRealtimeWS against the local Realtime
@@ -24,14 +24,12 @@ const audit = setupAudit({
 const { OpenAI } = audit.load('openai');
 const { OpenAIRealtimeWS } = audit.load('openai/realtime/ws');
 const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
+const realtime = useFakeRealtime(audit);
 let fake: FakeRealtime;
-beforeAll(async () => {
-  fake = await startFakeRealtime();
+beforeAll(() => {
+  fake = realtime();
 });
-afterAll(() => fake.close());
 beforeEach(() => {
-  audit.reset();
-  fake.reset();
   seen.length = 0;
   beforeRequest = undefined;
 });

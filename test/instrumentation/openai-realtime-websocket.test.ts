@@ -1,10 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { createContentHasher } from '../../src/audit/hashing';
 import { runNodeApp } from '../support/child-app';
-import { startFakeRealtime, USAGE, type FakeRealtime } from '../support/fake-realtime';
+import { useFakeRealtime, USAGE, type FakeRealtime } from '../support/fake-realtime';
 import { ledgerBytes, storedCallRecords } from '../support/ledger-files';
 import { node24 } from '../support/node24';
 
@@ -15,11 +15,11 @@ import { node24 } from '../support/node24';
 // exits 3 saying so); it is never skipped. The ESM app checks that the SDK's ESM build is patched.
 
 const HASH_KEY = 'websocket-test-hash-key-0123456789';
+const realtime = useFakeRealtime();
 let fake: FakeRealtime;
-beforeAll(async () => {
-  fake = await startFakeRealtime();
+beforeAll(() => {
+  fake = realtime();
 });
-afterAll(() => fake.close());
 
 it('OpenAIRealtimeWebSocket (global WebSocket): a response record and a session record in the ledger, nothing unaudited, no plaintext', async () => {
   const node = Number(process.versions.node.split('.')[0]) >= 22 ? process.execPath : node24();
@@ -86,5 +86,24 @@ it('an ES module app under --import (openai/realtime/ws.mjs): its response and s
   expect(records.map((r) => [r.action, r.status]).sort()).toEqual([
     ['realtime.response', 'success'],
     ['realtime.session', 'success'],
+  ]);
+}, 90_000);
+
+it('SIGTERM while a response streams: the response and the session are recorded once each, as interrupted', async () => {
+  const ledger = mkdtempSync(join(tmpdir(), 'realtime-shutdown-'));
+  fake.plan = ['until-cancel'];
+  const run = await runNodeApp(
+    ['--require', './dist/cjs/register.js', 'test/support/realtime-shutdown-app.cjs'],
+    { LLM_AUDIT_LEDGER_DIR: ledger, LLM_AUDIT_HASH_KEY: HASH_KEY, REALTIME_BASE_URL: fake.baseURL, REALTIME_CA: fake.caFile, LLM_AUDIT_SHUTDOWN_TIMEOUT_MS: '2000' },
+    (stdout, child) => {
+      if (stdout.includes('STREAMING') && child.signalCode === null && !child.killed) child.kill('SIGTERM');
+    },
+    60_000,
+  );
+  expect(run.stderr).not.toMatch(/REALTIME_ERROR/);
+  const records = storedCallRecords(ledger).filter((r) => r.action !== 'audit.start');
+  expect(records.map((r) => [r.action, r.status]).sort()).toEqual([
+    ['realtime.response', 'interrupted'],
+    ['realtime.session', 'interrupted'],
   ]);
 }, 90_000);

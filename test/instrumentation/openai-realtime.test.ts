@@ -3,11 +3,11 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { calcPrice } from '@pydantic/genai-prices';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterEach, beforeAll, expect, it } from 'vitest';
 import { startUnauditedWatcher } from '../../src/audit/unaudited';
 import { createContentHasher } from '../../src/audit/hashing';
 import { withAuditContext } from '../../src/context';
-import { REPLY, USAGE, startFakeRealtime, type FakeRealtime } from '../support/fake-realtime';
+import { REPLY, USAGE, useFakeRealtime, type FakeRealtime } from '../support/fake-realtime';
 import { eventually, repoRoot, setupAudit } from '../support/harness';
 
 // OpenAI Realtime sessions through openai 6.49's OpenAIRealtimeWS (the `ws` package), against a
@@ -15,18 +15,14 @@ import { eventually, repoRoot, setupAudit } from '../support/harness';
 // response, one for the session, the application's listeners untouched.
 
 const audit = setupAudit();
-const { OpenAI } = audit.load('openai');
+const { OpenAI, AzureOpenAI } = audit.load('openai');
 const { OpenAIRealtimeWS } = audit.load('openai/realtime/ws');
 const hasher = createContentHasher({ key: 'test-hash-key-0123456789', keyId: 'test' });
+const realtime = useFakeRealtime(audit);
 let fake: FakeRealtime;
 let stopWatcher: (() => void) | undefined;
-beforeAll(async () => {
-  fake = await startFakeRealtime();
-});
-afterAll(() => fake.close());
-beforeEach(() => {
-  audit.reset();
-  fake.reset();
+beforeAll(() => {
+  fake = realtime();
 });
 afterEach(() => {
   stopWatcher?.();
@@ -94,6 +90,7 @@ it('one record per response: model, hashes of what the client sent and what came
     'gen_ai.operation.name': 'chat',
     'gen_ai.provider.name': 'openai',
     'gen_ai.request.model': 'gpt-realtime',
+    'gen_ai.response.model': 'gpt-realtime',
     'gen_ai.output.type': 'text',
     'llm_audit.status': 'success',
     'llm_audit.realtime.response.status': 'completed',
@@ -267,4 +264,29 @@ it('an audited session is not reported as unaudited traffic; a bare WebSocket to
     return spans.length > 0 ? spans : undefined;
   });
   expect(unaudited!.attributes['url.path']).toBe('/v1/realtime');
+});
+
+it('an Azure OpenAI session (OpenAIRealtimeWS.azure): recorded as azure.ai.openai, the deployment as the requested model, the api-version', async () => {
+  const client = new AzureOpenAI({ apiKey: 'azure-realtime-secret-key', endpoint: `https://127.0.0.1:${fake.port}`, apiVersion: '2025-04-01-preview', deployment: 'my-realtime' });
+  const rt = await OpenAIRealtimeWS.azure(client, { options: { ca: fake.ca } });
+  const closed = new Promise((resolve) => rt.socket.on('close', resolve));
+  await new Promise((resolve) => rt.socket.on('open', resolve));
+  rt.send({ type: 'response.create' });
+  await new Promise((resolve) => rt.on('response.done', resolve));
+  rt.close();
+  await closed;
+  expect(fake.queries[connection()]).toBe('/openai/realtime?api-version=2025-04-01-preview&deployment=my-realtime');
+  await eventually(() => byAction('realtime.session').length === 1);
+  expect(byAction('realtime.response')).toHaveLength(1);
+  for (const record of [...byAction('realtime.session'), ...byAction('realtime.response')]) {
+    expect(record.attributes).toMatchObject({
+      'gen_ai.provider.name': 'azure.ai.openai',
+      'gen_ai.request.model': 'my-realtime',
+      'llm_audit.azure_openai.api_version': '2025-04-01-preview',
+      // The model the server says the deployment runs: what answered, and what prices it.
+      'gen_ai.response.model': 'gpt-realtime',
+    });
+  }
+  expect(byAction('realtime.response')[0]!.attributes['llm_audit.cost.status']).toBe('priced');
+  expectNoPlaintext('azure-realtime-secret-key');
 });

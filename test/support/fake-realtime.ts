@@ -22,6 +22,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 
 // `ws` 8 (what OpenAIRealtimeWS itself uses); it ships no types.
 const { WebSocketServer } = createRequire(join(__dirname, 'noop.js'))('ws') as { WebSocketServer: any };
@@ -76,7 +77,7 @@ export interface FakeRealtime {
   received: unknown[][];
   /** The server events each connection sent, in order, per connection. */
   sent: unknown[][];
-  /** The query string of each connection's handshake. */
+  /** The path and query string of each connection's handshake. */
   queries: string[];
   /** The server's voice activity detection: commits the audio buffer and starts a response by itself. */
   serverResponse(connection?: number): void;
@@ -103,7 +104,8 @@ function selfSigned(): { dir: string; key: string; cert: string } {
 export async function startFakeRealtime(): Promise<FakeRealtime> {
   const { dir, key, cert } = selfSigned();
   const server = createServer({ key, cert });
-  const wss = new WebSocketServer({ server, path: '/v1/realtime' });
+  // Any path ending in /realtime: `/v1/realtime` (OpenAI), `/openai/realtime` (Azure OpenAI).
+  const wss = new WebSocketServer({ server, verifyClient: (info: { req: { url?: string } }) => /\/realtime(\?|$)/.test(info.req.url ?? '') });
   const sockets: any[] = [];
   // Responses waiting for the client's response.cancel, by id.
   const cancels = new Map<string, () => void>();
@@ -225,7 +227,7 @@ export async function startFakeRealtime(): Promise<FakeRealtime> {
     fake.received[connection] = events;
     fake.sent[connection] = [];
     const url = new URL(request.url ?? '/', 'https://127.0.0.1');
-    fake.queries[connection] = url.search;
+    fake.queries[connection] = url.pathname + url.search;
     const model = url.searchParams.get('model') ?? 'gpt-realtime';
     const session = { type: 'realtime', object: 'realtime.session', id: id('sess'), model, output_modalities: ['audio'], instructions: 'server default instructions', tools: [], tool_choice: 'auto', max_output_tokens: 'inf' };
     emit(socket, { type: 'session.created', session });
@@ -260,4 +262,24 @@ export async function startFakeRealtime(): Promise<FakeRealtime> {
   fake.port = (server.address() as AddressInfo).port;
   fake.baseURL = `https://127.0.0.1:${fake.port}/v1`;
   return fake;
+}
+
+/**
+ * Starts the Realtime server for the test file and, before each test, clears it (and the spans of
+ * `audit`, when given). Returns an accessor, valid once the file's tests run.
+ */
+export function useFakeRealtime(audit?: { reset(): void }): () => FakeRealtime {
+  let fake: FakeRealtime | undefined;
+  beforeAll(async () => {
+    fake = await startFakeRealtime();
+  });
+  afterAll(() => fake?.close());
+  beforeEach(() => {
+    audit?.reset();
+    fake?.reset();
+  });
+  return () => {
+    if (fake === undefined) throw new Error('the fake Realtime server is not started yet (use it inside a test or hook)');
+    return fake;
+  };
 }

@@ -6,7 +6,7 @@
  *
  *   - one record per model response, from the `response.create` the application sent (or the
  *     `response.created` the server's voice activity detection started) to its `response.done`:
- *     the session's model, the input the client sent for it (text items as they are, audio as the
+ *     the model asked for and the one the server runs, the input the client sent for it (text items as they are, audio as the
  *     SHA-256 of its bytes, all under the keyed input hash; never in plaintext), the output it
  *     streamed (text, transcripts, audio digests, tool calls: the output hash), usage with its
  *     audio and cached parts, cost, and the response's status (completed, cancelled, failed,
@@ -158,7 +158,7 @@ const realtimeResponse: OperationSpec = {
     if (typeof max === 'number') attributes[A.ATTR_GEN_AI_REQUEST_MAX_TOKENS] = max;
   },
   summarize: () => ({}),
-  accumulator: () => new ResponseAccumulator(),
+  accumulator: (params) => new ResponseAccumulator(params.served),
 };
 
 /** The session itself: no prompt, no output; its summary is the facts of its life (see RealtimeSession.close). */
@@ -203,7 +203,10 @@ class RealtimeSession {
   /** The context the responses' records start in: the opener's, with the session's span. */
   private readonly parent: Context;
   private readonly server: ServerInfo;
+  /** The model the client asked for: the URL's `model` (Azure: the deployment), or its session.update's. */
   private model: string | undefined;
+  /** The model the server says the session runs (session.created/updated): the responses' model, which prices them. */
+  private served: string | undefined;
   /** The `instructions` of the client's last session.update: the system prompt of what follows. */
   private instructions: unknown;
   /** Items the client added since the last response took the conversation (audio as digests). */
@@ -223,7 +226,9 @@ class RealtimeSession {
   private open = false;
   private closed = false;
   /** Sends waiting for a guardrail's decision on an earlier one, in order; undefined when none waits. */
-  private held: Array<{ event: unknown; send: (event: unknown) => void }> | undefined;
+  private held: Held[] | undefined;
+  /** The held sends being sent now: one the application makes meanwhile (from an `error` listener) goes behind them. */
+  private draining: Held[] | undefined;
   private withdraw: () => void;
 
   constructor(
@@ -233,10 +238,7 @@ class RealtimeSession {
     opener: Context,
   ) {
     this.model = url.searchParams.get('model') ?? url.searchParams.get('deployment') ?? undefined;
-    const https = new URL(url.href);
-    https.protocol = url.protocol === 'ws:' ? 'http:' : 'https:';
-    https.search = '';
-    this.server = endpointOf({ baseURL: https.href });
+    this.server = realtimeServer(url);
     this.call = new AuditedCall(services, realtimeSession, { model: this.model }, realtimeSession.action, this.server, opener);
     this.parent = trace.setSpan(opener, this.call.traceSpan);
     // Before the socket exists: its handshake is this audited session's, not unaudited traffic.
@@ -271,8 +273,9 @@ class RealtimeSession {
 
   /** The application sent `event`; `send` sends it through the SDK. */
   send(event: unknown, send: (event: unknown) => void): void {
-    if (this.held !== undefined) {
-      this.held.push({ event, send });
+    const behind = this.held ?? this.draining;
+    if (behind !== undefined) {
+      behind.push({ event, send });
       return;
     }
     this.dispatch(event, send);
@@ -297,23 +300,33 @@ class RealtimeSession {
       return;
     }
     this.held = [];
-    gate.then(
-      () => this.sent(out, send, call, eventId),
-      (error: unknown) => {
-        call?.fail(error);
-        this.refuse(error);
-      },
-    ).finally(() => this.release());
+    gate
+      .then(
+        () => this.sent(out, send, call, eventId),
+        (error: unknown) => {
+          call?.fail(error);
+          this.refuse(error);
+        },
+      )
+      .catch((error: unknown) => diag.error(`otel-llm-audit: could not send a held Realtime event: ${loggableError(error, undefined)}`))
+      .finally(() => this.release());
   }
 
-  /** Sends the events held behind a decision, until one is held again. */
+  /** Sends the events held behind a decision, in order, until one is held again. Never throws. */
   private release(): void {
     const queue = this.held ?? [];
     this.held = undefined;
+    this.draining = queue;
     while (queue.length > 0 && this.held === undefined) {
       const next = queue.shift()!;
-      this.dispatch(next.event, next.send);
+      try {
+        this.dispatch(next.event, next.send);
+      } catch (error) {
+        diag.error(`otel-llm-audit: could not send a held Realtime event: ${loggableError(error, undefined)}`);
+      }
     }
+    this.draining = undefined;
+    // Held again: the rest waits behind that decision, before what was sent since.
     if (queue.length > 0) this.held!.unshift(...queue);
   }
 
@@ -464,7 +477,8 @@ class RealtimeSession {
   }
 
   private startResponse(trigger: 'client' | 'server', input: unknown[], instructions: unknown, response: Obj, findings: SanitizeLocationFinding[]): { audited: AuditedCall; params: Obj } {
-    const params: Obj = { model: this.model, input, trigger, session: this.call.requestId, response };
+    // `served` is read when the response ends: a response.create may go out before session.created arrives.
+    const params: Obj = { model: this.model, input, trigger, session: this.call.requestId, response, served: () => this.served };
     if (instructions !== undefined) params.instructions = instructions;
     const call = new AuditedCall(this.services, realtimeResponse, params, realtimeResponse.action, this.server, this.parent);
     const mode = this.services.sanitize?.mode;
@@ -482,7 +496,7 @@ class RealtimeSession {
     switch (e.type) {
       case 'session.created':
       case 'session.updated':
-        if (typeof e.session?.model === 'string') this.model = e.session.model;
+        if (typeof e.session?.model === 'string') this.served = e.session.model;
         return;
       case 'input_audio_buffer.committed':
         // The server's voice activity detection committed the buffer (a client commit did already).
@@ -598,7 +612,7 @@ class RealtimeSession {
     };
     if (typeof code === 'number') attributes[A.ATTR_AUDIT_REALTIME_CLOSE_CODE] = code;
     const facts: ResponseSummary = { attributes };
-    if (this.model !== undefined) facts.model = this.model;
+    if (this.served !== undefined) facts.model = this.served;
     if (this.open) this.call.completeWith(facts);
     else {
       this.call.span.setAttributes(attributes);
@@ -607,6 +621,22 @@ class RealtimeSession {
   }
 }
 
+/**
+ * Where a session's socket goes, and to whom: the host's provider (provider-hosts.ts), else Azure
+ * OpenAI when the URL is an Azure deployment's (`deployment` and `api-version`, the only shape
+ * AzureOpenAI builds; the client class is not at hand here), else the SDK's.
+ */
+function realtimeServer(url: URL): ServerInfo {
+  const https = new URL(url.href);
+  https.protocol = url.protocol === 'ws:' ? 'http:' : 'https:';
+  https.search = '';
+  const server = endpointOf({ baseURL: https.href });
+  const apiVersion = url.searchParams.get('api-version');
+  if (server.provider !== undefined || apiVersion === null || !url.searchParams.has('deployment')) return server;
+  return { ...server, provider: 'azure.ai.openai', attributes: { [A.ATTR_AUDIT_AZURE_OPENAI_API_VERSION]: apiVersion } };
+}
+
+type Held = { event: unknown; send: (event: unknown) => void };
 type Prepared = { out: unknown; gate?: Promise<void>; call?: AuditedCall; eventId?: string } | { refused: unknown };
 
 // --- input and output -----------------------------------------------------------------------------------
@@ -659,6 +689,8 @@ interface OutputItem {
 
 /** Folds one response's server events into its summary: what the application received, as it arrived. */
 class ResponseAccumulator implements StreamAccumulator {
+  /** `served`: the model the server says the session runs, once it said so. */
+  constructor(private readonly served: () => string | undefined) {}
   private id: string | undefined;
   private done: Obj | undefined;
   private readonly items = new Map<string, OutputItem>();
@@ -759,6 +791,8 @@ class ResponseAccumulator implements StreamAccumulator {
     const finish = typeof reason === 'string' ? reason : typeof status === 'string' ? status : undefined;
     const summary: ResponseSummary = { attributes, usage: usageOf(done?.usage) };
     if (this.id !== undefined) summary.id = this.id;
+    const model = this.served();
+    if (model !== undefined) summary.model = model;
     if (finish !== undefined) summary.finishReasons = [finish];
     if (parts.length > 0) summary.output = [{ role: 'assistant', parts, ...(finish !== undefined ? { finish_reason: finish } : {}) }];
     if (toolNames.length > 0) {

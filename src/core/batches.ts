@@ -91,6 +91,23 @@ export function linkBatch(batchId: string, from: string | undefined, also: Reado
   return batch;
 }
 
+// A batch's requests by custom_id, made once per batch at its first result: a batch holds up to
+// 50,000 (OpenAI) or 100,000 (Anthropic) requests, too many to search for each result line.
+const indexes = new WeakMap<readonly BatchRequestHash[], Map<string, BatchRequestHash>>();
+
+function requestById(batch: KnownBatch | undefined): Map<string, BatchRequestHash> | undefined {
+  const requests = batch?.requests;
+  if (requests === undefined) return undefined;
+  let index = indexes.get(requests);
+  if (index === undefined) {
+    index = new Map();
+    // The first request of a custom_id wins (the providers refuse a batch that repeats one).
+    for (const request of requests) if (!index.has(request.id)) index.set(request.id, request);
+    indexes.set(requests, index);
+  }
+  return index;
+}
+
 /** What is known of the batch named by `key` (a batch or file id), if anything. */
 export function knownBatch(key: string | undefined): KnownBatch | undefined {
   return key === undefined ? undefined : known.get(key);
@@ -191,7 +208,7 @@ export function batchResultSpec(endpoint: OperationSpec, action: string): Operat
 export function recordBatchResult(start: (request: BatchRequestHash | undefined) => AuditedCall, line: BatchResultLine, link: { batchId?: string; key?: string; attributes?: Attributes }): void {
   try {
     const batch = knownBatch(link.batchId ?? link.key);
-    const request = line.customId === undefined ? undefined : batch?.requests?.find((r) => r.id === line.customId);
+    const request = line.customId === undefined ? undefined : requestById(batch)?.get(line.customId);
     const call = start(request);
     const attributes: Attributes = { ...link.attributes, [A.ATTR_AUDIT_BATCH_RESULT_TYPE]: line.type };
     const batchId = link.batchId ?? batch?.batchId;

@@ -7,7 +7,7 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createContentHasher } from '../../src/audit/hashing';
 import { DEFAULT_TEXT, expectedUsage, fakeImage, MODERATION_TRIGGER, SPEECH_AUDIO, TRANSCRIPT_TEXT, type FakeProvider } from '../support/fake-provider';
 import { NEWER_NODE } from '../support/drivers';
-import { repoRoot, setupAudit, useFakeProvider } from '../support/harness';
+import { eventually, repoRoot, setupAudit, useFakeProvider } from '../support/harness';
 
 // Every OpenAI operation that sends data, besides chat / Responses / embeddings (sdk-behaviour
 // covers those): legacy completions, moderations, images, audio, files and batches, with the real
@@ -273,6 +273,23 @@ describe.each(SDKS)('$label', ({ dir }) => {
     expect(line2!.attributes['llm_audit.output.hash']).toBeUndefined();
     expect(exported(audit.spans())).not.toContain(CANARY);
     expect(exported(audit.spans())).not.toContain(DEFAULT_TEXT);
+  });
+
+  it('batches: a results file of many lines is recorded a slice at a time, and a shutdown records what is left at once', async () => {
+    const count = 250;
+    const jsonl = Array.from({ length: count }, (_, i) => JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'gpt-4o-mini', messages: [{ role: 'user', content: `q${i}` }] } })).join('\n') + '\n';
+    const file = await client().files.create({ file: await toFile(Buffer.from(jsonl), 'batch.jsonl'), purpose: 'batch' });
+    const batch = await client().batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    await audit.spansWhen(2);
+    audit.reset();
+    await (await client().files.content(batch.output_file_id)).text();
+    // The download's record is made once its body is read; the lines follow in slices.
+    await eventually(() => audit.spans().length > 0);
+    expect(audit.spans().length).toBeLessThan(count + 1);
+    await audit.instrumentation.settleOpenCalls(0);
+    const lines = audit.spans().filter((s) => s.attributes['llm_audit.batch.custom_id'] !== undefined);
+    expect(lines.map((s) => s.attributes['llm_audit.batch.custom_id'])).toEqual(Array.from({ length: count }, (_, i) => `r${i}`));
+    expect(new Set(lines.map((s) => s.attributes['llm_audit.batch.link']))).toEqual(new Set(['request']));
   });
 
   it('batches: retrieve, list and cancel are light records (ids and status, no content, cost 0)', async () => {

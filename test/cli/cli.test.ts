@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FileLedger } from '../../src/ledger/file/ledger';
@@ -120,6 +120,9 @@ describe('llm-audit CLI', () => {
     // (Records are 7 h apart: the last segment, 2026-03-04, holds only seq 9.)
     writeLines(last, readLines(last).slice(0, -1));
     writeFileSync(join(dir, 'checkpoints.jsonl'), '');
+    // (The segment's summary, written on close, still says it holds seq 9: the insider removes it too.)
+    expect(cli(['verify', '--ledger', dir]).stderr).toMatch(/LEDGER_SUMMARY_MISMATCH: summaries\/2026-03-04\.jsonl/);
+    rmSync(join(dir, 'summaries', segments.at(-1)!));
     expect(cli(['verify', '--ledger', dir]).code).toBe(0);
     // ...but not against the kept checkpoint.
     const result = cli(['verify', '--ledger', dir, '--checkpoint', kept]);

@@ -5,6 +5,7 @@
  *     ledger.json              {"created":..,"ledger_id":..,"v":1}
  *     ledger.lock              {"host":..,"pid":..,"started":..} while a writer holds the ledger
  *     segments/YYYY-MM-DD.jsonl   one entry per line, a new file per UTC day of appending (0600)
+ *     summaries/YYYY-MM-DD.jsonl  that segment's summary, written when it closes (summary.ts)
  *     checkpoints.jsonl        checkpoints and retention tombstones, one per line (0600)
  *     quarantine/              torn tails moved aside by `llm-audit repair`
  *     repairs.jsonl            what repair did, one line per action
@@ -20,6 +21,7 @@ import { fsError } from '../errors';
 export const LEDGER_FILE = 'ledger.json';
 export const LOCK_FILE = 'ledger.lock';
 export const SEGMENTS_DIR = 'segments';
+export const SUMMARIES_DIR = 'summaries';
 export const CHECKPOINTS_FILE = 'checkpoints.jsonl';
 export const QUARANTINE_DIR = 'quarantine';
 export const REPAIRS_FILE = 'repairs.jsonl';

@@ -3,8 +3,9 @@
  * Merkle leaf chained to the previous one, plus signed checkpoints. See layout.ts for the files
  * and docs/ledger.md for the format and the guarantees.
  *
- * {@link FileLedgerSource} reads (no lock, never creates anything); {@link FileLedger} is the one
- * writer (exclusive lock, durable appends, checkpoints).
+ * {@link FileLedgerSource} (source.ts) reads: no lock, never creates anything. {@link FileLedger}
+ * is the one writer: exclusive lock, durable appends, checkpoints, and each segment's summary
+ * (summary.ts), written when the segment closes.
  */
 import { createPublicKey, randomUUID, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';

@@ -26,8 +26,6 @@ export function repairAdvice(dir: string): string {
   return `Nothing after it was acknowledged. Run \`llm-audit repair --ledger ${dir}\` to move the torn bytes to quarantine/ (recorded in repairs.jsonl), then restart`;
 }
 
-// --- Reading -------------------------------------------------------------------------------------
-
 export interface LedgerMeta {
   v: number;
   ledger_id: string;

@@ -37,9 +37,8 @@ import type { AcceptedEntry } from '../chain';
 import { LedgerError, fsError } from '../errors';
 import { leafHash } from '../merkle';
 import type { LedgerRecord } from '../record';
-import { DIR_MODE, FILE_MODE, SEGMENTS_DIR, SEGMENT_NAME, readLines, segmentLabel, segmentPath } from './layout';
+import { DIR_MODE, FILE_MODE, SEGMENTS_DIR, SEGMENT_NAME, SUMMARIES_DIR, readLines, segmentLabel, segmentPath } from './layout';
 
-export const SUMMARIES_DIR = 'summaries';
 export const SUMMARY_VERSION = 1;
 /** Lines per time block: a window inside a segment reads the blocks it overlaps. */
 export const BLOCK_LINES = 1024;
@@ -65,16 +64,13 @@ export interface SummaryHeader {
   blocks: Array<[number, number] | null>;
 }
 
-export function summaryName(segment: string): string {
-  return segment; // same YYYY-MM-DD.jsonl name, in its own directory
-}
-
+/** A summary has its segment's name (YYYY-MM-DD.jsonl), in SUMMARIES_DIR. */
 export function summaryPath(dir: string, segment: string): string {
-  return join(dir, SUMMARIES_DIR, summaryName(segment));
+  return join(dir, SUMMARIES_DIR, segment);
 }
 
 export function summaryLabel(segment: string): string {
-  return `${SUMMARIES_DIR}/${summaryName(segment)}`;
+  return `${SUMMARIES_DIR}/${segment}`;
 }
 
 /** Accumulates a segment's summary line by line, in order. */
@@ -107,7 +103,7 @@ export class SummaryBuilder {
     this.firstSeq ??= seq;
     this.lastSeq = seq;
     this.lastLeaf = leaf;
-    const ts = typeof record.timestamp === 'string' ? Date.parse(record.timestamp) : NaN;
+    const ts = Date.parse(record.timestamp); // as the scan reads it (query.ts)
     const b = Math.floor(line / BLOCK_LINES);
     if (this.blocks.length <= b) this.blocks.push(null);
     if (Number.isFinite(ts)) {
@@ -163,7 +159,7 @@ export class SummaryBuilder {
     b.firstSeq = h.first_seq;
     b.lastSeq = h.last_seq;
     b.lastLeaf = h.last_leaf === null ? null : Buffer.from(h.last_leaf, 'hex');
-    b.time = h.time;
+    b.time = h.time ? [h.time[0], h.time[1]] : null;
     b.blocks = h.blocks.map((x) => (x ? [x[0], x[1]] : null));
     b.postings = FIELD_NAMES.map((field) => {
       const { values, rows } = summary.field(field);
@@ -171,6 +167,26 @@ export class SummaryBuilder {
     });
     return b;
   }
+}
+
+/** Bytes read for a summary's header (about 30 per block of BLOCK_LINES lines, so 30 MB segments fit many times over). */
+const HEAD_BYTES = 64 * 1024;
+
+function parseHeader(line: string, label: string): SummaryHeader {
+  let header: SummaryHeader;
+  try {
+    header = JSON.parse(line) as SummaryHeader;
+  } catch {
+    throw notASummary(label, 'its header is not JSON');
+  }
+  if (header === null || header.v !== SUMMARY_VERSION || typeof header.segment !== 'string' || !Number.isSafeInteger(header.bytes) || !Number.isSafeInteger(header.lines) || !Array.isArray(header.blocks)) {
+    throw notASummary(label, 'not a summary header of this version');
+  }
+  return header;
+}
+
+function notASummary(label: string, why: string): LedgerError {
+  return new LedgerError('LEDGER_SUMMARY_MISMATCH', `${label} is not a readable segment summary (${why}): run \`llm-audit verify\``, { location: { file: label } });
 }
 
 function post(values: Map<string, number[]>, value: unknown, line: number): void {
@@ -203,7 +219,7 @@ export function writeSummary(dir: string, builder: SummaryBuilder, sync: boolean
   const sub = join(dir, SUMMARIES_DIR);
   try {
     mkdirSync(sub, { recursive: true, mode: DIR_MODE });
-    const name = summaryName(builder.segment);
+    const name = builder.segment;
     if (sync) {
       writeFileAtomicSync(sub, name, builder.text(), FILE_MODE);
     } else {
@@ -234,46 +250,74 @@ export class SegmentSummary {
 
   private constructor(
     readonly header: SummaryHeader,
-    private readonly lines: string[],
-    /** The file's whole text, for verify's byte-for-byte comparison. */
-    readonly text: string,
+    private readonly headerLine: string,
+    private readonly label: string,
+    /** The file, when only its header was read (load): the rest is read when first needed. */
+    private readonly path: string | undefined,
+    private body: { lines: string[]; text: string } | undefined,
   ) {}
 
   /** Parses a summary's text; throws when it is not one (verify reports that as a mismatch). */
   static parse(text: string, label: string): SegmentSummary {
     const lines = text.split('\n');
+    const summary = new SegmentSummary(parseHeader(lines[0]!, label), lines[0]!, label, undefined, { lines, text });
+    summary.checkBody(lines);
+    return summary;
+  }
+
+  /**
+   * The summary of `segment`, or undefined when there is none (or its header cannot be read). Only
+   * the header is read here (a window needs nothing else); the rest when first asked for.
+   */
+  static load(dir: string, segment: string): SegmentSummary | undefined {
+    const path = summaryPath(dir, segment);
+    let head: string;
     try {
-      const header = JSON.parse(lines[0]!) as SummaryHeader;
-      if (header.v !== SUMMARY_VERSION || typeof header.segment !== 'string' || !Number.isSafeInteger(header.bytes) || !Number.isSafeInteger(header.lines)) {
-        throw new Error('not a summary header');
+      const fd = openSync(path, 'r');
+      try {
+        const buffer = Buffer.allocUnsafe(HEAD_BYTES);
+        head = buffer.toString('utf8', 0, readSync(fd, buffer, 0, HEAD_BYTES, 0));
+      } finally {
+        closeSync(fd);
       }
-      if (lines.length !== FIELD_NAMES.length + 3 || lines[lines.length - 1] !== '') throw new Error('not the lines of a summary');
-      return new SegmentSummary(header, lines, text);
-    } catch (error) {
-      throw new LedgerError('LEDGER_SUMMARY_MISMATCH', `${label} is not a readable segment summary (${(error as Error).message}): run \`llm-audit verify\``, {
-        location: { file: label },
-      });
+    } catch {
+      return undefined;
+    }
+    const nl = head.indexOf('\n');
+    try {
+      if (nl >= 0) return new SegmentSummary(parseHeader(head.slice(0, nl), summaryLabel(segment)), head.slice(0, nl), summaryLabel(segment), path, undefined);
+      return SegmentSummary.parse(readFileSync(path, 'utf8'), summaryLabel(segment));
+    } catch {
+      return undefined;
     }
   }
 
-  /** The summary of `segment`, or undefined when there is none (or it cannot be read). */
-  static load(dir: string, segment: string): SegmentSummary | undefined {
+  /** The file's whole text, for verify's byte-for-byte comparison. */
+  get text(): string {
+    return this.all().text;
+  }
+
+  private all(): { lines: string[]; text: string } {
+    if (this.body) return this.body;
     let text: string;
     try {
-      text = readFileSync(summaryPath(dir, segment), 'utf8');
-    } catch {
-      return undefined;
+      text = readFileSync(this.path!, 'utf8');
+    } catch (error) {
+      throw fsError(error, 'cannot read', this.path!);
     }
-    try {
-      return SegmentSummary.parse(text, summaryLabel(segment));
-    } catch {
-      return undefined;
-    }
+    const lines = text.split('\n');
+    if (lines[0] !== this.headerLine) throw notASummary(this.label, 'it changed while it was read');
+    this.checkBody(lines);
+    return (this.body = { lines, text });
+  }
+
+  private checkBody(lines: readonly string[]): void {
+    if (lines.length !== FIELD_NAMES.length + 3 || lines[lines.length - 1] !== '') throw notASummary(this.label, 'not the lines of a summary');
   }
 
   lengths(): number[] {
     if (this.lengthsCache) return this.lengthsCache;
-    const parsed = JSON.parse(this.lines[1]!) as { lengths: number[] };
+    const parsed = JSON.parse(this.all().lines[1]!) as { lengths: number[] };
     return (this.lengthsCache = parsed.lengths);
   }
 
@@ -290,7 +334,7 @@ export class SegmentSummary {
   field(name: IndexedField): { values: string[]; rows: number[][] } {
     let f = this.fields.get(name);
     if (f) return f;
-    const line = this.lines[2 + FIELD_NAMES.indexOf(name)]!;
+    const line = this.all().lines[2 + FIELD_NAMES.indexOf(name)]!;
     const parsed = JSON.parse(line) as { field: string; values: string[]; rows: number[][] };
     if (parsed.field !== name) throw new LedgerError('LEDGER_SUMMARY_MISMATCH', `${summaryLabel(this.header.segment)}: field ${name} is not where it belongs`);
     this.fields.set(name, (f = { values: parsed.values, rows: parsed.rows }));

@@ -36,9 +36,8 @@ import {
 } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
 import { type Hash } from '../merkle';
-import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, resumePoint, unsignedRange, type CheckpointRule, type SeqRange } from '../protocol';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, resumePoint, serialized, unsignedRange, type AppendInput, type CheckpointRule, type SeqRange, type SerializedRecord } from '../protocol';
 import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
-import type { LedgerRecord } from '../record';
 import { CheckpointPublisher } from '../transparency';
 import type { WriterOptions } from '../writer';
 
@@ -567,8 +566,8 @@ export class FileLedger {
    * failure nothing of the batch stays in the segment: the file is truncated back, and if even that
    * fails the ledger refuses further appends (LEDGER_IO) rather than risk a half-written record.
    */
-  append(records: readonly LedgerRecord[]): Promise<AppendResult> {
-    return this.group.add(records);
+  append(records: readonly AppendInput[]): Promise<AppendResult> {
+    return this.group.add(records.map(serialized));
   }
 
   /** Records handed to append() that are not durable yet (the group being written and the next one). */
@@ -576,13 +575,13 @@ export class FileLedger {
     return this.group.backlog;
   }
 
-  private readonly group = new GroupCommit<LedgerRecord, AppendResult>(
+  private readonly group = new GroupCommit<SerializedRecord, AppendResult>(
     (batches) => this.appendNow(batches),
     (task) => this.enqueue(task),
   );
 
   /** One write (and, with fsync `always`, one fdatasync) for every batch of a group commit. */
-  private async appendNow(batches: readonly (readonly LedgerRecord[])[]): Promise<AppendResult[]> {
+  private async appendNow(batches: readonly (readonly SerializedRecord[])[]): Promise<AppendResult[]> {
     this.usable();
     const chained = chainBatches(this.state, batches);
     const results: AppendResult[] = chained.ranges;

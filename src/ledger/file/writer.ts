@@ -10,8 +10,8 @@
  */
 import type { Checkpoint } from '../checkpoint';
 import { scanRecords } from '../query';
-import { spanKey, withoutDuplicates, type LedgerRecord } from '../record';
-import { SerialQueue } from '../protocol';
+import { spanKey, withoutDuplicates } from '../record';
+import { SerialQueue, serialized, type AppendInput, type SerializedRecord } from '../protocol';
 import type { AppendOptions, AppendOutcome, LedgerWriter } from '../writer';
 import { FileLedger, FileLedgerSource, type FileLedgerOptions } from './ledger';
 
@@ -43,21 +43,21 @@ export class FileLedgerWriter implements LedgerWriter {
     return this.ledger.notices;
   }
 
-  append(records: readonly LedgerRecord[], options: AppendOptions = {}): Promise<AppendOutcome> {
-    if (options.unique) return this.appendFresh(records, records.length);
+  append(records: readonly AppendInput[], options: AppendOptions = {}): Promise<AppendOutcome> {
+    if (options.unique) return this.appendFresh(records.map(serialized), records.length);
     return this.queue.run(async () => {
       const index = await this.spanIndex();
       return this.appendFresh(
-        withoutDuplicates(records, (key) => index.has(key)),
+        withoutDuplicates(records.map(serialized), (key) => index.has(key), (s) => spanKey(s.record)),
         records.length,
       );
     });
   }
 
-  private async appendFresh(fresh: readonly LedgerRecord[], total: number): Promise<AppendOutcome> {
+  private async appendFresh(fresh: readonly SerializedRecord[], total: number): Promise<AppendOutcome> {
     const range = fresh.length > 0 ? await this.ledger.append(fresh) : { firstSeq: this.ledger.size, lastSeq: this.ledger.size - 1 };
     const known = this.index ?? this.building;
-    if (known) for (const record of fresh) known.add(spanKey(record));
+    if (known) for (const { record } of fresh) known.add(spanKey(record));
     return { ...range, stored: fresh.length, duplicates: total - fresh.length };
   }
 

@@ -29,7 +29,10 @@ import {
   chainBatches,
   checkpointDue,
   resumePoint,
+  serialized,
   unsignedRange,
+  SerializedRecord,
+  type AppendInput,
   type CheckpointRule,
 } from '../protocol';
 import { CheckpointPublisher } from '../transparency';
@@ -154,12 +157,12 @@ export class PostgresLedger implements LedgerWriter {
    * Appends the records whose span is not yet in the ledger, in one transaction. Resolves once
    * committed; on any failure nothing was stored.
    */
-  append(records: readonly LedgerRecord[], _options?: AppendOptions): Promise<PostgresAppendResult> {
-    return this.group.add(records);
+  append(records: readonly AppendInput[], _options?: AppendOptions): Promise<PostgresAppendResult> {
+    return this.group.add(records.map(serialized));
   }
 
   /** Group commit: the appends that arrive during a transaction share the next one. */
-  private readonly group = new GroupCommit<LedgerRecord, PostgresAppendResult>(
+  private readonly group = new GroupCommit<SerializedRecord, PostgresAppendResult>(
     (batches) => this.transaction((client) => this.appendIn(client, batches)),
     (task) => this.enqueue(task),
   );
@@ -255,14 +258,14 @@ export class PostgresLedger implements LedgerWriter {
   /** One transaction for every batch of a group; one result per batch (its fresh records get consecutive seqs). */
   private async appendIn(
     client: PoolClient,
-    batches: readonly (readonly LedgerRecord[])[],
+    batches: readonly (readonly SerializedRecord[])[],
   ): Promise<{ value: PostgresAppendResult[]; state: ChainState; vouched?: number; checkpoint?: Checkpoint }> {
     const records = batches.flat();
     const base = await this.catchUp(client);
     const marker = await this.unsignedMarker(client, base);
     // Spans already stored, and repeats within the request, are left out.
-    const traceIds = records.map((r) => String(r.trace_id));
-    const spanIds = records.map((r) => String(r.span_id));
+    const traceIds = records.map((r) => String(r.record.trace_id));
+    const spanIds = records.map((r) => String(r.record.span_id));
     const existing = new Set<string>();
     if (records.length > 0) {
       const found = await client.query<{ t: string; s: string }>(
@@ -272,12 +275,12 @@ export class PostgresLedger implements LedgerWriter {
       );
       for (const row of found.rows) existing.add(spanKey({ trace_id: row.t, span_id: row.s }));
     }
-    const fresh: LedgerRecord[] = marker ? [marker] : [];
+    const fresh: SerializedRecord[] = marker ? [SerializedRecord.of(marker)] : [];
     const results: PostgresAppendResult[] = [];
     for (const batch of batches) {
       const firstSeq = base.range.size + fresh.length;
       for (const record of batch) {
-        const key = spanKey(record);
+        const key = spanKey(record.record);
         if (existing.has(key)) continue;
         existing.add(key);
         fresh.push(record);
@@ -304,7 +307,7 @@ export class PostgresLedger implements LedgerWriter {
     const seqs = chained.lines.map((_, i) => String(base.range.size + i));
     const { lines, prevs } = chained;
     const leaves = chained.leaves.map((leaf) => leaf.toString('hex'));
-    const columns = fresh.map(derivedColumns);
+    const columns = fresh.map((r) => derivedColumns(r.record));
     const inserted = await client.query(
       `INSERT INTO ${SCHEMA}.chain (seq, trace_id, span_id, prev_hash, leaf_hash, appended_at)
        SELECT u.seq, u.t, u.s, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), $6::timestamptz

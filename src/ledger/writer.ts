@@ -8,10 +8,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { Checkpoint } from './checkpoint';
 import { LedgerError } from './errors';
-import { FSYNC_POLICIES, type FileLedgerOptions, type FsyncPolicy } from './file/ledger';
+import { FSYNC_POLICIES, type FsyncPolicy } from './file/ledger';
 import type { PostgresLedgerOptions } from './postgres/writer';
 import type { AppendInput, SeqRange } from './protocol';
-import { FileLedgerWriter } from './file/writer';
+import { FileLedgerWriter, type FileWriterOptions } from './file/writer';
 import { transparencyFromEnv, type TransparencyOptions } from './transparency';
 
 export interface AppendOutcome extends SeqRange {
@@ -69,7 +69,7 @@ export interface WriterOptions {
   transparency?: TransparencyOptions;
 }
 
-export type LedgerConfig = ({ backend: 'file' } & FileLedgerOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
+export type LedgerConfig = ({ backend: 'file' } & FileWriterOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
 
 export const DEFAULT_LEDGER_DIR = './llm-audit-ledger';
 

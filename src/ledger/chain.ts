@@ -40,10 +40,14 @@ const DIGITS = /^(0|[1-9][0-9]*)$/;
  */
 function lazyEntry(seq: number, prev: string, raw: string): StoredEntry {
   let record: unknown;
-  return Object.defineProperty({ seq, prev } as StoredEntry, 'record', {
-    enumerable: true,
-    get: () => (record ??= (JSON.parse(raw) as StoredEntry).record),
-  });
+  // An accessor in the literal (own and enumerable like defineProperty's, several times cheaper).
+  return {
+    seq,
+    prev,
+    get record() {
+      return (record ??= (JSON.parse(raw) as StoredEntry).record);
+    },
+  };
 }
 
 /**

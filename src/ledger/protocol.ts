@@ -60,6 +60,21 @@ export function serialized(input: AppendInput): SerializedRecord {
   return input instanceof SerializedRecord ? input : SerializedRecord.of(input);
 }
 
+/**
+ * Runs an append's preparation (serialising, encoding) and hands the result on; a record that
+ * cannot be serialised (a non-finite number, a cycle) rejects the returned promise, as it did when
+ * serialising happened inside the write, instead of throwing at the caller.
+ */
+export function afterPreparing<P, R>(prepare: () => P, append: (prepared: P) => Promise<R>): Promise<R> {
+  let prepared: P;
+  try {
+    prepared = prepare();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return append(prepared);
+}
+
 /** canonicalJson({ seq, prev, record }) from the record's canonical JSON (members prev < record < seq). */
 export function entryLine(seq: number, prev: string, recordJson: string): string {
   return '{"prev":"' + prev + '","record":' + recordJson + ',"seq":' + seq + '}';

@@ -36,7 +36,7 @@ import {
 } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
 import { type Hash } from '../merkle';
-import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, resumePoint, serialized, unsignedRange, type AppendInput, type CheckpointRule, type SeqRange, type SerializedRecord } from '../protocol';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, afterPreparing, resumePoint, serialized, unsignedRange, type AppendInput, type CheckpointRule, type SeqRange, type SerializedRecord } from '../protocol';
 import { appendFileNote, readFileNotes, type StoredNote } from './note-store';
 import { CheckpointPublisher } from '../transparency';
 import type { WriterOptions } from '../writer';
@@ -567,7 +567,7 @@ export class FileLedger {
    * fails the ledger refuses further appends (LEDGER_IO) rather than risk a half-written record.
    */
   append(records: readonly AppendInput[]): Promise<AppendResult> {
-    return this.group.add(records.map(serialized));
+    return afterPreparing(() => records.map(serialized), (batch) => this.group.add(batch));
   }
 
   /** Records handed to append() that are not durable yet (the group being written and the next one). */

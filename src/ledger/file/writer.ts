@@ -17,7 +17,7 @@
 import type { Checkpoint } from '../checkpoint';
 import { scanRecords } from '../query';
 import { spanKey, withoutDuplicates } from '../record';
-import { SerialQueue, serialized, type AppendInput, type SerializedRecord } from '../protocol';
+import { SerialQueue, afterPreparing, serialized, type AppendInput, type SerializedRecord } from '../protocol';
 import type { AppendOptions, AppendOutcome, LedgerWriter } from '../writer';
 import { LedgerError } from '../errors';
 import { FileLedger, FileLedgerSource, type FileLedgerOptions } from './ledger';
@@ -64,7 +64,7 @@ export class FileLedgerWriter implements LedgerWriter {
   }
 
   append(records: readonly AppendInput[], options: AppendOptions = {}): Promise<AppendOutcome> {
-    if (options.unique) return this.appendFresh(records.map(serialized), records.length);
+    if (options.unique) return afterPreparing(() => records.map(serialized), (fresh) => this.appendFresh(fresh, records.length));
     return this.queue.run(async () => {
       const index = await this.spanIndex();
       return this.appendFresh(

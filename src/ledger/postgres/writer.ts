@@ -28,6 +28,7 @@ import {
   buildCheckpoint,
   chainBatches,
   checkpointDue,
+  afterPreparing,
   resumePoint,
   serialized,
   unsignedRange,
@@ -159,7 +160,7 @@ export class PostgresLedger implements LedgerWriter {
    */
   append(records: readonly AppendInput[], _options?: AppendOptions): Promise<PostgresAppendResult> {
     // Encoded now, while an earlier group's transaction may be running (rows.ts PreparedRow).
-    return this.group.add(records.map((r) => prepareRow(serialized(r))));
+    return afterPreparing(() => records.map((r) => prepareRow(serialized(r))), (rows) => this.group.add(rows));
   }
 
   /** Group commit: the appends that arrive during a transaction share the next one. */

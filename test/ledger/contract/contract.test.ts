@@ -125,6 +125,17 @@ describe.each(DRIVERS)('the $name ledger', (driver) => {
     expect((await verify(ledger)).records).toBe(2);
   });
 
+  it('rejects the append (not a throw at the caller) of a batch with a record that has no canonical JSON, storing none of it', async () => {
+    const ledger = await fresh();
+    const w = await writer(ledger);
+    let appended: Promise<unknown> | undefined;
+    expect(() => {
+      appended = w.append([call(), call({ cost_usd: Number.NaN })]);
+    }).not.toThrow();
+    await expect(appended).rejects.toThrow(/non-finite number NaN/);
+    expect(await w.append([call()])).toMatchObject({ stored: 1, firstSeq: 0 });
+  });
+
   it('checkpoints when due (every N records), signed with the key, with the C2SP note; verify with the public key passes', async () => {
     const ledger = await fresh();
     const { signingKey, publicKey } = keys();

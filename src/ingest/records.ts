@@ -5,7 +5,7 @@
  * received over OTLP give the same record.
  */
 import type { HrTime } from '@opentelemetry/api';
-import { canonicalJson } from '../audit/canonical-json';
+import { SerializedRecord } from '../ledger/protocol';
 import { claimedOperation, isAuditSpan, recordFromSpan, type LedgerRecord, type SpanView } from '../ledger/record';
 import { scopeAllows, type TenantScope } from './tokens';
 import type { DecodedSpan } from './otlp';
@@ -32,7 +32,8 @@ export function spanViewOf(span: DecodedSpan): SpanView {
 }
 
 export interface Conversion {
-  records: LedgerRecord[];
+  /** With their canonical JSON: measured for --max-record-bytes, and the very bytes the ledger line embeds. */
+  records: SerializedRecord[];
   /** Spans that are not audited LLM calls: counted and ignored (they are not rejected). */
   ignored: number;
   rejected: number;
@@ -54,7 +55,7 @@ const TENANT_REASON = 'tenant not allowed for this token';
  * bound to tenants) does not cover its tenant.
  */
 export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number, scope: TenantScope = '*'): Conversion {
-  const records: LedgerRecord[] = [];
+  const records: SerializedRecord[] = [];
   const reasons = new Map<string, number>();
   const reject = (why: string): void => {
     reasons.set(why, (reasons.get(why) ?? 0) + 1);
@@ -72,19 +73,20 @@ export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number,
       continue;
     }
     let record: LedgerRecord | undefined;
-    let size: number;
+    let serial: SerializedRecord | undefined;
     try {
       record = recordFromSpan(spanViewOf(span));
-      size = record ? Buffer.byteLength(canonicalJson(record)) : 0;
+      // Serialised here once: the size check needs the bytes, and the writer appends this very text.
+      serial = record ? SerializedRecord.of(record) : undefined;
     } catch (error) {
       reject(`the span cannot be recorded (${(error as Error).message})`);
       continue;
     }
-    if (!record) {
+    if (!record || !serial) {
       ignored++;
       continue;
     }
-    if (size > maxRecordBytes) {
+    if (Buffer.byteLength(serial.json) > maxRecordBytes) {
       reject(`record larger than ${maxRecordBytes} bytes (attribute values too large)`);
       continue;
     }
@@ -99,7 +101,7 @@ export function recordsOf(spans: readonly DecodedSpan[], maxRecordBytes: number,
       rejectedTenant++;
       continue;
     }
-    records.push(record);
+    records.push(serial);
   }
   let rejected = 0;
   const lines: string[] = [];

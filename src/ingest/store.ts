@@ -6,9 +6,9 @@
  * - idempotent: a span (trace id + span id) that was stored before is not stored again, so a
  *   collector that retries an export does not duplicate records.
  */
-import type { LedgerRecord } from '../ledger/record';
+import type { AppendInput } from '../ledger/protocol';
 import type { AppendOutcome, LedgerWriter } from '../ledger/writer';
 
 export interface IngestStore extends Pick<LedgerWriter, 'description' | 'close'> {
-  append(records: readonly LedgerRecord[]): Promise<Pick<AppendOutcome, 'stored' | 'duplicates'>>;
+  append(records: readonly AppendInput[]): Promise<Pick<AppendOutcome, 'stored' | 'duplicates'>>;
 }

@@ -24,7 +24,7 @@ export type LedgerItem =
       kind: 'entry';
       raw: string;
       location: ItemLocation;
-      /** SHA-256(0x00 || raw), when the source already computed it from `raw` (it checks its own copy with it). */
+      /** SHA-256(0x00 || raw), when the source already computed it (from the bytes it read, or to check its own copy with it). */
       leaf?: Buffer;
       /** The seq this line must hold, when the source found it by position (a segment summary): the scan checks it. */
       seq?: number;
@@ -45,6 +45,12 @@ export interface ItemsOptions {
   from?: { segment: string; offset: number };
   /** Leave out segments that hold only records appended before this UTC day (YYYY-MM-DD). */
   fromDay?: string;
+  /**
+   * Give each entry its leaf hash, computed from the bytes read (SHA-256(0x00 || line bytes)): for
+   * readers that check the chain and would hash every line anyway (verify). A backend that checks
+   * rows itself gives it regardless.
+   */
+  leaves?: boolean;
 }
 
 /** Fields a reader can select records by (QueryFilter's names); `action` may hold `*` wildcards. */

@@ -37,6 +37,17 @@ export function leafHash(data: Uint8Array | string): Hash {
   return createHash('sha256').update(LEAF_PREFIX).update(data).digest();
 }
 
+/**
+ * leafHash of the bytes `buffer[start, end)`, hashed where they lie: the byte before them, which
+ * the caller has consumed (a line's preceding newline), is overwritten with the 0x00 prefix. No
+ * copy and no string: verify hashes every line it reads this way.
+ */
+export function leafHashInPlace(buffer: Buffer, start: number, end: number): Hash {
+  if (start === 0) return leafHash(buffer.subarray(0, end));
+  buffer[start - 1] = 0x00;
+  return sha256(buffer.subarray(start - 1, end));
+}
+
 /** RFC 6962 section 2.1: interior node hash, SHA-256(0x01 || left || right). */
 export function nodeHash(left: Hash, right: Hash): Hash {
   return sha256(Buffer.concat([NODE_PREFIX, left, right], 65));

@@ -34,6 +34,52 @@ export interface SeqRange {
   lastSeq: number;
 }
 
+/**
+ * A record with its canonical JSON, serialised once: `llm-audit serve` needs the size for its
+ * `--max-record-bytes` check before it appends, and the stored line embeds these very bytes
+ * (canonical JSON is compositional: the record member of canonicalJson({ seq, prev, record }) is
+ * canonicalJson(record)), so the writer does not serialise the record a second time. The record
+ * must not change afterwards: the line is built from `json`, PostgreSQL's indexed columns from
+ * `record`.
+ */
+export class SerializedRecord {
+  private constructor(
+    readonly record: LedgerRecord,
+    readonly json: string,
+  ) {}
+
+  static of(record: LedgerRecord): SerializedRecord {
+    return new SerializedRecord(record, canonicalJson(record));
+  }
+}
+
+/** What a writer's append takes: plain records (serialised by the writer) or serialised ones. */
+export type AppendInput = LedgerRecord | SerializedRecord;
+
+export function serialized(input: AppendInput): SerializedRecord {
+  return input instanceof SerializedRecord ? input : SerializedRecord.of(input);
+}
+
+/**
+ * Runs an append's preparation (serialising, encoding) and hands the result on; a record that
+ * cannot be serialised (a non-finite number, a cycle) rejects the returned promise, as it did when
+ * serialising happened inside the write, instead of throwing at the caller.
+ */
+export function afterPreparing<P, R>(prepare: () => P, append: (prepared: P) => Promise<R>): Promise<R> {
+  let prepared: P;
+  try {
+    prepared = prepare();
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return append(prepared);
+}
+
+/** canonicalJson({ seq, prev, record }) from the record's canonical JSON (members prev < record < seq). */
+export function entryLine(seq: number, prev: string, recordJson: string): string {
+  return '{"prev":"' + prev + '","record":' + recordJson + ',"seq":' + seq + '}';
+}
+
 export interface ChainedBatches {
   /** The stored lines (no newline), in order; `leaves[i]` is the leaf hash of `lines[i]`, `prevs[i]` the hex leaf before it. */
   lines: string[];
@@ -46,15 +92,15 @@ export interface ChainedBatches {
 }
 
 /** Chains the records of every batch after `base`: step 3 of the protocol. */
-export function chainBatches(base: ChainState, batches: readonly (readonly LedgerRecord[])[]): ChainedBatches {
+export function chainBatches(base: ChainState, batches: readonly (readonly SerializedRecord[])[]): ChainedBatches {
   const range = base.range.clone();
   let last = base.lastLeaf;
   const out: ChainedBatches = { lines: [], leaves: [], prevs: [], ranges: [], state: { range, lastLeaf: last } };
   for (const records of batches) {
     const firstSeq = range.size;
-    for (const record of records) {
+    for (const { json } of records) {
       const prev = last.toString('hex');
-      const line = canonicalJson({ seq: range.size, prev, record });
+      const line = entryLine(range.size, prev, json);
       const leaf = leafHash(line);
       range.append(leaf);
       last = leaf;

@@ -103,15 +103,17 @@ export function spanKey(record: Pick<LedgerRecord, 'trace_id' | 'span_id'>): str
   return `${record.trace_id}${record.span_id}`;
 }
 
-/** Drops records whose span is in `seen` or earlier in the same batch. */
-export function withoutDuplicates(records: readonly LedgerRecord[], seen: (key: string) => boolean): LedgerRecord[] {
-  const out: LedgerRecord[] = [];
+/** Drops records whose span is in `seen` or earlier in the same batch (`keyOf`: the span key of an item that wraps a record). */
+export function withoutDuplicates(records: readonly LedgerRecord[], seen: (key: string) => boolean): LedgerRecord[];
+export function withoutDuplicates<T>(items: readonly T[], seen: (key: string) => boolean, keyOf: (item: T) => string): T[];
+export function withoutDuplicates<T>(items: readonly T[], seen: (key: string) => boolean, keyOf?: (item: T) => string): T[] {
+  const out: T[] = [];
   const batch = new Set<string>();
-  for (const record of records) {
-    const key = spanKey(record);
+  for (const item of items) {
+    const key = keyOf ? keyOf(item) : spanKey(item as LedgerRecord);
     if (batch.has(key) || seen(key)) continue;
     batch.add(key);
-    out.push(record);
+    out.push(item);
   }
   return out;
 }

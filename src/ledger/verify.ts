@@ -165,7 +165,7 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   let covered: { size: number; by: string } | undefined;
   for (const [size, list] of expectations) if (!covered || size > covered.size) covered = { size, by: list[0]!.where };
   const derived = source.derivedCheck?.();
-  const { last, count } = await walkChain(source.items({ skip }), state, {
+  const { last, count } = await walkChain(source.items({ skip, leaves: true }), state, {
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     ...(covered ? { covered } : {}),
     onAccepted: (accepted, s) => {

@@ -8,11 +8,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { Checkpoint } from './checkpoint';
 import { LedgerError } from './errors';
-import { FSYNC_POLICIES, type FileLedgerOptions, type FsyncPolicy } from './file/ledger';
+import { FSYNC_POLICIES, type FsyncPolicy } from './file/ledger';
 import type { PostgresLedgerOptions } from './postgres/writer';
-import type { SeqRange } from './protocol';
-import { FileLedgerWriter } from './file/writer';
-import type { LedgerRecord } from './record';
+import type { AppendInput, SeqRange } from './protocol';
+import { FileLedgerWriter, type FileWriterOptions } from './file/writer';
 import { transparencyFromEnv, type TransparencyOptions } from './transparency';
 
 export interface AppendOutcome extends SeqRange {
@@ -42,9 +41,10 @@ export interface LedgerWriter {
   readonly notices: readonly string[];
   /**
    * Appends the records whose span (trace id + span id) is not stored yet, all or nothing: when
-   * the promise rejects, nothing of the batch was stored. Resolves once durable.
+   * the promise rejects, nothing of the batch was stored. Resolves once durable. A record given
+   * as a SerializedRecord (protocol.ts) is stored with the canonical JSON it carries, not serialised again.
    */
-  append(records: readonly LedgerRecord[], options?: AppendOptions): Promise<AppendOutcome>;
+  append(records: readonly AppendInput[], options?: AppendOptions): Promise<AppendOutcome>;
   /** Writes a checkpoint now when records were added since the newest one. */
   checkpoint(): Promise<Checkpoint | undefined>;
   /** Makes durable what the fsync policy left in the OS cache (a no-op where commits are durable). */
@@ -69,7 +69,7 @@ export interface WriterOptions {
   transparency?: TransparencyOptions;
 }
 
-export type LedgerConfig = ({ backend: 'file' } & FileLedgerOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
+export type LedgerConfig = ({ backend: 'file' } & FileWriterOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
 
 export const DEFAULT_LEDGER_DIR = './llm-audit-ledger';
 

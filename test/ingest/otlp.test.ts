@@ -4,7 +4,15 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { MalformedBody, decodeJsonRequest, decodeProtobufRequest, encodeExportResponse, encodeStatus } from '../../src/ingest/otlp';
-import { recordsOf } from '../../src/ingest/records';
+import { recordsOf as serializedRecordsOf } from '../../src/ingest/records';
+import { canonicalJson } from '../../src/audit/canonical-json';
+
+/** The conversion with the plain records (their serialised text is checked by its own test). */
+function recordsOf(...args: Parameters<typeof serializedRecordsOf>) {
+  const conversion = serializedRecordsOf(...args);
+  for (const { record, json } of conversion.records) expect(json).toBe(canonicalJson(record));
+  return { ...conversion, records: conversion.records.map((r) => r.record) };
+}
 import { recordFromSpan } from '../../src/ledger/record';
 
 /** Real SDK spans: two audited LLM calls (one failed, with a guardrail event) and one HTTP span. */

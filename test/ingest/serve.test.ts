@@ -14,7 +14,10 @@ import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@ope
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIngestServer } from '../../src/ingest/server';
 import type { IngestStore } from '../../src/ingest/store';
+import { canonicalJson } from '../../src/audit/canonical-json';
 import { LedgerError } from '../../src/ledger/errors';
+import { SerializedRecord, entryLine } from '../../src/ledger/protocol';
+import { openLedgerWriter } from '../../src/ledger/writer';
 import { MAIN, ensureBuilt, post, scratchDir, serve, type Served } from './helpers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -252,6 +255,46 @@ describe('serve: shutdown, backpressure, TLS', () => {
     expect(r.stderr).toMatch(/either --ledger DIR or --postgres URL/);
     const t = spawnSync(process.execPath, [MAIN, 'serve', '--tls-cert', 'a.pem'], { encoding: 'utf8' });
     expect(t.status).toBe(2);
+  });
+});
+
+describe('the receiver and the writer share one serialisation', () => {
+  it('hands the writer each record with its canonical JSON, and the ledger line embeds exactly that text', async () => {
+    const dir = join(scratchDir('serve-once-'), 'ledger');
+    const writer = await openLedgerWriter({ backend: 'file', dir });
+    const received: unknown[] = [];
+    const store: IngestStore = {
+      description: writer.description,
+      append(records) {
+        received.push(...records);
+        return writer.append(records);
+      },
+      close: () => writer.close(),
+    };
+    const server = await startIngestServer({ store, port: 0, log: () => {} });
+    try {
+      const body = jsonBody([
+        { traceId: TRACE, spanId: '1212121212121212', attrs: { 'user.id': 'ü "quoted" \\ \u0001' } },
+        { traceId: TRACE, spanId: '3434343434343434' },
+      ]);
+      expect((await post(server.url + '/v1/traces', body, { 'content-type': 'application/json' })).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+    expect(received).toHaveLength(2);
+    const lines = readdirSync(join(dir, 'segments'))
+      .sort()
+      .flatMap((name) => readFileSync(join(dir, 'segments', name), 'utf8').split('\n'))
+      .filter((line) => line !== '' && !line.includes('"audit.start"'));
+    expect(lines).toHaveLength(2);
+    for (const [i, item] of received.entries()) {
+      expect(item).toBeInstanceOf(SerializedRecord);
+      const { record, json } = item as SerializedRecord;
+      expect(json).toBe(canonicalJson(record));
+      const entry = JSON.parse(lines[i]!) as { seq: number; prev: string };
+      expect(lines[i]).toBe(entryLine(entry.seq, entry.prev, json));
+    }
+    expect(verify(dir).code).toBe(0);
   });
 });
 

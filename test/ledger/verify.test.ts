@@ -56,6 +56,22 @@ describe('verify', () => {
     expect(result.warnings.join('\n')).toMatch(/not signed/);
   });
 
+  it('hashes the bytes on disk: a U+FFFD replaced by an invalid UTF-8 byte (which decodes to U+FFFD again) is caught', async () => {
+    const dir = tempDir();
+    await buildLedger(dir, 6, { clock, checkpointEvery: 100 }, (i) => ({ user_id: i === 3 ? 'user \ufffd 3' : `user ${i}` }));
+    const segment = join(dir, SEGMENT);
+    const bytes = readFileSync(segment);
+    const at = bytes.indexOf(Buffer.from('\ufffd', 'utf8'));
+    expect(at).toBeGreaterThan(0);
+    // Decoded, the altered file reads exactly as before: only its bytes differ.
+    const altered = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]);
+    expect(altered.toString('utf8')).toBe(bytes.toString('utf8'));
+    writeFileSync(segment, altered);
+    const error = await failure(dir);
+    expect(error.code).toBe('LEDGER_RECORD_HASH_MISMATCH');
+    expect(error.location).toMatchObject({ line: 4, seq: 3 });
+  });
+
   it('names the record whose byte changed', async () => {
     const { dir, segment } = await ledger();
     const lines = readLines(segment);

@@ -16,6 +16,7 @@ import { closeSync, createReadStream, fsyncSync, openSync, writeSync } from 'nod
 import { join } from 'node:path';
 import { canonicalJson } from '../../audit/canonical-json';
 import type { ItemLocation, LedgerItem } from '../backend';
+import { leafHashInPlace } from '../merkle';
 import { fsError } from '../errors';
 
 export const LEDGER_FILE = 'ledger.json';
@@ -84,6 +85,7 @@ export async function* readLines(
   label: string,
   offset = 0,
   firstLine = 1,
+  leaves = false,
   highWaterMark = 1 << 20,
 ): AsyncGenerator<LedgerItem> {
   let stream;
@@ -107,7 +109,9 @@ export async function* readLines(
         const nl = data.indexOf(NEWLINE, start);
         if (nl === -1) break;
         const location: ItemLocation = { file: label, line, offset: position };
-        yield { kind: 'entry', raw: data.toString('utf8', start, nl), location };
+        const raw = data.toString('utf8', start, nl);
+        // Hashed from the bytes on disk (after decoding: the hash overwrites the newline before them).
+        yield leaves ? { kind: 'entry', raw, location, leaf: leafHashInPlace(data, start, nl) } : { kind: 'entry', raw, location };
         position += nl - start + 1;
         line++;
         start = nl + 1;

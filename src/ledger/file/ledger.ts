@@ -20,9 +20,8 @@ import { LedgerError, fsError } from '../errors';
 import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, SEGMENTS_DIR, segmentName, segmentPath, utcDay } from './layout';
 import { acquireLock, type LedgerLock } from './lock';
 import { type Hash } from '../merkle';
-import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, resumePoint, unsignedRange, type CheckpointRule, type SeqRange } from '../protocol';
+import { DEFAULT_CHECKPOINT_EVERY, DEFAULT_CHECKPOINT_INTERVAL_MS, SerialQueue, buildCheckpoint, chainBatches, checkpointDue, afterPreparing, resumePoint, serialized, unsignedRange, type AppendInput, type CheckpointRule, type SeqRange, type SerializedRecord } from '../protocol';
 import { appendFileNote } from './note-store';
-import type { LedgerRecord } from '../record';
 import { CheckpointPublisher } from '../transparency';
 import type { WriterOptions } from '../writer';
 import { FileLedgerSource, exists, fileSize, repairAdvice, type LedgerMeta } from './source';
@@ -309,8 +308,8 @@ export class FileLedger {
    * failure nothing of the batch stays in the segment: the file is truncated back, and if even that
    * fails the ledger refuses further appends (LEDGER_IO) rather than risk a half-written record.
    */
-  append(records: readonly LedgerRecord[]): Promise<AppendResult> {
-    return this.group.add(records);
+  append(records: readonly AppendInput[]): Promise<AppendResult> {
+    return afterPreparing(() => records.map(serialized), (batch) => this.group.add(batch));
   }
 
   /** Records handed to append() that are not durable yet (the group being written and the next one). */
@@ -318,13 +317,13 @@ export class FileLedger {
     return this.group.backlog;
   }
 
-  private readonly group = new GroupCommit<LedgerRecord, AppendResult>(
+  private readonly group = new GroupCommit<SerializedRecord, AppendResult>(
     (batches) => this.appendNow(batches),
     (task) => this.enqueue(task),
   );
 
   /** One write (and, with fsync `always`, one fdatasync) for every batch of a group commit. */
-  private async appendNow(batches: readonly (readonly LedgerRecord[])[]): Promise<AppendResult[]> {
+  private async appendNow(batches: readonly (readonly SerializedRecord[])[]): Promise<AppendResult[]> {
     this.usable();
     const chained = chainBatches(this.state, batches);
     const results: AppendResult[] = chained.ranges;
@@ -346,7 +345,7 @@ export class FileLedger {
       const builder = this.summary.builder;
       const firstSeq = chained.state.range.size - chained.lines.length;
       let i = 0;
-      for (const record of batches.flat()) {
+      for (const { record } of batches.flat()) {
         builder.add(Buffer.byteLength(chained.lines[i]!) + 1, firstSeq + i, chained.leaves[i]!, record);
         i++;
       }

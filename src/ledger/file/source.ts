@@ -166,7 +166,7 @@ export class FileLedgerSource implements LedgerSource {
         }
         firstLine = countLines(segmentPath(this.dir, name), offset) + 1;
       }
-      yield* readLines(segmentPath(this.dir, name), segmentLabel(name), offset, firstLine);
+      yield* readLines(segmentPath(this.dir, name), segmentLabel(name), offset, firstLine, options.leaves);
     }
   }
 

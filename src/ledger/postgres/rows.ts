@@ -5,6 +5,7 @@
  * (they are not covered by the hash chain, so a change to them alone would otherwise go unseen).
  */
 import { SQL_COLUMNS, type SqlColumn } from '../fields';
+import type { SerializedRecord } from '../protocol';
 import type { LedgerRecord } from '../record';
 import { SCHEMA } from './migrations';
 
@@ -82,12 +83,69 @@ const INSERT_RECORDS = (() => {
       ORDER BY u.seq`;
 })();
 
+/**
+ * A record's share of the append statements, encoded when append() is called, outside the
+ * transaction: the writer prepares the next group while the current one commits, and under the
+ * append lock only the chained parts (seq, prev, leaf, the line around `json`) are left to do. The
+ * values are elements of PostgreSQL array literals exactly as the pg driver writes a JS array
+ * (`NULL`, or the text in double quotes with \ and " escaped), so the database receives the same
+ * parameters as before, without the driver's per-element conversion under the lock.
+ */
+export interface PreparedRow {
+  serial: SerializedRecord;
+  traceId: string;
+  spanId: string;
+  /** The trace and span id as array elements (the chain insert). */
+  traceElement: string;
+  spanElement: string;
+  /** The record's canonical JSON escaped for an array element, without the surrounding quotes. */
+  jsonEscaped: string;
+  /** One element per SQL_COLUMNS column. */
+  columns: string[];
+}
+
+/** Escapes text for a quoted array element (pg's escapeElement). */
+function escapeElementText(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+}
+
+/** One element of an array literal: NULL, or the value's text quoted (pg's arrayString). */
+export function arrayElement(value: string | number | boolean | null): string {
+  return value === null ? 'NULL' : '"' + escapeElementText(String(value)) + '"';
+}
+
+export function arrayLiteral(elements: readonly string[]): string {
+  return '{' + elements.join(',') + '}';
+}
+
+export function prepareRow(serial: SerializedRecord): PreparedRow {
+  const derived = derivedColumns(serial.record);
+  const traceId = String(serial.record.trace_id);
+  const spanId = String(serial.record.span_id);
+  return {
+    serial,
+    traceId,
+    spanId,
+    traceElement: arrayElement(derived.trace_id ?? null),
+    spanElement: arrayElement(derived.span_id ?? null),
+    jsonEscaped: escapeElementText(serial.json),
+    columns: SQL_COLUMNS.map((c) => arrayElement(derived[c.column] ?? null)),
+  };
+}
+
+/** The stored line (protocol.ts entryLine) as an array element, from the escaped record text. */
+function lineElement(seq: number, prev: string, jsonEscaped: string): string {
+  return '"{\\"prev\\":\\"' + prev + '\\",\\"record\\":' + jsonEscaped + ',\\"seq\\":' + seq + '}"';
+}
+
 export function recordsInsert(
-  rows: { seqs: string[]; appendedAt: Date; lines: string[]; prevs: string[]; leaves: string[] },
-  columns: readonly DerivedColumns[],
+  rows: { firstSeq: number; appendedAt: Date; prevs: readonly string[]; leaves: readonly string[] },
+  prepared: readonly PreparedRow[],
 ): { text: string; values: unknown[] } {
+  const seqs = prepared.map((_, i) => String(rows.firstSeq + i));
+  const lines = arrayLiteral(prepared.map((row, i) => lineElement(rows.firstSeq + i, rows.prevs[i]!, row.jsonEscaped)));
   return {
     text: INSERT_RECORDS,
-    values: [rows.seqs, rows.appendedAt, rows.lines, rows.prevs, rows.leaves, ...SQL_COLUMNS.map((c) => columns.map((row) => row[c.column]))],
+    values: [seqs, rows.appendedAt, lines, rows.prevs, rows.leaves, ...SQL_COLUMNS.map((_, k) => arrayLiteral(prepared.map((row) => row.columns[k]!)))],
   };
 }

@@ -28,8 +28,12 @@ import {
   buildCheckpoint,
   chainBatches,
   checkpointDue,
+  afterPreparing,
   resumePoint,
+  serialized,
   unsignedRange,
+  SerializedRecord,
+  type AppendInput,
   type CheckpointRule,
 } from '../protocol';
 import { CheckpointPublisher } from '../transparency';
@@ -37,7 +41,7 @@ import { spanKey, type LedgerRecord } from '../record';
 import type { AppendOptions, AppendOutcome, LedgerWriter, WriterOptions } from '../writer';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
-import { derivedColumns, recordsInsert } from './rows';
+import { arrayLiteral, prepareRow, recordsInsert, type PreparedRow } from './rows';
 import { PostgresLedgerSource } from './source';
 
 export interface PostgresLedgerOptions extends WriterOptions {
@@ -154,12 +158,13 @@ export class PostgresLedger implements LedgerWriter {
    * Appends the records whose span is not yet in the ledger, in one transaction. Resolves once
    * committed; on any failure nothing was stored.
    */
-  append(records: readonly LedgerRecord[], _options?: AppendOptions): Promise<PostgresAppendResult> {
-    return this.group.add(records);
+  append(records: readonly AppendInput[], _options?: AppendOptions): Promise<PostgresAppendResult> {
+    // Encoded now, while an earlier group's transaction may be running (rows.ts PreparedRow).
+    return afterPreparing(() => records.map((r) => prepareRow(serialized(r))), (rows) => this.group.add(rows));
   }
 
   /** Group commit: the appends that arrive during a transaction share the next one. */
-  private readonly group = new GroupCommit<LedgerRecord, PostgresAppendResult>(
+  private readonly group = new GroupCommit<PreparedRow, PostgresAppendResult>(
     (batches) => this.transaction((client) => this.appendIn(client, batches)),
     (task) => this.enqueue(task),
   );
@@ -255,14 +260,14 @@ export class PostgresLedger implements LedgerWriter {
   /** One transaction for every batch of a group; one result per batch (its fresh records get consecutive seqs). */
   private async appendIn(
     client: PoolClient,
-    batches: readonly (readonly LedgerRecord[])[],
+    batches: readonly (readonly PreparedRow[])[],
   ): Promise<{ value: PostgresAppendResult[]; state: ChainState; vouched?: number; checkpoint?: Checkpoint }> {
     const records = batches.flat();
     const base = await this.catchUp(client);
     const marker = await this.unsignedMarker(client, base);
     // Spans already stored, and repeats within the request, are left out.
-    const traceIds = records.map((r) => String(r.trace_id));
-    const spanIds = records.map((r) => String(r.span_id));
+    const traceIds = records.map((r) => r.traceId);
+    const spanIds = records.map((r) => r.spanId);
     const existing = new Set<string>();
     if (records.length > 0) {
       const found = await client.query<{ t: string; s: string }>(
@@ -272,12 +277,12 @@ export class PostgresLedger implements LedgerWriter {
       );
       for (const row of found.rows) existing.add(spanKey({ trace_id: row.t, span_id: row.s }));
     }
-    const fresh: LedgerRecord[] = marker ? [marker] : [];
+    const fresh: PreparedRow[] = marker ? [prepareRow(SerializedRecord.of(marker))] : [];
     const results: PostgresAppendResult[] = [];
     for (const batch of batches) {
       const firstSeq = base.range.size + fresh.length;
       for (const record of batch) {
-        const key = spanKey(record);
+        const key = spanKey({ trace_id: record.traceId, span_id: record.spanId });
         if (existing.has(key)) continue;
         existing.add(key);
         fresh.push(record);
@@ -299,25 +304,25 @@ export class PostgresLedger implements LedgerWriter {
       this.partitions.add(day);
     }
 
-    const chained = chainBatches(base, [fresh]);
+    const chained = chainBatches(base, [fresh.map((r) => r.serial)]);
     const state = chained.state;
-    const seqs = chained.lines.map((_, i) => String(base.range.size + i));
-    const { lines, prevs } = chained;
+    const firstSeq = base.range.size;
+    const seqs = chained.lines.map((_, i) => String(firstSeq + i));
+    const { prevs } = chained;
     const leaves = chained.leaves.map((leaf) => leaf.toString('hex'));
-    const columns = fresh.map(derivedColumns);
     const inserted = await client.query(
       `INSERT INTO ${SCHEMA}.chain (seq, trace_id, span_id, prev_hash, leaf_hash, appended_at)
        SELECT u.seq, u.t, u.s, decode(u.prev, 'hex'), decode(u.leaf, 'hex'), $6::timestamptz
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(seq, t, s, prev, leaf)
         ORDER BY u.seq
        ON CONFLICT (trace_id, span_id) DO NOTHING`,
-      [seqs, columns.map((c) => c.trace_id), columns.map((c) => c.span_id), prevs, leaves, appendedAt],
+      [seqs, arrayLiteral(fresh.map((r) => r.traceElement)), arrayLiteral(fresh.map((r) => r.spanElement)), prevs, leaves, appendedAt],
     );
     if (inserted.rowCount !== fresh.length) {
       // Cannot happen under the lock; if it does, nothing of this request is kept.
       throw new LedgerError('LEDGER_IO', `${this.name}: a span of this request was stored concurrently; the request was not stored, retry it`);
     }
-    await client.query(recordsInsert({ seqs, appendedAt, lines, prevs, leaves }, columns));
+    await client.query(recordsInsert({ firstSeq, appendedAt, prevs, leaves }, fresh));
     // With a key the rule is "every transaction", and the newest checkpoint need not be read.
     if (this.rule.signEveryAppend || checkpointDue(this.rule, state.range.size, await this.lastCheckpoint(client))) {
       const checkpoint = await this.writeCheckpoint(client, state);

@@ -9,7 +9,11 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeyPair } from '../../../src/ledger/checkpoint';
+import { canonicalJson } from '../../../src/audit/canonical-json';
+import { ZERO_HASH } from '../../../src/ledger/checkpoint';
+import { leafHash } from '../../../src/ledger/merkle';
 import { resolvePolicy } from '../../../src/ledger/policy';
+import { SerializedRecord, entryLine } from '../../../src/ledger/protocol';
 import { scanRecords } from '../../../src/ledger/query';
 import { RECOVERED_ACTION } from '../../../src/ledger/record';
 import { verifyLedger } from '../../../src/ledger/verify';
@@ -95,6 +99,41 @@ describe.each(DRIVERS)('the $name ledger', (driver) => {
     await second.close();
     expect((await records(ledger)).map((r) => r.request_id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
     expect((await verify(ledger)).records).toBe(6);
+  });
+
+  it('stores a serialised record with the very canonical JSON it carries, byte for byte, deduplicated like a plain one', async () => {
+    const ledger = await fresh();
+    const w = await writer(ledger);
+    // Text that needs escaping and a non-integer number: the parts where two serialisers could differ.
+    const plain = call({ request_id: 'plain "quoted" \\ \u0007 é 😀', cost_usd: 0.000123 });
+    const serial = SerializedRecord.of(call({ request_id: 'serialised\n' }));
+    expect(await w.append([plain, serial, SerializedRecord.of(serial.record)])).toEqual({ stored: 2, duplicates: 1, firstSeq: 0, lastSeq: 1 });
+    expect(await w.append([serial])).toMatchObject({ stored: 0, duplicates: 1 });
+    await w.close();
+    const source = ledger.source();
+    const lines: string[] = [];
+    try {
+      for await (const item of source.items()) if (item.kind === 'entry') lines.push(item.raw);
+    } finally {
+      await source.close?.();
+    }
+    expect(lines).toHaveLength(2);
+    const prev1 = leafHash(lines[0]!).toString('hex');
+    expect(lines[0]).toBe(canonicalJson({ seq: 0, prev: ZERO_HASH, record: plain }));
+    expect(lines[1]).toBe(entryLine(1, prev1, serial.json));
+    expect(lines[1]).toBe(canonicalJson({ seq: 1, prev: prev1, record: serial.record }));
+    expect((await verify(ledger)).records).toBe(2);
+  });
+
+  it('rejects the append (not a throw at the caller) of a batch with a record that has no canonical JSON, storing none of it', async () => {
+    const ledger = await fresh();
+    const w = await writer(ledger);
+    let appended: Promise<unknown> | undefined;
+    expect(() => {
+      appended = w.append([call(), call({ cost_usd: Number.NaN })]);
+    }).not.toThrow();
+    await expect(appended).rejects.toThrow(/non-finite number NaN/);
+    expect(await w.append([call()])).toMatchObject({ stored: 1, firstSeq: 0 });
   });
 
   it('checkpoints when due (every N records), signed with the key, with the C2SP note; verify with the public key passes', async () => {

@@ -206,9 +206,12 @@ abstract class CanonicalHasher implements ContentHasher {
     const resumed = memo.resume(messages);
     if (resumed === undefined && !memo.worthRemembering()) return this.hash(messages);
     // States are only ever copied out of the memo, never fed: a remembered state stays as it was.
-    const state = resumed !== undefined ? resumed.state.copy() : this.begin();
     const from = resumed?.covered ?? 0;
-    if (from === messages.length) return this.finish(state.update(']', 'utf8'));
+    if (resumed !== undefined && from === messages.length) {
+      // The very list again: its hash depends on the remembered state alone, which is never fed.
+      return (resumed.entry.final ??= this.finish(resumed.state.copy().update(']', 'utf8')));
+    }
+    const state = resumed !== undefined ? resumed.state.copy() : this.begin();
     const snapshots: Snapshot[] = resumed !== undefined ? resumed.snapshots.slice() : [];
     const feed = new PieceFeed(state);
     if (from === 0) feed.add('[');

@@ -11,7 +11,7 @@
 // Made for a loaded machine: the two builds alternate within each round (order reversed every
 // round), so load drifts hit both alike; every overhead is taken against the baseline of the same
 // round, and the A/B ratio is computed per round before the median. Writes FILE.md and FILE.json
-// (default bench/results/hot-path) and prints the markdown.
+// (default bench/results/hot-path-children) and prints the markdown.
 import { cpSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -37,7 +37,7 @@ const { values: opts } = parseArgs({
     transport: { type: 'string', default: 'replay' },
     refs: { type: 'boolean', default: true },
     'no-refs': { type: 'boolean', default: false },
-    out: { type: 'string', default: join(root, 'bench/results/hot-path') },
+    out: { type: 'string', default: join(root, 'bench/results/hot-path-children') },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -54,7 +54,7 @@ if (opts.help || !opts.base) {
   --exporter KIND   otlp-proto (default), otlp-json or count
   --transport KIND  replay (default) or loopback
   --no-refs         leave out the hand-written span and the peer reference
-  --out FILE        FILE.md and FILE.json (default bench/results/hot-path)
+  --out FILE        FILE.md and FILE.json (default bench/results/hot-path-children)
 `);
   process.exit(opts.help ? 0 : 2);
 }

@@ -3,7 +3,7 @@
  * for their own requests) is still a call to audit: its record is written, while its trace span
  * follows the application's tracing and is not recorded.
  */
-import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { suppressTracing } from '@opentelemetry/core';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
@@ -27,7 +27,6 @@ describe('the audit record under suppressed tracing', () => {
       const [record] = records.getFinishedSpans();
       expect(record?.name).toBe('chat gpt-4o-mini');
       expect(record?.attributes['llm_audit.status']).toBe('success');
-      expect(trace.getSpan(suppressed)).toBeUndefined();
     } finally {
       uninstall();
     }

@@ -6,7 +6,7 @@
 // `create` method of a client of its own, as auditClient() does, with the services of its own
 // LlmAuditInstrumentation (constructed disabled, so neither patches the SDK module); a plain client
 // is the baseline, and a client inside one hand-written span the floor. The configurations take
-// turns in short blocks of calls (order rotated every round), each block ending with a flush of the
+// turns in short blocks of calls (every order of them in turn), each block ending with a flush of the
 // span processor, and CPU time (process.cpuUsage: user + system, all threads) is read around each
 // block. Load changes then fall on all configurations alike, within a fraction of a second.
 //
@@ -54,7 +54,8 @@ if (!sdkInfo || !['openai6', 'anthropic'].includes(opts.sdk)) throw new Error('-
 const provider = sdkInfo.provider;
 process.env.LLM_AUDIT_HASH_KEY = 'bench-only-hash-key-0123456789abcdef';
 
-const { fake, process: fakeProcess } = await startFakeProcess(join(root, '.cache/bench-ab'));
+// A scratch directory per process: two runs at once must not copy the fake provider over each other's.
+const { fake, process: fakeProcess } = await startFakeProcess(join(root, '.cache/bench-ab', String(process.pid)));
 
 // OpenTelemetry as bench/child.mjs sets it up: one provider, BatchSpanProcessor, an exporter that
 // encodes every batch to OTLP/protobuf.
@@ -136,6 +137,11 @@ if (!opts['no-floor']) {
 }
 const names = Object.keys(configs);
 
+function permutations(items) {
+  if (items.length <= 1) return [items];
+  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+}
+
 async function runBlock(call, n) {
   const c0 = process.cpuUsage();
   for (let i = 0; i < n; i++) {
@@ -154,8 +160,12 @@ const spans0 = exported.spans;
 const attrs0 = exported.attributes;
 const loadBefore = os.loadavg();
 const started = Date.now();
+// Every order of the configurations in turn: each block is preceded as often by each of the others,
+// so the garbage one configuration leaves for the next block's collector does not always land on
+// the same neighbour (a rotation of one order would put it there in most rounds).
+const orders = permutations(names);
 for (let r = 0; r < rounds; r++) {
-  const order = names.map((_, i) => names[(i + r) % names.length]);
+  const order = orders[r % orders.length];
   for (const name of order) perCall[name].push(await runBlock(configs[name], block));
 }
 fakeProcess.stdin.end();

@@ -9,7 +9,7 @@
 // as child processes, and reads bench/spool-memory.mjs's last result when there is one.
 //
 // Writes bench/results/latest.md and bench/results/latest.json, and prints the markdown.
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -20,10 +20,10 @@ import { analyseGroup, budget, scaling } from './lib/analyse.mjs';
 import { CONFIGS, configsFor, DEFAULT_SIZE, SCALING_SIZES, SDKS } from './lib/configs.mjs';
 import { machineInfo, renderMarkdown } from './lib/report.mjs';
 import { summariseProfile } from './lib/profile.mjs';
+import { runBenchChild, startFakeProcess } from './lib/children.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const root = join(benchDir, '..');
-const require = createRequire(import.meta.url);
 const scratch = join(root, '.cache/bench');
 
 const HELP = `usage: node bench/run.mjs [options]
@@ -233,7 +233,6 @@ if (opts.reanalyse) {
 }
 
 const log = (line) => process.stderr.write(`${line}\n`);
-const HASH_KEY = 'bench-only-hash-key-0123456789abcdef';
 
 // ---------------------------------------------------------------------------------------------
 // Preparation: a snapshot of this package's build, the compiled fake provider, the fake's process
@@ -251,38 +250,7 @@ rmSync(dist, { recursive: true, force: true });
 mkdirSync(scratch, { recursive: true });
 cpSync(distSrc, dist, { recursive: true });
 
-// The fake provider and the modules it imports (platform-routes.ts), compiled together.
-const fakeSources = ['fake-provider.ts', 'platform-routes.ts'].map((f) => join(root, 'test/support', f));
-const demoDir = join(root, '.cache/demo');
-const fakeCompiled = join(demoDir, 'fake-provider.js');
-if (!existsSync(fakeCompiled) || fakeSources.some((f) => statSync(fakeCompiled).mtimeMs < statSync(f).mtimeMs)) {
-  log('bench: compiling the fake provider (tsc -p tsconfig.demo.json)');
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.demo.json')], { stdio: 'inherit' });
-}
-cpSync(demoDir, join(scratch, 'demo'), { recursive: true });
-const fakeCopy = join(scratch, 'demo', 'fake-provider.js');
-
-const fakeProcess = spawn(process.execPath, [join(benchDir, 'fake-provider-process.mjs'), fakeCopy], {
-  stdio: ['pipe', 'pipe', 'inherit'],
-});
-process.on('exit', () => {
-  if (fakeProcess.exitCode === null) fakeProcess.kill();
-});
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    fakeProcess.kill();
-    process.exit(130);
-  });
-}
-const fake = await new Promise((resolve, reject) => {
-  let buffered = '';
-  fakeProcess.stdout.on('data', (data) => {
-    buffered += data;
-    const newline = buffered.indexOf('\n');
-    if (newline >= 0) resolve(JSON.parse(buffered.slice(0, newline)));
-  });
-  fakeProcess.once('exit', (code) => reject(new Error(`fake provider exited (${code}) before listening`)));
-});
+const { fake, process: fakeProcess } = await startFakeProcess(scratch, log);
 
 // ---------------------------------------------------------------------------------------------
 // The jobs
@@ -348,47 +316,10 @@ function jobFor(group, config, round) {
   };
 }
 
-const childEnv = () => {
-  const env = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    // Nothing from the caller's environment may change what is measured.
-    if (/^(OTEL_|LLM_AUDIT_|ANTHROPIC_|OPENAI_|TRACELOOP_|OPENINFERENCE_|NODE_OPTIONS$)/.test(k)) continue;
-    env[k] = v;
-  }
-  env.LLM_AUDIT_HASH_KEY = HASH_KEY;
-  return env;
-};
-
 const resultsDir = join(scratch, 'results');
 rmSync(resultsDir, { recursive: true, force: true });
 mkdirSync(resultsDir, { recursive: true });
-
-function runChild(job, execArgv = []) {
-  const out = join(resultsDir, `${job.id}.json`);
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--expose-gc', ...execArgv, join(benchDir, 'child.mjs'), JSON.stringify({ ...job, out })], {
-      env: childEnv(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let output = '';
-    const keepTail = (data) => {
-      output = (output + data).slice(-4000);
-    };
-    child.stdout.on('data', keepTail);
-    child.stderr.on('data', keepTail);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      let result;
-      try {
-        result = JSON.parse(readFileSync(out, 'utf8'));
-      } catch {
-        result = { job, error: { stage: 'process', message: `exited ${signal ?? code} without a result: ${output.trim().split('\n').slice(-3).join(' | ')}` } };
-      }
-      resolve(result);
-    });
-  });
-}
+const runChild = (job, execArgv) => runBenchChild(job, resultsDir, execArgv);
 
 // ---------------------------------------------------------------------------------------------
 // The rounds: a fresh child per configuration per round; within a group the configurations run

@@ -114,12 +114,18 @@ export function matchesSnapshot(value: unknown, snapshot: Snapshot): boolean {
   return true;
 }
 
-interface Entry<State> {
+export interface Entry<State> {
   /** The messages covered, in order (the key is the last of them). */
   readonly items: readonly unknown[];
   readonly snapshots: readonly Snapshot[];
   /** The hash state after `[` and the canonical text of `items`, comma-separated. */
   readonly state: State;
+  /**
+   * The finished hash of exactly `items` (the state, then `]`), once a list has been sent again
+   * unchanged: an agent loop that calls twice on one history (a retry, a tool round without new
+   * turns) or a bench loop gets it without copying and finishing the state.
+   */
+  final?: string;
 }
 
 /** What a list's longest remembered prefix gives: how many items it covers and the state after them. */
@@ -130,6 +136,8 @@ export interface Resume<State> {
   readonly state: State;
   /** The covered items' snapshots, reused when the longer list is remembered. */
   readonly snapshots: readonly Snapshot[];
+  /** The entry resumed from: its finished hash is kept on it (see Entry.final). */
+  readonly entry: Entry<State>;
 }
 
 // Lists are usually found by their last item or the one or two before it; a few failed candidates
@@ -161,7 +169,7 @@ export class ConversationMemo<State> {
       candidates++;
       if (entry.items.length === last + 1 && covers(entry, items)) {
         this.#misses = 0;
-        return { key: item, covered: last + 1, state: entry.state, snapshots: entry.snapshots };
+        return { key: item, covered: last + 1, state: entry.state, snapshots: entry.snapshots, entry };
       }
       // Stale for this conversation (trimmed, a window slid, a message edited): it would only keep
       // the messages it covers alive.

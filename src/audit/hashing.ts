@@ -162,6 +162,11 @@ abstract class CanonicalHasher implements ContentHasher {
   static readonly #MAX_TEXT_LENGTH = 4096;
   static readonly #MAX_ENTRIES = 64;
   readonly #recent = new Map<string, string>();
+  // The last string given to hashRepeated and its hash: a system prompt sent as one string
+  // (Anthropic's `system`) is the same string call after call, and comparing it (the same string:
+  // one pointer; an equal one: its characters) costs less than quoting it and looking it up.
+  #lastString: string | undefined;
+  #lastStringHash = '';
   readonly #conversations = new ConversationMemo<Hash>();
 
   /** The labelled digest of `text`, in one go. */
@@ -189,6 +194,7 @@ abstract class CanonicalHasher implements ContentHasher {
   }
 
   hashRepeated(value: unknown): string {
+    if (typeof value === 'string' && value === this.#lastString) return this.#lastStringHash;
     const text = canonicalJson(value);
     if (text.length > CanonicalHasher.#MAX_TEXT_LENGTH) return this.digest(text);
     let hash = this.#recent.get(text);
@@ -196,6 +202,10 @@ abstract class CanonicalHasher implements ContentHasher {
       hash = this.digest(text);
       if (this.#recent.size >= CanonicalHasher.#MAX_ENTRIES) this.#recent.clear();
       this.#recent.set(text, hash);
+    }
+    if (typeof value === 'string') {
+      this.#lastString = value;
+      this.#lastStringHash = hash;
     }
     return hash;
   }
@@ -206,9 +216,12 @@ abstract class CanonicalHasher implements ContentHasher {
     const resumed = memo.resume(messages);
     if (resumed === undefined && !memo.worthRemembering()) return this.hash(messages);
     // States are only ever copied out of the memo, never fed: a remembered state stays as it was.
-    const state = resumed !== undefined ? resumed.state.copy() : this.begin();
     const from = resumed?.covered ?? 0;
-    if (from === messages.length) return this.finish(state.update(']', 'utf8'));
+    if (resumed !== undefined && from === messages.length) {
+      // The very list again: its hash depends on the remembered state alone, which is never fed.
+      return (resumed.entry.final ??= this.finish(resumed.state.copy().update(']', 'utf8')));
+    }
+    const state = resumed !== undefined ? resumed.state.copy() : this.begin();
     const snapshots: Snapshot[] = resumed !== undefined ? resumed.snapshots.slice() : [];
     const feed = new PieceFeed(state);
     if (from === 0) feed.add('[');

@@ -22,6 +22,7 @@
  */
 import {
   context,
+  createContextKey,
   diag,
   isSpanContextValid,
   SpanKind,
@@ -37,10 +38,16 @@ import {
   type TimeInput,
   type Tracer,
 } from '@opentelemetry/api';
-import { unsuppressTracing } from '@opentelemetry/core';
 import { randomBytes } from 'node:crypto';
 import * as A from '../semconv';
 import { PACKAGE_VERSION } from '../version';
+
+/**
+ * The context key of @opentelemetry/core's suppressTracing(). createContextKey is Symbol.for of the
+ * description, so every copy of core uses this very key; naming it here keeps the main entry from
+ * loading core's 32 modules for one deleteValue (bench/results/startup.md).
+ */
+const SUPPRESS_TRACING_KEY = createContextKey('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
 
 /** What decides `llm_audit.trace.forward` (the sampler the tracing backend would apply). */
 export type TraceSampled = (parent: Context, traceId: string, name: string, kind: SpanKind, attributes: Attributes) => boolean;
@@ -151,7 +158,7 @@ export function startCallSpans(tracer: Tracer, name: string, attributes: Attribu
   let record: Span;
   try {
     // Never suppressed: a call made where tracing is switched off is still a call to audit.
-    record = pipeline.tracer.startSpan(name, { kind, attributes }, unsuppressTracing(parentOfCall));
+    record = pipeline.tracer.startSpan(name, { kind, attributes }, parentOfCall.deleteValue(SUPPRESS_TRACING_KEY));
     record.setAttribute(A.ATTR_AUDIT_TRACE_FORWARD, forward);
   } finally {
     nextIds.traceId = nextIds.spanId = undefined;

@@ -64,6 +64,8 @@ describe('hashMessages', () => {
         ];
         const before = hasher.hashMessages(conversation);
         expect(before, name).toBe(expected(key, conversation));
+        // The same list again: its finished hash is remembered too, and must not outlive the change.
+        expect(hasher.hashMessages(conversation), name).toBe(before);
         change(conversation);
         expect(hasher.hashMessages(conversation), name).toBe(expected(key, conversation));
         conversation.push({ role: 'assistant', content: 'later' });

@@ -68,6 +68,15 @@ describe('keyed hashing', () => {
     }
   });
 
+  it('hashRepeated of a string: the same string, an equal one, another one and a value of another type in turn', () => {
+    for (const hasher of [createContentHasher({ key: KEY, keyId: 'k1' }), createContentHasher({})]) {
+      const prompt = 'You are a careful assistant. '.repeat(20);
+      const sequence: unknown[] = [prompt, prompt, ['You are a careful assistant. '.repeat(20)].join(''), 'You are terse.', prompt, [prompt], prompt, 'x'.repeat(10_000), prompt, 'You are terse.'];
+      for (const value of sequence) expect(hasher.hashRepeated(value)).toBe(hasher.hash(value));
+      expect(hasher.hashRepeated(prompt)).toBe(`${hasher.keyed ? 'hmac-sha256:k1:' + hmacHex(KEY, JSON.stringify(prompt)) : 'sha256:' + sha256Hex(JSON.stringify(prompt))}`);
+    }
+  });
+
   it('defaults the key id to the first 8 hex digits of SHA-256 over the key bytes', () => {
     const hasher = createContentHasher({ key: KEY });
     const fingerprint = sha256Hex(Buffer.from(KEY, 'utf8')).slice(0, 8);

@@ -27,6 +27,26 @@ async function loaded(env: Record<string, string>): Promise<string[]> {
   ];
 }
 
+/** How many modules `require(id)` adds, in a fresh process. */
+async function modulesOf(id: string): Promise<{ count: number; files: string[] }> {
+  const script = `const before = new Set(Object.keys(require.cache)); require(${JSON.stringify(id)}); const files = Object.keys(require.cache).filter((f) => !before.has(f)); console.log(JSON.stringify(files))`;
+  const run = await runNodeApp(['-e', script], {});
+  expect(run.stderr).toBe('');
+  expect(run.code).toBe(0);
+  const files = JSON.parse(run.stdout) as string[];
+  return { count: files.length, files };
+}
+
+describe('what the main entry loads', () => {
+  it("require('otel-llm-audit') loads at most twice the modules of the contrib OpenAI instrumentation, and no OpenTelemetry SDK package", async () => {
+    const ours = await modulesOf('otel-llm-audit');
+    const contrib = await modulesOf('@opentelemetry/instrumentation-openai');
+    // An application that brings its own SDK already has these; the instrumentation must not pull them in.
+    expect(ours.files.filter((f) => /node_modules\/@opentelemetry\/(core|sdk-[^/]+|resources|exporter-[^/]+)\//.test(f))).toEqual([]);
+    expect(ours.count).toBeLessThanOrEqual(2 * contrib.count);
+  });
+});
+
 describe('what register loads', () => {
   const dir = mkdtempSync(join(tmpdir(), 'startup-modules-'));
 

@@ -225,7 +225,7 @@ export class LedgerSpanExporter implements SpanExporter {
       // PostgreSQL: no lock, so every process is a writer; each appends its own journals (its
       // worker threads', its exit journal of an earlier run is a dead pid's) and the database
       // leaves out a span already stored.
-      postgresUrl !== undefined ? { storedBy: 'target', mine: (name) => journalOf(name, process.pid) } : {},
+      postgresUrl !== undefined ? { mine: (name) => journalOf(name, process.pid) } : {},
     );
     this.holder = { ledger, consumer };
     if (this.journalMode && postgresUrl !== undefined) auditTrailRestored(this.trail, 'the records journaled meanwhile are appended now');

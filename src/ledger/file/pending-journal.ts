@@ -21,9 +21,11 @@
  * unauthenticated); a journal with a `mac` read by a process without the key is rejected.
  *
  * The lock holder appends what the journals hold (JournalConsumer, every POLL_MS) exactly once:
- * what it reads of a journal it had not seen yet is checked against the ledger by span (trace id
- * + span id) first, and after that it keeps its offset in the file. A journal is deleted once it
- * is fully appended and its writer closed it (end line) or is gone (dead pid).
+ * it keeps its offset in each file, and hands what it reads to its LedgerWriter's append, whose
+ * one dedup by span (trace id + span id: file/writer.ts, PostgreSQL's unique constraint) leaves out
+ * what is stored already (a journal an earlier holder appended before it stopped, an exit journal
+ * of appends that did complete). A journal is deleted once it is fully appended and its writer
+ * closed it (end line) or is gone (dead pid).
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
@@ -37,11 +39,9 @@ import { GroupCommit } from '../../util/group-commit';
 import { pidAlive } from '../../util/lock-owner';
 import { loadPrivateKey } from '../checkpoint';
 import { fsError } from '../errors';
-import { FileLedgerSource } from './ledger';
-import type { AppendOptions } from '../writer';
+import type { LedgerWriter } from '../writer';
 import { DIR_MODE, FILE_MODE, PENDING_DIR, REJECTED_DIR } from './layout';
-import { scanRecords } from '../query';
-import { spanKey, withoutDuplicates, type LedgerRecord } from '../record';
+import type { LedgerRecord } from '../record';
 
 /** How often the lock holder looks for journal lines to append. */
 export const POLL_MS = 200;
@@ -219,31 +219,24 @@ interface FileState {
   seen: Set<number>;
   /** Highest line number seen. */
   max: number;
-  checked: boolean;
   ended: boolean;
 }
 
 class JournalRejected extends Error {}
+
+/** What the consumer appends to: a LedgerWriter, which leaves out the spans it has already. */
+export type JournalTarget = Pick<LedgerWriter, 'append' | 'sync'>;
 
 /**
  * Appends the journals of `pending/` to the ledger (the lock holder runs this every POLL_MS and
  * at open and close). `report` gets what an operator must see: rejected journals, removed lines,
  * unauthenticated journals appended.
  */
-/** What the consumer appends to: FileLedger, or any LedgerWriter. */
-export interface JournalTarget {
-  append(records: readonly LedgerRecord[], options?: AppendOptions): Promise<unknown>;
-  sync(): Promise<void>;
-}
-
 export class JournalConsumer {
   private readonly files = new Map<string, FileState>();
   private running: Promise<ConsumeResult> | undefined;
 
   /**
-   * @param options.storedBy `scan` (the file ledger in `dir`): records of a journal seen for the
-   *   first time are looked up in the ledger by span here; `target`: the target's own append
-   *   leaves out stored spans (PostgreSQL's unique constraint).
    * @param options.mine which journals this consumer appends: several PostgreSQL writers share no
    *   lock, so each appends its own process's journals and those of writers that are gone.
    */
@@ -252,7 +245,7 @@ export class JournalConsumer {
     private readonly dir: string,
     private readonly key: Buffer | undefined,
     private readonly report: (message: string, level: 'error' | 'warn') => void,
-    private readonly options: { storedBy?: 'scan' | 'target'; mine?: (name: string) => boolean } = {},
+    private readonly options: { mine?: (name: string) => boolean } = {},
   ) {}
 
   /** One pass over pending/; passes never overlap (a call during one waits for it). */
@@ -278,7 +271,7 @@ export class JournalConsumer {
     }
     const batches: ({ name: string; state: FileState } & ReturnType<JournalConsumer['read']>)[] = [];
     for (const name of names) {
-      const state = this.files.get(name) ?? { offset: 0, seen: new Set<number>(), max: -1, checked: false, ended: false };
+      const state = this.files.get(name) ?? { offset: 0, seen: new Set<number>(), max: -1, ended: false };
       this.files.set(name, state);
       try {
         batches.push({ name, state, ...this.read(name, state) });
@@ -291,19 +284,10 @@ export class JournalConsumer {
         }
       }
     }
-    // A journal seen for the first time may hold records already appended (by an earlier holder
-    // that stopped before deleting it, or an exit journal of appends that did complete).
-    const unchecked = batches.filter((b) => !b.state.checked).flatMap((b) => b.records);
-    const stored = new Set<string>();
-    if (unchecked.length > 0 && this.options.storedBy !== 'target') {
-      const from = unchecked.reduce((min, record) => Math.min(min, Date.parse(record.timestamp) || Infinity), Infinity);
-      for await (const hit of scanRecords(new FileLedgerSource(this.dir), Number.isFinite(from) ? { from } : {})) stored.add(spanKey(hit.record));
-    }
+    // The writer leaves out what is stored already (an earlier holder that stopped before deleting
+    // a journal, an exit journal of appends that did complete) and what the batch repeats.
     const all = batches.flatMap((b) => b.records);
-    const fresh = withoutDuplicates(all, (key) => stored.has(key));
-    const dropped = fresh.length > 0 ? await this.ledger.append(fresh, { unique: this.options.storedBy !== 'target' }) : undefined;
-    const leftOut = (dropped as { duplicates?: number } | undefined)?.duplicates ?? 0;
-    result.appended = fresh.length - leftOut;
+    if (all.length > 0) result.appended = (await this.ledger.append(all)).stored;
     result.present = all.length - result.appended;
     for (const b of batches) {
       b.state.offset = b.offset;
@@ -311,7 +295,6 @@ export class JournalConsumer {
         b.state.seen.add(n);
         if (n > b.state.max) b.state.max = n;
       }
-      b.state.checked = true;
       b.state.ended ||= b.ended;
       // A writer found dead may have added lines after they were read (during the append above)
       // and then died: the journal goes only once it is read to its end after the writer died.

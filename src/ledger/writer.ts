@@ -12,6 +12,7 @@ import { FSYNC_POLICIES, type FileLedgerOptions, type FsyncPolicy } from './file
 import type { PostgresLedgerOptions } from './postgres/writer';
 import type { SeqRange } from './protocol';
 import { FileLedgerWriter } from './file/writer';
+import { JournalingWriter, type JournalOptions } from './file/pending-journal';
 import type { LedgerRecord } from './record';
 import { transparencyFromEnv, type TransparencyOptions } from './transparency';
 
@@ -67,6 +68,11 @@ export interface WriterOptions {
   onWarning?: (message: string) => void;
   /** C2SP notes and witnesses (default: LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES). */
   transparency?: TransparencyOptions;
+  /**
+   * Append the pending journals too, at open, every POLL_MS and at close (the span exporter's
+   * writers: file/pending-journal.ts JournalingWriter).
+   */
+  journals?: JournalOptions;
 }
 
 export type LedgerConfig = ({ backend: 'file' } & FileLedgerOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
@@ -147,11 +153,16 @@ export function positiveInt(name: string, raw: string | undefined): number | und
  * driver is loaded only for PostgreSQL.
  */
 export async function openLedgerWriter(config: LedgerConfig): Promise<LedgerWriter> {
+  const writer = await openBackend(config);
+  return config.journals ? JournalingWriter.start(writer, config.journals) : writer;
+}
+
+async function openBackend(config: LedgerConfig): Promise<LedgerWriter> {
   if (config.backend === 'postgres') {
     const { PostgresLedger } = await import('./postgres/writer.js');
-    const { backend: _, ...options } = config;
+    const { backend: _, journals: _journals, ...options } = config;
     return PostgresLedger.open(options);
   }
-  const { backend: _, ...options } = config;
+  const { backend: _, journals: _journals, ...options } = config;
   return FileLedgerWriter.open(options);
 }

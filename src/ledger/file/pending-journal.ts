@@ -39,7 +39,8 @@ import { GroupCommit } from '../../util/group-commit';
 import { pidAlive } from '../../util/lock-owner';
 import { loadPrivateKey } from '../checkpoint';
 import { fsError } from '../errors';
-import type { LedgerWriter } from '../writer';
+import type { Checkpoint } from '../checkpoint';
+import type { AppendOptions, AppendOutcome, LedgerWriter } from '../writer';
 import { DIR_MODE, FILE_MODE, PENDING_DIR, REJECTED_DIR } from './layout';
 import type { LedgerRecord } from '../record';
 
@@ -401,6 +402,80 @@ export class JournalConsumer {
       return;
     }
     this.report(`REJECTED the pending journal ${name}: ${why}. None of its records were appended; it was moved to ${PENDING_DIR}/${REJECTED_DIR}/ for inspection`, 'error');
+  }
+}
+
+/** What a writer does with the pending journals (the span exporter's writers: writer.ts JournalOptions). */
+export interface JournalOptions {
+  /** The directory whose pending/ holds them (the file ledger's; with PostgreSQL, LLM_AUDIT_LEDGER_DIR). */
+  dir: string;
+  key: Buffer | undefined;
+  /** What an operator must see (rejected journals, removed lines, unauthenticated journals). */
+  report: (message: string, level: 'error' | 'warn') => void;
+  /** A pass that failed: its records stay in their journals for the next pass. */
+  onFailure: (error: unknown) => void;
+  /** Which journals this writer appends (default all: the file ledger's lock holder is the only writer). */
+  mine?: (name: string) => boolean;
+}
+
+/**
+ * A LedgerWriter that also appends the pending journals, as part of its own lifecycle: once when
+ * it opens (what other writers, or earlier processes, journaled comes first), every POLL_MS while
+ * it is open, and once more when it closes, before its final checkpoint. The journals' records
+ * go through the writer's append and its one dedup by span.
+ */
+export class JournalingWriter implements LedgerWriter {
+  private readonly consumer: JournalConsumer;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly writer: LedgerWriter,
+    private readonly options: JournalOptions,
+  ) {
+    this.consumer = new JournalConsumer(writer, options.dir, options.key, options.report, options.mine ? { mine: options.mine } : {});
+    this.timer = setInterval(() => void this.pass(), POLL_MS);
+    this.timer.unref?.();
+  }
+
+  static async start(writer: LedgerWriter, options: JournalOptions): Promise<JournalingWriter> {
+    const journaling = new JournalingWriter(writer, options);
+    await journaling.pass();
+    return journaling;
+  }
+
+  private async pass(): Promise<void> {
+    try {
+      await this.consumer.consume();
+    } catch (error) {
+      this.options.onFailure(error);
+    }
+  }
+
+  get description(): string {
+    return this.writer.description;
+  }
+  get size(): number {
+    return this.writer.size;
+  }
+  get backlog(): number {
+    return this.writer.backlog;
+  }
+  get notices(): readonly string[] {
+    return this.writer.notices;
+  }
+  append(records: readonly LedgerRecord[], options?: AppendOptions): Promise<AppendOutcome> {
+    return this.writer.append(records, options);
+  }
+  checkpoint(): Promise<Checkpoint | undefined> {
+    return this.writer.checkpoint();
+  }
+  sync(): Promise<void> {
+    return this.writer.sync();
+  }
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.pass();
+    await this.writer.close();
   }
 }
 

@@ -25,7 +25,7 @@ import { DRIVERS, type LedgerUnderTest } from './drivers';
 
 let spanCounter = 0;
 /** A record of its own span. */
-const call = (overrides: Parameters<typeof makeRecord>[0] = {}) => makeRecord({ span_id: (++spanCounter).toString(16).padStart(16, 'c'), ...overrides });
+const call = (overrides: Parameters<typeof makeRecord>[0] = {}) => makeRecord({ span_id: 'c' + (++spanCounter).toString(16).padStart(15, '0'), ...overrides });
 
 function keys() {
   const { privatePem, publicPem } = generateSigningKeyPair();

@@ -10,7 +10,8 @@ import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
-import { matches, sanitizationKinds, type QueryFilter } from '../ledger/query';
+import { sanitizationKinds } from '../ledger/fields';
+import { matches, type QueryFilter } from '../ledger/query';
 import { isCallRecord, type LedgerRecord } from '../ledger/record';
 import {
   ANOMALY_METRICS,

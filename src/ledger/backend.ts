@@ -43,6 +43,8 @@ export interface ItemsOptions {
   skip?: ReadonlySet<string>;
   /** Start reading at this segment and byte offset (a checkpoint's `position`). */
   from?: { segment: string; offset: number };
+  /** Start reading at the entry with this seq: only for a source that `seeksBySeq`. */
+  fromSeq?: number;
   /** Leave out segments that hold only records appended before this UTC day (YYYY-MM-DD). */
   fromDay?: string;
   /**
@@ -81,6 +83,11 @@ export interface LedgerSource {
    * interrupted run may leave some (the file ledger), and verify only warns.
    */
   readonly atomicRetention?: boolean;
+  /**
+   * True when items() can start at any seq (`fromSeq`; PostgreSQL, whose rows are indexed by seq):
+   * a proof then resumes from any checkpoint's frontier, not only from one with a `position`.
+   */
+  readonly seeksBySeq?: boolean;
   /** Throws LEDGER_NOT_FOUND / LEDGER_UNREADABLE when the ledger is not there or cannot be read. */
   open(): Promise<void>;
   /** The ledger's identity (bound into every checkpoint), or null when it has none yet. */

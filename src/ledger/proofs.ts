@@ -78,17 +78,20 @@ export async function newestCheckpoint(source: LedgerSource, at?: number): Promi
 
 /**
  * Streams the chain from the start state, feeding the leaves to a RangeHasher, up to `size`. With
- * `resume` (a checkpoint with a position, whose frontier hashes to its root) the walk starts there
- * and the leaves before it are its frontier: ranges that tile them are served from it unchecked.
+ * `resume` (a checkpoint whose frontier hashes to its root, and that the source can start reading
+ * at: it has a position, or the source seeks by seq) the walk starts there and the leaves before
+ * it are its frontier: ranges that tile them are served from it unchecked, and no record before
+ * it is read.
  */
 async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], size: number, resume?: Checkpoint): Promise<Buffer[]> {
-  const resumed = resume?.position ? stateFromCheckpoint(resume) : undefined;
+  const start = resume?.position ? { from: resume.position } : resume && source.seeksBySeq ? { fromSeq: resume.tree_size } : undefined;
+  const resumed = start && resume ? stateFromCheckpoint(resume) : undefined;
   const { state, skip } = resumed ? { state: resumed, skip: removedSegments(await source.checkpoints()) } : await startState(source);
   if (size < state.range.size) {
     throw new LedgerError('LEDGER_PROOF_UNAVAILABLE', `tree size ${size} predates records removed by retention (now ${state.range.size} removed)`);
   }
   const hasher = new RangeHasher(ranges, state.range.clone());
-  await walkChain(source.items({ skip, ...(resumed ? { from: resume!.position! } : {}) }), state, {
+  await walkChain(source.items({ skip, ...(resumed ? start : {}) }), state, {
     stopAtSize: size,
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted) => hasher.push(accepted.entry.seq, accepted.leaf),

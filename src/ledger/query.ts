@@ -7,7 +7,8 @@ import type { ItemLocation, LedgerSource, RecordSelection, SelectableField, Stor
 import { removedSegments } from './chain';
 import { LedgerError, describeLocation } from './errors';
 import { AUDIT_STATUS, AUDIT_STATUS_UNAUDITED } from '../semconv';
-import { modelOf, type LedgerRecord } from './record';
+import { RECORD_FIELDS, columnOf, type QueryShown } from './fields';
+import type { LedgerRecord } from './record';
 
 export interface RecordHit {
   seq: number;
@@ -211,166 +212,42 @@ export async function* queryRecordsByScan(source: LedgerSource, filter: QueryFil
 }
 
 /**
- * Flat columns for table output of records: both models, so a model's failures (which have no
- * answering model) and its successes read as one model.
+ * Query output's columns, in order, all derived from the field table (fields.ts): `seq` (the
+ * entry's position, not a record field), then the table's columns. The table shows both models, so
+ * a model's failures (which have no answering model) and its successes read as one model.
  */
-export const RECORD_COLUMNS = [
-  'seq',
-  'timestamp',
-  'request_id',
-  'user_id',
-  'session_id',
-  'tenant_id',
-  'provider',
-  'model_requested',
-  'model_response',
-  'action',
-  'status',
-  'input_tokens',
-  'output_tokens',
-  'cost_usd',
-  'latency_ms',
-  'error_type',
-  'http_status',
-] as const;
+export const RECORD_COLUMNS: readonly string[] = ['seq', ...columnsShown('table')];
 
 /**
  * What machine-readable output (JSON, CSV) adds to the table's columns: the rest of the record.
  * The ids that tie a record to its trace in a tracing backend, the keyed hashes that tie it to
  * content held elsewhere, the token details, the scrubbed error message, what guardrails decided
- * and what sanitization found. Lists and objects are JSON values in JSON and JSON text in CSV.
+ * and what sanitization found, an audit event's members. Lists and objects are JSON values in
+ * JSON and JSON text in CSV.
  */
-export const DETAIL_COLUMNS = [
-  'trace_id',
-  'span_id',
-  'operation',
-  'cache_read_tokens',
-  'cache_creation_tokens',
-  'reasoning_tokens',
-  'error_message',
-  'system_prompt_hash',
-  'input_hash',
-  'output_hash',
-  'sanitization_count',
-  'sanitization_mode',
-  'sanitization_kinds',
-  'guardrails',
-  'block_reason',
-  'tools',
-  'rag_document_ids',
-  'metadata',
-  'content_encrypted',
-  'http_request',
-  'service_name',
-  'service_namespace',
-  'service_version',
-  'service_instance_id',
-  'deployment_environment',
-  'client_address',
-  'user_agent',
-  'event_outcome',
-  'event_target',
-  'record_version',
-] as const;
+export const DETAIL_COLUMNS: readonly string[] = columnsShown('detail');
 
 /** Columns only --columns asks for: `model` is the answering model, else the requested one (what reports used to group by). */
-export const EXTRA_COLUMNS = ['model'] as const;
+export const EXTRA_COLUMNS: readonly string[] = columnsShown('extra');
+
+function columnsShown(shown: QueryShown): string[] {
+  return RECORD_FIELDS.filter((f) => f.shown === shown).map(columnOf);
+}
 
 /** `--status` values: what `llm_audit.status` can be. */
 export const RECORD_STATUSES = [...Object.values(AUDIT_STATUS), AUDIT_STATUS_UNAUDITED] as const;
 
-/** How sanitization treated the call's content (`detect` or `redact`), when the record says (v3). */
-export function sanitizationMode(record: LedgerRecord): string | null {
-  const mode = record.sanitization?.mode;
-  return typeof mode === 'string' ? mode : null;
-}
-
-/** Findings per kind (`EMAIL`: 2, ...) when the record holds them (v3); null when it has only the total (`sanitization_count`). */
-export function sanitizationKinds(record: LedgerRecord): Record<string, number> | null {
-  const kinds = record.sanitization?.kinds;
-  if (kinds === null || typeof kinds !== 'object') return null;
-  // Read back from storage: only finite counts are counts.
-  const out = Object.fromEntries(Object.entries(kinds).filter(([, n]) => typeof n === 'number' && Number.isFinite(n)));
-  return Object.keys(out).length > 0 ? out : null;
-}
-
-/** Why a guardrail blocked the call: the record's own field (v3), else the blocking decision's reason. */
-export function blockReason(record: LedgerRecord): string | null {
-  if (typeof record.block_reason === 'string') return record.block_reason;
-  const blocking = (record.guardrails ?? []).find((g) => isBlockAction(g.action));
-  const reason = blocking?.reason ?? blocking?.reason_hash;
-  return typeof reason === 'string' ? reason : null;
-}
-
-/** A guardrail decision that stopped the call (`blocked`; `block` in hand-made records). */
-export function isBlockAction(action: unknown): boolean {
-  return action === 'blocked' || action === 'block';
-}
-
-/** Every top-level field flatRecord reads (directly or through the readers above). */
-const READ_FIELDS: ReadonlySet<string> = new Set([
-  'v', 'request_id', 'timestamp', 'trace_id', 'span_id', 'user_id', 'session_id', 'tenant_id', 'provider', 'operation', 'model', 'action',
-  'status', 'system_prompt_hash', 'input_hash', 'output_hash', 'input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_creation_tokens',
-  'thinking_tokens', 'latency_ms', 'cost_usd', 'error_type', 'http_status', 'error_message', 'sanitization_count', 'guardrails', 'tools',
-  'rag_document_ids', 'metadata', 'content', 'http', 'sanitization', 'sanitization_mode', 'sanitization_kinds', 'block_reason',
-]);
+/** Every top-level member of a record some column shows. */
+const READ_FIELDS: ReadonlySet<string> = new Set(RECORD_FIELDS.flatMap((f) => f.reads));
 
 /** Fields of a record this version of the tool has no column for (a newer record version): JSON output shows them as they are. */
 export function unreadFields(record: LedgerRecord): Record<string, string | number | boolean | null | object> {
   return Object.fromEntries(Object.entries(record).filter(([key]) => !READ_FIELDS.has(key))) as Record<string, string | number | boolean | null | object>;
 }
 
+/** Every column of a record (a missing member is null). */
 export function flatRecord(hit: RecordHit): Record<string, string | number | boolean | null | object> {
-  const r = hit.record;
-  return {
-    seq: hit.seq,
-    timestamp: r.timestamp,
-    request_id: r.request_id,
-    user_id: r.user_id,
-    session_id: r.session_id,
-    tenant_id: r.tenant_id,
-    provider: r.provider,
-    model_requested: r.model?.request ?? null,
-    model_response: r.model?.response ?? null,
-    model: modelOf(r),
-    action: r.action,
-    status: r.status,
-    input_tokens: r.input_tokens,
-    output_tokens: r.output_tokens,
-    cost_usd: r.cost_usd,
-    latency_ms: r.latency_ms,
-    error_type: r.error_type,
-    http_status: r.http_status ?? null,
-    trace_id: r.trace_id,
-    span_id: r.span_id,
-    operation: r.operation,
-    cache_read_tokens: r.cache_read_tokens,
-    cache_creation_tokens: r.cache_creation_tokens,
-    reasoning_tokens: r.thinking_tokens,
-    error_message: r.error_message,
-    system_prompt_hash: r.system_prompt_hash,
-    input_hash: r.input_hash,
-    output_hash: r.output_hash,
-    sanitization_count: r.sanitization_count,
-    sanitization_mode: sanitizationMode(r),
-    sanitization_kinds: sanitizationKinds(r),
-    guardrails: r.guardrails,
-    block_reason: blockReason(r),
-    tools: r.tools,
-    rag_document_ids: r.rag_document_ids,
-    metadata: r.metadata,
-    // The envelope is ciphertext and long; `llm-audit decrypt` shows it to a key holder.
-    content_encrypted: typeof r.content === 'string',
-    http_request: r.http ?? null,
-    service_name: r.service_name ?? null,
-    service_namespace: r.service_namespace ?? null,
-    service_version: r.service_version ?? null,
-    service_instance_id: r.service_instance_id ?? null,
-    deployment_environment: r.deployment_environment ?? null,
-    client_address: r.client_address ?? null,
-    user_agent: r.user_agent ?? null,
-    event_outcome: r.event?.outcome ?? null,
-    event_target: r.event?.target ?? null,
-    record_version: r.v,
-  };
+  const row: Record<string, string | number | boolean | null | object> = { seq: hit.seq };
+  for (const f of RECORD_FIELDS) row[columnOf(f)] = (f.value(hit.record) ?? null) as string | number | boolean | object | null;
+  return row;
 }

@@ -9,8 +9,10 @@
  * (npm itself, a parent that only spawns workers) takes no lock and creates nothing. The first
  * process (or thread) to open it holds its lock and appends, by group commit; every other one
  * (cluster workers, children under NODE_OPTIONS, worker_threads) writes to its own authenticated
- * journal, which the holder appends within POLL_MS, and retries the lock every LOCK_RETRY_MS (so
- * a writer takes over when the holder is gone). A lock held by another writer is never an error.
+ * journal, which the holder's writer appends within POLL_MS (JournalingWriter: the writer opened
+ * with `journals` appends them at open, while open and at close), and retries the lock every
+ * LOCK_RETRY_MS (so a writer takes over when the holder is gone). A lock held by another writer is
+ * never an error. Either backend: the exporter only holds a LedgerWriter (writer.ts).
  *
  * Memory stays bounded: past `maxBacklog` records waiting for the disk, records go synchronously
  * to the journal (the app waits for the disk instead of the queue growing). Records that cannot be
@@ -31,7 +33,7 @@ import type { PostgresLedgerOptions } from './postgres/writer';
 import { redactUrl } from './postgres/url';
 import { DEFAULT_LEDGER_DIR, fsyncPolicy, ledgerConfigFromEnv, openLedgerWriter, positiveInt, type LedgerWriter } from './writer';
 import { PENDING_DIR } from './file/layout';
-import { JournalConsumer, JournalWriter, POLL_MS, journalKey, journalOf } from './file/pending-journal';
+import { JournalWriter, journalKey, journalOf, type JournalOptions } from './file/pending-journal';
 import { GAP_ACTION, claimedOperation, operationRecord, recordFromSpan, type LedgerRecord } from './record';
 import { atProcessExit } from '../util/exit-hook';
 
@@ -92,12 +94,12 @@ export class LedgerSpanExporter implements SpanExporter {
   /** This process's (thread's) journal: journal mode, a full backlog, exit, spans after shutdown. */
   private readonly journal: JournalWriter;
   private readonly maxBacklog: number;
-  /** Set while this process holds the ledger's lock. */
-  private holder: { ledger: LedgerWriter; consumer: JournalConsumer } | undefined;
+  /** Set while this process holds the ledger's lock (its writer appends the journals too). */
+  private holder: LedgerWriter | undefined;
   private opening: Promise<void> | undefined;
   /** Another writer holds the lock: records go to the journal. */
   private journalMode = false;
-  /** Polls the journals (holder) or retries the lock (journal mode). */
+  /** Retries the lock (journal mode), or looks for journals to take the lock for (a main thread that makes no call). */
   private timer: NodeJS.Timeout | undefined;
   private gapTimer: NodeJS.Timeout | undefined;
   private gapping: Promise<void> | undefined;
@@ -154,8 +156,7 @@ export class LedgerSpanExporter implements SpanExporter {
       // Looked at again every second: under LLM_AUDIT_ON_FAILURE=block no call comes to find it fixed.
       this.every(LOCK_RETRY_MS, () => {
         if (FileLedger.unusableDir(this.options.dir) || this.lost) return;
-        if (this.timer) clearInterval(this.timer);
-        this.timer = undefined;
+        this.stopTimer();
         auditTrailRestored(this.options.dir, 'its directory can be used now');
       });
     }
@@ -196,10 +197,25 @@ export class LedgerSpanExporter implements SpanExporter {
       ...(signingKeyPath ? { signingKeyPath } : {}),
       ...(checkpointEvery ? { checkpointEvery } : {}),
     };
+    // The writer appends the journals in pending/ (other writers', this process's own) when it
+    // opens, every POLL_MS and when it closes (JournalingWriter): what was journaled comes first.
+    const journals: JournalOptions = {
+      dir,
+      key: this.key,
+      report: (message, level) => (level === 'error' ? reportAuditProblem(`ledger ${dir}: ${message}`) : diag.warn(`otel-llm-audit ledger ${dir}: ${message}`)),
+      // The records stay in their journals for the next pass.
+      onFailure: (error) => reportAuditFailure(this.trail, 0, error),
+      // PostgreSQL: no lock, so every process is a writer; each appends its own journals (its
+      // worker threads', its exit journal of an earlier run is a dead pid's) and the database
+      // leaves out a span already stored.
+      ...(postgresUrl !== undefined ? { mine: (name: string) => journalOf(name, process.pid) } : {}),
+    };
     let ledger: LedgerWriter;
     try {
       ledger = await openLedgerWriter(
-        postgresUrl !== undefined ? { backend: 'postgres', url: postgresUrl, ...common } : { backend: 'file', dir, ...(fsync ? { fsync } : {}), ...common },
+        postgresUrl !== undefined
+          ? { backend: 'postgres', url: postgresUrl, ...common, journals }
+          : { backend: 'file', dir, ...(fsync ? { fsync } : {}), ...common, journals },
       );
     } catch (error) {
       const locked = error instanceof LedgerError && error.code === 'LEDGER_LOCKED';
@@ -217,22 +233,11 @@ export class LedgerSpanExporter implements SpanExporter {
       return;
     }
     ledger.notices.forEach((n) => diag.warn(`otel-llm-audit ledger ${dir}: ${n}`));
-    const consumer = new JournalConsumer(
-      ledger,
-      dir,
-      this.key,
-      (message, level) => (level === 'error' ? reportAuditProblem(`ledger ${dir}: ${message}`) : diag.warn(`otel-llm-audit ledger ${dir}: ${message}`)),
-      // PostgreSQL: no lock, so every process is a writer; each appends its own journals (its
-      // worker threads', its exit journal of an earlier run is a dead pid's) and the database
-      // leaves out a span already stored.
-      postgresUrl !== undefined ? { storedBy: 'target', mine: (name) => journalOf(name, process.pid) } : {},
-    );
-    this.holder = { ledger, consumer };
-    if (this.journalMode && postgresUrl !== undefined) auditTrailRestored(this.trail, 'the records journaled meanwhile are appended now');
+    this.holder = ledger;
+    if (this.journalMode && postgresUrl !== undefined) auditTrailRestored(this.trail, 'the records journaled meanwhile were appended');
     this.journalMode = false;
-    // What other writers (or earlier processes) journaled comes first, then every POLL_MS.
-    await this.appendJournals();
-    this.every(POLL_MS, () => void this.appendJournals());
+    // No more lock retries: the writer polls the journals itself.
+    this.stopTimer();
   }
 
   /** Journal mode (and a main thread at shutdown or with journals waiting): try the lock (its holder may be gone). */
@@ -249,21 +254,14 @@ export class LedgerSpanExporter implements SpanExporter {
   }
 
   private every(ms: number, task: () => void): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopTimer();
     this.timer = setInterval(task, ms);
     this.timer.unref?.();
   }
 
-  /** The holder appends the journals in pending/ (its own included). */
-  private async appendJournals(): Promise<void> {
-    if (!this.holder) return;
-    try {
-      const { appended, present } = await this.holder.consumer.consume();
-      if (appended + present > 0) diag.debug(`otel-llm-audit ledger: appended ${appended} journaled records (${present} were already in)`);
-    } catch (error) {
-      // The records stay in their journals for the next pass.
-      reportAuditFailure(this.trail, 0, error);
-    }
+  private stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
@@ -305,7 +303,7 @@ export class LedgerSpanExporter implements SpanExporter {
       this.unwritten.delete(records);
       throw error;
     }
-    const ledger = this.holder?.ledger;
+    const ledger = this.holder;
     if (!ledger || ledger.backlog + records.length > this.maxBacklog) {
       // From here the journal has them: in its file, or waiting for a group that end() writes at exit.
       this.unwritten.delete(records);
@@ -359,7 +357,7 @@ export class LedgerSpanExporter implements SpanExporter {
     try {
       await this.connect();
       if (!this.holder) throw new Error('journal mode');
-      await this.holder.ledger.append([gap], { unique: true });
+      await this.holder.append([gap], { unique: true });
     } catch {
       // Another writer holds the lock, or the ledger still fails: the journal keeps it durably, as
       // any record (a process that dies before the ledger works again no longer takes it along).
@@ -388,7 +386,7 @@ export class LedgerSpanExporter implements SpanExporter {
   async forceFlush(): Promise<void> {
     await Promise.all([...this.pending]);
     await this.journal.flush();
-    await this.holder?.ledger.sync();
+    await this.holder?.sync();
   }
 
   /**
@@ -410,11 +408,10 @@ export class LedgerSpanExporter implements SpanExporter {
     // The last writer to stop appends what the others journaled: take the lock if it is free.
     if (!this.holder && this.journalsWaiting()) await this.takeLock();
     if (!this.holder) return;
-    await this.appendJournals();
-    const { ledger } = this.holder;
+    const ledger = this.holder;
     this.holder = undefined;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.stopTimer();
+    // Appends every journal (this process's, closed above, included), then the final checkpoint.
     await ledger.close();
   }
 }

@@ -11,7 +11,8 @@ import { LedgerError } from './errors';
 import { FSYNC_POLICIES, type FsyncPolicy } from './file/ledger';
 import type { PostgresLedgerOptions } from './postgres/writer';
 import type { AppendInput, SeqRange } from './protocol';
-import { FileLedgerWriter, type FileWriterOptions } from './file/writer';
+import { FileLedgerWriter, type FileLedgerWriterOptions } from './file/writer';
+import { JournalingWriter, type JournalOptions } from './file/pending-journal';
 import { transparencyFromEnv, type TransparencyOptions } from './transparency';
 
 export interface AppendOutcome extends SeqRange {
@@ -67,9 +68,14 @@ export interface WriterOptions {
   onWarning?: (message: string) => void;
   /** C2SP notes and witnesses (default: LLM_AUDIT_LOG_ORIGIN, LLM_AUDIT_WITNESSES). */
   transparency?: TransparencyOptions;
+  /**
+   * Append the pending journals too, at open, every POLL_MS and at close (the span exporter's
+   * writers: file/pending-journal.ts JournalingWriter).
+   */
+  journals?: JournalOptions;
 }
 
-export type LedgerConfig = ({ backend: 'file' } & FileWriterOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
+export type LedgerConfig = ({ backend: 'file' } & FileLedgerWriterOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
 
 export const DEFAULT_LEDGER_DIR = './llm-audit-ledger';
 
@@ -147,11 +153,16 @@ export function positiveInt(name: string, raw: string | undefined): number | und
  * driver is loaded only for PostgreSQL.
  */
 export async function openLedgerWriter(config: LedgerConfig): Promise<LedgerWriter> {
+  const writer = await openBackend(config);
+  return config.journals ? JournalingWriter.start(writer, config.journals) : writer;
+}
+
+async function openBackend(config: LedgerConfig): Promise<LedgerWriter> {
   if (config.backend === 'postgres') {
     const { PostgresLedger } = await import('./postgres/writer.js');
-    const { backend: _, ...options } = config;
+    const { backend: _, journals: _journals, ...options } = config;
     return PostgresLedger.open(options);
   }
-  const { backend: _, ...options } = config;
+  const { backend: _, journals: _journals, ...options } = config;
   return FileLedgerWriter.open(options);
 }

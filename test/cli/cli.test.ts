@@ -185,7 +185,7 @@ describe('llm-audit CLI', () => {
       'seq,timestamp,request_id,user_id,session_id,tenant_id,provider,model_requested,model_response,action,status,input_tokens,output_tokens,cost_usd,latency_ms,error_type,http_status,' +
         'trace_id,span_id,operation,cache_read_tokens,cache_creation_tokens,reasoning_tokens,error_message,system_prompt_hash,input_hash,output_hash,' +
         'sanitization_count,sanitization_mode,sanitization_kinds,guardrails,block_reason,tools,rag_document_ids,metadata,content_encrypted,http_request,' +
-        'service_name,service_namespace,service_version,service_instance_id,deployment_environment,client_address,user_agent,event_outcome,event_target,record_version',
+        'service_name,service_namespace,service_version,service_instance_id,deployment_environment,client_address,user_agent,event_outcome,event_target,event_reason,event_reason_hash,event_details,has_content,has_errors,record_version',
     );
     expect(csv).toHaveLength(5);
     expect(cli(['query', '--ledger', dir, '--from', 'yesterday']).code).toBe(2);

@@ -5,7 +5,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FileLedger, FileLedgerSource, type FileOpener } from '../../src/ledger/file/ledger';
+import { FileLedgerSource, type FileOpener } from '../../src/ledger/file/ledger';
+import { FileLedgerWriter } from '../../src/ledger/file/writer';
 import { JournalConsumer, appendPendingJournals, journalKey, writePendingJournal } from '../../src/ledger/file/pending-journal';
 import { repoRoot } from '../support/harness';
 import { scanRecords } from '../../src/ledger/query';
@@ -26,7 +27,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
     const dir = join(tempDir(), 'ledger');
     const landed = makeRecord({ span_id: '00000000000000a1' });
     const lost = [makeRecord({ span_id: '00000000000000a2' }), makeRecord({ span_id: '00000000000000a3' })];
-    const ledger = await FileLedger.open({ dir });
+    const ledger = await FileLedgerWriter.open({ dir });
     await ledger.append([makeRecord({ span_id: '00000000000000a0' }), landed]);
     // The append of `landed` completed before the exit, the others' did not: all three were in flight.
     const journal = writePendingJournal(dir, [landed, ...lost], key);
@@ -43,7 +44,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
 
   it('a forged journal (plain JSON, a backdated $777 record with an extra field) is rejected, moved aside and reported, never appended', async () => {
     const dir = join(tempDir(), 'ledger');
-    const ledger = await FileLedger.open({ dir });
+    const ledger = await FileLedgerWriter.open({ dir });
     await ledger.append([makeRecord({ span_id: '00000000000000c0' })]);
     writePendingJournal(dir, [makeRecord({ span_id: '00000000000000c1' })], key);
     const forged = { ...makeRecord({ span_id: '00000000000000f0', timestamp: '2025-01-01T00:00:00.000Z', cost_usd: 777, user_id: 'mallory' }), approved_by: 'cfo' };
@@ -67,7 +68,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
     const signedKey = journalKey({ signingKey })!;
     // The signing key, when there is one, is what the key derives from (not the hash key).
     expect(signedKey.equals(key)).toBe(false);
-    const ledger = await FileLedger.open({ dir, signingKey });
+    const ledger = await FileLedgerWriter.open({ dir, signingKey });
     const altered = writePendingJournal(dir, [makeRecord({ span_id: '00000000000000d1', cost_usd: 0.001 })], signedKey);
     writeFileSync(altered, readFileSync(altered, 'utf8').replace('"cost_usd":0.001', '"cost_usd":777'));
     const cut = writePendingJournal(dir, ['d2', 'd3', 'd4'].map((s) => makeRecord({ span_id: `00000000000000${s}` })), signedKey);
@@ -85,7 +86,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
 
   it('without any key journals are unauthenticated: appended, with a warning', async () => {
     const dir = join(tempDir(), 'ledger');
-    const ledger = await FileLedger.open({ dir });
+    const ledger = await FileLedgerWriter.open({ dir });
     writePendingJournal(dir, [makeRecord({ span_id: '00000000000000e1' })]);
     expect((await new FileLedgerSource(dir).notes()).join('\n')).toMatch(/1 of them are UNAUTHENTICATED/);
     const reports: string[] = [];
@@ -96,7 +97,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
 
   it('a journal that is not JSON lines is rejected (moved aside, reported); the ledger stays usable', async () => {
     const dir = join(tempDir(), 'ledger');
-    const ledger = await FileLedger.open({ dir });
+    const ledger = await FileLedgerWriter.open({ dir });
     writePendingJournal(dir, [makeRecord({ span_id: '00000000000000b1' })], key);
     writeFileSync(join(dir, 'pending', '1-2.jsonl'), '{"half a record\n');
     expect(await appendPendingJournals(ledger, dir, key, () => {})).toEqual({ appended: 1, present: 0, rejected: 1 });
@@ -143,7 +144,7 @@ describe('the pending journal (records other writers, or an exit, left for the l
         close: () => handle.close(),
       };
     };
-    const ledger = await FileLedger.open({ dir, openFile: opener });
+    const ledger = await FileLedgerWriter.open({ dir, openFile: opener });
     const consumer = new JournalConsumer(ledger, dir, key, () => {});
     expect(await consumer.consume()).toEqual({ appended: 1, present: 0, rejected: 0 });
     expect(armed).toBe(false);

@@ -60,7 +60,7 @@ function runApp(env: Record<string, string>) {
 const stable = (row: Record<string, unknown>) => {
   const { seq, timestamp, request_id, trace_id, span_id, latency_ms, input_hash, output_hash, system_prompt_hash, ...rest } = row;
   // audit.start describes its own process (pid, exporter, settings): the two runs differ there by design.
-  if (rest.action === 'audit.start') delete rest.event;
+  if (rest.action === 'audit.start') delete rest.event_details;
   return rest;
 };
 

@@ -21,9 +21,11 @@
  * unauthenticated); a journal with a `mac` read by a process without the key is rejected.
  *
  * The lock holder appends what the journals hold (JournalConsumer, every POLL_MS) exactly once:
- * what it reads of a journal it had not seen yet is checked against the ledger by span (trace id
- * + span id) first, and after that it keeps its offset in the file. A journal is deleted once it
- * is fully appended and its writer closed it (end line) or is gone (dead pid).
+ * it keeps its offset in each file, and hands what it reads to its LedgerWriter's append, whose
+ * one dedup by span (trace id + span id: file/writer.ts, PostgreSQL's unique constraint) leaves out
+ * what is stored already (a journal an earlier holder appended before it stopped, an exit journal
+ * of appends that did complete). A journal is deleted once it is fully appended and its writer
+ * closed it (end line) or is gone (dead pid).
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { closeSync, fdatasync, fdatasyncSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
@@ -37,11 +39,11 @@ import { GroupCommit } from '../../util/group-commit';
 import { pidAlive } from '../../util/lock-owner';
 import { loadPrivateKey } from '../checkpoint';
 import { fsError } from '../errors';
-import { FileLedgerSource } from './ledger';
-import type { AppendOptions } from '../writer';
+import type { Checkpoint } from '../checkpoint';
+import type { AppendOptions, AppendOutcome, LedgerWriter } from '../writer';
 import { DIR_MODE, FILE_MODE, PENDING_DIR, REJECTED_DIR } from './layout';
-import { scanRecords } from '../query';
-import { spanKey, withoutDuplicates, type LedgerRecord } from '../record';
+import type { LedgerRecord } from '../record';
+import type { AppendInput } from '../protocol';
 
 /** How often the lock holder looks for journal lines to append. */
 export const POLL_MS = 200;
@@ -219,31 +221,24 @@ interface FileState {
   seen: Set<number>;
   /** Highest line number seen. */
   max: number;
-  checked: boolean;
   ended: boolean;
 }
 
 class JournalRejected extends Error {}
+
+/** What the consumer appends to: a LedgerWriter, which leaves out the spans it has already. */
+export type JournalTarget = Pick<LedgerWriter, 'append' | 'sync'>;
 
 /**
  * Appends the journals of `pending/` to the ledger (the lock holder runs this every POLL_MS and
  * at open and close). `report` gets what an operator must see: rejected journals, removed lines,
  * unauthenticated journals appended.
  */
-/** What the consumer appends to: FileLedger, or any LedgerWriter. */
-export interface JournalTarget {
-  append(records: readonly LedgerRecord[], options?: AppendOptions): Promise<unknown>;
-  sync(): Promise<void>;
-}
-
 export class JournalConsumer {
   private readonly files = new Map<string, FileState>();
   private running: Promise<ConsumeResult> | undefined;
 
   /**
-   * @param options.storedBy `scan` (the file ledger in `dir`): records of a journal seen for the
-   *   first time are looked up in the ledger by span here; `target`: the target's own append
-   *   leaves out stored spans (PostgreSQL's unique constraint).
    * @param options.mine which journals this consumer appends: several PostgreSQL writers share no
    *   lock, so each appends its own process's journals and those of writers that are gone.
    */
@@ -252,7 +247,7 @@ export class JournalConsumer {
     private readonly dir: string,
     private readonly key: Buffer | undefined,
     private readonly report: (message: string, level: 'error' | 'warn') => void,
-    private readonly options: { storedBy?: 'scan' | 'target'; mine?: (name: string) => boolean } = {},
+    private readonly options: { mine?: (name: string) => boolean } = {},
   ) {}
 
   /** One pass over pending/; passes never overlap (a call during one waits for it). */
@@ -278,7 +273,7 @@ export class JournalConsumer {
     }
     const batches: ({ name: string; state: FileState } & ReturnType<JournalConsumer['read']>)[] = [];
     for (const name of names) {
-      const state = this.files.get(name) ?? { offset: 0, seen: new Set<number>(), max: -1, checked: false, ended: false };
+      const state = this.files.get(name) ?? { offset: 0, seen: new Set<number>(), max: -1, ended: false };
       this.files.set(name, state);
       try {
         batches.push({ name, state, ...this.read(name, state) });
@@ -291,19 +286,10 @@ export class JournalConsumer {
         }
       }
     }
-    // A journal seen for the first time may hold records already appended (by an earlier holder
-    // that stopped before deleting it, or an exit journal of appends that did complete).
-    const unchecked = batches.filter((b) => !b.state.checked).flatMap((b) => b.records);
-    const stored = new Set<string>();
-    if (unchecked.length > 0 && this.options.storedBy !== 'target') {
-      const from = unchecked.reduce((min, record) => Math.min(min, Date.parse(record.timestamp) || Infinity), Infinity);
-      for await (const hit of scanRecords(new FileLedgerSource(this.dir), Number.isFinite(from) ? { from } : {})) stored.add(spanKey(hit.record));
-    }
+    // The writer leaves out what is stored already (an earlier holder that stopped before deleting
+    // a journal, an exit journal of appends that did complete) and what the batch repeats.
     const all = batches.flatMap((b) => b.records);
-    const fresh = withoutDuplicates(all, (key) => stored.has(key));
-    const dropped = fresh.length > 0 ? await this.ledger.append(fresh, { unique: this.options.storedBy !== 'target' }) : undefined;
-    const leftOut = (dropped as { duplicates?: number } | undefined)?.duplicates ?? 0;
-    result.appended = fresh.length - leftOut;
+    if (all.length > 0) result.appended = (await this.ledger.append(all)).stored;
     result.present = all.length - result.appended;
     for (const b of batches) {
       b.state.offset = b.offset;
@@ -311,7 +297,6 @@ export class JournalConsumer {
         b.state.seen.add(n);
         if (n > b.state.max) b.state.max = n;
       }
-      b.state.checked = true;
       b.state.ended ||= b.ended;
       // A writer found dead may have added lines after they were read (during the append above)
       // and then died: the journal goes only once it is read to its end after the writer died.
@@ -418,6 +403,80 @@ export class JournalConsumer {
       return;
     }
     this.report(`REJECTED the pending journal ${name}: ${why}. None of its records were appended; it was moved to ${PENDING_DIR}/${REJECTED_DIR}/ for inspection`, 'error');
+  }
+}
+
+/** What a writer does with the pending journals (the span exporter's writers: writer.ts JournalOptions). */
+export interface JournalOptions {
+  /** The directory whose pending/ holds them (the file ledger's; with PostgreSQL, LLM_AUDIT_LEDGER_DIR). */
+  dir: string;
+  key: Buffer | undefined;
+  /** What an operator must see (rejected journals, removed lines, unauthenticated journals). */
+  report: (message: string, level: 'error' | 'warn') => void;
+  /** A pass that failed: its records stay in their journals for the next pass. */
+  onFailure: (error: unknown) => void;
+  /** Which journals this writer appends (default all: the file ledger's lock holder is the only writer). */
+  mine?: (name: string) => boolean;
+}
+
+/**
+ * A LedgerWriter that also appends the pending journals, as part of its own lifecycle: once when
+ * it opens (what other writers, or earlier processes, journaled comes first), every POLL_MS while
+ * it is open, and once more when it closes, before its final checkpoint. The journals' records
+ * go through the writer's append and its one dedup by span.
+ */
+export class JournalingWriter implements LedgerWriter {
+  private readonly consumer: JournalConsumer;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly writer: LedgerWriter,
+    private readonly options: JournalOptions,
+  ) {
+    this.consumer = new JournalConsumer(writer, options.dir, options.key, options.report, options.mine ? { mine: options.mine } : {});
+    this.timer = setInterval(() => void this.pass(), POLL_MS);
+    this.timer.unref?.();
+  }
+
+  static async start(writer: LedgerWriter, options: JournalOptions): Promise<JournalingWriter> {
+    const journaling = new JournalingWriter(writer, options);
+    await journaling.pass();
+    return journaling;
+  }
+
+  private async pass(): Promise<void> {
+    try {
+      await this.consumer.consume();
+    } catch (error) {
+      this.options.onFailure(error);
+    }
+  }
+
+  get description(): string {
+    return this.writer.description;
+  }
+  get size(): number {
+    return this.writer.size;
+  }
+  get backlog(): number {
+    return this.writer.backlog;
+  }
+  get notices(): readonly string[] {
+    return this.writer.notices;
+  }
+  append(records: readonly AppendInput[], options?: AppendOptions): Promise<AppendOutcome> {
+    return this.writer.append(records, options);
+  }
+  checkpoint(): Promise<Checkpoint | undefined> {
+    return this.writer.checkpoint();
+  }
+  sync(): Promise<void> {
+    return this.writer.sync();
+  }
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.pass();
+    await this.writer.close();
   }
 }
 

@@ -18,6 +18,7 @@
 import type { StoredEntry } from '../backend';
 import { latestTombstone } from '../chain';
 import { LedgerError } from '../errors';
+import { sqlColumns } from '../fields';
 import { matches, scanRecords, type QueryFilter, type RecordHit } from '../query';
 import { OPERATION_ACTIONS, type LedgerRecord } from '../record';
 import { countBaseline, thresholdOf, type AnomalyMetric, type AnomalyPlan, type CostGroup, type ErrorGroup, type MetricFindings, type ReportBackend } from '../reports';
@@ -32,8 +33,11 @@ function actionPatterns(action: string | null): string[] {
   return [`${head},%`, `${head}}%`];
 }
 const OPERATION_PATTERNS = [...OPERATION_ACTIONS].flatMap(actionPatterns);
-const MODEL = 'coalesce(r.model_request, r.model_response)';
-const COLUMN = { input_tokens: 'r.input_tokens', cost: 'r.cost_usd' } as const;
+/** The indexed columns used here, from the field table (fields.ts). */
+const F = sqlColumns(['cost_usd', 'deployment_environment', 'input_tokens', 'latency_ms', 'model_request', 'model_response', 'provider', 'request_id', 'service_name', 'session_id', 'status', 'tenant_id', 'timestamp', 'trace_id', 'user_id']);
+/** reports.ts reportModel: the requested model, else the response model. */
+const MODEL = `coalesce(${F.model_request}, ${F.model_response})`;
+const COLUMN = { input_tokens: F.input_tokens, cost: F.cost_usd } as const;
 
 /** WHERE text and parameters, built up condition by condition. */
 class Where {
@@ -60,8 +64,8 @@ class Where {
     return this.add('NOT (r.line LIKE ANY ($?::text[]))', OPERATION_PATTERNS).add(`r.line NOT LIKE '%"event":{%'`);
   }
   window(from: number | undefined, to: number | undefined): this {
-    if (from !== undefined) this.add('r.ts >= $?', new Date(from));
-    if (to !== undefined) this.add('r.ts < $?', new Date(to));
+    if (from !== undefined) this.add(`${F.timestamp} >= $?`, new Date(from));
+    if (to !== undefined) this.add(`${F.timestamp} < $?`, new Date(to));
     return this;
   }
   get sql(): string {
@@ -112,10 +116,10 @@ export class PostgresReports implements ReportBackend {
     await this.checkComplete(from);
     const w = new Where().window(from, to).calls();
     const rows = await this.rows<Record<string, unknown>>(
-      `SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, r.user_id, count(*) AS requests,
-              sum(r.cost_usd) AS cost, count(r.cost_usd) AS priced,
-              count(*) FILTER (WHERE r.cost_usd IS NULL AND r.status = 'success') AS unpriced,
-              sum(r.latency_ms) AS latency, count(r.latency_ms) AS timed
+      `SELECT to_char(${F.timestamp} AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, ${F.user_id}, count(*) AS requests,
+              sum(${F.cost_usd}) AS cost, count(${F.cost_usd}) AS priced,
+              count(*) FILTER (WHERE ${F.cost_usd} IS NULL AND ${F.status} = 'success') AS unpriced,
+              sum(${F.latency_ms}) AS latency, count(${F.latency_ms}) AS timed
          FROM ${SCHEMA}.records r ${w.sql} GROUP BY 1, 2`,
       w.params,
     );
@@ -135,8 +139,8 @@ export class PostgresReports implements ReportBackend {
     await this.checkComplete(windowStart);
     const w = new Where().window(windowStart, now).calls();
     const rows = await this.rows<{ model: string | null; responses: string[] | null; requests: string; errors: string; blocked: string }>(
-      `SELECT ${MODEL} AS model, array_agg(DISTINCT r.model_response) FILTER (WHERE r.model_response <> '') AS responses,
-              count(*) AS requests, count(*) FILTER (WHERE r.status = 'error') AS errors, count(*) FILTER (WHERE r.status = 'blocked') AS blocked
+      `SELECT ${MODEL} AS model, array_agg(DISTINCT ${F.model_response}) FILTER (WHERE ${F.model_response} <> '') AS responses,
+              count(*) AS requests, count(*) FILTER (WHERE ${F.status} = 'error') AS errors, count(*) FILTER (WHERE ${F.status} = 'blocked') AS blocked
          FROM ${SCHEMA}.records r ${w.sql} GROUP BY 1`,
       w.params,
     );
@@ -145,7 +149,7 @@ export class PostgresReports implements ReportBackend {
 
   async anomalies(plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]> {
     await this.checkComplete(plan.baselineStart);
-    const group = plan.by === 'user' ? 'r.user_id' : plan.by === 'model' ? MODEL : `'*'`;
+    const group = plan.by === 'user' ? F.user_id : plan.by === 'model' ? MODEL : `'*'`;
     const out: MetricFindings[] = [];
     for (const metric of metrics) {
       const f: MetricFindings = { metric, baselines: new Map(), window: new Map(), windowSum: new Map(), flagged: [] };
@@ -153,7 +157,7 @@ export class PostgresReports implements ReportBackend {
       if (metric === 'calls') {
         // Calls per group per period: the baseline's periods, then the window (period `periods`).
         const w = new Where();
-        const period = `floor((extract(epoch FROM r.ts) * 1000 - ${w.param(plan.baselineStart)}) / ${w.param(plan.windowMs)})::int`;
+        const period = `floor((extract(epoch FROM ${F.timestamp}) * 1000 - ${w.param(plan.baselineStart)}) / ${w.param(plan.windowMs)})::int`;
         w.window(plan.baselineStart, plan.now).calls();
         const rows = await this.rows<{ g: string | null; p: number; n: string }>(
           `SELECT ${group} AS g, ${period} AS p, count(*) AS n FROM ${SCHEMA}.records r ${w.sql} GROUP BY 1, 2`,
@@ -209,19 +213,19 @@ export class PostgresReports implements ReportBackend {
   async *query(filter: QueryFilter): AsyncGenerator<RecordHit> {
     await this.checkComplete(filter.from);
     const w = new Where().window(filter.from, filter.to);
-    if (filter.user !== undefined) w.add('r.user_id = $?', pgText(filter.user));
-    if (filter.tenant !== undefined) w.add('r.tenant_id = $?', pgText(filter.tenant));
-    if (filter.session !== undefined) w.add('r.session_id = $?', pgText(filter.session));
-    if (filter.provider !== undefined) w.add('r.provider = $?', pgText(filter.provider));
-    if (filter.requestId !== undefined) w.add('r.request_id = $?', pgText(filter.requestId));
+    if (filter.user !== undefined) w.add(`${F.user_id} = $?`, pgText(filter.user));
+    if (filter.tenant !== undefined) w.add(`${F.tenant_id} = $?`, pgText(filter.tenant));
+    if (filter.session !== undefined) w.add(`${F.session_id} = $?`, pgText(filter.session));
+    if (filter.provider !== undefined) w.add(`${F.provider} = $?`, pgText(filter.provider));
+    if (filter.requestId !== undefined) w.add(`${F.request_id} = $?`, pgText(filter.requestId));
     // Trace ids are written in lowercase hex; the filter matches without regard to case.
-    if (filter.traceId !== undefined) w.add('lower(r.trace_id) = $?', pgText(filter.traceId.toLowerCase()));
-    if (filter.status !== undefined) w.add('r.status = $?', pgText(filter.status));
-    if (filter.model !== undefined) w.add('(r.model_request = $? OR r.model_response = $?)', pgText(filter.model), pgText(filter.model));
+    if (filter.traceId !== undefined) w.add(`lower(${F.trace_id}) = $?`, pgText(filter.traceId.toLowerCase()));
+    if (filter.status !== undefined) w.add(`${F.status} = $?`, pgText(filter.status));
+    if (filter.model !== undefined) w.add(`(${F.model_request} = $? OR ${F.model_response} = $?)`, pgText(filter.model), pgText(filter.model));
     // A glob (`auth.*`) is left to matches(), which re-checks every hit.
     if (filter.action !== undefined && !filter.action.includes('*')) w.add('r.line LIKE ANY ($?::text[])', actionPatterns(filter.action));
-    if (filter.service !== undefined) w.add('r.service_name = $?', pgText(filter.service));
-    if (filter.env !== undefined) w.add('r.deployment_environment = $?', pgText(filter.env));
+    if (filter.service !== undefined) w.add(`${F.service_name} = $?`, pgText(filter.service));
+    if (filter.env !== undefined) w.add(`${F.deployment_environment} = $?`, pgText(filter.env));
     const after = w.param('-1');
     const PAGE = 2000;
     for (;;) {

@@ -59,6 +59,7 @@ export class PostgresLedgerSource implements LedgerSource {
   readonly name: string;
   /** apply_retention() records the tombstone and drops the partitions in one transaction. */
   readonly atomicRetention = true;
+  readonly seeksBySeq = true;
   private readonly pool: Pool;
   private readonly ownPool: boolean;
 
@@ -177,6 +178,8 @@ export class PostgresLedgerSource implements LedgerSource {
   }
 
   async *items(options: ItemsOptions = {}): AsyncGenerator<LedgerItem> {
+    // From a seq (a proof resuming at a checkpoint's frontier): the seq index, across partitions.
+    if (options.fromSeq !== undefined) return yield* this.entriesFrom(options.fromSeq);
     for (const name of await this.segments()) {
       if (options.skip?.has(name)) continue;
       const bounds = partitionBounds(name);

@@ -7,24 +7,29 @@
  * in test/ledger and test/postgres.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKeyPair } from '../../../src/ledger/checkpoint';
 import { canonicalJson } from '../../../src/audit/canonical-json';
 import { ZERO_HASH } from '../../../src/ledger/checkpoint';
 import { leafHash } from '../../../src/ledger/merkle';
+import type { ItemsOptions, LedgerSource } from '../../../src/ledger/backend';
 import { resolvePolicy } from '../../../src/ledger/policy';
 import { SerializedRecord, entryLine } from '../../../src/ledger/protocol';
+import { consistencyPath } from '../../../src/ledger/proofs';
+import { journalKey, writePendingJournal } from '../../../src/ledger/file/pending-journal';
 import { scanRecords } from '../../../src/ledger/query';
 import { RECOVERED_ACTION } from '../../../src/ledger/record';
 import { verifyLedger } from '../../../src/ledger/verify';
 import { openLedgerWriter, type LedgerWriter } from '../../../src/ledger/writer';
 import { ensureBuilt } from '../../ingest/helpers';
-import { makeRecord } from '../helpers';
+import { makeRecord, tempDir } from '../helpers';
 import { DRIVERS, type LedgerUnderTest } from './drivers';
 
 let spanCounter = 0;
 /** A record of its own span. */
-const call = (overrides: Parameters<typeof makeRecord>[0] = {}) => makeRecord({ span_id: (++spanCounter).toString(16).padStart(16, 'c'), ...overrides });
+const call = (overrides: Parameters<typeof makeRecord>[0] = {}) => makeRecord({ span_id: 'c' + (++spanCounter).toString(16).padStart(15, '0'), ...overrides });
 
 function keys() {
   const { privatePem, publicPem } = generateSigningKeyPair();
@@ -166,6 +171,61 @@ describe.each(DRIVERS)('the $name ledger', (driver) => {
     try {
       const notes = await source.signedNotes();
       expect(notes.some((n) => n.text.includes('\n7\n'))).toBe(true);
+    } finally {
+      await source.close?.();
+    }
+  });
+
+  it('appends the pending journals in its own lifecycle: at open, while open, at close; each span once', async () => {
+    const ledger = await fresh();
+    const dir = tempDir('journals-');
+    const key = journalKey({ hashKey: 'contract-journal-key' });
+    const [a, b, c, d] = [call(), call(), call(), call()];
+    writePendingJournal(dir, [a, b], key);
+    const failures: unknown[] = [];
+    const w = await writer(ledger, { journals: { dir, key, report: () => {}, onFailure: (e) => failures.push(e) } });
+    // At open, before anything else.
+    expect(w.size).toBe(2);
+    // While open: a journal another process leaves (one span of it stored already) is appended within the poll.
+    await w.append([c]);
+    writePendingJournal(dir, [c, d], key);
+    const deadline = Date.now() + 5_000;
+    while (w.size < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(w.size).toBe(4);
+    // At close.
+    const e = call();
+    writePendingJournal(dir, [e, a], key);
+    await w.close();
+    expect((await records(ledger)).map((r) => r.span_id)).toEqual([a, b, c, d, e].map((r) => r.span_id));
+    expect(readdirSync(join(dir, 'pending'))).toEqual([]);
+    expect(failures).toEqual([]);
+  });
+
+  it("a witness's consistency proof reads only the records after the checkpoint the witness knows", async () => {
+    const ledger = await fresh();
+    const w = await writer(ledger, { checkpointEvery: 40 });
+    for (let i = 0; i < 10; i++) await w.append(Array.from({ length: 5 }, () => call()));
+    await w.close();
+    expect(await checkpointSizes(ledger)).toEqual([40, 50]);
+    const source = ledger.source();
+    try {
+      const old = (await source.checkpoints()).find((c) => c.checkpoint.tree_size === 40)!.checkpoint;
+      // Every entry the proof reads passes here.
+      let read = 0;
+      const counted: LedgerSource = Object.assign(Object.create(source) as LedgerSource, {
+        async *items(options?: ItemsOptions) {
+          for await (const item of source.items(options)) {
+            read++;
+            yield item;
+          }
+        },
+      });
+      const resumed = await consistencyPath(counted, 40, 50, old);
+      expect(read).toBe(10);
+      read = 0;
+      // The same path as from a walk of the whole chain.
+      expect(resumed).toEqual(await consistencyPath(counted, 40, 50));
+      expect(read).toBe(50);
     } finally {
       await source.close?.();
     }

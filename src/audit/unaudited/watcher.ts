@@ -21,9 +21,23 @@
  *     refused. onSocket is called for every request, whatever the agent, before anything is
  *     written; a request the agent queues gets it later but in its own context (the agent runs it
  *     in the request's AsyncResource).
+ *   - `ClientHttp2Session.prototype.request`: node:http2, so the AWS SDK's default handler
+ *     (NodeHttp2Handler) and any HTTP/2 client. A third hook because neither of the others sees
+ *     HTTP/2, and Node 20 and 24 publish no diagnostics channel for an HTTP/2 client stream
+ *     (`http2.client.stream.*` came later). The prototype, not `http2.connect`: an ES module's
+ *     `import { connect } from 'node:http2'` is bound before any patch of the CommonJS export.
+ *     `request` submits the stream's headers synchronously on a connected session, so it is
+ *     checked before the original runs, and refused through an already-aborted `signal`, which
+ *     Node honours before the headers are submitted, connecting session or not (measured: the
+ *     server sees no stream).
+ *
+ * WebSockets need no hook of their own: the handshake is an HTTP/1.1 request, made through
+ * node:http by the `ws` package and through undici by the global `WebSocket` of Node 22+.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { ClientRequest } from 'node:http';
+import { connect as connectHttp2, type ClientHttp2Session, type ClientSessionRequestOptions, type OutgoingHttpHeaders } from 'node:http2';
+import { Duplex } from 'node:stream';
 import {
   context,
   diag,
@@ -213,16 +227,88 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     return onSocket.call(this, socket, error);
   };
 
+  const http2 = http2SessionPrototype();
+  const http2Request = http2?.request;
+  const watchedHttp2Request: Http2Request = function (this: ClientHttp2Session, headers, options) {
+    let refusal: Error | undefined;
+    if (!stopped && !this.destroyed && !this.closed) {
+      seen(
+        () => llmTarget(http2Target(this, headers)),
+        () => ({ method: String(headers?.[':method'] ?? 'GET'), path: withoutQuery(headers?.[':path'] ?? '/') }),
+        (error) => {
+          refusal = error;
+        },
+      );
+    }
+    if (refusal === undefined) return http2Request!.call(this, headers, options);
+    // The stream is destroyed before its headers are submitted; its 'error' is an AbortError whose
+    // cause is the refusal (as fetch's TypeError), the caller's own signal replaced.
+    return http2Request!.call(this, headers, { ...options, signal: AbortSignal.abort(refusal) });
+  };
+
   subscribe(UNDICI_CREATE, onUndiciRequest);
   if (typeof onSocket === 'function') prototype.onSocket = watchedOnSocket;
   else warn('otel-llm-audit: WARNING: this Node version has no ClientRequest.prototype.onSocket: LLM API requests sent through node:http and node:https are not watched (fetch still is)');
+  if (typeof http2Request === 'function') http2!.request = watchedHttp2Request;
+  else warn('otel-llm-audit: WARNING: could not reach ClientHttp2Session.prototype.request on this Node version: LLM API requests sent through node:http2 (the AWS SDK\'s default) are not watched');
   return () => {
     if (stopped) return;
     stopped = true;
     unsubscribe(UNDICI_CREATE, onUndiciRequest);
     // Put back only if nothing wrapped it since; otherwise the wrapper stays, inert (stopped).
     if (prototype.onSocket === watchedOnSocket) prototype.onSocket = onSocket;
+    if (http2 !== undefined && http2.request === watchedHttp2Request) http2.request = http2Request!;
   };
+}
+
+type Http2Request = (this: ClientHttp2Session, headers?: OutgoingHttpHeaders, options?: ClientSessionRequestOptions) => unknown;
+
+/**
+ * node:http2 does not export ClientHttp2Session: its prototype is taken from a session over a
+ * stream that goes nowhere (no socket is opened, nothing is written), destroyed at once. Also
+ * looks up the session's own `authority` and `protocol` slots (Node keeps the `http2.connect`
+ * URL's host:port and scheme there, Node 20 to 24), which `request` fills a stream's headers from.
+ */
+function http2SessionPrototype(): { request: Http2Request } | undefined {
+  try {
+    const session = connectHttp2('http://unaudited-watcher.invalid', {
+      createConnection: () => new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() }),
+    });
+    session.on('error', () => undefined);
+    const symbols = Object.getOwnPropertySymbols(session);
+    http2Slots.authority = symbols.find((symbol) => symbol.description === 'authority');
+    http2Slots.protocol = symbols.find((symbol) => symbol.description === 'protocol');
+    session.destroy();
+    return Object.getPrototypeOf(session) as { request: Http2Request };
+  } catch (error) {
+    diag.error('otel-llm-audit: could not reach node:http2 sessions to watch them', error);
+    return undefined;
+  }
+}
+
+const http2Slots: { authority?: symbol; protocol?: symbol } = {};
+
+/**
+ * Where an HTTP/2 request goes: its `:authority` header, else the session's (as Node fills it in),
+ * the port from it or the scheme's default. An authority that cannot be told (a Node that keeps
+ * it elsewhere) is matched by the connected socket's address, port unknown.
+ */
+function http2Target(session: ClientHttp2Session, headers: OutgoingHttpHeaders | undefined): Target | undefined {
+  const slots = session as unknown as Record<symbol, unknown>;
+  const authority = headers?.[':authority'] ?? (http2Slots.authority !== undefined ? slots[http2Slots.authority] : undefined);
+  const scheme = headers?.[':scheme'] ?? (http2Slots.protocol !== undefined ? String(slots[http2Slots.protocol]).replace(/:$/, '') : undefined);
+  if (typeof authority !== 'string') {
+    const address = session.socket?.remoteAddress;
+    return address === undefined ? undefined : { host: address, port: undefined };
+  }
+  const parts = splitAuthority(authority);
+  return parts === undefined ? undefined : { host: parts.host, port: portOf(parts.port, `${String(scheme ?? 'https')}:`) };
+}
+
+/** `host`, `host:port`, `[v6]:port` (a Host header, an HTTP/2 `:authority`): the host unbracketed, the port text ('' when absent). */
+function splitAuthority(authority: string): { host: string; port: string } | undefined {
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(authority.trim());
+  return match === null ? undefined : { host: unbracket(match[1]!), port: match[2] ?? '' };
 }
 
 /** undici's origin (`https://api.openai.com`), parsed once per origin. */
@@ -255,7 +341,7 @@ function httpPort(request: ClientRequest): number | undefined {
   const header = request.getHeader('host');
   const protocol = (request as ClientRequest & { protocol?: string }).protocol ?? 'http:';
   if (typeof header !== 'string') return undefined;
-  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(header.trim());
-  if (match === null || unbracket(match[1]).toLowerCase() !== unbracket(request.host).toLowerCase()) return undefined;
-  return portOf(match[2] ?? '', protocol);
+  const parts = splitAuthority(header);
+  if (parts === undefined || parts.host.toLowerCase() !== unbracket(request.host).toLowerCase()) return undefined;
+  return portOf(parts.port, protocol);
 }

@@ -116,6 +116,11 @@ describe('unaudited LLM requests over HTTP/2', () => {
       expect(fake.received).toEqual([]);
       const records = unaudited().map(recordFromSpan);
       expect(records.map((r) => r.http?.path)).toEqual(['/model/m/invoke', '/model/m/converse']);
+      // The session is still usable: the same request goes through once the watcher is stopped.
+      stop!();
+      stop = undefined;
+      expect(await h2Post(session, '/model/m/converse')).toBe(200);
+      expect(fake.received).toEqual(['POST /model/m/converse']);
     } finally {
       session.destroy();
     }

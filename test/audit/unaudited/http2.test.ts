@@ -100,6 +100,24 @@ describe('unaudited LLM requests over HTTP/2', () => {
     expect(warnings[0]).toContain('refused (LLM_AUDIT_ON_FAILURE=block)');
   });
 
+  it('records a Converse sent while the instrumentation is disabled (an SDK the patch does not reach)', async () => {
+    watch(false);
+    audit.instrumentation.disable();
+    try {
+      await withAuditContext({ userId: 'u-unpatched' }, converse);
+    } finally {
+      audit.instrumentation.enable();
+      audit.load('@aws-sdk/client-bedrock-runtime');
+    }
+    expect(audit.spans().filter((s) => s.attributes['gen_ai.operation.name'] !== undefined)).toHaveLength(0);
+    const records = unaudited().map(recordFromSpan);
+    expect(records).toEqual([expect.objectContaining({ status: 'unaudited', user_id: 'u-unpatched', http: expect.objectContaining({ method: 'POST', path: expect.stringMatching(/\/converse$/) }) })]);
+    // Patched again: the next Converse is an audited call, not reported.
+    await converse();
+    await eventually(() => audit.spans().some((s) => s.attributes['gen_ai.operation.name'] === 'chat'));
+    expect(unaudited()).toHaveLength(1);
+  });
+
   it('refuses bare node:http2 requests on a connecting and on a connected session; nothing reaches the server', async () => {
     watch(true);
     const session = connect(fake.url);

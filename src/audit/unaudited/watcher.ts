@@ -37,6 +37,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { ClientRequest } from 'node:http';
 import { connect as connectHttp2, type ClientHttp2Session, type ClientSessionRequestOptions, type OutgoingHttpHeaders } from 'node:http2';
+import { isIPv6 } from 'node:net';
 import { Duplex } from 'node:stream';
 import {
   context,
@@ -233,7 +234,10 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     let refusal: Error | undefined;
     if (!stopped && !this.destroyed && !this.closed) {
       seen(
-        () => llmTarget(http2Target(this, headers)),
+        () => {
+          const origin = http2Origin(this, headers);
+          return origin === undefined ? undefined : origins.get(origin, () => llmTarget(parseOrigin(origin)));
+        },
         () => ({ method: String(headers?.[':method'] ?? 'GET'), path: withoutQuery(headers?.[':path'] ?? '/') }),
         (error) => {
           refusal = error;
@@ -289,26 +293,20 @@ function http2SessionPrototype(): { request: Http2Request } | undefined {
 const http2Slots: { authority?: symbol; protocol?: symbol } = {};
 
 /**
- * Where an HTTP/2 request goes: its `:authority` header, else the session's (as Node fills it in),
- * the port from it or the scheme's default. An authority that cannot be told (a Node that keeps
- * it elsewhere) is matched by the connected socket's address, port unknown.
+ * Where an HTTP/2 request goes, as an origin (`http://host:port`, matched once per origin like
+ * undici's): its `:scheme` and `:authority` headers, else the session's, as Node fills them in.
+ * A session whose authority cannot be read (a Node that keeps it elsewhere) is matched by its
+ * socket's remote address and port.
  */
-function http2Target(session: ClientHttp2Session, headers: OutgoingHttpHeaders | undefined): Target | undefined {
+function http2Origin(session: ClientHttp2Session, headers: OutgoingHttpHeaders | undefined): string | undefined {
   const slots = session as unknown as Record<symbol, unknown>;
+  // `http:` / `https:`, as the session keeps it.
+  const scheme = headers?.[':scheme'] !== undefined ? `${String(headers[':scheme'])}:` : http2Slots.protocol !== undefined ? String(slots[http2Slots.protocol]) : 'https:';
   const authority = headers?.[':authority'] ?? (http2Slots.authority !== undefined ? slots[http2Slots.authority] : undefined);
-  const scheme = headers?.[':scheme'] ?? (http2Slots.protocol !== undefined ? String(slots[http2Slots.protocol]).replace(/:$/, '') : undefined);
-  if (typeof authority !== 'string') {
-    const address = session.socket?.remoteAddress;
-    return address === undefined ? undefined : { host: address, port: undefined };
-  }
-  const parts = splitAuthority(authority);
-  return parts === undefined ? undefined : { host: parts.host, port: portOf(parts.port, `${String(scheme ?? 'https')}:`) };
-}
-
-/** `host`, `host:port`, `[v6]:port` (a Host header, an HTTP/2 `:authority`): the host unbracketed, the port text ('' when absent). */
-function splitAuthority(authority: string): { host: string; port: string } | undefined {
-  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(authority.trim());
-  return match === null ? undefined : { host: unbracket(match[1]!), port: match[2] ?? '' };
+  if (typeof authority === 'string') return `${scheme}//${authority}`;
+  const socket = session.socket;
+  if (socket?.remoteAddress === undefined) return undefined;
+  return `${scheme}//${isIPv6(socket.remoteAddress) ? `[${socket.remoteAddress}]` : socket.remoteAddress}:${socket.remotePort ?? ''}`;
 }
 
 /** undici's origin (`https://api.openai.com`), parsed once per origin. */
@@ -341,7 +339,7 @@ function httpPort(request: ClientRequest): number | undefined {
   const header = request.getHeader('host');
   const protocol = (request as ClientRequest & { protocol?: string }).protocol ?? 'http:';
   if (typeof header !== 'string') return undefined;
-  const parts = splitAuthority(header);
-  if (parts === undefined || parts.host.toLowerCase() !== unbracket(request.host).toLowerCase()) return undefined;
-  return portOf(parts.port, protocol);
+  const match = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/.exec(header.trim());
+  if (match === null || unbracket(match[1]).toLowerCase() !== unbracket(request.host).toLowerCase()) return undefined;
+  return portOf(match[2] ?? '', protocol);
 }

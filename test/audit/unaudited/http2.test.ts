@@ -1,11 +1,18 @@
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { mkdtempSync } from 'node:fs';
 import { connect, type ClientHttp2Session } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startUnauditedWatcher, UnauditedLlmRequestError } from '../../../src/audit/unaudited';
 import { withAuditContext } from '../../../src/context';
-import { recordFromSpan } from '../../../src/ledger/record';
+import { FileLedgerSource } from '../../../src/ledger/file/ledger';
+import { scanRecords } from '../../../src/ledger/query';
+import { recordFromSpan, type LedgerRecord } from '../../../src/ledger/record';
+import { runNodeApp } from '../../support/child-app';
 import { startFakeBedrock, type FakeBedrock } from '../../support/fake-bedrock';
-import { eventually, setupAudit } from '../../support/harness';
+import { eventually, repoRoot, setupAudit } from '../../support/harness';
+import { isAuditStart } from '../../support/otlp-receiver';
 
 // The watcher and HTTP/2: the AWS Bedrock client's default request handler (NodeHttp2Handler)
 // against the fake Bedrock, which speaks HTTP/2, and bare node:http2 sessions. The fake's
@@ -163,4 +170,26 @@ describe('unaudited LLM requests over HTTP/2', () => {
       session.destroy();
     }
   });
+});
+
+describe('HTTP/2 in a real ES module process', () => {
+  it('a bare node:http2 request (connect imported by name) is refused under block beside the audited Converse, both in the ledger', async () => {
+    const ledger = join(mkdtempSync(join(tmpdir(), 'unaudited-h2-')), 'ledger');
+    const app = await runNodeApp(['--import', join(repoRoot, 'dist', 'esm', 'register.mjs'), join(repoRoot, 'test', 'fixtures', 'unaudited-http2-app.mjs')], {
+      FAKE_BEDROCK_URL: fake.url,
+      LLM_AUDIT_HASH_KEY: 'unaudited-h2-hash-key-0123',
+      LLM_AUDIT_LEDGER_DIR: ledger,
+      LLM_AUDIT_LLM_HOSTS: `${host}:${port}`,
+      LLM_AUDIT_ON_FAILURE: 'block',
+    });
+    expect(app.code, app.stderr).toBe(0);
+    expect(JSON.parse(app.stdout)).toEqual(['ok', 'AbortError:UnauditedLlmRequestError']);
+    expect(fake.received).toEqual([expect.stringMatching(/\/converse$/)]);
+    const records: LedgerRecord[] = [];
+    for await (const hit of scanRecords(new FileLedgerSource(ledger))) if (!isAuditStart(hit.record as never)) records.push(hit.record);
+    expect(records.map((r) => [r.status, r.operation, r.error_type, r.http?.path ?? null]).sort()).toEqual([
+      ['success', 'chat', null, null],
+      ['unaudited', null, 'UnauditedLlmRequestError', '/model/m/invoke'],
+    ]);
+  }, 60_000);
 });

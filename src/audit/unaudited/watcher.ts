@@ -235,10 +235,15 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     if (!stopped && !this.destroyed && !this.closed) {
       seen(
         () => {
-          const origin = http2Origin(this, headers);
-          return origin === undefined ? undefined : origins.get(origin, () => llmTarget(parseOrigin(origin)));
+          const match = (origin: string) => origins.get(origin, () => llmTarget(parseOrigin(origin)));
+          const session = http2Origin(this);
+          // The bytes go where the session is connected, whatever `:authority` the caller wrote;
+          // a request naming an LLM host in it is watched too (the server may route by it).
+          const asked = http2Header(headers, ':authority');
+          const named = asked === undefined ? undefined : `${session?.scheme ?? 'https:'}//${asked}`;
+          return (session === undefined ? undefined : match(session.origin)) ?? (named === undefined || named === session?.origin ? undefined : match(named));
         },
-        () => ({ method: String(headers?.[':method'] ?? 'GET'), path: withoutQuery(headers?.[':path'] ?? '/') }),
+        () => ({ method: http2Header(headers, ':method') ?? 'GET', path: withoutQuery(http2Header(headers, ':path') ?? '/') }),
         (error) => {
           refusal = error;
         },
@@ -265,7 +270,7 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
   };
 }
 
-type Http2Request = (this: ClientHttp2Session, headers?: OutgoingHttpHeaders, options?: ClientSessionRequestOptions) => unknown;
+type Http2Request = (this: ClientHttp2Session, headers?: OutgoingHttpHeaders | readonly unknown[] | null, options?: ClientSessionRequestOptions) => unknown;
 
 /**
  * node:http2 does not export ClientHttp2Session: its prototype is taken from a session over a
@@ -293,20 +298,31 @@ function http2SessionPrototype(): { request: Http2Request } | undefined {
 const http2Slots: { authority?: symbol; protocol?: symbol } = {};
 
 /**
- * Where an HTTP/2 request goes, as an origin (`http://host:port`, matched once per origin like
- * undici's): its `:scheme` and `:authority` headers, else the session's, as Node fills them in.
- * A session whose authority cannot be read (a Node that keeps it elsewhere) is matched by its
- * socket's remote address and port.
+ * Where an HTTP/2 session is connected, as an origin (`http://host:port`, matched once per origin
+ * like undici's): the `http2.connect` URL's scheme and host:port, as the session keeps them. A
+ * session whose slots cannot be read (a Node that keeps them elsewhere) is matched by its socket's
+ * remote address and port.
  */
-function http2Origin(session: ClientHttp2Session, headers: OutgoingHttpHeaders | undefined): string | undefined {
+function http2Origin(session: ClientHttp2Session): { origin: string; scheme: string } | undefined {
   const slots = session as unknown as Record<symbol, unknown>;
-  // `http:` / `https:`, as the session keeps it.
-  const scheme = headers?.[':scheme'] !== undefined ? `${String(headers[':scheme'])}:` : http2Slots.protocol !== undefined ? String(slots[http2Slots.protocol]) : 'https:';
-  const authority = headers?.[':authority'] ?? (http2Slots.authority !== undefined ? slots[http2Slots.authority] : undefined);
-  if (typeof authority === 'string') return `${scheme}//${authority}`;
+  // `http:` / `https:`.
+  const scheme = http2Slots.protocol !== undefined ? String(slots[http2Slots.protocol]) : 'https:';
+  const authority = http2Slots.authority !== undefined ? slots[http2Slots.authority] : undefined;
+  if (typeof authority === 'string') return { origin: `${scheme}//${authority}`, scheme };
   const socket = session.socket;
   if (socket?.remoteAddress === undefined) return undefined;
-  return `${scheme}//${isIPv6(socket.remoteAddress) ? `[${socket.remoteAddress}]` : socket.remoteAddress}:${socket.remotePort ?? ''}`;
+  return { origin: `${scheme}//${isIPv6(socket.remoteAddress) ? `[${socket.remoteAddress}]` : socket.remoteAddress}:${socket.remotePort ?? ''}`, scheme };
+}
+
+/** A header of `session.request`'s headers: an object, or (Node >= 22) raw `[name, value, ...]` pairs. */
+function http2Header(headers: OutgoingHttpHeaders | readonly unknown[] | undefined | null, name: string): string | undefined {
+  if (headers === undefined || headers === null) return undefined;
+  if (!Array.isArray(headers)) {
+    const value = (headers as OutgoingHttpHeaders)[name];
+    return value === undefined ? undefined : String(value);
+  }
+  for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+  return undefined;
 }
 
 /** undici's origin (`https://api.openai.com`), parsed once per origin. */

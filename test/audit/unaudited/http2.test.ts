@@ -65,9 +65,9 @@ async function bidirectional(): Promise<unknown> {
 }
 
 /** A POST on a bare node:http2 session; resolves with the status, rejects with the stream's error. */
-function h2Post(session: ClientHttp2Session, path: string): Promise<number> {
+function h2Post(session: ClientHttp2Session, path: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve, reject) => {
-    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json' });
+    const stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json', ...headers });
     stream.on('error', reject);
     stream.on('response', (headers) => {
       stream.resume();
@@ -134,13 +134,16 @@ describe('unaudited LLM requests over HTTP/2', () => {
       const first = await h2Post(session, '/model/m/invoke?key=QUERY-SECRET').catch((error: unknown) => error);
       await new Promise<void>((resolve) => (session.connecting ? session.once('connect', () => resolve()) : resolve()));
       const second = await h2Post(session, '/model/m/converse').catch((error: unknown) => error);
-      for (const error of [first, second]) {
+      // The bytes go where the session is connected, whatever host the request names.
+      const third = await h2Post(session, '/model/m/converse', { ':authority': 'api.example.com' }).catch((error: unknown) => error);
+      for (const error of [first, second, third]) {
         expect(error).toBeInstanceOf(Error);
         expect((error as Error).cause).toBeInstanceOf(UnauditedLlmRequestError);
       }
       expect(fake.received).toEqual([]);
       const records = unaudited().map(recordFromSpan);
-      expect(records.map((r) => r.http?.path)).toEqual(['/model/m/invoke', '/model/m/converse']);
+      expect(records.map((r) => r.http?.path)).toEqual(['/model/m/invoke', '/model/m/converse', '/model/m/converse']);
+      expect(records.map((r) => r.http?.host)).toEqual([host, host, host]);
       // The session is still usable: the same request goes through once the watcher is stopped.
       stop!();
       stop = undefined;

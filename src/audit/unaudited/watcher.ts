@@ -232,7 +232,7 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
   const http2Request = http2?.request;
   const watchedHttp2Request: Http2Request = function (this: ClientHttp2Session, headers, options) {
     let refusal: Error | undefined;
-    if (!stopped && !this.destroyed && !this.closed) {
+    if (!stopped && !this.destroyed && !this.closed && !madeByUndici(this)) {
       seen(
         () => {
           const match = (origin: string) => origins.get(origin, () => llmTarget(parseOrigin(origin)));
@@ -296,6 +296,26 @@ function http2SessionPrototype(): { request: Http2Request } | undefined {
 }
 
 const http2Slots: { authority?: symbol; protocol?: symbol } = {};
+
+const undiciSessions = new WeakMap<object, boolean>();
+
+/**
+ * A session undici opened (`allowH2`): its requests were checked, in their callers' context, at
+ * `undici:request:create`. Checked again here they would be counted twice, and in the wrong
+ * context: undici writes a request queued while the session connects from the connect callback,
+ * in the context of whoever opened it. undici marks its sessions with its `client` and
+ * `open streams` slots (undici 6, and the 7 bundled in Node 24); both are required, so that
+ * another library's session is not let through unwatched for having one of them.
+ */
+function madeByUndici(session: ClientHttp2Session): boolean {
+  let made = undiciSessions.get(session);
+  if (made === undefined) {
+    const slots = new Set(Object.getOwnPropertySymbols(session).map((symbol) => symbol.description));
+    made = slots.has('client') && slots.has('open streams');
+    undiciSessions.set(session, made);
+  }
+  return made;
+}
 
 /**
  * Where an HTTP/2 session is connected, as an origin (`http://host:port`, matched once per origin

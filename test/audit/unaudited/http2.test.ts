@@ -1,16 +1,18 @@
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { mkdtempSync } from 'node:fs';
-import { connect, type ClientHttp2Session } from 'node:http2';
+import { connect, createSecureServer, type ClientHttp2Session } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startUnauditedWatcher, UnauditedLlmRequestError } from '../../../src/audit/unaudited';
+import { runInAuditedCall, startUnauditedWatcher, UnauditedLlmRequestError } from '../../../src/audit/unaudited';
 import { withAuditContext } from '../../../src/context';
 import { FileLedgerSource } from '../../../src/ledger/file/ledger';
 import { scanRecords } from '../../../src/ledger/query';
 import { recordFromSpan, type LedgerRecord } from '../../../src/ledger/record';
 import { runNodeApp } from '../../support/child-app';
 import { startFakeBedrock, type FakeBedrock } from '../../support/fake-bedrock';
+import { selfSigned } from '../../support/fake-realtime';
 import { eventually, repoRoot, setupAudit } from '../../support/harness';
 import { isAuditStart } from '../../support/otlp-receiver';
 
@@ -195,4 +197,30 @@ describe('HTTP/2 in a real ES module process', () => {
       ['unaudited', null, 'UnauditedLlmRequestError', '/model/m/invoke'],
     ]);
   }, 60_000);
+});
+
+describe('undici over HTTP/2 (allowH2)', () => {
+  it('is watched once, at undici:request:create: an audited request queued behind an unaudited one on a new session is not reported', async () => {
+    const { key, cert } = selfSigned();
+    const server = createSecureServer({ key, cert }, (_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const target = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const undici = require('undici') as typeof import('undici');
+    const agent = new undici.Agent({ allowH2: true, connect: { ca: cert } });
+    stop = startUnauditedWatcher({ env: { LLM_AUDIT_LLM_HOSTS: target }, warn: (line) => warnings.push(line) });
+    try {
+      const get = (path: string) => undici.request(`https://${target}${path}`, { method: 'POST', body: '{}', dispatcher: agent }).then(async (r) => [r.statusCode, await r.body.text()]);
+      // The unaudited request opens the session; the audited one, made meanwhile, is written to it
+      // from the session's connect callback, in the unaudited caller's async context.
+      const answers = await Promise.all([get('/unaudited'), runInAuditedCall(() => get('/audited'))]);
+      expect(answers).toEqual([
+        [200, 'ok'],
+        [200, 'ok'],
+      ]);
+      expect(unaudited().map((s) => s.attributes['url.path'])).toEqual(['/unaudited']);
+    } finally {
+      await agent.close();
+      server.close();
+    }
+  });
 });

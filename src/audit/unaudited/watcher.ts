@@ -23,8 +23,9 @@
  *     in the request's AsyncResource).
  *   - `ClientHttp2Session.prototype.request`: node:http2, so the AWS SDK's default handler
  *     (NodeHttp2Handler) and any HTTP/2 client. A third hook because neither of the others sees
- *     HTTP/2, and Node 20 and 24 publish no diagnostics channel for an HTTP/2 client stream
- *     (`http2.client.stream.*` came later). The prototype, not `http2.connect`: an ES module's
+ *     HTTP/2. Not the `http2.client.stream.created` channel: Node 20 has none, and Node 24
+ *     publishes it after `request` has handed the headers to a connected session (measured: a
+ *     stream destroyed from it still reached the server). The prototype, not `http2.connect`: an ES module's
  *     `import { connect } from 'node:http2'` is bound before any patch of the CommonJS export.
  *     `request` submits the stream's headers synchronously on a connected session, so it is
  *     checked before the original runs, and refused through an already-aborted `signal`, which

@@ -74,6 +74,8 @@ export interface FakeBedrock {
   /** Client options for the real SDK: loopback endpoint, static fake credentials, no retries. */
   clientConfig: { region: string; endpoint: string; credentials: { accessKeyId: string; secretAccessKey: string }; maxAttempts: number };
   requests: BedrockRequest[];
+  /** `METHOD path` of every request received, routed or not (a route it does not serve answers 404). */
+  received: string[];
   enqueue(...scenarios: BedrockScenario[]): void;
   reset(): void;
   close(): Promise<void>;
@@ -168,9 +170,11 @@ function routeOf(method: string | undefined, path: string): { id: string; route:
 export async function startFakeBedrock(): Promise<FakeBedrock> {
   const queue: BedrockScenario[] = [];
   const requests: BedrockRequest[] = [];
+  const received: string[] = [];
   const sessions = new Set<Http2Session>();
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    received.push(`${req.method} ${(req.url ?? '').split('?')[0]}`);
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -245,10 +249,12 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
     url,
     clientConfig: { region: 'us-east-1', endpoint: url, credentials: { accessKeyId: 'AKIDFAKEFAKEFAKEFAKE', secretAccessKey: 'fake-secret-access-key' }, maxAttempts: 1 },
     requests,
+    received,
     enqueue: (...scenarios) => queue.push(...scenarios),
     reset() {
       queue.length = 0;
       requests.length = 0;
+      received.length = 0;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -89,7 +89,8 @@ export interface FakeRealtime {
 
 let certificate: { dir: string; key: string; cert: string } | undefined;
 
-function selfSigned(): { dir: string; key: string; cert: string } {
+/** A self-signed certificate for 127.0.0.1 and localhost (made once per process). */
+export function selfSigned(): { dir: string; key: string; cert: string } {
   if (certificate !== undefined) return certificate;
   const dir = mkdtempSync(join(tmpdir(), 'fake-realtime-'));
   execFileSync(

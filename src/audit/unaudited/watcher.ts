@@ -21,9 +21,25 @@
  *     refused. onSocket is called for every request, whatever the agent, before anything is
  *     written; a request the agent queues gets it later but in its own context (the agent runs it
  *     in the request's AsyncResource).
+ *   - `ClientHttp2Session.prototype.request`: node:http2, so the AWS SDK's default handler
+ *     (NodeHttp2Handler) and any HTTP/2 client. A third hook because neither of the others sees
+ *     HTTP/2. Not the `http2.client.stream.created` channel: Node 20 has none, and Node 24
+ *     publishes it after `request` has handed the headers to a connected session (measured: a
+ *     stream destroyed from it still reached the server). The prototype, not `http2.connect`: an ES module's
+ *     `import { connect } from 'node:http2'` is bound before any patch of the CommonJS export.
+ *     `request` submits the stream's headers synchronously on a connected session, so it is
+ *     checked before the original runs, and refused through an already-aborted `signal`, which
+ *     Node honours before the headers are submitted, connecting session or not (measured: the
+ *     server sees no stream).
+ *
+ * WebSockets need no hook of their own: the handshake is an HTTP/1.1 request, made through
+ * node:http by the `ws` package and through undici by the global `WebSocket` of Node 22+.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { ClientRequest } from 'node:http';
+import { connect as connectHttp2, type ClientHttp2Session, type ClientSessionRequestOptions, type OutgoingHttpHeaders } from 'node:http2';
+import { isIPv6 } from 'node:net';
+import { Duplex } from 'node:stream';
 import {
   context,
   diag,
@@ -213,16 +229,121 @@ export function startUnauditedWatcher(options: UnauditedWatcherOptions = {}): ()
     return onSocket.call(this, socket, error);
   };
 
+  const http2 = http2SessionPrototype();
+  const http2Request = http2?.request;
+  const watchedHttp2Request: Http2Request = function (this: ClientHttp2Session, headers, options) {
+    let refusal: Error | undefined;
+    if (!stopped && !this.destroyed && !this.closed && !madeByUndici(this)) {
+      seen(
+        () => {
+          const match = (origin: string) => origins.get(origin, () => llmTarget(parseOrigin(origin)));
+          const session = http2Origin(this);
+          // The bytes go where the session is connected, whatever `:authority` the caller wrote;
+          // a request naming an LLM host in it is watched too (the server may route by it).
+          const asked = http2Header(headers, ':authority');
+          const named = asked === undefined ? undefined : `${session?.scheme ?? 'https:'}//${asked}`;
+          return (session === undefined ? undefined : match(session.origin)) ?? (named === undefined || named === session?.origin ? undefined : match(named));
+        },
+        () => ({ method: http2Header(headers, ':method') ?? 'GET', path: withoutQuery(http2Header(headers, ':path') ?? '/') }),
+        (error) => {
+          refusal = error;
+        },
+      );
+    }
+    if (refusal === undefined) return http2Request!.call(this, headers, options);
+    // The stream is destroyed before its headers are submitted; its 'error' is an AbortError whose
+    // cause is the refusal (as fetch's TypeError), the caller's own signal replaced.
+    return http2Request!.call(this, headers, { ...options, signal: AbortSignal.abort(refusal) });
+  };
+
   subscribe(UNDICI_CREATE, onUndiciRequest);
   if (typeof onSocket === 'function') prototype.onSocket = watchedOnSocket;
   else warn('otel-llm-audit: WARNING: this Node version has no ClientRequest.prototype.onSocket: LLM API requests sent through node:http and node:https are not watched (fetch still is)');
+  if (typeof http2Request === 'function') http2!.request = watchedHttp2Request;
+  else warn('otel-llm-audit: WARNING: could not reach ClientHttp2Session.prototype.request on this Node version: LLM API requests sent through node:http2 (the AWS SDK\'s default) are not watched');
   return () => {
     if (stopped) return;
     stopped = true;
     unsubscribe(UNDICI_CREATE, onUndiciRequest);
     // Put back only if nothing wrapped it since; otherwise the wrapper stays, inert (stopped).
     if (prototype.onSocket === watchedOnSocket) prototype.onSocket = onSocket;
+    if (http2 !== undefined && http2.request === watchedHttp2Request) http2.request = http2Request!;
   };
+}
+
+type Http2Request = (this: ClientHttp2Session, headers?: OutgoingHttpHeaders | readonly unknown[] | null, options?: ClientSessionRequestOptions) => unknown;
+
+/**
+ * node:http2 does not export ClientHttp2Session: its prototype is taken from a session over a
+ * stream that goes nowhere (no socket is opened, nothing is written), destroyed at once. Also
+ * looks up the session's own `authority` and `protocol` slots (Node keeps the `http2.connect`
+ * URL's host:port and scheme there, Node 20 to 24), which `request` fills a stream's headers from.
+ */
+function http2SessionPrototype(): { request: Http2Request } | undefined {
+  try {
+    const session = connectHttp2('http://unaudited-watcher.invalid', {
+      createConnection: () => new Duplex({ read() {}, write: (_chunk, _encoding, done) => done() }),
+    });
+    session.on('error', () => undefined);
+    const symbols = Object.getOwnPropertySymbols(session);
+    http2Slots.authority = symbols.find((symbol) => symbol.description === 'authority');
+    http2Slots.protocol = symbols.find((symbol) => symbol.description === 'protocol');
+    session.destroy();
+    return Object.getPrototypeOf(session) as { request: Http2Request };
+  } catch (error) {
+    diag.error('otel-llm-audit: could not reach node:http2 sessions to watch them', error);
+    return undefined;
+  }
+}
+
+const http2Slots: { authority?: symbol; protocol?: symbol } = {};
+
+const undiciSessions = new WeakMap<object, boolean>();
+
+/**
+ * A session undici opened (`allowH2`): its requests were checked, in their callers' context, at
+ * `undici:request:create`. Checked again here they would be counted twice, and in the wrong
+ * context: undici writes a request queued while the session connects from the connect callback,
+ * in the context of whoever opened it. undici marks its sessions with its `client` and
+ * `open streams` slots (undici 6, and the 7 bundled in Node 24); both are required, so that
+ * another library's session is not let through unwatched for having one of them.
+ */
+function madeByUndici(session: ClientHttp2Session): boolean {
+  let made = undiciSessions.get(session);
+  if (made === undefined) {
+    const slots = new Set(Object.getOwnPropertySymbols(session).map((symbol) => symbol.description));
+    made = slots.has('client') && slots.has('open streams');
+    undiciSessions.set(session, made);
+  }
+  return made;
+}
+
+/**
+ * Where an HTTP/2 session is connected, as an origin (`http://host:port`, matched once per origin
+ * like undici's): the `http2.connect` URL's scheme and host:port, as the session keeps them. A
+ * session whose slots cannot be read (a Node that keeps them elsewhere) is matched by its socket's
+ * remote address and port.
+ */
+function http2Origin(session: ClientHttp2Session): { origin: string; scheme: string } | undefined {
+  const slots = session as unknown as Record<symbol, unknown>;
+  // `http:` / `https:`.
+  const scheme = http2Slots.protocol !== undefined ? String(slots[http2Slots.protocol]) : 'https:';
+  const authority = http2Slots.authority !== undefined ? slots[http2Slots.authority] : undefined;
+  if (typeof authority === 'string') return { origin: `${scheme}//${authority}`, scheme };
+  const socket = session.socket;
+  if (socket?.remoteAddress === undefined) return undefined;
+  return { origin: `${scheme}//${isIPv6(socket.remoteAddress) ? `[${socket.remoteAddress}]` : socket.remoteAddress}:${socket.remotePort ?? ''}`, scheme };
+}
+
+/** A header of `session.request`'s headers: an object, or (Node >= 22) raw `[name, value, ...]` pairs. */
+function http2Header(headers: OutgoingHttpHeaders | readonly unknown[] | undefined | null, name: string): string | undefined {
+  if (headers === undefined || headers === null) return undefined;
+  if (!Array.isArray(headers)) {
+    const value = (headers as OutgoingHttpHeaders)[name];
+    return value === undefined ? undefined : String(value);
+  }
+  for (let i = 0; i + 1 < headers.length; i += 2) if (String(headers[i]).toLowerCase() === name) return String(headers[i + 1]);
+  return undefined;
 }
 
 /** undici's origin (`https://api.openai.com`), parsed once per origin. */

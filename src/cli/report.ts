@@ -4,7 +4,7 @@
  * recorded as an `audit.read` record when the command has a writer's access (audit-read.ts).
  */
 import { writeFileSync } from 'node:fs';
-import { Grouped, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
+import { Grouped, NOT_VERIFIED, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
 import { renderSummaryHtml } from '../evidence/html';
 import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
@@ -119,7 +119,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
   const only: QueryFilter = {};
   for (const key of ['service', 'env'] as const) if (str(p, key) !== undefined) only[key] = str(p, key);
   const kept = Object.keys(only).length > 0 ? (record: LedgerRecord): boolean => matches(record, only) : undefined;
-  const backend = reportBackend(source, kept);
+  const backend = reportBackend(source, only);
   const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => scannedRecords(source, from, to, kept);
   let report: Report;
   if (name === 'cost-by-user') {
@@ -141,15 +141,18 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const { from, to } = period(p, now);
     report =
       name === 'guardrails'
-        ? await guardrailReport(records(from, to), oneOf(str(p, 'by'), GUARDRAIL_BY, '--by', 'all'))
+        ? await guardrailReport(backend.periodRecords(from, to, name), oneOf(str(p, 'by'), GUARDRAIL_BY, '--by', 'all'))
         : name === 'sanitization'
-          ? await sanitizationReport(records(from, to), sanitizationKinds, oneOf(str(p, 'by'), SANITIZATION_BY, '--by', 'all'))
-          : await auditEvents(records(from, to));
+          ? await sanitizationReport(backend.periodRecords(from, to, name), sanitizationKinds, oneOf(str(p, 'by'), SANITIZATION_BY, '--by', 'all'))
+          : await auditEvents(backend.periodRecords(from, to, name));
     report.notes.unshift(`period ${new Date(from).toISOString()} .. ${new Date(to).toISOString()} (end excluded)`);
+    report.notes.push(backend.basis);
   } else {
     const { from, to } = period(p, now);
     const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
-    const facts = await gatherFacts(source, { from, to, filter: kept, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
+    // usage states totals only (integrity is verify's job); summary verifies the whole ledger too.
+    const verify = name === 'usage' ? false : keyPath ? { publicKey: loadPublicKey(keyPath) } : {};
+    const facts = await gatherFacts(source, { from, to, scope: only, verify });
     if (name === 'summary' && format === 'html') {
       await io.out(renderSummaryHtml(facts, new Date().toISOString()));
       return 0;
@@ -157,7 +160,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const by = name === 'usage' ? usageDimensions(p) : [];
     report = by.length > 1 ? await usageByMany(records(from, to), by, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
-  if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate') report.notes.push(backend.basis);
+  if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate' || name === 'usage') report.notes.push(backend.basis);
   if (format === 'html') {
     await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: commandLine('report', argv) }));
     return 0;
@@ -183,7 +186,9 @@ const partial = (v: EvidenceFacts['ledger']['verify']): boolean => !v.ok && v.co
 
 function periodNote(f: EvidenceFacts): string {
   const v = f.ledger.verify;
-  const verified = v.ok ? '' : partial(v) ? '; the ledger was not verified (this role sees only part of it)' : `; the ledger FAILED verification (${v.code})`;
+  // `usage` does not verify (its basis note says so).
+  const verified =
+    v.ok || v.code === NOT_VERIFIED ? '' : partial(v) ? '; the ledger was not verified (this role sees only part of it)' : `; the ledger FAILED verification (${v.code})`;
   return `period ${f.period.from} .. ${f.period.to} (end excluded); cost counts priced calls, unpriced counts successful calls without a price` + verified;
 }
 

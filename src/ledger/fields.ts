@@ -10,7 +10,8 @@
  * stored, so records of every version (1, 2) verify byte for byte whatever this table says.
  */
 import { hasContent, hasErrors } from './policy';
-import type { LedgerRecord } from './record';
+import { sanitizationKinds } from './query';
+import { recordKind, type LedgerRecord } from './record';
 
 /** How a value is kept in SQL (and compared when a row is checked against its line). */
 export type SqlType = 'text' | 'float8' | 'boolean' | 'timestamptz';
@@ -63,6 +64,18 @@ export const RECORD_FIELDS: readonly RecordField[] = [
   field('service_version', TEXT),
   field('service_instance_id', TEXT),
   field('deployment_environment', TEXT),
+  // Migration 8: what the reports filter and count on without reading the line. `kind` (call,
+  // operation, event) is recomputed from the line by the database on insert; `action` for
+  // `query --action`; how many sanitization findings, kinds of findings and guardrail decisions
+  // the record holds.
+  field('action', TEXT),
+  field('kind', { type: 'text', required: true }, (r) => recordKind(r as LedgerRecord)),
+  field('sanitization_count', NUMBER),
+  field('guardrail_count', NUMBER, (r) => (Array.isArray(r.guardrails) ? r.guardrails.length : null)),
+  field('sanitization_kinds', NUMBER, (r) => {
+    const kinds = sanitizationKinds(r as LedgerRecord);
+    return kinds === null ? null : Object.keys(kinds).length;
+  }),
 ];
 
 export interface SqlColumn {

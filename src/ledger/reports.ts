@@ -5,7 +5,8 @@
  * (postgres/reports.ts) computes the same groups in SQL, so both print the same rows.
  */
 import type { LedgerSource } from './backend';
-import { scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
+import { matches, scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
+import { scannedFacts, type RecordFacts } from '../evidence/facts';
 import { isCallRecord, type LedgerRecord } from './record';
 
 export type Cell = string | number | null;
@@ -471,7 +472,14 @@ export interface ReportBackend {
   errorRate(windowStart: number, now: number): Promise<ErrorGroup[]>;
   anomalies(plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]>;
   query(filter: QueryFilter): AsyncIterable<RecordHit>;
+  /** At least the records of [from, to) that the report `which` counts (the scan: every record of the period). */
+  periodRecords(from: number, to: number, which: PeriodRecords): AsyncIterable<LedgerRecord>;
+  /** The facts of the records of [from, to) (evidence, report usage and summary). */
+  facts(from: number, to: number): Promise<RecordFacts>;
 }
+
+/** The reports that count records from their lines (guardrail decisions, sanitization kinds, events). */
+export type PeriodRecords = 'guardrails' | 'sanitization' | 'events';
 
 /** The records of [from, to) (either open) as a stream, from the scan of `source`; only those `kept` accepts when given. */
 export function scannedRecords(source: LedgerSource, from?: number, to?: number, kept?: (record: LedgerRecord) => boolean): AsyncIterable<LedgerRecord> {
@@ -492,15 +500,19 @@ export function scanBackend(source: LedgerSource, kept?: (record: LedgerRecord) 
     errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now, kept), windowStart, now),
     anomalies: (plan, metrics) => findAnomalies(() => scannedRecords(source, plan.baselineStart, plan.now, kept), plan, metrics),
     query: (filter) => queryRecordsByScan(source, filter),
+    periodRecords: (from, to) => scannedRecords(source, from, to, kept),
+    facts: (from, to) => scannedFacts(source, from, to, kept),
   };
 }
 
 /**
- * The backend of `source`: its own when it computes reports itself (PostgreSQL), else the scan.
- * A `kept` filter (--service, --env) is applied to the parsed records, so it takes the scan.
+ * The backend of `source`: its own when it computes reports itself (PostgreSQL: --service / --env
+ * in SQL too), else the scan, which keeps the records of `scope` only.
  */
-export function reportBackend(source: LedgerSource, kept?: (record: LedgerRecord) => boolean): ReportBackend {
-  return (kept === undefined ? source.reports?.() : undefined) ?? scanBackend(source, kept);
+export function reportBackend(source: LedgerSource, scope: Pick<QueryFilter, 'service' | 'env'> = {}): ReportBackend {
+  const own = source.reports?.(scope);
+  if (own) return own;
+  return scanBackend(source, scope.service === undefined && scope.env === undefined ? undefined : (record) => matches(record, scope));
 }
 
 /** Sums rows of counters under a key made of some of their fields, in key order. */

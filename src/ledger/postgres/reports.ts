@@ -11,35 +11,37 @@
  * lines say (a change to a column alone, by someone who can disable the triggers): that is
  * `llm-audit verify`, which checks every row's columns against its line.
  *
- * Operation records (llm-audit's own, which no report counts) are told apart without parsing the
- * line: a stored line is canonical JSON (verify checks it), so it starts with `{"prev":"<64 hex>",
- * "record":{"action":` (members sorted: `action` is the record's first), then the action's JSON.
+ * Operation records (llm-audit's own) and application audit events, which no call report counts,
+ * are told apart by the `kind` column (migration 8), which the database recomputes from the line
+ * on every insert; --service / --env are conditions on their columns too. The guardrail,
+ * sanitization and events reports, and the operation facts of evidence, read the lines of only the
+ * rows that can count (their own columns say which), and fold them as the file ledger does.
  */
 import type { StoredEntry } from '../backend';
 import { latestTombstone } from '../chain';
 import { LedgerError } from '../errors';
 import { matches, scanRecords, type QueryFilter, type RecordHit } from '../query';
-import { OPERATION_ACTIONS, type LedgerRecord } from '../record';
-import { countBaseline, thresholdOf, type AnomalyMetric, type AnomalyPlan, type CostGroup, type ErrorGroup, type MetricFindings, type ReportBackend } from '../reports';
+import { GAP_ACTION, type LedgerRecord, type RecordKind } from '../record';
+import { FactGroups, money, type RecordFacts, type Totals } from '../../evidence/facts';
+import { countBaseline, thresholdOf, type AnomalyMetric, type AnomalyPlan, type CostGroup, type ErrorGroup, type MetricFindings, type PeriodRecords, type ReportBackend } from '../reports';
 import { SCHEMA } from './migrations';
 import { pgText } from './rows';
 import type { PostgresLedgerSource } from './source';
 
-/** LIKE patterns of a line whose record's action is `action` (JSON null for null): more members follow, or none. */
-function actionPatterns(action: string | null): string[] {
-  const json = JSON.stringify(action).replace(/[\\%_]/g, (c) => `\\${c}`);
-  const head = `{"prev":"${'_'.repeat(64)}","record":{"action":${json}`;
-  return [`${head},%`, `${head}}%`];
-}
-const OPERATION_PATTERNS = [...OPERATION_ACTIONS].flatMap(actionPatterns);
 const MODEL = 'coalesce(r.model_request, r.model_response)';
 const COLUMN = { input_tokens: 'r.input_tokens', cost: 'r.cost_usd' } as const;
 
 /** WHERE text and parameters, built up condition by condition. */
 class Where {
   private readonly parts: string[] = [];
-  /** `params`: those of the statement's text before this WHERE (numbering continues after them). */
-  constructor(readonly params: unknown[] = []) {}
+  /**
+   * `scope`: the --service / --env every call condition (calls()) adds; `params`: those of the
+   * statement's text before this WHERE (numbering continues after them).
+   */
+  constructor(
+    private readonly scope: Scope,
+    readonly params: unknown[] = [],
+  ) {}
   /** `$n` of a new parameter. */
   param(value: unknown): string {
     return `$${this.params.push(value)}`;
@@ -51,13 +53,18 @@ class Where {
     this.parts.push(text);
     return this;
   }
-  /**
-   * Calls only: no operation record, no audit event (isCallRecord). An event record is the only
-   * one with an `event` member, whose value is an object: unescaped `"event":{` in a canonical line
-   * can be nothing else (every other object member's keys are fixed names or scalars' names).
-   */
+  /** Records of one kind only (record.ts recordKind: calls leave out operation and event records). */
+  kind(kind: RecordKind): this {
+    return this.add(`r.kind = '${kind}'`);
+  }
   calls(): this {
-    return this.add('NOT (r.line LIKE ANY ($?::text[]))', OPERATION_PATTERNS).add(`r.line NOT LIKE '%"event":{%'`);
+    return this.kind('call').only(this.scope);
+  }
+  /** --service / --env. */
+  only(scope: Scope): this {
+    if (scope.service !== undefined) this.add('r.service_name = $?', pgText(scope.service));
+    if (scope.env !== undefined) this.add('r.deployment_environment = $?', pgText(scope.env));
+    return this;
   }
   window(from: number | undefined, to: number | undefined): this {
     if (from !== undefined) this.add('r.ts >= $?', new Date(from));
@@ -69,6 +76,9 @@ class Where {
   }
 }
 
+/** --service / --env of a report: only the records of that application / deployment environment. */
+export type Scope = Pick<QueryFilter, 'service' | 'env'>;
+
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 
 export class PostgresReports implements ReportBackend {
@@ -76,7 +86,14 @@ export class PostgresReports implements ReportBackend {
     'computed in PostgreSQL from the indexed columns of the records; checked: no record missing in what was read and up to the newest checkpoint; ' +
     'not checked: hashes, signatures, and that the columns match the hashed lines (run `llm-audit verify`)';
 
-  constructor(private readonly source: PostgresLedgerSource) {}
+  constructor(
+    private readonly source: PostgresLedgerSource,
+    private readonly scope: Scope = {},
+  ) {}
+
+  private where(params?: unknown[]): Where {
+    return new Where(this.scope, params);
+  }
 
   private async rows<T extends object>(sql: string, params: unknown[]): Promise<T[]> {
     return this.source.select<T>(sql, params, 'cannot compute the report');
@@ -110,7 +127,7 @@ export class PostgresReports implements ReportBackend {
 
   async costByUser(from: number | undefined, to: number | undefined): Promise<CostGroup[]> {
     await this.checkComplete(from);
-    const w = new Where().window(from, to).calls();
+    const w = this.where().window(from, to).calls();
     const rows = await this.rows<Record<string, unknown>>(
       `SELECT to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, r.user_id, count(*) AS requests,
               sum(r.cost_usd) AS cost, count(r.cost_usd) AS priced,
@@ -133,7 +150,7 @@ export class PostgresReports implements ReportBackend {
 
   async errorRate(windowStart: number, now: number): Promise<ErrorGroup[]> {
     await this.checkComplete(windowStart);
-    const w = new Where().window(windowStart, now).calls();
+    const w = this.where().window(windowStart, now).calls();
     const rows = await this.rows<{ model: string | null; responses: string[] | null; requests: string; errors: string; blocked: string }>(
       `SELECT ${MODEL} AS model, array_agg(DISTINCT r.model_response) FILTER (WHERE r.model_response <> '') AS responses,
               count(*) AS requests, count(*) FILTER (WHERE r.status = 'error') AS errors, count(*) FILTER (WHERE r.status = 'blocked') AS blocked
@@ -152,7 +169,7 @@ export class PostgresReports implements ReportBackend {
       out.push(f);
       if (metric === 'calls') {
         // Calls per group per period: the baseline's periods, then the window (period `periods`).
-        const w = new Where();
+        const w = this.where();
         const period = `floor((extract(epoch FROM r.ts) * 1000 - ${w.param(plan.baselineStart)}) / ${w.param(plan.windowMs)})::int`;
         w.window(plan.baselineStart, plan.now).calls();
         const rows = await this.rows<{ g: string | null; p: number; n: string }>(
@@ -173,12 +190,12 @@ export class PostgresReports implements ReportBackend {
         continue;
       }
       const column = COLUMN[metric];
-      const base = new Where().window(plan.baselineStart, plan.windowStart).calls().add(`${column} IS NOT NULL`);
+      const base = this.where().window(plan.baselineStart, plan.windowStart).calls().add(`${column} IS NOT NULL`);
       const stats = `SELECT ${group} AS g, count(${column}) AS n, avg(${column}) AS mean, stddev_pop(${column}) AS sd FROM ${SCHEMA}.records r ${base.sql} GROUP BY 1`;
       for (const s of await this.rows<{ g: string | null; n: string; mean: number; sd: number }>(stats, base.params)) {
         f.baselines.set(s.g, { n: num(s.n), mean: Number(s.mean), stddev: Number(s.sd) });
       }
-      const win = new Where().window(plan.windowStart, plan.now).calls().add(`${column} IS NOT NULL`);
+      const win = this.where().window(plan.windowStart, plan.now).calls().add(`${column} IS NOT NULL`);
       for (const s of await this.rows<{ g: string | null; n: string; sum: number }>(
         `SELECT ${group} AS g, count(*) AS n, sum(${column}) AS sum FROM ${SCHEMA}.records r ${win.sql} GROUP BY 1`,
         win.params,
@@ -187,7 +204,7 @@ export class PostgresReports implements ReportBackend {
         f.windowSum.set(s.g, Number(s.sum));
       }
       // The flagged calls' lines only: the output shows their records as stored.
-      const over = new Where([...base.params]).window(plan.windowStart, plan.now).calls();
+      const over = this.where([...base.params]).window(plan.windowStart, plan.now).calls();
       // Candidates a little below the threshold too: the rounded threshold (thresholdOf) decides, as on the file ledger.
       over.add(`s.n >= 2 AND ${column} > s.mean + $? * s.sd - 0.001`, plan.sigmas);
       const flagged = await this.rows<{ g: string | null; line: string }>(
@@ -208,7 +225,7 @@ export class PostgresReports implements ReportBackend {
   /** `query`: the matching records in seq order, the filter in SQL (a page at a time), each line parsed. */
   async *query(filter: QueryFilter): AsyncGenerator<RecordHit> {
     await this.checkComplete(filter.from);
-    const w = new Where().window(filter.from, filter.to);
+    const w = this.where().window(filter.from, filter.to).only(filter);
     if (filter.user !== undefined) w.add('r.user_id = $?', pgText(filter.user));
     if (filter.tenant !== undefined) w.add('r.tenant_id = $?', pgText(filter.tenant));
     if (filter.session !== undefined) w.add('r.session_id = $?', pgText(filter.session));
@@ -219,9 +236,114 @@ export class PostgresReports implements ReportBackend {
     if (filter.status !== undefined) w.add('r.status = $?', pgText(filter.status));
     if (filter.model !== undefined) w.add('(r.model_request = $? OR r.model_response = $?)', pgText(filter.model), pgText(filter.model));
     // A glob (`auth.*`) is left to matches(), which re-checks every hit.
-    if (filter.action !== undefined && !filter.action.includes('*')) w.add('r.line LIKE ANY ($?::text[])', actionPatterns(filter.action));
-    if (filter.service !== undefined) w.add('r.service_name = $?', pgText(filter.service));
-    if (filter.env !== undefined) w.add('r.deployment_environment = $?', pgText(filter.env));
+    if (filter.action !== undefined && !filter.action.includes('*')) w.add('r.action = $?', pgText(filter.action));
+    for await (const hit of this.lines(w)) {
+      // The SQL filter found the row by its columns; the record as stored must match too.
+      if (matches(hit.record, filter)) yield hit;
+    }
+  }
+
+  /**
+   * The records of [from, to) that the guardrail, sanitization or events report counts (the file
+   * ledger reads every record of the period; here the columns say which can count): calls with a
+   * guardrail decision or blocked, calls with sanitization findings, or the audit events.
+   */
+  async *periodRecords(from: number, to: number, which: PeriodRecords): AsyncGenerator<LedgerRecord> {
+    await this.checkComplete(from);
+    const w = this.where().window(from, to);
+    if (which === 'events') w.kind('event').only(this.scope);
+    else if (which === 'guardrails') w.calls().add(`(r.guardrail_count > 0 OR r.status = 'blocked')`);
+    else w.calls().add('(r.sanitization_count > 0 OR r.sanitization_kinds > 0)');
+    for await (const hit of this.lines(w)) yield hit.record;
+  }
+
+  /**
+   * The facts of [from, to) for evidence, `report usage` and `report summary`, aggregated in SQL:
+   * the calls' totals for every grouping in one pass (GROUPING SETS), statuses, error types and the
+   * counts of the other records by action; only the lines of operation records (gaps, erasures) and
+   * of calls with guardrail decisions are read, and folded as the file ledger folds them.
+   */
+  async facts(from: number, to: number): Promise<RecordFacts> {
+    await this.checkComplete(from);
+    const groups = new FactGroups();
+    const { facts } = groups;
+    const calls = this.where().window(from, to).calls();
+    const DAY = `to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
+    const KEYS = ['r.user_id', 'r.tenant_id', 'r.provider', MODEL, DAY, 'r.service_name', 'r.deployment_environment'];
+    const totals = await this.rows<Record<string, unknown>>(
+      `SELECT GROUPING(${KEYS.join(', ')}) AS g, r.user_id, r.tenant_id, r.provider, ${MODEL} AS model, ${DAY} AS day, r.service_name, r.deployment_environment,
+              count(*) AS calls, count(*) FILTER (WHERE r.status = 'error') AS errors, count(*) FILTER (WHERE r.status = 'blocked') AS blocked,
+              sum(r.input_tokens) AS input_tokens, sum(r.output_tokens) AS output_tokens, sum(r.cost_usd) AS cost, count(r.cost_usd) AS priced,
+              count(*) FILTER (WHERE r.cost_usd IS NULL AND r.status = 'success') AS unpriced,
+              count(*) FILTER (WHERE r.user_id <> '') AS with_user,
+              -- an unescaped "input_hash":" can only be the member (a quote in a string is escaped)
+              count(*) FILTER (WHERE strpos(r.line, '"input_hash":"') > 0 AND strpos(r.line, '"input_hash":""') = 0) AS with_input_hash,
+              count(*) FILTER (WHERE r.sanitization_count > 0) AS sanitized, sum(r.sanitization_count) FILTER (WHERE r.sanitization_count > 0) AS findings
+         FROM ${SCHEMA}.records r ${calls.sql}
+        GROUP BY GROUPING SETS ((r.user_id), (r.tenant_id), (r.provider, ${MODEL}), (r.provider), (${DAY}), (r.service_name), (r.deployment_environment), ())`,
+      calls.params,
+    );
+    // GROUPING(...) has a bit set, from the left, for each key a row is not grouped by.
+    const only = (...keys: number[]) => (2 ** KEYS.length - 1) & ~keys.reduce((m, k) => m | (1 << (KEYS.length - 1 - k)), 0);
+    const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+    for (const row of totals) {
+      const t: Totals = {
+        calls: num(row.calls),
+        errors: num(row.errors),
+        blocked: num(row.blocked),
+        input_tokens: num(row.input_tokens),
+        output_tokens: num(row.output_tokens),
+        cost_usd: num(row.priced) > 0 ? Number(row.cost) : null,
+        unpriced: num(row.unpriced),
+      };
+      const g = Number(row.g);
+      if (g === only(0)) groups.users.put({ user_id: text(row.user_id) }, t);
+      else if (g === only(1)) groups.tenants.put({ tenant_id: text(row.tenant_id) }, t);
+      else if (g === only(2, 3)) groups.models.put({ provider: text(row.provider), model: text(row.model) }, t);
+      else if (g === only(2)) groups.providers.put({ provider: text(row.provider) }, t);
+      else if (g === only(4)) groups.days.put({ day: String(row.day) }, t);
+      else if (g === only(5)) groups.services.put({ service_name: text(row.service_name) }, t);
+      else if (g === only(6)) groups.envs.put({ deployment_environment: text(row.deployment_environment) }, t);
+      else {
+        facts.totals = { ...t, cost_usd: t.cost_usd === null ? null : money(t.cost_usd) };
+        facts.records.calls = t.calls;
+        facts.records.with_user = num(row.with_user);
+        facts.records.with_input_hash = num(row.with_input_hash);
+        facts.sanitization = { calls_with_findings: num(row.sanitized), findings: num(row.findings) };
+      }
+    }
+    for (const row of await this.rows<{ status: string; n: string; errors: string | null; error_type: string | null }>(
+      `SELECT coalesce(r.status, 'unknown') AS status, r.error_type, count(*) AS n FROM ${SCHEMA}.records r ${calls.sql} GROUP BY 1, 2`,
+      calls.params,
+    )) {
+      facts.records.by_status[row.status] = (facts.records.by_status[row.status] ?? 0) + num(row.n);
+      // As the fold: a failed call, or any call naming an error type (an empty one is a type too).
+      if (row.status === 'error' || (row.error_type !== null && row.error_type !== '')) {
+        const type = row.error_type ?? 'unknown';
+        groups.errorTypes.set(type, (groups.errorTypes.get(type) ?? 0) + num(row.n));
+      }
+    }
+    // The other records: counted by action; first and last over every record of the period.
+    const all = this.where().window(from, to).only(this.scope);
+    const [span] = await this.rows<{ first: Date | null; last: Date | null }>(`SELECT min(r.ts) AS first, max(r.ts) AS last FROM ${SCHEMA}.records r ${all.sql}`, all.params);
+    facts.records.first = span?.first ? span.first.toISOString() : null;
+    facts.records.last = span?.last ? span.last.toISOString() : null;
+    const others = this.where().window(from, to).only(this.scope).add(`r.kind <> 'call'`);
+    for (const row of await this.rows<{ action: string; n: string }>(
+      `SELECT coalesce(r.action, 'unknown') AS action, count(*) AS n FROM ${SCHEMA}.records r ${others.sql} GROUP BY 1 ORDER BY 1`,
+      others.params,
+    )) {
+      facts.records.operations[row.action] = num(row.n);
+    }
+    for await (const hit of this.lines(this.where().window(from, to).kind('operation').only(this.scope).add(`r.action IN ('${GAP_ACTION}', 'content.shred')`))) {
+      groups.operation(hit.seq, hit.record);
+    }
+    for await (const hit of this.lines(this.where().window(from, to).calls().add('r.guardrail_count > 0'))) groups.guardrails(hit.record);
+    return groups.done();
+  }
+
+  /** The rows `w` selects in seq order, a page at a time, each line parsed (only these lines cross the wire). */
+  private async *lines(w: Where): AsyncGenerator<RecordHit> {
     const after = w.param('-1');
     const PAGE = 2000;
     for (;;) {
@@ -232,8 +354,7 @@ export class PostgresReports implements ReportBackend {
       );
       for (const row of rows) {
         const entry = parseLine(row.line);
-        // The SQL filter found the row by its columns; the record as stored must match too.
-        if (matches(entry.record, filter)) yield { seq: entry.seq, record: entry.record, location: { file: `${SCHEMA}.${row.file}`, line: 0, offset: Number(row.seq) } };
+        yield { seq: entry.seq, record: entry.record, location: { file: `${SCHEMA}.${row.file}`, line: 0, offset: Number(row.seq) } };
       }
       if (rows.length < PAGE) break;
       w.params[Number(after.slice(1)) - 1] = rows[rows.length - 1]!.seq;

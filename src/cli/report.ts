@@ -4,14 +4,13 @@
  * recorded as an `audit.read` record when the command has a writer's access (audit-read.ts).
  */
 import { writeFileSync } from 'node:fs';
-import { Grouped, NOT_VERIFIED, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
+import { NOT_VERIFIED, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
 import { renderSummaryHtml } from '../evidence/html';
 import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
-import { matches, sanitizationKinds, type QueryFilter } from '../ledger/query';
-import { isCallRecord, type LedgerRecord } from '../ledger/record';
+import { sanitizationKinds, type QueryFilter } from '../ledger/query';
 import {
   ANOMALY_METRICS,
   GUARDRAIL_BY,
@@ -22,11 +21,11 @@ import {
   errorRateReport,
   guardrailReport,
   reportBackend,
-  reportModel,
   sanitizationReport,
-  scannedRecords,
   type Cell,
   type Report,
+  type UsageColumn,
+  type UsageRow,
 } from '../ledger/reports';
 import { READ_AUDIT_OPTIONS, READ_AUDIT_USAGE, ReadAudit, filterDetails } from './audit-read';
 import { CSV_OPTION, FORMATS, commandLine, csvComment, writeRows } from './format';
@@ -118,9 +117,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
   // --service / --env: only that application's or environment's records, in every report.
   const only: QueryFilter = {};
   for (const key of ['service', 'env'] as const) if (str(p, key) !== undefined) only[key] = str(p, key);
-  const kept = Object.keys(only).length > 0 ? (record: LedgerRecord): boolean => matches(record, only) : undefined;
   const backend = reportBackend(source, only);
-  const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => scannedRecords(source, from, to, kept);
   let report: Report;
   if (name === 'cost-by-user') {
     report = costByUserReport(await backend.costByUser(instant(str(p, 'from'), '--from'), instant(str(p, 'to'), '--to')));
@@ -158,7 +155,8 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
       return 0;
     }
     const by = name === 'usage' ? usageDimensions(p) : [];
-    report = by.length > 1 ? await usageByMany(records(from, to), by, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
+    const columns = [...new Set(by.flatMap((d) => GROUP_COLUMNS[d]))];
+    report = by.length > 1 ? usageByMany(await backend.usage(from, to, columns), columns, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
   if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate' || name === 'usage') report.notes.push(backend.basis);
   if (format === 'html') {
@@ -208,8 +206,8 @@ function topOf(p: Parsed): number {
   return top;
 }
 
-/** The key columns of each usage group (what GROUP_KEYS fills). */
-const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], string[]> = {
+/** The key columns of each usage group. */
+const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], UsageColumn[]> = {
   user: ['user_id'],
   tenant: ['tenant_id'],
   model: ['provider', 'model'],
@@ -219,28 +217,13 @@ const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], string[]> = {
   env: ['deployment_environment'],
 };
 
-/** The key fields of each usage group. */
-const GROUP_KEYS: Record<(typeof USAGE_BY)[number], (r: LedgerRecord) => Record<string, string | null>> = {
-  user: (r) => ({ user_id: r.user_id }),
-  tenant: (r) => ({ tenant_id: r.tenant_id }),
-  model: (r) => ({ provider: r.provider, model: reportModel(r) }),
-  provider: (r) => ({ provider: r.provider }),
-  day: (r) => ({ day: r.timestamp.slice(0, 10) }),
-  service: (r) => ({ service_name: r.service_name ?? null }),
-  env: (r) => ({ deployment_environment: r.deployment_environment ?? null }),
-};
-
 /** `report usage --by user,model`: the totals per combination of groups (who used which model), highest cost first. */
-async function usageByMany(records: AsyncIterable<LedgerRecord>, by: Array<(typeof USAGE_BY)[number]>, f: EvidenceFacts, p: Parsed): Promise<Report> {
-  const groups = new Grouped<Record<string, string | null>>();
-  for await (const r of records) if (isCallRecord(r)) groups.add(Object.assign({}, ...by.map((d) => GROUP_KEYS[d](r))) as Record<string, string | null>, r);
-  const rows = groups.sorted();
+function usageByMany(rows: UsageRow[], columns: UsageColumn[], f: EvidenceFacts, p: Parsed): Report {
   const top = topOf(p);
   const shown = rows.slice(0, top);
   const notes = [periodNote(f)];
   if (shown.length < rows.length) notes.push(`top ${shown.length} of ${rows.length} groups`);
-  const keys = [...new Set(by.flatMap((d) => GROUP_COLUMNS[d]))];
-  return { columns: [...keys, ...TOTAL_COLUMNS], rows: shown.map((r) => ({ ...r })) as Array<Record<string, Cell>>, notes };
+  return { columns: [...columns, ...TOTAL_COLUMNS], rows: shown.map((r) => ({ ...r })) as Array<Record<string, Cell>>, notes };
 }
 
 /** `report usage --by G [--top N]`: one row per group with the totals, highest cost first (by day: in date order). */

@@ -6,7 +6,7 @@
  */
 import type { LedgerSource } from './backend';
 import { matches, scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
-import { scannedFacts, type RecordFacts } from '../evidence/facts';
+import { Grouped, scannedFacts, type RecordFacts, type Totals } from '../evidence/facts';
 import { isCallRecord, type LedgerRecord } from './record';
 
 export type Cell = string | number | null;
@@ -476,6 +476,27 @@ export interface ReportBackend {
   periodRecords(from: number, to: number, which: PeriodRecords): AsyncIterable<LedgerRecord>;
   /** The facts of the records of [from, to) (evidence, report usage and summary). */
   facts(from: number, to: number): Promise<RecordFacts>;
+  /** `report usage --by a,b`: the calls' totals of [from, to) per combination of `columns`, highest cost first. */
+  usage(from: number, to: number, columns: readonly UsageColumn[]): Promise<UsageRow[]>;
+}
+
+/** What `report usage --by` groups by, and each one's value in a record. */
+export const USAGE_VALUE = {
+  user_id: (r: LedgerRecord) => r.user_id,
+  tenant_id: (r: LedgerRecord) => r.tenant_id,
+  provider: (r: LedgerRecord) => r.provider,
+  model: (r: LedgerRecord) => reportModel(r),
+  day: (r: LedgerRecord) => r.timestamp.slice(0, 10),
+  service_name: (r: LedgerRecord) => r.service_name ?? null,
+  deployment_environment: (r: LedgerRecord) => r.deployment_environment ?? null,
+} as const;
+export type UsageColumn = keyof typeof USAGE_VALUE;
+export type UsageRow = Record<string, string | null> & Totals;
+
+async function usageGroups(records: AsyncIterable<LedgerRecord>, columns: readonly UsageColumn[]): Promise<UsageRow[]> {
+  const groups = new Grouped<Record<string, string | null>>();
+  for await (const r of records) if (isCallRecord(r)) groups.add(Object.fromEntries(columns.map((c) => [c, USAGE_VALUE[c](r)])), r);
+  return groups.sorted();
 }
 
 /** The reports that count records from their lines (guardrail decisions, sanitization kinds, events). */
@@ -502,6 +523,7 @@ export function scanBackend(source: LedgerSource, kept?: (record: LedgerRecord) 
     query: (filter) => queryRecordsByScan(source, filter),
     periodRecords: (from, to) => scannedRecords(source, from, to, kept),
     facts: (from, to) => scannedFacts(source, from, to, kept),
+    usage: (from, to, columns) => usageGroups(scannedRecords(source, from, to, kept), columns),
   };
 }
 

@@ -22,8 +22,8 @@ import { latestTombstone } from '../chain';
 import { LedgerError } from '../errors';
 import { matches, scanRecords, type QueryFilter, type RecordHit } from '../query';
 import { GAP_ACTION, type LedgerRecord, type RecordKind } from '../record';
-import { FactGroups, money, type RecordFacts, type Totals } from '../../evidence/facts';
-import { countBaseline, thresholdOf, type AnomalyMetric, type AnomalyPlan, type CostGroup, type ErrorGroup, type MetricFindings, type PeriodRecords, type ReportBackend } from '../reports';
+import { FactGroups, Grouped, money, type RecordFacts, type Totals } from '../../evidence/facts';
+import { countBaseline, thresholdOf, type AnomalyMetric, type AnomalyPlan, type CostGroup, type ErrorGroup, type MetricFindings, type PeriodRecords, type ReportBackend, type UsageColumn, type UsageRow } from '../reports';
 import { SCHEMA } from './migrations';
 import { pgText } from './rows';
 import type { PostgresLedgerSource } from './source';
@@ -80,6 +80,34 @@ class Where {
 export type Scope = Pick<QueryFilter, 'service' | 'env'>;
 
 const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+/** The calls' Totals (evidence/facts.ts) of a group, as SQL aggregates, and read back. */
+const TOTALS = `count(*) AS calls, count(*) FILTER (WHERE r.status = 'error') AS errors, count(*) FILTER (WHERE r.status = 'blocked') AS blocked,
+  sum(r.input_tokens) AS input_tokens, sum(r.output_tokens) AS output_tokens, sum(r.cost_usd) AS cost, count(r.cost_usd) AS priced,
+  count(*) FILTER (WHERE r.cost_usd IS NULL AND r.status = 'success') AS unpriced`;
+function totalsOf(row: Record<string, unknown>): Totals {
+  return {
+    calls: num(row.calls),
+    errors: num(row.errors),
+    blocked: num(row.blocked),
+    input_tokens: num(row.input_tokens),
+    output_tokens: num(row.output_tokens),
+    cost_usd: num(row.priced) > 0 ? Number(row.cost) : null,
+    unpriced: num(row.unpriced),
+  };
+}
+const DAY = `to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
+/** The SQL of each USAGE_VALUE (reports.ts). */
+const USAGE_SQL: Record<UsageColumn, string> = {
+  user_id: 'r.user_id',
+  tenant_id: 'r.tenant_id',
+  provider: 'r.provider',
+  model: MODEL,
+  day: DAY,
+  service_name: 'r.service_name',
+  deployment_environment: 'r.deployment_environment',
+};
 
 export class PostgresReports implements ReportBackend {
   readonly basis =
@@ -268,13 +296,10 @@ export class PostgresReports implements ReportBackend {
     const groups = new FactGroups();
     const { facts } = groups;
     const calls = this.where().window(from, to).calls();
-    const DAY = `to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')`;
     const KEYS = ['r.user_id', 'r.tenant_id', 'r.provider', MODEL, DAY, 'r.service_name', 'r.deployment_environment'];
     const totals = await this.rows<Record<string, unknown>>(
       `SELECT GROUPING(${KEYS.join(', ')}) AS g, r.user_id, r.tenant_id, r.provider, ${MODEL} AS model, ${DAY} AS day, r.service_name, r.deployment_environment,
-              count(*) AS calls, count(*) FILTER (WHERE r.status = 'error') AS errors, count(*) FILTER (WHERE r.status = 'blocked') AS blocked,
-              sum(r.input_tokens) AS input_tokens, sum(r.output_tokens) AS output_tokens, sum(r.cost_usd) AS cost, count(r.cost_usd) AS priced,
-              count(*) FILTER (WHERE r.cost_usd IS NULL AND r.status = 'success') AS unpriced,
+              ${TOTALS},
               count(*) FILTER (WHERE r.user_id <> '') AS with_user,
               -- an unescaped "input_hash":" can only be the member (a quote in a string is escaped)
               count(*) FILTER (WHERE strpos(r.line, '"input_hash":"') > 0 AND strpos(r.line, '"input_hash":""') = 0) AS with_input_hash,
@@ -285,17 +310,8 @@ export class PostgresReports implements ReportBackend {
     );
     // GROUPING(...) has a bit set, from the left, for each key a row is not grouped by.
     const only = (...keys: number[]) => (2 ** KEYS.length - 1) & ~keys.reduce((m, k) => m | (1 << (KEYS.length - 1 - k)), 0);
-    const text = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
     for (const row of totals) {
-      const t: Totals = {
-        calls: num(row.calls),
-        errors: num(row.errors),
-        blocked: num(row.blocked),
-        input_tokens: num(row.input_tokens),
-        output_tokens: num(row.output_tokens),
-        cost_usd: num(row.priced) > 0 ? Number(row.cost) : null,
-        unpriced: num(row.unpriced),
-      };
+      const t = totalsOf(row);
       const g = Number(row.g);
       if (g === only(0)) groups.users.put({ user_id: text(row.user_id) }, t);
       else if (g === only(1)) groups.tenants.put({ tenant_id: text(row.tenant_id) }, t);
@@ -340,6 +356,19 @@ export class PostgresReports implements ReportBackend {
     }
     for await (const hit of this.lines(this.where().window(from, to).calls().add('r.guardrail_count > 0'))) groups.guardrails(hit.record);
     return groups.done();
+  }
+
+  async usage(from: number, to: number, columns: readonly UsageColumn[]): Promise<UsageRow[]> {
+    await this.checkComplete(from);
+    const w = this.where().window(from, to).calls();
+    const rows = await this.rows<Record<string, unknown>>(
+      `SELECT ${columns.map((c) => `${USAGE_SQL[c]} AS ${c}`).join(', ')}, ${TOTALS}
+         FROM ${SCHEMA}.records r ${w.sql} GROUP BY ${columns.map((_, i) => i + 1).join(', ')}`,
+      w.params,
+    );
+    const groups = new Grouped<Record<string, string | null>>();
+    for (const row of rows) groups.put(Object.fromEntries(columns.map((c) => [c, text(row[c])])), totalsOf(row));
+    return groups.sorted();
   }
 
   /** The rows `w` selects in seq order, a page at a time, each line parsed (only these lines cross the wire). */

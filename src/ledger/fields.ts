@@ -72,6 +72,8 @@ export const RECORD_FIELDS: readonly RecordField[] = [
   field('kind', { type: 'text', required: true }, (r) => recordKind(r as LedgerRecord)),
   field('sanitization_count', NUMBER),
   field('guardrail_count', NUMBER, (r) => (Array.isArray(r.guardrails) ? r.guardrails.length : null)),
+  // Whether the call's input is referenced by a keyed hash (evidence: EU AI Act Art. 12's input reference).
+  field('has_input_hash', { type: 'boolean' }, (r) => typeof r.input_hash === 'string' && r.input_hash !== ''),
   field('sanitization_kinds', NUMBER, (r) => {
     const kinds = sanitizationKinds(r as LedgerRecord);
     return kinds === null ? null : Object.keys(kinds).length;

@@ -26,7 +26,7 @@ afterAll(async () => {
 });
 
 const AT = new Date('2026-03-01T12:00:00.000Z');
-const NEW_COLUMNS = ['action', 'kind', 'sanitization_count', 'guardrail_count', 'sanitization_kinds'];
+const NEW_COLUMNS = ['action', 'kind', 'has_input_hash', 'sanitization_count', 'guardrail_count', 'sanitization_kinds'];
 
 /** The records of the test: one of each kind, and the values the new columns must get. */
 function records(): Array<{ record: LedgerRecord; want: Record<string, unknown> }> {
@@ -46,16 +46,23 @@ function records(): Array<{ record: LedgerRecord; want: Record<string, unknown> 
   };
   const shred = operationRecord({ action: 'content.shred', timestamp: AT.toISOString(), tenantId: 't1', status: 'success', metadata: {} });
   // An action PostgreSQL text cannot hold as such (NUL, a lone surrogate): U+FFFD in the column.
-  const odd = makeRecord({ span_id: span(), timestamp: AT.toISOString(), action: 'a\u0000b\ud800c\\u0000' });
-  // A call whose text merely mentions an operation and an event.
-  const mention = makeRecord({ span_id: span(), timestamp: AT.toISOString(), action: 'content.shredder', error_message: '"event":{"x":1}' });
+  const odd = makeRecord({ span_id: span(), timestamp: AT.toISOString(), action: 'a\u0000b\ud800c\\u0000', input_hash: '' });
+  // A call whose text merely mentions an operation, an event and an input hash.
+  const mention = makeRecord({
+    span_id: span(),
+    timestamp: AT.toISOString(),
+    action: 'content.shredder',
+    error_message: '"event":{"x":1}',
+    input_hash: null,
+    metadata: { input_hash: 'sha256:00' },
+  });
   return [
-    { record: call, want: { kind: 'call', action: 'chat.completions.create', sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
-    { record: guarded, want: { kind: 'call', action: 'chat.completions.create', sanitization_count: 3, guardrail_count: 2, sanitization_kinds: 2 } },
-    { record: event, want: { kind: 'event', action: 'auth.login', sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
-    { record: shred, want: { kind: 'operation', action: 'content.shred', sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
-    { record: odd, want: { kind: 'call', action: 'a\ufffdb\ufffdc\\u0000', sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
-    { record: mention, want: { kind: 'call', action: 'content.shredder', sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
+    { record: call, want: { kind: 'call', action: 'chat.completions.create', has_input_hash: true, sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
+    { record: guarded, want: { kind: 'call', action: 'chat.completions.create', has_input_hash: true, sanitization_count: 3, guardrail_count: 2, sanitization_kinds: 2 } },
+    { record: event, want: { kind: 'event', action: 'auth.login', has_input_hash: true, sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
+    { record: shred, want: { kind: 'operation', action: 'content.shred', has_input_hash: false, sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
+    { record: odd, want: { kind: 'call', action: 'a\ufffdb\ufffdc\\u0000', has_input_hash: false, sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
+    { record: mention, want: { kind: 'call', action: 'content.shredder', has_input_hash: false, sanitization_count: null, guardrail_count: null, sanitization_kinds: null } },
   ];
 }
 

@@ -445,7 +445,7 @@ export const MIGRATION_8_OPERATION_ACTIONS = ['content.shred', 'ledger.recovered
 // much again as the report itself, and guardrail and sanitization reports parsed every line. Now
 // the records say what they are in columns (fields.ts): `kind` (call, operation, event; only the
 // few non-calls indexed), `action`, and how many sanitization findings and guardrail decisions a
-// record holds. The database recomputes `kind` from the line on every insert and refuses a row
+// record holds, and whether it references its input by a hash. The database recomputes `kind` from the line on every insert and refuses a row
 // whose column says otherwise (a writer cannot hide a call from the reports by calling it an
 // operation); verify's row check compares every column with the line, as for the others.
 // llm_audit.record_kind reads only the line's head and one substring search: a stored line is
@@ -466,11 +466,11 @@ REVOKE ALL ON FUNCTION ${SCHEMA}.record_kind(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ${SCHEMA}.record_kind(text) TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention}, ${ROLES.tenantReader};
 
 ALTER TABLE ${SCHEMA}.records ADD COLUMN action text, ADD COLUMN kind text,
-  ADD COLUMN sanitization_count double precision, ADD COLUMN guardrail_count double precision, ADD COLUMN sanitization_kinds double precision;
+  ADD COLUMN sanitization_count double precision, ADD COLUMN guardrail_count double precision, ADD COLUMN sanitization_kinds double precision, ADD COLUMN has_input_hash boolean;
 
 ALTER TABLE ${SCHEMA}.records DISABLE TRIGGER records_append_only;
-UPDATE ${SCHEMA}.records r SET (kind, action, sanitization_count, guardrail_count, sanitization_kinds) = (
-  SELECT ${SCHEMA}.record_kind(r.line), j->>'action',
+UPDATE ${SCHEMA}.records r SET (kind, action, has_input_hash, sanitization_count, guardrail_count, sanitization_kinds) = (
+  SELECT ${SCHEMA}.record_kind(r.line), j->>'action', json_typeof(j->'input_hash') = 'string' AND j->>'input_hash' <> '',
          CASE WHEN json_typeof(j->'sanitization_count') = 'number' THEN (j->>'sanitization_count')::float8 END,
          CASE WHEN json_typeof(j->'guardrails') = 'array' THEN json_array_length(j->'guardrails') END,
          CASE WHEN json_typeof(j->'sanitization'->'kinds') = 'object'

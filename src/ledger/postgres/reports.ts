@@ -301,8 +301,7 @@ export class PostgresReports implements ReportBackend {
       `SELECT GROUPING(${KEYS.join(', ')}) AS g, r.user_id, r.tenant_id, r.provider, ${MODEL} AS model, ${DAY} AS day, r.service_name, r.deployment_environment,
               ${TOTALS},
               count(*) FILTER (WHERE r.user_id <> '') AS with_user,
-              -- an unescaped "input_hash":" can only be the member (a quote in a string is escaped)
-              count(*) FILTER (WHERE strpos(r.line, '"input_hash":"') > 0 AND strpos(r.line, '"input_hash":""') = 0) AS with_input_hash,
+              count(*) FILTER (WHERE r.has_input_hash) AS with_input_hash,
               count(*) FILTER (WHERE r.sanitization_count > 0) AS sanitized, sum(r.sanitization_count) FILTER (WHERE r.sanitization_count > 0) AS findings
          FROM ${SCHEMA}.records r ${calls.sql}
         GROUP BY GROUPING SETS ((r.user_id), (r.tenant_id), (r.provider, ${MODEL}), (r.provider), (${DAY}), (r.service_name), (r.deployment_environment), ())`,

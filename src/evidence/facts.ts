@@ -308,11 +308,11 @@ export async function gatherFacts(source: LedgerSource, options: FactsOptions): 
       ledger_id: await source.ledgerId(),
       verify,
       checkpoint: checkpoint ? { tree_size: checkpoint.tree_size, timestamp: checkpoint.timestamp, key_id: checkpoint.key_id, signed: checkpoint.signature !== null } : null,
-      signed_with_given_key: given(options.verify) && verify.ok,
+      signed_with_given_key: withKey(options.verify) && verify.ok,
     },
     ...facts,
     retention,
   };
 }
 
-const given = (v: FactsOptions['verify']): boolean => v !== undefined && v !== false && v.publicKey !== undefined;
+const withKey = (v: FactsOptions['verify']): boolean => v !== undefined && v !== false && v.publicKey !== undefined;

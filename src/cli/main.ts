@@ -19,46 +19,46 @@ type Command = (argv: string[], io: CliIo) => Promise<number>;
  * the report command's own modules 0.5 s; bench/results/scale-pgsql-200k.md).
  */
 const lazy =
-  <M>(load: () => M, pick: (m: M) => [Command, string]) =>
-  (): { run: Command; usage: string } => {
-    const [run, usage] = pick(load());
+  <M>(load: () => Promise<M>, pick: (m: M) => [Command, string]) =>
+  async (): Promise<{ run: Command; usage: string }> => {
+    const [run, usage] = pick(await load());
     return { run, usage };
   };
 
-const COMMANDS: Record<string, { load: () => { run: Command; usage: string }; summary: string }> = {
-  verify: { load: lazy(() => require('./verify') as typeof import('./verify'), (m) => [m.verifyCommand, m.VERIFY_USAGE]), summary: 'recompute every hash, the chain, the roots and signatures' },
-  prove: { load: lazy(() => require('./prove') as typeof import('./prove'), (m) => [m.proveCommand, m.PROVE_USAGE]), summary: 'print an inclusion proof of a record against the newest checkpoint' },
-  'verify-proof': { load: lazy(() => require('./prove') as typeof import('./prove'), (m) => [m.verifyProofCommand, m.VERIFY_PROOF_USAGE]), summary: 'check an inclusion or consistency proof without the ledger' },
-  consistency: { load: lazy(() => require('./prove') as typeof import('./prove'), (m) => [m.consistencyCommand, m.CONSISTENCY_USAGE]), summary: 'prove (and check) that a newer checkpoint extends an older one' },
-  checkpoint: { load: lazy(() => require('./prove') as typeof import('./prove'), (m) => [m.checkpointCommand, m.CHECKPOINT_USAGE]), summary: 'print the newest checkpoint (keep a copy elsewhere)' },
-  query: { load: lazy(() => require('./query') as typeof import('./query'), (m) => [m.queryCommand, m.QUERY_USAGE]), summary: 'list records' },
+const COMMANDS: Record<string, { load: () => Promise<{ run: Command; usage: string }>; summary: string }> = {
+  verify: { load: lazy(() => import('./verify.js'), (m) => [m.verifyCommand, m.VERIFY_USAGE]), summary: 'recompute every hash, the chain, the roots and signatures' },
+  prove: { load: lazy(() => import('./prove.js'), (m) => [m.proveCommand, m.PROVE_USAGE]), summary: 'print an inclusion proof of a record against the newest checkpoint' },
+  'verify-proof': { load: lazy(() => import('./prove.js'), (m) => [m.verifyProofCommand, m.VERIFY_PROOF_USAGE]), summary: 'check an inclusion or consistency proof without the ledger' },
+  consistency: { load: lazy(() => import('./prove.js'), (m) => [m.consistencyCommand, m.CONSISTENCY_USAGE]), summary: 'prove (and check) that a newer checkpoint extends an older one' },
+  checkpoint: { load: lazy(() => import('./prove.js'), (m) => [m.checkpointCommand, m.CHECKPOINT_USAGE]), summary: 'print the newest checkpoint (keep a copy elsewhere)' },
+  query: { load: lazy(() => import('./query.js'), (m) => [m.queryCommand, m.QUERY_USAGE]), summary: 'list records' },
   report: {
-    load: lazy(() => require('./report') as typeof import('./report'), (m) => [m.reportCommand, m.REPORT_USAGE]),
+    load: lazy(() => import('./report.js'), (m) => [m.reportCommand, m.REPORT_USAGE]),
     summary: 'usage and cost per user/tenant/model, guardrails, sanitization, anomalies, error rate, summary',
   },
-  hash: { load: lazy(() => require('./hash') as typeof import('./hash'), (m) => [m.hashCommand, m.HASH_USAGE]), summary: "recompute a request's keyed prompt hashes (and compare with a record's)" },
+  hash: { load: lazy(() => import('./hash.js'), (m) => [m.hashCommand, m.HASH_USAGE]), summary: "recompute a request's keyed prompt hashes (and compare with a record's)" },
   evidence: {
-    load: lazy(() => require('./evidence') as typeof import('./evidence'), (m) => [m.evidenceCommand, m.EVIDENCE_USAGE]),
+    load: lazy(() => import('./evidence.js'), (m) => [m.evidenceCommand, m.EVIDENCE_USAGE]),
     summary: 'write (or verify) a compliance evidence bundle: HTML report, facts, signed checkpoint, proofs',
   },
   retention: {
-    load: lazy(() => require('./retention') as typeof import('./retention'), (m) => [m.retentionCommand, m.RETENTION_USAGE]),
+    load: lazy(() => import('./retention.js'), (m) => [m.retentionCommand, m.RETENTION_USAGE]),
     summary: 'remove expired segments (signed tombstone); the policy in force; the log of deletions',
   },
-  keygen: { load: lazy(() => require('./keygen') as typeof import('./keygen'), (m) => [m.keygenCommand, m.KEYGEN_USAGE]), summary: 'create an Ed25519 checkpoint signing key' },
-  'verifier-key': { load: lazy(() => require('./keygen') as typeof import('./keygen'), (m) => [m.verifierKeyCommand, m.VERIFIER_KEY_USAGE]), summary: "print the checkpoint key as a C2SP note verifier key (for witnesses)" },
-  repair: { load: lazy(() => require('./repair') as typeof import('./repair'), (m) => [m.repairCommand, m.REPAIR_USAGE]), summary: 'move a torn tail (interrupted write) to quarantine' },
-  decrypt: { load: lazy(() => require('./decrypt') as typeof import('./decrypt'), (m) => [m.decryptCommand, m.DECRYPT_USAGE]), summary: "show a record's encrypted content to a reviewer (needs the content key)" },
-  shred: { load: lazy(() => require('./shred') as typeof import('./shred'), (m) => [m.shredCommand, m.SHRED_USAGE]), summary: "destroy a tenant's content data keys (crypto-shredding); the ledger still verifies" },
-  'content-key': { load: lazy(() => require('./content-key') as typeof import('./content-key'), (m) => [m.contentKeyCommand, m.CONTENT_KEY_USAGE]), summary: 'create a master key for encrypted content capture' },
-  serve: { load: lazy(() => require('./serve') as typeof import('./serve'), (m) => [m.serveCommand, m.SERVE_USAGE]), summary: 'receive audit spans over OTLP/HTTP into the ledger (file or PostgreSQL)' },
+  keygen: { load: lazy(() => import('./keygen.js'), (m) => [m.keygenCommand, m.KEYGEN_USAGE]), summary: 'create an Ed25519 checkpoint signing key' },
+  'verifier-key': { load: lazy(() => import('./keygen.js'), (m) => [m.verifierKeyCommand, m.VERIFIER_KEY_USAGE]), summary: "print the checkpoint key as a C2SP note verifier key (for witnesses)" },
+  repair: { load: lazy(() => import('./repair.js'), (m) => [m.repairCommand, m.REPAIR_USAGE]), summary: 'move a torn tail (interrupted write) to quarantine' },
+  decrypt: { load: lazy(() => import('./decrypt.js'), (m) => [m.decryptCommand, m.DECRYPT_USAGE]), summary: "show a record's encrypted content to a reviewer (needs the content key)" },
+  shred: { load: lazy(() => import('./shred.js'), (m) => [m.shredCommand, m.SHRED_USAGE]), summary: "destroy a tenant's content data keys (crypto-shredding); the ledger still verifies" },
+  'content-key': { load: lazy(() => import('./content-key.js'), (m) => [m.contentKeyCommand, m.CONTENT_KEY_USAGE]), summary: 'create a master key for encrypted content capture' },
+  serve: { load: lazy(() => import('./serve.js'), (m) => [m.serveCommand, m.SERVE_USAGE]), summary: 'receive audit spans over OTLP/HTTP into the ledger (file or PostgreSQL)' },
   config: {
-    load: lazy(() => require('./config-check') as typeof import('./config-check'), (m) => [m.configCommand, m.CONFIG_CHECK_USAGE]),
+    load: lazy(() => import('./config-check.js'), (m) => [m.configCommand, m.CONFIG_CHECK_USAGE]),
     summary: 'config check: the settings register would run with (secrets as fingerprints), the ledger, keys, OTLP endpoint and SDK versions they need, what would not be audited',
   },
-  migrate: { load: lazy(() => require('./serve') as typeof import('./serve'), (m) => [m.migrateCommand, m.MIGRATE_USAGE]), summary: 'create or upgrade the PostgreSQL ledger schema' },
+  migrate: { load: lazy(() => import('./serve.js'), (m) => [m.migrateCommand, m.MIGRATE_USAGE]), summary: 'create or upgrade the PostgreSQL ledger schema' },
   'grant-reader': {
-    load: lazy(() => require('./grant-reader') as typeof import('./grant-reader'), (m) => [m.grantReaderCommand, m.GRANT_READER_USAGE]),
+    load: lazy(() => import('./grant-reader.js'), (m) => [m.grantReaderCommand, m.GRANT_READER_USAGE]),
     summary: "PostgreSQL: set up a role that sees only one tenant's records (row-level security)",
   },
 };
@@ -92,7 +92,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return EXIT.usage;
   }
   try {
-    const command = entry.load();
+    const command = await entry.load();
     if (rest.includes('--help') || rest.includes('-h')) {
       await io.out(commandHelp(name, command.usage));
       return EXIT.ok;

@@ -21,7 +21,9 @@
 // database left by an earlier run with the same --dir are measured again without loading), --keep,
 // --backends file,postgres, --repeat N (runs per read, the minimum is shown; default 1),
 // --out DIR (default bench/results), --dist DIR (the build to measure, default dist/cjs),
-// --label TEXT (names the run in the results, e.g. "before").
+// --label TEXT (names the run in the results, e.g. "before"), --reads issue|all (the issue's table;
+// with --backends postgres, or with all, also every other report, evidence and the CLI's start-up),
+// --database NAME (the PostgreSQL database to make, default bench_scale_<records>_<seed>).
 // PostgreSQL: $LLM_AUDIT_BENCH_POSTGRES_URL, else $LLM_AUDIT_TEST_POSTGRES_URL (a superuser URL;
 // the benchmark makes its own database and drops it unless --keep).
 import { spawnSync } from 'node:child_process';
@@ -50,6 +52,8 @@ const { values } = parseArgs({
     out: { type: 'string' },
     dist: { type: 'string' },
     label: { type: 'string', default: '' },
+    reads: { type: 'string', default: 'issue' },
+    database: { type: 'string' },
   },
 });
 const N = Number(values.records);
@@ -89,7 +93,16 @@ const READS = [
   { name: 'report cost-by-user (30 days)', args: ['report', 'cost-by-user', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'cost-by-user', params: [FROM30, NOW] },
   { name: 'report anomalies', args: ['report', 'anomalies', '--now', NOW, '--format', 'json'], sql: 'anomalies', params: [NOW] },
   { name: 'report error-rate (24 h)', args: ['report', 'error-rate', '--now', NOW, '--format', 'json'], sql: 'error-rate', params: [NOW] },
-  { name: 'report usage --by user (30 days; verifies too)', args: ['report', 'usage', '--by', 'user', '--from', FROM30, '--to', NOW, '--format', 'json'], floor: 'none' },
+  { name: 'report usage --by user (30 days)', args: ['report', 'usage', '--by', 'user', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'usage-user', params: [FROM30, NOW] },
+  // The other reports on PostgreSQL (--backends postgres; --reads all adds them on the file ledger too).
+  { name: 'report cost-by-user --env prod (30 days)', args: ['report', 'cost-by-user', '--env', 'prod', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'cost-by-user-env', params: [FROM30, NOW, 'prod'], extra: true },
+  { name: 'query --service svc-1', args: ['query', '--service', 'svc-1', '--format', 'json'], sql: 'query-service', params: ['svc-1'], extra: true },
+  { name: 'report summary (30 days)', args: ['report', 'summary', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'summary', params: [FROM30, NOW], extra: true },
+  { name: 'report guardrails (30 days)', args: ['report', 'guardrails', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'guardrails', params: [FROM30, NOW], extra: true },
+  { name: 'report sanitization (30 days)', args: ['report', 'sanitization', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'sanitization', params: [FROM30, NOW], extra: true },
+  { name: 'report events (30 days)', args: ['report', 'events', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'events', params: [FROM30, NOW], extra: true },
+  { name: 'evidence (30 days)', args: ['evidence', '--framework', 'soc2', '--from', FROM30, '--to', NOW, '--out', '{tmp}/evidence'], floor: 'none', extra: true },
+  { name: 'CLI start-up (llm-audit --help)', args: ['--help'], floor: 'none', noLedger: true, extra: true },
 ];
 
 // --- PostgreSQL ----------------------------------------------------------------------------------
@@ -102,7 +115,7 @@ function adminUrl() {
   return undefined;
 }
 const admin = backends.includes('postgres') ? adminUrl() : undefined;
-const dbName = `bench_scale_${N}_${values.seed}`;
+const dbName = values.database ?? `bench_scale_${N}_${values.seed}`;
 const dbUrl = admin ? Object.assign(new URL(admin.url), { pathname: `/${dbName}` }).toString() : undefined;
 
 async function sql(url, text, params = []) {
@@ -258,15 +271,26 @@ try {
       result.load.postgres = await load('postgres', (clock) => PostgresLedger.open({ url: dbUrl, clock, checkpointEvery: 10_000 }));
       log(`PostgreSQL loaded: ${JSON.stringify(result.load.postgres)}`);
       await sql(dbUrl, 'VACUUM ANALYZE');
+    } else {
+      // A database kept from a run of an older build: brought to this build's schema (timed: the
+      // migrations that fill in new columns rewrite every row).
+      const t0 = performance.now();
+      const m = spawnSync(process.execPath, [MAIN, 'migrate', '--postgres', dbUrl], { encoding: 'utf8' });
+      if (m.status !== 0) throw new Error(`llm-audit migrate failed: ${m.stderr}`);
+      result.migrate = { seconds: round((performance.now() - t0) / 1000, 1), output: m.stdout.trim() };
+      log(`migrate: ${JSON.stringify(result.migrate)}`);
+      await sql(dbUrl, 'VACUUM ANALYZE');
     }
     result.disk.postgres = Number((await sql(dbUrl, 'SELECT pg_database_size(current_database())::text AS b')).rows[0].b);
   }
 
   for (const read of READS) {
+    if (read.extra && values.reads !== 'all' && !(values.reads === 'issue' && !backends.includes('file'))) continue;
     const row = { name: read.name };
     for (const b of backends) {
       log(`${read.name} on ${b}...`);
-      row[b] = runCli([...read.args, ...(b === 'file' ? ['--ledger', fileDir] : ['--postgres', dbUrl])]);
+      const args = read.args.map((a) => a.replace('{tmp}', join(base, `out-${b}-${Date.now()}`)));
+      row[b] = runCli(read.noLedger ? args : [...args, ...(b === 'file' ? ['--ledger', fileDir] : ['--postgres', dbUrl])]);
       log(`  ${JSON.stringify(row[b])}`);
     }
     if (read.floor === 'hash' && backends.includes('file')) {
@@ -294,7 +318,8 @@ const md = [
     `during ${result.machine.loadAverageDuring ? `${result.machine.loadAverageDuring.min}..${result.machine.loadAverageDuring.max}` : 'n/a'}, after ${result.machine.loadAverageAfter.join(' / ')}).`,
   '',
   `Loaded directly with the writers (512 records per append): ${Object.entries(result.load).map(([b, l]) => `${b} ${l.seconds} s (${l.recordsPerSecond} records/s)`).join(', ') || 'reused'}; ` +
-    `disk ${Object.entries(result.disk).map(([b, d]) => `${b} ${Math.round(d / 2 ** 20)} MiB`).join(', ')}.`,
+    `disk ${Object.entries(result.disk).map(([b, d]) => `${b} ${Math.round(d / 2 ** 20)} MiB`).join(', ')}.` +
+    (result.migrate ? ` The kept database migrated by this build in ${result.migrate.seconds} s (${result.migrate.output.replace(/\s+/g, ' ')}).` : ''),
   '',
   '| operation | file ledger | PostgreSQL | floor (same run) |',
   '|---|---:|---:|---|',

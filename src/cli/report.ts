@@ -4,15 +4,14 @@
  * recorded as an `audit.read` record when the command has a writer's access (audit-read.ts).
  */
 import { writeFileSync } from 'node:fs';
-import { Grouped, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
+import { NOT_VERIFIED, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
 import { renderSummaryHtml } from '../evidence/html';
 import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
 import { sanitizationKinds } from '../ledger/fields';
-import { matches, type QueryFilter } from '../ledger/query';
-import { isCallRecord, type LedgerRecord } from '../ledger/record';
+import type { QueryFilter } from '../ledger/query';
 import {
   ANOMALY_METRICS,
   GUARDRAIL_BY,
@@ -23,11 +22,11 @@ import {
   errorRateReport,
   guardrailReport,
   reportBackend,
-  reportModel,
   sanitizationReport,
-  scannedRecords,
   type Cell,
   type Report,
+  type UsageColumn,
+  type UsageRow,
 } from '../ledger/reports';
 import { READ_AUDIT_OPTIONS, READ_AUDIT_USAGE, ReadAudit, filterDetails } from './audit-read';
 import { CSV_OPTION, FORMATS, commandLine, csvComment, writeRows } from './format';
@@ -119,9 +118,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
   // --service / --env: only that application's or environment's records, in every report.
   const only: QueryFilter = {};
   for (const key of ['service', 'env'] as const) if (str(p, key) !== undefined) only[key] = str(p, key);
-  const kept = Object.keys(only).length > 0 ? (record: LedgerRecord): boolean => matches(record, only) : undefined;
-  const backend = reportBackend(source, kept);
-  const records = (from?: number, to?: number): AsyncIterable<LedgerRecord> => scannedRecords(source, from, to, kept);
+  const backend = reportBackend(source, only);
   let report: Report;
   if (name === 'cost-by-user') {
     report = costByUserReport(await backend.costByUser(instant(str(p, 'from'), '--from'), instant(str(p, 'to'), '--to')));
@@ -142,23 +139,27 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const { from, to } = period(p, now);
     report =
       name === 'guardrails'
-        ? await guardrailReport(records(from, to), oneOf(str(p, 'by'), GUARDRAIL_BY, '--by', 'all'))
+        ? await guardrailReport(backend.periodRecords(from, to, name), oneOf(str(p, 'by'), GUARDRAIL_BY, '--by', 'all'))
         : name === 'sanitization'
-          ? await sanitizationReport(records(from, to), sanitizationKinds, oneOf(str(p, 'by'), SANITIZATION_BY, '--by', 'all'))
-          : await auditEvents(records(from, to));
+          ? await sanitizationReport(backend.periodRecords(from, to, name), sanitizationKinds, oneOf(str(p, 'by'), SANITIZATION_BY, '--by', 'all'))
+          : await auditEvents(backend.periodRecords(from, to, name));
     report.notes.unshift(`period ${new Date(from).toISOString()} .. ${new Date(to).toISOString()} (end excluded)`);
+    report.notes.push(backend.basis);
   } else {
     const { from, to } = period(p, now);
     const keyPath = str(p, 'public-key') ?? (io.env.LLM_AUDIT_PUBLIC_KEY?.trim() || undefined);
-    const facts = await gatherFacts(source, { from, to, filter: kept, ...(keyPath ? { verify: { publicKey: loadPublicKey(keyPath) } } : {}) });
+    // usage states totals only (integrity is verify's job); summary verifies the whole ledger too.
+    const verify = name === 'usage' ? false : keyPath ? { publicKey: loadPublicKey(keyPath) } : {};
+    const facts = await gatherFacts(source, { from, to, scope: only, verify });
     if (name === 'summary' && format === 'html') {
       await io.out(renderSummaryHtml(facts, new Date().toISOString()));
       return 0;
     }
     const by = name === 'usage' ? usageDimensions(p) : [];
-    report = by.length > 1 ? await usageByMany(records(from, to), by, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
+    const columns = [...new Set(by.flatMap((d) => GROUP_COLUMNS[d]))];
+    report = by.length > 1 ? usageByMany(await backend.usage(from, to, columns), columns, facts, p) : name === 'usage' ? usageReport(facts, p) : summaryReport(facts);
   }
-  if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate') report.notes.push(backend.basis);
+  if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate' || name === 'usage') report.notes.push(backend.basis);
   if (format === 'html') {
     await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: commandLine('report', argv) }));
     return 0;
@@ -184,7 +185,9 @@ const partial = (v: EvidenceFacts['ledger']['verify']): boolean => !v.ok && v.co
 
 function periodNote(f: EvidenceFacts): string {
   const v = f.ledger.verify;
-  const verified = v.ok ? '' : partial(v) ? '; the ledger was not verified (this role sees only part of it)' : `; the ledger FAILED verification (${v.code})`;
+  // `usage` does not verify (its basis note says so).
+  const verified =
+    v.ok || v.code === NOT_VERIFIED ? '' : partial(v) ? '; the ledger was not verified (this role sees only part of it)' : `; the ledger FAILED verification (${v.code})`;
   return `period ${f.period.from} .. ${f.period.to} (end excluded); cost counts priced calls, unpriced counts successful calls without a price` + verified;
 }
 
@@ -204,8 +207,8 @@ function topOf(p: Parsed): number {
   return top;
 }
 
-/** The key columns of each usage group (what GROUP_KEYS fills). */
-const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], string[]> = {
+/** The key columns of each usage group. */
+const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], UsageColumn[]> = {
   user: ['user_id'],
   tenant: ['tenant_id'],
   model: ['provider', 'model'],
@@ -215,28 +218,13 @@ const GROUP_COLUMNS: Record<(typeof USAGE_BY)[number], string[]> = {
   env: ['deployment_environment'],
 };
 
-/** The key fields of each usage group. */
-const GROUP_KEYS: Record<(typeof USAGE_BY)[number], (r: LedgerRecord) => Record<string, string | null>> = {
-  user: (r) => ({ user_id: r.user_id }),
-  tenant: (r) => ({ tenant_id: r.tenant_id }),
-  model: (r) => ({ provider: r.provider, model: reportModel(r) }),
-  provider: (r) => ({ provider: r.provider }),
-  day: (r) => ({ day: r.timestamp.slice(0, 10) }),
-  service: (r) => ({ service_name: r.service_name ?? null }),
-  env: (r) => ({ deployment_environment: r.deployment_environment ?? null }),
-};
-
 /** `report usage --by user,model`: the totals per combination of groups (who used which model), highest cost first. */
-async function usageByMany(records: AsyncIterable<LedgerRecord>, by: Array<(typeof USAGE_BY)[number]>, f: EvidenceFacts, p: Parsed): Promise<Report> {
-  const groups = new Grouped<Record<string, string | null>>();
-  for await (const r of records) if (isCallRecord(r)) groups.add(Object.assign({}, ...by.map((d) => GROUP_KEYS[d](r))) as Record<string, string | null>, r);
-  const rows = groups.sorted();
+function usageByMany(rows: UsageRow[], columns: UsageColumn[], f: EvidenceFacts, p: Parsed): Report {
   const top = topOf(p);
   const shown = rows.slice(0, top);
   const notes = [periodNote(f)];
   if (shown.length < rows.length) notes.push(`top ${shown.length} of ${rows.length} groups`);
-  const keys = [...new Set(by.flatMap((d) => GROUP_COLUMNS[d]))];
-  return { columns: [...keys, ...TOTAL_COLUMNS], rows: shown.map((r) => ({ ...r })) as Array<Record<string, Cell>>, notes };
+  return { columns: [...columns, ...TOTAL_COLUMNS], rows: shown.map((r) => ({ ...r })) as Array<Record<string, Cell>>, notes };
 }
 
 /** `report usage --by G [--top N]`: one row per group with the totals, highest cost first (by day: in date order). */

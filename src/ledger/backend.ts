@@ -124,7 +124,7 @@ export interface LedgerSource {
    * Computes queries and reports itself (PostgreSQL: in SQL, with its indexes); absent when they
    * fold the scanned records in JavaScript (reports.ts, scanBackend).
    */
-  reports?(): ReportBackend;
+  reports?(scope?: { service?: string; env?: string }): ReportBackend;
   /**
    * Why this source shows only part of the ledger (a PostgreSQL tenant reader, whom row-level
    * security shows only its tenants' records), or undefined when it shows all of it. Queries and

@@ -17,7 +17,7 @@
  * stored, so records of every version (1, 2, 3) verify byte for byte whatever this table says.
  */
 import { hasContent, hasErrors } from './policy';
-import { modelOf, type LedgerRecord } from './record';
+import { modelOf, recordKind, type LedgerRecord } from './record';
 
 /** How a value is kept in SQL (and compared when a row is checked against its line). */
 export type SqlType = 'text' | 'float8' | 'boolean' | 'timestamptz';
@@ -108,7 +108,8 @@ export const RECORD_FIELDS: readonly RecordField[] = [
   // Both models, so a model's failures (which have no answering model) and its successes read as one model.
   field('model_request', 'table', { ...TEXT, column: 'model_requested', value: (r) => r.model?.request, reads: ['model'] }),
   field('model_response', 'table', { ...TEXT, value: (r) => r.model?.response, reads: ['model'] }),
-  field('action', 'table'),
+  // Indexed (migration 8) for `query --action` and the reports' event and operation records.
+  field('action', 'table', TEXT),
   field('status', 'table', TEXT),
   field('input_tokens', 'table', NUMBER),
   field('output_tokens', 'table', NUMBER),
@@ -129,7 +130,7 @@ export const RECORD_FIELDS: readonly RecordField[] = [
   field('system_prompt_hash', 'detail'),
   field('input_hash', 'detail'),
   field('output_hash', 'detail'),
-  field('sanitization_count', 'detail'),
+  field('sanitization_count', 'detail', NUMBER),
   field('sanitization_mode', 'detail', { value: sanitizationMode, reads: ['sanitization'] }),
   field('sanitization_kinds', 'detail', { value: sanitizationKinds, reads: ['sanitization'] }),
   field('guardrails', 'detail'),
@@ -160,6 +161,20 @@ export const RECORD_FIELDS: readonly RecordField[] = [
   field('record_version', 'detail', { value: (r) => r.v, reads: ['v'] }),
   // `model` is the answering model, else the requested one (what reports used to group by).
   field('model', 'extra', { value: (r) => modelOf(r as LedgerRecord) }),
+  // Migration 8: what the reports filter and count on without reading the line. `kind` (call,
+  // operation, event) is recomputed from the line by the database on insert; how many guardrail
+  // decisions and kinds of sanitization findings the record holds; whether the call's input is
+  // referenced by a keyed hash (evidence: EU AI Act Art. 12's input reference).
+  field('kind', 'extra', { sql: { type: 'text', required: true }, value: (r) => recordKind(r as LedgerRecord) }),
+  field('guardrail_count', 'extra', { ...NUMBER, value: (r) => (Array.isArray(r.guardrails) ? r.guardrails.length : null) }),
+  field('has_input_hash', 'extra', { sql: { type: 'boolean' }, value: (r) => typeof r.input_hash === 'string' && r.input_hash !== '' }),
+  field('sanitization_kind_count', 'extra', {
+    sql: { type: 'float8', column: 'sanitization_kinds' },
+    value: (r) => {
+      const kinds = sanitizationKinds(r);
+      return kinds === null ? null : Object.keys(kinds).length;
+    },
+  }),
 ];
 
 /** A field's query column name. */

@@ -290,10 +290,22 @@ export function claimedOperation(record: Pick<LedgerRecord, 'action'>): string |
   return `llm_audit.action=${record.action} is an operation record; only the llm-audit tool that performs the operation writes it`;
 }
 
+/**
+ * What a record is: `operation` (one of OPERATION_ACTIONS), `event` (an application audit event,
+ * with `event`), else `call`. PostgreSQL keeps it in an indexed column (fields.ts) that the database
+ * recomputes from the line on insert (migration 8's llm_audit.record_kind, which decides in the
+ * same order), so reports count calls without reading the lines.
+ */
+export type RecordKind = 'call' | 'operation' | 'event';
+export function recordKind(record: Pick<LedgerRecord, 'action' | 'event'>): RecordKind {
+  if (typeof record.action === 'string' && OPERATION_ACTIONS.has(record.action)) return 'operation';
+  if (record.event !== undefined && record.event !== null) return 'event';
+  return 'call';
+}
+
 /** False for the records of OPERATION_ACTIONS and for application audit events (`event`): the call reports leave them out. */
 export function isCallRecord(record: Pick<LedgerRecord, 'action' | 'event'>): boolean {
-  if (record.event !== undefined && record.event !== null) return false;
-  return record.action === null || !OPERATION_ACTIONS.has(record.action);
+  return recordKind(record) === 'call';
 }
 
 /**

@@ -5,7 +5,8 @@
  * (postgres/reports.ts) computes the same groups in SQL, so both print the same rows.
  */
 import type { LedgerSource } from './backend';
-import { scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
+import { matches, scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
+import { Grouped, scannedFacts, type RecordFacts, type Totals } from '../evidence/facts';
 import { isCallRecord, type LedgerRecord } from './record';
 
 export type Cell = string | number | null;
@@ -471,7 +472,35 @@ export interface ReportBackend {
   errorRate(windowStart: number, now: number): Promise<ErrorGroup[]>;
   anomalies(plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]>;
   query(filter: QueryFilter): AsyncIterable<RecordHit>;
+  /** At least the records of [from, to) that the report `which` counts (the scan: every record of the period). */
+  periodRecords(from: number, to: number, which: PeriodRecords): AsyncIterable<LedgerRecord>;
+  /** The facts of the records of [from, to) (evidence, report usage and summary). */
+  facts(from: number, to: number): Promise<RecordFacts>;
+  /** `report usage --by a,b`: the calls' totals of [from, to) per combination of `columns`, highest cost first. */
+  usage(from: number, to: number, columns: readonly UsageColumn[]): Promise<UsageRow[]>;
 }
+
+/** What `report usage --by` groups by, and each one's value in a record. */
+export const USAGE_VALUE = {
+  user_id: (r: LedgerRecord) => r.user_id,
+  tenant_id: (r: LedgerRecord) => r.tenant_id,
+  provider: (r: LedgerRecord) => r.provider,
+  model: (r: LedgerRecord) => reportModel(r),
+  day: (r: LedgerRecord) => r.timestamp.slice(0, 10),
+  service_name: (r: LedgerRecord) => r.service_name ?? null,
+  deployment_environment: (r: LedgerRecord) => r.deployment_environment ?? null,
+} as const;
+export type UsageColumn = keyof typeof USAGE_VALUE;
+export type UsageRow = Record<string, string | null> & Totals;
+
+async function usageGroups(records: AsyncIterable<LedgerRecord>, columns: readonly UsageColumn[]): Promise<UsageRow[]> {
+  const groups = new Grouped<Record<string, string | null>>();
+  for await (const r of records) if (isCallRecord(r)) groups.add(Object.fromEntries(columns.map((c) => [c, USAGE_VALUE[c](r)])), r);
+  return groups.sorted();
+}
+
+/** The reports that count records from their lines (guardrail decisions, sanitization kinds, events). */
+export type PeriodRecords = 'guardrails' | 'sanitization' | 'events';
 
 /** The records of [from, to) (either open) as a stream, from the scan of `source`; only those `kept` accepts when given. */
 export function scannedRecords(source: LedgerSource, from?: number, to?: number, kept?: (record: LedgerRecord) => boolean): AsyncIterable<LedgerRecord> {
@@ -492,15 +521,20 @@ export function scanBackend(source: LedgerSource, kept?: (record: LedgerRecord) 
     errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now, kept), windowStart, now),
     anomalies: (plan, metrics) => findAnomalies(() => scannedRecords(source, plan.baselineStart, plan.now, kept), plan, metrics),
     query: (filter) => queryRecordsByScan(source, filter),
+    periodRecords: (from, to) => scannedRecords(source, from, to, kept),
+    facts: (from, to) => scannedFacts(source, from, to, kept),
+    usage: (from, to, columns) => usageGroups(scannedRecords(source, from, to, kept), columns),
   };
 }
 
 /**
- * The backend of `source`: its own when it computes reports itself (PostgreSQL), else the scan.
- * A `kept` filter (--service, --env) is applied to the parsed records, so it takes the scan.
+ * The backend of `source`: its own when it computes reports itself (PostgreSQL: --service / --env
+ * in SQL too), else the scan, which keeps the records of `scope` only.
  */
-export function reportBackend(source: LedgerSource, kept?: (record: LedgerRecord) => boolean): ReportBackend {
-  return (kept === undefined ? source.reports?.() : undefined) ?? scanBackend(source, kept);
+export function reportBackend(source: LedgerSource, scope: Pick<QueryFilter, 'service' | 'env'> = {}): ReportBackend {
+  const own = source.reports?.(scope);
+  if (own) return own;
+  return scanBackend(source, scope.service === undefined && scope.env === undefined ? undefined : (record) => matches(record, scope));
 }
 
 /** Sums rows of counters under a key made of some of their fields, in key order. */

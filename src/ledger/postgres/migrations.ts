@@ -434,6 +434,81 @@ ALTER TABLE ${SCHEMA}.records ADD COLUMN service_name text, ADD COLUMN service_n
 CREATE INDEX records_service ON ${SCHEMA}.records (service_name, deployment_environment, ts);
 `;
 
+/**
+ * The actions of operation records (record.ts OPERATION_ACTIONS) as migration 8 knows them. A
+ * migration never changes, so an action added later needs a migration of its own that replaces
+ * llm_audit.record_kind (test/postgres/kind-postgres.test.ts compares this list with the set).
+ */
+export const MIGRATION_8_OPERATION_ACTIONS = ['content.shred', 'ledger.recovered', 'ledger.gap', 'audit.read', 'retention.policy'] as const;
+
+// Issue 22: reports left out operation and event records with a LIKE on every line, which cost as
+// much again as the report itself, and guardrail and sanitization reports parsed every line. Now
+// the records say what they are in columns (fields.ts): `kind` (call, operation, event; only the
+// few non-calls indexed), `action`, and how many sanitization findings and guardrail decisions a
+// record holds, and whether it references its input by a hash. The database recomputes `kind` from the line on every insert and refuses a row
+// whose column says otherwise (a writer cannot hide a call from the reports by calling it an
+// operation); verify's row check compares every column with the line, as for the others.
+// llm_audit.record_kind reads only the line's head and one substring search: a stored line is
+// canonical JSON (verify checks it), so it starts `{"prev":"<64 hex>","record":{"action":` (the
+// record's first member), and an unescaped `"event":{` can only be the event member (every other
+// object member of a record holds scalars or has fixed names; a quote in a string is escaped).
+// Existing rows are filled in here, the append-only trigger set aside for this transaction only.
+const V8 = `
+CREATE FUNCTION ${SCHEMA}.record_kind(line text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN substr(line, 74, 21) = '","record":{"action":'
+     AND substr(line, 95, 24) ~ '^"(${MIGRATION_8_OPERATION_ACTIONS.map((a) => a.replace('.', '\\.')).join('|')})"[,}]' THEN 'operation'
+    WHEN strpos(line, '"event":{') > 0 THEN 'event'
+    ELSE 'call'
+  END
+$$;
+REVOKE ALL ON FUNCTION ${SCHEMA}.record_kind(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ${SCHEMA}.record_kind(text) TO ${ROLES.writer}, ${ROLES.auditor}, ${ROLES.retention}, ${ROLES.tenantReader};
+
+ALTER TABLE ${SCHEMA}.records ADD COLUMN action text, ADD COLUMN kind text,
+  ADD COLUMN sanitization_count double precision, ADD COLUMN guardrail_count double precision, ADD COLUMN sanitization_kinds double precision, ADD COLUMN has_input_hash boolean;
+
+ALTER TABLE ${SCHEMA}.records DISABLE TRIGGER records_append_only;
+UPDATE ${SCHEMA}.records r SET (kind, action, has_input_hash, sanitization_count, guardrail_count, sanitization_kinds) = (
+  SELECT ${SCHEMA}.record_kind(r.line), j->>'action', json_typeof(j->'input_hash') = 'string' AND j->>'input_hash' <> '',
+         CASE WHEN json_typeof(j->'sanitization_count') = 'number' THEN (j->>'sanitization_count')::float8 END,
+         CASE WHEN json_typeof(j->'guardrails') = 'array' THEN json_array_length(j->'guardrails') END,
+         CASE WHEN json_typeof(j->'sanitization'->'kinds') = 'object'
+              THEN nullif((SELECT count(*) FROM json_each(j->'sanitization'->'kinds') k WHERE json_typeof(k.value) = 'number'), 0) END
+    -- PostgreSQL's JSON operators refuse a line holding an escaped NUL or lone surrogate (text
+    -- cannot hold them): those escapes become U+FFFD first, as in the writer's copy (rows.ts pgText).
+    FROM (SELECT (CASE WHEN strpos(r.line, '\\u') = 0 THEN r.line
+                       ELSE regexp_replace(r.line, '(?<!\\\\)((?:\\\\\\\\)*)\\\\u(0000|[dD][89a-fA-F][0-9a-fA-F]{2})', '\\1\\\\ufffd', 'g')
+                  END)::json->'record' AS j) x);
+ALTER TABLE ${SCHEMA}.records ENABLE TRIGGER records_append_only;
+ALTER TABLE ${SCHEMA}.records ALTER COLUMN kind SET NOT NULL;
+CREATE INDEX records_kind ON ${SCHEMA}.records (kind, ts) WHERE kind <> 'call';
+
+-- records_check of migration 1, and the kind.
+CREATE OR REPLACE FUNCTION ${SCHEMA}.records_check() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.leaf_hash <> sha256('\\x00'::bytea || convert_to(NEW.line, 'UTF8')) THEN
+    RAISE EXCEPTION 'llm_audit.records: seq %: leaf_hash is not SHA-256(0x00 || line)', NEW.seq
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF substr(NEW.line, 1, 9) <> '{"prev":"' OR decode(substr(NEW.line, 10, 64), 'hex') <> NEW.prev_hash
+     OR right(NEW.line, length('"seq":' || NEW.seq || '}')) <> '"seq":' || NEW.seq || '}' THEN
+    RAISE EXCEPTION 'llm_audit.records: seq %: prev or seq do not match the line', NEW.seq
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF NEW.kind IS DISTINCT FROM ${SCHEMA}.record_kind(NEW.line) THEN
+    RAISE EXCEPTION 'llm_audit.records: seq %: kind % is not what the line holds (%)', NEW.seq, NEW.kind, ${SCHEMA}.record_kind(NEW.line)
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM ${SCHEMA}.chain c WHERE c.seq = NEW.seq AND c.leaf_hash = NEW.leaf_hash
+                 AND c.prev_hash = NEW.prev_hash AND c.appended_at = NEW.appended_at) THEN
+    RAISE EXCEPTION 'llm_audit.records: seq % has no matching chain entry', NEW.seq
+      USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  RETURN NEW;
+END $$;
+`;
+
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'ledger tables, append-only triggers, roles, retention', sql: V1 },
   { version: 2, name: 'only the retention function records tombstones', sql: V2 },
@@ -442,6 +517,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, name: 'checkpoints as C2SP signed notes, witness cosignatures', sql: V5 },
   { version: 6, name: 'tenant readers: row-level security on records and chain', sql: V6 },
   { version: 7, name: 'records.service_* and deployment_environment (record version 3)', sql: V7 },
+  { version: 8, name: 'records.kind, action, sanitization and guardrail counts (reports without reading lines)', sql: V8 },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -16,7 +16,7 @@ import { leafHash } from '../merkle';
 import type { LedgerRecord } from '../record';
 import { createPool, pgError, redactUrl } from './connection';
 import { LATEST_VERSION, SCHEMA, TENANT_READERS_VERSION, appliedMigrations, checkApplied } from './migrations';
-import { PostgresReports } from './reports';
+import { PostgresReports, type Scope } from './reports';
 import { ROW_SELECT, columnsDiffering, derivedColumns } from './rows';
 
 export const PARTITION_NAME = /^records_(\d{4})(\d{2})(\d{2})$/;
@@ -285,8 +285,8 @@ export class PostgresLedgerSource implements LedgerSource {
   }
 
   /** Queries and reports computed in SQL (./reports.ts). */
-  reports(): PostgresReports {
-    return new PostgresReports(this);
+  reports(scope: Scope = {}): PostgresReports {
+    return new PostgresReports(this, scope);
   }
 
   async close(): Promise<void> {

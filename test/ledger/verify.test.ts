@@ -5,7 +5,7 @@ import { canonicalJson } from '../../src/audit/canonical-json';
 import type { CheckpointEntry } from '../../src/ledger/backend';
 import { generateSigningKeyPair, readCheckpointFile } from '../../src/ledger/checkpoint';
 import { LedgerError } from '../../src/ledger/errors';
-import { FileLedgerSource } from '../../src/ledger/file/ledger';
+import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { leafHash } from '../../src/ledger/merkle';
 import { verifyLedger, type VerifyOptions } from '../../src/ledger/verify';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
@@ -70,6 +70,20 @@ describe('verify', () => {
     const error = await failure(dir);
     expect(error.code).toBe('LEDGER_RECORD_HASH_MISMATCH');
     expect(error.location).toMatchObject({ line: 4, seq: 3 });
+  });
+
+  it('a writer resuming the chain hashes the bytes on disk too: it refuses to append after a line altered that way', async () => {
+    const dir = tempDir();
+    await buildLedger(dir, 6, { clock, checkpointEvery: 100 }, (i) => ({ user_id: i === 3 ? 'user \ufffd 3' : `user ${i}` }));
+    const segment = join(dir, SEGMENT);
+    const bytes = readFileSync(segment);
+    const at = bytes.indexOf(Buffer.from('\ufffd', 'utf8'));
+    writeFileSync(segment, Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]));
+    // Without checkpoints the writer walks every line to resume the chain (as after a crash it
+    // walks those after the newest checkpoint): line 4's bytes no longer hash to what line 5 chains to.
+    rmSync(join(dir, 'checkpoints.jsonl'));
+    const opened = FileLedger.open({ dir, fsync: 'none', clock });
+    await expect(opened).rejects.toMatchObject({ code: 'LEDGER_RECORD_HASH_MISMATCH', location: { line: 4, seq: 3 } });
   });
 
   it('names the record whose byte changed', async () => {

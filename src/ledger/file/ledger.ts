@@ -235,7 +235,10 @@ export class FileLedger {
         `${this.dir}: records were removed by retention but no usable checkpoint or tombstone describes where the remaining ones start`,
       );
     }
-    await walkChain(source.items({ skip, ...(from ? { from } : {}) }), state, { tornAdvice: repairAdvice(this.dir) });
+    // Leaves hashed from the bytes as read, as verify does: a decoded line can read the same as
+    // bytes that differ (an invalid UTF-8 byte decodes to U+FFFD), and the chain must go on from
+    // what is on disk.
+    await walkChain(source.items({ skip, leaves: true, ...(from ? { from } : {}) }), state, { tornAdvice: repairAdvice(this.dir) });
     this.state = state;
     this.lastCheckpointSize = checkpoints.length > 0 ? Math.max(...checkpoints.map((c) => c.checkpoint.tree_size)) : -1;
     this.lastCheckpointAt = Date.now();

@@ -49,8 +49,10 @@ export interface ItemsOptions {
   fromDay?: string;
   /**
    * Give each entry its leaf hash, computed from the bytes read (SHA-256(0x00 || line bytes)): for
-   * readers that check the chain and would hash every line anyway (verify). A backend that checks
-   * rows itself gives it regardless.
+   * readers that check the chain and would hash every line anyway (every walkChain: verify, proofs,
+   * retention, a writer resuming). The leaf is then that of the bytes on disk, which a decoded line
+   * need not show (an invalid UTF-8 byte decodes to U+FFFD). A backend that checks rows itself
+   * gives it regardless.
    */
   leaves?: boolean;
 }

@@ -91,7 +91,7 @@ async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], si
     throw new LedgerError('LEDGER_PROOF_UNAVAILABLE', `tree size ${size} predates records removed by retention (now ${state.range.size} removed)`);
   }
   const hasher = new RangeHasher(ranges, state.range.clone());
-  await walkChain(source.items({ skip, ...(resumed ? start : {}) }), state, {
+  await walkChain(source.items({ skip, leaves: true, ...(resumed ? start : {}) }), state, {
     stopAtSize: size,
     ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
     onAccepted: (accepted) => hasher.push(accepted.entry.seq, accepted.leaf),
@@ -117,7 +117,7 @@ export async function proveInclusion(source: LedgerSource, target: { requestId?:
   let foundLeaf: Buffer | undefined;
   const needle = target.requestId !== undefined ? JSON.stringify(target.requestId) : undefined;
   try {
-    await walkChain(source.items({ skip }), state, {
+    await walkChain(source.items({ skip, leaves: true }), state, {
       ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
       onAccepted: (accepted) => {
         if (found) return;

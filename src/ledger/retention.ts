@@ -251,7 +251,7 @@ export async function buildTombstone(
   const n = remove[remove.length - 1]!.last_seq + 1;
   const previous = latestTombstone(planned.checkpoints);
   const state = previous ? stateFromCheckpoint(previous.checkpoint)! : initialChainState();
-  await walkChain(source.items({ skip: planned.skip }), state, { stopAtSize: n });
+  await walkChain(source.items({ skip: planned.skip, leaves: true }), state, { stopAtSize: n });
   if (state.range.size !== n) throw new LedgerError('LEDGER_IO', `the ledger changed while retention ran; nothing was removed`);
   return finishCheckpoint(
     {

@@ -7,6 +7,7 @@ import { generateSigningKeyPair, readCheckpointFile } from '../../src/ledger/che
 import { LedgerError } from '../../src/ledger/errors';
 import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { leafHash } from '../../src/ledger/merkle';
+import { proveInclusion } from '../../src/ledger/proofs';
 import { verifyLedger, type VerifyOptions } from '../../src/ledger/verify';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { buildLedger, readLines, tempDir, writeLines } from './helpers';
@@ -56,7 +57,8 @@ describe('verify', () => {
     expect(result.warnings.join('\n')).toMatch(/not signed/);
   });
 
-  it('hashes the bytes on disk: a U+FFFD replaced by an invalid UTF-8 byte (which decodes to U+FFFD again) is caught', async () => {
+  /** Six records; in line 4 (seq 3) a stored U+FFFD replaced by the invalid UTF-8 byte 0xff, which decodes to U+FFFD again. */
+  async function ledgerWithInvalidByte(): Promise<string> {
     const dir = tempDir();
     await buildLedger(dir, 6, { clock, checkpointEvery: 100 }, (i) => ({ user_id: i === 3 ? 'user \ufffd 3' : `user ${i}` }));
     const segment = join(dir, SEGMENT);
@@ -67,23 +69,28 @@ describe('verify', () => {
     const altered = Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]);
     expect(altered.toString('utf8')).toBe(bytes.toString('utf8'));
     writeFileSync(segment, altered);
+    return dir;
+  }
+
+  it('hashes the bytes on disk: a U+FFFD replaced by an invalid UTF-8 byte (which decodes to U+FFFD again) is caught', async () => {
+    const dir = await ledgerWithInvalidByte();
     const error = await failure(dir);
     expect(error.code).toBe('LEDGER_RECORD_HASH_MISMATCH');
     expect(error.location).toMatchObject({ line: 4, seq: 3 });
   });
 
   it('a writer resuming the chain hashes the bytes on disk too: it refuses to append after a line altered that way', async () => {
-    const dir = tempDir();
-    await buildLedger(dir, 6, { clock, checkpointEvery: 100 }, (i) => ({ user_id: i === 3 ? 'user \ufffd 3' : `user ${i}` }));
-    const segment = join(dir, SEGMENT);
-    const bytes = readFileSync(segment);
-    const at = bytes.indexOf(Buffer.from('\ufffd', 'utf8'));
-    writeFileSync(segment, Buffer.concat([bytes.subarray(0, at), Buffer.from([0xff]), bytes.subarray(at + 3)]));
+    const dir = await ledgerWithInvalidByte();
     // Without checkpoints the writer walks every line to resume the chain (as after a crash it
     // walks those after the newest checkpoint): line 4's bytes no longer hash to what line 5 chains to.
     rmSync(join(dir, 'checkpoints.jsonl'));
     const opened = FileLedger.open({ dir, fsync: 'none', clock });
     await expect(opened).rejects.toMatchObject({ code: 'LEDGER_RECORD_HASH_MISMATCH', location: { line: 4, seq: 3 } });
+  });
+
+  it('an inclusion proof walks the bytes on disk too: none is made past a line altered that way', async () => {
+    const dir = await ledgerWithInvalidByte();
+    await expect(proveInclusion(new FileLedgerSource(dir), { seq: 5 })).rejects.toMatchObject({ code: 'LEDGER_RECORD_HASH_MISMATCH', location: { line: 4, seq: 3 } });
   });
 
   it('names the record whose byte changed', async () => {

@@ -235,9 +235,7 @@ export class FileLedger {
         `${this.dir}: records were removed by retention but no usable checkpoint or tombstone describes where the remaining ones start`,
       );
     }
-    // Leaves hashed from the bytes as read, as verify does: a decoded line can read the same as
-    // bytes that differ (an invalid UTF-8 byte decodes to U+FFFD), and the chain must go on from
-    // what is on disk.
+    // The chain goes on from the bytes on disk (ItemsOptions.leaves), as verify reads them.
     await walkChain(source.items({ skip, leaves: true, ...(from ? { from } : {}) }), state, { tornAdvice: repairAdvice(this.dir) });
     this.state = state;
     this.lastCheckpointSize = checkpoints.length > 0 ? Math.max(...checkpoints.map((c) => c.checkpoint.tree_size)) : -1;

@@ -26,7 +26,7 @@
 // --database NAME (the PostgreSQL database to make, default bench_scale_<records>_<seed>).
 // PostgreSQL: $LLM_AUDIT_BENCH_POSTGRES_URL, else $LLM_AUDIT_TEST_POSTGRES_URL (a superuser URL;
 // the benchmark makes its own database and drops it unless --keep).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { hash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -176,10 +176,10 @@ const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
  * Runs `llm-audit args` REPEAT times: the fastest wall time, its peak RSS and CPU time (user +
  * system: on a loaded machine the wall time mostly measures the wait for a core), the output size.
  */
-function runCli(args) {
+async function runCli(args) {
   let best;
   for (let i = 0; i < REPEAT; i++) {
-    const r = spawnSync('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, MAIN, ...args], { encoding: 'utf8', maxBuffer: 1 << 30, env: { PATH: process.env.PATH } });
+    const r = await spawned('/usr/bin/time', ['-f', '%e %M %U %S', process.execPath, MAIN, ...args]);
     const timeLine = r.stderr.trim().split('\n').pop();
     const [wall, rssKb, user, sys] = timeLine.split(' ').map(Number);
     if (r.status !== 0) {
@@ -191,6 +191,22 @@ function runCli(args) {
     if (!best || run.seconds < best.seconds) best = run;
   }
   return best;
+}
+
+/**
+ * A child process, awaited: spawnSync would block the event loop, and with it the load sampler,
+ * for the whole of each read (the load average during the run came out empty).
+ */
+function spawned(command, args) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (b) => out.push(b));
+    child.stderr.on('data', (b) => err.push(b));
+    child.on('error', reject);
+    child.on('close', (status) => resolvePromise({ status, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+  });
 }
 
 /** The verify floor: read every segment file and hash each line as the leaf hash does, one thread. */
@@ -290,7 +306,7 @@ try {
     for (const b of backends) {
       log(`${read.name} on ${b}...`);
       const args = read.args.map((a) => a.replace('{tmp}', join(base, `out-${b}-${Date.now()}`)));
-      row[b] = runCli(read.noLedger ? args : [...args, ...(b === 'file' ? ['--ledger', fileDir] : ['--postgres', dbUrl])]);
+      row[b] = await runCli(read.noLedger ? args : [...args, ...(b === 'file' ? ['--ledger', fileDir] : ['--postgres', dbUrl])]);
       log(`  ${JSON.stringify(row[b])}`);
     }
     if (read.floor === 'hash' && backends.includes('file')) {

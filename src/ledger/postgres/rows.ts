@@ -122,7 +122,8 @@ export function prepareRow(serial: SerializedRecord): PreparedRow {
  * A one-dimensional array in PostgreSQL's binary format (array_recv: header, then each element
  * as a 32-bit length, -1 for NULL, and its bytes), which the pg driver sends as it is (a Buffer
  * parameter goes in binary format). Unlike an array literal, the text needs no escaping and the
- * database no parsing: for a batch of 512 lines of ~1 KB that was a third of the writer's CPU.
+ * database no parsing: escaping and joining the literals of ~1 KB lines took a tenth of the
+ * writer's samples, and a share of its GC.
  * Text is UTF-8, as the driver encodes a string parameter.
  */
 export function binaryArray(type: ArrayType, values: ReadonlyArray<string | number | boolean | null>): Buffer {

@@ -130,6 +130,15 @@ function send(url, body) {
 import { Agent } from 'node:http';
 const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 
+/** Clock ticks per second of /proc/PID/stat's CPU times (getconf CLK_TCK; 100 on Linux). */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
 // --- Server --------------------------------------------------------------------------------------
 
 async function startServe(storeArgs, extra = []) {
@@ -152,6 +161,15 @@ async function startServe(storeArgs, extra = []) {
   return {
     url,
     pid: proc.pid,
+    /** The server's CPU time so far (user + system, ms), from /proc; NaN where there is none. */
+    cpuMs() {
+      try {
+        const fields = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+      } catch {
+        return NaN;
+      }
+    },
     rssMiB() {
       try {
         const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'));
@@ -308,7 +326,12 @@ for (const name of Object.keys(BACKENDS)) {
     const one = await load(server.url, 1, SECONDS, prepare(200));
     // 2. Eight clients in parallel (a few collectors).
     log(`${b.label}: 8 clients`);
-    const eight = await load(server.url, 8, SECONDS, prepare(400));
+    // The server's CPU per stored span in this phase: the steadier measure on a shared machine.
+    const bodies = prepare(400);
+    const cpuBefore = server.cpuMs();
+    const eight = await load(server.url, 8, SECONDS, bodies);
+    const cpu = server.cpuMs() - cpuBefore;
+    eight.serverCpuUsPerSpan = eight.spans > 0 && Number.isFinite(cpu) ? Number(((cpu * 1000) / eight.spans).toFixed(1)) : null;
     await server.stop();
 
     // 3. A flood: 64 clients against --max-inflight 16; memory sampled every 100 ms.

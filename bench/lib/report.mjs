@@ -325,21 +325,21 @@ export function renderLedgerMarkdown(result) {
 }
 
 const INGEST_HEADER =
-  '| backend | 1 client: spans/s | batch latency p50 / p99 (ms) | 8 clients: spans/s | p50 / p99 (ms) | ' +
+  '| backend | 1 client: spans/s | batch latency p50 / p99 (ms) | 8 clients: spans/s | p50 / p99 (ms) | server CPU per span, 8 clients (µs) | ' +
   'flood (64 clients, max-inflight 16): spans/s | 200 / 503 | server RSS idle → peak (MiB) |';
 
 /** The table bench/ingest.mjs prints, from its JSON result: a backend that was not measured says why. */
 export function renderIngestTable(result) {
-  const lines = [INGEST_HEADER, '|---|---|---|---|---|---|---|---|'];
+  const lines = [INGEST_HEADER, '|---|---|---|---|---|---|---|---|---|'];
   for (const b of result.backends) {
     if (b.status !== 'ok') {
-      lines.push(`| ${b.label} | ${cell(`${b.status}: ${b.reason}`)} | – | – | – | – | – | – |`);
+      lines.push(`| ${b.label} | ${cell(`${b.status}: ${b.reason}`)} | – | – | – | – | – | – | – |`);
       continue;
     }
     const { oneClient: one, eightClients: eight, flood } = b;
     lines.push(
       `| ${b.label} | ${num(one.spansPerSec)} | ${fixed1(one.p50Ms)} / ${fixed1(one.p99Ms)} | ${num(eight.spansPerSec)} | ` +
-        `${fixed1(eight.p50Ms)} / ${fixed1(eight.p99Ms)} | ${num(flood.spansPerSec)} | ${flood.statuses['200'] ?? 0} / ${flood.statuses['503'] ?? 0} | ` +
+        `${fixed1(eight.p50Ms)} / ${fixed1(eight.p99Ms)} | ${fixed1(eight.serverCpuUsPerSpan ?? NaN)} | ${num(flood.spansPerSec)} | ${flood.statuses['200'] ?? 0} / ${flood.statuses['503'] ?? 0} | ` +
         `${num(b.rssIdleMiB)} → ${num(b.rssPeakMiB)} |`,
     );
   }

@@ -111,7 +111,7 @@ describe('records.kind (migration 8)', () => {
         client,
         list.map((x) => x.record),
       );
-      expect(await migrate(client)).toEqual([8]);
+      expect(await migrate(client)).toEqual([8, 9]);
       const rows = await client.query(`SELECT seq::int AS seq, ${NEW_COLUMNS.join(', ')} FROM llm_audit.records ORDER BY seq`);
       expect(rows.rows).toEqual(list.map((x, seq) => ({ seq, ...x.want })));
       // What the writer inserts for the same records is what the migration filled in.

@@ -75,11 +75,11 @@ describe('PostgreSQL ledger', () => {
 
   it('migrations are versioned, recorded with a checksum, and idempotent', async () => {
     const rows = await adminQuery<{ version: number; checksum: string }>(db.url, 'SELECT version, checksum FROM llm_audit.schema_migrations');
-    expect(rows).toEqual([1, 2, 3, 4, 5, 6, 7, 8].map((version) => ({ version, checksum: expect.stringMatching(/^[0-9a-f]{64}$/) })));
+    expect(rows).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9].map((version) => ({ version, checksum: expect.stringMatching(/^[0-9a-f]{64}$/) })));
     expect(await withClient(db.url, (c) => migrate(c))).toEqual([]);
     const r = cli(['migrate', '--postgres', db.url]);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/up to date \(version 8\)/);
+    expect(r.stderr).toMatch(/up to date \(version 9\)/);
     expect(r.stderr).not.toContain('llm_audit_test:llm_audit_test'); // the password is not printed
   });
 

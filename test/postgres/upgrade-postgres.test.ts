@@ -76,7 +76,7 @@ describe('PostgreSQL schema upgrade 2 -> latest', () => {
     await client.connect();
     try {
       await versionTwoLedger(client);
-      expect(await migrate(client)).toEqual([3, 4, 5, 6, 7, 8]);
+      expect(await migrate(client)).toEqual([3, 4, 5, 6, 7, 8, 9]);
     } finally {
       await client.end();
     }

@@ -41,7 +41,7 @@ import { spanKey, type LedgerRecord } from '../record';
 import type { AppendOptions, AppendOutcome, LedgerWriter, WriterOptions } from '../writer';
 import { createPool, pgError } from './connection';
 import { APPEND_LOCK_KEY, SCHEMA } from './migrations';
-import { arrayLiteral, prepareRow, recordsInsert, type PreparedRow } from './rows';
+import { binaryArray, prepareRow, recordsInsert, type PreparedRow } from './rows';
 import { PostgresLedgerSource } from './source';
 
 export interface PostgresLedgerOptions extends WriterOptions {
@@ -273,7 +273,7 @@ export class PostgresLedger implements LedgerWriter {
       const found = await client.query<{ t: string; s: string }>(
         `SELECT c.trace_id AS t, c.span_id AS s FROM ${SCHEMA}.chain c
            JOIN unnest($1::text[], $2::text[]) AS u(t, s) ON c.trace_id = u.t AND c.span_id = u.s`,
-        [traceIds, spanIds],
+        [binaryArray('text', traceIds), binaryArray('text', spanIds)],
       );
       for (const row of found.rows) existing.add(spanKey({ trace_id: row.t, span_id: row.s }));
     }
@@ -307,8 +307,7 @@ export class PostgresLedger implements LedgerWriter {
     const chained = chainBatches(base, [fresh.map((r) => r.serial)]);
     const state = chained.state;
     const firstSeq = base.range.size;
-    const seqs = chained.lines.map((_, i) => String(firstSeq + i));
-    const { prevs } = chained;
+    const { lines, prevs } = chained;
     const leaves = chained.leaves.map((leaf) => leaf.toString('hex'));
     const inserted = await client.query(
       `INSERT INTO ${SCHEMA}.chain (seq, trace_id, span_id, prev_hash, leaf_hash, appended_at)
@@ -316,13 +315,20 @@ export class PostgresLedger implements LedgerWriter {
          FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(seq, t, s, prev, leaf)
         ORDER BY u.seq
        ON CONFLICT (trace_id, span_id) DO NOTHING`,
-      [seqs, arrayLiteral(fresh.map((r) => r.traceElement)), arrayLiteral(fresh.map((r) => r.spanElement)), prevs, leaves, appendedAt],
+      [
+        binaryArray('int8', lines.map((_, i) => firstSeq + i)),
+        binaryArray('text', fresh.map((r) => r.traceText)),
+        binaryArray('text', fresh.map((r) => r.spanText)),
+        binaryArray('text', prevs),
+        binaryArray('text', leaves),
+        appendedAt,
+      ],
     );
     if (inserted.rowCount !== fresh.length) {
       // Cannot happen under the lock; if it does, nothing of this request is kept.
       throw new LedgerError('LEDGER_IO', `${this.name}: a span of this request was stored concurrently; the request was not stored, retry it`);
     }
-    await client.query(recordsInsert({ firstSeq, appendedAt, prevs, leaves }, fresh));
+    await client.query(recordsInsert({ firstSeq, appendedAt, lines, prevs, leaves }, fresh));
     // With a key the rule is "every transaction", and the newest checkpoint need not be read.
     if (this.rule.signEveryAppend || checkpointDue(this.rule, state.range.size, await this.lastCheckpoint(client))) {
       const checkpoint = await this.writeCheckpoint(client, state);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { diag, DiagLogLevel } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
-import { setOnFailurePolicy } from '../../src/audit/failure-policy';
+import { auditTrailRestored, reportAuditFailure, setOnFailurePolicy } from '../../src/audit/failure-policy';
 import { createContentHasher } from '../../src/audit/hashing';
 import { withAuditContext } from '../../src/context';
 import { blockRequest, LlmRequestBlockedError, type AuditRequest } from '../../src/guardrails';
@@ -293,4 +293,35 @@ it('a model the price data does not know, and a session without usage: explicit,
   expect(record.attributes['llm_audit.usage.status']).toBe('missing');
   expect(record.attributes['gen_ai.usage.cost.amount']).toBeUndefined();
   expect(record.attributes['llm_audit.cost.status']).not.toBe('priced');
+});
+
+it('the audit trail fails mid-session under LLM_AUDIT_ON_FAILURE=block: nothing more is sent, the answer ends with the refusal', async () => {
+  setOnFailurePolicy('block');
+  let next!: () => void;
+  const later = new Promise<void>((resolve) => (next = resolve));
+  const body = {
+    async *[Symbol.asyncIterator]() {
+      yield* [...conversation('hello')].filter((e: any) => !new TextDecoder().decode(e.chunk.bytes).includes('audioInput'));
+      await later;
+      yield event('textInput', { contentName: 'txt', content: 'after the failure' });
+      yield event('sessionEnd');
+    },
+  };
+  const answer = await session(body);
+  try {
+    const error = await (async () => {
+      for await (const e of answer.body) {
+        if (JSON.parse(new TextDecoder().decode(e.chunk.bytes)).event.completionEnd !== undefined) {
+          reportAuditFailure('test-trail', 1, new Error('disk full'));
+          next();
+        }
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'LlmAuditUnavailableError' });
+  } finally {
+    auditTrailRestored('test-trail', 'test over');
+  }
+  expect(JSON.stringify(fake.requests[0]!.inputEvents)).not.toContain('after the failure');
+  const record = await oneRecord();
+  expect(record.attributes).toMatchObject({ 'llm_audit.status': 'error', 'error.type': 'LlmAuditUnavailableError' });
 });

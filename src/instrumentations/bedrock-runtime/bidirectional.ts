@@ -24,10 +24,11 @@
  * The input iterable is wrapped (the application's own is never changed) so that each event is
  * read as the SDK sends it. Redact mode rewrites the text of textInput and toolResult events
  * before they are signed and sent; audio cannot be redacted: sent as it is with a diag warning, or
- * refused under LLM_AUDIT_ON_FAILURE=block. The beforeRequest hook runs when the session opens (its
+ * refused under LLM_AUDIT_ON_FAILURE=block (which also refuses every event once the audit trail
+ * cannot be written, as it refuses new calls). The beforeRequest hook runs when the session opens (its
  * params: `modelId` and `body`, the iterable, no content yet) and again for each text event
  * (`{ modelId, event }`, the event as it will be sent). A refusal (a block, a failed redaction,
- * unredactable audio under block) ends the input: nothing more is sent, the record ends as
+ * unredactable audio or an unavailable audit trail under block) ends the input: nothing more is sent, the record ends as
  * blocked, and the application gets the refusal through the SDK's own error path: `send` rejects
  * (the SDK's "Pipeline error" with the refusal as its `cause`) when the answer has not started,
  * and otherwise the answer is aborted and its next read rejects with the refusal itself.
@@ -39,6 +40,7 @@ import { runBeforeRequest, sanitizeForCall, sanitizerBlocked } from '../../core/
 import type { OperationSpec, OutputMessage, OutputPart, RequestWalker, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import { definedNumber, setRequestSettings } from '../../core/values';
 import type { GenAIInputMessage, GenAIPart } from '../../audit/content/genai-messages';
+import { refusedWhileAuditUnavailable } from '../../audit/failure-policy';
 import { loggableError } from '../../audit/redact';
 import * as A from '../../semconv';
 import { isObj, type Obj } from './converse';
@@ -145,6 +147,9 @@ export class BidirectionalSession implements StreamAccumulator {
   /** One input event on its way out: returns what is sent (redacted), or throws the refusal. */
   private async sent(item: unknown): Promise<unknown> {
     if (this.refusal !== undefined) throw this.refusal;
+    // LLM_AUDIT_ON_FAILURE=block: nothing more goes out once the audit trail cannot be written.
+    const unavailable = refusedWhileAuditUnavailable();
+    if (unavailable !== undefined) await unavailable.catch((error: unknown) => this.refuse(error));
     let out: unknown;
     let gate: Promise<void> | undefined;
     try {

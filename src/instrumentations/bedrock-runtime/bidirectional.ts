@@ -80,9 +80,10 @@ export const bidirectionalStream: OperationSpec = {
   prompt: () => ({}),
   summarize: () => ({}),
   accumulator(params, call) {
+    // Only an AuditedCall makes this accumulator, and it passes itself.
     const session = new BidirectionalSession(call!, typeof params?.modelId === 'string' ? params.modelId : undefined);
     if (isObj(params)) sessions.set(params, session);
-    sessions.set(call!, session);
+    if (call !== undefined) sessions.set(call, session);
     return session;
   },
 };
@@ -392,6 +393,8 @@ export class BidirectionalSession implements StreamAccumulator {
    */
   guardAnswer(body: object): void {
     this.answered = true;
+    // Refused while the answer's headers were on their way: `send` resolved all the same.
+    if (this.refusal !== undefined) this.controller.abort(this.refusal);
     const target = body as { [Symbol.asyncIterator]?: () => AsyncIterator<unknown> };
     const source = target[Symbol.asyncIterator];
     if (typeof source !== 'function') return;

@@ -254,19 +254,21 @@ function route(moduleExports: any): MethodRoute {
       if (span !== undefined && isObj(client)) {
         sent.set(span, { client, signal: typeof (signal as AbortSignal | undefined)?.addEventListener === 'function' ? (signal as AbortSignal) : undefined });
       }
+      // A bidirectional stream's body is the application's own iterable: the copy of the params
+      // (core/snapshot.ts) keeps no Symbol.asyncIterator of a plain object.
+      const input = command['input'];
+      const body = isObj(input) ? input['body'] : undefined;
+      const iterable = body !== null && typeof (body as { [Symbol.asyncIterator]?: unknown } | undefined)?.[Symbol.asyncIterator] === 'function';
       const session = isObj(params) ? bidirectionalSessionOf(params) : undefined;
       if (session !== undefined) {
-        // The application's own iterable (the copy of the params may have lost its Symbol.asyncIterator), read through the session.
-        const input = command['input'];
-        const body = isObj(input) ? input['body'] : undefined;
-        if (body !== null && typeof (body as { [Symbol.asyncIterator]?: unknown } | undefined)?.[Symbol.asyncIterator] === 'function') {
-          params = { ...(params as Obj), body: session.wrapInput(body as AsyncIterable<unknown>, context.active().getValue(IN_HOOK) === true) };
-        }
+        if (iterable) params = { ...(params as Obj), body: session.wrapInput(body as AsyncIterable<unknown>, context.active().getValue(IN_HOOK) === true) };
         const own = session.controller.signal;
         const abortSignal = typeof (signal as AbortSignal | undefined)?.addEventListener === 'function' ? AbortSignal.any([signal as AbortSignal, own]) : own;
         const options = isObj(sendOptions) ? { ...sendOptions, abortSignal } : { abortSignal };
         return original.call(client, Object.create(command, { input: { value: params, enumerable: true, writable: true, configurable: true } }), options);
       }
+      // Not followed (the audit failed to start): the stream goes as the application gave it.
+      if (iterable && isObj(params) && params['body'] !== body) params = { ...params, body };
       // The params as read once (core/snapshot.ts), redacted or not, are what is serialized.
       const outgoing = params === command['input'] ? command : Object.create(command, { input: { value: params, enumerable: true, writable: true, configurable: true } });
       return original.call(client, outgoing, sendOptions);

@@ -21,10 +21,14 @@ export class AudioDigest {
     this.bytes += bytes.byteLength;
   }
 
-  /** The `blob_digest` part of the audio so far (the envelope's and the output messages' shape); undefined when none. */
+  /**
+   * The `blob_digest` part of the audio so far (the envelope's and the output messages' shape);
+   * undefined when none. Reading it does not end the digest: the hash and the encrypted content
+   * read it in turn, and more audio may follow.
+   */
   part(): OutputPart | undefined {
     if (this.hash === undefined) return undefined;
-    return { type: 'blob_digest', modality: 'audio', sha256: this.hash.digest('hex'), bytes: this.bytes };
+    return { type: 'blob_digest', modality: 'audio', sha256: this.hash.copy().digest('hex'), bytes: this.bytes };
   }
 }
 

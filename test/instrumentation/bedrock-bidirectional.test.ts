@@ -325,3 +325,20 @@ it('the audit trail fails mid-session under LLM_AUDIT_ON_FAILURE=block: nothing 
   const record = await oneRecord();
   expect(record.attributes).toMatchObject({ 'llm_audit.status': 'error', 'error.type': 'LlmAuditUnavailableError' });
 });
+
+it('input chunks that are not JSON events (another model\'s protocol) are hashed as their bytes, in the hash and the envelope alike', async () => {
+  const raw = Buffer.from('\x00\x01binary frame of another protocol');
+  const body = {
+    async *[Symbol.asyncIterator]() {
+      yield { chunk: { bytes: new Uint8Array(raw) } };
+      yield event('promptEnd');
+      yield event('sessionEnd');
+    },
+  };
+  await readAll(await session(body));
+  const record = await oneRecord();
+  const opaque = [{ role: 'user', parts: [{ type: 'blob_digest', modality: 'audio', sha256: sha256(raw), bytes: raw.byteLength }] }];
+  expect(record.attributes['llm_audit.input.hash']).toBe(hasher.hash(opaque));
+  const content = reviewer.open(String(record.attributes['llm_audit.content.encrypted']), { requestId: String(record.attributes['llm_audit.request_id']) });
+  expect(content.input_messages).toEqual(opaque);
+});

@@ -74,7 +74,7 @@ export interface BedrockRequest {
   headers: IncomingMessage['headers'];
   rawBody: string;
   body: any;
-  /** Bidirectional streams: the client's events as the fake decoded them (the JSON of each chunk's bytes), as they arrive. */
+  /** Bidirectional streams: the client's events as the fake decoded them (the JSON of each chunk's bytes, else `{ raw: base64 }`), as they arrive. */
   inputEvents?: any[];
   /** Bidirectional streams: the client's input ended (the HTTP/2 stream's end) or broke. */
   inputEnded?: 'end' | 'aborted';
@@ -336,7 +336,14 @@ function bidirectional(req: IncomingMessage, res: ServerResponse, request: Bedro
       if (message.headers[':chunk-signature'] !== undefined && message.body.byteLength === 0) continue;
       if (message.headers[':chunk-signature'] !== undefined) message = codec.decode(message.body);
       const payload = JSON.parse(toUtf8(message.body)) as { bytes?: string };
-      const event = JSON.parse(Buffer.from(payload.bytes ?? '', 'base64').toString('utf8'));
+      const text = Buffer.from(payload.bytes ?? '', 'base64').toString('utf8');
+      let event: any;
+      try {
+        event = JSON.parse(text);
+      } catch {
+        // Not a JSON event (another model's protocol): kept as its base64.
+        event = { raw: payload.bytes };
+      }
       request.inputEvents!.push(event);
       if (answer === undefined && event?.event?.[trigger] !== undefined) answer = writeEvents(res, scenario.events ?? recordings.novaSonicCompletion, scenario, false);
     }

@@ -216,6 +216,8 @@ export const ATTR_AUDIT_FILE_HASHES = 'llm_audit.file.hashes';
 /** The AWS SDK conventions' request id (`x-amzn-RequestId`): what Bedrock invocation logs and CloudTrail carry. */
 export const ATTR_AWS_REQUEST_ID = 'aws.request_id';
 /** Bedrock StartAsyncInvoke: the invocation the answer names (what GetAsyncInvoke and Bedrock's own records follow) and where its output is written. */
+/** Bedrock InvokeModelWithBidirectionalStream: the completions the session's answer started (completionStart events). */
+export const ATTR_AUDIT_BEDROCK_COMPLETIONS = 'llm_audit.bedrock.bidirectional.completions';
 export const ATTR_AWS_BEDROCK_ASYNC_INVOKE_ARN = 'aws.bedrock.async_invoke.arn';
 export const ATTR_AWS_BEDROCK_ASYNC_INVOKE_OUTPUT_S3_URI = 'aws.bedrock.async_invoke.output_s3_uri';
 export const ATTR_AUDIT_GUARDRAIL_PREFIX = 'llm_audit.guardrail.';

@@ -131,7 +131,7 @@ export class AuditedCall implements GuardrailTarget {
   readonly signal: AbortSignal | undefined;
 
   constructor(
-    private readonly services: AuditServices,
+    readonly services: AuditServices,
     private readonly spec: OperationSpec,
     params: any,
     action: string,
@@ -165,7 +165,7 @@ export class AuditedCall implements GuardrailTarget {
     const streaming = spec.isStream(params);
     if (streaming) {
       attributes[A.ATTR_GEN_AI_REQUEST_STREAM] = true;
-      this.accumulator = spec.accumulator(params);
+      this.accumulator = spec.accumulator(params, this);
     }
     this.signal = streaming ? spec.signal?.(params) : undefined;
     spec.requestAttributes(params, attributes);

@@ -5,6 +5,7 @@ import type { GuardrailResult } from '../guardrails';
 import type { KnownProviderName } from '../semconv';
 import type { BatchItem, BatchResultLine } from './batches';
 import type { ModalityTokens } from '../audit/cost';
+import type { AuditedCall } from './audited-call';
 
 /**
  * `gen_ai.provider.name`: one of the table in semconv.ts (GEN_AI_PROVIDER), or, for a framework
@@ -131,7 +132,12 @@ export interface OperationSpec<P = any> {
    * ends when it settles; what the application got is not touched.
    */
   settle?(data: unknown, params: P): Promise<ResponseSummary> | undefined;
-  accumulator(params: P): StreamAccumulator;
+  /**
+   * The fold of a stream's chunks. `call`: the call it folds for, still being constructed (its span
+   * does not exist yet), for an accumulator that also follows the request as it is sent (a
+   * bidirectional stream's input) and records on the call later.
+   */
+  accumulator(params: P, call?: AuditedCall): StreamAccumulator;
   /** Guardrail decisions the provider reported with an error (Azure's refused prompt), if any. */
   errorGuardrails?(error: unknown): ProviderGuardrail[] | undefined;
   /**

@@ -453,7 +453,7 @@ describe('AWS Bedrock Runtime', () => {
   it.each([
     ['ESM app with --import', ['--import', 'otel-llm-audit/register']],
     ['ESM app with --require (the ESM hook is installed by the preload)', ['--require', 'otel-llm-audit/register']],
-  ])('%s: Converse and ConverseStream are audited', async (_label, preload) => {
+  ])('%s: Converse, ConverseStream and a bidirectional stream session are audited', async (_label, preload) => {
     const otlp = await startOtlpReceiver();
     const bedrock = await startFakeBedrock();
     try {
@@ -465,9 +465,9 @@ describe('AWS Bedrock Runtime', () => {
       });
       expect(result.code, result.stderr).toBe(0);
       const text = bedrockRecordings.converseClaude.output.message.content[0]!.text;
-      expect(JSON.parse(result.stdout.trim())).toEqual([text, text]);
+      expect(JSON.parse(result.stdout.trim())).toEqual([text, text, 'It is sunny in Paris.']);
       const spans = otlp.jsonSpans();
-      expect(spans.map((span) => span.attributes['llm_audit.action']).sort()).toEqual(['Converse', 'ConverseStream']);
+      expect(spans.map((span) => span.attributes['llm_audit.action']).sort()).toEqual(['Converse', 'ConverseStream', 'InvokeModelWithBidirectionalStream']);
       for (const span of spans) expect(span.attributes['gen_ai.provider.name']).toBe('aws.bedrock');
       expect(JSON.stringify(spans)).not.toContain(CANARY);
     } finally {

@@ -80,3 +80,41 @@ export const getAsyncInvoke = {"invocationArn":asyncInvokeArn,"modelArn":"arn:aw
 export const listAsyncInvokes = {"asyncInvokeSummaries":[{"invocationArn":asyncInvokeArn,"modelArn":"arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-reel-v1:1","status":"InProgress","submitTime":"2026-12-06T20:01:12.000Z","outputDataConfig":{"s3OutputDataConfig":{"s3Uri":"s3://acme-videos/out/k5tcmdwf2d2y"}}}]};
 
 export const guardrailChecks = {"results":{"contentFilter":{"results":[{"category":"VIOLENCE","severityScore":0.0},{"category":"INSULTS","severityScore":0.72}]},"promptAttack":{"results":[{"category":"JAILBREAK","severityScore":0.0}]},"sensitiveInformation":{"results":[{"type":"EMAIL","confidenceScore":0.99,"beginOffset":9,"endOffset":29,"messageIndex":0,"contentIndex":0}],"truncated":false}},"usage":{"contentFilter":{"textUnits":1},"promptAttack":{"textUnits":1},"sensitiveInformation":{"textUnits":1}}};
+
+/**
+ * Hand-written (no published recording of the bidirectional API exists in those suites): one Amazon
+ * Nova Sonic completion as the documented output events (docs.aws.amazon.com/nova/latest/userguide/output-events):
+ * the ASR transcript of the user's speech, a tool use, the speculative text, two audio chunks (base64
+ * of bytes 0..7 and 8..15), the final transcript, a usageEvent with running totals, completionEnd.
+ * Each is `{ chunk: { event: ... } }`, as the service sends it in a `chunk` message's `bytes`.
+ */
+const sonicIds = { sessionId: 'sess-1', promptName: 'prompt-1', completionId: 'cmpl-1' };
+export const novaSonicCompletion = [
+  { completionStart: { ...sonicIds } },
+  { contentStart: { ...sonicIds, contentId: 'c-asr', type: 'TEXT', role: 'USER', additionalModelFields: '{"generationStage":"FINAL"}' } },
+  { textOutput: { ...sonicIds, contentId: 'c-asr', role: 'USER', content: 'what is the weather in Paris' } },
+  { contentEnd: { ...sonicIds, contentId: 'c-asr', type: 'TEXT', stopReason: 'PARTIAL_TURN' } },
+  { contentStart: { ...sonicIds, contentId: 'c-tool', type: 'TOOL', role: 'TOOL' } },
+  { toolUse: { ...sonicIds, contentId: 'c-tool', toolName: 'getWeather', toolUseId: 'tu-1', content: '{"city":"Paris"}' } },
+  { contentEnd: { ...sonicIds, contentId: 'c-tool', type: 'TOOL', stopReason: 'TOOL_USE' } },
+  { contentStart: { ...sonicIds, contentId: 'c-spec', type: 'TEXT', role: 'ASSISTANT', additionalModelFields: '{"generationStage":"SPECULATIVE"}' } },
+  { textOutput: { ...sonicIds, contentId: 'c-spec', role: 'ASSISTANT', content: 'It is sunny in Paris.' } },
+  { contentEnd: { ...sonicIds, contentId: 'c-spec', type: 'TEXT', stopReason: 'PARTIAL_TURN' } },
+  { contentStart: { ...sonicIds, contentId: 'c-audio', type: 'AUDIO', role: 'ASSISTANT', audioOutputConfiguration: { mediaType: 'audio/lpcm', sampleRateHertz: 24000, sampleSizeBits: 16, channelCount: 1, encoding: 'base64', audioType: 'SPEECH' } } },
+  { audioOutput: { ...sonicIds, contentId: 'c-audio', content: 'AAECAwQFBgc=' } },
+  { audioOutput: { ...sonicIds, contentId: 'c-audio', content: 'CAkKCwwNDg8=' } },
+  { contentEnd: { ...sonicIds, contentId: 'c-audio', type: 'AUDIO', stopReason: 'END_TURN' } },
+  { contentStart: { ...sonicIds, contentId: 'c-final', type: 'TEXT', role: 'ASSISTANT', additionalModelFields: '{"generationStage":"FINAL"}' } },
+  { textOutput: { ...sonicIds, contentId: 'c-final', role: 'ASSISTANT', content: 'It is sunny in Paris.' } },
+  { contentEnd: { ...sonicIds, contentId: 'c-final', type: 'TEXT', stopReason: 'END_TURN' } },
+  {
+    usageEvent: {
+      ...sonicIds,
+      details: { delta: { input: { speechTokens: 120, textTokens: 30 }, output: { speechTokens: 200, textTokens: 12 } }, total: { input: { speechTokens: 120, textTokens: 30 }, output: { speechTokens: 200, textTokens: 12 } } },
+      totalInputTokens: 150,
+      totalOutputTokens: 212,
+      totalTokens: 362,
+    },
+  },
+  { completionEnd: { ...sonicIds, stopReason: 'END_TURN' } },
+].map((event) => ({ chunk: { event } }));

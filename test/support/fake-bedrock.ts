@@ -10,7 +10,8 @@
  * Routes (as the SDK sends them): POST /model/{modelId}/converse, /converse-stream, /invoke,
  * /invoke-with-response-stream, /count-tokens, /guardrail/{id}/version/{version}/apply,
  * /guardrail-checks/invoke and /async-invoke (StartAsyncInvoke); GET /async-invoke/{arn}
- * (GetAsyncInvoke) and /async-invoke (ListAsyncInvokes). It also speaks HTTP/1.1 on the same port
+ * (GetAsyncInvoke) and /async-invoke (ListAsyncInvokes); POST /model/{modelId}/invoke-with-bidirectional-stream
+ * (InvokeModelWithBidirectionalStream, see bidirectional() below). It also speaks HTTP/1.1 on the same port
  * (each connection is told by its first bytes), for a client given the SDK's NodeHttpHandler, whose
  * requests node:http makes. Wire format as the service's: JSON bodies with `x-amzn-RequestId`;
  * errors with their status, an `x-amzn-ErrorType` header and `{"message": ...}`; streams as
@@ -46,6 +47,11 @@ export interface BedrockScenario {
   dropAfterEvents?: number;
   /** Delay between stream events. */
   eventDelayMs?: number;
+  /**
+   * Bidirectional streams: the client event (its key under `event`) after which the fake sends
+   * `events` (default `promptEnd`); the answer ends when the client's input ends.
+   */
+  answerAfter?: string;
 }
 
 export interface BedrockRequest {
@@ -62,11 +68,16 @@ export interface BedrockRequest {
     | 'guardrail-checks'
     | 'start-async-invoke'
     | 'get-async-invoke'
-    | 'list-async-invokes';
+    | 'list-async-invokes'
+    | 'invoke-with-bidirectional-stream';
   method: string;
   headers: IncomingMessage['headers'];
   rawBody: string;
   body: any;
+  /** Bidirectional streams: the client's events as the fake decoded them (the JSON of each chunk's bytes, else `{ raw: base64 }`), as they arrive. */
+  inputEvents?: any[];
+  /** Bidirectional streams: the client's input ended (the HTTP/2 stream's end) or broke. */
+  inputEnded?: 'end' | 'aborted';
 }
 
 export interface FakeBedrock {
@@ -118,6 +129,8 @@ function defaultAnswer(route: BedrockRequest['route'], modelId: string): { json?
       return { json: recordings.getAsyncInvoke };
     case 'list-async-invokes':
       return { json: recordings.listAsyncInvokes };
+    case 'invoke-with-bidirectional-stream':
+      return { events: recordings.novaSonicCompletion };
   }
 }
 
@@ -148,7 +161,7 @@ function exceptionMessage(): Uint8Array {
   });
 }
 
-const ROUTE = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$/;
+const ROUTE = /^\/model\/([^/]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens|invoke-with-bidirectional-stream)$/;
 const GUARDRAIL_ROUTE = /^\/guardrail\/([^/]+)\/version\/[^/]+\/apply$/;
 
 /** The route of a request and the id its path names (model, guardrail, invocation ARN; '' for none). */
@@ -175,6 +188,13 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     received.push(`${req.method} ${(req.url ?? '').split('?')[0]}`);
+    const bidi = routeOf(req.method, (req.url ?? '').split('?')[0]!);
+    if (bidi?.route === 'invoke-with-bidirectional-stream') {
+      const request: BedrockRequest = { path: (req.url ?? '').split('?')[0]!, method: req.method!, modelId: decodeURIComponent(bidi.id), route: bidi.route, headers: req.headers, rawBody: '', body: undefined, inputEvents: [] };
+      requests.push(request);
+      bidirectional(req, res, request, queue.shift() ?? {});
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -267,20 +287,72 @@ export async function startFakeBedrock(): Promise<FakeBedrock> {
   };
 }
 
-async function writeEvents(res: ServerResponse, events: Record<string, unknown>[], scenario: BedrockScenario): Promise<void> {
+/** Writes `events` and ends the answer (unless `end` is false); false when the scenario broke it off. */
+async function writeEvents(res: ServerResponse, events: Record<string, unknown>[], scenario: BedrockScenario, end = true): Promise<boolean> {
   for (let i = 0; i < events.length; i++) {
     if (scenario.failAfterEvents === i) {
       res.end(exceptionMessage());
-      return;
+      return false;
     }
     if (scenario.dropAfterEvents === i) {
       // The connection breaks mid-stream: the stream is reset, as a dropped connection would.
       res.stream.close(2 /* NGHTTP2_INTERNAL_ERROR */);
-      return;
+      return false;
     }
-    if (res.destroyed) return;
+    if (res.destroyed) return false;
     res.write(eventMessage(events[i]!));
     if (scenario.eventDelayMs) await new Promise((resolve) => setTimeout(resolve, scenario.eventDelayMs));
   }
-  res.end();
+  if (end) res.end();
+  return true;
+}
+
+/**
+ * InvokeModelWithBidirectionalStream: the answer's headers go at once, then the client's input is
+ * read as it arrives. Each input message is signed by the SDK (an outer message with `:date` and
+ * `:chunk-signature` whose body is the event message); its `{"bytes": base64}` body holds the
+ * client's JSON event. Once the client sent `answerAfter`, the scenario's events are written; the
+ * answer ends when the input ends (or as the scenario breaks it off).
+ */
+function bidirectional(req: IncomingMessage, res: ServerResponse, request: BedrockRequest, scenario: BedrockScenario): void {
+  if (scenario.status !== undefined && scenario.status >= 300) {
+    const type = scenario.errorType ?? ERROR_TYPES[scenario.status] ?? 'InternalServerException';
+    res.writeHead(scenario.status, { 'content-type': 'application/json', 'x-amzn-requestid': randomUUID(), 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` });
+    res.end(JSON.stringify({ message: typeof scenario.errorMessage === 'string' ? scenario.errorMessage : 'fake bedrock error' }));
+    req.resume();
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': randomUUID() });
+  const trigger = scenario.answerAfter ?? 'promptEnd';
+  let answer: Promise<boolean> | undefined;
+  let pending = Buffer.alloc(0);
+  req.on('data', (data: Buffer) => {
+    pending = Buffer.concat([pending, data]);
+    while (pending.length >= 4 && pending.length >= pending.readUInt32BE(0)) {
+      const length = pending.readUInt32BE(0);
+      let message = codec.decode(pending.subarray(0, length));
+      pending = pending.subarray(length);
+      // An empty signed message closes the signed input (the SDK sends it when its input ends or fails).
+      if (message.headers[':chunk-signature'] !== undefined && message.body.byteLength === 0) continue;
+      if (message.headers[':chunk-signature'] !== undefined) message = codec.decode(message.body);
+      const payload = JSON.parse(toUtf8(message.body)) as { bytes?: string };
+      const text = Buffer.from(payload.bytes ?? '', 'base64').toString('utf8');
+      let event: any;
+      try {
+        event = JSON.parse(text);
+      } catch {
+        // Not a JSON event (another model's protocol): kept as its base64.
+        event = { raw: payload.bytes };
+      }
+      request.inputEvents!.push(event);
+      if (answer === undefined && event?.event?.[trigger] !== undefined) answer = writeEvents(res, scenario.events ?? recordings.novaSonicCompletion, scenario, false);
+    }
+  });
+  req.on('end', () => {
+    request.inputEnded = 'end';
+    void (answer ?? Promise.resolve(true)).then((finished) => {
+      if (finished && !res.writableEnded && !res.destroyed) res.end();
+    });
+  });
+  req.on('aborted', () => (request.inputEnded = 'aborted'));
 }

@@ -6,7 +6,8 @@
  * CountTokens, ApplyGuardrail and InvokeGuardrailChecks (./operations.ts), StartAsyncInvoke
  * (./async-invoke.ts). GetAsyncInvoke and ListAsyncInvokes only poll: they pass through without a
  * record, marked as audited for the unaudited-request watcher. InvokeModelWithBidirectionalStream
- * (speech to speech over an HTTP/2 event stream both ways) is not audited: it passes through.
+ * (speech to speech over an HTTP/2 event stream both ways): one record per session, its input
+ * iterable read through the audit as it is sent (./bidirectional.ts).
  *
  * `send` returns a plain promise, so a request is held for the guardrail hooks by calling `send`
  * only once they have decided (core/sdk-adapter.ts promiseAdapter): nothing is serialized, signed
@@ -14,8 +15,8 @@
  * application's own (same class, same middleware stack) with the redacted `input`; the
  * application's command is never changed.
  */
-import { diag, trace } from '@opentelemetry/api';
-import type { AuditedCall, ServerInfo } from '../../core/audited-call';
+import { context, diag, trace } from '@opentelemetry/api';
+import { IN_HOOK, type AuditedCall, type ServerInfo } from '../../core/audited-call';
 import * as A from '../../semconv';
 import type { AuditedMethodOptions, MethodRoute } from '../../core/patch';
 import type { ProviderPatch } from '../../core/provider';
@@ -33,6 +34,7 @@ import {
   summarizeCountTokens,
   summarizeGuardrailChecks,
 } from './operations';
+import { bidirectionalSessionOf, bidirectionalStream } from './bidirectional';
 import { ASYNC_INVOKE_POLLS, asyncInvokeRequest, asyncInvokeRequestAttributes, summarizeStartAsyncInvoke } from './async-invoke';
 
 // What the hashes cover: the request's content as each walker reads it (core/request-walk.ts).
@@ -124,6 +126,7 @@ const OPERATIONS: Readonly<Record<string, { spec: OperationSpec; stream?: 'strea
   ApplyGuardrailCommand: { spec: applyGuardrail },
   InvokeGuardrailChecksCommand: { spec: guardrailChecks },
   StartAsyncInvokeCommand: { spec: startAsyncInvoke },
+  InvokeModelWithBidirectionalStreamCommand: { spec: bidirectionalStream, stream: 'body' },
 };
 
 /**
@@ -145,6 +148,7 @@ function bedrockAdapter(stream: 'stream' | 'body' | undefined): SdkAdapter {
             if (typeof (events as { [Symbol.asyncIterator]?: unknown } | undefined)?.[Symbol.asyncIterator] === 'function') {
               // The signal lets an abort while nobody reads end the call as aborted.
               observeAsyncIterable(events as object, call, sent.get(call.traceSpan)?.signal);
+              bidirectionalSessionOf(call)?.guardAnswer(events as object);
             } else {
               call.completeWith(output);
             }
@@ -250,6 +254,21 @@ function route(moduleExports: any): MethodRoute {
       if (span !== undefined && isObj(client)) {
         sent.set(span, { client, signal: typeof (signal as AbortSignal | undefined)?.addEventListener === 'function' ? (signal as AbortSignal) : undefined });
       }
+      // A bidirectional stream's body is the application's own iterable: the copy of the params
+      // (core/snapshot.ts) keeps no Symbol.asyncIterator of a plain object.
+      const input = command['input'];
+      const body = isObj(input) ? input['body'] : undefined;
+      const iterable = body !== null && typeof (body as { [Symbol.asyncIterator]?: unknown } | undefined)?.[Symbol.asyncIterator] === 'function';
+      const session = isObj(params) ? bidirectionalSessionOf(params) : undefined;
+      if (session !== undefined) {
+        if (iterable) params = { ...(params as Obj), body: session.wrapInput(body as AsyncIterable<unknown>, context.active().getValue(IN_HOOK) === true) };
+        const own = session.controller.signal;
+        const abortSignal = typeof (signal as AbortSignal | undefined)?.addEventListener === 'function' ? AbortSignal.any([signal as AbortSignal, own]) : own;
+        const options = isObj(sendOptions) ? { ...sendOptions, abortSignal } : { abortSignal };
+        return original.call(client, Object.create(command, { input: { value: params, enumerable: true, writable: true, configurable: true } }), options);
+      }
+      // Not followed (the audit failed to start): the stream goes as the application gave it.
+      if (iterable && isObj(params) && params['body'] !== body) params = { ...params, body };
       // The params as read once (core/snapshot.ts), redacted or not, are what is serialized.
       const outgoing = params === command['input'] ? command : Object.create(command, { input: { value: params, enumerable: true, writable: true, configurable: true } });
       return original.call(client, outgoing, sendOptions);

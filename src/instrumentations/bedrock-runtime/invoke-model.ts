@@ -190,7 +190,7 @@ export function invokeRequestAttributes(params: Obj, attributes: Attributes): vo
 
 // --- responses -------------------------------------------------------------------------------------
 
-function decodeJson(bytes: unknown): unknown {
+export function decodeJson(bytes: unknown): unknown {
   try {
     if (typeof bytes === 'string') return JSON.parse(bytes);
     if (ArrayBuffer.isView(bytes)) return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));

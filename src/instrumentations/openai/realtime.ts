@@ -31,17 +31,16 @@
  * the SDK reports a send that failed: an `error` event (OpenAIRealtimeError, the audit's error as
  * its `cause`), or the SDK's unhandled rejection when the application listens to no `error`.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { context, diag, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { AuditedCall, IN_HOOK, type AuditServices, type ServerInfo } from '../../core/audited-call';
 import type { PatchTarget } from '../../core/provider';
 import { ours, runBeforeRequest, sanitizeForCall, sanitizerBlocked } from '../../core/patch';
 import type { OperationSpec, OutputPart, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
 import type { SanitizeLocationFinding } from '../../audit/sanitize';
-import { onFailurePolicy, refusedWhileAuditUnavailable } from '../../audit/failure-policy';
+import { refusedWhileAuditUnavailable } from '../../audit/failure-policy';
+import { AudioDigest, unredactableAudio } from '../../core/audio';
 import { auditErrorMessage, loggableError } from '../../audit/redact';
 import { expectAuditedConnection } from '../../audit/unaudited/audited-call-marker';
-import { LlmRequestBlockedError } from '../../guardrails';
 import { endpointOf } from '../provider-hosts';
 import * as A from '../../semconv';
 import { responsesRequest } from './request';
@@ -407,19 +406,8 @@ class RealtimeSession {
 
   /** Audio cannot be redacted: under redact mode it goes out as it is, unless LLM_AUDIT_ON_FAILURE=block refuses it. */
   private unredactable(): { refused: Error } | undefined {
-    if (this.services.sanitize?.mode !== 'redact') return undefined;
-    if (onFailurePolicy() !== 'block') {
-      warnOnce('otel-llm-audit: Realtime audio cannot be redacted (LLM_AUDIT_SANITIZE=redact); it is sent as it is. LLM_AUDIT_ON_FAILURE=block refuses it instead.');
-      return undefined;
-    }
-    if (this.refused === 0) this.call.addGuardrail({ name: 'sanitizer', action: 'blocked', category: 'not_redactable' });
-    return {
-      refused: new LlmRequestBlockedError(
-        'Realtime audio cannot be redacted, and LLM_AUDIT_SANITIZE=redact with LLM_AUDIT_ON_FAILURE=block refuses what cannot be; the audio was not sent',
-        this.call.requestId,
-        { name: 'sanitizer', action: 'blocked', category: 'not_redactable' },
-      ),
-    };
+    const refused = unredactableAudio(this.services, this.call, 'Realtime', this.refused === 0);
+    return refused === undefined ? undefined : { refused };
   }
 
   private commitAudio(): void {
@@ -641,24 +629,6 @@ type Prepared = { out: unknown; gate?: Promise<void>; call?: AuditedCall; eventI
 
 // --- input and output -----------------------------------------------------------------------------------
 
-/** A running SHA-256 over base64 chunks of audio: the bytes are hashed as they go and never kept. */
-class AudioDigest {
-  private hash: Hash | undefined;
-  private bytes = 0;
-
-  update(base64: string): void {
-    const bytes = Buffer.from(base64, 'base64');
-    (this.hash ??= createHash('sha256')).update(bytes);
-    this.bytes += bytes.byteLength;
-  }
-
-  /** The `blob_digest` part of the audio so far (the envelope's and the output messages' shape); undefined when none. */
-  part(): OutputPart | undefined {
-    if (this.hash === undefined) return undefined;
-    return { type: 'blob_digest', modality: 'audio', sha256: this.hash.digest('hex'), bytes: this.bytes };
-  }
-}
-
 function hasAudio(item: Obj): boolean {
   return Array.isArray(item.content) && item.content.some((part: Obj) => part?.type === 'input_audio' && typeof part.audio === 'string');
 }
@@ -822,11 +792,4 @@ function usageOf(usage: Obj | null | undefined): TokenUsage | undefined {
       cacheReadImage: count(cached.image_tokens),
     },
   };
-}
-
-let warned = false;
-function warnOnce(line: string): void {
-  if (warned) return;
-  warned = true;
-  diag.warn(line);
 }

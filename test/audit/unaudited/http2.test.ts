@@ -56,10 +56,14 @@ function watch(block: boolean): void {
 const unaudited = (): ReadableSpan[] => audit.spans().filter((s) => s.attributes['llm_audit.status'] === 'unaudited');
 const converse = () => client.send(new ConverseCommand({ modelId: 'anthropic.claude-3-5-sonnet-20240620-v1:0', messages: [{ role: 'user', content: [{ text: 'PROMPT-TEXT' }] }] }));
 
-/** An unaudited Bedrock session: InvokeModelWithBidirectionalStream is not an audited operation. */
+/** An audited Bedrock session: InvokeModelWithBidirectionalStream over the SDK's HTTP/2 handler. */
 async function bidirectional(): Promise<unknown> {
+  const event = (body: object) => ({ chunk: { bytes: new TextEncoder().encode(JSON.stringify({ event: body })) } });
   async function* events() {
-    yield { chunk: { bytes: new TextEncoder().encode(JSON.stringify({ event: { sessionStart: { text: 'PROMPT-TEXT' } } })) } };
+    yield event({ sessionStart: {} });
+    yield event({ textInput: { content: 'PROMPT-TEXT' } });
+    yield event({ promptEnd: {} });
+    yield event({ sessionEnd: {} });
   }
   const answer = await client.send(new InvokeModelWithBidirectionalStreamCommand({ modelId: MODEL, body: events() }));
   for await (const _event of answer.body) void _event;
@@ -80,33 +84,38 @@ function h2Post(session: ClientHttp2Session, path: string, headers: Record<strin
 }
 
 describe('unaudited LLM requests over HTTP/2', () => {
-  it('records an unaudited Bedrock bidirectional stream sent by the default HTTP/2 handler, and not the audited Converse beside it', async () => {
+  it('does not report the audited Bedrock bidirectional stream (default HTTP/2 handler); reports a bare HTTP/2 request beside it', async () => {
     watch(false);
-    const [conversed, streamed] = await Promise.allSettled([withAuditContext({ userId: 'u-audited' }, converse), withAuditContext({ userId: 'u-bidi' }, bidirectional)]);
-    expect(conversed.status).toBe('fulfilled');
-    // The fake does not serve the route (404): it did receive the request, over HTTP/2.
-    expect(streamed.status).toBe('rejected');
+    const session = connect(fake.url);
+    session.on('error', () => undefined);
+    try {
+      const [streamed, bare] = await Promise.allSettled([withAuditContext({ userId: 'u-bidi' }, bidirectional), withAuditContext({ userId: 'u-bare' }, () => h2Post(session, '/model/m/converse'))]);
+      expect(streamed.status).toBe('fulfilled');
+      expect(bare).toEqual({ status: 'fulfilled', value: 200 });
+    } finally {
+      session.destroy();
+    }
     expect(fake.received).toContain(`POST ${BIDI_PATH}`);
-    await eventually(() => audit.spans().some((s) => s.attributes['gen_ai.operation.name'] === 'chat'));
+    const [audited] = await eventually(() => {
+      const spans = audit.spans().filter((s) => s.attributes['llm_audit.action'] === 'InvokeModelWithBidirectionalStream');
+      return spans.length === 1 ? spans : undefined;
+    });
+    expect(audited!.attributes).toMatchObject({ 'llm_audit.status': 'success', 'user.id': 'u-bidi' });
     const records = unaudited().map(recordFromSpan);
     expect(records).toHaveLength(1);
-    expect(records[0]).toMatchObject({ status: 'unaudited', user_id: 'u-bidi', http: { method: 'POST', host, port, path: BIDI_PATH } });
+    expect(records[0]).toMatchObject({ status: 'unaudited', user_id: 'u-bare', http: { method: 'POST', host, port, path: '/model/m/converse' } });
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain(`${host}:${port} (POST ${BIDI_PATH})`);
+    expect(warnings[0]).toContain(`${host}:${port} (POST /model/m/converse)`);
   });
 
-  it('refuses it with LLM_AUDIT_ON_FAILURE=block before anything is sent, and lets the audited Converse through', async () => {
+  it('lets the audited bidirectional stream through with LLM_AUDIT_ON_FAILURE=block, beside the audited Converse', async () => {
     watch(true);
     const [conversed, streamed] = await Promise.allSettled([converse(), bidirectional()]);
     expect(conversed.status).toBe('fulfilled');
-    expect(streamed.status).toBe('rejected');
-    const error = (streamed as PromiseRejectedResult).reason;
-    expect(error.cause).toBeInstanceOf(UnauditedLlmRequestError);
-    expect(error.cause.message).toContain(`POST ${host}:${port}${BIDI_PATH}`);
-    expect(fake.received).toEqual([expect.stringMatching(/\/converse$/)]);
-    const [record] = unaudited().map(recordFromSpan);
-    expect(record).toMatchObject({ status: 'unaudited', error_type: 'UnauditedLlmRequestError', http: { host, port, path: BIDI_PATH } });
-    expect(warnings[0]).toContain('refused (LLM_AUDIT_ON_FAILURE=block)');
+    expect(streamed.status).toBe('fulfilled');
+    expect(fake.received).toContain(`POST ${BIDI_PATH}`);
+    expect(unaudited()).toHaveLength(0);
+    expect(warnings).toHaveLength(0);
   });
 
   it('records a Converse sent while the instrumentation is disabled (an SDK the patch does not reach)', async () => {

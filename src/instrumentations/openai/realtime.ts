@@ -31,8 +31,8 @@
  * the SDK reports a send that failed: an `error` event (OpenAIRealtimeError, the audit's error as
  * its `cause`), or the SDK's unhandled rejection when the application listens to no `error`.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { context, diag, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { AudioDigest } from '../../core/audio';
 import { AuditedCall, IN_HOOK, type AuditServices, type ServerInfo } from '../../core/audited-call';
 import type { PatchTarget } from '../../core/provider';
 import { ours, runBeforeRequest, sanitizeForCall, sanitizerBlocked } from '../../core/patch';
@@ -640,24 +640,6 @@ type Held = { event: unknown; send: (event: unknown) => void };
 type Prepared = { out: unknown; gate?: Promise<void>; call?: AuditedCall; eventId?: string } | { refused: unknown };
 
 // --- input and output -----------------------------------------------------------------------------------
-
-/** A running SHA-256 over base64 chunks of audio: the bytes are hashed as they go and never kept. */
-class AudioDigest {
-  private hash: Hash | undefined;
-  private bytes = 0;
-
-  update(base64: string): void {
-    const bytes = Buffer.from(base64, 'base64');
-    (this.hash ??= createHash('sha256')).update(bytes);
-    this.bytes += bytes.byteLength;
-  }
-
-  /** The `blob_digest` part of the audio so far (the envelope's and the output messages' shape); undefined when none. */
-  part(): OutputPart | undefined {
-    if (this.hash === undefined) return undefined;
-    return { type: 'blob_digest', modality: 'audio', sha256: this.hash.digest('hex'), bytes: this.bytes };
-  }
-}
 
 function hasAudio(item: Obj): boolean {
   return Array.isArray(item.content) && item.content.some((part: Obj) => part?.type === 'input_audio' && typeof part.audio === 'string');

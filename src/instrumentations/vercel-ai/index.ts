@@ -24,6 +24,7 @@ import { promiseAdapter } from '../../core/sdk-adapter';
 import { runInAuditedCall } from '../../audit/unaudited/audited-call-marker';
 import { embeddingSpec, languageSpec, mediaSpec, providerName, type ModelInfo, type ModelKind } from './specs';
 import { uploadSpec } from './files';
+import { audioStreamSpec, withAudioDigest } from './streams';
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
@@ -49,6 +50,10 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind | 'files', 'model-
   ['experimental_generateSpeech', 'speech'],
   ['transcribe', 'transcription'],
   ['experimental_transcribe', 'transcription'],
+  ['experimental_streamTranscribe', 'transcription'],
+  ['experimental_streamTranslate', 'translation'],
+  ['experimental_decide', 'decision'],
+  ['experimental_evaluate', 'decision'],
   ['rerank', 'reranking'],
   ['experimental_extract', 'extraction'],
   ['experimental_generateVideo', 'video'],
@@ -66,6 +71,8 @@ const RESOLVERS: Readonly<Record<ModelKind, readonly string[]>> = {
   image: ['imageModel'],
   speech: ['speechModel'],
   transcription: ['transcriptionModel'],
+  translation: ['speechTranslationModel'],
+  decision: ['decisionModel', 'evaluationModel'],
   reranking: ['rerankingModel'],
   video: ['videoModel'],
   extraction: ['extractionModel'],
@@ -275,6 +282,20 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
       methods.doStatus = function (this: unknown, ...args: unknown[]) {
         return runInAuditedCall(() => doStatus.apply(this, args));
       };
+    }
+  } else if (kind === 'transcription' || kind === 'translation') {
+    // ai 7's streamed audio (./streams.ts): the audio the provider reads is digested on its way.
+    if (kind === 'transcription' && typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
+    if (typeof model.doStream === 'function') {
+      const doStream = auditedMethod(services, audioStreamSpec(kind, info, action), MODEL_OPTIONS)(model.doStream);
+      methods.doStream = function (this: unknown, options: unknown, ...rest: unknown[]) {
+        return doStream.call(this, withAudioDigest(options), ...rest);
+      };
+    }
+  } else if (kind === 'decision') {
+    // Experimental_DecisionModelV4; a model of ai 7's first decision releases has `doEvaluate` instead.
+    for (const name of ['doDecide', 'doEvaluate']) {
+      if (typeof model[name] === 'function') methods[name] = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model[name]);
     }
   } else if (typeof model.doGenerate === 'function') {
     methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);

@@ -107,7 +107,7 @@ const hashOf = (span: any, key: string) => String(span.attributes[key] ?? '').sp
 
 describe('ai 7 streamed audio and decisions, ESM app with --import, on Node 24', () => {
   it('streamTranscribe and streamTranslate: one record per stream, audio digested as input, text and voice as output; decide / evaluate: one record each', async () => {
-    const { app, out, spans, requests, bytes } = await run(['done', 'translate', 'decide', 'evaluate'], { LLM_AUDIT_SANITIZE: 'redact', OTEL_LOG_LEVEL: 'warn' });
+    const { app, out, spans, requests, bytes } = await run(['done', 'translate', 'decide', 'evaluate', 'skill'], { LLM_AUDIT_SANITIZE: 'redact', OTEL_LOG_LEVEL: 'warn' });
     expect(app.code, app.stderr).toBe(0);
     const redacted = `${CANARY} mail [EMAIL]`;
     expect(out[0]).toEqual([TRANSCRIPT.join(''), TRANSCRIPT.join('')]);
@@ -124,8 +124,9 @@ describe('ai 7 streamed audio and decisions, ESM app with --import, on Node 24',
       ['experimental_streamTranslate', 'translation', 'success', 'completed'],
       ['experimental_decide', 'decide', 'success', undefined],
       ['experimental_evaluate', 'decide', 'success', undefined],
+      ['uploadSkill', 'upload_skill', 'success', undefined],
     ]);
-    const [transcription, translation, decision, evaluation] = spans as any[];
+    const [transcription, translation, decision, evaluation, skill] = spans as any[];
     expect(transcription.attributes).toMatchObject({ 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-realtime-whisper', 'gen_ai.request.stream': true, 'llm_audit.usage.status': 'missing' });
     expect(hashOf(transcription, 'llm_audit.input.hash')).toBe(hmacHex(audioInput));
     expect(hashOf(transcription, 'llm_audit.output.hash')).toBe(hmacHex([{ role: 'assistant', parts: [{ type: 'text', content: TRANSCRIPT.join('') }] }]));
@@ -162,6 +163,29 @@ describe('ai 7 streamed audio and decisions, ESM app with --import, on Node 24',
     expect(decision.attributes['llm_audit.system_prompt.hash']).toMatch(/^hmac-sha256:/);
     expect(hashOf(decision, 'llm_audit.output.hash')).toBe(hmacHex([{ role: 'assistant', parts: [{ type: 'text', content: canonicalJson(out[2]) }] }]));
     expect(evaluation.attributes['llm_audit.output.hash']).toMatch(/^hmac-sha256:/);
+
+    // The skill: its files went out as they are (files are not scanned), each described and hashed, never recorded.
+    const notes = Buffer.from(`# Notes\n${CANARY} mail ${EMAIL}`);
+    const script = Buffer.from('print(1)');
+    const [upload] = requests.filter((r) => r.path === '/v1/skills');
+    expect(upload!.body.files.map((f: any) => [f.filename, Buffer.from(f.bytes).toString()])).toEqual([
+      ['skill/SKILL.md', notes.toString()],
+      ['skill/run.py', 'print(1)'],
+    ]);
+    expect(out[4]).toEqual({ openai: expect.stringMatching(/^skill_/) });
+    expect(skill.attributes).toMatchObject({ 'gen_ai.provider.name': 'openai', 'gen_ai.response.id': out[4].openai, 'gen_ai.usage.cost.amount': 0 });
+    expect((skill.attributes['llm_audit.file.hashes'] as string[]).map((h) => h.split(':').at(-1))).toEqual([hmacHex(`sha256:${sha(notes)}`), hmacHex(`sha256:${sha(script)}`)]);
+    expect(hashOf(skill, 'llm_audit.input.hash')).toBe(
+      hmacHex([
+        {
+          role: 'user',
+          parts: [
+            { type: 'upload', bytes: notes.length, sha256: sha(notes), name: 'skill/SKILL.md' },
+            { type: 'upload', bytes: script.length, sha256: sha(script), name: 'skill/run.py' },
+          ],
+        },
+      ]),
+    );
     for (const secret of [CANARY, EMAIL]) expect(bytes.includes(secret)).toBe(false);
   }, 90_000);
 

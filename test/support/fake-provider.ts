@@ -1093,6 +1093,13 @@ function handleSpeech(ctx: Ctx): void {
   ctx.res.end(SPEECH_AUDIO);
 }
 
+/** OpenAI Skills (`POST /v1/skills`, @ai-sdk/openai 4's `skills().uploadSkill`): the files as `files[]`, a new skill id. */
+function handleSkillUpload(ctx: Ctx): void {
+  const files = ctx.body.files as UploadedFile[] | undefined;
+  if (!Array.isArray(files) || files.length === 0) throw new ProviderError(400, "Missing required parameter: 'files'.", undefined, 'files', 'missing_required_parameter');
+  sendJson(ctx, ctx.scenario.status ?? 200, { id: `skill_${base62(22)}`, name: files[0]!.filename, latest_version: '1', created_at: nowSeconds() });
+}
+
 /**
  * OpenAI Decisions (`POST /v1/decisions`, what @ai-sdk/openai 4's decision models call): one
  * answer per question, in order: a `predicate` (probability 0.8), a `choice` (the first choice,
@@ -1747,6 +1754,7 @@ const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise
   '/v1/audio/speech': { provider: 'openai', handle: handleSpeech },
   '/v1/files': { provider: 'openai', handle: handleFileUpload },
   '/v1/decisions': { provider: 'openai', handle: handleDecisions },
+  '/v1/skills': { provider: 'openai', handle: handleSkillUpload },
   '/v1/batches': { provider: 'openai', handle: handleBatches },
   '/v1/messages': { provider: 'anthropic', handle: handleMessages },
   '/v1/messages/count_tokens': { provider: 'anthropic', handle: handleCountTokens },

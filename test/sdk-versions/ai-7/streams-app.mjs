@@ -4,7 +4,7 @@
 // server (APP_WS_BASE_URL, http://host:port; a path prefix picks how the server answers:
 // `/v1` completes, `/hang/v1` sends one delta and then nothing, `/error/v1` answers with an
 // error event), experimental_decide / experimental_evaluate through @ai-sdk/openai 4's decision
-// model against the fake provider (APP_OPENAI_BASE_URL). APP_SCENARIOS lists what to run, in
+// model and uploadSkill through its skills API against the fake provider (APP_OPENAI_BASE_URL). APP_SCENARIOS lists what to run, in
 // order; `never` (a transcription whose result is never read) must come last. Prints, as JSON,
 // each scenario's outcome: what the application got, or the name of the error that ended it.
 // Run by test/register/vercel-ai-streams.test.ts; the text comes from APP_PROMPT.
@@ -78,6 +78,10 @@ const scenarios = {
   async evaluate() {
     const result = await ai.experimental_evaluate({ model: http.evaluationModel('gpt-5-mini'), state: [{ type: 'text', text: prompt }], questions: { ok: { type: 'boolean', instructions: 'Is it fine?' } }, maxRetries: 0 });
     return result.answers.ok.type;
+  },
+  async skill() {
+    const skill = await ai.uploadSkill({ api: http, files: [{ path: 'skill/SKILL.md', data: new TextEncoder().encode(`# Notes\n${prompt}`) }, { path: 'skill/run.py', data: 'cHJpbnQoMSk=' }] });
+    return skill.providerReference;
   },
   async never() {
     transcribe('');

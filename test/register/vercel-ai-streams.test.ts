@@ -107,7 +107,7 @@ const hashOf = (span: any, key: string) => String(span.attributes[key] ?? '').sp
 
 describe('ai 7 streamed audio and decisions, ESM app with --import, on Node 24', () => {
   it('streamTranscribe and streamTranslate: one record per stream, audio digested as input, text and voice as output; decide / evaluate: one record each', async () => {
-    const { app, out, spans, requests, bytes } = await run(['done', 'translate', 'decide', 'evaluate', 'skill'], { LLM_AUDIT_SANITIZE: 'redact', OTEL_LOG_LEVEL: 'warn' });
+    const { app, out, spans, requests, bytes } = await run(['done', 'translate', 'decide', 'evaluate', 'skill', 'speech'], { LLM_AUDIT_SANITIZE: 'redact', OTEL_LOG_LEVEL: 'warn' });
     expect(app.code, app.stderr).toBe(0);
     const redacted = `${CANARY} mail [EMAIL]`;
     expect(out[0]).toEqual([TRANSCRIPT.join(''), TRANSCRIPT.join('')]);
@@ -117,7 +117,7 @@ describe('ai 7 streamed audio and decisions, ESM app with --import, on Node 24',
     // The audio went out whole, twice (transcription, translation); redact mode warned once that audio cannot be redacted.
     expect(Buffer.concat(received).equals(Buffer.concat([AUDIO, AUDIO]))).toBe(true);
     expect(connections).toEqual(['/v1/realtime?intent=transcription', '/v1/realtime/translations?model=gpt-realtime-translate']);
-    expect(app.stderr.match(/streamed audio .* cannot be redacted/g) ?? []).toHaveLength(1);
+    expect(app.stderr.match(/streamed inputs .* cannot be redacted/g) ?? []).toHaveLength(1);
 
     expect(spans.map((s) => [s.attributes['llm_audit.action'], s.attributes['gen_ai.operation.name'], s.attributes['llm_audit.status'], s.attributes['llm_audit.stream.outcome']])).toEqual([
       ['experimental_streamTranscribe', 'transcription', 'success', 'completed'],
@@ -125,8 +125,9 @@ describe('ai 7 streamed audio and decisions, ESM app with --import, on Node 24',
       ['experimental_decide', 'decide', 'success', undefined],
       ['experimental_evaluate', 'decide', 'success', undefined],
       ['uploadSkill', 'upload_skill', 'success', undefined],
+      ['experimental_streamSpeech', 'generate_content', 'success', 'completed'],
     ]);
-    const [transcription, translation, decision, evaluation, skill] = spans as any[];
+    const [transcription, translation, decision, evaluation, skill, speech] = spans as any[];
     expect(transcription.attributes).toMatchObject({ 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': 'gpt-realtime-whisper', 'gen_ai.request.stream': true, 'llm_audit.usage.status': 'missing' });
     expect(hashOf(transcription, 'llm_audit.input.hash')).toBe(hmacHex(audioInput));
     expect(hashOf(transcription, 'llm_audit.output.hash')).toBe(hmacHex([{ role: 'assistant', parts: [{ type: 'text', content: TRANSCRIPT.join('') }] }]));
@@ -186,6 +187,21 @@ describe('ai 7 streamed audio and decisions, ESM app with --import, on Node 24',
         },
       ]),
     );
+
+    // Streamed speech: the instructions (a plain string) redacted; the streamed text cannot be held, so it went as it was, hashed at the end.
+    const spoken = `Read this: ${CANARY} mail ${EMAIL}`;
+    const VOICE_OUT = Buffer.from('synthesized voice pcm');
+    expect(out[5]).toEqual([VOICE_OUT.length, [spoken, `Speak slowly to ${redacted}`]]);
+    expect(speech.attributes).toMatchObject({
+      'gen_ai.provider.name': 'acme-voice',
+      'gen_ai.request.model': 'acme-tts-stream',
+      'gen_ai.output.type': 'speech',
+      'gen_ai.usage.input_tokens': 5,
+      'gen_ai.usage.output_tokens': 7,
+    });
+    expect(hashOf(speech, 'llm_audit.input.hash')).toBe(hmacHex([{ role: 'user', parts: [{ type: 'text', content: spoken }] }]));
+    expect(hashOf(speech, 'llm_audit.system_prompt.hash')).toBe(hmacHex([{ type: 'text', content: `Speak slowly to ${redacted}` }]));
+    expect(hashOf(speech, 'llm_audit.output.hash')).toBe(hmacHex([{ role: 'assistant', parts: [{ type: 'blob_digest', modality: 'audio', sha256: sha(VOICE_OUT), bytes: VOICE_OUT.length }] }]));
     for (const secret of [CANARY, EMAIL]) expect(bytes.includes(secret)).toBe(false);
   }, 90_000);
 

@@ -25,7 +25,7 @@ import { promiseAdapter } from '../../core/sdk-adapter';
 import { runInAuditedCall } from '../../audit/unaudited/audited-call-marker';
 import { embeddingSpec, languageSpec, mediaSpec, providerName, type ModelInfo, type ModelKind } from './specs';
 import { skillSpec, uploadSpec } from './files';
-import { audioStreamSpec, withAudioDigest } from './streams';
+import { streamSpec, withStreamedInput } from './streams';
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
@@ -53,6 +53,7 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind | UploadKind, 'mod
   ['experimental_transcribe', 'transcription'],
   ['experimental_streamTranscribe', 'transcription'],
   ['experimental_streamTranslate', 'translation'],
+  ['experimental_streamSpeech', 'speech'],
   ['experimental_decide', 'decision'],
   ['experimental_evaluate', 'decision'],
   ['rerank', 'reranking'],
@@ -292,13 +293,14 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
         return runInAuditedCall(() => doStatus.apply(this, args));
       };
     }
-  } else if (kind === 'transcription' || kind === 'translation') {
-    // ai 7's streamed audio (./streams.ts): the audio the provider reads is digested on its way.
-    if (kind === 'transcription' && typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
+  } else if (kind === 'transcription' || kind === 'translation' || kind === 'speech') {
+    // ai 7's streamed audio and speech (./streams.ts): the input the provider reads is kept (digested) on its way.
+    if (kind !== 'translation' && typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
     if (typeof model.doStream === 'function') {
-      const doStream = auditedMethod(services, audioStreamSpec(kind, info, action), MODEL_OPTIONS)(model.doStream);
+      const doStream = auditedMethod(services, streamSpec(kind, info, action), MODEL_OPTIONS)(model.doStream);
+      const field = kind === 'speech' ? 'text' : 'audio';
       methods.doStream = function (this: unknown, options: unknown, ...rest: unknown[]) {
-        return doStream.call(this, withAudioDigest(options), ...rest);
+        return doStream.call(this, withStreamedInput(options, field), ...rest);
       };
     }
   } else if (kind === 'decision') {

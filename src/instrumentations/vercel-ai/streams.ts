@@ -1,6 +1,8 @@
 /**
- * ai 7's streamed audio: `experimental_streamTranscribe` (a transcription model's `doStream`) and
- * `experimental_streamTranslate` (a speech translation model's `doStream`). @ai-sdk/openai 4
+ * ai 7's streamed audio: `experimental_streamTranscribe` (a transcription model's `doStream`),
+ * `experimental_streamTranslate` (a speech translation model's `doStream`) and
+ * `experimental_streamSpeech` (a speech model's `doStream`, its text streamed in: `text`, a
+ * ReadableStream of `{type:'text', text}` parts, collected on the way as the audio is digested). @ai-sdk/openai 4
  * opens OpenAI's Realtime WebSocket for them inside `doStream`, sends the audio the application
  * streams in (`audio`, a ReadableStream of bytes) as it arrives, and hands back a stream of parts:
  * transcript deltas and the final transcript (`finish.text`); for a translation the source
@@ -21,69 +23,89 @@ import * as A from '../../semconv';
 import { AudioDigest } from '../../core/audio';
 import { promptFromContent } from '../../core/request-walk';
 import type { OperationSpec, OutputPart, RequestWalker, ResponseSummary, StreamAccumulator, TokenUsage } from '../../core/types';
+import type { TextWalk } from '../../audit/sanitize';
+import type { GenAIInputMessage } from '../../audit/content/genai-messages';
 import { onFailurePolicy } from '../../audit/failure-policy';
 import { usageOf, type ModelInfo } from './specs';
 
-/** The digest of each audio stream handed to a provider, by the stream the provider reads. */
-const digests = new WeakMap<object, AudioDigest>();
+/** What went through each input stream handed to a provider (audio digested, text collected), by the stream the provider reads. */
+const sent = new WeakMap<object, { audio: AudioDigest; text: string[] }>();
 
 /**
- * The call options with `audio` replaced by a stream that hands on the same chunks and digests
- * them; as they were when there is no stream to wrap (or it cannot be wrapped: diag error, and
+ * The call options with `field` (`audio`: chunks of bytes; `text`: text parts) replaced by a
+ * stream that hands on the same chunks and keeps what went through (the audio's digest, the
+ * text); as they were when there is no stream to wrap (or it cannot be wrapped: diag error, and
  * the record then has no input hash).
  */
-export function withAudioDigest(options: any): any {
-  const audio = options?.audio;
-  if (typeof audio?.pipeThrough !== 'function') return options;
+export function withStreamedInput(options: any, field: 'audio' | 'text'): any {
+  const input = options?.[field];
+  if (typeof input?.pipeThrough !== 'function') return options;
   try {
-    const digest = new AudioDigest();
-    const digested: ReadableStream = audio.pipeThrough(
+    const kept = { audio: new AudioDigest(), text: [] as string[] };
+    const observed: ReadableStream = input.pipeThrough(
       new TransformStream({
         transform(chunk, controller) {
           try {
-            if (typeof chunk === 'string' || chunk instanceof Uint8Array) digest.update(chunk);
+            if (typeof chunk === 'string' || chunk instanceof Uint8Array) kept.audio.update(chunk);
+            else if (typeof chunk?.text === 'string') kept.text.push(chunk.text);
           } catch (error) {
-            diag.error('otel-llm-audit: could not digest a chunk of streamed audio', error);
+            diag.error('otel-llm-audit: could not read a chunk of a streamed input', error);
           }
           controller.enqueue(chunk);
         },
       }),
     );
-    digests.set(digested, digest);
-    return { ...options, audio: digested };
+    sent.set(observed, kept);
+    return { ...options, [field]: observed };
   } catch (error) {
-    diag.error('otel-llm-audit: could not digest the streamed audio of this call; its record has no input hash', error);
+    diag.error(`otel-llm-audit: could not observe the streamed ${field} of this call; its record has no input hash`, error);
     return options;
   }
 }
 
+const keptOf = (value: unknown) => (typeof value === 'object' && value !== null ? sent.get(value) : undefined);
+
 let warned = false;
 
-class AudioNotRedactable extends Error {
-  constructor() {
-    super('streamed audio cannot be redacted, and LLM_AUDIT_SANITIZE=redact with LLM_AUDIT_ON_FAILURE=block refuses what cannot be; the audio was not sent');
+/**
+ * A streamed input cannot be held for redaction: under redact mode it is refused when
+ * LLM_AUDIT_ON_FAILURE=block (the throw makes the sanitizer block the call before it is sent),
+ * else sent as it is with one diag warning.
+ */
+function notRedactable(w: TextWalk): void {
+  if (!w.redact) return;
+  if (onFailurePolicy() === 'block') {
+    throw new Error('a streamed input (audio, or text streamed to a speech model) cannot be redacted, and LLM_AUDIT_SANITIZE=redact with LLM_AUDIT_ON_FAILURE=block refuses what cannot be');
   }
+  if (warned) return;
+  warned = true;
+  diag.warn('otel-llm-audit: streamed inputs (ai experimental_streamTranscribe / experimental_streamTranslate audio, experimental_streamSpeech text) cannot be redacted (LLM_AUDIT_SANITIZE=redact); they are sent as they are. LLM_AUDIT_ON_FAILURE=block refuses them instead.');
 }
 
 /** The audio sent so far, digested: one user message (empty before any audio was read). */
 const streamedAudioWalker: RequestWalker = {
   sanitize(w, params) {
-    if (!w.redact) return params;
-    if (onFailurePolicy() === 'block') throw new AudioNotRedactable();
-    if (!warned) {
-      warned = true;
-      diag.warn('otel-llm-audit: streamed audio (ai experimental_streamTranscribe / experimental_streamTranslate) cannot be redacted (LLM_AUDIT_SANITIZE=redact); it is sent as it is. LLM_AUDIT_ON_FAILURE=block refuses it instead.');
-    }
+    notRedactable(w);
     return params;
   },
   content(params) {
-    const audio = params['audio'];
-    const part = typeof audio === 'object' && audio !== null ? digests.get(audio)?.part() : undefined;
+    const part = keptOf(params['audio'])?.audio.part();
     return { input_messages: [{ role: 'user', parts: part === undefined ? [] : [part] }] };
   },
 };
 
-const inputOf = promptFromContent(streamedAudioWalker);
+/** `experimental_streamSpeech`: the text sent so far (one text part), its `instructions` (a plain string, redacted) as the system instructions. */
+const streamedTextWalker: RequestWalker = {
+  sanitize(w, params) {
+    notRedactable(w);
+    return w.textField(params, 'instructions');
+  },
+  content(params, parts) {
+    const text = keptOf(params['text'])?.text.join('') ?? '';
+    const input: GenAIInputMessage[] = [{ role: 'user', parts: text === '' ? [] : [parts.text(text)] }];
+    return typeof params['instructions'] === 'string' ? { system_instructions: [parts.text(params['instructions'])], input_messages: input } : { input_messages: input };
+  },
+};
 
 /** Transcription streams (`transcript-*` parts, `finish.text`) and translation streams (`source-transcript-*`, `output-text-*`, `audio`, `finish`). */
 class AudioStreamAccumulator implements StreamAccumulator {
@@ -93,7 +115,8 @@ class AudioStreamAccumulator implements StreamAccumulator {
   private final: { source?: string; output?: string } = {};
   private readonly audio = new AudioDigest();
 
-  constructor(private readonly params: unknown) {}
+  /** `input()`: the input messages as sent by the end (the streamed input's walker, read then). */
+  constructor(private readonly input: () => unknown) {}
 
   onChunk(part: any): void {
     switch (part?.type) {
@@ -129,7 +152,7 @@ class AudioStreamAccumulator implements StreamAccumulator {
     if (output !== '') parts.push({ type: 'text', content: output });
     const voice = this.audio.part();
     if (voice !== undefined) parts.push(voice);
-    const input = inputOf(this.params).input;
+    const input = this.input();
     return {
       model: this.model,
       usage: this.usage,
@@ -140,24 +163,27 @@ class AudioStreamAccumulator implements StreamAccumulator {
 }
 
 /**
- * The spec of a transcription or speech translation model's `doStream` (operation `transcription`
- * or `translation`, as the openai SDK's records name them). The input hash is the accumulator's,
- * at the end (see the file comment).
+ * The spec of a transcription, speech translation or speech model's `doStream` (operation
+ * `transcription`, `translation` as the openai SDK's records name them, or `generate_content` for
+ * speech). The input hash is the accumulator's, at the end (see the file comment); a speech
+ * model's instructions, known at the start, are the system prompt.
  */
-export function audioStreamSpec(operationName: 'transcription' | 'translation', model: ModelInfo, action: string): OperationSpec {
+export function streamSpec(kind: 'transcription' | 'translation' | 'speech', model: ModelInfo, action: string): OperationSpec {
+  const walker = kind === 'speech' ? streamedTextWalker : streamedAudioWalker;
+  const prompt = promptFromContent(walker);
   return {
     provider: model.provider,
-    operationName,
+    operationName: kind === 'speech' ? 'generate_content' : kind,
     action,
-    requestKind: streamedAudioWalker,
+    requestKind: walker,
     requestModel: () => model.modelId,
     isStream: () => true,
     requestAttributes(_params, attributes) {
-      if (operationName === 'transcription') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = 'text';
+      if (kind !== 'translation') attributes[A.ATTR_GEN_AI_OUTPUT_TYPE] = kind === 'speech' ? 'speech' : 'text';
     },
-    prompt: () => ({}),
+    prompt: (params) => ({ system: prompt(params).system }),
     // A doStream result without a stream (not one of ai 7's): what it says, nothing to fold.
     summarize: (data: any): ResponseSummary => ({ model: typeof data?.response?.modelId === 'string' ? data.response.modelId : undefined }),
-    accumulator: (params) => new AudioStreamAccumulator(params),
+    accumulator: (params) => new AudioStreamAccumulator(() => prompt(params).input),
   };
 }

@@ -38,7 +38,47 @@ async function text(stream, stopAfter) {
   return out;
 }
 
+// No installed provider has a streaming speech model: one written to the specification
+// (Experimental_StreamingSpeechModelV4), reading the text it is streamed as a provider does.
+const VOICE = new TextEncoder().encode('synthesized voice pcm');
+const voice = {
+  specificationVersion: 'v4',
+  provider: 'acme-voice.speech',
+  modelId: 'acme-tts-stream',
+  async doGenerate() {
+    throw new Error('not used');
+  },
+  async doStream(options) {
+    let text = '';
+    for await (const part of options.text) text += part.text;
+    voice.seen = [text, options.instructions];
+    return {
+      stream: new ReadableStream({
+        start(controller) {
+          controller.enqueue({ type: 'stream-start', warnings: [] });
+          controller.enqueue({ type: 'audio', audio: Buffer.from(VOICE).toString('base64') });
+          controller.enqueue({ type: 'finish', usage: { inputTokens: 5, outputTokens: 7 } });
+          controller.close();
+        },
+      }),
+      response: { timestamp: new Date(0), modelId: 'acme-tts-stream-1' },
+    };
+  },
+};
+
 const scenarios = {
+  async speech() {
+    const text = new ReadableStream({
+      start(controller) {
+        for (const piece of ['Read this: ', prompt]) controller.enqueue(piece);
+        controller.close();
+      },
+    });
+    const result = ai.experimental_streamSpeech({ model: voice, text, instructions: `Speak slowly to ${prompt}` });
+    let bytes = 0;
+    for await (const part of result.fullStream) if (part.type === 'audio') bytes += part.audio.length;
+    return [bytes, voice.seen];
+  },
   async done() {
     const result = transcribe('');
     return [await text(result.fullStream), await result.text];

@@ -1,22 +1,23 @@
 /**
- * ai 7's streamed audio: `experimental_streamTranscribe` (a transcription model's `doStream`),
- * `experimental_streamTranslate` (a speech translation model's `doStream`) and
- * `experimental_streamSpeech` (a speech model's `doStream`, its text streamed in: `text`, a
- * ReadableStream of `{type:'text', text}` parts, collected on the way as the audio is digested). @ai-sdk/openai 4
- * opens OpenAI's Realtime WebSocket for them inside `doStream`, sends the audio the application
- * streams in (`audio`, a ReadableStream of bytes) as it arrives, and hands back a stream of parts:
- * transcript deltas and the final transcript (`finish.text`); for a translation the source
- * transcript, the translated text and the translated voice (`audio` parts, base64).
+ * ai 7's streamed model calls: `experimental_streamTranscribe` (a transcription model's
+ * `doStream`), `experimental_streamTranslate` (a speech translation model's) and
+ * `experimental_streamSpeech` (a speech model's). @ai-sdk/openai 4 opens OpenAI's Realtime
+ * WebSocket for the first two inside `doStream`, sends the audio the application streams in
+ * (`audio`, a ReadableStream of bytes) as it arrives, and hands back a stream of parts: transcript
+ * deltas and the final transcript (`finish.text`); for a translation the source transcript, the
+ * translated text and the translated voice (`audio` parts, base64). A streaming speech model gets
+ * its text as a stream too (`text`, `{type:'text', text}` parts) and answers with `audio` parts.
  *
  * One record per `doStream` call, ended once on every path by the observed result stream
- * (core/readable-stream.ts: completed, errored, aborted, abandoned, not consumed). The audio is not
- * read when the call starts, so the input hash cannot be made then: the audio stream given to
- * the provider is a pass-through that digests the bytes as the provider reads them (SHA-256 and
- * length, as the Realtime audio is; the bytes are never kept), and the input hash is recorded at
- * the end over what was sent: `[{role:'user', parts:[{type:'blob_digest', modality:'audio',
- * sha256, bytes}]}]`. Audio cannot be redacted: under LLM_AUDIT_SANITIZE=redact the stream is
- * refused when LLM_AUDIT_ON_FAILURE=block (the doStream promise rejects, which ai reports through
- * the stream's error path), else sent as it is with one diag warning.
+ * (core/readable-stream.ts: completed, errored, aborted, abandoned, not consumed). The streamed
+ * input is not read when the call starts, so the input hash cannot be made then: the stream given
+ * to the provider is a pass-through that keeps what the provider reads (audio as its SHA-256 and
+ * length, as the Realtime audio is, the bytes never kept; text as it is), and the input hash is
+ * recorded at the end over what was sent, e.g. `[{role:'user', parts:[{type:'blob_digest',
+ * modality:'audio', sha256, bytes}]}]`. A stream cannot be held for redaction: under
+ * LLM_AUDIT_SANITIZE=redact the call is refused when LLM_AUDIT_ON_FAILURE=block (the doStream
+ * promise rejects, which ai reports through the stream's error path), else sent as it is with one
+ * diag warning.
  */
 import { diag } from '@opentelemetry/api';
 import * as A from '../../semconv';

@@ -1,5 +1,6 @@
 /**
- * Audio in an audited session (OpenAI Realtime, Bedrock bidirectional streams): recorded as the
+ * Audio in an audited session (OpenAI Realtime, Bedrock bidirectional streams, the Vercel AI SDK's
+ * streamed transcription and translation): recorded as the
  * SHA-256 of its bytes, hashed as the chunks go and never kept; and, since audio cannot be
  * redacted, what redact mode does with it.
  */

@@ -1093,6 +1093,33 @@ function handleSpeech(ctx: Ctx): void {
   ctx.res.end(SPEECH_AUDIO);
 }
 
+/** OpenAI Skills (`POST /v1/skills`, @ai-sdk/openai 4's `skills().uploadSkill`): the files as `files[]`, a new skill id. */
+function handleSkillUpload(ctx: Ctx): void {
+  const files = ctx.body.files as UploadedFile[] | undefined;
+  if (!Array.isArray(files) || files.length === 0) throw new ProviderError(400, "Missing required parameter: 'files'.", undefined, 'files', 'missing_required_parameter');
+  sendJson(ctx, ctx.scenario.status ?? 200, { id: `skill_${base62(22)}`, name: files[0]!.filename, latest_version: '1', created_at: nowSeconds() });
+}
+
+/**
+ * OpenAI Decisions (`POST /v1/decisions`, what @ai-sdk/openai 4's decision models call): one
+ * answer per question, in order: a `predicate` (probability 0.8), a `choice` (the first choice,
+ * most likely) or a `score` (0), with the usage the scenario gives.
+ */
+function handleDecisions(ctx: Ctx): void {
+  const { body, scenario } = ctx;
+  if (!Array.isArray(body.questions) || !Array.isArray(body.input)) throw new ProviderError(400, "Missing required parameter: 'questions'.", undefined, 'questions', 'missing_required_parameter');
+  const u = expectedUsage(scenario);
+  const answers = body.questions.map((question: Json) => {
+    if (question.type === 'predicate') return { type: 'predicate', name: question.name, probability: 0.8 };
+    if (question.type === 'choice') {
+      const values: string[] = (question.choices ?? []).map((choice: Json) => String(choice.value));
+      return { type: 'choice', name: question.name, choice: values[0], probabilities: values.map((value, index) => ({ value, probability: index === 0 ? 0.9 : 0.1 / (values.length - 1) })) };
+    }
+    return { type: 'score', name: question.name, score: 0, probabilities: [{ value: 0, probability: 1 }] };
+  });
+  sendJson(ctx, scenario.status ?? 200, { model: expectedModel('responses', requireModel(body), scenario), ...(scenario.omitUsage ? {} : { usage: { input_tokens: u.input, output_tokens: u.output, total_tokens: u.total } }), answers });
+}
+
 /** Files kept by the fake (uploads, and batch output files it writes), by id. */
 const files = new Map<string, { bytes: Buffer; filename: string; purpose: string }>();
 
@@ -1726,6 +1753,8 @@ const ROUTES: Record<string, { provider: Provider; handle: (ctx: Ctx) => Promise
   '/v1/audio/translations': { provider: 'openai', handle: (ctx) => handleTranscription(ctx, 'translate') },
   '/v1/audio/speech': { provider: 'openai', handle: handleSpeech },
   '/v1/files': { provider: 'openai', handle: handleFileUpload },
+  '/v1/decisions': { provider: 'openai', handle: handleDecisions },
+  '/v1/skills': { provider: 'openai', handle: handleSkillUpload },
   '/v1/batches': { provider: 'openai', handle: handleBatches },
   '/v1/messages': { provider: 'anthropic', handle: handleMessages },
   '/v1/messages/count_tokens': { provider: 'anthropic', handle: handleCountTokens },

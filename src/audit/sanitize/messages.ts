@@ -39,6 +39,8 @@ type Obj = Record<string, unknown>;
  */
 export interface TextWalk {
   readonly path: Path;
+  /** True when what the walk returns is sent (redact mode); false when it only counts (detect). */
+  readonly redact: boolean;
   /** One string of text the provider reads. */
   text(value: string): string;
   /** A JSON document in a string (tool call arguments). */

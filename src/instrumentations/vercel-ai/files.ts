@@ -30,35 +30,55 @@ function uploadBytes(params: Obj): Uint8Array | undefined {
   return typeof data['data'] === 'string' ? Buffer.from(data['data'], 'base64') : undefined;
 }
 
+/** One file described (name, media type, size and SHA-256 of its bytes, never the bytes). */
+function described(file: Obj, name: unknown): ReturnType<typeof uploadDescription> {
+  const out = uploadDescription(uploadBytes(file) ?? {});
+  if (typeof name === 'string') out['name'] = name;
+  if (typeof file['mediaType'] === 'string') out['mime_type'] = file['mediaType'];
+  return out;
+}
+
 const uploadWalker: RequestWalker = {
   sanitize: (_w, params) => params,
-  content(params) {
-    const bytes = uploadBytes(params);
-    const described = uploadDescription(bytes ?? {});
-    if (typeof params['filename'] === 'string') described['name'] = params['filename'];
-    if (typeof params['mediaType'] === 'string') described['mime_type'] = params['mediaType'];
-    return { input_messages: [{ role: 'user', parts: [described] }] };
-  },
+  content: (params) => ({ input_messages: [{ role: 'user', parts: [described(params, params['filename'])] }] }),
 };
 
-/** The provider's id of the file: the first string of `providerReference` (`{ openai: 'file-…' }`). */
+/** `uploadSkill`'s files (`{path, data}` each, the data as uploadFile's): one part each, named by its path. */
+const skillFiles = (params: Obj): Obj[] => (Array.isArray(params['files']) ? params['files'].filter(isObj) : []);
+
+const skillWalker: RequestWalker = {
+  sanitize: (_w, params) => params,
+  content: (params) => ({ input_messages: [{ role: 'user', parts: skillFiles(params).map((file) => described(file, file['path'])) }] }),
+};
+
+/** The provider's id of the file or skill: the first string of `providerReference` (`{ openai: 'file-…' }`). */
 function fileId(data: unknown): string | undefined {
   const reference = isObj(data) ? data['providerReference'] : undefined;
   if (typeof reference === 'string') return reference;
   return isObj(reference) ? Object.values(reference).find((value): value is string => typeof value === 'string') : undefined;
 }
 
-export function uploadSpec(api: ModelInfo): OperationSpec {
+/** What an upload's spec shares: no model, no stream, no cost, nothing for the sanitizer. */
+function uploadBase(api: ModelInfo, operationName: string, action: string, walker: RequestWalker) {
   return {
     provider: api.provider,
-    operationName: 'upload_file',
-    action: 'uploadFile',
-    requestKind: uploadWalker,
+    operationName,
+    action,
+    requestKind: walker,
     requestModel: () => undefined,
     isStream: () => false,
     requestAttributes: () => undefined,
-    prompt: promptFromContent(uploadWalker),
-    pricing: 'free',
+    prompt: promptFromContent(walker),
+    pricing: 'free' as const,
+    accumulator(): never {
+      throw new Error('an upload does not stream');
+    },
+  };
+}
+
+export function uploadSpec(api: ModelInfo): OperationSpec {
+  return {
+    ...uploadBase(api, 'upload_file', 'uploadFile', uploadWalker),
     summarize(data: unknown, params?: unknown): ResponseSummary {
       const id = fileId(data);
       const bytes = isObj(params) ? uploadBytes(params) : undefined;
@@ -68,8 +88,25 @@ export function uploadSpec(api: ModelInfo): OperationSpec {
         hashes: bytes !== undefined ? { [A.ATTR_AUDIT_FILE_HASH]: { value: fileDigest(bytes) } } : undefined,
       };
     },
-    accumulator() {
-      throw new Error('an upload does not stream');
+  };
+}
+
+/**
+ * `uploadSkill` (ai 7): a skill's files handed to a provider's skills API (`api.uploadSkill`, or
+ * `api.skills().uploadSkill`), for later calls to run. Operation `upload_skill`, each file described
+ * as the input (by its path), `llm_audit.file.hashes` over each file's bytes in order (`unreadable`
+ * for a stream), the skill's id (`providerReference`) as `gen_ai.response.id`; cost 0.
+ */
+export function skillSpec(api: ModelInfo): OperationSpec {
+  return {
+    ...uploadBase(api, 'upload_skill', 'uploadSkill', skillWalker),
+    summarize(data: unknown, params?: unknown): ResponseSummary {
+      const files = isObj(params) ? skillFiles(params) : [];
+      const digests = files.map((file) => {
+        const bytes = uploadBytes(file);
+        return bytes === undefined ? 'unreadable' : fileDigest(bytes);
+      });
+      return { id: fileId(data), hashes: digests.length > 0 ? { [A.ATTR_AUDIT_FILE_HASHES]: { each: digests } } : undefined };
     },
   };
 }

@@ -19,11 +19,13 @@ import { diag } from '@opentelemetry/api';
 import { auditedMethod, ours, wrappedByUs, type AuditedMethodOptions } from '../../core/patch';
 import { serverFromURL } from '../provider-hosts';
 import type { AuditedCall, AuditServices, ServerInfo } from '../../core/audited-call';
+import type { OperationSpec } from '../../core/types';
 import { observeReadableStream } from '../../core/readable-stream';
 import { promiseAdapter } from '../../core/sdk-adapter';
 import { runInAuditedCall } from '../../audit/unaudited/audited-call-marker';
 import { embeddingSpec, languageSpec, mediaSpec, providerName, type ModelInfo, type ModelKind } from './specs';
-import { uploadSpec } from './files';
+import { skillSpec, uploadSpec } from './files';
+import { streamSpec, withStreamedInput } from './streams';
 
 type Fn = (this: unknown, ...args: any[]) => any;
 
@@ -34,7 +36,7 @@ type Fn = (this: unknown, ...args: any[]) => any;
  * `experimental_generateVideo` too; 7: also `generateSpeech`, `transcribe` and the asynchronous
  * `experimental_startVideo` / `experimental_getVideoStatus`).
  */
-const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind | 'files', 'model-first'?]> = [
+const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind | UploadKind, 'model-first'?]> = [
   ['generateText', 'language'],
   ['streamText', 'language'],
   ['generateObject', 'language'],
@@ -49,14 +51,20 @@ const ENTRY_POINTS: ReadonlyArray<readonly [string, ModelKind | 'files', 'model-
   ['experimental_generateSpeech', 'speech'],
   ['transcribe', 'transcription'],
   ['experimental_transcribe', 'transcription'],
+  ['experimental_streamTranscribe', 'transcription'],
+  ['experimental_streamTranslate', 'translation'],
+  ['experimental_streamSpeech', 'speech'],
+  ['experimental_decide', 'decision'],
+  ['experimental_evaluate', 'decision'],
   ['rerank', 'reranking'],
   ['experimental_extract', 'extraction'],
   ['experimental_generateVideo', 'video'],
   ['experimental_startVideo', 'video'],
   // (model, { operation }): the model is the first argument, not an option.
   ['experimental_getVideoStatus', 'video', 'model-first'],
-  // ({ api, data }): a provider's files API, not a model (./files.ts).
+  // ({ api, data }) / ({ api, files }): a provider's files or skills API, not a model (./files.ts).
   ['uploadFile', 'files'],
+  ['uploadSkill', 'skills'],
 ];
 
 /** How a provider resolves a model id of each kind, as `ai` does for a string model. */
@@ -66,6 +74,8 @@ const RESOLVERS: Readonly<Record<ModelKind, readonly string[]>> = {
   image: ['imageModel'],
   speech: ['speechModel'],
   transcription: ['transcriptionModel'],
+  translation: ['speechTranslationModel'],
+  decision: ['decisionModel', 'evaluationModel'],
   reranking: ['rerankingModel'],
   video: ['videoModel'],
   extraction: ['extractionModel'],
@@ -159,41 +169,48 @@ function withExports(exports: any, replacements: Record<string, Fn>): any {
   return copy;
 }
 
-function entryPoint(original: Fn, action: string, kind: ModelKind | 'files', modelFirst: boolean, exports: any, services: () => AuditServices | undefined): Fn {
+function entryPoint(original: Fn, action: string, kind: ModelKind | UploadKind, modelFirst: boolean, exports: any, services: () => AuditServices | undefined): Fn {
   return ours(function auditedAiFunction(this: unknown, ...args: any[]) {
     if (services() === undefined) return original.apply(this, args);
     let first: unknown;
-    if (kind === 'files') first = auditedUploadOptions(args[0], services);
+    if (kind === 'files' || kind === 'skills') first = auditedUploadOptions(args[0], UPLOADS[kind], services);
     else if (modelFirst) first = auditedArgument(args[0], action, kind, exports, services);
     else first = auditedOptions(args[0], action, kind, exports, services);
     return original.apply(this, [first, ...args.slice(1)]);
   });
 }
 
+/** The two uploads: the API's method, the provider's factory of that API, the spec. */
+type UploadKind = 'files' | 'skills';
+const UPLOADS: Readonly<Record<UploadKind, { method: string; factory: string; spec: (api: ModelInfo) => OperationSpec }>> = {
+  files: { method: 'uploadFile', factory: 'files', spec: uploadSpec },
+  skills: { method: 'uploadSkill', factory: 'skills', spec: skillSpec },
+};
+
 /**
- * `uploadFile`'s options with its `api` audited: a files API (`uploadFile`) gets an audited
- * `uploadFile`, a provider (`files()`) a `files()` that returns such an API.
+ * `uploadFile` / `uploadSkill`'s options with its `api` audited: a files (skills) API gets an
+ * audited `uploadFile` (`uploadSkill`), a provider a `files()` (`skills()`) that returns such an API.
  */
-function auditedUploadOptions(options: any, services: () => AuditServices | undefined): any {
+function auditedUploadOptions(options: any, upload: (typeof UPLOADS)[UploadKind], services: () => AuditServices | undefined): any {
   try {
     const api = options?.api;
-    // A provider is a function with members (createOpenAI's), a files API an object.
+    // A provider is a function with members (createOpenAI's), an API an object.
     if ((typeof api !== 'object' && typeof api !== 'function') || api === null) return options;
-    return { ...options, api: typeof api.uploadFile === 'function' ? auditedFilesApi(api, services) : auditedProviderFiles(api, services) };
+    return { ...options, api: typeof api[upload.method] === 'function' ? auditedUploadApi(api, upload, services) : auditedProviderUploads(api, upload, services) };
   } catch (error) {
-    diag.error('otel-llm-audit: could not audit the files API of this uploadFile call; its upload is NOT audited', error);
+    diag.error(`otel-llm-audit: could not audit the API of this ${upload.method} call; its upload is NOT audited`, error);
     return options;
   }
 }
 
-function auditedFilesApi(api: any, services: () => AuditServices | undefined): unknown {
-  const uploadFile = auditedMethod(services, uploadSpec({ provider: providerName(api.provider), modelId: undefined }), MODEL_OPTIONS)(api.uploadFile);
-  return withMembers(api, { uploadFile: (...args: unknown[]) => uploadFile.apply(api, args) });
+function auditedUploadApi(api: any, upload: (typeof UPLOADS)[UploadKind], services: () => AuditServices | undefined): unknown {
+  const method = auditedMethod(services, upload.spec({ provider: providerName(api.provider), modelId: undefined }), MODEL_OPTIONS)(api[upload.method]);
+  return withMembers(api, { [upload.method]: (...args: unknown[]) => method.apply(api, args) });
 }
 
-function auditedProviderFiles(provider: any, services: () => AuditServices | undefined): unknown {
-  if (typeof provider.files !== 'function') return provider;
-  return withMembers(provider, { files: (...args: unknown[]) => auditedFilesApi(provider.files(...args), services) });
+function auditedProviderUploads(provider: any, upload: (typeof UPLOADS)[UploadKind], services: () => AuditServices | undefined): unknown {
+  if (typeof provider[upload.factory] !== 'function') return provider;
+  return withMembers(provider, { [upload.factory]: (...args: unknown[]) => auditedUploadApi(provider[upload.factory](...args), upload, services) });
 }
 
 /** `target` with `members` in place of its own (the rest read from it, getters with it as `this`). */
@@ -275,6 +292,21 @@ function auditedModel(model: any, kind: ModelKind, action: string, exports: any,
       methods.doStatus = function (this: unknown, ...args: unknown[]) {
         return runInAuditedCall(() => doStatus.apply(this, args));
       };
+    }
+  } else if (kind === 'transcription' || kind === 'translation' || kind === 'speech') {
+    // ai 7's streamed audio and speech (./streams.ts): the input the provider reads is kept (digested) on its way.
+    if (kind !== 'translation' && typeof model.doGenerate === 'function') methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);
+    if (typeof model.doStream === 'function') {
+      const doStream = auditedMethod(services, streamSpec(kind, info, action), MODEL_OPTIONS)(model.doStream);
+      const field = kind === 'speech' ? 'text' : 'audio';
+      methods.doStream = function (this: unknown, options: unknown, ...rest: unknown[]) {
+        return doStream.call(this, withStreamedInput(options, field), ...rest);
+      };
+    }
+  } else if (kind === 'decision') {
+    // Experimental_DecisionModelV4; a model of ai 7's first decision releases has `doEvaluate` instead.
+    for (const name of ['doDecide', 'doEvaluate']) {
+      if (typeof model[name] === 'function') methods[name] = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model[name]);
     }
   } else if (typeof model.doGenerate === 'function') {
     methods.doGenerate = auditedMethod(services, mediaSpec(kind, info, action), MODEL_OPTIONS)(model.doGenerate);

@@ -229,3 +229,41 @@ export const rerankWalker: RequestWalker = {
     };
   },
 };
+
+// --- decisions -----------------------------------------------------------------------------------
+//
+// ai 7's `experimental_decide` / `experimental_evaluate` (Experimental_DecisionModelV4 `doDecide`,
+// or a legacy model's `doEvaluate`): `state`, the material to judge (text, JSON values and files,
+// downloaded by ai before the call), and `questions`, by name: `{type: 'boolean'|'choice'|'score',
+// instructions?, criteria?}`, which the provider turns into the model's instructions.
+
+/** A decision state part: `{type:'text', text}`, `{type:'json', value}`, `{type:'file', mediaType, data:{type:'data', data}|{type:'url', url}}`. */
+function statePart(part: unknown, parts: ContentParts): GenAIPart {
+  if (!isObj(part)) return parts.unknown(part);
+  if (part['type'] === 'text' && typeof part['text'] === 'string') return parts.text(part['text']);
+  if (part['type'] === 'file' && isObj(part['data'])) {
+    const mime = typeof part['mediaType'] === 'string' ? part['mediaType'] : undefined;
+    const data = part['data'];
+    return mediaPart(data['type'] === 'data' ? data['data'] : data, 'image', mime, parts);
+  }
+  return parts.unknown(part['type'] === 'json' ? part['value'] : part, typeof part['type'] === 'string' ? part['type'] : undefined);
+}
+
+/** The state as the user's message, the questions (with their instructions and criteria) as the system instructions. */
+export const decisionWalker: RequestWalker = {
+  sanitize(w, params) {
+    const out = w.field(params, 'state', (state) =>
+      Array.isArray(state)
+        ? w.array(state, (part) => (isObj(part) && part['type'] === 'text' ? w.textField(part, 'text') : isObj(part) && part['type'] === 'json' ? w.field(part, 'value', (value) => w.json(value)) : part))
+        : state,
+    );
+    // Instructions and criteria are text the model reads; their keys (question names, choice values) are the answer's shape.
+    return w.field(out, 'questions', (questions) => (isObj(questions) ? w.json(questions) : questions));
+  },
+  content(params, parts) {
+    const state: unknown[] = Array.isArray(params['state']) ? params['state'] : [];
+    const questions = params['questions'];
+    const input: GenAIInputMessage[] = [{ role: 'user', parts: state.map((part) => parts.safe(() => statePart(part, parts))) }];
+    return questions === undefined ? { input_messages: input } : { system_instructions: [parts.unknown(questions, 'questions')], input_messages: input };
+  },
+};

@@ -5,7 +5,8 @@ import { definedNumber, withFinish, setRequestSettings } from '../../core/values
 import { anthropicUsage } from '../anthropic';
 import { contentParts } from '../../audit/content/genai-messages';
 import { promptFromContent } from '../../core/request-walk';
-import { embeddingWalker, imageWalker, languageWalker, promptForHash, rerankWalker, speechWalker, transcriptionWalker, videoWalker } from './request';
+import { canonicalJson } from '../../audit/canonical-json';
+import { decisionWalker, embeddingWalker, imageWalker, languageWalker, promptForHash, rerankWalker, speechWalker, transcriptionWalker, videoWalker } from './request';
 
 /** What the audit needs of a model object: who serves it, which model. */
 export interface ModelInfo {
@@ -93,7 +94,7 @@ export function embeddingSpec(model: ModelInfo, action: string): OperationSpec {
 }
 
 /** The kinds of model an `ai` function takes, each with its own call method and spec. */
-export type ModelKind = 'language' | 'embedding' | 'image' | 'speech' | 'transcription' | 'reranking' | 'video' | 'extraction';
+export type ModelKind = 'language' | 'embedding' | 'image' | 'speech' | 'transcription' | 'translation' | 'reranking' | 'video' | 'extraction' | 'decision';
 
 const notStreamed = (): StreamAccumulator => {
   throw new Error('this model call does not stream');
@@ -128,7 +129,7 @@ function responseModel(data: any): string | undefined {
  * the openai SDK's records use them: `generate_content` for images, speech and videos,
  * `transcription`, and `rerank` (the conventions name none of the last two).
  */
-export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding' | 'extraction'>, model: ModelInfo, action: string): OperationSpec {
+export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding' | 'extraction' | 'translation'>, model: ModelInfo, action: string): OperationSpec {
   const base = { provider: model.provider, action, requestModel: () => model.modelId, isStream: () => false, accumulator: notStreamed };
   switch (kind) {
     case 'image':
@@ -193,6 +194,22 @@ export function mediaSpec(kind: Exclude<ModelKind, 'language' | 'embedding' | 'e
           const parts = videos.flatMap((video) => videoPart(video) ?? []);
           return { model: responseModel(data), output: parts.length > 0 ? [{ role: 'assistant', parts }] : undefined };
         },
+      };
+    case 'decision':
+      return {
+        ...base,
+        operationName: 'decide',
+        requestKind: decisionWalker,
+        requestAttributes(params, attributes) {
+          setRequestSettings(attributes, { maxTokens: params?.maxOutputTokens });
+        },
+        prompt: promptFromContent(decisionWalker),
+        // The answers (a choice, a score or a probability per question, refusals) are the model's output, hashed as JSON text.
+        summarize: (data: any): ResponseSummary => ({
+          model: responseModel(data),
+          usage: usageOf(data?.usage),
+          output: data?.answers === undefined ? undefined : [{ role: 'assistant', parts: [{ type: 'text', content: canonicalJson(data.answers) }] }],
+        }),
       };
     case 'reranking':
       return {

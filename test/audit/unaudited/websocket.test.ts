@@ -14,9 +14,10 @@ import { isAuditStart } from '../../support/otlp-receiver';
 
 // WebSocket handshakes to an LLM host in a real Node 24 process under `--import` register: ai 7's
 // experimental_streamTranscribe (OpenAI's Realtime WebSocket, opened by @ai-sdk/openai 4 with the
-// global WebSocket, undici's) and a bare global WebSocket. Neither is an audited call: both are
-// reported, and refused under block before the server sees a connection. (The `ws` package's
-// handshake, node:http's, is covered by test/instrumentation/openai-realtime.test.ts.)
+// global WebSocket, undici's) and a bare global WebSocket. The transcription is an audited call
+// (test/register/vercel-ai-streams.test.ts): its handshake is neither reported nor refused. The
+// bare socket is reported, and refused under block before the server sees a connection. (The `ws`
+// package's handshake, node:http's, is covered by test/instrumentation/openai-realtime.test.ts.)
 
 const { WebSocketServer } = createRequire(join(repoRoot, 'package.json'))('ws') as { WebSocketServer: any };
 let server: any;
@@ -55,26 +56,27 @@ async function run(env: Record<string, string>) {
 describe('WebSocket handshakes to an LLM host (Node 24)', () => {
   const port = () => Number(new URL(base).port);
 
-  it('ai 7 streamTranscribe and a bare global WebSocket are recorded as unaudited', async () => {
+  it('a bare global WebSocket is recorded as unaudited; ai 7 streamTranscribe is an audited call, not reported', async () => {
     const { app, records, warnings } = await run({});
     expect(app.code, app.stderr).toBe(0);
     expect(connections).toEqual(['/v1/realtime?intent=transcription', '/v1/realtime?model=gpt-realtime']);
     expect(JSON.parse(app.stdout)[1]).toBe('ok');
     expect(records).toHaveLength(2);
-    for (const record of records) {
-      expect(record).toMatchObject({ status: 'unaudited', error_type: null, http: { method: 'GET', host: '127.0.0.1', port: port(), path: '/v1/realtime' } });
-    }
+    // The server closes without a transcript: the stream's record says what arrived (nothing).
+    expect(records[0]).toMatchObject({ action: 'experimental_streamTranscribe', operation: 'transcription', status: 'success' });
+    expect(records[0]!.http).toBeUndefined();
+    expect(records[1]).toMatchObject({ status: 'unaudited', error_type: null, http: { method: 'GET', host: '127.0.0.1', port: port(), path: '/v1/realtime' } });
     expect(warnings).toHaveLength(1);
   }, 90_000);
 
-  it('are refused under LLM_AUDIT_ON_FAILURE=block before the server sees a connection', async () => {
+  it('the bare socket is refused under LLM_AUDIT_ON_FAILURE=block before the server sees a connection; the audited transcription goes through', async () => {
     const { app, records, warnings } = await run({ LLM_AUDIT_ON_FAILURE: 'block' });
     expect(app.code, app.stderr).toBe(0);
-    expect(JSON.parse(app.stdout)).not.toContain('ok');
-    expect(connections).toEqual([]);
-    expect(records.map((r) => [r.status, r.error_type, r.http?.path])).toEqual([
-      ['unaudited', 'UnauditedLlmRequestError', '/v1/realtime'],
-      ['unaudited', 'UnauditedLlmRequestError', '/v1/realtime'],
+    expect(JSON.parse(app.stdout)[1]).not.toBe('ok');
+    expect(connections).toEqual(['/v1/realtime?intent=transcription']);
+    expect(records.map((r) => [r.action, r.status, r.error_type, r.http?.path])).toEqual([
+      ['experimental_streamTranscribe', 'success', null, undefined],
+      [null, 'unaudited', 'UnauditedLlmRequestError', '/v1/realtime'],
     ]);
     expect(warnings[0]).toContain('refused (LLM_AUDIT_ON_FAILURE=block)');
   }, 90_000);

@@ -96,14 +96,17 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
   }
   const format = oneOf(str(p, 'format'), REPORT_FORMATS, '--format', 'table');
   const out = str(p, 'out');
-  const audit = await ReadAudit.prepare(p, io);
-  audit.unrecordedNotice('report');
-  const target: CliIo = out === undefined ? io : fileIo(out, io);
-  const code = await withSource(p, io, (source) => runReport(source, name, p, format, target, argv));
-  if (out !== undefined) io.err(`wrote ${out}`);
-  const period = { from: instant(str(p, 'from'), '--from'), to: instant(str(p, 'to'), '--to'), now: instant(str(p, 'now'), '--now'), by: str(p, 'by') };
-  await audit.recordAfter({ command: 'report', tenantId: null, details: { report: name, ...filterDetails(period) } });
-  return code;
+  // The read is recorded on the connection the report used (ReadAudit.prepare), before it closes.
+  return withSource(p, io, async (source) => {
+    const audit = await ReadAudit.prepare(p, io, source);
+    audit.unrecordedNotice('report');
+    const target: CliIo = out === undefined ? io : fileIo(out, io);
+    const code = await runReport(source, name, p, format, target, argv);
+    if (out !== undefined) io.err(`wrote ${out}`);
+    const period = { from: instant(str(p, 'from'), '--from'), to: instant(str(p, 'to'), '--to'), now: instant(str(p, 'now'), '--now'), by: str(p, 'by') };
+    await audit.recordAfter({ command: 'report', tenantId: null, details: { report: name, ...filterDetails(period) } });
+    return code;
+  });
 }
 
 /** Output to a file instead of stdout (created anew; errors still go to stderr). */

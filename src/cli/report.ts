@@ -5,8 +5,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { NOT_VERIFIED, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
-import { renderSummaryHtml } from '../evidence/html';
-import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
@@ -155,6 +153,8 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const verify = name === 'usage' ? false : keyPath ? { publicKey: loadPublicKey(keyPath) } : {};
     const facts = await gatherFacts(source, { from, to, scope: only, verify });
     if (name === 'summary' && format === 'html') {
+      // The HTML renderers (and their charts) are loaded only for --format html.
+      const { renderSummaryHtml } = await import('../evidence/html.js');
       await io.out(renderSummaryHtml(facts, new Date().toISOString()));
       return 0;
     }
@@ -164,6 +164,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
   }
   if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate' || name === 'usage') report.notes.push(backend.basis);
   if (format === 'html') {
+    const { renderReportHtml } = await import('../evidence/report-html.js');
     await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: commandLine('report', argv) }));
     return 0;
   }

@@ -25,7 +25,7 @@ function counted(args: string[]) {
   const r = spawnSync(process.execPath, ['--require', COUNTER, MAIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH }, timeout: 60_000 });
   const line = r.stderr.split('\n').find((l) => l.startsWith('pg-statements: '));
   expect(line, r.stderr).toBeDefined();
-  const seen = JSON.parse(line!.slice('pg-statements: '.length)) as { connections: number; statements: string[] };
+  const seen = JSON.parse(line!.slice('pg-statements: '.length)) as { connections: number; statements: string[]; modules: string[] };
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ...seen, count: (re: RegExp) => seen.statements.filter((s) => re.test(s)).length };
 }
 
@@ -77,4 +77,13 @@ describe('a PostgreSQL read command: one connection, each check asked once', () 
       expect(v.code, v.stderr).toBe(0);
     }, 60_000);
   }
+
+  it('a report loads its own modules only: no OpenTelemetry API, HTML renderers, help, OTLP receiver or file writer', () => {
+    const r = counted(['report', 'error-rate', '--now', '2026-03-10T00:00:00Z', '--format', 'json', '--postgres', db.url]);
+    expect(r.code, r.stderr).toBe(0);
+    // Was 138 modules, 47 of them @opentelemetry/api (ledger/record.ts), plus cli/help -> serve -> ingest.
+    const unneeded = r.modules.filter((m) => /@opentelemetry[\\/]|[\\/](evidence[\\/](html|report-html|charts)|cli[\\/](help|serve)|ingest[\\/]\w+|ledger[\\/]file[\\/]writer|audit[\\/]hashing)\.js$/.test(m));
+    expect(unneeded).toEqual([]);
+    expect(r.modules.some((m) => /[\\/]cli[\\/]report\.js$/.test(m))).toBe(true);
+  }, 60_000);
 });

@@ -112,7 +112,11 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
         if (++n >= limit) break;
       }
     } catch (error) {
-      if (!isLedgerError(error) || error.code !== 'LEDGER_RECORD_MISSING') throw error;
+      if (!isLedgerError(error) || error.code !== 'LEDGER_RECORD_MISSING') {
+        // The rows found before the failure are shown, as when each was written at once.
+        await writer.flush();
+        throw error;
+      }
       missing = error;
     }
     await writer.end();

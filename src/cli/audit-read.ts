@@ -81,7 +81,7 @@ export class ReadAudit {
     private readonly io: CliIo,
     /** Why the read cannot be recorded; undefined when it can. */
     readonly unavailable: { code: LedgerErrorCode; why: string } | undefined,
-    private readonly shared: LedgerSource | undefined,
+    private readonly shared: PostgresLedgerSource | undefined,
   ) {}
 
   /**
@@ -90,8 +90,8 @@ export class ReadAudit {
    * catalog cache in its server process). The command keeps it open until the read is recorded.
    */
   static async prepare(p: Parsed, io: CliIo, source?: LedgerSource): Promise<ReadAudit> {
-    const shared = source !== undefined && ledgerOf(p, io).backend === 'postgres' ? source : undefined;
-    const unavailable = await probe(p, io, shared as PostgresLedgerSource | undefined);
+    const shared = source !== undefined && ledgerOf(p, io).backend === 'postgres' ? (source as PostgresLedgerSource) : undefined;
+    const unavailable = await probe(p, io, shared);
     return new ReadAudit(p, io, unavailable, shared);
   }
 
@@ -114,7 +114,7 @@ export class ReadAudit {
       metadata: { command: read.command, ...this.who(), ...read.details },
     });
     // The ledger this command reads (ledgerOf: flags, else the environment, else the default directory).
-    const writer = await openCliWriter(this.p, this.io, undefined, this.shared as PostgresLedgerSource | undefined);
+    const writer = await openCliWriter(this.p, this.io, undefined, this.shared);
     try {
       // A fresh random span id (operationRecord): it cannot be stored already.
       await writer.append([record], { unique: true });

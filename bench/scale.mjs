@@ -23,7 +23,9 @@
 // --out DIR (default bench/results), --dist DIR (the build to measure, default dist/cjs),
 // --label TEXT (names the run in the results, e.g. "before"), --reads issue|all (the issue's table;
 // with --backends postgres, or with all, also every other report, evidence and the CLI's start-up),
-// --database NAME (the PostgreSQL database to make, default bench_scale_<records>_<seed>).
+// --database NAME (the PostgreSQL database to make, default bench_scale_<records>_<seed>),
+// --only NAMES (comma-separated: only the reads whose name starts with one of them, e.g.
+// `--only "query --user,report cost-by-user (,report anomalies,report error-rate"`).
 // PostgreSQL: $LLM_AUDIT_BENCH_POSTGRES_URL, else $LLM_AUDIT_TEST_POSTGRES_URL (a superuser URL;
 // the benchmark makes its own database and drops it unless --keep).
 import { spawn, spawnSync } from 'node:child_process';
@@ -54,6 +56,7 @@ const { values } = parseArgs({
     label: { type: 'string', default: '' },
     reads: { type: 'string', default: 'issue' },
     database: { type: 'string' },
+    only: { type: 'string' },
   },
 });
 const N = Number(values.records);
@@ -302,6 +305,7 @@ try {
 
   for (const read of READS) {
     if (read.extra && values.reads !== 'all' && !(values.reads === 'issue' && !backends.includes('file'))) continue;
+    if (values.only !== undefined && !values.only.split(',').some((prefix) => read.name.startsWith(prefix))) continue;
     const row = { name: read.name };
     for (const b of backends) {
       log(`${read.name} on ${b}...`);

@@ -24,6 +24,7 @@ import { FileLedgerSource } from '../ledger/file/ledger';
 import { acquireLock } from '../ledger/file/lock';
 import { READ_ACTION, operationRecord, type MetadataValue } from '../ledger/record';
 import { flag, str, type CliIo, type Parsed } from './io';
+import type { PostgresLedgerSource } from '../ledger/postgres/source';
 import { ledgerOf, openCliWriter } from './source';
 
 /** The options every reading command takes for its audit.read record. */
@@ -80,11 +81,18 @@ export class ReadAudit {
     private readonly io: CliIo,
     /** Why the read cannot be recorded; undefined when it can. */
     readonly unavailable: { code: LedgerErrorCode; why: string } | undefined,
+    private readonly shared: PostgresLedgerSource | undefined,
   ) {}
 
-  static async prepare(p: Parsed, io: CliIo): Promise<ReadAudit> {
-    const unavailable = await probe(p, io);
-    return new ReadAudit(p, io, unavailable);
+  /**
+   * `source`: the PostgreSQL ledger the command reads, whose connection the probe and the writer
+   * then share (one connection per command, not three: each new one cost a login and a cold
+   * catalog cache in its server process). The command keeps it open until the read is recorded.
+   */
+  static async prepare(p: Parsed, io: CliIo, source?: LedgerSource): Promise<ReadAudit> {
+    const shared = source !== undefined && ledgerOf(p, io).backend === 'postgres' ? (source as PostgresLedgerSource) : undefined;
+    const unavailable = await probe(p, io, shared);
+    return new ReadAudit(p, io, unavailable, shared);
   }
 
   /** Who reads: --actor, else the OS user. The OS user is recorded in any case. */
@@ -106,7 +114,7 @@ export class ReadAudit {
       metadata: { command: read.command, ...this.who(), ...read.details },
     });
     // The ledger this command reads (ledgerOf: flags, else the environment, else the default directory).
-    const writer = await openCliWriter(this.p, this.io);
+    const writer = await openCliWriter(this.p, this.io, undefined, this.shared);
     try {
       // A fresh random span id (operationRecord): it cannot be stored already.
       await writer.append([record], { unique: true });
@@ -140,7 +148,7 @@ export class ReadAudit {
 }
 
 /** Why a read of the ledger named by the flags cannot be recorded there, or undefined when it can. */
-async function probe(p: Parsed, io: CliIo): Promise<{ code: LedgerErrorCode; why: string } | undefined> {
+async function probe(p: Parsed, io: CliIo, shared: PostgresLedgerSource | undefined): Promise<{ code: LedgerErrorCode; why: string } | undefined> {
   // A ledger that is not there fails the read itself, with its own message.
   const cannot = (error: unknown): { code: LedgerErrorCode; why: string } => {
     if (isLedgerError(error) && error.code === 'LEDGER_NOT_FOUND') throw error;
@@ -149,7 +157,7 @@ async function probe(p: Parsed, io: CliIo): Promise<{ code: LedgerErrorCode; why
   const where = ledgerOf(p, io);
   if (where.backend === 'postgres') {
     const { PostgresLedgerSource } = require('../ledger/postgres/source') as typeof import('../ledger/postgres/source');
-    const pg = new PostgresLedgerSource(where.url);
+    const pg = shared ?? new PostgresLedgerSource(where.url);
     try {
       const access = await pg.access();
       if (!access.canAppend) {
@@ -159,7 +167,7 @@ async function probe(p: Parsed, io: CliIo): Promise<{ code: LedgerErrorCode; why
     } catch (error) {
       return cannot(error);
     } finally {
-      await pg.close();
+      if (pg !== shared) await pg.close();
     }
   }
   const dir = where.dir;

@@ -48,10 +48,20 @@ export interface CsvOptions {
   comment?: string;
 }
 
-/** Streams rows in the chosen format. Tables need every row for column widths, so they buffer. */
+/**
+ * Up to this much text is gathered before it is written: one write per row cost a `report
+ * cost-by-user` of 15,000 rows ~0.1 s of CPU in write calls (measured at 200k records).
+ */
+const FLUSH_AT = 64 * 1024;
+
+/**
+ * Streams rows in the chosen format, in chunks of up to FLUSH_AT characters (end() and flush()
+ * write what is left). Tables need every row for column widths, so they buffer.
+ */
 export class RowWriter {
   private count = 0;
   private readonly table: Row[] = [];
+  private pending = '';
 
   constructor(
     private readonly io: CliIo,
@@ -69,15 +79,25 @@ export class RowWriter {
   }
 
   async row(row: Row): Promise<void> {
-    if (this.format === 'csv') await this.io.out(this.columns.map((c) => csvCell(row[c], this.csv.excel)).join(',') + '\r\n');
-    else if (this.format === 'json') await this.io.out((this.count > 0 ? ',\n' : '\n') + JSON.stringify(row));
+    if (this.format === 'csv') this.pending += this.columns.map((c) => csvCell(row[c], this.csv.excel)).join(',') + '\r\n';
+    else if (this.format === 'json') this.pending += (this.count > 0 ? ',\n' : '\n') + JSON.stringify(row);
     else this.table.push(row);
     this.count++;
+    if (this.pending.length >= FLUSH_AT) await this.flush();
+  }
+
+  /** Writes the rows gathered so far (before an error ends the output, so what was found is shown). */
+  async flush(): Promise<void> {
+    if (this.pending === '') return;
+    const text = this.pending;
+    this.pending = '';
+    await this.io.out(text);
   }
 
   async end(): Promise<void> {
-    if (this.format === 'json') await this.io.out(this.count > 0 ? '\n]\n' : ']\n');
-    if (this.format === 'table') await this.io.out(renderTable(this.columns, this.table));
+    if (this.format === 'json') this.pending += this.count > 0 ? '\n]\n' : ']\n';
+    if (this.format === 'table') this.pending += renderTable(this.columns, this.table);
+    await this.flush();
   }
 }
 
@@ -97,9 +117,14 @@ export async function writeRows(io: CliIo, format: Format, columns: readonly str
   const writer = new RowWriter(io, format, columns, csv);
   await writer.start();
   let n = 0;
-  for await (const row of rows) {
-    await writer.row(row);
-    n++;
+  try {
+    for await (const row of rows) {
+      await writer.row(row);
+      n++;
+    }
+  } catch (error) {
+    await writer.flush();
+    throw error;
   }
   await writer.end();
   return n;

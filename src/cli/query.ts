@@ -89,12 +89,13 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
   const columns = columnsOf(picked, format);
   const period = `${from === undefined ? 'first record' : new Date(from).toISOString()} .. ${to === undefined ? 'last record' : `${new Date(to).toISOString()} (excluded)`}`;
   const writer = new RowWriter(io, format, columns, { excel: flag(p, 'excel'), comment: csvComment('query', argv, [`filter: ${described.join(' ') || 'none'}`, `period: ${period}`]) });
-  const audit = await ReadAudit.prepare(p, io);
-  audit.unrecordedNotice('query');
   const seqs: number[] = [];
   let torn = 0;
   let n = 0;
   await withSource(p, io, async (source) => {
+    // The read is recorded on the connection the query used (ReadAudit.prepare).
+    const audit = await ReadAudit.prepare(p, io, source);
+    audit.unrecordedNotice('query');
     // Open before printing anything, so a missing ledger gives only the error line.
     await source.open();
     await writer.start();
@@ -111,7 +112,11 @@ export async function queryCommand(argv: string[], io: CliIo): Promise<number> {
         if (++n >= limit) break;
       }
     } catch (error) {
-      if (!isLedgerError(error) || error.code !== 'LEDGER_RECORD_MISSING') throw error;
+      if (!isLedgerError(error) || error.code !== 'LEDGER_RECORD_MISSING') {
+        // The rows found before the failure are shown, as when each was written at once.
+        await writer.flush();
+        throw error;
+      }
       missing = error;
     }
     await writer.end();

@@ -5,8 +5,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { NOT_VERIFIED, gatherFacts, type EvidenceFacts, type Totals } from '../evidence/facts';
-import { renderSummaryHtml } from '../evidence/html';
-import { renderReportHtml } from '../evidence/report-html';
 import { LedgerError } from '../ledger/errors';
 import type { LedgerSource } from '../ledger/backend';
 import { loadPublicKey } from '../ledger/checkpoint';
@@ -96,14 +94,17 @@ export async function reportCommand(argv: string[], io: CliIo): Promise<number> 
   }
   const format = oneOf(str(p, 'format'), REPORT_FORMATS, '--format', 'table');
   const out = str(p, 'out');
-  const audit = await ReadAudit.prepare(p, io);
-  audit.unrecordedNotice('report');
-  const target: CliIo = out === undefined ? io : fileIo(out, io);
-  const code = await withSource(p, io, (source) => runReport(source, name, p, format, target, argv));
-  if (out !== undefined) io.err(`wrote ${out}`);
-  const period = { from: instant(str(p, 'from'), '--from'), to: instant(str(p, 'to'), '--to'), now: instant(str(p, 'now'), '--now'), by: str(p, 'by') };
-  await audit.recordAfter({ command: 'report', tenantId: null, details: { report: name, ...filterDetails(period) } });
-  return code;
+  // The read is recorded on the connection the report used (ReadAudit.prepare), before it closes.
+  return withSource(p, io, async (source) => {
+    const audit = await ReadAudit.prepare(p, io, source);
+    audit.unrecordedNotice('report');
+    const target: CliIo = out === undefined ? io : fileIo(out, io);
+    const code = await runReport(source, name, p, format, target, argv);
+    if (out !== undefined) io.err(`wrote ${out}`);
+    const period = { from: instant(str(p, 'from'), '--from'), to: instant(str(p, 'to'), '--to'), now: instant(str(p, 'now'), '--now'), by: str(p, 'by') };
+    await audit.recordAfter({ command: 'report', tenantId: null, details: { report: name, ...filterDetails(period) } });
+    return code;
+  });
 }
 
 /** Output to a file instead of stdout (created anew; errors still go to stderr). */
@@ -152,6 +153,8 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
     const verify = name === 'usage' ? false : keyPath ? { publicKey: loadPublicKey(keyPath) } : {};
     const facts = await gatherFacts(source, { from, to, scope: only, verify });
     if (name === 'summary' && format === 'html') {
+      // The HTML renderers (and their charts) are loaded only for --format html.
+      const { renderSummaryHtml } = await import('../evidence/html.js');
       await io.out(renderSummaryHtml(facts, new Date().toISOString()));
       return 0;
     }
@@ -161,6 +164,7 @@ async function runReport(source: LedgerSource, name: string, p: Parsed, format: 
   }
   if (name === 'cost-by-user' || name === 'anomalies' || name === 'error-rate' || name === 'usage') report.notes.push(backend.basis);
   if (format === 'html') {
+    const { renderReportHtml } = await import('../evidence/report-html.js');
     await io.out(renderReportHtml(name, report, { ledger: source.name, generatedAt: new Date().toISOString(), command: commandLine('report', argv) }));
     return 0;
   }

@@ -3,6 +3,7 @@ import type { LedgerSource } from '../ledger/backend';
 import { LedgerError } from '../ledger/errors';
 import { FileLedgerSource } from '../ledger/file/ledger';
 import { ledgerConfigFromEnv, ledgerLocation, openLedgerWriter, type LedgerWriter } from '../ledger/writer';
+import type { PostgresLedgerSource } from '../ledger/postgres/source';
 import { str, type CliIo, type Parsed } from './io';
 
 /** The parseArgs option both read commands and serve accept. */
@@ -45,15 +46,23 @@ export function ledgerName(where: ReturnType<typeof ledgerLocation>): string {
  * A writer on the ledger `where` (by default the one the command names) for the operation records
  * the CLI appends (shred, audit.read), signing with --signing-key or LLM_AUDIT_SIGNING_KEY.
  */
-export async function openCliWriter(p: Parsed, io: CliIo, where: ReturnType<typeof ledgerLocation> = ledgerOf(p, io)): Promise<LedgerWriter> {
+export async function openCliWriter(
+  p: Parsed,
+  io: CliIo,
+  where: ReturnType<typeof ledgerLocation> = ledgerOf(p, io),
+  source?: PostgresLedgerSource,
+): Promise<LedgerWriter> {
   const signing = str(p, 'signing-key');
   // The environment's writer settings too (signing key, checkpoint notes' origin, witnesses), as the application's writer uses them.
-  return openLedgerWriter(
-    ledgerConfigFromEnv(io.env, {
-      ...(where.backend === 'postgres' ? { url: where.url } : { dir: where.dir }),
-      ...(signing !== undefined ? { signingKeyPath: signing } : {}),
-    }),
-  );
+  const config = ledgerConfigFromEnv(io.env, {
+    ...(where.backend === 'postgres' ? { url: where.url } : { dir: where.dir }),
+    ...(signing !== undefined ? { signingKeyPath: signing } : {}),
+  });
+  if (config.backend === 'file') return openLedgerWriter(config);
+  // PostgreSQL: the checkpoint in the append's own transaction (the writer closes right after, and
+  // its close then has nothing to add: one transaction, not two), on the connection the command
+  // already holds if it gave it (PostgresLedgerOptions.source).
+  return openLedgerWriter({ ...config, checkpointEvery: 1, ...(source !== undefined && source.url === config.url ? { source } : {}) });
 }
 
 /** Runs `work` with the source, then releases it (closes the database connections). */

@@ -7,10 +7,16 @@
  * become null (they have no JSON form), and nothing from the span's raw content attributes is ever
  * copied (only the `llm_audit.*.hash` digests).
  */
-import { SpanStatusCode, type AttributeValue, type Attributes, type HrTime, type SpanContext } from '@opentelemetry/api';
+import type { AttributeValue, Attributes, HrTime, SpanContext, SpanStatusCode } from '@opentelemetry/api';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import * as A from '../semconv';
+
+/**
+ * SpanStatusCode.ERROR, by value: this module is on every ledger reader's path (the CLI's reports
+ * and queries), which otherwise load nothing of @opentelemetry/api (47 modules).
+ */
+const STATUS_ERROR: SpanStatusCode = 2;
 
 /**
  * Version of the record schema written now; bump on any change. Records of every earlier version
@@ -166,7 +172,7 @@ export function recordFromSpan(span: SpanView): LedgerRecord | undefined {
     operation: str(at[A.ATTR_GEN_AI_OPERATION_NAME]),
     model: { request: str(at[A.ATTR_GEN_AI_REQUEST_MODEL]), response: str(at[A.ATTR_GEN_AI_RESPONSE_MODEL]) },
     action: str(at[A.ATTR_AUDIT_ACTION]),
-    status: str(at[A.ATTR_AUDIT_STATUS]) ?? (span.status.code === SpanStatusCode.ERROR ? A.AUDIT_STATUS.error : null),
+    status: str(at[A.ATTR_AUDIT_STATUS]) ?? (span.status.code === STATUS_ERROR ? A.AUDIT_STATUS.error : null),
     system_prompt_hash: str(at[A.ATTR_AUDIT_SYSTEM_PROMPT_HASH]),
     input_hash: str(at[A.ATTR_AUDIT_INPUT_HASH]),
     output_hash: str(at[A.ATTR_AUDIT_OUTPUT_HASH]),

@@ -11,8 +11,8 @@ import { LedgerError } from './errors';
 import { FSYNC_POLICIES, type FsyncPolicy } from './file/ledger';
 import type { PostgresLedgerOptions } from './postgres/writer';
 import type { AppendInput, SeqRange } from './protocol';
-import { FileLedgerWriter, type FileLedgerWriterOptions } from './file/writer';
-import { JournalingWriter, type JournalOptions } from './file/pending-journal';
+import type { FileLedgerWriterOptions } from './file/writer';
+import type { JournalOptions } from './file/pending-journal';
 import { transparencyFromEnv, type TransparencyOptions } from './transparency';
 
 export interface AppendOutcome extends SeqRange {
@@ -154,7 +154,9 @@ export function positiveInt(name: string, raw: string | undefined): number | und
  */
 export async function openLedgerWriter(config: LedgerConfig): Promise<LedgerWriter> {
   const writer = await openBackend(config);
-  return config.journals ? JournalingWriter.start(writer, config.journals) : writer;
+  if (!config.journals) return writer;
+  const { JournalingWriter } = await import('./file/pending-journal.js');
+  return JournalingWriter.start(writer, config.journals);
 }
 
 async function openBackend(config: LedgerConfig): Promise<LedgerWriter> {
@@ -164,5 +166,8 @@ async function openBackend(config: LedgerConfig): Promise<LedgerWriter> {
     return PostgresLedger.open(options);
   }
   const { backend: _, journals: _journals, ...options } = config;
+  // Loaded when used, as the PostgreSQL writer is: a CLI read on PostgreSQL that records itself
+  // needs neither the file writer nor the hashing it brings (and @opentelemetry/api with it).
+  const { FileLedgerWriter } = await import('./file/writer.js');
   return FileLedgerWriter.open(options);
 }

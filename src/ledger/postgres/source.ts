@@ -60,8 +60,16 @@ export class PostgresLedgerSource implements LedgerSource {
   /** apply_retention() records the tombstone and drops the partitions in one transaction. */
   readonly atomicRetention = true;
   readonly seeksBySeq = true;
-  private readonly pool: Pool;
+  /** The connections; a writer opened for the same command may share them (PostgresLedgerOptions.source). */
+  readonly pool: Pool;
   private readonly ownPool: boolean;
+  /**
+   * The applied migrations once they were found current, and the role's access: each asked once
+   * per source (one command), not by each step of it. A read command used to ask for the schema
+   * four times and the privileges twice (bench/results/scale-pgcli-200k.md).
+   */
+  private current: Promise<Awaited<ReturnType<typeof appliedMigrations>>> | undefined;
+  private accessOf: ReturnType<PostgresLedgerSource['readAccess']> | undefined;
 
   constructor(readonly url: string, options: PostgresSourceOptions = {}) {
     this.name = redactUrl(url);
@@ -78,8 +86,28 @@ export class PostgresLedgerSource implements LedgerSource {
     }
   }
 
-  /** The migrations applied to the database, checked against the package's (one pooled connection). */
-  private async checkedMigrations(): Promise<Awaited<ReturnType<typeof appliedMigrations>>> {
+  /**
+   * The migrations applied to the database, checked against the package's. Kept once at the
+   * newest version: no later migration can follow that this package would accept, so asking again
+   * could only find the same (an older schema is asked again: `migrate` may bring it up).
+   */
+  private checkedMigrations(): Promise<Awaited<ReturnType<typeof appliedMigrations>>> {
+    if (this.current) return this.current;
+    const asked = this.askMigrations();
+    this.current = asked;
+    asked.then(
+      (applied) => {
+        if (applied.at(-1)?.version !== LATEST_VERSION && this.current === asked) this.current = undefined;
+      },
+      () => {
+        if (this.current === asked) this.current = undefined;
+      },
+    );
+    return asked;
+  }
+
+  /** One pooled connection. */
+  private async askMigrations(): Promise<Awaited<ReturnType<typeof appliedMigrations>>> {
     let client: PoolClient;
     try {
       client = await this.pool.connect();
@@ -127,7 +155,16 @@ export class PostgresLedgerSource implements LedgerSource {
    * and checkpoints), and the tenants it is limited to when it reads through a tenant reader role
    * (`llm-audit grant-reader`; null when it reads every row).
    */
-  async access(): Promise<{ role: string; canAppend: boolean; tenants: string[] | null }> {
+  access(): Promise<{ role: string; canAppend: boolean; tenants: string[] | null }> {
+    // Asked once per source, as the schema is: a command's probe and its report share the answer.
+    const asked = (this.accessOf ??= this.readAccess());
+    asked.catch(() => {
+      if (this.accessOf === asked) this.accessOf = undefined;
+    });
+    return asked;
+  }
+
+  private async readAccess(): Promise<{ role: string; canAppend: boolean; tenants: string[] | null }> {
     const version = await this.schemaVersion();
     const rows = await this.select<{ role: string; append: boolean; full: boolean }>(
       `SELECT current_user::text AS role,

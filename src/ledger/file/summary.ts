@@ -505,6 +505,23 @@ export class SummaryCheck {
   }
 
   /**
+   * Ends the check of the one segment this instance was fed (a verify worker, verify-worker.ts):
+   * throws the first mismatch; says whether its summary is missing or covers only part of it.
+   */
+  settle(segment: string): { missing: boolean; partial: boolean } {
+    if (this.failure) throw this.failure;
+    this.close();
+    return { missing: this.missing.includes(segment), partial: this.partial.includes(segment) };
+  }
+
+  /** Takes in a segment a worker checked whole (settle()), as if its lines had been accepted here. */
+  adopt(segment: string, settled: { missing: boolean; partial: boolean }): void {
+    this.seen.add(segment);
+    if (settled.missing) this.missing.push(segment);
+    if (settled.partial) this.partial.push(segment);
+  }
+
+  /**
    * After the walk: checks the last segment, the summaries of segments with no lines, and returns
    * notes about summaries that are missing or cover only part of their segment.
    */

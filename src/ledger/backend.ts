@@ -118,10 +118,10 @@ export interface LedgerSource {
   };
   /**
    * verify's parallel walk (the file ledger's worker threads, verify-pool.ts): the facts of every
-   * segment not in `skip`, in order, or undefined when no threads are to be used (`workers` 0, a
-   * small ledger in auto mode, the worker script not built).
+   * segment not in `skip`, in order, from `threads` threads; undefined when no threads are to be
+   * used (`workers` 0, a small ledger in auto mode, the worker script not built).
    */
-  segmentFacts?(skip: ReadonlySet<string>, workers: number | undefined): Promise<AsyncIterable<SegmentFacts> | undefined>;
+  segmentFacts?(skip: ReadonlySet<string>, workers: number | undefined): Promise<{ threads: number; facts: AsyncIterable<SegmentFacts> } | undefined>;
   /** Names of the segments present, in order. */
   segments(): Promise<string[]>;
   /** Operator-facing notes (e.g. repairs that were made); shown by verify. */

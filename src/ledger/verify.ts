@@ -53,6 +53,8 @@ export interface VerifyResult {
   recovered: RecoveredRange[];
   warnings: string[];
   notes: string[];
+  /** Worker threads that did the per-line work (0: the walk ran on the main thread). */
+  threads: number;
 }
 
 export interface RecoveredRange {
@@ -193,10 +195,11 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   // With worker threads: the segments' facts joined in order here (parallelWalk); anything
   // unusual in them and the walk starts again on one thread from the same state, which names it.
   const initial = { size: state.range.size, frontier: state.range.frontier, lastLeaf: state.lastLeaf, warnings: warnings.length, matched };
-  const facts = options.onEntry === undefined ? await source.segmentFacts?.(skip, options.workers) : undefined;
+  const parallel = options.onEntry === undefined ? await source.segmentFacts?.(skip, options.workers) : undefined;
   let walked: { last: Location | undefined; count: number } | undefined;
-  if (facts) {
-    walked = await parallelWalk(facts, state, {
+  let threads = 0;
+  if (parallel) {
+    walked = await parallelWalk(parallel.facts, state, {
       markers,
       widen,
       adopt: (segment, settled) => derived?.adopt?.(segment, settled),
@@ -212,7 +215,8 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
         return true;
       },
     });
-    if (walked === undefined) {
+    if (walked !== undefined) threads = parallel.threads;
+    else {
       state = { range: CompactRange.from(initial.size, initial.frontier), lastLeaf: initial.lastLeaf };
       warnings.length = initial.warnings;
       matched = initial.matched;
@@ -307,6 +311,7 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     signaturesVerified,
     newestCheckpointSize: newestSize,
     period,
+    threads,
     recovered,
     warnings,
     notes: [...(await source.notes()), ...((await derived?.finish(skip)) ?? [])],

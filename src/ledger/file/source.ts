@@ -233,10 +233,10 @@ export class FileLedgerSource implements LedgerSource {
     };
   }
 
-  async segmentFacts(skip: ReadonlySet<string>, workers: number | undefined): Promise<AsyncIterable<SegmentFacts> | undefined> {
+  async segmentFacts(skip: ReadonlySet<string>, workers: number | undefined): Promise<{ threads: number; facts: AsyncIterable<SegmentFacts> } | undefined> {
     const segments = (await this.segments()).filter((name) => !skip.has(name));
-    const count = verifyWorkerCount(this.dir, segments, workers);
-    return count > 0 ? segmentFactsInOrder(this.dir, segments, count) : undefined;
+    const threads = verifyWorkerCount(this.dir, segments, workers);
+    return threads > 0 ? { threads, facts: segmentFactsInOrder(this.dir, segments, threads) } : undefined;
   }
 
   async notes(): Promise<string[]> {

@@ -73,6 +73,12 @@ export function summaryLabel(segment: string): string {
   return `${SUMMARIES_DIR}/${segment}`;
 }
 
+/**
+ * The record members SummaryBuilder.add reads: verify's workers parse only these of each record
+ * (verify-worker.ts). Keep in step with add().
+ */
+export const SUMMARY_MEMBERS: ReadonlySet<string> = new Set(['action', 'deployment_environment', 'model', 'service_name', 'session_id', 'tenant_id', 'timestamp', 'user_id']);
+
 /** Accumulates a segment's summary line by line, in order. */
 export class SummaryBuilder {
   private bytes = 0;
@@ -95,7 +101,10 @@ export class SummaryBuilder {
     return this.lengths.length;
   }
 
-  /** One stored line: its byte length with the newline, its seq, leaf hash and record. */
+  /**
+   * One stored line: its byte length with the newline, its seq, leaf hash and record (of which it
+   * reads only the members in SUMMARY_MEMBERS).
+   */
   add(length: number, seq: number, leaf: Buffer, record: LedgerRecord): void {
     const line = this.lengths.length;
     this.lengths.push(length);

@@ -20,7 +20,7 @@ import { canonicalEntry, recordActionIs, type AcceptedEntry } from '../chain';
 import { leafHashInPlace } from '../merkle';
 import { GAP_ACTION, RECOVERED_ACTION } from '../record';
 import { segmentLabel, segmentPath } from './layout';
-import { SummaryCheck } from './summary';
+import { SUMMARY_MEMBERS, SummaryCheck } from './summary';
 
 export interface SegmentRequest {
   dir: string;
@@ -55,7 +55,16 @@ export function segmentFacts({ dir, segment }: SegmentRequest): SegmentFacts {
     const raw = data.toString('utf8', start, nl);
     const leaf = leafHashInPlace(data, start, nl);
     leaves.set(leaf, i * 32);
-    const entry = canonicalEntry(raw);
+    // The record's members the summary and the period read, parsed one by one as the canonical
+    // check passes them: JSON.parse of the whole line was a fifth of the per-line work.
+    const members: Record<string, unknown> = {};
+    const entry = canonicalEntry(raw, (nameStart, nameEnd, valueEnd) => {
+      const name = raw.slice(nameStart + 1, nameEnd - 1);
+      if (!SUMMARY_MEMBERS.has(name)) return;
+      // A string with no escape is its text between the quotes (canonical: nothing else to decode).
+      const text = raw.slice(nameEnd + 1, valueEnd);
+      members[name] = text.charCodeAt(0) === 0x22 && !text.includes('\\') ? text.slice(1, -1) : JSON.parse(text);
+    });
     if (entry === undefined) return unclean(`line ${i + 1} is not a canonical entry`);
     if (i === 0) {
       firstSeq = entry.seq;
@@ -65,9 +74,9 @@ export function segmentFacts({ dir, segment }: SegmentRequest): SegmentFacts {
     }
     lastLeafHex = leaf.toString('hex');
     if (recordActionIs(raw, RECOVERED_ACTION) || recordActionIs(raw, GAP_ACTION)) markers.push({ index: i, offset: start, raw });
-    const accepted: AcceptedEntry = { entry, leaf, raw, location: { file: label, line: i + 1, offset: start } };
+    const accepted: AcceptedEntry = { entry: { seq: entry.seq, prev: entry.prev, record: members }, leaf, raw, location: { file: label, line: i + 1, offset: start } };
     check.accept(accepted);
-    const ts = (entry.record as { timestamp?: unknown } | null)?.timestamp;
+    const ts = members.timestamp;
     if (typeof ts === 'string') {
       if (period === null) period = [ts, ts];
       else if (ts < period[0]) period[0] = ts;

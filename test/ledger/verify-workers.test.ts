@@ -158,6 +158,18 @@ describe('verify with worker threads', () => {
     expect(cli(['verify', '--ledger', dir, '--workers', 'x']).code).toBe(2);
   });
 
+  it('a worker thread that fails fails verify loudly (LEDGER_VERIFY_INCOMPLETE, exit 3), never a pass', async () => {
+    const dir = await ledger();
+    // A real failure: a preload (an agent loaded with NODE_OPTIONS) that throws in every worker thread.
+    const preload = join(tempDir('verify-workers-preload-'), 'break-threads.cjs');
+    writeFileSync(preload, "if (!require('node:worker_threads').isMainThread) throw new Error('this preload refuses worker threads');\n");
+    const run = cli(['verify', '--ledger', dir, '--workers', '2', '--json'], { NODE_OPTIONS: `--require ${preload}` });
+    expect(run.code).toBe(3);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, code: 'LEDGER_VERIFY_INCOMPLETE', message: expect.stringContaining('this preload refuses worker threads') });
+    // Without threads the same process verifies.
+    expect(cli(['verify', '--ledger', dir, '--workers', '0', '--json'], { NODE_OPTIONS: `--require ${preload}` }).code).toBe(0);
+  });
+
   // With the checkpoints, and without them (the chain alone must then catch what the checkpoints would).
   for (const chainOnly of [false, true]) {
     for (const [what, tamper] of TAMPERING) {

@@ -185,8 +185,13 @@ export function isCanonicalJson(text: string): boolean {
   return end === text.length;
 }
 
-/** Index after the canonical value starting at `i` in `text`, or -1 if there is none. */
-export function canonicalValueEnd(t: string, i: number): number {
+/**
+ * Index after the canonical value starting at `i` in `text`, or -1 if there is none. `onMember`
+ * sees each member of the object at `i` (not of nested ones) as it is passed: its quoted name at
+ * [nameStart, nameEnd) and its value at [nameEnd + 1, valueEnd); members before a fault are seen
+ * too, so a caller uses what it saw only when the whole value is canonical.
+ */
+export function canonicalValueEnd(t: string, i: number, onMember?: (nameStart: number, nameEnd: number, valueEnd: number) => void): number {
   const c = t.charCodeAt(i);
   if (c === 0x22 /* " */) return canonicalStringEnd(t, i);
   if ((c >= 0x30 && c <= 0x39) || c === 0x2d /* - */) return canonicalNumberEnd(t, i);
@@ -205,6 +210,7 @@ export function canonicalValueEnd(t: string, i: number): number {
       prevEnd = nameEnd;
       i = canonicalValueEnd(t, nameEnd + 1);
       if (i < 0) return -1;
+      if (onMember !== undefined) onMember(prevStart, nameEnd, i);
       const next = t.charCodeAt(i);
       if (next === 0x7d) return i + 1;
       if (next !== 0x2c /* , */) return -1;

@@ -49,6 +49,7 @@ const HELP: Record<string, CommandHelp> = {
       ['--witness KEY', 'a witness verifier key, repeatable: checkpoints must carry its cosignature'],
       ['--witness-quorum N', 'how many of the --witness keys must have cosigned (default: all)'],
       ['--strict', 'fail (exit 1) when a writer recovered records at startup after a crash (default: a warning)'],
+      ['--workers N', 'threads for the per-line work of a file ledger, whole segments each (0: none; default: the cores, at most 4, from 16 MiB of segments)'],
       ['--json', 'print the result as JSON, on failure too ({"ok": false, "code": ..., "message": ...}, same exit code)'],
     ],
     examples: [

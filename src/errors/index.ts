@@ -82,6 +82,7 @@ export const ERROR_CODES = {
   LEDGER_FILE_EXISTS: [EXIT.unusable, 'a key file would be overwritten'],
   LEDGER_SCHEMA_MISMATCH: [EXIT.unusable, 'PostgreSQL: the schema is missing, older or newer than this version expects, or was changed by hand'],
   LEDGER_PARTIAL_VIEW: [EXIT.unusable, 'the reader sees only part of the ledger (a PostgreSQL tenant reader), so the chain cannot be checked from it; not a sign of tampering'],
+  LEDGER_VERIFY_INCOMPLETE: [EXIT.unusable, 'a verify worker thread failed, so not every segment was checked: the ledger was not verified (run again, `--workers 0` for none)'],
   LEDGER_USAGE: [EXIT.usage, 'bad command line: an unknown command or option, a missing or bad value'],
 
   CONTENT_CONFIG_INVALID: [EXIT.usage, 'a content setting has a value this version does not know'],

@@ -110,7 +110,18 @@ export interface LedgerSource {
    * file ledger's segment summaries): fed every accepted entry in order, it throws on the first
    * derived file that disagrees; `finish` returns notes (derived files missing, left over).
    */
-  derivedCheck?(): { accept(accepted: AcceptedEntry): void; finish(skipped: ReadonlySet<string>): Promise<string[]> };
+  derivedCheck?(): {
+    accept(accepted: AcceptedEntry): void;
+    /** Takes in a segment checked whole elsewhere (segmentFacts' `summary`). */
+    adopt?(segment: string, settled: { missing: boolean; partial: boolean }): void;
+    finish(skipped: ReadonlySet<string>): Promise<string[]>;
+  };
+  /**
+   * verify's parallel walk (the file ledger's worker threads, verify-pool.ts): the facts of every
+   * segment not in `skip`, in order, from `threads` threads; undefined when no threads are to be
+   * used (`workers` 0, a small ledger in auto mode, the worker script not built).
+   */
+  segmentFacts?(skip: ReadonlySet<string>, workers: number | undefined): Promise<{ threads: number; facts: AsyncIterable<SegmentFacts> } | undefined>;
   /** Names of the segments present, in order. */
   segments(): Promise<string[]>;
   /** Operator-facing notes (e.g. repairs that were made); shown by verify. */
@@ -159,3 +170,26 @@ export async function requireWholeLedger(source: LedgerSource, what: string): Pr
     `${what} needs the whole chain, and ${partial}; this says nothing about the ledger's integrity: run it as a member of llm_audit_auditor`,
   );
 }
+
+/**
+ * What a verify worker learned of one whole segment (file/verify-worker.ts). `clean: false` when
+ * anything in it is unusual: verify then walks on one thread, which names the problem.
+ */
+export type SegmentFacts =
+  | {
+      clean: true;
+      segment: string;
+      /** The segment as locations name it (segments/NAME). */
+      file: string;
+      lines: number;
+      firstSeq: number;
+      firstPrev: string;
+      /** The lines' leaf hashes, 32 bytes each, in order. */
+      leaves: Uint8Array;
+      /** Lines (0-based) whose record is a recovered or gap marker, with their text: verify reads those records. */
+      markers: Array<{ index: number; offset: number; raw: string }>;
+      /** The smallest and largest record `timestamp` (strings, as verify reports the period). */
+      period: [string, string] | null;
+      summary: { missing: boolean; partial: boolean };
+    }
+  | { clean: false; segment: string; why: string };

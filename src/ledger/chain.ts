@@ -53,14 +53,15 @@ function lazyEntry(seq: number, prev: string, raw: string): StoredEntry {
 /**
  * The entry of a line in the writer's exact form, decided in one pass over the text without
  * JSON.parse; undefined when the line is anything else (then parseItem's full path names the problem).
+ * `onRecordMember` sees the record's own members on the way (canonicalValueEnd's onMember).
  */
-function canonicalEntry(raw: string): StoredEntry | undefined {
+export function canonicalEntry(raw: string, onRecordMember?: (nameStart: number, nameEnd: number, valueEnd: number) => void): StoredEntry | undefined {
   if (!raw.startsWith('{"prev":"') || raw.charCodeAt(RECORD_AT) !== 0x7b /* { */ || !raw.startsWith('","record":', PREV_AT + 64)) return undefined;
   const prev = raw.slice(PREV_AT, PREV_AT + 64);
   if (!HEX64.test(prev)) return undefined;
   let end: number;
   try {
-    end = canonicalValueEnd(raw, RECORD_AT);
+    end = canonicalValueEnd(raw, RECORD_AT, onRecordMember);
   } catch {
     return undefined; // nesting deeper than the stack
   }

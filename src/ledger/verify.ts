@@ -6,11 +6,11 @@
  */
 import { gapOf, gapWarning, type Gap } from './gap';
 import type { KeyObject } from 'node:crypto';
-import { requireWholeLedger, type CheckpointEntry, type LedgerSource } from './backend';
-import { initialChainState, latestTombstone, recordActionIs, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry } from './chain';
+import { requireWholeLedger, type CheckpointEntry, type LedgerSource, type SegmentFacts, type StoredEntry } from './backend';
+import { initialChainState, latestTombstone, recordActionIs, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry, type ChainState } from './chain';
 import { checkSignature, keyIdOf, type Checkpoint } from './checkpoint';
 import { LedgerError, describeLocation } from './errors';
-import { emptyRoot } from './merkle';
+import { CompactRange, emptyRoot } from './merkle';
 import { GAP_ACTION, RECOVERED_ACTION, type LedgerRecord } from './record';
 import { checkTombstoneDates } from './tombstone';
 
@@ -21,8 +21,13 @@ export interface VerifyOptions {
   external?: CheckpointEntry[];
   /** Fail (LEDGER_RECORDS_RECOVERED) when a writer recovered records at startup, instead of reporting them. */
   strict?: boolean;
-  /** Sees every verified entry (retention planning folds over them in the same pass). */
+  /** Sees every verified entry (retention planning folds over them in the same pass); verify then uses no worker threads. */
   onEntry?: (accepted: AcceptedEntry) => void;
+  /**
+   * Worker threads for the per-line work, where the source has them (the file ledger, whole
+   * segments per thread): 0 for none; default: the cores, at most 4, for ledgers of 16 MiB or more.
+   */
+  workers?: number;
 }
 
 export interface VerifyResult {
@@ -38,6 +43,8 @@ export interface VerifyResult {
   /** Checkpoints whose signature verified with the given public key. */
   signaturesVerified: number;
   newestCheckpointSize: number | null;
+  /** The smallest and largest record `timestamp` among the verified records (span start times, so not in seq order). */
+  period: { first: string | null; last: string | null };
   /**
    * Ranges a writer found after the newest checkpoint it had signed when it started (a crash, or
    * lines someone else added) and marked with a `ledger.recovered` record at `marker_seq`: they were
@@ -46,6 +53,8 @@ export interface VerifyResult {
   recovered: RecoveredRange[];
   warnings: string[];
   notes: string[];
+  /** Worker threads that did the per-line work (0: the walk ran on the main thread). */
+  threads: number;
 }
 
 export interface RecoveredRange {
@@ -138,9 +147,10 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   }
 
   let matched = 0;
+  const matches = (e: Expectation, root: string, lastLeaf: string): boolean => e.root === root && (e.lastLeaf === undefined || e.lastLeaf === lastLeaf);
   const check = (size: number, root: string, lastLeaf: string, at: AcceptedEntry | undefined, previousGood: number): void => {
     for (const e of expectations.get(size) ?? []) {
-      if (e.root === root && (e.lastLeaf === undefined || e.lastLeaf === lastLeaf)) {
+      if (matches(e, root, lastLeaf)) {
         matched++;
         continue;
       }
@@ -160,33 +170,84 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   check(startSize, rootAt(state), state.lastLeaf.toString('hex'), undefined, startSize);
 
   let lastGood = startSize;
-  const recovered: RecoveredRange[] = [];
-  const gaps: Gap[] = [];
+  let recovered: RecoveredRange[] = [];
+  let gaps: Gap[] = [];
+  let period: VerifyResult['period'] = { first: null, last: null };
+  const widen = (first: string, last: string): void => {
+    if (period.first === null || first < period.first) period.first = first;
+    if (period.last === null || last > period.last) period.last = last;
+  };
   let covered: { size: number; by: string } | undefined;
   for (const [size, list] of expectations) if (!covered || size > covered.size) covered = { size, by: list[0]!.where };
-  const derived = source.derivedCheck?.();
-  const { last, count } = await walkChain(source.items({ skip, leaves: true }), state, {
-    ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
-    ...(covered ? { covered } : {}),
-    onAccepted: (accepted, s) => {
-      options.onEntry?.(accepted);
-      derived?.accept(accepted);
-      // Only a marker's record is parsed (most records' never is: recordActionIs reads the line).
-      if (recordActionIs(accepted.raw, RECOVERED_ACTION)) {
-        const marked = recoveredRange(accepted, warnings);
-        if (marked) recovered.push(marked);
-      }
-      if (recordActionIs(accepted.raw, GAP_ACTION)) {
-        const gap = gapOf(accepted.entry);
-        if (gap) gaps.push(gap);
-      }
-      const size = s.range.size;
-      if (expectations.has(size)) {
-        check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);
+  let derived = source.derivedCheck?.();
+  // Only a marker's record is parsed (most records' never is: recordActionIs reads the line).
+  const markers = (accepted: AcceptedEntry): void => {
+    if (recordActionIs(accepted.raw, RECOVERED_ACTION)) {
+      const marked = recoveredRange(accepted, warnings);
+      if (marked) recovered.push(marked);
+    }
+    if (recordActionIs(accepted.raw, GAP_ACTION)) {
+      const gap = gapOf(accepted.entry);
+      if (gap) gaps.push(gap);
+    }
+  };
+
+  // With worker threads: the segments' facts joined in order here (parallelWalk); anything
+  // unusual in them and the walk starts again on one thread from the same state, which names it.
+  const initial = { size: state.range.size, frontier: state.range.frontier, lastLeaf: state.lastLeaf, warnings: warnings.length, matched };
+  const parallel = options.onEntry === undefined ? await source.segmentFacts?.(skip, options.workers) : undefined;
+  let walked: { last: Location | undefined; count: number } | undefined;
+  let threads = 0;
+  if (parallel) {
+    walked = await parallelWalk(parallel.facts, state, {
+      markers,
+      widen,
+      adopt: (segment, settled) => derived?.adopt?.(segment, settled),
+      // Any checkpoint that does not match: the single-thread walk names the record.
+      reached: (size, leaf) => {
+        const list = expectations.get(size);
+        if (list === undefined) return true;
+        const root = state.range.root().toString('hex');
+        const leafHex = leaf.toString('hex');
+        if (!list.every((e) => matches(e, root, leafHex))) return false;
+        matched += list.length;
         lastGood = size;
-      }
-    },
-  });
+        return true;
+      },
+    });
+    if (walked !== undefined) threads = parallel.threads;
+    else {
+      state = { range: CompactRange.from(initial.size, initial.frontier), lastLeaf: initial.lastLeaf };
+      warnings.length = initial.warnings;
+      matched = initial.matched;
+      lastGood = startSize;
+      recovered = [];
+      gaps = [];
+      period = { first: null, last: null };
+      derived = source.derivedCheck?.();
+    }
+  }
+  if (walked === undefined) {
+    const serial = await walkChain(source.items({ skip, leaves: true }), state, {
+      ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+      ...(covered ? { covered } : {}),
+      onAccepted: (accepted, s) => {
+        options.onEntry?.(accepted);
+        derived?.accept(accepted);
+        markers(accepted);
+        const ts = (accepted.entry.record as { timestamp?: unknown } | null)?.timestamp;
+        if (typeof ts === 'string') widen(ts, ts);
+        const size = s.range.size;
+        if (expectations.has(size)) {
+          check(size, s.range.root().toString('hex'), accepted.leaf.toString('hex'), accepted, lastGood);
+          lastGood = size;
+        }
+      },
+    });
+    const at = serial.last;
+    walked = { last: at && { file: at.location.file, line: at.location.line, seq: at.entry.seq }, count: serial.count };
+  }
+  const { last, count } = walked;
 
   const finalSize = state.range.size;
   let longest: Expectation | undefined;
@@ -195,7 +256,7 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
   }
   if (longest) {
     const missing = longest.size - finalSize;
-    const location = last ? { file: last.location.file, line: last.location.line, seq: last.entry.seq } : undefined;
+    const location = last;
     throw new LedgerError(
       'LEDGER_TRUNCATED',
       (location ? `${describeLocation(location)}: ` : '') +
@@ -249,10 +310,62 @@ export async function verifyLedger(source: LedgerSource, options: VerifyOptions 
     checkpointsMatched: matched,
     signaturesVerified,
     newestCheckpointSize: newestSize,
+    period,
+    threads,
     recovered,
     warnings,
     notes: [...(await source.notes()), ...((await derived?.finish(skip)) ?? [])],
   };
+}
+
+type Location = { file: string; line: number; seq: number };
+
+interface ParallelHooks {
+  /** An accepted marker line (recovered or gap). */
+  markers(accepted: AcceptedEntry): void;
+  /** A segment's record times. */
+  widen(first: string, last: string): void;
+  /** A segment whose summary a worker checked. */
+  adopt(segment: string, settled: { missing: boolean; partial: boolean }): void;
+  /** The tree reached `size` with this last leaf; false when a checkpoint of that size does not match. */
+  reached(size: number, leaf: Buffer): boolean;
+}
+
+/**
+ * The chain walk over the segments' facts from worker threads: each segment's first line must
+ * continue the one before (seq and prev; the workers checked the lines inside each segment), and
+ * every leaf joins the tree here, in order. Undefined (state then partly advanced) on the first
+ * segment that is not clean or does not continue the chain, and on a checkpoint that does not
+ * match: the caller walks again on one thread, which names the record.
+ */
+async function parallelWalk(facts: AsyncIterable<SegmentFacts>, state: ChainState, hooks: ParallelHooks): Promise<{ last: Location | undefined; count: number } | undefined> {
+  let last: Location | undefined;
+  let count = 0;
+  for await (const f of facts) {
+    if (!f.clean) return undefined;
+    if (f.lines === 0) continue;
+    if (f.firstSeq !== state.range.size || f.firstPrev !== state.lastLeaf.toString('hex')) return undefined;
+    const leaves = Buffer.from(f.leaves.buffer, f.leaves.byteOffset, f.leaves.byteLength);
+    const file = f.file;
+    let m = 0;
+    for (let i = 0; i < f.lines; i++) {
+      const leaf = leaves.subarray(i * 32, i * 32 + 32);
+      state.range.append(leaf);
+      state.lastLeaf = leaf;
+      const marker = f.markers[m];
+      if (marker?.index === i) {
+        m++;
+        const entry = JSON.parse(marker.raw) as StoredEntry;
+        hooks.markers({ entry, leaf, raw: marker.raw, location: { file, line: i + 1, offset: marker.offset } });
+      }
+      if (!hooks.reached(state.range.size, leaf)) return undefined;
+    }
+    if (f.period) hooks.widen(f.period[0], f.period[1]);
+    hooks.adopt(f.segment, f.summary);
+    count += f.lines;
+    last = { file, line: f.lines, seq: state.range.size - 1 };
+  }
+  return { last, count };
 }
 
 /** The parts of `ranges` at or after `from` that no recovered range covers. */

@@ -6,14 +6,14 @@
  */
 import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource, RecordSelection, SkippedItem } from '../backend';
+import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource, RecordSelection, SegmentFacts, SkippedItem } from '../backend';
 import { parseCheckpoint } from '../checkpoint';
 import { LedgerError, fsError } from '../errors';
 import { CHECKPOINTS_FILE, LEDGER_FILE, PENDING_DIR, REJECTED_DIR, REPAIRS_FILE, SEGMENTS_DIR, SEGMENT_NAME, readLines, segmentDay, segmentLabel, segmentPath } from './layout';
 import { readFileNotes, type StoredNote } from './note-store';
 import { valueMatches } from '../query';
 import { SegmentSummary, SummaryCheck } from './summary';
-import type { AcceptedEntry } from '../chain';
+import { segmentFactsInOrder, verifyWorkerCount } from './verify-pool';
 
 /** Bytes read at once when reading a run of lines by position. */
 const READ_CHUNK = 1 << 20;
@@ -224,12 +224,19 @@ export class FileLedgerSource implements LedgerSource {
   }
 
   /** verify's check of the segment summaries (summary.ts, SummaryCheck). */
-  derivedCheck(): { accept(accepted: AcceptedEntry): void; finish(skipped: ReadonlySet<string>): Promise<string[]> } {
+  derivedCheck(): ReturnType<NonNullable<LedgerSource['derivedCheck']>> {
     const check = new SummaryCheck(this.dir);
     return {
       accept: (accepted) => check.accept(accepted),
+      adopt: (segment, settled) => check.adopt(segment, settled),
       finish: async (skipped) => check.finish(await this.segments(), skipped),
     };
+  }
+
+  async segmentFacts(skip: ReadonlySet<string>, workers: number | undefined): Promise<{ threads: number; facts: AsyncIterable<SegmentFacts> } | undefined> {
+    const segments = (await this.segments()).filter((name) => !skip.has(name));
+    const threads = verifyWorkerCount(this.dir, segments, workers);
+    return threads > 0 ? { threads, facts: segmentFactsInOrder(this.dir, segments, threads) } : undefined;
   }
 
   async notes(): Promise<string[]> {

@@ -73,6 +73,12 @@ export function summaryLabel(segment: string): string {
   return `${SUMMARIES_DIR}/${segment}`;
 }
 
+/**
+ * The record members SummaryBuilder.add reads: verify's workers parse only these of each record
+ * (verify-worker.ts). Keep in step with add().
+ */
+export const SUMMARY_MEMBERS: ReadonlySet<string> = new Set(['action', 'deployment_environment', 'model', 'service_name', 'session_id', 'tenant_id', 'timestamp', 'user_id']);
+
 /** Accumulates a segment's summary line by line, in order. */
 export class SummaryBuilder {
   private bytes = 0;
@@ -95,7 +101,10 @@ export class SummaryBuilder {
     return this.lengths.length;
   }
 
-  /** One stored line: its byte length with the newline, its seq, leaf hash and record. */
+  /**
+   * One stored line: its byte length with the newline, its seq, leaf hash and record (of which it
+   * reads only the members in SUMMARY_MEMBERS).
+   */
   add(length: number, seq: number, leaf: Buffer, record: LedgerRecord): void {
     const line = this.lengths.length;
     this.lengths.push(length);
@@ -502,6 +511,23 @@ export class SummaryCheck {
       throw mismatch(summaryLabel(c.segment), `it says ${segmentLabel(c.stored.header.segment)} has ${c.stored.header.bytes} bytes in ${c.stored.header.lines} lines, which does not match the segment (${c.builder.size} bytes in ${c.builder.lineCount} lines)`);
     }
     this.current = undefined;
+  }
+
+  /**
+   * Ends the check of the one segment this instance was fed (a verify worker, verify-worker.ts):
+   * throws the first mismatch; says whether its summary is missing or covers only part of it.
+   */
+  settle(segment: string): { missing: boolean; partial: boolean } {
+    if (this.failure) throw this.failure;
+    this.close();
+    return { missing: this.missing.includes(segment), partial: this.partial.includes(segment) };
+  }
+
+  /** Takes in a segment a worker checked whole (settle()), as if its lines had been accepted here. */
+  adopt(segment: string, settled: { missing: boolean; partial: boolean }): void {
+    this.seen.add(segment);
+    if (settled.missing) this.missing.push(segment);
+    if (settled.partial) this.partial.push(segment);
   }
 
   /**

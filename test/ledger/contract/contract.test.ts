@@ -220,12 +220,14 @@ describe.each(DRIVERS)('the $name ledger', (driver) => {
           }
         },
       });
+      // A source that keeps the leaf hashes beside the lines (PostgreSQL's chain table) reads none.
+      const walks = source.leafHashes === undefined;
       const resumed = await consistencyPath(counted, 40, 50, old);
-      expect(read).toBe(10);
+      expect(read).toBe(walks ? 10 : 0);
       read = 0;
       // The same path as from a walk of the whole chain.
       expect(resumed).toEqual(await consistencyPath(counted, 40, 50));
-      expect(read).toBe(50);
+      expect(read).toBe(walks ? 50 : 0);
     } finally {
       await source.close?.();
     }

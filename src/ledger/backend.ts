@@ -99,6 +99,15 @@ export interface LedgerSource {
   /** Stored entries in order. */
   items(options?: ItemsOptions): AsyncIterable<LedgerItem>;
   /**
+   * The leaf hashes of seq [from, to) in seq order, read where the source keeps them beside the
+   * lines (PostgreSQL: its chain table, 32 bytes a row), without reading a record; fewer when the
+   * ledger ends before `to`. Proofs then hash only these (proofs.ts); absent, they walk items().
+   * Only for a source that `seeksBySeq` (a proof finds its entry by walking from a checkpoint).
+   */
+  leafHashes?(from: number, to: number): AsyncIterable<Buffer>;
+  /** The seq of the first record (in seq order) with this request_id, from an index; absent: proofs walk items() to find it. */
+  seqOfRequest?(requestId: string): Promise<number | undefined>;
+  /**
    * items() (honouring `skip` and `fromDay`), leaving out the lines that cannot hold a record of
    * `selection` where the source knows which (the file ledger's segment summaries). What it leaves
    * out it names as SkippedItems, so the scan still tells records missing from records not read;

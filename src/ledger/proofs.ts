@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import { canonicalJson } from '../audit/canonical-json';
 import { requireWholeLedger, type LedgerSource, type StoredEntry } from './backend';
-import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type ChainState } from './chain';
+import { initialChainState, latestTombstone, removedSegments, stateFromCheckpoint, walkChain, type AcceptedEntry, type ChainState } from './chain';
 import { checkSignature, parseCheckpoint, type Checkpoint } from './checkpoint';
 import { LedgerError } from './errors';
 import {
@@ -91,13 +91,22 @@ async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], si
     throw new LedgerError('LEDGER_PROOF_UNAVAILABLE', `tree size ${size} predates records removed by retention (now ${state.range.size} removed)`);
   }
   const hasher = new RangeHasher(ranges, state.range.clone());
-  await walkChain(source.items({ skip, leaves: true, ...(resumed ? start : {}) }), state, {
-    stopAtSize: size,
-    ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
-    onAccepted: (accepted) => hasher.push(accepted.entry.seq, accepted.leaf),
-  });
-  if (state.range.size < size) {
-    throw new LedgerError('LEDGER_TRUNCATED', `${source.name} has only ${state.range.size} records, the checkpoint says ${size}`);
+  let reached = state.range.size;
+  if (source.leafHashes) {
+    // The leaf hashes alone (PostgreSQL's chain table): no line is read, parsed or hashed. What
+    // they are worth is checked where it matters: every proof is verified against its checkpoint's
+    // root before it is handed out, and verify checks each stored hash against its line.
+    for await (const leaf of source.leafHashes(reached, size)) hasher.push(reached++, leaf);
+  } else {
+    await walkChain(source.items({ skip, leaves: true, ...(resumed ? start : {}) }), state, {
+      stopAtSize: size,
+      ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+      onAccepted: (accepted) => hasher.push(accepted.entry.seq, accepted.leaf),
+    });
+    reached = state.range.size;
+  }
+  if (reached < size) {
+    throw new LedgerError('LEDGER_TRUNCATED', `${source.name} has only ${reached} records, the checkpoint says ${size}`);
   }
   const result = hasher.result();
   if (!result.ok) {
@@ -112,29 +121,9 @@ async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], si
 /** Finds a record by request id (or by seq) and proves it is in the newest checkpoint. */
 export async function proveInclusion(source: LedgerSource, target: { requestId?: string; seq?: number }): Promise<InclusionProof> {
   const checkpoint = await newestCheckpoint(source);
-  const { state, skip } = await startState(source);
-  let found: StoredEntry | undefined;
-  let foundLeaf: Buffer | undefined;
-  const needle = target.requestId !== undefined ? JSON.stringify(target.requestId) : undefined;
-  try {
-    await walkChain(source.items({ skip, leaves: true }), state, {
-      ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
-      onAccepted: (accepted) => {
-        if (found) return;
-        const hit =
-          target.seq !== undefined
-            ? accepted.entry.seq === target.seq
-            : accepted.raw.includes(needle!) && (accepted.entry.record as { request_id?: unknown }).request_id === target.requestId;
-        if (hit) {
-          found = accepted.entry;
-          foundLeaf = accepted.leaf;
-          throw FOUND;
-        }
-      },
-    });
-  } catch (error) {
-    if (error !== FOUND) throw error;
-  }
+  const hit = source.seeksBySeq && (target.seq !== undefined || source.seqOfRequest) ? await seekEntry(source, target) : await walkToEntry(source, target);
+  const found = hit?.entry;
+  const foundLeaf = hit?.leaf;
   const what = target.seq !== undefined ? `seq ${target.seq}` : `request_id ${target.requestId}`;
   if (!found) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with ${what} in ${source.name}`);
   if (found.seq >= checkpoint.tree_size) {
@@ -161,6 +150,56 @@ export async function proveInclusion(source: LedgerSource, target: { requestId?:
 }
 
 const FOUND = Symbol('found');
+
+/** The first entry with the target's seq or request_id, walking the chain from its start (or tombstone). */
+async function walkToEntry(source: LedgerSource, target: { requestId?: string; seq?: number }): Promise<AcceptedEntry | undefined> {
+  const { state, skip } = await startState(source);
+  let found: AcceptedEntry | undefined;
+  const needle = target.requestId !== undefined ? JSON.stringify(target.requestId) : undefined;
+  try {
+    await walkChain(source.items({ skip, leaves: true }), state, {
+      ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+      onAccepted: (accepted) => {
+        const hit =
+          target.seq !== undefined
+            ? accepted.entry.seq === target.seq
+            : accepted.raw.includes(needle!) && (accepted.entry.record as { request_id?: unknown }).request_id === target.requestId;
+        if (hit) {
+          found = accepted;
+          throw FOUND;
+        }
+      },
+    });
+  } catch (error) {
+    if (error !== FOUND) throw error;
+  }
+  return found;
+}
+
+/**
+ * The same entry on a source that seeks by seq (PostgreSQL): its seq from the request_id index,
+ * then the chain walked (and checked) from the newest checkpoint at or before it whose frontier
+ * hashes to its root, so at most one checkpoint interval of records is read, not the whole chain.
+ */
+async function seekEntry(source: LedgerSource, target: { requestId?: string; seq?: number }): Promise<AcceptedEntry | undefined> {
+  const seq = target.seq ?? (await source.seqOfRequest!(target.requestId!));
+  if (seq === undefined) return undefined;
+  let { state, skip } = await startState(source);
+  if (seq < state.range.size) return undefined; // removed by retention
+  for (const { checkpoint } of await source.checkpoints()) {
+    if (checkpoint.tree_size > seq || checkpoint.tree_size <= state.range.size) continue;
+    state = stateFromCheckpoint(checkpoint) ?? state;
+  }
+  let found: AcceptedEntry | undefined;
+  await walkChain(source.items({ skip, leaves: true, fromSeq: state.range.size }), state, {
+    stopAtSize: seq + 1,
+    ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+    onAccepted: (accepted) => {
+      if (accepted.entry.seq === seq) found = accepted;
+    },
+  });
+  return found;
+}
 
 /** Builds the consistency proof between two checkpoints of this ledger and verifies it. */
 export async function proveConsistency(source: LedgerSource, oldCp: Checkpoint, newCp: Checkpoint): Promise<ConsistencyProof> {

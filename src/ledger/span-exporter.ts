@@ -1,18 +1,17 @@
 /**
- * An OpenTelemetry SpanExporter that writes one audit record per audited LLM span to the file
- * ledger. `export()` calls back SUCCESS only once the records are durable (with the default fsync
- * policy `always`, on disk): appended to the ledger, or kept in this process's pending journal for
- * the ledger's lock holder to append (pending-journal.ts). Spans that are not audited LLM calls
- * are skipped.
+ * An OpenTelemetry SpanExporter that writes one audit record per audited LLM span to the ledger
+ * (file or PostgreSQL). `export()` calls back SUCCESS only once the records are durable (with the
+ * default fsync policy `always`, on disk): appended to the ledger, or kept in this process's pending
+ * journal for the ledger's holder to append (pending-journal.ts). Spans that are not audited LLM
+ * calls are skipped.
  *
- * The ledger is opened at the first record, not at startup: a process that makes no LLM call
- * (npm itself, a parent that only spawns workers) takes no lock and creates nothing. The first
- * process (or thread) to open it holds its lock and appends, by group commit; every other one
- * (cluster workers, children under NODE_OPTIONS, worker_threads) writes to its own authenticated
- * journal, which the holder's writer appends within POLL_MS (JournalingWriter: the writer opened
- * with `journals` appends them at open, while open and at close), and retries the lock every
- * LOCK_RETRY_MS (so a writer takes over when the holder is gone). A lock held by another writer is
- * never an error. Either backend: the exporter only holds a LedgerWriter (writer.ts).
+ * The exporter holds one LedgerWriter for both backends, from openLedgerWriter (writer.ts) with
+ * `shared`: a SharedLedgerWriter (file/shared-writer.ts) that opens the ledger at the first record
+ * and hides which process holds it (the file lock, journal mode while another writer holds it or
+ * the database is unreachable, the retry every LOCK_RETRY_MS, takeover of a stale lock, worker
+ * threads that never hold it, journals appended by the holder). What the exporter still decides is
+ * what its own process owes the trail: a full backlog, process exit and spans after shutdown go to
+ * its journal synchronously.
  *
  * Memory stays bounded: past `maxBacklog` records waiting for the disk, records go synchronously
  * to the journal (the app waits for the disk instead of the queue growing). Records that cannot be
@@ -22,18 +21,15 @@
 import { diag } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { readdirSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
-import { isMainThread } from 'node:worker_threads';
 import { auditTrailRestored, onFailureFromEnv, reportAuditFailure, reportAuditProblem, reportRefusedRecord, setOnFailurePolicy, type OnFailurePolicy } from '../audit/failure-policy';
 import { LedgerError } from './errors';
 import { FileLedger, type FileLedgerOptions, type FsyncPolicy } from './file/ledger';
 import type { PostgresLedgerOptions } from './postgres/writer';
 import { redactUrl } from './postgres/url';
-import { DEFAULT_LEDGER_DIR, fsyncPolicy, ledgerConfigFromEnv, openLedgerWriter, positiveInt, type LedgerWriter } from './writer';
-import { PENDING_DIR } from './file/layout';
+import { DEFAULT_LEDGER_DIR, fsyncPolicy, ledgerConfigFromEnv, openLedgerWriter, positiveInt, type AppendOutcome, type LedgerWriter } from './writer';
 import { JournalWriter, journalKey, journalOf, type JournalOptions } from './file/pending-journal';
+import { LOCK_RETRY_MS, type SharedOptions } from './file/shared-writer';
 import { GAP_ACTION, claimedOperation, operationRecord, recordFromSpan, type LedgerRecord } from './record';
 import { atProcessExit } from '../util/exit-hook';
 
@@ -58,8 +54,6 @@ export interface LedgerSpanExporterOptions {
 
 export { DEFAULT_LEDGER_DIR };
 export const DEFAULT_MAX_BACKLOG = 10_000;
-/** How often a writer in journal mode tries to take the ledger's lock. */
-export const LOCK_RETRY_MS = 1_000;
 
 /**
  * Options from the environment: the ledger as ledgerConfigFromEnv (writer.ts) chooses it
@@ -94,13 +88,14 @@ export class LedgerSpanExporter implements SpanExporter {
   /** This process's (thread's) journal: journal mode, a full backlog, exit, spans after shutdown. */
   private readonly journal: JournalWriter;
   private readonly maxBacklog: number;
-  /** Set while this process holds the ledger's lock (its writer appends the journals too). */
-  private holder: LedgerWriter | undefined;
-  private opening: Promise<void> | undefined;
-  /** Another writer holds the lock: records go to the journal. */
-  private journalMode = false;
-  /** Retries the lock (journal mode), or looks for journals to take the lock for (a main thread that makes no call). */
-  private timer: NodeJS.Timeout | undefined;
+  /**
+   * The ledger, for both backends: a shared writer (file/shared-writer.ts) that opens it at the
+   * first append and hides the lock, journal mode, retries and takeover. Made by ready() (which
+   * lets it look for journals to append before any call) or at the first record.
+   */
+  private writer: Promise<LedgerWriter> | undefined;
+  /** Looks at an unusable ledger directory again (ready()). */
+  private dirTimer: NodeJS.Timeout | undefined;
   private gapTimer: NodeJS.Timeout | undefined;
   private gapping: Promise<void> | undefined;
   private pending = new Set<Promise<unknown>>();
@@ -132,7 +127,8 @@ export class LedgerSpanExporter implements SpanExporter {
    */
   journalOnExit(): void {
     this.cancelExitJournal();
-    const records = [...this.unwritten].flat();
+    // Batches the journal was handed already are in its file, or end() writes them.
+    const records = [...this.unwritten].filter((batch) => !this.journal.holds(batch)).flat();
     // The record of a loss not yet in the ledger goes too: it would otherwise leave with the process.
     const lost = this.lost;
     if (lost) records.push(gapRecord(lost));
@@ -151,45 +147,30 @@ export class LedgerSpanExporter implements SpanExporter {
    */
   async ready(): Promise<void> {
     const problem = FileLedger.unusableDir(this.options.dir);
-    if (problem) {
-      reportAuditFailure(this.options.dir, 0, problem, true);
-      // Looked at again every second: under LLM_AUDIT_ON_FAILURE=block no call comes to find it fixed.
-      this.every(LOCK_RETRY_MS, () => {
-        if (FileLedger.unusableDir(this.options.dir) || this.lost) return;
-        this.stopTimer();
-        auditTrailRestored(this.options.dir, 'its directory can be used now');
-      });
+    if (!problem) {
+      // A main thread that makes no call still appends what its worker threads (or processes it
+      // started) journal, once there is something: the shared writer watches for it.
+      this.ledger(true);
+      return;
     }
-    // A main thread that makes no call still appends what its worker threads (or processes it
-    // started) journal, once there is something: it takes the lock only then, if nobody holds it.
-    else if (isMainThread && !this.holder && !this.journalMode) this.every(LOCK_RETRY_MS, () => void (this.journalsWaiting() && this.takeLock()));
+    reportAuditFailure(this.options.dir, 0, problem, true);
+    // Looked at again every second: under LLM_AUDIT_ON_FAILURE=block no call comes to find it fixed.
+    this.dirTimer = setInterval(() => {
+      if (FileLedger.unusableDir(this.options.dir) || this.lost) return;
+      this.stopDirTimer();
+      auditTrailRestored(this.options.dir, 'its directory can be used now');
+    }, LOCK_RETRY_MS);
+    this.dirTimer.unref?.();
   }
 
-  /** Whether pending/ holds journals (nothing is created to find out). */
-  private journalsWaiting(): boolean {
-    try {
-      return readdirSync(join(this.options.dir, PENDING_DIR)).some((name) => name.endsWith('.jsonl'));
-    } catch {
-      return false;
-    }
+  private stopDirTimer(): void {
+    if (this.dirTimer) clearInterval(this.dirTimer);
+    this.dirTimer = undefined;
   }
 
-  /** Takes the lock at the first record; LEDGER_LOCKED switches to journal mode. */
-  private connect(): Promise<void> {
-    if (this.holder || this.journalMode) return Promise.resolve();
-    if (!isMainThread) {
-      // A worker thread never holds the lock: a thread that ends (or is terminated) while its
-      // process lives would leave a lock that no one can tell is stale. Its main thread appends.
-      this.journalMode = true;
-      return Promise.resolve();
-    }
-    this.opening ??= this.tryLock().finally(() => {
-      this.opening = undefined;
-    });
-    return this.opening;
-  }
-
-  private async tryLock(): Promise<void> {
+  /** The shared writer (made once; it opens the ledger at its first append). */
+  private ledger(watch = false): Promise<LedgerWriter> {
+    if (this.writer) return this.writer;
     const { dir, postgresUrl, fsync, signingKeyPath, checkpointEvery, ledger: advanced } = this.options;
     const common = {
       onWarning: (message: string) => diag.warn(`otel-llm-audit ledger: ${message}`),
@@ -210,58 +191,13 @@ export class LedgerSpanExporter implements SpanExporter {
       // leaves out a span already stored.
       ...(postgresUrl !== undefined ? { mine: (name: string) => journalOf(name, process.pid) } : {}),
     };
-    let ledger: LedgerWriter;
-    try {
-      ledger = await openLedgerWriter(
-        postgresUrl !== undefined
-          ? { backend: 'postgres', url: postgresUrl, ...common, journals }
-          : { backend: 'file', dir, ...(fsync ? { fsync } : {}), ...common, journals },
-      );
-    } catch (error) {
-      const locked = error instanceof LedgerError && error.code === 'LEDGER_LOCKED';
-      // PostgreSQL not reachable: the records wait in this process's journal (durably, as for a
-      // lock held by another writer) and the writer is opened again every LOCK_RETRY_MS. Loud,
-      // since nothing reaches the ledger meanwhile; nothing is lost either.
-      const unreachable = postgresUrl !== undefined && error instanceof LedgerError && error.code === 'LEDGER_IO';
-      if (!locked && !unreachable) throw error;
-      if (unreachable) reportAuditFailure(this.trail, 0, error);
-      if (!this.journalMode) {
-        this.journalMode = true;
-        diag.info(`otel-llm-audit ledger ${dir}: ${error.message}; this process writes to its journal ${this.journal.name}, which the lock holder appends`);
-        this.every(LOCK_RETRY_MS, () => void this.takeLock());
-      }
-      return;
-    }
-    ledger.notices.forEach((n) => diag.warn(`otel-llm-audit ledger ${dir}: ${n}`));
-    this.holder = ledger;
-    if (this.journalMode && postgresUrl !== undefined) auditTrailRestored(this.trail, 'the records journaled meanwhile were appended');
-    this.journalMode = false;
-    // No more lock retries: the writer polls the journals itself.
-    this.stopTimer();
-  }
-
-  /** Journal mode (and a main thread at shutdown or with journals waiting): try the lock (its holder may be gone). */
-  private async takeLock(): Promise<void> {
-    if (this.opening || this.holder || !isMainThread) return;
-    this.opening = this.tryLock().finally(() => {
-      this.opening = undefined;
-    });
-    try {
-      await this.opening;
-    } catch (error) {
-      diag.warn(`otel-llm-audit ledger ${this.options.dir}: cannot take over the ledger: ${(error as Error).message}`);
-    }
-  }
-
-  private every(ms: number, task: () => void): void {
-    this.stopTimer();
-    this.timer = setInterval(task, ms);
-    this.timer.unref?.();
-  }
-
-  private stopTimer(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    const shared: SharedOptions = { journal: this.journal, dir, trail: this.trail, postgres: postgresUrl !== undefined, watch };
+    this.writer = openLedgerWriter(
+      postgresUrl !== undefined
+        ? { backend: 'postgres', url: postgresUrl, ...common, journals, shared }
+        : { backend: 'file', dir, ...(fsync ? { fsync } : {}), ...common, journals, shared },
+    );
+    return this.writer;
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
@@ -297,35 +233,17 @@ export class LedgerSpanExporter implements SpanExporter {
     // appended: many turns of the event loop), and a process.exit() meanwhile must journal it.
     // Before, it was in no list and no file then, and was lost without a word.
     this.unwritten.add(records);
+    let outcome: AppendOutcome;
     try {
-      await this.connect();
-    } catch (error) {
-      this.unwritten.delete(records);
-      throw error;
-    }
-    const ledger = this.holder;
-    if (!ledger || ledger.backlog + records.length > this.maxBacklog) {
-      // From here the journal has them: in its file, or waiting for a group that end() writes at exit.
-      this.unwritten.delete(records);
-      if (ledger || this.journal.backlog + records.length > this.maxBacklog) this.journal.appendSync(records);
-      else await this.journal.append(records);
-      return;
-    }
-    try {
-      await ledger.append(records, { unique: true });
-    } catch (error) {
-      // The ledger failed (disk full...): the journal keeps the records for a later pass.
-      try {
-        this.journal.appendSync(records);
-      } catch (journalError) {
-        const code = error instanceof LedgerError ? error.code : 'LEDGER_IO';
-        throw new LedgerError(code, `${(error as Error).message}; and ${(journalError as Error).message}`, { cause: journalError });
-      }
-      reportAuditFailure(this.trail, 0, error);
-      return;
+      const ledger = await this.ledger();
+      // Past the backlog (the ledger's, or in journal mode the journal's), the app waits for the disk.
+      if (ledger.backlog + records.length > this.maxBacklog) return this.journal.appendSync(records);
+      outcome = await ledger.append(records, { unique: true });
     } finally {
       this.unwritten.delete(records);
     }
+    // In the journal (another process holds the ledger, or it failed, which was reported).
+    if (outcome.journaled) return;
     if (this.lost) await this.appendGap();
     else auditTrailRestored(this.trail, 'no record was lost');
   }
@@ -355,9 +273,8 @@ export class LedgerSpanExporter implements SpanExporter {
     if (!lost) return;
     const gap = gapRecord(lost);
     try {
-      await this.connect();
-      if (!this.holder) throw new Error('journal mode');
-      await this.holder.append([gap], { unique: true });
+      // In journal mode the shared writer journals it (durably, as any record).
+      await (await this.ledger()).append([gap], { unique: true });
     } catch {
       // Another writer holds the lock, or the ledger still fails: the journal keeps it durably, as
       // any record (a process that dies before the ledger works again no longer takes it along).
@@ -386,13 +303,13 @@ export class LedgerSpanExporter implements SpanExporter {
   async forceFlush(): Promise<void> {
     await Promise.all([...this.pending]);
     await this.journal.flush();
-    await this.holder?.sync();
+    await (await this.writer)?.sync();
   }
 
   /**
-   * Waits for exports in flight; the holder then appends every journal (its own closed first),
-   * writes a final checkpoint and releases the lock; a writer in journal mode closes its journal.
-   * Spans that end afterwards are journaled (see write()).
+   * Waits for exports in flight and closes this process's journal; the shared writer then appends
+   * every journal if it holds the ledger (or can take it now), writes a final checkpoint and
+   * releases the lock. Spans that end afterwards are journaled (see write()).
    */
   async shutdown(): Promise<void> {
     if (this.shutDown) return;
@@ -400,19 +317,14 @@ export class LedgerSpanExporter implements SpanExporter {
     // A loss not recorded yet is recorded now (ledger or journal), not left to a timer that stops here.
     if (this.lost) await this.appendGap();
     this.shutDown = true;
-    if (this.timer) clearInterval(this.timer);
+    this.stopDirTimer();
     if (this.gapTimer) clearInterval(this.gapTimer);
-    this.timer = this.gapTimer = undefined;
+    this.gapTimer = undefined;
     await this.journal.flush();
     this.journal.end();
-    // The last writer to stop appends what the others journaled: take the lock if it is free.
-    if (!this.holder && this.journalsWaiting()) await this.takeLock();
-    if (!this.holder) return;
-    const ledger = this.holder;
-    this.holder = undefined;
-    this.stopTimer();
-    // Appends every journal (this process's, closed above, included), then the final checkpoint.
-    await ledger.close();
+    // The holder appends every journal (this process's, closed above, included), then the final
+    // checkpoint; the last writer to stop appends what the others journaled (the lock taken if free).
+    await (await this.ledger()).close();
   }
 }
 

@@ -13,6 +13,7 @@ import type { PostgresLedgerOptions } from './postgres/writer';
 import type { AppendInput, SeqRange } from './protocol';
 import type { FileLedgerWriterOptions } from './file/writer';
 import type { JournalOptions } from './file/pending-journal';
+import type { SharedOptions } from './file/shared-writer';
 import { transparencyFromEnv, type TransparencyOptions } from './transparency';
 
 export interface AppendOutcome extends SeqRange {
@@ -20,6 +21,11 @@ export interface AppendOutcome extends SeqRange {
   stored: number;
   /** Records left out because their span (trace id + span id) is already in the ledger, or repeated in the batch. */
   duplicates: number;
+  /**
+   * Records a shared writer (file/shared-writer.ts) kept in this process's pending journal instead
+   * (another process holds the ledger, or the ledger failed): durable, appended later, not stored yet.
+   */
+  journaled?: number;
 }
 
 export interface AppendOptions {
@@ -73,6 +79,11 @@ export interface WriterOptions {
    * writers: file/pending-journal.ts JournalingWriter).
    */
   journals?: JournalOptions;
+  /**
+   * Open nothing now: a SharedLedgerWriter (file/shared-writer.ts) opens the ledger at the first
+   * append and hides which process holds it (the lock, journal mode, retries, takeover).
+   */
+  shared?: SharedOptions;
 }
 
 export type LedgerConfig = ({ backend: 'file' } & FileLedgerWriterOptions) | ({ backend: 'postgres' } & PostgresLedgerOptions);
@@ -150,9 +161,15 @@ export function positiveInt(name: string, raw: string | undefined): number | und
 /**
  * Opens the configured ledger for appending: the file ledger (creating it if needed, taking its
  * lock, building its span index) or PostgreSQL (schema checked, state recovered). The database
- * driver is loaded only for PostgreSQL.
+ * driver is loaded only for PostgreSQL. With `shared`, nothing is opened now: the writer opens
+ * the ledger at its first append, and journals while another process holds it.
  */
 export async function openLedgerWriter(config: LedgerConfig): Promise<LedgerWriter> {
+  const { shared, ...backend } = config;
+  if (shared) {
+    const { SharedLedgerWriter } = await import('./file/shared-writer.js');
+    return new SharedLedgerWriter(() => openLedgerWriter(backend), shared);
+  }
   const writer = await openBackend(config);
   if (!config.journals) return writer;
   const { JournalingWriter } = await import('./file/pending-journal.js');
@@ -162,10 +179,10 @@ export async function openLedgerWriter(config: LedgerConfig): Promise<LedgerWrit
 async function openBackend(config: LedgerConfig): Promise<LedgerWriter> {
   if (config.backend === 'postgres') {
     const { PostgresLedger } = await import('./postgres/writer.js');
-    const { backend: _, journals: _journals, ...options } = config;
+    const { backend: _, journals: _journals, shared: _shared, ...options } = config;
     return PostgresLedger.open(options);
   }
-  const { backend: _, journals: _journals, ...options } = config;
+  const { backend: _, journals: _journals, shared: _shared, ...options } = config;
   // Loaded when used, as the PostgreSQL writer is: a CLI read on PostgreSQL that records itself
   // needs neither the file writer nor the hashing it brings (and @opentelemetry/api with it).
   const { FileLedgerWriter } = await import('./file/writer.js');

@@ -85,6 +85,8 @@ export class JournalWriter {
   private current = JournalWriter.newName();
   private fd: number | undefined;
   private n = 0;
+  /** Batches handed to append() (see holds()). */
+  private readonly received = new WeakSet<readonly LedgerRecord[]>();
   private readonly group = new GroupCommit<LedgerRecord, void>(
     async (batches) => {
       const fd = this.write(this.lines(batches.flat()));
@@ -125,7 +127,13 @@ export class JournalWriter {
 
   /** Group commit: resolves once the records are written (and, when durable, fdatasync'd). */
   append(records: readonly LedgerRecord[]): Promise<void> {
+    this.received.add(records);
     return this.group.add(records);
+  }
+
+  /** Whether append() was handed this very batch: it is in the file, or end() writes it. */
+  holds(records: readonly LedgerRecord[]): boolean {
+    return this.received.has(records);
   }
 
   /** Writes the records now, synchronously and durably (the exit event, a full backlog). */

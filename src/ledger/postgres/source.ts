@@ -35,6 +35,8 @@ export function partitionLabel(name: string): string {
 }
 
 const PAGE = 2000;
+/** Leaf hashes a statement of leafHashes() returns (2 MiB). */
+const LEAF_PAGE = 65_536;
 
 const ROW_COLUMNS = `r.seq::text AS seq, r.line, r.prev_hash, r.leaf_hash, c.leaf_hash AS chain_leaf,
   c.trace_id AS chain_trace_id, c.span_id AS chain_span_id, ${ROW_SELECT}`;
@@ -245,6 +247,35 @@ export class PostgresLedgerSource implements LedgerSource {
         }
       }
     }
+  }
+
+  /**
+   * Leaf hashes from the chain table alone, LEAF_PAGE rows a statement joined into one bytea by the
+   * database (one value to decode, not a row object per leaf): what a proof hashes. Each is the
+   * hash of its line (the records trigger compares them at insert; verify reads both).
+   */
+  async *leafHashes(from: number, to: number): AsyncGenerator<Buffer> {
+    for (let start = from; start < to; start += LEAF_PAGE) {
+      const end = Math.min(to, start + LEAF_PAGE);
+      const [row] = await this.select<{ hashes: Buffer | null; last: string | null }>(
+        `SELECT string_agg(leaf_hash, ''::bytea ORDER BY seq) AS hashes, max(seq)::text AS last
+           FROM ${SCHEMA}.chain WHERE seq >= $1::bigint AND seq < $2::bigint`,
+        [start, end],
+      );
+      const hashes = row?.hashes ?? Buffer.alloc(0);
+      // The chain's insert trigger keeps it continuous; rows removed behind its back would shift
+      // every later leaf to the wrong seq.
+      if (row?.last != null && hashes.length !== (Number(row.last) - start + 1) * 32) {
+        throw new LedgerError('LEDGER_RECORD_MISSING', `${SCHEMA}.chain lacks entries between seq ${start} and ${row.last} (rows were removed behind the ledger's back)`);
+      }
+      for (let offset = 0; offset + 32 <= hashes.length; offset += 32) yield hashes.subarray(offset, offset + 32);
+      if (hashes.length < (end - start) * 32) return;
+    }
+  }
+
+  async seqOfRequest(requestId: string): Promise<number | undefined> {
+    const [row] = await this.select<{ seq: string }>(`SELECT seq::text AS seq FROM ${SCHEMA}.records WHERE request_id = $1 ORDER BY seq LIMIT 1`, [requestId]);
+    return row ? Number(row.seq) : undefined;
   }
 
   /**

@@ -273,14 +273,16 @@ function welford(): { add(x: number): void; result(): Baseline } {
 }
 
 /**
- * The JavaScript analysis (file ledger): two passes over the records (`open` is called twice),
- * memory O(groups × metrics + flagged calls). Operation records (llm-audit's own) are left out.
+ * The JavaScript analysis (file ledger): two passes over the records, memory O(groups × metrics +
+ * flagged calls). Operation records (llm-audit's own) are left out. `open(from, to)` gives at
+ * least the records of [from, to): the baseline first, then the window, so each pass reads only
+ * its own days (reading the baseline's 7 days again for the window was half the report's time).
  */
-export async function findAnomalies(open: () => AsyncIterable<LedgerRecord>, plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]> {
+export async function findAnomalies(open: (from: number, to: number) => AsyncIterable<LedgerRecord>, plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]> {
   const values = new Map<AnomalyMetric, Map<string | null, ReturnType<typeof welford>>>();
   const counts = new Map<string | null, number[]>();
   for (const m of metrics) values.set(m, new Map());
-  for await (const r of open()) {
+  for await (const r of open(plan.baselineStart, plan.windowStart)) {
     const t = Date.parse(r.timestamp);
     if (!(t >= plan.baselineStart && t < plan.windowStart) || !isCallRecord(r)) continue;
     const group = anomalyGroup(r, plan.by);
@@ -309,7 +311,7 @@ export async function findAnomalies(open: () => AsyncIterable<LedgerRecord>, pla
     }
     return { metric, baselines, window: new Map(), windowSum: new Map(), flagged: [] };
   });
-  for await (const r of open()) {
+  for await (const r of open(plan.windowStart, plan.now)) {
     const t = Date.parse(r.timestamp);
     if (!(t >= plan.windowStart && t < plan.now) || !isCallRecord(r)) continue;
     const group = anomalyGroup(r, plan.by);
@@ -456,8 +458,8 @@ export async function anomaliesWith(backend: ReportBackend, options: AnomalyOpti
   return anomalyReport(plan, f!);
 }
 
-/** `report anomalies` on a record stream (`open` is called for each pass). */
-export async function anomalies(open: () => AsyncIterable<LedgerRecord>, options: AnomalyOptions & { summary?: boolean }): Promise<Report> {
+/** `report anomalies` on a record stream (`open` is called for each pass, with its period). */
+export async function anomalies(open: (from: number, to: number) => AsyncIterable<LedgerRecord>, options: AnomalyOptions & { summary?: boolean }): Promise<Report> {
   return anomaliesWith({ anomalies: (plan, metrics) => findAnomalies(open, plan, metrics) } as ReportBackend, options);
 }
 
@@ -519,7 +521,7 @@ export function scanBackend(source: LedgerSource, kept?: (record: LedgerRecord) 
     basis: 'computed from the stored lines (each parsed); not checked: hashes and signatures (run `llm-audit verify`)',
     costByUser: (from, to) => costGroups(scannedRecords(source, from, to, kept)),
     errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now, kept), windowStart, now),
-    anomalies: (plan, metrics) => findAnomalies(() => scannedRecords(source, plan.baselineStart, plan.now, kept), plan, metrics),
+    anomalies: (plan, metrics) => findAnomalies((from, to) => scannedRecords(source, from, to, kept), plan, metrics),
     query: (filter) => queryRecordsByScan(source, filter),
     periodRecords: (from, to) => scannedRecords(source, from, to, kept),
     facts: (from, to) => scannedFacts(source, from, to, kept),

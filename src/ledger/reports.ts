@@ -4,10 +4,10 @@
  * backend ({@link scanBackend}) folds the record stream here in JavaScript; PostgreSQL's
  * (postgres/reports.ts) computes the same groups in SQL, so both print the same rows.
  */
-import type { LedgerSource } from './backend';
-import { matches, scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
+import type { CallCells, LedgerSource } from './backend';
+import { matches, scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit, type ScanOptions } from './query';
 import { Grouped, scannedFacts, type RecordFacts, type Totals } from '../evidence/facts';
-import { isCallRecord, type LedgerRecord } from './record';
+import { isCallRecord, reportModel, type LedgerRecord } from './record';
 
 export type Cell = string | number | null;
 export interface Report {
@@ -19,14 +19,7 @@ export interface Report {
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
-/**
- * The model every report groups by: the requested one (the response model only when no request
- * model was recorded). A failed call has no response model; grouping by it would put a model's
- * failures in a row of their own beside its successes, each row showing a wrong error rate.
- */
-export function reportModel(record: Pick<LedgerRecord, 'model'>): string | null {
-  return record.model?.request ?? record.model?.response ?? null;
-}
+export { reportModel };
 
 /** Sums of money are rounded to 1e-9 USD to keep float noise out of the output. */
 function money(value: number): number {
@@ -59,14 +52,43 @@ export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<
   return costByUserReport(await costGroups(records));
 }
 
-async function costGroups(records: AsyncIterable<LedgerRecord>): Promise<CostGroup[]> {
+/** A segment's call cells in a record stream, where its records would have been (scannedCalls). */
+class CellsOf {
+  constructor(readonly cells: CallCells) {}
+}
+
+/** Adds `value` (a sum begun in the same order, or the values themselves) to a sum, in order. */
+function addUp(sum: number, value: number | number[]): number {
+  if (typeof value === 'number') return sum + value;
+  for (const v of value) sum += v;
+  return sum;
+}
+
+async function costGroups(records: AsyncIterable<LedgerRecord | CellsOf>): Promise<CostGroup[]> {
   const groups = new Map<string, CostGroup>();
-  for await (const r of records) {
-    if (!isCallRecord(r)) continue;
-    const day = r.timestamp.slice(0, 10);
-    const key = JSON.stringify([day, r.user_id]);
+  const group = (day: string, user: string | null): CostGroup => {
+    const key = JSON.stringify([day, user]);
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { day, user_id: r.user_id, requests: 0, cost: 0, priced: 0, unpriced: 0, latency: 0, timed: 0 }));
+    if (!g) groups.set(key, (g = { day, user_id: user, requests: 0, cost: 0, priced: 0, unpriced: 0, latency: 0, timed: 0 }));
+    return g;
+  };
+  for await (const r of records) {
+    if (r instanceof CellsOf) {
+      // In ledger order, where the segment's lines would have been: each sum gets the same terms in
+      // the same order as from the lines (UserCell), so the same bits.
+      for (const c of r.cells.users) {
+        const g = group(c.day, c.user);
+        g.requests += c.requests;
+        g.cost = addUp(g.cost, c.cost);
+        g.priced += c.priced;
+        g.unpriced += c.unpriced;
+        g.latency = addUp(g.latency, c.latency);
+        g.timed += c.timed;
+      }
+      continue;
+    }
+    if (!isCallRecord(r)) continue;
+    const g = group(r.timestamp.slice(0, 10), r.user_id);
     g.requests++;
     if (r.cost_usd !== null && r.cost_usd !== undefined) {
       g.cost += r.cost_usd;
@@ -122,14 +144,28 @@ export interface ErrorGroup {
   blocked: number;
 }
 
-async function errorGroups(records: AsyncIterable<LedgerRecord>, windowStart: number, now: number): Promise<ErrorGroup[]> {
+/** The groups of the records of [windowStart, now) and of the call cells (all in the window: scannedCalls). */
+async function errorGroups(records: AsyncIterable<LedgerRecord | CellsOf>, windowStart: number, now: number): Promise<ErrorGroup[]> {
   const groups = new Map<string | null, ErrorGroup & { responses: Set<string> }>();
-  for await (const r of records) {
-    const t = Date.parse(r.timestamp);
-    if (!(t >= windowStart && t < now) || !isCallRecord(r)) continue;
-    const model = reportModel(r);
+  const group = (model: string | null) => {
     let g = groups.get(model);
     if (!g) groups.set(model, (g = { model, response_models: [], requests: 0, errors: 0, blocked: 0, responses: new Set() }));
+    return g;
+  };
+  for await (const r of records) {
+    if (r instanceof CellsOf) {
+      for (const c of r.cells.models) {
+        const g = group(c.model);
+        g.requests += c.requests;
+        g.errors += c.errors;
+        g.blocked += c.blocked;
+        for (const m of c.responses) g.responses.add(m);
+      }
+      continue;
+    }
+    const t = Date.parse(r.timestamp);
+    if (!(t >= windowStart && t < now) || !isCallRecord(r)) continue;
+    const g = group(reportModel(r));
     g.requests++;
     if (r.status === 'error') g.errors++;
     else if (r.status === 'blocked') g.blocked++;
@@ -515,12 +551,31 @@ export function scannedRecords(source: LedgerSource, from?: number, to?: number,
   };
 }
 
+/**
+ * The records of [from, to) from the scan of `source`, with the call cells of the segments its
+ * summaries cover whole in place of their records (source.ts wholeCells), in ledger order.
+ */
+function scannedCalls(source: LedgerSource, from: number | undefined, to: number | undefined, cells: 'users' | 'models'): AsyncIterable<LedgerRecord | CellsOf> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      const pending: CallCells[] = [];
+      const scan: ScanOptions = { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), onCells: (c) => pending.push(c), cells };
+      for await (const hit of scanRecords(source, scan)) {
+        for (const c of pending.splice(0)) yield new CellsOf(c);
+        yield hit.record;
+      }
+      for (const c of pending.splice(0)) yield new CellsOf(c);
+    },
+  };
+}
+
 /** The backend that reads every stored line of the period and folds it here (the file ledger). */
 export function scanBackend(source: LedgerSource, kept?: (record: LedgerRecord) => boolean): ReportBackend {
   return {
     basis: 'computed from the stored lines (each parsed); not checked: hashes and signatures (run `llm-audit verify`)',
-    costByUser: (from, to) => costGroups(scannedRecords(source, from, to, kept)),
-    errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now, kept), windowStart, now),
+    // Call cells carry no service or environment: a scoped report reads the lines.
+    costByUser: (from, to) => costGroups(kept ? scannedRecords(source, from, to, kept) : scannedCalls(source, from, to, 'users')),
+    errorRate: (windowStart, now) => errorGroups(kept ? scannedRecords(source, windowStart, now, kept) : scannedCalls(source, windowStart, now, 'models'), windowStart, now),
     anomalies: (plan, metrics) => findAnomalies((from, to) => scannedRecords(source, from, to, kept), plan, metrics),
     query: (filter) => queryRecordsByScan(source, filter),
     periodRecords: (from, to) => scannedRecords(source, from, to, kept),

@@ -7,7 +7,6 @@
  */
 import { EXIT, exitStatusFor, renderError } from '../errors';
 import { LedgerError } from '../ledger/errors';
-import { commandHelp } from './help';
 import { processIo, type CliIo } from './io';
 
 type Command = (argv: string[], io: CliIo) => Promise<number>;
@@ -94,6 +93,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     const command = await entry.load();
     if (rest.includes('--help') || rest.includes('-h')) {
+      // Loaded only for --help: help.ts names serve's and the receiver's defaults, whose modules load
+      // the PostgreSQL driver and the OTLP receiver (every command paid for them at start-up).
+      const { commandHelp } = await import('./help.js');
       await io.out(commandHelp(name, command.usage));
       return EXIT.ok;
     }

@@ -143,11 +143,19 @@ async function load(label, ledgerFor) {
   let batch = [];
   let done = 0;
   let nextLog = N / 10;
+  // Each batch is appended one second after its LAST record's timestamp: a record is never appended
+  // before its span started, as in production, so a batch that crosses midnight lands on the new
+  // day's segment (appended at its first record's time, the records after midnight sat on the
+  // previous day's segment, which the readers' append-day rule then leaves out of windows starting
+  // at midnight).
+  const append = (batch) => {
+    day.now = new Date(Date.parse(batch[batch.length - 1].timestamp) + 1000);
+    return ledger.append(batch);
+  };
   for (const r of records({ count: N, seed: Number(values.seed) })) {
-    if (batch.length === 0) day.now = new Date(Date.parse(r.timestamp) + 1000);
     batch.push(r);
     if (batch.length === BATCH) {
-      await ledger.append(batch);
+      await append(batch);
       done += batch.length;
       batch = [];
       if (done >= nextLog) {
@@ -156,7 +164,7 @@ async function load(label, ledgerFor) {
       }
     }
   }
-  if (batch.length > 0) await ledger.append(batch);
+  if (batch.length > 0) await append(batch);
   await ledger.close();
   const seconds = (performance.now() - t0) / 1000;
   return { seconds: round(seconds, 1), recordsPerSecond: Math.round(N / seconds) };

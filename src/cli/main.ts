@@ -93,7 +93,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   try {
     const command = await entry.load();
     if (rest.includes('--help') || rest.includes('-h')) {
-      // Loaded only here: the options' defaults it prints come from the serve and ingest modules.
+      // Loaded only for --help: help.ts names serve's and the receiver's defaults, whose modules load
+      // the PostgreSQL driver and the OTLP receiver (every command paid for them at start-up).
       const { commandHelp } = await import('./help.js');
       await io.out(commandHelp(name, command.usage));
       return EXIT.ok;

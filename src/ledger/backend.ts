@@ -65,6 +65,49 @@ export interface RecordSelection {
   from?: number;
   to?: number;
   where?: Partial<Record<SelectableField, string>>;
+  /**
+   * The reader can use call cells: a segment whose records all lie in [from, to) may be given as
+   * its summary's cells (a SkippedItem with `cells`) instead of its lines. Only without `where`.
+   */
+  cells?: 'users' | 'models';
+}
+
+/**
+ * A segment's call records with the same UTC day (of the timestamp) and user, as cost-by-user folds
+ * them (reports.ts costGroups). On the segment's own day, `cost` and `latency` are sums in line
+ * order (the same `+=` in the same order: the same bits); on another day (calls appended after
+ * midnight), the values themselves in line order, to be added to sums that earlier segments began
+ * (float addition is not associative: adding a partial sum would change the last bits).
+ */
+export interface UserCell {
+  day: string;
+  user: string | null;
+  requests: number;
+  cost: number | number[];
+  priced: number;
+  unpriced: number;
+  latency: number | number[];
+  timed: number;
+}
+
+/**
+ * The call records of one block of a segment's lines (BLOCK_LINES) with the same report model
+ * (requested, else response), counted as error-rate counts them: per block, so a window that cuts
+ * a segment reads the lines of the blocks at its edges only.
+ */
+export interface ModelCell {
+  block: number;
+  model: string | null;
+  requests: number;
+  errors: number;
+  blocked: number;
+  /** The response models seen, sorted. */
+  responses: string[];
+}
+
+export interface CallCells {
+  users: UserCell[];
+  models: ModelCell[];
 }
 
 /** Records seq first..last, present but left unread: the source's summaries show none can be selected. */
@@ -72,6 +115,8 @@ export interface SkippedItem {
   kind: 'skipped';
   first: number;
   last: number;
+  /** When the selection asked for cells: the call cells of these records (all of them lie in the window). */
+  cells?: CallCells;
 }
 
 export interface LedgerSource {

@@ -3,7 +3,7 @@
  * the hash chain (that is `verify`'s job, and it is much slower); it does refuse lines that are not
  * entries, so a corrupt ledger never yields silently wrong numbers.
  */
-import type { ItemLocation, LedgerSource, RecordSelection, SelectableField, StoredEntry } from './backend';
+import type { CallCells, ItemLocation, LedgerSource, RecordSelection, SelectableField, StoredEntry } from './backend';
 import { removedSegments } from './chain';
 import { LedgerError, describeLocation } from './errors';
 import { AUDIT_STATUS, AUDIT_STATUS_UNAUDITED } from '../semconv';
@@ -23,6 +23,13 @@ export interface ScanOptions {
   to?: number;
   /** Only records with these field values (a hint: the source may leave out lines it knows cannot match; the caller still filters). */
   where?: RecordSelection['where'];
+  /**
+   * Takes the call cells of segments whose records all lie in the window (file ledger summaries):
+   * those segments' records are then not yielded. Only for reports that fold call cells.
+   */
+  onCells?: (cells: CallCells) => void;
+  /** Which cells onCells takes: per (day, user) of whole segments, or per model of whole blocks. */
+  cells?: NonNullable<RecordSelection['cells']>;
   /** Called for a torn last line (the writer may be mid-append): skipped, not fatal. */
   onTorn?: (location: ItemLocation) => void;
 }
@@ -70,6 +77,7 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
     ...(options.from !== undefined ? { from: options.from } : {}),
     ...(options.to !== undefined ? { to: options.to } : {}),
     ...(options.where ? { where: options.where } : {}),
+    ...(options.onCells && options.cells ? { cells: options.cells } : {}),
   };
   const selective = source.selectItems && Object.keys(selection).length > 0;
   for await (const item of selective ? source.selectItems!(itemsOptions, selection) : source.items(itemsOptions)) {
@@ -78,6 +86,7 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
       continue;
     }
     if (item.kind === 'skipped') {
+      if (item.cells) options.onCells!(item.cells);
       reach(item.first, item.last);
       continue;
     }

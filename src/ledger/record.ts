@@ -315,6 +315,16 @@ export function isCallRecord(record: Pick<LedgerRecord, 'action' | 'event'>): bo
 }
 
 /**
+ * The model every report groups by: the requested one (the response model only when no request
+ * model was recorded). A failed call has no response model; grouping by it would put a model's
+ * failures in a row of their own beside its successes, each row showing a wrong error rate.
+ * (Here rather than in reports.ts: the writer's segment summaries group by it too.)
+ */
+export function reportModel(record: Pick<LedgerRecord, 'model'>): string | null {
+  return record.model?.request ?? record.model?.response ?? null;
+}
+
+/**
  * The record of an operation on the trail (one of OPERATION_ACTIONS): no span behind it, so its
  * identity is a fresh random trace and span id; every LLM-call field is null.
  */

@@ -4,10 +4,10 @@
  * backend ({@link scanBackend}) folds the record stream here in JavaScript; PostgreSQL's
  * (postgres/reports.ts) computes the same groups in SQL, so both print the same rows.
  */
-import type { LedgerSource } from './backend';
-import { matches, scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit } from './query';
+import type { CallCells, LedgerSource } from './backend';
+import { matches, scanRecords, queryRecordsByScan, type QueryFilter, type RecordHit, type ScanOptions } from './query';
 import { Grouped, scannedFacts, type RecordFacts, type Totals } from '../evidence/facts';
-import { isCallRecord, type LedgerRecord } from './record';
+import { isCallRecord, reportModel, type LedgerRecord } from './record';
 
 export type Cell = string | number | null;
 export interface Report {
@@ -19,14 +19,7 @@ export interface Report {
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
 
-/**
- * The model every report groups by: the requested one (the response model only when no request
- * model was recorded). A failed call has no response model; grouping by it would put a model's
- * failures in a row of their own beside its successes, each row showing a wrong error rate.
- */
-export function reportModel(record: Pick<LedgerRecord, 'model'>): string | null {
-  return record.model?.request ?? record.model?.response ?? null;
-}
+export { reportModel };
 
 /** Sums of money are rounded to 1e-9 USD to keep float noise out of the output. */
 function money(value: number): number {
@@ -59,14 +52,43 @@ export async function costByUser(records: AsyncIterable<LedgerRecord>): Promise<
   return costByUserReport(await costGroups(records));
 }
 
-async function costGroups(records: AsyncIterable<LedgerRecord>): Promise<CostGroup[]> {
+/** A segment's call cells in a record stream, where its records would have been (scannedCalls). */
+class CellsOf {
+  constructor(readonly cells: CallCells) {}
+}
+
+/** Adds `value` (a sum begun in the same order, or the values themselves) to a sum, in order. */
+function addUp(sum: number, value: number | number[]): number {
+  if (typeof value === 'number') return sum + value;
+  for (const v of value) sum += v;
+  return sum;
+}
+
+async function costGroups(records: AsyncIterable<LedgerRecord | CellsOf>): Promise<CostGroup[]> {
   const groups = new Map<string, CostGroup>();
-  for await (const r of records) {
-    if (!isCallRecord(r)) continue;
-    const day = r.timestamp.slice(0, 10);
-    const key = JSON.stringify([day, r.user_id]);
+  const group = (day: string, user: string | null): CostGroup => {
+    const key = JSON.stringify([day, user]);
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { day, user_id: r.user_id, requests: 0, cost: 0, priced: 0, unpriced: 0, latency: 0, timed: 0 }));
+    if (!g) groups.set(key, (g = { day, user_id: user, requests: 0, cost: 0, priced: 0, unpriced: 0, latency: 0, timed: 0 }));
+    return g;
+  };
+  for await (const r of records) {
+    if (r instanceof CellsOf) {
+      // In ledger order, where the segment's lines would have been: each sum gets the same terms in
+      // the same order as from the lines (UserCell), so the same bits.
+      for (const c of r.cells.users) {
+        const g = group(c.day, c.user);
+        g.requests += c.requests;
+        g.cost = addUp(g.cost, c.cost);
+        g.priced += c.priced;
+        g.unpriced += c.unpriced;
+        g.latency = addUp(g.latency, c.latency);
+        g.timed += c.timed;
+      }
+      continue;
+    }
+    if (!isCallRecord(r)) continue;
+    const g = group(r.timestamp.slice(0, 10), r.user_id);
     g.requests++;
     if (r.cost_usd !== null && r.cost_usd !== undefined) {
       g.cost += r.cost_usd;
@@ -122,14 +144,28 @@ export interface ErrorGroup {
   blocked: number;
 }
 
-async function errorGroups(records: AsyncIterable<LedgerRecord>, windowStart: number, now: number): Promise<ErrorGroup[]> {
+/** The groups of the records of [windowStart, now) and of the call cells (all in the window: scannedCalls). */
+async function errorGroups(records: AsyncIterable<LedgerRecord | CellsOf>, windowStart: number, now: number): Promise<ErrorGroup[]> {
   const groups = new Map<string | null, ErrorGroup & { responses: Set<string> }>();
-  for await (const r of records) {
-    const t = Date.parse(r.timestamp);
-    if (!(t >= windowStart && t < now) || !isCallRecord(r)) continue;
-    const model = reportModel(r);
+  const group = (model: string | null) => {
     let g = groups.get(model);
     if (!g) groups.set(model, (g = { model, response_models: [], requests: 0, errors: 0, blocked: 0, responses: new Set() }));
+    return g;
+  };
+  for await (const r of records) {
+    if (r instanceof CellsOf) {
+      for (const c of r.cells.models) {
+        const g = group(c.model);
+        g.requests += c.requests;
+        g.errors += c.errors;
+        g.blocked += c.blocked;
+        for (const m of c.responses) g.responses.add(m);
+      }
+      continue;
+    }
+    const t = Date.parse(r.timestamp);
+    if (!(t >= windowStart && t < now) || !isCallRecord(r)) continue;
+    const g = group(reportModel(r));
     g.requests++;
     if (r.status === 'error') g.errors++;
     else if (r.status === 'blocked') g.blocked++;
@@ -273,14 +309,16 @@ function welford(): { add(x: number): void; result(): Baseline } {
 }
 
 /**
- * The JavaScript analysis (file ledger): two passes over the records (`open` is called twice),
- * memory O(groups × metrics + flagged calls). Operation records (llm-audit's own) are left out.
+ * The JavaScript analysis (file ledger): two passes over the records, memory O(groups × metrics +
+ * flagged calls). Operation records (llm-audit's own) are left out. `open(from, to)` gives at
+ * least the records of [from, to): the baseline first, then the window, so each pass reads only
+ * its own days (reading the baseline's 7 days again for the window was half the report's time).
  */
-export async function findAnomalies(open: () => AsyncIterable<LedgerRecord>, plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]> {
+export async function findAnomalies(open: (from: number, to: number) => AsyncIterable<LedgerRecord>, plan: AnomalyPlan, metrics: readonly AnomalyMetric[]): Promise<MetricFindings[]> {
   const values = new Map<AnomalyMetric, Map<string | null, ReturnType<typeof welford>>>();
   const counts = new Map<string | null, number[]>();
   for (const m of metrics) values.set(m, new Map());
-  for await (const r of open()) {
+  for await (const r of open(plan.baselineStart, plan.windowStart)) {
     const t = Date.parse(r.timestamp);
     if (!(t >= plan.baselineStart && t < plan.windowStart) || !isCallRecord(r)) continue;
     const group = anomalyGroup(r, plan.by);
@@ -309,7 +347,7 @@ export async function findAnomalies(open: () => AsyncIterable<LedgerRecord>, pla
     }
     return { metric, baselines, window: new Map(), windowSum: new Map(), flagged: [] };
   });
-  for await (const r of open()) {
+  for await (const r of open(plan.windowStart, plan.now)) {
     const t = Date.parse(r.timestamp);
     if (!(t >= plan.windowStart && t < plan.now) || !isCallRecord(r)) continue;
     const group = anomalyGroup(r, plan.by);
@@ -456,8 +494,8 @@ export async function anomaliesWith(backend: ReportBackend, options: AnomalyOpti
   return anomalyReport(plan, f!);
 }
 
-/** `report anomalies` on a record stream (`open` is called for each pass). */
-export async function anomalies(open: () => AsyncIterable<LedgerRecord>, options: AnomalyOptions & { summary?: boolean }): Promise<Report> {
+/** `report anomalies` on a record stream (`open` is called for each pass, with its period). */
+export async function anomalies(open: (from: number, to: number) => AsyncIterable<LedgerRecord>, options: AnomalyOptions & { summary?: boolean }): Promise<Report> {
   return anomaliesWith({ anomalies: (plan, metrics) => findAnomalies(open, plan, metrics) } as ReportBackend, options);
 }
 
@@ -513,13 +551,32 @@ export function scannedRecords(source: LedgerSource, from?: number, to?: number,
   };
 }
 
+/**
+ * The records of [from, to) from the scan of `source`, with the call cells of the segments its
+ * summaries cover whole in place of their records (source.ts wholeCells), in ledger order.
+ */
+function scannedCalls(source: LedgerSource, from: number | undefined, to: number | undefined, cells: 'users' | 'models'): AsyncIterable<LedgerRecord | CellsOf> {
+  return {
+    async *[Symbol.asyncIterator]() {
+      const pending: CallCells[] = [];
+      const scan: ScanOptions = { ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}), onCells: (c) => pending.push(c), cells };
+      for await (const hit of scanRecords(source, scan)) {
+        for (const c of pending.splice(0)) yield new CellsOf(c);
+        yield hit.record;
+      }
+      for (const c of pending.splice(0)) yield new CellsOf(c);
+    },
+  };
+}
+
 /** The backend that reads every stored line of the period and folds it here (the file ledger). */
 export function scanBackend(source: LedgerSource, kept?: (record: LedgerRecord) => boolean): ReportBackend {
   return {
     basis: 'computed from the stored lines (each parsed); not checked: hashes and signatures (run `llm-audit verify`)',
-    costByUser: (from, to) => costGroups(scannedRecords(source, from, to, kept)),
-    errorRate: (windowStart, now) => errorGroups(scannedRecords(source, windowStart, now, kept), windowStart, now),
-    anomalies: (plan, metrics) => findAnomalies(() => scannedRecords(source, plan.baselineStart, plan.now, kept), plan, metrics),
+    // Call cells carry no service or environment: a scoped report reads the lines.
+    costByUser: (from, to) => costGroups(kept ? scannedRecords(source, from, to, kept) : scannedCalls(source, from, to, 'users')),
+    errorRate: (windowStart, now) => errorGroups(kept ? scannedRecords(source, windowStart, now, kept) : scannedCalls(source, windowStart, now, 'models'), windowStart, now),
+    anomalies: (plan, metrics) => findAnomalies((from, to) => scannedRecords(source, from, to, kept), plan, metrics),
     query: (filter) => queryRecordsByScan(source, filter),
     periodRecords: (from, to) => scannedRecords(source, from, to, kept),
     facts: (from, to) => scannedFacts(source, from, to, kept),

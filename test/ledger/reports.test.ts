@@ -103,6 +103,22 @@ describe('reports', () => {
     expect(byUser.notes.join()).toMatch(/user dave has fewer than 2 calls/);
   });
 
+  it('anomalies asks for the baseline, then the window: neither pass reads the other period', async () => {
+    const source = await dataset();
+    const now = Date.parse('2026-03-10T00:00:00Z');
+    const periods: Array<[number, number]> = [];
+    const report = await anomalies((from, to) => {
+      periods.push([from, to]);
+      return records(source, from, to);
+    }, { now });
+    expect(report.rows.map((r) => r.request_id)).toEqual(['r118', 'r500']);
+    const day = 86_400_000;
+    expect(periods).toEqual([
+      [now - 8 * day, now - day],
+      [now - day, now],
+    ]);
+  });
+
   it('error-rate per model over the last 24 hours', async () => {
     const source = await dataset();
     const report = await errorRate(records(source), { now: Date.parse('2026-03-10T00:00:00Z') });

@@ -1,14 +1,14 @@
 // Segment summaries (src/ledger/file/summary.ts): written when a segment closes and after a crash,
 // checked by verify, and used by queries and windowed reports to read only what can match, with
 // the same rows as reading everything.
-import { copyFileSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../src/audit/canonical-json';
 import type { LedgerItem, SkippedItem } from '../../src/ledger/backend';
 import { FileLedger, FileLedgerSource } from '../../src/ledger/file/ledger';
 import { repairSummaries } from '../../src/ledger/file/repair';
-import { SegmentSummary } from '../../src/ledger/file/summary';
+import { SegmentSummary, summarizeSegmentFile } from '../../src/ledger/file/summary';
 import { queryRecords, type QueryFilter } from '../../src/ledger/query';
 import { reportBackend } from '../../src/ledger/reports';
 import type { LedgerRecord } from '../../src/ledger/record';
@@ -211,4 +211,78 @@ describe('segment summaries', () => {
     expect(result.notes.join('\n')).not.toMatch(/summar/);
     expect(existsSync(join(dir, 'summaries', '2026-03-04.jsonl'))).toBe(true);
   }, 60_000);
+});
+
+describe('call cells (summary version 2)', () => {
+  /** Awkward sums: costs and latencies whose float sums depend on the order they are added in. */
+  async function cellDays(dir: string): Promise<void> {
+    const clock = fakeClock(`${DAYS[0]}T12:00:00.000Z`);
+    const ledger = await FileLedger.open({ dir, fsync: 'none', clock: clock.now });
+    let i = 0;
+    for (const day of DAYS) {
+      clock.set(`${day}T12:00:00.000Z`);
+      for (let n = 0; n < 60; n += 10) {
+        await ledger.append(
+          Array.from({ length: 10 }, () => {
+            const k = i++;
+            return makeRecord({ ...varied(k, day), cost_usd: k % 5 === 0 ? null : 0.1 + k * 1e-7 + (k % 3) * 0.2, latency_ms: 100.1 + (k % 17) * 0.37 });
+          }),
+        );
+      }
+    }
+    await ledger.close();
+  }
+
+  async function cellSegments(source: FileLedgerSource, from?: number, to?: number, cells: 'users' | 'models' = 'users'): Promise<number> {
+    let n = 0;
+    for await (const item of source.selectItems({}, { cells, ...(from !== undefined ? { from } : {}), ...(to !== undefined ? { to } : {}) })) if (item.kind === 'skipped' && item.cells) n++;
+    return n;
+  }
+
+  it('cost-by-user and error-rate add a whole segment’s cells instead of its lines, to the same bits; verify checks them; version 1 summaries still serve', async () => {
+    const dir = tempDir();
+    await cellDays(dir);
+    const source = new FileLedgerSource(dir);
+    const now = Date.parse('2026-03-04T00:00:00.000Z');
+    // The groups before formatting (their order is the report's to set), so sums are compared to the last bit.
+    const sorted = <T>(groups: T[]): T[] => groups.map((g) => [JSON.stringify(g), g] as const).sort(([a], [b]) => (a < b ? -1 : 1)).map(([, g]) => g);
+    const reads = async () => ({
+      all: sorted(await reportBackend(source).costByUser(undefined, undefined)),
+      window: sorted(await reportBackend(source).costByUser(Date.parse('2026-02-28T00:00:00.000Z'), now)),
+      errors: sorted(await reportBackend(source).errorRate(now - 3 * 86_400_000, now)),
+      day: sorted(await reportBackend(source).errorRate(now - 86_400_000, now)),
+      month: sorted(await reportBackend(source).errorRate(Date.parse('2026-02-01T00:00:00.000Z'), now)),
+    });
+    const withCells = await reads();
+    // Every segment is read as cells when the window holds it (records up to 42 h before their append day).
+    expect(await cellSegments(source)).toBe(3);
+    expect(await cellSegments(source, now - 86_400_000, now)).toBe(0); // the last segment holds records of earlier days
+    // error-rate's cells are per block of lines (one block per segment here).
+    expect(await cellSegments(source, Date.parse('2026-02-01T00:00:00.000Z'), now, 'models')).toBe(3);
+    expect(await cellSegments(source, now - 86_400_000, now, 'models')).toBe(0);
+    const original = DAYS.map((d) => readFileSync(join(dir, 'summaries', `${d}.jsonl`), 'utf8'));
+
+    rmSync(join(dir, 'summaries'), { recursive: true });
+    expect(await cellSegments(source)).toBe(0);
+    expect(await reads()).toEqual(withCells); // toEqual compares numbers with Object.is: the same bits
+
+    // Version 1 summaries (no cells): read as before, verified as version 1, rewritten by repair.
+    mkdirSync(join(dir, 'summaries'));
+    for (const d of DAYS) writeFileSync(join(dir, 'summaries', `${d}.jsonl`), (await summarizeSegmentFile(dir, `${d}.jsonl`)).text(1));
+    expect(await cellSegments(source)).toBe(0);
+    expect(await reads()).toEqual(withCells);
+    expect((await verifyLedger(source)).notes.join('\n')).not.toMatch(/summar/);
+    await repairSummaries(dir);
+    expect(DAYS.map((d) => readFileSync(join(dir, 'summaries', `${d}.jsonl`), 'utf8'))).toEqual(original);
+
+    // A changed cell (one request fewer for a user): verify says the summary does not follow from its segment.
+    const path = join(dir, 'summaries', `${DAYS[1]}.jsonl`);
+    const lines = original[1]!.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('{"cells":'));
+    const cells = JSON.parse(lines[at]!) as { cells: { users: number[][] } };
+    cells.cells.users[0]![2]! -= 1; // requests
+    lines[at] = JSON.stringify(cells);
+    writeFileSync(path, lines.join('\n'));
+    await expect(verifyLedger(source)).rejects.toMatchObject({ code: 'LEDGER_SUMMARY_MISMATCH', message: expect.stringMatching(/summaries\/2026-03-02\.jsonl: it does not follow/) });
+  });
 });

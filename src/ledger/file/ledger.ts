@@ -25,7 +25,7 @@ import { appendFileNote } from './note-store';
 import { CheckpointPublisher } from '../transparency';
 import type { WriterOptions } from '../writer';
 import { FileLedgerSource, exists, fileSize, repairAdvice, type LedgerMeta } from './source';
-import { SegmentSummary, SummaryBuilder, summarizeSegmentFile, writeSummary } from './summary';
+import { SUMMARY_VERSION, SegmentSummary, SummaryBuilder, summarizeSegmentFile, writeSummary } from './summary';
 
 // The reading side, under the names it always had here.
 export { FileLedgerSource, readMeta, repairAdvice, type LedgerMeta } from './source';
@@ -271,7 +271,8 @@ export class FileLedger {
    */
   private async resumeSummary(name: string): Promise<void> {
     const stored = SegmentSummary.load(this.dir, name);
-    if (stored?.describes(this.dir, name)) {
+    // An older version's summary (no cells) is rebuilt: continuing it would leave the segment without cells.
+    if (stored?.header.v === SUMMARY_VERSION && stored.describes(this.dir, name)) {
       this.summary = { builder: SummaryBuilder.from(stored), unwritten: false };
       return;
     }

@@ -24,7 +24,7 @@ import { syncDirSync } from '../../util/durable-file';
 import { CHECKPOINTS_FILE, DIR_MODE, FILE_MODE, LEDGER_FILE, QUARANTINE_DIR, REPAIRS_FILE, appendJsonLineSync, segmentLabel, segmentPath } from './layout';
 import { acquireLock } from './lock';
 import { removedSegments } from '../chain';
-import { SegmentSummary, summarizeSegmentFile, writeSummary } from './summary';
+import { SUMMARY_VERSION, SegmentSummary, summarizeSegmentFile, writeSummary } from './summary';
 
 export interface TornTailRepair {
   at: string;
@@ -79,7 +79,9 @@ export async function repairSummaries(dir: string): Promise<string[]> {
     const removed = removedSegments(await source.checkpoints());
     const written: string[] = [];
     for (const name of await source.segments()) {
-      if (removed.has(name) || SegmentSummary.load(dir, name)?.describes(dir, name)) continue;
+      // A summary of an older version is rewritten too (version 2 adds the call cells).
+      const stored = SegmentSummary.load(dir, name);
+      if (removed.has(name) || (stored?.header.v === SUMMARY_VERSION && stored.describes(dir, name))) continue;
       let builder;
       try {
         builder = await summarizeSegmentFile(dir, name);

@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource, RecordSelection, SegmentFacts, SkippedItem } from '../backend';
+import type { CallCells, CheckpointEntry, ItemsOptions, LedgerItem, LedgerSource, RecordSelection, SegmentFacts, SkippedItem } from '../backend';
 import { parseCheckpoint } from '../checkpoint';
 import { LedgerError, fsError } from '../errors';
 import { CHECKPOINTS_FILE, LEDGER_FILE, PENDING_DIR, REJECTED_DIR, REPAIRS_FILE, SEGMENTS_DIR, SEGMENT_NAME, readLines, segmentDay, segmentLabel, segmentPath } from './layout';
@@ -171,12 +171,29 @@ export class FileLedgerSource implements LedgerSource {
   }
 
   async *selectItems(options: ItemsOptions, selection: RecordSelection): AsyncGenerator<LedgerItem | SkippedItem> {
+    /** The latest record timestamp of the segments read so far (Infinity: unknown, a segment without a summary). */
+    let reached = -Infinity;
     for (const name of await this.segments()) {
       if (options.skip?.has(name)) continue;
       if (options.fromDay !== undefined && segmentDay(name)! < options.fromDay) continue;
       const summary = SegmentSummary.load(this.dir, name);
       // Only a summary of the file as it is now steers the reading; without one, the whole segment.
-      const lines = summary?.describes(this.dir, name) ? summary.candidates(selection, valueMatches) : 'all';
+      const described = summary?.describes(this.dir, name) === true;
+      const cells = described && selection.cells === 'users' ? wholeCells(name, summary!, selection, reached) : null;
+      reached = Math.max(reached, described ? (summary!.header.time?.[1] ?? -Infinity) : Infinity);
+      if (cells !== null) {
+        if (summary!.header.lines > 0) yield { kind: 'skipped', first: summary!.header.first_seq!, last: summary!.header.last_seq!, cells };
+        continue;
+      }
+      const blocks = described && selection.cells === 'models' ? blockCells(summary!, selection) : null;
+      if (blocks !== null) {
+        // The cells first (they stand for lines anywhere in the segment), then the edges' lines and
+        // the skipped runs up to the segment's end, so the scan's missing-record check sees every seq.
+        if (blocks.cells.models.length > 0) yield { kind: 'skipped', first: summary!.header.first_seq!, last: summary!.header.first_seq!, cells: blocks.cells };
+        yield* this.linesAt(name, summary!, blocks.lines);
+        continue;
+      }
+      const lines = described ? summary!.candidates(selection, valueMatches) : 'all';
       if (lines === 'all') yield* readLines(segmentPath(this.dir, name), segmentLabel(name));
       else yield* this.linesAt(name, summary!, lines);
     }
@@ -283,6 +300,47 @@ export class FileLedgerSource implements LedgerSource {
     }
     return out;
   }
+}
+
+/**
+ * The segment's call cells when the selection takes them, every record of the segment lies in the
+ * window and no later than the segment's own day, and no segment read before it reached that day
+ * (`reached`); else null. The last two make the segment's own-day sums the first of that day's
+ * records the report folds, so the sums it continues from them are the ones it would have computed
+ * from the lines (a report's `+=` is not associative: a partial sum added to sums already begun
+ * would change the last bits; earlier days' cells hold their values, not sums, for that reason).
+ */
+function wholeCells(name: string, summary: SegmentSummary, selection: RecordSelection, reached: number): CallCells | null {
+  const time = summary.header.time;
+  if (!selection.cells || selection.where !== undefined || time === null) return null;
+  if (!(time[0] >= (selection.from ?? -Infinity) && time[1] < (selection.to ?? Infinity))) return null;
+  const dayStart = Date.parse(`${segmentDay(name)}T00:00:00.000Z`);
+  if (!(time[1] < dayStart + 86_400_000 && reached < dayStart)) return null;
+  // Every record, not only the calls: a record without a readable timestamp is in no window, and
+  // the header's range leaves it out; such a record among the calls leaves the cells null.
+  return summary.cells();
+}
+
+/**
+ * For the model cells: the cells of the blocks whose records all lie in the window, and the lines
+ * of the blocks the window only cuts; null when the summary has no cells (or a filter applies).
+ */
+function blockCells(summary: SegmentSummary, selection: RecordSelection): { cells: CallCells; lines: number[] } | null {
+  const h = summary.header;
+  if (selection.where !== undefined || h.lines === 0) return null;
+  const all = summary.cells();
+  if (all === null) return null;
+  const from = selection.from ?? -Infinity;
+  const to = selection.to ?? Infinity;
+  const inside = new Set<number>();
+  const lines: number[] = [];
+  h.blocks.forEach((r, b) => {
+    // A block without a readable timestamp (records in no window) has no calls in its cells either.
+    if (r === null || r[1] < from || r[0] >= to) return;
+    if (r[0] >= from && r[1] < to) inside.add(b);
+    else for (let i = b * h.block; i < Math.min(h.lines, (b + 1) * h.block); i++) lines.push(i);
+  });
+  return { cells: { users: [], models: all.models.filter((m) => inside.has(m.block)) }, lines };
 }
 
 export function exists(path: string): boolean {

@@ -86,9 +86,10 @@ export function summaryLabel(segment: string): string {
 
 /**
  * The record members SummaryBuilder.add reads: verify's workers parse only these of each record
- * (verify-worker.ts). Keep in step with add().
+ * (verify-worker.ts). Keep in step with add(), addCell() and recordKind(): a member left out
+ * makes the workers' summary differ, and verify then walks that segment again on one thread.
  */
-export const SUMMARY_MEMBERS: ReadonlySet<string> = new Set(['action', 'deployment_environment', 'model', 'service_name', 'session_id', 'tenant_id', 'timestamp', 'user_id']);
+export const SUMMARY_MEMBERS: ReadonlySet<string> = new Set(['action', 'cost_usd', 'deployment_environment', 'event', 'latency_ms', 'model', 'service_name', 'session_id', 'status', 'tenant_id', 'timestamp', 'user_id']);
 
 /** Accumulates a segment's summary line by line, in order. */
 export class SummaryBuilder {

@@ -45,8 +45,15 @@ export interface ItemsOptions {
   from?: { segment: string; offset: number };
   /** Start reading at the entry with this seq: only for a source that `seeksBySeq`. */
   fromSeq?: number;
-  /** Leave out segments that hold only records appended before this UTC day (YYYY-MM-DD). */
+  /**
+   * With `since`: a window starts at `since` (ms), on this UTC day (YYYY-MM-DD). The segments of
+   * earlier days that come first may be left out, but only those that hold no record timestamped
+   * at or after `since`: a segment holds what was appended on its day, and a record's own time
+   * (its app's clock) can be later than that (an app whose clock runs ahead of the writer's).
+   * Left out is always a leading run, so the seqs read stay contiguous.
+   */
   fromDay?: string;
+  since?: number;
   /**
    * Give each entry its leaf hash, computed from the bytes read (SHA-256(0x00 || line bytes)): for
    * readers that check the chain and would hash every line anyway (every walkChain: verify, proofs,

@@ -61,8 +61,9 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
     if (from <= last) missing.push([from, last]);
   };
   let last: number | undefined;
-  // A segment holds records appended on its day; a record's timestamp (span start) is never later
-  // than its append, so segments of days before `from` cannot hold matching records.
+  // A segment holds records appended on its day; a record's timestamp (span start) is usually
+  // earlier, so segments of days before `from` are left out when the backend can tell that none of
+  // their records is as late as `from` (ItemsOptions.fromDay).
   const fromDay = options.from !== undefined ? new Date(options.from).toISOString().slice(0, 10) : undefined;
   /** Records first..lastSeq were read or knowingly left out: what lies between them and the last ones is missing. */
   const reach = (first: number, lastSeq: number): void => {
@@ -72,7 +73,7 @@ export async function* scanRecords(source: LedgerSource, options: ScanOptions = 
     if (!partial && last === undefined && fromDay === undefined && first > 0) gap(0, first - 1);
     last = lastSeq;
   };
-  const itemsOptions = { skip, ...(fromDay ? { fromDay } : {}) };
+  const itemsOptions = { skip, ...(fromDay ? { fromDay, since: options.from! } : {}) };
   const selection: RecordSelection = {
     ...(options.from !== undefined ? { from: options.from } : {}),
     ...(options.to !== undefined ? { to: options.to } : {}),

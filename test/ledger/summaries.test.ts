@@ -286,3 +286,32 @@ describe('call cells (summary version 2)', () => {
     await expect(verifyLedger(source)).rejects.toMatchObject({ code: 'LEDGER_SUMMARY_MISMATCH', message: expect.stringMatching(/summaries\/2026-03-02\.jsonl: it does not follow/) });
   });
 });
+
+describe('a record timestamped after the day it was appended (the app clock ahead of the ledger writer)', () => {
+  // `llm-audit serve` appends by its own clock; a span's start time is the app's. An app whose clock
+  // runs 30 s ahead sends, at 23:59:50 by the writer's clock, a call it started at 00:00:20 of the
+  // next day: it lands on the earlier day's segment. Windowed reads skipped segments by their day
+  // and dropped it without a word.
+  async function skewed(dir: string): Promise<LedgerRecord> {
+    const clock = fakeClock('2026-03-01T12:00:00.000Z');
+    const ledger = await FileLedger.open({ dir, fsync: 'none', clock: clock.now });
+    await ledger.append([makeRecord({ timestamp: '2026-03-01T11:00:00.000Z', user_id: 'early' })]);
+    clock.set('2026-03-01T23:59:50.000Z');
+    const ahead = makeRecord({ timestamp: '2026-03-02T00:00:20.000Z', user_id: 'ahead', status: 'error', model: { request: 'gpt-4o', response: null } });
+    await ledger.append([ahead]);
+    clock.set('2026-03-02T10:00:00.000Z');
+    await ledger.append([makeRecord({ timestamp: '2026-03-02T09:00:00.000Z', user_id: 'later', model: { request: 'gpt-4o', response: 'gpt-4o-1' } })]);
+    await ledger.close();
+    return ahead;
+  }
+
+  it('is found by a query and counted by a windowed report that starts after its segment’s day', async () => {
+    const dir = tempDir();
+    const ahead = await skewed(dir);
+    const source = new FileLedgerSource(dir);
+    const found = await rows(source, { from: Date.parse('2026-03-02T00:00:00.000Z') });
+    expect(found.map(([, id]) => id)).toContain(ahead.request_id);
+    const groups = await reportBackend(source).errorRate(Date.parse('2026-03-02T00:00:00.000Z'), Date.parse('2026-03-02T12:00:00.000Z'));
+    expect(groups.find((g) => g.model === 'gpt-4o')).toMatchObject({ requests: 2, errors: 1 });
+  });
+});

@@ -142,6 +142,7 @@ export class FileLedgerSource implements LedgerSource {
   async *items(options: ItemsOptions = {}): AsyncGenerator<LedgerItem> {
     const segments = await this.segments();
     let started = options.from === undefined;
+    let leading = options.fromDay !== undefined;
     for (const name of segments) {
       if (options.skip?.has(name)) continue;
       let offset = 0;
@@ -154,7 +155,8 @@ export class FileLedgerSource implements LedgerSource {
           firstLine = NaN; // unknown without reading from the start; see lineAt()
         }
       }
-      if (options.fromDay !== undefined && segmentDay(name)! < options.fromDay) continue;
+      if (leading && this.before(name, options)) continue;
+      leading = false;
       if (offset > 0) {
         const size = fileSize(segmentPath(this.dir, name));
         if (size < offset) {
@@ -173,9 +175,11 @@ export class FileLedgerSource implements LedgerSource {
   async *selectItems(options: ItemsOptions, selection: RecordSelection): AsyncGenerator<LedgerItem | SkippedItem> {
     /** The latest record timestamp of the segments read so far (Infinity: unknown, a segment without a summary). */
     let reached = -Infinity;
+    let leading = options.fromDay !== undefined;
     for (const name of await this.segments()) {
       if (options.skip?.has(name)) continue;
-      if (options.fromDay !== undefined && segmentDay(name)! < options.fromDay) continue;
+      if (leading && this.before(name, options)) continue;
+      leading = false;
       const summary = SegmentSummary.load(this.dir, name);
       // Only a summary of the file as it is now steers the reading; without one, the whole segment.
       const described = summary?.describes(this.dir, name) === true;
@@ -197,6 +201,18 @@ export class FileLedgerSource implements LedgerSource {
       if (lines === 'all') yield* readLines(segmentPath(this.dir, name), segmentLabel(name));
       else yield* this.linesAt(name, summary!, lines);
     }
+  }
+
+  /**
+   * A segment of a day before `fromDay` whose summary shows no record timestamped at or after
+   * `since`. Without a summary that describes the file as it is, it cannot be told: it is read.
+   */
+  private before(name: string, options: ItemsOptions): boolean {
+    if (!(segmentDay(name)! < options.fromDay!)) return false;
+    const summary = SegmentSummary.load(this.dir, name);
+    if (summary?.describes(this.dir, name) !== true) return false;
+    const latest = summary.header.time?.[1];
+    return latest === undefined || latest < (options.since ?? Infinity);
   }
 
   /** The given lines of a segment (0-based, sorted), read by position; the others as skipped runs. */

@@ -216,16 +216,31 @@ export class PostgresLedgerSource implements LedgerSource {
     return rows.map((r) => r.name);
   }
 
+  /**
+   * Whether a partition holds a record timestamped at or after `since` (ItemsOptions.fromDay): its
+   * day is when the rows were appended, and an app's clock can run ahead of the writer's.
+   */
+  private async holdsSince(bounds: { from: Date; to: Date }, since: number | undefined): Promise<boolean> {
+    if (since === undefined) return true;
+    const [row] = await this.select<{ latest: Date | null }>(
+      `SELECT max(ts) AS latest FROM ${SCHEMA}.records WHERE appended_at >= $1 AND appended_at < $2`,
+      [bounds.from, bounds.to],
+    );
+    return row?.latest != null && row.latest.getTime() >= since;
+  }
+
   async *items(options: ItemsOptions = {}): AsyncGenerator<LedgerItem> {
     // From a seq (a proof resuming at a checkpoint's frontier): the seq index, across partitions.
     if (options.fromSeq !== undefined) return yield* this.entriesFrom(options.fromSeq);
+    let leading = options.fromDay !== undefined;
     for (const name of await this.segments()) {
       if (options.skip?.has(name)) continue;
       const bounds = partitionBounds(name);
       if (!bounds) {
         throw new LedgerError('LEDGER_SEGMENT_UNEXPECTED', `${partitionLabel(name)} is a partition of ${SCHEMA}.records that llm-audit did not create`);
       }
-      if (options.fromDay !== undefined && bounds.day < options.fromDay) continue;
+      if (leading && bounds.day < options.fromDay! && !(await this.holdsSince(bounds, options.since))) continue;
+      leading = false;
       const page = (after: string): Promise<Row[]> =>
         this.select<Row>(
           `SELECT ${ROW_COLUMNS} FROM ${SCHEMA}.records r LEFT JOIN ${SCHEMA}.chain c ON c.seq = r.seq

@@ -27,6 +27,7 @@ import { buildConversation, SYSTEM_PROMPT } from './lib/conversation.mjs';
 import { replayingFetch } from './lib/replay.mjs';
 import { startFakeProcess } from './lib/children.mjs';
 import { median, quantile } from './lib/stats.mjs';
+import { summariseProfile } from './lib/profile.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -39,12 +40,13 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '40' },
     block: { type: 'string', default: '150' },
     'no-floor': { type: 'boolean', default: false },
+    profile: { type: 'string' },
     out: { type: 'string', default: join(root, 'bench/results/ab') },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opts.help || !opts.base) {
-  process.stdout.write('usage: node bench/ab.mjs --base DIR [--new DIR (default dist/cjs)] [--sdk openai6|anthropic] [--messages reused|fresh] [--rounds N (40)] [--block N (150)] [--no-floor] [--out FILE]\n');
+  process.stdout.write('usage: node bench/ab.mjs --base DIR [--new DIR (default dist/cjs)] [--sdk openai6|anthropic] [--messages reused|fresh] [--rounds N (40)] [--block N (150)] [--no-floor] [--out FILE] [--profile FILE (instead of the A/B: a CPU profile of N = --rounds × --block calls of the new build, summarised to FILE.md)]\n');
   process.exit(opts.help ? 0 : 2);
 }
 const rounds = Number(opts.rounds);
@@ -136,6 +138,48 @@ if (!opts['no-floor']) {
     });
 }
 const names = Object.keys(configs);
+
+if (opts.profile !== undefined) {
+  await profileNew(resolve(opts.profile));
+  fakeProcess.stdin.end();
+  process.exit(0);
+}
+
+/**
+ * --profile: after the same warm-up, only the new build's calls, under the inspector's CPU profiler
+ * (100 µs sampling), with nothing else running in between: where its µs per call go, by self and
+ * inclusive time of the package's functions.
+ */
+async function profileNew(file) {
+  const { Session } = await import('node:inspector/promises');
+  const calls = rounds * block;
+  for (let w = 0; w < 5; w++) await runBlock(configs.new, block);
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
+  const cpu = await runBlock(configs.new, calls);
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(`${file}.cpuprofile`, JSON.stringify(profile));
+  const dist = resolve(opts.new);
+  const s = summariseProfile(`${file}.cpuprofile`, { packageDir: dist, srcHint: (rel) => `src/${rel.replace(/\.js$/, '.ts')}`, calls });
+  const table = (title, rows) => [`| ${title} | µs/call | % |`, '|---|---:|---:|', ...rows.slice(0, 10).map((r) => `| \`${r.name}\` | ${r.usPerCall.toFixed(1)} | ${r.pct.toFixed(1)} |`), ''];
+  const markdown = [
+    `## Profile: ${opts.sdk}, ${opts.messages} messages, plain calls of ${relative(root, dist) || '.'} (bench/ab.mjs --profile)`,
+    '',
+    `${new Date().toISOString()}, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${calls} calls after warm-up, CPU ${cpu.toFixed(1)} µs per call under the profiler (100 µs sampling; line numbers are of the compiled .js).`,
+    '',
+    ...table('where (self time)', s.categories),
+    ...table('this package, self time (with what V8 inlined into it)', s.packageSelf),
+    ...table('this package, inclusive time', s.packageInclusive),
+    ...table('outside frames called directly from this package (self time)', s.calledFromPackage),
+  ].join('\n');
+  writeFileSync(`${file}.md`, markdown);
+  process.stdout.write(markdown);
+}
 
 function permutations(items) {
   if (items.length <= 1) return [items];

@@ -44,8 +44,8 @@ interface Walk {
 
 // A server that receives the whole conversation with each request copies new objects at every
 // call: each remembered copy is then a WeakMap entry per object per call (one per message at
-// least), which the garbage collector pays for and nothing ever finds again. So, as
-// the conversation memo does for its states (and with its bounds), after MISS_STREAK calls in a row
+// least), which the garbage collector pays for and nothing ever finds again. So, as the
+// conversation memo does for its states (and with its bounds), after MISS_STREAK calls in a row
 // that found no earlier copy only one call in PROBE_EVERY remembers its copies, until a call finds
 // one: the application reuses its objects again.
 let missStreak = 0;
@@ -72,8 +72,9 @@ function copy(value: unknown, walk: Walk): unknown {
   if (path.includes(value) || path.length >= MAX_DEPTH) throw new CyclicRequest('the request contains a cycle or is too deep to copy');
   path.push(value);
   // The params object itself is a new literal at nearly every call: remembering each would add a
-  // WeakMap entry per call (measured: a WeakMap.set per call costs more than the copy of a small
-  // object it saves). What is worth finding again is what it holds, the messages.
+  // WeakMap entry per call to save the copy of a few members (a WeakMap.set per call was most of
+  // what the audit-context attributes cost, bench/results/hot-path.md). What is worth finding
+  // again is what it holds, the messages.
   const root = path.length === 1;
   const previous = root ? undefined : (copies.get(value) as Record<string, unknown> | undefined);
   if (previous !== undefined) walk.found = true;

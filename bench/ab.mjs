@@ -27,6 +27,7 @@ import { buildConversation, SYSTEM_PROMPT } from './lib/conversation.mjs';
 import { replayingFetch } from './lib/replay.mjs';
 import { startFakeProcess } from './lib/children.mjs';
 import { median, quantile } from './lib/stats.mjs';
+import { summariseProfile } from './lib/profile.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
@@ -39,12 +40,14 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '40' },
     block: { type: 'string', default: '150' },
     'no-floor': { type: 'boolean', default: false },
+    profile: { type: 'string' },
+    pipeline: { type: 'string', default: 'none' },
     out: { type: 'string', default: join(root, 'bench/results/ab') },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opts.help || !opts.base) {
-  process.stdout.write('usage: node bench/ab.mjs --base DIR [--new DIR (default dist/cjs)] [--sdk openai6|anthropic] [--messages reused|fresh] [--rounds N (40)] [--block N (150)] [--no-floor] [--out FILE]\n');
+  process.stdout.write('usage: node bench/ab.mjs --base DIR [--new DIR (default dist/cjs)] [--sdk openai6|anthropic] [--messages reused|fresh] [--rounds N (40)] [--block N (150)] [--no-floor] [--out FILE] [--profile FILE (instead of the A/B: a CPU profile of N = --rounds × --block calls of the new build, summarised to FILE.md)] [--pipeline none|new|base|both (builds that also write an audit record, as register does: --new = --base then measures the second span)]\n');
   process.exit(opts.help ? 0 : 2);
 }
 const rounds = Number(opts.rounds);
@@ -98,8 +101,31 @@ const resourceOf = (client) => (provider === 'openai' ? client.chat.completions 
 const request = () =>
   provider === 'openai' ? { model, messages: messagesOf() } : { model, max_tokens: 1024, system: SYSTEM_PROMPT, messages: messagesOf() };
 
+/**
+ * --pipeline: the audit record pipeline of `register` (src/sdk/start.ts) installed in a build: a
+ * private provider that samples and limits nothing, with its own BatchSpanProcessor and the same
+ * encoding exporter, so that each call makes the record and the application's trace span.
+ */
+function installPipeline(dist) {
+  const { BasicTracerProvider, AlwaysOnSampler, RandomIdGenerator } = require('@opentelemetry/sdk-trace-base');
+  const { auditRecordIdGenerator, installAuditRecordPipeline } = require(join(dist, 'core/audit-records.js'));
+  const unlimited = { attributeValueLengthLimit: Infinity, attributeCountLimit: Infinity };
+  const provider = new BasicTracerProvider({
+    sampler: new AlwaysOnSampler(),
+    spanLimits: { ...unlimited, linkCountLimit: Infinity, eventCountLimit: Infinity, attributePerEventCountLimit: Infinity, attributePerLinkCountLimit: Infinity },
+    generalLimits: unlimited,
+    idGenerator: auditRecordIdGenerator(new RandomIdGenerator()),
+    spanProcessors: [new BatchSpanProcessor(exporter)],
+  });
+  installAuditRecordPipeline({ tracer: provider.getTracer('otel-llm-audit') });
+  recordProviders.push(provider);
+}
+const recordProviders = [];
+if (!['none', 'new', 'base', 'both'].includes(opts.pipeline)) throw new Error('--pipeline must be none, new, base or both');
+
 /** A client whose `create` is wrapped by the build in `dist`, with that build's services. */
-function auditedClient(dist) {
+function auditedClient(dist, pipeline) {
+  if (pipeline) installPipeline(dist);
   const lib = require(join(dist, 'index.js'));
   const { targetWrapper, methodOptions } = require(join(dist, 'core/patch.js'));
   const patch =
@@ -121,8 +147,8 @@ const tracer = require('@opentelemetry/api').trace.getTracer('bench-hand-span');
 const spanAttributes = { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': provider, 'gen_ai.request.model': model };
 const configs = {
   baseline: () => plain.create(request()),
-  base: auditedClient(resolve(opts.base)),
-  new: auditedClient(resolve(opts.new)),
+  base: auditedClient(resolve(opts.base), opts.pipeline === 'base' || opts.pipeline === 'both'),
+  new: auditedClient(resolve(opts.new), opts.pipeline === 'new' || opts.pipeline === 'both'),
 };
 // The floor: one hand-written span around the call (--no-floor leaves it out, for shorter rounds).
 if (!opts['no-floor']) {
@@ -137,6 +163,50 @@ if (!opts['no-floor']) {
 }
 const names = Object.keys(configs);
 
+if (opts.profile !== undefined) {
+  await profileNew(resolve(opts.profile));
+  fakeProcess.stdin.end();
+  process.exit(0);
+}
+
+/**
+ * --profile: after the same warm-up, only the new build's calls, under the inspector's CPU profiler
+ * (100 µs sampling), with nothing else running in between: where its µs per call go, by self and
+ * inclusive time of the package's functions.
+ */
+async function profileNew(file) {
+  const { Session } = await import('node:inspector/promises');
+  const calls = rounds * block;
+  for (let w = 0; w < 5; w++) await runBlock(configs.new, block);
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('Profiler.start');
+  const cpu = await runBlock(configs.new, calls);
+  const { profile } = await session.post('Profiler.stop');
+  session.disconnect();
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(`${file}.cpuprofile`, JSON.stringify(profile));
+  const dist = resolve(opts.new);
+  const s = summariseProfile(`${file}.cpuprofile`, { packageDir: dist, srcHint: (rel) => `src/${rel.replace(/\.js$/, '.ts')}`, calls });
+  // The profiler samples wall time, which on a loaded machine includes the time the thread waited
+  // for a core: each row is shown as its share of the CPU time the calls took.
+  const table = (title, rows) => [`| ${title} | CPU µs/call | % of samples |`, '|---|---:|---:|', ...rows.slice(0, 10).map((r) => `| \`${r.name}\` | ${((r.pct / 100) * cpu).toFixed(1)} | ${r.pct.toFixed(1)} |`), ''];
+  const markdown = [
+    `## Profile: ${opts.sdk}, ${opts.messages} messages, plain calls of ${relative(root, dist) || '.'} (bench/ab.mjs --profile)`,
+    '',
+    `${new Date().toISOString()}, Node ${process.version}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; ${calls} calls after warm-up, CPU ${cpu.toFixed(1)} µs per call under the profiler (100 µs sampling; ${(s.totalMs * 1000 / calls).toFixed(1)} µs of samples per call: the rows are their share of the CPU time; line numbers are of the compiled .js).`,
+    '',
+    ...table('where (self time)', s.categories),
+    ...table('this package, self time (with what V8 inlined into it)', s.packageSelf),
+    ...table('this package, inclusive time', s.packageInclusive),
+    ...table('outside frames called directly from this package (self time)', s.calledFromPackage),
+  ].join('\n');
+  writeFileSync(`${file}.md`, markdown);
+  process.stdout.write(markdown);
+}
+
 function permutations(items) {
   if (items.length <= 1) return [items];
   return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
@@ -149,6 +219,7 @@ async function runBlock(call, n) {
     if (response == null) throw new Error('no response');
   }
   await tracerProvider.forceFlush();
+  for (const provider of recordProviders) await provider.forceFlush();
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / n;
 }
@@ -177,6 +248,7 @@ const result = {
   date: new Date().toISOString(),
   sdk: opts.sdk,
   messages: opts.messages,
+  pipeline: opts.pipeline,
   rounds,
   block,
   baselineUs: stats(perCall.baseline),
@@ -190,7 +262,7 @@ const row = (label, s) => `| ${label} | ${f(s.median)} | ${f(s.q1)}..${f(s.q3)} 
 const markdown = [
   `## ${opts.sdk}, ${opts.messages} messages: ${relative(root, resolve(opts.new)) || '.'} against ${relative(root, resolve(opts.base))}`,
   '',
-  `${result.date}, Node ${process.version}, load ${loadBefore.map((l) => l.toFixed(1)).join(' ')}; ${rounds} rounds × ${block} plain calls per configuration, in one process (bench/ab.mjs), ${Math.round((Date.now() - started) / 1000)} s. Baseline ${f(result.baselineUs.median)} µs per call.`,
+  `${result.date}, Node ${process.version}, load ${loadBefore.map((l) => l.toFixed(1)).join(' ')}; ${rounds} rounds × ${block} plain calls per configuration, in one process (bench/ab.mjs), ${Math.round((Date.now() - started) / 1000)} s.${opts.pipeline === 'none' ? '' : ` Audit record pipeline (two spans per call) in: ${opts.pipeline}.`} Baseline ${f(result.baselineUs.median)} µs per call.`,
   '',
   '| CPU µs per call | median | interquartile range |',
   '|---|---:|---|',

@@ -61,6 +61,18 @@ export function summariseProfile(file, { packageDir, srcHint = (p) => p, window,
   // timeDeltas[i] is the time between sample i-1 and sample i; charge it to sample i-1's node
   // (the one that was running during that interval).
   const self = new Map();
+  // Inclusive time of the package's functions: each sample counts once for every distinct package
+  // function on its stack (a recursive one once), so a caller's figure holds what it calls.
+  const inclusiveOf = new Map();
+  const stackKeys = (id) => {
+    const keys = new Set();
+    for (let at = id; at !== undefined; at = parent.get(at)) {
+      const node = byId.get(at);
+      if (isPackage(node)) keys.add(frameKey(node));
+    }
+    return keys;
+  };
+  const keysOf = new Map();
   let total = 0;
   let t = profile.startTime;
   const samples = profile.samples;
@@ -70,6 +82,8 @@ export function summariseProfile(file, { packageDir, srcHint = (p) => p, window,
     if (window && (t < window[0] || t > window[1])) continue;
     const dt = Math.max(0, deltas[i + 1]);
     self.set(samples[i], (self.get(samples[i]) ?? 0) + dt);
+    if (!keysOf.has(samples[i])) keysOf.set(samples[i], stackKeys(samples[i]));
+    for (const key of keysOf.get(samples[i])) inclusiveOf.set(key, (inclusiveOf.get(key) ?? 0) + dt);
     total += dt;
   }
 
@@ -109,6 +123,7 @@ export function summariseProfile(file, { packageDir, srcHint = (p) => p, window,
     categories: top(categories, 50),
     packageFiles: top(packageFiles, 20),
     packageSelf: top(packageSelf, 15),
+    packageInclusive: top(inclusiveOf, 15),
     calledFromPackage: top(calledFromPackage, 12),
   };
 }

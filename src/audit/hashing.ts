@@ -10,7 +10,7 @@
 import { createHash, createHmac, createSecretKey, type Hash, type KeyObject } from 'node:crypto';
 import { diag } from '@opentelemetry/api';
 import { canonicalElement, canonicalJson } from './canonical-json';
-import { ConversationMemo, takeSnapshot, UNCHECKABLE, type Snapshot } from './conversation-memo';
+import { ConversationMemo, matchesSnapshot, takeSnapshot, UNCHECKABLE, type Snapshot } from './conversation-memo';
 
 export interface ContentHasher {
   readonly keyed: boolean;
@@ -167,6 +167,10 @@ abstract class CanonicalHasher implements ContentHasher {
   // one pointer; an equal one: its characters) costs less than quoting it and looking it up.
   #lastString: string | undefined;
   #lastStringHash = '';
+  // The same for a list of objects (an OpenAI chat call's system and developer messages, a new
+  // array each call): its hash stands while the list holds the same objects, each unchanged by
+  // its snapshot (conversation-memo.ts), so the canonical text is neither built nor looked up.
+  #lastList: { items: readonly unknown[]; snapshots: readonly Snapshot[]; hash: string } | undefined;
   readonly #conversations = new ConversationMemo<Hash>();
 
   /** The labelled digest of `text`, in one go. */
@@ -195,9 +199,10 @@ abstract class CanonicalHasher implements ContentHasher {
 
   hashRepeated(value: unknown): string {
     if (typeof value === 'string' && value === this.#lastString) return this.#lastStringHash;
+    const list = isPlainArray(value) ? value : undefined;
+    if (list !== undefined && this.#lastList !== undefined && sameUnchanged(list, this.#lastList.items, this.#lastList.snapshots)) return this.#lastList.hash;
     const text = canonicalJson(value);
-    if (text.length > CanonicalHasher.#MAX_TEXT_LENGTH) return this.digest(text);
-    let hash = this.#recent.get(text);
+    let hash = text.length > CanonicalHasher.#MAX_TEXT_LENGTH ? this.digest(text) : this.#recent.get(text);
     if (hash === undefined) {
       hash = this.digest(text);
       if (this.#recent.size >= CanonicalHasher.#MAX_ENTRIES) this.#recent.clear();
@@ -206,6 +211,9 @@ abstract class CanonicalHasher implements ContentHasher {
     if (typeof value === 'string') {
       this.#lastString = value;
       this.#lastStringHash = hash;
+    } else if (list !== undefined) {
+      const snapshots = list.map(takeSnapshot);
+      this.#lastList = snapshots.includes(UNCHECKABLE) ? undefined : { items: list.slice(), snapshots: snapshots as Snapshot[], hash };
     }
     return hash;
   }
@@ -245,6 +253,13 @@ abstract class CanonicalHasher implements ContentHasher {
     feed.add(']');
     return this.finish(feed.flush());
   }
+}
+
+/** Whether `list` holds the very objects of `items`, each still as its snapshot recorded (primitives: equal). */
+function sameUnchanged(list: readonly unknown[], items: readonly unknown[], snapshots: readonly Snapshot[]): boolean {
+  if (list.length !== items.length) return false;
+  for (let i = 0; i < list.length; i++) if (list[i] !== items[i] || !matchesSnapshot(list[i], snapshots[i]!)) return false;
+  return true;
 }
 
 function isPlainArray(value: unknown): value is readonly unknown[] {

@@ -541,8 +541,13 @@ function setCost(attributes: Attributes, amountUsd: number): void {
 // An application names its user once per request and makes one or more calls inside: the span
 // attributes of an audit context are built once, at its first call, not at every call.
 const contextAttributes = new WeakMap<AuditContext, Attributes>();
+// And a server that opens a scope per request for the same user, session and tenant (each scope
+// a new frozen AuditContext) gets the previous scope's attributes when every field is the same.
+let lastContext: { audit: AuditContext; services: object; attributes: Attributes } | undefined;
 
 export function auditContextAttributes(audit: AuditContext, services: Pick<AuditServices, 'clientAddress' | 'hasher'> | undefined): Attributes {
+  const last = lastContext;
+  if (last !== undefined && last.services === services && sameAuditContext(audit, last.audit)) return last.attributes;
   let attributes = contextAttributes.get(audit);
   if (attributes !== undefined) return attributes;
   attributes = {};
@@ -558,6 +563,24 @@ export function auditContextAttributes(audit: AuditContext, services: Pick<Audit
       attributes[A.ATTR_AUDIT_METADATA_PREFIX + key] = audit.metadata[key];
     }
   }
-  if (services !== undefined) contextAttributes.set(audit, attributes);
+  if (services !== undefined) {
+    contextAttributes.set(audit, attributes);
+    // A copy: what the attributes were built from, whatever later happens to `audit`.
+    lastContext = { audit: { ...audit, metadata: audit.metadata && { ...audit.metadata } }, services, attributes };
+  }
   return attributes;
+}
+
+/** Whether two audit contexts make the same attributes: every field equal, metadata keys in the same order. */
+function sameAuditContext(a: AuditContext, b: AuditContext): boolean {
+  if (a.userId !== b.userId || a.sessionId !== b.sessionId || a.tenantId !== b.tenantId || a.clientAddress !== b.clientAddress || a.userAgent !== b.userAgent) return false;
+  const m = a.metadata;
+  const n = b.metadata;
+  if (m === n) return true;
+  if (m === undefined || n === undefined) return false;
+  const keys = Object.keys(m);
+  const others = Object.keys(n);
+  if (keys.length !== others.length) return false;
+  for (let i = 0; i < keys.length; i++) if (keys[i] !== others[i] || m[keys[i]!] !== n[keys[i]!]) return false;
+  return true;
 }

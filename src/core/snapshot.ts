@@ -21,8 +21,11 @@
  * hashed (src/audit/conversation-memo.ts), which needs the same objects call after call. So each
  * copy is remembered (weakly) beside its original, and when the original still holds the same
  * values (`===`, member names in the same order) the earlier copy is returned instead of a new one:
- * an agent loop keeps its resumed hashing, and an unchanged request allocates nothing.
+ * an agent loop keeps its resumed hashing, and an unchanged request allocates only its top-level
+ * object (the params object itself is not remembered: see copy()).
  */
+
+import { MISS_STREAK, PROBE_EVERY } from '../audit/conversation-memo';
 
 const copies = new WeakMap<object, object>();
 
@@ -32,12 +35,32 @@ class CyclicRequest extends Error {}
 // A request deeper than this is left to the SDK as is (the audit then reads the original).
 const MAX_DEPTH = 256;
 
-/** The params, copied as described above; `params` itself when it is not an object. Throws on a cycle or a throwing getter. */
-export function snapshotRequest<T>(params: T): T {
-  return copy(params, []) as T;
+/** One call's copy: where it is in the params, whether its copies are remembered, whether an earlier one was found. */
+interface Walk {
+  path: object[];
+  remember: boolean;
+  found: boolean;
 }
 
-function copy(value: unknown, path: object[]): unknown {
+// A server that receives the whole conversation with each request copies new objects at every
+// call: each remembered copy is then a WeakMap entry per object per call (one per message at
+// least), which the garbage collector pays for and nothing ever finds again. So, as the
+// conversation memo does for its states (and with its bounds), after MISS_STREAK calls in a row
+// that found no earlier copy only one call in PROBE_EVERY remembers its copies, until a call finds
+// one: the application reuses its objects again.
+let missStreak = 0;
+let probe = 0;
+
+/** The params, copied as described above; `params` itself when it is not an object. Throws on a cycle or a throwing getter. */
+export function snapshotRequest<T>(params: T): T {
+  const walk: Walk = { path: [], remember: missStreak < MISS_STREAK || (probe = (probe + 1) % PROBE_EVERY) === 0, found: false };
+  const out = copy(params, walk) as T;
+  if (walk.found) missStreak = 0;
+  else if (missStreak < MISS_STREAK) missStreak++;
+  return out;
+}
+
+function copy(value: unknown, walk: Walk): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (value instanceof String || value instanceof Number || value instanceof Boolean) return value.valueOf();
   const isArray = Array.isArray(value);
@@ -45,20 +68,27 @@ function copy(value: unknown, path: object[]): unknown {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) return value;
   }
+  const path = walk.path;
   if (path.includes(value) || path.length >= MAX_DEPTH) throw new CyclicRequest('the request contains a cycle or is too deep to copy');
   path.push(value);
-  const previous = copies.get(value) as Record<string, unknown> | undefined;
-  const out = isArray ? copyArray(value as unknown[], previous as unknown[] | undefined, path) : copyObject(value as Record<string, unknown>, previous, path);
+  // The params object itself is a new literal at nearly every call: remembering each would add a
+  // WeakMap entry per call to save the copy of a few members (a WeakMap.set per call was most of
+  // what the audit-context attributes cost, bench/results/hot-path.md). What is worth finding
+  // again is what it holds, the messages.
+  const root = path.length === 1;
+  const previous = root ? undefined : (copies.get(value) as Record<string, unknown> | undefined);
+  if (previous !== undefined) walk.found = true;
+  const out = isArray ? copyArray(value as unknown[], previous as unknown[] | undefined, walk) : copyObject(value as Record<string, unknown>, previous, walk);
   path.pop();
-  if (out !== previous) copies.set(value, out);
+  if (!root && walk.remember && out !== previous) copies.set(value, out);
   return out;
 }
 
-function copyArray(value: unknown[], previous: unknown[] | undefined, path: object[]): unknown[] {
+function copyArray(value: unknown[], previous: unknown[] | undefined, walk: Walk): unknown[] {
   const length = value.length;
   let out: unknown[] | undefined = previous !== undefined && previous.length === length ? undefined : [];
   for (let i = 0; i < length; i++) {
-    const item = copy(value[i], path);
+    const item = copy(value[i], walk);
     if (out === undefined) {
       if (previous![i] === item) continue;
       // The first difference: the earlier copy is stale; start a new one with what matched so far.
@@ -69,12 +99,12 @@ function copyArray(value: unknown[], previous: unknown[] | undefined, path: obje
   return out ?? previous!;
 }
 
-function copyObject(value: Record<string, unknown>, previous: Record<string, unknown> | undefined, path: object[]): Record<string, unknown> {
+function copyObject(value: Record<string, unknown>, previous: Record<string, unknown> | undefined, walk: Walk): Record<string, unknown> {
   const previousKeys = previous !== undefined ? Object.keys(previous) : undefined;
   let out: Record<string, unknown> | undefined = previous !== undefined ? undefined : Object.getPrototypeOf(value) === null ? Object.create(null) : {};
   let index = 0;
   for (const key of Object.keys(value)) {
-    const item = copy(value[key], path);
+    const item = copy(value[key], walk);
     if (out === undefined) {
       if (previousKeys![index] === key && previous![key] === item) {
         index++;

@@ -68,6 +68,37 @@ describe('keyed hashing', () => {
     }
   });
 
+  it('hashRepeated of a list of the same message objects: every change to them, in place or not, changes the hash', () => {
+    for (const hasher of [createContentHasher({ key: KEY, keyId: 'k1' }), createContentHasher({})]) {
+      const system: any = { role: 'system', content: 'You are terse.' };
+      const developer: any = { role: 'developer', content: [{ type: 'text', text: 'Cite sources.' }] };
+      const check = (list: unknown[]) => expect(hasher.hashRepeated(list)).toBe(hasher.hash(list));
+      // A new array around the same objects each time, as a chat call's system messages come.
+      const steps: (() => void)[] = [
+        () => undefined,
+        () => (system.content = 'You are verbose.'),
+        () => (developer.content[0].text = 'Cite nothing.'),
+        () => developer.content.push({ type: 'text', text: 'More.' }),
+        () => (system.name = 'ops'),
+        () => delete system.name,
+        () => (system.content = 'y'.repeat(5000)),
+        () => (system.when = new Date(0)),
+        () => (system.when = new Date(1)),
+        () => delete system.when,
+      ];
+      for (const step of steps) {
+        step();
+        check([system, developer]);
+        check([system, developer]);
+        check([developer, system]);
+        check([system]);
+        check([system, developer, 'You are terse.']);
+        // Remembered last, so that the next step's change meets it.
+        check([system, developer]);
+      }
+    }
+  });
+
   it('hashRepeated of a string: the same string, an equal one, another one and a value of another type in turn', () => {
     for (const hasher of [createContentHasher({ key: KEY, keyId: 'k1' }), createContentHasher({})]) {
       const prompt = 'You are a careful assistant. '.repeat(20);

@@ -87,6 +87,42 @@ describe('audit context', () => {
     expect(third.attributes['llm_audit.metadata.feature']).toBe('admin');
   });
 
+  it('one scope per request for the same user: each scope records its own fields, one changed at a time', async () => {
+    // A server opening a new scope per request; consecutive scopes often name the same user.
+    const base = { userId: 'u1', sessionId: 's1', tenantId: 't1', userAgent: 'ua/1', metadata: { feature: 'search', tier: 2 } as Record<string, string | number> };
+    const scopes = [
+      base,
+      { ...base },
+      { ...base, metadata: { tier: 2, feature: 'search' } },
+      { ...base, userId: 'u2' },
+      { ...base, sessionId: 's2' },
+      { ...base, tenantId: 't2' },
+      { ...base, userAgent: 'ua/2' },
+      { ...base, metadata: { feature: 'search', tier: 3 } },
+      { ...base, metadata: { tier: 2, feature: 'search' } },
+      { ...base, metadata: { feature: 'search' } },
+      { ...base, metadata: undefined },
+      base,
+    ];
+    for (const scope of scopes) await withAuditContext(scope, () => ask());
+    const spans = await spansOf(scopes.length);
+    spans.forEach((span, i) => {
+      const scope = scopes[i]!;
+      const recorded = Object.fromEntries(Object.entries(span.attributes).filter(([key]) => /^(user\.|session\.|llm_audit\.(tenant|metadata)\.)/.test(key)));
+      const expected = {
+        'user.id': scope.userId,
+        'session.id': scope.sessionId,
+        'llm_audit.tenant.id': scope.tenantId,
+        'user_agent.original': undefined,
+        ...Object.fromEntries(Object.entries(scope.metadata ?? {}).map(([key, value]) => [`llm_audit.metadata.${key}`, value])),
+      };
+      delete expected['user_agent.original'];
+      // Same members, in the same order (the record lists attributes as they were set).
+      expect(Object.entries(recorded)).toEqual(Object.entries(expected));
+      expect(span.attributes['user_agent.original']).toBe(scope.userAgent);
+    });
+  });
+
   it('falls back to W3C baggage user.id / session.id; an explicit context wins', async () => {
     const baggage = propagation.createBaggage({ 'user.id': { value: 'from-baggage' }, 'session.id': { value: 'bag-session' } });
     await context.with(propagation.setBaggage(context.active(), baggage), async () => {

@@ -71,6 +71,27 @@ describe('the request is read once and the hash is over what was sent', () => {
 });
 
 describe('snapshotRequest', () => {
+  it('new objects at every call: copies stop being remembered, and are again within PROBE_EVERY calls of the objects being reused', async () => {
+    const { snapshotRequest } = await import('../../src/core/snapshot');
+    const { MISS_STREAK, PROBE_EVERY } = await import('../../src/audit/conversation-memo');
+    for (let i = 0; i <= MISS_STREAK; i++) {
+      const params = { model: 'm', messages: [{ role: 'user', content: `request ${i}` }] };
+      expect(snapshotRequest(params)).toEqual(params);
+    }
+    // Now the application keeps its objects: some call within PROBE_EVERY remembers their copies,
+    // and from the next one on each call gets the same copy.
+    const kept = { role: 'user', content: 'kept' };
+    const copies = Array.from({ length: PROBE_EVERY + 4 }, () => snapshotRequest({ model: 'm', messages: [kept] }).messages[0]);
+    for (const copy of copies) expect(copy).toEqual(kept);
+    const firstReused = copies.findIndex((copy, i) => i > 0 && copy === copies[i - 1]);
+    expect(firstReused).toBeGreaterThan(0);
+    expect(firstReused).toBeLessThanOrEqual(PROBE_EVERY + 1);
+    for (let i = firstReused; i < copies.length; i++) expect(copies[i]).toBe(copies[firstReused]);
+    // And a change is still seen at once.
+    kept.content = 'changed';
+    expect(snapshotRequest({ messages: [kept] }).messages[0]).toEqual({ role: 'user', content: 'changed' });
+  });
+
   it('copies plain objects and arrays once, keeps unchanged copies (same identity), shares everything else', async () => {
     const { snapshotRequest } = await import('../../src/core/snapshot');
     const date = new Date(0);

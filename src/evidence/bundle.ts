@@ -19,7 +19,7 @@ import { join, relative, sep } from 'node:path';
 import { requireWholeLedger, type LedgerSource } from '../ledger/backend';
 import { checkSignature, keyIdOf, parseCheckpoint, type Checkpoint } from '../ledger/checkpoint';
 import { LedgerError } from '../ledger/errors';
-import { proveConsistency, proveInclusion, verifyProof } from '../ledger/proofs';
+import { proveConsistency, proveInclusions, verifyProof } from '../ledger/proofs';
 import { scanRecords } from '../ledger/query';
 import type { VerifyOptions } from '../ledger/verify';
 import { gatherFacts, type EvidenceFacts } from './facts';
@@ -146,7 +146,7 @@ export async function buildEvidence(source: LedgerSource, options: BuildOptions)
   files.set('evidence.json', json(evidence));
   if (checkpoint) {
     files.set('checkpoint.json', json(checkpoint));
-    for (const seq of sample.seqs) files.set(`proofs/inclusion-${seq}.json`, json(await proveInclusion(source, { seq })));
+    for (const proof of await proveInclusions(source, sample.seqs)) files.set(`proofs/inclusion-${proof.leaf_index}.json`, json(proof));
   }
   if (options.previous !== undefined) {
     const old = parseCheckpoint(readJson(join(options.previous, 'checkpoint.json'), `${options.previous}/checkpoint.json`), `${options.previous}/checkpoint.json`);

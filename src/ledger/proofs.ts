@@ -122,25 +122,72 @@ async function hashRanges(source: LedgerSource, ranges: readonly LeafRange[], si
 export async function proveInclusion(source: LedgerSource, target: { requestId?: string; seq?: number }): Promise<InclusionProof> {
   const checkpoint = await newestCheckpoint(source);
   const hit = source.seeksBySeq && (target.seq !== undefined || source.seqOfRequest) ? await seekEntry(source, target) : await walkToEntry(source, target);
-  const found = hit?.entry;
-  const foundLeaf = hit?.leaf;
   const what = target.seq !== undefined ? `seq ${target.seq}` : `request_id ${target.requestId}`;
-  if (!found) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with ${what} in ${source.name}`);
-  if (found.seq >= checkpoint.tree_size) {
+  const found = coveredEntry(source, hit, what, checkpoint);
+  return inclusionProof(checkpoint, found, await inclusionPath(source, found.entry.seq, checkpoint.tree_size));
+}
+
+/**
+ * Proves several records (by seq) in the newest checkpoint with one walk of the chain for the
+ * entries and one for the hashes of every path (an evidence bundle's sample): proving them one by
+ * one walked the whole chain twice per record.
+ */
+export async function proveInclusions(source: LedgerSource, seqs: readonly number[]): Promise<InclusionProof[]> {
+  if (seqs.length === 0) return [];
+  const checkpoint = await newestCheckpoint(source);
+  const hits = new Map<number, AcceptedEntry>();
+  if (source.seeksBySeq) {
+    for (const seq of seqs) {
+      const hit = await seekEntry(source, { seq });
+      if (hit) hits.set(seq, hit);
+    }
+  } else {
+    const wanted = new Set(seqs);
+    const { state, skip } = await startState(source);
+    try {
+      await walkChain(source.items({ skip, leaves: true }), state, {
+        ...(source.tornAdvice ? { tornAdvice: source.tornAdvice } : {}),
+        onAccepted: (accepted) => {
+          if (!wanted.has(accepted.entry.seq)) return;
+          hits.set(accepted.entry.seq, accepted);
+          if (hits.size === wanted.size) throw FOUND;
+        },
+      });
+    } catch (error) {
+      if (error !== FOUND) throw error;
+    }
+  }
+  const found = seqs.map((seq) => coveredEntry(source, hits.get(seq), `seq ${seq}`, checkpoint));
+  const ranges = seqs.map((seq) => inclusionProofRanges(seq, checkpoint.tree_size));
+  const hashes = await hashRanges(source, ranges.flat(), checkpoint.tree_size);
+  let at = 0;
+  return found.map((hit, i) => {
+    const path = hashes.slice(at, (at += ranges[i]!.length)).map((h) => h.toString('hex'));
+    return inclusionProof(checkpoint, hit, path);
+  });
+}
+
+/** The entry found, checked to be one the checkpoint covers. */
+function coveredEntry(source: LedgerSource, hit: AcceptedEntry | undefined, what: string, checkpoint: Checkpoint): AcceptedEntry {
+  if (!hit) throw new LedgerError('LEDGER_RECORD_NOT_FOUND', `no record with ${what} in ${source.name}`);
+  if (hit.entry.seq >= checkpoint.tree_size) {
     throw new LedgerError(
       'LEDGER_NOT_CHECKPOINTED',
-      `the record with ${what} (seq ${found.seq}) is newer than the newest checkpoint (size ${checkpoint.tree_size}); prove it after the next checkpoint`,
+      `the record with ${what} (seq ${hit.entry.seq}) is newer than the newest checkpoint (size ${checkpoint.tree_size}); prove it after the next checkpoint`,
     );
   }
-  const path = await inclusionPath(source, found.seq, checkpoint.tree_size);
+  return hit;
+}
+
+function inclusionProof(checkpoint: Checkpoint, hit: AcceptedEntry, path: string[]): InclusionProof {
   const proof: InclusionProof = {
     v: 1,
     type: 'inclusion',
     ledger_id: checkpoint.ledger_id,
-    leaf_index: found.seq,
+    leaf_index: hit.entry.seq,
     tree_size: checkpoint.tree_size,
-    leaf_hash: foundLeaf!.toString('hex'),
-    entry: found,
+    leaf_hash: hit.leaf!.toString('hex'),
+    entry: hit.entry,
     path,
     checkpoint,
   };

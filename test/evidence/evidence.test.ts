@@ -267,3 +267,29 @@ describe('llm-audit report usage and summary', () => {
     }
   });
 });
+
+describe('evidence bundle: the sample is proved with a bounded number of chain walks', () => {
+  it('reads the ledger a fixed number of times, not twice more per sampled record; the proofs are those `prove` gives', async () => {
+    const dir = tempDir();
+    await fileLedger(dir, key.privateKey);
+    const source = new FileLedgerSource(dir);
+    let walks = 0;
+    const items = source.items.bind(source);
+    source.items = (options) => {
+      walks++;
+      return items(options);
+    };
+    const out = tempDir('evidence-');
+    await buildEvidence(source, { framework: 'soc2', ...period, out, signingKey: key.privateKey, verify: { publicKey: key.publicKey } });
+    const proofs = readdirSync(join(out, 'proofs')).filter((f) => f.startsWith('inclusion-'));
+    expect(proofs.length).toBeGreaterThan(2);
+    // verify's walk, the facts' and the sample's scans, one walk for the sampled entries and one for
+    // every path's hashes: 1 + 3 + 2 here. Proving each record alone took 2 walks per record.
+    expect(walks).toBeLessThanOrEqual(7);
+    const { proveInclusion } = await import('../../src/ledger/proofs');
+    for (const name of proofs) {
+      const seq = Number(/inclusion-(\d+)\.json/.exec(name)![1]);
+      expect(JSON.parse(readFileSync(join(out, 'proofs', name), 'utf8'))).toEqual(JSON.parse(JSON.stringify(await proveInclusion(new FileLedgerSource(dir), { seq }))));
+    }
+  });
+});

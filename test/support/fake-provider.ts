@@ -1112,7 +1112,7 @@ function handleDecisions(ctx: Ctx): void {
   const answers = body.questions.map((question: Json) => {
     if (question.type === 'predicate') return { type: 'predicate', name: question.name, probability: 0.8 };
     if (question.type === 'choice') {
-      const values: string[] = (question.choices ?? []).map((choice: Json) => String(choice.value));
+      const values: string[] = (Array.isArray(question.choices) ? question.choices : []).map((choice: Json) => String(choice.value));
       return { type: 'choice', name: question.name, choice: values[0], probabilities: values.map((value, index) => ({ value, probability: index === 0 ? 0.9 : 0.1 / (values.length - 1) })) };
     }
     return { type: 'score', name: question.name, score: 0, probabilities: [{ value: 0, probability: 1 }] };

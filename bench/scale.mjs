@@ -91,11 +91,11 @@ const NOW = new Date(END).toISOString();
 const FROM30 = new Date(END - 30 * 86_400_000).toISOString();
 const USER = userId(7);
 const READS = [
-  { name: 'verify', args: ['verify'], floor: 'hash' },
-  { name: `query --user (one user of 500)`, args: ['query', '--user', USER, '--format', 'json'], sql: 'query-user', params: [USER] },
-  { name: 'report cost-by-user (30 days)', args: ['report', 'cost-by-user', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'cost-by-user', params: [FROM30, NOW] },
-  { name: 'report anomalies', args: ['report', 'anomalies', '--now', NOW, '--format', 'json'], sql: 'anomalies', params: [NOW] },
-  { name: 'report error-rate (24 h)', args: ['report', 'error-rate', '--now', NOW, '--format', 'json'], sql: 'error-rate', params: [NOW] },
+  { name: 'verify', args: ['verify'], floor: 'hash', targets: [{ backend: 'file', floorTimes: 1.5 }, { backend: 'postgres', fileTimes: 2 }] },
+  { name: `query --user (one user of 500)`, args: ['query', '--user', USER, '--format', 'json'], sql: 'query-user', params: [USER], targets: [{ backend: 'postgres', floorTimes: 2 }, { backend: 'file', seconds: 1 }] },
+  { name: 'report cost-by-user (30 days)', args: ['report', 'cost-by-user', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'cost-by-user', params: [FROM30, NOW], targets: [{ backend: 'postgres', floorTimes: 2 }] },
+  { name: 'report anomalies', args: ['report', 'anomalies', '--now', NOW, '--format', 'json'], sql: 'anomalies', params: [NOW], targets: [{ backend: 'postgres', floorTimes: 2 }, { backend: 'file', seconds: 2 }] },
+  { name: 'report error-rate (24 h)', args: ['report', 'error-rate', '--now', NOW, '--format', 'json'], sql: 'error-rate', params: [NOW], targets: [{ backend: 'postgres', floorTimes: 2 }, { backend: 'file', seconds: 0.5 }] },
   { name: 'report usage --by user (30 days)', args: ['report', 'usage', '--by', 'user', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'usage-user', params: [FROM30, NOW] },
   // The other reports on PostgreSQL (--backends postgres; --reads all adds them on the file ledger too).
   { name: 'report cost-by-user --env prod (30 days)', args: ['report', 'cost-by-user', '--env', 'prod', '--from', FROM30, '--to', NOW, '--format', 'json'], sql: 'cost-by-user-env', params: [FROM30, NOW, 'prod'], extra: true },
@@ -337,6 +337,48 @@ try {
 result.durationSeconds = round((Date.now() - started) / 1000, 1);
 result.machine = { ...machineInfo(loadBefore), loadAverageDuring: loads.length ? { min: round(Math.min(...loads)), max: round(Math.max(...loads)), samples: loads.length } : null };
 
+/** The issue's target lines for this run: each read's wall time against its floor, the file ledger's or a fixed time. */
+function targetLines() {
+  const rows = [];
+  for (const read of READS) {
+    const row = result.reads.find((r) => r.name === read.name);
+    for (const t of read.targets ?? []) {
+      const got = row?.[t.backend];
+      if (!got || got.error) continue;
+      const [limit, against] =
+        t.floorTimes !== undefined ? [row.floor?.seconds * t.floorTimes, `≤ ${t.floorTimes}× the floor (${row.floor?.seconds} s)`]
+        : t.fileTimes !== undefined ? [row.file?.seconds * t.fileTimes, `≤ ${t.fileTimes}× the file ledger (${row.file?.seconds} s)`]
+        : [t.seconds, `≤ ${t.seconds} s`];
+      if (!Number.isFinite(limit)) continue;
+      const ratio = t.seconds !== undefined ? '' : `${round(got.seconds / (limit / (t.floorTimes ?? t.fileTimes)), 2)}×`;
+      rows.push(`| ${read.name} | ${t.backend === 'file' ? 'file ledger' : 'PostgreSQL'} | ${got.seconds} s | ${against} | ${ratio} | ${got.seconds <= limit ? 'met' : '**not met**'} |`);
+    }
+  }
+  if (rows.length === 0) return [];
+  return ['## Targets (issue 22), wall time', '', '| read | backend | measured | target | ratio | result |', '|---|---|---:|---|---:|---|', ...rows, ''];
+}
+
+/**
+ * A larger ledger, extrapolated (not measured): every read here streams the records of its period
+ * or of the whole ledger, so its time and the disk grow linearly with the records; the peak RSS is
+ * the measured one, since no read holds the ledger in memory.
+ */
+function extrapolation(records) {
+  const k = records / N;
+  const t = (m) => (m && !m.error ? `${round(m.seconds * k, 0)} s` : '');
+  const disk = Object.entries(result.disk).map(([b, d]) => `${b} ${round((d * k) / 2 ** 30, 1)} GiB`).join(', ');
+  return [
+    `## ${records.toLocaleString('en')} records, extrapolated (not measured)`,
+    '',
+    `Linear in the records (×${round(k, 2)} this run's wall times and disk), with the same 35 days, so ×${round(k, 2)} the records per day: each read streams its period's or the whole ledger's records (the process start in each time is scaled too, which overstates the short reads). Memory is not extrapolated: the reads stream, and their peak RSS is the one measured above. Disk: ${disk}.`,
+    '',
+    '| operation | file ledger | PostgreSQL |',
+    '|---|---:|---:|',
+    ...result.reads.filter((r) => !READS.find((x) => x.name === r.name)?.noLedger).map((r) => `| ${r.name} | ${t(r.file)} | ${t(r.postgres)} |`),
+    '',
+  ];
+}
+
 const cell = (m) => (m === undefined ? '' : m.error ? `failed: ${m.error}` : `${m.seconds} s (cpu ${m.cpuSeconds} s), ${m.rssMiB} MiB${m.rows !== undefined ? `, ${m.rows} rows` : ''}`);
 const md = [
   `# Scale benchmark${values.label ? ` (${values.label})` : ''}`,
@@ -355,6 +397,8 @@ const md = [
   '',
   'Wall time of `llm-audit` in a child process (process start included), its CPU time (user + system) and peak RSS from /usr/bin/time.',
   '',
+  ...targetLines(),
+  ...extrapolation(10_000_000),
 ].join('\n');
 process.stdout.write(md);
 mkdirSync(outDir, { recursive: true });

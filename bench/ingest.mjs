@@ -13,7 +13,10 @@
 //
 // Prints a markdown table on stdout and writes it to ingest.md, with every number and the run's
 // metadata in ingest.json, in --out DIR (default bench/results; bench/run.mjs puts both in its
-// report). --dist DIR: the build whose `llm-audit serve` is measured (default dist/cjs). Progress
+// report). --dist DIR: the build whose `llm-audit serve` is measured (default dist/cjs).
+// --onto-ledger DIR / --onto-postgres URL: append to that existing ledger (e.g. the 1M-record one
+// bench/scale.mjs keeps) instead of a fresh one, to see serve's memory beside a large ledger; its
+// records are added to, not copied. --label NAME: write ingest-NAME.md / .json instead. Progress
 // on stderr. Not run by the tests.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,6 +43,9 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '512' },
     out: { type: 'string' },
     dist: { type: 'string' },
+    'onto-ledger': { type: 'string' },
+    'onto-postgres': { type: 'string' },
+    label: { type: 'string' },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -259,6 +265,12 @@ function postgresAdminUrl() {
 class Unavailable extends Error {}
 
 async function backend(name) {
+  if ((name === 'file-always' || name === 'file-batch') && args['onto-ledger']) {
+    return { label: `${BACKENDS[name]}, onto ${args['onto-ledger']}`, args: ['--ledger', resolve(args['onto-ledger']), '--fsync', name === 'file-always' ? 'always' : 'batch'], cleanup: async () => undefined };
+  }
+  if (name === 'postgres' && args['onto-postgres']) {
+    return { label: `${BACKENDS.postgres}, onto the database ${new URL(args['onto-postgres']).pathname.slice(1)}`, args: ['--postgres', args['onto-postgres']], cleanup: async () => undefined };
+  }
   if (name === 'file-always' || name === 'file-batch') {
     const dir = mkdtempSync(join(tmpdir(), 'bench-ingest-'));
     return {
@@ -363,7 +375,8 @@ for (const name of Object.keys(BACKENDS)) {
 }
 agent.destroy();
 
-const shown = (arg) => (arg.startsWith(`${root}/`) ? relative(root, arg) : arg);
+// Paths relative to the repository; a database URL without its password.
+const shown = (arg) => (arg.startsWith(`${root}/`) ? relative(root, arg) : arg.replace(/^(postgres(?:ql)?:\/\/[^:/@]+):[^@]*@/, '$1@'));
 const result = {
   benchmark: 'ingest',
   date: new Date().toISOString(),
@@ -375,7 +388,8 @@ const result = {
 };
 const markdown = renderIngestMarkdown(result);
 mkdirSync(outDir, { recursive: true });
-writeFileSync(join(outDir, 'ingest.json'), JSON.stringify(result, null, 1) + '\n');
-writeFileSync(join(outDir, 'ingest.md'), markdown);
+const stem = args.label ? `ingest-${args.label}` : 'ingest';
+writeFileSync(join(outDir, `${stem}.json`), JSON.stringify(result, null, 1) + '\n');
+writeFileSync(join(outDir, `${stem}.md`), markdown);
 process.stdout.write(`\n${markdown}`);
-log(`wrote ${join(outDir, 'ingest.md')} and ingest.json`);
+log(`wrote ${join(outDir, `${stem}.md`)} and ${stem}.json`);

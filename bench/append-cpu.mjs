@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { records } from '../../bench/lib/dataset.mjs';
+import { records } from './lib/dataset.mjs';
 const require = createRequire(import.meta.url);
 const [dist, backend, N = '50000'] = process.argv.slice(2);
 const { canonicalJson } = require(dist + '/audit/canonical-json.js');

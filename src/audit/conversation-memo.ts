@@ -152,11 +152,34 @@ const MAX_CANDIDATES = 4;
 export const MISS_STREAK = 64;
 export const PROBE_EVERY = 16;
 
+/**
+ * That rule, for one kind of thing remembered (the memo's hash states, core/snapshot.ts's request
+ * copies): told whether each use found something remembered, it says whether the next is worth
+ * remembering.
+ */
+export class RememberRule {
+  #misses = 0;
+  #probe = 0;
+
+  found(): void {
+    this.#misses = 0;
+  }
+
+  missed(): void {
+    if (this.#misses <= MISS_STREAK) this.#misses++;
+  }
+
+  worthRemembering(): boolean {
+    if (this.#misses <= MISS_STREAK) return true;
+    this.#probe = (this.#probe + 1) % PROBE_EVERY;
+    return this.#probe === 0;
+  }
+}
+
 /** Hash states of message-list prefixes, by the list's message objects. `State` is the hasher's. */
 export class ConversationMemo<State> {
   readonly #entries = new WeakMap<object, Entry<State>>();
-  #misses = 0;
-  #probe = 0;
+  readonly #rule = new RememberRule();
 
   /** The longest prefix of `items` whose state is remembered and still valid, if any. */
   resume(items: readonly unknown[]): Resume<State> | undefined {
@@ -168,22 +191,20 @@ export class ConversationMemo<State> {
       if (entry === undefined) continue;
       candidates++;
       if (entry.items.length === last + 1 && covers(entry, items)) {
-        this.#misses = 0;
+        this.#rule.found();
         return { key: item, covered: last + 1, state: entry.state, snapshots: entry.snapshots, entry };
       }
       // Stale for this conversation (trimmed, a window slid, a message edited): it would only keep
       // the messages it covers alive.
       this.#entries.delete(item);
     }
-    this.#misses++;
+    this.#rule.missed();
     return undefined;
   }
 
   /** Whether a list that resumed nothing should be remembered (see MISS_STREAK). */
   worthRemembering(): boolean {
-    if (this.#misses <= MISS_STREAK) return true;
-    this.#probe = (this.#probe + 1) % PROBE_EVERY;
-    return this.#probe === 0;
+    return this.#rule.worthRemembering();
   }
 
   /**

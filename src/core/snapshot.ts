@@ -25,7 +25,7 @@
  * object (the params object itself is not remembered: see copy()).
  */
 
-import { MISS_STREAK, PROBE_EVERY } from '../audit/conversation-memo';
+import { RememberRule } from '../audit/conversation-memo';
 
 const copies = new WeakMap<object, object>();
 
@@ -45,18 +45,17 @@ interface Walk {
 // A server that receives the whole conversation with each request copies new objects at every
 // call: each remembered copy is then a WeakMap entry per object per call (one per message at
 // least), which the garbage collector pays for and nothing ever finds again. So, as the
-// conversation memo does for its states (and with its bounds), after MISS_STREAK calls in a row
-// that found no earlier copy only one call in PROBE_EVERY remembers its copies, until a call finds
-// one: the application reuses its objects again.
-let missStreak = 0;
-let probe = 0;
+// conversation memo does for its states (by the same rule), after a streak of calls that found no
+// earlier copy only one call in a few remembers its copies, until a call finds one: the
+// application reuses its objects again.
+const rule = new RememberRule();
 
 /** The params, copied as described above; `params` itself when it is not an object. Throws on a cycle or a throwing getter. */
 export function snapshotRequest<T>(params: T): T {
-  const walk: Walk = { path: [], remember: missStreak < MISS_STREAK || (probe = (probe + 1) % PROBE_EVERY) === 0, found: false };
+  const walk: Walk = { path: [], remember: rule.worthRemembering(), found: false };
   const out = copy(params, walk) as T;
-  if (walk.found) missStreak = 0;
-  else if (missStreak < MISS_STREAK) missStreak++;
+  if (walk.found) rule.found();
+  else rule.missed();
   return out;
 }
 
